@@ -1,0 +1,196 @@
+/**
+ * Test helpers used by every spec: child processes (Node and C), unique keys, and cleanup of
+ * every IPC object a test creates.
+ */
+
+import { execFileSync, spawn, type SpawnOptions } from 'node:child_process'
+import { createHash } from 'node:crypto'
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join, resolve } from 'node:path'
+
+/** The repository root. */
+export const ROOT = resolve(__dirname, '..', '..')
+/** Entry of the TypeScript sources, as children require them. */
+export const SOURCE_ENTRY = join(ROOT, 'ts', 'index.ts')
+const TSX_CJS = require.resolve('tsx/cjs')
+
+/** An unprivileged user and group for permission tests (nobody/nogroup). */
+export const NOBODY = { uid: 65534, gid: 65534 }
+
+/** Result of a finished child process. */
+export interface ChildResult {
+  code: number | null
+  signal: NodeJS.Signals | null
+  stdout: string
+  stderr: string
+}
+
+/** A running child with its output collected. */
+export interface RunningChild {
+  pid: number
+  /** Resolves when the child exits. */
+  done: Promise<ChildResult>
+  /** Sends a line to the child's stdin. */
+  write(line: string): void
+  /** Resolves with the first stdout line that matches. */
+  line(match?: RegExp): Promise<string>
+  kill(signal?: NodeJS.Signals): void
+}
+
+function run(command: string, args: string[], options: SpawnOptions & { timeoutMs?: number } = {}): RunningChild {
+  const { timeoutMs = 60_000, ...spawnOptions } = options
+  const child = spawn(command, args, { stdio: ['pipe', 'pipe', 'pipe'], ...spawnOptions })
+  let stdout = ''
+  let stderr = ''
+  const waiters: Array<{ match: RegExp; resolve: (s: string) => void }> = []
+  const lines: string[] = []
+  child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
+    const before = stdout
+    stdout += chunk
+    const complete = stdout.split('\n').slice(0, -1)
+    const already = before.split('\n').length - 1
+    for (const l of complete.slice(already)) lines.push(l)
+    for (const w of [...waiters]) {
+      const hit = lines.find((l) => w.match.test(l))
+      if (hit !== undefined) {
+        waiters.splice(waiters.indexOf(w), 1)
+        w.resolve(hit)
+      }
+    }
+  })
+  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk))
+  const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs)
+  const done = new Promise<ChildResult>((res, rej) => {
+    child.on('error', rej)
+    child.on('close', (code, signal) => {
+      clearTimeout(timer)
+      res({ code, signal, stdout, stderr })
+    })
+  })
+  return {
+    pid: child.pid!,
+    done,
+    write: (line) => child.stdin!.write(`${line}\n`),
+    line: (match = /./) =>
+      new Promise<string>((res, rej) => {
+        const hit = lines.find((l) => match.test(l))
+        if (hit !== undefined) return res(hit)
+        waiters.push({ match, resolve: res })
+        done.then((r) => rej(new Error(`child exited (${r.code ?? r.signal}) before printing ${match}: ${r.stderr}`)))
+      }),
+    kill: (signal = 'SIGTERM') => child.kill(signal),
+  }
+}
+
+/**
+ * Runs `code` in a child Node process in which `ipckit` is the package built from `ts/`
+ * (as `const ipckit = require(...)`), and `args` is `process.argv.slice(2)`.
+ */
+export function nodeChild(
+  code: string,
+  args: string[] = [],
+  options: SpawnOptions & { timeoutMs?: number } = {},
+): RunningChild {
+  const prelude = `const ipckit = require(${JSON.stringify(SOURCE_ENTRY)});\n`
+  return run(process.execPath, ['--require', TSX_CJS, '-e', prelude + code, '--', ...args], {
+    cwd: ROOT,
+    ...options,
+  })
+}
+
+/** {@link nodeChild}, awaited; throws unless it exits with code 0. */
+export async function runNode(code: string, args: string[] = [], options: SpawnOptions & { timeoutMs?: number } = {}) {
+  const r = await nodeChild(code, args, options).done
+  if (r.code !== 0) throw new Error(`node child failed (${r.code ?? r.signal}): ${r.stderr}${r.stdout}`)
+  return r
+}
+
+const buildDirs: string[] = []
+
+/**
+ * Compiles a C program with gcc into a private temporary folder (removed by
+ * {@link removeBuilds}) and returns the executable's path. Identical sources compile once.
+ */
+export function compileC(name: string, source: string): string {
+  const hash = createHash('sha1').update(source).digest('hex').slice(0, 12)
+  if (buildDirs.length === 0) buildDirs.push(mkdtempSync(join(tmpdir(), 'ipckit-test-c-')))
+  const dir = buildDirs[0]!
+  const exe = join(dir, `${name}-${hash}`)
+  if (existsSync(exe)) return exe
+  const src = `${exe}.c`
+  writeFileSync(src, source)
+  execFileSync('gcc', ['-O2', '-Wall', '-Werror', '-o', exe, src], { stdio: 'pipe' })
+  return exe
+}
+
+/** Runs a compiled program as a child. */
+export function cChild(exe: string, args: string[] = [], options: SpawnOptions & { timeoutMs?: number } = {}) {
+  return run(exe, args, options)
+}
+
+/** Runs a compiled program; throws unless it exits with code 0. */
+export async function runC(exe: string, args: string[] = [], options: SpawnOptions & { timeoutMs?: number } = {}) {
+  const r = await cChild(exe, args, options).done
+  if (r.code !== 0) throw new Error(`${exe} failed (${r.code ?? r.signal}): ${r.stderr}${r.stdout}`)
+  return r
+}
+
+/** Removes the folders {@link compileC} made. */
+export function removeBuilds(): void {
+  for (const dir of buildDirs.splice(0)) rmSync(dir, { recursive: true, force: true })
+}
+
+/** A temporary folder removed by the returned `remove()`. */
+export function tempDir(prefix = 'ipckit-test-'): { path: string; remove(): void } {
+  const path = mkdtempSync(join(tmpdir(), prefix))
+  return { path, remove: () => rmSync(path, { recursive: true, force: true }) }
+}
+
+/** Ids of System V objects of a type that exist now, from /proc/sysvipc. */
+export function sysvIds(type: 'msg' | 'sem' | 'shm'): Set<number> {
+  const lines = readFileSync(`/proc/sysvipc/${type}`, 'utf8').trim().split('\n').slice(1)
+  return new Set(lines.map((l) => Number(l.trim().split(/\s+/)[1])))
+}
+
+/** Whether a key has an object of `type` now, from /proc/sysvipc. */
+export function keyExists(type: 'msg' | 'sem' | 'shm', key: number): boolean {
+  const lines = readFileSync(`/proc/sysvipc/${type}`, 'utf8').trim().split('\n').slice(1)
+  return lines.some((l) => Number(l.trim().split(/\s+/)[0]) === (key | 0))
+}
+
+let keyCounter = 0
+/**
+ * A key no System V object of `type` uses now: from a range kept for tests, mixed with the pid
+ * so that parallel test processes do not meet.
+ */
+export function freshKey(type: 'msg' | 'sem' | 'shm' = 'msg'): number {
+  for (;;) {
+    keyCounter = (keyCounter + 1) & 0xff
+    const key = (0x7e00_0000 | ((process.pid & 0xffff) << 8) | keyCounter) >>> 0
+    if (!keyExists(type, key)) return key
+  }
+}
+
+/** Writes a file and returns its path (for fixtures). */
+export function writeFixture(dir: string, name: string, content: string): string {
+  mkdirSync(dir, { recursive: true })
+  const p = join(dir, name)
+  writeFileSync(p, content)
+  return p
+}
+
+/** Resolves after `ms` milliseconds. */
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms))
+
+/** Milliseconds an async function takes, with its result. */
+export async function timed<T>(fn: () => Promise<T>): Promise<{ ms: number; value: T }> {
+  const start = process.hrtime.bigint()
+  const value = await fn()
+  return { ms: Number(process.hrtime.bigint() - start) / 1e6, value }
+}
+
+/** Open file descriptors of this process (from /proc/self/fd). */
+export function openFds(): number {
+  return readdirSync('/proc/self/fd').length
+}

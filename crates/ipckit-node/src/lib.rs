@@ -1,0 +1,11 @@
+//! Node-API binding of the `ipckit` core (napi-rs v3).
+//!
+//! Thin by design: it converts JavaScript values to Rust and back, turns core errors into
+//! Node-style system errors ([`error`]), and runs blocking waits on the core's own threads,
+//! reporting back through one threadsafe function per JavaScript environment ([`reactor`]).
+//! It holds no IPC logic; the public API, with its validation, lives in the TypeScript layer.
+
+mod error;
+mod key;
+mod msg;
+mod reactor;

@@ -1,0 +1,196 @@
+//! System V message queues for JavaScript: value conversion over [`ipckit::msg`].
+//!
+//! The synchronous receive writes into a buffer the caller keeps (type header, then payload),
+//! so a message costs no allocation here; waits go through the [`Reactor`].
+
+use ipckit::msg::{self, MessageQueue, MsgStat, MsgUpdate, OpenOptions, ReceiveFlags};
+use ipckit::Errno;
+use napi::bindgen_prelude::*;
+use napi_derive::napi;
+
+use crate::error::OrThrow;
+use crate::reactor::{Outcome, Reactor};
+
+/// Bytes of the `long mtype` header in front of a `struct msgbuf` payload.
+#[napi]
+pub const MSG_HEADER: u32 = msg::HEADER as u32;
+
+/// `msgget`: the id of the queue of `key`.
+#[napi]
+pub fn msg_open(env: &Env, key: i32, create: bool, exclusive: bool, mode: u32) -> Result<i32> {
+    let options = OpenOptions {
+        create,
+        exclusive,
+        mode,
+    };
+    MessageQueue::open(key, options)
+        .map(|q| q.id())
+        .or_throw(env)
+}
+
+/// `msgsnd` on the calling thread. With `nowait`, a full queue throws `EAGAIN`, unless
+/// `full_is_false` asks for `false` instead (the fast path of the async send).
+#[napi]
+pub fn msg_send(
+    env: &Env,
+    id: i32,
+    mtype: i64,
+    data: &[u8],
+    nowait: bool,
+    full_is_false: bool,
+) -> Result<bool> {
+    match MessageQueue::from_id(id).send(mtype, data, nowait) {
+        Ok(()) => Ok(true),
+        Err(e) if full_is_false && e.errno() == Errno::EAGAIN => Ok(false),
+        Err(e) => Err(crate::error::sys_error(env, e)),
+    }
+}
+
+/// `msgrcv` on the calling thread into `buf` (header + payload room). Returns the payload
+/// length; the type is in the header. With `nowait` and `empty_is_null`, an empty queue
+/// returns -1 instead of throwing `ENOMSG` (the fast path of the async receive).
+#[napi]
+#[allow(clippy::too_many_arguments)]
+pub fn msg_receive(
+    env: &Env,
+    id: i32,
+    mut buf: BufferSlice<'_>,
+    mtype: i64,
+    except: bool,
+    truncate: bool,
+    nowait: bool,
+    empty_is_null: bool,
+) -> Result<i64> {
+    let flags = ReceiveFlags {
+        nowait,
+        except,
+        truncate,
+    };
+    let queue = MessageQueue::from_id(id);
+    let result = if nowait {
+        queue.receive(&mut buf, mtype, flags)
+    } else {
+        ipckit::error::retry_eintr(|| queue.receive(&mut buf, mtype, flags))
+    };
+    match result {
+        Ok(got) => Ok(got.len as i64),
+        Err(e) if empty_is_null && e.errno() == Errno::ENOMSG => Ok(-1),
+        Err(e) => Err(crate::error::sys_error(env, e)),
+    }
+}
+
+/// Starts a blocking `msgrcv` on a wait thread; the message arrives through the reactor's
+/// dispatch as (type, payload). `max_size` < 0 means the system's msgmax.
+#[napi]
+pub fn msg_receive_start(
+    reactor: &Reactor,
+    wait_id: u32,
+    id: i32,
+    mtype: i64,
+    except: bool,
+    truncate: bool,
+    max_size: i64,
+) {
+    let flags = ReceiveFlags {
+        nowait: false,
+        except,
+        truncate,
+    };
+    let max_size = usize::try_from(max_size).ok();
+    reactor.start(wait_id, move |canceller| {
+        MessageQueue::from_id(id)
+            .receive_owned(mtype, flags, max_size, canceller)
+            .map(|(mtype, data)| Outcome::Message(mtype, data))
+    });
+}
+
+/// Starts a blocking `msgsnd` on a wait thread (the queue was full); `data` is copied first.
+#[napi]
+pub fn msg_send_start(reactor: &Reactor, wait_id: u32, id: i32, mtype: i64, data: &[u8]) {
+    let msgbuf = msg::encode(mtype, data);
+    reactor.start(wait_id, move |canceller| {
+        let queue = MessageQueue::from_id(id);
+        ipckit::wait::interruptible(canceller, "msgsnd", || queue.send_encoded(&msgbuf, false))
+            .map(|()| Outcome::Done)
+    });
+}
+
+/// A queue's state (`msgctl(IPC_STAT)`); times in seconds since the epoch, 0 for never.
+#[napi(object)]
+pub struct MsgStatJs {
+    pub key: u32,
+    pub messages: f64,
+    pub bytes: f64,
+    pub max_bytes: f64,
+    pub last_send_pid: i32,
+    pub last_receive_pid: i32,
+    pub last_send_time: f64,
+    pub last_receive_time: f64,
+    pub change_time: f64,
+    pub uid: u32,
+    pub gid: u32,
+    pub cuid: u32,
+    pub cgid: u32,
+    pub mode: u32,
+}
+
+impl From<MsgStat> for MsgStatJs {
+    fn from(s: MsgStat) -> Self {
+        Self {
+            key: s.key as u32,
+            messages: s.messages as f64,
+            bytes: s.bytes as f64,
+            max_bytes: s.max_bytes as f64,
+            last_send_pid: s.last_send_pid,
+            last_receive_pid: s.last_receive_pid,
+            last_send_time: s.last_send_time as f64,
+            last_receive_time: s.last_receive_time as f64,
+            change_time: s.change_time as f64,
+            uid: s.uid,
+            gid: s.gid,
+            cuid: s.cuid,
+            cgid: s.cgid,
+            mode: s.mode,
+        }
+    }
+}
+
+/// `msgctl(IPC_STAT)`.
+#[napi]
+pub fn msg_stat(env: &Env, id: i32) -> Result<MsgStatJs> {
+    MessageQueue::from_id(id)
+        .stat()
+        .map(Into::into)
+        .or_throw(env)
+}
+
+/// `msgctl(IPC_SET)`; a negative or missing value keeps the current one.
+#[napi]
+pub fn msg_update(
+    env: &Env,
+    id: i32,
+    max_bytes: Option<f64>,
+    mode: Option<u32>,
+    uid: Option<u32>,
+    gid: Option<u32>,
+) -> Result<()> {
+    let update = MsgUpdate {
+        max_bytes: max_bytes.map(|v| v as u64),
+        mode,
+        uid,
+        gid,
+    };
+    MessageQueue::from_id(id).update(update).or_throw(env)
+}
+
+/// `msgctl(IPC_RMID)`.
+#[napi]
+pub fn msg_remove(env: &Env, id: i32) -> Result<()> {
+    MessageQueue::from_id(id).remove().or_throw(env)
+}
+
+/// The system's current `msgmax` (read from /proc on each call).
+#[napi]
+pub fn msg_max() -> u32 {
+    ipckit::limits::msgmax() as u32
+}

@@ -1,0 +1,135 @@
+//! The async model: blocking waits run on the core's threads ([`ipckit::wait`]), never on
+//! the libuv threadpool, and report back through one threadsafe function per JavaScript
+//! environment.
+//!
+//! The TypeScript layer creates one [`Reactor`] with its dispatch function
+//! `(waitId, error, number, buffer) => void`, starts waits with a wait id of its choosing, and
+//! cancels them by id. The threadsafe function is weak: it keeps the event loop alive only
+//! while the TypeScript layer holds it referenced with [`Reactor::ref_`] (while waits are
+//! pending). When the environment shuts down (process exit, worker termination) every pending
+//! wait is cancelled, so no thread stays blocked for an environment that is gone.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use ipckit::wait::{self, Canceller};
+use napi::bindgen_prelude::*;
+use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
+use napi_derive::napi;
+
+use crate::error::SysErrorInfo;
+
+/// What a finished wait hands back.
+pub(crate) enum Outcome {
+    /// Nothing but success (a send, a semaphore operation).
+    Done,
+    /// A message: its type and payload.
+    Message(i64, Vec<u8>),
+}
+
+type Completion = (u32, ipckit::Result<Outcome>);
+type DispatchArgs = FnArgs<(u32, Option<SysErrorInfo>, Option<f64>, Option<Buffer>)>;
+type Dispatch = ThreadsafeFunction<Completion, (), DispatchArgs, Status, false, true>;
+
+type Pending = Arc<Mutex<HashMap<u32, Canceller>>>;
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Runs waits off the JavaScript thread and delivers their results to one dispatch function.
+#[napi]
+pub struct Reactor {
+    dispatch: Arc<Mutex<Dispatch>>,
+    pending: Pending,
+}
+
+#[napi]
+impl Reactor {
+    /// `dispatch(waitId, error, number, buffer)` is called on the JavaScript thread once per
+    /// finished wait: `error` is a system error's fields or null; a received message comes as
+    /// `number` (its type) and `buffer` (its payload).
+    #[napi(constructor)]
+    pub fn new(
+        env: &Env,
+        #[napi(
+            ts_arg_type = "(waitId: number, error: SysErrorInfo | null, value: number | null, data: Buffer | null) => void"
+        )]
+        dispatch: Function<'_, DispatchArgs, ()>,
+    ) -> Result<Self> {
+        let tsfn: Dispatch = dispatch
+            .build_threadsafe_function::<Completion>()
+            .weak::<true>()
+            .callee_handled::<false>()
+            .build_callback(|ctx| {
+                let (id, result) = ctx.value;
+                Ok(match result {
+                    Ok(Outcome::Done) => (id, None, None, None),
+                    Ok(Outcome::Message(mtype, data)) => {
+                        (id, None, Some(mtype as f64), Some(Buffer::from(data)))
+                    }
+                    Err(e) => (id, Some(SysErrorInfo::from(&e)), None, None),
+                }
+                .into())
+            })?;
+        let pending: Pending = Arc::default();
+        env.add_env_cleanup_hook(pending.clone(), |pending| {
+            for canceller in lock(&pending).values() {
+                canceller.cancel();
+            }
+        })?;
+        Ok(Self {
+            dispatch: Arc::new(Mutex::new(tsfn)),
+            pending,
+        })
+    }
+
+    /// Cancels wait `wait_id`: it finishes with `ECANCELED` unless it completed first (then its
+    /// result is delivered as usual, so nothing taken is lost). Unknown ids are ignored.
+    #[napi]
+    pub fn cancel(&self, wait_id: u32) {
+        if let Some(canceller) = lock(&self.pending).get(&wait_id) {
+            canceller.cancel();
+        }
+    }
+
+    /// Keeps the event loop alive until [`unref`](Self::unref) (called while waits are pending).
+    #[napi(js_name = "ref")]
+    #[allow(deprecated)] // napi-rs keeps ref/unref for exactly this use
+    pub fn ref_(&self, env: &Env) -> Result<()> {
+        lock(&self.dispatch).refer(env)
+    }
+
+    /// Lets the event loop exit although waits are pending.
+    #[napi]
+    #[allow(deprecated)]
+    pub fn unref(&self, env: &Env) -> Result<()> {
+        lock(&self.dispatch).unref(env)
+    }
+
+    /// Waits started and not yet delivered; for tests and diagnostics.
+    #[napi(getter)]
+    pub fn pending(&self) -> u32 {
+        lock(&self.pending).len() as u32
+    }
+}
+
+impl Reactor {
+    /// Runs `job` on a core wait thread as wait `wait_id` and delivers its result.
+    pub(crate) fn start(
+        &self,
+        wait_id: u32,
+        job: impl FnOnce(&Canceller) -> ipckit::Result<Outcome> + Send + 'static,
+    ) {
+        let canceller = Canceller::new();
+        lock(&self.pending).insert(wait_id, canceller.clone());
+        let pending = self.pending.clone();
+        let dispatch = self.dispatch.clone();
+        wait::spawn(move || {
+            let result = job(&canceller);
+            lock(&pending).remove(&wait_id);
+            // Fails only when the environment is gone, and then nobody waits for the result.
+            lock(&dispatch).call((wait_id, result), ThreadsafeFunctionCallMode::NonBlocking);
+        });
+    }
+}

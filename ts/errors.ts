@@ -1,0 +1,169 @@
+/**
+ * Errors, made in one place: system errors from the kernel ({@link IpcError}), argument errors
+ * with Node's codes (`ERR_INVALID_ARG_TYPE`, `ERR_OUT_OF_RANGE`, ...), `ERR_INVALID_STATE` for
+ * use after `close()`, and {@link AbortError} for cancelled waits.
+ *
+ * @module
+ */
+
+/** The fields a system error carries, as the native layer reports them. */
+export interface SystemErrorFields {
+  /** Symbolic errno name: `'EACCES'`. */
+  code: string
+  /** Negative errno, as Node.js reports it: `-13`. */
+  errno: number
+  /** The failed system call: `'msgget'`. */
+  syscall: string
+  /** `'EACCES: permission denied, msgget'`. */
+  message: string
+}
+
+/**
+ * A failed system call, shaped like Node's own system errors: `code`, negative `errno`,
+ * `syscall`, and a message such as `EACCES: permission denied, msgget`. Test `code`, never the
+ * message.
+ *
+ * @example
+ * ```ts
+ * try {
+ *   MessageQueue.open(0x1234) // no queue with that key, and no `create`
+ * } catch (err) {
+ *   if (err instanceof IpcError && err.code === 'ENOENT') console.log('no such queue')
+ * }
+ * ```
+ */
+export class IpcError extends Error {
+  /** Symbolic errno name: `'EACCES'`. */
+  readonly code: string
+  /** Negative errno, as Node.js reports it: `-13`. */
+  readonly errno: number
+  /** The failed system call: `'msgget'`. */
+  readonly syscall: string
+
+  constructor(fields: SystemErrorFields) {
+    super(fields.message)
+    this.name = 'IpcError'
+    this.code = fields.code
+    this.errno = fields.errno
+    this.syscall = fields.syscall
+    Error.captureStackTrace?.(this, IpcError)
+  }
+}
+
+function isSystemErrorFields(value: unknown): value is SystemErrorFields {
+  if (value === null || typeof value !== 'object') return false
+  const v = value as Record<string, unknown>
+  return typeof v.code === 'string' && typeof v.errno === 'number' && typeof v.syscall === 'string'
+}
+
+/**
+ * Turns what the native layer threw into an {@link IpcError} (with this call's stack); any
+ * other value is returned as it is.
+ * @internal
+ */
+export function fromNative(err: unknown): unknown {
+  return isSystemErrorFields(err) && !(err instanceof IpcError) ? new IpcError(err) : err
+}
+
+/**
+ * Runs a native call, rethrowing its system errors as {@link IpcError}.
+ * @internal
+ */
+export function callNative<T>(fn: () => T): T {
+  try {
+    return fn()
+  } catch (err) {
+    const e = fromNative(err)
+    // Start the stack at the public method that made the call, not in this helper.
+    if (e instanceof IpcError) Error.captureStackTrace?.(e, callNative)
+    throw e
+  }
+}
+
+/** An error with a Node-style `code` property. */
+export type CodedError<E extends Error = Error> = E & { code: string }
+
+function coded<E extends Error>(err: E, code: string): CodedError<E> {
+  Object.defineProperty(err, 'code', { value: code, enumerable: true, writable: true, configurable: true })
+  return err as CodedError<E>
+}
+
+/** @internal `TypeError` with code `ERR_INVALID_ARG_TYPE`. */
+export function invalidArgType(name: string, expected: string, actual: unknown): CodedError<TypeError> {
+  return coded(
+    new TypeError(`The "${name}" argument must be ${expected}. Received ${describe(actual)}`),
+    'ERR_INVALID_ARG_TYPE',
+  )
+}
+
+/** @internal `TypeError` with code `ERR_INVALID_ARG_VALUE`. */
+export function invalidArgValue(name: string, actual: unknown, reason: string): CodedError<TypeError> {
+  return coded(
+    new TypeError(`The argument '${name}' ${reason}. Received ${describe(actual)}`),
+    'ERR_INVALID_ARG_VALUE',
+  )
+}
+
+/** @internal `RangeError` with code `ERR_OUT_OF_RANGE`. */
+export function outOfRange(name: string, range: string, actual: unknown): CodedError<RangeError> {
+  return coded(
+    new RangeError(
+      `The value of "${name}" is out of range. It must be ${range}. Received ${
+        typeof actual === 'number' || typeof actual === 'bigint' ? String(actual) : describe(actual)
+      }`,
+    ),
+    'ERR_OUT_OF_RANGE',
+  )
+}
+
+/** @internal `Error` with code `ERR_INVALID_STATE`, as Node's `FileHandle` throws after `close()`. */
+export function invalidState(message: string): CodedError<Error> {
+  return coded(new Error(`Invalid state: ${message}`), 'ERR_INVALID_STATE')
+}
+
+/**
+ * A wait that was cancelled, through its `AbortSignal` or because its object was closed.
+ * Like Node's own `AbortError`: `name` is `'AbortError'`, `code` is `'ABORT_ERR'`, and `cause`
+ * holds the signal's reason. A cancelled wait never took anything.
+ *
+ * @example
+ * ```ts
+ * const ac = new AbortController()
+ * setTimeout(() => ac.abort(), 100)
+ * await q.receive({ signal: ac.signal }).catch((err) => {
+ *   if (err.name !== 'AbortError') throw err
+ * })
+ * ```
+ */
+export class AbortError extends Error {
+  readonly code = 'ABORT_ERR'
+
+  constructor(message = 'The operation was aborted', options?: { cause?: unknown }) {
+    super(message, options)
+    this.name = 'AbortError'
+  }
+}
+
+/** Describes a received value as Node's argument errors do. */
+function describe(value: unknown): string {
+  if (value === null) return 'null'
+  if (value === undefined) return 'undefined'
+  switch (typeof value) {
+    case 'function':
+      return `function ${(value as { name?: string }).name || '<anonymous>'}`
+    case 'object': {
+      const ctor = (value as object).constructor?.name
+      return ctor ? `an instance of ${ctor}` : 'an object'
+    }
+    case 'string': {
+      const shown = value.length > 28 ? `${value.slice(0, 25)}...` : value
+      return `type string ('${shown}')`
+    }
+    case 'bigint':
+      return `type bigint (${value}n)`
+    case 'symbol':
+      return `type symbol (${String(value)})`
+    default:
+      return `type ${typeof value} (${String(value)})`
+  }
+}

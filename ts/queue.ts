@@ -1,0 +1,530 @@
+/**
+ * System V message queues: `msgget`, `msgsnd`, `msgrcv`, `msgctl`.
+ *
+ * @module
+ */
+
+import { endianness } from 'node:os'
+
+import { AbortError, IpcError, callNative, fromNative, invalidState, outOfRange } from './errors'
+import { native } from './native'
+import { WaitGroup, startWait } from './reactor'
+import {
+  MAX_SAFE,
+  optionalBoolean,
+  optionalInteger,
+  toBytes,
+  validateAbortSignal,
+  validateKey,
+  validateMode,
+  validateInteger,
+  validateOptions,
+} from './validate'
+
+/**
+ * What can be sent: a string (as UTF-8), a Buffer or Uint8Array, or any other TypedArray or
+ * DataView (its bytes as they are in memory).
+ */
+export type Payload = string | ArrayBufferView
+
+/** A message taken from a queue. */
+export interface Message {
+  /** The message type, >= 1. */
+  type: number
+  /** The payload. */
+  data: Buffer
+}
+
+/** Options of {@link MessageQueue.open}. */
+export interface MessageQueueOpenOptions {
+  /** Create the queue if the key has none (`IPC_CREAT`). Default `false`. */
+  create?: boolean
+  /** Fail with `EEXIST` if the key already has a queue (`IPC_CREAT | IPC_EXCL`); implies `create`. */
+  exclusive?: boolean
+  /** Permission bits of a created queue. Default `0o600`. */
+  mode?: number
+}
+
+/** Options of {@link MessageQueue.send}. */
+export interface SendOptions {
+  /** Message type, an integer >= 1. Default `1`. */
+  type?: number
+  /** Cancels a send that waits for room in a full queue. */
+  signal?: AbortSignal
+}
+
+/** Options of {@link MessageQueue.sendSync}. */
+export interface SendSyncOptions {
+  /** Message type, an integer >= 1. Default `1`. */
+  type?: number
+  /** Block while the queue is full (default `true`); `false` throws `EAGAIN` instead (`IPC_NOWAIT`). */
+  wait?: boolean
+}
+
+/** Options of {@link MessageQueue.receive}. */
+export interface ReceiveOptions {
+  /**
+   * Which message: `0` (default) the first in the queue; `> 0` the first of that type;
+   * `< 0` the first of the lowest type `<= |type|`.
+   */
+  type?: number
+  /** With `type > 0`, take the first message of any *other* type (`MSG_EXCEPT`). */
+  except?: boolean
+  /** Cut a message longer than `maxSize` instead of failing with `E2BIG` (`MSG_NOERROR`). */
+  truncate?: boolean
+  /**
+   * Largest payload accepted. Default: the system's `msgmax`, read at run time, so that no
+   * message is refused. A longer message stays in the queue and the call fails with `E2BIG`,
+   * unless `truncate`.
+   */
+  maxSize?: number
+  /** Cancels the wait; a cancelled receive takes nothing. */
+  signal?: AbortSignal
+}
+
+/** Options of {@link MessageQueue.receiveSync}. */
+export interface ReceiveSyncOptions extends Omit<ReceiveOptions, 'signal'> {
+  /** Block while no message matches (default `true`); `false` throws `ENOMSG` instead (`IPC_NOWAIT`). */
+  wait?: boolean
+}
+
+/** Options of {@link MessageQueue.messages}. */
+export type MessagesOptions = ReceiveOptions
+
+/** A queue's state, from `msgctl(IPC_STAT)`. */
+export interface MessageQueueStat {
+  /** The key (unsigned); 0 for a private queue. */
+  key: number
+  /** Messages in the queue (`msg_qnum`). */
+  messages: number
+  /** Payload bytes in the queue (`__msg_cbytes`). */
+  bytes: number
+  /** Capacity in payload bytes (`msg_qbytes`). */
+  maxBytes: number
+  /** Pid of the last `msgsnd`, 0 if none. */
+  lastSendPid: number
+  /** Pid of the last `msgrcv`, 0 if none. */
+  lastReceivePid: number
+  /** Time of the last `msgsnd`, `null` if none. */
+  lastSendTime: Date | null
+  /** Time of the last `msgrcv`, `null` if none. */
+  lastReceiveTime: Date | null
+  /** Time of creation or of the last `update()`. */
+  changeTime: Date
+  /** Owner user id. */
+  uid: number
+  /** Owner group id. */
+  gid: number
+  /** Creator user id. */
+  cuid: number
+  /** Creator group id. */
+  cgid: number
+  /** Permission bits. */
+  mode: number
+}
+
+/** Changes for {@link MessageQueue.update}; what is left out stays as it is. */
+export interface MessageQueueUpdate {
+  /** Capacity in bytes (above the system's `msgmnb` needs privilege). */
+  maxBytes?: number
+  /** Permission bits. */
+  mode?: number
+  /** Owner user id. */
+  uid?: number
+  /** Owner group id. */
+  gid?: number
+}
+
+const HEADER = native.MSG_HEADER
+const MAX_SIZE = 0x7fff_ffff
+const MAX_ID = 0x7fff_ffff
+
+if (endianness() !== 'LE' || HEADER !== 8) {
+  throw new Error('ipckit supports little-endian 64-bit platforms only')
+}
+
+/** Reads the `long mtype` header of a received `struct msgbuf`. */
+function readType(buf: Buffer): number {
+  return buf.readUInt32LE(0) + buf.readInt32LE(4) * 0x1_0000_0000
+}
+
+/** Receive buffer for the default size: header + the system's msgmax, grown if that grows. */
+let scratch = Buffer.allocUnsafeSlow(HEADER + native.msgMax())
+
+function scratchFor(maxSize: number | undefined): Buffer {
+  if (maxSize === undefined) return scratch
+  if (HEADER + maxSize <= scratch.length) return scratch.subarray(0, HEADER + maxSize)
+  return Buffer.allocUnsafeSlow(HEADER + maxSize)
+}
+
+/** After `E2BIG` with the default size: true if msgmax grew, and the scratch buffer with it. */
+function grewMsgMax(): boolean {
+  const now = native.msgMax()
+  if (HEADER + now <= scratch.length) return false
+  scratch = Buffer.allocUnsafeSlow(HEADER + now)
+  return true
+}
+
+interface ReceiveArgs {
+  type: number
+  except: boolean
+  truncate: boolean
+  maxSize: number | undefined
+}
+
+function receiveArgs(options: ReceiveOptions | ReceiveSyncOptions): ReceiveArgs {
+  const type = optionalInteger(options.type, 'options.type', -MAX_SAFE, MAX_SAFE, 0)
+  const except = optionalBoolean(options.except, 'options.except', false)
+  const truncate = optionalBoolean(options.truncate, 'options.truncate', false)
+  const maxSize =
+    options.maxSize === undefined ? undefined : optionalInteger(options.maxSize, 'options.maxSize', 0, MAX_SIZE, 0)
+  if (except && type <= 0) throw outOfRange('options.type', '>= 1 when options.except is true', type)
+  return { type, except, truncate, maxSize }
+}
+
+function sendType(options: SendOptions | SendSyncOptions): number {
+  return optionalInteger(options.type, 'options.type', 1, MAX_SAFE, 1)
+}
+
+function toDate(seconds: number): Date | null {
+  return seconds === 0 ? null : new Date(seconds * 1000)
+}
+
+/** Ends an iterator's pending wait without an error (see {@link MessageQueue.messages}). */
+const ITERATION_ENDED = Symbol('iteration ended')
+
+/**
+ * A System V message queue.
+ *
+ * Messages carry a type (an integer >= 1) and a payload; receivers pick by type. The queue is
+ * a kernel object that outlives every process using it until {@link remove} is called;
+ * {@link close} only releases this handle.
+ *
+ * Every blocking call has an async form that never blocks the event loop nor parks a libuv
+ * threadpool thread (it waits on a thread the addon owns, and takes a message that is already
+ * queued without any thread hop) and a `...Sync` form for scripts.
+ *
+ * @example
+ * ```ts
+ * import { MessageQueue, ftok } from 'ipckit'
+ *
+ * using q = MessageQueue.open(ftok('/tmp', 1), { create: true })
+ * await q.send('hello', { type: 2 })
+ * const { type, data } = await q.receive()   // type 2, data 'hello'
+ * for await (const msg of q.messages({ type: 2 })) console.log(msg.data.toString())
+ * ```
+ */
+export class MessageQueue implements Disposable {
+  /** The queue identifier, as `ipcs -q` shows it. */
+  readonly id: number
+  /** The key (unsigned 32-bit, as `ipcs` prints it); 0 for a private queue. */
+  readonly key: number
+  #closed = false
+  readonly #waits = new WaitGroup()
+
+  private constructor(id: number, key: number) {
+    this.id = id
+    this.key = key >>> 0
+  }
+
+  /**
+   * Opens the queue of `key` (`msgget`), creating it with `create`. `IPC_PRIVATE` always
+   * creates a new queue.
+   *
+   * Throws `ENOENT` (no queue, no `create`), `EEXIST` (`exclusive`, one exists), `EACCES`,
+   * `ENOSPC` (system limit of queues).
+   *
+   * @example
+   * ```ts
+   * const q = MessageQueue.open(0x5a00_0001, { create: true, mode: 0o660 })
+   * ```
+   */
+  static open(key: number, options?: MessageQueueOpenOptions): MessageQueue {
+    const k = validateKey(key)
+    const opts = validateOptions(options)
+    const create = optionalBoolean(opts.create, 'options.create', false)
+    const exclusive = optionalBoolean(opts.exclusive, 'options.exclusive', false)
+    const mode = validateMode(opts.mode, 'options.mode', 0o600)
+    const id = callNative(() => native.msgOpen(k, create, exclusive, mode))
+    return new MessageQueue(id, k)
+  }
+
+  /**
+   * Creates a new private queue (`IPC_PRIVATE`): reachable by its {@link id}, which can be
+   * passed to other processes.
+   *
+   * @example
+   * ```ts
+   * const q = MessageQueue.create()
+   * child.send({ queueId: q.id })   // the child calls MessageQueue.fromId(queueId)
+   * ```
+   */
+  static create(options?: { mode?: number }): MessageQueue {
+    const opts = validateOptions(options)
+    return MessageQueue.open(0, { create: true, mode: validateMode(opts.mode, 'options.mode', 0o600) })
+  }
+
+  /**
+   * Opens an existing queue by its identifier (as `ipcs -q` shows it). Throws `EINVAL` if there
+   * is no such queue, `EACCES` if it may not be read.
+   *
+   * @example
+   * ```ts
+   * const q = MessageQueue.fromId(Number(process.argv[2]))
+   * ```
+   */
+  static fromId(id: number): MessageQueue {
+    validateInteger(id, 'id', 0, MAX_ID)
+    const stat = callNative(() => native.msgStat(id))
+    return new MessageQueue(id, stat.key)
+  }
+
+  /** Whether {@link close} was called. */
+  get closed(): boolean {
+    return this.#closed
+  }
+
+  #check(): void {
+    if (this.#closed) throw invalidState('MessageQueue is closed')
+  }
+
+  /**
+   * Sends a message (`msgsnd`). Waits, without blocking the event loop, while the queue is
+   * full; `signal` cancels that wait (then nothing was sent).
+   *
+   * @example
+   * ```ts
+   * await q.send(Buffer.from([1, 2, 3]), { type: 7 })
+   * ```
+   */
+  async send(data: Payload, options?: SendOptions): Promise<void> {
+    const bytes = toBytes(data, 'data')
+    const opts = validateOptions(options)
+    const type = sendType(opts)
+    const signal = opts.signal
+    validateAbortSignal(signal, 'options.signal')
+    this.#check()
+    if (signal?.aborted) throw new AbortError(undefined, { cause: signal.reason })
+    if (callNative(() => native.msgSend(this.id, type, bytes, true, true))) return
+    const id = this.id
+    return startWait(
+      (reactor, waitId) => native.msgSendStart(reactor, waitId, id, type, bytes),
+      () => undefined,
+      signal,
+      [this.#waits],
+    )
+  }
+
+  /**
+   * Sends a message, blocking the calling thread while the queue is full; with `wait: false`
+   * a full queue throws `EAGAIN` instead.
+   *
+   * @example
+   * ```ts
+   * q.sendSync('job 1', { type: 1, wait: false })
+   * ```
+   */
+  sendSync(data: Payload, options?: SendSyncOptions): void {
+    const bytes = toBytes(data, 'data')
+    const opts = validateOptions(options)
+    const type = sendType(opts)
+    const wait = optionalBoolean(opts.wait, 'options.wait', true)
+    this.#check()
+    callNative(() => native.msgSend(this.id, type, bytes, !wait, false))
+  }
+
+  /**
+   * Takes one message (`msgrcv`), waiting without blocking the event loop until one matches.
+   * A message already queued is taken at once, on this thread. Rejects with `EIDRM` if the
+   * queue is removed meanwhile, with an `AbortError` if `signal` aborts (nothing taken).
+   *
+   * @example
+   * ```ts
+   * const { type, data } = await q.receive({ type: -5 })   // lowest type <= 5 first
+   * ```
+   */
+  async receive(options?: ReceiveOptions): Promise<Message> {
+    return this.#receive(validateOptions(options), [this.#waits])
+  }
+
+  async #receive(opts: ReceiveOptions, groups: readonly WaitGroup[]): Promise<Message> {
+    const args = receiveArgs(opts)
+    const signal = opts.signal
+    validateAbortSignal(signal, 'options.signal')
+    this.#check()
+    if (signal?.aborted) throw new AbortError(undefined, { cause: signal.reason })
+    const now = this.#receiveNow(args, true, true)
+    if (now !== null) return now
+    const { type, except, truncate, maxSize } = args
+    const id = this.id
+    return startWait(
+      (reactor, waitId) => native.msgReceiveStart(reactor, waitId, id, type, except, truncate, maxSize ?? -1),
+      (value, data) => ({ type: value!, data: data! }),
+      signal,
+      groups,
+    )
+  }
+
+  /** One `msgrcv` on this thread; `null` when nothing matches and `emptyIsNull`. */
+  #receiveNow(args: ReceiveArgs, nowait: boolean, emptyIsNull: boolean): Message | null {
+    for (;;) {
+      const buf = scratchFor(args.maxSize)
+      let len: number
+      try {
+        len = native.msgReceive(this.id, buf, args.type, args.except, args.truncate, nowait, emptyIsNull)
+      } catch (err) {
+        const e = fromNative(err)
+        if (e instanceof IpcError && e.code === 'E2BIG' && args.maxSize === undefined && grewMsgMax()) continue
+        throw e
+      }
+      if (len < 0) return null
+      const data = Buffer.allocUnsafe(len)
+      buf.copy(data, 0, HEADER, HEADER + len)
+      return { type: readType(buf), data }
+    }
+  }
+
+  /**
+   * Takes one message, blocking the calling thread until one matches; with `wait: false` an
+   * empty queue throws `ENOMSG` instead.
+   *
+   * @example
+   * ```ts
+   * const msg = q.receiveSync({ type: 2, wait: false })
+   * ```
+   */
+  receiveSync(options?: ReceiveSyncOptions): Message {
+    const opts = validateOptions(options)
+    const args = receiveArgs(opts)
+    const wait = optionalBoolean(opts.wait, 'options.wait', true)
+    this.#check()
+    return this.#receiveNow(args, !wait, false) as Message
+  }
+
+  /**
+   * Iterates over messages as they arrive, with the options of {@link receive}. Leaving the
+   * loop (`break`, `return`, an exception) cancels the pending wait, and a message is only
+   * ever taken off the queue when it is handed to the loop. `signal` ends the iteration with
+   * an `AbortError`, as Node's own iterators do.
+   *
+   * @example
+   * ```ts
+   * for await (const { type, data } of q.messages({ type: 2, signal })) {
+   *   if (data.toString() === 'stop') break
+   * }
+   * ```
+   */
+  messages(options?: MessagesOptions): AsyncIterableIterator<Message> {
+    const opts = validateOptions(options)
+    receiveArgs(opts)
+    validateAbortSignal(opts.signal, 'options.signal')
+    const iteration = new WaitGroup()
+    const groups = [this.#waits, iteration]
+    let finished = false
+    const done = (): IteratorResult<Message> => ({ done: true, value: undefined })
+    return {
+      [Symbol.asyncIterator]() {
+        return this
+      },
+      next: async (): Promise<IteratorResult<Message>> => {
+        if (finished) return done()
+        try {
+          return { done: false, value: await this.#receive(opts, groups) }
+        } catch (err) {
+          finished = true
+          if (err instanceof AbortError && err.cause === ITERATION_ENDED) return done()
+          throw err
+        }
+      },
+      return: async (): Promise<IteratorResult<Message>> => {
+        finished = true
+        iteration.cancelAll(ITERATION_ENDED)
+        return done()
+      },
+    }
+  }
+
+  /** Same as {@link messages} with no options: `for await (const msg of q)`. */
+  [Symbol.asyncIterator](): AsyncIterableIterator<Message> {
+    return this.messages()
+  }
+
+  /**
+   * The queue's state (`msgctl(IPC_STAT)`).
+   *
+   * @example
+   * ```ts
+   * const { messages, bytes, maxBytes, lastSendPid } = q.stat()
+   * ```
+   */
+  stat(): MessageQueueStat {
+    this.#check()
+    const s = callNative(() => native.msgStat(this.id))
+    return {
+      key: s.key,
+      messages: s.messages,
+      bytes: s.bytes,
+      maxBytes: s.maxBytes,
+      lastSendPid: s.lastSendPid,
+      lastReceivePid: s.lastReceivePid,
+      lastSendTime: toDate(s.lastSendTime),
+      lastReceiveTime: toDate(s.lastReceiveTime),
+      changeTime: new Date(s.changeTime * 1000),
+      uid: s.uid,
+      gid: s.gid,
+      cuid: s.cuid,
+      cgid: s.cgid,
+      mode: s.mode,
+    }
+  }
+
+  /**
+   * Changes capacity, permissions or owner (`msgctl(IPC_SET)`); the owner, the creator or a
+   * privileged process may do it (`EPERM` otherwise).
+   *
+   * @example
+   * ```ts
+   * q.update({ maxBytes: 65536, mode: 0o640 })
+   * ```
+   */
+  update(changes: MessageQueueUpdate): void {
+    const c = validateOptions(changes, 'changes')
+    const maxBytes = c.maxBytes === undefined ? undefined : optionalInteger(c.maxBytes, 'changes.maxBytes', 0, MAX_SAFE, 0)
+    const mode = c.mode === undefined ? undefined : validateMode(c.mode, 'changes.mode', 0)
+    const uid = c.uid === undefined ? undefined : optionalInteger(c.uid, 'changes.uid', 0, 0xffff_fffe, 0)
+    const gid = c.gid === undefined ? undefined : optionalInteger(c.gid, 'changes.gid', 0, 0xffff_fffe, 0)
+    this.#check()
+    callNative(() => native.msgUpdate(this.id, maxBytes, mode, uid, gid))
+  }
+
+  /**
+   * Removes the queue from the system (`msgctl(IPC_RMID)`): its messages are gone, and every
+   * process waiting on it gets `EIDRM`. The handle stays open; close it as usual.
+   *
+   * @example
+   * ```ts
+   * q.remove()
+   * q.close()
+   * ```
+   */
+  remove(): void {
+    this.#check()
+    callNative(() => native.msgRemove(this.id))
+  }
+
+  /**
+   * Releases this handle: pending waits end with an `AbortError` (having taken nothing), and
+   * further calls throw `ERR_INVALID_STATE`. The queue itself stays (see {@link remove}).
+   * Calling it again does nothing.
+   */
+  close(): void {
+    if (this.#closed) return
+    this.#closed = true
+    this.#waits.cancelAll(invalidState('MessageQueue was closed while waiting'))
+  }
+
+  /** Calls {@link close}, for `using q = MessageQueue.open(...)`. */
+  [Symbol.dispose](): void {
+    this.close()
+  }
+}
