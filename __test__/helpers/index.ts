@@ -92,7 +92,9 @@ export function nodeChild(
   args: string[] = [],
   options: SpawnOptions & { timeoutMs?: number } = {},
 ): RunningChild {
-  const prelude = `const ipckit = require(${JSON.stringify(SOURCE_ENTRY)});\n`
+  // `node -e` puts the first argument at argv[1]; insert a script name so that, as in a script,
+  // the arguments start at argv[2].
+  const prelude = `process.argv.splice(1, 0, '[ipckit-child]');const ipckit = require(${JSON.stringify(SOURCE_ENTRY)});\n`
   return run(process.execPath, ['--require', TSX_CJS, '-e', prelude + code, '--', ...args], {
     cwd: ROOT,
     ...options,
