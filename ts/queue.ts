@@ -101,9 +101,13 @@ export interface MessageQueueStat {
   bytes: number
   /** Capacity in payload bytes (`msg_qbytes`). */
   maxBytes: number
-  /** Pid of the last `msgsnd`, 0 if none. */
+  /**
+   * Pid of the last `msgsnd`, 0 if none. Linux records the id of the calling *thread*: a send
+   * that had to wait ran on one of ipckit's wait threads, so this is then that thread's id
+   * (listed under `/proc/<pid>/task/`), not the process id.
+   */
   lastSendPid: number
-  /** Pid of the last `msgrcv`, 0 if none. */
+  /** Pid of the last `msgrcv`, 0 if none; a thread id after a receive that waited (see {@link lastSendPid}). */
   lastReceivePid: number
   /** Time of the last `msgsnd`, `null` if none. */
   lastSendTime: Date | null
