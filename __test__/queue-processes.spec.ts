@@ -291,8 +291,7 @@ test('pending waits do not keep the process alive after close()', async (t) => {
 })
 
 test('a receiver in another process blocked when the queue is removed fails with EIDRM', async (t) => {
-  const q = MessageQueue.create()
-  t.teardown(() => q.close())
+  const q = track(t, MessageQueue.create())
   const child = nodeChild(`
     const q = ipckit.MessageQueue.fromId(Number(process.argv[2]))
     console.log('waiting')
