@@ -214,7 +214,7 @@ test('many aborted receives leave every later message in the queue', async (t) =
 })
 
 test('removing the queue wakes blocked receivers and senders with EIDRM', async (t) => {
-  const q = MessageQueue.create()
+  const q = track(t, MessageQueue.create())
   const receivers = [q.receive(), q.receive({ type: 2 }), q.receive({ type: -3 }), q.receive()]
   const full = track(t, MessageQueue.create())
   full.update({ maxBytes: 1 })
@@ -228,7 +228,6 @@ test('removing the queue wakes blocked receivers and senders with EIDRM', async 
     t.is(e.code, 'EIDRM')
     t.is(e.errno, -43)
   }
-  q.close()
 })
 
 test('messages() iterates in order and break leaves the rest queued', async (t) => {
