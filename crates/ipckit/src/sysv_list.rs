@@ -356,10 +356,8 @@ fn stat_key(kind: IpcType, id: i32) -> Result<Key> {
         IpcType::Msg => {
             let mut ds = MaybeUninit::<libc::msqid_ds>::uninit();
             // SAFETY: IPC_STAT fills the whole msqid_ds that `ds` points to.
-            check(
-                unsafe { libc::msgctl(id, libc::IPC_STAT, ds.as_mut_ptr()) },
-                "msgctl",
-            )?;
+            let rc = unsafe { libc::msgctl(id, libc::IPC_STAT, ds.as_mut_ptr()) };
+            check(rc, "msgctl")?;
             // SAFETY: msgctl succeeded, so it initialised `ds`.
             Ok(unsafe { ds.assume_init() }.msg_perm.key())
         }
@@ -367,20 +365,16 @@ fn stat_key(kind: IpcType, id: i32) -> Result<Key> {
             let mut ds = MaybeUninit::<libc::semid_ds>::uninit();
             // SAFETY: for IPC_STAT the variadic argument is a `struct semid_ds *` (the `buf`
             // member of `union semun`, which has the size of a pointer); semctl fills it.
-            check(
-                unsafe { libc::semctl(id, 0, libc::IPC_STAT, ds.as_mut_ptr()) },
-                "semctl",
-            )?;
+            let rc = unsafe { libc::semctl(id, 0, libc::IPC_STAT, ds.as_mut_ptr()) };
+            check(rc, "semctl")?;
             // SAFETY: semctl succeeded, so it initialised `ds`.
             Ok(unsafe { ds.assume_init() }.sem_perm.key())
         }
         IpcType::Shm => {
             let mut ds = MaybeUninit::<libc::shmid_ds>::uninit();
             // SAFETY: IPC_STAT fills the whole shmid_ds that `ds` points to.
-            check(
-                unsafe { libc::shmctl(id, libc::IPC_STAT, ds.as_mut_ptr()) },
-                "shmctl",
-            )?;
+            let rc = unsafe { libc::shmctl(id, libc::IPC_STAT, ds.as_mut_ptr()) };
+            check(rc, "shmctl")?;
             // SAFETY: shmctl succeeded, so it initialised `ds`.
             Ok(unsafe { ds.assume_init() }.shm_perm.key())
         }
@@ -495,7 +489,7 @@ pub fn remove_all(
 ) -> Result<Vec<(IpcsEntry, Result<()>)>> {
     Ok(ipcs(kind)?
         .into_iter()
-        .filter(|entry| owner.is_none_or(|uid| entry.uid == uid))
+        .filter(|entry| owner.map_or(true, |uid| entry.uid == uid))
         .map(|entry| {
             let result = remove(entry.kind, entry.id, Some(entry.key));
             (entry, result)
