@@ -565,6 +565,18 @@ pub fn limits() -> Result<Limits> {
     })
 }
 
+/// The size of a memory page in bytes (`sysconf(_SC_PAGESIZE)`), the unit of `shmall`; 4096
+/// where it cannot be read.
+///
+/// ```
+/// assert!(ipckit::sysv_list::page_size().is_power_of_two());
+/// ```
+pub fn page_size() -> u64 {
+    // SAFETY: sysconf takes no pointers.
+    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    u64::try_from(size).ok().filter(|&s| s > 0).unwrap_or(4096)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
