@@ -171,8 +171,8 @@ pub struct IpcsEntry {
 /// Every System V object of `kind` (all kinds, messages queues first, when `None`), in the
 /// order the kernel lists them.
 ///
-/// Errors: `ENOSYS` (syscall `ipcs`) where `/proc/sysvipc` does not exist (not Linux, or a
-/// kernel without System V IPC); the errno of `open`/`read` otherwise; `EINVAL` for a table
+/// Errors: `ENOSYS` (syscall `ipcs`) where `/proc/sysvipc/<type>` does not exist (not Linux,
+/// or a kernel without System V IPC); the errno of `open`/`read` otherwise; `EINVAL` for a table
 /// whose layout is not understood.
 ///
 /// ```no_run
@@ -199,10 +199,11 @@ fn read_table(kind: IpcType) -> Result<String> {
         return Err(Error::new(Errno::ENOSYS, "ipcs"));
     }
     std::fs::read_to_string(format!("/proc/sysvipc/{}", kind.as_str())).map_err(|e| {
-        Error::new(
-            Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
-            "open",
-        )
+        match e.raw_os_error() {
+            // No table for this kind: the kernel was built without it.
+            Some(libc::ENOENT) => Error::new(Errno::ENOSYS, "ipcs"),
+            raw => Error::new(Errno::from_raw(raw.unwrap_or(libc::EIO)), "open"),
+        }
     })
 }
 
