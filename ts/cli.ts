@@ -536,6 +536,8 @@ function ipcrmCommand(args: string[], io: CliIo): number {
     owner = asId !== undefined && asId >= 0 ? asId : ownerOpt
   }
 
+  if (ownerOpt !== undefined && !options.some((o) => o.name === 'all')) usageError(io, prog, '--owner needs --all')
+
   let failures = 0
   let all: IpcType | 'every' | undefined
   const types: Record<string, [IpcType, boolean]> = {
@@ -594,7 +596,6 @@ function ipcrmCommand(args: string[], io: CliIo): number {
       }
     }
   }
-  if (ownerOpt !== undefined && all === undefined) usageError(io, prog, "--owner needs --all")
   if (all !== undefined) {
     const report = ipcrm({ all: true, type: all === 'every' ? undefined : all, owner })
     for (const e of report.removed) {
