@@ -116,17 +116,25 @@ test('ipcrm reports EINVAL for an unknown id, ENOENT for an unknown key, EPERM f
   t.like(noKey, { code: 'ENOENT', syscall: 'msgget' })
 
   const mine = await makeObject(t, 'msg', { mode: 0o666 })
+  const unreadable = await makeObject(t, 'sem', { mode: 0o600 })
+  // With a key to re-check, an object the caller may not read is looked up in /proc/sysvipc.
   const r = await runNode(
     `const out = []
-     for (const target of [{ type: 'msg', id: ${mine.id} }, { type: 'msg', key: ${mine.key} }]) {
+     for (const target of [
+       { type: 'msg', id: ${mine.id} },
+       { type: 'msg', key: ${mine.key} },
+       { type: 'sem', id: ${unreadable.id}, key: ${unreadable.key} },
+       { type: 'sem', id: ${unreadable.id}, key: ${unreadable.key ^ 1} },
+     ]) {
        try { ipckit.ipcrm(target); out.push('removed') } catch (err) { out.push(err.code + ' ' + err.syscall) }
      }
      console.log(JSON.stringify(out))`,
     [],
     { uid: NOBODY.uid, gid: NOBODY.gid },
   )
-  t.deepEqual(JSON.parse(r.stdout), ['EPERM msgctl', 'EPERM msgctl'])
+  t.deepEqual(JSON.parse(r.stdout), ['EPERM msgctl', 'EPERM msgctl', 'EPERM semctl', 'EIDRM semctl'])
   t.true(keyExists('msg', mine.key))
+  t.true(keyExists('sem', unreadable.key))
 })
 
 test('removing a queue wakes blocked receivers, here and in a C process, with EIDRM', async (t) => {

@@ -215,10 +215,11 @@ function permsRow(e: IpcsEntry): string {
 
 type Format = 'default' | 'creator' | 'pid' | 'time' | 'limits'
 
-function msgSection(format: Format, entries: IpcsEntry[], lim: Limits<bigint>): string {
+function msgSection(format: Format, entries: IpcsEntry[], lim?: Limits<bigint>): string {
   let s = ''
   switch (format) {
     case 'limits':
+      if (!lim) return ''
       return (
         '------ Messages Limits --------\n' +
         `max queues system wide = ${lim.msgmni}\n` +
@@ -254,10 +255,11 @@ function msgSection(format: Format, entries: IpcsEntry[], lim: Limits<bigint>): 
   return s
 }
 
-function shmSection(format: Format, entries: IpcsEntry[], lim: Limits<bigint>): string {
+function shmSection(format: Format, entries: IpcsEntry[], lim?: Limits<bigint>): string {
   let s = ''
   switch (format) {
     case 'limits': {
+      if (!lim) return ''
       // (shmall * pageSize / 1024) kbytes, saturated as util-linux does.
       const MAX = 2n ** 64n - 1n
       const perPage = lim.pageSize / 1024n
@@ -301,10 +303,11 @@ function shmSection(format: Format, entries: IpcsEntry[], lim: Limits<bigint>): 
   return s
 }
 
-function semSection(format: Format, entries: IpcsEntry[], lim: Limits<bigint>): string {
+function semSection(format: Format, entries: IpcsEntry[], lim?: Limits<bigint>): string {
   let s = ''
   switch (format) {
     case 'limits':
+      if (!lim) return ''
       return (
         '------ Semaphore Limits --------\n' +
         `max number of arrays = ${lim.semmni}\n` +
@@ -414,12 +417,12 @@ function ipcsCommand(args: string[], io: CliIo): number {
     return EXIT_SUCCESS
   }
   let s = '\n'
-  for (const t of order) s += `${section(t, format, entries, undefined as unknown as Limits<bigint>)}\n`
+  for (const t of order) s += `${section(t, format, entries)}\n`
   io.out(s)
   return EXIT_SUCCESS
 }
 
-function section(type: IpcType, format: Format, entries: IpcsEntry[], lim: Limits<bigint>): string {
+function section(type: IpcType, format: Format, entries: IpcsEntry[], lim?: Limits<bigint>): string {
   if (type === 'msg') return msgSection(format, entries, lim)
   if (type === 'shm') return shmSection(format, entries, lim)
   return semSection(format, entries, lim)
@@ -587,8 +590,13 @@ function ipcrmCommand(args: string[], io: CliIo): number {
         return EXIT_FAILURE
       }
       if (verbose) io.out(`removing ${TYPE_WORDS[type]} id \`${id}'\n`)
+      if (id < 0) {
+        // No object has a negative id; the kernel would say EINVAL.
+        io.err(`${prog}: invalid id (${id})\n`)
+        failures++
+        continue
+      }
       try {
-        if (id < 0) throw new IpcError({ code: 'EINVAL', errno: -22, syscall: 'ipcrm', message: 'EINVAL' })
         ipcrm({ type, id })
       } catch (err) {
         io.err(`${prog}: ${removalMessage(err, false)} (${id})\n`)

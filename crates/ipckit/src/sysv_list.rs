@@ -335,7 +335,8 @@ impl Names {
 }
 
 /// The key of the object `id` of `kind`, from `IPC_STAT`; where the caller may not read it
-/// (`EACCES`), from `/proc/sysvipc`, which lists every object.
+/// (`EACCES`), from `/proc/sysvipc`, which lists every object. Fails with `EINVAL` when there
+/// is no object with that id.
 ///
 /// ```no_run
 /// let key = ipckit::sysv_list::key_of(ipckit::sysv_list::IpcType::Msg, 0)?;
@@ -343,7 +344,7 @@ impl Names {
 /// ```
 pub fn key_of(kind: IpcType, id: i32) -> Result<Key> {
     match stat_key(kind, id) {
-        Err(e) if e.errno() == Errno::EACCES => ipcs(Some(kind))?
+        Err(e) if matches!(e.errno(), Errno::EACCES | Errno::ENOSYS) => ipcs(Some(kind))?
             .into_iter()
             .find(|entry| entry.id == id)
             .map(|entry| entry.key)
@@ -362,6 +363,10 @@ fn stat_key(kind: IpcType, id: i32) -> Result<Key> {
             // SAFETY: msgctl succeeded, so it initialised `ds`.
             Ok(unsafe { ds.assume_init() }.msg_perm.key())
         }
+        // The libc crate has no `semid_ds` for musl: read the key from /proc there.
+        #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+        IpcType::Sem => Err(Error::new(Errno::ENOSYS, "semctl")),
+        #[cfg(all(target_os = "linux", target_env = "gnu"))]
         IpcType::Sem => {
             let mut ds = MaybeUninit::<libc::semid_ds>::uninit();
             // SAFETY: for IPC_STAT the variadic argument is a `struct semid_ds *` (the `buf`
