@@ -100,7 +100,16 @@ export interface SharedMemoryEntry extends IpcsEntryBase {
   locked: boolean
 }
 
-/** One System V object; `type` tells which fields it has. */
+/**
+ * One System V object; `type` tells which fields it has.
+ *
+ * @example
+ * ```ts
+ * for (const e of ipcs()) {
+ *   if (e.type === 'shm') console.log(e.id, e.size, e.attachments, e.destroyed)
+ * }
+ * ```
+ */
 export type IpcsEntry = MessageQueueEntry | SemaphoreSetEntry | SharedMemoryEntry
 
 /** Options of {@link ipcs}. */

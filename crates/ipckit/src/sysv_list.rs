@@ -143,6 +143,16 @@ pub enum Details {
 }
 
 /// One System V object, as one row of `/proc/sysvipc/<type>` describes it.
+///
+/// ```no_run
+/// use ipckit::sysv_list::{ipcs, Details};
+/// for e in ipcs(None)? {
+///     if let Details::Shm(shm) = e.details {
+///         println!("segment {} of {} bytes, {} attached", e.id, shm.size, shm.attachments);
+///     }
+/// }
+/// # Ok::<(), ipckit::Error>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct IpcsEntry {
     /// Its kind.
@@ -505,6 +515,13 @@ pub fn remove_all(
 
 /// The System V limits of the running kernel, from `/proc/sys/kernel` (`semvmx` and
 /// `shmmin` are compile-time constants of Linux).
+///
+/// ```no_run
+/// let l = ipckit::sysv_list::limits()?;
+/// let payload = vec![0u8; 100];
+/// assert!(payload.len() as u64 <= l.msgmax);
+/// # Ok::<(), ipckit::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limits {
     /// Largest message, in bytes (`msgmax`).
