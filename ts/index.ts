@@ -29,3 +29,19 @@ export type {
   SendOptions,
   SendSyncOptions,
 } from './queue'
+export { ipcrm, ipcs, limits } from './ipcs'
+export type {
+  IpcType,
+  IpcrmAll,
+  IpcrmById,
+  IpcrmByKey,
+  IpcrmReport,
+  IpcsEntry,
+  IpcsEntryBase,
+  IpcsOptions,
+  Limits,
+  LimitsOptions,
+  MessageQueueEntry,
+  SemaphoreSetEntry,
+  SharedMemoryEntry,
+} from './ipcs'
