@@ -14,6 +14,9 @@ const CLI = join(ROOT, 'ts', 'cli.ts')
 const TSX_CJS = require.resolve('tsx/cjs')
 /** A uid no real user has, unique to this test process, to own objects for `--all` tests. */
 const OWNER = 40000 + ((process.pid + 7) % 20000)
+/** The owner of the objects of the `--all --owner` test alone: tests in a file run concurrently, and
+ *  that test removes every object of its owner. A range no other spec uses. */
+const ALL_OWNER = 62000 + (process.pid % 3000)
 
 interface Run {
   code: number | null
@@ -157,16 +160,16 @@ test('ipcrm reports each failure as util-linux does and exits 1, still removing 
 })
 
 test('ipcrm --all [type] --owner removes only that owner\'s objects', async (t) => {
-  const msg = await makeObject(t, 'msg', { uid: OWNER })
-  const sem = await makeObject(t, 'sem', { uid: OWNER })
-  const shm = await makeObject(t, 'shm', { uid: OWNER })
+  const msg = await makeObject(t, 'msg', { uid: ALL_OWNER })
+  const sem = await makeObject(t, 'sem', { uid: ALL_OWNER })
+  const shm = await makeObject(t, 'shm', { uid: ALL_OWNER })
   const mine = await makeObject(t, 'msg')
-  const first = ipckit('ipcrm', '--all', 'msg', '--owner', String(OWNER), '-v')
+  const first = ipckit('ipcrm', '--all', 'msg', '--owner', String(ALL_OWNER), '-v')
   t.is(first.code, 0)
   t.is(first.stdout, `removing message queue id \`${msg.id}'\n`)
   t.false(keyExists('msg', msg.key))
   t.true(keyExists('sem', sem.key))
-  const second = ipckit('ipcrm', `--all`, `--owner=${OWNER}`)
+  const second = ipckit('ipcrm', `--all`, `--owner=${ALL_OWNER}`)
   t.is(second.code, 0)
   t.false(keyExists('sem', sem.key))
   t.false(keyExists('shm', shm.key))
