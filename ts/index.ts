@@ -29,3 +29,17 @@ export type {
   SendOptions,
   SendSyncOptions,
 } from './queue'
+export { Mutex, MutexGuard, SEMAPHORE_VALUE_MAX, Semaphore, SemaphoreSet } from './semaphore'
+export type {
+  AcquireOptions,
+  AcquireSyncOptions,
+  LockSyncOptions,
+  MutexOpenOptions,
+  SemaphoreOp,
+  SemaphoreOpenOptions,
+  SemaphoreSetOpenOptions,
+  SemaphoreSetStat,
+  SemaphoreSetUpdate,
+  SemaphoreWaitOptions,
+  SemaphoreWaitSyncOptions,
+} from './semaphore'
