@@ -567,6 +567,36 @@ mod tests {
     }
 
     #[test]
+    fn signals_rearm_the_remaining_time_not_the_full_timeout() {
+        use std::os::unix::thread::JoinHandleExt;
+        let s = private(&[0]);
+        let set = s.0;
+        let start = Instant::now();
+        let waiter = std::thread::spawn(move || {
+            // A canceller that is never cancelled: EINTR from a stray signal is retried.
+            let c = Canceller::new();
+            let deadline = Instant::now() + Duration::from_millis(150);
+            set.op_wait(&[SemOp::new(0, -1)], Some(deadline), Some(&c))
+        });
+        let thread = waiter.as_pthread_t();
+        // Interrupt the wait every 20 ms: a restart with the full timeout would never end.
+        while !waiter.is_finished() && start.elapsed() < Duration::from_secs(3) {
+            std::thread::sleep(Duration::from_millis(20));
+            if !waiter.is_finished() {
+                // SAFETY: the thread is joinable (not joined yet), so its id is valid; the
+                // wake signal's handler does nothing but interrupt the call.
+                unsafe { libc::pthread_kill(thread, crate::wait::wake_signal()) };
+            }
+        }
+        let e = waiter.join().unwrap().unwrap_err();
+        assert_eq!((e.errno(), e.syscall()), (Errno::EAGAIN, "semtimedop"));
+        let took = start.elapsed();
+        assert!(took >= Duration::from_millis(145), "{took:?}");
+        assert!(took < Duration::from_secs(2), "{took:?}");
+        assert_eq!(s.0.get(0).unwrap(), 0);
+    }
+
+    #[test]
     fn ranges_and_sizes_fail_in_the_kernel() {
         let s = private(&[SEMVMX]);
         assert_eq!(
