@@ -93,8 +93,8 @@ test('init race: 16 processes (Node and C) open one key at once, one initialises
   const exe = compileC('sem-protocol', PROTOCOL_C)
   const args = [String(key), '3']
   const children = [
-    ...Array.from({ length: 12 }, () => nodeChild(PROTOCOL_NODE, args)),
-    ...Array.from({ length: 4 }, () => cChild(exe, args)),
+    ...Array.from({ length: 8 }, () => nodeChild(PROTOCOL_NODE, args)),
+    ...Array.from({ length: 8 }, () => cChild(exe, args)),
   ]
   await Promise.all(children.map((c) => c.line(/^ready$/)))
   t.false(keyExists('sem', key))

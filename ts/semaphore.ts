@@ -19,7 +19,15 @@ import {
   validateOptions,
 } from './validate'
 
-/** The largest value a semaphore holds (`SEMVMX`, 32767 on Linux). */
+/**
+ * The largest value a semaphore holds (`SEMVMX`, 32767 on Linux); beyond it the kernel answers
+ * `ERANGE`.
+ *
+ * @example
+ * ```ts
+ * if (sem.value + n > SEMAPHORE_VALUE_MAX) throw new Error('too many')
+ * ```
+ */
 export const SEMAPHORE_VALUE_MAX: number = native.SEM_VALUE_MAX
 
 const MAX_ID = 0x7fff_ffff
@@ -290,11 +298,6 @@ export class SemaphoreSet implements Disposable {
    * ```
    */
   async op(ops: readonly SemaphoreOp[], options?: SemaphoreWaitOptions): Promise<void> {
-    return this.#op(ops, options)
-  }
-
-  /** @internal The body of {@link op}, shared with {@link Semaphore} and {@link Mutex}. */
-  async #op(ops: unknown, options: SemaphoreWaitOptions | undefined): Promise<void> {
     const opts = validateOptions(options)
     const flat = encodeOps(ops, this.count)
     const timeout = timeoutOf(opts.timeoutMs)
@@ -315,11 +318,6 @@ export class SemaphoreSet implements Disposable {
       signal,
       [this.#waits],
     )
-  }
-
-  /** @internal Async operation for the wrappers below. */
-  _op(ops: readonly SemaphoreOp[], options: SemaphoreWaitOptions | undefined): Promise<void> {
-    return this.#op(ops, options)
   }
 
   /**
@@ -661,7 +659,7 @@ export class Semaphore implements Disposable {
   async acquire(options?: AcquireOptions): Promise<void> {
     const opts = validateOptions(options)
     const n = amount(opts.count, 'options.count')
-    return this.#set._op(this.#ops(-n), { timeoutMs: opts.timeoutMs, signal: opts.signal })
+    return this.#set.op(this.#ops(-n), { timeoutMs: opts.timeoutMs, signal: opts.signal })
   }
 
   /**
@@ -714,7 +712,7 @@ export class Semaphore implements Disposable {
    * ```
    */
   async waitForZero(options?: SemaphoreWaitOptions): Promise<void> {
-    return this.#set._op([{ index: 0, delta: 0 }], options)
+    return this.#set.op([{ index: 0, delta: 0 }], options)
   }
 
   /**
@@ -916,7 +914,7 @@ export class Mutex implements Disposable {
    * ```
    */
   async lock(options?: SemaphoreWaitOptions): Promise<MutexGuard> {
-    await this.#set._op([{ index: 0, delta: -1, undo: true }], options)
+    await this.#set.op([{ index: 0, delta: -1, undo: true }], options)
     return this.#guard()
   }
 

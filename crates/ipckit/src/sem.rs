@@ -121,6 +121,15 @@ impl SemOp {
 }
 
 /// A set's state, from `semctl(IPC_STAT)`.
+///
+/// ```
+/// use ipckit::sem::{OpenOptions, SemOp, SemaphoreSet};
+/// let set = SemaphoreSet::open(ipckit::IPC_PRIVATE, OpenOptions::default(), Some(&[1])).unwrap();
+/// let st = set.stat().unwrap();
+/// assert_eq!((st.count, st.mode), (1, 0o600));
+/// assert_ne!(st.last_op_time, 0);
+/// set.remove().unwrap();
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SemStat {
     /// The key the set was created with (0 for a private set).
@@ -144,6 +153,11 @@ pub struct SemStat {
 }
 
 /// Changes for [`SemaphoreSet::update`] (`semctl(IPC_SET)`); `None` keeps the current value.
+///
+/// ```
+/// let u = ipckit::sem::SemUpdate { mode: Some(0o660), ..Default::default() };
+/// assert_eq!(u.uid, None);
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SemUpdate {
     /// New permission bits.
@@ -154,7 +168,16 @@ pub struct SemUpdate {
     pub gid: Option<u32>,
 }
 
-/// A handle on a System V semaphore set.
+/// A handle on a System V semaphore set. It is a plain id: copying it copies the handle, and
+/// dropping it leaves the set in the kernel (see [`remove`](Self::remove)).
+///
+/// ```
+/// use ipckit::sem::{OpenOptions, SemOp, SemaphoreSet};
+/// let set = SemaphoreSet::open(ipckit::IPC_PRIVATE, OpenOptions::default(), Some(&[1])).unwrap();
+/// let again = SemaphoreSet::from_id(set.id());
+/// assert_eq!(again.get(0).unwrap(), 1);
+/// set.remove().unwrap();
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SemaphoreSet {
     id: i32,
@@ -274,11 +297,20 @@ impl SemaphoreSet {
 
     /// A handle on the set with identifier `id`, as `ipcs` shows it. No system call is made;
     /// use [`stat`](Self::stat) to check that it exists.
+    ///
+    /// ```
+    /// let set = ipckit::sem::SemaphoreSet::from_id(0x7fff_fff0);
+    /// assert!(set.stat().is_err());
+    /// ```
     pub const fn from_id(id: i32) -> Self {
         Self { id }
     }
 
-    /// The set identifier.
+    /// The set identifier, as `ipcs -s` shows it.
+    ///
+    /// ```
+    /// assert_eq!(ipckit::sem::SemaphoreSet::from_id(7).id(), 7);
+    /// ```
     pub const fn id(&self) -> i32 {
         self.id
     }
@@ -291,6 +323,15 @@ impl SemaphoreSet {
     /// index beyond the set, `E2BIG` for more operations than `SEMOPM`.
     ///
     /// For more information, see [`semop(2)`](https://man7.org/linux/man-pages/man2/semop.2.html).
+    ///
+    /// ```
+    /// use ipckit::sem::{OpenOptions, SemOp, SemaphoreSet};
+    /// let set = SemaphoreSet::open(ipckit::IPC_PRIVATE, OpenOptions::default(), Some(&[1])).unwrap();
+    /// let e = set.op(&[SemOp::new(0, -2)], Some(std::time::Duration::ZERO)).unwrap_err();
+    /// assert_eq!(e.code(), "EAGAIN");
+    /// set.op(&[SemOp::new(0, -1)], None).unwrap();
+    /// set.remove().unwrap();
+    /// ```
     #[doc(alias = "semop")]
     #[doc(alias = "semtimedop")]
     pub fn op(&self, ops: &[SemOp], timeout: Option<Duration>) -> Result<()> {
@@ -358,6 +399,14 @@ impl SemaphoreSet {
 
     /// Tries `ops` once without waiting (every operation gets `IPC_NOWAIT`): `Ok(false)` when
     /// they would block, so that a caller can then start a wait.
+    ///
+    /// ```
+    /// use ipckit::sem::{OpenOptions, SemOp, SemaphoreSet};
+    /// let set = SemaphoreSet::open(ipckit::IPC_PRIVATE, OpenOptions::default(), Some(&[1])).unwrap();
+    /// assert!(set.try_op(&[SemOp::new(0, -1)]).unwrap());
+    /// assert!(!set.try_op(&[SemOp::new(0, -1)]).unwrap());
+    /// set.remove().unwrap();
+    /// ```
     pub fn try_op(&self, ops: &[SemOp]) -> Result<bool> {
         let mut sops: Vec<libc::sembuf> = ops.iter().map(|o| o.raw(true)).collect();
         match retry_eintr(|| self.raw_op(&mut sops, None)) {
@@ -376,6 +425,13 @@ impl SemaphoreSet {
     /// The value of semaphore `index` (`semctl(GETVAL)`).
     ///
     /// For more information, see [`semctl(2)`](https://man7.org/linux/man-pages/man2/semctl.2.html).
+    ///
+    /// ```
+    /// use ipckit::sem::{OpenOptions, SemOp, SemaphoreSet};
+    /// let set = SemaphoreSet::open(ipckit::IPC_PRIVATE, OpenOptions::default(), Some(&[1])).unwrap();
+    /// assert_eq!(set.get(0).unwrap(), 1);
+    /// set.remove().unwrap();
+    /// ```
     #[doc(alias = "GETVAL")]
     pub fn get(&self, index: u16) -> Result<u16> {
         self.ctl_int(index, libc::GETVAL).map(|v| v as u16)
@@ -383,6 +439,14 @@ impl SemaphoreSet {
 
     /// Sets semaphore `index` to `value` (`semctl(SETVAL)`), clearing its undo entries in
     /// every process and waking waiters. `ERANGE` above [`SEMVMX`].
+    ///
+    /// ```
+    /// use ipckit::sem::{OpenOptions, SemOp, SemaphoreSet};
+    /// let set = SemaphoreSet::open(ipckit::IPC_PRIVATE, OpenOptions::default(), Some(&[1])).unwrap();
+    /// set.set(0, 5).unwrap();
+    /// assert_eq!(set.get(0).unwrap(), 5);
+    /// set.remove().unwrap();
+    /// ```
     #[doc(alias = "SETVAL")]
     pub fn set(&self, index: u16, value: u16) -> Result<()> {
         // SAFETY: SETVAL reads `union semun.val`, an int, which is what we pass.
@@ -398,6 +462,13 @@ impl SemaphoreSet {
     }
 
     /// The values of all semaphores (`semctl(GETALL)`).
+    ///
+    /// ```
+    /// use ipckit::sem::{OpenOptions, SemOp, SemaphoreSet};
+    /// let set = SemaphoreSet::open(ipckit::IPC_PRIVATE, OpenOptions::default(), Some(&[1])).unwrap();
+    /// assert_eq!(set.get_all().unwrap(), vec![1]);
+    /// set.remove().unwrap();
+    /// ```
     #[doc(alias = "GETALL")]
     pub fn get_all(&self) -> Result<Vec<u16>> {
         let count = self.raw_stat()?.sem_nsems as usize;
@@ -411,6 +482,14 @@ impl SemaphoreSet {
 
     /// Sets all semaphores (`semctl(SETALL)`); `values` must have one value per semaphore
     /// (`EINVAL` otherwise). `ERANGE` for a value above [`SEMVMX`].
+    ///
+    /// ```
+    /// use ipckit::sem::{OpenOptions, SemOp, SemaphoreSet};
+    /// let set = SemaphoreSet::open(ipckit::IPC_PRIVATE, OpenOptions::default(), Some(&[1])).unwrap();
+    /// set.set_all(&[4]).unwrap();
+    /// assert_eq!(set.get_all().unwrap(), vec![4]);
+    /// set.remove().unwrap();
+    /// ```
     #[doc(alias = "SETALL")]
     pub fn set_all(&self, values: &[u16]) -> Result<()> {
         let count = self.raw_stat()?.sem_nsems as usize;
@@ -424,12 +503,26 @@ impl SemaphoreSet {
     }
 
     /// Processes waiting for semaphore `index` to increase (`semctl(GETNCNT)`).
+    ///
+    /// ```
+    /// use ipckit::sem::{OpenOptions, SemOp, SemaphoreSet};
+    /// let set = SemaphoreSet::open(ipckit::IPC_PRIVATE, OpenOptions::default(), Some(&[1])).unwrap();
+    /// assert_eq!(set.waiting_for_increase(0).unwrap(), 0);
+    /// set.remove().unwrap();
+    /// ```
     #[doc(alias = "GETNCNT")]
     pub fn waiting_for_increase(&self, index: u16) -> Result<u32> {
         self.ctl_int(index, libc::GETNCNT).map(|v| v as u32)
     }
 
     /// Processes waiting for semaphore `index` to become zero (`semctl(GETZCNT)`).
+    ///
+    /// ```
+    /// use ipckit::sem::{OpenOptions, SemOp, SemaphoreSet};
+    /// let set = SemaphoreSet::open(ipckit::IPC_PRIVATE, OpenOptions::default(), Some(&[1])).unwrap();
+    /// assert_eq!(set.waiting_for_zero(0).unwrap(), 0);
+    /// set.remove().unwrap();
+    /// ```
     #[doc(alias = "GETZCNT")]
     pub fn waiting_for_zero(&self, index: u16) -> Result<u32> {
         self.ctl_int(index, libc::GETZCNT).map(|v| v as u32)
@@ -437,6 +530,14 @@ impl SemaphoreSet {
 
     /// Pid of the last process that operated on semaphore `index`, 0 if none
     /// (`semctl(GETPID)`).
+    ///
+    /// ```
+    /// use ipckit::sem::{OpenOptions, SemOp, SemaphoreSet};
+    /// let set = SemaphoreSet::open(ipckit::IPC_PRIVATE, OpenOptions::default(), Some(&[1])).unwrap();
+    /// // The creator's initialising semop counts as an operation.
+    /// assert_eq!(set.last_pid(0).unwrap(), std::process::id() as i32);
+    /// set.remove().unwrap();
+    /// ```
     #[doc(alias = "GETPID")]
     pub fn last_pid(&self, index: u16) -> Result<i32> {
         self.ctl_int(index, libc::GETPID)
@@ -452,6 +553,13 @@ impl SemaphoreSet {
     }
 
     /// The set's state (`semctl(IPC_STAT)`).
+    ///
+    /// ```
+    /// use ipckit::sem::{OpenOptions, SemOp, SemaphoreSet};
+    /// let set = SemaphoreSet::open(ipckit::IPC_PRIVATE, OpenOptions::default(), Some(&[1])).unwrap();
+    /// assert_eq!(set.stat().unwrap().count, 1);
+    /// set.remove().unwrap();
+    /// ```
     #[doc(alias = "IPC_STAT")]
     #[allow(clippy::unnecessary_cast)] // field types differ between C libraries
     pub fn stat(&self) -> Result<SemStat> {
@@ -470,6 +578,14 @@ impl SemaphoreSet {
     }
 
     /// Changes owner or mode (`semctl(IPC_SET)`), keeping what `update` leaves out.
+    ///
+    /// ```
+    /// use ipckit::sem::{OpenOptions, SemOp, SemaphoreSet};
+    /// let set = SemaphoreSet::open(ipckit::IPC_PRIVATE, OpenOptions::default(), Some(&[1])).unwrap();
+    /// set.update(ipckit::sem::SemUpdate { mode: Some(0o640), ..Default::default() }).unwrap();
+    /// assert_eq!(set.stat().unwrap().mode, 0o640);
+    /// set.remove().unwrap();
+    /// ```
     #[doc(alias = "IPC_SET")]
     pub fn update(&self, update: SemUpdate) -> Result<()> {
         let mut ds = self.raw_stat()?;
@@ -488,6 +604,13 @@ impl SemaphoreSet {
     }
 
     /// Removes the set (`semctl(IPC_RMID)`): waiting processes fail with `EIDRM`.
+    ///
+    /// ```
+    /// use ipckit::sem::{OpenOptions, SemaphoreSet};
+    /// let set = SemaphoreSet::open(ipckit::IPC_PRIVATE, OpenOptions::default(), None).unwrap();
+    /// set.remove().unwrap();
+    /// assert_eq!(set.get(0).unwrap_err().code(), "EINVAL");
+    /// ```
     #[doc(alias = "IPC_RMID")]
     pub fn remove(&self) -> Result<()> {
         // SAFETY: IPC_RMID ignores the fourth argument.
