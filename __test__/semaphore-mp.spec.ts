@@ -4,7 +4,7 @@ import { join } from 'node:path'
 import test, { type ExecutionContext } from 'ava'
 
 import { IPC_PRIVATE, Mutex, Semaphore, SemaphoreSet } from '../ts/index'
-import { NOBODY, cChild, compileC, freshKey, keyExists, nodeChild, removeBuilds, runNode, tempDir, timed } from './helpers'
+import { NOBODY, cChild, compileC, freshKey, keyExists, nodeChild, removeBuilds, runNode, sleep, tempDir, timed } from './helpers'
 
 test.after.always(removeBuilds)
 
@@ -23,6 +23,8 @@ function removeKeyAtEnd(t: ExecutionContext, key: number): void {
  * The classic creation protocol in C: IPC_CREAT|IPC_EXCL, SETVAL, then a semop that changes
  * nothing so that sem_otime becomes non-zero; openers of an existing set wait until it is.
  * After "go" on stdin it opens the set, prints the value it saw, adds one and takes it back.
+ * A creator pauses argv[3] ms before SETVAL (a slow creator), so that an opener that does not
+ * wait for sem_otime would see the kernel's zero.
  */
 const PROTOCOL_C = String.raw`
 #include <errno.h>
@@ -36,6 +38,7 @@ union semun { int val; struct semid_ds *buf; unsigned short *array; };
 int main(int argc, char **argv) {
   key_t key = (key_t)strtoul(argv[1], NULL, 0);
   int initial = atoi(argv[2]);
+  long pause_ms = argc > 3 ? atol(argv[3]) : 0;
   char line[16];
   printf("ready\n");
   fflush(stdout);
@@ -43,6 +46,8 @@ int main(int argc, char **argv) {
   int created = 1;
   int id = semget(key, 1, 0600 | IPC_CREAT | IPC_EXCL);
   if (id >= 0) {
+    struct timespec slow = { 0, pause_ms * 1000000 };
+    nanosleep(&slow, NULL);
     union semun arg;
     arg.val = initial;
     if (semctl(id, 0, SETVAL, arg) < 0) { perror("SETVAL"); return 3; }
@@ -93,18 +98,22 @@ test('init race: 16 processes (Node and C) open one key at once, one initialises
   const exe = compileC('sem-protocol', PROTOCOL_C)
   const args = [String(key), '3']
   const children = [
+    ...Array.from({ length: 8 }, () => cChild(exe, [...args, '30'])),
     ...Array.from({ length: 8 }, () => nodeChild(PROTOCOL_NODE, args)),
-    ...Array.from({ length: 8 }, () => cChild(exe, args)),
   ]
   await Promise.all(children.map((c) => c.line(/^ready$/)))
   t.false(keyExists('sem', key))
-  for (const c of children) c.write('go')
+  // The C programs go first, and one of them creates the set, slowly (30 ms before SETVAL);
+  // the Node openers arrive inside that window and must wait for the initialisation.
+  for (const c of children.slice(0, 8)) c.write('go')
+  await sleep(10)
+  for (const c of children.slice(8)) c.write('go')
   const results = await Promise.all(children.map((c) => c.done))
   for (const r of results) t.is(r.code, 0, r.stderr)
   // Every opener adds one and takes it back, so anything below 3 would be an uninitialised set.
   const seen = results.map((r) => Number(/saw (\d+)/.exec(r.stdout)?.[1]))
   for (const v of seen) t.true(v >= 3 && v <= 3 + 15, `an opener saw ${v}`)
-  t.is(results.filter((r) => r.stdout.includes('created 1')).length <= 1, true)
+  t.is(results.filter((r) => r.stdout.includes('created 1')).length, 1, 'one C program created the set')
   const set = SemaphoreSet.open(key)
   t.is(set.get(0), 3, 'every take was given back, and nobody re-initialised the set')
   t.is(set.count, 1)
