@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs'
+import { stat } from 'node:fs/promises'
 
 import test, { type ExecutionContext } from 'ava'
 
@@ -161,6 +162,20 @@ test.serial('a blocked op resolves when another op makes it possible, off the JS
   clearInterval(timer)
   t.is(set.get(0), 0)
   t.is(pendingWaits(), 0)
+})
+
+test('many pending waits park no libuv threadpool thread', async (t) => {
+  const set = privateSet(t, [0])
+  const waits = Array.from({ length: 8 }, () => set.op([{ index: 0, delta: -1 }]))
+  await sleep(20)
+  t.is(set.waitingForIncrease(0), 8)
+  // With 8 waits on the pool (4 threads), these would never run.
+  const work = Promise.all([stat('/'), stat('/tmp'), stat('/proc'), stat('/'), stat('/'), stat('/')])
+  const timeout = sleep(5000).then(() => 'starved')
+  t.not(await Promise.race([work, timeout]), 'starved')
+  set.opSync([{ index: 0, delta: 8 }])
+  await Promise.all(waits)
+  t.is(set.get(0), 0)
 })
 
 test('a timed wait rejects with EAGAIN after about timeoutMs and changes nothing', async (t) => {
