@@ -45,3 +45,17 @@ export type {
   SemaphoreSetEntry,
   SharedMemoryEntry,
 } from './ipcs'
+export { Mutex, MutexGuard, SEMAPHORE_VALUE_MAX, Semaphore, SemaphoreSet } from './semaphore'
+export type {
+  AcquireOptions,
+  AcquireSyncOptions,
+  LockSyncOptions,
+  MutexOpenOptions,
+  SemaphoreOp,
+  SemaphoreOpenOptions,
+  SemaphoreSetOpenOptions,
+  SemaphoreSetStat,
+  SemaphoreSetUpdate,
+  SemaphoreWaitOptions,
+  SemaphoreWaitSyncOptions,
+} from './semaphore'

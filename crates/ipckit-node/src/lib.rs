@@ -10,3 +10,4 @@ mod key;
 mod msg;
 mod reactor;
 mod sysv_list;
+mod sem;

@@ -20,6 +20,7 @@ pub mod key;
 pub mod limits;
 pub mod msg;
 pub mod sysv_list;
+pub mod sem;
 pub mod wait;
 
 pub use error::{Errno, Error, Result};

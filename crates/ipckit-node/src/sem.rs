@@ -1,0 +1,238 @@
+//! System V semaphores for JavaScript: value conversion over [`ipckit::sem`].
+//!
+//! Operations arrive as a flat list of triples `[index, delta, flags, ...]` (flags: 1 =
+//! `SEM_UNDO`, 2 = `IPC_NOWAIT`), already validated by the TypeScript layer; waits go through
+//! the [`Reactor`].
+
+use std::time::{Duration, Instant};
+
+use ipckit::sem::{OpenOptions, SemOp, SemStat, SemUpdate, SemaphoreSet};
+use ipckit::{Errno, Error as CoreError};
+use napi::bindgen_prelude::*;
+use napi_derive::napi;
+
+use crate::error::OrThrow;
+use crate::reactor::{Outcome, Reactor};
+
+/// The largest value a semaphore holds (`SEMVMX`).
+#[napi]
+pub const SEM_VALUE_MAX: u32 = ipckit::sem::SEMVMX as u32;
+
+/// Flag bit of an operation triple: `SEM_UNDO`.
+const UNDO: i32 = 1;
+/// Flag bit of an operation triple: `IPC_NOWAIT`.
+const NOWAIT: i32 = 2;
+
+fn decode(ops: &[i32]) -> ipckit::Result<Vec<SemOp>> {
+    if ops.is_empty() || ops.len() % 3 != 0 {
+        return Err(CoreError::new(Errno::EINVAL, "semop"));
+    }
+    ops.chunks_exact(3)
+        .map(|t| {
+            let index = u16::try_from(t[0]).map_err(|_| CoreError::new(Errno::EFBIG, "semop"))?;
+            let delta = i16::try_from(t[1]).map_err(|_| CoreError::new(Errno::ERANGE, "semop"))?;
+            Ok(SemOp {
+                index,
+                delta,
+                undo: t[2] & UNDO != 0,
+                nowait: t[2] & NOWAIT != 0,
+            })
+        })
+        .collect()
+}
+
+fn deadline(timeout_ms: f64) -> Option<Instant> {
+    (timeout_ms >= 0.0).then(|| Instant::now() + Duration::from_secs_f64(timeout_ms / 1000.0))
+}
+
+/// A set opened by [`sem_open`]: its id and its number of semaphores.
+#[napi(object)]
+pub struct SemOpened {
+    pub id: i32,
+    pub count: u32,
+}
+
+/// `semget` with the race-free creation protocol; `initial` (one value per semaphore) is
+/// used only by the process that creates the set.
+#[napi]
+#[allow(clippy::too_many_arguments)]
+pub fn sem_open(
+    env: &Env,
+    key: i32,
+    count: u32,
+    create: bool,
+    exclusive: bool,
+    mode: u32,
+    initial: Option<Vec<u32>>,
+    init_timeout_ms: u32,
+) -> Result<SemOpened> {
+    let options = OpenOptions {
+        count,
+        create,
+        exclusive,
+        mode,
+        init_timeout: Duration::from_millis(u64::from(init_timeout_ms)),
+    };
+    let initial: Option<Vec<u16>> = initial.map(|v| v.into_iter().map(|x| x as u16).collect());
+    let set = SemaphoreSet::open(key, options, initial.as_deref()).or_throw(env)?;
+    let count = set.stat().or_throw(env)?.count;
+    Ok(SemOpened {
+        id: set.id(),
+        count,
+    })
+}
+
+/// Applies `ops` on the calling thread. With `try_only`, every operation gets `IPC_NOWAIT`
+/// and a would-block returns `false` (the fast path of the async form). Otherwise it blocks
+/// (retrying after signals) until done, or until `timeout_ms` (>= 0) passes (`EAGAIN`).
+#[napi]
+pub fn sem_op(env: &Env, id: i32, ops: Vec<i32>, timeout_ms: f64, try_only: bool) -> Result<bool> {
+    let ops = decode(&ops).or_throw(env)?;
+    let set = SemaphoreSet::from_id(id);
+    if try_only {
+        return set.try_op(&ops).or_throw(env);
+    }
+    set.op_wait(&ops, deadline(timeout_ms), None)
+        .map(|()| true)
+        .or_throw(env)
+}
+
+/// Starts a blocking `semop`/`semtimedop` on a wait thread; `timeout_ms` < 0 means none.
+/// The deadline counts from this call; after a signal the call resumes with what remains.
+#[napi]
+pub fn sem_op_start(
+    env: &Env,
+    reactor: &Reactor,
+    wait_id: u32,
+    id: i32,
+    ops: Vec<i32>,
+    timeout_ms: f64,
+) -> Result<()> {
+    let ops = decode(&ops).or_throw(env)?;
+    let deadline = deadline(timeout_ms);
+    reactor.start(wait_id, move |canceller| {
+        SemaphoreSet::from_id(id)
+            .op_wait(&ops, deadline, Some(canceller))
+            .map(|()| Outcome::Done)
+    });
+    Ok(())
+}
+
+/// `semctl(GETVAL)`.
+#[napi]
+pub fn sem_get(env: &Env, id: i32, index: u32) -> Result<u32> {
+    SemaphoreSet::from_id(id)
+        .get(index as u16)
+        .map(u32::from)
+        .or_throw(env)
+}
+
+/// `semctl(GETALL)`.
+#[napi]
+pub fn sem_get_all(env: &Env, id: i32) -> Result<Vec<u32>> {
+    SemaphoreSet::from_id(id)
+        .get_all()
+        .map(|v| v.into_iter().map(u32::from).collect())
+        .or_throw(env)
+}
+
+/// `semctl(SETVAL)`; values above 65535 are passed as 65535 so that the kernel answers `ERANGE`.
+#[napi]
+pub fn sem_set(env: &Env, id: i32, index: u32, value: u32) -> Result<()> {
+    SemaphoreSet::from_id(id)
+        .set(index as u16, value.min(u32::from(u16::MAX)) as u16)
+        .or_throw(env)
+}
+
+/// `semctl(SETALL)`.
+#[napi]
+pub fn sem_set_all(env: &Env, id: i32, values: Vec<u32>) -> Result<()> {
+    let values: Vec<u16> = values
+        .into_iter()
+        .map(|v| v.min(u32::from(u16::MAX)) as u16)
+        .collect();
+    SemaphoreSet::from_id(id).set_all(&values).or_throw(env)
+}
+
+/// `semctl(GETNCNT)`.
+#[napi]
+pub fn sem_waiting_for_increase(env: &Env, id: i32, index: u32) -> Result<u32> {
+    SemaphoreSet::from_id(id)
+        .waiting_for_increase(index as u16)
+        .or_throw(env)
+}
+
+/// `semctl(GETZCNT)`.
+#[napi]
+pub fn sem_waiting_for_zero(env: &Env, id: i32, index: u32) -> Result<u32> {
+    SemaphoreSet::from_id(id)
+        .waiting_for_zero(index as u16)
+        .or_throw(env)
+}
+
+/// `semctl(GETPID)`.
+#[napi]
+pub fn sem_last_pid(env: &Env, id: i32, index: u32) -> Result<i32> {
+    SemaphoreSet::from_id(id)
+        .last_pid(index as u16)
+        .or_throw(env)
+}
+
+/// A set's state (`semctl(IPC_STAT)`); times in seconds since the epoch, 0 for never.
+#[napi(object)]
+pub struct SemStatJs {
+    pub key: u32,
+    pub count: u32,
+    pub last_op_time: f64,
+    pub change_time: f64,
+    pub uid: u32,
+    pub gid: u32,
+    pub cuid: u32,
+    pub cgid: u32,
+    pub mode: u32,
+}
+
+impl From<SemStat> for SemStatJs {
+    fn from(s: SemStat) -> Self {
+        Self {
+            key: s.key as u32,
+            count: s.count,
+            last_op_time: s.last_op_time as f64,
+            change_time: s.change_time as f64,
+            uid: s.uid,
+            gid: s.gid,
+            cuid: s.cuid,
+            cgid: s.cgid,
+            mode: s.mode,
+        }
+    }
+}
+
+/// `semctl(IPC_STAT)`.
+#[napi]
+pub fn sem_stat(env: &Env, id: i32) -> Result<SemStatJs> {
+    SemaphoreSet::from_id(id)
+        .stat()
+        .map(Into::into)
+        .or_throw(env)
+}
+
+/// `semctl(IPC_SET)`; a missing value keeps the current one.
+#[napi]
+pub fn sem_update(
+    env: &Env,
+    id: i32,
+    mode: Option<u32>,
+    uid: Option<u32>,
+    gid: Option<u32>,
+) -> Result<()> {
+    SemaphoreSet::from_id(id)
+        .update(SemUpdate { mode, uid, gid })
+        .or_throw(env)
+}
+
+/// `semctl(IPC_RMID)`.
+#[napi]
+pub fn sem_remove(env: &Env, id: i32) -> Result<()> {
+    SemaphoreSet::from_id(id).remove().or_throw(env)
+}

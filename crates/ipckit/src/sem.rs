@@ -1,0 +1,857 @@
+//! System V semaphores: `semget`, `semop`, `semtimedop`, `semctl`.
+//!
+//! A [`SemaphoreSet`] is a handle on a kernel array of counters identified by its id; the set
+//! lives until [`SemaphoreSet::remove`] (IPC_RMID), whatever happens to the processes using it.
+//!
+//! The kernel leaves a new set uninitialised (all zeros, `sem_otime == 0`), so [`SemaphoreSet::open`]
+//! follows the classic race-free protocol that C programs and Python's `sysv_ipc` use: the
+//! creator makes the set with `IPC_CREAT | IPC_EXCL`, sets the initial values (`SETALL`), then
+//! performs a `semop` that changes nothing, so that `sem_otime` becomes non-zero; every other
+//! opener waits (bounded) until `sem_otime` is non-zero before using the set.
+//!
+//! ```
+//! use ipckit::sem::{OpenOptions, SemOp, SemaphoreSet};
+//!
+//! let opts = OpenOptions { count: 2, create: true, ..Default::default() };
+//! let set = SemaphoreSet::open(ipckit::IPC_PRIVATE, opts, Some(&[1, 0])).unwrap();
+//! set.op(&[SemOp::new(0, -1), SemOp::new(1, 1)], None).unwrap();
+//! assert_eq!(set.get_all().unwrap(), vec![0, 1]);
+//! set.remove().unwrap();
+//! ```
+
+use std::mem::MaybeUninit;
+use std::time::{Duration, Instant};
+
+use crate::error::{check, retry_eintr, Errno, Error, Result};
+use crate::key::{Key, IPC_PRIVATE};
+use crate::wait::{interruptible, Canceller};
+
+/// The largest value a semaphore holds (`SEMVMX`, 32767 on Linux): a `semop` or `SETVAL`
+/// beyond it fails with `ERANGE`.
+pub const SEMVMX: u16 = 32767;
+
+extern "C" {
+    // Exported by glibc and musl; the libc crate does not bind it.
+    fn semtimedop(
+        semid: libc::c_int,
+        sops: *mut libc::sembuf,
+        nsops: libc::size_t,
+        timeout: *const libc::timespec,
+    ) -> libc::c_int;
+}
+
+/// How [`SemaphoreSet::open`] finds or creates the set.
+///
+/// ```
+/// let opts = ipckit::sem::OpenOptions { count: 3, create: true, ..Default::default() };
+/// assert_eq!(opts.mode, 0o600);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OpenOptions {
+    /// Number of semaphores. Required (>= 1) to create; when opening an existing set, 0 accepts
+    /// any size and a larger number than the set has fails with `EINVAL`.
+    pub count: u32,
+    /// Create the set if the key has none (`IPC_CREAT`).
+    pub create: bool,
+    /// Fail with `EEXIST` if the key already has a set (`IPC_CREAT | IPC_EXCL`).
+    pub exclusive: bool,
+    /// Permission bits of a created set.
+    pub mode: u32,
+    /// How long an opener waits for the creator to finish initialising the set before it
+    /// fails with `ETIMEDOUT`.
+    pub init_timeout: Duration,
+}
+
+impl Default for OpenOptions {
+    fn default() -> Self {
+        Self {
+            count: 1,
+            create: false,
+            exclusive: false,
+            mode: 0o600,
+            init_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// One operation of a [`SemaphoreSet::op`] call (a `struct sembuf`).
+///
+/// ```
+/// let op = ipckit::sem::SemOp::new(0, -1);
+/// assert!(op.undo && !op.nowait);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SemOp {
+    /// Index of the semaphore in the set (`sem_num`).
+    pub index: u16,
+    /// `> 0` adds, `< 0` waits until the value can be lowered by `|delta|`, `0` waits until
+    /// the value is zero (`sem_op`).
+    pub delta: i16,
+    /// Undo the operation when the process exits (`SEM_UNDO`).
+    pub undo: bool,
+    /// Fail with `EAGAIN` instead of waiting (`IPC_NOWAIT`).
+    pub nowait: bool,
+}
+
+impl SemOp {
+    /// An operation with `SEM_UNDO` and without `IPC_NOWAIT`.
+    pub const fn new(index: u16, delta: i16) -> Self {
+        Self {
+            index,
+            delta,
+            undo: true,
+            nowait: false,
+        }
+    }
+
+    fn raw(&self, force_nowait: bool) -> libc::sembuf {
+        let mut flags = 0;
+        if self.undo {
+            flags |= libc::SEM_UNDO;
+        }
+        if self.nowait || force_nowait {
+            flags |= libc::IPC_NOWAIT;
+        }
+        libc::sembuf {
+            sem_num: self.index,
+            sem_op: self.delta,
+            sem_flg: flags as libc::c_short,
+        }
+    }
+}
+
+/// A set's state, from `semctl(IPC_STAT)`.
+///
+/// ```
+/// use ipckit::sem::{OpenOptions, SemOp, SemaphoreSet};
+/// let set = SemaphoreSet::open(ipckit::IPC_PRIVATE, OpenOptions::default(), Some(&[1])).unwrap();
+/// let st = set.stat().unwrap();
+/// assert_eq!((st.count, st.mode), (1, 0o600));
+/// assert_ne!(st.last_op_time, 0);
+/// set.remove().unwrap();
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SemStat {
+    /// The key the set was created with (0 for a private set).
+    pub key: Key,
+    /// Number of semaphores (`sem_nsems`).
+    pub count: u32,
+    /// Seconds since the epoch of the last `semop`, 0 if none (`sem_otime`).
+    pub last_op_time: i64,
+    /// Seconds since the epoch of the last change (creation, `SETVAL`/`SETALL`, `IPC_SET`).
+    pub change_time: i64,
+    /// Owner user id.
+    pub uid: u32,
+    /// Owner group id.
+    pub gid: u32,
+    /// Creator user id.
+    pub cuid: u32,
+    /// Creator group id.
+    pub cgid: u32,
+    /// Permission bits.
+    pub mode: u32,
+}
+
+/// Changes for [`SemaphoreSet::update`] (`semctl(IPC_SET)`); `None` keeps the current value.
+///
+/// ```
+/// let u = ipckit::sem::SemUpdate { mode: Some(0o660), ..Default::default() };
+/// assert_eq!(u.uid, None);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SemUpdate {
+    /// New permission bits.
+    pub mode: Option<u32>,
+    /// New owner user id.
+    pub uid: Option<u32>,
+    /// New owner group id.
+    pub gid: Option<u32>,
+}
+
+/// A handle on a System V semaphore set. It is a plain id: copying it copies the handle, and
+/// dropping it leaves the set in the kernel (see [`remove`](Self::remove)).
+///
+/// ```
+/// use ipckit::sem::{OpenOptions, SemOp, SemaphoreSet};
+/// let set = SemaphoreSet::open(ipckit::IPC_PRIVATE, OpenOptions::default(), Some(&[1])).unwrap();
+/// let again = SemaphoreSet::from_id(set.id());
+/// assert_eq!(again.get(0).unwrap(), 1);
+/// set.remove().unwrap();
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SemaphoreSet {
+    id: i32,
+}
+
+fn semget(key: Key, nsems: u32, flags: libc::c_int) -> Result<i32> {
+    let nsems = libc::c_int::try_from(nsems).map_err(|_| Error::new(Errno::EINVAL, "semget"))?;
+    // SAFETY: semget takes no pointers.
+    check(unsafe { libc::semget(key, nsems, flags) }, "semget")
+}
+
+impl SemaphoreSet {
+    /// Finds or creates the set of `key` (`semget`), race-free (see the [module](self) docs).
+    ///
+    /// A set this call creates gets `initial` (one value per semaphore, zeros if `None`);
+    /// a set that exists is never re-initialised: `initial` is ignored and the call waits,
+    /// up to `options.init_timeout`, until its creator has initialised it.
+    /// [`IPC_PRIVATE`] always creates a new set.
+    ///
+    /// Errors: `ENOENT` (no set and no `create`), `EEXIST` (`exclusive` and one exists),
+    /// `EINVAL` (`count` 0 or above `SEMMSL` on creation, larger than an existing set, or
+    /// `initial` of another length), `ERANGE` (a value above [`SEMVMX`]), `EACCES`, `ENOSPC`,
+    /// `ETIMEDOUT` (the creator never finished).
+    ///
+    /// For more information, see [`semget(2)`](https://man7.org/linux/man-pages/man2/semget.2.html).
+    #[doc(alias = "semget")]
+    pub fn open(key: Key, options: OpenOptions, initial: Option<&[u16]>) -> Result<Self> {
+        if let Some(values) = initial {
+            if values.len() != options.count as usize {
+                return Err(Error::new(Errno::EINVAL, "semget"));
+            }
+        }
+        let mode = (options.mode & 0o777) as libc::c_int;
+        if !(options.create || options.exclusive || key == IPC_PRIVATE) {
+            let set = Self::from_id(semget(key, options.count, 0)?);
+            set.wait_initialized(options.init_timeout)?;
+            return Ok(set);
+        }
+        loop {
+            match semget(key, options.count, mode | libc::IPC_CREAT | libc::IPC_EXCL) {
+                Ok(id) => {
+                    let set = Self::from_id(id);
+                    if let Err(e) = set.initialize(initial) {
+                        let _ = set.remove();
+                        return Err(e);
+                    }
+                    return Ok(set);
+                }
+                Err(e) if e.errno() == Errno::EEXIST && !options.exclusive => {}
+                Err(e) => return Err(e),
+            }
+            // Someone else created it: open theirs and wait for their initialisation.
+            match semget(key, options.count, 0) {
+                Ok(id) => {
+                    let set = Self::from_id(id);
+                    set.wait_initialized(options.init_timeout)?;
+                    return Ok(set);
+                }
+                // Removed in between: try to create it again.
+                Err(e) if e.errno() == Errno::ENOENT => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// The creator's half of the protocol: set the values, then a `semop` that changes
+    /// nothing, so that `sem_otime` becomes non-zero.
+    fn initialize(&self, initial: Option<&[u16]>) -> Result<()> {
+        let first = match initial {
+            Some(values) => {
+                self.set_all(values)?;
+                values.first().copied().unwrap_or(0)
+            }
+            None => 0,
+        };
+        let mark: &[SemOp] = if first == 0 {
+            &[SemOp {
+                index: 0,
+                delta: 0,
+                undo: false,
+                nowait: true,
+            }]
+        } else {
+            &[
+                SemOp {
+                    index: 0,
+                    delta: -1,
+                    undo: false,
+                    nowait: true,
+                },
+                SemOp {
+                    index: 0,
+                    delta: 1,
+                    undo: false,
+                    nowait: true,
+                },
+            ]
+        };
+        retry_eintr(|| self.op(mark, None))
+    }
+
+    /// The opener's half of the protocol: wait until `sem_otime` is non-zero.
+    fn wait_initialized(&self, timeout: Duration) -> Result<()> {
+        let start = Instant::now();
+        let mut pause = Duration::from_micros(100);
+        loop {
+            if self.raw_stat()?.sem_otime != 0 {
+                return Ok(());
+            }
+            if start.elapsed() >= timeout {
+                return Err(Error::new(Errno::ETIMEDOUT, "semget"));
+            }
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(5));
+        }
+    }
+
+    /// A handle on the set with identifier `id`, as `ipcs` shows it. No system call is made;
+    /// use [`stat`](Self::stat) to check that it exists.
+    ///
+    /// ```
+    /// let set = ipckit::sem::SemaphoreSet::from_id(0x7fff_fff0);
+    /// assert!(set.stat().is_err());
+    /// ```
+    pub const fn from_id(id: i32) -> Self {
+        Self { id }
+    }
+
+    /// The set identifier, as `ipcs -s` shows it.
+    ///
+    /// ```
+    /// assert_eq!(ipckit::sem::SemaphoreSet::from_id(7).id(), 7);
+    /// ```
+    pub const fn id(&self) -> i32 {
+        self.id
+    }
+
+    /// Applies `ops` atomically, all or none (`semop`, or `semtimedop` with a `timeout`).
+    ///
+    /// One system call: `EINTR` is returned, not retried. Fails with `EAGAIN` when an
+    /// operation with `nowait` would block or the timeout expires, `EIDRM` when the set is
+    /// removed while waiting, `ERANGE` when a value would exceed [`SEMVMX`], `EFBIG` for an
+    /// index beyond the set, `E2BIG` for more operations than `SEMOPM`.
+    ///
+    /// For more information, see [`semop(2)`](https://man7.org/linux/man-pages/man2/semop.2.html).
+    ///
+    /// ```
+    /// use ipckit::sem::{OpenOptions, SemOp, SemaphoreSet};
+    /// let set = SemaphoreSet::open(ipckit::IPC_PRIVATE, OpenOptions::default(), Some(&[1])).unwrap();
+    /// let e = set.op(&[SemOp::new(0, -2)], Some(std::time::Duration::ZERO)).unwrap_err();
+    /// assert_eq!(e.code(), "EAGAIN");
+    /// set.op(&[SemOp::new(0, -1)], None).unwrap();
+    /// set.remove().unwrap();
+    /// ```
+    #[doc(alias = "semop")]
+    #[doc(alias = "semtimedop")]
+    pub fn op(&self, ops: &[SemOp], timeout: Option<Duration>) -> Result<()> {
+        let mut sops: Vec<libc::sembuf> = ops.iter().map(|o| o.raw(false)).collect();
+        self.raw_op(&mut sops, timeout)
+    }
+
+    fn raw_op(&self, sops: &mut [libc::sembuf], timeout: Option<Duration>) -> Result<()> {
+        match timeout {
+            None => {
+                // SAFETY: `sops` points to `sops.len()` valid sembuf values that the kernel
+                // reads (and may write back sem_flg bits of) during the call.
+                let rc = unsafe { libc::semop(self.id, sops.as_mut_ptr(), sops.len()) };
+                check(rc, "semop").map(drop)
+            }
+            Some(t) => {
+                let ts = libc::timespec {
+                    tv_sec: t.as_secs().min(i64::MAX as u64) as libc::time_t,
+                    tv_nsec: t.subsec_nanos() as libc::c_long,
+                };
+                // SAFETY: as for semop; `ts` is a valid timespec that outlives the call.
+                let rc = unsafe { semtimedop(self.id, sops.as_mut_ptr(), sops.len(), &ts) };
+                check(rc, "semtimedop").map(drop)
+            }
+        }
+    }
+
+    /// Applies `ops` atomically, waiting until they can be applied, `deadline` passes
+    /// (`EAGAIN`), or `canceller` cancels the wait ([`Error::cancelled`]; nothing was applied).
+    ///
+    /// After a signal (`EINTR`) the call is made again with the time that remains, never
+    /// with the full timeout. Without a canceller, it suits a blocking synchronous caller.
+    ///
+    /// ```
+    /// use ipckit::sem::{OpenOptions, SemOp, SemaphoreSet};
+    /// use std::time::{Duration, Instant};
+    ///
+    /// let set = SemaphoreSet::open(ipckit::IPC_PRIVATE, OpenOptions::default(), None).unwrap();
+    /// let deadline = Instant::now() + Duration::from_millis(10);
+    /// let e = set.op_wait(&[SemOp::new(0, -1)], Some(deadline), None).unwrap_err();
+    /// assert_eq!(e.code(), "EAGAIN");
+    /// set.remove().unwrap();
+    /// ```
+    pub fn op_wait(
+        &self,
+        ops: &[SemOp],
+        deadline: Option<Instant>,
+        canceller: Option<&Canceller>,
+    ) -> Result<()> {
+        let mut sops: Vec<libc::sembuf> = ops.iter().map(|o| o.raw(false)).collect();
+        let syscall = if deadline.is_some() {
+            "semtimedop"
+        } else {
+            "semop"
+        };
+        let attempt = || {
+            let remaining = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            self.raw_op(&mut sops, remaining)
+        };
+        match canceller {
+            Some(c) => interruptible(c, syscall, attempt),
+            None => retry_eintr(attempt),
+        }
+    }
+
+    /// Tries `ops` once without waiting (every operation gets `IPC_NOWAIT`): `Ok(false)` when
+    /// they would block, so that a caller can then start a wait.
+    ///
+    /// ```
+    /// use ipckit::sem::{OpenOptions, SemOp, SemaphoreSet};
+    /// let set = SemaphoreSet::open(ipckit::IPC_PRIVATE, OpenOptions::default(), Some(&[1])).unwrap();
+    /// assert!(set.try_op(&[SemOp::new(0, -1)]).unwrap());
+    /// assert!(!set.try_op(&[SemOp::new(0, -1)]).unwrap());
+    /// set.remove().unwrap();
+    /// ```
+    pub fn try_op(&self, ops: &[SemOp]) -> Result<bool> {
+        let mut sops: Vec<libc::sembuf> = ops.iter().map(|o| o.raw(true)).collect();
+        match retry_eintr(|| self.raw_op(&mut sops, None)) {
+            Ok(()) => Ok(true),
+            Err(e) if e.errno() == Errno::EAGAIN => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn ctl_int(&self, index: u16, cmd: libc::c_int) -> Result<i32> {
+        // SAFETY: GETVAL, GETPID, GETNCNT and GETZCNT ignore the fourth argument.
+        let rc = unsafe { libc::semctl(self.id, libc::c_int::from(index), cmd) };
+        check(rc, "semctl")
+    }
+
+    /// The value of semaphore `index` (`semctl(GETVAL)`).
+    ///
+    /// For more information, see [`semctl(2)`](https://man7.org/linux/man-pages/man2/semctl.2.html).
+    ///
+    /// ```
+    /// use ipckit::sem::{OpenOptions, SemOp, SemaphoreSet};
+    /// let set = SemaphoreSet::open(ipckit::IPC_PRIVATE, OpenOptions::default(), Some(&[1])).unwrap();
+    /// assert_eq!(set.get(0).unwrap(), 1);
+    /// set.remove().unwrap();
+    /// ```
+    #[doc(alias = "GETVAL")]
+    pub fn get(&self, index: u16) -> Result<u16> {
+        self.ctl_int(index, libc::GETVAL).map(|v| v as u16)
+    }
+
+    /// Sets semaphore `index` to `value` (`semctl(SETVAL)`), clearing its undo entries in
+    /// every process and waking waiters. `ERANGE` above [`SEMVMX`].
+    ///
+    /// ```
+    /// use ipckit::sem::{OpenOptions, SemOp, SemaphoreSet};
+    /// let set = SemaphoreSet::open(ipckit::IPC_PRIVATE, OpenOptions::default(), Some(&[1])).unwrap();
+    /// set.set(0, 5).unwrap();
+    /// assert_eq!(set.get(0).unwrap(), 5);
+    /// set.remove().unwrap();
+    /// ```
+    #[doc(alias = "SETVAL")]
+    pub fn set(&self, index: u16, value: u16) -> Result<()> {
+        // SAFETY: SETVAL reads `union semun.val`, an int, which is what we pass.
+        let rc = unsafe {
+            libc::semctl(
+                self.id,
+                libc::c_int::from(index),
+                libc::SETVAL,
+                libc::c_int::from(value),
+            )
+        };
+        check(rc, "semctl").map(drop)
+    }
+
+    /// The values of all semaphores (`semctl(GETALL)`).
+    ///
+    /// ```
+    /// use ipckit::sem::{OpenOptions, SemOp, SemaphoreSet};
+    /// let set = SemaphoreSet::open(ipckit::IPC_PRIVATE, OpenOptions::default(), Some(&[1])).unwrap();
+    /// assert_eq!(set.get_all().unwrap(), vec![1]);
+    /// set.remove().unwrap();
+    /// ```
+    #[doc(alias = "GETALL")]
+    pub fn get_all(&self) -> Result<Vec<u16>> {
+        let count = self.raw_stat()?.sem_nsems as usize;
+        let mut values = vec![0u16; count];
+        // SAFETY: GETALL writes `sem_nsems` unsigned shorts through `union semun.array`;
+        // `values` holds exactly that many (a set's size never changes).
+        let rc = unsafe { libc::semctl(self.id, 0, libc::GETALL, values.as_mut_ptr()) };
+        check(rc, "semctl")?;
+        Ok(values)
+    }
+
+    /// Sets all semaphores (`semctl(SETALL)`); `values` must have one value per semaphore
+    /// (`EINVAL` otherwise). `ERANGE` for a value above [`SEMVMX`].
+    ///
+    /// ```
+    /// use ipckit::sem::{OpenOptions, SemOp, SemaphoreSet};
+    /// let set = SemaphoreSet::open(ipckit::IPC_PRIVATE, OpenOptions::default(), Some(&[1])).unwrap();
+    /// set.set_all(&[4]).unwrap();
+    /// assert_eq!(set.get_all().unwrap(), vec![4]);
+    /// set.remove().unwrap();
+    /// ```
+    #[doc(alias = "SETALL")]
+    pub fn set_all(&self, values: &[u16]) -> Result<()> {
+        let count = self.raw_stat()?.sem_nsems as usize;
+        if values.len() != count {
+            return Err(Error::new(Errno::EINVAL, "semctl"));
+        }
+        // SAFETY: SETALL reads `sem_nsems` unsigned shorts through `union semun.array`, and
+        // `values` holds exactly that many; the kernel does not write through the pointer.
+        let rc = unsafe { libc::semctl(self.id, 0, libc::SETALL, values.as_ptr()) };
+        check(rc, "semctl").map(drop)
+    }
+
+    /// Processes waiting for semaphore `index` to increase (`semctl(GETNCNT)`).
+    ///
+    /// ```
+    /// use ipckit::sem::{OpenOptions, SemOp, SemaphoreSet};
+    /// let set = SemaphoreSet::open(ipckit::IPC_PRIVATE, OpenOptions::default(), Some(&[1])).unwrap();
+    /// assert_eq!(set.waiting_for_increase(0).unwrap(), 0);
+    /// set.remove().unwrap();
+    /// ```
+    #[doc(alias = "GETNCNT")]
+    pub fn waiting_for_increase(&self, index: u16) -> Result<u32> {
+        self.ctl_int(index, libc::GETNCNT).map(|v| v as u32)
+    }
+
+    /// Processes waiting for semaphore `index` to become zero (`semctl(GETZCNT)`).
+    ///
+    /// ```
+    /// use ipckit::sem::{OpenOptions, SemOp, SemaphoreSet};
+    /// let set = SemaphoreSet::open(ipckit::IPC_PRIVATE, OpenOptions::default(), Some(&[1])).unwrap();
+    /// assert_eq!(set.waiting_for_zero(0).unwrap(), 0);
+    /// set.remove().unwrap();
+    /// ```
+    #[doc(alias = "GETZCNT")]
+    pub fn waiting_for_zero(&self, index: u16) -> Result<u32> {
+        self.ctl_int(index, libc::GETZCNT).map(|v| v as u32)
+    }
+
+    /// Pid of the last process that operated on semaphore `index`, 0 if none
+    /// (`semctl(GETPID)`).
+    ///
+    /// ```
+    /// use ipckit::sem::{OpenOptions, SemOp, SemaphoreSet};
+    /// let set = SemaphoreSet::open(ipckit::IPC_PRIVATE, OpenOptions::default(), Some(&[1])).unwrap();
+    /// // The creator's initialising semop counts as an operation.
+    /// assert_eq!(set.last_pid(0).unwrap(), std::process::id() as i32);
+    /// set.remove().unwrap();
+    /// ```
+    #[doc(alias = "GETPID")]
+    pub fn last_pid(&self, index: u16) -> Result<i32> {
+        self.ctl_int(index, libc::GETPID)
+    }
+
+    fn raw_stat(&self) -> Result<libc::semid_ds> {
+        let mut ds = MaybeUninit::<libc::semid_ds>::uninit();
+        // SAFETY: IPC_STAT fills the whole semid_ds that `union semun.buf` points to.
+        let rc = unsafe { libc::semctl(self.id, 0, libc::IPC_STAT, ds.as_mut_ptr()) };
+        check(rc, "semctl")?;
+        // SAFETY: semctl succeeded, so the kernel initialised `ds`.
+        Ok(unsafe { ds.assume_init() })
+    }
+
+    /// The set's state (`semctl(IPC_STAT)`).
+    ///
+    /// ```
+    /// use ipckit::sem::{OpenOptions, SemOp, SemaphoreSet};
+    /// let set = SemaphoreSet::open(ipckit::IPC_PRIVATE, OpenOptions::default(), Some(&[1])).unwrap();
+    /// assert_eq!(set.stat().unwrap().count, 1);
+    /// set.remove().unwrap();
+    /// ```
+    #[doc(alias = "IPC_STAT")]
+    #[allow(clippy::unnecessary_cast)] // field types differ between C libraries
+    pub fn stat(&self) -> Result<SemStat> {
+        let ds = self.raw_stat()?;
+        Ok(SemStat {
+            key: ipc_key(&ds.sem_perm),
+            count: ds.sem_nsems as u32,
+            last_op_time: ds.sem_otime as i64,
+            change_time: ds.sem_ctime as i64,
+            uid: ds.sem_perm.uid,
+            gid: ds.sem_perm.gid,
+            cuid: ds.sem_perm.cuid,
+            cgid: ds.sem_perm.cgid,
+            mode: u32::from(ds.sem_perm.mode) & 0o777,
+        })
+    }
+
+    /// Changes owner or mode (`semctl(IPC_SET)`), keeping what `update` leaves out.
+    ///
+    /// ```
+    /// use ipckit::sem::{OpenOptions, SemOp, SemaphoreSet};
+    /// let set = SemaphoreSet::open(ipckit::IPC_PRIVATE, OpenOptions::default(), Some(&[1])).unwrap();
+    /// set.update(ipckit::sem::SemUpdate { mode: Some(0o640), ..Default::default() }).unwrap();
+    /// assert_eq!(set.stat().unwrap().mode, 0o640);
+    /// set.remove().unwrap();
+    /// ```
+    #[doc(alias = "IPC_SET")]
+    pub fn update(&self, update: SemUpdate) -> Result<()> {
+        let mut ds = self.raw_stat()?;
+        if let Some(mode) = update.mode {
+            ds.sem_perm.mode = (mode & 0o777) as _;
+        }
+        if let Some(uid) = update.uid {
+            ds.sem_perm.uid = uid;
+        }
+        if let Some(gid) = update.gid {
+            ds.sem_perm.gid = gid;
+        }
+        // SAFETY: `ds` is a valid semid_ds; IPC_SET reads it through `union semun.buf`.
+        let rc = unsafe { libc::semctl(self.id, 0, libc::IPC_SET, &mut ds as *mut libc::semid_ds) };
+        check(rc, "semctl").map(drop)
+    }
+
+    /// Removes the set (`semctl(IPC_RMID)`): waiting processes fail with `EIDRM`.
+    ///
+    /// ```
+    /// use ipckit::sem::{OpenOptions, SemaphoreSet};
+    /// let set = SemaphoreSet::open(ipckit::IPC_PRIVATE, OpenOptions::default(), None).unwrap();
+    /// set.remove().unwrap();
+    /// assert_eq!(set.get(0).unwrap_err().code(), "EINVAL");
+    /// ```
+    #[doc(alias = "IPC_RMID")]
+    pub fn remove(&self) -> Result<()> {
+        // SAFETY: IPC_RMID ignores the fourth argument.
+        let rc = unsafe { libc::semctl(self.id, 0, libc::IPC_RMID) };
+        check(rc, "semctl").map(drop)
+    }
+}
+
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn ipc_key(perm: &libc::ipc_perm) -> Key {
+    perm.__key
+}
+
+#[cfg(all(target_os = "linux", not(target_env = "gnu")))]
+#[allow(deprecated)] // musl before 1.2 names the field __ipc_perm_key
+fn ipc_key(perm: &libc::ipc_perm) -> Key {
+    perm.__ipc_perm_key
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Temp(SemaphoreSet);
+    impl Drop for Temp {
+        fn drop(&mut self) {
+            let _ = self.0.remove();
+        }
+    }
+    fn private(initial: &[u16]) -> Temp {
+        let opts = OpenOptions {
+            count: initial.len() as u32,
+            create: true,
+            ..Default::default()
+        };
+        Temp(SemaphoreSet::open(IPC_PRIVATE, opts, Some(initial)).unwrap())
+    }
+    const fn nowait(index: u16, delta: i16) -> SemOp {
+        SemOp {
+            index,
+            delta,
+            undo: false,
+            nowait: true,
+        }
+    }
+
+    #[test]
+    fn creation_initialises_and_marks_otime() {
+        let s = private(&[3, 0, 7]);
+        assert_eq!(s.0.get_all().unwrap(), vec![3, 0, 7]);
+        let st = s.0.stat().unwrap();
+        assert_eq!((st.count, st.mode, st.key), (3, 0o600, 0));
+        assert_ne!(st.last_op_time, 0);
+    }
+
+    #[test]
+    fn atomic_multi_op_is_all_or_nothing() {
+        let s = private(&[1, 0]);
+        let e = s.0.op(&[nowait(0, -1), nowait(1, -1)], None).unwrap_err();
+        assert_eq!(e.errno(), Errno::EAGAIN);
+        assert_eq!(s.0.get_all().unwrap(), vec![1, 0]);
+        s.0.op(&[nowait(0, -1), nowait(1, 2)], None).unwrap();
+        assert_eq!(s.0.get_all().unwrap(), vec![0, 2]);
+    }
+
+    #[test]
+    fn timeout_is_eagain_from_semtimedop() {
+        let s = private(&[0]);
+        let start = Instant::now();
+        let deadline = start + Duration::from_millis(30);
+        let e =
+            s.0.op_wait(&[SemOp::new(0, -1)], Some(deadline), None)
+                .unwrap_err();
+        assert_eq!((e.errno(), e.syscall()), (Errno::EAGAIN, "semtimedop"));
+        assert!(start.elapsed() >= Duration::from_millis(25));
+        assert_eq!(s.0.get(0).unwrap(), 0);
+    }
+
+    #[test]
+    fn signals_rearm_the_remaining_time_not_the_full_timeout() {
+        use std::os::unix::thread::JoinHandleExt;
+        let s = private(&[0]);
+        let set = s.0;
+        let start = Instant::now();
+        let waiter = std::thread::spawn(move || {
+            // A canceller that is never cancelled: EINTR from a stray signal is retried.
+            let c = Canceller::new();
+            let deadline = Instant::now() + Duration::from_millis(150);
+            set.op_wait(&[SemOp::new(0, -1)], Some(deadline), Some(&c))
+        });
+        let thread = waiter.as_pthread_t();
+        // Interrupt the wait every 20 ms: a restart with the full timeout would never end.
+        while !waiter.is_finished() && start.elapsed() < Duration::from_secs(3) {
+            std::thread::sleep(Duration::from_millis(20));
+            if !waiter.is_finished() {
+                // SAFETY: the thread is joinable (not joined yet), so its id is valid; the
+                // wake signal's handler does nothing but interrupt the call.
+                unsafe { libc::pthread_kill(thread, crate::wait::wake_signal()) };
+            }
+        }
+        let e = waiter.join().unwrap().unwrap_err();
+        assert_eq!((e.errno(), e.syscall()), (Errno::EAGAIN, "semtimedop"));
+        let took = start.elapsed();
+        assert!(took >= Duration::from_millis(145), "{took:?}");
+        assert!(took < Duration::from_secs(2), "{took:?}");
+        assert_eq!(s.0.get(0).unwrap(), 0);
+    }
+
+    #[test]
+    fn ranges_and_sizes_fail_in_the_kernel() {
+        let s = private(&[SEMVMX]);
+        assert_eq!(
+            s.0.op(&[nowait(0, 1)], None).unwrap_err().errno(),
+            Errno::ERANGE
+        );
+        assert_eq!(s.0.set(0, SEMVMX + 1).unwrap_err().errno(), Errno::ERANGE);
+        assert_eq!(
+            s.0.op(&[nowait(5, 1)], None).unwrap_err().errno(),
+            Errno::EFBIG
+        );
+        assert_eq!(s.0.set_all(&[1, 2]).unwrap_err().errno(), Errno::EINVAL);
+        assert_eq!(s.0.get(0).unwrap(), SEMVMX);
+    }
+
+    #[test]
+    fn try_op_reports_would_block() {
+        let s = private(&[0]);
+        assert!(!s.0.try_op(&[SemOp::new(0, -1)]).unwrap());
+        s.0.set(0, 2).unwrap();
+        assert!(s.0.try_op(&[SemOp::new(0, -2)]).unwrap());
+        assert_eq!(s.0.get(0).unwrap(), 0);
+    }
+
+    #[test]
+    fn open_existing_never_reinitialises() {
+        let key = 0x1bd0_0000 | (std::process::id() as i32 & 0xffff);
+        let _ = SemaphoreSet::open(
+            key,
+            OpenOptions {
+                count: 0,
+                ..Default::default()
+            },
+            None,
+        )
+        .map(|s| s.remove());
+        let opts = OpenOptions {
+            count: 1,
+            create: true,
+            ..Default::default()
+        };
+        let first = Temp(SemaphoreSet::open(key, opts, Some(&[4])).unwrap());
+        first.0.set(0, 9).unwrap();
+        let second = SemaphoreSet::open(key, opts, Some(&[4])).unwrap();
+        assert_eq!(second.id(), first.0.id());
+        assert_eq!(second.get(0).unwrap(), 9);
+        let exclusive = OpenOptions {
+            exclusive: true,
+            ..opts
+        };
+        let e = SemaphoreSet::open(key, exclusive, Some(&[4])).unwrap_err();
+        assert_eq!(e.errno(), Errno::EEXIST);
+        let bigger = OpenOptions { count: 2, ..opts };
+        let e = SemaphoreSet::open(key, bigger, None).unwrap_err();
+        assert_eq!(e.errno(), Errno::EINVAL);
+    }
+
+    #[test]
+    fn opener_waits_for_the_creator() {
+        // A set made without the protocol (sem_otime == 0) keeps openers waiting until a
+        // semop happens, and they give up with ETIMEDOUT.
+        let key = 0x1be0_0000 | (std::process::id() as i32 & 0xffff);
+        // SAFETY: semget takes no pointers.
+        let id = unsafe { libc::semget(key, 1, 0o600 | libc::IPC_CREAT | libc::IPC_EXCL) };
+        let raw = Temp(SemaphoreSet::from_id(check(id, "semget").unwrap()));
+        let opts = OpenOptions {
+            count: 1,
+            init_timeout: Duration::from_millis(30),
+            ..Default::default()
+        };
+        let e = SemaphoreSet::open(key, opts, None).unwrap_err();
+        assert_eq!(e.errno(), Errno::ETIMEDOUT);
+        let set = raw.0;
+        let marker = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(20));
+            set.op(&[nowait(0, 0)], None).unwrap();
+        });
+        let opts = OpenOptions {
+            init_timeout: Duration::from_secs(5),
+            ..opts
+        };
+        assert_eq!(
+            SemaphoreSet::open(key, opts, None).unwrap().id(),
+            raw.0.id()
+        );
+        marker.join().unwrap();
+    }
+
+    #[test]
+    fn cancelled_wait_changes_nothing() {
+        use crate::wait::spawn;
+        let _serial = crate::wait::POOL_TESTS.lock();
+        let s = private(&[0, 5]);
+        let set = s.0;
+        let canceller = Canceller::new();
+        let c = canceller.clone();
+        let (tx, rx) = std::sync::mpsc::channel();
+        spawn(move || {
+            let ops = [SemOp::new(1, -1), SemOp::new(0, -1)];
+            tx.send(set.op_wait(&ops, None, Some(&c))).unwrap();
+        });
+        std::thread::sleep(Duration::from_millis(10));
+        canceller.cancel();
+        let r = rx.recv_timeout(Duration::from_secs(5)).unwrap();
+        assert!(r.unwrap_err().is_cancelled());
+        assert_eq!(s.0.get_all().unwrap(), vec![0, 5]);
+        assert_eq!(s.0.waiting_for_increase(0).unwrap(), 0);
+    }
+
+    #[test]
+    fn removal_wakes_waiter_with_eidrm() {
+        let temp = private(&[0]);
+        let s = temp.0;
+        let waiter = std::thread::spawn(move || s.op_wait(&[SemOp::new(0, -1)], None, None));
+        std::thread::sleep(Duration::from_millis(20));
+        assert_eq!(s.waiting_for_increase(0).unwrap(), 1);
+        s.remove().unwrap();
+        assert_eq!(waiter.join().unwrap().unwrap_err().errno(), Errno::EIDRM);
+    }
+
+    #[test]
+    fn counts_pid_stat_update() {
+        let s = private(&[0]);
+        s.0.op(&[nowait(0, 1)], None).unwrap();
+        // SAFETY: getpid has no preconditions.
+        assert_eq!(s.0.last_pid(0).unwrap(), unsafe { libc::getpid() });
+        assert_eq!(s.0.waiting_for_zero(0).unwrap(), 0);
+        s.0.update(SemUpdate {
+            mode: Some(0o640),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(s.0.stat().unwrap().mode, 0o640);
+    }
+}
