@@ -29,3 +29,15 @@ export type {
   SendOptions,
   SendSyncOptions,
 } from './queue'
+export { SharedMemory, SharedMemoryView, zeroCopySupported } from './shared-memory'
+export type {
+  AttachOptions,
+  SharedMemoryCreateOptions,
+  SharedMemoryOpenOptions,
+  SharedMemoryStat,
+  SharedMemoryUpdate,
+  ShmData,
+  ShmWaitOptions,
+  ShmWaitResult,
+  ShmWaitSyncOptions,
+} from './shared-memory'
