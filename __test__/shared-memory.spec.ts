@@ -442,6 +442,7 @@ test('wait: not-equal at once, timed-out after the timeout, sync forms, validati
   t.is(value, 'timed-out')
   t.true(ms >= 55, `${ms}`)
   t.is(shm.waitSync(8, 1), 'not-equal')
+  t.is(shm.waitSync(8, 0, { timeoutMs: 1e300 }), 'not-equal', 'an enormous timeout is no crash')
   t.is(shm.waitSync(0, 0, { timeoutMs: 10 }), 'timed-out')
   t.is(shm.notify(0), 0)
   const range = { code: 'ERR_OUT_OF_RANGE' }

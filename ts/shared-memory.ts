@@ -390,7 +390,7 @@ export class SharedMemory implements Disposable {
   /** The attachment of the copy API and of wait/notify, made at first use. */
   #mapping: ShmMapping | undefined
   /** Why a read-write attach failed, when the copy API fell back to a read-only one. */
-  #writeError: unknown
+  #writeError: IpcError | undefined
   readonly #attachments = new Set<Attachment>()
   readonly #registry = new FinalizationRegistry<Attachment>((a) => this.#attachments.delete(a))
 
@@ -512,7 +512,7 @@ export class SharedMemory implements Disposable {
     validateOffset(offset, this.size)
     this.#check()
     const mapping = this.#copyMapping()
-    if (mapping.readonly) throw this.#writeError
+    if (mapping.readonly && this.#writeError !== undefined) throw new IpcError(this.#writeError)
     copyWrite(mapping, this.size, data, offset)
   }
 

@@ -160,8 +160,8 @@ fn wait_code(r: WaitResult) -> u32 {
 }
 
 fn timeout(ms: Option<f64>) -> Option<std::time::Duration> {
-    ms.filter(|ms| ms.is_finite())
-        .map(|ms| std::time::Duration::from_secs_f64(ms.max(0.0) / 1000.0))
+    // Too long to represent is as good as for ever.
+    ms.and_then(|ms| std::time::Duration::try_from_secs_f64(ms.max(0.0) / 1000.0).ok())
 }
 
 #[napi]
