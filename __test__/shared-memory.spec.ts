@@ -361,6 +361,13 @@ test('unprivileged child: EACCES without permission; read-only access reads but 
       { uid: NOBODY.uid, gid: NOBODY.gid },
     ).then((r) => JSON.parse(r.stdout.trim()))
   t.deepEqual(await probe('shm()'), { code: 'EACCES', syscall: 'shmctl' })
+  const key = freshKey('shm')
+  const keyed = track(t, SharedMemory.open(key, { size: 16, exclusive: true }))
+  const byKey = (what: string) => probe(what.replace('KEY', String(key)))
+  t.deepEqual(await byKey('ipckit.SharedMemory.open(KEY)'), { code: 'EACCES', syscall: 'shmctl' })
+  t.deepEqual(await byKey('ipckit.SharedMemory.open(KEY, { create: true })'), { code: 'EACCES', syscall: 'shmget' })
+  keyed.update({ mode: 0o644 })
+  t.deepEqual(await byKey('out.size = ipckit.SharedMemory.open(KEY).size'), { size: 16 })
   shm.update({ mode: 0o604 })
   t.deepEqual(await probe(`out.text = shm().read(0, 6).toString()`), { text: 'secret' })
   t.deepEqual(await probe(`shm().write('x', 0)`), { code: 'EACCES', syscall: 'shmat' })

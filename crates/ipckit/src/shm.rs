@@ -71,8 +71,15 @@ impl Default for OpenOptions {
 }
 
 impl OpenOptions {
-    fn flags(&self) -> libc::c_int {
-        let mut flags = (self.mode & 0o777) as libc::c_int;
+    /// Without `create` (and for a key other than `IPC_PRIVATE`, which always creates), no
+    /// permission bits are passed: shmget would check them against the segment's mode, so a
+    /// process allowed only to read could not open it; access is checked where it matters, by
+    /// `shmat` (read-write or `SHM_RDONLY`) and `IPC_STAT`.
+    fn flags(&self, key: Key) -> libc::c_int {
+        let mut flags = 0;
+        if self.create || self.exclusive || key == crate::key::IPC_PRIVATE {
+            flags |= (self.mode & 0o777) as libc::c_int;
+        }
         if self.create || self.exclusive {
             flags |= libc::IPC_CREAT;
         }
@@ -84,6 +91,15 @@ impl OpenOptions {
 }
 
 /// A segment's state, from `shmctl(IPC_STAT)`.
+///
+/// ```
+/// # use ipckit::shm::{OpenOptions, SharedMemory};
+/// let shm = SharedMemory::open(ipckit::IPC_PRIVATE, OpenOptions { size: 64, ..Default::default() })?;
+/// let st = shm.stat()?;
+/// assert_eq!((st.size, st.attachments, st.removed), (64, 0, false));
+/// shm.remove()?;
+/// # Ok::<(), ipckit::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ShmStat {
     /// The key the segment was created with (0 for a private or removed segment).
@@ -117,6 +133,11 @@ pub struct ShmStat {
 }
 
 /// Changes for [`SharedMemory::update`] (`shmctl(IPC_SET)`); `None` keeps the current value.
+///
+/// ```
+/// let only_mode = ipckit::shm::ShmUpdate { mode: Some(0o640), ..Default::default() };
+/// assert_eq!(only_mode.uid, None);
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ShmUpdate {
     /// New permission bits.
@@ -128,6 +149,14 @@ pub struct ShmUpdate {
 }
 
 /// A handle on a System V shared memory segment.
+///
+/// ```
+/// use ipckit::shm::{OpenOptions, SharedMemory};
+/// let shm = SharedMemory::open(ipckit::IPC_PRIVATE, OpenOptions { size: 64, ..Default::default() })?;
+/// assert_eq!(SharedMemory::from_id(shm.id()).stat()?.size, 64);
+/// shm.remove()?;
+/// # Ok::<(), ipckit::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SharedMemory {
     id: i32,
@@ -152,7 +181,7 @@ impl SharedMemory {
     pub fn open(key: Key, options: OpenOptions) -> Result<Self> {
         // SAFETY: shmget takes no pointers.
         let id = check(
-            unsafe { libc::shmget(key, options.size, options.flags()) },
+            unsafe { libc::shmget(key, options.size, options.flags(key)) },
             "shmget",
         )?;
         Ok(Self { id })
@@ -213,6 +242,15 @@ impl SharedMemory {
 
     /// The segment's state (`shmctl(IPC_STAT)`).
     ///
+    /// ```
+    /// # use ipckit::shm::{OpenOptions, SharedMemory};
+    /// # let shm = SharedMemory::open(ipckit::IPC_PRIVATE, OpenOptions { size: 64, ..Default::default() })?;
+    /// let _map = shm.attach(false)?;
+    /// assert_eq!(shm.stat()?.attachments, 1);
+    /// # shm.remove()?;
+    /// # Ok::<(), ipckit::Error>(())
+    /// ```
+    ///
     /// For more information, see [`shmctl(2)`](https://man7.org/linux/man-pages/man2/shmctl.2.html).
     #[doc(alias = "shmctl")]
     // The field types of shmid_ds differ between C libraries; the casts are no-ops on some.
@@ -248,6 +286,17 @@ impl SharedMemory {
     }
 
     /// Changes owner or mode (`shmctl(IPC_SET)`), keeping what `update` leaves out.
+    ///
+    /// ```
+    /// # use ipckit::shm::{OpenOptions, SharedMemory};
+    /// # let shm = SharedMemory::open(ipckit::IPC_PRIVATE, OpenOptions { size: 64, ..Default::default() })?;
+    /// shm.update(ipckit::shm::ShmUpdate { mode: Some(0o640), ..Default::default() })?;
+    /// assert_eq!(shm.stat()?.mode, 0o640);
+    /// # shm.remove()?;
+    /// # Ok::<(), ipckit::Error>(())
+    /// ```
+    ///
+    /// For more information, see [`shmctl(2)`](https://man7.org/linux/man-pages/man2/shmctl.2.html).
     pub fn update(&self, update: ShmUpdate) -> Result<()> {
         let mut ds = self.raw_stat()?;
         if let Some(mode) = update.mode {
@@ -267,6 +316,18 @@ impl SharedMemory {
     /// Marks the segment for removal (`shmctl(IPC_RMID)`): its key is free at once, and the
     /// memory goes away at the last detach. Existing attachments keep working (and, on Linux,
     /// new `shmat` by id still succeed while some remain).
+    ///
+    /// ```
+    /// # use ipckit::shm::{OpenOptions, SharedMemory};
+    /// # let shm = SharedMemory::open(ipckit::IPC_PRIVATE, OpenOptions { size: 64, ..Default::default() })?;
+    /// let map = shm.attach(false)?;
+    /// shm.remove()?;
+    /// assert!(shm.stat()?.removed);
+    /// map.write(0, b"still mapped")?;
+    /// # Ok::<(), ipckit::Error>(())
+    /// ```
+    ///
+    /// For more information, see [`shmctl(2)`](https://man7.org/linux/man-pages/man2/shmctl.2.html).
     pub fn remove(&self) -> Result<()> {
         // SAFETY: IPC_RMID ignores the buffer argument.
         let rc = unsafe { libc::shmctl(self.id, libc::IPC_RMID, std::ptr::null_mut()) };
@@ -275,6 +336,15 @@ impl SharedMemory {
 }
 
 /// What a futex wait ended with, named as `Atomics.wait` names its results.
+///
+/// ```
+/// # use ipckit::shm::{OpenOptions, SharedMemory, WaitResult};
+/// # let shm = SharedMemory::open(ipckit::IPC_PRIVATE, OpenOptions { size: 4, ..Default::default() })?;
+/// let map = shm.attach(false)?;
+/// assert_eq!(map.wait(0, 7, None, None)?, WaitResult::NotEqual);
+/// # shm.remove()?;
+/// # Ok::<(), ipckit::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum WaitResult {
     /// Woken by [`Mapping::wake`] (or, rarely, spuriously: futex waits may end without a wake).
@@ -289,6 +359,21 @@ pub enum WaitResult {
 ///
 /// Its memory is shared with other processes, so it is reached only through copies, atomic
 /// loads, futex calls and the raw [`as_ptr`](Self::as_ptr).
+///
+/// ```
+/// # use ipckit::shm::{OpenOptions, SharedMemory};
+/// # let shm = SharedMemory::open(ipckit::IPC_PRIVATE, OpenOptions { size: 64, ..Default::default() })?;
+/// let map = std::sync::Arc::new(shm.attach(false)?);
+/// let other = map.clone();
+/// std::thread::spawn(move || other.write(0, &[1, 0, 0, 0])).join().unwrap()?;
+/// assert_eq!(map.load_u32(0)?, 1);
+/// drop(map); // the last clone detaches (shmdt)
+/// assert_eq!(shm.stat()?.attachments, 0);
+/// # shm.remove()?;
+/// # Ok::<(), ipckit::Error>(())
+/// ```
+///
+/// For more information, see [`shmat(2)`](https://man7.org/linux/man-pages/man2/shmat.2.html).
 #[derive(Debug)]
 pub struct Mapping {
     ptr: NonNull<u8>,
@@ -370,6 +455,16 @@ impl Mapping {
 
     /// Copies `src` into the segment at `offset`. Fails with `EINVAL` (naming `shm_write`) if
     /// the range passes the end, with `EACCES` on a read-only mapping; nothing is written then.
+    ///
+    /// ```
+    /// # use ipckit::shm::{OpenOptions, SharedMemory};
+    /// # let shm = SharedMemory::open(ipckit::IPC_PRIVATE, OpenOptions { size: 64, ..Default::default() })?;
+    /// let map = shm.attach(false)?;
+    /// map.write(60, b"abcd")?;
+    /// assert_eq!(map.write(61, b"abcd").unwrap_err().code(), "EINVAL");
+    /// # shm.remove()?;
+    /// # Ok::<(), ipckit::Error>(())
+    /// ```
     pub fn write(&self, offset: usize, src: &[u8]) -> Result<()> {
         if self.readonly {
             return Err(Error::new(Errno::EACCES, "shm_write"));
@@ -396,6 +491,16 @@ impl Mapping {
     }
 
     /// Loads the 32-bit word at `offset` (4-aligned) atomically, as `Atomics.load` does.
+    ///
+    /// ```
+    /// # use ipckit::shm::{OpenOptions, SharedMemory};
+    /// # let shm = SharedMemory::open(ipckit::IPC_PRIVATE, OpenOptions { size: 64, ..Default::default() })?;
+    /// let map = shm.attach(false)?;
+    /// map.write(8, &7u32.to_ne_bytes())?;
+    /// assert_eq!(map.load_u32(8)?, 7);
+    /// # shm.remove()?;
+    /// # Ok::<(), ipckit::Error>(())
+    /// ```
     pub fn load_u32(&self, offset: usize) -> Result<u32> {
         Ok(self.word(offset, "futex")?.load(Ordering::SeqCst))
     }
@@ -450,6 +555,15 @@ impl Mapping {
 
     /// Wakes up to `count` waiters on the 32-bit word at `offset` (4-aligned), in every
     /// process (`FUTEX_WAKE`); returns how many were woken.
+    ///
+    /// ```
+    /// # use ipckit::shm::{OpenOptions, SharedMemory};
+    /// # let shm = SharedMemory::open(ipckit::IPC_PRIVATE, OpenOptions { size: 64, ..Default::default() })?;
+    /// let map = shm.attach(false)?;
+    /// assert_eq!(map.wake(0, u32::MAX)?, 0); // nobody waits
+    /// # shm.remove()?;
+    /// # Ok::<(), ipckit::Error>(())
+    /// ```
     ///
     /// For more information, see [`futex(2)`](https://man7.org/linux/man-pages/man2/futex.2.html).
     #[cfg(any(target_os = "linux", target_os = "android"))]
