@@ -548,3 +548,24 @@ test('forced no-zero-copy path: attach() refuses clearly, the copy API and waits
   t.deepEqual(r.stdout.trim().split('\n'), ['false', 'ERR_FEATURE_UNAVAILABLE_ON_PLATFORM', 'copied', 'not-equal'])
   t.is(shm.read(0, 6).toString(), 'copied')
 })
+
+test('a worker thread that exits with views and a pending wait unmaps them all', async (t) => {
+  const { Worker } = await import('node:worker_threads')
+  const shm = privateSegment(t, 4096)
+  const worker = new Worker(
+    `require(${JSON.stringify(require.resolve('tsx/cjs'))});
+     const { SharedMemory } = require(${JSON.stringify(require.resolve('../ts/index'))});
+     const { parentPort, workerData } = require('node:worker_threads');
+     const shm = SharedMemory.fromId(workerData);
+     globalThis.words = new Int32Array(shm.attach().buffer);
+     Atomics.add(globalThis.words, 1, 1);
+     shm.wait(8, 0).catch(() => {});
+     parentPort.postMessage('attached');`,
+    { eval: true, workerData: shm.id },
+  )
+  await new Promise((resolve) => worker.once('message', resolve))
+  t.is(nattch(shm.id), 2, 'the view and the attachment of the wait')
+  await worker.terminate()
+  await eventually(() => nattch(shm.id) === 0, 'the worker to detach')
+  t.is(shm.read(4, new Int32Array(1))[0], 1)
+})
