@@ -167,3 +167,11 @@ function describe(value: unknown): string {
       return `type ${typeof value} (${String(value)})`
   }
 }
+
+/**
+ * @internal `Error` with code `ERR_FEATURE_UNAVAILABLE_ON_PLATFORM`, as Node throws for what
+ * this runtime cannot do (e.g. zero-copy shared memory where external buffers are refused).
+ */
+export function featureUnavailable(message: string): CodedError<Error> {
+  return coded(new Error(message), 'ERR_FEATURE_UNAVAILABLE_ON_PLATFORM')
+}

@@ -59,3 +59,15 @@ export type {
   SemaphoreWaitOptions,
   SemaphoreWaitSyncOptions,
 } from './semaphore'
+export { SharedMemory, SharedMemoryView, zeroCopySupported } from './shared-memory'
+export type {
+  AttachOptions,
+  SharedMemoryCreateOptions,
+  SharedMemoryOpenOptions,
+  SharedMemoryStat,
+  SharedMemoryUpdate,
+  ShmData,
+  ShmWaitOptions,
+  ShmWaitResult,
+  ShmWaitSyncOptions,
+} from './shared-memory'

@@ -11,3 +11,4 @@ mod msg;
 mod reactor;
 mod sysv_list;
 mod sem;
+mod shm;

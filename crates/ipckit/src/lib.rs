@@ -21,6 +21,7 @@ pub mod limits;
 pub mod msg;
 pub mod sysv_list;
 pub mod sem;
+pub mod shm;
 pub mod wait;
 
 pub use error::{Errno, Error, Result};

@@ -1,0 +1,281 @@
+//! System V shared memory for JavaScript: value conversion over [`ipckit::shm`].
+//!
+//! An attachment is a [`ShmMapping`] holding an `Arc<Mapping>` of the core; the mapping is
+//! detached (`shmdt`) when the last clone goes, whoever holds it: this object, a futex wait in
+//! progress, or the external `ArrayBuffer` made by [`ShmMapping::array_buffer`], whose
+//! finalizer owns one clone. So neither `release()`, nor garbage collection, nor
+//! [`shm_detach_buffer`] can leave JavaScript pointing at unmapped memory.
+//!
+//! This file holds the one `unsafe` block of the binding (creating the external ArrayBuffer:
+//! napi-rs has no safe constructor over memory it does not own).
+
+use std::sync::Arc;
+
+use ipckit::shm::{Mapping, OpenOptions, SharedMemory, ShmStat, ShmUpdate, WaitResult};
+use ipckit::Errno;
+use napi::bindgen_prelude::*;
+use napi_derive::napi;
+
+use crate::error::OrThrow;
+use crate::reactor::{Outcome, Reactor};
+
+/// `shmget`: the id of the segment of `key`.
+#[napi]
+pub fn shm_open(
+    env: &Env,
+    key: i32,
+    size: f64,
+    create: bool,
+    exclusive: bool,
+    mode: u32,
+) -> Result<i32> {
+    let options = OpenOptions {
+        size: size as usize,
+        create,
+        exclusive,
+        mode,
+    };
+    SharedMemory::open(key, options)
+        .map(|s| s.id())
+        .or_throw(env)
+}
+
+/// A segment's state (`shmctl(IPC_STAT)`); times in seconds since the epoch, 0 for never.
+#[napi(object)]
+pub struct ShmStatJs {
+    pub key: u32,
+    pub size: f64,
+    pub attachments: f64,
+    pub creator_pid: i32,
+    pub last_pid: i32,
+    pub attach_time: f64,
+    pub detach_time: f64,
+    pub change_time: f64,
+    pub uid: u32,
+    pub gid: u32,
+    pub cuid: u32,
+    pub cgid: u32,
+    pub mode: u32,
+    pub removed: bool,
+}
+
+impl From<ShmStat> for ShmStatJs {
+    fn from(s: ShmStat) -> Self {
+        Self {
+            key: s.key as u32,
+            size: s.size as f64,
+            attachments: s.attachments as f64,
+            creator_pid: s.creator_pid,
+            last_pid: s.last_pid,
+            attach_time: s.attach_time as f64,
+            detach_time: s.detach_time as f64,
+            change_time: s.change_time as f64,
+            uid: s.uid,
+            gid: s.gid,
+            cuid: s.cuid,
+            cgid: s.cgid,
+            mode: s.mode,
+            removed: s.removed,
+        }
+    }
+}
+
+/// `shmctl(IPC_STAT)`.
+#[napi]
+pub fn shm_stat(env: &Env, id: i32) -> Result<ShmStatJs> {
+    SharedMemory::from_id(id)
+        .stat()
+        .map(Into::into)
+        .or_throw(env)
+}
+
+/// `shmctl(IPC_SET)`; a missing value keeps the current one.
+#[napi]
+pub fn shm_update(
+    env: &Env,
+    id: i32,
+    mode: Option<u32>,
+    uid: Option<u32>,
+    gid: Option<u32>,
+) -> Result<()> {
+    SharedMemory::from_id(id)
+        .update(ShmUpdate { mode, uid, gid })
+        .or_throw(env)
+}
+
+/// `shmctl(IPC_RMID)`.
+#[napi]
+pub fn shm_remove(env: &Env, id: i32) -> Result<()> {
+    SharedMemory::from_id(id).remove().or_throw(env)
+}
+
+/// `shmat`: a new attachment of segment `id`.
+#[napi]
+pub fn shm_attach(env: &Env, id: i32, readonly: bool) -> Result<ShmMapping> {
+    let mapping = SharedMemory::from_id(id).attach(readonly).or_throw(env)?;
+    Ok(ShmMapping {
+        inner: Some(Arc::new(mapping)),
+    })
+}
+
+/// Whether this runtime accepts external ArrayBuffers (Node.js does; Electron >= 21 does not).
+/// napi-rs's safe `ArrayBuffer::from_data` hands the engine a `Vec`'s own memory where it
+/// may, and copies it where it may not, so comparing the addresses tells which happened.
+#[napi]
+pub fn shm_zero_copy_probe(env: &Env) -> Result<bool> {
+    let probe = vec![0u8; 1];
+    let address = probe.as_ptr();
+    let buffer = ArrayBuffer::from_data(env, probe)?;
+    Ok(std::ptr::eq(buffer.as_ptr(), address))
+}
+
+/// Neuters `buffer` (`napi_detach_arraybuffer`): every typed array over it gets length 0.
+/// Its finalizer, which releases the mapping, runs once the engine lets go of the memory.
+#[napi]
+pub fn shm_detach_buffer(buffer: ArrayBuffer<'_>) -> Result<()> {
+    if buffer.is_detached()? {
+        return Ok(());
+    }
+    buffer.detach()
+}
+
+/// One attachment (`shmat`) of a segment, detached when the last user lets it go.
+#[napi]
+pub struct ShmMapping {
+    inner: Option<Arc<Mapping>>,
+}
+
+fn released(env: &Env) -> Error {
+    crate::error::sys_error(env, ipckit::Error::new(Errno::EINVAL, "shmat"))
+}
+
+/// What a futex wait ended with, as the number the TypeScript layer maps to a string:
+/// 0 `'ok'`, 1 `'not-equal'`, 2 `'timed-out'`.
+fn wait_code(r: WaitResult) -> u32 {
+    match r {
+        WaitResult::Ok => 0,
+        WaitResult::NotEqual => 1,
+        WaitResult::TimedOut => 2,
+    }
+}
+
+fn timeout(ms: Option<f64>) -> Option<std::time::Duration> {
+    // Too long to represent is as good as for ever.
+    ms.and_then(|ms| std::time::Duration::try_from_secs_f64(ms.max(0.0) / 1000.0).ok())
+}
+
+#[napi]
+impl ShmMapping {
+    fn mapping(&self, env: &Env) -> Result<&Arc<Mapping>> {
+        self.inner.as_ref().ok_or_else(|| released(env))
+    }
+
+    /// Length in bytes (the segment's size).
+    #[napi(getter)]
+    pub fn length(&self) -> f64 {
+        self.inner.as_ref().map_or(0.0, |m| m.len() as f64)
+    }
+
+    /// Whether the attachment is read-only (`SHM_RDONLY`).
+    #[napi(getter)]
+    pub fn readonly(&self) -> bool {
+        self.inner.as_ref().is_some_and(|m| m.is_readonly())
+    }
+
+    /// Copies `target.length` bytes from `offset` into `target` (a Buffer).
+    #[napi]
+    pub fn read(&self, env: &Env, offset: f64, mut target: BufferSlice<'_>) -> Result<()> {
+        self.mapping(env)?
+            .read(offset as usize, &mut target)
+            .or_throw(env)
+    }
+
+    /// Copies `data` into the segment at `offset`.
+    #[napi]
+    pub fn write(&self, env: &Env, offset: f64, data: &[u8]) -> Result<()> {
+        self.mapping(env)?
+            .write(offset as usize, data)
+            .or_throw(env)
+    }
+
+    /// Atomically loads the 32-bit word at `offset`.
+    #[napi]
+    pub fn load(&self, env: &Env, offset: f64) -> Result<u32> {
+        self.mapping(env)?.load_u32(offset as usize).or_throw(env)
+    }
+
+    /// Futex wait on the calling thread; `timeout_ms` null or infinite waits for ever.
+    #[napi]
+    pub fn wait_sync(
+        &self,
+        env: &Env,
+        offset: f64,
+        expected: u32,
+        timeout_ms: Option<f64>,
+    ) -> Result<u32> {
+        self.mapping(env)?
+            .wait(offset as usize, expected, timeout(timeout_ms), None)
+            .map(wait_code)
+            .or_throw(env)
+    }
+
+    /// Starts a futex wait on a wait thread; its result code arrives through the reactor's
+    /// dispatch as the number. The wait holds the mapping, so releasing this object meanwhile
+    /// is harmless.
+    #[napi]
+    pub fn wait_start(
+        &self,
+        env: &Env,
+        reactor: &Reactor,
+        wait_id: u32,
+        offset: f64,
+        expected: u32,
+        timeout_ms: Option<f64>,
+    ) -> Result<()> {
+        let mapping = self.mapping(env)?.clone();
+        let timeout = timeout(timeout_ms);
+        reactor.start(wait_id, move |canceller| {
+            mapping
+                .wait(offset as usize, expected, timeout, Some(canceller))
+                .map(|r| Outcome::Message(i64::from(wait_code(r)), Vec::new()))
+        });
+        Ok(())
+    }
+
+    /// Futex wake of up to `count` waiters; returns how many were woken.
+    #[napi]
+    pub fn notify(&self, env: &Env, offset: f64, count: u32) -> Result<u32> {
+        self.mapping(env)?
+            .wake(offset as usize, count)
+            .or_throw(env)
+    }
+
+    /// A zero-copy `ArrayBuffer` over the whole attachment, which keeps the mapping alive
+    /// until the engine frees it. Call it at most once per attachment (one ArrayBuffer per
+    /// address), and only where `shm_zero_copy_probe` said true; fails with `ENOTSUP` if the
+    /// runtime copied the memory anyway.
+    #[napi]
+    pub fn array_buffer<'env>(&self, env: &'env Env) -> Result<ArrayBuffer<'env>> {
+        let mapping = self.mapping(env)?.clone();
+        let (ptr, len) = (mapping.as_ptr(), mapping.len());
+        // SAFETY: `ptr` is valid for `len` bytes for as long as `mapping` lives, and the
+        // finalizer owns that clone until the engine releases the buffer, so the memory stays
+        // mapped while JavaScript can reach it. Where the runtime refuses external buffers,
+        // napi-rs copies and runs the finalizer at once: the clone drops, nothing dangles.
+        let buffer = unsafe { ArrayBuffer::from_external(env, ptr, len, mapping, |_, m| drop(m)) }?;
+        if !std::ptr::eq(buffer.as_ptr(), ptr) {
+            return Err(crate::error::sys_error(
+                env,
+                ipckit::Error::new(Errno::ENOTSUP, "napi_create_external_arraybuffer"),
+            ));
+        }
+        Ok(buffer)
+    }
+
+    /// Drops this object's hold on the mapping (the attachment ends once buffers and waits
+    /// that hold it are gone too). Idempotent.
+    #[napi]
+    pub fn release(&mut self) {
+        self.inner = None;
+    }
+}

@@ -1,0 +1,797 @@
+//! System V shared memory: `shmget`, `shmat`, `shmdt`, `shmctl`, and futex wait/notify on a
+//! word of a segment.
+//!
+//! A [`SharedMemory`] is a handle on a kernel segment identified by its id; the segment lives
+//! until [`SharedMemory::remove`] (IPC_RMID) *and* the last detach, whatever happens to the
+//! processes using it. [`SharedMemory::attach`] maps it (`shmat`) and returns a [`Mapping`],
+//! the owner of that attachment: dropping it detaches (`shmdt`). Share a mapping between
+//! threads (or with a JavaScript engine) as an `Arc<Mapping>`, so that the memory stays mapped
+//! until the last user is gone.
+//!
+//! The bytes of a segment are shared with other processes, which may change them at any time.
+//! So a [`Mapping`] never hands out a Rust reference (`&[u8]`) into them: it copies in and out
+//! ([`Mapping::read`], [`Mapping::write`]), loads 32-bit words atomically
+//! ([`Mapping::load_u32`]), and gives its raw address ([`Mapping::as_ptr`]) to callers that
+//! take on the aliasing rules themselves.
+//!
+//! ```
+//! use ipckit::shm::{OpenOptions, SharedMemory};
+//!
+//! let shm = SharedMemory::open(ipckit::IPC_PRIVATE, OpenOptions { size: 4096, ..Default::default() })?;
+//! let map = shm.attach(false)?;
+//! map.write(0, b"hello")?;
+//! let mut out = [0u8; 5];
+//! map.read(0, &mut out)?;
+//! assert_eq!(&out, b"hello");
+//! assert_eq!(shm.stat()?.attachments, 1);
+//! shm.remove()?; // the segment goes away once `map` is dropped
+//! # Ok::<(), ipckit::Error>(())
+//! ```
+
+use std::mem::MaybeUninit;
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use crate::error::{check, Errno, Error, Result};
+use crate::key::Key;
+use crate::wait::{interruptible, Canceller};
+
+/// The "marked for destruction" bit of `shm_perm.mode` (`SHM_DEST`, not in the libc crate).
+const SHM_DEST: u32 = 0o1000;
+
+/// How [`SharedMemory::open`] finds or creates the segment.
+///
+/// ```
+/// let opts = ipckit::shm::OpenOptions { size: 4096, create: true, ..Default::default() };
+/// assert_eq!(opts.mode, 0o600);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OpenOptions {
+    /// Size in bytes of a created segment; when opening an existing one, a size larger than
+    /// the segment fails with `EINVAL` and 0 accepts any size.
+    pub size: usize,
+    /// Create the segment if the key has none (`IPC_CREAT`).
+    pub create: bool,
+    /// Fail with `EEXIST` if the key already has a segment (`IPC_CREAT | IPC_EXCL`).
+    pub exclusive: bool,
+    /// Permission bits of a created segment.
+    pub mode: u32,
+}
+
+impl Default for OpenOptions {
+    fn default() -> Self {
+        Self {
+            size: 0,
+            create: false,
+            exclusive: false,
+            mode: 0o600,
+        }
+    }
+}
+
+impl OpenOptions {
+    /// Without `create` (and for a key other than `IPC_PRIVATE`, which always creates), no
+    /// permission bits are passed: shmget would check them against the segment's mode, so a
+    /// process allowed only to read could not open it; access is checked where it matters, by
+    /// `shmat` (read-write or `SHM_RDONLY`) and `IPC_STAT`.
+    fn flags(&self, key: Key) -> libc::c_int {
+        let mut flags = 0;
+        if self.create || self.exclusive || key == crate::key::IPC_PRIVATE {
+            flags |= (self.mode & 0o777) as libc::c_int;
+        }
+        if self.create || self.exclusive {
+            flags |= libc::IPC_CREAT;
+        }
+        if self.exclusive {
+            flags |= libc::IPC_EXCL;
+        }
+        flags
+    }
+}
+
+/// A segment's state, from `shmctl(IPC_STAT)`.
+///
+/// ```
+/// # use ipckit::shm::{OpenOptions, SharedMemory};
+/// let shm = SharedMemory::open(ipckit::IPC_PRIVATE, OpenOptions { size: 64, ..Default::default() })?;
+/// let st = shm.stat()?;
+/// assert_eq!((st.size, st.attachments, st.removed), (64, 0, false));
+/// shm.remove()?;
+/// # Ok::<(), ipckit::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ShmStat {
+    /// The key the segment was created with (0 for a private or removed segment).
+    pub key: Key,
+    /// Size in bytes (`shm_segsz`).
+    pub size: u64,
+    /// Current attachments, in every process (`shm_nattch`).
+    pub attachments: u64,
+    /// Pid of the creator (`shm_cpid`).
+    pub creator_pid: i32,
+    /// Pid of the last `shmat` or `shmdt` (`shm_lpid`).
+    pub last_pid: i32,
+    /// Seconds since the epoch of the last `shmat`, 0 if none.
+    pub attach_time: i64,
+    /// Seconds since the epoch of the last `shmdt`, 0 if none.
+    pub detach_time: i64,
+    /// Seconds since the epoch of the last change (creation or IPC_SET).
+    pub change_time: i64,
+    /// Owner user id.
+    pub uid: u32,
+    /// Owner group id.
+    pub gid: u32,
+    /// Creator user id.
+    pub cuid: u32,
+    /// Creator group id.
+    pub cgid: u32,
+    /// Permission bits.
+    pub mode: u32,
+    /// Whether IPC_RMID was done: the segment goes away at its last detach (`SHM_DEST`).
+    pub removed: bool,
+}
+
+/// Changes for [`SharedMemory::update`] (`shmctl(IPC_SET)`); `None` keeps the current value.
+///
+/// ```
+/// let only_mode = ipckit::shm::ShmUpdate { mode: Some(0o640), ..Default::default() };
+/// assert_eq!(only_mode.uid, None);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ShmUpdate {
+    /// New permission bits.
+    pub mode: Option<u32>,
+    /// New owner user id.
+    pub uid: Option<u32>,
+    /// New owner group id.
+    pub gid: Option<u32>,
+}
+
+/// A handle on a System V shared memory segment.
+///
+/// ```
+/// use ipckit::shm::{OpenOptions, SharedMemory};
+/// let shm = SharedMemory::open(ipckit::IPC_PRIVATE, OpenOptions { size: 64, ..Default::default() })?;
+/// assert_eq!(SharedMemory::from_id(shm.id()).stat()?.size, 64);
+/// shm.remove()?;
+/// # Ok::<(), ipckit::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SharedMemory {
+    id: i32,
+}
+
+impl SharedMemory {
+    /// Finds or creates the segment of `key` (`shmget`). [`IPC_PRIVATE`](crate::IPC_PRIVATE)
+    /// always creates a new segment. A new segment is filled with zeros.
+    ///
+    /// Errors: `ENOENT` (no segment and no `create`), `EEXIST` (`exclusive` and one exists),
+    /// `EINVAL` (a size of 0 or above `shmmax` for a new segment, larger than the existing
+    /// one), `EACCES`, `ENOSPC`, `ENOMEM`.
+    ///
+    /// ```
+    /// use ipckit::shm::{OpenOptions, SharedMemory};
+    /// let e = SharedMemory::open(ipckit::IPC_PRIVATE, OpenOptions::default()).unwrap_err();
+    /// assert_eq!(e.code(), "EINVAL"); // size 0
+    /// ```
+    ///
+    /// For more information, see [`shmget(2)`](https://man7.org/linux/man-pages/man2/shmget.2.html).
+    #[doc(alias = "shmget")]
+    pub fn open(key: Key, options: OpenOptions) -> Result<Self> {
+        // SAFETY: shmget takes no pointers.
+        let id = check(
+            unsafe { libc::shmget(key, options.size, options.flags(key)) },
+            "shmget",
+        )?;
+        Ok(Self { id })
+    }
+
+    /// A handle on the segment with identifier `id`, as `ipcs -m` shows it. No system call is
+    /// made; use [`stat`](Self::stat) to check that it exists.
+    ///
+    /// ```
+    /// assert_eq!(ipckit::shm::SharedMemory::from_id(7).id(), 7);
+    /// ```
+    pub const fn from_id(id: i32) -> Self {
+        Self { id }
+    }
+
+    /// The segment identifier.
+    pub const fn id(&self) -> i32 {
+        self.id
+    }
+
+    /// Maps the segment into this process (`shmat`), read-only with `readonly`
+    /// (`SHM_RDONLY`, which needs only read permission). The [`Mapping`] detaches when dropped.
+    ///
+    /// Errors: `EACCES` (no permission for that access), `EINVAL`/`EIDRM` (no such segment).
+    ///
+    /// ```
+    /// use ipckit::shm::{OpenOptions, SharedMemory};
+    /// let shm = SharedMemory::open(ipckit::IPC_PRIVATE, OpenOptions { size: 100, ..Default::default() })?;
+    /// let map = shm.attach(true)?;
+    /// assert_eq!((map.len(), map.is_readonly()), (100, true));
+    /// assert_eq!(map.write(0, b"x").unwrap_err().code(), "EACCES");
+    /// shm.remove()?;
+    /// # Ok::<(), ipckit::Error>(())
+    /// ```
+    ///
+    /// For more information, see [`shmat(2)`](https://man7.org/linux/man-pages/man2/shmat.2.html).
+    #[doc(alias = "shmat")]
+    pub fn attach(&self, readonly: bool) -> Result<Mapping> {
+        let flags = if readonly { libc::SHM_RDONLY } else { 0 };
+        // SAFETY: a null address lets the kernel choose a free range, so no existing memory of
+        // this process is replaced; the result is checked before use.
+        let addr = unsafe { libc::shmat(self.id, std::ptr::null(), flags) };
+        if addr as isize == -1 {
+            return Err(Error::last("shmat"));
+        }
+        let ptr = NonNull::new(addr.cast::<u8>()).ok_or(Error::new(Errno::EINVAL, "shmat"))?;
+        // From here on the Mapping owns the attachment, so an error below detaches it.
+        let mut mapping = Mapping {
+            ptr,
+            len: 0,
+            readonly,
+            id: self.id,
+        };
+        mapping.len = usize::try_from(self.stat()?.size)
+            .map_err(|_| Error::new(Errno::EOVERFLOW, "shmctl"))?;
+        Ok(mapping)
+    }
+
+    /// The segment's state (`shmctl(IPC_STAT)`).
+    ///
+    /// ```
+    /// # use ipckit::shm::{OpenOptions, SharedMemory};
+    /// # let shm = SharedMemory::open(ipckit::IPC_PRIVATE, OpenOptions { size: 64, ..Default::default() })?;
+    /// let _map = shm.attach(false)?;
+    /// assert_eq!(shm.stat()?.attachments, 1);
+    /// # shm.remove()?;
+    /// # Ok::<(), ipckit::Error>(())
+    /// ```
+    ///
+    /// For more information, see [`shmctl(2)`](https://man7.org/linux/man-pages/man2/shmctl.2.html).
+    #[doc(alias = "shmctl")]
+    // The field types of shmid_ds differ between C libraries; the casts are no-ops on some.
+    #[allow(clippy::unnecessary_cast)]
+    pub fn stat(&self) -> Result<ShmStat> {
+        let ds = self.raw_stat()?;
+        let mode = u32::from(ds.shm_perm.mode);
+        Ok(ShmStat {
+            key: ipc_key(&ds.shm_perm),
+            size: ds.shm_segsz as u64,
+            attachments: ds.shm_nattch as u64,
+            creator_pid: ds.shm_cpid,
+            last_pid: ds.shm_lpid,
+            attach_time: ds.shm_atime as i64,
+            detach_time: ds.shm_dtime as i64,
+            change_time: ds.shm_ctime as i64,
+            uid: ds.shm_perm.uid,
+            gid: ds.shm_perm.gid,
+            cuid: ds.shm_perm.cuid,
+            cgid: ds.shm_perm.cgid,
+            mode: mode & 0o777,
+            removed: mode & SHM_DEST != 0,
+        })
+    }
+
+    fn raw_stat(&self) -> Result<libc::shmid_ds> {
+        let mut ds = MaybeUninit::<libc::shmid_ds>::uninit();
+        // SAFETY: IPC_STAT fills the whole shmid_ds that `ds` points to.
+        let rc = unsafe { libc::shmctl(self.id, libc::IPC_STAT, ds.as_mut_ptr()) };
+        check(rc, "shmctl")?;
+        // SAFETY: shmctl succeeded, so the kernel initialised `ds`.
+        Ok(unsafe { ds.assume_init() })
+    }
+
+    /// Changes owner or mode (`shmctl(IPC_SET)`), keeping what `update` leaves out.
+    ///
+    /// ```
+    /// # use ipckit::shm::{OpenOptions, SharedMemory};
+    /// # let shm = SharedMemory::open(ipckit::IPC_PRIVATE, OpenOptions { size: 64, ..Default::default() })?;
+    /// shm.update(ipckit::shm::ShmUpdate { mode: Some(0o640), ..Default::default() })?;
+    /// assert_eq!(shm.stat()?.mode, 0o640);
+    /// # shm.remove()?;
+    /// # Ok::<(), ipckit::Error>(())
+    /// ```
+    ///
+    /// For more information, see [`shmctl(2)`](https://man7.org/linux/man-pages/man2/shmctl.2.html).
+    pub fn update(&self, update: ShmUpdate) -> Result<()> {
+        let mut ds = self.raw_stat()?;
+        if let Some(mode) = update.mode {
+            ds.shm_perm.mode = (mode & 0o777) as _;
+        }
+        if let Some(uid) = update.uid {
+            ds.shm_perm.uid = uid;
+        }
+        if let Some(gid) = update.gid {
+            ds.shm_perm.gid = gid;
+        }
+        // SAFETY: `ds` is a valid shmid_ds; IPC_SET reads it.
+        let rc = unsafe { libc::shmctl(self.id, libc::IPC_SET, &mut ds) };
+        check(rc, "shmctl").map(drop)
+    }
+
+    /// Marks the segment for removal (`shmctl(IPC_RMID)`): its key is free at once, and the
+    /// memory goes away at the last detach. Existing attachments keep working (and, on Linux,
+    /// new `shmat` by id still succeed while some remain).
+    ///
+    /// ```
+    /// # use ipckit::shm::{OpenOptions, SharedMemory};
+    /// # let shm = SharedMemory::open(ipckit::IPC_PRIVATE, OpenOptions { size: 64, ..Default::default() })?;
+    /// let map = shm.attach(false)?;
+    /// shm.remove()?;
+    /// assert!(shm.stat()?.removed);
+    /// map.write(0, b"still mapped")?;
+    /// # Ok::<(), ipckit::Error>(())
+    /// ```
+    ///
+    /// For more information, see [`shmctl(2)`](https://man7.org/linux/man-pages/man2/shmctl.2.html).
+    pub fn remove(&self) -> Result<()> {
+        // SAFETY: IPC_RMID ignores the buffer argument.
+        let rc = unsafe { libc::shmctl(self.id, libc::IPC_RMID, std::ptr::null_mut()) };
+        check(rc, "shmctl").map(drop)
+    }
+}
+
+/// What a futex wait ended with, named as `Atomics.wait` names its results.
+///
+/// ```
+/// # use ipckit::shm::{OpenOptions, SharedMemory, WaitResult};
+/// # let shm = SharedMemory::open(ipckit::IPC_PRIVATE, OpenOptions { size: 4, ..Default::default() })?;
+/// let map = shm.attach(false)?;
+/// assert_eq!(map.wait(0, 7, None, None)?, WaitResult::NotEqual);
+/// # shm.remove()?;
+/// # Ok::<(), ipckit::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WaitResult {
+    /// Woken by [`Mapping::wake`] (or, rarely, spuriously: futex waits may end without a wake).
+    Ok,
+    /// The word did not hold the expected value, so there was no wait.
+    NotEqual,
+    /// The timeout passed.
+    TimedOut,
+}
+
+/// One attachment of a segment (`shmat`); dropping it detaches (`shmdt`).
+///
+/// Its memory is shared with other processes, so it is reached only through copies, atomic
+/// loads, futex calls and the raw [`as_ptr`](Self::as_ptr).
+///
+/// ```
+/// # use ipckit::shm::{OpenOptions, SharedMemory};
+/// # let shm = SharedMemory::open(ipckit::IPC_PRIVATE, OpenOptions { size: 64, ..Default::default() })?;
+/// let map = std::sync::Arc::new(shm.attach(false)?);
+/// let other = map.clone();
+/// std::thread::spawn(move || other.write(0, &[1, 0, 0, 0])).join().unwrap()?;
+/// assert_eq!(map.load_u32(0)?, 1);
+/// drop(map); // the last clone detaches (shmdt)
+/// assert_eq!(shm.stat()?.attachments, 0);
+/// # shm.remove()?;
+/// # Ok::<(), ipckit::Error>(())
+/// ```
+///
+/// For more information, see [`shmat(2)`](https://man7.org/linux/man-pages/man2/shmat.2.html).
+#[derive(Debug)]
+pub struct Mapping {
+    ptr: NonNull<u8>,
+    len: usize,
+    readonly: bool,
+    id: i32,
+}
+
+// SAFETY: the mapping is plain shared memory, reachable from any thread; this type only copies
+// through raw pointers and uses atomics and futex calls, all of which are thread-safe, and
+// `shmdt` may be called from any thread.
+unsafe impl Send for Mapping {}
+// SAFETY: as above; no method hands out a reference into the memory.
+unsafe impl Sync for Mapping {}
+
+impl Mapping {
+    /// The address of the first byte. It stays valid while this mapping lives; another process
+    /// may write to the memory at any time, so never form a Rust reference over it.
+    pub fn as_ptr(&self) -> *mut u8 {
+        self.ptr.as_ptr()
+    }
+
+    /// Length in bytes (the segment's size).
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the segment's size is 0 (never true for a mapping the kernel made).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Whether this is a read-only mapping (`SHM_RDONLY`).
+    pub fn is_readonly(&self) -> bool {
+        self.readonly
+    }
+
+    /// The id of the segment mapped.
+    pub fn id(&self) -> i32 {
+        self.id
+    }
+
+    fn range(&self, offset: usize, len: usize, what: &'static str) -> Result<()> {
+        match offset.checked_add(len) {
+            Some(end) if end <= self.len => Ok(()),
+            _ => Err(Error::new(Errno::EINVAL, what)),
+        }
+    }
+
+    /// Copies `dst.len()` bytes from `offset` into `dst`. Fails with `EINVAL` (naming
+    /// `shm_read`) if the range passes the end, and copies nothing then.
+    ///
+    /// ```
+    /// # use ipckit::shm::{OpenOptions, SharedMemory};
+    /// # let shm = SharedMemory::open(ipckit::IPC_PRIVATE, OpenOptions { size: 8, ..Default::default() })?;
+    /// let map = shm.attach(false)?;
+    /// let mut two = [1u8; 2];
+    /// map.read(6, &mut two)?;          // a new segment holds zeros
+    /// assert_eq!(two, [0, 0]);
+    /// assert!(map.read(7, &mut two).is_err());
+    /// # shm.remove()?;
+    /// # Ok::<(), ipckit::Error>(())
+    /// ```
+    pub fn read(&self, offset: usize, dst: &mut [u8]) -> Result<()> {
+        self.range(offset, dst.len(), "shm_read")?;
+        // SAFETY: [offset, offset + len) lies inside the mapping (checked above), which stays
+        // mapped while `self` lives; `dst` is a distinct, writable Rust buffer of that length.
+        // Other processes may write the source concurrently: the copy then holds a mix of old
+        // and new bytes, as memcpy in C would, and no reference to the shared bytes is formed.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                self.ptr.as_ptr().add(offset),
+                dst.as_mut_ptr(),
+                dst.len(),
+            )
+        };
+        Ok(())
+    }
+
+    /// Copies `src` into the segment at `offset`. Fails with `EINVAL` (naming `shm_write`) if
+    /// the range passes the end, with `EACCES` on a read-only mapping; nothing is written then.
+    ///
+    /// ```
+    /// # use ipckit::shm::{OpenOptions, SharedMemory};
+    /// # let shm = SharedMemory::open(ipckit::IPC_PRIVATE, OpenOptions { size: 64, ..Default::default() })?;
+    /// let map = shm.attach(false)?;
+    /// map.write(60, b"abcd")?;
+    /// assert_eq!(map.write(61, b"abcd").unwrap_err().code(), "EINVAL");
+    /// # shm.remove()?;
+    /// # Ok::<(), ipckit::Error>(())
+    /// ```
+    pub fn write(&self, offset: usize, src: &[u8]) -> Result<()> {
+        if self.readonly {
+            return Err(Error::new(Errno::EACCES, "shm_write"));
+        }
+        self.range(offset, src.len(), "shm_write")?;
+        // SAFETY: the range lies inside a writable mapping (both checked above) that stays
+        // mapped while `self` lives; `src` is a Rust slice, which cannot overlap the shared
+        // memory since no reference into it is ever formed.
+        unsafe {
+            std::ptr::copy_nonoverlapping(src.as_ptr(), self.ptr.as_ptr().add(offset), src.len())
+        };
+        Ok(())
+    }
+
+    fn word(&self, offset: usize, what: &'static str) -> Result<&AtomicU32> {
+        if offset % 4 != 0 {
+            return Err(Error::new(Errno::EINVAL, what));
+        }
+        self.range(offset, 4, what)?;
+        // SAFETY: the word is inside the mapping and 4-aligned (the mapping is page-aligned),
+        // lives as long as `&self`, and is only ever accessed atomically through this
+        // reference (AtomicU32 permits concurrent writes by others, including other processes).
+        Ok(unsafe { AtomicU32::from_ptr(self.ptr.as_ptr().add(offset).cast()) })
+    }
+
+    /// Loads the 32-bit word at `offset` (4-aligned) atomically, as `Atomics.load` does.
+    ///
+    /// ```
+    /// # use ipckit::shm::{OpenOptions, SharedMemory};
+    /// # let shm = SharedMemory::open(ipckit::IPC_PRIVATE, OpenOptions { size: 64, ..Default::default() })?;
+    /// let map = shm.attach(false)?;
+    /// map.write(8, &7u32.to_ne_bytes())?;
+    /// assert_eq!(map.load_u32(8)?, 7);
+    /// # shm.remove()?;
+    /// # Ok::<(), ipckit::Error>(())
+    /// ```
+    pub fn load_u32(&self, offset: usize) -> Result<u32> {
+        Ok(self.word(offset, "futex")?.load(Ordering::SeqCst))
+    }
+
+    /// Waits until the 32-bit word at `offset` (4-aligned) is woken by [`wake`](Self::wake)
+    /// from any process, if it holds `expected` (`FUTEX_WAIT`, shared, not
+    /// `FUTEX_PRIVATE_FLAG`). `timeout` `None` waits for ever.
+    ///
+    /// With a `canceller`, the wait can be cancelled ([`crate::wait::interruptible`]) and then
+    /// fails with [`Error::cancelled`]; without one, signals do not end it. `EINTR` re-arms
+    /// the wait with the same absolute deadline (`FUTEX_WAIT_BITSET` on `CLOCK_MONOTONIC`), so
+    /// signals never stretch the timeout.
+    ///
+    /// ```
+    /// # use ipckit::shm::{OpenOptions, SharedMemory, WaitResult};
+    /// # use std::time::Duration;
+    /// # let shm = SharedMemory::open(ipckit::IPC_PRIVATE, OpenOptions { size: 8, ..Default::default() })?;
+    /// let map = shm.attach(false)?;
+    /// assert_eq!(map.wait(0, 1, None, None)?, WaitResult::NotEqual);
+    /// assert_eq!(map.wait(0, 0, Some(Duration::from_millis(1)), None)?, WaitResult::TimedOut);
+    /// # shm.remove()?;
+    /// # Ok::<(), ipckit::Error>(())
+    /// ```
+    ///
+    /// For more information, see [`futex(2)`](https://man7.org/linux/man-pages/man2/futex.2.html).
+    #[doc(alias = "futex")]
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    pub fn wait(
+        &self,
+        offset: usize,
+        expected: u32,
+        timeout: Option<Duration>,
+        canceller: Option<&Canceller>,
+    ) -> Result<WaitResult> {
+        let word = self.word(offset, "futex")?;
+        let deadline = match timeout {
+            Some(t) => Some(deadline_after(t)?),
+            None => None,
+        };
+        let call = || futex_wait(word, expected, deadline.as_ref());
+        let result = match canceller {
+            Some(c) => interruptible(c, "futex", call),
+            None => crate::error::retry_eintr(call),
+        };
+        match result {
+            Ok(()) => Ok(WaitResult::Ok),
+            Err(e) if e.errno() == Errno::EAGAIN => Ok(WaitResult::NotEqual),
+            Err(e) if e.errno() == Errno::ETIMEDOUT => Ok(WaitResult::TimedOut),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Wakes up to `count` waiters on the 32-bit word at `offset` (4-aligned), in every
+    /// process (`FUTEX_WAKE`); returns how many were woken.
+    ///
+    /// ```
+    /// # use ipckit::shm::{OpenOptions, SharedMemory};
+    /// # let shm = SharedMemory::open(ipckit::IPC_PRIVATE, OpenOptions { size: 64, ..Default::default() })?;
+    /// let map = shm.attach(false)?;
+    /// assert_eq!(map.wake(0, u32::MAX)?, 0); // nobody waits
+    /// # shm.remove()?;
+    /// # Ok::<(), ipckit::Error>(())
+    /// ```
+    ///
+    /// For more information, see [`futex(2)`](https://man7.org/linux/man-pages/man2/futex.2.html).
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    pub fn wake(&self, offset: usize, count: u32) -> Result<u32> {
+        let word = self.word(offset, "futex")?;
+        let count = libc::c_int::try_from(count).unwrap_or(libc::c_int::MAX);
+        // SAFETY: `word` is a valid, aligned u32 of a mapping that outlives the call;
+        // FUTEX_WAKE reads nothing else (timeout, uaddr2 and val3 are ignored).
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_futex,
+                word.as_ptr(),
+                libc::FUTEX_WAKE,
+                count,
+                std::ptr::null::<libc::timespec>(),
+                std::ptr::null::<u32>(),
+                0,
+            )
+        };
+        let woken = check(rc as i64, "futex")?;
+        Ok(u32::try_from(woken).unwrap_or(u32::MAX))
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // SAFETY: `ptr` is the address shmat returned for this attachment, detached only here,
+        // once; no reference into the memory outlives the mapping.
+        let rc = unsafe { libc::shmdt(self.ptr.as_ptr().cast()) };
+        debug_assert_eq!(rc, 0, "shmdt failed");
+    }
+}
+
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn ipc_key(perm: &libc::ipc_perm) -> Key {
+    perm.__key
+}
+
+#[cfg(all(target_os = "linux", not(target_env = "gnu")))]
+#[allow(deprecated)] // musl before 1.2 names the field __ipc_perm_key
+fn ipc_key(perm: &libc::ipc_perm) -> Key {
+    perm.__ipc_perm_key
+}
+
+/// `CLOCK_MONOTONIC` now + `t`, saturating far in the future.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+#[allow(clippy::unnecessary_cast)] // time_t and c_long are i64 on 64-bit targets only
+fn deadline_after(t: Duration) -> Result<libc::timespec> {
+    let mut now = MaybeUninit::<libc::timespec>::uninit();
+    check(
+        // SAFETY: clock_gettime writes a timespec to the pointer it is given.
+        unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, now.as_mut_ptr()) },
+        "clock_gettime",
+    )?;
+    // SAFETY: clock_gettime succeeded, so `now` is initialised.
+    let now = unsafe { now.assume_init() };
+    let secs = i64::try_from(t.as_secs()).unwrap_or(i64::MAX / 2);
+    let mut sec = (now.tv_sec as i64).saturating_add(secs);
+    let mut nsec = now.tv_nsec as i64 + i64::from(t.subsec_nanos());
+    if nsec >= 1_000_000_000 {
+        nsec -= 1_000_000_000;
+        sec = sec.saturating_add(1);
+    }
+    Ok(libc::timespec {
+        tv_sec: sec as _,
+        tv_nsec: nsec as _,
+    })
+}
+
+/// One `FUTEX_WAIT_BITSET` (absolute `CLOCK_MONOTONIC` deadline; woken by `FUTEX_WAKE` as a
+/// plain `FUTEX_WAIT` is, since the bitset matches every waker).
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn futex_wait(word: &AtomicU32, expected: u32, deadline: Option<&libc::timespec>) -> Result<()> {
+    let timeout = deadline.map_or(std::ptr::null(), |d| d as *const libc::timespec);
+    // SAFETY: `word` is a valid, aligned u32 that outlives the call, and `timeout` is null or
+    // points to a timespec that does; the kernel reads the word atomically and compares it with
+    // `expected`; uaddr2 is ignored by FUTEX_WAIT_BITSET.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAIT_BITSET,
+            expected,
+            timeout,
+            std::ptr::null::<u32>(),
+            libc::FUTEX_BITSET_MATCH_ANY,
+        )
+    };
+    check(rc as i64, "futex").map(drop)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::key::IPC_PRIVATE;
+    use std::sync::Arc;
+    use std::time::Instant;
+
+    struct Temp(SharedMemory);
+    impl Drop for Temp {
+        fn drop(&mut self) {
+            let _ = self.0.remove();
+        }
+    }
+    fn private(size: usize) -> Temp {
+        Temp(
+            SharedMemory::open(
+                IPC_PRIVATE,
+                OpenOptions {
+                    size,
+                    ..Default::default()
+                },
+            )
+            .unwrap(),
+        )
+    }
+
+    #[test]
+    fn two_attachments_share_bytes_and_count() {
+        let shm = private(10_000);
+        let a = shm.0.attach(false).unwrap();
+        let b = shm.0.attach(true).unwrap();
+        assert_eq!(a.len(), 10_000);
+        assert_ne!(a.as_ptr(), b.as_ptr());
+        a.write(9_990, b"0123456789").unwrap();
+        let mut out = [0u8; 10];
+        b.read(9_990, &mut out).unwrap();
+        assert_eq!(&out, b"0123456789");
+        assert_eq!(shm.0.stat().unwrap().attachments, 2);
+        drop(a);
+        assert_eq!(shm.0.stat().unwrap().attachments, 1);
+        drop(b);
+        assert_eq!(shm.0.stat().unwrap().attachments, 0);
+    }
+
+    #[test]
+    fn bounds_and_readonly() {
+        let shm = private(16);
+        let rw = shm.0.attach(false).unwrap();
+        assert_eq!(rw.write(15, b"ab").unwrap_err().errno(), Errno::EINVAL);
+        assert_eq!(
+            rw.write(usize::MAX, b"a").unwrap_err().errno(),
+            Errno::EINVAL
+        );
+        assert_eq!(rw.read(17, &mut []).unwrap_err().errno(), Errno::EINVAL);
+        rw.read(16, &mut []).unwrap();
+        let mut one = [9u8];
+        rw.read(15, &mut one).unwrap();
+        assert_eq!(one, [0]);
+        let ro = shm.0.attach(true).unwrap();
+        assert_eq!(ro.write(0, b"a").unwrap_err().errno(), Errno::EACCES);
+        assert_eq!(rw.load_u32(2).unwrap_err().errno(), Errno::EINVAL);
+        assert_eq!(rw.load_u32(16).unwrap_err().errno(), Errno::EINVAL);
+    }
+
+    #[test]
+    fn remove_keeps_attachments_working() {
+        let shm = SharedMemory::open(
+            IPC_PRIVATE,
+            OpenOptions {
+                size: 64,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let map = shm.attach(false).unwrap();
+        shm.remove().unwrap();
+        let st = shm.stat().unwrap();
+        assert!(st.removed);
+        map.write(0, b"still here").unwrap();
+        drop(map);
+        assert!(shm.stat().is_err());
+    }
+
+    #[test]
+    fn stat_update_and_size_errors() {
+        let shm = private(100);
+        let st = shm.0.stat().unwrap();
+        // SAFETY: getpid has no preconditions.
+        let pid = unsafe { libc::getpid() };
+        assert_eq!(
+            (st.size, st.mode, st.creator_pid, st.removed),
+            (100, 0o600, pid, false)
+        );
+        shm.0
+            .update(ShmUpdate {
+                mode: Some(0o640),
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(shm.0.stat().unwrap().mode, 0o640);
+        let zero = SharedMemory::open(IPC_PRIVATE, OpenOptions::default()).unwrap_err();
+        assert_eq!((zero.errno(), zero.syscall()), (Errno::EINVAL, "shmget"));
+    }
+
+    #[test]
+    fn futex_wait_wake_between_threads() {
+        let shm = private(64);
+        let map = Arc::new(shm.0.attach(false).unwrap());
+        assert_eq!(map.wait(4, 1, None, None).unwrap(), WaitResult::NotEqual);
+        let started = Instant::now();
+        let r = map
+            .wait(4, 0, Some(Duration::from_millis(30)), None)
+            .unwrap();
+        assert_eq!(r, WaitResult::TimedOut);
+        assert!(started.elapsed() >= Duration::from_millis(29));
+        let m = map.clone();
+        let waiter = std::thread::spawn(move || m.wait(8, 0, Some(Duration::from_secs(10)), None));
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while map.wake(8, 1).unwrap() == 0 {
+            assert!(Instant::now() < deadline, "waiter never woken");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert_eq!(waiter.join().unwrap().unwrap(), WaitResult::Ok);
+    }
+
+    #[test]
+    fn futex_wait_is_cancellable() {
+        let _serial = crate::wait::POOL_TESTS.lock();
+        let shm = private(64);
+        let map = Arc::new(shm.0.attach(false).unwrap());
+        let canceller = Canceller::new();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (m, c) = (map.clone(), canceller.clone());
+        crate::wait::spawn(move || tx.send(m.wait(0, 0, None, Some(&c))).unwrap());
+        std::thread::sleep(Duration::from_millis(10));
+        canceller.cancel();
+        let r = rx.recv_timeout(Duration::from_secs(5)).unwrap();
+        assert!(r.unwrap_err().is_cancelled());
+    }
+}

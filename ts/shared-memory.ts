@@ -1,0 +1,727 @@
+/**
+ * System V shared memory: `shmget`, `shmat`, `shmdt`, `shmctl`, and cross-process wait/notify on
+ * a 32-bit word of a segment (futex).
+ *
+ * @module
+ */
+
+import { AbortError, IpcError, callNative, featureUnavailable, invalidArgType, invalidState, outOfRange } from './errors'
+import { native, type Reactor } from './native'
+import { WaitGroup, startWait } from './reactor'
+import {
+  MAX_SAFE,
+  optionalBoolean,
+  optionalInteger,
+  toBytes,
+  validateAbortSignal,
+  validateInteger,
+  validateKey,
+  validateMode,
+  validateOptions,
+} from './validate'
+
+type ShmMapping = InstanceType<typeof native.ShmMapping>
+
+/** What can be written: a string (as UTF-8), a Buffer or Uint8Array, any other TypedArray or DataView. */
+export type ShmData = string | ArrayBufferView
+
+/** Options of {@link SharedMemory.open}. */
+export interface SharedMemoryOpenOptions {
+  /**
+   * Size in bytes of a created segment (`>= 1`). When opening an existing segment, a larger size
+   * fails with `EINVAL`; `0` (the default) accepts any size. {@link SharedMemory.size} reports
+   * the real size.
+   */
+  size?: number
+  /** Create the segment if the key has none (`IPC_CREAT`). Default `false`. */
+  create?: boolean
+  /** Fail with `EEXIST` if the key already has a segment (`IPC_CREAT | IPC_EXCL`); implies `create`. */
+  exclusive?: boolean
+  /** Permission bits of a created segment. Default `0o600`. */
+  mode?: number
+}
+
+/** Options of {@link SharedMemory.create}. */
+export interface SharedMemoryCreateOptions {
+  /** Size in bytes, `>= 1`. */
+  size: number
+  /** Permission bits. Default `0o600`. */
+  mode?: number
+}
+
+/** Options of {@link SharedMemory.attach}. */
+export interface AttachOptions {
+  /**
+   * Map the segment read-only (`SHM_RDONLY`; read permission is enough). A read-only view has
+   * the copy API only ({@link SharedMemoryView.read}); its {@link SharedMemoryView.buffer}
+   * throws, because a write through a typed array into read-only memory would kill the process.
+   */
+  readonly?: boolean
+}
+
+/** Options of {@link SharedMemory.wait}. */
+export interface ShmWaitOptions {
+  /** Give up after this many milliseconds (`'timed-out'`). Default `Infinity`. */
+  timeoutMs?: number
+  /** Cancels the wait (the promise rejects with an `AbortError`). */
+  signal?: AbortSignal
+}
+
+/** Options of {@link SharedMemory.waitSync}. */
+export type ShmWaitSyncOptions = Omit<ShmWaitOptions, 'signal'>
+
+/**
+ * How a wait ended, as `Atomics.wait` says it: `'ok'` woken by {@link SharedMemory.notify} (or,
+ * rarely, spuriously: futex waits may end without a notify, so re-check your condition);
+ * `'not-equal'` the word did not hold the expected value, so there was no wait; `'timed-out'`.
+ */
+export type ShmWaitResult = 'ok' | 'not-equal' | 'timed-out'
+
+/** A segment's state, from `shmctl(IPC_STAT)`. */
+export interface SharedMemoryStat {
+  /** The key (unsigned); 0 for a private segment, and once removed. */
+  key: number
+  /** Size in bytes (`shm_segsz`). */
+  size: number
+  /** Current attachments, in every process (`shm_nattch`). */
+  attachments: number
+  /** Pid of the creator (`shm_cpid`). */
+  creatorPid: number
+  /** Pid of the last attach or detach (`shm_lpid`). */
+  lastPid: number
+  /** Time of the last attach, `null` if none. */
+  attachTime: Date | null
+  /** Time of the last detach, `null` if none. */
+  detachTime: Date | null
+  /** Time of creation or of the last `update()`. */
+  changeTime: Date
+  /** Owner user id. */
+  uid: number
+  /** Owner group id. */
+  gid: number
+  /** Creator user id. */
+  cuid: number
+  /** Creator group id. */
+  cgid: number
+  /** Permission bits. */
+  mode: number
+  /** `remove()` was called: the segment goes away at its last detach (`SHM_DEST`). */
+  removed: boolean
+}
+
+/** Changes for {@link SharedMemory.update}; what is left out stays as it is. */
+export interface SharedMemoryUpdate {
+  /** Permission bits. */
+  mode?: number
+  /** Owner user id. */
+  uid?: number
+  /** Owner group id. */
+  gid?: number
+}
+
+const MAX_ID = 0x7fff_ffff
+const WAIT_RESULTS: readonly ShmWaitResult[] = ['ok', 'not-equal', 'timed-out']
+
+/**
+ * Whether this runtime lets {@link SharedMemory.attach} hand out zero-copy views: Node.js does;
+ * Electron >= 21 refuses external buffers, and there `attach()` throws while the copy API
+ * ({@link SharedMemory.read}, {@link SharedMemory.write}) works as everywhere. Probed once when
+ * ipckit loads; setting the environment variable `IPCKIT_NO_ZERO_COPY=1` before that forces
+ * `false` (to test the fallback path of an application).
+ *
+ * @example
+ * ```ts
+ * import { SharedMemory, zeroCopySupported } from 'ipckit'
+ * const counter = zeroCopySupported ? new Int32Array(shm.attach().buffer) : undefined
+ * ```
+ */
+export const zeroCopySupported: boolean = !process.env.IPCKIT_NO_ZERO_COPY && native.shmZeroCopyProbe()
+
+function toDate(seconds: number): Date | null {
+  return seconds === 0 ? null : new Date(seconds * 1000)
+}
+
+/** A Buffer over the bytes of `view` (no copy). */
+function asBuffer(view: ArrayBufferView): Buffer {
+  return Buffer.isBuffer(view) ? view : Buffer.from(view.buffer, view.byteOffset, view.byteLength)
+}
+
+function validateOffset(offset: unknown, size: number, name = 'offset'): number {
+  validateInteger(offset, name, 0, size)
+  return offset
+}
+
+/** Checks a 4-aligned word offset inside a segment of `size` bytes. */
+function validateWordOffset(offset: unknown, size: number): number {
+  validateInteger(offset, 'offset', 0, MAX_SAFE)
+  if (offset % 4 !== 0) throw outOfRange('offset', 'a multiple of 4', offset)
+  if (offset + 4 > size) throw outOfRange('offset', `<= ${size - 4}`, offset)
+  return offset
+}
+
+function validateTimeout(value: unknown): number {
+  if (value === undefined) return Infinity
+  if (typeof value !== 'number') throw invalidArgType('options.timeoutMs', 'of type number', value)
+  if (!(value >= 0)) throw outOfRange('options.timeoutMs', '>= 0', value)
+  return value
+}
+
+/** The 32-bit value a futex compares: an int32 or uint32 number, as Int32Array/Uint32Array hold it. */
+function validateExpected(value: unknown): number {
+  validateInteger(value, 'expected', -0x8000_0000, 0xffff_ffff)
+  return value >>> 0
+}
+
+/** Copy reads and writes over one native attachment, bounds-checked before the native call. */
+function copyRead(
+  mapping: ShmMapping,
+  size: number,
+  offsetArg: unknown,
+  lengthOrTarget: unknown,
+): Buffer | ArrayBufferView {
+  const offset = validateOffset(offsetArg, size)
+  if (typeof lengthOrTarget === 'number') {
+    validateInteger(lengthOrTarget, 'length', 0, size - offset)
+    const out = Buffer.allocUnsafe(lengthOrTarget)
+    callNative(() => mapping.read(offset, out))
+    return out
+  }
+  if (!ArrayBuffer.isView(lengthOrTarget)) {
+    throw invalidArgType('target', 'of type number or an instance of Buffer, TypedArray, or DataView', lengthOrTarget)
+  }
+  const target = lengthOrTarget
+  if (target.byteLength > size - offset) {
+    throw outOfRange('target.byteLength', `<= ${size - offset} (the bytes after offset)`, target.byteLength)
+  }
+  callNative(() => mapping.read(offset, asBuffer(target)))
+  return target
+}
+
+function copyWrite(mapping: ShmMapping, size: number, data: unknown, offsetArg: unknown): void {
+  const bytes = toBytes(data, 'data')
+  const offset = validateOffset(offsetArg, size)
+  if (bytes.byteLength > size - offset) {
+    throw outOfRange('data.byteLength', `<= ${size - offset} (the bytes after offset)`, bytes.byteLength)
+  }
+  callNative(() => mapping.write(offset, bytes))
+}
+
+/**
+ * One attachment (`shmat`) of a segment, made by {@link SharedMemory.attach}.
+ *
+ * {@link buffer} is an `ArrayBuffer` over the segment itself (zero-copy), so typed arrays over it
+ * see what other processes write, and `Atomics` on an `Int32Array` over it work across
+ * processes. {@link detach} (or `close()` of the segment object) neuters that ArrayBuffer: every
+ * typed array over it gets length 0 and reads `undefined`, instead of pointing at unmapped
+ * memory. The memory itself is unmapped (`shmdt`) once the engine has let go of it; a view that
+ * is only garbage-collected is detached the same way, by its finalizer.
+ *
+ * @example
+ * ```ts
+ * using view = shm.attach()
+ * const words = new Int32Array(view.buffer)
+ * Atomics.add(words, 0, 1)          // seen at once by every process attached
+ * ```
+ */
+export class SharedMemoryView implements Disposable {
+  /** Whether the mapping is read-only (`SHM_RDONLY`). */
+  readonly readonly: boolean
+  /** The segment's size in bytes (0 once detached). */
+  #size: number
+  #mapping: ShmMapping | undefined
+  #buffer: ArrayBuffer | undefined
+  readonly #onDetach: (view: SharedMemoryView) => void
+
+  /** @internal */
+  constructor(mapping: ShmMapping, onDetach: (view: SharedMemoryView) => void) {
+    this.#mapping = mapping
+    this.#size = mapping.length
+    this.readonly = mapping.readonly
+    this.#onDetach = onDetach
+    if (!this.readonly) {
+      try {
+        this.#buffer = callNative(() => mapping.arrayBuffer())
+      } catch (err) {
+        mapping.release()
+        if (err instanceof IpcError && err.code === 'ENOTSUP') throw zeroCopyError()
+        throw err
+      }
+    }
+  }
+
+  /** @internal The zero-copy buffer, if any, for the owner's bookkeeping. */
+  get rawBuffer(): ArrayBuffer | undefined {
+    return this.#buffer
+  }
+
+  /**
+   * The zero-copy `ArrayBuffer` over the segment (one per view). Throws `ERR_INVALID_STATE`
+   * once detached, and for a read-only view (use {@link read}).
+   *
+   * @example
+   * ```ts
+   * const bytes = new Uint8Array(view.buffer, 16, 64)
+   * ```
+   */
+  get buffer(): ArrayBuffer {
+    this.#check()
+    if (this.#buffer === undefined) {
+      throw invalidState('a read-only SharedMemoryView has no zero-copy buffer (writing into it would crash the process); use read()')
+    }
+    return this.#buffer
+  }
+
+  /** The segment's size in bytes; 0 once detached. */
+  get byteLength(): number {
+    return this.#size
+  }
+
+  /** Whether {@link detach} was called (or the segment object was closed). */
+  get detached(): boolean {
+    return this.#mapping === undefined
+  }
+
+  #check(): ShmMapping {
+    if (this.#mapping === undefined) throw invalidState('SharedMemoryView is detached')
+    return this.#mapping
+  }
+
+  /**
+   * Copies bytes out of the segment: `length` bytes into a new Buffer, or as many as `target`
+   * holds into `target` (which is returned). Throws `ERR_OUT_OF_RANGE` for a range past the end.
+   *
+   * @example
+   * ```ts
+   * const header = view.read(0, 16)
+   * ```
+   */
+  read(offset: number, length: number): Buffer
+  read<T extends ArrayBufferView>(offset: number, target: T): T
+  read(offset: number, lengthOrTarget: number | ArrayBufferView): Buffer | ArrayBufferView {
+    const mapping = this.#check()
+    return copyRead(mapping, this.#size, offset, lengthOrTarget)
+  }
+
+  /**
+   * Copies `data` into the segment at `offset` (default 0). Throws `ERR_OUT_OF_RANGE` (nothing
+   * written) for a range past the end, `EACCES` on a read-only view.
+   *
+   * @example
+   * ```ts
+   * view.write('hello', 16)
+   * ```
+   */
+  write(data: ShmData, offset = 0): void {
+    const mapping = this.#check()
+    copyWrite(mapping, this.#size, data, offset)
+  }
+
+  /**
+   * Detaches the view: its ArrayBuffer is neutered (every typed array over it has length 0),
+   * and the mapping is unmapped once nothing uses it. Calling it again does nothing.
+   *
+   * @example
+   * ```ts
+   * const words = new Int32Array(view.buffer)
+   * view.detach()
+   * words.length   // 0
+   * ```
+   */
+  detach(): void {
+    const mapping = this.#mapping
+    if (mapping === undefined) return
+    this.#mapping = undefined
+    this.#size = 0
+    if (this.#buffer !== undefined) native.shmDetachBuffer(this.#buffer)
+    this.#buffer = undefined
+    mapping.release()
+    this.#onDetach(this)
+  }
+
+  /** Calls {@link detach}, for `using view = shm.attach()`. */
+  [Symbol.dispose](): void {
+    this.detach()
+  }
+}
+
+function zeroCopyError(): Error {
+  return featureUnavailable(
+    'zero-copy shared memory is not available in this runtime (it refuses external ArrayBuffers, as Electron >= 21 does); use SharedMemory.read() and write()',
+  )
+}
+
+/** Neuters buffers of views that were garbage-collected while their buffer lived on. */
+interface Attachment {
+  view: WeakRef<SharedMemoryView>
+  buffer: WeakRef<ArrayBuffer> | undefined
+}
+
+/**
+ * A System V shared memory segment.
+ *
+ * Two ways in: the copy API ({@link read}, {@link write}) works in every runtime, Electron
+ * included; {@link attach} gives a zero-copy {@link SharedMemoryView} where the runtime allows
+ * it (see {@link zeroCopySupported}). {@link wait} and {@link notify} block on and wake a 32-bit
+ * word across processes (futex), which `Atomics.wait` cannot do.
+ *
+ * The segment is a kernel object that outlives every process until {@link remove} is called and
+ * the last process detaches; {@link close} only releases this handle and its views.
+ *
+ * @example
+ * ```ts
+ * import { SharedMemory, ftok } from 'ipckit'
+ *
+ * using shm = SharedMemory.open(ftok('/tmp', 2), { size: 4096, create: true })
+ * shm.write('hello', 0)
+ * shm.read(0, 5).toString()                 // 'hello'
+ * const counter = new Int32Array(shm.attach().buffer)
+ * Atomics.add(counter, 1, 1)
+ * ```
+ */
+export class SharedMemory implements Disposable {
+  /** The segment identifier, as `ipcs -m` shows it. */
+  readonly id: number
+  /** The key (unsigned 32-bit, as `ipcs` prints it); 0 for a private segment. */
+  readonly key: number
+  /** The segment's real size in bytes (from `IPC_STAT`). */
+  readonly size: number
+  #closed = false
+  readonly #waits = new WaitGroup()
+  /** The attachment of the copy API and of wait/notify, made at first use. */
+  #mapping: ShmMapping | undefined
+  /** Why a read-write attach failed, when the copy API fell back to a read-only one. */
+  #writeError: IpcError | undefined
+  readonly #attachments = new Set<Attachment>()
+  readonly #registry = new FinalizationRegistry<Attachment>((a) => this.#attachments.delete(a))
+
+  private constructor(id: number, key: number, size: number) {
+    this.id = id
+    this.key = key >>> 0
+    this.size = size
+  }
+
+  /**
+   * Opens the segment of `key` (`shmget`), creating it with `create`. `IPC_PRIVATE` always
+   * creates a new segment. A new segment holds zeros.
+   *
+   * Throws `ENOENT` (no segment, no `create`), `EEXIST` (`exclusive`, one exists), `EINVAL`
+   * (size 0 or above `shmmax` for a new segment; larger than the existing one), `EACCES`,
+   * `ENOSPC`, `ENOMEM`.
+   *
+   * @example
+   * ```ts
+   * const shm = SharedMemory.open(0x5a00_0002, { size: 1 << 20, create: true, mode: 0o660 })
+   * ```
+   */
+  static open(key: number, options?: SharedMemoryOpenOptions): SharedMemory {
+    const k = validateKey(key)
+    const opts = validateOptions(options)
+    const size = optionalInteger(opts.size, 'options.size', 0, MAX_SAFE, 0)
+    const create = optionalBoolean(opts.create, 'options.create', false)
+    const exclusive = optionalBoolean(opts.exclusive, 'options.exclusive', false)
+    const mode = validateMode(opts.mode, 'options.mode', 0o600)
+    const id = callNative(() => native.shmOpen(k, size, create, exclusive, mode))
+    const stat = callNative(() => native.shmStat(id))
+    return new SharedMemory(id, k, stat.size)
+  }
+
+  /**
+   * Creates a new private segment (`IPC_PRIVATE`): reachable by its {@link id}, which can be
+   * passed to other processes.
+   *
+   * @example
+   * ```ts
+   * const shm = SharedMemory.create({ size: 65536 })
+   * child.send({ shmId: shm.id })   // the child calls SharedMemory.fromId(shmId)
+   * ```
+   */
+  static create(options: SharedMemoryCreateOptions): SharedMemory {
+    const opts = validateOptions(options)
+    validateInteger(opts.size, 'options.size', 0, MAX_SAFE)
+    return SharedMemory.open(0, { size: opts.size, create: true, mode: validateMode(opts.mode, 'options.mode', 0o600) })
+  }
+
+  /**
+   * Opens an existing segment by its identifier (as `ipcs -m` shows it). Throws `EINVAL` if
+   * there is no such segment, `EACCES` if it may not be read.
+   *
+   * @example
+   * ```ts
+   * const shm = SharedMemory.fromId(Number(process.argv[2]))
+   * ```
+   */
+  static fromId(id: number): SharedMemory {
+    validateInteger(id, 'id', 0, MAX_ID)
+    const stat = callNative(() => native.shmStat(id))
+    return new SharedMemory(id, stat.key, stat.size)
+  }
+
+  /** Whether {@link close} was called. */
+  get closed(): boolean {
+    return this.#closed
+  }
+
+  #check(): void {
+    if (this.#closed) throw invalidState('SharedMemory is closed')
+  }
+
+  /** The copy API's attachment: read-write, or read-only where only reading is permitted. */
+  #copyMapping(): ShmMapping {
+    if (this.#mapping !== undefined) return this.#mapping
+    try {
+      this.#mapping = callNative(() => native.shmAttach(this.id, false))
+    } catch (err) {
+      if (!(err instanceof IpcError && err.code === 'EACCES')) throw err
+      this.#mapping = callNative(() => native.shmAttach(this.id, true))
+      this.#writeError = err
+    }
+    return this.#mapping
+  }
+
+  /**
+   * Copies bytes out of the segment: `length` bytes into a new Buffer, or as many as `target`
+   * holds into `target` (which is returned). Works in every runtime. Throws `ERR_OUT_OF_RANGE`
+   * for a range past the end.
+   *
+   * @example
+   * ```ts
+   * const head = shm.read(0, 16)
+   * const words = shm.read(64, new Uint32Array(4))
+   * ```
+   */
+  read(offset: number, length: number): Buffer
+  read<T extends ArrayBufferView>(offset: number, target: T): T
+  read(offset: number, lengthOrTarget: number | ArrayBufferView): Buffer | ArrayBufferView {
+    validateOffset(offset, this.size)
+    this.#check()
+    return copyRead(this.#copyMapping(), this.size, offset, lengthOrTarget)
+  }
+
+  /**
+   * Copies `data` into the segment at `offset` (default 0). Works in every runtime. Throws
+   * `ERR_OUT_OF_RANGE` (nothing written) for a range past the end, `EACCES` (`shmat`) when
+   * this process may only read the segment.
+   *
+   * @example
+   * ```ts
+   * shm.write(Buffer.from([1, 2, 3]), 100)
+   * ```
+   */
+  write(data: ShmData, offset = 0): void {
+    toBytes(data, 'data')
+    validateOffset(offset, this.size)
+    this.#check()
+    const mapping = this.#copyMapping()
+    if (mapping.readonly && this.#writeError !== undefined) throw new IpcError(this.#writeError)
+    copyWrite(mapping, this.size, data, offset)
+  }
+
+  /**
+   * Maps the segment again, zero-copy (`shmat`): the view's `buffer` is an ArrayBuffer over the
+   * segment. Each call makes a new attachment; detach it with {@link SharedMemoryView.detach}
+   * (or `using`), or let {@link close} do it. Throws `ERR_FEATURE_UNAVAILABLE_ON_PLATFORM` where
+   * the runtime refuses external buffers ({@link zeroCopySupported} is false), `EACCES` without
+   * the permission asked for.
+   *
+   * @example
+   * ```ts
+   * using view = shm.attach()
+   * Atomics.store(new Int32Array(view.buffer), 0, 42)
+   * using ro = shm.attach({ readonly: true })
+   * ro.read(0, 4)
+   * ```
+   */
+  attach(options?: AttachOptions): SharedMemoryView {
+    const opts = validateOptions(options)
+    const readonly = optionalBoolean(opts.readonly, 'options.readonly', false)
+    this.#check()
+    if (!zeroCopySupported) throw zeroCopyError()
+    const mapping = callNative(() => native.shmAttach(this.id, readonly))
+    const view = new SharedMemoryView(mapping, (v) => this.#forget(v))
+    const buffer = view.rawBuffer
+    const attachment: Attachment = { view: new WeakRef(view), buffer: buffer && new WeakRef(buffer) }
+    this.#attachments.add(attachment)
+    // Forget the record once nothing it could neuter is left.
+    this.#registry.register(buffer ?? view, attachment, view)
+    return view
+  }
+
+  #forget(view: SharedMemoryView): void {
+    for (const a of this.#attachments) {
+      if (a.view.deref() === view) {
+        this.#attachments.delete(a)
+        this.#registry.unregister(view)
+        return
+      }
+    }
+  }
+
+  /**
+   * Waits until another process (or this one) calls {@link notify} on the 32-bit word at
+   * `offset` (a multiple of 4), if the word holds `expected` now (futex `FUTEX_WAIT`, shared
+   * between processes). Resolves like `Atomics.wait`: `'ok'`, `'not-equal'` (at once, without
+   * waiting), or `'timed-out'`. Never blocks the event loop; `signal` and {@link close} cancel
+   * it (`AbortError`).
+   *
+   * As with any futex, a notify sent before the waiter sleeps is not remembered: change the
+   * word, then notify, and the waiter sees `'not-equal'` or `'ok'`.
+   *
+   * @example
+   * ```ts
+   * // consumer
+   * while (Atomics.load(words, 0) === 0) await shm.wait(0, 0, { timeoutMs: 1000 })
+   * // producer, in another process
+   * Atomics.store(words, 0, 1); shm.notify(0)
+   * ```
+   */
+  async wait(offset: number, expected: number, options?: ShmWaitOptions): Promise<ShmWaitResult> {
+    const value = validateExpected(expected)
+    const opts = validateOptions(options)
+    const timeoutMs = validateTimeout(opts.timeoutMs)
+    const signal = opts.signal
+    validateAbortSignal(signal, 'options.signal')
+    validateWordOffset(offset, this.size)
+    this.#check()
+    if (signal?.aborted) throw new AbortError(undefined, { cause: signal.reason })
+    const mapping = this.#copyMapping()
+    if (callNative(() => mapping.load(offset)) !== value) return 'not-equal'
+    if (timeoutMs === 0) return 'timed-out'
+    const timeout = Number.isFinite(timeoutMs) ? timeoutMs : null
+    return startWait(
+      (reactor: Reactor, waitId: number) => mapping.waitStart(reactor, waitId, offset, value, timeout),
+      (code) => WAIT_RESULTS[code!]!,
+      signal,
+      [this.#waits],
+    )
+  }
+
+  /**
+   * {@link wait}, blocking the calling thread.
+   *
+   * @example
+   * ```ts
+   * if (shm.waitSync(0, 0, { timeoutMs: 50 }) === 'timed-out') console.log('nobody came')
+   * ```
+   */
+  waitSync(offset: number, expected: number, options?: ShmWaitSyncOptions): ShmWaitResult {
+    const value = validateExpected(expected)
+    const opts = validateOptions(options)
+    const timeoutMs = validateTimeout(opts.timeoutMs)
+    validateWordOffset(offset, this.size)
+    this.#check()
+    const mapping = this.#copyMapping()
+    const timeout = Number.isFinite(timeoutMs) ? timeoutMs : null
+    return WAIT_RESULTS[callNative(() => mapping.waitSync(offset, value, timeout))]!
+  }
+
+  /**
+   * Wakes up to `count` (default: all) waiters on the 32-bit word at `offset`, in every process
+   * (futex `FUTEX_WAKE`); returns how many were woken.
+   *
+   * @example
+   * ```ts
+   * Atomics.store(words, 0, 1)
+   * shm.notify(0)
+   * ```
+   */
+  notify(offset: number, count = Infinity): number {
+    validateWordOffset(offset, this.size)
+    if (count !== Infinity) validateInteger(count, 'count', 0, MAX_SAFE)
+    this.#check()
+    const n = Math.min(count, 0x7fff_ffff)
+    const mapping = this.#copyMapping()
+    return callNative(() => mapping.notify(offset, n))
+  }
+
+  /**
+   * The segment's state (`shmctl(IPC_STAT)`).
+   *
+   * @example
+   * ```ts
+   * const { size, attachments, creatorPid } = shm.stat()
+   * ```
+   */
+  stat(): SharedMemoryStat {
+    this.#check()
+    const s = callNative(() => native.shmStat(this.id))
+    return {
+      key: s.key,
+      size: s.size,
+      attachments: s.attachments,
+      creatorPid: s.creatorPid,
+      lastPid: s.lastPid,
+      attachTime: toDate(s.attachTime),
+      detachTime: toDate(s.detachTime),
+      changeTime: new Date(s.changeTime * 1000),
+      uid: s.uid,
+      gid: s.gid,
+      cuid: s.cuid,
+      cgid: s.cgid,
+      mode: s.mode,
+      removed: s.removed,
+    }
+  }
+
+  /**
+   * Changes permissions or owner (`shmctl(IPC_SET)`); the owner, the creator or a privileged
+   * process may do it (`EPERM` otherwise).
+   *
+   * @example
+   * ```ts
+   * shm.update({ mode: 0o640 })
+   * ```
+   */
+  update(changes: SharedMemoryUpdate): void {
+    const c = validateOptions(changes, 'changes')
+    const mode = c.mode === undefined ? undefined : validateMode(c.mode, 'changes.mode', 0)
+    const uid = c.uid === undefined ? undefined : optionalInteger(c.uid, 'changes.uid', 0, 0xffff_fffe, 0)
+    const gid = c.gid === undefined ? undefined : optionalInteger(c.gid, 'changes.gid', 0, 0xffff_fffe, 0)
+    this.#check()
+    callNative(() => native.shmUpdate(this.id, mode, uid, gid))
+  }
+
+  /**
+   * Marks the segment for removal (`shmctl(IPC_RMID)`): its key is free at once, and the memory
+   * goes away when the last process detaches. Existing views and this handle keep working, as
+   * on Linux.
+   *
+   * @example
+   * ```ts
+   * shm.remove()
+   * shm.close()
+   * ```
+   */
+  remove(): void {
+    this.#check()
+    callNative(() => native.shmRemove(this.id))
+  }
+
+  /**
+   * Releases this handle: every view made by {@link attach} is detached (its typed arrays get
+   * length 0), pending waits end with an `AbortError`, the copy API's attachment is dropped, and
+   * further calls throw `ERR_INVALID_STATE`. The segment itself stays (see {@link remove}).
+   * Calling it again does nothing.
+   */
+  close(): void {
+    if (this.#closed) return
+    this.#closed = true
+    this.#waits.cancelAll(invalidState('SharedMemory was closed while waiting'))
+    for (const a of [...this.#attachments]) {
+      const view = a.view.deref()
+      if (view !== undefined) {
+        view.detach()
+      } else {
+        const buffer = a.buffer?.deref()
+        if (buffer !== undefined) native.shmDetachBuffer(buffer)
+      }
+    }
+    this.#attachments.clear()
+    this.#mapping?.release()
+    this.#mapping = undefined
+  }
+
+  /** Calls {@link close}, for `using shm = SharedMemory.open(...)`. */
+  [Symbol.dispose](): void {
+    this.close()
+  }
+}
