@@ -29,3 +29,5 @@ export type {
   SendOptions,
   SendSyncOptions,
 } from './queue'
+export { PipeReadable, PipeWritable, mkfifo, openFifo, openFifoSync, pipe } from './pipe'
+export type { OpenFifoOptions, PathLike, Pipe } from './pipe'

@@ -8,4 +8,5 @@
 mod error;
 mod key;
 mod msg;
+mod pipe;
 mod reactor;
