@@ -240,8 +240,11 @@ mod tests {
         let path = dir.0.join("f");
         mkfifo(&path, 0o600).unwrap();
         assert!(open_fifo_now(&path, FifoEnd::Write).unwrap().is_none());
-        let reader = fcntl::open(&path, OFlag::O_RDONLY | OFlag::O_NONBLOCK, Mode::empty()).unwrap();
-        let w = open_fifo_now(&path, FifoEnd::Write).unwrap().expect("reader present");
+        let reader =
+            fcntl::open(&path, OFlag::O_RDONLY | OFlag::O_NONBLOCK, Mode::empty()).unwrap();
+        let w = open_fifo_now(&path, FifoEnd::Write)
+            .unwrap()
+            .expect("reader present");
         assert!(!flags(&w).contains(OFlag::O_NONBLOCK));
         assert!(cloexec(&w));
         drop(reader);
@@ -274,7 +277,9 @@ mod tests {
         std::thread::sleep(Duration::from_millis(20));
         let started = Instant::now();
         c.cancel();
-        let r = rx.recv_timeout(Duration::from_secs(5)).expect("waiter ended");
+        let r = rx
+            .recv_timeout(Duration::from_secs(5))
+            .expect("waiter ended");
         assert!(r.unwrap_err().is_cancelled());
         assert!(started.elapsed() < Duration::from_millis(50));
         // Nothing stayed open: a writer still finds no reader.
@@ -283,7 +288,10 @@ mod tests {
         // A reader waiting for a writer gets it.
         let (tx, rx) = mpsc::channel();
         let p = path.clone();
-        spawn(move || tx.send(open_fifo(&p, FifoEnd::Read, &Canceller::new())).unwrap());
+        spawn(move || {
+            tx.send(open_fifo(&p, FifoEnd::Read, &Canceller::new()))
+                .unwrap()
+        });
         let w = open_fifo_blocking(&path, FifoEnd::Write).unwrap();
         let r = rx.recv_timeout(Duration::from_secs(5)).unwrap().unwrap();
         let (mut r, mut w) = (std::fs::File::from(r), std::fs::File::from(w));
