@@ -146,6 +146,19 @@ fdTest('pipe ends start blocking and close-on-exec, and are wrapped only when fi
   t.is(writable.fd, -1)
 })
 
+fdTest('close() is idempotent and Symbol.dispose closes an end that was never used', (t) => {
+  const { readable, writable } = pipe()
+  const fds = [readable.fd, writable.fd]
+  readable.close()
+  readable.close()
+  writable[Symbol.dispose]()
+  writable.close()
+  t.is(readable.fd, -1)
+  t.is(writable.fd, -1)
+  t.true(readable.destroyed && writable.destroyed)
+  for (const fd of fds) t.throws(() => fdFlags(fd), { code: 'ENOENT' })
+})
+
 fdTest('round trip of 1 MiB through pipe(), read by async iteration', async (t) => {
   const { readable, writable } = pipe()
   const data = randomBytes(1 << 20)
@@ -254,6 +267,10 @@ fdTest('mkfifo makes a FIFO with the mode; EEXIST and ENOENT are IpcErrors', (t)
   const other = `${path}-default`
   mkfifo(pathToFileURL(other))
   t.is(statSync(other).mode & 0o777, 0o600 & ~process.umask())
+  // Any bytes make a Linux file name, UTF-8 or not.
+  const raw = Buffer.concat([Buffer.from(`${path}-`), Buffer.from([0xff, 0xfe])])
+  mkfifo(raw)
+  t.true(statSync(raw).isFIFO())
 })
 
 fdTest('openFifo("r") waits for a C writer, then reads what it wrote', async (t) => {
@@ -265,6 +282,7 @@ fdTest('openFifo("r") waits for a C writer, then reads what it wrote', async (t)
   const writer = cChild(fifoWriter, [path, 'hello from C'])
   const readable = await opening
   t.true(readable instanceof PipeReadable)
+  t.is(fdFlags(readable.fd) & (O_NONBLOCK | O_CLOEXEC), O_CLOEXEC)
   t.is((await collect(readable)).toString(), 'hello from C')
   t.is((await writer.done).code, 0)
   t.is(pendingWaits(), 0)
@@ -279,6 +297,7 @@ fdTest('openFifo("w") waits for a reader, and opens at once (no thread hop) when
   const writable = await opening
   t.true(writable instanceof PipeWritable)
   t.is(fdFlags(writable.fd) & O_NONBLOCK, 0)
+  t.is(fdFlags(writable.fd) & O_CLOEXEC, O_CLOEXEC)
   writable.end('to C')
   const r = await reader.done
   t.is(r.code, 0, r.stderr)

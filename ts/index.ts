@@ -30,4 +30,4 @@ export type {
   SendSyncOptions,
 } from './queue'
 export { PipeReadable, PipeWritable, mkfifo, openFifo, openFifoSync, pipe } from './pipe'
-export type { OpenFifoOptions, PathLike, Pipe } from './pipe'
+export type { OpenFifoOptions, Pipe } from './pipe'

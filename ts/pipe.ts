@@ -102,6 +102,8 @@ export class PipeReadable extends Readable implements Disposable {
   /**
    * The descriptor (`-1` once closed). Blocking and close-on-exec until the stream is first
    * read; pass it in `spawn`'s `stdio` before reading, then {@link close} this copy.
+   * Keep this object while you use the number: an end dropped unclosed is closed when it is
+   * garbage collected.
    */
   get fd(): number {
     return this.#fd
@@ -183,6 +185,8 @@ export class PipeWritable extends Writable implements Disposable {
   /**
    * The descriptor (`-1` once closed). Blocking and close-on-exec until the stream is first
    * written; pass it in `spawn`'s `stdio` before writing, then {@link close} this copy.
+   * Keep this object while you use the number: an end dropped unclosed is closed when it is
+   * garbage collected.
    */
   get fd(): number {
     return this.#fd
@@ -313,8 +317,10 @@ function endFor(fd: number, write: boolean): PipeReadable | PipeWritable {
  * the event loop nor on the libuv threadpool (a plain `fs.promises.open` of a FIFO parks a
  * threadpool thread, and four of them stall every `fs` call). A write end whose reader is
  * already there opens at once, on this thread. `signal` cancels the wait: the promise rejects
- * with an `AbortError` and nothing is left open. A path that is not a FIFO rejects with
- * `EINVAL`; a missing one with `ENOENT` (`syscall: 'open'`).
+ * with an `AbortError` and nothing is left open (an open that completes in the same instant is
+ * closed again). A path that is not a FIFO rejects with
+ * `EINVAL`; a missing one with `ENOENT` (`syscall: 'open'`). Like any pending I/O, a pending
+ * open keeps the process alive until it resolves or is aborted.
  *
  * @example
  * ```ts
@@ -340,7 +346,15 @@ export async function openFifo(
   if (now >= 0) return endFor(now, write)
   return startWait(
     (reactor, waitId) => native.fifoOpenStart(reactor, waitId, bytes, write),
-    (fd) => endFor(fd!, write),
+    (fd) => {
+      // An open that completed as the signal aborted is closed again: after an abort,
+      // nothing is left open (the peer sees the FIFO closed, as if we had never come).
+      if (signal?.aborted) {
+        closeSync(fd!)
+        throw new AbortError(undefined, { cause: signal.reason })
+      }
+      return endFor(fd!, write)
+    },
     signal,
     [],
   )

@@ -42,11 +42,18 @@ pub enum FifoEnd {
 }
 
 impl FifoEnd {
-    fn flags(self) -> OFlag {
+    /// The access mode.
+    fn access(self) -> OFlag {
         match self {
             FifoEnd::Read => OFlag::O_RDONLY,
             FifoEnd::Write => OFlag::O_WRONLY,
         }
+    }
+
+    /// Flags of the open: close-on-exec, and never a controlling terminal should the path
+    /// turn out to be a terminal.
+    fn flags(self) -> OFlag {
+        self.access() | OFlag::O_CLOEXEC | OFlag::O_NOCTTY
     }
 }
 
@@ -66,7 +73,7 @@ fn sys(syscall: &'static str) -> impl Fn(Errno) -> Error {
 /// For more information, see [`pipe2(2)`](https://man7.org/linux/man-pages/man2/pipe.2.html).
 #[doc(alias = "pipe2")]
 pub fn pipe() -> Result<(OwnedFd, OwnedFd)> {
-    nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(sys("pipe"))
+    nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(sys("pipe2"))
 }
 
 /// Makes a FIFO (named pipe) at `path` with permission bits `mode` (less the process umask,
@@ -126,14 +133,14 @@ pub fn open_fifo_now(path: &Path, end: FifoEnd) -> Result<Option<OwnedFd>> {
     if end == FifoEnd::Read {
         return Ok(None);
     }
-    let flags = end.flags() | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC;
+    let flags = end.flags() | OFlag::O_NONBLOCK;
     let fd = match fcntl::open(path, flags, Mode::empty()) {
         Ok(fd) => fd,
         Err(Errno::ENXIO) => return Ok(None),
         Err(e) => return Err(Error::new(e, "open")),
     };
     let fd = ensure_fifo(fd)?;
-    fcntl::fcntl(fd.as_fd(), FcntlArg::F_SETFL(end.flags())).map_err(sys("fcntl"))?;
+    fcntl::fcntl(fd.as_fd(), FcntlArg::F_SETFL(end.access())).map_err(sys("fcntl"))?;
     Ok(Some(fd))
 }
 
@@ -160,7 +167,7 @@ pub fn open_fifo_now(path: &Path, end: FifoEnd) -> Result<Option<OwnedFd>> {
 /// and [`fifo(7)`](https://man7.org/linux/man-pages/man7/fifo.7.html).
 pub fn open_fifo(path: &Path, end: FifoEnd, canceller: &Canceller) -> Result<OwnedFd> {
     let fd = interruptible(canceller, "open", || {
-        fcntl::open(path, end.flags() | OFlag::O_CLOEXEC, Mode::empty()).map_err(sys("open"))
+        fcntl::open(path, end.flags(), Mode::empty()).map_err(sys("open"))
     })?;
     ensure_fifo(fd)
 }
@@ -171,7 +178,7 @@ pub fn open_fifo(path: &Path, end: FifoEnd, canceller: &Canceller) -> Result<Own
 /// For more information, see [`open(2)`](https://man7.org/linux/man-pages/man2/open.2.html).
 pub fn open_fifo_blocking(path: &Path, end: FifoEnd) -> Result<OwnedFd> {
     let fd = crate::error::retry_eintr(|| {
-        fcntl::open(path, end.flags() | OFlag::O_CLOEXEC, Mode::empty()).map_err(sys("open"))
+        fcntl::open(path, end.flags(), Mode::empty()).map_err(sys("open"))
     })?;
     ensure_fifo(fd)
 }
