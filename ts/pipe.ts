@@ -318,9 +318,9 @@ function endFor(fd: number, write: boolean): PipeReadable | PipeWritable {
  * threadpool thread, and four of them stall every `fs` call). A write end whose reader is
  * already there opens at once, on this thread. `signal` cancels the wait: the promise rejects
  * with an `AbortError` and nothing is left open (an open that completes in the same instant is
- * closed again). A path that is not a FIFO rejects with
- * `EINVAL`; a missing one with `ENOENT` (`syscall: 'open'`). Like any pending I/O, a pending
- * open keeps the process alive until it resolves or is aborted.
+ * closed again). A path that is not a FIFO rejects with `EINVAL`; a missing one with `ENOENT`
+ * (`syscall: 'open'`). Like any pending I/O, a pending open keeps the process alive until it
+ * resolves or is aborted.
  *
  * @example
  * ```ts
