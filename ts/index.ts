@@ -71,3 +71,5 @@ export type {
   ShmWaitResult,
   ShmWaitSyncOptions,
 } from './shared-memory'
+export { PipeReadable, PipeWritable, mkfifo, openFifo, openFifoSync, pipe } from './pipe'
+export type { OpenFifoOptions, Pipe } from './pipe'

@@ -8,6 +8,7 @@
 mod error;
 mod key;
 mod msg;
+mod pipe;
 mod reactor;
 mod sysv_list;
 mod sem;

@@ -22,6 +22,7 @@ pub mod msg;
 pub mod sysv_list;
 pub mod sem;
 pub mod shm;
+pub mod pipe;
 pub mod wait;
 
 pub use error::{Errno, Error, Result};
