@@ -19,6 +19,8 @@ pub mod error;
 pub mod key;
 pub mod limits;
 pub mod msg;
+pub mod poller;
+pub mod socket;
 pub mod wait;
 
 pub use error::{Errno, Error, Result};
