@@ -29,3 +29,27 @@ export type {
   SendOptions,
   SendSyncOptions,
 } from './queue'
+export {
+  MAX_FDS,
+  UnixDatagramSocket,
+  UnixSeqpacketServer,
+  UnixSeqpacketSocket,
+  peerCredentials,
+  sendFds,
+  socketpair,
+} from './unix-socket'
+export type {
+  SocketBindOptions,
+  Credentials,
+  SocketListenOptions,
+  PeerAddress,
+  SocketAddress,
+  SocketMessage,
+  SocketOptions,
+  SocketPairKind,
+  SocketReceiveOptions,
+  SocketReceiveSyncOptions,
+  SocketSendOptions,
+  SocketSendSyncOptions,
+  StreamEnd,
+} from './unix-socket'

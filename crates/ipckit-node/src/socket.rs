@@ -84,6 +84,8 @@ pub struct ReceivedJs {
     pub fds: Vec<i32>,
     pub from: Option<SocketAddressJs>,
     pub credentials: Option<CredentialsJs>,
+    /// End of stream (the peer closed a connected socket).
+    pub end: bool,
 }
 
 impl From<Received> for ReceivedJs {
@@ -93,6 +95,7 @@ impl From<Received> for ReceivedJs {
             fds: r.fds.into_iter().map(IntoRawFd::into_raw_fd).collect(),
             from: address_js(r.from),
             credentials: r.credentials.map(Into::into),
+            end: r.end,
         }
     }
 }
@@ -151,7 +154,8 @@ pub fn socket_accept(env: &Env, fd: i32) -> Result<Option<i32>> {
     socket::accept(fd).map(|s| s.map(raw)).or_throw(env)
 }
 
-/// `sendmsg`: true when sent, false when it would block (with `nowait`).
+/// `sendmsg`: the bytes sent (all of a message; maybe fewer on a stream), or -1 when it
+/// would block (with `nowait`, unless `throw_eagain` asks for the `EAGAIN` error instead).
 #[napi]
 pub fn socket_send(
     env: &Env,
@@ -161,19 +165,38 @@ pub fn socket_send(
     to: Option<Buffer>,
     to_abstract: bool,
     nowait: bool,
-) -> Result<bool> {
+    throw_eagain: bool,
+) -> Result<i64> {
     let to = to.map(|name| address(&name, to_abstract));
-    socket::send(fd, data, &fds, to.as_ref(), nowait)
-        .map(|sent| sent.is_some())
-        .or_throw(env)
+    match socket::send(fd, data, &fds, to.as_ref(), nowait) {
+        Ok(Some(n)) => Ok(n as i64),
+        Ok(None) if throw_eagain => Err(crate::error::sys_error(
+            env,
+            ipckit::Error::new(ipckit::Errno::EAGAIN, "sendmsg"),
+        )),
+        Ok(None) => Ok(-1),
+        Err(e) => Err(crate::error::sys_error(env, e)),
+    }
 }
 
-/// `recvmsg`: a message, or null when none is queued (with `nowait`).
+/// `recvmsg`: a message, or null when none is queued (with `nowait`, unless `throw_eagain`
+/// asks for the `EAGAIN` error instead).
 #[napi]
-pub fn socket_receive(env: &Env, fd: i32, nowait: bool) -> Result<Option<ReceivedJs>> {
-    socket::receive(fd, nowait)
-        .map(|r| r.map(Into::into))
-        .or_throw(env)
+pub fn socket_receive(
+    env: &Env,
+    fd: i32,
+    nowait: bool,
+    throw_eagain: bool,
+) -> Result<Option<ReceivedJs>> {
+    match socket::receive(fd, nowait) {
+        Ok(Some(r)) => Ok(Some(r.into())),
+        Ok(None) if throw_eagain => Err(crate::error::sys_error(
+            env,
+            ipckit::Error::new(ipckit::Errno::EAGAIN, "recvmsg"),
+        )),
+        Ok(None) => Ok(None),
+        Err(e) => Err(crate::error::sys_error(env, e)),
+    }
 }
 
 /// Waits for `fd` to be readable (or `writable`) on the core's epoll thread; delivered

@@ -27,7 +27,7 @@ use std::path::Path;
 
 use nix::sys::socket::{
     self as nix_socket, sockopt, AddressFamily, Backlog, ControlMessage, ControlMessageOwned,
-    MsgFlags, SockFlag, SockType, SockaddrStorage, UnixAddr,
+    MsgFlags, SockFlag, SockType, SockaddrLike, UnixAddr,
 };
 
 use crate::error::{check, Errno, Error, Result};
@@ -103,6 +103,9 @@ pub struct Received {
     pub from: Option<Address>,
     /// The sender's credentials, when `SO_PASSCRED` is on.
     pub credentials: Option<Credentials>,
+    /// End of stream: the peer of a connected stream or seqpacket socket closed (or shut
+    /// down) its end, and nothing is left to read. `data` is then empty.
+    pub end: bool,
 }
 
 fn sys(syscall: &'static str) -> impl Fn(Errno) -> Error {
@@ -306,17 +309,18 @@ pub fn receive(fd: RawFd, nowait: bool) -> Result<Option<Received>> {
             flags |= MsgFlags::MSG_DONTWAIT;
         }
         let mut iov = [IoSliceMut::new(buf)];
-        // SockaddrStorage, not UnixAddr: the kernel reports an empty address (length 0) for
-        // an unbound sender or a connected socket, which UnixAddr cannot hold.
-        let got =
-            nix_socket::recvmsg::<SockaddrStorage>(fd, &mut iov, Some(cmsg), flags).map(|m| {
-                let from = m
-                    .address
-                    .as_ref()
-                    .and_then(|a| a.as_unix_addr())
-                    .and_then(Address::from_unix_addr);
-                (m.bytes, m.flags, from, parse_cmsgs(m.cmsgs().ok()))
-            });
+        let got = nix_socket::recvmsg::<UnixAddr>(fd, &mut iov, Some(cmsg), flags).map(|m| {
+            // The kernel reports an empty address (length 0) for an unbound sender or on a
+            // connected socket, which UnixAddr's accessors must not look at.
+            let from = m
+                .address
+                .as_ref()
+                .filter(|a| {
+                    SockaddrLike::len(*a) as usize > std::mem::size_of::<libc::sa_family_t>()
+                })
+                .and_then(Address::from_unix_addr);
+            (m.bytes, m.flags, from, parse_cmsgs(m.cmsgs().ok()))
+        });
         let (len, msg_flags, from, (fds, credentials)) = match got {
             Ok(got) => got,
             Err(Errno::EAGAIN) if nowait => return Ok(None),
@@ -326,13 +330,33 @@ pub fn receive(fd: RawFd, nowait: bool) -> Result<Option<Received>> {
             // Another reader took the message FIONREAD measured; the next one was larger.
             return Err(Error::new(Errno::EMSGSIZE, "recvmsg"));
         }
+        let end = len == 0 && fds.is_empty() && at_end(fd)?;
         Ok(Some(Received {
             data: buf[..len].to_vec(),
             fds,
             from,
             credentials,
+            end,
         }))
     })
+}
+
+/// After a read of 0 bytes: true when that was the end of stream of a connected socket (the
+/// peer hung up and nothing is queued), false for an empty datagram or seqpacket message.
+/// (An empty seqpacket message sent just before the peer closes reads as the end.)
+fn at_end(fd: RawFd) -> Result<bool> {
+    if socket_kind(fd)? == Kind::Datagram {
+        return Ok(false);
+    }
+    let mut pfd = libc::pollfd {
+        fd,
+        events: libc::POLLIN | libc::POLLRDHUP,
+        revents: 0,
+    };
+    // SAFETY: `pfd` is one valid pollfd, as the count says; timeout 0 never blocks.
+    check(unsafe { libc::poll(&mut pfd, 1, 0) }, "poll")?;
+    let hung_up = pfd.revents & (libc::POLLRDHUP | libc::POLLHUP) != 0;
+    Ok(hung_up && queued_bytes(fd)? == 0)
 }
 
 /// Descriptors and credentials out of received control messages.
@@ -493,6 +517,10 @@ mod tests {
             b"three"
         );
         assert!(receive(b.as_raw_fd(), true).unwrap().is_none());
+        send(a.as_raw_fd(), b"", &[], None, true).unwrap();
+        assert!(!receive(b.as_raw_fd(), true).unwrap().unwrap().end);
+        drop(a);
+        assert!(receive(b.as_raw_fd(), true).unwrap().unwrap().end);
     }
 
     #[test]
@@ -505,6 +533,7 @@ mod tests {
         send(a.as_raw_fd(), b"", &[], None, true).unwrap();
         let m = receive(b.as_raw_fd(), true).unwrap().unwrap();
         assert!(m.data.is_empty());
+        assert!(!m.end);
         assert_eq!(m.credentials, Some(me));
     }
 
@@ -537,6 +566,24 @@ mod tests {
         .unwrap();
         let m = receive(server.as_raw_fd(), true).unwrap().unwrap();
         assert_eq!(m.from, None);
+        let mut named = name.clone();
+        named.extend_from_slice(b"-client");
+        bind(
+            client.as_raw_fd(),
+            &Address::Abstract(named.clone()),
+            BindOptions::default(),
+        )
+        .unwrap();
+        send(
+            client.as_raw_fd(),
+            b"hi",
+            &[],
+            Some(&Address::Abstract(name.clone())),
+            true,
+        )
+        .unwrap();
+        let m = receive(server.as_raw_fd(), true).unwrap().unwrap();
+        assert_eq!(m.from, Some(Address::Abstract(named)));
         let e = connect(
             client.as_raw_fd(),
             &Address::Path(b"/nonexistent/x".to_vec()),
