@@ -177,10 +177,13 @@ pub fn bind(fd: RawFd, address: &Address, options: BindOptions) -> Result<()> {
             let Address::Path(path) = address else {
                 return Err(Error::new(Errno::EADDRINUSE, "bind"));
             };
-            if !is_stale(fd, &addr)? {
+            let path = Path::new(std::ffi::OsStr::from_bytes(path));
+            // Only a socket file may be replaced, never a regular file that sits there.
+            let is_socket = std::fs::symlink_metadata(path)
+                .is_ok_and(|m| std::os::unix::fs::FileTypeExt::is_socket(&m.file_type()));
+            if !is_socket || !is_stale(fd, &addr)? {
                 return Err(Error::new(Errno::EADDRINUSE, "bind"));
             }
-            let path = Path::new(std::ffi::OsStr::from_bytes(path));
             std::fs::remove_file(path).map_err(|e| {
                 Error::new(
                     Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
@@ -203,7 +206,7 @@ pub fn bind(fd: RawFd, address: &Address, options: BindOptions) -> Result<()> {
     Ok(())
 }
 
-/// True when a socket file exists at `addr` but nobody accepts there (`ECONNREFUSED`).
+/// True when nobody accepts at the socket file `addr` (`ECONNREFUSED`).
 fn is_stale(fd: RawFd, addr: &UnixAddr) -> Result<bool> {
     let kind = socket_kind(fd)?;
     let probe = socket(kind, true)?;
