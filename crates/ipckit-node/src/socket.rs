@@ -157,6 +157,7 @@ pub fn socket_accept(env: &Env, fd: i32) -> Result<Option<i32>> {
 /// `sendmsg`: the bytes sent (all of a message; maybe fewer on a stream), or -1 when it
 /// would block (with `nowait`, unless `throw_eagain` asks for the `EAGAIN` error instead).
 #[napi]
+#[allow(clippy::too_many_arguments)]
 pub fn socket_send(
     env: &Env,
     fd: i32,

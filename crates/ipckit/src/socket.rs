@@ -198,10 +198,8 @@ pub fn bind(fd: RawFd, address: &Address, options: BindOptions) -> Result<()> {
         let c =
             std::ffi::CString::new(path.clone()).map_err(|_| Error::new(Errno::EINVAL, "chmod"))?;
         // SAFETY: `c` is a NUL-terminated path that lives across the call.
-        check(
-            unsafe { libc::chmod(c.as_ptr(), mode as libc::mode_t) },
-            "chmod",
-        )?;
+        let rc = unsafe { libc::chmod(c.as_ptr(), mode as libc::mode_t) };
+        check(rc, "chmod")?;
     }
     Ok(())
 }
@@ -420,18 +418,16 @@ pub fn socket_kind(fd: RawFd) -> Result<Kind> {
         let mut domain: libc::c_int = 0;
         let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
         // SAFETY: SO_DOMAIN writes one int to `domain`, whose size `len` gives.
-        check(
-            unsafe {
-                libc::getsockopt(
-                    b.as_raw_fd(),
-                    libc::SOL_SOCKET,
-                    libc::SO_DOMAIN,
-                    (&mut domain as *mut libc::c_int).cast(),
-                    &mut len,
-                )
-            },
-            "getsockopt",
-        )?;
+        let rc = unsafe {
+            libc::getsockopt(
+                b.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_DOMAIN,
+                (&mut domain as *mut libc::c_int).cast(),
+                &mut len,
+            )
+        };
+        check(rc, "getsockopt")?;
         if domain != libc::AF_UNIX {
             return Err(Error::new(Errno::EAFNOSUPPORT, "getsockopt"));
         }
