@@ -12,6 +12,7 @@ import {
   UnixSeqpacketServer,
   UnixSeqpacketSocket,
   peerCredentials,
+  receiveFds,
   sendFds,
   socketpair,
 } from '../ts/index'
@@ -494,6 +495,35 @@ fdTest('sendFds passes a descriptor over a net.Socket stream to a C child', asyn
   t.is(r.stdout.trim(), 'stream text|file contents')
   await t.throwsAsync(sendFds(mine, '', [0]), { code: 'ERR_INVALID_ARG_VALUE' })
   await t.throwsAsync(sendFds({} as Socket, 'x', [0]), { code: 'ERR_INVALID_ARG_TYPE' })
+})
+
+fdTest('receiveFds takes descriptors off a paused net.Socket; a reading one is refused', async (t, own) => {
+  const d = dir(t)
+  const file = join(d, 'f.txt')
+  writeFileSync(file, 'via stream')
+  const [a, b] = socketpair('stream', { paused: true })
+  own(a)
+  own(b)
+  const fd = openSync(file, 'r')
+  await sendFds(a, 'one', [fd])
+  closeSync(fd)
+  const first = await receiveFds(b)
+  t.is(first.data.toString(), 'one')
+  t.is(first.fds.length, 1)
+  t.is(readFileSync(first.fds[0]!, 'utf8'), 'via stream')
+  closeSync(first.fds[0]!)
+  // A receive that waits; then plain stream data without descriptors.
+  const later = receiveFds(b)
+  await sleep(20)
+  a.write('two')
+  t.deepEqual(await later, { data: Buffer.from('two'), fds: [] })
+  const [c, e] = socketpair('stream')
+  own(c)
+  own(e)
+  await sleep(10)
+  await t.throwsAsync(receiveFds(e), { code: 'ERR_INVALID_STATE' })
+  a.end()
+  t.deepEqual(await receiveFds(b), { data: Buffer.alloc(0), fds: [] })
 })
 
 // ---------------------------------------------------------------------------------------------

@@ -35,6 +35,7 @@ export {
   UnixSeqpacketServer,
   UnixSeqpacketSocket,
   peerCredentials,
+  receiveFds,
   sendFds,
   socketpair,
 } from './unix-socket'
@@ -47,9 +48,11 @@ export type {
   SocketMessage,
   SocketOptions,
   SocketPairKind,
+  SocketPairOptions,
   SocketReceiveOptions,
   SocketReceiveSyncOptions,
   SocketSendOptions,
   SocketSendSyncOptions,
+  StreamChunk,
   StreamEnd,
 } from './unix-socket'

@@ -904,6 +904,16 @@ export type StreamEnd = Socket & { readonly fd: number }
 /** The kinds {@link socketpair} makes. */
 export type SocketPairKind = 'stream' | 'dgram' | 'seqpacket'
 
+/** Options of {@link socketpair}. */
+export interface SocketPairOptions {
+  /**
+   * `'stream'` only: create the `net.Socket`s paused, not reading (`pauseOnCreate`), so that
+   * descriptors sent to them can be taken with {@link receiveFds} (a socket that has started
+   * reading drops descriptors: Node reads streams with `read(2)`). Default `false`.
+   */
+  paused?: boolean
+}
+
 /**
  * Two connected UNIX sockets (`socketpair`): `'stream'` gives two `net.Socket`s, `'dgram'`
  * two {@link UnixDatagramSocket}s, `'seqpacket'` two {@link UnixSeqpacketSocket}s. Each end
@@ -918,20 +928,24 @@ export type SocketPairKind = 'stream' | 'dgram' | 'seqpacket'
  * await mine.send('hello child')
  * ```
  */
-export function socketpair(kind: 'stream'): [StreamEnd, StreamEnd]
-export function socketpair(kind: 'dgram'): [UnixDatagramSocket, UnixDatagramSocket]
-export function socketpair(kind: 'seqpacket'): [UnixSeqpacketSocket, UnixSeqpacketSocket]
+export function socketpair(kind: 'stream', options?: SocketPairOptions): [StreamEnd, StreamEnd]
+export function socketpair(kind: 'dgram', options?: SocketPairOptions): [UnixDatagramSocket, UnixDatagramSocket]
+export function socketpair(kind: 'seqpacket', options?: SocketPairOptions): [UnixSeqpacketSocket, UnixSeqpacketSocket]
 export function socketpair(
   kind: SocketPairKind,
+  options?: SocketPairOptions,
 ): [StreamEnd, StreamEnd] | [UnixDatagramSocket, UnixDatagramSocket] | [UnixSeqpacketSocket, UnixSeqpacketSocket]
 export function socketpair(
   kind: SocketPairKind,
+  options?: SocketPairOptions,
 ): [StreamEnd, StreamEnd] | [UnixDatagramSocket, UnixDatagramSocket] | [UnixSeqpacketSocket, UnixSeqpacketSocket] {
   validateOneOf(kind, 'kind', ['stream', 'dgram', 'seqpacket'] as const)
+  const opts = validateOptions(options)
+  const paused = optionalBoolean(opts.paused, 'options.paused', false)
   const [a, b] = callNative(() => native.socketPair(kind)) as [number, number]
   switch (kind) {
     case 'stream':
-      return [streamEnd(a), streamEnd(b)]
+      return [streamEnd(a, paused), streamEnd(b, paused)]
     case 'dgram':
       return [UnixDatagramSocket.fromPairFd(a), UnixDatagramSocket.fromPairFd(b)]
     default:
@@ -939,8 +953,10 @@ export function socketpair(
   }
 }
 
-function streamEnd(fd: number): StreamEnd {
-  const socket = new Socket({ fd, readable: true, writable: true })
+function streamEnd(fd: number, paused: boolean): StreamEnd {
+  const socket = new Socket({ fd, readable: true, writable: true, pauseOnCreate: paused } as ConstructorParameters<
+    typeof Socket
+  >[0])
   Object.defineProperty(socket, 'fd', { value: fd, enumerable: false })
   return socket as StreamEnd
 }
@@ -999,14 +1015,71 @@ export async function sendFds(socket: Socket, data: Payload, fds: readonly numbe
     await new Promise<void>((resolve) => socket.once('drain', resolve))
   }
   const fd = fdOf(socket, 'socket')
-  for (;;) {
-    const sent = callNative(() => native.socketSend(fd, bytes, list, undefined, false, true, false))
-    if (sent >= 0) {
-      if (sent === bytes.length) return
-      bytes = bytes.subarray(sent)
-      list = []
-      if (sent > 0) continue
+  return whileOpen(socket, async (groups) => {
+    for (;;) {
+      const sent = callNative(() => native.socketSend(fd, bytes, list, undefined, false, true, false))
+      if (sent >= 0) {
+        if (sent === bytes.length) return
+        bytes = bytes.subarray(sent)
+        list = []
+        if (sent > 0) continue
+      }
+      await waitReady(fd, true, signal, groups)
     }
-    await waitReady(fd, true, signal, [])
+  })
+}
+
+/** What {@link receiveFds} takes off a stream. */
+export interface StreamChunk {
+  /** The bytes read (up to the next descriptors' boundary); empty at end of stream. */
+  data: Buffer
+  /** Descriptors that came with them, close-on-exec, owned by the caller. */
+  fds: number[]
+}
+
+/**
+ * Reads from a UNIX stream `net.Socket` directly, with the descriptors sent along
+ * (`SCM_RIGHTS`), waiting without blocking the event loop. The socket must not be reading
+ * (Node's own reads drop descriptors): make it with `socketpair('stream', { paused: true })`,
+ * or accept it from `net.createServer({ pauseOnConnect: true })`, and do not resume it before
+ * the descriptors were taken. Throws `ERR_INVALID_STATE` if the socket is reading or has
+ * buffered data. Resolves `{ data: <empty>, fds: [] }` at end of stream.
+ *
+ * @example
+ * ```ts
+ * const [a, b] = socketpair('stream', { paused: true })
+ * await sendFds(a, 'file', [fd])
+ * const { data, fds } = await receiveFds(b)
+ * ```
+ */
+export async function receiveFds(socket: Socket, options?: SocketReceiveOptions): Promise<StreamChunk> {
+  if (!(socket instanceof Socket)) throw invalidArgType('socket', 'an instance of net.Socket', socket)
+  const opts = validateOptions(options)
+  const signal = opts.signal
+  validateAbortSignal(signal, 'options.signal')
+  const handle = (socket as unknown as { _handle?: { reading?: boolean } | null })._handle
+  if (handle?.reading === true || socket.readableLength > 0) {
+    throw invalidState('the socket is reading; create it paused (see receiveFds)')
+  }
+  const fd = fdOf(socket, 'socket')
+  if (signal?.aborted) throw new AbortError(undefined, { cause: signal.reason })
+  return whileOpen(socket, async (groups) => {
+    for (;;) {
+      const r = callNative(() => native.socketReceive(fd, true, false)) as NativeReceived | null
+      if (r !== null) return { data: r.data, fds: r.fds }
+      await waitReady(fd, false, signal, groups)
+    }
+  })
+}
+
+/** Runs `fn` with a wait group that `socket` being destroyed cancels. */
+async function whileOpen<T>(socket: Socket, fn: (groups: readonly WaitGroup[]) => Promise<T>): Promise<T> {
+  const group = new WaitGroup()
+  const onClose = () => group.cancelAll(invalidState('the socket was destroyed while waiting'))
+  socket.once('close', onClose)
+  try {
+    return await fn([group])
+  } finally {
+    socket.off('close', onClose)
   }
 }
