@@ -5,7 +5,7 @@
 //! they would block, [`socket_wait_start`] waits for readiness on the core's epoll thread
 //! through the [`Reactor`], and the TypeScript layer retries.
 
-use std::os::fd::{IntoRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, IntoRawFd, OwnedFd};
 
 use ipckit::poller::Interest;
 use ipckit::socket::{self, Address, BindOptions, Credentials, Kind, Received};
@@ -219,9 +219,12 @@ pub fn socket_wait_start(
 }
 
 /// A blocking `sendmsg` to an address on a wait thread: an unconnected datagram socket
-/// cannot poll for room at its destination, so it waits in the kernel. `data` is copied.
+/// cannot poll for room at its destination, so it waits in the kernel. `data` is copied, and
+/// the thread sends through its own duplicate of `fd`, so closing `fd` meanwhile is safe.
 #[napi]
+#[allow(clippy::too_many_arguments)]
 pub fn socket_send_start(
+    env: &Env,
     reactor: &Reactor,
     wait_id: u32,
     fd: i32,
@@ -229,12 +232,13 @@ pub fn socket_send_start(
     fds: Vec<i32>,
     to: Buffer,
     to_abstract: bool,
-) {
+) -> Result<()> {
     let data = data.to_vec();
     let to = address(&to, to_abstract);
+    let own = socket::duplicate(fd).or_throw(env)?;
     reactor.start(wait_id, move |canceller| {
         ipckit::wait::interruptible(canceller, "sendmsg", || {
-            match socket::send(fd, &data, &fds, Some(&to), false) {
+            match socket::send(own.as_raw_fd(), &data, &fds, Some(&to), false) {
                 // A non-blocking fd (from elsewhere) answers at once: pause, then try again.
                 Ok(None) => {
                     std::thread::sleep(std::time::Duration::from_millis(2));
@@ -245,6 +249,7 @@ pub fn socket_send_start(
         })
         .map(|()| Outcome::Done)
     });
+    Ok(())
 }
 
 /// Blocks until `fd` is readable (or `writable`); for the `...Sync` forms.

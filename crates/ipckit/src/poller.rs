@@ -30,7 +30,8 @@ use std::sync::{Mutex, MutexGuard, OnceLock};
 
 use crate::error::{check, retry_eintr, Error, Result};
 
-/// What a watch waits for.
+/// What a watch waits for: `Interest::Read` for a receive or an accept, `Interest::Write`
+/// for a send that found the buffer full.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Interest {
     /// Readable (`EPOLLIN`): data, a connection to accept, end of file or an error.
@@ -53,7 +54,7 @@ impl Interest {
     }
 }
 
-/// Identifies a watch, for [`cancel`].
+/// Identifies a watch, for [`cancel`]; [`watch`] returns it.
 pub type WatchId = u64;
 
 type Callback = Box<dyn FnOnce(Result<()>) + Send + 'static>;
@@ -203,6 +204,19 @@ impl Poller {
 ///
 /// The fd must stay open until the callback ran or [`cancel`] returned. Fails with the
 /// `epoll_ctl` error for an fd epoll refuses (`EBADF`, `EPERM` for a regular file).
+///
+/// ```
+/// use ipckit::poller::{watch, Interest};
+/// use std::os::fd::AsRawFd;
+/// let (a, _b) = ipckit::socket::socketpair(ipckit::socket::Kind::Stream)?;
+/// let (tx, rx) = std::sync::mpsc::channel();
+/// // An empty socket buffer is writable at once.
+/// watch(a.as_raw_fd(), Interest::Write, move |r| tx.send(r.is_ok()).unwrap())?;
+/// assert!(rx.recv().unwrap());
+/// # Ok::<(), ipckit::Error>(())
+/// ```
+///
+/// For more information, see [`epoll_ctl(2)`](https://man7.org/linux/man-pages/man2/epoll_ctl.2.html).
 pub fn watch(
     fd: RawFd,
     interest: Interest,
@@ -241,6 +255,17 @@ pub fn watch(
 /// Cancels watch `id`: returns `true` and calls its callback with [`Error::cancelled`] if it
 /// had not fired, `false` if it had (its callback ran or is running). Either way the poller
 /// no longer refers to the fd for this watch when this returns.
+///
+/// ```
+/// use ipckit::poller::{cancel, watch, Interest};
+/// use std::os::fd::AsRawFd;
+/// let (_a, b) = ipckit::socket::socketpair(ipckit::socket::Kind::Datagram)?;
+/// let (tx, rx) = std::sync::mpsc::channel();
+/// let id = watch(b.as_raw_fd(), Interest::Read, move |r| tx.send(r).unwrap())?;
+/// assert!(cancel(id));
+/// assert!(rx.recv().unwrap().unwrap_err().is_cancelled());
+/// # Ok::<(), ipckit::Error>(())
+/// ```
 pub fn cancel(id: WatchId) -> bool {
     let Ok(poller) = poller() else { return false };
     let waiter = {
@@ -266,6 +291,10 @@ pub fn cancel(id: WatchId) -> bool {
 }
 
 /// Watches registered and not yet fired; for tests and diagnostics.
+///
+/// ```
+/// let pending_now: usize = ipckit::poller::watches();
+/// ```
 pub fn watches() -> usize {
     poller().map(|p| lock(&p.state).by_id.len()).unwrap_or(0)
 }

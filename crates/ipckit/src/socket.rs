@@ -32,7 +32,7 @@ use nix::sys::socket::{
 
 use crate::error::{check, Errno, Error, Result};
 
-/// The socket type.
+/// The socket type: `socketpair(Kind::Seqpacket)`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
     /// `SOCK_STREAM`: a byte stream.
@@ -53,12 +53,13 @@ impl Kind {
     }
 }
 
-/// A UNIX socket address.
+/// A UNIX socket address: `Address::Abstract(b"my-app".to_vec())`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Address {
-    /// A socket file in the file system.
+    /// A socket file in the file system: `Address::Path(b"/tmp/app.sock".to_vec())`.
     Path(Vec<u8>),
-    /// A name in the abstract namespace (Linux), without the leading NUL.
+    /// A name in the abstract namespace (Linux), without the leading NUL:
+    /// `Address::Abstract(b"my-app".to_vec())`.
     Abstract(Vec<u8>),
 }
 
@@ -81,7 +82,8 @@ impl Address {
     }
 }
 
-/// A process's identity, as `SO_PEERCRED` and `SCM_CREDENTIALS` report it.
+/// A process's identity, as `SO_PEERCRED` and `SCM_CREDENTIALS` report it:
+/// `peer_credentials(fd)?.uid`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Credentials {
     /// Process id.
@@ -92,7 +94,7 @@ pub struct Credentials {
     pub gid: u32,
 }
 
-/// A received message.
+/// A received message: `receive(fd, true)?` gives `Some(Received { data, fds, .. })`.
 #[derive(Debug)]
 pub struct Received {
     /// The payload.
@@ -143,6 +145,14 @@ pub fn socketpair(kind: Kind) -> Result<(OwnedFd, OwnedFd)> {
 
 /// `socket(AF_UNIX, kind | SOCK_CLOEXEC)`, optionally non-blocking.
 ///
+/// ```
+/// use ipckit::socket::*;
+/// use std::os::fd::AsRawFd;
+/// let fd = socket(Kind::Seqpacket, true)?;
+/// assert_eq!(socket_kind(fd.as_raw_fd())?, Kind::Seqpacket);
+/// # Ok::<(), ipckit::Error>(())
+/// ```
+///
 /// For more information, see [`socket(2)`](https://man7.org/linux/man-pages/man2/socket.2.html).
 pub fn socket(kind: Kind, nonblocking: bool) -> Result<OwnedFd> {
     let mut flags = SockFlag::SOCK_CLOEXEC;
@@ -152,7 +162,7 @@ pub fn socket(kind: Kind, nonblocking: bool) -> Result<OwnedFd> {
     nix_socket::socket(AddressFamily::Unix, kind.sock_type(), flags, None).map_err(sys("socket"))
 }
 
-/// Options of [`bind`].
+/// Options of [`bind`]: `BindOptions { mode: Some(0o660), replace_stale: true }`.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct BindOptions {
     /// Permission bits of the socket file (paths only).
@@ -164,6 +174,18 @@ pub struct BindOptions {
 
 /// `bind`: gives the socket an address; for a path, sets the file's `mode` (`fchmod` before
 /// the bind, so the file never has wider permissions, then `chmod` against the umask).
+///
+/// ```
+/// use ipckit::socket::*;
+/// use std::os::fd::AsRawFd;
+/// let dir = std::env::temp_dir().join(format!("ipckit-doc-bind-{}", std::process::id()));
+/// let path = dir.with_extension("sock");
+/// let fd = socket(Kind::Datagram, false)?;
+/// let options = BindOptions { mode: Some(0o600), replace_stale: true };
+/// bind(fd.as_raw_fd(), &Address::Path(path.to_str().unwrap().into()), options)?;
+/// # std::fs::remove_file(&path).unwrap();
+/// # Ok::<(), ipckit::Error>(())
+/// ```
 ///
 /// For more information, see [`bind(2)`](https://man7.org/linux/man-pages/man2/bind.2.html).
 pub fn bind(fd: RawFd, address: &Address, options: BindOptions) -> Result<()> {
@@ -216,6 +238,18 @@ fn is_stale(fd: RawFd, addr: &UnixAddr) -> Result<bool> {
 
 /// `connect`: sets the peer of a datagram socket, or connects a stream or seqpacket socket.
 ///
+/// ```
+/// use ipckit::socket::*;
+/// use std::os::fd::AsRawFd;
+/// let name = Address::Abstract(format!("ipckit-doc-connect-{}", std::process::id()).into());
+/// let server = socket(Kind::Datagram, false)?;
+/// bind(server.as_raw_fd(), &name, BindOptions::default())?;
+/// let client = socket(Kind::Datagram, false)?;
+/// connect(client.as_raw_fd(), &name)?;
+/// send(client.as_raw_fd(), b"hi", &[], None, true)?;
+/// # Ok::<(), ipckit::Error>(())
+/// ```
+///
 /// For more information, see [`connect(2)`](https://man7.org/linux/man-pages/man2/connect.2.html).
 pub fn connect(fd: RawFd, address: &Address) -> Result<()> {
     let addr = address.to_unix_addr("connect")?;
@@ -223,6 +257,17 @@ pub fn connect(fd: RawFd, address: &Address) -> Result<()> {
 }
 
 /// `listen` with `backlog` pending connections at most.
+///
+/// ```
+/// use ipckit::socket::*;
+/// use std::os::fd::AsRawFd;
+/// let name = Address::Abstract(format!("ipckit-doc-listen-{}", std::process::id()).into());
+/// let server = socket(Kind::Seqpacket, true)?;
+/// bind(server.as_raw_fd(), &name, BindOptions::default())?;
+/// listen(server.as_raw_fd(), 16)?;
+/// assert!(accept(server.as_raw_fd())?.is_none());
+/// # Ok::<(), ipckit::Error>(())
+/// ```
 ///
 /// For more information, see [`listen(2)`](https://man7.org/linux/man-pages/man2/listen.2.html).
 pub fn listen(fd: RawFd, backlog: i32) -> Result<()> {
@@ -232,6 +277,20 @@ pub fn listen(fd: RawFd, backlog: i32) -> Result<()> {
 
 /// `accept4(SOCK_CLOEXEC)` on a non-blocking listening socket: `None` when no connection is
 /// pending.
+///
+/// ```
+/// use ipckit::socket::*;
+/// use std::os::fd::AsRawFd;
+/// let name = Address::Abstract(format!("ipckit-doc-accept-{}", std::process::id()).into());
+/// let server = socket(Kind::Seqpacket, true)?;
+/// bind(server.as_raw_fd(), &name, BindOptions::default())?;
+/// listen(server.as_raw_fd(), 16)?;
+/// let client = socket(Kind::Seqpacket, false)?;
+/// connect(client.as_raw_fd(), &name)?;
+/// let conn = accept(server.as_raw_fd())?.expect("a pending connection");
+/// assert_eq!(peer_credentials(conn.as_raw_fd())?.pid, std::process::id() as i32);
+/// # Ok::<(), ipckit::Error>(())
+/// ```
 ///
 /// For more information, see [`accept4(2)`](https://man7.org/linux/man-pages/man2/accept4.2.html).
 pub fn accept(fd: RawFd) -> Result<Option<OwnedFd>> {
@@ -246,6 +305,15 @@ pub fn accept(fd: RawFd) -> Result<Option<OwnedFd>> {
 /// `sendmsg`: one message, with descriptors (`SCM_RIGHTS`) and to an address for an
 /// unconnected datagram socket. With `nowait` (`MSG_DONTWAIT`), `Ok(None)` when the send
 /// would block. Never raises `SIGPIPE` (`MSG_NOSIGNAL`).
+///
+/// ```
+/// use ipckit::socket::*;
+/// use std::os::fd::AsRawFd;
+/// let (a, b) = socketpair(Kind::Datagram)?;
+/// send(a.as_raw_fd(), b"with an fd", &[b.as_raw_fd()], None, true)?;
+/// assert_eq!(receive(b.as_raw_fd(), true)?.unwrap().fds.len(), 1);
+/// # Ok::<(), ipckit::Error>(())
+/// ```
 ///
 /// For more information, see [`sendmsg(2)`](https://man7.org/linux/man-pages/man2/sendmsg.2.html).
 pub fn send(
@@ -295,6 +363,17 @@ fn queued_bytes(fd: RawFd) -> Result<usize> {
 ///
 /// On a stream socket it returns what is queued now (at least one byte, or an empty `data`
 /// at end of stream).
+///
+/// ```
+/// use ipckit::socket::*;
+/// use std::os::fd::AsRawFd;
+/// let (a, b) = socketpair(Kind::Datagram)?;
+/// assert!(receive(b.as_raw_fd(), true)?.is_none());
+/// send(a.as_raw_fd(), b"", &[], None, true)?;
+/// let empty = receive(b.as_raw_fd(), true)?.unwrap();
+/// assert!(empty.data.is_empty() && !empty.end);
+/// # Ok::<(), ipckit::Error>(())
+/// ```
 ///
 /// For more information, see [`recvmsg(2)`](https://man7.org/linux/man-pages/man2/recvmsg.2.html).
 pub fn receive(fd: RawFd, nowait: bool) -> Result<Option<Received>> {
@@ -388,6 +467,15 @@ fn parse_cmsgs(cmsgs: Option<nix_socket::CmsgIterator<'_>>) -> (Vec<OwnedFd>, Op
 
 /// Blocks the calling thread until `fd` is readable (or writable), retrying `EINTR`.
 ///
+/// ```
+/// use ipckit::socket::*;
+/// use std::os::fd::AsRawFd;
+/// let (a, b) = socketpair(Kind::Seqpacket)?;
+/// send(a.as_raw_fd(), b"x", &[], None, true)?;
+/// wait_ready(b.as_raw_fd(), false)?; // returns at once: a message is queued
+/// # Ok::<(), ipckit::Error>(())
+/// ```
+///
 /// For more information, see [`poll(2)`](https://man7.org/linux/man-pages/man2/poll.2.html).
 pub fn wait_ready(fd: RawFd, writable: bool) -> Result<()> {
     let events = if writable {
@@ -412,6 +500,15 @@ pub fn wait_ready(fd: RawFd, writable: bool) -> Result<()> {
 
 /// The type of a UNIX socket (`SO_DOMAIN`, `SO_TYPE`); `ENOTSOCK` for another descriptor,
 /// `EAFNOSUPPORT` for a socket that is not `AF_UNIX`.
+///
+/// ```
+/// use ipckit::socket::*;
+/// use std::os::fd::AsRawFd;
+/// let (a, _b) = socketpair(Kind::Stream)?;
+/// assert_eq!(socket_kind(a.as_raw_fd())?, Kind::Stream);
+/// assert_eq!(socket_kind(0).map_err(|e| e.code()).err().as_deref().map(|c| c == "ENOTSOCK" || c == "EBADF"), Some(true));
+/// # Ok::<(), ipckit::Error>(())
+/// ```
 pub fn socket_kind(fd: RawFd) -> Result<Kind> {
     with_fd(fd, |b| {
         let ty = nix_socket::getsockopt(&b, sockopt::SockType).map_err(sys("getsockopt"))?;
@@ -443,6 +540,14 @@ pub fn socket_kind(fd: RawFd) -> Result<Kind> {
 /// The credentials of the connected peer (`SO_PEERCRED`), as of when it connected (or made
 /// the pair).
 ///
+/// ```
+/// use ipckit::socket::*;
+/// use std::os::fd::AsRawFd;
+/// let (a, _b) = socketpair(Kind::Stream)?;
+/// assert_eq!(peer_credentials(a.as_raw_fd())?.pid, std::process::id() as i32);
+/// # Ok::<(), ipckit::Error>(())
+/// ```
+///
 /// For more information, see [`unix(7)`](https://man7.org/linux/man-pages/man7/unix.7.html).
 pub fn peer_credentials(fd: RawFd) -> Result<Credentials> {
     let c = with_fd(fd, |b| nix_socket::getsockopt(&b, sockopt::PeerCredentials))?
@@ -456,17 +561,44 @@ pub fn peer_credentials(fd: RawFd) -> Result<Credentials> {
 
 /// Turns `SO_PASSCRED` on or off: with it, each received message carries its sender's
 /// credentials ([`Received::credentials`]).
+///
+/// ```
+/// use ipckit::socket::*;
+/// use std::os::fd::AsRawFd;
+/// let (a, b) = socketpair(Kind::Datagram)?;
+/// set_pass_credentials(b.as_raw_fd(), true)?;
+/// send(a.as_raw_fd(), b"who?", &[], None, true)?;
+/// let cred = receive(b.as_raw_fd(), true)?.unwrap().credentials.unwrap();
+/// assert_eq!(cred.pid, std::process::id() as i32);
+/// # Ok::<(), ipckit::Error>(())
+/// ```
 pub fn set_pass_credentials(fd: RawFd, on: bool) -> Result<()> {
     with_fd(fd, |b| nix_socket::setsockopt(&b, sockopt::PassCred, &on))?.map_err(sys("setsockopt"))
 }
 
 /// The socket's own address (`getsockname`); `None` when unbound.
+///
+/// ```
+/// use ipckit::socket::*;
+/// use std::os::fd::AsRawFd;
+/// let (a, _b) = socketpair(Kind::Datagram)?;
+/// assert_eq!(local_address(a.as_raw_fd())?, None);
+/// # Ok::<(), ipckit::Error>(())
+/// ```
 pub fn local_address(fd: RawFd) -> Result<Option<Address>> {
     let addr: UnixAddr = nix_socket::getsockname(fd).map_err(sys("getsockname"))?;
     Ok(Address::from_unix_addr(&addr))
 }
 
 /// The connected peer's address (`getpeername`); `None` when it is unbound.
+///
+/// ```
+/// use ipckit::socket::*;
+/// use std::os::fd::AsRawFd;
+/// let (a, _b) = socketpair(Kind::Seqpacket)?;
+/// assert_eq!(peer_address(a.as_raw_fd())?, None);
+/// # Ok::<(), ipckit::Error>(())
+/// ```
 pub fn peer_address(fd: RawFd) -> Result<Option<Address>> {
     let addr: UnixAddr = nix_socket::getpeername(fd).map_err(sys("getpeername"))?;
     Ok(Address::from_unix_addr(&addr))
@@ -474,13 +606,51 @@ pub fn peer_address(fd: RawFd) -> Result<Option<Address>> {
 
 /// `shutdown(SHUT_RDWR)`-free close of a descriptor the caller owns as a raw number.
 ///
+/// ```
+/// use ipckit::socket::*;
+/// use std::os::fd::AsRawFd;
+/// let (a, _b) = socketpair(Kind::Datagram)?;
+/// close(std::os::fd::IntoRawFd::into_raw_fd(a))?;
+/// # Ok::<(), ipckit::Error>(())
+/// ```
+///
 /// For more information, see [`close(2)`](https://man7.org/linux/man-pages/man2/close.2.html).
 pub fn close(fd: RawFd) -> Result<()> {
     // SAFETY: close only takes an integer; the caller gives up the descriptor.
     check(unsafe { libc::close(fd) }, "close").map(drop)
 }
 
+/// A new descriptor for the same socket (`fcntl(F_DUPFD_CLOEXEC)`), for a wait thread that
+/// must not depend on the caller keeping its number open.
+///
+/// ```
+/// use std::os::fd::AsRawFd;
+/// let (a, _b) = ipckit::socket::socketpair(ipckit::socket::Kind::Datagram)?;
+/// let copy = ipckit::socket::duplicate(a.as_raw_fd())?;
+/// assert_ne!(copy.as_raw_fd(), a.as_raw_fd());
+/// # Ok::<(), ipckit::Error>(())
+/// ```
+///
+/// For more information, see [`fcntl(2)`](https://man7.org/linux/man-pages/man2/fcntl.2.html).
+pub fn duplicate(fd: RawFd) -> Result<OwnedFd> {
+    // SAFETY: F_DUPFD_CLOEXEC takes an integer and creates a new descriptor.
+    let new = check(
+        unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) },
+        "fcntl",
+    )?;
+    // SAFETY: fcntl just created `new`, so nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(new) })
+}
+
 /// Sets or clears `O_NONBLOCK`.
+///
+/// ```
+/// use ipckit::socket::*;
+/// use std::os::fd::AsRawFd;
+/// let (a, _b) = socketpair(Kind::Seqpacket)?;
+/// set_nonblocking(a.as_raw_fd(), true)?;
+/// # Ok::<(), ipckit::Error>(())
+/// ```
 pub fn set_nonblocking(fd: RawFd, on: bool) -> Result<()> {
     // SAFETY: fcntl(F_GETFL) takes no pointer.
     let flags = check(unsafe { libc::fcntl(fd, libc::F_GETFL) }, "fcntl")?;
