@@ -651,6 +651,24 @@ fdTest('peer credentials and SCM_CREDENTIALS of an unprivileged child', async (t
   await new Promise((r) => netServer.close(r))
 })
 
+fdTest('pending waits keep a process alive only until close()', async (t) => {
+  const r = await nodeChild(
+    `
+    const [a, b] = ipckit.socketpair('seqpacket')
+    const server = ipckit.UnixSeqpacketServer.listen({ abstract: 'ipckit-exit-' + process.pid })
+    b.receive().catch((e) => console.log('receive ' + e.name))
+    server.accept().catch((e) => console.log('accept ' + e.name))
+    const d = ipckit.UnixDatagramSocket.create()
+    d.receive().catch((e) => console.log('dgram ' + e.name))
+    setTimeout(() => { b.close(); server.close(); d.close(); a.close(); console.log('closed') }, 100)
+    `,
+    [],
+    { timeoutMs: 10_000 },
+  ).done
+  t.is(r.code, 0, r.stderr)
+  t.deepEqual(r.stdout.trim().split('\n').sort(), ['accept AbortError', 'closed', 'dgram AbortError', 'receive AbortError'])
+})
+
 // ---------------------------------------------------------------------------------------------
 // idle sockets
 
