@@ -536,6 +536,28 @@ export class UnixDatagramSocket extends MessageSocket {
   }
 
   /**
+   * An unbound socket connected to `address` ({@link create} then {@link connect}): `send`
+   * without `to` goes there. Throws `ENOENT`, `ECONNREFUSED`, `EACCES`.
+   *
+   * @example
+   * ```ts
+   * const log = UnixDatagramSocket.connect('/dev/log')
+   * await log.send('<14>hello syslog')
+   * ```
+   */
+  static connect(address: SocketAddress, options?: SocketOptions): UnixDatagramSocket {
+    const addr = parseAddress(address, 'address')
+    const sock = UnixDatagramSocket.create(options)
+    try {
+      callNative(() => native.socketConnect(sock.fd, addr.name, addr.isAbstract))
+    } catch (err) {
+      sock.close()
+      throw err
+    }
+    return sock
+  }
+
+  /**
    * Wraps a datagram socket descriptor, for instance one a parent handed down as `stdio[3]`.
    * The object owns the fd from now on. Throws `EBADF`/`ENOTSOCK` for a bad descriptor,
    * `ERR_INVALID_ARG_VALUE` for a socket of another type.

@@ -231,7 +231,13 @@ pub fn watch(
         | interest.events()
         | libc::EPOLLONESHOT as u32;
     if existing.is_some() {
-        poller.ctl(libc::EPOLL_CTL_MOD, fd, events)?;
+        match poller.ctl(libc::EPOLL_CTL_MOD, fd, events) {
+            Err(e) if e.errno() == crate::Errno::ENOENT => {
+                // The fd number was closed (the kernel forgot it) and reused.
+                poller.ctl(libc::EPOLL_CTL_ADD, fd, events)?
+            }
+            other => other?,
+        }
     } else {
         match poller.ctl(libc::EPOLL_CTL_ADD, fd, events) {
             Err(e) if e.errno() == crate::Errno::EEXIST => {
