@@ -11,6 +11,7 @@
  * @module
  */
 
+import { unlinkSync } from 'node:fs'
 import { Socket } from 'node:net'
 
 import { AbortError, callNative, invalidArgType, invalidArgValue, invalidState, outOfRange } from './errors'
@@ -657,8 +658,6 @@ export class UnixDatagramSocket extends MessageSocket {
 }
 
 function removeSocketFile(path: string): void {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const { unlinkSync } = require('node:fs') as typeof import('node:fs')
   try {
     unlinkSync(path)
   } catch (err) {
