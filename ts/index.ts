@@ -73,3 +73,30 @@ export type {
 } from './shared-memory'
 export { PipeReadable, PipeWritable, mkfifo, openFifo, openFifoSync, pipe } from './pipe'
 export type { OpenFifoOptions, Pipe } from './pipe'
+export {
+  MAX_FDS,
+  UnixDatagramSocket,
+  UnixSeqpacketServer,
+  UnixSeqpacketSocket,
+  peerCredentials,
+  receiveFds,
+  sendFds,
+  socketpair,
+} from './unix-socket'
+export type {
+  SocketBindOptions,
+  Credentials,
+  SocketListenOptions,
+  PeerAddress,
+  SocketAddress,
+  SocketMessage,
+  SocketOptions,
+  SocketPairKind,
+  SocketPairOptions,
+  SocketReceiveOptions,
+  SocketReceiveSyncOptions,
+  SocketSendOptions,
+  SocketSendSyncOptions,
+  StreamChunk,
+  StreamEnd,
+} from './unix-socket'

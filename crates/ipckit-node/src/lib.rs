@@ -13,3 +13,4 @@ mod reactor;
 mod sysv_list;
 mod sem;
 mod shm;
+mod socket;

@@ -12,6 +12,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use ipckit::poller::{self, Interest, WatchId};
 use ipckit::wait::{self, Canceller};
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
@@ -31,7 +32,26 @@ type Completion = (u32, ipckit::Result<Outcome>);
 type DispatchArgs = FnArgs<(u32, Option<SysErrorInfo>, Option<f64>, Option<Buffer>)>;
 type Dispatch = ThreadsafeFunction<Completion, (), DispatchArgs, Status, false, true>;
 
-type Pending = Arc<Mutex<HashMap<u32, Canceller>>>;
+/// How a pending wait is cancelled: a wait thread's canceller, or a readiness watch.
+#[derive(Clone)]
+enum Cancel {
+    Thread(Canceller),
+    Watch(WatchId),
+}
+
+impl Cancel {
+    fn cancel(self) {
+        match self {
+            Cancel::Thread(canceller) => canceller.cancel(),
+            // Synchronous: the poller no longer refers to the fd once this returns.
+            Cancel::Watch(id) => {
+                poller::cancel(id);
+            }
+        }
+    }
+}
+
+type Pending = Arc<Mutex<HashMap<u32, Cancel>>>;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -74,9 +94,9 @@ impl Reactor {
             })?;
         let pending: Pending = Arc::default();
         env.add_env_cleanup_hook(pending.clone(), |pending| {
-            for canceller in lock(&pending).values() {
-                canceller.cancel();
-            }
+            // Collected first: a cancelled watch reports (and unregisters) under this lock.
+            let all: Vec<Cancel> = lock(&pending).values().cloned().collect();
+            all.into_iter().for_each(Cancel::cancel);
         })?;
         Ok(Self {
             dispatch: Arc::new(Mutex::new(tsfn)),
@@ -88,8 +108,9 @@ impl Reactor {
     /// result is delivered as usual, so nothing taken is lost). Unknown ids are ignored.
     #[napi]
     pub fn cancel(&self, wait_id: u32) {
-        if let Some(canceller) = lock(&self.pending).get(&wait_id) {
-            canceller.cancel();
+        let cancel = lock(&self.pending).get(&wait_id).cloned();
+        if let Some(cancel) = cancel {
+            cancel.cancel();
         }
     }
 
@@ -122,7 +143,7 @@ impl Reactor {
         job: impl FnOnce(&Canceller) -> ipckit::Result<Outcome> + Send + 'static,
     ) {
         let canceller = Canceller::new();
-        lock(&self.pending).insert(wait_id, canceller.clone());
+        lock(&self.pending).insert(wait_id, Cancel::Thread(canceller.clone()));
         let pending = self.pending.clone();
         let dispatch = self.dispatch.clone();
         wait::spawn(move || {
@@ -131,5 +152,25 @@ impl Reactor {
             // Fails only when the environment is gone, and then nobody waits for the result.
             lock(&dispatch).call((wait_id, result), ThreadsafeFunctionCallMode::NonBlocking);
         });
+    }
+
+    /// Waits, on the core's one epoll thread ([`ipckit::poller`]), until `fd` is ready for
+    /// `interest`, and delivers [`Outcome::Done`] as wait `wait_id` (the caller then retries its
+    /// non-blocking operation on the JavaScript thread). No thread is parked per wait.
+    /// [`cancel`](Self::cancel) unregisters the fd before it returns, so the fd may be closed
+    /// right after. Fails with the `epoll_ctl` error for an fd epoll refuses.
+    pub(crate) fn watch(&self, wait_id: u32, fd: i32, interest: Interest) -> ipckit::Result<()> {
+        let mut pending = lock(&self.pending);
+        let pending_ = self.pending.clone();
+        let dispatch = self.dispatch.clone();
+        // The callback runs on the poller thread (or in `cancel`) and takes the `pending` lock,
+        // which we hold until the watch is recorded, so it cannot run ahead of the insert.
+        let id = poller::watch(fd, interest, move |ready| {
+            lock(&pending_).remove(&wait_id);
+            let result = ready.map(|()| Outcome::Done);
+            lock(&dispatch).call((wait_id, result), ThreadsafeFunctionCallMode::NonBlocking);
+        })?;
+        pending.insert(wait_id, Cancel::Watch(id));
+        Ok(())
     }
 }

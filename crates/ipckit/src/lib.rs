@@ -23,6 +23,8 @@ pub mod sysv_list;
 pub mod sem;
 pub mod shm;
 pub mod pipe;
+pub mod poller;
+pub mod socket;
 pub mod wait;
 
 pub use error::{Errno, Error, Result};

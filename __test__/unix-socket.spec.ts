@@ -1,0 +1,813 @@
+import test, { type ExecutionContext } from 'ava'
+import { execFileSync } from 'node:child_process'
+import { closeSync, constants, existsSync, openSync, readFileSync, readSync, readdirSync, statSync, writeFileSync } from 'node:fs'
+import { readFile } from 'node:fs/promises'
+import { createServer, type Socket } from 'node:net'
+import { join } from 'node:path'
+
+import {
+  AbortError,
+  IpcError,
+  UnixDatagramSocket,
+  UnixSeqpacketServer,
+  UnixSeqpacketSocket,
+  peerCredentials,
+  receiveFds,
+  sendFds,
+  socketpair,
+} from '../ts/index'
+import { native } from '../ts/native'
+import { pendingWaits } from '../ts/reactor'
+import { NOBODY, cChild, compileC, nodeChild, openFds, removeBuilds, sleep, tempDir, timed } from './helpers'
+
+test.after.always(removeBuilds)
+
+test.before(async () => {
+  // Start the addon's poller thread (and its epoll descriptor, which lives as long as the
+  // process) before any descriptor count is taken.
+  const [a, b] = socketpair('dgram')
+  const p = a.receive()
+  b.sendSync('warm up')
+  await p
+  a.close()
+  b.close()
+  // Let the test runner's own start-up descriptors settle.
+  await sleep(200)
+})
+
+type Closable = { close(): void } | { destroy(): void }
+
+/**
+ * Every test here runs serially and checks that the process has exactly as many open
+ * descriptors afterwards as before (after closing what it registered with `own`), and that
+ * no wait or readiness watch is left behind.
+ */
+function fdTest(name: string, fn: (t: ExecutionContext, own: <T extends Closable>(x: T) => T) => Promise<void> | void) {
+  test.serial(name, async (t) => {
+    const owned: Closable[] = []
+    const own = <T extends Closable>(x: T): T => {
+      owned.push(x)
+      return x
+    }
+    const before = openFds()
+    try {
+      await fn(t, own)
+    } finally {
+      for (const x of owned.reverse()) {
+        if ('close' in x) x.close()
+        else x.destroy()
+      }
+    }
+    // net.Socket handles close on a later turn of the event loop.
+    for (let i = 0; i < 100 && openFds() !== before; i++) await sleep(10)
+    t.is(openFds(), before, 'open descriptors unchanged')
+    for (let i = 0; i < 100 && pendingWaits() !== 0; i++) await sleep(10)
+    t.is(pendingWaits(), 0, 'no pending waits')
+    t.is(native.pollerWatches(), 0, 'no readiness watches')
+  })
+}
+
+const uniq = (() => {
+  let n = 0
+  return (what: string) => `ipckit-test-${process.pid}-${what}-${++n}`
+})()
+
+function dir(t: ExecutionContext): string {
+  const d = tempDir('ipckit-sock-')
+  t.teardown(() => d.remove())
+  return d.path
+}
+
+/** Same checksum as the C programs print. */
+function checksum(data: Buffer): number {
+  let sum = 0
+  for (const b of data) sum = (Math.imul(sum, 31) + b) >>> 0
+  return sum
+}
+
+// ---------------------------------------------------------------------------------------------
+// socket pairs
+
+fdTest('socketpair(seqpacket): boundaries, async and sync forms, end of stream', async (t, own) => {
+  const [a, b] = socketpair('seqpacket')
+  own(a)
+  own(b)
+  t.true(a instanceof UnixSeqpacketSocket)
+  t.true(Number.isInteger(a.fd) && a.fd > 2)
+  await a.send('one')
+  a.sendSync(Buffer.alloc(0))
+  await a.send(new Uint16Array([0x0102, 0x0304]))
+  const first = await b.receive()
+  t.deepEqual(first, { data: Buffer.from('one'), fds: [], from: null, credentials: undefined })
+  t.deepEqual(b.receiveSync()!.data, Buffer.alloc(0))
+  t.deepEqual((await b.receive())!.data, Buffer.from(new Uint16Array([0x0102, 0x0304]).buffer))
+  t.like(t.throws(() => b.receiveSync({ wait: false })), { code: 'EAGAIN', syscall: 'recvmsg' })
+  // A receive that waits is woken by a later send.
+  const later = b.receive()
+  await sleep(20)
+  await a.send('late')
+  t.is((await later)!.data.toString(), 'late')
+  a.close()
+  t.is(await b.receive(), null)
+  t.is(b.receiveSync(), null)
+})
+
+fdTest('socketpair(dgram): datagrams keep boundaries and order', async (t, own) => {
+  const [a, b] = socketpair('dgram')
+  own(a)
+  own(b)
+  t.true(a instanceof UnixDatagramSocket)
+  for (let i = 0; i < 5; i++) await a.send(Buffer.alloc(i * 100, i))
+  await a.send('')
+  for (let i = 0; i < 5; i++) t.deepEqual((await b.receive()).data, Buffer.alloc(i * 100, i))
+  const empty = await b.receive()
+  t.is(empty.data.length, 0)
+  t.is(empty.from, null)
+  // Both directions.
+  b.sendSync('back')
+  t.is(a.receiveSync().data.toString(), 'back')
+})
+
+fdTest('socketpair(stream) gives net.Sockets with an fd', async (t, own) => {
+  const [a, b] = socketpair('stream')
+  own(a)
+  own(b)
+  t.true(Number.isInteger(a.fd) && Number.isInteger(b.fd))
+  const chunks: Buffer[] = []
+  b.on('data', (c: Buffer) => chunks.push(c))
+  const ended = new Promise((r) => b.once('end', r))
+  a.end('hello stream')
+  await ended
+  t.is(Buffer.concat(chunks).toString(), 'hello stream')
+  t.like(peerCredentials(a), { pid: process.pid, uid: process.getuid!(), gid: process.getgid!() })
+})
+
+fdTest('socketpair rejects bad kinds', (t) => {
+  t.throws(() => socketpair('raw' as 'dgram'), { code: 'ERR_INVALID_ARG_VALUE' })
+  t.throws(() => socketpair(1 as unknown as 'dgram'), { code: 'ERR_INVALID_ARG_TYPE' })
+})
+
+// ---------------------------------------------------------------------------------------------
+// datagram sockets
+
+fdTest('UnixDatagramSocket: bind a path, reply to the sender, default mode 0o600', async (t, own) => {
+  const d = dir(t)
+  const serverPath = join(d, 'server.sock')
+  const clientPath = join(d, 'client.sock')
+  const server = own(UnixDatagramSocket.bind(serverPath))
+  t.is(statSync(serverPath).mode & 0o777, 0o600)
+  t.true(statSync(serverPath).isSocket())
+  t.is(server.address, serverPath)
+  const client = own(UnixDatagramSocket.bind(clientPath, { mode: 0o640 }))
+  t.is(statSync(clientPath).mode & 0o777, 0o640)
+  await client.send('ping', { to: serverPath })
+  const msg = await server.receive()
+  t.is(msg.data.toString(), 'ping')
+  t.is(msg.from, clientPath)
+  await server.send('pong', { to: msg.from! })
+  t.is((await client.receive()).data.toString(), 'pong')
+  // connect() sets the default destination.
+  const unbound = own(UnixDatagramSocket.create())
+  unbound.connect(serverPath)
+  t.is(unbound.remoteAddress, serverPath)
+  await unbound.send('anonymous')
+  t.like(await server.receive(), { from: null, data: Buffer.from('anonymous') })
+  const connected = own(UnixDatagramSocket.connect(serverPath))
+  connected.sendSync('connected')
+  t.is(server.receiveSync().data.toString(), 'connected')
+  t.like(t.throws(() => UnixDatagramSocket.connect(join(d, 'none.sock'))), { code: 'ENOENT', syscall: 'connect' })
+  server.remove()
+  t.false(existsSync(serverPath))
+})
+
+fdTest('UnixDatagramSocket: abstract addresses', async (t, own) => {
+  const name = uniq('abs')
+  const server = own(UnixDatagramSocket.bind({ abstract: name }))
+  t.deepEqual(server.address, { abstract: name })
+  const client = own(UnixDatagramSocket.bind({ abstract: Buffer.from(`${name}-client`) }))
+  client.sendSync('hi', { to: { abstract: name } })
+  t.deepEqual((await server.receive()).from, { abstract: `${name}-client` })
+})
+
+fdTest('async iteration yields messages; break cleans up and takes nothing more', async (t, own) => {
+  const [a, b] = socketpair('dgram')
+  own(a)
+  own(b)
+  for (const s of ['1', '2', '3']) a.sendSync(s)
+  const seen: string[] = []
+  for await (const { data } of b) {
+    seen.push(data.toString())
+    if (seen.length === 2) break
+  }
+  t.deepEqual(seen, ['1', '2'])
+  t.is(b.receiveSync().data.toString(), '3')
+  // Breaking while a wait is pending cancels the wait.
+  const it = b.messages()
+  const next = it.next()
+  await sleep(10)
+  t.is(native.pollerWatches(), 1)
+  await it.return!()
+  t.deepEqual(await next, { done: true, value: undefined })
+  a.sendSync('4')
+  t.is(b.receiveSync().data.toString(), '4')
+})
+
+fdTest('AbortSignal cancels a receive promptly, and a cancelled receive took nothing', async (t, own) => {
+  const [a, b] = socketpair('seqpacket')
+  own(a)
+  own(b)
+  const ac = new AbortController()
+  const p = b.receive({ signal: ac.signal })
+  await sleep(20)
+  const { ms } = await timed(async () => {
+    ac.abort('stop')
+    const err = await t.throwsAsync(p, { instanceOf: AbortError })
+    t.is(err.cause, 'stop')
+  })
+  t.true(ms < 50, `abort took ${ms} ms`)
+  a.sendSync('kept')
+  t.is(b.receiveSync()!.data.toString(), 'kept')
+  await t.throwsAsync(b.receive({ signal: AbortSignal.abort() }), { instanceOf: AbortError })
+})
+
+fdTest('close() cancels pending waits; use after close throws ERR_INVALID_STATE', async (t) => {
+  const [a, b] = socketpair('dgram')
+  const p = b.receive()
+  await sleep(10)
+  b.close()
+  const err = await t.throwsAsync(p, { instanceOf: AbortError })
+  t.is((err.cause as { code?: string }).code, 'ERR_INVALID_STATE')
+  b.close()
+  t.true(b.closed)
+  t.throws(() => b.receiveSync(), { code: 'ERR_INVALID_STATE' })
+  await t.throwsAsync(b.send('x'), { code: 'ERR_INVALID_STATE' })
+  t.throws(() => b.peerCredentials(), { code: 'ERR_INVALID_STATE' })
+  a.close()
+})
+
+fdTest('backpressure: a full socket makes send wait, not fail; wait: false throws EAGAIN', async (t, own) => {
+  const [a, b] = socketpair('dgram')
+  own(a)
+  own(b)
+  const chunk = Buffer.alloc(1024, 1)
+  let queued = 0
+  for (;;) {
+    try {
+      a.sendSync(chunk, { wait: false })
+      queued++
+    } catch (err) {
+      t.like(err, { code: 'EAGAIN', syscall: 'sendmsg' })
+      break
+    }
+  }
+  t.true(queued > 0)
+  let sent = false
+  const p = a.send('last').then(() => (sent = true))
+  await sleep(30)
+  t.false(sent, 'send waits while the buffer is full')
+  for (let i = 0; i < queued; i++) b.receiveSync()
+  await p
+  t.is(b.receiveSync().data.toString(), 'last')
+  // An aborted send sent nothing.
+  for (;;) {
+    try {
+      a.sendSync(chunk, { wait: false })
+    } catch {
+      break
+    }
+  }
+  const ac = new AbortController()
+  const aborted = a.send('never', { signal: ac.signal })
+  await sleep(10)
+  ac.abort()
+  await t.throwsAsync(aborted, { instanceOf: AbortError })
+  let last: Buffer | undefined
+  for (;;) {
+    try {
+      last = b.receiveSync({ wait: false }).data
+    } catch {
+      break
+    }
+  }
+  t.deepEqual(last, chunk)
+})
+
+fdTest('backpressure on an unconnected datagram send to a full receiver', async (t, own) => {
+  const name = uniq('full')
+  const server = own(UnixDatagramSocket.bind({ abstract: name }))
+  const client = own(UnixDatagramSocket.create())
+  let queued = 0
+  for (;;) {
+    try {
+      client.sendSync(`m${queued}`, { to: { abstract: name }, wait: false })
+      queued++
+    } catch (err) {
+      t.like(err, { code: 'EAGAIN' })
+      break
+    }
+  }
+  const p = client.send('after', { to: { abstract: name } })
+  await sleep(30)
+  for (let i = 0; i < queued; i++) t.is(server.receiveSync().data.toString(), `m${i}`)
+  await p
+  t.is(server.receiveSync().data.toString(), 'after')
+})
+
+// ---------------------------------------------------------------------------------------------
+// seqpacket servers
+
+fdTest('UnixSeqpacketServer: accept, connect, iterate connections; break cleans up', async (t, own) => {
+  const d = dir(t)
+  const path = join(d, 'seq.sock')
+  const server = own(UnixSeqpacketServer.listen(path, { backlog: 8 }))
+  t.is(statSync(path).mode & 0o777, 0o600)
+  const clients = [own(UnixSeqpacketSocket.connect(path)), own(UnixSeqpacketSocket.connect(path))]
+  clients[0]!.sendSync('a')
+  clients[1]!.sendSync('b')
+  const got: string[] = []
+  for await (const conn of server) {
+    own(conn)
+    const msg = await conn.receive()
+    got.push(msg!.data.toString())
+    await conn.send(`re:${msg!.data}`)
+    t.like(conn.peerCredentials(), { pid: process.pid })
+    if (got.length === 2) break
+  }
+  t.deepEqual(got.sort(), ['a', 'b'])
+  t.is((await clients[0]!.receive())!.data.toString(), 're:a')
+  t.is((await clients[1]!.receive())!.data.toString(), 're:b')
+  // A pending accept is cancelled by break and by close().
+  const it = server.connections()
+  const next = it.next()
+  await sleep(10)
+  await it.return!()
+  t.deepEqual(await next, { done: true, value: undefined })
+  const pending = server.accept()
+  await sleep(10)
+  server.close()
+  await t.throwsAsync(pending, { instanceOf: AbortError })
+  server.remove()
+  t.false(existsSync(path))
+})
+
+fdTest('seqpacket: the iteration of a connection ends when the peer closes', async (t, own) => {
+  const name = uniq('seqend')
+  const server = own(UnixSeqpacketServer.listen({ abstract: name }))
+  const client = UnixSeqpacketSocket.connect({ abstract: name })
+  const conn = own(await server.accept())
+  for (const m of ['x', 'y', 'z']) await client.send(m)
+  client.close()
+  const got: string[] = []
+  for await (const { data } of conn) got.push(data.toString())
+  t.deepEqual(got, ['x', 'y', 'z'])
+})
+
+// ---------------------------------------------------------------------------------------------
+// interoperability with C
+
+const C_CLIENT = String.raw`
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+static socklen_t fill(struct sockaddr_un *a, const char *p) {
+  memset(a, 0, sizeof *a);
+  a->sun_family = AF_UNIX;
+  strncpy(a->sun_path, p, sizeof a->sun_path - 1);
+  return sizeof *a;
+}
+
+/* argv: dgram|seqpacket server-path [own-path] */
+int main(int argc, char **argv) {
+  int dgram = strcmp(argv[1], "dgram") == 0;
+  int fd = socket(AF_UNIX, dgram ? SOCK_DGRAM : SOCK_SEQPACKET, 0);
+  struct sockaddr_un srv, me;
+  if (fd < 0) { perror("socket"); return 1; }
+  if (dgram && bind(fd, (struct sockaddr *)&me, fill(&me, argv[3])) != 0) { perror("bind"); return 1; }
+  if (connect(fd, (struct sockaddr *)&srv, fill(&srv, argv[2])) != 0) { perror("connect"); return 1; }
+  static const size_t sizes[] = {5, 0, 1, 3000};
+  static char buf[8192];
+  for (int i = 0; i < 4; i++) {
+    for (size_t j = 0; j < sizes[i]; j++) buf[j] = (char)(j * 7 + i);
+    if (send(fd, buf, sizes[i], 0) != (ssize_t)sizes[i]) { perror("send"); return 1; }
+  }
+  for (int i = 0; i < 4; i++) {
+    ssize_t n = recv(fd, buf, sizeof buf, 0);
+    if (n < 0) { perror("recv"); return 1; }
+    unsigned sum = 0;
+    for (ssize_t j = 0; j < n; j++) sum = sum * 31 + (unsigned char)buf[j];
+    printf("%zd %u\n", n, sum);
+  }
+  fflush(stdout);
+  return 0;
+}
+`
+
+/** What the C client sends, and the lines it prints for the answers (`>` + message). */
+function cExpectations() {
+  const sent = [5, 0, 1, 3000].map((size, i) => Buffer.from(Array.from({ length: size }, (_, j) => (j * 7 + i) & 0xff)))
+  const replies = sent.map((m) => Buffer.concat([Buffer.from('>'), m]))
+  return { sent, lines: replies.map((r) => `${r.length} ${checksum(r)}`) }
+}
+
+fdTest('a C client exchanges datagrams with Node: boundaries and bytes exact', async (t, own) => {
+  const exe = compileC('dgram-client', C_CLIENT)
+  const d = dir(t)
+  const serverPath = join(d, 'node.sock')
+  const server = own(UnixDatagramSocket.bind(serverPath))
+  const child = cChild(exe, ['dgram', serverPath, join(d, 'c.sock')])
+  const { sent, lines } = cExpectations()
+  for (let i = 0; i < 4; i++) {
+    const msg = await server.receive()
+    t.deepEqual(msg.data, sent[i])
+    t.is(msg.from, join(d, 'c.sock'))
+    await server.send(Buffer.concat([Buffer.from('>'), msg.data]), { to: msg.from! })
+  }
+  const r = await child.done
+  t.is(r.code, 0, r.stderr)
+  t.deepEqual(r.stdout.trim().split('\n'), lines)
+})
+
+fdTest('a C client exchanges seqpacket messages with Node: boundaries and bytes exact', async (t, own) => {
+  const exe = compileC('seqpacket-client', C_CLIENT)
+  const d = dir(t)
+  const path = join(d, 'node.seq')
+  const server = own(UnixSeqpacketServer.listen(path))
+  const child = cChild(exe, ['seqpacket', path])
+  const conn = own(await server.accept())
+  t.like(conn.peerCredentials(), { pid: child.pid })
+  const { sent, lines } = cExpectations()
+  for (let i = 0; i < 4; i++) {
+    const msg = await conn.receive()
+    t.deepEqual(msg!.data, sent[i])
+    await conn.send(Buffer.concat([Buffer.from('>'), msg!.data]))
+  }
+  const r = await child.done
+  t.is(r.code, 0, r.stderr)
+  t.deepEqual(r.stdout.trim().split('\n'), lines)
+  t.is(await conn.receive(), null)
+})
+
+const C_FD_RECEIVER = String.raw`
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+/* Reads one message with one fd from the stream socket on fd 3 (non-blocking: Node's
+   net.Socket made it so); prints the text and what the received fd reads. */
+int main(void) {
+  struct pollfd p = { 3, POLLIN, 0 };
+  if (poll(&p, 1, 10000) != 1) { perror("poll"); return 1; }
+  char data[64], file[64];
+  union { struct cmsghdr h; char space[CMSG_SPACE(sizeof(int))]; } c;
+  struct iovec iov = { data, sizeof data - 1 };
+  struct msghdr m = { 0 };
+  m.msg_iov = &iov; m.msg_iovlen = 1; m.msg_control = c.space; m.msg_controllen = sizeof c.space;
+  ssize_t n = recvmsg(3, &m, 0);
+  if (n <= 0) { perror("recvmsg"); return 1; }
+  data[n] = 0;
+  struct cmsghdr *h = CMSG_FIRSTHDR(&m);
+  if (!h || h->cmsg_type != SCM_RIGHTS) { fprintf(stderr, "no fd\n"); return 1; }
+  int fd; memcpy(&fd, CMSG_DATA(h), sizeof fd);
+  ssize_t k = pread(fd, file, sizeof file - 1, 0);
+  if (k < 0) { perror("pread"); return 1; }
+  file[k] = 0;
+  printf("%s|%s\n", data, file);
+  return 0;
+}
+`
+
+fdTest('sendFds passes a descriptor over a net.Socket stream to a C child', async (t, own) => {
+  const exe = compileC('fd-receiver', C_FD_RECEIVER)
+  const d = dir(t)
+  const file = join(d, 'secret.txt')
+  writeFileSync(file, 'file contents')
+  const [mine, theirs] = socketpair('stream')
+  own(mine)
+  const child = cChild(exe, [], { stdio: ['pipe', 'pipe', 'pipe', theirs.fd] })
+  theirs.destroy()
+  const fd = openSync(file, 'r')
+  await sendFds(mine, 'stream text', [fd])
+  closeSync(fd)
+  const r = await child.done
+  t.is(r.code, 0, r.stderr)
+  t.is(r.stdout.trim(), 'stream text|file contents')
+  await t.throwsAsync(sendFds(mine, '', [0]), { code: 'ERR_INVALID_ARG_VALUE' })
+  await t.throwsAsync(sendFds({} as Socket, 'x', [0]), { code: 'ERR_INVALID_ARG_TYPE' })
+})
+
+fdTest('receiveFds takes descriptors off a paused net.Socket; a reading one is refused', async (t, own) => {
+  const d = dir(t)
+  const file = join(d, 'f.txt')
+  writeFileSync(file, 'via stream')
+  const [a, b] = socketpair('stream', { paused: true })
+  own(a)
+  own(b)
+  const fd = openSync(file, 'r')
+  await sendFds(a, 'one', [fd])
+  closeSync(fd)
+  const first = await receiveFds(b)
+  t.is(first.data.toString(), 'one')
+  t.is(first.fds.length, 1)
+  t.is(readFileSync(first.fds[0]!, 'utf8'), 'via stream')
+  closeSync(first.fds[0]!)
+  // A receive that waits; then plain stream data without descriptors.
+  const later = receiveFds(b)
+  await sleep(20)
+  a.write('two')
+  t.deepEqual(await later, { data: Buffer.from('two'), fds: [] })
+  const [c, e] = socketpair('stream')
+  own(c)
+  own(e)
+  await sleep(10)
+  await t.throwsAsync(receiveFds(e), { code: 'ERR_INVALID_STATE' })
+  a.end()
+  t.deepEqual(await receiveFds(b), { data: Buffer.alloc(0), fds: [] })
+})
+
+// ---------------------------------------------------------------------------------------------
+// descriptor passing and credentials with Node children
+
+fdTest('a parent passes a file and a pipe to a child over a socketpair', async (t, own) => {
+  const d = dir(t)
+  const file = join(d, 'data.txt')
+  writeFileSync(file, 'read through a passed fd')
+  const [mine, theirs] = socketpair('seqpacket')
+  own(mine)
+  // A real pipe (a FIFO made by mkfifo(1)): we keep the read end, the child gets the write end.
+  const fifo = join(d, 'fifo')
+  execFileSync('mkfifo', [fifo])
+  const readEnd = openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK)
+  const pipeFd = openSync(fifo, 'w')
+  const child = nodeChild(
+    `
+    const fs = require('node:fs')
+    const sock = ipckit.UnixSeqpacketSocket.fromFd(3)
+    ;(async () => {
+      const msg = await sock.receive()
+      const [fileFd, pipeFd] = msg.fds
+      const text = fs.readFileSync(fileFd, 'utf8')
+      fs.writeSync(pipeFd, msg.data.toString() + ': ' + text)
+      fs.closeSync(fileFd)
+      fs.closeSync(pipeFd)
+      await sock.send('done')
+      sock.close()
+    })().catch((e) => { console.error(e); process.exit(1) })
+    `,
+    [],
+    { stdio: ['pipe', 'pipe', 'pipe', theirs.fd] },
+  )
+  theirs.close()
+  const fileFd = openSync(file, 'r')
+  await mine.send('child says', { fds: [fileFd, pipeFd] })
+  closeSync(fileFd)
+  closeSync(pipeFd)
+  const reply = await mine.receive()
+  const r = await child.done
+  t.is(r.code, 0, r.stderr)
+  t.is(reply?.data.toString(), 'done')
+  const buf = Buffer.alloc(100)
+  const n = readSync(readEnd, buf)
+  closeSync(readEnd)
+  t.is(buf.subarray(0, n).toString(), 'child says: read through a passed fd')
+  t.is(await mine.receive(), null)
+})
+
+fdTest('received descriptors are close-on-exec and owned by the receiver', async (t, own) => {
+  const [a, b] = socketpair('dgram')
+  own(a)
+  own(b)
+  const [p, q] = socketpair('seqpacket')
+  own(p)
+  own(q)
+  await a.send('fds', { fds: [p.fd, p.fd] })
+  const msg = await b.receive()
+  t.is(msg.fds.length, 2)
+  t.not(msg.fds[0], p.fd)
+  for (const fd of msg.fds) {
+    const flags = /flags:\s+([0-7]+)/.exec(readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'))![1]!
+    t.truthy(parseInt(flags, 8) & 0o2000000, 'O_CLOEXEC')
+  }
+  // Each is the same socket: what goes in through it comes out of q.
+  const dup = UnixSeqpacketSocket.fromFd(msg.fds[0]!)
+  own(dup)
+  await dup.send('through the copy')
+  t.is((await q.receive())!.data.toString(), 'through the copy')
+  closeSync(msg.fds[1]!)
+  // Messages with fds that are never received release them when the socket closes.
+  const [c, e] = socketpair('dgram')
+  const before = openFds()
+  c.sendSync('unread', { fds: [p.fd] })
+  c.close()
+  e.close()
+  t.is(openFds(), before - 2)
+})
+
+fdTest('peer credentials and SCM_CREDENTIALS of an unprivileged child', async (t, own) => {
+  const name = uniq('cred')
+  const server = own(UnixSeqpacketServer.listen({ abstract: name }))
+  const dgram = own(UnixDatagramSocket.bind({ abstract: `${name}-dgram` }, { credentials: true }))
+  const netPath = `\0${name}-net`
+  const netConns: Socket[] = []
+  const netServer = createServer((c) => netConns.push(c))
+  await new Promise<void>((r) => netServer.listen(netPath, r))
+  const child = nodeChild(
+    `
+    const net = require('node:net')
+    const name = process.argv[process.argv.length - 1]
+    const conn = ipckit.UnixSeqpacketSocket.connect({ abstract: name })
+    const d = ipckit.UnixDatagramSocket.create()
+    d.sendSync('from child', { to: { abstract: name + '-dgram' } })
+    d.close()
+    const s = net.connect('\\0' + name + '-net', () => {
+      console.log('ready ' + JSON.stringify(ipckit.peerCredentials(s)))
+      conn.receiveSync()
+      conn.close()
+      s.destroy()
+    })
+    `,
+    [name],
+    { uid: NOBODY.uid, gid: NOBODY.gid },
+  )
+  const failed = child.done.then((r) => {
+    throw new Error(`child exited (${r.code}): ${r.stderr}`)
+  })
+  const conn = own(await Promise.race([server.accept(), failed]))
+  const expected = { pid: child.pid, uid: NOBODY.uid, gid: NOBODY.gid }
+  t.deepEqual(conn.peerCredentials(), expected)
+  const msg = await Promise.race([dgram.receive(), failed])
+  t.is(msg.data.toString(), 'from child')
+  t.deepEqual(msg.credentials, expected)
+  const line = await child.line(/^ready /)
+  // The child sees the server process as its peer.
+  t.like(JSON.parse(line.slice(6)), { pid: process.pid, uid: 0 })
+  while (netConns.length === 0) await sleep(5)
+  t.deepEqual(peerCredentials(netConns[0]!), expected)
+  conn.sendSync('bye')
+  const r = await child.done
+  t.is(r.code, 0, r.stderr)
+  for (const c of netConns) c.destroy()
+  await new Promise((r) => netServer.close(r))
+})
+
+fdTest('pending waits keep a process alive only until close()', async (t) => {
+  const r = await nodeChild(
+    `
+    const [a, b] = ipckit.socketpair('seqpacket')
+    const server = ipckit.UnixSeqpacketServer.listen({ abstract: 'ipckit-exit-' + process.pid })
+    b.receive().catch((e) => console.log('receive ' + e.name))
+    server.accept().catch((e) => console.log('accept ' + e.name))
+    const d = ipckit.UnixDatagramSocket.create()
+    d.receive().catch((e) => console.log('dgram ' + e.name))
+    setTimeout(() => { b.close(); server.close(); d.close(); a.close(); console.log('closed') }, 100)
+    `,
+    [],
+    { timeoutMs: 10_000 },
+  ).done
+  t.is(r.code, 0, r.stderr)
+  t.deepEqual(r.stdout.trim().split('\n').sort(), ['accept AbortError', 'closed', 'dgram AbortError', 'receive AbortError'])
+})
+
+// ---------------------------------------------------------------------------------------------
+// idle sockets
+
+function threads(): number {
+  return readdirSync('/proc/self/task').length
+}
+
+fdTest('1,000 idle sockets waiting cost no thread, no threadpool and no CPU', async (t, own) => {
+  const threadsBefore = threads()
+  const pairs = Array.from({ length: 500 }, () => socketpair('dgram'))
+  for (const [a, b] of pairs) {
+    own(a)
+    own(b)
+  }
+  const ac = new AbortController()
+  const waits = pairs.flatMap(([a, b]) => [a.receive({ signal: ac.signal }), b.receive({ signal: ac.signal })])
+  for (const w of waits) w.catch(() => {})
+  await sleep(50)
+  t.is(native.pollerWatches(), 1000)
+  t.true(threads() <= threadsBefore + 1, `threads ${threadsBefore} -> ${threads()}`)
+  const cpu = process.cpuUsage()
+  const started = process.hrtime.bigint()
+  await sleep(300)
+  const used = process.cpuUsage(cpu)
+  const wall = Number(process.hrtime.bigint() - started) / 1000
+  t.true(used.user + used.system < wall * 0.2, `cpu ${used.user + used.system} us in ${wall} us`)
+  // The threadpool is free: file reads go through at once.
+  const reads = await timed(() => Promise.all(Array.from({ length: 8 }, () => readFile(__filename))))
+  t.true(reads.ms < 2000, `readFile took ${reads.ms} ms`)
+  // Every one still works.
+  pairs[123]![0].sendSync('wake')
+  t.is((await waits[247])!.data.toString(), 'wake')
+  ac.abort()
+  const settled = await Promise.allSettled(waits)
+  t.is(settled.filter((s) => s.status === 'rejected').length, 999)
+})
+
+// ---------------------------------------------------------------------------------------------
+// errors
+
+fdTest('connect errors: ENOENT and ECONNREFUSED', async (t, own) => {
+  const d = dir(t)
+  const missing = join(d, 'missing.sock')
+  t.like(t.throws(() => UnixSeqpacketSocket.connect(missing), { instanceOf: IpcError }), {
+    code: 'ENOENT',
+    syscall: 'connect',
+    errno: -2,
+  })
+  const stalePath = join(d, 'stale.sock')
+  UnixSeqpacketServer.listen(stalePath).close()
+  t.like(t.throws(() => UnixSeqpacketSocket.connect(stalePath)), { code: 'ECONNREFUSED', syscall: 'connect' })
+  const c = own(UnixDatagramSocket.create())
+  t.like(await t.throwsAsync(c.send('x', { to: missing })), { code: 'ENOENT', syscall: 'sendmsg' })
+  t.throws(() => c.connect({ abstract: uniq('nobody-here') }), { code: 'ECONNREFUSED' })
+})
+
+fdTest('EADDRINUSE on a live socket; replaceStale replaces only a stale file', async (t, own) => {
+  const d = dir(t)
+  const path = join(d, 'srv.sock')
+  const live = own(UnixSeqpacketServer.listen(path))
+  t.like(t.throws(() => UnixSeqpacketServer.listen(path)), { code: 'EADDRINUSE', syscall: 'bind' })
+  t.like(t.throws(() => UnixSeqpacketServer.listen(path, { replaceStale: true })), { code: 'EADDRINUSE' })
+  live.close()
+  // Now nobody listens: the file is stale.
+  t.throws(() => UnixSeqpacketServer.listen(path), { code: 'EADDRINUSE' })
+  const again = own(UnixSeqpacketServer.listen(path, { replaceStale: true }))
+  const c = own(UnixSeqpacketSocket.connect(path))
+  t.truthy(await again.accept().then(own))
+  c.close()
+  // Datagram sockets too.
+  const dpath = join(d, 'dgram.sock')
+  const dg = own(UnixDatagramSocket.bind(dpath))
+  t.throws(() => UnixDatagramSocket.bind(dpath, { replaceStale: true }), { code: 'EADDRINUSE' })
+  dg.close()
+  own(UnixDatagramSocket.bind(dpath, { replaceStale: true }))
+  // A regular file is never removed.
+  const regular = join(d, 'regular')
+  writeFileSync(regular, 'keep')
+  t.throws(() => UnixDatagramSocket.bind(regular, { replaceStale: true }), { code: 'EADDRINUSE' })
+  t.is(readFileSync(regular, 'utf8'), 'keep')
+  const abs = uniq('abs-inuse')
+  own(UnixDatagramSocket.bind({ abstract: abs }))
+  t.throws(() => UnixDatagramSocket.bind({ abstract: abs }), { code: 'EADDRINUSE' })
+})
+
+fdTest('EMSGSIZE for a message larger than the socket can hold', async (t, own) => {
+  const [a, b] = socketpair('dgram')
+  own(a)
+  own(b)
+  const huge = Buffer.alloc(8 * 1024 * 1024)
+  t.like(t.throws(() => a.sendSync(huge)), { code: 'EMSGSIZE', syscall: 'sendmsg' })
+  t.like(await t.throwsAsync(a.send(huge)), { code: 'EMSGSIZE', syscall: 'sendmsg' })
+  const [p, q] = socketpair('seqpacket')
+  own(p)
+  own(q)
+  await t.throwsAsync(p.send(huge), { code: 'EMSGSIZE' })
+  // A large message that fits arrives whole.
+  const big = Buffer.alloc(150_000, 7)
+  await a.send(big)
+  t.deepEqual((await b.receive()).data, big)
+})
+
+fdTest('bad descriptors', async (t, own) => {
+  t.like(t.throws(() => UnixSeqpacketSocket.fromFd(100_000)), { code: 'EBADF', syscall: 'getsockopt' })
+  const fileFd = openSync(__filename, 'r')
+  try {
+    t.like(t.throws(() => UnixDatagramSocket.fromFd(fileFd)), { code: 'ENOTSOCK' })
+  } finally {
+    closeSync(fileFd)
+  }
+  const [a, b] = socketpair('dgram')
+  own(a)
+  own(b)
+  t.throws(() => UnixSeqpacketSocket.fromFd(a.fd), { code: 'ERR_INVALID_ARG_VALUE' })
+  t.like(await t.throwsAsync(a.send('x', { fds: [100_000] })), { code: 'EBADF', syscall: 'sendmsg' })
+  t.like(t.throws(() => peerCredentials(100_000)), { code: 'EBADF' })
+  // Nothing was sent by the failed call.
+  t.throws(() => b.receiveSync({ wait: false }), { code: 'EAGAIN' })
+})
+
+fdTest('bad types and ranges are refused before any system call', async (t, own) => {
+  const [a] = socketpair('dgram').map(own)
+  await t.throwsAsync(a!.send(42 as unknown as string), { code: 'ERR_INVALID_ARG_TYPE' })
+  await t.throwsAsync(a!.send('x', { fds: ['1' as unknown as number] }), { code: 'ERR_INVALID_ARG_TYPE' })
+  await t.throwsAsync(a!.send('x', { fds: [-1] }), { code: 'ERR_OUT_OF_RANGE' })
+  await t.throwsAsync(a!.send('x', { fds: new Array(254).fill(0) }), { code: 'ERR_OUT_OF_RANGE' })
+  await t.throwsAsync(a!.send('x', { to: 7 as unknown as string }), { code: 'ERR_INVALID_ARG_TYPE' })
+  await t.throwsAsync(a!.receive({ signal: 'no' as unknown as AbortSignal }), { code: 'ERR_INVALID_ARG_TYPE' })
+  t.throws(() => a!.sendSync('x', { wait: 1 as unknown as boolean }), { code: 'ERR_INVALID_ARG_TYPE' })
+  t.throws(() => UnixDatagramSocket.bind(''), { code: 'ERR_INVALID_ARG_VALUE' })
+  t.throws(() => UnixDatagramSocket.bind('/tmp/' + 'x'.repeat(200)), { code: 'ERR_OUT_OF_RANGE' })
+  t.throws(() => UnixDatagramSocket.bind({ abstract: 5 } as unknown as string), { code: 'ERR_INVALID_ARG_TYPE' })
+  t.throws(() => UnixDatagramSocket.bind('/tmp/x.sock', { mode: 0o1777 }), { code: 'ERR_OUT_OF_RANGE' })
+  t.throws(() => UnixSeqpacketServer.listen({ abstract: 'x' }, { backlog: -1 }), { code: 'ERR_OUT_OF_RANGE' })
+  t.throws(() => UnixSeqpacketSocket.fromFd(-1), { code: 'ERR_OUT_OF_RANGE' })
+  t.throws(() => UnixSeqpacketSocket.fromFd('3' as unknown as number), { code: 'ERR_INVALID_ARG_TYPE' })
+  t.throws(() => peerCredentials({} as Socket), { code: 'ERR_INVALID_ARG_TYPE' })
+})

@@ -1,0 +1,354 @@
+//! File-descriptor readiness on one `epoll` thread owned by this crate.
+//!
+//! Message sockets (and any other fd) wait for readiness here instead of on a thread of their
+//! own: [`watch`] registers an fd one-shot (`EPOLLONESHOT`) for reading or writing, and the
+//! poller thread calls the given callback once the fd is ready. An idle watch costs one entry
+//! in the kernel's epoll set and nothing else, so thousands of idle sockets cost no thread and
+//! no CPU. [`cancel`] removes a watch synchronously (after it returns, the poller no longer
+//! refers to the fd, which may then be closed) and calls its callback with
+//! [`Error::cancelled`].
+//!
+//! Readiness is a hint: the caller retries its non-blocking operation and watches again if
+//! it still would block.
+//!
+//! ```
+//! use ipckit::poller::{watch, Interest};
+//! use std::os::fd::AsRawFd;
+//! let (a, b) = ipckit::socket::socketpair(ipckit::socket::Kind::Datagram)?;
+//! let (tx, rx) = std::sync::mpsc::channel();
+//! watch(b.as_raw_fd(), Interest::Read, move |r| tx.send(r).unwrap())?;
+//! ipckit::socket::send(a.as_raw_fd(), b"hi", &[], None, true)?;
+//! assert!(rx.recv().unwrap().is_ok());
+//! # Ok::<(), ipckit::Error>(())
+//! ```
+//!
+//! For more information, see [`epoll(7)`](https://man7.org/linux/man-pages/man7/epoll.7.html).
+
+use std::collections::HashMap;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::{Mutex, MutexGuard, OnceLock};
+
+use crate::error::{check, retry_eintr, Error, Result};
+
+/// What a watch waits for: `Interest::Read` for a receive or an accept, `Interest::Write`
+/// for a send that found the buffer full.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Interest {
+    /// Readable (`EPOLLIN`): data, a connection to accept, end of file or an error.
+    Read,
+    /// Writable (`EPOLLOUT`): room in the send buffer, or an error.
+    Write,
+}
+
+impl Interest {
+    fn events(self) -> u32 {
+        match self {
+            Interest::Read => libc::EPOLLIN as u32,
+            Interest::Write => libc::EPOLLOUT as u32,
+        }
+    }
+
+    fn fired_by(self, events: u32) -> bool {
+        let always = (libc::EPOLLERR | libc::EPOLLHUP) as u32;
+        events & (self.events() | always) != 0
+    }
+}
+
+/// Identifies a watch, for [`cancel`]; [`watch`] returns it.
+pub type WatchId = u64;
+
+type Callback = Box<dyn FnOnce(Result<()>) + Send + 'static>;
+
+struct Waiter {
+    id: WatchId,
+    interest: Interest,
+    callback: Callback,
+}
+
+#[derive(Default)]
+struct State {
+    fds: HashMap<RawFd, Vec<Waiter>>,
+    by_id: HashMap<WatchId, RawFd>,
+    next_id: WatchId,
+}
+
+struct Poller {
+    epoll: OwnedFd,
+    state: Mutex<State>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn poller() -> Result<&'static Poller> {
+    static POLLER: OnceLock<std::result::Result<&'static Poller, Error>> = OnceLock::new();
+    *POLLER.get_or_init(|| {
+        // SAFETY: epoll_create1 has no memory preconditions.
+        let fd = check(
+            unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) },
+            "epoll_create1",
+        )?;
+        // SAFETY: epoll_create1 just returned this fd, so nothing else owns it.
+        let epoll = unsafe { OwnedFd::from_raw_fd(fd) };
+        let poller: &'static Poller = Box::leak(Box::new(Poller {
+            epoll,
+            state: Mutex::new(State::default()),
+        }));
+        std::thread::Builder::new()
+            .name("ipckit-poller".into())
+            .stack_size(256 * 1024)
+            .spawn(move || poller.run())
+            .map_err(|_| Error::new(crate::Errno::EAGAIN, "pthread_create"))?;
+        Ok(poller)
+    })
+}
+
+impl Poller {
+    fn ctl(&self, op: libc::c_int, fd: RawFd, events: u32) -> Result<()> {
+        let mut event = libc::epoll_event {
+            events,
+            u64: fd as u64,
+        };
+        // SAFETY: `event` is a valid epoll_event that the call only reads; the epoll fd is
+        // owned by `self`.
+        check(
+            unsafe { libc::epoll_ctl(self.epoll.as_raw_fd(), op, fd, &mut event) },
+            "epoll_ctl",
+        )
+        .map(drop)
+    }
+
+    /// Re-arms `fd` for the interests of its remaining waiters, or removes it when none remain.
+    fn rearm(&self, state: &mut State, fd: RawFd) {
+        let interests = state
+            .fds
+            .get(&fd)
+            .map(|w| w.iter().fold(0, |acc, w| acc | w.interest.events()))
+            .unwrap_or(0);
+        if interests == 0 {
+            state.fds.remove(&fd);
+            // EBADF/ENOENT only mean the kernel already forgot the fd.
+            let _ = self.ctl(libc::EPOLL_CTL_DEL, fd, 0);
+        } else if self
+            .ctl(
+                libc::EPOLL_CTL_MOD,
+                fd,
+                interests | libc::EPOLLONESHOT as u32,
+            )
+            .is_err()
+        {
+            // The fd is gone: wake everyone, their retry reports the real error.
+            let waiters = state.fds.remove(&fd).unwrap_or_default();
+            for w in &waiters {
+                state.by_id.remove(&w.id);
+            }
+            let _ = self.ctl(libc::EPOLL_CTL_DEL, fd, 0);
+            std::thread::spawn(move || waiters.into_iter().for_each(|w| (w.callback)(Ok(()))));
+        }
+    }
+
+    fn run(&self) {
+        // Leave process-directed signals to Node's threads.
+        // SAFETY: `set` is initialised by sigfillset before pthread_sigmask reads it.
+        unsafe {
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigfillset(&mut set);
+            libc::pthread_sigmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+        }
+        let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; 64];
+        loop {
+            let n = retry_eintr(|| {
+                // SAFETY: `events` is writable for the length we pass.
+                check(
+                    unsafe {
+                        libc::epoll_wait(
+                            self.epoll.as_raw_fd(),
+                            events.as_mut_ptr(),
+                            events.len() as libc::c_int,
+                            -1,
+                        )
+                    },
+                    "epoll_wait",
+                )
+            });
+            let Ok(n) = n else { continue };
+            let mut fired = Vec::new();
+            {
+                let mut state = lock(&self.state);
+                for event in &events[..n as usize] {
+                    let fd = event.u64 as RawFd;
+                    let ready = event.events;
+                    let Some(waiters) = state.fds.get_mut(&fd) else {
+                        continue;
+                    };
+                    let (now, later): (Vec<Waiter>, Vec<Waiter>) =
+                        waiters.drain(..).partition(|w| w.interest.fired_by(ready));
+                    *waiters = later;
+                    for w in &now {
+                        state.by_id.remove(&w.id);
+                    }
+                    fired.extend(now);
+                    self.rearm(&mut state, fd);
+                }
+            }
+            for w in fired {
+                (w.callback)(Ok(()));
+            }
+        }
+    }
+}
+
+/// Calls `on_ready(Ok(()))` on the poller thread once `fd` is ready for `interest` (or has
+/// an error or hang-up pending), or `on_ready(Err(cancelled))` from [`cancel`].
+///
+/// The fd must stay open until the callback ran or [`cancel`] returned. Fails with the
+/// `epoll_ctl` error for an fd epoll refuses (`EBADF`, `EPERM` for a regular file).
+///
+/// ```
+/// use ipckit::poller::{watch, Interest};
+/// use std::os::fd::AsRawFd;
+/// let (a, _b) = ipckit::socket::socketpair(ipckit::socket::Kind::Stream)?;
+/// let (tx, rx) = std::sync::mpsc::channel();
+/// // An empty socket buffer is writable at once.
+/// watch(a.as_raw_fd(), Interest::Write, move |r| tx.send(r.is_ok()).unwrap())?;
+/// assert!(rx.recv().unwrap());
+/// # Ok::<(), ipckit::Error>(())
+/// ```
+///
+/// For more information, see [`epoll_ctl(2)`](https://man7.org/linux/man-pages/man2/epoll_ctl.2.html).
+pub fn watch(
+    fd: RawFd,
+    interest: Interest,
+    on_ready: impl FnOnce(Result<()>) + Send + 'static,
+) -> Result<WatchId> {
+    let poller = poller()?;
+    let mut state = lock(&poller.state);
+    let existing = state.fds.get(&fd);
+    let events = existing
+        .map(|w| w.iter().fold(0, |acc, w| acc | w.interest.events()))
+        .unwrap_or(0)
+        | interest.events()
+        | libc::EPOLLONESHOT as u32;
+    if existing.is_some() {
+        match poller.ctl(libc::EPOLL_CTL_MOD, fd, events) {
+            Err(e) if e.errno() == crate::Errno::ENOENT => {
+                // The fd number was closed (the kernel forgot it) and reused.
+                poller.ctl(libc::EPOLL_CTL_ADD, fd, events)?
+            }
+            other => other?,
+        }
+    } else {
+        match poller.ctl(libc::EPOLL_CTL_ADD, fd, events) {
+            Err(e) if e.errno() == crate::Errno::EEXIST => {
+                // A stale registration of a closed and reused fd number.
+                poller.ctl(libc::EPOLL_CTL_MOD, fd, events)?
+            }
+            other => other?,
+        }
+    }
+    state.next_id += 1;
+    let id = state.next_id;
+    state.fds.entry(fd).or_default().push(Waiter {
+        id,
+        interest,
+        callback: Box::new(on_ready),
+    });
+    state.by_id.insert(id, fd);
+    Ok(id)
+}
+
+/// Cancels watch `id`: returns `true` and calls its callback with [`Error::cancelled`] if it
+/// had not fired, `false` if it had (its callback ran or is running). Either way the poller
+/// no longer refers to the fd for this watch when this returns.
+///
+/// ```
+/// use ipckit::poller::{cancel, watch, Interest};
+/// use std::os::fd::AsRawFd;
+/// let (_a, b) = ipckit::socket::socketpair(ipckit::socket::Kind::Datagram)?;
+/// let (tx, rx) = std::sync::mpsc::channel();
+/// let id = watch(b.as_raw_fd(), Interest::Read, move |r| tx.send(r).unwrap())?;
+/// assert!(cancel(id));
+/// assert!(rx.recv().unwrap().unwrap_err().is_cancelled());
+/// # Ok::<(), ipckit::Error>(())
+/// ```
+pub fn cancel(id: WatchId) -> bool {
+    let Ok(poller) = poller() else { return false };
+    let waiter = {
+        let mut state = lock(&poller.state);
+        let Some(fd) = state.by_id.remove(&id) else {
+            return false;
+        };
+        let waiters = state.fds.get_mut(&fd);
+        let waiter = waiters.and_then(|ws| {
+            let at = ws.iter().position(|w| w.id == id)?;
+            Some(ws.remove(at))
+        });
+        poller.rearm(&mut state, fd);
+        waiter
+    };
+    match waiter {
+        Some(w) => {
+            (w.callback)(Err(Error::cancelled("epoll_wait")));
+            true
+        }
+        None => false,
+    }
+}
+
+/// Watches registered and not yet fired; for tests and diagnostics.
+///
+/// ```
+/// let pending_now: usize = ipckit::poller::watches();
+/// ```
+pub fn watches() -> usize {
+    poller().map(|p| lock(&p.state).by_id.len()).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::socket::{self, Kind};
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    #[test]
+    fn read_and_write_watches_on_one_fd() {
+        let (a, b) = socket::socketpair(Kind::Datagram).unwrap();
+        let (tx, rx) = mpsc::channel();
+        let tx2 = tx.clone();
+        watch(b.as_raw_fd(), Interest::Read, move |r| {
+            tx.send(("read", r)).unwrap()
+        })
+        .unwrap();
+        watch(b.as_raw_fd(), Interest::Write, move |r| {
+            tx2.send(("write", r)).unwrap()
+        })
+        .unwrap();
+        let (what, r) = rx.recv_timeout(Duration::from_secs(5)).unwrap();
+        assert_eq!(what, "write");
+        assert!(r.is_ok());
+        assert!(rx.recv_timeout(Duration::from_millis(50)).is_err());
+        socket::send(a.as_raw_fd(), b"x", &[], None, true).unwrap();
+        let (what, r) = rx.recv_timeout(Duration::from_secs(5)).unwrap();
+        assert_eq!(what, "read");
+        assert!(r.is_ok());
+    }
+
+    #[test]
+    fn cancel_calls_back_once() {
+        let (_a, b) = socket::socketpair(Kind::Seqpacket).unwrap();
+        let (tx, rx) = mpsc::channel();
+        let id = watch(b.as_raw_fd(), Interest::Read, move |r| tx.send(r).unwrap()).unwrap();
+        assert!(cancel(id));
+        assert!(rx.recv().unwrap().unwrap_err().is_cancelled());
+        assert!(!cancel(id));
+    }
+
+    #[test]
+    fn bad_fd_is_refused() {
+        let e = watch(-1, Interest::Read, |_| {}).unwrap_err();
+        assert_eq!(e.code(), "EBADF");
+        assert_eq!(e.syscall(), "epoll_ctl");
+    }
+}

@@ -1,0 +1,764 @@
+//! UNIX domain sockets: socket pairs, datagram and seqpacket sockets, descriptor passing
+//! (`SCM_RIGHTS`) and credentials (`SO_PEERCRED`, `SCM_CREDENTIALS`).
+//!
+//! Every descriptor this module creates has `CLOEXEC` (`SOCK_CLOEXEC`, `MSG_CMSG_CLOEXEC`).
+//! New sockets are [`OwnedFd`]s; the functions that act on an existing socket take its raw fd,
+//! because the Node.js binding hands descriptors to JavaScript, which owns them from then on.
+//! A raw fd passed here must stay open for the duration of the call; a wrong number only makes
+//! the call fail (`EBADF`, `ENOTSOCK`) or act on that other descriptor, never touch memory.
+//!
+//! ```
+//! use ipckit::socket::{receive, send, socketpair, Kind};
+//! use std::os::fd::AsRawFd;
+//! let (a, b) = socketpair(Kind::Seqpacket)?;
+//! send(a.as_raw_fd(), b"hello", &[], None, true)?;
+//! let msg = receive(b.as_raw_fd(), true)?.expect("a message is queued");
+//! assert_eq!(msg.data, b"hello");
+//! # Ok::<(), ipckit::Error>(())
+//! ```
+//!
+//! For more information, see [`unix(7)`](https://man7.org/linux/man-pages/man7/unix.7.html).
+
+use std::cell::RefCell;
+use std::io::{IoSlice, IoSliceMut};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use nix::sys::socket::{
+    self as nix_socket, sockopt, AddressFamily, Backlog, ControlMessage, ControlMessageOwned,
+    MsgFlags, SockFlag, SockType, SockaddrLike, UnixAddr,
+};
+
+use crate::error::{check, Errno, Error, Result};
+
+/// The socket type: `socketpair(Kind::Seqpacket)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// `SOCK_STREAM`: a byte stream.
+    Stream,
+    /// `SOCK_DGRAM`: datagrams, boundaries kept, connectionless.
+    Datagram,
+    /// `SOCK_SEQPACKET`: connected, ordered, boundaries kept.
+    Seqpacket,
+}
+
+impl Kind {
+    fn sock_type(self) -> SockType {
+        match self {
+            Kind::Stream => SockType::Stream,
+            Kind::Datagram => SockType::Datagram,
+            Kind::Seqpacket => SockType::SeqPacket,
+        }
+    }
+}
+
+/// A UNIX socket address: `Address::Abstract(b"my-app".to_vec())`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Address {
+    /// A socket file in the file system: `Address::Path(b"/tmp/app.sock".to_vec())`.
+    Path(Vec<u8>),
+    /// A name in the abstract namespace (Linux), without the leading NUL:
+    /// `Address::Abstract(b"my-app".to_vec())`.
+    Abstract(Vec<u8>),
+}
+
+impl Address {
+    fn to_unix_addr(&self, syscall: &'static str) -> Result<UnixAddr> {
+        match self {
+            Address::Path(p) => UnixAddr::new(Path::new(std::ffi::OsStr::from_bytes(p))),
+            Address::Abstract(name) => UnixAddr::new_abstract(name),
+        }
+        .map_err(|e| Error::new(e, syscall))
+    }
+
+    fn from_unix_addr(addr: &UnixAddr) -> Option<Self> {
+        if let Some(name) = addr.as_abstract() {
+            Some(Address::Abstract(name.to_vec()))
+        } else {
+            addr.path()
+                .map(|p| Address::Path(p.as_os_str().as_bytes().to_vec()))
+        }
+    }
+}
+
+/// A process's identity, as `SO_PEERCRED` and `SCM_CREDENTIALS` report it:
+/// `peer_credentials(fd)?.uid`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Credentials {
+    /// Process id.
+    pub pid: i32,
+    /// User id.
+    pub uid: u32,
+    /// Group id.
+    pub gid: u32,
+}
+
+/// A received message: `receive(fd, true)?` gives `Some(Received { data, fds, .. })`.
+#[derive(Debug)]
+pub struct Received {
+    /// The payload.
+    pub data: Vec<u8>,
+    /// Descriptors that came with it (`SCM_RIGHTS`), each with `O_CLOEXEC`.
+    pub fds: Vec<OwnedFd>,
+    /// The sender's address; `None` for an unbound sender or a connected stream.
+    pub from: Option<Address>,
+    /// The sender's credentials, when `SO_PASSCRED` is on.
+    pub credentials: Option<Credentials>,
+    /// End of stream: the peer of a connected stream or seqpacket socket closed (or shut
+    /// down) its end, and nothing is left to read. `data` is then empty.
+    pub end: bool,
+}
+
+fn sys(syscall: &'static str) -> impl Fn(Errno) -> Error {
+    move |e| Error::new(e, syscall)
+}
+
+/// Borrows a caller's raw fd for one call.
+fn with_fd<T>(fd: RawFd, f: impl FnOnce(BorrowedFd<'_>) -> T) -> Result<T> {
+    if fd < 0 {
+        return Err(Error::new(Errno::EBADF, "fcntl"));
+    }
+    // SAFETY: the module contract: the caller keeps `fd` open during the call, and the
+    // borrow does not outlive `f`. A number that names another descriptor only acts on it.
+    let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
+    Ok(f(borrowed))
+}
+
+/// `socketpair(AF_UNIX, kind | SOCK_CLOEXEC)`: two connected sockets.
+///
+/// ```
+/// let (a, b) = ipckit::socket::socketpair(ipckit::socket::Kind::Stream)?;
+/// # Ok::<(), ipckit::Error>(())
+/// ```
+///
+/// For more information, see [`socketpair(2)`](https://man7.org/linux/man-pages/man2/socketpair.2.html).
+pub fn socketpair(kind: Kind) -> Result<(OwnedFd, OwnedFd)> {
+    nix_socket::socketpair(
+        AddressFamily::Unix,
+        kind.sock_type(),
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )
+    .map_err(sys("socketpair"))
+}
+
+/// `socket(AF_UNIX, kind | SOCK_CLOEXEC)`, optionally non-blocking.
+///
+/// ```
+/// use ipckit::socket::*;
+/// use std::os::fd::AsRawFd;
+/// let fd = socket(Kind::Seqpacket, true)?;
+/// assert_eq!(socket_kind(fd.as_raw_fd())?, Kind::Seqpacket);
+/// # Ok::<(), ipckit::Error>(())
+/// ```
+///
+/// For more information, see [`socket(2)`](https://man7.org/linux/man-pages/man2/socket.2.html).
+pub fn socket(kind: Kind, nonblocking: bool) -> Result<OwnedFd> {
+    let mut flags = SockFlag::SOCK_CLOEXEC;
+    if nonblocking {
+        flags |= SockFlag::SOCK_NONBLOCK;
+    }
+    nix_socket::socket(AddressFamily::Unix, kind.sock_type(), flags, None).map_err(sys("socket"))
+}
+
+/// Options of [`bind`]: `BindOptions { mode: Some(0o660), replace_stale: true }`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct BindOptions {
+    /// Permission bits of the socket file (paths only).
+    pub mode: Option<u32>,
+    /// When the path exists but no socket listens there (connecting is refused), remove the
+    /// stale file and bind again. A live socket still fails with `EADDRINUSE`.
+    pub replace_stale: bool,
+}
+
+/// `bind`: gives the socket an address; for a path, sets the file's `mode` (`fchmod` before
+/// the bind, so the file never has wider permissions, then `chmod` against the umask).
+///
+/// ```
+/// use ipckit::socket::*;
+/// use std::os::fd::AsRawFd;
+/// let dir = std::env::temp_dir().join(format!("ipckit-doc-bind-{}", std::process::id()));
+/// let path = dir.with_extension("sock");
+/// let fd = socket(Kind::Datagram, false)?;
+/// let options = BindOptions { mode: Some(0o600), replace_stale: true };
+/// bind(fd.as_raw_fd(), &Address::Path(path.to_str().unwrap().into()), options)?;
+/// # std::fs::remove_file(&path).unwrap();
+/// # Ok::<(), ipckit::Error>(())
+/// ```
+///
+/// For more information, see [`bind(2)`](https://man7.org/linux/man-pages/man2/bind.2.html).
+pub fn bind(fd: RawFd, address: &Address, options: BindOptions) -> Result<()> {
+    let addr = address.to_unix_addr("bind")?;
+    if let (Some(mode), Address::Path(_)) = (options.mode, address) {
+        // SAFETY: fchmod only reads its integer arguments.
+        check(unsafe { libc::fchmod(fd, mode as libc::mode_t) }, "fchmod")?;
+    }
+    match nix_socket::bind(fd, &addr) {
+        Err(Errno::EADDRINUSE) if options.replace_stale => {
+            let Address::Path(path) = address else {
+                return Err(Error::new(Errno::EADDRINUSE, "bind"));
+            };
+            let path = Path::new(std::ffi::OsStr::from_bytes(path));
+            // Only a socket file may be replaced, never a regular file that sits there.
+            let is_socket = std::fs::symlink_metadata(path)
+                .is_ok_and(|m| std::os::unix::fs::FileTypeExt::is_socket(&m.file_type()));
+            if !is_socket || !is_stale(fd, &addr)? {
+                return Err(Error::new(Errno::EADDRINUSE, "bind"));
+            }
+            std::fs::remove_file(path).map_err(|e| {
+                Error::new(
+                    Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
+                    "unlink",
+                )
+            })?;
+            nix_socket::bind(fd, &addr).map_err(sys("bind"))?;
+        }
+        other => other.map_err(sys("bind"))?,
+    }
+    if let (Some(mode), Address::Path(path)) = (options.mode, address) {
+        let c =
+            std::ffi::CString::new(path.clone()).map_err(|_| Error::new(Errno::EINVAL, "chmod"))?;
+        // SAFETY: `c` is a NUL-terminated path that lives across the call.
+        let rc = unsafe { libc::chmod(c.as_ptr(), mode as libc::mode_t) };
+        check(rc, "chmod")?;
+    }
+    Ok(())
+}
+
+/// True when nobody accepts at the socket file `addr` (`ECONNREFUSED`).
+fn is_stale(fd: RawFd, addr: &UnixAddr) -> Result<bool> {
+    let kind = socket_kind(fd)?;
+    let probe = socket(kind, true)?;
+    Ok(matches!(
+        nix_socket::connect(probe.as_raw_fd(), addr),
+        Err(Errno::ECONNREFUSED)
+    ))
+}
+
+/// `connect`: sets the peer of a datagram socket, or connects a stream or seqpacket socket.
+///
+/// ```
+/// use ipckit::socket::*;
+/// use std::os::fd::AsRawFd;
+/// let name = Address::Abstract(format!("ipckit-doc-connect-{}", std::process::id()).into());
+/// let server = socket(Kind::Datagram, false)?;
+/// bind(server.as_raw_fd(), &name, BindOptions::default())?;
+/// let client = socket(Kind::Datagram, false)?;
+/// connect(client.as_raw_fd(), &name)?;
+/// send(client.as_raw_fd(), b"hi", &[], None, true)?;
+/// # Ok::<(), ipckit::Error>(())
+/// ```
+///
+/// For more information, see [`connect(2)`](https://man7.org/linux/man-pages/man2/connect.2.html).
+pub fn connect(fd: RawFd, address: &Address) -> Result<()> {
+    let addr = address.to_unix_addr("connect")?;
+    nix_socket::connect(fd, &addr).map_err(sys("connect"))
+}
+
+/// `listen` with `backlog` pending connections at most.
+///
+/// ```
+/// use ipckit::socket::*;
+/// use std::os::fd::AsRawFd;
+/// let name = Address::Abstract(format!("ipckit-doc-listen-{}", std::process::id()).into());
+/// let server = socket(Kind::Seqpacket, true)?;
+/// bind(server.as_raw_fd(), &name, BindOptions::default())?;
+/// listen(server.as_raw_fd(), 16)?;
+/// assert!(accept(server.as_raw_fd())?.is_none());
+/// # Ok::<(), ipckit::Error>(())
+/// ```
+///
+/// For more information, see [`listen(2)`](https://man7.org/linux/man-pages/man2/listen.2.html).
+pub fn listen(fd: RawFd, backlog: i32) -> Result<()> {
+    let backlog = Backlog::new(backlog).map_err(sys("listen"))?;
+    with_fd(fd, |b| nix_socket::listen(&b, backlog))?.map_err(sys("listen"))
+}
+
+/// `accept4(SOCK_CLOEXEC)` on a non-blocking listening socket: `None` when no connection is
+/// pending.
+///
+/// ```
+/// use ipckit::socket::*;
+/// use std::os::fd::AsRawFd;
+/// let name = Address::Abstract(format!("ipckit-doc-accept-{}", std::process::id()).into());
+/// let server = socket(Kind::Seqpacket, true)?;
+/// bind(server.as_raw_fd(), &name, BindOptions::default())?;
+/// listen(server.as_raw_fd(), 16)?;
+/// let client = socket(Kind::Seqpacket, false)?;
+/// connect(client.as_raw_fd(), &name)?;
+/// let conn = accept(server.as_raw_fd())?.expect("a pending connection");
+/// assert_eq!(peer_credentials(conn.as_raw_fd())?.pid, std::process::id() as i32);
+/// # Ok::<(), ipckit::Error>(())
+/// ```
+///
+/// For more information, see [`accept4(2)`](https://man7.org/linux/man-pages/man2/accept4.2.html).
+pub fn accept(fd: RawFd) -> Result<Option<OwnedFd>> {
+    match nix_socket::accept4(fd, SockFlag::SOCK_CLOEXEC) {
+        // SAFETY: accept4 just returned this fd, so nothing else owns it.
+        Ok(new) => Ok(Some(unsafe { OwnedFd::from_raw_fd(new) })),
+        Err(Errno::EAGAIN) => Ok(None),
+        Err(e) => Err(Error::new(e, "accept4")),
+    }
+}
+
+/// `sendmsg`: one message, with descriptors (`SCM_RIGHTS`) and to an address for an
+/// unconnected datagram socket. With `nowait` (`MSG_DONTWAIT`), `Ok(None)` when the send
+/// would block. Never raises `SIGPIPE` (`MSG_NOSIGNAL`).
+///
+/// ```
+/// use ipckit::socket::*;
+/// use std::os::fd::AsRawFd;
+/// let (a, b) = socketpair(Kind::Datagram)?;
+/// send(a.as_raw_fd(), b"with an fd", &[b.as_raw_fd()], None, true)?;
+/// assert_eq!(receive(b.as_raw_fd(), true)?.unwrap().fds.len(), 1);
+/// # Ok::<(), ipckit::Error>(())
+/// ```
+///
+/// For more information, see [`sendmsg(2)`](https://man7.org/linux/man-pages/man2/sendmsg.2.html).
+pub fn send(
+    fd: RawFd,
+    data: &[u8],
+    fds: &[RawFd],
+    to: Option<&Address>,
+    nowait: bool,
+) -> Result<Option<usize>> {
+    let iov = [IoSlice::new(data)];
+    let rights = [ControlMessage::ScmRights(fds)];
+    let cmsgs: &[ControlMessage] = if fds.is_empty() { &[] } else { &rights };
+    let mut flags = MsgFlags::MSG_NOSIGNAL;
+    if nowait {
+        flags |= MsgFlags::MSG_DONTWAIT;
+    }
+    let to = to.map(|a| a.to_unix_addr("sendmsg")).transpose()?;
+    match nix_socket::sendmsg(fd, &iov, cmsgs, flags, to.as_ref()) {
+        Ok(n) => Ok(Some(n)),
+        Err(Errno::EAGAIN) if nowait => Ok(None),
+        Err(e) => Err(Error::new(e, "sendmsg")),
+    }
+}
+
+/// Room for the most descriptors one message may carry (`SCM_MAX_FD`) and credentials.
+const SCM_MAX_FD: usize = 253;
+
+thread_local! {
+    static SCRATCH: RefCell<(Vec<u8>, Vec<u8>)> = RefCell::new((
+        vec![0; 64 * 1024],
+        nix::cmsg_space!([RawFd; SCM_MAX_FD], libc::ucred),
+    ));
+}
+
+/// Bytes queued for reading (`FIONREAD`): the next datagram's size on a datagram socket, all
+/// queued bytes on a stream or seqpacket socket.
+fn queued_bytes(fd: RawFd) -> Result<usize> {
+    let mut n: libc::c_int = 0;
+    // SAFETY: FIONREAD writes one int to the pointer, which points at `n`.
+    check(unsafe { libc::ioctl(fd, libc::FIONREAD, &mut n) }, "ioctl")?;
+    Ok(n.max(0) as usize)
+}
+
+/// `recvmsg(MSG_CMSG_CLOEXEC)`: one whole message with its descriptors, sender address and
+/// credentials. With `nowait` (`MSG_DONTWAIT`), `Ok(None)` when nothing is queued. The
+/// buffer is sized from `FIONREAD`, so no message is ever cut.
+///
+/// On a stream socket it returns what is queued now (at least one byte, or an empty `data`
+/// at end of stream).
+///
+/// ```
+/// use ipckit::socket::*;
+/// use std::os::fd::AsRawFd;
+/// let (a, b) = socketpair(Kind::Datagram)?;
+/// assert!(receive(b.as_raw_fd(), true)?.is_none());
+/// send(a.as_raw_fd(), b"", &[], None, true)?;
+/// let empty = receive(b.as_raw_fd(), true)?.unwrap();
+/// assert!(empty.data.is_empty() && !empty.end);
+/// # Ok::<(), ipckit::Error>(())
+/// ```
+///
+/// For more information, see [`recvmsg(2)`](https://man7.org/linux/man-pages/man2/recvmsg.2.html).
+pub fn receive(fd: RawFd, nowait: bool) -> Result<Option<Received>> {
+    SCRATCH.with(|scratch| {
+        let mut scratch = scratch.borrow_mut();
+        let (buf, cmsg) = &mut *scratch;
+        let want = queued_bytes(fd)?;
+        if buf.len() < want {
+            buf.resize(want, 0);
+        }
+        let mut flags = MsgFlags::MSG_CMSG_CLOEXEC;
+        if nowait {
+            flags |= MsgFlags::MSG_DONTWAIT;
+        }
+        let mut iov = [IoSliceMut::new(buf)];
+        let got = nix_socket::recvmsg::<UnixAddr>(fd, &mut iov, Some(cmsg), flags).map(|m| {
+            // The kernel reports an empty address (length 0) for an unbound sender or on a
+            // connected socket, which UnixAddr's accessors must not look at.
+            let from = m
+                .address
+                .as_ref()
+                .filter(|a| {
+                    SockaddrLike::len(*a) as usize > std::mem::size_of::<libc::sa_family_t>()
+                })
+                .and_then(Address::from_unix_addr);
+            (m.bytes, m.flags, from, parse_cmsgs(m.cmsgs().ok()))
+        });
+        let (len, msg_flags, from, (fds, credentials)) = match got {
+            Ok(got) => got,
+            Err(Errno::EAGAIN) if nowait => return Ok(None),
+            Err(e) => return Err(Error::new(e, "recvmsg")),
+        };
+        if msg_flags.contains(MsgFlags::MSG_TRUNC) {
+            // Another reader took the message FIONREAD measured; the next one was larger.
+            return Err(Error::new(Errno::EMSGSIZE, "recvmsg"));
+        }
+        let end = len == 0 && fds.is_empty() && at_end(fd)?;
+        Ok(Some(Received {
+            data: buf[..len].to_vec(),
+            fds,
+            from,
+            credentials,
+            end,
+        }))
+    })
+}
+
+/// After a read of 0 bytes: true when that was the end of stream of a connected socket (the
+/// peer hung up and nothing is queued), false for an empty datagram or seqpacket message.
+/// (An empty seqpacket message sent just before the peer closes reads as the end.)
+fn at_end(fd: RawFd) -> Result<bool> {
+    if socket_kind(fd)? == Kind::Datagram {
+        return Ok(false);
+    }
+    let mut pfd = libc::pollfd {
+        fd,
+        events: libc::POLLIN | libc::POLLRDHUP,
+        revents: 0,
+    };
+    // SAFETY: `pfd` is one valid pollfd, as the count says; timeout 0 never blocks.
+    check(unsafe { libc::poll(&mut pfd, 1, 0) }, "poll")?;
+    let hung_up = pfd.revents & (libc::POLLRDHUP | libc::POLLHUP) != 0;
+    Ok(hung_up && queued_bytes(fd)? == 0)
+}
+
+/// Descriptors and credentials out of received control messages.
+fn parse_cmsgs(cmsgs: Option<nix_socket::CmsgIterator<'_>>) -> (Vec<OwnedFd>, Option<Credentials>) {
+    let mut fds = Vec::new();
+    let mut credentials = None;
+    for c in cmsgs.into_iter().flatten() {
+        match c {
+            ControlMessageOwned::ScmRights(raw) => {
+                for r in raw {
+                    // SAFETY: the kernel just installed this fd for us (SCM_RIGHTS), so
+                    // nothing else owns it.
+                    fds.push(unsafe { OwnedFd::from_raw_fd(r) });
+                }
+            }
+            ControlMessageOwned::ScmCredentials(c) => {
+                credentials = Some(Credentials {
+                    pid: c.pid(),
+                    uid: c.uid(),
+                    gid: c.gid(),
+                })
+            }
+            _ => {}
+        }
+    }
+    (fds, credentials)
+}
+
+/// Blocks the calling thread until `fd` is readable (or writable), retrying `EINTR`.
+///
+/// ```
+/// use ipckit::socket::*;
+/// use std::os::fd::AsRawFd;
+/// let (a, b) = socketpair(Kind::Seqpacket)?;
+/// send(a.as_raw_fd(), b"x", &[], None, true)?;
+/// wait_ready(b.as_raw_fd(), false)?; // returns at once: a message is queued
+/// # Ok::<(), ipckit::Error>(())
+/// ```
+///
+/// For more information, see [`poll(2)`](https://man7.org/linux/man-pages/man2/poll.2.html).
+pub fn wait_ready(fd: RawFd, writable: bool) -> Result<()> {
+    let events = if writable {
+        libc::POLLOUT
+    } else {
+        libc::POLLIN
+    };
+    let mut pfd = libc::pollfd {
+        fd,
+        events,
+        revents: 0,
+    };
+    crate::error::retry_eintr(|| {
+        // SAFETY: `pfd` is one valid pollfd, as the count says.
+        check(unsafe { libc::poll(&mut pfd, 1, -1) }, "poll")
+    })?;
+    if pfd.revents & libc::POLLNVAL != 0 {
+        return Err(Error::new(Errno::EBADF, "poll"));
+    }
+    Ok(())
+}
+
+/// The type of a UNIX socket (`SO_DOMAIN`, `SO_TYPE`); `ENOTSOCK` for another descriptor,
+/// `EAFNOSUPPORT` for a socket that is not `AF_UNIX`.
+///
+/// ```
+/// use ipckit::socket::*;
+/// use std::os::fd::AsRawFd;
+/// let (a, _b) = socketpair(Kind::Stream)?;
+/// assert_eq!(socket_kind(a.as_raw_fd())?, Kind::Stream);
+/// assert_eq!(socket_kind(0).map_err(|e| e.code()).err().as_deref().map(|c| c == "ENOTSOCK" || c == "EBADF"), Some(true));
+/// # Ok::<(), ipckit::Error>(())
+/// ```
+pub fn socket_kind(fd: RawFd) -> Result<Kind> {
+    with_fd(fd, |b| {
+        let ty = nix_socket::getsockopt(&b, sockopt::SockType).map_err(sys("getsockopt"))?;
+        let mut domain: libc::c_int = 0;
+        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: SO_DOMAIN writes one int to `domain`, whose size `len` gives.
+        let rc = unsafe {
+            libc::getsockopt(
+                b.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_DOMAIN,
+                (&mut domain as *mut libc::c_int).cast(),
+                &mut len,
+            )
+        };
+        check(rc, "getsockopt")?;
+        if domain != libc::AF_UNIX {
+            return Err(Error::new(Errno::EAFNOSUPPORT, "getsockopt"));
+        }
+        match ty {
+            SockType::Stream => Ok(Kind::Stream),
+            SockType::Datagram => Ok(Kind::Datagram),
+            SockType::SeqPacket => Ok(Kind::Seqpacket),
+            _ => Err(Error::new(Errno::EPROTOTYPE, "getsockopt")),
+        }
+    })?
+}
+
+/// The credentials of the connected peer (`SO_PEERCRED`), as of when it connected (or made
+/// the pair).
+///
+/// ```
+/// use ipckit::socket::*;
+/// use std::os::fd::AsRawFd;
+/// let (a, _b) = socketpair(Kind::Stream)?;
+/// assert_eq!(peer_credentials(a.as_raw_fd())?.pid, std::process::id() as i32);
+/// # Ok::<(), ipckit::Error>(())
+/// ```
+///
+/// For more information, see [`unix(7)`](https://man7.org/linux/man-pages/man7/unix.7.html).
+pub fn peer_credentials(fd: RawFd) -> Result<Credentials> {
+    let c = with_fd(fd, |b| nix_socket::getsockopt(&b, sockopt::PeerCredentials))?
+        .map_err(sys("getsockopt"))?;
+    Ok(Credentials {
+        pid: c.pid(),
+        uid: c.uid(),
+        gid: c.gid(),
+    })
+}
+
+/// Turns `SO_PASSCRED` on or off: with it, each received message carries its sender's
+/// credentials ([`Received::credentials`]).
+///
+/// ```
+/// use ipckit::socket::*;
+/// use std::os::fd::AsRawFd;
+/// let (a, b) = socketpair(Kind::Datagram)?;
+/// set_pass_credentials(b.as_raw_fd(), true)?;
+/// send(a.as_raw_fd(), b"who?", &[], None, true)?;
+/// let cred = receive(b.as_raw_fd(), true)?.unwrap().credentials.unwrap();
+/// assert_eq!(cred.pid, std::process::id() as i32);
+/// # Ok::<(), ipckit::Error>(())
+/// ```
+pub fn set_pass_credentials(fd: RawFd, on: bool) -> Result<()> {
+    with_fd(fd, |b| nix_socket::setsockopt(&b, sockopt::PassCred, &on))?.map_err(sys("setsockopt"))
+}
+
+/// The socket's own address (`getsockname`); `None` when unbound.
+///
+/// ```
+/// use ipckit::socket::*;
+/// use std::os::fd::AsRawFd;
+/// let (a, _b) = socketpair(Kind::Datagram)?;
+/// assert_eq!(local_address(a.as_raw_fd())?, None);
+/// # Ok::<(), ipckit::Error>(())
+/// ```
+pub fn local_address(fd: RawFd) -> Result<Option<Address>> {
+    let addr: UnixAddr = nix_socket::getsockname(fd).map_err(sys("getsockname"))?;
+    Ok(Address::from_unix_addr(&addr))
+}
+
+/// The connected peer's address (`getpeername`); `None` when it is unbound.
+///
+/// ```
+/// use ipckit::socket::*;
+/// use std::os::fd::AsRawFd;
+/// let (a, _b) = socketpair(Kind::Seqpacket)?;
+/// assert_eq!(peer_address(a.as_raw_fd())?, None);
+/// # Ok::<(), ipckit::Error>(())
+/// ```
+pub fn peer_address(fd: RawFd) -> Result<Option<Address>> {
+    let addr: UnixAddr = nix_socket::getpeername(fd).map_err(sys("getpeername"))?;
+    Ok(Address::from_unix_addr(&addr))
+}
+
+/// `shutdown(SHUT_RDWR)`-free close of a descriptor the caller owns as a raw number.
+///
+/// ```
+/// use ipckit::socket::*;
+/// use std::os::fd::AsRawFd;
+/// let (a, _b) = socketpair(Kind::Datagram)?;
+/// close(std::os::fd::IntoRawFd::into_raw_fd(a))?;
+/// # Ok::<(), ipckit::Error>(())
+/// ```
+///
+/// For more information, see [`close(2)`](https://man7.org/linux/man-pages/man2/close.2.html).
+pub fn close(fd: RawFd) -> Result<()> {
+    // SAFETY: close only takes an integer; the caller gives up the descriptor.
+    check(unsafe { libc::close(fd) }, "close").map(drop)
+}
+
+/// A new descriptor for the same socket (`fcntl(F_DUPFD_CLOEXEC)`), for a wait thread that
+/// must not depend on the caller keeping its number open.
+///
+/// ```
+/// use std::os::fd::AsRawFd;
+/// let (a, _b) = ipckit::socket::socketpair(ipckit::socket::Kind::Datagram)?;
+/// let copy = ipckit::socket::duplicate(a.as_raw_fd())?;
+/// assert_ne!(copy.as_raw_fd(), a.as_raw_fd());
+/// # Ok::<(), ipckit::Error>(())
+/// ```
+///
+/// For more information, see [`fcntl(2)`](https://man7.org/linux/man-pages/man2/fcntl.2.html).
+pub fn duplicate(fd: RawFd) -> Result<OwnedFd> {
+    // SAFETY: F_DUPFD_CLOEXEC takes an integer and creates a new descriptor.
+    let new = check(
+        unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) },
+        "fcntl",
+    )?;
+    // SAFETY: fcntl just created `new`, so nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(new) })
+}
+
+/// Sets or clears `O_NONBLOCK`.
+///
+/// ```
+/// use ipckit::socket::*;
+/// use std::os::fd::AsRawFd;
+/// let (a, _b) = socketpair(Kind::Seqpacket)?;
+/// set_nonblocking(a.as_raw_fd(), true)?;
+/// # Ok::<(), ipckit::Error>(())
+/// ```
+pub fn set_nonblocking(fd: RawFd, on: bool) -> Result<()> {
+    // SAFETY: fcntl(F_GETFL) takes no pointer.
+    let flags = check(unsafe { libc::fcntl(fd, libc::F_GETFL) }, "fcntl")?;
+    let new = if on {
+        flags | libc::O_NONBLOCK
+    } else {
+        flags & !libc::O_NONBLOCK
+    };
+    // SAFETY: fcntl(F_SETFL) takes an integer flag set.
+    check(unsafe { libc::fcntl(fd, libc::F_SETFL, new) }, "fcntl").map(drop)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seqpacket_keeps_boundaries_and_passes_fds() {
+        let (a, b) = socketpair(Kind::Seqpacket).unwrap();
+        let (p, q) = socketpair(Kind::Stream).unwrap();
+        send(a.as_raw_fd(), b"one", &[p.as_raw_fd()], None, true).unwrap();
+        send(a.as_raw_fd(), b"three", &[], None, true).unwrap();
+        let m1 = receive(b.as_raw_fd(), true).unwrap().unwrap();
+        assert_eq!(m1.data, b"one");
+        assert_eq!(m1.fds.len(), 1);
+        // SAFETY: F_GETFD takes no pointer.
+        let fl = unsafe { libc::fcntl(m1.fds[0].as_raw_fd(), libc::F_GETFD) };
+        assert_eq!(fl & libc::FD_CLOEXEC, libc::FD_CLOEXEC);
+        send(m1.fds[0].as_raw_fd(), b"via", &[], None, true).unwrap();
+        assert_eq!(receive(q.as_raw_fd(), true).unwrap().unwrap().data, b"via");
+        assert_eq!(
+            receive(b.as_raw_fd(), true).unwrap().unwrap().data,
+            b"three"
+        );
+        assert!(receive(b.as_raw_fd(), true).unwrap().is_none());
+        send(a.as_raw_fd(), b"", &[], None, true).unwrap();
+        assert!(!receive(b.as_raw_fd(), true).unwrap().unwrap().end);
+        drop(a);
+        assert!(receive(b.as_raw_fd(), true).unwrap().unwrap().end);
+    }
+
+    #[test]
+    fn credentials_and_kind() {
+        let (a, b) = socketpair(Kind::Datagram).unwrap();
+        assert_eq!(socket_kind(a.as_raw_fd()).unwrap(), Kind::Datagram);
+        let me = peer_credentials(a.as_raw_fd()).unwrap();
+        assert_eq!(me.pid, std::process::id() as i32);
+        set_pass_credentials(b.as_raw_fd(), true).unwrap();
+        send(a.as_raw_fd(), b"", &[], None, true).unwrap();
+        let m = receive(b.as_raw_fd(), true).unwrap().unwrap();
+        assert!(m.data.is_empty());
+        assert!(!m.end);
+        assert_eq!(m.credentials, Some(me));
+    }
+
+    #[test]
+    fn abstract_bind_and_errors() {
+        let name = format!("ipckit-test-{}", std::process::id()).into_bytes();
+        let server = socket(Kind::Datagram, false).unwrap();
+        bind(
+            server.as_raw_fd(),
+            &Address::Abstract(name.clone()),
+            BindOptions::default(),
+        )
+        .unwrap();
+        let again = socket(Kind::Datagram, false).unwrap();
+        let e = bind(
+            again.as_raw_fd(),
+            &Address::Abstract(name.clone()),
+            BindOptions::default(),
+        )
+        .unwrap_err();
+        assert_eq!(e.code(), "EADDRINUSE");
+        let client = socket(Kind::Datagram, false).unwrap();
+        send(
+            client.as_raw_fd(),
+            b"hi",
+            &[],
+            Some(&Address::Abstract(name.clone())),
+            true,
+        )
+        .unwrap();
+        let m = receive(server.as_raw_fd(), true).unwrap().unwrap();
+        assert_eq!(m.from, None);
+        let mut named = name.clone();
+        named.extend_from_slice(b"-client");
+        bind(
+            client.as_raw_fd(),
+            &Address::Abstract(named.clone()),
+            BindOptions::default(),
+        )
+        .unwrap();
+        send(
+            client.as_raw_fd(),
+            b"hi",
+            &[],
+            Some(&Address::Abstract(name.clone())),
+            true,
+        )
+        .unwrap();
+        let m = receive(server.as_raw_fd(), true).unwrap().unwrap();
+        assert_eq!(m.from, Some(Address::Abstract(named)));
+        let e = connect(
+            client.as_raw_fd(),
+            &Address::Path(b"/nonexistent/x".to_vec()),
+        )
+        .unwrap_err();
+        assert_eq!((e.code().as_str(), e.syscall()), ("ENOENT", "connect"));
+        assert_eq!(socket_kind(-1).unwrap_err().code(), "EBADF");
+    }
+}

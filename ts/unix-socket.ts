@@ -1,0 +1,1106 @@
+/**
+ * UNIX domain sockets beyond Node's `net`: socket pairs (`socketpair`), datagram and seqpacket
+ * message sockets, descriptor passing (`SCM_RIGHTS`) and credentials (`SO_PEERCRED`,
+ * `SCM_CREDENTIALS`).
+ *
+ * Every descriptor is created close-on-exec. Waits never block the event loop nor a libuv
+ * threadpool thread: an operation is first tried without waiting on the JavaScript thread (a
+ * backlog drains with no thread hop), and only when it would block does the socket wait for
+ * readiness on the addon's one epoll thread, so idle sockets cost nothing.
+ *
+ * @module
+ */
+
+import { unlinkSync } from 'node:fs'
+import { Socket } from 'node:net'
+
+import { AbortError, callNative, invalidArgType, invalidArgValue, invalidState, outOfRange } from './errors'
+import { native } from './native'
+import { WaitGroup, startWait } from './reactor'
+import {
+  optionalBoolean,
+  optionalInteger,
+  toBytes,
+  validateAbortSignal,
+  validateInteger,
+  validateMode,
+  validateOneOf,
+  validateOptions,
+} from './validate'
+import type { Payload } from './queue'
+
+/**
+ * Where a socket lives: a path in the file system, or a name in Linux's abstract namespace
+ * (`{ abstract: 'name' }`, no file, gone with the last socket).
+ */
+export type SocketAddress = string | { abstract: string | Uint8Array }
+
+/** A sender's address as received: a path, `{ abstract }`, or `null` for an unbound sender. */
+export type PeerAddress = string | { abstract: string } | null
+
+/** A process's identity, from `SO_PEERCRED` or `SCM_CREDENTIALS`. */
+export interface Credentials {
+  /** Process id. */
+  pid: number
+  /** User id. */
+  uid: number
+  /** Group id. */
+  gid: number
+}
+
+/** A message taken from a datagram or seqpacket socket. */
+export interface SocketMessage {
+  /** The payload, boundaries exactly as sent. */
+  data: Buffer
+  /**
+   * Descriptors that came with it (`SCM_RIGHTS`), close-on-exec. They belong to the receiver:
+   * close each with `fs.closeSync(fd)` when done.
+   */
+  fds: number[]
+  /** The sender's address (datagram sockets); `null` for an unbound sender or a connected socket. */
+  from: PeerAddress
+  /** The sender's credentials when the socket was made with `credentials: true`. */
+  credentials: Credentials | undefined
+}
+
+/** Options of the async `send`. */
+export interface SocketSendOptions {
+  /** Descriptors to pass along (`SCM_RIGHTS`): any open fds; the receiver gets duplicates. */
+  fds?: readonly number[]
+  /** Destination of an unconnected datagram socket. */
+  to?: SocketAddress
+  /** Cancels a send that waits for room (then nothing was sent). */
+  signal?: AbortSignal
+}
+
+/** Options of `sendSync`. */
+export interface SocketSendSyncOptions extends Omit<SocketSendOptions, 'signal'> {
+  /** Block while the socket buffer is full (default `true`); `false` throws `EAGAIN` instead. */
+  wait?: boolean
+}
+
+/** Options of the async `receive` and of iteration. */
+export interface SocketReceiveOptions {
+  /** Cancels the wait; a cancelled receive takes nothing. */
+  signal?: AbortSignal
+}
+
+/** Options of `receiveSync`. */
+export interface SocketReceiveSyncOptions {
+  /** Block until a message arrives (default `true`); `false` throws `EAGAIN` instead. */
+  wait?: boolean
+}
+
+/** Options for a socket bound to an address. */
+export interface SocketBindOptions {
+  /** Permission bits of the socket file (paths only). Default `0o600`. */
+  mode?: number
+  /**
+   * When the path holds a socket file nobody listens on (a crashed server's leftover), remove
+   * it and bind again. A live socket still fails with `EADDRINUSE`. Default `false`.
+   */
+  replaceStale?: boolean
+  /** Receive each sender's credentials with every message (`SO_PASSCRED`). Default `false`. */
+  credentials?: boolean
+}
+
+/** Options of {@link UnixSeqpacketServer.listen}. */
+export interface SocketListenOptions extends Omit<SocketBindOptions, 'credentials'> {
+  /** Most pending connections (`listen` backlog). Default `511`, as Node's `net`. */
+  backlog?: number
+}
+
+/** Options of the sockets made by `fromFd`, `create`, `connect`. */
+export interface SocketOptions {
+  /** Receive each sender's credentials with every message (`SO_PASSCRED`). Default `false`. */
+  credentials?: boolean
+}
+
+/** Largest number of descriptors one message may carry (the kernel's `SCM_MAX_FD`). */
+export const MAX_FDS = 253
+const MAX_FD = 0x7fff_ffff
+const NAME_MAX = 107
+
+interface NativeAddress {
+  name: Buffer
+  isAbstract: boolean
+}
+
+function parseAddress(value: unknown, name: string): NativeAddress {
+  if (typeof value === 'string') {
+    if (value.length === 0 || value.includes('\0')) {
+      throw invalidArgValue(name, value, 'must be a non-empty path without NUL bytes')
+    }
+    const bytes = Buffer.from(value, 'utf8')
+    if (bytes.length > NAME_MAX) throw outOfRange(`${name}.length`, `<= ${NAME_MAX} bytes`, bytes.length)
+    return { name: bytes, isAbstract: false }
+  }
+  if (value !== null && typeof value === 'object' && 'abstract' in value) {
+    const a = (value as { abstract: unknown }).abstract
+    if (typeof a !== 'string' && !(a instanceof Uint8Array)) {
+      throw invalidArgType(`${name}.abstract`, 'of type string or an instance of Buffer or Uint8Array', a)
+    }
+    const bytes = typeof a === 'string' ? Buffer.from(a, 'utf8') : Buffer.from(a)
+    if (bytes.length > NAME_MAX) throw outOfRange(`${name}.abstract.length`, `<= ${NAME_MAX} bytes`, bytes.length)
+    return { name: bytes, isAbstract: true }
+  }
+  throw invalidArgType(name, 'of type string or an object with an "abstract" name', value)
+}
+
+function validateFds(value: unknown, name: string): number[] {
+  if (value === undefined) return []
+  if (!Array.isArray(value)) throw invalidArgType(name, 'an instance of Array', value)
+  if (value.length > MAX_FDS) throw outOfRange(`${name}.length`, `<= ${MAX_FDS}`, value.length)
+  value.forEach((fd, i) => validateInteger(fd, `${name}[${i}]`, 0, MAX_FD))
+  return value as number[]
+}
+
+function validateFd(value: unknown, name = 'fd'): number {
+  validateInteger(value, name, 0, MAX_FD)
+  return value
+}
+
+interface NativeReceived {
+  data: Buffer
+  fds: number[]
+  from?: { path?: string; abstractName?: string } | null
+  credentials?: Credentials | null
+  end: boolean
+}
+
+function toMessage(r: NativeReceived): SocketMessage {
+  let from: PeerAddress = null
+  if (r.from?.path !== undefined && r.from.path !== null) from = r.from.path
+  else if (r.from?.abstractName !== undefined && r.from.abstractName !== null) from = { abstract: r.from.abstractName }
+  return {
+    data: r.data,
+    fds: r.fds,
+    from,
+    credentials: r.credentials ? { pid: r.credentials.pid, uid: r.credentials.uid, gid: r.credentials.gid } : undefined,
+  }
+}
+
+function toPeerAddress(a: { path?: string; abstractName?: string } | null): PeerAddress {
+  if (a === null) return null
+  if (a.path !== undefined && a.path !== null) return a.path
+  if (a.abstractName !== undefined && a.abstractName !== null) return { abstract: a.abstractName }
+  return null
+}
+
+/** Ends an iterator's pending wait without an error. */
+const ITERATION_ENDED = Symbol('iteration ended')
+
+/** Closes descriptors whose owner object was collected without `close()` (a safety net). */
+const finalizer = new FinalizationRegistry<number>((fd) => {
+  try {
+    native.socketClose(fd)
+  } catch {
+    // already closed
+  }
+})
+
+/** Waits, on the epoll thread, until `fd` is readable or writable. */
+function waitReady(fd: number, writable: boolean, signal: AbortSignal | undefined, groups: readonly WaitGroup[]) {
+  return startWait(
+    (reactor, waitId) => native.socketWaitStart(reactor, waitId, fd, writable),
+    () => undefined,
+    signal,
+    groups,
+  )
+}
+
+/** An async iterator over `next()` results until it yields `null`; `return()` cancels the wait. */
+function iterate<T>(
+  next: (groups: readonly WaitGroup[]) => Promise<T | null>,
+  owner: WaitGroup,
+): AsyncIterableIterator<T> {
+  const iteration = new WaitGroup()
+  const groups = [owner, iteration]
+  let finished = false
+  const done = (): IteratorResult<T> => ({ done: true, value: undefined })
+  return {
+    [Symbol.asyncIterator]() {
+      return this
+    },
+    next: async (): Promise<IteratorResult<T>> => {
+      if (finished) return done()
+      try {
+        const value = await next(groups)
+        if (value === null) {
+          finished = true
+          return done()
+        }
+        return { done: false, value }
+      } catch (err) {
+        finished = true
+        if (err instanceof AbortError && err.cause === ITERATION_ENDED) return done()
+        throw err
+      }
+    },
+    return: async (): Promise<IteratorResult<T>> => {
+      finished = true
+      iteration.cancelAll(ITERATION_ENDED)
+      return done()
+    },
+  }
+}
+
+/**
+ * What datagram and seqpacket sockets share: send and receive whole messages with
+ * descriptors, async iteration, credentials, `close()`.
+ */
+abstract class MessageSocket implements Disposable {
+  /** The descriptor (owned by this object until {@link close}); can go to a child's `stdio`. */
+  readonly fd: number
+  #closed = false
+  readonly #waits = new WaitGroup()
+  readonly #name: string
+
+  /** @internal */
+  protected constructor(fd: number, name: string) {
+    this.fd = fd
+    this.#name = name
+    finalizer.register(this, fd, this)
+  }
+
+  /** Whether {@link close} was called. */
+  get closed(): boolean {
+    return this.#closed
+  }
+
+  /** @internal */
+  protected check(): void {
+    if (this.#closed) throw invalidState(`${this.#name} is closed`)
+  }
+
+  #checkAfterWait(): void {
+    if (this.#closed) {
+      throw new AbortError(undefined, { cause: invalidState(`${this.#name} was closed while waiting`) })
+    }
+  }
+
+  /**
+   * Sends one message (`sendmsg`), with descriptors in `fds`. When the socket buffer (or a
+   * datagram receiver's queue) is full it waits, without blocking the event loop, for room;
+   * `signal` cancels that wait (then nothing was sent). Rejects with `EMSGSIZE` for a message
+   * larger than the socket can ever hold, `ECONNREFUSED`/`ENOENT` for a missing receiver.
+   *
+   * @example
+   * ```ts
+   * await sock.send('hello')
+   * await sock.send(Buffer.from([1, 2]), { fds: [fs.openSync('/etc/hostname', 'r')] })
+   * ```
+   */
+  async send(data: Payload, options?: SocketSendOptions): Promise<void> {
+    const bytes = toBytes(data, 'data')
+    const opts = validateOptions(options)
+    const fds = validateFds(opts.fds, 'options.fds')
+    const to = opts.to === undefined ? undefined : parseAddress(opts.to, 'options.to')
+    const signal = opts.signal
+    validateAbortSignal(signal, 'options.signal')
+    this.check()
+    if (signal?.aborted) throw new AbortError(undefined, { cause: signal.reason })
+    for (;;) {
+      const sent = callNative(() => native.socketSend(this.fd, bytes, fds, to?.name, to?.isAbstract ?? false, true, false))
+      if (sent >= 0) return
+      if (to !== undefined) {
+        // An unconnected datagram socket cannot poll for room at its destination: the
+        // send waits in the kernel, on an addon thread.
+        const fd = this.fd
+        return startWait(
+          (reactor, waitId) => native.socketSendStart(reactor, waitId, fd, bytes, fds, to.name, to.isAbstract),
+          () => undefined,
+          signal,
+          [this.#waits],
+        )
+      }
+      await waitReady(this.fd, true, signal, [this.#waits])
+      this.#checkAfterWait()
+    }
+  }
+
+  /**
+   * Sends one message, blocking the calling thread while the buffer is full; with
+   * `wait: false` a full buffer throws `EAGAIN` instead.
+   *
+   * @example
+   * ```ts
+   * sock.sendSync('ping', { wait: false })
+   * ```
+   */
+  sendSync(data: Payload, options?: SocketSendSyncOptions): void {
+    const bytes = toBytes(data, 'data')
+    const opts = validateOptions(options)
+    const fds = validateFds(opts.fds, 'options.fds')
+    const to = opts.to === undefined ? undefined : parseAddress(opts.to, 'options.to')
+    const wait = optionalBoolean(opts.wait, 'options.wait', true)
+    this.check()
+    const name = to?.name
+    const isAbstract = to?.isAbstract ?? false
+    for (;;) {
+      if (callNative(() => native.socketSend(this.fd, bytes, fds, name, isAbstract, true, !wait)) >= 0) return
+      if (to !== undefined) {
+        // Unconnected: room at the destination cannot be polled for; block in the kernel.
+        callNative(() => native.socketSend(this.fd, bytes, fds, name, isAbstract, false, false))
+        return
+      }
+      callNative(() => native.socketWaitSync(this.fd, true))
+    }
+  }
+
+  /** One non-blocking `recvmsg`: a message, `null` at end of stream, `undefined` if none. */
+  #receiveNow(throwEagain = false): SocketMessage | null | undefined {
+    const r = callNative(() => native.socketReceive(this.fd, true, throwEagain)) as NativeReceived | null
+    if (r === null) return undefined
+    return r.end ? null : toMessage(r)
+  }
+
+  /** @internal */
+  protected async receiveOrEnd(
+    options: SocketReceiveOptions | undefined,
+    groups?: readonly WaitGroup[],
+  ): Promise<SocketMessage | null> {
+    const opts = validateOptions(options)
+    const signal = opts.signal
+    validateAbortSignal(signal, 'options.signal')
+    this.check()
+    if (signal?.aborted) throw new AbortError(undefined, { cause: signal.reason })
+    for (;;) {
+      const now = this.#receiveNow()
+      if (now !== undefined) return now
+      await waitReady(this.fd, false, signal, groups ?? [this.#waits])
+      this.#checkAfterWait()
+    }
+  }
+
+  /** @internal */
+  protected receiveOrEndSync(options: SocketReceiveSyncOptions | undefined): SocketMessage | null {
+    const opts = validateOptions(options)
+    const wait = optionalBoolean(opts.wait, 'options.wait', true)
+    this.check()
+    for (;;) {
+      const now = this.#receiveNow(!wait)
+      if (now !== undefined) return now
+      callNative(() => native.socketWaitSync(this.fd, false))
+    }
+  }
+
+  /** @internal */
+  protected iterateMessages(options?: SocketReceiveOptions): AsyncIterableIterator<SocketMessage> {
+    const opts = validateOptions(options)
+    validateAbortSignal(opts.signal, 'options.signal')
+    return iterate((groups) => this.receiveOrEnd(opts, groups), this.#waits)
+  }
+
+  /**
+   * The credentials of the connected peer (`SO_PEERCRED`): for a socket pair, the process
+   * that made the pair; for a connection, the process that connected or listened.
+   *
+   * @example
+   * ```ts
+   * const { pid, uid, gid } = sock.peerCredentials()
+   * ```
+   */
+  peerCredentials(): Credentials {
+    this.check()
+    return callNative(() => native.socketPeerCredentials(this.fd))
+  }
+
+  /** This socket's own address (`getsockname`); `null` when unbound. */
+  get address(): PeerAddress {
+    this.check()
+    return toPeerAddress(callNative(() => native.socketLocalAddress(this.fd)))
+  }
+
+  /** The connected peer's address (`getpeername`); `null` when it is unbound. */
+  get remoteAddress(): PeerAddress {
+    this.check()
+    return toPeerAddress(callNative(() => native.socketPeerAddress(this.fd)))
+  }
+
+  /**
+   * Closes the descriptor: pending waits end with an `AbortError` (having taken nothing), and
+   * further calls throw `ERR_INVALID_STATE`. A socket file stays (see `remove()`). Calling it
+   * again does nothing.
+   */
+  close(): void {
+    if (this.#closed) return
+    this.#closed = true
+    // Cancelling unregisters the fd from the poller synchronously, so it may be closed now.
+    this.#waits.cancelAll(invalidState(`${this.#name} was closed while waiting`))
+    finalizer.unregister(this)
+    try {
+      native.socketClose(this.fd)
+    } catch {
+      // The descriptor was closed behind our back; nothing is left to release.
+    }
+  }
+
+  /** Calls {@link close}, for `using sock = ...`. */
+  [Symbol.dispose](): void {
+    this.close()
+  }
+}
+
+function setCredentials(fd: number, options: SocketOptions | SocketBindOptions): void {
+  if (options.credentials === true) callNative(() => native.socketSetPassCredentials(fd, true))
+}
+
+/** Runs `fn(fd)`, closing `fd` if it throws (so a failed factory leaks nothing). */
+function closeOnError<T>(fd: number, fn: () => T): T {
+  try {
+    return fn()
+  } catch (err) {
+    native.socketClose(fd)
+    throw err
+  }
+}
+
+function bindArgs(options: SocketBindOptions | SocketListenOptions | undefined) {
+  const opts = validateOptions(options as SocketBindOptions | undefined)
+  return {
+    opts,
+    mode: validateMode(opts.mode, 'options.mode', 0o600),
+    replaceStale: optionalBoolean(opts.replaceStale, 'options.replaceStale', false),
+    credentials: optionalBoolean(opts.credentials, 'options.credentials', false),
+  }
+}
+
+function checkKind(fd: number, want: 'dgram' | 'seqpacket'): void {
+  const kind = callNative(() => native.socketKind(fd))
+  if (kind !== want) {
+    throw invalidArgValue('fd', fd, `must be a ${want === 'dgram' ? 'SOCK_DGRAM' : 'SOCK_SEQPACKET'} UNIX socket, not ${kind}`)
+  }
+}
+
+/**
+ * A UNIX datagram socket (`SOCK_DGRAM`): messages with boundaries, to and from any address,
+ * with descriptors and (opt-in) the sender's credentials.
+ *
+ * @example
+ * ```ts
+ * import { UnixDatagramSocket } from 'ipckit'
+ *
+ * using server = UnixDatagramSocket.bind('/tmp/app.sock')
+ * for await (const { data, from } of server) {
+ *   if (from !== null) await server.send(data, { to: from })   // echo
+ * }
+ * ```
+ */
+export class UnixDatagramSocket extends MessageSocket {
+  readonly #path: string | undefined
+
+  private constructor(fd: number, path?: string) {
+    super(fd, 'UnixDatagramSocket')
+    this.#path = path
+  }
+
+  /**
+   * A socket bound to `address` (`bind`): a path (its file gets `mode`, default `0o600`)
+   * or `{ abstract: name }`. Throws `EADDRINUSE` if the address is taken (see
+   * `replaceStale`), `ENOENT`/`EACCES` for a bad directory.
+   *
+   * @example
+   * ```ts
+   * const sock = UnixDatagramSocket.bind({ abstract: 'my-app' }, { credentials: true })
+   * ```
+   */
+  static override bind(address: SocketAddress, options?: SocketBindOptions): UnixDatagramSocket {
+    const addr = parseAddress(address, 'address')
+    const { mode, replaceStale, opts } = bindArgs(options)
+    const fd = callNative(() => native.socketOpen('dgram', false))
+    return closeOnError(fd, () => {
+      callNative(() => native.socketBind(fd, addr.name, addr.isAbstract, addr.isAbstract ? null : mode, replaceStale))
+      setCredentials(fd, opts)
+      return new UnixDatagramSocket(fd, addr.isAbstract ? undefined : (address as string))
+    })
+  }
+
+  /**
+   * An unbound socket, to send with `{ to }` or after {@link connect}. Receivers see its
+   * messages as coming `from: null` (they cannot answer).
+   *
+   * @example
+   * ```ts
+   * const sock = UnixDatagramSocket.create()
+   * await sock.send('hi', { to: '/tmp/app.sock' })
+   * ```
+   */
+  static create(options?: SocketOptions): UnixDatagramSocket {
+    const opts = validateOptions(options)
+    optionalBoolean(opts.credentials, 'options.credentials', false)
+    const fd = callNative(() => native.socketOpen('dgram', false))
+    return closeOnError(fd, () => {
+      setCredentials(fd, opts)
+      return new UnixDatagramSocket(fd)
+    })
+  }
+
+  /**
+   * An unbound socket connected to `address` ({@link create} then {@link connect}): `send`
+   * without `to` goes there. Throws `ENOENT`, `ECONNREFUSED`, `EACCES`.
+   *
+   * @example
+   * ```ts
+   * const log = UnixDatagramSocket.connect('/dev/log')
+   * await log.send('<14>hello syslog')
+   * ```
+   */
+  static connect(address: SocketAddress, options?: SocketOptions): UnixDatagramSocket {
+    const addr = parseAddress(address, 'address')
+    const sock = UnixDatagramSocket.create(options)
+    try {
+      callNative(() => native.socketConnect(sock.fd, addr.name, addr.isAbstract))
+    } catch (err) {
+      sock.close()
+      throw err
+    }
+    return sock
+  }
+
+  /**
+   * Wraps a datagram socket descriptor, for instance one a parent handed down as `stdio[3]`.
+   * The object owns the fd from now on. Throws `EBADF`/`ENOTSOCK` for a bad descriptor,
+   * `ERR_INVALID_ARG_VALUE` for a socket of another type.
+   *
+   * @example
+   * ```ts
+   * const sock = UnixDatagramSocket.fromFd(3)
+   * ```
+   */
+  static fromFd(fd: number, options?: SocketOptions): UnixDatagramSocket {
+    validateFd(fd)
+    const opts = validateOptions(options)
+    optionalBoolean(opts.credentials, 'options.credentials', false)
+    checkKind(fd, 'dgram')
+    setCredentials(fd, opts)
+    return new UnixDatagramSocket(fd)
+  }
+
+  /** @internal For {@link socketpair}. */
+  static fromPairFd(fd: number): UnixDatagramSocket {
+    return new UnixDatagramSocket(fd)
+  }
+
+  /**
+   * Sets the default destination (`connect`): `send` without `to` goes there, and only its
+   * datagrams are received. Throws `ENOENT`, `ECONNREFUSED` (nobody bound there), `EACCES`.
+   *
+   * @example
+   * ```ts
+   * sock.connect('/tmp/app.sock')
+   * await sock.send('hello')
+   * ```
+   */
+  connect(address: SocketAddress): this {
+    const addr = parseAddress(address, 'address')
+    this.check()
+    callNative(() => native.socketConnect(this.fd, addr.name, addr.isAbstract))
+    return this
+  }
+
+  /**
+   * Takes one datagram, waiting without blocking the event loop; one already queued is taken
+   * at once. An `AbortError` if `signal` aborts or the socket is closed (nothing taken).
+   *
+   * @example
+   * ```ts
+   * const { data, from, fds, credentials } = await sock.receive({ signal })
+   * ```
+   */
+  async receive(options?: SocketReceiveOptions): Promise<SocketMessage> {
+    return (await this.receiveOrEnd(options)) as SocketMessage
+  }
+
+  /**
+   * Takes one datagram, blocking the calling thread; with `wait: false` an empty socket throws
+   * `EAGAIN`.
+   *
+   * @example
+   * ```ts
+   * const msg = sock.receiveSync({ wait: false })
+   * ```
+   */
+  receiveSync(options?: SocketReceiveSyncOptions): SocketMessage {
+    return this.receiveOrEndSync(options) as SocketMessage
+  }
+
+  /**
+   * Iterates over datagrams as they arrive; leaving the loop cancels the pending wait and
+   * takes nothing more.
+   *
+   * @example
+   * ```ts
+   * for await (const msg of sock.messages({ signal })) console.log(msg.data.toString())
+   * ```
+   */
+  messages(options?: SocketReceiveOptions): AsyncIterableIterator<SocketMessage> {
+    return this.iterateMessages(options)
+  }
+
+  /** Same as {@link messages} with no options. */
+  [Symbol.asyncIterator](): AsyncIterableIterator<SocketMessage> {
+    return this.messages()
+  }
+
+  /**
+   * Removes the socket file this socket was bound to (nothing for an abstract or unbound
+   * socket); the socket stays usable by those that already hold it.
+   *
+   * @example
+   * ```ts
+   * sock.close(); sock.remove()
+   * ```
+   */
+  remove(): void {
+    if (this.#path !== undefined) removeSocketFile(this.#path)
+  }
+}
+
+function removeSocketFile(path: string): void {
+  try {
+    unlinkSync(path)
+  } catch (err) {
+    if ((err as { code?: string }).code !== 'ENOENT') throw err
+  }
+}
+
+/**
+ * One end of a seqpacket connection (`SOCK_SEQPACKET`): reliable, ordered messages with
+ * boundaries, descriptors and credentials. Async iteration ends when the peer closes.
+ *
+ * @example
+ * ```ts
+ * import { UnixSeqpacketSocket } from 'ipckit'
+ *
+ * using conn = UnixSeqpacketSocket.connect('/tmp/app.seq')
+ * await conn.send('request')
+ * const reply = await conn.receive()       // null once the server closed
+ * ```
+ */
+export class UnixSeqpacketSocket extends MessageSocket {
+  private constructor(fd: number) {
+    super(fd, 'UnixSeqpacketSocket')
+  }
+
+  /**
+   * Connects to a listening seqpacket server. Throws `ENOENT` (no such file),
+   * `ECONNREFUSED` (nobody listens), `EAGAIN` (the server's backlog is full; it never blocks
+   * the thread).
+   *
+   * @example
+   * ```ts
+   * const conn = UnixSeqpacketSocket.connect({ abstract: 'my-app' })
+   * ```
+   */
+  static connect(address: SocketAddress, options?: SocketOptions): UnixSeqpacketSocket {
+    const addr = parseAddress(address, 'address')
+    const opts = validateOptions(options)
+    optionalBoolean(opts.credentials, 'options.credentials', false)
+    const fd = callNative(() => native.socketOpen('seqpacket', true))
+    return closeOnError(fd, () => {
+      setCredentials(fd, opts)
+      callNative(() => native.socketConnect(fd, addr.name, addr.isAbstract))
+      callNative(() => native.socketSetNonblocking(fd, false))
+      return new UnixSeqpacketSocket(fd)
+    })
+  }
+
+  /**
+   * Wraps a seqpacket socket descriptor, for instance one a parent handed down as
+   * `stdio[3]`. The object owns the fd from now on.
+   *
+   * @example
+   * ```ts
+   * const parent = UnixSeqpacketSocket.fromFd(3)
+   * ```
+   */
+  static fromFd(fd: number, options?: SocketOptions): UnixSeqpacketSocket {
+    validateFd(fd)
+    const opts = validateOptions(options)
+    optionalBoolean(opts.credentials, 'options.credentials', false)
+    checkKind(fd, 'seqpacket')
+    setCredentials(fd, opts)
+    return new UnixSeqpacketSocket(fd)
+  }
+
+  /** @internal For {@link socketpair} and the server. */
+  static fromPairFd(fd: number): UnixSeqpacketSocket {
+    return new UnixSeqpacketSocket(fd)
+  }
+
+  /**
+   * Takes one message, waiting without blocking the event loop; resolves `null` once the peer
+   * closed and everything was read. An `AbortError` if `signal` aborts (nothing taken).
+   *
+   * @example
+   * ```ts
+   * const msg = await conn.receive()
+   * if (msg === null) console.log('peer closed')
+   * ```
+   */
+  async receive(options?: SocketReceiveOptions): Promise<SocketMessage | null> {
+    return this.receiveOrEnd(options)
+  }
+
+  /**
+   * Takes one message, blocking the calling thread; `null` at end of stream; with
+   * `wait: false` an empty socket throws `EAGAIN`.
+   *
+   * @example
+   * ```ts
+   * const msg = conn.receiveSync()
+   * ```
+   */
+  receiveSync(options?: SocketReceiveSyncOptions): SocketMessage | null {
+    return this.receiveOrEndSync(options)
+  }
+
+  /**
+   * Iterates over messages until the peer closes; leaving the loop cancels the pending wait.
+   *
+   * @example
+   * ```ts
+   * for await (const { data } of conn.messages()) await conn.send(data)   // echo
+   * ```
+   */
+  messages(options?: SocketReceiveOptions): AsyncIterableIterator<SocketMessage> {
+    return this.iterateMessages(options)
+  }
+
+  /** Same as {@link messages} with no options. */
+  [Symbol.asyncIterator](): AsyncIterableIterator<SocketMessage> {
+    return this.messages()
+  }
+}
+
+/**
+ * A listening seqpacket socket: accepts connections as {@link UnixSeqpacketSocket}s.
+ *
+ * @example
+ * ```ts
+ * import { UnixSeqpacketServer } from 'ipckit'
+ *
+ * using server = UnixSeqpacketServer.listen('/tmp/app.seq', { replaceStale: true })
+ * for await (const conn of server) {
+ *   const msg = await conn.receive()
+ *   if (msg) await conn.send(msg.data)
+ *   conn.close()
+ * }
+ * ```
+ */
+export class UnixSeqpacketServer implements Disposable {
+  /** The listening descriptor (non-blocking). */
+  readonly fd: number
+  #closed = false
+  readonly #waits = new WaitGroup()
+  readonly #path: string | undefined
+
+  private constructor(fd: number, path: string | undefined) {
+    this.fd = fd
+    this.#path = path
+    finalizer.register(this, fd, this)
+  }
+
+  /**
+   * Binds `address` and listens (`bind`, `listen`). Throws `EADDRINUSE` when a live socket is
+   * there (see `replaceStale`).
+   *
+   * @example
+   * ```ts
+   * const server = UnixSeqpacketServer.listen({ abstract: 'my-app' }, { backlog: 64 })
+   * ```
+   */
+  static listen(address: SocketAddress, options?: SocketListenOptions): UnixSeqpacketServer {
+    const addr = parseAddress(address, 'address')
+    const { mode, replaceStale, opts } = bindArgs(options)
+    const backlog = optionalInteger((opts as SocketListenOptions).backlog, 'options.backlog', 0, 0x7fff_ffff, 511)
+    const fd = callNative(() => native.socketOpen('seqpacket', true))
+    return closeOnError(fd, () => {
+      callNative(() => native.socketBind(fd, addr.name, addr.isAbstract, addr.isAbstract ? null : mode, replaceStale))
+      callNative(() => native.socketListen(fd, backlog))
+      return new UnixSeqpacketServer(fd, addr.isAbstract ? undefined : (address as string))
+    })
+  }
+
+  /** Whether {@link close} was called. */
+  get closed(): boolean {
+    return this.#closed
+  }
+
+  #check(): void {
+    if (this.#closed) throw invalidState('UnixSeqpacketServer is closed')
+  }
+
+  /** The address listened on. */
+  get address(): PeerAddress {
+    this.#check()
+    return toPeerAddress(callNative(() => native.socketLocalAddress(this.fd)))
+  }
+
+  async #accept(signal: AbortSignal | undefined, groups: readonly WaitGroup[]): Promise<UnixSeqpacketSocket> {
+    validateAbortSignal(signal, 'options.signal')
+    this.#check()
+    if (signal?.aborted) throw new AbortError(undefined, { cause: signal.reason })
+    for (;;) {
+      const fd = callNative(() => native.socketAccept(this.fd))
+      if (fd !== null) return UnixSeqpacketSocket.fromPairFd(fd)
+      await waitReady(this.fd, false, signal, groups)
+      if (this.#closed) {
+        throw new AbortError(undefined, { cause: invalidState('UnixSeqpacketServer was closed while waiting') })
+      }
+    }
+  }
+
+  /**
+   * Accepts one connection (`accept4`), waiting without blocking the event loop. An
+   * `AbortError` if `signal` aborts or the server closes (no connection taken).
+   *
+   * @example
+   * ```ts
+   * const conn = await server.accept({ signal })
+   * ```
+   */
+  async accept(options?: SocketReceiveOptions): Promise<UnixSeqpacketSocket> {
+    const opts = validateOptions(options)
+    return this.#accept(opts.signal, [this.#waits])
+  }
+
+  /**
+   * Iterates over accepted connections; leaving the loop cancels the pending accept.
+   *
+   * @example
+   * ```ts
+   * for await (const conn of server.connections({ signal })) handle(conn)
+   * ```
+   */
+  connections(options?: SocketReceiveOptions): AsyncIterableIterator<UnixSeqpacketSocket> {
+    const opts = validateOptions(options)
+    validateAbortSignal(opts.signal, 'options.signal')
+    return iterate((groups) => this.#accept(opts.signal, groups), this.#waits)
+  }
+
+  /** Same as {@link connections} with no options. */
+  [Symbol.asyncIterator](): AsyncIterableIterator<UnixSeqpacketSocket> {
+    return this.connections()
+  }
+
+  /**
+   * Stops listening: pending accepts end with an `AbortError`; accepted connections stay
+   * open. The socket file stays (see {@link remove}). Calling it again does nothing.
+   */
+  close(): void {
+    if (this.#closed) return
+    this.#closed = true
+    this.#waits.cancelAll(invalidState('UnixSeqpacketServer was closed while waiting'))
+    finalizer.unregister(this)
+    try {
+      native.socketClose(this.fd)
+    } catch {
+      // already closed
+    }
+  }
+
+  /**
+   * Removes the socket file (nothing for an abstract address).
+   *
+   * @example
+   * ```ts
+   * server.close(); server.remove()
+   * ```
+   */
+  remove(): void {
+    if (this.#path !== undefined) removeSocketFile(this.#path)
+  }
+
+  /** Calls {@link close}. */
+  [Symbol.dispose](): void {
+    this.close()
+  }
+}
+
+/** A `net.Socket` over one end of a stream socket pair, with its descriptor. */
+export type StreamEnd = Socket & { readonly fd: number }
+
+/** The kinds {@link socketpair} makes. */
+export type SocketPairKind = 'stream' | 'dgram' | 'seqpacket'
+
+/** Options of {@link socketpair}. */
+export interface SocketPairOptions {
+  /**
+   * `'stream'` only: create the `net.Socket`s paused, not reading (`pauseOnCreate`), so that
+   * descriptors sent to them can be taken with {@link receiveFds} (a socket that has started
+   * reading drops descriptors: Node reads streams with `read(2)`). Default `false`.
+   */
+  paused?: boolean
+}
+
+/**
+ * Two connected UNIX sockets (`socketpair`): `'stream'` gives two `net.Socket`s, `'dgram'`
+ * two {@link UnixDatagramSocket}s, `'seqpacket'` two {@link UnixSeqpacketSocket}s. Each end
+ * has `.fd`, to hand to a child through `spawn`'s `stdio` (the child wraps it with
+ * `UnixSeqpacketSocket.fromFd(3)` and the like); close the parent's copy after spawning.
+ *
+ * @example
+ * ```ts
+ * const [mine, theirs] = socketpair('seqpacket')
+ * const child = spawn(process.execPath, ['child.js'], { stdio: ['inherit', 'inherit', 'inherit', theirs.fd] })
+ * theirs.close()
+ * await mine.send('hello child')
+ * ```
+ */
+export function socketpair(kind: 'stream', options?: SocketPairOptions): [StreamEnd, StreamEnd]
+export function socketpair(kind: 'dgram', options?: SocketPairOptions): [UnixDatagramSocket, UnixDatagramSocket]
+export function socketpair(kind: 'seqpacket', options?: SocketPairOptions): [UnixSeqpacketSocket, UnixSeqpacketSocket]
+export function socketpair(
+  kind: SocketPairKind,
+  options?: SocketPairOptions,
+): [StreamEnd, StreamEnd] | [UnixDatagramSocket, UnixDatagramSocket] | [UnixSeqpacketSocket, UnixSeqpacketSocket]
+export function socketpair(
+  kind: SocketPairKind,
+  options?: SocketPairOptions,
+): [StreamEnd, StreamEnd] | [UnixDatagramSocket, UnixDatagramSocket] | [UnixSeqpacketSocket, UnixSeqpacketSocket] {
+  validateOneOf(kind, 'kind', ['stream', 'dgram', 'seqpacket'] as const)
+  const opts = validateOptions(options)
+  const paused = optionalBoolean(opts.paused, 'options.paused', false)
+  const [a, b] = callNative(() => native.socketPair(kind)) as [number, number]
+  switch (kind) {
+    case 'stream':
+      return [streamEnd(a, paused), streamEnd(b, paused)]
+    case 'dgram':
+      return [UnixDatagramSocket.fromPairFd(a), UnixDatagramSocket.fromPairFd(b)]
+    default:
+      return [UnixSeqpacketSocket.fromPairFd(a), UnixSeqpacketSocket.fromPairFd(b)]
+  }
+}
+
+function streamEnd(fd: number, paused: boolean): StreamEnd {
+  const socket = new Socket({ fd, readable: true, writable: true, pauseOnCreate: paused } as ConstructorParameters<
+    typeof Socket
+  >[0])
+  Object.defineProperty(socket, 'fd', { value: fd, enumerable: false })
+  return socket as StreamEnd
+}
+
+/** The descriptor behind a `net.Socket`, a message socket, or a plain fd. */
+function fdOf(socket: unknown, name: string): number {
+  if (typeof socket === 'number') return validateFd(socket, name)
+  if (socket instanceof MessageSocket) {
+    return socket.fd
+  }
+  if (socket instanceof Socket) {
+    const fd = (socket as unknown as { _handle?: { fd?: number } | null })._handle?.fd
+    if (typeof fd !== 'number' || fd < 0) throw invalidState('the socket has no open descriptor')
+    return fd
+  }
+  throw invalidArgType(name, 'an instance of net.Socket, UnixDatagramSocket, UnixSeqpacketSocket, or a number', socket)
+}
+
+/**
+ * The credentials of a connected UNIX socket's peer (`SO_PEERCRED`): a `net.Socket` (from
+ * `net.connect`, a `net.Server` or {@link socketpair}), a message socket, or an fd.
+ *
+ * @example
+ * ```ts
+ * server.on('connection', (conn) => console.log(peerCredentials(conn)))   // { pid, uid, gid }
+ * ```
+ */
+export function peerCredentials(socket: Socket | UnixDatagramSocket | UnixSeqpacketSocket | number): Credentials {
+  if (socket instanceof MessageSocket) return socket.peerCredentials()
+  const fd = fdOf(socket, 'socket')
+  return callNative(() => native.socketPeerCredentials(fd))
+}
+
+/**
+ * Sends `data` with descriptors (`SCM_RIGHTS`) over a UNIX stream `net.Socket`: waits until
+ * the socket's own write queue is empty (so the bytes keep their order), then writes
+ * directly, waiting for room without blocking the event loop. The fds arrive with the first
+ * byte of `data` (which must not be empty).
+ *
+ * @example
+ * ```ts
+ * const [a, b] = socketpair('stream')
+ * await sendFds(a, 'take this', [fs.openSync('/etc/hostname', 'r')])
+ * ```
+ */
+export async function sendFds(socket: Socket, data: Payload, fds: readonly number[], options?: SocketReceiveOptions): Promise<void> {
+  if (!(socket instanceof Socket)) throw invalidArgType('socket', 'an instance of net.Socket', socket)
+  let bytes = toBytes(data, 'data')
+  if (bytes.length === 0) throw invalidArgValue('data', data, 'must not be empty')
+  let list = validateFds(fds, 'fds')
+  const opts = validateOptions(options)
+  const signal = opts.signal
+  validateAbortSignal(signal, 'options.signal')
+  if (signal?.aborted) throw new AbortError(undefined, { cause: signal.reason })
+  while (socket.writableLength > 0) {
+    await new Promise<void>((resolve) => socket.once('drain', resolve))
+  }
+  const fd = fdOf(socket, 'socket')
+  return whileOpen(socket, async (groups) => {
+    for (;;) {
+      const sent = callNative(() => native.socketSend(fd, bytes, list, undefined, false, true, false))
+      if (sent >= 0) {
+        if (sent === bytes.length) return
+        bytes = bytes.subarray(sent)
+        list = []
+        if (sent > 0) continue
+      }
+      await waitReady(fd, true, signal, groups)
+    }
+  })
+}
+
+/** What {@link receiveFds} takes off a stream. */
+export interface StreamChunk {
+  /** The bytes read (up to the next descriptors' boundary); empty at end of stream. */
+  data: Buffer
+  /** Descriptors that came with them, close-on-exec, owned by the caller. */
+  fds: number[]
+}
+
+/**
+ * Reads from a UNIX stream `net.Socket` directly, with the descriptors sent along
+ * (`SCM_RIGHTS`), waiting without blocking the event loop. The socket must not be reading
+ * (Node's own reads drop descriptors): make it with `socketpair('stream', { paused: true })`,
+ * or accept it from `net.createServer({ pauseOnConnect: true })`, and do not resume it before
+ * the descriptors were taken. Throws `ERR_INVALID_STATE` if the socket is reading or has
+ * buffered data. Resolves `{ data: <empty>, fds: [] }` at end of stream.
+ *
+ * @example
+ * ```ts
+ * const [a, b] = socketpair('stream', { paused: true })
+ * await sendFds(a, 'file', [fd])
+ * const { data, fds } = await receiveFds(b)
+ * ```
+ */
+export async function receiveFds(socket: Socket, options?: SocketReceiveOptions): Promise<StreamChunk> {
+  if (!(socket instanceof Socket)) throw invalidArgType('socket', 'an instance of net.Socket', socket)
+  const opts = validateOptions(options)
+  const signal = opts.signal
+  validateAbortSignal(signal, 'options.signal')
+  const handle = (socket as unknown as { _handle?: { reading?: boolean } | null })._handle
+  if (handle?.reading === true || socket.readableLength > 0) {
+    throw invalidState('the socket is reading; create it paused (see receiveFds)')
+  }
+  const fd = fdOf(socket, 'socket')
+  if (signal?.aborted) throw new AbortError(undefined, { cause: signal.reason })
+  return whileOpen(socket, async (groups) => {
+    for (;;) {
+      const r = callNative(() => native.socketReceive(fd, true, false)) as NativeReceived | null
+      if (r !== null) return { data: r.data, fds: r.fds }
+      await waitReady(fd, false, signal, groups)
+    }
+  })
+}
+
+/** Runs `fn` with a wait group that `socket` being destroyed cancels. */
+async function whileOpen<T>(socket: Socket, fn: (groups: readonly WaitGroup[]) => Promise<T>): Promise<T> {
+  const group = new WaitGroup()
+  const onClose = () => group.cancelAll(invalidState('the socket was destroyed while waiting'))
+  socket.once('close', onClose)
+  try {
+    return await fn([group])
+  } finally {
+    socket.off('close', onClose)
+  }
+}
