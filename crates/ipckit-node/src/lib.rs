@@ -10,7 +10,7 @@ mod key;
 mod msg;
 mod pipe;
 mod reactor;
-mod sysv_list;
 mod sem;
 mod shm;
 mod socket;
+mod sysv_list;

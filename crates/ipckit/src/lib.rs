@@ -19,12 +19,12 @@ pub mod error;
 pub mod key;
 pub mod limits;
 pub mod msg;
-pub mod sysv_list;
-pub mod sem;
-pub mod shm;
 pub mod pipe;
 pub mod poller;
+pub mod sem;
+pub mod shm;
 pub mod socket;
+pub mod sysv_list;
 pub mod wait;
 
 pub use error::{Errno, Error, Result};
