@@ -19,6 +19,7 @@ pub mod error;
 pub mod key;
 pub mod limits;
 pub mod msg;
+pub mod signal;
 pub mod wait;
 
 pub use error::{Errno, Error, Result};
