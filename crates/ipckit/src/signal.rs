@@ -405,21 +405,16 @@ fn current_action(signo: i32) -> Result<libc::sigaction> {
     // SAFETY: an all-zero sigaction is a valid value for the kernel to overwrite.
     let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
     // SAFETY: a null new action only queries; `old` is writable.
-    check(
-        unsafe { libc::sigaction(signo, std::ptr::null(), &mut old) },
-        "sigaction",
-    )?;
+    let rc = unsafe { libc::sigaction(signo, std::ptr::null(), &mut old) };
+    check(rc, "sigaction")?;
     Ok(old)
 }
 
 fn set_action(signo: i32, action: &libc::sigaction) -> Result<()> {
     // SAFETY: `action` is a complete sigaction (copied from the kernel or fully built here);
     // the old action is not requested.
-    check(
-        unsafe { libc::sigaction(signo, action, std::ptr::null_mut()) },
-        "sigaction",
-    )
-    .map(drop)
+    let rc = unsafe { libc::sigaction(signo, action, std::ptr::null_mut()) };
+    check(rc, "sigaction").map(drop)
 }
 
 /// The current disposition of `signo` (`sigaction` query). `EINVAL` for a bad number.
@@ -741,10 +736,8 @@ fn install(signo: i32, chain: bool) -> Result<()> {
     // SAFETY: `action` is complete; `replaced` is writable.
     let mut replaced: libc::sigaction = unsafe { std::mem::zeroed() };
     // SAFETY: both pointers are valid for the call.
-    check(
-        unsafe { libc::sigaction(signo, &action, &mut replaced) },
-        "sigaction",
-    )?;
+    let rc = unsafe { libc::sigaction(signo, &action, &mut replaced) };
+    check(rc, "sigaction")?;
     if replaced.sa_sigaction != old.sa_sigaction {
         // Someone changed it between our query and our switch: chain to what we replaced.
         let prev = Box::into_raw(Box::new(Prev {
@@ -850,10 +843,8 @@ impl Watch {
         }
         let mut fds = [-1; 2];
         // SAFETY: `fds` has room for the two descriptors pipe2 writes.
-        check(
-            unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) },
-            "pipe2",
-        )?;
+        let rc = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) };
+        check(rc, "pipe2")?;
         // SAFETY: pipe2 succeeded, so both are open descriptors that nothing else owns.
         let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
         // Room for bursts (1 MiB, the unprivileged maximum); the default 64 KiB when refused.
