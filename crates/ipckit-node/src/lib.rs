@@ -9,3 +9,4 @@ mod error;
 mod key;
 mod msg;
 mod reactor;
+mod signal;
