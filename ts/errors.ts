@@ -167,3 +167,8 @@ function describe(value: unknown): string {
       return `type ${typeof value} (${String(value)})`
   }
 }
+
+/** @internal `TypeError` with code `ERR_UNKNOWN_SIGNAL`, as `process.kill` throws for a bad name. */
+export function unknownSignal(signal: unknown): CodedError<TypeError> {
+  return coded(new TypeError(`Unknown signal: ${String(signal)}`), 'ERR_UNKNOWN_SIGNAL')
+}

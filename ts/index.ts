@@ -29,3 +29,23 @@ export type {
   SendOptions,
   SendSyncOptions,
 } from './queue'
+export {
+  SignalWatcher,
+  describeSignal,
+  ignoreSignal,
+  kill,
+  listSignals,
+  realtimeSignals,
+  restoreSignal,
+  signalDisposition,
+  sigqueue,
+  watchSignals,
+} from './signals'
+export type {
+  DefaultAction,
+  SignalDescription,
+  SignalDisposition,
+  SignalEvent,
+  SignalLike,
+  WatchSignalsOptions,
+} from './signals'
