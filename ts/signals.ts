@@ -190,6 +190,10 @@ export class SignalWatcher implements AsyncIterableIterator<SignalEvent>, Dispos
   #watch: SignalWatch | null
   readonly #waits = new WaitGroup()
   #chain: Promise<unknown> = Promise.resolve()
+  #inFlight = 0
+  /** Resolves with the reason when the watch ends, so a pending next() settles at once. */
+  readonly #ended: Promise<symbol>
+  #resolveEnded!: (reason: symbol) => void
   #abortReason: unknown
   #aborted = false
   #abortReported = false
@@ -198,6 +202,7 @@ export class SignalWatcher implements AsyncIterableIterator<SignalEvent>, Dispos
   /** @internal Use {@link watchSignals}. */
   constructor(token: typeof CREATE, watch: SignalWatch, numbers: number[], signal: AbortSignal | undefined) {
     if (token !== CREATE) throw new TypeError('Illegal constructor: use watchSignals()')
+    this.#ended = new Promise((resolve) => (this.#resolveEnded = resolve))
     this.#watch = watch
     this.#numbers = numbers
     this.signals = numbers.map((n) => native.signalName(n)!)
@@ -231,8 +236,14 @@ export class SignalWatcher implements AsyncIterableIterator<SignalEvent>, Dispos
    * are answered in order.
    */
   next(): Promise<IteratorResult<SignalEvent>> {
-    const result = this.#chain.then(() => this.#next())
-    this.#chain = result.catch(() => undefined)
+    // With no call in flight, start at once: a delivery already recorded is then taken
+    // synchronously, before next() returns.
+    const result = this.#inFlight === 0 ? this.#next() : this.#chain.then(() => this.#next())
+    this.#inFlight++
+    this.#chain = result.then(
+      () => void this.#inFlight--,
+      () => void this.#inFlight--,
+    )
     return result
   }
 
@@ -248,23 +259,28 @@ export class SignalWatcher implements AsyncIterableIterator<SignalEvent>, Dispos
       callNative(() => native.signalReclaim(n, chainFor(name)))
     }
     if (callNative(() => watch.tryNext(scratch))) return { done: false, value: decode(scratch) }
+    const wait = startWait(
+      (reactor, waitId) => native.signalNextStart(reactor, waitId, watch),
+      (_number, data) => decode(data!),
+      undefined,
+      [this.#waits],
+    )
+    // When the watch ends, the pending call settles at once rather than after the wait
+    // thread confirms: whatever that thread may still take belongs to a watch that is over.
+    wait.catch(() => undefined)
+    let result: { value: SignalEvent } | { ended: symbol }
     try {
-      const value = await startWait(
-        (reactor, waitId) => native.signalNextStart(reactor, waitId, watch),
-        (_number, data) => decode(data!),
-        undefined,
-        [this.#waits],
-      )
-      return { done: false, value }
+      result = await Promise.race([wait.then((value) => ({ value })), this.#ended.then((ended) => ({ ended }))])
     } catch (err) {
-      if (err instanceof AbortError && err.cause === ITERATION_ENDED) return { done: true, value: undefined }
-      if (err instanceof AbortError && err.cause === ABORTED) {
-        this.#abortReported = true
-        throw new AbortError(undefined, { cause: this.#abortReason })
-      }
       this.#end(ITERATION_ENDED)
       throw err
     }
+    if ('value' in result) return { done: false, value: result.value }
+    if (result.ended === ABORTED && !this.#abortReported) {
+      this.#abortReported = true
+      throw new AbortError(undefined, { cause: this.#abortReason })
+    }
+    return { done: true, value: undefined }
   }
 
   /** Ends the watch (as `break` does); resolves `{ done: true }`. */
@@ -299,6 +315,7 @@ export class SignalWatcher implements AsyncIterableIterator<SignalEvent>, Dispos
     this.#cleanup?.()
     this.#waits.cancelAll(reason)
     watch.close()
+    this.#resolveEnded(reason)
   }
 }
 
