@@ -443,6 +443,33 @@ test('watching SIGTERM/SIGUSR1 replaces Node’s own handlers as process.on does
   t.notRegex(r.stderr, /Debugger listening/)
 })
 
+test('SIGCHLD: a watcher survives libuv installing and removing its child watcher', async (t) => {
+  // A fresh process, so that the spawn below is its first and libuv installs its SIGCHLD
+  // handler over the watcher's.
+  const r = await runNode(`
+    const { spawn } = require('node:child_process')
+    const { watchSignals } = ipckit
+    const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
+    ;(async () => {
+      const w = watchSignals('SIGCHLD')
+      for (let round = 0; round < 2; round++) {
+        const child = spawn('sleep', ['0.3'])
+        const exited = new Promise((r) => child.on('exit', (code) => r(code)))
+        let got
+        while (!got) {
+          const e = (await w.next()).value
+          if (e.pid === child.pid) got = e
+        }
+        console.log('sigchld', got.code, 'exit', await exited)
+        await sleep(50)
+      }
+      w.close()
+    })()
+  `)
+  // CLD_EXITED is 1; libuv, chained to, still reaps the child and reports its exit.
+  t.deepEqual(r.stdout.trim().split('\n'), ['sigchld 1 exit 0', 'sigchld 1 exit 0'])
+})
+
 test('ignoreSignal makes a process survive a signal; restoreSignal gives the default action back', async (t) => {
   const r = await nodeChild(`
     const { ignoreSignal, restoreSignal, kill, signalDisposition } = ipckit

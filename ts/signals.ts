@@ -20,9 +20,10 @@
  *   terminal and die; `SIGUSR1`: start the inspector) are not chained, exactly as
  *   `process.on` replaces them: while a watch follows `SIGTERM`, the process does not die of
  *   it; when the watch ends, they come back.
- * - A handler installed behind Node's back (libuv's `SIGCHLD` watcher on the first
- *   `child_process` spawn, another addon) is chained to and ours reinstalled on the next
- *   `next()`; deliveries in between go to the newcomer only.
+ * - A handler installed behind Node's back (libuv's `SIGCHLD` watcher, which it installs on
+ *   the first `child_process` spawn and resets to the default when the last child is gone;
+ *   another addon) is noticed within 100 ms (or at the next `next()`), chained to, and ours
+ *   reinstalled; deliveries in that window reach only the newcomer.
  *
  * @module
  */
@@ -86,6 +87,8 @@ const [RTMIN, RTMAX, WAKE] = native.signalLimits() as [number, number, number]
 const RECORD_LEN = native.SIGNAL_RECORD_LEN
 const INT32_MIN = -0x8000_0000
 const INT32_MAX = 0x7fff_ffff
+/** How often a watcher checks that nobody replaced its handlers. */
+const RECLAIM_MS = 100
 
 /** Signals for which Node.js installs a handler standing for the default action. */
 const NODE_DEFAULT_HANDLERS = new Set(['SIGINT', 'SIGTERM', 'SIGUSR1'])
@@ -198,11 +201,15 @@ export class SignalWatcher implements AsyncIterableIterator<SignalEvent>, Dispos
   #aborted = false
   #abortReported = false
   #cleanup: (() => void) | undefined
+  readonly #reclaimTimer: NodeJS.Timeout
 
   /** @internal Use {@link watchSignals}. */
   constructor(token: typeof CREATE, watch: SignalWatch, numbers: number[], signal: AbortSignal | undefined) {
     if (token !== CREATE) throw new TypeError('Illegal constructor: use watchSignals()')
     this.#ended = new Promise((resolve) => (this.#resolveEnded = resolve))
+    // Handlers installed behind Node's back (libuv's SIGCHLD watcher, another addon) are
+    // taken back within this period, or at the next next().
+    this.#reclaimTimer = setInterval(() => this.#reclaim(), RECLAIM_MS).unref()
     this.#watch = watch
     this.#numbers = numbers
     this.signals = numbers.map((n) => native.signalName(n)!)
@@ -254,10 +261,7 @@ export class SignalWatcher implements AsyncIterableIterator<SignalEvent>, Dispos
     }
     const watch = this.#watch
     if (watch === null) return { done: true, value: undefined }
-    for (const n of this.#numbers) {
-      const name = native.signalName(n)!
-      callNative(() => native.signalReclaim(n, chainFor(name)))
-    }
+    this.#reclaim()
     if (callNative(() => watch.tryNext(scratch))) return { done: false, value: decode(scratch) }
     const wait = startWait(
       (reactor, waitId) => native.signalNextStart(reactor, waitId, watch),
@@ -281,6 +285,14 @@ export class SignalWatcher implements AsyncIterableIterator<SignalEvent>, Dispos
       throw new AbortError(undefined, { cause: this.#abortReason })
     }
     return { done: true, value: undefined }
+  }
+
+  #reclaim(): void {
+    if (this.#watch === null) return
+    for (const n of this.#numbers) {
+      const name = native.signalName(n)!
+      callNative(() => native.signalReclaim(n, chainFor(name)))
+    }
   }
 
   /** Ends the watch (as `break` does); resolves `{ done: true }`. */
@@ -313,6 +325,7 @@ export class SignalWatcher implements AsyncIterableIterator<SignalEvent>, Dispos
     if (watch === null) return
     this.#watch = null
     this.#cleanup?.()
+    clearInterval(this.#reclaimTimer)
     this.#waits.cancelAll(reason)
     watch.close()
     this.#resolveEnded(reason)
