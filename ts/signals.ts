@@ -335,9 +335,12 @@ export class SignalWatcher implements AsyncIterableIterator<SignalEvent>, Dispos
 /**
  * Watches signals: an async iterator of every delivery, with the sender's pid and uid and the
  * `sigqueue` payload. The handlers are installed before this returns, so nothing sent
- * afterwards is missed. Several watchers of one signal each see every delivery; standard
- * signals sent faster than they are handled coalesce (the kernel keeps one pending), real-time
- * signals queue and arrive in order. See the module notes for how this coexists with
+ * afterwards is missed. Several watchers of one signal each see every delivery. Standard
+ * signals sent faster than they are handled coalesce (the kernel keeps one pending);
+ * real-time signals queue, so none is lost, and the kernel hands them out in order. Node.js
+ * runs about ten threads that accept signals, though, and two deliveries handled at the same
+ * moment on two threads may be recorded in swapped order: sort by a payload sequence number
+ * when the order matters. See the module notes for how this coexists with
  * `process.on('SIGxxx')`: both see every signal, in either order of setup.
  *
  * Refuses (`ERR_INVALID_ARG_VALUE`) `SIGKILL` and `SIGSTOP`, the fault signals Node.js keeps
