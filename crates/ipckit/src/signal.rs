@@ -585,6 +585,9 @@ struct Slot {
     mask: AtomicU64,
     /// Records that did not fit in the pipe.
     dropped: AtomicU64,
+    /// Handlers between reading `fd` and finishing their write; the fd is closed only after
+    /// the slot was cleared and this was seen at zero.
+    busy: AtomicUsize,
 }
 
 #[allow(clippy::declare_interior_mutable_const)] // only used to initialise the array
@@ -592,12 +595,9 @@ const EMPTY_SLOT: Slot = Slot {
     fd: AtomicI32::new(-1),
     mask: AtomicU64::new(0),
     dropped: AtomicU64::new(0),
+    busy: AtomicUsize::new(0),
 };
 static SLOTS: [Slot; MAX_WATCHES] = [EMPTY_SLOT; MAX_WATCHES];
-
-/// Handlers running now (in the part that reads [`SLOTS`]); a slot's fd is closed only after
-/// it was cleared and this was seen at zero.
-static IN_HANDLER: AtomicUsize = AtomicUsize::new(0);
 
 /// The action our handler replaced for a signal, and whether to call it.
 struct Prev {
@@ -640,7 +640,6 @@ fn sender_known(signo: i32, code: i32) -> bool {
 extern "C" fn on_signal(signo: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
     // SAFETY: __errno_location returns the calling thread's errno slot, always valid.
     let errno = unsafe { *libc::__errno_location() };
-    IN_HANDLER.fetch_add(1, Ordering::SeqCst);
     if (1..=MAX_SIGNAL as i32).contains(&signo) && !info.is_null() {
         // SAFETY: the kernel passes a valid siginfo_t to an SA_SIGINFO handler.
         let si = unsafe { &*info };
@@ -667,20 +666,28 @@ extern "C" fn on_signal(signo: libc::c_int, info: *mut libc::siginfo_t, ctx: *mu
             if slot.mask.load(Ordering::SeqCst) & bit == 0 {
                 continue;
             }
-            let fd = slot.fd.load(Ordering::SeqCst);
+            slot.busy.fetch_add(1, Ordering::SeqCst);
+            // Checked again once counted as busy: the slot may have been released (and even
+            // reused by another watch) since the first look.
+            let fd = if slot.mask.load(Ordering::SeqCst) & bit != 0 {
+                slot.fd.load(Ordering::SeqCst)
+            } else {
+                -1
+            };
             if fd < 0 {
+                slot.busy.fetch_sub(1, Ordering::SeqCst);
                 continue;
             }
             // SAFETY: `fd` is the write end of a watch's pipe; it stays open until the slot
-            // is cleared and IN_HANDLER was seen at 0, which cannot happen while we run.
+            // is cleared and its `busy` count was seen at 0, which cannot happen while we run.
             // `record` is RECORD readable bytes.
             let n = unsafe { libc::write(fd, (&record as *const Record).cast(), RECORD) };
             if n != RECORD as isize {
                 slot.dropped.fetch_add(1, Ordering::Relaxed);
             }
+            slot.busy.fetch_sub(1, Ordering::SeqCst);
         }
     }
-    IN_HANDLER.fetch_sub(1, Ordering::SeqCst);
     if (0..=MAX_SIGNAL as i32).contains(&signo) {
         let prev = PREV[signo as usize].load(Ordering::SeqCst);
         // SAFETY: non-null records are leaked boxes, valid forever.
@@ -976,7 +983,7 @@ impl Watch {
 fn release_slot(slot: usize) {
     SLOTS[slot].mask.store(0, Ordering::SeqCst);
     SLOTS[slot].fd.store(-1, Ordering::SeqCst);
-    while IN_HANDLER.load(Ordering::SeqCst) != 0 {
+    while SLOTS[slot].busy.load(Ordering::SeqCst) != 0 {
         std::thread::yield_now();
     }
 }
