@@ -509,6 +509,23 @@ test('an open watcher does not keep the process alive, and close() releases a pe
   t.true(ms < 20_000)
 })
 
+test('a watcher dropped without close() is collected, and its handlers are removed', async (t) => {
+  const r = await runNode(`
+    require('v8').setFlagsFromString('--expose-gc')
+    const gc = require('vm').runInNewContext('gc')
+    ;(() => { ipckit.watchSignals(['SIGUSR2', 'SIGRTMIN+1']) })()
+    console.log(ipckit.signalDisposition('SIGUSR2'))
+    ;(async () => {
+      for (let i = 0; i < 100 && ipckit.signalDisposition('SIGUSR2') !== 'default'; i++) {
+        gc()
+        await new Promise((r) => setTimeout(r, 20))
+      }
+      console.log(ipckit.signalDisposition('SIGUSR2'), ipckit.signalDisposition('SIGRTMIN+1'))
+    })()
+  `)
+  t.deepEqual(r.stdout.trim().split('\n'), ['handler', 'default default'])
+})
+
 const DEFAULT_ACTION_C = `
 #define _GNU_SOURCE
 #include <signal.h>
