@@ -43,7 +43,11 @@ use crate::wait::{interruptible, wake_signal, Canceller};
 
 /// Highest signal number a watch can follow (signals 1..=64 on Linux).
 const MAX_SIGNAL: usize = 64;
-/// Watches that may exist at once in a process.
+/// Watches that may exist at once in a process ([`Watch::new`] fails with `EMFILE` beyond).
+///
+/// ```
+/// assert!(ipckit::signal::MAX_WATCHES >= 64);
+/// ```
 pub const MAX_WATCHES: usize = 128;
 
 /// The lowest real-time signal the C library leaves to applications (`SIGRTMIN`).
@@ -547,6 +551,10 @@ impl Record {
 }
 
 /// The size of one encoded [`SignalInfo`] (see [`SignalInfo::encode`]).
+///
+/// ```
+/// assert_eq!(ipckit::signal::ENCODED_LEN, 24);
+/// ```
 pub const ENCODED_LEN: usize = RECORD;
 
 impl SignalInfo {
@@ -900,12 +908,24 @@ impl Watch {
         })
     }
 
-    /// The signals followed, in number order.
+    /// The signals followed, in number order, without duplicates.
+    ///
+    /// ```
+    /// let w = ipckit::signal::Watch::new(&[libc::SIGUSR2, libc::SIGHUP, libc::SIGUSR2])?;
+    /// assert_eq!(w.signals(), &[libc::SIGHUP, libc::SIGUSR2]);
+    /// # Ok::<(), ipckit::Error>(())
+    /// ```
     pub fn signals(&self) -> &[i32] {
         &self.signals
     }
 
     /// Deliveries lost because this watch's pipe was full (a reader far behind).
+    ///
+    /// ```
+    /// let w = ipckit::signal::Watch::new(&[libc::SIGUSR2])?;
+    /// assert_eq!(w.dropped(), 0);
+    /// # Ok::<(), ipckit::Error>(())
+    /// ```
     pub fn dropped(&self) -> u64 {
         if self.closed.load(Ordering::SeqCst) {
             return 0;
@@ -914,6 +934,12 @@ impl Watch {
     }
 
     /// The next delivery if one is waiting, without blocking.
+    ///
+    /// ```
+    /// let w = ipckit::signal::Watch::new(&[libc::SIGWINCH])?;
+    /// assert_eq!(w.try_next()?, None);
+    /// # Ok::<(), ipckit::Error>(())
+    /// ```
     pub fn try_next(&self) -> Result<Option<SignalInfo>> {
         let mut record = Record::default();
         // SAFETY: `record` is RECORD writable bytes; the fd is our pipe's read end.
@@ -963,6 +989,14 @@ impl Watch {
     /// Stops following: the handler writes nothing more here, and a signal no other watch
     /// follows gets its previous action back. Records already received stay readable.
     /// Idempotent; dropping the watch does the same.
+    ///
+    /// ```
+    /// use ipckit::signal::{disposition, Disposition, Watch, rtmin};
+    /// let w = Watch::new(&[rtmin() + 4])?;
+    /// w.close();
+    /// assert_eq!(disposition(rtmin() + 4)?, Disposition::Default);
+    /// # Ok::<(), ipckit::Error>(())
+    /// ```
     pub fn close(&self) {
         if self.closed.swap(true, Ordering::SeqCst) {
             return;
