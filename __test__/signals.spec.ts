@@ -277,8 +277,8 @@ test('1,000 real-time signals from a Node child all arrive, each once, with thei
     [...values].sort((a, b) => a - b),
     Array.from({ length: 1000 }, (_, i) => i),
   )
-  const displaced = values.filter((v, i) => v !== i).length
-  t.log(`${1000 - displaced}/1000 recorded at their send position`)
+  const inversions = values.filter((v, i) => i > 0 && v < values[i - 1]!).length
+  t.log(`${inversions} of 999 neighbouring pairs recorded out of send order`)
   t.true(events.every((e) => e.pid === child.pid && e.code === -1))
   t.is((await child.done).code, 0)
   t.is(watcher.dropped, 0)
@@ -341,7 +341,8 @@ test.serial('a delivered signal is taken with no thread hop; a pending next() re
   t.is(pendingWaits(), 0)
 })
 
-test('abort ends a pending next() promptly with an AbortError and restores the disposition', async (t) => {
+// Serial: concurrent tests compile C synchronously, which would stall this one's timing.
+test.serial('abort ends a pending next() promptly with an AbortError and restores the disposition', async (t) => {
   const ac = new AbortController()
   const w = watchSignals('SIGRTMIN+12', { signal: ac.signal })
   const pending = w.next()
@@ -352,8 +353,7 @@ test('abort ends a pending next() promptly with an AbortError and restores the d
     const err = await t.throwsAsync(pending, { instanceOf: AbortError })
     t.is(err.cause, reason)
   })
-  // Settled in JS at once; the bound leaves room for a loaded machine running other specs.
-  t.true(ms < 200, `abort took ${ms} ms`)
+  t.true(ms < 50, `abort took ${ms} ms`)
   t.true(w.closed)
   t.is(signalDisposition('SIGRTMIN+12'), 'default')
   t.deepEqual(await w.next(), { done: true, value: undefined })
