@@ -18,7 +18,19 @@ import {
   type SignalEvent,
 } from '../ts/index'
 import { pendingWaits } from '../ts/reactor'
-import { NOBODY, cChild, compileC, nodeChild, removeBuilds, runC, runNode, sleep, tempDir, timed } from './helpers'
+import {
+  NOBODY,
+  SOURCE_ENTRY,
+  cChild,
+  compileC,
+  nodeChild,
+  removeBuilds,
+  runC,
+  runNode,
+  sleep,
+  tempDir,
+  timed,
+} from './helpers'
 
 test.after.always(removeBuilds)
 
@@ -524,6 +536,33 @@ test('a watcher dropped without close() is collected, and its handlers are remov
     })()
   `)
   t.deepEqual(r.stdout.trim().split('\n'), ['handler', 'default default'])
+})
+
+test('a watcher in a worker thread sees signals sent to the process', async (t) => {
+  const r = await runNode(`
+    const { Worker } = require('node:worker_threads')
+    const w = new Worker(\`
+      const ipckit = require(\${JSON.stringify(${JSON.stringify(SOURCE_ENTRY)})})
+      const { parentPort } = require('node:worker_threads')
+      const watcher = ipckit.watchSignals('SIGUSR2')
+      parentPort.postMessage('ready')
+      watcher.next().then((r) => { parentPort.postMessage(r.value.name + ' ' + (r.value.pid === process.pid)); watcher.close() })
+    \`, { eval: true })
+    w.on('message', (m) => { console.log(m); if (m === 'ready') ipckit.kill(process.pid, 'SIGUSR2') })
+    w.on('exit', (code) => console.log('exit', code, ipckit.signalDisposition('SIGUSR2')))
+  `)
+  t.deepEqual(r.stdout.trim().split('\n'), ['ready', 'SIGUSR2 true', 'exit 0 default'])
+})
+
+test('at most 128 watchers at once: the next one fails with EMFILE and installs nothing', async (t) => {
+  const r = await runNode(`
+    const ws = []
+    try { for (let i = 0; i < 200; i++) ws.push(ipckit.watchSignals(i % 2 ? 'SIGUSR2' : 'SIGHUP')) }
+    catch (e) { console.log(ws.length, e.code, e.syscall) }
+    for (const w of ws) w.close()
+    console.log(ipckit.signalDisposition('SIGUSR2'), ipckit.signalDisposition('SIGHUP'))
+  `)
+  t.deepEqual(r.stdout.trim().split('\n'), ['128 EMFILE sigaction', 'default default'])
 })
 
 const DEFAULT_ACTION_C = `

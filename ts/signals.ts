@@ -362,7 +362,8 @@ export class SignalWatcher implements AsyncIterableIterator<SignalEvent>, Dispos
  *
  * Refuses (`ERR_INVALID_ARG_VALUE`) `SIGKILL` and `SIGSTOP`, the fault signals Node.js keeps
  * (`SIGSEGV`, `SIGBUS`, `SIGFPE`, `SIGILL`), and `SIGRTMAX-6`, which ipckit uses internally;
- * unknown names throw `ERR_UNKNOWN_SIGNAL`.
+ * unknown names throw `ERR_UNKNOWN_SIGNAL`. At most 128 watchers may be open in a process at
+ * once (`EMFILE` beyond). Works in worker threads too (signals are process-wide).
  *
  * @example
  * ```ts
