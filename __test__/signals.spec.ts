@@ -390,56 +390,59 @@ test('close() or return() during a pending next() resolves done; later calls are
   t.is(signalDisposition('SIGRTMIN+13'), 'default')
 })
 
-test('coexistence with process.on, in both orders: both see every signal', async (t) => {
-  const r = await runNode(`
-    const { watchSignals, kill, signalDisposition } = ipckit
-    const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
-    const until = async (f) => { for (let i = 0; i < 500 && !f(); i++) await sleep(5) }
-    const log = (...a) => console.log(a.join(' '))
-    ;(async () => {
-      let node = 0
-      const onSig = () => node++
-      // process.on first, then a watch.
-      process.on('SIGUSR2', onSig)
-      let w = watchSignals('SIGUSR2')
-      kill(process.pid, 'SIGUSR2')
-      const a = await w.next()
-      await until(() => node === 1)
-      log('on-first', a.value.name, node)
-      w.close()
-      log('after-watch', signalDisposition('SIGUSR2'))
-      kill(process.pid, 'SIGUSR2')
-      await until(() => node === 2)
-      log('node-alone', node)
-      process.off('SIGUSR2', onSig)
-      log('after-off', signalDisposition('SIGUSR2'))
-      // A watch first, then process.on (libuv replaces the handler; ipckit takes it back).
-      w = watchSignals('SIGUSR2')
-      process.on('SIGUSR2', onSig)
-      kill(process.pid, 'SIGUSR2')
-      const b = await w.next()
-      await until(() => node === 3)
-      log('watch-first', b.value.name, node)
-      process.off('SIGUSR2', onSig)   // libuv resets to default; ipckit reinstalls
-      log('off-while-watching', signalDisposition('SIGUSR2'))
-      kill(process.pid, 'SIGUSR2')    // would kill the process if the watch were gone
-      const c = await w.next()
-      log('watch-alone', c.value.name, node)
-      w.close()
-      log('end', signalDisposition('SIGUSR2'))
-    })()
-  `)
-  t.deepEqual(r.stdout.trim().split('\n'), [
-    'on-first SIGUSR2 1',
-    'after-watch handler',
-    'node-alone 2',
-    'after-off default',
-    'watch-first SIGUSR2 3',
-    'off-while-watching handler',
-    'watch-alone SIGUSR2 3',
-    'end default',
-  ])
-})
+for (const sig of ['SIGUSR2', 'SIGTERM']) {
+  test(`coexistence with process.on, in both orders: both see every ${sig}`, async (t) => {
+    const r = await runNode(`
+      const { watchSignals, kill, signalDisposition } = ipckit
+      const SIG = process.argv[1]
+      const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
+      const until = async (f) => { for (let i = 0; i < 500 && !f(); i++) await sleep(5) }
+      const log = (...a) => console.log(a.join(' '))
+      ;(async () => {
+        let node = 0
+        const onSig = () => node++
+        // process.on first, then a watch.
+        process.on(SIG, onSig)
+        let w = watchSignals(SIG)
+        kill(process.pid, SIG)
+        const a = await w.next()
+        await until(() => node === 1)
+        log('on-first', a.value.name, node)
+        w.close()
+        log('after-watch', signalDisposition(SIG))
+        kill(process.pid, SIG)
+        await until(() => node === 2)
+        log('node-alone', node)
+        process.off(SIG, onSig)
+        log('after-off', signalDisposition(SIG))
+        // A watch first, then process.on (libuv replaces the handler; ipckit takes it back).
+        w = watchSignals(SIG)
+        process.on(SIG, onSig)
+        kill(process.pid, SIG)
+        const b = await w.next()
+        await until(() => node === 3)
+        log('watch-first', b.value.name, node)
+        process.off(SIG, onSig)   // libuv resets to default; ipckit reinstalls
+        log('off-while-watching', signalDisposition(SIG))
+        kill(process.pid, SIG)    // would kill the process if the watch were gone
+        const c = await w.next()
+        log('watch-alone', c.value.name, node)
+        w.close()
+        log('end', signalDisposition(SIG))
+      })()
+    `, [sig])
+    t.deepEqual(r.stdout.trim().split('\n'), [
+      `on-first ${sig} 1`,
+      'after-watch handler',
+      'node-alone 2',
+      'after-off default',
+      `watch-first ${sig} 3`,
+      'off-while-watching handler',
+      `watch-alone ${sig} 3`,
+      'end default',
+    ])
+  })
+}
 
 test('watching SIGTERM/SIGUSR1 replaces Node’s own handlers as process.on does, and gives them back', async (t) => {
   const r = await nodeChild(`

@@ -144,13 +144,15 @@ let processHooked = false
 function hookProcess(): void {
   if (processHooked) return
   processHooked = true
-  const reclaim = (event: string | symbol) => {
+  const reclaim = (event: string | symbol, added: boolean) => {
     if (typeof event !== 'string' || !event.startsWith('SIG')) return
     const n = native.signalNumber(event)
-    if (n !== null && native.signalAllowed(n)) native.signalReclaim(n, chainFor(event))
+    // A handler that replaced ours on 'newListener' is libuv's, for the listener being added
+    // (not yet counted): always chain to it.
+    if (n !== null && native.signalAllowed(n)) native.signalReclaim(n, added || chainFor(event))
   }
-  process.on('newListener', reclaim)
-  process.on('removeListener', reclaim)
+  process.on('newListener', (event: string | symbol) => reclaim(event, true))
+  process.on('removeListener', (event: string | symbol) => reclaim(event, false))
 }
 
 function decode(buf: Buffer): SignalEvent {
