@@ -192,6 +192,33 @@ test('kill(0, sig) signals the caller’s own process group', async (t) => {
   t.is(typeof event.pid, 'number')
 })
 
+test('kill(-1, sig) reaches every process the caller may signal, but not the caller', async (t) => {
+  // A uid no other process uses, so that -1 reaches exactly the watcher below.
+  const lonely = { uid: 54_321, gid: 54_321 }
+  const watcher = nodeChild(
+    `const w = ipckit.watchSignals('SIGUSR2');
+     console.log('ready');
+     w.next().then((r) => { console.log(JSON.stringify(r.value)); w.close() })`,
+    [],
+    lonely,
+  )
+  await watcher.line(/^ready/)
+  const sender = await runNode(
+    `const w = ipckit.watchSignals('SIGUSR2');
+     ipckit.kill(-1, 'SIGUSR2');
+     setTimeout(() => { console.log(w.closed, process.pid); w.close() }, 200);
+     w.next().then((r) => { if (!r.done) console.log('the caller got it too') })`,
+    [],
+    lonely,
+  )
+  // Only the timer's line: the caller's own watcher saw nothing.
+  t.regex(sender.stdout, /^false \d+\n$/)
+  const senderPid = sender.stdout.trim().split(' ')[1]
+  const event = JSON.parse(await watcher.line(/^\{/)) as SignalEvent
+  t.like(event, { name: 'SIGUSR2', pid: Number(senderPid), uid: lonely.uid, code: 0 })
+  t.is((await watcher.done).code, 0)
+})
+
 const SIGQUEUE_C = `
 #define _GNU_SOURCE
 #include <signal.h>
