@@ -175,3 +175,8 @@ function describe(value: unknown): string {
 export function featureUnavailable(message: string): CodedError<Error> {
   return coded(new Error(message), 'ERR_FEATURE_UNAVAILABLE_ON_PLATFORM')
 }
+
+/** @internal `TypeError` with code `ERR_UNKNOWN_SIGNAL`, as `process.kill` throws for a bad name. */
+export function unknownSignal(signal: unknown): CodedError<TypeError> {
+  return coded(new TypeError(`Unknown signal: ${String(signal)}`), 'ERR_UNKNOWN_SIGNAL')
+}

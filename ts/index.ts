@@ -100,3 +100,23 @@ export type {
   StreamChunk,
   StreamEnd,
 } from './unix-socket'
+export {
+  SignalWatcher,
+  describeSignal,
+  ignoreSignal,
+  kill,
+  listSignals,
+  realtimeSignals,
+  restoreSignal,
+  signalDisposition,
+  sigqueue,
+  watchSignals,
+} from './signals'
+export type {
+  DefaultAction,
+  SignalDescription,
+  SignalDisposition,
+  SignalEvent,
+  SignalLike,
+  WatchSignalsOptions,
+} from './signals'

@@ -12,5 +12,6 @@ mod pipe;
 mod reactor;
 mod sem;
 mod shm;
+mod signal;
 mod socket;
 mod sysv_list;

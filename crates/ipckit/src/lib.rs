@@ -23,6 +23,7 @@ pub mod pipe;
 pub mod poller;
 pub mod sem;
 pub mod shm;
+pub mod signal;
 pub mod socket;
 pub mod sysv_list;
 pub mod wait;

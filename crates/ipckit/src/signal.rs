@@ -1,0 +1,1210 @@
+//! Signals: `kill`, `sigqueue`, `sigaction`, and watching delivered signals with their sender.
+//!
+//! - [`kill`] and [`sigqueue`] send a signal (the latter with an integer payload).
+//! - [`describe`] / [`list`] give every standard and real-time signal with its default action,
+//!   as signal(7) tables them; [`disposition`], [`ignore`] and [`set_default`] read and change
+//!   what a signal does to this process.
+//! - A [`Watch`] receives each delivered signal with the sender's pid and uid and the
+//!   `sigqueue` payload ([`SignalInfo`]).
+//!
+//! # How a watch works
+//!
+//! The first watch of a signal installs one `SA_SIGINFO` handler for it, saving the action it
+//! replaces. The handler does only async-signal-safe work: for every watch of that signal it
+//! `write`s a fixed-size record (signal, `si_code`, pid, uid, value) to the watch's own
+//! non-blocking pipe, then chains to the saved handler (unless told not to, see
+//! [`Watch::with_chain`]), as the `signal-hook` crate does. `signalfd` is never used: it needs
+//! the signal blocked in every thread, and a host such as Node.js has threads we do not own.
+//! Readers take records from the pipe ([`Watch::try_next`], or [`Watch::next`] which waits
+//! in `poll` and can be cancelled). Real-time signals queue in the kernel and are handed out
+//! in order, but in a multi-threaded process two deliveries may be handled at the same moment
+//! on two threads and recorded in swapped order; only blocking the signal in every thread
+//! (as `signalfd` requires) would prevent that. When the last watch of a signal ends, the saved action is
+//! put back, unless someone else has replaced our handler meanwhile (then theirs stays).
+//!
+//! ```
+//! use ipckit::signal::{self, Watch};
+//! let watch = Watch::new(&[libc::SIGUSR2])?;
+//! // SAFETY: getpid has no preconditions.
+//! signal::sigqueue(unsafe { libc::getpid() }, libc::SIGUSR2, 42)?;
+//! let info = watch.next(&ipckit::wait::Canceller::new())?;
+//! assert_eq!((info.signo, info.value), (libc::SIGUSR2, Some(42)));
+//! # Ok::<(), ipckit::Error>(())
+//! ```
+//!
+//! For more information, see [`signal(7)`](https://man7.org/linux/man-pages/man7/signal.7.html).
+
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard};
+
+use crate::error::{check, Errno, Error, Result};
+use crate::wait::{interruptible, wake_signal, Canceller};
+
+/// Highest signal number a watch can follow (signals 1..=64 on Linux).
+const MAX_SIGNAL: usize = 64;
+/// Watches that may exist at once in a process ([`Watch::new`] fails with `EMFILE` beyond).
+///
+/// ```
+/// assert!(ipckit::signal::MAX_WATCHES >= 64);
+/// ```
+pub const MAX_WATCHES: usize = 128;
+
+/// The lowest real-time signal the C library leaves to applications (`SIGRTMIN`).
+///
+/// ```
+/// assert!(ipckit::signal::rtmin() > 31);
+/// ```
+pub fn rtmin() -> i32 {
+    libc::SIGRTMIN()
+}
+
+/// The highest real-time signal (`SIGRTMAX`).
+///
+/// ```
+/// assert!(ipckit::signal::rtmax() >= ipckit::signal::rtmin() + 8);
+/// ```
+pub fn rtmax() -> i32 {
+    libc::SIGRTMAX()
+}
+
+/// What a signal does to a process that neither catches nor ignores it (signal(7)).
+///
+/// ```
+/// use ipckit::signal::{describe, DefaultAction};
+/// assert_eq!(describe(libc::SIGSEGV).unwrap().default_action, DefaultAction::Core);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DefaultAction {
+    /// Terminate the process (`Term`).
+    Terminate,
+    /// Terminate the process and dump core (`Core`).
+    Core,
+    /// Ignore the signal (`Ign`).
+    Ignore,
+    /// Stop the process (`Stop`).
+    Stop,
+    /// Continue the process if it is stopped (`Cont`).
+    Continue,
+}
+
+impl DefaultAction {
+    /// The lower-case name: `terminate`, `core`, `ignore`, `stop`, `continue`.
+    ///
+    /// ```
+    /// assert_eq!(ipckit::signal::DefaultAction::Core.as_str(), "core");
+    /// ```
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Terminate => "terminate",
+            Self::Core => "core",
+            Self::Ignore => "ignore",
+            Self::Stop => "stop",
+            Self::Continue => "continue",
+        }
+    }
+}
+
+/// A signal as signal(7) describes it.
+///
+/// ```
+/// let d = ipckit::signal::describe(libc::SIGTERM).unwrap();
+/// assert_eq!((d.name.as_str(), d.number), ("SIGTERM", 15));
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Description {
+    /// The name Node.js uses (`SIGABRT` for 6, `SIGIO` for 29), or `SIGRTMIN+N` / `SIGRTMAX-N`.
+    pub name: String,
+    /// The signal number on this platform.
+    pub number: i32,
+    /// The default action.
+    pub default_action: DefaultAction,
+    /// The description signal(7) gives.
+    pub description: &'static str,
+}
+
+use DefaultAction::{Continue, Core, Ignore, Stop, Terminate};
+
+/// The standard signals, named as Node.js's `os.constants.signals` names them, with their
+/// default action and the signal(7) description.
+const STANDARD: &[(i32, &str, DefaultAction, &str)] = &[
+    (
+        libc::SIGHUP,
+        "SIGHUP",
+        Terminate,
+        "Hangup detected on controlling terminal or death of controlling process",
+    ),
+    (libc::SIGINT, "SIGINT", Terminate, "Interrupt from keyboard"),
+    (libc::SIGQUIT, "SIGQUIT", Core, "Quit from keyboard"),
+    (libc::SIGILL, "SIGILL", Core, "Illegal Instruction"),
+    (libc::SIGTRAP, "SIGTRAP", Core, "Trace/breakpoint trap"),
+    (libc::SIGABRT, "SIGABRT", Core, "Abort signal from abort(3)"),
+    (
+        libc::SIGBUS,
+        "SIGBUS",
+        Core,
+        "Bus error (bad memory access)",
+    ),
+    (
+        libc::SIGFPE,
+        "SIGFPE",
+        Core,
+        "Erroneous arithmetic operation",
+    ),
+    (libc::SIGKILL, "SIGKILL", Terminate, "Kill signal"),
+    (libc::SIGUSR1, "SIGUSR1", Terminate, "User-defined signal 1"),
+    (libc::SIGSEGV, "SIGSEGV", Core, "Invalid memory reference"),
+    (libc::SIGUSR2, "SIGUSR2", Terminate, "User-defined signal 2"),
+    (
+        libc::SIGPIPE,
+        "SIGPIPE",
+        Terminate,
+        "Broken pipe: write to pipe with no readers",
+    ),
+    (
+        libc::SIGALRM,
+        "SIGALRM",
+        Terminate,
+        "Timer signal from alarm(2)",
+    ),
+    (libc::SIGTERM, "SIGTERM", Terminate, "Termination signal"),
+    (
+        libc::SIGSTKFLT,
+        "SIGSTKFLT",
+        Terminate,
+        "Stack fault on coprocessor (unused)",
+    ),
+    (
+        libc::SIGCHLD,
+        "SIGCHLD",
+        Ignore,
+        "Child stopped, terminated, or continued",
+    ),
+    (libc::SIGCONT, "SIGCONT", Continue, "Continue if stopped"),
+    (libc::SIGSTOP, "SIGSTOP", Stop, "Stop process"),
+    (libc::SIGTSTP, "SIGTSTP", Stop, "Stop typed at terminal"),
+    (
+        libc::SIGTTIN,
+        "SIGTTIN",
+        Stop,
+        "Terminal input for background process",
+    ),
+    (
+        libc::SIGTTOU,
+        "SIGTTOU",
+        Stop,
+        "Terminal output for background process",
+    ),
+    (libc::SIGURG, "SIGURG", Ignore, "Urgent condition on socket"),
+    (libc::SIGXCPU, "SIGXCPU", Core, "CPU time limit exceeded"),
+    (libc::SIGXFSZ, "SIGXFSZ", Core, "File size limit exceeded"),
+    (
+        libc::SIGVTALRM,
+        "SIGVTALRM",
+        Terminate,
+        "Virtual alarm clock",
+    ),
+    (
+        libc::SIGPROF,
+        "SIGPROF",
+        Terminate,
+        "Profiling timer expired",
+    ),
+    (libc::SIGWINCH, "SIGWINCH", Ignore, "Window resize signal"),
+    (libc::SIGIO, "SIGIO", Terminate, "I/O now possible"),
+    (libc::SIGPWR, "SIGPWR", Terminate, "Power failure"),
+    (libc::SIGSYS, "SIGSYS", Core, "Bad system call"),
+];
+
+/// Other names Node.js accepts for standard signals.
+const ALIASES: &[(&str, i32)] = &[("SIGIOT", libc::SIGABRT), ("SIGPOLL", libc::SIGIO)];
+
+/// The name of signal `signo`: Node's name for a standard signal, `SIGRTMIN`, `SIGRTMIN+N`
+/// (lower half of the real-time range), `SIGRTMAX-N` (upper half) or `SIGRTMAX`, as `kill -l`
+/// prints them; `None` for numbers that name no signal here (0, the C library's private 32
+/// and 33, or out of range).
+///
+/// ```
+/// use ipckit::signal::{name, rtmin, rtmax};
+/// assert_eq!(name(6).as_deref(), Some("SIGABRT"));
+/// assert_eq!(name(rtmin() + 3).as_deref(), Some("SIGRTMIN+3"));
+/// assert_eq!(name(rtmax() - 2).as_deref(), Some("SIGRTMAX-2"));
+/// assert_eq!(name(0), None);
+/// ```
+pub fn name(signo: i32) -> Option<String> {
+    if let Some(&(_, n, _, _)) = STANDARD.iter().find(|s| s.0 == signo) {
+        return Some(n.to_owned());
+    }
+    let (min, max) = (rtmin(), rtmax());
+    if signo < min || signo > max {
+        return None;
+    }
+    Some(if signo == min {
+        "SIGRTMIN".to_owned()
+    } else if signo == max {
+        "SIGRTMAX".to_owned()
+    } else if signo - min <= (max - min) / 2 {
+        format!("SIGRTMIN+{}", signo - min)
+    } else {
+        format!("SIGRTMAX-{}", max - signo)
+    })
+}
+
+/// The number of the signal called `name`: Node's names and aliases (`SIGIOT`, `SIGPOLL`),
+/// and `SIGRTMIN+N` / `SIGRTMAX-N` for any N within the real-time range.
+///
+/// ```
+/// use ipckit::signal::{number, rtmin};
+/// assert_eq!(number("SIGTERM"), Some(libc::SIGTERM));
+/// assert_eq!(number("SIGRTMIN+3"), Some(rtmin() + 3));
+/// assert_eq!(number("SIGNOPE"), None);
+/// ```
+pub fn number(name: &str) -> Option<i32> {
+    if let Some(s) = STANDARD.iter().find(|s| s.1 == name) {
+        return Some(s.0);
+    }
+    if let Some(a) = ALIASES.iter().find(|a| a.0 == name) {
+        return Some(a.1);
+    }
+    let (min, max) = (rtmin(), rtmax());
+    let offset = |rest: &str| -> Option<i32> {
+        if rest.is_empty() {
+            return Some(0);
+        }
+        let digits = rest.get(1..)?;
+        if digits.is_empty() || digits.len() > 3 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        digits.parse().ok()
+    };
+    let signo = if let Some(rest) = name.strip_prefix("SIGRTMIN") {
+        if !(rest.is_empty() || rest.starts_with('+')) {
+            return None;
+        }
+        min + offset(rest)?
+    } else if let Some(rest) = name.strip_prefix("SIGRTMAX") {
+        if !(rest.is_empty() || rest.starts_with('-')) {
+            return None;
+        }
+        max - offset(rest)?
+    } else {
+        return None;
+    };
+    (min..=max).contains(&signo).then_some(signo)
+}
+
+/// Name, number, default action and description of signal `signo`, `None` if [`name`] has
+/// none. Real-time signals terminate by default.
+///
+/// ```
+/// use ipckit::signal::{describe, DefaultAction};
+/// let d = describe(libc::SIGCHLD).unwrap();
+/// assert_eq!(d.default_action, DefaultAction::Ignore);
+/// ```
+pub fn describe(signo: i32) -> Option<Description> {
+    if let Some(&(number, name, default_action, description)) =
+        STANDARD.iter().find(|s| s.0 == signo)
+    {
+        return Some(Description {
+            name: name.to_owned(),
+            number,
+            default_action,
+            description,
+        });
+    }
+    Some(Description {
+        name: name(signo)?,
+        number: signo,
+        default_action: Terminate,
+        description: "Real-time signal",
+    })
+}
+
+/// Every standard signal (in number order), then every real-time signal from [`rtmin`] to
+/// [`rtmax`].
+///
+/// ```
+/// let all = ipckit::signal::list();
+/// assert_eq!(all.len(), 31 + (ipckit::signal::rtmax() - ipckit::signal::rtmin() + 1) as usize);
+/// ```
+pub fn list() -> Vec<Description> {
+    let mut standard: Vec<i32> = STANDARD.iter().map(|s| s.0).collect();
+    standard.sort_unstable();
+    standard
+        .into_iter()
+        .chain(rtmin()..=rtmax())
+        .filter_map(describe)
+        .collect()
+}
+
+/// Sends signal `signo` (0 only checks that `pid` exists and may be signalled): to process
+/// `pid` if positive, to every process of process group `-pid` if negative, to the caller's
+/// process group if 0, to every process the caller may signal if -1.
+///
+/// ```
+/// // SAFETY: getpid has no preconditions.
+/// ipckit::signal::kill(unsafe { libc::getpid() }, 0)?;
+/// # Ok::<(), ipckit::Error>(())
+/// ```
+///
+/// For more information, see [`kill(2)`](https://man7.org/linux/man-pages/man2/kill.2.html).
+pub fn kill(pid: i32, signo: i32) -> Result<()> {
+    // SAFETY: kill only reads its integer arguments.
+    check(unsafe { libc::kill(pid, signo) }, "kill").map(drop)
+}
+
+/// Sends signal `signo` with the integer payload `value` to process `pid`; a watcher of the
+/// signal sees it as [`SignalInfo::value`]. Real-time signals queue (up to `RLIMIT_SIGPENDING`,
+/// `EAGAIN` beyond); standard ones coalesce while pending.
+///
+/// ```
+/// // SAFETY: getpid has no preconditions.
+/// ipckit::signal::sigqueue(unsafe { libc::getpid() }, 0, 7)?;
+/// # Ok::<(), ipckit::Error>(())
+/// ```
+///
+/// For more information, see
+/// [`sigqueue(3)`](https://man7.org/linux/man-pages/man3/sigqueue.3.html).
+pub fn sigqueue(pid: i32, signo: i32, value: i32) -> Result<()> {
+    // The int member of `union sigval` is its first 4 bytes; a pointer-sized value holding
+    // the sign-extended integer puts it there on little-endian platforms and leaves no
+    // uninitialised bytes.
+    let sigval = libc::sigval {
+        sival_ptr: value as isize as *mut libc::c_void,
+    };
+    // SAFETY: sigqueue only reads its arguments; the pointer is never dereferenced.
+    check(unsafe { libc::sigqueue(pid, signo, sigval) }, "sigqueue").map(drop)
+}
+
+/// What a signal does to this process now.
+///
+/// ```
+/// use ipckit::signal::{disposition, Disposition};
+/// assert_ne!(disposition(libc::SIGKILL)?, Disposition::Ignore);
+/// # Ok::<(), ipckit::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Disposition {
+    /// The default action (`SIG_DFL`).
+    Default,
+    /// Ignored (`SIG_IGN`).
+    Ignore,
+    /// Caught by a handler (Node's, a watch's, or anyone's).
+    Handler,
+}
+
+impl Disposition {
+    /// `default`, `ignore` or `handler`.
+    ///
+    /// ```
+    /// assert_eq!(ipckit::signal::Disposition::Ignore.as_str(), "ignore");
+    /// ```
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Default => "default",
+            Self::Ignore => "ignore",
+            Self::Handler => "handler",
+        }
+    }
+}
+
+fn current_action(signo: i32) -> Result<libc::sigaction> {
+    // SAFETY: an all-zero sigaction is a valid value for the kernel to overwrite.
+    let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
+    // SAFETY: a null new action only queries; `old` is writable.
+    let rc = unsafe { libc::sigaction(signo, std::ptr::null(), &mut old) };
+    check(rc, "sigaction")?;
+    Ok(old)
+}
+
+fn set_action(signo: i32, action: &libc::sigaction) -> Result<()> {
+    // SAFETY: `action` is a complete sigaction (copied from the kernel or fully built here);
+    // the old action is not requested.
+    let rc = unsafe { libc::sigaction(signo, action, std::ptr::null_mut()) };
+    check(rc, "sigaction").map(drop)
+}
+
+/// The current disposition of `signo` (`sigaction` query). `EINVAL` for a bad number.
+///
+/// For more information, see
+/// [`sigaction(2)`](https://man7.org/linux/man-pages/man2/sigaction.2.html).
+pub fn disposition(signo: i32) -> Result<Disposition> {
+    Ok(match current_action(signo)?.sa_sigaction {
+        libc::SIG_DFL => Disposition::Default,
+        libc::SIG_IGN => Disposition::Ignore,
+        _ => Disposition::Handler,
+    })
+}
+
+/// Whether a watch may follow `signo`, and [`ignore`] / [`set_default`] change it: not
+/// `SIGKILL`/`SIGSTOP` (the kernel forbids it), not the fault signals `SIGSEGV`, `SIGBUS`,
+/// `SIGFPE`, `SIGILL` (a host runtime needs them), not [`wake_signal`] (this crate's own),
+/// and only numbers 1..=64.
+///
+/// ```
+/// use ipckit::signal::is_allowed;
+/// assert!(is_allowed(libc::SIGUSR1));
+/// assert!(!is_allowed(libc::SIGKILL) && !is_allowed(ipckit::wait::wake_signal()));
+/// ```
+pub fn is_allowed(signo: i32) -> bool {
+    (1..=MAX_SIGNAL as i32).contains(&signo)
+        && ![
+            libc::SIGKILL,
+            libc::SIGSTOP,
+            libc::SIGSEGV,
+            libc::SIGBUS,
+            libc::SIGFPE,
+            libc::SIGILL,
+        ]
+        .contains(&signo)
+        && signo != wake_signal()
+}
+
+fn set_simple(signo: i32, handler: libc::sighandler_t) -> Result<()> {
+    if !is_allowed(signo) {
+        return Err(Error::new(Errno::EINVAL, "sigaction"));
+    }
+    let registry = registry();
+    if registry.watches[signo as usize] > 0 {
+        return Err(Error::new(Errno::EBUSY, "sigaction"));
+    }
+    // SAFETY: an all-zero sigaction is "no flags, empty mask"; the handler is set below.
+    let mut action: libc::sigaction = unsafe { std::mem::zeroed() };
+    action.sa_sigaction = handler;
+    set_action(signo, &action)
+}
+
+/// Ignores `signo` (`SIG_IGN`). `EBUSY` while a [`Watch`] follows it, `EINVAL` for a signal
+/// [`is_allowed`] refuses.
+///
+/// ```
+/// use ipckit::signal::{ignore, set_default, disposition, Disposition, rtmin};
+/// ignore(rtmin() + 5)?;
+/// assert_eq!(disposition(rtmin() + 5)?, Disposition::Ignore);
+/// set_default(rtmin() + 5)?;
+/// # Ok::<(), ipckit::Error>(())
+/// ```
+pub fn ignore(signo: i32) -> Result<()> {
+    set_simple(signo, libc::SIG_IGN)
+}
+
+/// Gives `signo` its default action back (`SIG_DFL`). Errors as [`ignore`].
+///
+/// ```
+/// ipckit::signal::set_default(ipckit::signal::rtmin() + 6)?;
+/// # Ok::<(), ipckit::Error>(())
+/// ```
+pub fn set_default(signo: i32) -> Result<()> {
+    set_simple(signo, libc::SIG_DFL)
+}
+
+/// A delivered signal, as a [`Watch`] reports it.
+///
+/// ```
+/// let info = ipckit::signal::SignalInfo { signo: 10, code: 0, pid: Some(1), uid: Some(0), value: None };
+/// assert_eq!(info.code, libc::SI_USER);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SignalInfo {
+    /// The signal number.
+    pub signo: i32,
+    /// `si_code`: `SI_USER` (0, `kill`), `SI_QUEUE` (-1, `sigqueue`), `SI_TKILL` (-6,
+    /// `tgkill`), `SI_KERNEL` (0x80), or a signal-specific code (`CLD_EXITED`, ...).
+    pub code: i32,
+    /// The sender's pid, when the kernel reports one (sent by a process, or `SIGCHLD`).
+    pub pid: Option<i32>,
+    /// The sender's real uid, when the kernel reports one.
+    pub uid: Option<u32>,
+    /// The `sigqueue` payload (`sival_int`), for `SI_QUEUE` signals only.
+    pub value: Option<i32>,
+}
+
+/// The fixed-size record the handler writes to a watch's pipe (atomically: far below
+/// `PIPE_BUF`).
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+struct Record {
+    signo: i32,
+    code: i32,
+    pid: i32,
+    uid: u32,
+    value: i32,
+    /// Bit 0: `pid`/`uid` are meaningful; bit 1: `value` is.
+    flags: i32,
+}
+
+const RECORD: usize = std::mem::size_of::<Record>();
+const HAS_SENDER: i32 = 1;
+const HAS_VALUE: i32 = 2;
+
+impl Record {
+    fn info(&self) -> SignalInfo {
+        let sender = self.flags & HAS_SENDER != 0;
+        SignalInfo {
+            signo: self.signo,
+            code: self.code,
+            pid: sender.then_some(self.pid),
+            uid: sender.then_some(self.uid),
+            value: (self.flags & HAS_VALUE != 0).then_some(self.value),
+        }
+    }
+}
+
+/// The size of one encoded [`SignalInfo`] (see [`SignalInfo::encode`]).
+///
+/// ```
+/// assert_eq!(ipckit::signal::ENCODED_LEN, 24);
+/// ```
+pub const ENCODED_LEN: usize = RECORD;
+
+impl SignalInfo {
+    /// The info as 24 little-endian bytes, the layout the Node.js binding hands to
+    /// JavaScript: `signo`, `code`, `pid`, `uid`, `value` (i32 each, 0 when absent), then
+    /// flags (bit 0: pid and uid present, bit 1: value present).
+    ///
+    /// ```
+    /// let info = ipckit::signal::SignalInfo { signo: 12, code: -1, pid: Some(5), uid: Some(0), value: Some(-3) };
+    /// let bytes = info.encode();
+    /// assert_eq!(&bytes[..4], &12i32.to_le_bytes());
+    /// assert_eq!(&bytes[16..20], &(-3i32).to_le_bytes());
+    /// ```
+    pub fn encode(&self) -> [u8; ENCODED_LEN] {
+        let fields = [
+            self.signo,
+            self.code,
+            self.pid.unwrap_or(0),
+            self.uid.unwrap_or(0) as i32,
+            self.value.unwrap_or(0),
+            i32::from(self.pid.is_some()) * HAS_SENDER
+                + i32::from(self.value.is_some()) * HAS_VALUE,
+        ];
+        let mut out = [0u8; ENCODED_LEN];
+        for (chunk, field) in out.chunks_exact_mut(4).zip(fields) {
+            chunk.copy_from_slice(&field.to_le_bytes());
+        }
+        out
+    }
+}
+
+/// One watch as the handler sees it: the write end of its pipe and the signals it follows.
+struct Slot {
+    fd: AtomicI32,
+    /// Bit `n - 1` set: follows signal `n`.
+    mask: AtomicU64,
+    /// Records that did not fit in the pipe.
+    dropped: AtomicU64,
+    /// Handlers between reading `fd` and finishing their write; the fd is closed only after
+    /// the slot was cleared and this was seen at zero.
+    busy: AtomicUsize,
+}
+
+#[allow(clippy::declare_interior_mutable_const)] // only used to initialise the array
+const EMPTY_SLOT: Slot = Slot {
+    fd: AtomicI32::new(-1),
+    mask: AtomicU64::new(0),
+    dropped: AtomicU64::new(0),
+    busy: AtomicUsize::new(0),
+};
+static SLOTS: [Slot; MAX_WATCHES] = [EMPTY_SLOT; MAX_WATCHES];
+
+/// The action our handler replaced for a signal, and whether to call it.
+struct Prev {
+    action: libc::sigaction,
+    chain: bool,
+}
+
+#[allow(clippy::declare_interior_mutable_const)] // only used to initialise the array
+const NO_PREV: AtomicPtr<Prev> = AtomicPtr::new(std::ptr::null_mut());
+/// Per signal: the replaced action while our handler is installed, else null. A record is
+/// never freed (a handler on another thread may still read it); one small allocation per
+/// installation.
+static PREV: [AtomicPtr<Prev>; MAX_SIGNAL + 1] = [NO_PREV; MAX_SIGNAL + 1];
+
+/// Bookkeeping outside the handler (never touched by it).
+struct Registry {
+    used: [bool; MAX_WATCHES],
+    /// Watches per signal.
+    watches: [usize; MAX_SIGNAL + 1],
+}
+
+static REGISTRY: Mutex<Registry> = Mutex::new(Registry {
+    used: [false; MAX_WATCHES],
+    watches: [0; MAX_SIGNAL + 1],
+});
+
+fn registry() -> MutexGuard<'static, Registry> {
+    REGISTRY.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn sender_known(signo: i32, code: i32) -> bool {
+    // kill, sigqueue, a message queue notification, tgkill; and SIGCHLD's child.
+    matches!(
+        code,
+        libc::SI_USER | libc::SI_QUEUE | libc::SI_MESGQ | libc::SI_TKILL
+    ) || signo == libc::SIGCHLD
+}
+
+/// The handler: async-signal-safe only (atomics, `write`, errno save/restore), then the chain.
+extern "C" fn on_signal(signo: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
+    // SAFETY: __errno_location returns the calling thread's errno slot, always valid.
+    let errno = unsafe { *libc::__errno_location() };
+    if (1..=MAX_SIGNAL as i32).contains(&signo) && !info.is_null() {
+        // SAFETY: the kernel passes a valid siginfo_t to an SA_SIGINFO handler.
+        let si = unsafe { &*info };
+        let mut record = Record {
+            signo,
+            code: si.si_code,
+            ..Record::default()
+        };
+        if sender_known(signo, si.si_code) {
+            // SAFETY: for these codes the kernel filled the pid/uid members of the union.
+            unsafe {
+                record.pid = si.si_pid();
+                record.uid = si.si_uid();
+            }
+            record.flags |= HAS_SENDER;
+        }
+        if si.si_code == libc::SI_QUEUE {
+            // SAFETY: sigqueue filled si_value; its int member is the low 4 bytes.
+            record.value = unsafe { si.si_value().sival_ptr } as usize as u32 as i32;
+            record.flags |= HAS_VALUE;
+        }
+        let bit = 1u64 << (signo - 1);
+        for slot in &SLOTS {
+            if slot.mask.load(Ordering::SeqCst) & bit == 0 {
+                continue;
+            }
+            slot.busy.fetch_add(1, Ordering::SeqCst);
+            // Checked again once counted as busy: the slot may have been released (and even
+            // reused by another watch) since the first look.
+            let fd = if slot.mask.load(Ordering::SeqCst) & bit != 0 {
+                slot.fd.load(Ordering::SeqCst)
+            } else {
+                -1
+            };
+            if fd < 0 {
+                slot.busy.fetch_sub(1, Ordering::SeqCst);
+                continue;
+            }
+            // SAFETY: `fd` is the write end of a watch's pipe; it stays open until the slot
+            // is cleared and its `busy` count was seen at 0, which cannot happen while we run.
+            // `record` is RECORD readable bytes.
+            let n = unsafe { libc::write(fd, (&record as *const Record).cast(), RECORD) };
+            if n != RECORD as isize {
+                slot.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+            slot.busy.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+    if (0..=MAX_SIGNAL as i32).contains(&signo) {
+        let prev = PREV[signo as usize].load(Ordering::SeqCst);
+        // SAFETY: non-null records are leaked boxes, valid forever.
+        if let Some(prev) = unsafe { prev.as_ref() } {
+            // SAFETY: the saved action came from the kernel; a handler other than SIG_DFL /
+            // SIG_IGN has the signature its SA_SIGINFO flag says, and was meant to be called
+            // in signal context with these arguments.
+            unsafe { chain(prev, signo, info, ctx) };
+        }
+    }
+    // SAFETY: as above.
+    unsafe { *libc::__errno_location() = errno };
+}
+
+/// Calls the action our handler replaced, as signal-hook-registry's `Prev::execute` does.
+///
+/// # Safety
+/// Must be called from a signal handler for `signo` with its arguments.
+unsafe fn chain(prev: &Prev, signo: i32, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
+    let handler = prev.action.sa_sigaction;
+    if !prev.chain || handler == libc::SIG_DFL || handler == libc::SIG_IGN {
+        return;
+    }
+    if prev.action.sa_flags & libc::SA_SIGINFO != 0 {
+        type Action = extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void);
+        // SAFETY: SA_SIGINFO handlers have this signature (caller's contract).
+        let f = unsafe { std::mem::transmute::<libc::sighandler_t, Action>(handler) };
+        f(signo, info, ctx);
+    } else {
+        type Handler = extern "C" fn(libc::c_int);
+        // SAFETY: plain handlers have this signature (caller's contract).
+        let f = unsafe { std::mem::transmute::<libc::sighandler_t, Handler>(handler) };
+        f(signo);
+    }
+}
+
+fn our_handler() -> libc::sighandler_t {
+    on_signal as *const () as libc::sighandler_t
+}
+
+/// Installs our handler for `signo`, saving what it replaces.
+fn install(signo: i32, chain: bool) -> Result<()> {
+    let old = current_action(signo)?;
+    if old.sa_sigaction == our_handler() {
+        return Ok(());
+    }
+    // Stored before the switch, so a signal arriving right after it chains correctly.
+    let prev = Box::into_raw(Box::new(Prev { action: old, chain }));
+    PREV[signo as usize].store(prev, Ordering::SeqCst);
+    // SAFETY: an all-zero sigaction is "no flags"; every field used is set below.
+    let mut action: libc::sigaction = unsafe { std::mem::zeroed() };
+    action.sa_sigaction = our_handler();
+    action.sa_flags = libc::SA_SIGINFO | libc::SA_RESTART | libc::SA_ONSTACK;
+    // SAFETY: sa_mask is a valid sigset_t owned by `action`.
+    unsafe { libc::sigemptyset(&mut action.sa_mask) };
+    // SAFETY: `action` is complete; `replaced` is writable.
+    let mut replaced: libc::sigaction = unsafe { std::mem::zeroed() };
+    // SAFETY: both pointers are valid for the call.
+    let rc = unsafe { libc::sigaction(signo, &action, &mut replaced) };
+    check(rc, "sigaction")?;
+    if replaced.sa_sigaction != old.sa_sigaction {
+        // Someone changed it between our query and our switch: chain to what we replaced.
+        let prev = Box::into_raw(Box::new(Prev {
+            action: replaced,
+            chain,
+        }));
+        PREV[signo as usize].store(prev, Ordering::SeqCst);
+    }
+    Ok(())
+}
+
+/// Puts back the saved action of `signo` if our handler is still the one installed.
+fn uninstall(signo: i32) {
+    let prev = PREV[signo as usize].load(Ordering::SeqCst);
+    // SAFETY: non-null records are leaked boxes, valid forever.
+    let Some(prev) = (unsafe { prev.as_ref() }) else {
+        return;
+    };
+    if let Ok(current) = current_action(signo) {
+        if current.sa_sigaction == our_handler() {
+            // Nothing useful to do if it fails: the handler stays and records go nowhere.
+            let _ = set_action(signo, &prev.action);
+        }
+    }
+    PREV[signo as usize].store(std::ptr::null_mut(), Ordering::SeqCst);
+}
+
+/// Puts our handler back for `signo` if something replaced it while watches follow it (a
+/// host that installs its own handler without chaining, such as libuv when Node.js gets its
+/// first `process.on('SIGxxx')` listener), chaining to the newcomer when `chain`. Returns
+/// whether it had to. Does nothing when no watch follows `signo`.
+///
+/// ```
+/// assert!(!ipckit::signal::reclaim(libc::SIGWINCH, true)?);
+/// # Ok::<(), ipckit::Error>(())
+/// ```
+pub fn reclaim(signo: i32, chain: bool) -> Result<bool> {
+    if !is_allowed(signo) {
+        return Ok(false);
+    }
+    let registry = registry();
+    if registry.watches[signo as usize] == 0 {
+        return Ok(false);
+    }
+    if current_action(signo)?.sa_sigaction == our_handler() {
+        return Ok(false);
+    }
+    install(signo, chain)?;
+    drop(registry);
+    Ok(true)
+}
+
+/// Receives the signals it follows, each delivery once, with sender and payload.
+///
+/// Several watches of one signal each receive every delivery. Dropping the watch (or
+/// [`close`](Self::close)) stops following; when the last watch of a signal ends, its
+/// previous action is restored.
+///
+/// ```
+/// use ipckit::signal::Watch;
+/// let watch = Watch::new(&[ipckit::signal::rtmin() + 2])?;
+/// assert!(watch.try_next()?.is_none());
+/// # Ok::<(), ipckit::Error>(())
+/// ```
+pub struct Watch {
+    slot: usize,
+    signals: Vec<i32>,
+    closed: AtomicBool,
+    read: OwnedFd,
+    _write: OwnedFd,
+}
+
+impl std::fmt::Debug for Watch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Watch")
+            .field("signals", &self.signals)
+            .finish()
+    }
+}
+
+impl Watch {
+    /// Follows `signals`, chaining to every handler it replaces (see [`with_chain`](Self::with_chain)).
+    /// `EINVAL` for a signal [`is_allowed`] refuses, `EMFILE` when [`MAX_WATCHES`] exist.
+    pub fn new(signals: &[i32]) -> Result<Self> {
+        Self::with_chain(signals, |_| true)
+    }
+
+    /// Follows `signals`; the handler of a signal that `chain(signo)` refuses is replaced
+    /// rather than called after ours (for a host's own default-like handlers).
+    ///
+    /// The handlers are installed before this returns: a signal sent afterwards is seen.
+    ///
+    /// ```
+    /// let w = ipckit::signal::Watch::with_chain(&[libc::SIGWINCH], |_| false)?;
+    /// # Ok::<(), ipckit::Error>(())
+    /// ```
+    pub fn with_chain(signals: &[i32], chain: impl Fn(i32) -> bool) -> Result<Self> {
+        let mut signals = signals.to_vec();
+        signals.sort_unstable();
+        signals.dedup();
+        if signals.is_empty() || !signals.iter().all(|&s| is_allowed(s)) {
+            return Err(Error::new(Errno::EINVAL, "sigaction"));
+        }
+        let mut fds = [-1; 2];
+        // SAFETY: `fds` has room for the two descriptors pipe2 writes.
+        let rc = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) };
+        check(rc, "pipe2")?;
+        // SAFETY: pipe2 succeeded, so both are open descriptors that nothing else owns.
+        let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        // Room for bursts (1 MiB, the unprivileged maximum); the default 64 KiB when refused.
+        // SAFETY: F_SETPIPE_SZ takes an int; failure leaves the pipe as it was.
+        unsafe { libc::fcntl(write.as_raw_fd(), libc::F_SETPIPE_SZ, 1 << 20) };
+
+        let mut registry = registry();
+        let slot = registry
+            .used
+            .iter()
+            .position(|used| !used)
+            .ok_or(Error::new(Errno::EMFILE, "sigaction"))?;
+        registry.used[slot] = true;
+        let mask = signals.iter().fold(0u64, |m, &s| m | 1u64 << (s - 1));
+        SLOTS[slot].dropped.store(0, Ordering::SeqCst);
+        SLOTS[slot].fd.store(write.as_raw_fd(), Ordering::SeqCst);
+        SLOTS[slot].mask.store(mask, Ordering::SeqCst);
+        for (i, &signo) in signals.iter().enumerate() {
+            registry.watches[signo as usize] += 1;
+            let installed = if registry.watches[signo as usize] == 1 {
+                install(signo, chain(signo))
+            } else {
+                Ok(())
+            };
+            if let Err(e) = installed {
+                for &undo in &signals[..=i] {
+                    registry.watches[undo as usize] -= 1;
+                    if registry.watches[undo as usize] == 0 {
+                        uninstall(undo);
+                    }
+                }
+                release_slot(slot);
+                registry.used[slot] = false;
+                return Err(e);
+            }
+        }
+        Ok(Self {
+            slot,
+            signals,
+            closed: AtomicBool::new(false),
+            read,
+            _write: write,
+        })
+    }
+
+    /// The signals followed, in number order, without duplicates.
+    ///
+    /// ```
+    /// let w = ipckit::signal::Watch::new(&[libc::SIGUSR2, libc::SIGHUP, libc::SIGUSR2])?;
+    /// assert_eq!(w.signals(), &[libc::SIGHUP, libc::SIGUSR2]);
+    /// # Ok::<(), ipckit::Error>(())
+    /// ```
+    pub fn signals(&self) -> &[i32] {
+        &self.signals
+    }
+
+    /// Deliveries lost because this watch's pipe was full (a reader far behind).
+    ///
+    /// ```
+    /// let w = ipckit::signal::Watch::new(&[libc::SIGUSR2])?;
+    /// assert_eq!(w.dropped(), 0);
+    /// # Ok::<(), ipckit::Error>(())
+    /// ```
+    pub fn dropped(&self) -> u64 {
+        if self.closed.load(Ordering::SeqCst) {
+            return 0;
+        }
+        SLOTS[self.slot].dropped.load(Ordering::SeqCst)
+    }
+
+    /// The next delivery if one is waiting, without blocking.
+    ///
+    /// ```
+    /// let w = ipckit::signal::Watch::new(&[libc::SIGWINCH])?;
+    /// assert_eq!(w.try_next()?, None);
+    /// # Ok::<(), ipckit::Error>(())
+    /// ```
+    pub fn try_next(&self) -> Result<Option<SignalInfo>> {
+        let mut record = Record::default();
+        // SAFETY: `record` is RECORD writable bytes; the fd is our pipe's read end.
+        let n = unsafe {
+            libc::read(
+                self.read.as_raw_fd(),
+                (&mut record as *mut Record).cast(),
+                RECORD,
+            )
+        };
+        match n {
+            n if n == RECORD as isize => Ok(Some(record.info())),
+            -1 if Errno::last() == Errno::EAGAIN => Ok(None),
+            -1 => Err(Error::last("read")),
+            // Records are written whole (atomically, below PIPE_BUF), so this cannot happen.
+            _ => Err(Error::new(Errno::EIO, "read")),
+        }
+    }
+
+    /// Waits for the next delivery; `canceller` interrupts the wait (then nothing was taken).
+    ///
+    /// ```
+    /// use ipckit::{signal::Watch, wait::Canceller};
+    /// let w = Watch::new(&[libc::SIGUSR1])?;
+    /// // SAFETY: getpid has no preconditions.
+    /// ipckit::signal::kill(unsafe { libc::getpid() }, libc::SIGUSR1)?;
+    /// assert_eq!(w.next(&Canceller::new())?.signo, libc::SIGUSR1);
+    /// # Ok::<(), ipckit::Error>(())
+    /// ```
+    pub fn next(&self, canceller: &Canceller) -> Result<SignalInfo> {
+        loop {
+            if let Some(info) = self.try_next()? {
+                return Ok(info);
+            }
+            interruptible(canceller, "poll", || {
+                let mut pfd = libc::pollfd {
+                    fd: self.read.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                };
+                // SAFETY: one valid pollfd.
+                check(unsafe { libc::poll(&mut pfd, 1, -1) }, "poll").map(drop)
+            })?;
+        }
+    }
+
+    /// Stops following: the handler writes nothing more here, and a signal no other watch
+    /// follows gets its previous action back. Records already received stay readable.
+    /// Idempotent; dropping the watch does the same.
+    ///
+    /// ```
+    /// use ipckit::signal::{disposition, Disposition, Watch, rtmin};
+    /// let w = Watch::new(&[rtmin() + 4])?;
+    /// w.close();
+    /// assert_eq!(disposition(rtmin() + 4)?, Disposition::Default);
+    /// # Ok::<(), ipckit::Error>(())
+    /// ```
+    pub fn close(&self) {
+        if self.closed.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let mut registry = registry();
+        release_slot(self.slot);
+        registry.used[self.slot] = false;
+        for &signo in &self.signals {
+            registry.watches[signo as usize] -= 1;
+            if registry.watches[signo as usize] == 0 {
+                uninstall(signo);
+            }
+        }
+    }
+}
+
+/// Detaches a slot from the handler and waits until no handler can still be using its fd.
+fn release_slot(slot: usize) {
+    SLOTS[slot].mask.store(0, Ordering::SeqCst);
+    SLOTS[slot].fd.store(-1, Ordering::SeqCst);
+    while SLOTS[slot].busy.load(Ordering::SeqCst) != 0 {
+        std::thread::yield_now();
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    /// Dispositions are process-wide: tests that change them run one at a time.
+    static SERIAL: Mutex<()> = Mutex::new(());
+
+    fn serial() -> MutexGuard<'static, ()> {
+        SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The next delivery, waiting for it (a signal sent to the process may be handled by
+    /// another thread, after `kill` returns).
+    fn recv(w: &Watch) -> SignalInfo {
+        w.next(&Canceller::new()).unwrap()
+    }
+
+    /// The chained handler runs after the record is written, maybe on another thread.
+    fn wait_for(done: impl Fn() -> bool) {
+        let start = std::time::Instant::now();
+        while !done() {
+            assert!(start.elapsed() < Duration::from_secs(5), "timed out");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    fn me() -> i32 {
+        // SAFETY: getpid has no preconditions.
+        unsafe { libc::getpid() }
+    }
+
+    #[test]
+    fn names_round_trip_for_every_signal() {
+        for d in list() {
+            assert_eq!(number(&d.name), Some(d.number), "{}", d.name);
+            assert_eq!(name(d.number).as_deref(), Some(d.name.as_str()));
+        }
+        assert_eq!(number("SIGIOT"), Some(libc::SIGABRT));
+        assert_eq!(number("SIGPOLL"), Some(libc::SIGIO));
+        assert_eq!(number("SIGRTMIN+0"), Some(rtmin()));
+        assert_eq!(number("SIGRTMAX-0"), Some(rtmax()));
+        for bad in [
+            "",
+            "SIGRTMIN+",
+            "SIGRTMIN-1",
+            "SIGRTMAX+1",
+            "SIGRTMIN+99",
+            "sigterm",
+            "SIGRTMIN+ 1",
+        ] {
+            assert_eq!(number(bad), None, "{bad}");
+        }
+        assert_eq!(name(0), None);
+        assert_eq!(name(65), None);
+    }
+
+    #[test]
+    fn default_actions_follow_signal_7() {
+        assert_eq!(describe(libc::SIGQUIT).unwrap().default_action, Core);
+        assert_eq!(describe(libc::SIGCONT).unwrap().default_action, Continue);
+        assert_eq!(describe(libc::SIGTTOU).unwrap().default_action, Stop);
+        assert_eq!(describe(libc::SIGWINCH).unwrap().default_action, Ignore);
+        assert_eq!(describe(rtmin() + 1).unwrap().default_action, Terminate);
+    }
+
+    #[test]
+    fn watch_receives_value_and_sender_and_restores_default() {
+        let _serial = serial();
+        let signo = rtmin() + 7;
+        assert_eq!(disposition(signo).unwrap(), Disposition::Default);
+        let a = Watch::new(&[signo]).unwrap();
+        let b = Watch::new(&[signo, libc::SIGWINCH]).unwrap();
+        assert_eq!(disposition(signo).unwrap(), Disposition::Handler);
+        sigqueue(me(), signo, -5).unwrap();
+        for w in [&a, &b] {
+            let info = recv(w);
+            assert_eq!(info.value, Some(-5));
+            assert_eq!(info.pid, Some(me()));
+            assert_eq!(info.code, libc::SI_QUEUE);
+        }
+        assert!(a.try_next().unwrap().is_none());
+        drop(a);
+        assert_eq!(disposition(signo).unwrap(), Disposition::Handler);
+        kill(me(), signo).unwrap();
+        let info = recv(&b);
+        assert_eq!((info.code, info.value), (libc::SI_USER, None));
+        b.close();
+        assert_eq!(disposition(signo).unwrap(), Disposition::Default);
+        assert_eq!(disposition(libc::SIGWINCH).unwrap(), Disposition::Default);
+    }
+
+    #[test]
+    fn real_time_signals_queue_and_none_is_lost() {
+        let _serial = serial();
+        let signo = rtmin() + 8;
+        let w = Watch::new(&[signo]).unwrap();
+        for i in 0..500 {
+            sigqueue(me(), signo, i).unwrap();
+        }
+        // Handlers on two threads at once may record two deliveries swapped: compare sets.
+        let mut got: Vec<i32> = (0..500).map(|_| recv(&w).value.unwrap()).collect();
+        got.sort_unstable();
+        assert_eq!(got, (0..500).collect::<Vec<_>>());
+        assert_eq!(w.dropped(), 0);
+    }
+
+    #[test]
+    fn refuses_reserved_and_fault_signals() {
+        for signo in [
+            libc::SIGKILL,
+            libc::SIGSTOP,
+            libc::SIGSEGV,
+            libc::SIGILL,
+            wake_signal(),
+            0,
+            65,
+        ] {
+            assert_eq!(Watch::new(&[signo]).unwrap_err().errno(), Errno::EINVAL);
+            assert_eq!(ignore(signo).unwrap_err().errno(), Errno::EINVAL);
+        }
+    }
+
+    #[test]
+    fn ignore_is_refused_while_watched_and_chain_reaches_the_old_handler() {
+        let _serial = serial();
+        static OLD_CALLS: AtomicUsize = AtomicUsize::new(0);
+        extern "C" fn old(_: libc::c_int) {
+            OLD_CALLS.fetch_add(1, Ordering::SeqCst);
+        }
+        let signo = rtmin() + 9;
+        // SAFETY: zeroed is "no flags, empty mask"; the handler is async-signal-safe.
+        let mut action: libc::sigaction = unsafe { std::mem::zeroed() };
+        action.sa_sigaction = old as *const () as libc::sighandler_t;
+        set_action(signo, &action).unwrap();
+        let w = Watch::new(&[signo]).unwrap();
+        assert_eq!(ignore(signo).unwrap_err().errno(), Errno::EBUSY);
+        kill(me(), signo).unwrap();
+        recv(&w);
+        wait_for(|| OLD_CALLS.load(Ordering::SeqCst) == 1);
+        // Someone replaces our handler: reclaim puts it back and chains to the newcomer.
+        set_action(signo, &action).unwrap();
+        assert!(reclaim(signo, true).unwrap());
+        kill(me(), signo).unwrap();
+        recv(&w);
+        wait_for(|| OLD_CALLS.load(Ordering::SeqCst) == 2);
+        drop(w);
+        assert_eq!(
+            current_action(signo).unwrap().sa_sigaction,
+            action.sa_sigaction
+        );
+        set_default(signo).unwrap();
+    }
+
+    #[test]
+    fn next_waits_and_cancels() {
+        let _serial = serial();
+        let _pool = crate::wait::POOL_TESTS
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let signo = rtmin() + 10;
+        let w = std::sync::Arc::new(Watch::new(&[signo]).unwrap());
+        let canceller = Canceller::new();
+        let (tx, rx) = mpsc::channel();
+        let (w2, c2) = (w.clone(), canceller.clone());
+        crate::wait::spawn(move || tx.send(w2.next(&c2)).unwrap());
+        std::thread::sleep(Duration::from_millis(20));
+        sigqueue(me(), signo, 9).unwrap();
+        let got = rx.recv_timeout(Duration::from_secs(5)).unwrap().unwrap();
+        assert_eq!(got.value, Some(9));
+        let (tx, rx) = mpsc::channel();
+        let (w2, c2) = (w.clone(), canceller.clone());
+        crate::wait::spawn(move || tx.send(w2.next(&c2)).unwrap());
+        std::thread::sleep(Duration::from_millis(20));
+        canceller.cancel();
+        let r = rx.recv_timeout(Duration::from_secs(5)).unwrap();
+        assert!(r.unwrap_err().is_cancelled());
+    }
+}

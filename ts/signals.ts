@@ -1,0 +1,515 @@
+/**
+ * Signals: send them with a payload (`kill`, `sigqueue`), watch them with the sender's pid and
+ * uid (`watchSignals`), and know what each one does (`describeSignal`, `listSignals`,
+ * `signalDisposition`, `ignoreSignal`, `restoreSignal`).
+ *
+ * ## How watching coexists with Node.js
+ *
+ * A watch installs an `SA_SIGINFO` handler that only writes a small record to a pipe of its
+ * own (async-signal-safe), then calls the handler it replaced. Node's `process.on('SIGxxx')`
+ * goes through libuv, whose handler neither chains nor survives a replacement, so ipckit
+ * takes care of both orders:
+ *
+ * - `process.on` first, watch second: the watch chains to libuv's handler; both see every
+ *   signal. When the watch ends, libuv's handler is put back.
+ * - watch first, `process.on` second: libuv replaces the watch's handler; ipckit's own
+ *   `newListener` listener (which runs right after Node's) reinstalls it at once, chaining to
+ *   libuv's; both see every signal. Removing the last `process.on` listener makes libuv reset
+ *   the signal to its default; ipckit's `removeListener` listener reinstalls the watch again.
+ * - Node's built-in handlers that stand for a default action (`SIGINT`/`SIGTERM`: reset the
+ *   terminal and die; `SIGUSR1`: start the inspector) are not chained, exactly as
+ *   `process.on` replaces them: while a watch follows `SIGTERM`, the process does not die of
+ *   it; when the watch ends, they come back.
+ * - A handler installed behind Node's back (libuv's `SIGCHLD` watcher, which it installs on
+ *   the first `child_process` spawn and resets to the default when the last child is gone;
+ *   another addon) is noticed within 100 ms (or at the next `next()`), chained to, and ours
+ *   reinstalled; deliveries in that window reach only the newcomer.
+ *
+ * @module
+ */
+
+import { AbortError, callNative, invalidArgType, invalidArgValue, invalidState, unknownSignal } from './errors'
+import { native } from './native'
+import type { SignalWatch } from '../binding'
+import { WaitGroup, startWait } from './reactor'
+import { validateAbortSignal, validateInteger, validateOptions } from './validate'
+
+/**
+ * A signal: a name as Node.js names it (`'SIGTERM'`, aliases `'SIGIOT'` and `'SIGPOLL'`), a
+ * real-time signal as `'SIGRTMIN+N'` / `'SIGRTMAX-N'`, or a number.
+ */
+export type SignalLike = string | number
+
+/** One delivered signal, as {@link watchSignals} reports it. */
+export interface SignalEvent {
+  /** Its name (`'SIGUSR1'`, `'SIGRTMIN+3'`). */
+  name: string
+  /** Its number. */
+  number: number
+  /** The sender's pid; `undefined` when the kernel sent it (a fault, a timer, a terminal). */
+  pid: number | undefined
+  /** The sender's real uid; `undefined` as for `pid`. */
+  uid: number | undefined
+  /**
+   * `si_code`: `0` sent by `kill` (`SI_USER`), `-1` by `sigqueue` (`SI_QUEUE`), `-6` by
+   * `tgkill` (`SI_TKILL`), `128` by the kernel (`SI_KERNEL`), or a signal-specific code.
+   */
+  code: number
+  /** The `sigqueue` payload; `undefined` for signals not sent by `sigqueue`. */
+  value: number | undefined
+}
+
+/** What a signal does to a process that neither catches nor ignores it (signal(7)). */
+export type DefaultAction = 'terminate' | 'core' | 'ignore' | 'stop' | 'continue'
+
+/** A signal as signal(7) describes it. */
+export interface SignalDescription {
+  /** The name (`'SIGABRT'` for 6, `'SIGIO'` for 29, `'SIGRTMIN+1'`). */
+  name: string
+  /** The number on this platform. */
+  number: number
+  /** The default action. */
+  defaultAction: DefaultAction
+  /** The description from signal(7). */
+  description: string
+}
+
+/** What a signal does to this process now. */
+export type SignalDisposition = 'default' | 'ignore' | 'handler'
+
+/** Options of {@link watchSignals}. */
+export interface WatchSignalsOptions {
+  /** Ends the watch: the pending `next()` rejects with an `AbortError`, dispositions come back. */
+  signal?: AbortSignal
+}
+
+const [RTMIN, RTMAX, WAKE] = native.signalLimits() as [number, number, number]
+const RECORD_LEN = native.SIGNAL_RECORD_LEN
+const INT32_MIN = -0x8000_0000
+const INT32_MAX = 0x7fff_ffff
+/** How often a watcher checks that nobody replaced its handlers. */
+const RECLAIM_MS = 100
+
+/** Signals for which Node.js installs a handler standing for the default action. */
+const NODE_DEFAULT_HANDLERS = new Set(['SIGINT', 'SIGTERM', 'SIGUSR1'])
+
+/** A signal number from a name or number; `allowZero` for kill's existence probe. */
+function toSignalNumber(value: unknown, name: string, allowZero: boolean): number {
+  if (typeof value === 'number') {
+    validateInteger(value, name, allowZero ? 0 : 1, RTMAX)
+    return value
+  }
+  if (typeof value === 'string') {
+    const n = native.signalNumber(value)
+    if (n === null) throw unknownSignal(value)
+    return n
+  }
+  throw invalidArgType(name, 'of type string or number', value)
+}
+
+/** A signal that has a name (the C library's private 32 and 33 do not). */
+function toNamedSignal(value: unknown, name: string): { number: number; name: string } {
+  const number = toSignalNumber(value, name, false)
+  const signalName = native.signalName(number)
+  if (signalName === null) throw unknownSignal(value)
+  return { number, name: signalName }
+}
+
+/** A signal a watch may follow and ignore/restore may change; a clear error for the others. */
+function toChangeableSignal(value: unknown, name: string): { number: number; name: string } {
+  const s = toNamedSignal(value, name)
+  if (!native.signalAllowed(s.number)) {
+    let reason: string
+    if (s.name === 'SIGKILL' || s.name === 'SIGSTOP') reason = 'cannot be caught, watched or ignored'
+    else if (s.number === WAKE) reason = `(${s.name}) is reserved by ipckit to interrupt its waits`
+    else reason = 'is a fault signal Node.js handles itself; it cannot be watched or ignored'
+    throw invalidArgValue(name, value, reason)
+  }
+  return s
+}
+
+/** Whether a watch should call the handler it replaces for `name`. */
+function chainFor(name: string): boolean {
+  return !(NODE_DEFAULT_HANDLERS.has(name) && process.listenerCount(name) === 0)
+}
+
+let processHooked = false
+
+/**
+ * Keeps watches working when `process.on('SIGxxx')` listeners come and go: libuv installs its
+ * handler over ours on the first listener and resets the signal to its default on the last;
+ * these listeners run right after Node's own and put ours back (a no-op for signals no watch
+ * follows).
+ */
+function hookProcess(): void {
+  if (processHooked) return
+  processHooked = true
+  const reclaim = (event: string | symbol, added: boolean) => {
+    if (typeof event !== 'string' || !event.startsWith('SIG')) return
+    const n = native.signalNumber(event)
+    // A handler that replaced ours on 'newListener' is libuv's, for the listener being added
+    // (not yet counted): always chain to it.
+    if (n !== null && native.signalAllowed(n)) native.signalReclaim(n, added || chainFor(event))
+  }
+  process.on('newListener', (event: string | symbol) => reclaim(event, true))
+  process.on('removeListener', (event: string | symbol) => reclaim(event, false))
+}
+
+function decode(buf: Buffer): SignalEvent {
+  const number = buf.readInt32LE(0)
+  const flags = buf.readInt32LE(20)
+  const sender = (flags & 1) !== 0
+  return {
+    name: native.signalName(number) ?? String(number),
+    number,
+    pid: sender ? buf.readInt32LE(8) : undefined,
+    uid: sender ? buf.readUInt32LE(12) : undefined,
+    code: buf.readInt32LE(4),
+    value: (flags & 2) !== 0 ? buf.readInt32LE(16) : undefined,
+  }
+}
+
+const scratch = Buffer.alloc(RECORD_LEN)
+
+/** Ends a pending wait without an error (close, return, dispose). */
+const ITERATION_ENDED = Symbol('iteration ended')
+/** Ends a pending wait because the watcher's AbortSignal fired. */
+const ABORTED = Symbol('aborted')
+const CREATE = Symbol('create')
+
+/**
+ * The async iterator {@link watchSignals} returns. Leaving a `for await` loop (or
+ * {@link close}, `using`) ends the watch and gives each signal its previous disposition back.
+ *
+ * @example
+ * ```ts
+ * using watcher = watchSignals(['SIGUSR2'])
+ * const { value } = await watcher.next()
+ * console.log(`${value.name} from pid ${value.pid}`)
+ * ```
+ */
+export class SignalWatcher implements AsyncIterableIterator<SignalEvent>, Disposable {
+  /** The names of the signals followed, in number order. */
+  readonly signals: readonly string[]
+  readonly #numbers: readonly number[]
+  #watch: SignalWatch | null
+  readonly #waits = new WaitGroup()
+  #chain: Promise<unknown> = Promise.resolve()
+  #inFlight = 0
+  /** Resolves with the reason when the watch ends, so a pending next() settles at once. */
+  readonly #ended: Promise<symbol>
+  #resolveEnded!: (reason: symbol) => void
+  #abortReason: unknown
+  #aborted = false
+  #abortReported = false
+  #cleanup: (() => void) | undefined
+  readonly #reclaimTimer: NodeJS.Timeout
+
+  /** @internal Use {@link watchSignals}. */
+  constructor(token: typeof CREATE, watch: SignalWatch, numbers: number[], signal: AbortSignal | undefined) {
+    if (token !== CREATE) throw new TypeError('Illegal constructor: use watchSignals()')
+    this.#ended = new Promise((resolve) => (this.#resolveEnded = resolve))
+    // Handlers installed behind Node's back (libuv's SIGCHLD watcher, another addon) are
+    // taken back within this period, or at the next next().
+    this.#reclaimTimer = SignalWatcher.#startReclaiming(new WeakRef(this))
+    this.#watch = watch
+    this.#numbers = numbers
+    this.signals = numbers.map((n) => native.signalName(n)!)
+    if (signal !== undefined) {
+      const onAbort = () => {
+        this.#aborted = true
+        this.#abortReason = signal.reason
+        this.#end(ABORTED)
+      }
+      if (signal.aborted) onAbort()
+      else {
+        signal.addEventListener('abort', onAbort, { once: true })
+        this.#cleanup = () => signal.removeEventListener('abort', onAbort)
+      }
+    }
+  }
+
+  /** Whether the watch has ended (closed, returned, aborted). */
+  get closed(): boolean {
+    return this.#watch === null
+  }
+
+  /**
+   * Deliveries lost because this watcher fell more than a pipe's worth behind (about 43,000
+   * deliveries; 2,700 where the pipe could not be enlarged to 1 MiB).
+   */
+  get dropped(): number {
+    return this.#watch?.dropped ?? 0
+  }
+
+  /**
+   * The next delivered signal. One already delivered is returned without a thread hop;
+   * otherwise it waits without blocking the event loop (keeping it alive meanwhile). Calls
+   * are answered in order.
+   */
+  next(): Promise<IteratorResult<SignalEvent>> {
+    // With no call in flight, start at once: a delivery already recorded is then taken
+    // synchronously, before next() returns.
+    const result = this.#inFlight === 0 ? this.#next() : this.#chain.then(() => this.#next())
+    this.#inFlight++
+    this.#chain = result.then(
+      () => void this.#inFlight--,
+      () => void this.#inFlight--,
+    )
+    return result
+  }
+
+  async #next(): Promise<IteratorResult<SignalEvent>> {
+    if (this.#aborted && !this.#abortReported) {
+      this.#abortReported = true
+      throw new AbortError(undefined, { cause: this.#abortReason })
+    }
+    const watch = this.#watch
+    if (watch === null) return { done: true, value: undefined }
+    this.#reclaim()
+    if (callNative(() => watch.tryNext(scratch))) return { done: false, value: decode(scratch) }
+    const wait = startWait(
+      (reactor, waitId) => native.signalNextStart(reactor, waitId, watch),
+      (_number, data) => decode(data!),
+      undefined,
+      [this.#waits],
+    )
+    // When the watch ends, the pending call settles at once rather than after the wait
+    // thread confirms: whatever that thread may still take belongs to a watch that is over.
+    wait.catch(() => undefined)
+    let result: { value: SignalEvent } | { ended: symbol }
+    try {
+      result = await Promise.race([wait.then((value) => ({ value })), this.#ended.then((ended) => ({ ended }))])
+    } catch (err) {
+      this.#end(ITERATION_ENDED)
+      throw err
+    }
+    if ('value' in result) return { done: false, value: result.value }
+    if (result.ended === ABORTED && !this.#abortReported) {
+      this.#abortReported = true
+      throw new AbortError(undefined, { cause: this.#abortReason })
+    }
+    return { done: true, value: undefined }
+  }
+
+  /**
+   * The timer holds the watcher weakly (and is created outside the constructor's closures,
+   * which hold `this`), so that a watcher dropped without close() can still be collected; its
+   * native finalizer then ends the watch.
+   */
+  static #startReclaiming(ref: WeakRef<SignalWatcher>): NodeJS.Timeout {
+    const timer = setInterval(() => {
+      const watcher = ref.deref()
+      if (watcher === undefined) clearInterval(timer)
+      else watcher.#reclaim()
+    }, RECLAIM_MS)
+    return timer.unref()
+  }
+
+  #reclaim(): void {
+    if (this.#watch === null) return
+    for (const n of this.#numbers) {
+      const name = native.signalName(n)!
+      callNative(() => native.signalReclaim(n, chainFor(name)))
+    }
+  }
+
+  /** Ends the watch (as `break` does); resolves `{ done: true }`. */
+  async return(): Promise<IteratorResult<SignalEvent>> {
+    this.close()
+    return { done: true, value: undefined }
+  }
+
+  /** `for await (const s of watcher)`. */
+  [Symbol.asyncIterator](): this {
+    return this
+  }
+
+  /**
+   * Ends the watch: no more signals are recorded, each signal no other watch follows gets
+   * its previous disposition back, and a pending `next()` resolves `{ done: true }`.
+   * Idempotent.
+   */
+  close(): void {
+    this.#end(ITERATION_ENDED)
+  }
+
+  /** Calls {@link close}, for `using watcher = watchSignals(...)`. */
+  [Symbol.dispose](): void {
+    this.close()
+  }
+
+  #end(reason: symbol): void {
+    const watch = this.#watch
+    if (watch === null) return
+    this.#watch = null
+    this.#cleanup?.()
+    clearInterval(this.#reclaimTimer)
+    this.#waits.cancelAll(reason)
+    watch.close()
+    this.#resolveEnded(reason)
+  }
+}
+
+/**
+ * Watches signals: an async iterator of every delivery, with the sender's pid and uid and the
+ * `sigqueue` payload. The handlers are installed before this returns, so nothing sent
+ * afterwards is missed. Several watchers of one signal each see every delivery. Standard
+ * signals sent faster than they are handled coalesce (the kernel keeps one pending);
+ * real-time signals queue, so none is lost, and the kernel hands them out in order. Node.js
+ * runs about ten threads that accept signals, though, and two deliveries handled at the same
+ * moment on two threads may be recorded in swapped order: sort by a payload sequence number
+ * when the order matters. See the module notes for how this coexists with
+ * `process.on('SIGxxx')`: both see every signal, in either order of setup.
+ *
+ * Refuses (`ERR_INVALID_ARG_VALUE`) `SIGKILL` and `SIGSTOP`, the fault signals Node.js keeps
+ * (`SIGSEGV`, `SIGBUS`, `SIGFPE`, `SIGILL`), and `SIGRTMAX-6`, which ipckit uses internally;
+ * unknown names throw `ERR_UNKNOWN_SIGNAL`. At most 128 watchers may be open in a process at
+ * once (`EMFILE` beyond). Works in worker threads too (signals are process-wide).
+ *
+ * @example
+ * ```ts
+ * for await (const s of watchSignals(['SIGTERM', 'SIGUSR2'], { signal })) {
+ *   console.log(`${s.name} from pid ${s.pid} (uid ${s.uid}), value ${s.value}`)
+ *   if (s.name === 'SIGTERM') break   // SIGTERM's previous handler is back
+ * }
+ * ```
+ */
+export function watchSignals(signals: SignalLike | readonly SignalLike[], options?: WatchSignalsOptions): SignalWatcher {
+  const list: readonly unknown[] = Array.isArray(signals) ? signals : [signals]
+  if (list.length === 0) throw invalidArgValue('signals', signals, 'must name at least one signal')
+  const named = list.map((s, i) => toChangeableSignal(s, Array.isArray(signals) ? `signals[${i}]` : 'signals'))
+  const opts = validateOptions(options)
+  validateAbortSignal(opts.signal, 'options.signal')
+  const numbers = [...new Set(named.map((s) => s.number))].sort((a, b) => a - b)
+  const noChain = named.filter((s) => !chainFor(s.name)).map((s) => s.number)
+  hookProcess()
+  const watch = callNative(() => new native.SignalWatch(numbers, noChain))
+  return new SignalWatcher(CREATE, watch, numbers, opts.signal)
+}
+
+/**
+ * Sends a signal (`kill(2)`), `'SIGTERM'` by default: to process `pid` if positive, to every
+ * process of group `-pid` if negative, to the caller's process group if 0, to every process
+ * the caller may signal if -1. Signal `0` sends nothing and only checks that the target
+ * exists (`ESRCH` otherwise) and may be signalled (`EPERM` otherwise).
+ *
+ * @example
+ * ```ts
+ * kill(child.pid, 'SIGRTMIN+2')
+ * kill(-groupId, 'SIGTERM')       // a whole process group
+ * kill(pid, 0)                    // throws ESRCH if pid is gone
+ * ```
+ */
+export function kill(pid: number, signal: SignalLike = 'SIGTERM'): void {
+  validateInteger(pid, 'pid', INT32_MIN, INT32_MAX)
+  const n = toSignalNumber(signal, 'signal', true)
+  callNative(() => native.signalKill(pid, n))
+}
+
+/**
+ * Sends a signal with an integer payload (`sigqueue(3)`); the receiver's watcher sees it as
+ * `value`. Real-time signals queue (`EAGAIN` once the receiver's queue limit is reached);
+ * standard ones coalesce while pending.
+ *
+ * @example
+ * ```ts
+ * sigqueue(pid, 'SIGRTMIN+1', 42)
+ * ```
+ */
+export function sigqueue(pid: number, signal: SignalLike, value = 0): void {
+  validateInteger(pid, 'pid', INT32_MIN, INT32_MAX)
+  const n = toSignalNumber(signal, 'signal', true)
+  validateInteger(value, 'value', INT32_MIN, INT32_MAX)
+  callNative(() => native.signalQueue(pid, n, value))
+}
+
+/**
+ * Name, number, default action and signal(7) description of a signal.
+ *
+ * @example
+ * ```ts
+ * describeSignal('SIGSEGV') // { name: 'SIGSEGV', number: 11, defaultAction: 'core', description: 'Invalid memory reference' }
+ * describeSignal(29).name   // 'SIGIO'
+ * ```
+ */
+export function describeSignal(signal: SignalLike): SignalDescription {
+  const { number } = toNamedSignal(signal, 'signal')
+  return native.signalDescribe(number) as SignalDescription
+}
+
+/**
+ * Every standard signal, then every real-time signal (`SIGRTMIN` .. `SIGRTMAX`), as
+ * {@link describeSignal} describes them.
+ *
+ * @example
+ * ```ts
+ * const stoppers = listSignals().filter((s) => s.defaultAction === 'stop').map((s) => s.name)
+ * ```
+ */
+export function listSignals(): SignalDescription[] {
+  return native.signalList() as SignalDescription[]
+}
+
+/**
+ * What a signal does to this process now: `'default'`, `'ignore'`, or `'handler'` (caught by
+ * Node, by a watcher, or by anyone else).
+ *
+ * @example
+ * ```ts
+ * signalDisposition('SIGPIPE') // 'ignore' (Node.js ignores it)
+ * ```
+ */
+export function signalDisposition(signal: SignalLike): SignalDisposition {
+  const n = toSignalNumber(signal, 'signal', false)
+  return callNative(() => native.signalDisposition(n)) as SignalDisposition
+}
+
+function checkChangeable(signal: SignalLike): { number: number; name: string } {
+  const s = toChangeableSignal(signal, 'signal')
+  if (process.listenerCount(s.name) > 0) {
+    throw invalidState(`${s.name} has process.on() listeners; remove them before changing its disposition`)
+  }
+  return s
+}
+
+/**
+ * Makes this process ignore a signal (`SIG_IGN`). Refused for the signals
+ * {@link watchSignals} refuses, for a signal with `process.on` listeners
+ * (`ERR_INVALID_STATE`), and while a watcher follows it (`EBUSY`).
+ *
+ * @example
+ * ```ts
+ * ignoreSignal('SIGHUP')   // keep running when the terminal goes away
+ * ```
+ */
+export function ignoreSignal(signal: SignalLike): void {
+  const s = checkChangeable(signal)
+  callNative(() => native.signalIgnore(s.number))
+}
+
+/**
+ * Gives a signal its default action back (`SIG_DFL`), with the same refusals as
+ * {@link ignoreSignal}, and `SIGPIPE`, which Node.js needs ignored. For `SIGINT` and
+ * `SIGTERM` this also drops Node's own handler (which resets the terminal before dying).
+ *
+ * @example
+ * ```ts
+ * restoreSignal('SIGHUP')
+ * ```
+ */
+export function restoreSignal(signal: SignalLike): void {
+  const s = checkChangeable(signal)
+  if (s.name === 'SIGPIPE') throw invalidArgValue('signal', signal, 'must stay ignored in Node.js')
+  callNative(() => native.signalSetDefault(s.number))
+}
+
+/**
+ * `SIGRTMIN` and `SIGRTMAX` of this platform (the C library keeps a few below `SIGRTMIN`).
+ *
+ * @example
+ * ```ts
+ * const count = realtimeSignals.max - realtimeSignals.min + 1   // 31 with glibc
+ * ```
+ */
+export const realtimeSignals = { min: RTMIN, max: RTMAX } as const
