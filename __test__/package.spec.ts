@@ -238,3 +238,15 @@ test('examples/worker-pool.js runs: every job done exactly once by worker proces
     30,
   )
 })
+
+test('the binary uses Node-API only (no V8 or Node C++ symbols), so Electron loads it as is', async (t) => {
+  t.true(existsSync(NATIVE), `${NATIVE} is built (npm run build)`)
+  const { stdout } = await sh('nm', ['-D', '--undefined-only', NATIVE], ROOT)
+  const symbols = stdout
+    .trim()
+    .split('\n')
+    .map((l) => l.trim().split(/\s+/).pop()!.replace(/@.*/, ''))
+  t.true(symbols.some((s) => s.startsWith('napi_')), 'it imports Node-API functions')
+  const cxx = symbols.filter((s) => /^_ZN(K)?(2v8|4node)/.test(s) || /^node_/.test(s))
+  t.deepEqual(cxx, [], 'no V8/Node internals')
+})
