@@ -10,8 +10,7 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 
-import { PLATFORM_PACKAGES, detectLibc, platformSuffix } from '../ts/index'
-import { bindingLoadError } from '../ts/platform'
+import { PLATFORM_PACKAGES, bindingLoadError, detectLibc, platformSuffix } from '../ts/platform'
 import { ROOT, tempDir } from './helpers'
 
 const run = promisify(execFile)

@@ -29,6 +29,3 @@ export type {
   SendOptions,
   SendSyncOptions,
 } from './queue'
-
-export { PLATFORM_PACKAGES, detectLibc, platformSuffix } from './platform'
-export type { Libc } from './platform'

@@ -6,6 +6,7 @@
  * so npm installs only the one that matches. The loader napi-rs generates (`binding.js`) picks
  * it; when that fails, {@link bindingLoadError} says which package was expected.
  *
+ * @internal
  * @module
  */
 
@@ -15,7 +16,7 @@
  *
  * @example
  * ```ts
- * import { PLATFORM_PACKAGES } from 'ipckit'
+ * import { PLATFORM_PACKAGES } from './platform'
  * console.log(PLATFORM_PACKAGES['linux-arm64-gnu']) // 'aarch64-unknown-linux-gnu'
  * ```
  */
