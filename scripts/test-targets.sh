@@ -293,7 +293,7 @@ say "results (whole run ${SECONDS}s)"
 {
   echo "TARGET|NODE|RESULT|DETAIL"
   printf '%s\n' "${ROWS[@]}"
-} | awk -F'|' '{ printf "%-28s %-24s %-8s %s\n", $1, $2, $3, $4 }'
+} | awk -F'|' '{ printf "%-28s %-34s %-8s %s\n", $1, $2, $3, $4 }'
 passed=0 failed=0 skipped=0
 for r in "${ROWS[@]}"; do
   case $(cut -d'|' -f3 <<< "$r") in passed) passed=$((passed + 1)) ;; failed) failed=$((failed + 1)) ;; *) skipped=$((skipped + 1)) ;; esac
