@@ -9,6 +9,7 @@
 import { IpcError, callNative, fromNative, invalidArgType, invalidArgValue } from './errors'
 import { native } from './native'
 import type { SysErrorInfo } from './native'
+import { secondsToDate } from './sysv'
 import { validateInteger, validateKey, validateOneOf, validateOptions } from './validate'
 
 /** The kind of a System V object: message queue, semaphore set, shared memory segment. */
@@ -120,10 +121,6 @@ export interface IpcsOptions {
 
 type NativeEntry = ReturnType<typeof native.ipcsList>[number]
 
-function time(seconds: number | null | undefined): Date | null {
-  return seconds ? new Date(seconds * 1000) : null
-}
-
 function toEntry(n: NativeEntry): IpcsEntry {
   const base: IpcsEntryBase = {
     type: n.type as IpcType,
@@ -138,7 +135,7 @@ function toEntry(n: NativeEntry): IpcsEntry {
     ownerGroup: n.ownerGroup ?? null,
     creator: n.creator ?? null,
     creatorGroup: n.creatorGroup ?? null,
-    changeTime: time(n.changeTime),
+    changeTime: secondsToDate(n.changeTime),
   }
   switch (n.type) {
     case 'msg':
@@ -149,11 +146,11 @@ function toEntry(n: NativeEntry): IpcsEntry {
         bytes: n.bytes ?? 0,
         lastSendPid: n.lastSendPid ?? 0,
         lastReceivePid: n.lastReceivePid ?? 0,
-        lastSendTime: time(n.lastSendTime),
-        lastReceiveTime: time(n.lastReceiveTime),
+        lastSendTime: secondsToDate(n.lastSendTime),
+        lastReceiveTime: secondsToDate(n.lastReceiveTime),
       }
     case 'sem':
-      return { ...base, type: 'sem', count: n.count ?? 0, lastOpTime: time(n.lastOpTime) }
+      return { ...base, type: 'sem', count: n.count ?? 0, lastOpTime: secondsToDate(n.lastOpTime) }
     default:
       return {
         ...base,
@@ -162,8 +159,8 @@ function toEntry(n: NativeEntry): IpcsEntry {
         attachments: n.attachments ?? 0,
         creatorPid: n.creatorPid ?? 0,
         lastPid: n.lastPid ?? 0,
-        attachTime: time(n.attachTime),
-        detachTime: time(n.detachTime),
+        attachTime: secondsToDate(n.attachTime),
+        detachTime: secondsToDate(n.detachTime),
         rss: n.rss ?? 0,
         swap: n.swap ?? 0,
         destroyed: (n.mode & SHM_DEST) !== 0,

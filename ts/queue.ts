@@ -8,6 +8,7 @@ import { endianness } from 'node:os'
 
 import { AbortError, IpcError, callNative, fromNative, invalidState, outOfRange } from './errors'
 import { native } from './native'
+import { ownerChanges, secondsToDate } from './sysv'
 import { WaitGroup, startWait } from './reactor'
 import {
   MAX_SAFE,
@@ -190,9 +191,6 @@ function sendType(options: SendOptions | SendSyncOptions): number {
   return optionalInteger(options.type, 'options.type', 1, MAX_SAFE, 1)
 }
 
-function toDate(seconds: number): Date | null {
-  return seconds === 0 ? null : new Date(seconds * 1000)
-}
 
 /** Ends an iterator's pending wait without an error (see {@link MessageQueue.messages}). */
 const ITERATION_ENDED = Symbol('iteration ended')
@@ -471,8 +469,8 @@ export class MessageQueue implements Disposable {
       maxBytes: s.maxBytes,
       lastSendPid: s.lastSendPid,
       lastReceivePid: s.lastReceivePid,
-      lastSendTime: toDate(s.lastSendTime),
-      lastReceiveTime: toDate(s.lastReceiveTime),
+      lastSendTime: secondsToDate(s.lastSendTime),
+      lastReceiveTime: secondsToDate(s.lastReceiveTime),
       changeTime: new Date(s.changeTime * 1000),
       uid: s.uid,
       gid: s.gid,
@@ -494,9 +492,7 @@ export class MessageQueue implements Disposable {
   update(changes: MessageQueueUpdate): void {
     const c = validateOptions(changes, 'changes')
     const maxBytes = c.maxBytes === undefined ? undefined : optionalInteger(c.maxBytes, 'changes.maxBytes', 0, MAX_SAFE, 0)
-    const mode = c.mode === undefined ? undefined : validateMode(c.mode, 'changes.mode', 0)
-    const uid = c.uid === undefined ? undefined : optionalInteger(c.uid, 'changes.uid', 0, 0xffff_fffe, 0)
-    const gid = c.gid === undefined ? undefined : optionalInteger(c.gid, 'changes.gid', 0, 0xffff_fffe, 0)
+    const { mode, uid, gid } = ownerChanges(c)
     this.#check()
     callNative(() => native.msgUpdate(this.id, maxBytes, mode, uid, gid))
   }

@@ -7,6 +7,7 @@
 
 import { AbortError, callNative, invalidArgType, invalidArgValue, invalidState } from './errors'
 import { native } from './native'
+import { ownerChanges, secondsToDate } from './sysv'
 import { WaitGroup, startWait } from './reactor'
 import {
   optionalBoolean,
@@ -126,9 +127,6 @@ export interface SemaphoreSetUpdate {
   gid?: number
 }
 
-function toDate(seconds: number): Date | null {
-  return seconds === 0 ? null : new Date(seconds * 1000)
-}
 
 function timeoutOf(value: unknown): number {
   return optionalInteger(value, 'options.timeoutMs', 0, MAX_TIMEOUT, -1)
@@ -468,7 +466,7 @@ export class SemaphoreSet implements Disposable {
     return {
       key: s.key,
       count: s.count,
-      lastOpTime: toDate(s.lastOpTime),
+      lastOpTime: secondsToDate(s.lastOpTime),
       changeTime: new Date(s.changeTime * 1000),
       uid: s.uid,
       gid: s.gid,
@@ -489,9 +487,7 @@ export class SemaphoreSet implements Disposable {
    */
   update(changes: SemaphoreSetUpdate): void {
     const c = validateOptions(changes, 'changes')
-    const mode = c.mode === undefined ? undefined : validateMode(c.mode, 'changes.mode', 0)
-    const uid = c.uid === undefined ? undefined : optionalInteger(c.uid, 'changes.uid', 0, 0xffff_fffe, 0)
-    const gid = c.gid === undefined ? undefined : optionalInteger(c.gid, 'changes.gid', 0, 0xffff_fffe, 0)
+    const { mode, uid, gid } = ownerChanges(c)
     this.#check()
     callNative(() => native.semUpdate(this.id, mode, uid, gid))
   }

@@ -8,6 +8,7 @@
 import { AbortError, IpcError, callNative, featureUnavailable, invalidArgType, invalidState, outOfRange } from './errors'
 import { native, type Reactor } from './native'
 import { WaitGroup, startWait } from './reactor'
+import { ownerChanges, secondsToDate } from './sysv'
 import {
   MAX_SAFE,
   optionalBoolean,
@@ -137,9 +138,6 @@ const WAIT_RESULTS: readonly ShmWaitResult[] = ['ok', 'not-equal', 'timed-out']
  */
 export const zeroCopySupported: boolean = !process.env.IPCKIT_NO_ZERO_COPY && native.shmZeroCopyProbe()
 
-function toDate(seconds: number): Date | null {
-  return seconds === 0 ? null : new Date(seconds * 1000)
-}
 
 /** A Buffer over the bytes of `view` (no copy). */
 function asBuffer(view: ArrayBufferView): Buffer {
@@ -650,8 +648,8 @@ export class SharedMemory implements Disposable {
       attachments: s.attachments,
       creatorPid: s.creatorPid,
       lastPid: s.lastPid,
-      attachTime: toDate(s.attachTime),
-      detachTime: toDate(s.detachTime),
+      attachTime: secondsToDate(s.attachTime),
+      detachTime: secondsToDate(s.detachTime),
       changeTime: new Date(s.changeTime * 1000),
       uid: s.uid,
       gid: s.gid,
@@ -673,9 +671,7 @@ export class SharedMemory implements Disposable {
    */
   update(changes: SharedMemoryUpdate): void {
     const c = validateOptions(changes, 'changes')
-    const mode = c.mode === undefined ? undefined : validateMode(c.mode, 'changes.mode', 0)
-    const uid = c.uid === undefined ? undefined : optionalInteger(c.uid, 'changes.uid', 0, 0xffff_fffe, 0)
-    const gid = c.gid === undefined ? undefined : optionalInteger(c.gid, 'changes.gid', 0, 0xffff_fffe, 0)
+    const { mode, uid, gid } = ownerChanges(c)
     this.#check()
     callNative(() => native.shmUpdate(this.id, mode, uid, gid))
   }
