@@ -6,7 +6,7 @@
 
 import { endianness } from 'node:os'
 
-import { AbortError, IpcError, callNative, fromNative, invalidState, outOfRange } from './errors'
+import { AbortError, IpcError, callNative, invalidState, outOfRange } from './errors'
 import { native } from './native'
 import { WaitGroup, startWait } from './reactor'
 import {
@@ -143,25 +143,64 @@ if (endianness() !== 'LE' || HEADER !== 8) {
   throw new Error('ipckit supports little-endian 64-bit platforms only')
 }
 
+/**
+ * The fast path of calls that need no wait. A native call with arguments costs more than the
+ * `msgrcv` it makes (napi-rs sets up a borrow scope per call), so each thread keeps one
+ * private slab, registered once: the arguments are written into its first `ARGS` bytes and an
+ * argument-less native function reads them, then sends or receives the `struct msgbuf` that
+ * sits at `ARGS` (type header, then payload). The slab is never handed out: received payloads
+ * are copied out of it.
+ */
+const ARGS = native.MSG_FAST_ARGS
+const MSGBUF = ARGS
+const NOWAIT = native.MSG_FAST_NOWAIT
+const EXCEPT = native.MSG_FAST_EXCEPT
+const TRUNCATE = native.MSG_FAST_TRUNCATE
+const SOFT = native.MSG_FAST_SOFT
+/** Results of the fast native calls. */
+const EMPTY = -1
+const FAILED = -2
+
+/** This thread's slab: arguments, then header + the system's msgmax (grown if that grows). */
+let slab: Buffer
+let words: Int32Array
+/** Payload room of the slab. */
+let slabRoom = 0
+
+function newSlab(room: number): void {
+  slab = Buffer.allocUnsafeSlow(MSGBUF + HEADER + room)
+  words = new Int32Array(slab.buffer, slab.byteOffset, (MSGBUF + HEADER) / 4)
+  slabRoom = room
+  native.msgFastRegister(slab)
+}
+newSlab(native.msgMax())
+
+/** Throws the error the last fast call kept, as an `IpcError`. */
+function fastError(): never {
+  native.msgFastError()
+  throw new Error('ipckit: a fast-path call failed without an error')
+}
+
+/** Reads the `long mtype` header of the received `struct msgbuf` in the slab. */
+function slabType(): number {
+  return (words[MSGBUF / 4] >>> 0) + words[MSGBUF / 4 + 1] * 0x1_0000_0000
+}
+
 /** Reads the `long mtype` header of a received `struct msgbuf`. */
 function readType(buf: Buffer): number {
   return buf.readUInt32LE(0) + buf.readInt32LE(4) * 0x1_0000_0000
 }
 
-/** Receive buffer for the default size: header + the system's msgmax, grown if that grows. */
-let scratch = Buffer.allocUnsafeSlow(HEADER + native.msgMax())
-
-function scratchFor(maxSize: number | undefined): Buffer {
-  if (maxSize === undefined) return scratch
-  if (HEADER + maxSize <= scratch.length) return scratch.subarray(0, HEADER + maxSize)
+/** Receive buffer for a `maxSize` larger than the slab's room. */
+function scratchFor(maxSize: number): Buffer {
   return Buffer.allocUnsafeSlow(HEADER + maxSize)
 }
 
-/** After `E2BIG` with the default size: true if msgmax grew, and the scratch buffer with it. */
+/** After `E2BIG` with the default size: true if msgmax grew, and the slab with it. */
 function grewMsgMax(): boolean {
   const now = native.msgMax()
-  if (HEADER + now <= scratch.length) return false
-  scratch = Buffer.allocUnsafeSlow(HEADER + now)
+  if (now <= slabRoom) return false
+  newSlab(now)
   return true
 }
 
@@ -170,6 +209,10 @@ interface ReceiveArgs {
   except: boolean
   truncate: boolean
   maxSize: number | undefined
+  /** Low and high 32 bits of `type`, and the fast-path flags without NOWAIT/SOFT. */
+  typeLow: number
+  typeHigh: number
+  flags: number
 }
 
 function receiveArgs(options: ReceiveOptions | ReceiveSyncOptions): ReceiveArgs {
@@ -179,11 +222,34 @@ function receiveArgs(options: ReceiveOptions | ReceiveSyncOptions): ReceiveArgs 
   const maxSize =
     options.maxSize === undefined ? undefined : optionalInteger(options.maxSize, 'options.maxSize', 0, MAX_SIZE, 0)
   if (except && type <= 0) throw outOfRange('options.type', '>= 1 when options.except is true', type)
-  return { type, except, truncate, maxSize }
+  const typeHigh = Math.floor(type / 0x1_0000_0000)
+  const typeLow = (type - typeHigh * 0x1_0000_0000) | 0
+  const flags = (except ? EXCEPT : 0) | (truncate ? TRUNCATE : 0)
+  return { type, except, truncate, maxSize, typeLow, typeHigh, flags }
 }
 
 function sendType(options: SendOptions | SendSyncOptions): number {
   return optionalInteger(options.type, 'options.type', 1, MAX_SAFE, 1)
+}
+
+/**
+ * One `msgsnd` on this thread through the slab: true when sent, false for a full queue with
+ * `flags` NOWAIT|SOFT, `null` when the payload is larger than the slab (the caller then takes
+ * the general path, which reports what the kernel says of such a size).
+ */
+function sendNow(id: number, type: number, bytes: Uint8Array, flags: number): boolean | null {
+  if (bytes.length > slabRoom) return null
+  const high = Math.floor(type / 0x1_0000_0000)
+  words[0] = id
+  words[1] = flags
+  words[4] = MSGBUF
+  words[5] = bytes.length
+  words[MSGBUF / 4] = (type - high * 0x1_0000_0000) | 0
+  words[MSGBUF / 4 + 1] = high
+  slab.set(bytes, MSGBUF + HEADER)
+  const sent = native.msgFastSend()
+  if (sent === FAILED) callNative(fastError)
+  return sent === 1
 }
 
 function toDate(seconds: number): Date | null {
@@ -305,7 +371,8 @@ export class MessageQueue implements Disposable {
     validateAbortSignal(signal, 'options.signal')
     this.#check()
     if (signal?.aborted) throw new AbortError(undefined, { cause: signal.reason })
-    if (callNative(() => native.msgSend(this.id, type, bytes, true, true))) return
+    const sent = sendNow(this.id, type, bytes, NOWAIT | SOFT) ?? callNative(() => native.msgSend(this.id, type, bytes, true, true))
+    if (sent) return
     const id = this.id
     return startWait(
       (reactor, waitId) => native.msgSendStart(reactor, waitId, id, type, bytes),
@@ -330,7 +397,9 @@ export class MessageQueue implements Disposable {
     const type = sendType(opts)
     const wait = optionalBoolean(opts.wait, 'options.wait', true)
     this.#check()
-    callNative(() => native.msgSend(this.id, type, bytes, !wait, false))
+    if (sendNow(this.id, type, bytes, wait ? 0 : NOWAIT) === null) {
+      callNative(() => native.msgSend(this.id, type, bytes, !wait, false))
+    }
   }
 
   /**
@@ -344,17 +413,33 @@ export class MessageQueue implements Disposable {
    * ```
    */
   async receive(options?: ReceiveOptions): Promise<Message> {
-    return this.#receive(validateOptions(options), [this.#waits])
-  }
-
-  async #receive(opts: ReceiveOptions, groups: readonly WaitGroup[]): Promise<Message> {
+    const opts = validateOptions(options)
     const args = receiveArgs(opts)
     const signal = opts.signal
     validateAbortSignal(signal, 'options.signal')
+    return this.#receive(args, signal, [this.#waits])
+  }
+
+  /** Takes a queued message at once, on this thread, or starts a wait (validated arguments). */
+  #receive(args: ReceiveArgs, signal: AbortSignal | undefined, groups: readonly WaitGroup[]): Promise<Message> {
+    let now: Message | null
+    try {
+      now = this.#ready(args, signal)
+    } catch (err) {
+      return Promise.reject(err)
+    }
+    return now !== null ? Promise.resolve(now) : this.#wait(args, signal, groups)
+  }
+
+  /** A message already queued, or `null`; throws when closed or aborted. */
+  #ready(args: ReceiveArgs, signal: AbortSignal | undefined): Message | null {
     this.#check()
     if (signal?.aborted) throw new AbortError(undefined, { cause: signal.reason })
-    const now = this.#receiveNow(args, true, true)
-    if (now !== null) return now
+    return this.#receiveNow(args, true, true)
+  }
+
+  /** Waits on an addon thread for the next matching message. */
+  #wait(args: ReceiveArgs, signal: AbortSignal | undefined, groups: readonly WaitGroup[]): Promise<Message> {
     const { type, except, truncate, maxSize } = args
     const id = this.id
     return startWait(
@@ -368,20 +453,40 @@ export class MessageQueue implements Disposable {
   /** One `msgrcv` on this thread; `null` when nothing matches and `emptyIsNull`. */
   #receiveNow(args: ReceiveArgs, nowait: boolean, emptyIsNull: boolean): Message | null {
     for (;;) {
-      const buf = scratchFor(args.maxSize)
-      let len: number
-      try {
-        len = native.msgReceive(this.id, buf, args.type, args.except, args.truncate, nowait, emptyIsNull)
-      } catch (err) {
-        const e = fromNative(err)
-        if (e instanceof IpcError && e.code === 'E2BIG' && args.maxSize === undefined && grewMsgMax()) continue
-        throw e
+      const size = args.maxSize ?? slabRoom
+      if (size > slabRoom) return this.#receiveLarge(args, nowait, emptyIsNull)
+      words[0] = this.id
+      words[1] = args.flags | (nowait ? NOWAIT : 0) | (emptyIsNull ? SOFT : 0)
+      words[2] = args.typeLow
+      words[3] = args.typeHigh
+      words[4] = MSGBUF
+      words[5] = size
+      const len = native.msgFastReceive()
+      if (len >= 0) {
+        const data = Buffer.allocUnsafe(len)
+        slab.copy(data, 0, MSGBUF + HEADER, MSGBUF + HEADER + len)
+        return { type: slabType(), data }
       }
-      if (len < 0) return null
-      const data = Buffer.allocUnsafe(len)
-      buf.copy(data, 0, HEADER, HEADER + len)
-      return { type: readType(buf), data }
+      if (len === EMPTY) return null
+      try {
+        callNative(fastError)
+      } catch (err) {
+        if (err instanceof IpcError && err.code === 'E2BIG' && args.maxSize === undefined && grewMsgMax()) continue
+        throw err
+      }
     }
+  }
+
+  /** {@link #receiveNow} for a `maxSize` larger than the slab: a buffer of that size. */
+  #receiveLarge(args: ReceiveArgs, nowait: boolean, emptyIsNull: boolean): Message | null {
+    const buf = scratchFor(args.maxSize!)
+    const len = callNative(() =>
+      native.msgReceive(this.id, buf, args.type, args.except, args.truncate, nowait, emptyIsNull),
+    )
+    if (len < 0) return null
+    const data = Buffer.allocUnsafe(len)
+    buf.copy(data, 0, HEADER, HEADER + len)
+    return { type: readType(buf), data }
   }
 
   /**
@@ -416,25 +521,33 @@ export class MessageQueue implements Disposable {
    */
   messages(options?: MessagesOptions): AsyncIterableIterator<Message> {
     const opts = validateOptions(options)
-    receiveArgs(opts)
-    validateAbortSignal(opts.signal, 'options.signal')
+    const args = receiveArgs(opts)
+    const signal = opts.signal
+    validateAbortSignal(signal, 'options.signal')
     const iteration = new WaitGroup()
     const groups = [this.#waits, iteration]
     let finished = false
     const done = (): IteratorResult<Message> => ({ done: true, value: undefined })
+    const ended = (err: unknown): IteratorResult<Message> => {
+      finished = true
+      if (err instanceof AbortError && err.cause === ITERATION_ENDED) return done()
+      throw err
+    }
+    const yielded = (value: Message): IteratorResult<Message> => ({ done: false, value })
     return {
       [Symbol.asyncIterator]() {
         return this
       },
-      next: async (): Promise<IteratorResult<Message>> => {
-        if (finished) return done()
+      next: (): Promise<IteratorResult<Message>> => {
+        if (finished) return Promise.resolve(done())
+        let now: Message | null
         try {
-          return { done: false, value: await this.#receive(opts, groups) }
+          now = this.#ready(args, signal)
         } catch (err) {
-          finished = true
-          if (err instanceof AbortError && err.cause === ITERATION_ENDED) return done()
-          throw err
+          return new Promise((resolve) => resolve(ended(err)))
         }
+        if (now !== null) return Promise.resolve(yielded(now))
+        return this.#wait(args, signal, groups).then(yielded, ended)
       },
       return: async (): Promise<IteratorResult<Message>> => {
         finished = true
