@@ -5,6 +5,7 @@
  */
 
 import { endianness } from 'node:os'
+import { markAsUntransferable } from 'node:worker_threads'
 
 import { AbortError, IpcError, callNative, invalidState, outOfRange } from './errors'
 import { native } from './native'
@@ -145,35 +146,61 @@ if (endianness() !== 'LE' || HEADER !== 8) {
 
 /**
  * The fast path of calls that need no wait. A native call with arguments costs more than the
- * `msgrcv` it makes (napi-rs sets up a borrow scope per call), so each thread keeps one
- * private slab, registered once: the arguments are written into its first `ARGS` bytes and an
- * argument-less native function reads them, then sends or receives the `struct msgbuf` that
- * sits at `ARGS` (type header, then payload). The slab is never handed out: received payloads
- * are copied out of it.
+ * `msgrcv` it makes (napi-rs sets up a borrow scope per call), so each thread registers one
+ * pool buffer at a time: the arguments are written into its first `ARGS` bytes and an
+ * argument-less native function reads them, then sends or receives a `struct msgbuf` (type
+ * header, then payload) at the given offset of the pool.
+ *
+ * Received payloads are views of the pool, as `Buffer.allocUnsafe` hands out views of Node's
+ * own pool: each message takes its length (8-byte aligned) and the next one goes after it, so
+ * nothing is copied. A pool is marked untransferable, as Node's is; it is replaced when the
+ * room for a message of the system's msgmax is gone, and when it was detached all the same
+ * (`ArrayBuffer.prototype.transfer()`: its length is then 0) before the native side could
+ * write to it again.
  */
 const ARGS = native.MSG_FAST_ARGS
-const MSGBUF = ARGS
 const NOWAIT = native.MSG_FAST_NOWAIT
 const EXCEPT = native.MSG_FAST_EXCEPT
 const TRUNCATE = native.MSG_FAST_TRUNCATE
 const SOFT = native.MSG_FAST_SOFT
+const fastReceive = native.msgFastReceive
+const fastSend = native.msgFastSend
 /** Results of the fast native calls. */
 const EMPTY = -1
 const FAILED = -2
+/** Smallest pool; a pool always has room for two messages of msgmax. */
+const POOL_SIZE = 64 * 1024
 
-/** This thread's slab: arguments, then header + the system's msgmax (grown if that grows). */
-let slab: Buffer
+/** The current pool and an Int32Array over it. */
+let pool: Buffer
 let words: Int32Array
-/** Payload room of the slab. */
-let slabRoom = 0
+/** Where the next message goes in the pool (8-byte aligned). */
+let offset = 0
+/** Payload room for a message of the default size: the system's msgmax, as last read. */
+let msgRoom = native.msgMax()
 
-function newSlab(room: number): void {
-  slab = Buffer.allocUnsafeSlow(MSGBUF + HEADER + room)
-  words = new Int32Array(slab.buffer, slab.byteOffset, (MSGBUF + HEADER) / 4)
-  slabRoom = room
-  native.msgFastRegister(slab)
+function newPool(): void {
+  pool = Buffer.allocUnsafeSlow(Math.max(POOL_SIZE, ARGS + 2 * (HEADER + msgRoom)))
+  // As Node does with its own Buffer pool: postMessage/structuredClone copy it, never move it.
+  markAsUntransferable(pool.buffer)
+  words = new Int32Array(pool.buffer, pool.byteOffset, pool.length >> 2)
+  offset = ARGS
+  native.msgFastRegister(pool)
 }
-newSlab(native.msgMax())
+newPool()
+
+/**
+ * The offset in the pool of a `struct msgbuf` with `size` payload bytes (a new pool if the
+ * current one is short of room or was detached); -1 if a message of that size needs a buffer
+ * of its own.
+ */
+function room(size: number): number {
+  const need = HEADER + size
+  if (offset + need <= pool.length) return offset
+  if (ARGS + need > Math.max(POOL_SIZE, ARGS + 2 * (HEADER + msgRoom))) return -1
+  newPool()
+  return offset
+}
 
 /** Throws the error the last fast call kept, as an `IpcError`. */
 function fastError(): never {
@@ -181,26 +208,22 @@ function fastError(): never {
   throw new Error('ipckit: a fast-path call failed without an error')
 }
 
-/** Reads the `long mtype` header of the received `struct msgbuf` in the slab. */
-function slabType(): number {
-  return (words[MSGBUF / 4] >>> 0) + words[MSGBUF / 4 + 1] * 0x1_0000_0000
-}
-
 /** Reads the `long mtype` header of a received `struct msgbuf`. */
 function readType(buf: Buffer): number {
   return buf.readUInt32LE(0) + buf.readInt32LE(4) * 0x1_0000_0000
 }
 
-/** Receive buffer for a `maxSize` larger than the slab's room. */
+/** Receive buffer for a `maxSize` larger than a pool holds. */
 function scratchFor(maxSize: number): Buffer {
   return Buffer.allocUnsafeSlow(HEADER + maxSize)
 }
 
-/** After `E2BIG` with the default size: true if msgmax grew, and the slab with it. */
+/** After `E2BIG` with the default size: true if msgmax grew (the next pool has room for it). */
 function grewMsgMax(): boolean {
   const now = native.msgMax()
-  if (now <= slabRoom) return false
-  newSlab(now)
+  if (now <= msgRoom) return false
+  msgRoom = now
+  newPool()
   return true
 }
 
@@ -233,21 +256,22 @@ function sendType(options: SendOptions | SendSyncOptions): number {
 }
 
 /**
- * One `msgsnd` on this thread through the slab: true when sent, false for a full queue with
- * `flags` NOWAIT|SOFT, `null` when the payload is larger than the slab (the caller then takes
+ * One `msgsnd` on this thread through the pool: true when sent, false for a full queue with
+ * `flags` NOWAIT|SOFT, `null` when the payload is larger than a pool holds (the caller then takes
  * the general path, which reports what the kernel says of such a size).
  */
 function sendNow(id: number, type: number, bytes: Uint8Array, flags: number): boolean | null {
-  if (bytes.length > slabRoom) return null
+  const at = room(bytes.length)
+  if (at < 0) return null
   const high = Math.floor(type / 0x1_0000_0000)
   words[0] = id
   words[1] = flags
-  words[4] = MSGBUF
+  words[4] = at
   words[5] = bytes.length
-  words[MSGBUF / 4] = (type - high * 0x1_0000_0000) | 0
-  words[MSGBUF / 4 + 1] = high
-  slab.set(bytes, MSGBUF + HEADER)
-  const sent = native.msgFastSend()
+  words[at >> 2] = (type - high * 0x1_0000_0000) | 0
+  words[(at >> 2) + 1] = high
+  pool.set(bytes, at + HEADER)
+  const sent = fastSend()
   if (sent === FAILED) callNative(fastError)
   return sent === 1
 }
@@ -453,19 +477,20 @@ export class MessageQueue implements Disposable {
   /** One `msgrcv` on this thread; `null` when nothing matches and `emptyIsNull`. */
   #receiveNow(args: ReceiveArgs, nowait: boolean, emptyIsNull: boolean): Message | null {
     for (;;) {
-      const size = args.maxSize ?? slabRoom
-      if (size > slabRoom) return this.#receiveLarge(args, nowait, emptyIsNull)
+      const size = args.maxSize ?? msgRoom
+      const at = room(size)
+      if (at < 0) return this.#receiveLarge(args, nowait, emptyIsNull)
       words[0] = this.id
       words[1] = args.flags | (nowait ? NOWAIT : 0) | (emptyIsNull ? SOFT : 0)
       words[2] = args.typeLow
       words[3] = args.typeHigh
-      words[4] = MSGBUF
+      words[4] = at
       words[5] = size
-      const len = native.msgFastReceive()
+      const len = fastReceive()
       if (len >= 0) {
-        const data = Buffer.allocUnsafe(len)
-        slab.copy(data, 0, MSGBUF + HEADER, MSGBUF + HEADER + len)
-        return { type: slabType(), data }
+        const start = at + HEADER
+        offset = (start + len + 7) & ~7
+        return { type: (words[at >> 2] >>> 0) + words[(at >> 2) + 1] * 0x1_0000_0000, data: pool.subarray(start, start + len) }
       }
       if (len === EMPTY) return null
       try {
@@ -477,7 +502,7 @@ export class MessageQueue implements Disposable {
     }
   }
 
-  /** {@link #receiveNow} for a `maxSize` larger than the slab: a buffer of that size. */
+  /** {@link #receiveNow} for a `maxSize` larger than a pool holds: a buffer of that size. */
   #receiveLarge(args: ReceiveArgs, nowait: boolean, emptyIsNull: boolean): Message | null {
     const buf = scratchFor(args.maxSize!)
     const len = callNative(() =>
