@@ -56,7 +56,8 @@ test('transferring a received payload\'s memory copies it; the pool stays in pla
   const q = privateQueue(t)
   q.sendSync('first')
   const first = q.receiveSync()
-  const copy = structuredClone(first.data.buffer, { transfer: [first.data.buffer] })
+  const memory = first.data.buffer as ArrayBuffer
+  const copy = structuredClone(memory, { transfer: [memory] })
   t.deepEqual(first.data, Buffer.from('first'))
   t.true(copy.byteLength > 0)
   for (let i = 0; i < 50; i++) q.sendSync(payload(i, 64), { type: 7 })
