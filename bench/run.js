@@ -67,7 +67,7 @@ function config(args) {
   return {
     smoke,
     peers: args.peers && !smoke,
-    rounds: args.rounds ?? (smoke ? 2 : 5),
+    rounds: args.rounds ?? (smoke ? 2 : 9),
     roundTrips: args.roundTrips ?? (smoke ? 200 : 20_000),
     messages,
     chunk: Math.min(messages, smoke ? 1_000 : 100_000),
@@ -108,10 +108,10 @@ async function runOp(op, cfg, log) {
   }
   // Warm-up (discarded), then rounds that visit every case in turn, so that noise from the
   // rest of the machine falls on all of them alike.
-  const warm = Math.max(1, Math.round(op.count / 10))
+  const countOf = (c) => Math.max(1, Math.round(op.count * (c.scale ?? 1)))
   for (const c of [...samples.keys()]) {
     try {
-      await c.sample(warm)
+      await c.sample(Math.max(1, Math.round(countOf(c) / 10)))
     } catch (err) {
       await fail(c, err)
     }
@@ -119,9 +119,10 @@ async function runOp(op, cfg, log) {
   for (let r = 0; r < cfg.rounds; r++) {
     for (const c of [...samples.keys()]) {
       try {
-        const ns = await c.sample(op.count)
+        const n = countOf(c)
+        const ns = await c.sample(n)
         if (!Number.isFinite(ns) || ns <= 0) throw new Error(`bad sample: ${ns}`)
-        samples.get(c).push(ns / op.count / unitNs)
+        samples.get(c).push(ns / n / unitNs)
       } catch (err) {
         await fail(c, err)
       }
@@ -129,7 +130,15 @@ async function runOp(op, cfg, log) {
     log(`  ${op.operation}: round ${r + 1}/${cfg.rounds}`)
   }
   for (const c of samples.keys()) await Promise.resolve(c.teardown?.()).catch(() => {})
-  const rows = [...samples].map(([c, values]) => ({ impl: c.impl, kind: c.kind, compare: c.compare, target: c.target, values, ...stats(values) }))
+  const rows = [...samples].map(([c, values]) => ({
+    impl: c.impl,
+    kind: c.kind,
+    compare: c.compare,
+    target: c.target,
+    count: countOf(c),
+    values,
+    ...stats(values),
+  }))
   const base = rows.find((r) => r.kind === 'c')
   for (const row of rows) {
     row.ratioC = base ? row.median / base.median : null

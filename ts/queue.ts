@@ -4,6 +4,7 @@
  * @module
  */
 
+import { Buffer } from 'node:buffer'
 import { endianness } from 'node:os'
 import { markAsUntransferable } from 'node:worker_threads'
 
@@ -32,7 +33,11 @@ export type Payload = string | ArrayBufferView
 export interface Message {
   /** The message type, >= 1. */
   type: number
-  /** The payload. */
+  /**
+   * The payload. Like the small Buffers of `Buffer.allocUnsafe`, it may be a view of a larger
+   * pool that other received payloads share (its `byteOffset` is then not 0): copy it
+   * (`Buffer.from(data)`) to keep a few bytes without keeping the pool alive.
+   */
   data: Buffer
 }
 
@@ -173,6 +178,7 @@ const POOL_SIZE = 64 * 1024
 
 /** The current pool and an Int32Array over it. */
 let pool: Buffer
+let poolMemory: ArrayBuffer
 let words: Int32Array
 /** Where the next message goes in the pool (8-byte aligned). */
 let offset = 0
@@ -182,7 +188,8 @@ let msgRoom = native.msgMax()
 function newPool(): void {
   pool = Buffer.allocUnsafeSlow(Math.max(POOL_SIZE, ARGS + 2 * (HEADER + msgRoom)))
   // As Node does with its own Buffer pool: postMessage/structuredClone copy it, never move it.
-  markAsUntransferable(pool.buffer)
+  poolMemory = pool.buffer as ArrayBuffer
+  markAsUntransferable(poolMemory)
   words = new Int32Array(pool.buffer, pool.byteOffset, pool.length >> 2)
   offset = ARGS
   native.msgFastRegister(pool)
@@ -490,7 +497,8 @@ export class MessageQueue implements Disposable {
       if (len >= 0) {
         const start = at + HEADER
         offset = (start + len + 7) & ~7
-        return { type: (words[at >> 2] >>> 0) + words[(at >> 2) + 1] * 0x1_0000_0000, data: pool.subarray(start, start + len) }
+        const type = (words[at >> 2] >>> 0) + words[(at >> 2) + 1] * 0x1_0000_0000
+        return { type, data: Buffer.from(poolMemory, pool.byteOffset + start, len) }
       }
       if (len === EMPTY) return null
       try {

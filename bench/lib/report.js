@@ -26,7 +26,7 @@ function renderTable(results) {
       if (row.target !== undefined) ratio += ` (target ≤ ${row.target} ${row.met ? 'met' : 'MISSED'})`
       const vs = row.vs ? `${row.vs.ratio.toFixed(2)}× ${row.vs.impl}` : ''
       lines.push(
-        `| ${op.primitive} | ${op.operation} (${op.count.toLocaleString('en-US')}×) | ${row.impl} | ${fmt(row.median, op.unit)} ${unit} | ${fmt(row.min, op.unit)}–${fmt(row.max, op.unit)} | ${ratio} | ${vs} |`,
+        `| ${op.primitive} | ${op.operation} (${op.count.toLocaleString('en-US')}×) | ${row.impl}${row.count !== op.count ? ` (${row.count.toLocaleString('en-US')}×)` : ''} | ${fmt(row.median, op.unit)} ${unit} | ${fmt(row.min, op.unit)}–${fmt(row.max, op.unit)} | ${ratio} | ${vs} |`,
       )
     }
   }

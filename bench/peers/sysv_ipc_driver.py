@@ -1,6 +1,7 @@
 """Python's sysv_ipc doing what bench/c/msg_driver.c does, with the same line protocol:
-   rt QID N SIZE           N round trips against the C echo child (type 1 out, type 2 back)
-   drain QID N SIZE CHUNK  N receives off a backlog queued CHUNK at a time (untimed)
+   rt KEY N SIZE           N round trips against the C echo child (type 1 out, type 2 back)
+   drain KEY N SIZE CHUNK  N receives off a backlog queued CHUNK at a time (untimed)
+(sysv_ipc opens queues by key only, so the queue is named by its key, not its id)
 prints the elapsed nanoseconds of the timed part of each command."""
 import sys
 import time
@@ -12,9 +13,9 @@ def main():
     queues = {}
     for line in sys.stdin:
         parts = line.split()
-        cmd, qid, n, size = parts[0], int(parts[1]), int(parts[2]), int(parts[3])
+        cmd, key, n, size = parts[0], int(parts[1]), int(parts[2]), int(parts[3])
         chunk = int(parts[4]) if len(parts) > 4 else n
-        q = queues.get(qid) or queues.setdefault(qid, sysv_ipc.MessageQueue(None, id=qid))
+        q = queues.get(key) or queues.setdefault(key, sysv_ipc.MessageQueue(key))
         payload = b"x" * size
         elapsed = 0
         if cmd == "rt":
