@@ -5,6 +5,8 @@
  *   node node-echo.js net PATH    net: a UNIX stream server at PATH that writes back every byte
  *   node node-echo.js ipc         child_process: process.send back every message
  *   node node-echo.js produce QID ipckit: per stdin line "N SIZE", sendSync N messages of type 1
+ *   node node-echo.js net-produce PATH  net: a UNIX stream server at PATH; per stdin line
+ *                                 "N SIZE", writes N messages of SIZE bytes (one write each)
  * Prints "ready" once it listens.
  */
 
@@ -44,6 +46,24 @@ if (mode === 'msg' || mode === 'produce') {
   })
   server.listen(process.argv[3], () => console.log('ready'))
   process.stdin.on('end', () => process.exit(0)).resume()
+} else if (mode === 'net-produce') {
+  const net = require('node:net')
+  const readline = require('node:readline')
+  let socket
+  const server = net.createServer((s) => {
+    socket = s
+    s.on('error', () => {})
+  })
+  server.listen(process.argv[3], () => console.log('ready'))
+  readline.createInterface({ input: process.stdin }).on('line', async (line) => {
+    const [n, size] = line.split(' ').map(Number)
+    const payload = Buffer.alloc(size, 'x')
+    for (let i = 0; i < n; i++) {
+      if (!socket.write(payload)) await new Promise((res) => socket.once('drain', res))
+    }
+    console.log('sent')
+  })
+  process.stdin.on('end', () => process.exit(0))
 } else if (mode === 'ipc') {
   process.on('message', (m) => process.send(m))
   process.on('disconnect', () => process.exit(0))

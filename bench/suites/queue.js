@@ -368,6 +368,78 @@ function ipckitStream() {
   }
 }
 
+/** net over a UNIX path: a Node child writes n 64-byte messages, this side counts the bytes. */
+function netStream() {
+  let dir
+  let producer
+  let socket
+  return {
+    impl: 'net (UNIX path)',
+    kind: 'alt',
+    compare: 'ipckit async iterator',
+    async setup() {
+      dir = mkdtempSync(join(tmpdir(), 'ipckit-bench-'))
+      const path = join(dir, 'stream.sock')
+      producer = new LineProcess(process.execPath, [NODE_ECHO, 'net-produce', path])
+      if ((await producer.next()) !== 'ready') throw new Error('net producer did not start')
+      socket = net.connect(path)
+      await once(socket, 'connect')
+    },
+    async sample(n) {
+      let left = n * SIZE
+      let resolve
+      const all = new Promise((res) => (resolve = res))
+      const onData = (chunk) => {
+        left -= chunk.length
+        if (left === 0) resolve()
+      }
+      socket.on('data', onData)
+      const t0 = now()
+      const sent = producer.ask(`${n} ${SIZE}`)
+      await all
+      const elapsed = now() - t0
+      socket.off('data', onData)
+      await sent
+      return elapsed
+    },
+    async teardown() {
+      socket?.destroy()
+      await producer?.close()
+      if (dir) rmSync(dir, { recursive: true, force: true })
+    },
+  }
+}
+
+/** worker_threads: a worker posts n 64-byte Uint8Arrays, this side receives them. */
+function workerStream() {
+  let worker
+  return {
+    impl: 'worker_threads postMessage',
+    kind: 'alt',
+    compare: 'ipckit async iterator',
+    async setup() {
+      worker = new Worker(join(__dirname, '..', 'peers', 'worker-echo.js'))
+      await once(worker, 'online')
+    },
+    async sample(n) {
+      let left = n
+      let resolve
+      const all = new Promise((res) => (resolve = res))
+      const onMessage = () => {
+        if (--left === 0) resolve()
+      }
+      worker.on('message', onMessage)
+      const t0 = now()
+      worker.postMessage({ produce: n, size: SIZE })
+      await all
+      const elapsed = now() - t0
+      worker.off('message', onMessage)
+      return elapsed
+    },
+    teardown: () => worker?.terminate(),
+  }
+}
+
 /** The C stream baseline: one C process produces, another consumes and times. */
 function cStream() {
   let q
@@ -445,6 +517,6 @@ module.exports = (config) => [
     unit: 'ns',
     per: 'message',
     count: config.messages,
-    cases: [cStream(), ipckitStream()],
+    cases: [cStream(), ipckitStream(), netStream(), workerStream()],
   },
 ]
