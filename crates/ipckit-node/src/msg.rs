@@ -271,10 +271,23 @@ fn keep_error(e: ipckit::Error) -> i64 {
 }
 
 /// Registers this thread's fast-path slab (see `msgFastReceive`); a later call replaces it.
+/// When the environment shuts down, the slab is let go without a Node-API call (another
+/// environment may later run on this thread and register its own).
 #[napi]
-pub fn msg_fast_register(slab: Buffer) {
+pub fn msg_fast_register(env: &Env, slab: Buffer) -> Result<()> {
+    let first = SLAB.with(|s| s.borrow().0.is_none());
+    if first {
+        env.add_env_cleanup_hook((), |()| {
+            SLAB.with(|s| {
+                if let Some(buffer) = s.borrow_mut().0.take() {
+                    std::mem::forget(buffer);
+                }
+            });
+        })?;
+    }
     let old = SLAB.with(|s| s.borrow_mut().0.replace(slab));
     drop(old);
+    Ok(())
 }
 
 /// `msgrcv` with the arguments in the registered slab, into the slab at the given offset
