@@ -4,9 +4,11 @@
  * @module
  */
 
+import { Buffer } from 'node:buffer'
 import { endianness } from 'node:os'
+import { markAsUntransferable } from 'node:worker_threads'
 
-import { AbortError, IpcError, callNative, fromNative, invalidState, outOfRange } from './errors'
+import { AbortError, IpcError, callNative, invalidState, outOfRange } from './errors'
 import { native } from './native'
 import { ownerChanges, secondsToDate } from './sysv'
 import { WaitGroup, startWait } from './reactor'
@@ -32,7 +34,11 @@ export type Payload = string | ArrayBufferView
 export interface Message {
   /** The message type, >= 1. */
   type: number
-  /** The payload. */
+  /**
+   * The payload. Like the small Buffers of `Buffer.allocUnsafe`, it may be a view of a larger
+   * pool that other received payloads share (its `byteOffset` is then not 0): copy it
+   * (`Buffer.from(data)`) to keep a few bytes without keeping the pool alive.
+   */
   data: Buffer
 }
 
@@ -148,25 +154,108 @@ if (endianness() !== 'LE' || HEADER !== 8) {
   throw new Error('ipckit supports little-endian 64-bit platforms only')
 }
 
+/**
+ * The fast path of calls that need no wait. A native call with arguments costs more than the
+ * `msgrcv` it makes (napi-rs sets up a borrow scope per call), so each thread registers one
+ * pool buffer at a time: the arguments are written into its first `ARGS` bytes and an
+ * argument-less native function reads them, then sends or receives a `struct msgbuf` (type
+ * header, then payload) at the given offset of the pool.
+ *
+ * Received payloads are views of the pool, as `Buffer.allocUnsafe` hands out views of Node's
+ * own pool: each message takes its length (8-byte aligned) and the next one goes after it, so
+ * nothing is copied. A pool is marked untransferable, as Node's is; it is replaced when the
+ * room for a message of the system's msgmax is gone, and when it was detached all the same
+ * (`ArrayBuffer.prototype.transfer()`: its length is then 0) before the native side could
+ * write to it again.
+ */
+const ARGS = native.MSG_FAST_ARGS
+const NOWAIT = native.MSG_FAST_NOWAIT
+const EXCEPT = native.MSG_FAST_EXCEPT
+const TRUNCATE = native.MSG_FAST_TRUNCATE
+const SOFT = native.MSG_FAST_SOFT
+const fastReceive = native.msgFastReceive
+const fastSend = native.msgFastSend
+/** Results of the fast native calls. */
+const EMPTY = -1
+const FAILED = -2
+/** Smallest pool; a pool always has room for two messages of msgmax. */
+const POOL_SIZE = 64 * 1024
+
+/**
+ * Makes a Buffer over `length` bytes of `memory` at `byteOffset`. Node's Buffers are made by
+ * the class `Buffer[Symbol.species]` (what `subarray` uses); calling it directly costs half of
+ * `Buffer.from(arrayBuffer, ...)`, which checks its arguments first. Where it does not make a
+ * genuine Buffer, `Buffer.from` is used.
+ */
+const makeView: (memory: ArrayBuffer, byteOffset: number, length: number) => Buffer = (() => {
+  const Species = (Buffer as unknown as { [Symbol.species]?: new (m: ArrayBuffer, o: number, l: number) => Buffer })[
+    Symbol.species
+  ]
+  try {
+    if (Species !== undefined && Object.getPrototypeOf(new Species(new ArrayBuffer(8), 1, 2)) === Buffer.prototype) {
+      return (memory, byteOffset, length) => new Species(memory, byteOffset, length)
+    }
+  } catch {
+    // fall through
+  }
+  return (memory, byteOffset, length) => Buffer.from(memory, byteOffset, length)
+})()
+
+/** The current pool and an Int32Array over it. */
+let pool: Buffer
+let poolMemory: ArrayBuffer
+let words: Int32Array
+/** Where the next message goes in the pool (8-byte aligned). */
+let offset = 0
+/** Payload room for a message of the default size: the system's msgmax, as last read. */
+let msgRoom = native.msgMax()
+
+function newPool(): void {
+  pool = Buffer.allocUnsafeSlow(Math.max(POOL_SIZE, ARGS + 2 * (HEADER + msgRoom)))
+  // As Node does with its own Buffer pool: postMessage/structuredClone copy it, never move it.
+  poolMemory = pool.buffer as ArrayBuffer
+  markAsUntransferable(poolMemory)
+  words = new Int32Array(pool.buffer, pool.byteOffset, pool.length >> 2)
+  offset = ARGS
+  native.msgFastRegister(pool)
+}
+newPool()
+
+/**
+ * The offset in the pool of a `struct msgbuf` with `size` payload bytes (a new pool if the
+ * current one is short of room or was detached); -1 if a message of that size needs a buffer
+ * of its own.
+ */
+function room(size: number): number {
+  const need = HEADER + size
+  if (offset + need <= pool.length) return offset
+  if (ARGS + need > Math.max(POOL_SIZE, ARGS + 2 * (HEADER + msgRoom))) return -1
+  newPool()
+  return offset
+}
+
+/** Throws the error the last fast call kept, as an `IpcError`. */
+function fastError(): never {
+  native.msgFastError()
+  throw new Error('ipckit: a fast-path call failed without an error')
+}
+
 /** Reads the `long mtype` header of a received `struct msgbuf`. */
 function readType(buf: Buffer): number {
   return buf.readUInt32LE(0) + buf.readInt32LE(4) * 0x1_0000_0000
 }
 
-/** Receive buffer for the default size: header + the system's msgmax, grown if that grows. */
-let scratch = Buffer.allocUnsafeSlow(HEADER + native.msgMax())
-
-function scratchFor(maxSize: number | undefined): Buffer {
-  if (maxSize === undefined) return scratch
-  if (HEADER + maxSize <= scratch.length) return scratch.subarray(0, HEADER + maxSize)
+/** Receive buffer for a `maxSize` larger than a pool holds. */
+function scratchFor(maxSize: number): Buffer {
   return Buffer.allocUnsafeSlow(HEADER + maxSize)
 }
 
-/** After `E2BIG` with the default size: true if msgmax grew, and the scratch buffer with it. */
+/** After `E2BIG` with the default size: true if msgmax grew (the next pool has room for it). */
 function grewMsgMax(): boolean {
   const now = native.msgMax()
-  if (HEADER + now <= scratch.length) return false
-  scratch = Buffer.allocUnsafeSlow(HEADER + now)
+  if (now <= msgRoom) return false
+  msgRoom = now
+  newPool()
   return true
 }
 
@@ -175,6 +264,10 @@ interface ReceiveArgs {
   except: boolean
   truncate: boolean
   maxSize: number | undefined
+  /** Low and high 32 bits of `type`, and the fast-path flags without NOWAIT/SOFT. */
+  typeLow: number
+  typeHigh: number
+  flags: number
 }
 
 function receiveArgs(options: ReceiveOptions | ReceiveSyncOptions): ReceiveArgs {
@@ -184,13 +277,36 @@ function receiveArgs(options: ReceiveOptions | ReceiveSyncOptions): ReceiveArgs 
   const maxSize =
     options.maxSize === undefined ? undefined : optionalInteger(options.maxSize, 'options.maxSize', 0, MAX_SIZE, 0)
   if (except && type <= 0) throw outOfRange('options.type', '>= 1 when options.except is true', type)
-  return { type, except, truncate, maxSize }
+  const typeHigh = Math.floor(type / 0x1_0000_0000)
+  const typeLow = (type - typeHigh * 0x1_0000_0000) | 0
+  const flags = (except ? EXCEPT : 0) | (truncate ? TRUNCATE : 0)
+  return { type, except, truncate, maxSize, typeLow, typeHigh, flags }
 }
 
 function sendType(options: SendOptions | SendSyncOptions): number {
   return optionalInteger(options.type, 'options.type', 1, MAX_SAFE, 1)
 }
 
+/**
+ * One `msgsnd` on this thread through the pool: true when sent, false for a full queue with
+ * `flags` NOWAIT|SOFT, `null` when the payload is larger than a pool holds (the caller then takes
+ * the general path, which reports what the kernel says of such a size).
+ */
+function sendNow(id: number, type: number, bytes: Uint8Array, flags: number): boolean | null {
+  const at = room(bytes.length)
+  if (at < 0) return null
+  const high = Math.floor(type / 0x1_0000_0000)
+  words[0] = id
+  words[1] = flags
+  words[4] = at
+  words[5] = bytes.length
+  words[at >> 2] = (type - high * 0x1_0000_0000) | 0
+  words[(at >> 2) + 1] = high
+  pool.set(bytes, at + HEADER)
+  const sent = fastSend()
+  if (sent === FAILED) callNative(fastError)
+  return sent === 1
+}
 
 /** Ends an iterator's pending wait without an error (see {@link MessageQueue.messages}). */
 const ITERATION_ENDED = Symbol('iteration ended')
@@ -307,7 +423,8 @@ export class MessageQueue implements Disposable {
     validateAbortSignal(signal, 'options.signal')
     this.#check()
     if (signal?.aborted) throw new AbortError(undefined, { cause: signal.reason })
-    if (callNative(() => native.msgSend(this.id, type, bytes, true, true))) return
+    const sent = sendNow(this.id, type, bytes, NOWAIT | SOFT) ?? callNative(() => native.msgSend(this.id, type, bytes, true, true))
+    if (sent) return
     const id = this.id
     return startWait(
       (reactor, waitId) => native.msgSendStart(reactor, waitId, id, type, bytes),
@@ -332,7 +449,9 @@ export class MessageQueue implements Disposable {
     const type = sendType(opts)
     const wait = optionalBoolean(opts.wait, 'options.wait', true)
     this.#check()
-    callNative(() => native.msgSend(this.id, type, bytes, !wait, false))
+    if (sendNow(this.id, type, bytes, wait ? 0 : NOWAIT) === null) {
+      callNative(() => native.msgSend(this.id, type, bytes, !wait, false))
+    }
   }
 
   /**
@@ -346,17 +465,33 @@ export class MessageQueue implements Disposable {
    * ```
    */
   async receive(options?: ReceiveOptions): Promise<Message> {
-    return this.#receive(validateOptions(options), [this.#waits])
-  }
-
-  async #receive(opts: ReceiveOptions, groups: readonly WaitGroup[]): Promise<Message> {
+    const opts = validateOptions(options)
     const args = receiveArgs(opts)
     const signal = opts.signal
     validateAbortSignal(signal, 'options.signal')
+    return this.#receive(args, signal, [this.#waits])
+  }
+
+  /** Takes a queued message at once, on this thread, or starts a wait (validated arguments). */
+  #receive(args: ReceiveArgs, signal: AbortSignal | undefined, groups: readonly WaitGroup[]): Promise<Message> {
+    let now: Message | null
+    try {
+      now = this.#ready(args, signal)
+    } catch (err) {
+      return Promise.reject(err)
+    }
+    return now !== null ? Promise.resolve(now) : this.#wait(args, signal, groups)
+  }
+
+  /** A message already queued, or `null`; throws when closed or aborted. */
+  #ready(args: ReceiveArgs, signal: AbortSignal | undefined): Message | null {
     this.#check()
     if (signal?.aborted) throw new AbortError(undefined, { cause: signal.reason })
-    const now = this.#receiveNow(args, true, true)
-    if (now !== null) return now
+    return this.#receiveNow(args, true, true)
+  }
+
+  /** Waits on an addon thread for the next matching message. */
+  #wait(args: ReceiveArgs, signal: AbortSignal | undefined, groups: readonly WaitGroup[]): Promise<Message> {
     const { type, except, truncate, maxSize } = args
     const id = this.id
     return startWait(
@@ -370,20 +505,42 @@ export class MessageQueue implements Disposable {
   /** One `msgrcv` on this thread; `null` when nothing matches and `emptyIsNull`. */
   #receiveNow(args: ReceiveArgs, nowait: boolean, emptyIsNull: boolean): Message | null {
     for (;;) {
-      const buf = scratchFor(args.maxSize)
-      let len: number
-      try {
-        len = native.msgReceive(this.id, buf, args.type, args.except, args.truncate, nowait, emptyIsNull)
-      } catch (err) {
-        const e = fromNative(err)
-        if (e instanceof IpcError && e.code === 'E2BIG' && args.maxSize === undefined && grewMsgMax()) continue
-        throw e
+      const size = args.maxSize ?? msgRoom
+      const at = room(size)
+      if (at < 0) return this.#receiveLarge(args, nowait, emptyIsNull)
+      words[0] = this.id
+      words[1] = args.flags | (nowait ? NOWAIT : 0) | (emptyIsNull ? SOFT : 0)
+      words[2] = args.typeLow
+      words[3] = args.typeHigh
+      words[4] = at
+      words[5] = size
+      const len = fastReceive()
+      if (len >= 0) {
+        const start = at + HEADER
+        offset = (start + len + 7) & ~7
+        const type = (words[at >> 2] >>> 0) + words[(at >> 2) + 1] * 0x1_0000_0000
+        return { type, data: makeView(poolMemory, pool.byteOffset + start, len) }
       }
-      if (len < 0) return null
-      const data = Buffer.allocUnsafe(len)
-      buf.copy(data, 0, HEADER, HEADER + len)
-      return { type: readType(buf), data }
+      if (len === EMPTY) return null
+      try {
+        callNative(fastError)
+      } catch (err) {
+        if (err instanceof IpcError && err.code === 'E2BIG' && args.maxSize === undefined && grewMsgMax()) continue
+        throw err
+      }
     }
+  }
+
+  /** {@link #receiveNow} for a `maxSize` larger than a pool holds: a buffer of that size. */
+  #receiveLarge(args: ReceiveArgs, nowait: boolean, emptyIsNull: boolean): Message | null {
+    const buf = scratchFor(args.maxSize!)
+    const len = callNative(() =>
+      native.msgReceive(this.id, buf, args.type, args.except, args.truncate, nowait, emptyIsNull),
+    )
+    if (len < 0) return null
+    const data = Buffer.allocUnsafe(len)
+    buf.copy(data, 0, HEADER, HEADER + len)
+    return { type: readType(buf), data }
   }
 
   /**
@@ -418,25 +575,33 @@ export class MessageQueue implements Disposable {
    */
   messages(options?: MessagesOptions): AsyncIterableIterator<Message> {
     const opts = validateOptions(options)
-    receiveArgs(opts)
-    validateAbortSignal(opts.signal, 'options.signal')
+    const args = receiveArgs(opts)
+    const signal = opts.signal
+    validateAbortSignal(signal, 'options.signal')
     const iteration = new WaitGroup()
     const groups = [this.#waits, iteration]
     let finished = false
     const done = (): IteratorResult<Message> => ({ done: true, value: undefined })
+    const ended = (err: unknown): IteratorResult<Message> => {
+      finished = true
+      if (err instanceof AbortError && err.cause === ITERATION_ENDED) return done()
+      throw err
+    }
+    const yielded = (value: Message): IteratorResult<Message> => ({ done: false, value })
     return {
       [Symbol.asyncIterator]() {
         return this
       },
-      next: async (): Promise<IteratorResult<Message>> => {
-        if (finished) return done()
+      next: (): Promise<IteratorResult<Message>> => {
+        if (finished) return Promise.resolve(done())
+        let now: Message | null
         try {
-          return { done: false, value: await this.#receive(opts, groups) }
+          now = this.#ready(args, signal)
         } catch (err) {
-          finished = true
-          if (err instanceof AbortError && err.cause === ITERATION_ENDED) return done()
-          throw err
+          return new Promise((resolve) => resolve(ended(err)))
         }
+        if (now !== null) return Promise.resolve(yielded(now))
+        return this.#wait(args, signal, groups).then(yielded, ended)
       },
       return: async (): Promise<IteratorResult<Message>> => {
         finished = true

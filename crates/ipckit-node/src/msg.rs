@@ -194,3 +194,188 @@ pub fn msg_remove(env: &Env, id: i32) -> Result<()> {
 pub fn msg_max() -> u32 {
     ipckit::limits::msgmax() as u32
 }
+
+// The fast path of sends and receives that need no wait.
+//
+// A napi-rs function with arguments pays a fixed cost per call for its argument borrow
+// scope (an `Arc<Mutex<..>>` allocation, thread-local bookkeeping): on these machines more
+// than the `msgrcv` itself. A function with no arguments skips it. So the TypeScript layer
+// registers one private buffer per thread (`msgFastRegister`), writes the arguments of each
+// call into its first bytes, and calls the argument-less `msgFastReceive` / `msgFastSend`,
+// which read them, run the call on a message buffer inside the same slab, and answer with a
+// number. An error is kept and thrown by the next `msgFastError()`, through the one error
+// path every other call uses.
+
+/// Bytes at the start of a fast-path slab that hold the arguments: six `i32`s
+/// (id, flags, type low, type high, message offset, payload size).
+#[napi]
+pub const MSG_FAST_ARGS: u32 = 32;
+/// Fast-path flag: fail with `EAGAIN`/`ENOMSG` instead of blocking (`IPC_NOWAIT`).
+#[napi]
+pub const MSG_FAST_NOWAIT: u32 = 1;
+/// Fast-path flag: `MSG_EXCEPT`.
+#[napi]
+pub const MSG_FAST_EXCEPT: u32 = 2;
+/// Fast-path flag: `MSG_NOERROR`.
+#[napi]
+pub const MSG_FAST_TRUNCATE: u32 = 4;
+/// Fast-path flag: answer -1 for an empty queue (receive) or 0 for a full one (send)
+/// instead of an error.
+#[napi]
+pub const MSG_FAST_SOFT: u32 = 8;
+
+/// The registered slab; forgotten, never dropped, at thread exit (the environment that owns
+/// the buffer may be gone by then).
+struct Slab(Option<Buffer>);
+
+impl Drop for Slab {
+    fn drop(&mut self) {
+        if let Some(buffer) = self.0.take() {
+            std::mem::forget(buffer);
+        }
+    }
+}
+
+thread_local! {
+    static SLAB: std::cell::RefCell<Slab> = const { std::cell::RefCell::new(Slab(None)) };
+    static FAST_ERROR: std::cell::RefCell<Option<ipckit::Error>> = const { std::cell::RefCell::new(None) };
+}
+
+struct FastArgs {
+    id: i32,
+    flags: u32,
+    mtype: i64,
+    offset: usize,
+    size: usize,
+}
+
+fn fast_args(slab: &[u8]) -> Option<FastArgs> {
+    let word = |i: usize| -> Option<i32> {
+        let bytes = slab.get(i * 4..i * 4 + 4)?;
+        Some(i32::from_ne_bytes(bytes.try_into().ok()?))
+    };
+    let low = word(2)? as u32 as i64;
+    let high = word(3)? as i64;
+    Some(FastArgs {
+        id: word(0)?,
+        flags: word(1)? as u32,
+        mtype: (high << 32) | low,
+        offset: usize::try_from(word(4)?).ok()?,
+        size: usize::try_from(word(5)?).ok()?,
+    })
+}
+
+fn keep_error(e: ipckit::Error) -> i64 {
+    FAST_ERROR.with(|slot| *slot.borrow_mut() = Some(e));
+    -2
+}
+
+/// Registers this thread's fast-path slab (see `msgFastReceive`); a later call replaces it.
+/// When the environment shuts down, the slab is let go without a Node-API call (another
+/// environment may later run on this thread and register its own).
+#[napi]
+pub fn msg_fast_register(env: &Env, slab: Buffer) -> Result<()> {
+    let first = SLAB.with(|s| s.borrow().0.is_none());
+    if first {
+        env.add_env_cleanup_hook((), |()| {
+            SLAB.with(|s| {
+                if let Some(buffer) = s.borrow_mut().0.take() {
+                    std::mem::forget(buffer);
+                }
+            });
+        })?;
+    }
+    let old = SLAB.with(|s| s.borrow_mut().0.replace(slab));
+    drop(old);
+    Ok(())
+}
+
+/// `msgrcv` with the arguments in the registered slab, into the slab at the given offset
+/// (type header, then up to `size` payload bytes). Returns the payload length; -1 for an
+/// empty queue with `MSG_FAST_SOFT` and `MSG_FAST_NOWAIT`; -2 after an error, which
+/// `msgFastError()` then throws. A blocking receive is retried after `EINTR`.
+#[napi]
+pub fn msg_fast_receive() -> i64 {
+    SLAB.with(|s| {
+        let mut guard = s.borrow_mut();
+        let Some(slab) = guard.0.as_mut() else {
+            return keep_error(ipckit::Error::new(Errno::EINVAL, "msgrcv"));
+        };
+        let Some(args) = fast_args(slab) else {
+            return keep_error(ipckit::Error::new(Errno::EINVAL, "msgrcv"));
+        };
+        let end = args.offset.checked_add(msg::HEADER + args.size);
+        let Some(buf) =
+            end.and_then(|end| slab.get_mut(args.offset.max(MSG_FAST_ARGS as usize)..end))
+        else {
+            return keep_error(ipckit::Error::new(Errno::EINVAL, "msgrcv"));
+        };
+        let flags = ReceiveFlags {
+            nowait: args.flags & MSG_FAST_NOWAIT != 0,
+            except: args.flags & MSG_FAST_EXCEPT != 0,
+            truncate: args.flags & MSG_FAST_TRUNCATE != 0,
+        };
+        let queue = MessageQueue::from_id(args.id);
+        let result = if flags.nowait {
+            queue.receive(buf, args.mtype, flags)
+        } else {
+            ipckit::error::retry_eintr(|| queue.receive(buf, args.mtype, flags))
+        };
+        match result {
+            Ok(got) => got.len as i64,
+            Err(e)
+                if flags.nowait
+                    && args.flags & MSG_FAST_SOFT != 0
+                    && e.errno() == Errno::ENOMSG =>
+            {
+                -1
+            }
+            Err(e) => keep_error(e),
+        }
+    })
+}
+
+/// `msgsnd` of the message the slab holds at the given offset (type header, then `size`
+/// payload bytes). Returns 1 when sent; 0 for a full queue with `MSG_FAST_SOFT` and
+/// `MSG_FAST_NOWAIT`; -2 after an error, which `msgFastError()` then throws. A blocking send
+/// is retried after `EINTR`.
+#[napi]
+pub fn msg_fast_send() -> i64 {
+    SLAB.with(|s| {
+        let guard = s.borrow();
+        let Some(slab) = guard.0.as_ref() else {
+            return keep_error(ipckit::Error::new(Errno::EINVAL, "msgsnd"));
+        };
+        let Some(args) = fast_args(slab) else {
+            return keep_error(ipckit::Error::new(Errno::EINVAL, "msgsnd"));
+        };
+        let end = args.offset.checked_add(msg::HEADER + args.size);
+        let Some(msgbuf) =
+            end.and_then(|end| slab.get(args.offset.max(MSG_FAST_ARGS as usize)..end))
+        else {
+            return keep_error(ipckit::Error::new(Errno::EINVAL, "msgsnd"));
+        };
+        let nowait = args.flags & MSG_FAST_NOWAIT != 0;
+        let queue = MessageQueue::from_id(args.id);
+        let result = if nowait {
+            queue.send_encoded(msgbuf, true)
+        } else {
+            ipckit::error::retry_eintr(|| queue.send_encoded(msgbuf, false))
+        };
+        match result {
+            Ok(()) => 1,
+            Err(e) if nowait && args.flags & MSG_FAST_SOFT != 0 && e.errno() == Errno::EAGAIN => 0,
+            Err(e) => keep_error(e),
+        }
+    })
+}
+
+/// Throws the error kept by the last failed `msgFastReceive` / `msgFastSend` (and forgets
+/// it); does nothing if there is none.
+#[napi]
+pub fn msg_fast_error(env: &Env) -> Result<()> {
+    match FAST_ERROR.with(|slot| slot.borrow_mut().take()) {
+        Some(e) => Err(crate::error::sys_error(env, e)),
+        None => Ok(()),
+    }
+}
