@@ -5,7 +5,7 @@ import test from 'ava'
 
 import { IpcError, MessageQueue, ipcrm, ipcs, limits } from '../ts/index'
 import type { IpcsEntry } from '../ts/index'
-import { NOBODY, freshKey, keyExists, removeBuilds, runNode, sleep } from './helpers'
+import { NOBODY, freshKey, keyExists, removeBuilds, runNode, waitUntilBlocked } from './helpers'
 import { holdObject, makeObject, track } from './helpers/sysv-objects'
 
 test.after.always(() => removeBuilds())
@@ -142,7 +142,8 @@ test('removing a queue wakes blocked receivers, here and in a C process, with EI
   const q = MessageQueue.fromId(c.id)
   t.teardown(() => q.close())
   const pending = q.receive({ type: 7 })
-  await sleep(50)
+  await waitUntilBlocked(process.pid, /msgrcv/)
+  await waitUntilBlocked(c.child.pid, /msgrcv/)
   ipcrm({ type: 'msg', key: c.key })
   const err = await t.throwsAsync(pending, { instanceOf: IpcError })
   t.is(err?.code, 'EIDRM')

@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto'
 import { promises as fsp, readFileSync } from 'node:fs'
 
 import { IpcError, MessageQueue, ftok } from '../ts/index'
-import { NOBODY, compileC, nodeChild, removeBuilds, runC, runNode, sleep, tempDir, timed } from './helpers'
+import { NOBODY, compileC, nodeChild, removeBuilds, runC, runNode, sleep, tempDir, timed, waitUntilBlocked } from './helpers'
 
 test.after.always(removeBuilds)
 
@@ -298,7 +298,7 @@ test('a receiver in another process blocked when the queue is removed fails with
     q.receive().catch((e) => console.log(JSON.stringify([e.code, e.errno, e.syscall, e instanceof ipckit.IpcError])))
   `, [String(q.id)])
   await child.line(/waiting/)
-  await sleep(50)
+  await waitUntilBlocked(child.pid, /msgrcv/)
   q.remove()
   const r = await child.done
   t.deepEqual(JSON.parse(r.stdout.trim().split('\n')[1]!), ['EIDRM', -43, 'msgrcv', true])

@@ -2,7 +2,7 @@ import test, { type ExecutionContext } from 'ava'
 
 import { AbortError, IPC_PRIVATE, IpcError, MessageQueue } from '../ts/index'
 import { pendingWaits } from '../ts/reactor'
-import { freshKey, keyExists, sleep, timed } from './helpers'
+import { freshKey, keyExists, sleep, timed, waitUntilBlocked } from './helpers'
 
 /** Removes the queue (by id, so it works after close()) when the test ends. */
 function track(t: ExecutionContext, q: MessageQueue): MessageQueue {
@@ -213,14 +213,15 @@ test('many aborted receives leave every later message in the queue', async (t) =
   t.is(q.stat().messages, 16)
 })
 
-test('removing the queue wakes blocked receivers and senders with EIDRM', async (t) => {
+// Serial: it counts this process's threads blocked in msgrcv/msgsnd, so no other test may wait.
+test.serial('removing the queue wakes blocked receivers and senders with EIDRM', async (t) => {
   const q = track(t, MessageQueue.create())
   const receivers = [q.receive(), q.receive({ type: 2 }), q.receive({ type: -3 }), q.receive()]
   const full = track(t, MessageQueue.create())
   full.update({ maxBytes: 1 })
   full.sendSync('x')
   const sender = full.send('y')
-  await sleep(20)
+  await waitUntilBlocked(process.pid, /msgrcv|msgsnd/, 5)
   q.remove()
   full.remove()
   for (const r of [...receivers, sender]) {

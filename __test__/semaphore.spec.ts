@@ -5,7 +5,7 @@ import test, { type ExecutionContext } from 'ava'
 
 import { AbortError, IPC_PRIVATE, IpcError, Mutex, MutexGuard, Semaphore, SemaphoreSet } from '../ts/index'
 import { pendingWaits } from '../ts/reactor'
-import { freshKey, keyExists, sleep, timed } from './helpers'
+import { freshKey, keyExists, sleep, timed, waitUntilBlocked } from './helpers'
 
 /** Removes the set (by id, so it works after close()) when the test ends. */
 function track<T extends { id: number; close(): void }>(t: ExecutionContext, obj: T): T {
@@ -226,7 +226,8 @@ test('an already aborted signal rejects before touching the set', async (t) => {
   t.is(set.get(0), 1)
 })
 
-test('removing the set wakes blocked waiters with EIDRM', async (t) => {
+// Serial: it counts this process's threads blocked in semop, so no other test may wait.
+test.serial('removing the set wakes blocked waiters with EIDRM', async (t) => {
   const set = SemaphoreSet.create({ initial: [0, 1] })
   const sem = Semaphore.open(IPC_PRIVATE, { initial: 0 })
   const mutex = Mutex.open(IPC_PRIVATE)
@@ -237,7 +238,7 @@ test('removing the set wakes blocked waiters with EIDRM', async (t) => {
     sem.acquire(),
     mutex.lock(),
   ]
-  await sleep(30)
+  await waitUntilBlocked(process.pid, /semtimedop/, 4)
   set.remove()
   sem.remove()
   mutex.remove()

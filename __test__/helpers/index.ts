@@ -196,3 +196,35 @@ export async function timed<T>(fn: () => Promise<T>): Promise<{ ms: number; valu
 export function openFds(): number {
   return readdirSync('/proc/self/fd').length
 }
+
+/**
+ * Threads of process `pid` that the kernel shows blocked in a function matching `wchan` (from
+ * /proc/<pid>/task/<tid>/wchan: `do_msgrcv`, `do_semtimedop`, `futex_wait_queue`, ...).
+ */
+export function blockedThreads(pid: number, wchan: RegExp): number {
+  let n = 0
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      if (wchan.test(readFileSync(`/proc/${pid}/task/${tid}/wchan`, 'utf8'))) n++
+    } catch {
+      // the thread ended meanwhile
+    }
+  }
+  return n
+}
+
+/**
+ * Resolves once at least `count` threads of `pid` are blocked in the kernel in `wchan` (see
+ * {@link blockedThreads}); rejects after `timeoutMs`. Use it instead of a sleep before removing
+ * an object that waiters must see removed (EIDRM): under load a sleep can end before a waiter
+ * has even entered its system call, and then the kernel rightly answers EINVAL.
+ */
+export async function waitUntilBlocked(pid: number, wchan: RegExp, count = 1, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (blockedThreads(pid, wchan) < count) {
+    if (Date.now() > deadline) {
+      throw new Error(`${count} thread(s) of ${pid} were not blocked in ${wchan} within ${timeoutMs} ms`)
+    }
+    await sleep(2)
+  }
+}
