@@ -145,7 +145,7 @@ async function storm<T>(fn: () => Promise<T>): Promise<{ signals: number; value:
   return { signals: handled - before, value }
 }
 
-const STEP = 400
+const STEP = 500
 const SLACK = 2000
 
 test.serial('async waits under a SIGUSR2 storm end with their result, not EINTR, and not early', async (t) => {

@@ -2,7 +2,8 @@
  * Faults: processes killed while they hold a lock, send or wait; objects removed under blocked
  * waiters; peers that vanish mid-stream; a full queue with a slow consumer. Every case uses real
  * child processes and checks that nothing is lost, damaged or left hanging. (EINTR from signals
- * is in `faults-eintr.spec.ts`: its signal storm would hit every test of this file.)
+ * is in `faults-eintr.spec.ts`: its signal storm would hit every test of this file.) Tests that
+ * count this process's blocked threads run serially, so that no other test's waits are counted.
  */
 import test, { type ExecutionContext } from 'ava'
 import { once } from 'node:events'
@@ -223,7 +224,7 @@ function codeOf(p: Promise<unknown>): Promise<string> {
   )
 }
 
-test('IPC_RMID of a message queue under 4 blocked receivers and a blocked sender: all get EIDRM', async (t) => {
+test.serial('IPC_RMID of a message queue under 4 blocked receivers and a blocked sender: all get EIDRM', async (t) => {
   const q = track(t, MessageQueue.create())
   q.update({ maxBytes: 64 })
   q.sendSync(Buffer.alloc(64), { type: 1 })
@@ -283,7 +284,7 @@ test('IPC_RMID of a semaphore set under 4 blocked waiters: all get EIDRM', async
   }
 })
 
-test('IPC_RMID of shared memory under 4 waiters: as documented the segment lives on while attached, so waits go on, time out at their deadline, and notify still wakes them', async (t) => {
+test.serial('IPC_RMID of shared memory under 4 waiters: as documented the segment lives on while attached, so waits go on, time out at their deadline, and notify still wakes them', async (t) => {
   const shm = SharedMemory.create({ size: 4096 })
   t.teardown(() => {
     try {
