@@ -445,12 +445,23 @@ test('a full queue with a slow consumer: senders wait, nothing is lost or reorde
       `const S = require(${STRESS})
        const q = ipckit.MessageQueue.fromId(Number(process.argv[2]))
        const p = Number(process.argv[3])
+       let waited = 0
        ;(async () => {
          for (let s = 0; s < ${COUNT}; s++) {
            const m = S.record(p, s, S.queueSize(p, s))
-           if (process.argv[4] === 'sync') q.sendSync(m); else await q.send(m)
+           if (process.argv[4] === 'async') await q.send(m)
+           else {
+             try {
+               q.sendSync(m, { wait: false })
+             } catch (e) {
+               if (e.code !== 'EAGAIN') throw e
+               waited++
+               q.sendSync(m)
+             }
+           }
          }
          q.close()
+         console.log('waited ' + waited)
        })().catch((e) => { console.error(e); process.exit(1) })`,
       [String(q.id), String(p), mode],
     ),
@@ -465,6 +476,9 @@ test('a full queue with a slow consumer: senders wait, nothing is lost or reorde
     if (tally.received % 10 === 0) await sleep(2)
   }
   for (const p of producers) t.is((await p.done).code, 0)
+  const waited = Number((await producers[0]!.line(/^waited/)).split(' ')[1])
+  t.log(`the sync sender found the queue full ${waited} times`)
+  t.true(waited > COUNT / 10)
   t.like(tally, { received: 2 * COUNT, corrupt: 0, outOfOrder: 0 })
   t.true(tally.counts.every((c) => c === 1))
   t.true(fullest >= 1024, `the queue filled up (${fullest} bytes)`)

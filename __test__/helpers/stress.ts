@@ -323,6 +323,7 @@ export async function runStress(options: StressOptions): Promise<StressReport> {
       }
       if (carry.length > 0) pipeTally.add(carry)
     })()
+    reading.catch(() => {}) // awaited below; an early failure must not be an unhandled rejection
 
     const producerChildren = Array.from({ length: producers }, (_, p) =>
       nodeChild(PRODUCER, [String(q.id), join(dir.path, 'stress.seq'), String(p), String(countOf(messages, producers, p))], {
