@@ -1,6 +1,9 @@
 /**
- * Faults: EINTR. A C child bombards this process with SIGUSR2 (every ~200 us) while
- * `process.on('SIGUSR2')` is set, so blocking calls in this process keep returning EINTR. Async
+ * Faults: EINTR. A C child bombards this process with SIGUSR2 (every ~1 ms, to the process and
+ * to each of its threads) while `process.on('SIGUSR2')` is set, so blocking calls on the JS
+ * thread keep returning EINTR. (ipckit's wait threads block every signal but its wake signal, so
+ * for async waits the storm tests the whole path, not their EINTR retry, which the cancellation
+ * tests exercise.) Async
  * and sync waits on a message queue, a semaphore, a shared memory word and a seqpacket socket
  * must neither fail with EINTR nor end early, and timed waits must keep their deadline (a wait
  * that restarted its full timeout after each signal would never end).
@@ -40,7 +43,7 @@ int main(int argc, char **argv) {
   fflush(stdout);
   for (;;) {
     if (kill(target, SIGUSR2) != 0) return 0;
-    usleep(200);
+    usleep(1000);
     DIR *d = opendir(path);
     if (d == NULL) return 0;
     struct dirent *e;
@@ -49,7 +52,7 @@ int main(int argc, char **argv) {
       if (tid > 0) syscall(SYS_tgkill, (int)target, tid, SIGUSR2);
     }
     closedir(d);
-    usleep(200);
+    usleep(1000);
   }
 }
 `
