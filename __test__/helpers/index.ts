@@ -202,8 +202,14 @@ export function openFds(): number {
  * /proc/<pid>/task/<tid>/wchan: `do_msgrcv`, `do_semtimedop`, `futex_wait_queue`, ...).
  */
 export function blockedThreads(pid: number, wchan: RegExp): number {
+  let tasks: string[]
+  try {
+    tasks = readdirSync(`/proc/${pid}/task`)
+  } catch {
+    return 0 // the process is gone
+  }
   let n = 0
-  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+  for (const tid of tasks) {
     try {
       if (wchan.test(readFileSync(`/proc/${pid}/task/${tid}/wchan`, 'utf8'))) n++
     } catch {

@@ -507,7 +507,9 @@ impl Mapping {
 
     /// Waits until the 32-bit word at `offset` (4-aligned) is woken by [`wake`](Self::wake)
     /// from any process, if it holds `expected` (`FUTEX_WAIT`, shared, not
-    /// `FUTEX_PRIVATE_FLAG`). `timeout` `None` waits for ever.
+    /// `FUTEX_PRIVATE_FLAG`). `timeout` `None` waits for ever. [`WaitResult::NotEqual`] means
+    /// the word did not hold `expected` at the call (no wait); a change seen after the wait
+    /// began, even without a wake, ends it with [`WaitResult::Ok`].
     ///
     /// With a `canceller`, the wait can be cancelled ([`crate::wait::interruptible`]) and then
     /// fails with [`Error::cancelled`]; without one, signals do not end it. `EINTR` re-arms
@@ -540,6 +542,14 @@ impl Mapping {
             Some(t) => Some(deadline_after(t)?),
             None => None,
         };
+        // `NotEqual` means "no wait": decide it here, once. After this point the kernel's
+        // EAGAIN means the word changed after we committed to wait: between this load and the
+        // futex call, or while a signal interrupted the wait (the kernel restarts a futex wait
+        // under SA_RESTART, and we retry after EINTR, and either re-check finds the new value).
+        // That is a wake-up, as `Atomics.wait` would report it, not "not equal".
+        if word.load(Ordering::SeqCst) != expected {
+            return Ok(WaitResult::NotEqual);
+        }
         let call = || futex_wait(word, expected, deadline.as_ref());
         let result = match canceller {
             Some(c) => interruptible(c, "futex", call),
@@ -547,7 +557,7 @@ impl Mapping {
         };
         match result {
             Ok(()) => Ok(WaitResult::Ok),
-            Err(e) if e.errno() == Errno::EAGAIN => Ok(WaitResult::NotEqual),
+            Err(e) if e.errno() == Errno::EAGAIN => Ok(WaitResult::Ok),
             Err(e) if e.errno() == Errno::ETIMEDOUT => Ok(WaitResult::TimedOut),
             Err(e) => Err(e),
         }
@@ -659,6 +669,7 @@ fn futex_wait(word: &AtomicU32, expected: u32, deadline: Option<&libc::timespec>
 mod tests {
     use super::*;
     use crate::key::IPC_PRIVATE;
+    use std::os::unix::thread::JoinHandleExt;
     use std::sync::Arc;
     use std::time::Instant;
 
@@ -778,6 +789,38 @@ mod tests {
             std::thread::sleep(Duration::from_millis(1));
         }
         assert_eq!(waiter.join().unwrap().unwrap(), WaitResult::Ok);
+    }
+
+    extern "C" fn ignore(_: libc::c_int) {}
+
+    /// A signal interrupts the wait after the word changed without a wake: the wait ends with
+    /// `Ok` (a wake-up), never `NotEqual`, which means that no wait took place.
+    #[test]
+    fn futex_wait_interrupted_after_a_change_is_a_wake_up() {
+        for flags in [0, libc::SA_RESTART] {
+            // SAFETY: a zeroed sigaction with a handler that does nothing, installed for SIGURG,
+            // which no other test of this crate uses.
+            unsafe {
+                let mut sa: libc::sigaction = std::mem::zeroed();
+                sa.sa_sigaction = ignore as extern "C" fn(libc::c_int) as libc::sighandler_t;
+                sa.sa_flags = flags;
+                assert_eq!(libc::sigaction(libc::SIGURG, &sa, std::ptr::null_mut()), 0);
+            }
+            let shm = private(64);
+            let map = Arc::new(shm.0.attach(false).unwrap());
+            let m = map.clone();
+            let waiter =
+                std::thread::spawn(move || m.wait(0, 0, Some(Duration::from_secs(10)), None));
+            std::thread::sleep(Duration::from_millis(50));
+            map.write(0, &1u32.to_ne_bytes()).unwrap();
+            // SAFETY: the thread is alive (it waits up to 10 s) and SIGURG has a handler.
+            unsafe { libc::pthread_kill(waiter.as_pthread_t(), libc::SIGURG) };
+            assert_eq!(
+                waiter.join().unwrap().unwrap(),
+                WaitResult::Ok,
+                "flags {flags}"
+            );
+        }
     }
 
     #[test]
