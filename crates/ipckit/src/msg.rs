@@ -471,7 +471,14 @@ pub(crate) mod libc {
 
     // The layout of <sys/msg.h> on 64-bit macOS: a 24-byte ipc_perm, then 4-byte packing (116).
     #[cfg(target_pointer_width = "64")]
-    const _: () = assert!(std::mem::size_of::<msqid_ds>() == 116);
+    const _: () = {
+        use std::mem::{offset_of, size_of};
+        assert!(size_of::<msqid_ds>() == 116);
+        assert!(offset_of!(msqid_ds, msg_cbytes) == 32);
+        assert!(offset_of!(msqid_ds, msg_lspid) == 56);
+        assert!(offset_of!(msqid_ds, msg_stime) == 64);
+        assert!(offset_of!(msqid_ds, msg_ctime) == 88);
+    };
 }
 
 #[cfg(test)]

@@ -50,9 +50,11 @@ extern "C" {
 /// # Safety
 /// As for `semop`: `sops` points to `nsops` valid `sembuf` values and `timeout` to a valid
 /// relative timespec, both for the whole call.
-#[cfg(target_vendor = "apple")]
+///
+/// Compiled for tests everywhere, so that Linux runs its tests too.
+#[cfg(any(target_vendor = "apple", test))]
 #[allow(clippy::unnecessary_cast)] // time_t and c_long are i64 on 64-bit targets only
-unsafe fn semtimedop(
+unsafe fn semtimedop_polling(
     semid: libc::c_int,
     sops: *mut libc::sembuf,
     nsops: libc::size_t,
@@ -91,6 +93,61 @@ unsafe fn semtimedop(
             return -1; // EINTR: the caller retries with the time left, or was cancelled.
         }
         pause = (pause * 2).min(Duration::from_millis(10));
+    }
+}
+
+#[cfg(target_vendor = "apple")]
+use semtimedop_polling as semtimedop;
+
+#[cfg(test)]
+mod polling_tests {
+    use super::*;
+
+    fn timed(id: i32, op: i16, timeout: Duration) -> Result<()> {
+        let mut sops = [libc::sembuf {
+            sem_num: 0,
+            sem_op: op,
+            sem_flg: 0,
+        }];
+        let ts = libc::timespec {
+            tv_sec: timeout.as_secs() as _,
+            tv_nsec: timeout.subsec_nanos() as _,
+        };
+        // SAFETY: one valid sembuf and a valid timespec, both outliving the call.
+        let rc = unsafe { semtimedop_polling(id, sops.as_mut_ptr(), 1, &ts) };
+        check(rc, "semtimedop").map(drop)
+    }
+
+    #[test]
+    fn polling_timed_op_times_out_succeeds_and_can_be_cancelled() {
+        let set = SemaphoreSet::open(IPC_PRIVATE, OpenOptions::default(), Some(&[0])).unwrap();
+        let id = set.id();
+        let started = Instant::now();
+        let e = timed(id, -1, Duration::from_millis(30)).unwrap_err();
+        assert_eq!(e.errno(), Errno::EAGAIN);
+        assert!(started.elapsed() >= Duration::from_millis(29));
+        // Another thread posts while the caller polls: the op completes before its deadline.
+        let poster = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(20));
+            SemaphoreSet::from_id(id).op(&[SemOp::new(0, 1)], None)
+        });
+        timed(id, -1, Duration::from_secs(5)).unwrap();
+        poster.join().unwrap().unwrap();
+        assert_eq!(set.get(0).unwrap(), 0);
+        // A cancelled polling wait ends promptly and takes nothing.
+        let canceller = Canceller::new();
+        let c = canceller.clone();
+        let waiter = std::thread::spawn(move || {
+            interruptible(&c, "semtimedop", || timed(id, -1, Duration::from_secs(5)))
+        });
+        std::thread::sleep(Duration::from_millis(20));
+        let cancelled_at = Instant::now();
+        canceller.cancel();
+        assert!(waiter.join().unwrap().unwrap_err().is_cancelled());
+        assert!(cancelled_at.elapsed() < Duration::from_secs(1));
+        set.op(&[SemOp::new(0, 1)], None).unwrap();
+        assert_eq!(set.get(0).unwrap(), 1);
+        set.remove().unwrap();
     }
 }
 
@@ -909,7 +966,6 @@ mod tests {
     #[test]
     fn cancelled_wait_changes_nothing() {
         use crate::wait::spawn;
-        let _serial = crate::wait::POOL_TESTS.lock();
         let s = private(&[0, 5]);
         let set = s.0;
         let canceller = Canceller::new();
