@@ -45,13 +45,12 @@ extern "C" {
 /// sleeps between tries (1 ms, doubling up to 10 ms) until they succeed or `timeout` passes
 /// (`EAGAIN`, as `semtimedop` reports it). A signal ends the sleep with `EINTR`, so a wait can
 /// still be cancelled. Unlike a kernel wait, such a waiter is not counted by `GETNCNT` /
-/// `GETZCNT` and has no place in the kernel's queue. Built for macOS here, never run.
+/// `GETZCNT` and has no place in the kernel's queue. Built for macOS (not run there yet), and
+/// compiled for tests everywhere, so that its tests run on Linux too.
 ///
 /// # Safety
 /// As for `semop`: `sops` points to `nsops` valid `sembuf` values and `timeout` to a valid
 /// relative timespec, both for the whole call.
-///
-/// Compiled for tests everywhere, so that Linux runs its tests too.
 #[cfg(any(target_vendor = "apple", test))]
 #[allow(clippy::unnecessary_cast)] // time_t and c_long are i64 on 64-bit targets only
 unsafe fn semtimedop_polling(
