@@ -178,7 +178,7 @@ pub fn socket(kind: Kind, nonblocking: bool) -> Result<OwnedFd> {
 }
 
 /// `socketpair(AF_UNIX, kind)` where there is no `SOCK_CLOEXEC` (macOS), then `FD_CLOEXEC`
-/// and `SO_NOSIGPIPE` on both ends (see [`prepare`]). macOS has no `SOCK_SEQPACKET` UNIX
+/// and `SO_NOSIGPIPE` on both ends (see `prepare`). macOS has no `SOCK_SEQPACKET` UNIX
 /// sockets: [`Kind::Seqpacket`] fails there with the kernel's error (`EPROTONOSUPPORT`).
 ///
 /// ```
@@ -202,7 +202,7 @@ pub fn socketpair(kind: Kind) -> Result<(OwnedFd, OwnedFd)> {
 }
 
 /// `socket(AF_UNIX, kind)` where there is no `SOCK_CLOEXEC` (macOS), then `FD_CLOEXEC`,
-/// `SO_NOSIGPIPE` ([`prepare`]) and, when asked, `O_NONBLOCK`.
+/// `SO_NOSIGPIPE` (`prepare`) and, when asked, `O_NONBLOCK`.
 ///
 /// ```
 /// use ipckit::socket::*;
@@ -392,7 +392,7 @@ pub fn accept(fd: RawFd) -> Result<Option<OwnedFd>> {
 
 /// `accept` where there is no `accept4` (macOS), on a non-blocking listening socket: `None`
 /// when no connection is pending. The new socket gets `FD_CLOEXEC` and `SO_NOSIGPIPE`
-/// ([`prepare`]) and is made blocking, as Linux's `accept4` returns it (macOS passes the
+/// (`prepare`) and is made blocking, as Linux's `accept4` returns it (macOS passes the
 /// listener's `O_NONBLOCK` on).
 ///
 /// ```no_run
