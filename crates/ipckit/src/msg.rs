@@ -74,6 +74,7 @@ pub struct ReceiveFlags {
     /// Fail with `ENOMSG` instead of waiting (`IPC_NOWAIT`).
     pub nowait: bool,
     /// With a positive type, take the first message of any *other* type (`MSG_EXCEPT`, Linux).
+    /// Elsewhere (macOS) a receive with it fails with `EINVAL` (syscall `msgrcv`).
     pub except: bool,
     /// Cut a message longer than the buffer instead of failing with `E2BIG` (`MSG_NOERROR`).
     pub truncate: bool,

@@ -60,6 +60,8 @@ pub enum Address {
     Path(Vec<u8>),
     /// A name in the abstract namespace (Linux), without the leading NUL:
     /// `Address::Abstract(b"my-app".to_vec())`.
+    /// Where there is no abstract namespace (macOS), using one fails with `ENOSYS` naming the
+    /// call (`bind`, `connect`, `sendmsg`).
     Abstract(Vec<u8>),
 }
 
