@@ -965,6 +965,7 @@ mod tests {
     #[test]
     fn cancelled_wait_changes_nothing() {
         use crate::wait::spawn;
+        let _serial = crate::wait::POOL_TESTS.lock();
         let s = private(&[0, 5]);
         let set = s.0;
         let canceller = Canceller::new();
