@@ -72,8 +72,38 @@ fn sys(syscall: &'static str) -> impl Fn(Errno) -> Error {
 ///
 /// For more information, see [`pipe2(2)`](https://man7.org/linux/man-pages/man2/pipe.2.html).
 #[doc(alias = "pipe2")]
+#[cfg(any(target_os = "linux", target_os = "android"))]
 pub fn pipe() -> Result<(OwnedFd, OwnedFd)> {
     nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(sys("pipe2"))
+}
+
+/// Creates a pipe where there is no `pipe2` (macOS): `pipe`, then `fcntl(FD_CLOEXEC)` on both
+/// ends, so the result is the same; a `fork` + `exec` on another thread between the two calls
+/// could inherit the ends (the C library offers nothing better there).
+///
+/// ```
+/// let (r, w) = ipckit::pipe::pipe()?;
+/// # drop((r, w));
+/// # Ok::<(), ipckit::Error>(())
+/// ```
+///
+/// For more information, see [`pipe(2)`](https://man7.org/linux/man-pages/man2/pipe.2.html).
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+pub fn pipe() -> Result<(OwnedFd, OwnedFd)> {
+    let (read, write) = nix::unistd::pipe().map_err(sys("pipe"))?;
+    set_cloexec(read.as_fd())?;
+    set_cloexec(write.as_fd())?;
+    Ok((read, write))
+}
+
+/// Sets close-on-exec on a descriptor made without it, where the platform has no atomic way
+/// (`pipe2`, `accept4`, `SOCK_CLOEXEC`, `MSG_CMSG_CLOEXEC` are Linux's): the portable path of
+/// this module, [`crate::socket`] and [`crate::signal`].
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+pub(crate) fn set_cloexec(fd: std::os::fd::BorrowedFd<'_>) -> Result<()> {
+    fcntl::fcntl(fd, FcntlArg::F_SETFD(fcntl::FdFlag::FD_CLOEXEC))
+        .map(drop)
+        .map_err(sys("fcntl"))
 }
 
 /// Makes a FIFO (named pipe) at `path` with permission bits `mode` (less the process umask,

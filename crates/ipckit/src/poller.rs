@@ -22,13 +22,52 @@
 //! # Ok::<(), ipckit::Error>(())
 //! ```
 //!
-//! For more information, see [`epoll(7)`](https://man7.org/linux/man-pages/man7/epoll.7.html).
+//! On macOS the same poller runs on `kqueue`: each interest is a one-shot `EVFILT_READ` or
+//! `EVFILT_WRITE` filter, and end of file or an error (`EV_EOF`, `EV_ERROR`) wakes every
+//! watch of the fd, as `EPOLLHUP` / `EPOLLERR` do; only the three calls below differ (built
+//! for macOS here, never run).
+//!
+//! For more information, see [`epoll(7)`](https://man7.org/linux/man-pages/man7/epoll.7.html),
+//! [`kqueue(2)`](https://man.freebsd.org/cgi/man.cgi?query=kqueue).
 
 use std::collections::HashMap;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 
 use crate::error::{check, retry_eintr, Error, Result};
+
+/// Apple targets: `libc` plus the epoll vocabulary the bookkeeping of this module speaks
+/// (interest bits, control operations, the ready event), which the kqueue calls below
+/// translate; the values are Linux's.
+#[cfg(target_vendor = "apple")]
+#[allow(non_camel_case_types)] // the C names
+mod libc {
+    pub use ::libc::*;
+    /// Readable.
+    pub const EPOLLIN: c_int = 0x001;
+    /// Writable.
+    pub const EPOLLOUT: c_int = 0x004;
+    /// An error is pending (`EV_ERROR`).
+    pub const EPOLLERR: c_int = 0x008;
+    /// End of file (`EV_EOF`).
+    pub const EPOLLHUP: c_int = 0x010;
+    /// One-shot: every kqueue filter registered here is `EV_ONESHOT`.
+    pub const EPOLLONESHOT: c_int = 1 << 30;
+    /// Register an fd.
+    pub const EPOLL_CTL_ADD: c_int = 1;
+    /// Unregister an fd.
+    pub const EPOLL_CTL_DEL: c_int = 2;
+    /// Change an fd's interests.
+    pub const EPOLL_CTL_MOD: c_int = 3;
+    /// A ready fd and what it is ready for.
+    #[derive(Clone, Copy)]
+    pub struct epoll_event {
+        /// `EPOLLIN` | `EPOLLOUT` | `EPOLLERR` | `EPOLLHUP`.
+        pub events: u32,
+        /// The fd.
+        pub u64: u64,
+    }
+}
 
 /// What a watch waits for: `Interest::Read` for a receive or an accept, `Interest::Write`
 /// for a send that found the buffer full.
@@ -84,6 +123,9 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 fn poller() -> Result<&'static Poller> {
     static POLLER: OnceLock<std::result::Result<&'static Poller, Error>> = OnceLock::new();
     *POLLER.get_or_init(|| {
+        #[cfg(target_vendor = "apple")]
+        let fd = kqueue()?;
+        #[cfg(not(target_vendor = "apple"))]
         // SAFETY: epoll_create1 has no memory preconditions.
         let fd = check(
             unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) },
@@ -104,7 +146,111 @@ fn poller() -> Result<&'static Poller> {
     })
 }
 
+/// A kqueue with `FD_CLOEXEC` (macOS, where kqueues are not inherited by `fork` either).
+#[cfg(target_vendor = "apple")]
+fn kqueue() -> Result<RawFd> {
+    // SAFETY: kqueue takes no arguments.
+    let fd = check(unsafe { libc::kqueue() }, "kqueue")?;
+    // SAFETY: kqueue just returned this fd and nothing else uses it yet.
+    let borrowed = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+    if let Err(e) = crate::pipe::set_cloexec(borrowed) {
+        // SAFETY: the fd is ours and not used after this.
+        unsafe { libc::close(fd) };
+        return Err(e);
+    }
+    Ok(fd)
+}
+
+#[cfg(target_vendor = "apple")]
 impl Poller {
+    /// `epoll_ctl` in kqueue terms: one `EV_ADD | EV_ONESHOT` or `EV_DELETE` change per filter
+    /// (`EVFILT_READ` for `EPOLLIN`, `EVFILT_WRITE` for `EPOLLOUT`), with `EV_RECEIPT` so that
+    /// each change reports its own error; deleting a filter that is not there is not one.
+    fn ctl(&self, op: libc::c_int, fd: RawFd, events: u32) -> Result<()> {
+        let change = |filter: i16, bit: libc::c_int| libc::kevent {
+            ident: fd as libc::uintptr_t,
+            filter,
+            flags: libc::EV_RECEIPT
+                | if op != libc::EPOLL_CTL_DEL && events & bit as u32 != 0 {
+                    libc::EV_ADD | libc::EV_ONESHOT
+                } else {
+                    libc::EV_DELETE
+                },
+            fflags: 0,
+            data: 0,
+            udata: std::ptr::null_mut(),
+        };
+        let changes = [
+            change(libc::EVFILT_READ, libc::EPOLLIN),
+            change(libc::EVFILT_WRITE, libc::EPOLLOUT),
+        ];
+        let mut receipts = changes;
+        // SAFETY: `changes` and `receipts` hold 2 kevents each, as the counts say; the kqueue
+        // fd is owned by `self`; a null timeout is allowed.
+        let n = check(
+            unsafe {
+                libc::kevent(
+                    self.epoll.as_raw_fd(),
+                    changes.as_ptr(),
+                    2,
+                    receipts.as_mut_ptr(),
+                    2,
+                    std::ptr::null(),
+                )
+            },
+            "kevent",
+        )?;
+        for r in &receipts[..n as usize] {
+            let errno = r.data as i32;
+            if r.flags & libc::EV_ERROR != 0 && errno != 0 && errno != libc::ENOENT {
+                return Err(Error::new(crate::Errno::from_raw(errno), "kevent"));
+            }
+        }
+        Ok(())
+    }
+
+    /// `epoll_wait` in kqueue terms: waits for ready filters and reports each as an
+    /// [`libc::epoll_event`] of its fd.
+    fn wait(&self, raw: &mut [libc::kevent], events: &mut [libc::epoll_event]) -> Result<i32> {
+        let len = raw.len().min(events.len()) as libc::c_int;
+        // SAFETY: `raw` is writable for `len` kevents; no changes are passed; the kqueue fd is
+        // owned by `self`; a null timeout waits without limit.
+        let n = check(
+            unsafe {
+                libc::kevent(
+                    self.epoll.as_raw_fd(),
+                    std::ptr::null(),
+                    0,
+                    raw.as_mut_ptr(),
+                    len,
+                    std::ptr::null(),
+                )
+            },
+            "kevent",
+        )?;
+        for (k, e) in raw.iter().zip(events.iter_mut()).take(n as usize) {
+            let mut bits = match k.filter {
+                libc::EVFILT_READ => libc::EPOLLIN,
+                libc::EVFILT_WRITE => libc::EPOLLOUT,
+                _ => 0,
+            };
+            if k.flags & libc::EV_EOF != 0 {
+                bits |= libc::EPOLLHUP;
+            }
+            if k.flags & libc::EV_ERROR != 0 {
+                bits |= libc::EPOLLERR;
+            }
+            *e = libc::epoll_event {
+                events: bits as u32,
+                u64: k.ident as u64,
+            };
+        }
+        Ok(n)
+    }
+}
+
+impl Poller {
+    #[cfg(not(target_vendor = "apple"))]
     fn ctl(&self, op: libc::c_int, fd: RawFd, events: u32) -> Result<()> {
         let mut event = libc::epoll_event {
             events,
@@ -157,7 +303,13 @@ impl Poller {
             libc::pthread_sigmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
         }
         let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; 64];
+        #[cfg(target_vendor = "apple")]
+        // SAFETY: an all-zero kevent is a valid value of it (a null udata).
+        let mut raw = vec![unsafe { std::mem::zeroed::<libc::kevent>() }; 64];
         loop {
+            #[cfg(target_vendor = "apple")]
+            let n = retry_eintr(|| self.wait(&mut raw, &mut events));
+            #[cfg(not(target_vendor = "apple"))]
             let n = retry_eintr(|| {
                 // SAFETY: `events` is writable for the length we pass.
                 check(

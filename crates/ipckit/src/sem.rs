@@ -30,6 +30,7 @@ use crate::wait::{interruptible, Canceller};
 /// beyond it fails with `ERANGE`.
 pub const SEMVMX: u16 = 32767;
 
+#[cfg(not(target_vendor = "apple"))]
 extern "C" {
     // Exported by glibc and musl; the libc crate does not bind it.
     fn semtimedop(
@@ -38,6 +39,154 @@ extern "C" {
         nsops: libc::size_t,
         timeout: *const libc::timespec,
     ) -> libc::c_int;
+}
+
+/// macOS has no `semtimedop`: a timed wait there tries the operations with `IPC_NOWAIT` and
+/// sleeps between tries (1 ms, doubling up to 10 ms) until they succeed or `timeout` passes
+/// (`EAGAIN`, as `semtimedop` reports it). A signal ends the sleep with `EINTR`, so a wait can
+/// still be cancelled. Unlike a kernel wait, such a waiter is not counted by `GETNCNT` /
+/// `GETZCNT` and has no place in the kernel's queue. Built for macOS (not run there yet), and
+/// compiled for tests everywhere, so that its tests run on Linux too.
+///
+/// # Safety
+/// As for `semop`: `sops` points to `nsops` valid `sembuf` values and `timeout` to a valid
+/// relative timespec, both for the whole call.
+#[cfg(any(target_vendor = "apple", test))]
+#[allow(clippy::unnecessary_cast)] // time_t and c_long are i64 on 64-bit targets only
+unsafe fn semtimedop_polling(
+    semid: libc::c_int,
+    sops: *mut libc::sembuf,
+    nsops: libc::size_t,
+    timeout: *const libc::timespec,
+) -> libc::c_int {
+    // SAFETY: the caller's contract: `sops` holds `nsops` sembufs, `timeout` one timespec.
+    let (ops, timeout) = unsafe { (std::slice::from_raw_parts(sops, nsops), *timeout) };
+    let mut nowait: Vec<libc::sembuf> = ops
+        .iter()
+        .map(|op| libc::sembuf {
+            sem_flg: op.sem_flg | libc::IPC_NOWAIT as libc::c_short,
+            ..*op
+        })
+        .collect();
+    let total = Duration::new(timeout.tv_sec.max(0) as u64, timeout.tv_nsec.max(0) as u32);
+    let deadline = Instant::now() + total;
+    let mut pause = Duration::from_millis(1);
+    loop {
+        // SAFETY: `nowait` holds `nsops` valid sembufs that outlive the call.
+        let rc = unsafe { libc::semop(semid, nowait.as_mut_ptr(), nowait.len()) };
+        if rc == 0 || Errno::last() != Errno::EAGAIN {
+            return rc;
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            Errno::EAGAIN.set();
+            return -1;
+        }
+        let nap = left.min(pause);
+        let ts = libc::timespec {
+            tv_sec: nap.as_secs() as libc::time_t,
+            tv_nsec: nap.subsec_nanos() as libc::c_long,
+        };
+        // SAFETY: `ts` is a valid timespec; the remainder pointer may be null.
+        if unsafe { libc::nanosleep(&ts, std::ptr::null_mut()) } == -1 {
+            return -1; // EINTR: the caller retries with the time left, or was cancelled.
+        }
+        pause = (pause * 2).min(Duration::from_millis(10));
+    }
+}
+
+#[cfg(target_vendor = "apple")]
+use semtimedop_polling as semtimedop;
+
+#[cfg(test)]
+mod polling_tests {
+    use super::*;
+
+    fn timed(id: i32, op: i16, timeout: Duration) -> Result<()> {
+        let mut sops = [libc::sembuf {
+            sem_num: 0,
+            sem_op: op,
+            sem_flg: 0,
+        }];
+        let ts = libc::timespec {
+            tv_sec: timeout.as_secs() as _,
+            tv_nsec: timeout.subsec_nanos() as _,
+        };
+        // SAFETY: one valid sembuf and a valid timespec, both outliving the call.
+        let rc = unsafe { semtimedop_polling(id, sops.as_mut_ptr(), 1, &ts) };
+        check(rc, "semtimedop").map(drop)
+    }
+
+    #[test]
+    fn polling_timed_op_times_out_succeeds_and_can_be_cancelled() {
+        let set = SemaphoreSet::open(IPC_PRIVATE, OpenOptions::default(), Some(&[0])).unwrap();
+        let id = set.id();
+        let started = Instant::now();
+        let e = timed(id, -1, Duration::from_millis(30)).unwrap_err();
+        assert_eq!(e.errno(), Errno::EAGAIN);
+        assert!(started.elapsed() >= Duration::from_millis(29));
+        // Another thread posts while the caller polls: the op completes before its deadline.
+        let poster = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(20));
+            SemaphoreSet::from_id(id).op(&[SemOp::new(0, 1)], None)
+        });
+        timed(id, -1, Duration::from_secs(5)).unwrap();
+        poster.join().unwrap().unwrap();
+        assert_eq!(set.get(0).unwrap(), 0);
+        // A cancelled polling wait ends promptly and takes nothing.
+        let canceller = Canceller::new();
+        let c = canceller.clone();
+        let waiter = std::thread::spawn(move || {
+            interruptible(&c, "semtimedop", || timed(id, -1, Duration::from_secs(5)))
+        });
+        std::thread::sleep(Duration::from_millis(20));
+        let cancelled_at = Instant::now();
+        canceller.cancel();
+        assert!(waiter.join().unwrap().unwrap_err().is_cancelled());
+        assert!(cancelled_at.elapsed() < Duration::from_secs(1));
+        set.op(&[SemOp::new(0, 1)], None).unwrap();
+        assert_eq!(set.get(0).unwrap(), 1);
+        set.remove().unwrap();
+    }
+}
+
+/// The libc crate has no `semid_ds` for musl: on the 64-bit musl targets this module stands
+/// in for `libc` in this file, adding the kernel's `struct semid64_ds` (which musl passes
+/// through unchanged on 64-bit targets; x86_64 keeps two reserved words that aarch64 drops).
+#[cfg(all(target_os = "linux", target_env = "musl", target_pointer_width = "64"))]
+#[allow(non_camel_case_types)] // the C name
+mod libc {
+    pub use ::libc::*;
+
+    /// `struct semid_ds` of a 64-bit Linux kernel.
+    #[repr(C)]
+    #[derive(Clone, Copy)]
+    pub struct semid_ds {
+        /// Permissions.
+        pub sem_perm: ipc_perm,
+        /// Time of the last `semop`.
+        pub sem_otime: i64,
+        #[cfg(target_arch = "x86_64")]
+        __unused1: c_ulong,
+        /// Time of the last change.
+        pub sem_ctime: i64,
+        #[cfg(target_arch = "x86_64")]
+        __unused2: c_ulong,
+        /// Semaphores in the set.
+        pub sem_nsems: c_ulong,
+        __unused3: c_ulong,
+        __unused4: c_ulong,
+    }
+
+    // The kernel's sizes: 104 bytes on x86_64, 88 on aarch64 (a 48-byte ipc64_perm first).
+    const _: () = assert!(
+        std::mem::size_of::<semid_ds>()
+            == if cfg!(target_arch = "x86_64") {
+                104
+            } else {
+                88
+            }
+    );
 }
 
 /// How [`SemaphoreSet::open`] finds or creates the set.
@@ -628,6 +777,11 @@ fn ipc_key(perm: &libc::ipc_perm) -> Key {
 #[allow(deprecated)] // musl before 1.2 names the field __ipc_perm_key
 fn ipc_key(perm: &libc::ipc_perm) -> Key {
     perm.__ipc_perm_key
+}
+
+#[cfg(target_vendor = "apple")]
+fn ipc_key(perm: &libc::ipc_perm) -> Key {
+    perm._key
 }
 
 #[cfg(test)]

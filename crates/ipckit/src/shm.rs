@@ -35,7 +35,9 @@ use std::time::Duration;
 
 use crate::error::{check, Errno, Error, Result};
 use crate::key::Key;
-use crate::wait::{interruptible, Canceller};
+#[cfg(any(target_os = "linux", target_os = "android"))]
+use crate::wait::interruptible;
+use crate::wait::Canceller;
 
 /// The "marked for destruction" bit of `shm_perm.mode` (`SHM_DEST`, not in the libc crate).
 const SHM_DEST: u32 = 0o1000;
@@ -598,6 +600,54 @@ impl Mapping {
     }
 }
 
+/// Where the kernel has no futex (macOS): [`Mapping::wait`] and [`Mapping::wake`] check their
+/// offset as on Linux, then fail with `ENOSYS` (syscall `futex`). Attaching, reading and
+/// writing the segment work as everywhere.
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+impl Mapping {
+    /// Not available without futexes: `ENOSYS` (syscall `futex`) for a valid `offset`,
+    /// `EINVAL` for a bad one, as on Linux.
+    ///
+    /// ```
+    /// # use ipckit::shm::{OpenOptions, SharedMemory};
+    /// # let shm = SharedMemory::open(ipckit::IPC_PRIVATE, OpenOptions { size: 8, ..Default::default() })?;
+    /// let map = shm.attach(false)?;
+    /// # #[cfg(target_os = "macos")]
+    /// assert_eq!(map.wait(0, 0, None, None).unwrap_err().code(), "ENOSYS");
+    /// # shm.remove()?;
+    /// # Ok::<(), ipckit::Error>(())
+    /// ```
+    ///
+    /// For more information, see [`futex(2)`](https://man7.org/linux/man-pages/man2/futex.2.html).
+    #[doc(alias = "futex")]
+    pub fn wait(
+        &self,
+        offset: usize,
+        _expected: u32,
+        _timeout: Option<Duration>,
+        _canceller: Option<&Canceller>,
+    ) -> Result<WaitResult> {
+        self.word(offset, "futex")?;
+        Err(Error::new(Errno::ENOSYS, "futex"))
+    }
+
+    /// Not available without futexes: `ENOSYS` (syscall `futex`), as [`wait`](Self::wait).
+    ///
+    /// ```
+    /// # use ipckit::shm::{OpenOptions, SharedMemory};
+    /// # let shm = SharedMemory::open(ipckit::IPC_PRIVATE, OpenOptions { size: 8, ..Default::default() })?;
+    /// let map = shm.attach(false)?;
+    /// # #[cfg(target_os = "macos")]
+    /// assert_eq!(map.wake(0, 1).unwrap_err().code(), "ENOSYS");
+    /// # shm.remove()?;
+    /// # Ok::<(), ipckit::Error>(())
+    /// ```
+    pub fn wake(&self, offset: usize, _count: u32) -> Result<u32> {
+        self.word(offset, "futex")?;
+        Err(Error::new(Errno::ENOSYS, "futex"))
+    }
+}
+
 impl Drop for Mapping {
     fn drop(&mut self) {
         // SAFETY: `ptr` is the address shmat returned for this attachment, detached only here,
@@ -616,6 +666,11 @@ fn ipc_key(perm: &libc::ipc_perm) -> Key {
 #[allow(deprecated)] // musl before 1.2 names the field __ipc_perm_key
 fn ipc_key(perm: &libc::ipc_perm) -> Key {
     perm.__ipc_perm_key
+}
+
+#[cfg(target_vendor = "apple")]
+fn ipc_key(perm: &libc::ipc_perm) -> Key {
+    perm._key
 }
 
 /// `CLOCK_MONOTONIC` now + `t`, saturating far in the future.

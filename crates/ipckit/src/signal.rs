@@ -41,6 +41,20 @@ use std::sync::{Mutex, MutexGuard};
 use crate::error::{check, Errno, Error, Result};
 use crate::wait::{interruptible, wake_signal, Canceller};
 
+/// Apple targets: `libc` plus what this file names the glibc/musl way: the thread's errno slot
+/// (`__error` there) and the `si_code` values of Apple's `<sys/signal.h>`.
+#[cfg(target_vendor = "apple")]
+mod libc {
+    pub use ::libc::__error as __errno_location;
+    pub use ::libc::*;
+    /// Sent by `kill`.
+    pub const SI_USER: c_int = 0x10001;
+    /// Sent by `sigqueue`.
+    pub const SI_QUEUE: c_int = 0x10002;
+    /// Sent by a message queue notification.
+    pub const SI_MESGQ: c_int = 0x10005;
+}
+
 /// Highest signal number a watch can follow (signals 1..=64 on Linux).
 const MAX_SIGNAL: usize = 64;
 /// Watches that may exist at once in a process ([`Watch::new`] fails with `EMFILE` beyond).
@@ -55,8 +69,21 @@ pub const MAX_WATCHES: usize = 128;
 /// ```
 /// assert!(ipckit::signal::rtmin() > 31);
 /// ```
+#[cfg(any(target_os = "linux", target_os = "android"))]
 pub fn rtmin() -> i32 {
     libc::SIGRTMIN()
+}
+
+/// Where there are no real-time signals (macOS): 32, one past the last signal, with
+/// [`rtmax`] below it, so the real-time range is empty and no `SIGRTMIN+N` name exists.
+///
+/// ```
+/// # #[cfg(target_os = "macos")]
+/// assert!(ipckit::signal::rtmin() > ipckit::signal::rtmax());
+/// ```
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+pub fn rtmin() -> i32 {
+    32
 }
 
 /// The highest real-time signal (`SIGRTMAX`).
@@ -64,8 +91,21 @@ pub fn rtmin() -> i32 {
 /// ```
 /// assert!(ipckit::signal::rtmax() >= ipckit::signal::rtmin() + 8);
 /// ```
+#[cfg(any(target_os = "linux", target_os = "android"))]
 pub fn rtmax() -> i32 {
     libc::SIGRTMAX()
+}
+
+/// Where there are no real-time signals (macOS): 31, the last standard signal, below
+/// [`rtmin`] (an empty range).
+///
+/// ```
+/// # #[cfg(target_os = "macos")]
+/// assert_eq!(ipckit::signal::rtmax(), 31);
+/// ```
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+pub fn rtmax() -> i32 {
+    31
 }
 
 /// What a signal does to a process that neither catches nor ignores it (signal(7)).
@@ -168,6 +208,7 @@ const STANDARD: &[(i32, &str, DefaultAction, &str)] = &[
         "Timer signal from alarm(2)",
     ),
     (libc::SIGTERM, "SIGTERM", Terminate, "Termination signal"),
+    #[cfg(any(target_os = "linux", target_os = "android"))]
     (
         libc::SIGSTKFLT,
         "SIGSTKFLT",
@@ -212,7 +253,18 @@ const STANDARD: &[(i32, &str, DefaultAction, &str)] = &[
     ),
     (libc::SIGWINCH, "SIGWINCH", Ignore, "Window resize signal"),
     (libc::SIGIO, "SIGIO", Terminate, "I/O now possible"),
+    #[cfg(any(target_os = "linux", target_os = "android"))]
     (libc::SIGPWR, "SIGPWR", Terminate, "Power failure"),
+    // macOS's two signals that Linux does not have (its signal(3) table).
+    #[cfg(target_vendor = "apple")]
+    (libc::SIGEMT, "SIGEMT", Core, "Emulate instruction executed"),
+    #[cfg(target_vendor = "apple")]
+    (
+        libc::SIGINFO,
+        "SIGINFO",
+        Ignore,
+        "Status request from keyboard",
+    ),
     (libc::SIGSYS, "SIGSYS", Core, "Bad system call"),
 ];
 
@@ -365,6 +417,7 @@ pub fn kill(pid: i32, signo: i32) -> Result<()> {
 ///
 /// For more information, see
 /// [`sigqueue(3)`](https://man7.org/linux/man-pages/man3/sigqueue.3.html).
+#[cfg(any(target_os = "linux", target_os = "android"))]
 pub fn sigqueue(pid: i32, signo: i32, value: i32) -> Result<()> {
     // The int member of `union sigval` is its first 4 bytes; a pointer-sized value holding
     // the sign-extended integer puts it there on little-endian platforms and leaves no
@@ -374,6 +427,21 @@ pub fn sigqueue(pid: i32, signo: i32, value: i32) -> Result<()> {
     };
     // SAFETY: sigqueue only reads its arguments; the pointer is never dereferenced.
     check(unsafe { libc::sigqueue(pid, signo, sigval) }, "sigqueue").map(drop)
+}
+
+/// Where the C library has no `sigqueue` (macOS): fails with `ENOSYS` (syscall `sigqueue`);
+/// [`kill`] sends signals without a payload there.
+///
+/// ```
+/// # #[cfg(target_os = "macos")]
+/// assert_eq!(ipckit::signal::sigqueue(1, 0, 7).unwrap_err().code(), "ENOSYS");
+/// ```
+///
+/// For more information, see
+/// [`sigqueue(3)`](https://man7.org/linux/man-pages/man3/sigqueue.3.html).
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+pub fn sigqueue(_pid: i32, _signo: i32, _value: i32) -> Result<()> {
+    Err(Error::new(Errno::ENOSYS, "sigqueue"))
 }
 
 /// What a signal does to this process now.
@@ -636,12 +704,19 @@ fn registry() -> MutexGuard<'static, Registry> {
     REGISTRY.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+#[cfg(any(target_os = "linux", target_os = "android"))]
 fn sender_known(signo: i32, code: i32) -> bool {
     // kill, sigqueue, a message queue notification, tgkill; and SIGCHLD's child.
     matches!(
         code,
         libc::SI_USER | libc::SI_QUEUE | libc::SI_MESGQ | libc::SI_TKILL
     ) || signo == libc::SIGCHLD
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn sender_known(signo: i32, code: i32) -> bool {
+    // kill, sigqueue, a message queue notification (no tgkill there); and SIGCHLD's child.
+    matches!(code, libc::SI_USER | libc::SI_QUEUE | libc::SI_MESGQ) || signo == libc::SIGCHLD
 }
 
 /// The handler: async-signal-safe only (atomics, `write`, errno save/restore), then the chain.
@@ -859,15 +934,25 @@ impl Watch {
         if signals.is_empty() || !signals.iter().all(|&s| is_allowed(s)) {
             return Err(Error::new(Errno::EINVAL, "sigaction"));
         }
+        #[cfg(any(target_os = "linux", target_os = "android"))]
         let mut fds = [-1; 2];
+        #[cfg(any(target_os = "linux", target_os = "android"))]
         // SAFETY: `fds` has room for the two descriptors pipe2 writes.
         let rc = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) };
+        #[cfg(any(target_os = "linux", target_os = "android"))]
         check(rc, "pipe2")?;
+        #[cfg(any(target_os = "linux", target_os = "android"))]
         // SAFETY: pipe2 succeeded, so both are open descriptors that nothing else owns.
         let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        // No pipe2 elsewhere (macOS): pipe + FD_CLOEXEC, then O_NONBLOCK on both ends.
+        #[cfg(not(any(target_os = "linux", target_os = "android")))]
+        let (read, write) = nonblocking_pipe()?;
         // Room for bursts (1 MiB, the unprivileged maximum); the default 64 KiB when refused.
         // SAFETY: F_SETPIPE_SZ takes an int; failure leaves the pipe as it was.
-        unsafe { libc::fcntl(write.as_raw_fd(), libc::F_SETPIPE_SZ, 1 << 20) };
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        unsafe {
+            libc::fcntl(write.as_raw_fd(), libc::F_SETPIPE_SZ, 1 << 20)
+        };
 
         let mut registry = registry();
         let slot = registry
@@ -1011,6 +1096,29 @@ impl Watch {
             }
         }
     }
+}
+
+/// A watch's pipe where there is no `pipe2` (macOS): `pipe`, then `FD_CLOEXEC` and
+/// `O_NONBLOCK` on both ends (a `fork` + `exec` on another thread in between could inherit
+/// them; the C library offers no atomic way there).
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn nonblocking_pipe() -> Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [-1; 2];
+    // SAFETY: `fds` has room for the two descriptors pipe writes.
+    check(unsafe { libc::pipe(fds.as_mut_ptr()) }, "pipe")?;
+    // SAFETY: pipe succeeded, so both are open descriptors that nothing else owns.
+    let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    for fd in fds {
+        // SAFETY: F_SETFD takes an int; `fd` is open, owned by `read` or `write`.
+        let rc = unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+        check(rc, "fcntl")?;
+        // SAFETY: F_GETFL takes no argument; `fd` is open.
+        let flags = check(unsafe { libc::fcntl(fd, libc::F_GETFL) }, "fcntl")?;
+        // SAFETY: F_SETFL takes an int; `fd` is open.
+        let rc = unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) };
+        check(rc, "fcntl")?;
+    }
+    Ok((read, write))
 }
 
 /// Detaches a slot from the handler and waits until no handler can still be using its fd.

@@ -60,6 +60,8 @@ pub enum Address {
     Path(Vec<u8>),
     /// A name in the abstract namespace (Linux), without the leading NUL:
     /// `Address::Abstract(b"my-app".to_vec())`.
+    /// Where there is no abstract namespace (macOS), using one fails with `ENOSYS` naming the
+    /// call (`bind`, `connect`, `sendmsg`).
     Abstract(Vec<u8>),
 }
 
@@ -67,11 +69,16 @@ impl Address {
     fn to_unix_addr(&self, syscall: &'static str) -> Result<UnixAddr> {
         match self {
             Address::Path(p) => UnixAddr::new(Path::new(std::ffi::OsStr::from_bytes(p))),
+            #[cfg(any(target_os = "linux", target_os = "android"))]
             Address::Abstract(name) => UnixAddr::new_abstract(name),
+            // No abstract namespace elsewhere (macOS).
+            #[cfg(not(any(target_os = "linux", target_os = "android")))]
+            Address::Abstract(_) => Err(Errno::ENOSYS),
         }
         .map_err(|e| Error::new(e, syscall))
     }
 
+    #[cfg(any(target_os = "linux", target_os = "android"))]
     fn from_unix_addr(addr: &UnixAddr) -> Option<Self> {
         if let Some(name) = addr.as_abstract() {
             Some(Address::Abstract(name.to_vec()))
@@ -79,6 +86,14 @@ impl Address {
             addr.path()
                 .map(|p| Address::Path(p.as_os_str().as_bytes().to_vec()))
         }
+    }
+}
+
+impl Address {
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    fn from_unix_addr(addr: &UnixAddr) -> Option<Self> {
+        addr.path()
+            .map(|p| Address::Path(p.as_os_str().as_bytes().to_vec()))
     }
 }
 
@@ -133,6 +148,7 @@ fn with_fd<T>(fd: RawFd, f: impl FnOnce(BorrowedFd<'_>) -> T) -> Result<T> {
 /// ```
 ///
 /// For more information, see [`socketpair(2)`](https://man7.org/linux/man-pages/man2/socketpair.2.html).
+#[cfg(any(target_os = "linux", target_os = "android"))]
 pub fn socketpair(kind: Kind) -> Result<(OwnedFd, OwnedFd)> {
     nix_socket::socketpair(
         AddressFamily::Unix,
@@ -154,12 +170,85 @@ pub fn socketpair(kind: Kind) -> Result<(OwnedFd, OwnedFd)> {
 /// ```
 ///
 /// For more information, see [`socket(2)`](https://man7.org/linux/man-pages/man2/socket.2.html).
+#[cfg(any(target_os = "linux", target_os = "android"))]
 pub fn socket(kind: Kind, nonblocking: bool) -> Result<OwnedFd> {
     let mut flags = SockFlag::SOCK_CLOEXEC;
     if nonblocking {
         flags |= SockFlag::SOCK_NONBLOCK;
     }
     nix_socket::socket(AddressFamily::Unix, kind.sock_type(), flags, None).map_err(sys("socket"))
+}
+
+/// `socketpair(AF_UNIX, kind)` where there is no `SOCK_CLOEXEC` (macOS), then `FD_CLOEXEC`
+/// and `SO_NOSIGPIPE` on both ends (see `prepare`). macOS has no `SOCK_SEQPACKET` UNIX
+/// sockets: [`Kind::Seqpacket`] fails there with the kernel's error (`EPROTONOSUPPORT`).
+///
+/// ```
+/// let (a, b) = ipckit::socket::socketpair(ipckit::socket::Kind::Stream)?;
+/// # Ok::<(), ipckit::Error>(())
+/// ```
+///
+/// For more information, see [`socketpair(2)`](https://man7.org/linux/man-pages/man2/socketpair.2.html).
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+pub fn socketpair(kind: Kind) -> Result<(OwnedFd, OwnedFd)> {
+    let (a, b) = nix_socket::socketpair(
+        AddressFamily::Unix,
+        kind.sock_type(),
+        None,
+        SockFlag::empty(),
+    )
+    .map_err(sys("socketpair"))?;
+    prepare(&a)?;
+    prepare(&b)?;
+    Ok((a, b))
+}
+
+/// `socket(AF_UNIX, kind)` where there is no `SOCK_CLOEXEC` (macOS), then `FD_CLOEXEC`,
+/// `SO_NOSIGPIPE` (`prepare`) and, when asked, `O_NONBLOCK`.
+///
+/// ```
+/// use ipckit::socket::*;
+/// let fd = socket(Kind::Stream, true)?;
+/// # Ok::<(), ipckit::Error>(())
+/// ```
+///
+/// For more information, see [`socket(2)`](https://man7.org/linux/man-pages/man2/socket.2.html).
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+pub fn socket(kind: Kind, nonblocking: bool) -> Result<OwnedFd> {
+    let fd = nix_socket::socket(
+        AddressFamily::Unix,
+        kind.sock_type(),
+        SockFlag::empty(),
+        None,
+    )
+    .map_err(sys("socket"))?;
+    prepare(&fd)?;
+    if nonblocking {
+        set_nonblocking(fd.as_raw_fd(), true)?;
+    }
+    Ok(fd)
+}
+
+/// What Linux gets from `SOCK_CLOEXEC` and from `MSG_NOSIGNAL` on every send, for a socket
+/// just made where neither exists (macOS): `FD_CLOEXEC`, and `SO_NOSIGPIPE` so that writing
+/// to a closed peer fails with `EPIPE` instead of raising `SIGPIPE`. A `fork` + `exec` on
+/// another thread between the creation and this call could inherit the descriptor.
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn prepare(fd: &OwnedFd) -> Result<()> {
+    use std::os::fd::AsFd;
+    crate::pipe::set_cloexec(fd.as_fd())?;
+    let on: libc::c_int = 1;
+    // SAFETY: SO_NOSIGPIPE reads one int from `on`, whose size is passed; `fd` is open.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_NOSIGPIPE,
+            (&on as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    check(rc, "setsockopt").map(drop)
 }
 
 /// Options of [`bind`]: `BindOptions { mode: Some(0o660), replace_stale: true }`.
@@ -293,12 +382,39 @@ pub fn listen(fd: RawFd, backlog: i32) -> Result<()> {
 /// ```
 ///
 /// For more information, see [`accept4(2)`](https://man7.org/linux/man-pages/man2/accept4.2.html).
+#[cfg(any(target_os = "linux", target_os = "android"))]
 pub fn accept(fd: RawFd) -> Result<Option<OwnedFd>> {
     match nix_socket::accept4(fd, SockFlag::SOCK_CLOEXEC) {
         // SAFETY: accept4 just returned this fd, so nothing else owns it.
         Ok(new) => Ok(Some(unsafe { OwnedFd::from_raw_fd(new) })),
         Err(Errno::EAGAIN) => Ok(None),
         Err(e) => Err(Error::new(e, "accept4")),
+    }
+}
+
+/// `accept` where there is no `accept4` (macOS), on a non-blocking listening socket: `None`
+/// when no connection is pending. The new socket gets `FD_CLOEXEC` and `SO_NOSIGPIPE`
+/// (`prepare`) and is made blocking, as Linux's `accept4` returns it (macOS passes the
+/// listener's `O_NONBLOCK` on).
+///
+/// ```no_run
+/// let conn = ipckit::socket::accept(3)?;
+/// # Ok::<(), ipckit::Error>(())
+/// ```
+///
+/// For more information, see [`accept(2)`](https://man7.org/linux/man-pages/man2/accept.2.html).
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+pub fn accept(fd: RawFd) -> Result<Option<OwnedFd>> {
+    match nix_socket::accept(fd) {
+        Ok(new) => {
+            // SAFETY: accept just returned this fd, so nothing else owns it.
+            let new = unsafe { OwnedFd::from_raw_fd(new) };
+            prepare(&new)?;
+            set_nonblocking(new.as_raw_fd(), false)?;
+            Ok(Some(new))
+        }
+        Err(Errno::EAGAIN) => Ok(None),
+        Err(e) => Err(Error::new(e, "accept")),
     }
 }
 
@@ -326,7 +442,11 @@ pub fn send(
     let iov = [IoSlice::new(data)];
     let rights = [ControlMessage::ScmRights(fds)];
     let cmsgs: &[ControlMessage] = if fds.is_empty() { &[] } else { &rights };
+    #[cfg(any(target_os = "linux", target_os = "android"))]
     let mut flags = MsgFlags::MSG_NOSIGNAL;
+    // No MSG_NOSIGNAL in nix for macOS: the sockets made here have SO_NOSIGPIPE instead.
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    let mut flags = MsgFlags::empty();
     if nowait {
         flags |= MsgFlags::MSG_DONTWAIT;
     }
@@ -341,10 +461,20 @@ pub fn send(
 /// Room for the most descriptors one message may carry (`SCM_MAX_FD`) and credentials.
 const SCM_MAX_FD: usize = 253;
 
+#[cfg(any(target_os = "linux", target_os = "android"))]
 thread_local! {
     static SCRATCH: RefCell<(Vec<u8>, Vec<u8>)> = RefCell::new((
         vec![0; 64 * 1024],
         nix::cmsg_space!([RawFd; SCM_MAX_FD], libc::ucred),
+    ));
+}
+
+// No SCM_CREDENTIALS elsewhere (macOS): room for the descriptors only.
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+thread_local! {
+    static SCRATCH: RefCell<(Vec<u8>, Vec<u8>)> = RefCell::new((
+        vec![0; 64 * 1024],
+        nix::cmsg_space!([RawFd; SCM_MAX_FD]),
     ));
 }
 
@@ -384,7 +514,11 @@ pub fn receive(fd: RawFd, nowait: bool) -> Result<Option<Received>> {
         if buf.len() < want {
             buf.resize(want, 0);
         }
+        #[cfg(any(target_os = "linux", target_os = "android"))]
         let mut flags = MsgFlags::MSG_CMSG_CLOEXEC;
+        // No MSG_CMSG_CLOEXEC elsewhere (macOS): parse_cmsgs sets FD_CLOEXEC on each fd.
+        #[cfg(not(any(target_os = "linux", target_os = "android")))]
+        let mut flags = MsgFlags::empty();
         if nowait {
             flags |= MsgFlags::MSG_DONTWAIT;
         }
@@ -424,6 +558,7 @@ pub fn receive(fd: RawFd, nowait: bool) -> Result<Option<Received>> {
 /// After a read of 0 bytes: true when that was the end of stream of a connected socket (the
 /// peer hung up and nothing is queued), false for an empty datagram or seqpacket message.
 /// (An empty seqpacket message sent just before the peer closes reads as the end.)
+#[cfg(any(target_os = "linux", target_os = "android"))]
 fn at_end(fd: RawFd) -> Result<bool> {
     if socket_kind(fd)? == Kind::Datagram {
         return Ok(false);
@@ -439,9 +574,24 @@ fn at_end(fd: RawFd) -> Result<bool> {
     Ok(hung_up && queued_bytes(fd)? == 0)
 }
 
+/// After a read of 0 bytes where there is no `POLLRDHUP` and no seqpacket UNIX socket (macOS):
+/// on a stream socket a read of 0 bytes is always the end of stream; a datagram may be empty.
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn at_end(fd: RawFd) -> Result<bool> {
+    if socket_kind(fd)? == Kind::Datagram {
+        return Ok(false);
+    }
+    Ok(queued_bytes(fd)? == 0)
+}
+
 /// Descriptors and credentials out of received control messages.
 fn parse_cmsgs(cmsgs: Option<nix_socket::CmsgIterator<'_>>) -> (Vec<OwnedFd>, Option<Credentials>) {
     let mut fds = Vec::new();
+    // Never set where there is no SCM_CREDENTIALS (macOS).
+    #[cfg_attr(
+        not(any(target_os = "linux", target_os = "android")),
+        allow(unused_mut)
+    )]
     let mut credentials = None;
     for c in cmsgs.into_iter().flatten() {
         match c {
@@ -450,8 +600,15 @@ fn parse_cmsgs(cmsgs: Option<nix_socket::CmsgIterator<'_>>) -> (Vec<OwnedFd>, Op
                     // SAFETY: the kernel just installed this fd for us (SCM_RIGHTS), so
                     // nothing else owns it.
                     fds.push(unsafe { OwnedFd::from_raw_fd(r) });
+                    // Without MSG_CMSG_CLOEXEC (macOS), as soon as it is ours. It cannot fail
+                    // on an open descriptor.
+                    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+                    let _ = fds
+                        .last()
+                        .map(|fd| crate::pipe::set_cloexec(std::os::fd::AsFd::as_fd(fd)));
                 }
             }
+            #[cfg(any(target_os = "linux", target_os = "android"))]
             ControlMessageOwned::ScmCredentials(c) => {
                 credentials = Some(Credentials {
                     pid: c.pid(),
@@ -512,8 +669,11 @@ pub fn wait_ready(fd: RawFd, writable: bool) -> Result<()> {
 pub fn socket_kind(fd: RawFd) -> Result<Kind> {
     with_fd(fd, |b| {
         let ty = nix_socket::getsockopt(&b, sockopt::SockType).map_err(sys("getsockopt"))?;
+        #[cfg(any(target_os = "linux", target_os = "android"))]
         let mut domain: libc::c_int = 0;
+        #[cfg(any(target_os = "linux", target_os = "android"))]
         let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        #[cfg(any(target_os = "linux", target_os = "android"))]
         // SAFETY: SO_DOMAIN writes one int to `domain`, whose size `len` gives.
         let rc = unsafe {
             libc::getsockopt(
@@ -524,7 +684,11 @@ pub fn socket_kind(fd: RawFd) -> Result<Kind> {
                 &mut len,
             )
         };
+        #[cfg(any(target_os = "linux", target_os = "android"))]
         check(rc, "getsockopt")?;
+        // No SO_DOMAIN elsewhere (macOS): the family of the socket's own address.
+        #[cfg(not(any(target_os = "linux", target_os = "android")))]
+        let domain = socket_domain(b.as_raw_fd())?;
         if domain != libc::AF_UNIX {
             return Err(Error::new(Errno::EAFNOSUPPORT, "getsockopt"));
         }
@@ -535,6 +699,25 @@ pub fn socket_kind(fd: RawFd) -> Result<Kind> {
             _ => Err(Error::new(Errno::EPROTOTYPE, "getsockopt")),
         }
     })?
+}
+
+/// The address family of a socket from `getsockname`, where there is no `SO_DOMAIN` (macOS,
+/// which reports `AF_UNIX` for an unbound UNIX socket too).
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn socket_domain(fd: RawFd) -> Result<libc::c_int> {
+    // SAFETY: an all-zero sockaddr_storage is a valid value of it.
+    let mut addr: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    // SAFETY: getsockname writes at most `len` bytes to `addr`, which has that many.
+    let rc = unsafe {
+        libc::getsockname(
+            fd,
+            (&mut addr as *mut libc::sockaddr_storage).cast(),
+            &mut len,
+        )
+    };
+    check(rc, "getsockname")?;
+    Ok(libc::c_int::from(addr.ss_family))
 }
 
 /// The credentials of the connected peer (`SO_PEERCRED`), as of when it connected (or made
@@ -549,6 +732,7 @@ pub fn socket_kind(fd: RawFd) -> Result<Kind> {
 /// ```
 ///
 /// For more information, see [`unix(7)`](https://man7.org/linux/man-pages/man7/unix.7.html).
+#[cfg(any(target_os = "linux", target_os = "android"))]
 pub fn peer_credentials(fd: RawFd) -> Result<Credentials> {
     let c = with_fd(fd, |b| nix_socket::getsockopt(&b, sockopt::PeerCredentials))?
         .map_err(sys("getsockopt"))?;
@@ -556,6 +740,31 @@ pub fn peer_credentials(fd: RawFd) -> Result<Credentials> {
         pid: c.pid(),
         uid: c.uid(),
         gid: c.gid(),
+    })
+}
+
+/// The credentials of the connected peer where there is no `SO_PEERCRED` (macOS): uid and
+/// gid from `getpeereid`, the pid from `LOCAL_PEERPID`, as of when it connected.
+///
+/// ```
+/// use ipckit::socket::*;
+/// use std::os::fd::AsRawFd;
+/// let (a, _b) = socketpair(Kind::Stream)?;
+/// assert_eq!(peer_credentials(a.as_raw_fd())?.pid, std::process::id() as i32);
+/// # Ok::<(), ipckit::Error>(())
+/// ```
+///
+/// For more information, see
+/// [`getpeereid(3)`](https://man.freebsd.org/cgi/man.cgi?query=getpeereid).
+#[cfg(target_vendor = "apple")]
+pub fn peer_credentials(fd: RawFd) -> Result<Credentials> {
+    let (uid, gid) = with_fd(fd, |b| nix::unistd::getpeereid(b))?.map_err(sys("getpeereid"))?;
+    let pid = with_fd(fd, |b| nix_socket::getsockopt(&b, sockopt::LocalPeerPid))?
+        .map_err(sys("getsockopt"))?;
+    Ok(Credentials {
+        pid,
+        uid: uid.as_raw(),
+        gid: gid.as_raw(),
     })
 }
 
@@ -572,8 +781,27 @@ pub fn peer_credentials(fd: RawFd) -> Result<Credentials> {
 /// assert_eq!(cred.pid, std::process::id() as i32);
 /// # Ok::<(), ipckit::Error>(())
 /// ```
+#[cfg(any(target_os = "linux", target_os = "android"))]
 pub fn set_pass_credentials(fd: RawFd, on: bool) -> Result<()> {
     with_fd(fd, |b| nix_socket::setsockopt(&b, sockopt::PassCred, &on))?.map_err(sys("setsockopt"))
+}
+
+/// Where there is no `SO_PASSCRED` / `SCM_CREDENTIALS` (macOS): fails with `ENOSYS` (syscall
+/// `setsockopt`) after checking the descriptor; [`peer_credentials`] works there.
+///
+/// ```
+/// # #[cfg(target_os = "macos")] {
+/// use ipckit::socket::*;
+/// use std::os::fd::AsRawFd;
+/// let (_a, b) = socketpair(Kind::Datagram)?;
+/// assert_eq!(set_pass_credentials(b.as_raw_fd(), true).unwrap_err().code(), "ENOSYS");
+/// # }
+/// # Ok::<(), ipckit::Error>(())
+/// ```
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+pub fn set_pass_credentials(fd: RawFd, _on: bool) -> Result<()> {
+    socket_kind(fd)?;
+    Err(Error::new(Errno::ENOSYS, "setsockopt"))
 }
 
 /// The socket's own address (`getsockname`); `None` when unbound.

@@ -23,6 +23,9 @@ use std::mem::MaybeUninit;
 
 use crate::error::{check, Errno, Error, Result};
 use crate::key::{Key, IPC_PRIVATE};
+// Apple targets: `libc` plus the message queue calls the libc crate lacks there.
+#[cfg(target_vendor = "apple")]
+use crate::msg::libc;
 
 /// The kind of a System V object.
 ///
@@ -374,9 +377,9 @@ fn stat_key(kind: IpcType, id: i32) -> Result<Key> {
             Ok(unsafe { ds.assume_init() }.msg_perm.key())
         }
         // The libc crate has no `semid_ds` for musl: read the key from /proc there.
-        #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+        #[cfg(not(any(all(target_os = "linux", target_env = "gnu"), target_vendor = "apple")))]
         IpcType::Sem => Err(Error::new(Errno::ENOSYS, "semctl")),
-        #[cfg(all(target_os = "linux", target_env = "gnu"))]
+        #[cfg(any(all(target_os = "linux", target_env = "gnu"), target_vendor = "apple"))]
         IpcType::Sem => {
             let mut ds = MaybeUninit::<libc::semid_ds>::uninit();
             // SAFETY: for IPC_STAT the variadic argument is a `struct semid_ds *` (the `buf`
@@ -414,6 +417,13 @@ impl PermKey for libc::ipc_perm {
     #[allow(deprecated)] // musl before 1.2 names the field __ipc_perm_key
     fn key(&self) -> Key {
         self.__ipc_perm_key
+    }
+}
+
+#[cfg(target_vendor = "apple")]
+impl PermKey for libc::ipc_perm {
+    fn key(&self) -> Key {
+        self._key
     }
 }
 
