@@ -18,22 +18,12 @@ import {
   socketpair,
   type PipeWritable,
 } from '../ts/index'
-import { freshKey, nodeChild, sleep, waitUntilBlocked, type RunningChild } from './helpers'
+import { freshKey, nodeChild, removeAtEnd, sleep, waitUntilBlocked, type RunningChild } from './helpers'
 import { Tally } from './helpers/stress'
 
 const STRESS = JSON.stringify(require.resolve('./helpers/stress'))
 
-function track(t: ExecutionContext, q: MessageQueue): MessageQueue {
-  t.teardown(() => {
-    try {
-      MessageQueue.fromId(q.id).remove()
-    } catch {
-      // removed by the test
-    }
-    q.close()
-  })
-  return q
-}
+const track = (t: ExecutionContext, q: MessageQueue) => removeAtEnd(t, q, MessageQueue.fromId)
 
 function killAtEnd(t: ExecutionContext, ...children: RunningChild[]): void {
   t.teardown(() => {

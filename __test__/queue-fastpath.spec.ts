@@ -8,20 +8,9 @@ import test, { type ExecutionContext } from 'ava'
 import { Worker } from 'node:worker_threads'
 
 import { IpcError, MessageQueue } from '../ts/index'
-import { SOURCE_ENTRY, runNode } from './helpers'
+import { removeAtEnd, runNode, SOURCE_ENTRY } from './helpers'
 
-function privateQueue(t: ExecutionContext): MessageQueue {
-  const q = MessageQueue.create()
-  t.teardown(() => {
-    try {
-      MessageQueue.fromId(q.id).remove()
-    } catch {
-      // removed by the test
-    }
-    q.close()
-  })
-  return q
-}
+const privateQueue = (t: ExecutionContext) => removeAtEnd(t, MessageQueue.create(), MessageQueue.fromId)
 
 /** A payload of `size` bytes that tells message `i` apart. */
 const payload = (i: number, size: number) => Buffer.alloc(size, `${i}:`)

@@ -8,21 +8,11 @@ import { createHash } from 'node:crypto'
 import { promises as fsp, readFileSync } from 'node:fs'
 
 import { IpcError, MessageQueue, ftok } from '../ts/index'
-import { NOBODY, compileC, nodeChild, removeBuilds, runC, runNode, sleep, tempDir, timed, waitUntilBlocked } from './helpers'
+import { compileC, NOBODY, nodeChild, removeAtEnd, removeBuilds, runC, runNode, sleep, tempDir, timed, waitUntilBlocked } from './helpers'
 
 test.after.always(removeBuilds)
 
-function track(t: ExecutionContext, q: MessageQueue): MessageQueue {
-  t.teardown(() => {
-    try {
-      MessageQueue.fromId(q.id).remove()
-    } catch {
-      // removed by the test
-    }
-    q.close()
-  })
-  return q
-}
+const track = (t: ExecutionContext, q: MessageQueue) => removeAtEnd(t, q, MessageQueue.fromId)
 
 /** Sends argv's messages: `id type hexpayload ...` (payload '-' is empty). */
 const C_SENDER = `

@@ -2,20 +2,9 @@ import test, { type ExecutionContext } from 'ava'
 
 import { AbortError, IPC_PRIVATE, IpcError, MessageQueue } from '../ts/index'
 import { pendingWaits } from '../ts/reactor'
-import { freshKey, keyExists, sleep, timed, waitUntilBlocked } from './helpers'
+import { freshKey, keyExists, removeAtEnd, sleep, timed, waitUntilBlocked } from './helpers'
 
-/** Removes the queue (by id, so it works after close()) when the test ends. */
-function track(t: ExecutionContext, q: MessageQueue): MessageQueue {
-  t.teardown(() => {
-    try {
-      MessageQueue.fromId(q.id).remove()
-    } catch {
-      // already removed by the test
-    }
-    q.close()
-  })
-  return q
-}
+const track = (t: ExecutionContext, q: MessageQueue) => removeAtEnd(t, q, MessageQueue.fromId)
 const privateQueue = (t: ExecutionContext) => track(t, MessageQueue.create())
 
 test('send and receive round trip Buffer, Uint8Array, string and other views', async (t) => {

@@ -5,20 +5,9 @@ import test, { type ExecutionContext } from 'ava'
 
 import { AbortError, IPC_PRIVATE, IpcError, Mutex, MutexGuard, Semaphore, SemaphoreSet } from '../ts/index'
 import { pendingWaits } from '../ts/reactor'
-import { freshKey, keyExists, sleep, timed, waitUntilBlocked } from './helpers'
+import { freshKey, keyExists, removeAtEnd, sleep, timed, waitUntilBlocked } from './helpers'
 
-/** Removes the set (by id, so it works after close()) when the test ends. */
-function track<T extends { id: number; close(): void }>(t: ExecutionContext, obj: T): T {
-  t.teardown(() => {
-    try {
-      SemaphoreSet.fromId(obj.id).remove()
-    } catch {
-      // already removed by the test
-    }
-    obj.close()
-  })
-  return obj
-}
+const track = <T extends { id: number; close(): void }>(t: ExecutionContext, obj: T) => removeAtEnd(t, obj, SemaphoreSet.fromId)
 const privateSet = (t: ExecutionContext, initial: number[]) => track(t, SemaphoreSet.create({ initial }))
 /** The system's semaphore limits: SEMMSL, SEMMNS, SEMOPM, SEMMNI. */
 const [SEMMSL, , SEMOPM] = readFileSync('/proc/sys/kernel/sem', 'utf8').trim().split(/\s+/).map(Number) as [

@@ -6,37 +6,14 @@ import test, { type ExecutionContext } from 'ava'
 
 import { AbortError, IPC_PRIVATE, IpcError, SharedMemory, zeroCopySupported } from '../ts/index'
 import { pendingWaits } from '../ts/reactor'
-import {
-  NOBODY,
-  cChild,
-  compileC,
-  freshKey,
-  keyExists,
-  nodeChild,
-  removeBuilds,
-  runNode,
-  sleep,
-  sysvIds,
-  timed,
-} from './helpers'
+import { cChild, compileC, freshKey, keyExists, NOBODY, nodeChild, removeAtEnd, removeBuilds, runNode, sleep, sysvIds, timed } from './helpers'
 
 setFlagsFromString('--expose-gc')
 const gc = runInNewContext('gc') as () => void
 
 test.after.always(removeBuilds)
 
-/** Removes the segment (by id, so it works after close()) when the test ends. */
-function track(t: ExecutionContext, shm: SharedMemory): SharedMemory {
-  t.teardown(() => {
-    shm.close()
-    try {
-      SharedMemory.fromId(shm.id).remove()
-    } catch {
-      // already removed by the test
-    }
-  })
-  return shm
-}
+const track = (t: ExecutionContext, shm: SharedMemory) => removeAtEnd(t, shm, SharedMemory.fromId)
 const privateSegment = (t: ExecutionContext, size = 4096) => track(t, SharedMemory.create({ size }))
 
 /** Attachments of a segment, from /proc/sysvipc/shm (`nattch`); undefined once it is gone. */

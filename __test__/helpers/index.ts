@@ -3,6 +3,7 @@
  * every IPC object a test creates.
  */
 
+import type { ExecutionContext } from 'ava'
 import { execFileSync, spawn, type SpawnOptions } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
@@ -233,4 +234,27 @@ export async function waitUntilBlocked(pid: number, wchan: RegExp, count = 1, ti
     }
     await sleep(2)
   }
+}
+
+/**
+ * Closes `obj` and removes its System V object when the test ends, whatever the test did (by
+ * id, through `fromId`, so that it works after `close()` and after the test removed it):
+ * `const q = removeAtEnd(t, MessageQueue.create(), MessageQueue.fromId)`.
+ */
+export function removeAtEnd<T extends { id: number; close(): void }>(
+  t: ExecutionContext,
+  obj: T,
+  fromId: (id: number) => { remove(): void; close(): void },
+): T {
+  t.teardown(() => {
+    obj.close()
+    try {
+      const again = fromId(obj.id)
+      again.remove()
+      again.close()
+    } catch {
+      // removed by the test
+    }
+  })
+  return obj
 }
