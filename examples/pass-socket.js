@@ -4,11 +4,12 @@
 // over a `socketpair('seqpacket')` with descriptor passing (SCM_RIGHTS). The parent then closes
 // its own copy; the worker wraps the descriptor in a `net.Socket` and serves the client, who
 // never knows it changed hands. This is how pre-forking servers spread connections over
-// processes, without Node's `cluster` or IPC channel.
+// processes, without Node's `cluster` or IPC channel. The clients run in a process of their own,
+// so each worker can see (SO_PEERCRED) that its connection comes from them.
 //
 //   npm run build && node examples/pass-socket.js [workers] [connections]
 'use strict'
-const { spawn } = require('node:child_process')
+const { fork, spawn } = require('node:child_process')
 const fs = require('node:fs')
 const net = require('node:net')
 const os = require('node:os')
@@ -22,7 +23,7 @@ async function worker() {
   for await (const { data, fds } of parent) {
     for (const fd of fds) {
       const conn = new net.Socket({ fd, readable: true, writable: true })
-      const client = peerCredentials(conn) // the same connection: its peer is still the client
+      const client = peerCredentials(conn) // the same connection: its peer is the client process
       serving.push(
         new Promise((resolve) => {
           let line = ''
@@ -45,7 +46,13 @@ async function worker() {
   console.log(`worker ${process.pid}: served ${serving.length} connections, exiting`)
 }
 
-/** A client: connects, sends a line, resolves with the reply. */
+/** The client process: opens `count` connections at once and reports the replies to the parent. */
+async function clients(socketPath, count) {
+  const replies = await Promise.all(Array.from({ length: count }, (_, i) => request(socketPath, `hello ${i + 1}`)))
+  process.send(replies)
+}
+
+/** A client connection: connects, sends a line, resolves with the reply. */
 function request(socketPath, text) {
   return new Promise((resolve, reject) => {
     const conn = net.connect(socketPath)
@@ -64,6 +71,7 @@ async function main() {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ipckit-pass-socket-'))
   const socketPath = path.join(dir, 'server.sock')
   const workers = []
+  const children = []
   // pauseOnConnect: the parent never reads from a connection, so no byte is lost in the handover.
   const server = net.createServer({ pauseOnConnect: true })
   try {
@@ -73,6 +81,7 @@ async function main() {
       theirs.close() // the child has its own copy now
       const exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve(signal ?? code)))
       workers.push({ channel: mine, child, exited })
+      children.push(child)
     }
     console.log(`parent ${process.pid}: started workers ${workers.map((w) => w.child.pid).join(', ')}`)
 
@@ -98,12 +107,18 @@ async function main() {
     })
     console.log(`parent ${process.pid}: listening on ${socketPath}`)
 
-    const replies = await Promise.all(Array.from({ length: connections }, (_, i) => request(socketPath, `hello ${i + 1}`)))
+    const client = fork(__filename, ['--clients', socketPath, String(connections)])
+    children.push(client)
+    console.log(`parent ${process.pid}: started client process ${client.pid}`)
+    const replies = await new Promise((resolve, reject) => {
+      client.once('message', resolve)
+      client.once('exit', (code, signal) => reject(new Error(`the client process exited (${signal ?? code}) without replies`)))
+    })
     const perWorker = new Map(workers.map((w) => [w.child.pid, 0]))
     for (const reply of replies) {
       console.log(`client: ${reply}`)
       const m = /^worker (\d+) served connection \d+ from pid (\d+): HELLO \d+$/.exec(reply)
-      if (!m || !perWorker.has(Number(m[1])) || Number(m[2]) !== process.pid) throw new Error(`unexpected reply: ${reply}`)
+      if (!m || !perWorker.has(Number(m[1])) || Number(m[2]) !== client.pid) throw new Error(`unexpected reply: ${reply}`)
       perWorker.set(Number(m[1]), perWorker.get(Number(m[1])) + 1)
     }
 
@@ -113,17 +128,17 @@ async function main() {
     const shares = [...perWorker].map(([pid, n]) => `${pid}: ${n}`).join(', ')
     console.log(`${connections} connections served by ${workers.length} worker processes (${shares}); workers exited with ${codes.join(', ')}`)
   } finally {
-    for (const w of workers) {
-      w.channel.close()
-      if (w.child.exitCode === null && w.child.signalCode === null) w.child.kill('SIGKILL')
-    }
+    for (const w of workers) w.channel.close()
+    for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL')
     await new Promise((resolve) => server.close(() => resolve()))
     fs.rmSync(dir, { recursive: true, force: true })
     console.log(`parent ${process.pid}: server closed, removed ${dir}`)
   }
 }
 
-;(process.argv[2] === '--worker' ? worker() : main()).catch((err) => {
+const [role, socketPath, count] = process.argv.slice(2)
+const run = role === '--worker' ? worker : role === '--clients' ? () => clients(socketPath, Number(count)) : main
+run().catch((err) => {
   console.error(err)
   process.exitCode = 1
 })
