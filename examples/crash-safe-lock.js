@@ -49,7 +49,7 @@ async function victim(file, count) {
 function firstMessage(child) {
   return new Promise((resolve, reject) => {
     child.once('message', resolve)
-    child.once('exit', (code, signal) => reject(new Error(`the process exited (${signal ?? code}) before it reported`)))
+    child.once('close', (code, signal) => reject(new Error(`the process ended (${signal ?? code}) before it reported`)))
   })
 }
 

@@ -112,7 +112,7 @@ async function main() {
     console.log(`parent ${process.pid}: started client process ${client.pid}`)
     const replies = await new Promise((resolve, reject) => {
       client.once('message', resolve)
-      client.once('exit', (code, signal) => reject(new Error(`the client process exited (${signal ?? code}) without replies`)))
+      client.once('close', (code, signal) => reject(new Error(`the client process ended (${signal ?? code}) without replies`)))
     })
     const perWorker = new Map(workers.map((w) => [w.child.pid, 0]))
     for (const reply of replies) {

@@ -89,6 +89,9 @@ class Ring {
     this.shm = shm
     this.signal = signal // ends a wait if the other side is gone
     this.mem = zeroCopySupported ? new ZeroCopyAccess(shm) : new CopyAccess(shm)
+    // Attach the copy API's mapping (which wait/notify use too) now rather than at first use:
+    // once the segment is marked for removal, a process that is not attached may not reach it.
+    shm.read(0, 4)
     this.waits = 0 // how many times this side slept
   }
 
@@ -132,7 +135,7 @@ class Ring {
       const head = this.mem.load(HEAD)
       if (head !== tail) break
       this.waits++
-      await this.shm.wait(HEAD * 4, head | 0)
+      await this.shm.wait(HEAD * 4, head | 0, { signal: this.signal })
     }
     const header = Buffer.from(this.#view(tail, RECORD_HEADER))
     const length = header.readUInt32LE(0)
@@ -155,12 +158,16 @@ class Ring {
 
 async function consumer(shmId) {
   const shm = SharedMemory.fromId(shmId)
-  const ring = new Ring(shm)
+  const producerGone = new AbortController() // a consumer waiting for data must not wait forever
+  const onDisconnect = () => producerGone.abort(new Error('the producer is gone'))
+  const ring = new Ring(shm, producerGone.signal)
   const digest = createHash('sha256')
   let messages = 0
   let bad = 0
   let bytes = 0
   try {
+    process.on('disconnect', onDisconnect)
+    process.send({ attached: true })
     for (let record; (record = await ring.take()) !== null; ) {
       messages++
       if (!record.ok) bad++
@@ -171,10 +178,18 @@ async function consumer(shmId) {
   } finally {
     ring.close()
     shm.close()
+    process.off('disconnect', onDisconnect)
   }
-  const summary = { messages, bad, bytes, digest: digest.digest('hex'), waits: ring.waits }
   console.log(`consumer ${process.pid}: ${messages} messages, ${bytes} bytes, ${bad} bad checksums, slept ${ring.waits} times (ring empty)`)
-  process.send(summary)
+  process.send({ summary: { messages, bad, bytes, digest: digest.digest('hex') } })
+}
+
+/** Resolves with the first message of `child` that `pick` accepts; rejects if the child ends first. */
+function messageFrom(child, pick) {
+  return new Promise((resolve, reject) => {
+    child.on('message', (m) => pick(m) && resolve(m))
+    child.once('close', (code, signal) => reject(new Error(`the consumer ended (${signal ?? code}) before it reported`)))
+  })
 }
 
 async function main() {
@@ -187,17 +202,23 @@ async function main() {
   const shm = SharedMemory.create({ size: DATA + CAPACITY })
   let child
   let ring
+  let removed = false
   try {
     console.log(`producer ${process.pid}: segment id ${shm.id}, ${CAPACITY}-byte ring`)
     child = fork(__filename, ['--consumer', String(shm.id)])
     const consumerGone = new AbortController() // a producer waiting for room must not wait forever
-    child.once('exit', () => consumerGone.abort())
+    child.once('exit', (code, signal) => consumerGone.abort(new Error(`the consumer exited (${signal ?? code})`)))
     ring = new Ring(shm, consumerGone.signal)
-    const report = new Promise((resolve, reject) => {
-      child.once('message', resolve)
-      child.once('exit', (code, signal) => reject(new Error(`the consumer exited (${signal ?? code}) without a report`)))
-    })
+    const attached = messageFrom(child, (m) => m.attached)
+    const report = messageFrom(child, (m) => m.summary)
+    report.catch(() => {}) // awaited below; do not let an early failure go unhandled meanwhile
     const exited = new Promise((resolve) => child.once('exit', (code) => resolve(code)))
+    await attached
+    // Both processes are attached: mark it for removal now. The kernel frees it when both have
+    // detached, even if both are killed.
+    shm.remove()
+    removed = true
+    console.log(`producer ${process.pid}: consumer ${child.pid} attached; segment ${shm.id} marked for removal`)
 
     const digest = createHash('sha256')
     let bytes = 0
@@ -210,7 +231,7 @@ async function main() {
     await ring.put(Buffer.alloc(0), END)
     console.log(`producer ${process.pid}: ${count} messages, ${bytes} bytes, slept ${ring.waits} times (ring full)`)
 
-    const got = await report
+    const { summary: got } = await report
     const code = await exited
     const same = got.messages === count && got.bytes === bytes && got.digest === digest.digest('hex')
     console.log(
@@ -220,9 +241,9 @@ async function main() {
   } finally {
     if (child && child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
     ring?.close()
-    shm.remove()
+    if (!removed) shm.remove()
     shm.close()
-    console.log(`removed segment ${shm.id}`)
+    console.log(`removed segment ${shm.id} (the kernel frees it when no process has it attached)`)
   }
 }
 
