@@ -30,7 +30,7 @@ async function worker() {
           conn.setEncoding('utf8')
           conn.on('data', (chunk) => {
             line += chunk
-            if (!line.includes('\n')) return
+            if (conn.writableEnded || !line.includes('\n')) return // one request per connection
             const request = line.slice(0, line.indexOf('\n'))
             conn.end(`worker ${process.pid} served ${data} from pid ${client.pid}: ${request.toUpperCase()}\n`)
           })
