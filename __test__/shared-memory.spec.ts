@@ -546,3 +546,16 @@ test('a worker thread that exits with views and a pending wait unmaps them all',
   await eventually(() => nattch(shm.id) === 0, 'the worker to detach')
   t.is(shm.read(4, new Int32Array(1))[0], 1)
 })
+
+test('remove() of a segment nobody attached destroys it at once; an attached handle keeps working', (t) => {
+  const unused = privateSegment(t, 64)
+  unused.remove()
+  t.is(nattch(unused.id), undefined, 'gone at once')
+  t.like(t.throws(() => unused.read(0, 1), { instanceOf: IpcError }), { code: 'EINVAL', syscall: 'shmat' })
+  const used = privateSegment(t, 64)
+  used.write('x', 0) // attaches this handle
+  used.remove()
+  t.is(nattch(used.id), 1)
+  t.deepEqual(used.read(0, 1), Buffer.from('x'))
+  t.is(used.notify(0), 0)
+})

@@ -679,7 +679,9 @@ export class SharedMemory implements Disposable {
   /**
    * Marks the segment for removal (`shmctl(IPC_RMID)`): its key is free at once, and the memory
    * goes away when the last process detaches. Existing views and this handle keep working, as
-   * on Linux.
+   * on Linux, while some process is attached; a segment nobody has attached (this handle
+   * attaches at its first read, write, wait or notify) is destroyed at once, and later calls
+   * fail with `EINVAL` (`shmat`). To share a segment and mark it early, attach it everywhere first.
    *
    * @example
    * ```ts
