@@ -2,9 +2,16 @@
 //! npm package (which adds the Node.js binding on top; this crate knows nothing of JavaScript).
 //!
 //! One module per facility, named as its man pages name it:
-//! [`msg`] (System V message queues), [`key`] (`ftok`), [`limits`] (`/proc/sys/kernel`),
-//! [`wait`] (cancellable blocking waits on threads this crate owns), and [`error`], the one
-//! funnel from a failed call to a typed [`Error`].
+//! - System V IPC: [`msg`] (message queues), [`sem`] (semaphore sets), [`shm`] (shared memory
+//!   and futex wait/wake on its words), [`key`] (`ftok`), [`sysv_list`] (`ipcs`/`ipcrm` over
+//!   `/proc/sysvipc`), [`limits`] (`/proc/sys/kernel`);
+//! - file descriptors: [`pipe`] (pipes, FIFOs), [`socket`] (socket pairs, UNIX stream, datagram
+//!   and seqpacket sockets, descriptor passing, credentials);
+//! - [`signal`] (kill, sigqueue, the signal table, watches that chain to the handler they
+//!   replace);
+//! - the machinery of waiting: [`wait`] (cancellable blocking calls on threads this crate
+//!   owns) and [`poller`] (one epoll/kqueue thread for fd readiness);
+//! - and [`error`], the one funnel from a failed call to a typed [`Error`].
 //!
 //! ```
 //! use ipckit::msg::{MessageQueue, OpenOptions};
