@@ -7,8 +7,13 @@
  * A suite exports `(config) => op[]`; see bench/README.md for ops and cases.
  */
 
+const { join } = require('node:path')
+
 const { Semaphore, SemaphoreSet } = require('../../dist')
 const { LineProcess, background, compileC, now } = require('../lib/harness')
+const { pythonPeer } = require('../lib/peers')
+
+const PY_DRIVER = join(__dirname, '..', 'peers', 'sysv_ipc_sysv_driver.py')
 
 /** The C baseline (bench/c/sem_driver.c) for one command, on a set made by `make`. */
 function cCase(command, make) {
@@ -42,6 +47,52 @@ function freeSemaphore() {
     close() {
       sem.remove()
       sem.close()
+    },
+  }
+}
+
+/** A semaphore holding 1 under a random unused key (sysv_ipc opens semaphores by key only). */
+function keyedFreeSemaphore() {
+  for (;;) {
+    const key = 0x5c000000 + Math.floor(Math.random() * 0xffffff)
+    try {
+      const sem = Semaphore.open(key, { create: true, exclusive: true, initial: 1 })
+      return {
+        sem,
+        key,
+        close() {
+          sem.remove()
+          sem.close()
+        },
+      }
+    } catch (err) {
+      if (err.code !== 'EEXIST') throw err
+    }
+  }
+}
+
+/** Python's sysv_ipc: `acquire()` and `release()` with undo on (bench/peers/sysv_ipc_sysv_driver.py). */
+function pythonUncontended() {
+  let driver
+  let ctx
+  return {
+    impl: 'Python sysv_ipc',
+    kind: 'peer',
+    compare: 'ipckit sync',
+    setup(config) {
+      if (!config.peers) throw new Error('peers skipped (--no-peers or smoke mode)')
+      const py = pythonPeer('sysv_ipc')
+      ctx = keyedFreeSemaphore()
+      driver = new LineProcess(py.python, [PY_DRIVER], { env: { ...process.env, PYTHONPATH: py.path } })
+    },
+    async sample(n) {
+      const line = await driver.ask(`sem-uncontended ${ctx.key} ${n}`)
+      if (!/^\d+$/.test(line)) throw new Error(`sysv_ipc driver: ${line}`)
+      return Number(line)
+    },
+    async teardown() {
+      await driver?.close()
+      ctx?.close()
     },
   }
 }
@@ -137,6 +188,7 @@ module.exports = (config) => [
       cCase('uncontended', freeSemaphore),
       ipckitUncontended('ipckit sync', 1.5),
       ipckitUncontended('ipckit async'),
+      pythonUncontended(),
     ],
   },
   {

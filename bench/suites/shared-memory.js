@@ -8,9 +8,13 @@
  * A suite exports `(config) => op[]`; see bench/README.md for ops and cases.
  */
 
+const { join } = require('node:path')
+
 const { SharedMemory } = require('../../dist')
 const { LineProcess, background, compileC, now } = require('../lib/harness')
-const { npmPeer } = require('../lib/peers')
+const { npmPeer, pythonPeer } = require('../lib/peers')
+
+const PY_DRIVER = join(__dirname, '..', 'peers', 'sysv_ipc_sysv_driver.py')
 
 const MIB = 1 << 20
 const STOP = 0xffff_ffff
@@ -163,6 +167,63 @@ function shmTypedArrayCopy(chunk, mib) {
   }
 }
 
+/**
+ * The same typed-array copies over ordinary memory (a plain ArrayBuffer of the segment's
+ * size): what `set` costs in Node whatever the memory, so what the zero-copy view can reach.
+ */
+function plainArrayCopy(chunk, mib) {
+  let bytes
+  const src = Buffer.alloc(chunk, 'x')
+  const dst = Buffer.alloc(chunk)
+  return {
+    impl: 'typed-array copy, ordinary memory',
+    kind: 'alt',
+    compare: 'ipckit zero-copy view',
+    setup() {
+      bytes = new Uint8Array(mib * MIB)
+    },
+    async sample(n) {
+      return arrayCopy(n, chunk, bytes, src, dst)
+    },
+  }
+}
+
+/** Python's sysv_ipc: `write(bytes, offset)` and `read(length, offset)` (bench/peers/sysv_ipc_sysv_driver.py). */
+function pythonCopy(chunk, mib) {
+  let driver
+  let shm
+  let key
+  return {
+    impl: 'Python sysv_ipc',
+    kind: 'peer',
+    compare: 'ipckit copy API',
+    setup(config) {
+      if (!config.peers) throw new Error('peers skipped (--no-peers or smoke mode)')
+      const py = pythonPeer('sysv_ipc')
+      // sysv_ipc opens segments by key only: a new segment under a random unused key.
+      while (!shm) {
+        key = 0x5d000000 + Math.floor(Math.random() * 0xffffff)
+        try {
+          shm = SharedMemory.open(key, { size: mib * MIB, create: true, exclusive: true })
+        } catch (err) {
+          if (err.code !== 'EEXIST') throw err
+        }
+      }
+      driver = new LineProcess(py.python, [PY_DRIVER], { env: { ...process.env, PYTHONPATH: py.path } })
+    },
+    async sample(n) {
+      const line = await driver.ask(`shm-copy ${key} ${n} ${chunk}`)
+      if (!/^\d+$/.test(line)) throw new Error(`sysv_ipc driver: ${line}`)
+      return Number(line)
+    },
+    async teardown() {
+      await driver?.close()
+      shm?.remove()
+      shm?.close()
+    },
+  }
+}
+
 /** A private segment with a C futex echo child (bench/c/shm_echo.c) on the word at offset 0. */
 function echoSegment() {
   const ctx = segment(1)
@@ -253,7 +314,9 @@ module.exports = (config) => {
       cCopy(chunk, mib),
       ipckitCopy(chunk, mib, chunk >= 64 * 1024 ? 1.3 : undefined),
       ipckitView(chunk, mib, 1.1),
+      plainArrayCopy(chunk, mib),
       shmTypedArrayCopy(chunk, mib),
+      pythonCopy(chunk, mib),
     ],
   }))
   return [
