@@ -164,6 +164,42 @@ function encodeOps(ops: unknown, count: number, forceNowait = false): number[] {
 }
 
 /**
+ * The fast path of a single operation without a timeout. A native call with arguments costs
+ * several times a `semop` (napi-rs's per-call argument scope), so, as the message-queue fast
+ * path does, the operation is written into a small buffer registered once per thread and an
+ * argument-less native function applies it (see `semFastOp` in
+ * `crates/ipckit-node/src/sem.rs`).
+ */
+const SOFT = native.SEM_FAST_SOFT
+const semFastOp = native.semFastOp
+const fastSlab = Buffer.allocUnsafeSlow(native.SEM_FAST_BYTES)
+native.semFastRegister(fastSlab)
+const fastArgs = new Int32Array(fastSlab.buffer, fastSlab.byteOffset, 4)
+
+/**
+ * Applies one operation (`flags`: UNDO, NOWAIT, SOFT): true when applied, false when it would
+ * wait and `flags` has NOWAIT and SOFT. Blocks without NOWAIT; throws what `semop` failed with.
+ */
+function fastOp(id: number, index: number, delta: number, flags: number): boolean {
+  fastArgs[0] = id
+  fastArgs[1] = index
+  fastArgs[2] = delta
+  fastArgs[3] = flags
+  const result = semFastOp()
+  if (result < 0) {
+    callNative(native.semFastError)
+    throw new Error('ipckit: a fast-path semop failed without an error')
+  }
+  return result === 1
+}
+
+/** `semop` of validated, flattened `flat` ops once without waiting: true if applied. */
+function tryFlat(id: number, flat: number[]): boolean {
+  if (flat.length === 3) return fastOp(id, flat[0]!, flat[1]!, flat[2]! | NOWAIT | SOFT)
+  return callNative(() => native.semOp(id, flat, -1, true))
+}
+
+/**
  * A System V semaphore set: an array of counters shared by processes, changed atomically by
  * {@link op} (all operations of one call, or none).
  *
@@ -303,7 +339,7 @@ export class SemaphoreSet implements Disposable {
     validateAbortSignal(signal, 'options.signal')
     this.#check()
     if (signal?.aborted) throw new AbortError(undefined, { cause: signal.reason })
-    if (callNative(() => native.semOp(this.id, flat, -1, true))) return
+    if (tryFlat(this.id, flat)) return
     // Would block: a zero timeout answers at once, on this thread.
     if (timeout === 0) {
       callNative(() => native.semOp(this.id, flat, 0, false))
@@ -334,7 +370,8 @@ export class SemaphoreSet implements Disposable {
     const flat = encodeOps(ops, this.count, !wait)
     const timeout = timeoutOf(opts.timeoutMs)
     this.#check()
-    callNative(() => native.semOp(this.id, flat, timeout, false))
+    if (timeout < 0 && flat.length === 3) fastOp(this.id, flat[0]!, flat[1]!, flat[2]!)
+    else callNative(() => native.semOp(this.id, flat, timeout, false))
   }
 
   /**
@@ -349,7 +386,7 @@ export class SemaphoreSet implements Disposable {
   tryOp(ops: readonly SemaphoreOp[]): boolean {
     const flat = encodeOps(ops, this.count)
     this.#check()
-    return callNative(() => native.semOp(this.id, flat, -1, true))
+    return tryFlat(this.id, flat)
   }
 
   /**
@@ -581,10 +618,19 @@ function amount(value: unknown, name: string): number {
 export class Semaphore implements Disposable {
   readonly #set: SemaphoreSet
   readonly #undo: boolean
+  /** The flags of this semaphore's operations on the fast path (UNDO or 0). */
+  readonly #flags: number
 
   private constructor(set: SemaphoreSet, undo: boolean) {
     this.#set = set
     this.#undo = undo
+    this.#flags = undo ? UNDO : 0
+  }
+
+  /** The set's id, after the check that this handle is open. */
+  #id(): number {
+    if (this.#set.closed) throw invalidState('SemaphoreSet is closed')
+    return this.#set.id
   }
 
   /**
@@ -653,6 +699,8 @@ export class Semaphore implements Disposable {
    * ```
    */
   async acquire(options?: AcquireOptions): Promise<void> {
+    // Without options, a value that allows it is taken on the fast path.
+    if (options === undefined && fastOp(this.#id(), 0, -1, this.#flags | NOWAIT | SOFT)) return
     const opts = validateOptions(options)
     const n = amount(opts.count, 'options.count')
     return this.#set.op(this.#ops(-n), { timeoutMs: opts.timeoutMs, signal: opts.signal })
@@ -668,6 +716,10 @@ export class Semaphore implements Disposable {
    * ```
    */
   acquireSync(options?: AcquireSyncOptions): void {
+    if (options === undefined) {
+      fastOp(this.#id(), 0, -1, this.#flags)
+      return
+    }
     const opts = validateOptions(options)
     const n = amount(opts.count, 'options.count')
     this.#set.opSync(this.#ops(-n), { timeoutMs: opts.timeoutMs, wait: opts.wait })
@@ -683,7 +735,7 @@ export class Semaphore implements Disposable {
    */
   tryAcquire(count?: number): boolean {
     const n = amount(count, 'count')
-    return this.#set.tryOp(this.#ops(-n))
+    return fastOp(this.#id(), 0, -n, this.#flags | NOWAIT | SOFT)
   }
 
   /**
@@ -696,7 +748,7 @@ export class Semaphore implements Disposable {
    */
   release(count?: number): void {
     const n = amount(count, 'count')
-    this.#set.opSync(this.#ops(n))
+    fastOp(this.#id(), 0, n, this.#flags)
   }
 
   /**

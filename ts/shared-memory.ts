@@ -170,9 +170,15 @@ function validateExpected(value: unknown): number {
   return value >>> 0
 }
 
-/** Copy reads and writes over one native attachment, bounds-checked before the native call. */
+/**
+ * Copy reads and writes over one attachment, bounds-checked first. With `bytes`, a zero-copy
+ * Uint8Array over that attachment, they copy in JavaScript (`TypedArray.set`, a memmove): a
+ * native call with arguments costs more than copying a few KiB. Without it (a runtime that
+ * refuses external buffers, a read-only attachment) they copy in a native call.
+ */
 function copyRead(
   mapping: ShmMapping,
+  bytes: Uint8Array | undefined,
   size: number,
   offsetArg: unknown,
   lengthOrTarget: unknown,
@@ -181,7 +187,8 @@ function copyRead(
   if (typeof lengthOrTarget === 'number') {
     validateInteger(lengthOrTarget, 'length', 0, size - offset)
     const out = Buffer.allocUnsafe(lengthOrTarget)
-    callNative(() => mapping.read(offset, out))
+    if (bytes !== undefined) out.set(bytes.subarray(offset, offset + lengthOrTarget))
+    else callNative(() => mapping.read(offset, out))
     return out
   }
   if (!ArrayBuffer.isView(lengthOrTarget)) {
@@ -191,17 +198,25 @@ function copyRead(
   if (target.byteLength > size - offset) {
     throw outOfRange('target.byteLength', `<= ${size - offset} (the bytes after offset)`, target.byteLength)
   }
-  callNative(() => mapping.read(offset, asBuffer(target)))
+  if (bytes !== undefined) asBuffer(target).set(bytes.subarray(offset, offset + target.byteLength))
+  else callNative(() => mapping.read(offset, asBuffer(target)))
   return target
 }
 
-function copyWrite(mapping: ShmMapping, size: number, data: unknown, offsetArg: unknown): void {
-  const bytes = toBytes(data, 'data')
+function copyWrite(
+  mapping: ShmMapping,
+  bytes: Uint8Array | undefined,
+  size: number,
+  data: unknown,
+  offsetArg: unknown,
+): void {
+  const src = toBytes(data, 'data')
   const offset = validateOffset(offsetArg, size)
-  if (bytes.byteLength > size - offset) {
-    throw outOfRange('data.byteLength', `<= ${size - offset} (the bytes after offset)`, bytes.byteLength)
+  if (src.byteLength > size - offset) {
+    throw outOfRange('data.byteLength', `<= ${size - offset} (the bytes after offset)`, src.byteLength)
   }
-  callNative(() => mapping.write(offset, bytes))
+  if (bytes !== undefined) bytes.set(src, offset)
+  else callNative(() => mapping.write(offset, src))
 }
 
 /**
@@ -228,6 +243,8 @@ export class SharedMemoryView implements Disposable {
   #size: number
   #mapping: ShmMapping | undefined
   #buffer: ArrayBuffer | undefined
+  /** A Uint8Array over #buffer, for the copy API. */
+  #bytes: Uint8Array | undefined
   readonly #onDetach: (view: SharedMemoryView) => void
 
   /** @internal */
@@ -239,6 +256,7 @@ export class SharedMemoryView implements Disposable {
     if (!this.readonly) {
       try {
         this.#buffer = callNative(() => mapping.arrayBuffer())
+        this.#bytes = new Uint8Array(this.#buffer)
       } catch (err) {
         mapping.release()
         if (err instanceof IpcError && err.code === 'ENOTSUP') throw zeroCopyError()
@@ -297,7 +315,7 @@ export class SharedMemoryView implements Disposable {
   read<T extends ArrayBufferView>(offset: number, target: T): T
   read(offset: number, lengthOrTarget: number | ArrayBufferView): Buffer | ArrayBufferView {
     const mapping = this.#check()
-    return copyRead(mapping, this.#size, offset, lengthOrTarget)
+    return copyRead(mapping, this.#bytes, this.#size, offset, lengthOrTarget)
   }
 
   /**
@@ -311,7 +329,7 @@ export class SharedMemoryView implements Disposable {
    */
   write(data: ShmData, offset = 0): void {
     const mapping = this.#check()
-    copyWrite(mapping, this.#size, data, offset)
+    copyWrite(mapping, this.#bytes, this.#size, data, offset)
   }
 
   /**
@@ -332,6 +350,7 @@ export class SharedMemoryView implements Disposable {
     this.#size = 0
     if (this.#buffer !== undefined) native.shmDetachBuffer(this.#buffer)
     this.#buffer = undefined
+    this.#bytes = undefined
     mapping.release()
     this.#onDetach(this)
   }
@@ -387,6 +406,11 @@ export class SharedMemory implements Disposable {
   readonly #waits = new WaitGroup()
   /** The attachment of the copy API and of wait/notify, made at first use. */
   #mapping: ShmMapping | undefined
+  /**
+   * A zero-copy Uint8Array over #mapping for the copy API, made at its first read or write
+   * where the runtime allows it and the attachment is read-write; `null` where it cannot be.
+   */
+  #bytes: Uint8Array | null | undefined
   /** Why a read-write attach failed, when the copy API fell back to a read-only one. */
   #writeError: IpcError | undefined
   readonly #attachments = new Set<Attachment>()
@@ -476,6 +500,21 @@ export class SharedMemory implements Disposable {
     return this.#mapping
   }
 
+  /** The copy API's zero-copy bytes (see #bytes), or undefined to copy in a native call. */
+  #copyBytes(mapping: ShmMapping): Uint8Array | undefined {
+    if (this.#bytes === undefined) {
+      this.#bytes = null
+      if (zeroCopySupported && this.#writeError === undefined) {
+        try {
+          this.#bytes = new Uint8Array(callNative(() => mapping.arrayBuffer()))
+        } catch {
+          // The runtime copied the memory after all (ENOTSUP): keep the native copies.
+        }
+      }
+    }
+    return this.#bytes ?? undefined
+  }
+
   /**
    * Copies bytes out of the segment: `length` bytes into a new Buffer, or as many as `target`
    * holds into `target` (which is returned). Works in every runtime. Throws `ERR_OUT_OF_RANGE`
@@ -492,7 +531,8 @@ export class SharedMemory implements Disposable {
   read(offset: number, lengthOrTarget: number | ArrayBufferView): Buffer | ArrayBufferView {
     validateOffset(offset, this.size)
     this.#check()
-    return copyRead(this.#copyMapping(), this.size, offset, lengthOrTarget)
+    const mapping = this.#copyMapping()
+    return copyRead(mapping, this.#copyBytes(mapping), this.size, offset, lengthOrTarget)
   }
 
   /**
@@ -510,8 +550,9 @@ export class SharedMemory implements Disposable {
     validateOffset(offset, this.size)
     this.#check()
     const mapping = this.#copyMapping()
-    if (mapping.readonly && this.#writeError !== undefined) throw new IpcError(this.#writeError)
-    copyWrite(mapping, this.size, data, offset)
+    // #writeError first: `readonly` is a native getter, a call as costly as the copy of a few KiB.
+    if (this.#writeError !== undefined && mapping.readonly) throw new IpcError(this.#writeError)
+    copyWrite(mapping, this.#copyBytes(mapping), this.size, data, offset)
   }
 
   /**
@@ -714,6 +755,8 @@ export class SharedMemory implements Disposable {
       }
     }
     this.#attachments.clear()
+    if (this.#bytes) native.shmDetachBuffer(this.#bytes.buffer as ArrayBuffer)
+    this.#bytes = undefined
     this.#mapping?.release()
     this.#mapping = undefined
   }

@@ -236,3 +236,109 @@ pub fn sem_update(
 pub fn sem_remove(env: &Env, id: i32) -> Result<()> {
     SemaphoreSet::from_id(id).remove().or_throw(env)
 }
+
+// The fast path of single operations (`Semaphore.acquire`/`release`, `Mutex` unlock, and any
+// `SemaphoreSet.op` of one operation without a timeout), as messages have one (see
+// `msgFastRegister` in msg.rs): a napi-rs function with arguments pays a fixed cost per call
+// for its argument borrow scope, several times a `semop`. The TypeScript layer registers one
+// small private buffer per thread (`semFastRegister`), writes the operation into it as four
+// `i32`s (set id, index, delta, flags) and calls the argument-less `semFastOp`, which answers
+// with a number; an error is kept and thrown by the next `semFastError()`.
+
+/// Bytes of a semaphore fast-path slab: four `i32`s (set id, index, delta, flags).
+#[napi]
+pub const SEM_FAST_BYTES: u32 = 16;
+/// Fast-path flag: answer 0 instead of failing with `EAGAIN` when the operation would wait
+/// (with `IPC_NOWAIT`, flag 2).
+#[napi]
+pub const SEM_FAST_SOFT: u32 = 4;
+
+/// The registered slab; forgotten, never dropped, at thread exit (the environment that owns
+/// the buffer may be gone by then).
+struct Slab(Option<Buffer>);
+
+impl Drop for Slab {
+    fn drop(&mut self) {
+        if let Some(buffer) = self.0.take() {
+            std::mem::forget(buffer);
+        }
+    }
+}
+
+thread_local! {
+    static SLAB: std::cell::RefCell<Slab> = const { std::cell::RefCell::new(Slab(None)) };
+    static FAST_ERROR: std::cell::RefCell<Option<CoreError>> = const { std::cell::RefCell::new(None) };
+}
+
+fn keep_error(e: CoreError) -> i32 {
+    FAST_ERROR.with(|slot| *slot.borrow_mut() = Some(e));
+    -2
+}
+
+/// Registers this thread's fast-path slab (see `semFastOp`); a later call replaces it. When
+/// the environment shuts down, the slab is let go without a Node-API call.
+#[napi]
+pub fn sem_fast_register(env: &Env, slab: Buffer) -> Result<()> {
+    let first = SLAB.with(|s| s.borrow().0.is_none());
+    if first {
+        env.add_env_cleanup_hook((), |()| {
+            SLAB.with(|s| {
+                if let Some(buffer) = s.borrow_mut().0.take() {
+                    std::mem::forget(buffer);
+                }
+            });
+        })?;
+    }
+    let old = SLAB.with(|s| s.borrow_mut().0.replace(slab));
+    drop(old);
+    Ok(())
+}
+
+/// One `semop` of the operation in the registered slab. Returns 1 when applied; 0 when it
+/// would wait and the flags hold `IPC_NOWAIT` and `SEM_FAST_SOFT`; -2 after an error, which
+/// `semFastError()` then throws. Without `IPC_NOWAIT` it blocks (retrying after signals).
+#[napi]
+pub fn sem_fast_op() -> i32 {
+    let words = SLAB.with(|s| {
+        let guard = s.borrow();
+        let slab = guard.0.as_deref()?;
+        let word = |i: usize| -> Option<i32> {
+            Some(i32::from_ne_bytes(
+                slab.get(i * 4..i * 4 + 4)?.try_into().ok()?,
+            ))
+        };
+        Some([word(0)?, word(1)?, word(2)?, word(3)?])
+    });
+    let Some([id, index, delta, flags]) = words else {
+        return keep_error(CoreError::new(Errno::EINVAL, "semop"));
+    };
+    let (Ok(index), Ok(delta)) = (u16::try_from(index), i16::try_from(delta)) else {
+        return keep_error(CoreError::new(Errno::ERANGE, "semop"));
+    };
+    let op = SemOp {
+        index,
+        delta,
+        undo: flags & UNDO != 0,
+        nowait: flags & NOWAIT != 0,
+    };
+    let set = SemaphoreSet::from_id(id);
+    let result = if op.nowait && flags & SEM_FAST_SOFT as i32 != 0 {
+        set.try_op(&[op])
+    } else {
+        set.op_wait(&[op], None, None).map(|()| true)
+    };
+    match result {
+        Ok(done) => i32::from(done),
+        Err(e) => keep_error(e),
+    }
+}
+
+/// Throws the error kept by the last failed `semFastOp` (and forgets it); does nothing if
+/// there is none.
+#[napi]
+pub fn sem_fast_error(env: &Env) -> Result<()> {
+    match FAST_ERROR.with(|slot| slot.borrow_mut().take()) {
+        Some(e) => Err(crate::error::sys_error(env, e)),
+        None => Ok(()),
+    }
+}

@@ -242,6 +242,29 @@ pub struct SemOp {
     pub nowait: bool,
 }
 
+/// The `sembuf`s of a call, on the stack for a single operation (the common case: a lock or
+/// a counter), so that it allocates nothing.
+enum RawOps {
+    One([libc::sembuf; 1]),
+    Many(Vec<libc::sembuf>),
+}
+
+impl RawOps {
+    fn new(ops: &[SemOp], force_nowait: bool) -> Self {
+        match ops {
+            [op] => Self::One([op.raw(force_nowait)]),
+            _ => Self::Many(ops.iter().map(|o| o.raw(force_nowait)).collect()),
+        }
+    }
+
+    fn as_mut(&mut self) -> &mut [libc::sembuf] {
+        match self {
+            Self::One(one) => one,
+            Self::Many(many) => many,
+        }
+    }
+}
+
 impl SemOp {
     /// An operation with `SEM_UNDO` and without `IPC_NOWAIT`.
     pub const fn new(index: u16, delta: i16) -> Self {
@@ -484,8 +507,8 @@ impl SemaphoreSet {
     #[doc(alias = "semop")]
     #[doc(alias = "semtimedop")]
     pub fn op(&self, ops: &[SemOp], timeout: Option<Duration>) -> Result<()> {
-        let mut sops: Vec<libc::sembuf> = ops.iter().map(|o| o.raw(false)).collect();
-        self.raw_op(&mut sops, timeout)
+        let mut sops = RawOps::new(ops, false);
+        self.raw_op(sops.as_mut(), timeout)
     }
 
     fn raw_op(&self, sops: &mut [libc::sembuf], timeout: Option<Duration>) -> Result<()> {
@@ -530,7 +553,7 @@ impl SemaphoreSet {
         deadline: Option<Instant>,
         canceller: Option<&Canceller>,
     ) -> Result<()> {
-        let mut sops: Vec<libc::sembuf> = ops.iter().map(|o| o.raw(false)).collect();
+        let mut sops = RawOps::new(ops, false);
         let syscall = if deadline.is_some() {
             "semtimedop"
         } else {
@@ -538,7 +561,7 @@ impl SemaphoreSet {
         };
         let attempt = || {
             let remaining = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-            self.raw_op(&mut sops, remaining)
+            self.raw_op(sops.as_mut(), remaining)
         };
         match canceller {
             Some(c) => interruptible(c, syscall, attempt),
@@ -557,8 +580,8 @@ impl SemaphoreSet {
     /// set.remove().unwrap();
     /// ```
     pub fn try_op(&self, ops: &[SemOp]) -> Result<bool> {
-        let mut sops: Vec<libc::sembuf> = ops.iter().map(|o| o.raw(true)).collect();
-        match retry_eintr(|| self.raw_op(&mut sops, None)) {
+        let mut sops = RawOps::new(ops, true);
+        match retry_eintr(|| self.raw_op(sops.as_mut(), None)) {
             Ok(()) => Ok(true),
             Err(e) if e.errno() == Errno::EAGAIN => Ok(false),
             Err(e) => Err(e),
