@@ -6,6 +6,7 @@
 //! It holds no IPC logic; the public API, with its validation, lives in the TypeScript layer.
 
 mod error;
+mod fast;
 mod key;
 mod msg;
 mod pipe;

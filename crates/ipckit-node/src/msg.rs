@@ -3,12 +3,15 @@
 //! The synchronous receive writes into a buffer the caller keeps (type header, then payload),
 //! so a message costs no allocation here; waits go through the [`Reactor`].
 
+use std::cell::RefCell;
+
 use ipckit::msg::{self, MessageQueue, MsgStat, MsgUpdate, OpenOptions, ReceiveFlags};
 use ipckit::Errno;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
 use crate::error::OrThrow;
+use crate::fast::{self, keep_error, Slab};
 use crate::reactor::{Outcome, Reactor};
 
 /// Bytes of the `long mtype` header in front of a `struct msgbuf` payload.
@@ -224,21 +227,8 @@ pub const MSG_FAST_TRUNCATE: u32 = 4;
 #[napi]
 pub const MSG_FAST_SOFT: u32 = 8;
 
-/// The registered slab; forgotten, never dropped, at thread exit (the environment that owns
-/// the buffer may be gone by then).
-struct Slab(Option<Buffer>);
-
-impl Drop for Slab {
-    fn drop(&mut self) {
-        if let Some(buffer) = self.0.take() {
-            std::mem::forget(buffer);
-        }
-    }
-}
-
 thread_local! {
-    static SLAB: std::cell::RefCell<Slab> = const { std::cell::RefCell::new(Slab(None)) };
-    static FAST_ERROR: std::cell::RefCell<Option<ipckit::Error>> = const { std::cell::RefCell::new(None) };
+    static SLAB: RefCell<Slab> = const { RefCell::new(Slab::EMPTY) };
 }
 
 struct FastArgs {
@@ -250,10 +240,7 @@ struct FastArgs {
 }
 
 fn fast_args(slab: &[u8]) -> Option<FastArgs> {
-    let word = |i: usize| -> Option<i32> {
-        let bytes = slab.get(i * 4..i * 4 + 4)?;
-        Some(i32::from_ne_bytes(bytes.try_into().ok()?))
-    };
+    let word = |i: usize| fast::word(slab, i);
     let low = word(2)? as u32 as i64;
     let high = word(3)? as i64;
     Some(FastArgs {
@@ -265,29 +252,12 @@ fn fast_args(slab: &[u8]) -> Option<FastArgs> {
     })
 }
 
-fn keep_error(e: ipckit::Error) -> i64 {
-    FAST_ERROR.with(|slot| *slot.borrow_mut() = Some(e));
-    -2
-}
-
 /// Registers this thread's fast-path slab (see `msgFastReceive`); a later call replaces it.
 /// When the environment shuts down, the slab is let go without a Node-API call (another
 /// environment may later run on this thread and register its own).
 #[napi]
 pub fn msg_fast_register(env: &Env, slab: Buffer) -> Result<()> {
-    let first = SLAB.with(|s| s.borrow().0.is_none());
-    if first {
-        env.add_env_cleanup_hook((), |()| {
-            SLAB.with(|s| {
-                if let Some(buffer) = s.borrow_mut().0.take() {
-                    std::mem::forget(buffer);
-                }
-            });
-        })?;
-    }
-    let old = SLAB.with(|s| s.borrow_mut().0.replace(slab));
-    drop(old);
-    Ok(())
+    fast::register(env, &SLAB, slab)
 }
 
 /// `msgrcv` with the arguments in the registered slab, into the slab at the given offset
@@ -296,9 +266,8 @@ pub fn msg_fast_register(env: &Env, slab: Buffer) -> Result<()> {
 /// `msgFastError()` then throws. A blocking receive is retried after `EINTR`.
 #[napi]
 pub fn msg_fast_receive() -> i64 {
-    SLAB.with(|s| {
-        let mut guard = s.borrow_mut();
-        let Some(slab) = guard.0.as_mut() else {
+    fast::with_slab(&SLAB, |slab| {
+        let Some(slab) = slab else {
             return keep_error(ipckit::Error::new(Errno::EINVAL, "msgrcv"));
         };
         let Some(args) = fast_args(slab) else {
@@ -341,9 +310,8 @@ pub fn msg_fast_receive() -> i64 {
 /// is retried after `EINTR`.
 #[napi]
 pub fn msg_fast_send() -> i64 {
-    SLAB.with(|s| {
-        let guard = s.borrow();
-        let Some(slab) = guard.0.as_ref() else {
+    fast::with_slab(&SLAB, |slab| {
+        let Some(slab) = slab else {
             return keep_error(ipckit::Error::new(Errno::EINVAL, "msgsnd"));
         };
         let Some(args) = fast_args(slab) else {
@@ -374,8 +342,5 @@ pub fn msg_fast_send() -> i64 {
 /// it); does nothing if there is none.
 #[napi]
 pub fn msg_fast_error(env: &Env) -> Result<()> {
-    match FAST_ERROR.with(|slot| slot.borrow_mut().take()) {
-        Some(e) => Err(crate::error::sys_error(env, e)),
-        None => Ok(()),
-    }
+    fast::throw_kept(env)
 }

@@ -4,6 +4,7 @@
 //! `SEM_UNDO`, 2 = `IPC_NOWAIT`), already validated by the TypeScript layer; waits go through
 //! the [`Reactor`].
 
+use std::cell::RefCell;
 use std::time::{Duration, Instant};
 
 use ipckit::sem::{OpenOptions, SemOp, SemStat, SemUpdate, SemaphoreSet};
@@ -12,6 +13,7 @@ use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
 use crate::error::OrThrow;
+use crate::fast::{self, keep_error, Slab};
 use crate::reactor::{Outcome, Reactor};
 
 /// The largest value a semaphore holds (`SEMVMX`).
@@ -253,45 +255,15 @@ pub const SEM_FAST_BYTES: u32 = 16;
 #[napi]
 pub const SEM_FAST_SOFT: u32 = 4;
 
-/// The registered slab; forgotten, never dropped, at thread exit (the environment that owns
-/// the buffer may be gone by then).
-struct Slab(Option<Buffer>);
-
-impl Drop for Slab {
-    fn drop(&mut self) {
-        if let Some(buffer) = self.0.take() {
-            std::mem::forget(buffer);
-        }
-    }
-}
-
 thread_local! {
-    static SLAB: std::cell::RefCell<Slab> = const { std::cell::RefCell::new(Slab(None)) };
-    static FAST_ERROR: std::cell::RefCell<Option<CoreError>> = const { std::cell::RefCell::new(None) };
-}
-
-fn keep_error(e: CoreError) -> i32 {
-    FAST_ERROR.with(|slot| *slot.borrow_mut() = Some(e));
-    -2
+    static SLAB: RefCell<Slab> = const { RefCell::new(Slab::EMPTY) };
 }
 
 /// Registers this thread's fast-path slab (see `semFastOp`); a later call replaces it. When
 /// the environment shuts down, the slab is let go without a Node-API call.
 #[napi]
 pub fn sem_fast_register(env: &Env, slab: Buffer) -> Result<()> {
-    let first = SLAB.with(|s| s.borrow().0.is_none());
-    if first {
-        env.add_env_cleanup_hook((), |()| {
-            SLAB.with(|s| {
-                if let Some(buffer) = s.borrow_mut().0.take() {
-                    std::mem::forget(buffer);
-                }
-            });
-        })?;
-    }
-    let old = SLAB.with(|s| s.borrow_mut().0.replace(slab));
-    drop(old);
-    Ok(())
+    fast::register(env, &SLAB, slab)
 }
 
 /// One `semop` of the operation in the registered slab. Returns 1 when applied; 0 when it
@@ -299,14 +271,8 @@ pub fn sem_fast_register(env: &Env, slab: Buffer) -> Result<()> {
 /// `semFastError()` then throws. Without `IPC_NOWAIT` it blocks (retrying after signals).
 #[napi]
 pub fn sem_fast_op() -> i32 {
-    let words = SLAB.with(|s| {
-        let guard = s.borrow();
-        let slab = guard.0.as_deref()?;
-        let word = |i: usize| -> Option<i32> {
-            Some(i32::from_ne_bytes(
-                slab.get(i * 4..i * 4 + 4)?.try_into().ok()?,
-            ))
-        };
+    let words = fast::with_slab(&SLAB, |slab| {
+        let word = |i: usize| fast::word(slab.as_deref()?, i);
         Some([word(0)?, word(1)?, word(2)?, word(3)?])
     });
     let Some([id, index, delta, flags]) = words else {
@@ -337,8 +303,5 @@ pub fn sem_fast_op() -> i32 {
 /// there is none.
 #[napi]
 pub fn sem_fast_error(env: &Env) -> Result<()> {
-    match FAST_ERROR.with(|slot| slot.borrow_mut().take()) {
-        Some(e) => Err(crate::error::sys_error(env, e)),
-        None => Ok(()),
-    }
+    fast::throw_kept(env)
 }

@@ -1,0 +1,98 @@
+//! The argument-less fast path of calls that need no wait (message queues, semaphores).
+//!
+//! A napi-rs function with arguments pays a fixed cost per call for its argument borrow scope
+//! (an allocation, thread-local bookkeeping): on these machines more than a `msgrcv` or a
+//! `semop`. A function with no arguments skips it. So the TypeScript layer of a primitive
+//! registers one private buffer per thread (a "slab"), writes the arguments of each call into
+//! it as `i32` words, and calls an argument-less function that reads them and answers with a
+//! number. A failure is kept here and thrown by the primitive's `...FastError()`, through the
+//! one error path every other call uses.
+//!
+//! ```ignore
+//! thread_local! { static SLAB: RefCell<Slab> = const { RefCell::new(Slab::EMPTY) }; }
+//! #[napi] pub fn x_fast_register(env: &Env, slab: Buffer) -> Result<()> { fast::register(env, &SLAB, slab) }
+//! #[napi] pub fn x_fast_call() -> i32 {
+//!     fast::with_slab(&SLAB, |slab| match slab.and_then(|s| fast::word(s, 0)) {
+//!         Some(id) => 1,
+//!         None => fast::keep_error(ipckit::Error::new(ipckit::Errno::EINVAL, "x")),
+//!     })
+//! }
+//! ```
+
+use std::cell::RefCell;
+use std::thread::LocalKey;
+
+use napi::bindgen_prelude::*;
+
+/// A thread's registered buffer. It is forgotten, never dropped, at thread exit or when its
+/// environment shuts down: the environment that owns the buffer may be gone by then, and a
+/// Node-API call would be made on its behalf.
+pub(crate) struct Slab(Option<Buffer>);
+
+impl Slab {
+    /// No buffer registered yet.
+    pub(crate) const EMPTY: Slab = Slab(None);
+}
+
+impl Drop for Slab {
+    fn drop(&mut self) {
+        if let Some(buffer) = self.0.take() {
+            std::mem::forget(buffer);
+        }
+    }
+}
+
+/// The thread-local slot of one primitive's slab.
+pub(crate) type SlabKey = LocalKey<RefCell<Slab>>;
+
+thread_local! {
+    static KEPT: RefCell<Option<ipckit::Error>> = const { RefCell::new(None) };
+}
+
+/// What a fast call answers after a failure (the error is kept for `throw_kept`).
+pub(crate) const FAILED: i8 = -2;
+
+/// Registers `buffer` as this thread's slab in `key`, replacing (and releasing) the previous
+/// one. On the first registration, a cleanup hook lets the slab go without a Node-API call
+/// when the environment shuts down (another environment may later run on this thread and
+/// register its own).
+pub(crate) fn register(env: &Env, key: &'static SlabKey, buffer: Buffer) -> Result<()> {
+    if key.with(|s| s.borrow().0.is_none()) {
+        env.add_env_cleanup_hook(key, |key| {
+            key.with(|s| {
+                if let Some(buffer) = s.borrow_mut().0.take() {
+                    std::mem::forget(buffer);
+                }
+            })
+        })?;
+    }
+    let old = key.with(|s| s.borrow_mut().0.replace(buffer));
+    drop(old);
+    Ok(())
+}
+
+/// Runs `f` over this thread's slab in `key`: `None` when none is registered.
+pub(crate) fn with_slab<R>(key: &'static SlabKey, f: impl FnOnce(Option<&mut [u8]>) -> R) -> R {
+    key.with(|s| f(s.borrow_mut().0.as_deref_mut()))
+}
+
+/// The `i`-th native-endian `i32` of a slab, if the slab is that long.
+pub(crate) fn word(slab: &[u8], i: usize) -> Option<i32> {
+    let bytes = slab.get(i * 4..i * 4 + 4)?;
+    Some(i32::from_ne_bytes(bytes.try_into().ok()?))
+}
+
+/// Keeps `e` for the next [`throw_kept`] and returns [`FAILED`], as the fast call's answer.
+pub(crate) fn keep_error<T: From<i8>>(e: ipckit::Error) -> T {
+    KEPT.with(|slot| *slot.borrow_mut() = Some(e));
+    T::from(FAILED)
+}
+
+/// Throws the error kept by the last failed fast call (and forgets it); does nothing if there
+/// is none.
+pub(crate) fn throw_kept(env: &Env) -> Result<()> {
+    match KEPT.with(|slot| slot.borrow_mut().take()) {
+        Some(e) => Err(crate::error::sys_error(env, e)),
+        None => Ok(()),
+    }
+}
