@@ -11,6 +11,7 @@
  * @module
  */
 
+import { Buffer } from 'node:buffer'
 import { unlinkSync } from 'node:fs'
 import { Socket } from 'node:net'
 
@@ -187,6 +188,9 @@ function toPeerAddress(a: { path?: string; abstractName?: string } | null): Peer
   return null
 }
 
+/** Where plain received messages are copied (`socketReceiveInto`); larger ones come whole. */
+const scratch = Buffer.allocUnsafeSlow(64 * 1024)
+
 /** Ends an iterator's pending wait without an error. */
 const ITERATION_ENDED = Symbol('iteration ended')
 
@@ -350,8 +354,14 @@ abstract class MessageSocket implements Disposable {
 
   /** One non-blocking `recvmsg`: a message, `null` at end of stream, `undefined` if none. */
   #receiveNow(throwEagain = false): SocketMessage | null | undefined {
-    const r = callNative(() => native.socketReceive(this.fd, true, throwEagain)) as NativeReceived | null
-    if (r === null) return undefined
+    // A plain message comes as its length in `scratch`: no object is built on the native side.
+    const r = callNative(() => native.socketReceiveInto(this.fd, scratch, true, throwEagain)) as number | NativeReceived
+    if (typeof r === 'number') {
+      if (r < 0) return undefined
+      const data = Buffer.allocUnsafe(r)
+      scratch.copy(data, 0, 0, r)
+      return { data, fds: [], from: null, credentials: undefined }
+    }
     return r.end ? null : toMessage(r)
   }
 

@@ -200,6 +200,43 @@ pub fn socket_receive(
     }
 }
 
+/// [`socket_receive`] for the common case, without building an object: a plain message (no
+/// descriptors, credentials or sender address; not the end of a stream) that fits in `buf` is
+/// copied there and its length returned; -1 when none is queued (as `socket_receive`'s null);
+/// any other message comes back whole, as `socket_receive` gives it. An object with a
+/// `Buffer` made from Rust memory costs several times the `recvmsg` itself.
+///
+/// ```js
+/// const r = native.socketReceiveInto(fd, scratch, true, false)
+/// const data = typeof r === 'number' ? Buffer.from(scratch.subarray(0, r)) : r.data
+/// ```
+#[napi(ts_return_type = "number | ReceivedJs")]
+pub fn socket_receive_into(
+    env: &Env,
+    fd: i32,
+    mut buf: BufferSlice<'_>,
+    nowait: bool,
+    throw_eagain: bool,
+) -> Result<Either<i64, ReceivedJs>> {
+    match socket::receive(fd, nowait) {
+        Ok(Some(r)) => {
+            let plain = r.fds.is_empty() && r.credentials.is_none() && r.from.is_none() && !r.end;
+            if plain && r.data.len() <= buf.len() {
+                buf[..r.data.len()].copy_from_slice(&r.data);
+                Ok(Either::A(r.data.len() as i64))
+            } else {
+                Ok(Either::B(r.into()))
+            }
+        }
+        Ok(None) if throw_eagain => Err(crate::error::sys_error(
+            env,
+            ipckit::Error::new(ipckit::Errno::EAGAIN, "recvmsg"),
+        )),
+        Ok(None) => Ok(Either::A(-1)),
+        Err(e) => Err(crate::error::sys_error(env, e)),
+    }
+}
+
 /// Waits for `fd` to be readable (or `writable`) on the core's epoll thread; delivered
 /// through the reactor with no value.
 #[napi]
