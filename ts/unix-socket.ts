@@ -148,6 +148,17 @@ function parseAddress(value: unknown, name: string): NativeAddress {
   throw invalidArgType(name, 'of type string or an object with an "abstract" name', value)
 }
 
+/** The last string destination parsed by a send, kept: a sender names the same one again and again. */
+let lastTo: { value: string; parsed: NativeAddress } | undefined
+
+/** `parseAddress` for `options.to`, reusing the last parse of the same string. */
+function parseTo(value: unknown): NativeAddress {
+  if (typeof value === 'string' && lastTo?.value === value) return lastTo.parsed
+  const parsed = parseAddress(value, 'options.to')
+  if (typeof value === 'string') lastTo = { value, parsed }
+  return parsed
+}
+
 function validateFds(value: unknown, name: string): number[] {
   if (value === undefined) return []
   if (!Array.isArray(value)) throw invalidArgType(name, 'an instance of Array', value)
@@ -189,7 +200,15 @@ function toPeerAddress(a: { path?: string; abstractName?: string } | null): Peer
 }
 
 /** Where plain received messages are copied (`socketReceiveInto`); larger ones come whole. */
-const scratch = Buffer.allocUnsafeSlow(64 * 1024)
+const scratch = Buffer.allocUnsafeSlow(64 * 1024 + native.SOCKET_ADDRESS_ROOM)
+const ADDRESS_CODE = native.SOCKET_ADDRESS_CODE
+
+/** A copy of the first `len` bytes of `scratch`. */
+function fromScratch(len: number): Buffer {
+  const data = Buffer.allocUnsafe(len)
+  scratch.copy(data, 0, 0, len)
+  return data
+}
 
 /** Ends an iterator's pending wait without an error. */
 const ITERATION_ENDED = Symbol('iteration ended')
@@ -299,7 +318,7 @@ abstract class MessageSocket implements Disposable {
     const bytes = toBytes(data, 'data')
     const opts = validateOptions(options)
     const fds = validateFds(opts.fds, 'options.fds')
-    const to = opts.to === undefined ? undefined : parseAddress(opts.to, 'options.to')
+    const to = opts.to === undefined ? undefined : parseTo(opts.to)
     const signal = opts.signal
     validateAbortSignal(signal, 'options.signal')
     this.check()
@@ -336,7 +355,7 @@ abstract class MessageSocket implements Disposable {
     const bytes = toBytes(data, 'data')
     const opts = validateOptions(options)
     const fds = validateFds(opts.fds, 'options.fds')
-    const to = opts.to === undefined ? undefined : parseAddress(opts.to, 'options.to')
+    const to = opts.to === undefined ? undefined : parseTo(opts.to)
     const wait = optionalBoolean(opts.wait, 'options.wait', true)
     this.check()
     const name = to?.name
@@ -355,14 +374,22 @@ abstract class MessageSocket implements Disposable {
   /** One non-blocking `recvmsg`: a message, `null` at end of stream, `undefined` if none. */
   #receiveNow(throwEagain = false): SocketMessage | null | undefined {
     // A plain message comes as its length in `scratch`: no object is built on the native side.
-    const r = callNative(() => native.socketReceiveInto(this.fd, scratch, true, throwEagain)) as number | NativeReceived
+    const r = callNative(() => native.socketReceiveInto(this.fd, scratch, true, throwEagain)) as
+      | number
+      | (Omit<NativeReceived, 'data'> & { len: number })
+      | NativeReceived
     if (typeof r === 'number') {
       if (r < 0) return undefined
-      const data = Buffer.allocUnsafe(r)
-      scratch.copy(data, 0, 0, r)
-      return { data, fds: [], from: null, credentials: undefined }
+      const code = Math.floor(r / ADDRESS_CODE)
+      const data = fromScratch(r - code * ADDRESS_CODE)
+      if (code === 0) return { data, fds: [], from: null, credentials: undefined }
+      // 1 + 2 * name length + (1 if abstract), the name in the scratch's last bytes.
+      const at = scratch.length - native.SOCKET_ADDRESS_ROOM
+      const name = scratch.toString('utf8', at, at + ((code - 1) >> 1))
+      return { data, fds: [], from: (code - 1) & 1 ? { abstract: name } : name, credentials: undefined }
     }
-    return r.end ? null : toMessage(r)
+    if (r.end) return null
+    return toMessage('len' in r ? { ...r, data: fromScratch(r.len) } : r)
   }
 
   /** @internal */
