@@ -159,6 +159,15 @@ function parseTo(value: unknown): NativeAddress {
   return parsed
 }
 
+/** One non-blocking `sendmsg`: the bytes sent, or -1 when it would block (unless `throwEagain`). */
+function sendNow(fd: number, bytes: Uint8Array, fds: number[], to: NativeAddress | undefined, throwEagain: boolean): number {
+  // Without descriptors, a call with fewer arguments (each costs on every call).
+  if (fds.length === 0) {
+    return callNative(() => native.socketSendPlain(fd, bytes, to?.name, to?.isAbstract ?? false, true, throwEagain))
+  }
+  return callNative(() => native.socketSend(fd, bytes, fds, to?.name, to?.isAbstract ?? false, true, throwEagain))
+}
+
 function validateFds(value: unknown, name: string): number[] {
   if (value === undefined) return []
   if (!Array.isArray(value)) throw invalidArgType(name, 'an instance of Array', value)
@@ -324,7 +333,7 @@ abstract class MessageSocket implements Disposable {
     this.check()
     if (signal?.aborted) throw new AbortError(undefined, { cause: signal.reason })
     for (;;) {
-      const sent = callNative(() => native.socketSend(this.fd, bytes, fds, to?.name, to?.isAbstract ?? false, true, false))
+      const sent = sendNow(this.fd, bytes, fds, to, false)
       if (sent >= 0) return
       if (to !== undefined) {
         // An unconnected datagram socket cannot poll for room at its destination: the
@@ -361,7 +370,7 @@ abstract class MessageSocket implements Disposable {
     const name = to?.name
     const isAbstract = to?.isAbstract ?? false
     for (;;) {
-      if (callNative(() => native.socketSend(this.fd, bytes, fds, name, isAbstract, true, !wait)) >= 0) return
+      if (sendNow(this.fd, bytes, fds, to, !wait) >= 0) return
       if (to !== undefined) {
         // Unconnected: room at the destination cannot be polled for; block in the kernel.
         callNative(() => native.socketSend(this.fd, bytes, fds, name, isAbstract, false, false))

@@ -163,12 +163,12 @@ pub fn socket_send(
     fd: i32,
     data: &[u8],
     fds: Vec<i32>,
-    to: Option<Buffer>,
+    to: Option<&[u8]>,
     to_abstract: bool,
     nowait: bool,
     throw_eagain: bool,
 ) -> Result<i64> {
-    let to = to.map(|name| address(&name, to_abstract));
+    let to = to.map(|name| address(name, to_abstract));
     match socket::send(fd, data, &fds, to.as_ref(), nowait) {
         Ok(Some(n)) => Ok(n as i64),
         Ok(None) if throw_eagain => Err(crate::error::sys_error(
@@ -210,6 +210,31 @@ pub struct ReceivedMetaJs {
     pub from: Option<SocketAddressJs>,
     pub credentials: Option<CredentialsJs>,
     pub end: bool,
+}
+
+/// [`socket_send`] of a message without descriptors, to `to` or (`None`) on a connected
+/// socket: the common cases, without converting an argument they do not use (each costs on
+/// every call).
+#[napi]
+pub fn socket_send_plain(
+    env: &Env,
+    fd: i32,
+    data: &[u8],
+    to: Option<&[u8]>,
+    to_abstract: bool,
+    nowait: bool,
+    throw_eagain: bool,
+) -> Result<i64> {
+    let to = to.map(|name| address(name, to_abstract));
+    match socket::send(fd, data, &[], to.as_ref(), nowait) {
+        Ok(Some(n)) => Ok(n as i64),
+        Ok(None) if throw_eagain => Err(crate::error::sys_error(
+            env,
+            ipckit::Error::new(ipckit::Errno::EAGAIN, "sendmsg"),
+        )),
+        Ok(None) => Ok(-1),
+        Err(e) => Err(crate::error::sys_error(env, e)),
+    }
 }
 
 /// Bytes at the end of a [`socket_receive_into`] buffer that receive the sender's address.
