@@ -11,6 +11,7 @@
  * @module
  */
 
+import { Buffer } from 'node:buffer'
 import { unlinkSync } from 'node:fs'
 import { Socket } from 'node:net'
 
@@ -147,6 +148,26 @@ function parseAddress(value: unknown, name: string): NativeAddress {
   throw invalidArgType(name, 'of type string or an object with an "abstract" name', value)
 }
 
+/** The last string destination parsed by a send, kept: a sender names the same one again and again. */
+let lastTo: { value: string; parsed: NativeAddress } | undefined
+
+/** `parseAddress` for `options.to`, reusing the last parse of the same string. */
+function parseTo(value: unknown): NativeAddress {
+  if (typeof value === 'string' && lastTo?.value === value) return lastTo.parsed
+  const parsed = parseAddress(value, 'options.to')
+  if (typeof value === 'string') lastTo = { value, parsed }
+  return parsed
+}
+
+/** One non-blocking `sendmsg`: the bytes sent, or -1 when it would block (unless `throwEagain`). */
+function sendNow(fd: number, bytes: Uint8Array, fds: number[], to: NativeAddress | undefined, throwEagain: boolean): number {
+  // Without descriptors, a call with fewer arguments (each costs on every call).
+  if (fds.length === 0) {
+    return callNative(() => native.socketSendPlain(fd, bytes, to?.name, to?.isAbstract ?? false, true, throwEagain))
+  }
+  return callNative(() => native.socketSend(fd, bytes, fds, to?.name, to?.isAbstract ?? false, true, throwEagain))
+}
+
 function validateFds(value: unknown, name: string): number[] {
   if (value === undefined) return []
   if (!Array.isArray(value)) throw invalidArgType(name, 'an instance of Array', value)
@@ -185,6 +206,17 @@ function toPeerAddress(a: { path?: string; abstractName?: string } | null): Peer
   if (a.path !== undefined && a.path !== null) return a.path
   if (a.abstractName !== undefined && a.abstractName !== null) return { abstract: a.abstractName }
   return null
+}
+
+/** Where plain received messages are copied (`socketReceiveInto`); larger ones come whole. */
+const scratch = Buffer.allocUnsafeSlow(64 * 1024 + native.SOCKET_ADDRESS_ROOM)
+const ADDRESS_CODE = native.SOCKET_ADDRESS_CODE
+
+/** A copy of the first `len` bytes of `scratch`. */
+function fromScratch(len: number): Buffer {
+  const data = Buffer.allocUnsafe(len)
+  scratch.copy(data, 0, 0, len)
+  return data
 }
 
 /** Ends an iterator's pending wait without an error. */
@@ -295,13 +327,13 @@ abstract class MessageSocket implements Disposable {
     const bytes = toBytes(data, 'data')
     const opts = validateOptions(options)
     const fds = validateFds(opts.fds, 'options.fds')
-    const to = opts.to === undefined ? undefined : parseAddress(opts.to, 'options.to')
+    const to = opts.to === undefined ? undefined : parseTo(opts.to)
     const signal = opts.signal
     validateAbortSignal(signal, 'options.signal')
     this.check()
     if (signal?.aborted) throw new AbortError(undefined, { cause: signal.reason })
     for (;;) {
-      const sent = callNative(() => native.socketSend(this.fd, bytes, fds, to?.name, to?.isAbstract ?? false, true, false))
+      const sent = sendNow(this.fd, bytes, fds, to, false)
       if (sent >= 0) return
       if (to !== undefined) {
         // An unconnected datagram socket cannot poll for room at its destination: the
@@ -332,13 +364,13 @@ abstract class MessageSocket implements Disposable {
     const bytes = toBytes(data, 'data')
     const opts = validateOptions(options)
     const fds = validateFds(opts.fds, 'options.fds')
-    const to = opts.to === undefined ? undefined : parseAddress(opts.to, 'options.to')
+    const to = opts.to === undefined ? undefined : parseTo(opts.to)
     const wait = optionalBoolean(opts.wait, 'options.wait', true)
     this.check()
     const name = to?.name
     const isAbstract = to?.isAbstract ?? false
     for (;;) {
-      if (callNative(() => native.socketSend(this.fd, bytes, fds, name, isAbstract, true, !wait)) >= 0) return
+      if (sendNow(this.fd, bytes, fds, to, !wait) >= 0) return
       if (to !== undefined) {
         // Unconnected: room at the destination cannot be polled for; block in the kernel.
         callNative(() => native.socketSend(this.fd, bytes, fds, name, isAbstract, false, false))
@@ -350,9 +382,23 @@ abstract class MessageSocket implements Disposable {
 
   /** One non-blocking `recvmsg`: a message, `null` at end of stream, `undefined` if none. */
   #receiveNow(throwEagain = false): SocketMessage | null | undefined {
-    const r = callNative(() => native.socketReceive(this.fd, true, throwEagain)) as NativeReceived | null
-    if (r === null) return undefined
-    return r.end ? null : toMessage(r)
+    // A plain message comes as its length in `scratch`: no object is built on the native side.
+    const r = callNative(() => native.socketReceiveInto(this.fd, scratch, true, throwEagain)) as
+      | number
+      | (Omit<NativeReceived, 'data'> & { len: number })
+      | NativeReceived
+    if (typeof r === 'number') {
+      if (r < 0) return undefined
+      const code = Math.floor(r / ADDRESS_CODE)
+      const data = fromScratch(r - code * ADDRESS_CODE)
+      if (code === 0) return { data, fds: [], from: null, credentials: undefined }
+      // 1 + 2 * name length + (1 if abstract), the name in the scratch's last bytes.
+      const at = scratch.length - native.SOCKET_ADDRESS_ROOM
+      const name = scratch.toString('utf8', at, at + ((code - 1) >> 1))
+      return { data, fds: [], from: (code - 1) & 1 ? { abstract: name } : name, credentials: undefined }
+    }
+    if (r.end) return null
+    return toMessage('len' in r ? { ...r, data: fromScratch(r.len) } : r)
   }
 
   /** @internal */

@@ -53,7 +53,9 @@ function npmPeer(name) {
     const dir = join(NPM_DIR, 'node_modules', name)
     const marker = join(dir, '.ipckit-bench-built')
     if (!existsSync(marker)) {
-      execFileSync('npm', ['install', '--no-save', '--no-package-lock', '--no-audit', '--no-fund', name], {
+      // Saved into bench/.build/npm/package.json: npm prunes what a package.json does not
+      // list, so a --no-save install of a second peer would remove the first.
+      execFileSync('npm', ['install', '--save', '--no-package-lock', '--no-audit', '--no-fund', name], {
         cwd: NPM_DIR,
         stdio: 'pipe',
         timeout: 300_000,

@@ -163,12 +163,12 @@ pub fn socket_send(
     fd: i32,
     data: &[u8],
     fds: Vec<i32>,
-    to: Option<Buffer>,
+    to: Option<&[u8]>,
     to_abstract: bool,
     nowait: bool,
     throw_eagain: bool,
 ) -> Result<i64> {
-    let to = to.map(|name| address(&name, to_abstract));
+    let to = to.map(|name| address(name, to_abstract));
     match socket::send(fd, data, &fds, to.as_ref(), nowait) {
         Ok(Some(n)) => Ok(n as i64),
         Ok(None) if throw_eagain => Err(crate::error::sys_error(
@@ -196,6 +196,113 @@ pub fn socket_receive(
             ipckit::Error::new(ipckit::Errno::EAGAIN, "recvmsg"),
         )),
         Ok(None) => Ok(None),
+        Err(e) => Err(crate::error::sys_error(env, e)),
+    }
+}
+
+/// A received message whose payload was copied into the caller's buffer
+/// ([`socket_receive_into`]): everything of [`ReceivedJs`] but the data.
+#[napi(object)]
+pub struct ReceivedMetaJs {
+    /// Payload bytes at the start of the buffer.
+    pub len: u32,
+    pub fds: Vec<i32>,
+    pub from: Option<SocketAddressJs>,
+    pub credentials: Option<CredentialsJs>,
+    pub end: bool,
+}
+
+/// [`socket_send`] of a message without descriptors, to `to` or (`None`) on a connected
+/// socket: the common cases, without converting an argument they do not use (each costs on
+/// every call).
+#[napi]
+pub fn socket_send_plain(
+    env: &Env,
+    fd: i32,
+    data: &[u8],
+    to: Option<&[u8]>,
+    to_abstract: bool,
+    nowait: bool,
+    throw_eagain: bool,
+) -> Result<i64> {
+    let to = to.map(|name| address(name, to_abstract));
+    match socket::send(fd, data, &[], to.as_ref(), nowait) {
+        Ok(Some(n)) => Ok(n as i64),
+        Ok(None) if throw_eagain => Err(crate::error::sys_error(
+            env,
+            ipckit::Error::new(ipckit::Errno::EAGAIN, "sendmsg"),
+        )),
+        Ok(None) => Ok(-1),
+        Err(e) => Err(crate::error::sys_error(env, e)),
+    }
+}
+
+/// Bytes at the end of a [`socket_receive_into`] buffer that receive the sender's address.
+#[napi]
+pub const SOCKET_ADDRESS_ROOM: u32 = 128;
+/// [`socket_receive_into`]'s answer for a message is `length + address code * this`.
+#[napi]
+pub const SOCKET_ADDRESS_CODE: u32 = 0x2_0000;
+
+/// [`socket_receive`] without building objects (a `Buffer` made from Rust memory, or an
+/// object's properties, cost several times the `recvmsg` itself): a message whose payload
+/// fits in `buf` less its last [`SOCKET_ADDRESS_ROOM`] bytes is copied there. With no
+/// descriptors nor credentials (and not the end of a stream) the answer is a number:
+/// `length + code * SOCKET_ADDRESS_CODE`, where `code` is 0 for no sender address, else
+/// `1 + 2 * name length + (1 if abstract)` with the name in the last
+/// [`SOCKET_ADDRESS_ROOM`] bytes of `buf`; -1 when none is queued (`socket_receive`'s null).
+/// Another message answers with a [`ReceivedMetaJs`] (payload in `buf`), or whole, as
+/// `socket_receive` gives it, when it is larger. `buf` must be at most
+/// `SOCKET_ADDRESS_CODE` bytes.
+///
+/// ```js
+/// const r = native.socketReceiveInto(fd, scratch, true, false)
+/// if (typeof r === 'number' && r >= 0) console.log(scratch.subarray(0, r % SOCKET_ADDRESS_CODE))
+/// ```
+#[napi(ts_return_type = "number | ReceivedMetaJs | ReceivedJs")]
+pub fn socket_receive_into(
+    env: &Env,
+    fd: i32,
+    mut buf: BufferSlice<'_>,
+    nowait: bool,
+    throw_eagain: bool,
+) -> Result<Either3<i64, ReceivedMetaJs, ReceivedJs>> {
+    let room = SOCKET_ADDRESS_ROOM as usize;
+    if buf.len() < room || buf.len() > SOCKET_ADDRESS_CODE as usize {
+        return Err(Error::new(Status::InvalidArg, "buffer size out of range"));
+    }
+    let address_at = buf.len() - room;
+    match socket::receive(fd, nowait) {
+        Ok(Some(r)) if r.data.len() <= address_at => {
+            let len = r.data.len();
+            buf[..len].copy_from_slice(&r.data);
+            if r.fds.is_empty() && r.credentials.is_none() && !r.end {
+                let code = match &r.from {
+                    None => 0,
+                    Some(Address::Path(name)) | Some(Address::Abstract(name)) => {
+                        buf[address_at..address_at + name.len()].copy_from_slice(name);
+                        1 + 2 * name.len()
+                            + usize::from(matches!(r.from, Some(Address::Abstract(_))))
+                    }
+                };
+                return Ok(Either3::A(
+                    (len + code * SOCKET_ADDRESS_CODE as usize) as i64,
+                ));
+            }
+            Ok(Either3::B(ReceivedMetaJs {
+                len: len as u32,
+                fds: r.fds.into_iter().map(IntoRawFd::into_raw_fd).collect(),
+                from: address_js(r.from),
+                credentials: r.credentials.map(Into::into),
+                end: r.end,
+            }))
+        }
+        Ok(Some(r)) => Ok(Either3::C(r.into())),
+        Ok(None) if throw_eagain => Err(crate::error::sys_error(
+            env,
+            ipckit::Error::new(ipckit::Errno::EAGAIN, "recvmsg"),
+        )),
+        Ok(None) => Ok(Either3::A(-1)),
         Err(e) => Err(crate::error::sys_error(env, e)),
     }
 }

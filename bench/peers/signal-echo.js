@@ -1,0 +1,15 @@
+'use strict'
+/**
+ * The Node echo child of the signal benchmark: watches signal number IN with ipckit and answers
+ * every delivery with OUT to its sender (`sigqueue`, same value). Prints "ready" once watching.
+ *   node signal-echo.js IN OUT
+ */
+const { sigqueue, watchSignals } = require('../../dist')
+
+const [input, output] = process.argv.slice(2).map(Number)
+const watcher = watchSignals(input)
+console.log('ready')
+process.stdin.on('end', () => process.exit(0)).resume()
+;(async () => {
+  for await (const s of watcher) sigqueue(s.pid, output, s.value)
+})()
