@@ -28,6 +28,7 @@ import { join } from 'node:path'
 import * as ipckit from '../ts/index'
 import {
   CONSTANTS,
+  FIXTURE_CLASSES,
   INTERNAL_CONSTRUCTORS,
   PUBLIC_CONSTRUCTORS,
   SKIPPED_MEMBERS,
@@ -77,6 +78,8 @@ test('every export of ts/index.ts is fuzzed or a listed constant', (t) => {
         PUBLIC_CONSTRUCTORS.includes(name) || INTERNAL_CONSTRUCTORS.includes(name),
         `class ${name}: say whether its constructor is public (fuzzed) or internal`,
       )
+      const methods = instanceMethods(value as { prototype: object })
+      t.is(FIXTURE_CLASSES.includes(name), methods.length > 0, `class ${name}: add a fuzz fixture (FIXTURE_CLASSES, FIXTURES)`)
     }
   }
   // The walk finds inherited public methods (MessageSocket's send/close) and skips only listed ones.

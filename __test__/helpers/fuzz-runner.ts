@@ -21,6 +21,7 @@ import {
   BLOCKING_SYNC,
   CONSTANTS,
   FD_OWNERS,
+  FIXTURE_CLASSES,
   PUBLIC_CONSTRUCTORS,
   instanceMethods,
   isClass,
@@ -229,13 +230,13 @@ const FIXTURES: Record<string, () => Fixture> = {
   Mutex: () => sysv(ipckit.Mutex.open(ipckit.IPC_PRIVATE, { create: true })),
   MutexGuard: () => {
     const m = sysv(ipckit.Mutex.open(ipckit.IPC_PRIVATE, { create: true }))
-    const guard = (m.target as InstanceType<typeof ipckit.Mutex>).tryLock()!
+    const guard = (m.target as ReturnType<typeof ipckit.Mutex.open>).tryLock()!
     return { target: guard, cancel: m.cancel, dispose: () => (quiet(() => guard.unlock()), m.dispose()) }
   },
   SharedMemory: () => sysv(ipckit.SharedMemory.create({ size: 4096 })),
   SharedMemoryView: () => {
     const shm = sysv(ipckit.SharedMemory.create({ size: 4096 }))
-    const view = (shm.target as InstanceType<typeof ipckit.SharedMemory>).attach()
+    const view = (shm.target as ReturnType<typeof ipckit.SharedMemory.create>).attach()
     return { target: view, cancel: shm.cancel, dispose: () => (quiet(() => view.detach()), shm.dispose()) }
   },
   PipeReadable: () => pipeFixture('readable'),
@@ -384,6 +385,7 @@ function cleanCwd(): void {
 }
 
 let caseNo = 0
+const failed: string[] = []
 async function runCase(target: Target, input: unknown[]): Promise<void> {
   caseNo++
   const args = [...input]
@@ -461,15 +463,17 @@ async function main(): Promise<void> {
   assertIsolated()
   process.on('unhandledRejection', (err) => {
     writeSync(1, `FAIL unhandled rejection during case ${caseNo}\n${describe(err)}\n`)
-    process.exitCode = 1
+    failed.push(`unhandled rejection during case ${caseNo}`)
   })
+  if (Object.keys(FIXTURES).sort().join() !== [...FIXTURE_CLASSES].sort().join()) {
+    throw new Error(`FIXTURES (${Object.keys(FIXTURES)}) and FIXTURE_CLASSES (${FIXTURE_CLASSES}) differ`)
+  }
   // Warm up: threads, handlers and fds a first use creates are part of the baseline.
   for (const make of Object.values(FIXTURES)) make().dispose()
   await sleep(50)
   const fdsBefore = readdirSync('/proc/self/fd').length
   const only = process.env.IPCKIT_FUZZ_ONLY
   const list = targets().filter((t) => only === undefined || new RegExp(only).test(t.name))
-  const failed: string[] = []
   const started = Date.now()
   for (const target of list) {
     try {

@@ -44,6 +44,23 @@ export const INTERNAL_CONSTRUCTORS = [
   'SignalWatcher',
 ]
 
+/** Classes with public instance methods: the runner has a fixture (a fresh object per case) for each. */
+export const FIXTURE_CLASSES = [
+  'MessageQueue',
+  'SemaphoreSet',
+  'Semaphore',
+  'Mutex',
+  'MutexGuard',
+  'SharedMemory',
+  'SharedMemoryView',
+  'PipeReadable',
+  'PipeWritable',
+  'UnixDatagramSocket',
+  'UnixSeqpacketSocket',
+  'UnixSeqpacketServer',
+  'SignalWatcher',
+]
+
 /** Base classes from Node.js where the walk up a prototype chain stops. */
 export const FOREIGN_BASES = ['Readable', 'Writable', 'Duplex', 'Stream', 'EventEmitter', 'Error', 'Object']
 
