@@ -32,6 +32,23 @@ import {
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const ipckit = require('../../ts/index.ts') as typeof import('../../ts/index')
 
+/**
+ * Writes a line to stdout, synchronously (the spec's watchdog must see it before a hang), even
+ * when the pipe was made non-blocking and is full (EAGAIN: wait a little and retry).
+ */
+function out(text: string): void {
+  const buf = Buffer.from(text)
+  let done = 0
+  while (done < buf.length) {
+    try {
+      done += writeSync(1, buf, done)
+    } catch (err) {
+      if ((err as { code?: string }).code !== 'EAGAIN') throw err
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 2)
+    }
+  }
+}
+
 const RUNS = Number(process.env.IPCKIT_FUZZ_RUNS ?? 40)
 const SEED = process.env.IPCKIT_FUZZ_SEED === undefined ? undefined : Number(process.env.IPCKIT_FUZZ_SEED)
 const SETTLE_MS = 40
@@ -400,7 +417,7 @@ async function runCase(target: Target, input: unknown[]): Promise<void> {
     }
   }
   const sacrificed = FD_OWNERS.includes(target.name) ? sacrificeFd(args) : undefined
-  writeSync(1, `@ ${target.name} ${fc.stringify(args).slice(0, 400).replaceAll('\n', ' ')}\n`)
+  out(`@ ${target.name} ${fc.stringify(args).slice(0, 400).replaceAll('\n', ' ')}\n`)
   const fixture = target.fixture ? FIXTURES[target.fixture]!() : undefined
   try {
     let value: unknown
@@ -462,7 +479,7 @@ function targets(): Target[] {
 async function main(): Promise<void> {
   assertIsolated()
   process.on('unhandledRejection', (err) => {
-    writeSync(1, `FAIL unhandled rejection during case ${caseNo}\n${describe(err)}\n`)
+    out(`FAIL unhandled rejection during case ${caseNo}\n${describe(err)}\n`)
     failed.push(`unhandled rejection during case ${caseNo}`)
   })
   if (Object.keys(FIXTURES).sort().join() !== [...FIXTURE_CLASSES].sort().join()) {
@@ -483,7 +500,7 @@ async function main(): Promise<void> {
       )
     } catch (err) {
       failed.push(target.name)
-      writeSync(1, `FAIL ${target.name}\n${err instanceof Error ? (process.env.IPCKIT_FUZZ_STACK ? err.stack : err.message) : String(err)}\n`)
+      out(`FAIL ${target.name}\n${err instanceof Error ? (process.env.IPCKIT_FUZZ_STACK ? err.stack : err.message) : String(err)}\n`)
     }
   }
   await sleep(100)
@@ -497,18 +514,18 @@ async function main(): Promise<void> {
         return fd
       }
     })
-    writeSync(1, `FAIL fd leak: ${fdsBefore} descriptors before fuzzing, ${fds.length} after: ${extra.join(' ')}\n`)
+    out(`FAIL fd leak: ${fdsBefore} descriptors before fuzzing, ${fds.length} after: ${extra.join(' ')}\n`)
     failed.push('fd leak')
   }
   const summary = { targets: list.map((t) => t.name), cases: caseNo, ms: Date.now() - started, fdGrowth, failed, outcomes }
-  writeSync(1, `SUMMARY ${JSON.stringify(summary)}\n`)
+  out(`SUMMARY ${JSON.stringify(summary)}\n`)
   if (failed.length > 0) process.exitCode = 1
 }
 
 main().then(
   () => process.exit(),
   (err: unknown) => {
-    writeSync(1, `FAIL runner: ${describe(err)}\n`)
+    out(`FAIL runner: ${describe(err)}\n`)
     process.exit(2)
   },
 )
