@@ -188,9 +188,13 @@ const plausible: fc.Arbitrary<unknown> = fc.oneof(
   fc.constantFrom('r', 'w', 'dgram', 'seqpacket', 'stream', 'msg', 'sem', 'shm', 'SIGUSR2', 'SIGWINCH', 'fz-path', 'hello'),
   fc.constantFrom(true, false, undefined),
   fc.uint8Array({ maxLength: 16 }).map((a) => Buffer.from(a.map((b) => (b === 0x2f ? 0x5f : b)))),
-  fc.array(fc.record({ index: fc.integer({ min: 0, max: 2 }), delta: fc.integer({ min: -1, max: 1 }) }, { requiredKeys: [] }), {
-    maxLength: 2,
-  }),
+  fc.array(
+    fc.record(
+      { index: fc.integer({ min: 0, max: 2 }), delta: fc.integer({ min: -1, max: 1 }), undo: fc.boolean(), wait: fc.boolean() },
+      { requiredKeys: ['index', 'delta'] },
+    ),
+    { minLength: 1, maxLength: 2 },
+  ),
   fc.dictionary(
     fc.constantFrom(...OPTION_KEYS),
     fc.oneof(fc.integer({ min: -1, max: 4096 }), fc.boolean(), fc.constantFrom('fz-path', 'SIGUSR2', undefined)),
