@@ -41,6 +41,9 @@ export class IpcError extends Error {
   readonly syscall: string
 
   constructor(fields: SystemErrorFields) {
+    if (!isSystemErrorFields(fields) || !['string', 'undefined'].includes(typeof fields.message)) {
+      throw invalidArgType('fields', 'an object with string code, syscall and message and number errno', fields)
+    }
     super(fields.message)
     this.name = 'IpcError'
     this.code = fields.code
@@ -139,6 +142,7 @@ export class AbortError extends Error {
   readonly code = 'ABORT_ERR'
 
   constructor(message = 'The operation was aborted', options?: { cause?: unknown }) {
+    if (typeof message !== 'string') throw invalidArgType('message', 'of type string', message)
     super(message, options)
     this.name = 'AbortError'
   }

@@ -625,6 +625,8 @@ export class UnixDatagramSocket extends MessageSocket {
 
   /** @internal For {@link socketpair}. */
   static fromPairFd(fd: number): UnixDatagramSocket {
+    // Reachable from JavaScript: a fractional or bogus fd would be truncated and closed later.
+    validateFd(fd)
     return new UnixDatagramSocket(fd)
   }
 
@@ -772,6 +774,8 @@ export class UnixSeqpacketSocket extends MessageSocket {
 
   /** @internal For {@link socketpair} and the server. */
   static fromPairFd(fd: number): UnixSeqpacketSocket {
+    // Reachable from JavaScript: a fractional or bogus fd would be truncated and closed later.
+    validateFd(fd)
     return new UnixSeqpacketSocket(fd)
   }
 

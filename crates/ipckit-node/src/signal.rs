@@ -4,6 +4,7 @@
 //! written into a caller's buffer on the fast path or handed over as a message's payload by
 //! the [`Reactor`] when a wait was needed; the TypeScript layer decodes it.
 
+use std::cell::RefCell;
 use std::sync::Arc;
 
 use ipckit::signal::{self, Watch};
@@ -116,9 +117,18 @@ pub fn signal_reclaim(env: &Env, number: i32, chain: bool) -> Result<bool> {
 }
 
 /// A watch of some signals (see [`ipckit::signal::Watch`]).
+///
+/// `close()` lets go of the watch at once, so its pipe is closed then (or when a wait thread
+/// still holding it ends), not when the garbage collector finalizes this object.
 #[napi]
 pub struct SignalWatch {
-    inner: Arc<Watch>,
+    inner: RefCell<Option<Arc<Watch>>>,
+}
+
+impl SignalWatch {
+    fn watch(&self) -> Option<Arc<Watch>> {
+        self.inner.borrow().clone()
+    }
 }
 
 #[napi]
@@ -127,14 +137,19 @@ impl SignalWatch {
     #[napi(constructor)]
     pub fn new(env: &Env, signals: Vec<i32>, no_chain: Vec<i32>) -> Result<Self> {
         Watch::with_chain(&signals, |s| !no_chain.contains(&s))
-            .map(|w| Self { inner: Arc::new(w) })
+            .map(|w| Self {
+                inner: RefCell::new(Some(Arc::new(w))),
+            })
             .or_throw(env)
     }
 
     /// Writes the next delivery into `buf` and returns true, or false if none is waiting.
     #[napi]
     pub fn try_next(&self, env: &Env, mut buf: BufferSlice<'_>) -> Result<bool> {
-        match self.inner.try_next().or_throw(env)? {
+        let Some(watch) = self.watch() else {
+            return Err(ipckit::Error::new(ipckit::Errno::EBADF, "read")).or_throw(env);
+        };
+        match watch.try_next().or_throw(env)? {
             Some(info) => {
                 let bytes = info.encode();
                 let Some(dest) = buf.get_mut(..bytes.len()) else {
@@ -150,13 +165,15 @@ impl SignalWatch {
     /// Deliveries lost to a full pipe.
     #[napi(getter)]
     pub fn dropped(&self) -> f64 {
-        self.inner.dropped() as f64
+        self.watch().map_or(0.0, |w| w.dropped() as f64)
     }
 
     /// Stops following; the previous dispositions come back. Idempotent.
     #[napi]
     pub fn close(&self) {
-        self.inner.close();
+        if let Some(watch) = self.inner.borrow_mut().take() {
+            watch.close();
+        }
     }
 }
 
@@ -164,8 +181,11 @@ impl SignalWatch {
 /// as (signal number, encoded record).
 #[napi]
 pub fn signal_next_start(reactor: &Reactor, wait_id: u32, watch: &SignalWatch) {
-    let watch = watch.inner.clone();
+    let watch = watch.watch();
     reactor.start(wait_id, move |canceller| {
+        let Some(watch) = watch else {
+            return Err(ipckit::Error::new(ipckit::Errno::EBADF, "read"));
+        };
         watch
             .next(canceller)
             .map(|info| Outcome::Message(info.signo.into(), info.encode().to_vec()))

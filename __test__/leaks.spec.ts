@@ -1,0 +1,170 @@
+/**
+ * Leaks (issue 9): long loops of open/close, attach/detach, send/receive, socket and pipe
+ * create/close and watchSignals start/stop keep RSS and the descriptor count flat.
+ *
+ * The bounds: descriptors are counted WITHOUT forcing a garbage collection (close() must
+ * release them, a finalizer is only the safety net). Sampled 20 times during the loop they may
+ * exceed the count after the warm-up by at most 64 (a wait thread cancelled by close() holds
+ * its object's descriptors until it winds down, which takes a while on a loaded machine); once
+ * the loop is over and threads had up to 2 s to end, by at most 2. RSS is sampled after a forced GC at the end of each
+ * quarter, and may grow by at most 8 MiB between the end of the 2nd quarter and the end of the
+ * 4th, which half the loop runs through: a leak of a kilobyte or so per iteration shows.
+ * The tests are serial (RSS and descriptors are process-wide).
+ */
+
+import test, { type ExecutionContext } from 'ava'
+import { setFlagsFromString } from 'node:v8'
+import { runInNewContext } from 'node:vm'
+import {
+  IPC_PRIVATE,
+  MessageQueue,
+  Mutex,
+  Semaphore,
+  SharedMemory,
+  UnixSeqpacketServer,
+  UnixSeqpacketSocket,
+  pipe,
+  socketpair,
+  watchSignals,
+} from '../ts/index'
+import { openFds } from './helpers'
+
+setFlagsFromString('--expose-gc')
+const gc = runInNewContext('gc') as () => void
+
+const RSS_BOUND = 8 * 1024 * 1024
+const FD_TRANSIENT = 64
+const FD_BOUND = 2
+
+async function flat(t: ExecutionContext, iterations: number, body: (i: number) => void | Promise<void>): Promise<void> {
+  for (let i = 0; i < Math.max(50, iterations / 10); i++) await body(i)
+  gc()
+  await new Promise((r) => setImmediate(r))
+  const fdBase = openFds()
+  let fdMax = fdBase
+  const rss: number[] = []
+  const step = Math.ceil(iterations / 20)
+  for (let i = 0; i < iterations; i++) {
+    await body(i)
+    if ((i + 1) % step === 0) fdMax = Math.max(fdMax, openFds())
+    if ((i + 1) % Math.ceil(iterations / 4) === 0 || i === iterations - 1) {
+      gc()
+      await new Promise((r) => setImmediate(r))
+      rss.push(process.memoryUsage().rss)
+    }
+  }
+  const growth = rss[rss.length - 1]! - rss[1]!
+  let fdEnd = openFds()
+  for (let i = 0; i < 40 && fdEnd - fdBase > FD_BOUND; i++) {
+    await new Promise((r) => setTimeout(r, 50))
+    fdEnd = openFds()
+  }
+  t.log(
+    `${iterations} iterations: fds ${fdBase} -> max ${fdMax} -> ${fdEnd} at the end; RSS after each quarter (MiB) ${rss.map((r) => (r / 2 ** 20).toFixed(1)).join(' ')}`,
+  )
+  t.true(fdMax - fdBase <= FD_TRANSIENT, `descriptors grew from ${fdBase} to ${fdMax} during the loop`)
+  t.true(fdEnd - fdBase <= FD_BOUND, `descriptors grew from ${fdBase} to ${fdEnd}`)
+  t.true(growth < RSS_BOUND, `RSS grew by ${(growth / 2 ** 20).toFixed(1)} MiB over the 2nd half`)
+}
+
+test.serial('message queue open/send/receive/remove/close', async (t) => {
+  await flat(t, 50_000, () => {
+    const q = MessageQueue.open(IPC_PRIVATE, { create: true })
+    q.sendSync(Buffer.alloc(256, 1), { type: 2 })
+    q.receiveSync({ wait: false })
+    q.remove()
+    q.close()
+  })
+})
+
+test.serial('message queue async send/receive, and receives cancelled by abort and by close', async (t) => {
+  const q = MessageQueue.create()
+  t.teardown(() => (q.remove(), q.close()))
+  await flat(t, 10_000, async (i) => {
+    await q.send('x'.repeat(100))
+    await q.receive()
+    const ac = new AbortController()
+    const pending = q.receive({ signal: ac.signal }).catch((err: Error) => err.name)
+    ac.abort()
+    t.is(await pending, 'AbortError')
+    if (i % 10 === 0) {
+      const other = MessageQueue.open(IPC_PRIVATE, { create: true })
+      const waiting = other.receive().catch((err: Error) => err.name)
+      other.remove()
+      other.close()
+      await waiting
+    }
+  })
+})
+
+test.serial('semaphore and mutex open/acquire/release/remove/close', async (t) => {
+  await flat(t, 30_000, async (i) => {
+    const sem = Semaphore.open(IPC_PRIVATE, { create: true, initial: 1 })
+    sem.acquireSync()
+    sem.release()
+    sem.remove()
+    sem.close()
+    if (i % 4 === 0) {
+      const m = Mutex.open(IPC_PRIVATE, { create: true })
+      const guard = await m.lock()
+      guard.unlock()
+      m.remove()
+      m.close()
+    }
+  })
+})
+
+test.serial('shared memory create/attach/write/detach/remove/close', async (t) => {
+  await flat(t, 15_000, (i) => {
+    const shm = SharedMemory.create({ size: 64 * 1024 })
+    const view = shm.attach()
+    new Uint8Array(view.buffer).fill(i & 0xff)
+    shm.write(Buffer.from('leak?'), 10)
+    shm.read(0, 4096)
+    view.detach()
+    shm.remove()
+    shm.close()
+  })
+})
+
+test.serial('socket pairs and seqpacket connections create/send/receive/close', async (t) => {
+  const server = UnixSeqpacketServer.listen({ abstract: `ipckit-leaks-${process.pid}` })
+  t.teardown(() => server.close())
+  await flat(t, 12_000, async (i) => {
+    const [a, b] = socketpair('dgram')
+    a.sendSync(Buffer.alloc(512))
+    b.receiveSync()
+    a.close()
+    b.close()
+    const [c, d] = socketpair('seqpacket')
+    await c.send('hi')
+    await d.receive()
+    c.close()
+    d.close()
+    if (i % 4 === 0) {
+      const client = UnixSeqpacketSocket.connect({ abstract: `ipckit-leaks-${process.pid}` })
+      const conn = await server.accept()
+      client.close()
+      conn.close()
+    }
+  })
+})
+
+test.serial('pipe create/close', async (t) => {
+  await flat(t, 30_000, () => {
+    const { readable, writable } = pipe()
+    writable.close()
+    readable.close()
+  })
+})
+
+test.serial('watchSignals start/stop, with a pending next() ended by close()', async (t) => {
+  await flat(t, 15_000, async (i) => {
+    const w = watchSignals(['SIGUSR2', 'SIGWINCH'])
+    if (i % 10 === 0) {
+      const next = w.next()
+      w.close()
+      t.true((await next).done)
+    } else w.close()
+  })
+})
