@@ -26,6 +26,7 @@ pub mod error;
 pub mod key;
 pub mod limits;
 pub mod msg;
+mod perm;
 pub mod pipe;
 pub mod poller;
 pub mod sem;

@@ -321,7 +321,7 @@ impl MessageQueue {
     pub fn stat(&self) -> Result<MsgStat> {
         let ds = self.raw_stat()?;
         Ok(MsgStat {
-            key: ipc_key(&ds.msg_perm),
+            key: crate::perm::key(&ds.msg_perm),
             messages: ds.msg_qnum as u64,
             bytes: message_bytes(&ds),
             max_bytes: ds.msg_qbytes as u64,
@@ -353,15 +353,7 @@ impl MessageQueue {
         if let Some(max_bytes) = update.max_bytes {
             ds.msg_qbytes = max_bytes as _;
         }
-        if let Some(mode) = update.mode {
-            ds.msg_perm.mode = (mode & 0o777) as _;
-        }
-        if let Some(uid) = update.uid {
-            ds.msg_perm.uid = uid;
-        }
-        if let Some(gid) = update.gid {
-            ds.msg_perm.gid = gid;
-        }
+        crate::perm::set_owner(&mut ds.msg_perm, update.mode, update.uid, update.gid);
         // SAFETY: `ds` is a valid msqid_ds; IPC_SET reads it.
         let rc = unsafe { libc::msgctl(self.id, libc::IPC_SET, &mut ds) };
         check(rc, "msgctl").map(drop)
@@ -376,26 +368,10 @@ impl MessageQueue {
     }
 }
 
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-fn ipc_key(perm: &libc::ipc_perm) -> Key {
-    perm.__key
-}
-
-#[cfg(all(target_os = "linux", not(target_env = "gnu")))]
-#[allow(deprecated)] // musl before 1.2 names the field __ipc_perm_key
-fn ipc_key(perm: &libc::ipc_perm) -> Key {
-    perm.__ipc_perm_key
-}
-
 #[cfg(target_os = "linux")]
 #[allow(clippy::unnecessary_cast)] // u64 on glibc, c_ulong on musl
 fn message_bytes(ds: &libc::msqid_ds) -> u64 {
     ds.__msg_cbytes as u64
-}
-
-#[cfg(target_vendor = "apple")]
-fn ipc_key(perm: &libc::ipc_perm) -> Key {
-    perm._key
 }
 
 #[cfg(target_vendor = "apple")]

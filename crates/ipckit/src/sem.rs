@@ -737,7 +737,7 @@ impl SemaphoreSet {
     pub fn stat(&self) -> Result<SemStat> {
         let ds = self.raw_stat()?;
         Ok(SemStat {
-            key: ipc_key(&ds.sem_perm),
+            key: crate::perm::key(&ds.sem_perm),
             count: ds.sem_nsems as u32,
             last_op_time: ds.sem_otime as i64,
             change_time: ds.sem_ctime as i64,
@@ -761,15 +761,7 @@ impl SemaphoreSet {
     #[doc(alias = "IPC_SET")]
     pub fn update(&self, update: SemUpdate) -> Result<()> {
         let mut ds = self.raw_stat()?;
-        if let Some(mode) = update.mode {
-            ds.sem_perm.mode = (mode & 0o777) as _;
-        }
-        if let Some(uid) = update.uid {
-            ds.sem_perm.uid = uid;
-        }
-        if let Some(gid) = update.gid {
-            ds.sem_perm.gid = gid;
-        }
+        crate::perm::set_owner(&mut ds.sem_perm, update.mode, update.uid, update.gid);
         // SAFETY: `ds` is a valid semid_ds; IPC_SET reads it through `union semun.buf`.
         let rc = unsafe { libc::semctl(self.id, 0, libc::IPC_SET, &mut ds as *mut libc::semid_ds) };
         check(rc, "semctl").map(drop)
@@ -789,22 +781,6 @@ impl SemaphoreSet {
         let rc = unsafe { libc::semctl(self.id, 0, libc::IPC_RMID) };
         check(rc, "semctl").map(drop)
     }
-}
-
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-fn ipc_key(perm: &libc::ipc_perm) -> Key {
-    perm.__key
-}
-
-#[cfg(all(target_os = "linux", not(target_env = "gnu")))]
-#[allow(deprecated)] // musl before 1.2 names the field __ipc_perm_key
-fn ipc_key(perm: &libc::ipc_perm) -> Key {
-    perm.__ipc_perm_key
-}
-
-#[cfg(target_vendor = "apple")]
-fn ipc_key(perm: &libc::ipc_perm) -> Key {
-    perm._key
 }
 
 #[cfg(test)]

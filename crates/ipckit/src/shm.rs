@@ -261,7 +261,7 @@ impl SharedMemory {
         let ds = self.raw_stat()?;
         let mode = u32::from(ds.shm_perm.mode);
         Ok(ShmStat {
-            key: ipc_key(&ds.shm_perm),
+            key: crate::perm::key(&ds.shm_perm),
             size: ds.shm_segsz as u64,
             attachments: ds.shm_nattch as u64,
             creator_pid: ds.shm_cpid,
@@ -301,15 +301,7 @@ impl SharedMemory {
     /// For more information, see [`shmctl(2)`](https://man7.org/linux/man-pages/man2/shmctl.2.html).
     pub fn update(&self, update: ShmUpdate) -> Result<()> {
         let mut ds = self.raw_stat()?;
-        if let Some(mode) = update.mode {
-            ds.shm_perm.mode = (mode & 0o777) as _;
-        }
-        if let Some(uid) = update.uid {
-            ds.shm_perm.uid = uid;
-        }
-        if let Some(gid) = update.gid {
-            ds.shm_perm.gid = gid;
-        }
+        crate::perm::set_owner(&mut ds.shm_perm, update.mode, update.uid, update.gid);
         // SAFETY: `ds` is a valid shmid_ds; IPC_SET reads it.
         let rc = unsafe { libc::shmctl(self.id, libc::IPC_SET, &mut ds) };
         check(rc, "shmctl").map(drop)
@@ -655,22 +647,6 @@ impl Drop for Mapping {
         let rc = unsafe { libc::shmdt(self.ptr.as_ptr().cast()) };
         debug_assert_eq!(rc, 0, "shmdt failed");
     }
-}
-
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-fn ipc_key(perm: &libc::ipc_perm) -> Key {
-    perm.__key
-}
-
-#[cfg(all(target_os = "linux", not(target_env = "gnu")))]
-#[allow(deprecated)] // musl before 1.2 names the field __ipc_perm_key
-fn ipc_key(perm: &libc::ipc_perm) -> Key {
-    perm.__ipc_perm_key
-}
-
-#[cfg(target_vendor = "apple")]
-fn ipc_key(perm: &libc::ipc_perm) -> Key {
-    perm._key
 }
 
 /// `CLOCK_MONOTONIC` now + `t`, saturating far in the future.

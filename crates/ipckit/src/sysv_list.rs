@@ -374,7 +374,7 @@ fn stat_key(kind: IpcType, id: i32) -> Result<Key> {
             let rc = unsafe { libc::msgctl(id, libc::IPC_STAT, ds.as_mut_ptr()) };
             check(rc, "msgctl")?;
             // SAFETY: msgctl succeeded, so it initialised `ds`.
-            Ok(unsafe { ds.assume_init() }.msg_perm.key())
+            Ok(crate::perm::key(&unsafe { ds.assume_init() }.msg_perm))
         }
         // The libc crate has no `semid_ds` for musl: read the key from /proc there.
         #[cfg(not(any(all(target_os = "linux", target_env = "gnu"), target_vendor = "apple")))]
@@ -387,7 +387,7 @@ fn stat_key(kind: IpcType, id: i32) -> Result<Key> {
             let rc = unsafe { libc::semctl(id, 0, libc::IPC_STAT, ds.as_mut_ptr()) };
             check(rc, "semctl")?;
             // SAFETY: semctl succeeded, so it initialised `ds`.
-            Ok(unsafe { ds.assume_init() }.sem_perm.key())
+            Ok(crate::perm::key(&unsafe { ds.assume_init() }.sem_perm))
         }
         IpcType::Shm => {
             let mut ds = MaybeUninit::<libc::shmid_ds>::uninit();
@@ -395,35 +395,8 @@ fn stat_key(kind: IpcType, id: i32) -> Result<Key> {
             let rc = unsafe { libc::shmctl(id, libc::IPC_STAT, ds.as_mut_ptr()) };
             check(rc, "shmctl")?;
             // SAFETY: shmctl succeeded, so it initialised `ds`.
-            Ok(unsafe { ds.assume_init() }.shm_perm.key())
+            Ok(crate::perm::key(&unsafe { ds.assume_init() }.shm_perm))
         }
-    }
-}
-
-/// The key field of `struct ipc_perm`, whose name differs between C libraries.
-trait PermKey {
-    fn key(&self) -> Key;
-}
-
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-impl PermKey for libc::ipc_perm {
-    fn key(&self) -> Key {
-        self.__key
-    }
-}
-
-#[cfg(all(target_os = "linux", not(target_env = "gnu")))]
-impl PermKey for libc::ipc_perm {
-    #[allow(deprecated)] // musl before 1.2 names the field __ipc_perm_key
-    fn key(&self) -> Key {
-        self.__ipc_perm_key
-    }
-}
-
-#[cfg(target_vendor = "apple")]
-impl PermKey for libc::ipc_perm {
-    fn key(&self) -> Key {
-        self._key
     }
 }
 
