@@ -559,3 +559,29 @@ test('remove() of a segment nobody attached destroys it at once; an attached han
   t.deepEqual(used.read(0, 1), Buffer.from('x'))
   t.is(used.notify(0), 0)
 })
+
+/** SYSV shared-memory mappings of this process, from /proc/self/maps. */
+function sysvMappings(): number {
+  return readFileSync('/proc/self/maps', 'utf8')
+    .split('\n')
+    .filter((l) => / \/SYSV[0-9a-f]{8} /.test(l)).length
+}
+
+// Serial: it counts this process's mappings.
+test.serial('detach() and close() unmap at once: a loop that never yields makes more segments than shmmni allows, and none stays mapped', (t) => {
+  const shmmni = Number(readFileSync('/proc/sys/kernel/shmmni', 'utf8'))
+  const before = sysvMappings()
+  // Each segment is removed while attached, so it lives exactly as long as its mapping: had
+  // detach() left the unmap to a finalizer on a later turn of the event loop, the removed
+  // segments would pile up and shmget would fail with ENOSPC past shmmni.
+  for (let i = 0; i < shmmni + 100; i++) {
+    const shm = SharedMemory.create({ size: 4096 })
+    const view = shm.attach()
+    new Uint8Array(view.buffer)[0] = i & 0xff
+    shm.write(Buffer.from('x'), 1)
+    shm.remove()
+    view.detach()
+    shm.close()
+  }
+  t.is(sysvMappings(), before)
+})

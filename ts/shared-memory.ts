@@ -348,7 +348,8 @@ export class SharedMemoryView implements Disposable {
     if (mapping === undefined) return
     this.#mapping = undefined
     this.#size = 0
-    if (this.#buffer !== undefined) native.shmDetachBuffer(this.#buffer)
+    // Neutered, so the attachment ends now (shmdt), not when the engine frees the buffer.
+    if (this.#buffer !== undefined) mapping.detachBuffer(this.#buffer)
     this.#buffer = undefined
     this.#bytes = undefined
     mapping.release()
@@ -755,7 +756,7 @@ export class SharedMemory implements Disposable {
       }
     }
     this.#attachments.clear()
-    if (this.#bytes) native.shmDetachBuffer(this.#bytes.buffer as ArrayBuffer)
+    if (this.#bytes) this.#mapping?.detachBuffer(this.#bytes.buffer as ArrayBuffer)
     this.#bytes = undefined
     this.#mapping?.release()
     this.#mapping = undefined

@@ -115,6 +115,7 @@ pub fn shm_attach(env: &Env, id: i32, readonly: bool) -> Result<ShmMapping> {
     let mapping = SharedMemory::from_id(id).attach(readonly).or_throw(env)?;
     Ok(ShmMapping {
         inner: Some(Arc::new(mapping)),
+        buffer_hold: None,
     })
 }
 
@@ -143,6 +144,19 @@ pub fn shm_detach_buffer(buffer: ArrayBuffer<'_>) -> Result<()> {
 #[napi]
 pub struct ShmMapping {
     inner: Option<Arc<Mapping>>,
+    /// The hold of the zero-copy ArrayBuffer (see [`ShmMapping::array_buffer`]) on the mapping,
+    /// shared with the buffer's finalizer so that [`ShmMapping::detach_buffer`] can let it go
+    /// at once instead of when the engine frees the buffer.
+    buffer_hold: Option<BufferHold>,
+}
+
+/// A mapping clone kept for an ArrayBuffer: emptied by its finalizer, or earlier by an explicit
+/// detach that made the buffer unusable.
+type BufferHold = Arc<std::sync::Mutex<Option<Arc<Mapping>>>>;
+
+fn let_go(hold: &BufferHold) {
+    let taken = hold.lock().unwrap_or_else(|p| p.into_inner()).take();
+    drop(taken);
 }
 
 fn released(env: &Env) -> Error {
@@ -255,14 +269,18 @@ impl ShmMapping {
     /// address), and only where `shm_zero_copy_probe` said true; fails with `ENOTSUP` if the
     /// runtime copied the memory anyway.
     #[napi]
-    pub fn array_buffer<'env>(&self, env: &'env Env) -> Result<ArrayBuffer<'env>> {
+    pub fn array_buffer<'env>(&mut self, env: &'env Env) -> Result<ArrayBuffer<'env>> {
         let mapping = self.mapping(env)?.clone();
         let (ptr, len) = (mapping.as_ptr(), mapping.len());
-        // SAFETY: `ptr` is valid for `len` bytes for as long as `mapping` lives, and the
-        // finalizer owns that clone until the engine releases the buffer, so the memory stays
-        // mapped while JavaScript can reach it. Where the runtime refuses external buffers,
-        // napi-rs copies and runs the finalizer at once: the clone drops, nothing dangles.
-        let buffer = unsafe { ArrayBuffer::from_external(env, ptr, len, mapping, |_, m| drop(m)) }?;
+        let hold: BufferHold = Arc::new(std::sync::Mutex::new(Some(mapping)));
+        self.buffer_hold = Some(hold.clone());
+        // SAFETY: `ptr` is valid for `len` bytes for as long as the mapping lives, and `hold`
+        // keeps a clone of it until the engine releases the buffer (the finalizer empties it)
+        // or until `detach_buffer` has itself detached this very buffer, after which no
+        // JavaScript value can reach the memory; so the memory stays mapped while JavaScript
+        // can reach it. Where the runtime refuses external buffers, napi-rs copies and runs the
+        // finalizer at once: the clone drops, nothing dangles.
+        let buffer = unsafe { ArrayBuffer::from_external(env, ptr, len, hold, |_, h| let_go(&h)) }?;
         if !std::ptr::eq(buffer.as_ptr(), ptr) {
             return Err(crate::error::sys_error(
                 env,
@@ -270,6 +288,34 @@ impl ShmMapping {
             ));
         }
         Ok(buffer)
+    }
+
+    /// Neuters `buffer`, this attachment's zero-copy ArrayBuffer (`napi_detach_arraybuffer`):
+    /// every typed array over it gets length 0, and since no JavaScript value can reach the
+    /// memory through it any more, the buffer's hold on the mapping goes at once, so that the
+    /// attachment ends now (`shmdt`, with [`release`](Self::release)) unless a wait still holds
+    /// it, rather than when the engine frees the buffer. A buffer already detached by someone
+    /// else (moved away by a transfer) keeps its hold until the engine frees it.
+    #[napi]
+    pub fn detach_buffer(&mut self, env: &Env, buffer: ArrayBuffer<'_>) -> Result<()> {
+        if buffer.is_detached()? {
+            return Ok(());
+        }
+        let ours = self
+            .inner
+            .as_ref()
+            .is_some_and(|m| std::ptr::eq(buffer.as_ptr(), m.as_ptr()));
+        if !ours {
+            return Err(crate::error::sys_error(
+                env,
+                ipckit::Error::new(Errno::EINVAL, "napi_detach_arraybuffer"),
+            ));
+        }
+        buffer.detach()?;
+        if let Some(hold) = self.buffer_hold.take() {
+            let_go(&hold);
+        }
+        Ok(())
     }
 
     /// Drops this object's hold on the mapping (the attachment ends once buffers and waits
