@@ -11,7 +11,7 @@ import test, { type ExecutionContext } from 'ava'
 
 import { AbortError, IpcError, PipeReadable, PipeWritable, mkfifo, openFifo, openFifoSync, pipe } from '../ts/index'
 import { pendingWaits } from '../ts/reactor'
-import { cChild, compileC, nodeChild, openFds, removeBuilds, sleep, tempDir, timed } from './helpers'
+import { cChild, compileC, fdSnapshot, fdsLeftOpen, nodeChild, removeBuilds, sleep, tempDir, timed } from './helpers'
 
 const O_NONBLOCK = 0o4000
 const O_CLOEXEC = 0o2000000
@@ -29,20 +29,13 @@ async function collect(readable: AsyncIterable<Buffer>): Promise<Buffer> {
 }
 
 /**
- * A serial test (fd counts are per process) that asserts the process has as many open
- * descriptors after the test as before it.
+ * A serial test (descriptors are per process) that asserts the test left no descriptor open.
  */
 function fdTest(title: string, fn: (t: ExecutionContext) => Promise<void> | void): void {
   test.serial(title, async (t) => {
-    const before = openFds()
+    const before = fdSnapshot()
     await fn(t)
-    let after = openFds()
-    // Child processes' stdio pipes close asynchronously after 'close'; give them a moment.
-    for (let i = 0; i < 100 && after !== before; i++) {
-      await sleep(10)
-      after = openFds()
-    }
-    t.is(after, before, 'open descriptors unchanged')
+    t.deepEqual(await fdsLeftOpen(before), [], 'no descriptor left open')
   })
 }
 

@@ -6,7 +6,7 @@
 import type { ExecutionContext } from 'ava'
 import { execFileSync, spawn, type SpawnOptions } from 'node:child_process'
 import { createHash } from 'node:crypto'
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 
@@ -196,6 +196,38 @@ export async function timed<T>(fn: () => Promise<T>): Promise<{ ms: number; valu
 /** Open file descriptors of this process (from /proc/self/fd). */
 export function openFds(): number {
   return readdirSync('/proc/self/fd').length
+}
+
+/**
+ * The open descriptors of this process, each as `"<fd> <what it is>"` from /proc/self/fd
+ * (`"7 socket:[81234]"`, `"9 pipe:[5521]"`, `"12 /tmp/x"`): a descriptor that is closed and
+ * reopened, even under the same number, is a different entry.
+ */
+export function fdSnapshot(): Set<string> {
+  const entries = new Set<string>()
+  for (const fd of readdirSync('/proc/self/fd')) {
+    try {
+      entries.add(`${fd} ${readlinkSync(`/proc/self/fd/${fd}`)}`)
+    } catch {
+      // closed meanwhile (the descriptor readdir itself used)
+    }
+  }
+  return entries
+}
+
+/**
+ * The descriptors open now that were not open in `before` (a {@link fdSnapshot}): what a test
+ * left open. Waits up to `settleMs` for them to go, since Node closes some handles (child stdio,
+ * net.Socket) on a later turn of the event loop. Descriptors that others closed meanwhile do not
+ * count: unlike a count, this neither misses a leak nor blames the test for them.
+ */
+export async function fdsLeftOpen(before: Set<string>, settleMs = 1000): Promise<string[]> {
+  const deadline = Date.now() + settleMs
+  for (;;) {
+    const left = [...fdSnapshot()].filter((entry) => !before.has(entry))
+    if (left.length === 0 || Date.now() > deadline) return left
+    await sleep(10)
+  }
 }
 
 /**
