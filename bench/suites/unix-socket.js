@@ -270,8 +270,13 @@ function ipckitDgramPath() {
   }
 }
 
-/** npm `unix-dgram`: a socket bound to a path, sending to the C echo server's path. */
-function unixDgramPeer() {
+/**
+ * An npm datagram peer: a socket bound to a path, sending to the C echo server's path.
+ * `load()` loads the peer (first, so that a peer that did not install fails before anything is
+ * made) and returns `open(me, onMessage)`, which makes the peer's socket bound to `me`, calling
+ * `onMessage` for each datagram, and returns its `send(payload, to)` and `close()`.
+ */
+function boundDgramPeer(impl, load) {
   let tmp
   let server
   let sock
@@ -279,24 +284,22 @@ function unixDgramPeer() {
   let onMessage = () => {}
   const payload = Buffer.alloc(SIZE, 'x')
   return {
-    impl: 'unix-dgram (npm)',
+    impl,
     kind: 'peer',
     compare: 'ipckit async, bound paths',
     async setup(config) {
       if (!config.peers) throw new Error('peers skipped (--no-peers or smoke mode)')
-      const unix = npmPeer('unix-dgram')
+      const open = load()
       tmp = tempDir()
       to = join(tmp.dir, 'echo.sock')
       server = await echoServer('dgram', to)
-      sock = unix.createSocket('unix_dgram', (buf) => onMessage(buf))
-      sock.on('error', () => {})
-      sock.bind(join(tmp.dir, 'me.sock'))
+      sock = open(join(tmp.dir, 'me.sock'), (buf) => onMessage(buf))
     },
     async sample(n) {
       const t0 = now()
       for (let i = 0; i < n; i++) {
         const got = new Promise((res) => (onMessage = res))
-        sock.send(payload, 0, SIZE, to)
+        sock.send(payload, to)
         await got
       }
       return now() - t0
@@ -309,44 +312,31 @@ function unixDgramPeer() {
   }
 }
 
-/** npm `node-unix-socket`: `DgramSocket` bound to a path, `sendTo` the C echo server. */
-function nodeUnixSocketDgram() {
-  let tmp
-  let server
-  let sock
-  let to
-  let onData = () => {}
-  const payload = Buffer.alloc(SIZE, 'x')
-  return {
-    impl: 'node-unix-socket (npm)',
-    kind: 'peer',
-    compare: 'ipckit async, bound paths',
-    async setup(config) {
-      if (!config.peers) throw new Error('peers skipped (--no-peers or smoke mode)')
-      const { DgramSocket } = npmPeer('node-unix-socket')
-      tmp = tempDir()
-      to = join(tmp.dir, 'echo.sock')
-      server = await echoServer('dgram', to)
-      sock = new DgramSocket()
+/** npm `unix-dgram`: `createSocket('unix_dgram')`, `send(buf, 0, len, path)`. */
+function unixDgramPeer() {
+  return boundDgramPeer('unix-dgram (npm)', () => {
+    const unix = npmPeer('unix-dgram')
+    return (me, onMessage) => {
+      const sock = unix.createSocket('unix_dgram', onMessage)
       sock.on('error', () => {})
-      sock.on('data', (buf) => onData(buf))
-      sock.bind(join(tmp.dir, 'me.sock'))
-    },
-    async sample(n) {
-      const t0 = now()
-      for (let i = 0; i < n; i++) {
-        const got = new Promise((res) => (onData = res))
-        sock.sendTo(payload, 0, SIZE, to)
-        await got
-      }
-      return now() - t0
-    },
-    async teardown() {
-      sock?.close()
-      await server?.close()
-      tmp?.close()
-    },
-  }
+      sock.bind(me)
+      return { send: (buf, to) => sock.send(buf, 0, buf.length, to), close: () => sock.close() }
+    }
+  })
+}
+
+/** npm `node-unix-socket`: `DgramSocket`, `sendTo(buf, 0, len, path)`. */
+function nodeUnixSocketDgram() {
+  return boundDgramPeer('node-unix-socket (npm)', () => {
+    const { DgramSocket } = npmPeer('node-unix-socket')
+    return (me, onMessage) => {
+      const sock = new DgramSocket()
+      sock.on('error', () => {})
+      sock.on('data', onMessage)
+      sock.bind(me)
+      return { send: (buf, to) => sock.sendTo(buf, 0, buf.length, to), close: () => sock.close() }
+    }
+  })
 }
 
 /** npm `node-unix-socket`: `SeqpacketSocket` connected to a C seqpacket echo server. */
