@@ -8,7 +8,9 @@
  * its object's descriptors until it winds down, which takes a while on a loaded machine); once
  * the loop is over and threads had up to 2 s to end, by at most 2. RSS is sampled after a forced GC at the end of each
  * quarter, and may grow by at most 8 MiB between the end of the 2nd quarter and the end of the
- * 4th, which half the loop runs through: a leak of a kilobyte or so per iteration shows.
+ * 4th, which half the loop runs through: a leak of a kilobyte or so per iteration shows. Past
+ * the bound, one more half is run: a leak grows in it too, a one-off jump of the runner's own
+ * process does not.
  * The tests are serial (RSS and descriptors are process-wide).
  */
 
@@ -80,17 +82,36 @@ async function flat(
     }
   }
   const growth = rss[rss.length - 1]! - rss[1]!
+  // A leak grows RSS in every window; the runner's own process (ava, tsx, another spec's load)
+  // can make a one-off jump. So a window over the bound is followed by one more of the same
+  // length, and the loop fails only if that one grows past the bound too.
+  let again: number | undefined
+  if (growth >= RSS_BOUND) {
+    const start = process.memoryUsage().rss
+    for (let i = 0; i < iterations / 2; i++) {
+      await body(i)
+      await turn(i)
+    }
+    await settle()
+    again = process.memoryUsage().rss - start
+  }
   let fdEnd = openFds()
   for (let i = 0; i < 40 && fdEnd - fdBase > FD_BOUND; i++) {
     await new Promise((r) => setTimeout(r, 50))
     fdEnd = openFds()
   }
+  const mib = (bytes: number) => (bytes / 2 ** 20).toFixed(1)
   t.log(
-    `${iterations} iterations: fds ${fdBase} -> max ${fdMax} -> ${fdEnd} at the end; RSS after each quarter (MiB) ${rss.map((r) => (r / 2 ** 20).toFixed(1)).join(' ')}`,
+    `${iterations} iterations: fds ${fdBase} -> max ${fdMax} -> ${fdEnd} at the end; RSS after each quarter (MiB) ${rss.map(mib).join(' ')}${
+      again === undefined ? '' : `; grew ${mib(growth)} MiB, then ${mib(again)} MiB over one more half`
+    }`,
   )
   t.true(fdMax - fdBase <= FD_TRANSIENT, `descriptors grew from ${fdBase} to ${fdMax} during the loop`)
   t.true(fdEnd - fdBase <= FD_BOUND, `descriptors grew from ${fdBase} to ${fdEnd}`)
-  t.true(growth < RSS_BOUND, `RSS grew by ${(growth / 2 ** 20).toFixed(1)} MiB over the 2nd half`)
+  t.true(
+    growth < RSS_BOUND || again! < RSS_BOUND,
+    `RSS grew by ${mib(growth)} MiB over the 2nd half and ${mib(again ?? 0)} MiB over one more half`,
+  )
 }
 
 test.serial('message queue open/send/receive/remove/close', async (t) => {
