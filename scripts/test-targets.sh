@@ -162,13 +162,11 @@ QEMU_SKIPS=()
 # 40-90 s emulated) would make CI's run too long, and run on x64 under every Node major instead.
 SLOW='forks many processes or loops for long: too slow emulated; runs on x64 under Node 20/22/24/26'
 QEMU_SKIP_FILES=(
-  "demo.spec.ts|$SLOW"
   "examples.spec.ts|$SLOW"
   "faults.spec.ts|$SLOW"
   "faults-eintr.spec.ts|$SLOW"
   "fuzz.spec.ts|$SLOW"
   "ipcs-cli.spec.ts|$SLOW"
-  "ipcs.spec.ts|$SLOW"
   "leaks.spec.ts|$SLOW"
   "package.spec.ts|packs and installs tarballs (arch-independent); runs on x64 under Node 20/22/24/26"
   "queue-processes.spec.ts|$SLOW"
