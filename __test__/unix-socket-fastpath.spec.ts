@@ -75,7 +75,7 @@ for (const kind of ['seqpacket', 'dgram'] as const) {
       t.is((await takeOne(b, i))!.data.toString(), `after ${i}`)
     }
     a.sendSync('')
-    t.is(b.receiveSync().data.length, 0)
+    t.is(b.receiveSync()!.data.length, 0)
   })
 }
 
@@ -90,7 +90,7 @@ test('a queued backlog is iterated without waiting on the poller, and break leav
     if (++i === 60) break
   }
   t.is(watches, 0, 'no readiness watch while messages were queued')
-  for (; i < 100; i++) t.true(b.receiveSync().data.equals(payload(i, 64)), `message ${i} still queued`)
+  for (; i < 100; i++) t.true(b.receiveSync()!.data.equals(payload(i, 64)), `message ${i} still queued`)
   t.throws(() => b.receiveSync({ wait: false }), { code: 'EAGAIN' })
 })
 
@@ -101,9 +101,9 @@ test('messages with descriptors between plain ones: order kept, payloads intact,
   a.sendSync('one')
   a.sendSync('two', { fds: [file] })
   a.sendSync('three')
-  const one = b.receiveSync()
-  const two = b.receiveSync()
-  const three = b.receiveSync()
+  const one = b.receiveSync()!
+  const two = b.receiveSync()!
+  const three = b.receiveSync()!
   t.deepEqual([one.data.toString(), two.data.toString(), three.data.toString()], ['one', 'two', 'three'])
   t.deepEqual([one.fds, three.fds], [[], []])
   t.is(two.fds.length, 1)
@@ -133,7 +133,7 @@ test('sender addresses as long as the kernel allows go both ways through the fas
 test('transferring a received payload\'s memory never moves the pool: a copy (Node 20) or a DataCloneError (Node >= 21)', (t) => {
   const [a, b] = pair(t, 'dgram')
   a.sendSync('first')
-  const first = b.receiveSync()
+  const first = b.receiveSync()!
   const memory = first.data.buffer as ArrayBuffer
   try {
     const copy = structuredClone(memory, { transfer: [memory] })
@@ -143,7 +143,7 @@ test('transferring a received payload\'s memory never moves the pool: a copy (No
   }
   t.true(memory.byteLength > 0, 'the pool was not detached')
   for (let i = 0; i < 50; i++) a.sendSync(payload(i, 64))
-  for (let i = 0; i < 50; i++) t.true(b.receiveSync().data.equals(payload(i, 64)))
+  for (let i = 0; i < 50; i++) t.true(b.receiveSync()!.data.equals(payload(i, 64)))
   t.is(first.data.toString(), 'first')
 })
 
@@ -221,7 +221,7 @@ test('worker threads each use their own pool, concurrently with the main thread'
   const mine: Buffer[] = []
   for (let i = 0; i < n; i++) {
     a.sendSync(Buffer.alloc(1 + (i % 500), `m${i}`))
-    mine.push((await b.receive()).data)
+    mine.push((await b.receive())!.data)
   }
   t.true(await done, 'every payload the worker received is intact')
   await worker.terminate()

@@ -289,15 +289,21 @@ function fastError(): never {
   throw new Error('ipckit: a fast-path call failed without an error')
 }
 
+/** `receiveNow` modes: non-blocking, non-blocking failing with `EAGAIN`, blocking. */
+const NOW = SOFT
+const NOW_OR_THROW = 0
+const BLOCK = native.SOCKET_FAST_WAIT
+
 /**
- * One non-blocking `recvmsg` on this thread through the pool: a message, `null` at end of
- * stream, `undefined` when none is queued (or, with `throwEagain`, the `EAGAIN` error).
+ * One `recvmsg` on this thread through the pool: a message, `null` at end of stream,
+ * `undefined` when none is queued (`NOW`; and `BLOCK` on a non-blocking descriptor), or, with
+ * `NOW_OR_THROW`, the `EAGAIN` error.
  */
-function receiveNow(fd: number, throwEagain: boolean): SocketMessage | null | undefined {
+function receiveNow(fd: number, mode: number): SocketMessage | null | undefined {
   if (pool.length - offset < MIN_ROOM) newPool()
   const at = offset
   words[0] = fd
-  words[1] = throwEagain ? 0 : SOFT
+  words[1] = mode
   words[2] = at
   words[3] = pool.length - at
   const len = fastReceive()
@@ -502,7 +508,7 @@ abstract class MessageSocket implements Disposable {
   #ready(signal: AbortSignal | undefined): SocketMessage | null | undefined {
     this.check()
     if (signal?.aborted) throw new AbortError(undefined, { cause: signal.reason })
-    return receiveNow(this.fd, false)
+    return receiveNow(this.fd, NOW)
   }
 
   /** Waits on the epoll thread until readable, then takes a message (again if another reader was first). */
@@ -510,7 +516,7 @@ abstract class MessageSocket implements Disposable {
     for (;;) {
       await waitReady(this.fd, false, signal, groups)
       this.#checkAfterWait()
-      const now = receiveNow(this.fd, false)
+      const now = receiveNow(this.fd, NOW)
       if (now !== undefined) return now
     }
   }
@@ -534,7 +540,8 @@ abstract class MessageSocket implements Disposable {
     const wait = optionalBoolean(opts.wait, 'options.wait', true)
     this.check()
     for (;;) {
-      const now = receiveNow(this.fd, !wait)
+      // Blocking, a receive waits in recvmsg itself (as C would), not in poll then recvmsg.
+      const now = receiveNow(this.fd, wait ? BLOCK : NOW_OR_THROW)
       if (now !== undefined) return now
       callNative(() => native.socketWaitSync(this.fd, false))
     }

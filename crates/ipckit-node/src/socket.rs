@@ -249,6 +249,11 @@ pub const SOCKET_FAST_NAME_AT: u32 = 32;
 /// instead of failing with `EAGAIN`.
 #[napi]
 pub const SOCKET_FAST_SOFT: u32 = 1;
+/// Fast-path flag of a receive: block in `recvmsg` until a message comes (retrying after
+/// `EINTR`), for `receiveSync`. On a non-blocking descriptor the answer is -1 at once when
+/// nothing is queued, and the caller waits for readiness itself.
+#[napi]
+pub const SOCKET_FAST_WAIT: u32 = 2;
 /// `socketFastReceive`'s answer for a message that does not come as a plain payload in the
 /// pool (descriptors, credentials, end of stream, or larger than the room): take it with
 /// `socketFastTake()`.
@@ -289,8 +294,8 @@ fn address_code(address: &Address) -> (&[u8], i32) {
     }
 }
 
-/// One non-blocking `recvmsg` into the pool, at the offset and with the room the argument
-/// area gives: the payload's length, with the sender's address code in word 4 and its name
+/// One `recvmsg` into the pool (non-blocking unless `SOCKET_FAST_WAIT`), at the offset and
+/// with the room the argument area gives: the payload's length, with the sender's address code in word 4 and its name
 /// at `SOCKET_FAST_NAME_AT`; -1 when nothing is queued (with `SOCKET_FAST_SOFT`);
 /// `SOCKET_FAST_KEPT` for a message to take with `socketFastTake()`; -2 after an error,
 /// which `socketFastError()` throws (`EAGAIN` when nothing is queued without the flag).
@@ -311,7 +316,15 @@ pub fn socket_fast_receive() -> i32 {
         };
         let (head, pool) = slab.split_at_mut(offset);
         let buf = &mut pool[..room];
-        match socket::receive_into(fd, buf, true) {
+        let got = if flags & SOCKET_FAST_WAIT != 0 {
+            match ipckit::error::retry_eintr(|| socket::receive_into(fd, buf, false)) {
+                Err(e) if e.errno() == ipckit::Errno::EAGAIN => return -1,
+                other => other,
+            }
+        } else {
+            socket::receive_into(fd, buf, true)
+        };
+        match got {
             Ok(Some(r))
                 if r.len <= room && r.fds.is_empty() && r.credentials.is_none() && !r.end =>
             {
