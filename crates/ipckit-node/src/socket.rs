@@ -295,8 +295,9 @@ fn address_code(address: &Address) -> (&[u8], i32) {
 }
 
 /// One `recvmsg` into the pool (non-blocking unless `SOCKET_FAST_WAIT`), at the offset and
-/// with the room the argument area gives: the payload's length, with the sender's address code in word 4 and its name
-/// at `SOCKET_FAST_NAME_AT`; -1 when nothing is queued (with `SOCKET_FAST_SOFT`);
+/// with the room the argument area gives: the payload's length, with the sender's address
+/// code in word 4 and its name at `SOCKET_FAST_NAME_AT`; -1 when nothing is queued (with
+/// `SOCKET_FAST_SOFT`, or `SOCKET_FAST_WAIT` on a non-blocking descriptor);
 /// `SOCKET_FAST_KEPT` for a message to take with `socketFastTake()`; -2 after an error,
 /// which `socketFastError()` throws (`EAGAIN` when nothing is queued without the flag).
 ///
