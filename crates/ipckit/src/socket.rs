@@ -509,12 +509,23 @@ mod overflow {
 
     impl Area {
         /// Maps the area, or `None` where the system would charge the whole mapping as
-        /// committed memory (`vm.overcommit_memory = 2`) or refuses it (address-space limit,
-        /// 32-bit): the caller then sizes its buffer with `FIONREAD` instead.
+        /// committed memory (`vm.overcommit_memory = 2`), where the process has an
+        /// address-space limit (`RLIMIT_AS`: the area would take 2 GiB of it from later
+        /// allocations), or where the mapping fails (32-bit): the caller then sizes its
+        /// buffer with `FIONREAD` instead.
         fn map() -> Option<Area> {
             if std::fs::read_to_string("/proc/sys/vm/overcommit_memory")
                 .is_ok_and(|m| m.trim() == "2")
             {
+                return None;
+            }
+            let mut limit = libc::rlimit {
+                rlim_cur: 0,
+                rlim_max: 0,
+            };
+            // SAFETY: getrlimit writes one rlimit to the pointer, which points at `limit`.
+            let rc = unsafe { libc::getrlimit(libc::RLIMIT_AS, &mut limit) };
+            if rc != 0 || limit.rlim_cur != libc::RLIM_INFINITY {
                 return None;
             }
             // SAFETY: an anonymous private mapping at an address the kernel picks touches no
