@@ -669,8 +669,8 @@ pub struct ReceivedInto {
 ///
 /// The part past `buf` lands first in a per-thread overflow area (address space the size of
 /// the largest possible message, `MAP_NORESERVE`: memory only where a large message wrote).
-/// Where that area cannot be mapped (`vm.overcommit_memory = 2`, macOS), the size is asked
-/// first with `FIONREAD`, as [`receive`] did before.
+/// Where that area is not mapped (`vm.overcommit_memory = 2`, an `RLIMIT_AS` limit, macOS),
+/// the size is asked first with `FIONREAD`.
 ///
 /// On a stream socket it returns what is queued now (at least one byte, or `len` 0 at end of
 /// stream).
