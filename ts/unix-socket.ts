@@ -14,6 +14,7 @@
 import { Buffer } from 'node:buffer'
 import { unlinkSync } from 'node:fs'
 import { Socket } from 'node:net'
+import { markAsUntransferable } from 'node:worker_threads'
 
 import { AbortError, callNative, invalidArgType, invalidArgValue, invalidState, outOfRange } from './errors'
 import { native } from './native'
@@ -51,7 +52,12 @@ export interface Credentials {
 
 /** A message taken from a datagram or seqpacket socket. */
 export interface SocketMessage {
-  /** The payload, boundaries exactly as sent. */
+  /**
+   * The payload, boundaries exactly as sent. A payload of up to 16 KiB (and most larger ones)
+   * is a view of a pool that other received payloads share (its `byteOffset` is then not 0),
+   * as `Buffer.allocUnsafe` hands out views of Node's own pool: copy it
+   * (`Buffer.from(data)`) to keep a few bytes without keeping the pool alive.
+   */
   data: Buffer
   /**
    * Descriptors that came with it (`SCM_RIGHTS`), close-on-exec. They belong to the receiver:
@@ -161,6 +167,7 @@ function parseTo(value: unknown): NativeAddress {
 
 /** One non-blocking `sendmsg`: the bytes sent, or -1 when it would block (unless `throwEagain`). */
 function sendNow(fd: number, bytes: Uint8Array, fds: number[], to: NativeAddress | undefined, throwEagain: boolean): number {
+  if (fds.length === 0 && bytes.length <= MIN_ROOM) return sendFast(fd, bytes, to, throwEagain)
   // Without descriptors, a call with fewer arguments (each costs on every call).
   if (fds.length === 0) {
     return callNative(() => native.socketSendPlain(fd, bytes, to?.name, to?.isAbstract ?? false, true, throwEagain))
@@ -208,15 +215,132 @@ function toPeerAddress(a: { path?: string; abstractName?: string } | null): Peer
   return null
 }
 
-/** Where plain received messages are copied (`socketReceiveInto`); larger ones come whole. */
-const scratch = Buffer.allocUnsafeSlow(64 * 1024 + native.SOCKET_ADDRESS_ROOM)
-const ADDRESS_CODE = native.SOCKET_ADDRESS_CODE
+/**
+ * The fast path of receives and sends (`socketFastReceive`/`socketFastSend` in
+ * crates/ipckit-node/src/socket.rs). A native call with arguments costs more than the
+ * `recvmsg` it makes (napi-rs sets up a borrow scope per call), and a native call that builds
+ * an object (a `Buffer` over Rust memory, an address) several times more. So each thread
+ * registers one pool buffer at a time: the arguments are written into its first `FAST_ARGS`
+ * bytes, an argument-less native function receives straight into the pool (one system call:
+ * no `FIONREAD` first, see `ipckit::socket::receive_into`) and answers with the length, the
+ * sender's address code in the argument area.
+ *
+ * Received payloads are views of the pool, as `Buffer.allocUnsafe` hands out views of Node's
+ * own pool: each message takes its length (8-byte aligned) and the next one goes after it, so
+ * nothing is copied. At least `MIN_ROOM` bytes are free for each receive; a larger message
+ * that does not fit comes whole from `socketFastTake()`, as do messages with descriptors or
+ * credentials. A pool is marked untransferable, as Node's is; it is replaced when less than
+ * `MIN_ROOM` is left, and when it was detached all the same (its length is then 0) before the
+ * native side could write to it again. Sends copy their payload into the pool's free room.
+ */
+const FAST_ARGS = native.SOCKET_FAST_ARGS
+const NAME_AT = native.SOCKET_FAST_NAME_AT
+const SOFT = native.SOCKET_FAST_SOFT
+const KEPT = native.SOCKET_FAST_KEPT
+const fastReceive = native.socketFastReceive
+const fastSend = native.socketFastSend
+/** Results of the fast native calls. */
+const EMPTY = -1
+const FAILED = -2
+const POOL_SIZE = 128 * 1024
+/** Free room for each receive (and the largest payload a send copies into the pool). */
+const MIN_ROOM = 16 * 1024
 
-/** A copy of the first `len` bytes of `scratch`. */
-function fromScratch(len: number): Buffer {
-  const data = Buffer.allocUnsafe(len)
-  scratch.copy(data, 0, 0, len)
-  return data
+/**
+ * Makes a Buffer over `length` bytes of `memory` at `byteOffset`. Node's Buffers are made by
+ * the class `Buffer[Symbol.species]` (what `subarray` uses); calling it directly costs half of
+ * `Buffer.from(arrayBuffer, ...)`, which checks its arguments first. Where it does not make a
+ * genuine Buffer, `Buffer.from` is used.
+ */
+const makeView: (memory: ArrayBuffer, byteOffset: number, length: number) => Buffer = (() => {
+  const Species = (Buffer as unknown as { [Symbol.species]?: new (m: ArrayBuffer, o: number, l: number) => Buffer })[
+    Symbol.species
+  ]
+  try {
+    if (Species !== undefined && Object.getPrototypeOf(new Species(new ArrayBuffer(8), 1, 2)) === Buffer.prototype) {
+      return (memory, byteOffset, length) => new Species(memory, byteOffset, length)
+    }
+  } catch {
+    // fall through
+  }
+  return (memory, byteOffset, length) => Buffer.from(memory, byteOffset, length)
+})()
+
+/** The current pool (none until the first call: its length 0 makes one), the argument words. */
+let pool = Buffer.alloc(0)
+let poolMemory = pool.buffer as ArrayBuffer
+let words = new Int32Array(0)
+/** Where the next message goes in the pool (8-byte aligned). */
+let offset = FAST_ARGS
+
+function newPool(): void {
+  pool = Buffer.allocUnsafeSlow(POOL_SIZE)
+  // As Node does with its own Buffer pool: postMessage/structuredClone copy it, never move it.
+  poolMemory = pool.buffer as ArrayBuffer
+  markAsUntransferable(poolMemory)
+  words = new Int32Array(poolMemory, pool.byteOffset, FAST_ARGS >> 2)
+  offset = FAST_ARGS
+  native.socketFastRegister(pool)
+}
+
+/** Throws the error the last fast call kept, as an `IpcError`. */
+function fastError(): never {
+  native.socketFastError()
+  throw new Error('ipckit: a fast-path call failed without an error')
+}
+
+/** `receiveNow` modes: non-blocking, non-blocking failing with `EAGAIN`, blocking. */
+const NOW = SOFT
+const NOW_OR_THROW = 0
+const BLOCK = native.SOCKET_FAST_WAIT
+
+/**
+ * One `recvmsg` on this thread through the pool: a message, `null` at end of stream,
+ * `undefined` when none is queued (`NOW`; and `BLOCK` on a non-blocking descriptor), or, with
+ * `NOW_OR_THROW`, the `EAGAIN` error.
+ */
+function receiveNow(fd: number, mode: number): SocketMessage | null | undefined {
+  if (pool.length - offset < MIN_ROOM) newPool()
+  const at = offset
+  words[0] = fd
+  words[1] = mode
+  words[2] = at
+  words[3] = pool.length - at
+  const len = fastReceive()
+  if (len >= 0) {
+    offset = (at + len + 7) & ~7
+    const data = makeView(poolMemory, pool.byteOffset + at, len)
+    const code = words[4]!
+    if (code === 0) return { data, fds: [], from: null, credentials: undefined }
+    // 1 + 2 * name length + (1 if abstract), the name in the argument area.
+    const name = pool.toString('utf8', NAME_AT, NAME_AT + ((code - 1) >> 1))
+    return { data, fds: [], from: (code - 1) & 1 ? { abstract: name } : name, credentials: undefined }
+  }
+  if (len === EMPTY) return undefined
+  if (len === KEPT) {
+    const r = native.socketFastTake() as NativeReceived | null
+    if (r === null) throw new Error('ipckit: a kept message went missing')
+    return r.end ? null : toMessage(r)
+  }
+  return callNative(fastError)
+}
+
+/** {@link sendNow} of a payload of at most `MIN_ROOM` bytes without descriptors, through the pool. */
+function sendFast(fd: number, bytes: Uint8Array, to: NativeAddress | undefined, throwEagain: boolean): number {
+  if (pool.length - offset < MIN_ROOM) newPool()
+  pool.set(bytes, offset)
+  words[0] = fd
+  words[1] = throwEagain ? 0 : SOFT
+  words[2] = offset
+  words[3] = bytes.length
+  if (to === undefined) {
+    words[4] = 0
+  } else {
+    pool.set(to.name, NAME_AT)
+    words[4] = 1 + 2 * to.name.length + (to.isAbstract ? 1 : 0)
+  }
+  const sent = fastSend()
+  return sent === FAILED ? callNative(fastError) : sent
 }
 
 /** Ends an iterator's pending wait without an error. */
@@ -380,42 +504,33 @@ abstract class MessageSocket implements Disposable {
     }
   }
 
-  /** One non-blocking `recvmsg`: a message, `null` at end of stream, `undefined` if none. */
-  #receiveNow(throwEagain = false): SocketMessage | null | undefined {
-    // A plain message comes as its length in `scratch`: no object is built on the native side.
-    const r = callNative(() => native.socketReceiveInto(this.fd, scratch, true, throwEagain)) as
-      | number
-      | (Omit<NativeReceived, 'data'> & { len: number })
-      | NativeReceived
-    if (typeof r === 'number') {
-      if (r < 0) return undefined
-      const code = Math.floor(r / ADDRESS_CODE)
-      const data = fromScratch(r - code * ADDRESS_CODE)
-      if (code === 0) return { data, fds: [], from: null, credentials: undefined }
-      // 1 + 2 * name length + (1 if abstract), the name in the scratch's last bytes.
-      const at = scratch.length - native.SOCKET_ADDRESS_ROOM
-      const name = scratch.toString('utf8', at, at + ((code - 1) >> 1))
-      return { data, fds: [], from: (code - 1) & 1 ? { abstract: name } : name, credentials: undefined }
-    }
-    if (r.end) return null
-    return toMessage('len' in r ? { ...r, data: fromScratch(r.len) } : r)
-  }
-
-  /** @internal */
-  protected async receiveOrEnd(
-    options: SocketReceiveOptions | undefined,
-    groups?: readonly WaitGroup[],
-  ): Promise<SocketMessage | null> {
-    const opts = validateOptions(options)
-    const signal = opts.signal
-    validateAbortSignal(signal, 'options.signal')
+  /** A message already queued, `null` at end of stream, `undefined` if none; throws when closed or aborted. */
+  #ready(signal: AbortSignal | undefined): SocketMessage | null | undefined {
     this.check()
     if (signal?.aborted) throw new AbortError(undefined, { cause: signal.reason })
+    return receiveNow(this.fd, NOW)
+  }
+
+  /** Waits on the epoll thread until readable, then takes a message (again if another reader was first). */
+  async #waitAndReceive(signal: AbortSignal | undefined, groups: readonly WaitGroup[]): Promise<SocketMessage | null> {
     for (;;) {
-      const now = this.#receiveNow()
-      if (now !== undefined) return now
-      await waitReady(this.fd, false, signal, groups ?? [this.#waits])
+      await waitReady(this.fd, false, signal, groups)
       this.#checkAfterWait()
+      const now = receiveNow(this.fd, NOW)
+      if (now !== undefined) return now
+    }
+  }
+
+  /** @internal A message already queued resolves at once, with no thread hop. */
+  protected receiveOrEnd(options: SocketReceiveOptions | undefined): Promise<SocketMessage | null> {
+    try {
+      const opts = validateOptions(options)
+      const signal = opts.signal
+      validateAbortSignal(signal, 'options.signal')
+      const now = this.#ready(signal)
+      return now !== undefined ? Promise.resolve(now) : this.#waitAndReceive(signal, [this.#waits])
+    } catch (err) {
+      return Promise.reject(err)
     }
   }
 
@@ -425,17 +540,56 @@ abstract class MessageSocket implements Disposable {
     const wait = optionalBoolean(opts.wait, 'options.wait', true)
     this.check()
     for (;;) {
-      const now = this.#receiveNow(!wait)
+      // Blocking, a receive waits in recvmsg itself (as C would), not in poll then recvmsg.
+      const now = receiveNow(this.fd, wait ? BLOCK : NOW_OR_THROW)
       if (now !== undefined) return now
       callNative(() => native.socketWaitSync(this.fd, false))
     }
   }
 
-  /** @internal */
+  /**
+   * @internal Each `next()` takes a message only when one is queued (resolving at once, with
+   * no thread hop) or once the socket is readable, so leaving the loop takes nothing more.
+   */
   protected iterateMessages(options?: SocketReceiveOptions): AsyncIterableIterator<SocketMessage> {
     const opts = validateOptions(options)
-    validateAbortSignal(opts.signal, 'options.signal')
-    return iterate((groups) => this.receiveOrEnd(opts, groups), this.#waits)
+    const signal = opts.signal
+    validateAbortSignal(signal, 'options.signal')
+    const iteration = new WaitGroup()
+    const groups = [this.#waits, iteration]
+    let finished = false
+    const done = (): IteratorResult<SocketMessage> => ({ done: true, value: undefined })
+    const ended = (err: unknown): IteratorResult<SocketMessage> => {
+      finished = true
+      if (err instanceof AbortError && err.cause === ITERATION_ENDED) return done()
+      throw err
+    }
+    const yielded = (value: SocketMessage | null): IteratorResult<SocketMessage> => {
+      if (value !== null) return { done: false, value }
+      finished = true
+      return done()
+    }
+    return {
+      [Symbol.asyncIterator]() {
+        return this
+      },
+      next: (): Promise<IteratorResult<SocketMessage>> => {
+        if (finished) return Promise.resolve(done())
+        let now: SocketMessage | null | undefined
+        try {
+          now = this.#ready(signal)
+        } catch (err) {
+          return new Promise((resolve) => resolve(ended(err)))
+        }
+        if (now !== undefined) return Promise.resolve(yielded(now))
+        return this.#waitAndReceive(signal, groups).then(yielded, ended)
+      },
+      return: async (): Promise<IteratorResult<SocketMessage>> => {
+        finished = true
+        iteration.cancelAll(ITERATION_ENDED)
+        return done()
+      },
+    }
   }
 
   /**
@@ -656,8 +810,8 @@ export class UnixDatagramSocket extends MessageSocket {
    * const { data, from, fds, credentials } = await sock.receive({ signal })
    * ```
    */
-  async receive(options?: SocketReceiveOptions): Promise<SocketMessage> {
-    return (await this.receiveOrEnd(options)) as SocketMessage
+  receive(options?: SocketReceiveOptions): Promise<SocketMessage> {
+    return this.receiveOrEnd(options) as Promise<SocketMessage>
   }
 
   /**
@@ -789,7 +943,7 @@ export class UnixSeqpacketSocket extends MessageSocket {
    * if (msg === null) console.log('peer closed')
    * ```
    */
-  async receive(options?: SocketReceiveOptions): Promise<SocketMessage | null> {
+  receive(options?: SocketReceiveOptions): Promise<SocketMessage | null> {
     return this.receiveOrEnd(options)
   }
 

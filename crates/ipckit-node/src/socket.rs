@@ -5,6 +5,7 @@
 //! they would block, [`socket_wait_start`] waits for readiness on the core's epoll thread
 //! through the [`Reactor`], and the TypeScript layer retries.
 
+use std::cell::RefCell;
 use std::os::fd::{AsRawFd, IntoRawFd, OwnedFd};
 
 use ipckit::poller::Interest;
@@ -13,6 +14,7 @@ use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
 use crate::error::OrThrow;
+use crate::fast::{self, keep_error, Slab};
 use crate::reactor::{Outcome, Reactor};
 
 fn kind_of(kind: &str) -> Kind {
@@ -200,18 +202,6 @@ pub fn socket_receive(
     }
 }
 
-/// A received message whose payload was copied into the caller's buffer
-/// ([`socket_receive_into`]): everything of [`ReceivedJs`] but the data.
-#[napi(object)]
-pub struct ReceivedMetaJs {
-    /// Payload bytes at the start of the buffer.
-    pub len: u32,
-    pub fds: Vec<i32>,
-    pub from: Option<SocketAddressJs>,
-    pub credentials: Option<CredentialsJs>,
-    pub end: bool,
-}
-
 /// [`socket_send`] of a message without descriptors, to `to` or (`None`) on a connected
 /// socket: the common cases, without converting an argument they do not use (each costs on
 /// every call).
@@ -237,74 +227,210 @@ pub fn socket_send_plain(
     }
 }
 
-/// Bytes at the end of a [`socket_receive_into`] buffer that receive the sender's address.
-#[napi]
-pub const SOCKET_ADDRESS_ROOM: u32 = 128;
-/// [`socket_receive_into`]'s answer for a message is `length + address code * this`.
-#[napi]
-pub const SOCKET_ADDRESS_CODE: u32 = 0x2_0000;
+// The fast path of receives and sends (see `crate::fast`): the TypeScript layer registers one
+// pool buffer per thread (`socketFastRegister`), writes a call's arguments into its first
+// `SOCKET_FAST_ARGS` bytes, and calls the argument-less `socketFastReceive` /
+// `socketFastSend`. A receive lands in the pool itself, where JavaScript hands the payload
+// out as a view (no copy, no object made here); the sender's address comes back in the
+// argument area.
+//
+// Argument area, as `i32` words: 0 fd, 1 flags, 2 payload offset in the pool, 3 payload room
+// (receive) or length (send), 4 address code (out of a receive, into a send: 0 for none,
+// else `1 + 2 * name length + (1 if abstract)`), then from byte `SOCKET_FAST_NAME_AT` the
+// address's name.
 
-/// [`socket_receive`] without building objects (a `Buffer` made from Rust memory, or an
-/// object's properties, cost several times the `recvmsg` itself): a message whose payload
-/// fits in `buf` less its last [`SOCKET_ADDRESS_ROOM`] bytes is copied there. With no
-/// descriptors nor credentials (and not the end of a stream) the answer is a number:
-/// `length + code * SOCKET_ADDRESS_CODE`, where `code` is 0 for no sender address, else
-/// `1 + 2 * name length + (1 if abstract)` with the name in the last
-/// [`SOCKET_ADDRESS_ROOM`] bytes of `buf`; -1 when none is queued (`socket_receive`'s null).
-/// Another message answers with a [`ReceivedMetaJs`] (payload in `buf`), or whole, as
-/// `socket_receive` gives it, when it is larger. `buf` must be at most
-/// `SOCKET_ADDRESS_CODE` bytes.
+/// Bytes at the start of a fast-path pool that hold the arguments and an address.
+#[napi]
+pub const SOCKET_FAST_ARGS: u32 = 160;
+/// Where the address's name starts in the argument area (up to 128 bytes; `sun_path` has 108).
+#[napi]
+pub const SOCKET_FAST_NAME_AT: u32 = 32;
+/// Fast-path flag: answer -1 when nothing is queued (receive) or there is no room (send)
+/// instead of failing with `EAGAIN`.
+#[napi]
+pub const SOCKET_FAST_SOFT: u32 = 1;
+/// Fast-path flag of a receive: block in `recvmsg` until a message comes (retrying after
+/// `EINTR`), for `receiveSync`. On a non-blocking descriptor the answer is -1 at once when
+/// nothing is queued, and the caller waits for readiness itself.
+#[napi]
+pub const SOCKET_FAST_WAIT: u32 = 2;
+/// `socketFastReceive`'s answer for a message that does not come as a plain payload in the
+/// pool (descriptors, credentials, end of stream, or larger than the room): take it with
+/// `socketFastTake()`.
+#[napi]
+pub const SOCKET_FAST_KEPT: i32 = -3;
+
+const NAME_ROOM: usize = (SOCKET_FAST_ARGS - SOCKET_FAST_NAME_AT) as usize;
+
+thread_local! {
+    static SLAB: RefCell<Slab> = const { RefCell::new(Slab::EMPTY) };
+    static KEPT_MESSAGE: RefCell<Option<Received>> = const { RefCell::new(None) };
+}
+
+/// Registers this thread's fast-path pool (see `socketFastReceive`); a later call replaces it.
 ///
 /// ```js
-/// const r = native.socketReceiveInto(fd, scratch, true, false)
-/// if (typeof r === 'number' && r >= 0) console.log(scratch.subarray(0, r % SOCKET_ADDRESS_CODE))
+/// native.socketFastRegister(Buffer.allocUnsafeSlow(128 * 1024))
 /// ```
-#[napi(ts_return_type = "number | ReceivedMetaJs | ReceivedJs")]
-pub fn socket_receive_into(
-    env: &Env,
-    fd: i32,
-    mut buf: BufferSlice<'_>,
-    nowait: bool,
-    throw_eagain: bool,
-) -> Result<Either3<i64, ReceivedMetaJs, ReceivedJs>> {
-    let room = SOCKET_ADDRESS_ROOM as usize;
-    if buf.len() < room || buf.len() > SOCKET_ADDRESS_CODE as usize {
-        return Err(Error::new(Status::InvalidArg, "buffer size out of range"));
+#[napi]
+pub fn socket_fast_register(env: &Env, pool: Buffer) -> Result<()> {
+    fast::register(env, &SLAB, pool)
+}
+
+/// The call's arguments: fd, flags, and the payload's place in the pool.
+fn fast_args(slab: &[u8]) -> Option<(i32, u32, usize, usize)> {
+    let fd = fast::word(slab, 0)?;
+    let flags = fast::word(slab, 1)? as u32;
+    let offset = usize::try_from(fast::word(slab, 2)?).ok()?;
+    let size = usize::try_from(fast::word(slab, 3)?).ok()?;
+    let end = offset.checked_add(size)?;
+    (offset >= SOCKET_FAST_ARGS as usize && end <= slab.len()).then_some((fd, flags, offset, size))
+}
+
+fn address_code(address: &Address) -> (&[u8], i32) {
+    match address {
+        Address::Path(name) => (name, 1 + 2 * name.len() as i32),
+        Address::Abstract(name) => (name, 2 + 2 * name.len() as i32),
     }
-    let address_at = buf.len() - room;
-    match socket::receive(fd, nowait) {
-        Ok(Some(r)) if r.data.len() <= address_at => {
-            let len = r.data.len();
-            buf[..len].copy_from_slice(&r.data);
-            if r.fds.is_empty() && r.credentials.is_none() && !r.end {
+}
+
+/// One `recvmsg` into the pool (non-blocking unless `SOCKET_FAST_WAIT`), at the offset and
+/// with the room the argument area gives: the payload's length, with the sender's address
+/// code in word 4 and its name at `SOCKET_FAST_NAME_AT`; -1 when nothing is queued (with
+/// `SOCKET_FAST_SOFT`, or `SOCKET_FAST_WAIT` on a non-blocking descriptor);
+/// `SOCKET_FAST_KEPT` for a message to take with `socketFastTake()`; -2 after an error,
+/// which `socketFastError()` throws (`EAGAIN` when nothing is queued without the flag).
+///
+/// ```js
+/// words.set([fd, SOCKET_FAST_SOFT, offset, pool.length - offset])
+/// const len = native.socketFastReceive()
+/// if (len >= 0) console.log(pool.subarray(offset, offset + len))
+/// ```
+#[napi]
+pub fn socket_fast_receive() -> i32 {
+    fast::with_slab(&SLAB, |slab| {
+        let Some(slab) = slab else {
+            return keep_error(ipckit::Error::new(ipckit::Errno::EINVAL, "recvmsg"));
+        };
+        let Some((fd, flags, offset, room)) = fast_args(slab) else {
+            return keep_error(ipckit::Error::new(ipckit::Errno::EINVAL, "recvmsg"));
+        };
+        let (head, pool) = slab.split_at_mut(offset);
+        let buf = &mut pool[..room];
+        let got = if flags & SOCKET_FAST_WAIT != 0 {
+            match ipckit::error::retry_eintr(|| socket::receive_into(fd, buf, false)) {
+                Err(e) if e.errno() == ipckit::Errno::EAGAIN => return -1,
+                other => other,
+            }
+        } else {
+            socket::receive_into(fd, buf, true)
+        };
+        match got {
+            Ok(Some(r))
+                if r.len <= room && r.fds.is_empty() && r.credentials.is_none() && !r.end =>
+            {
                 let code = match &r.from {
                     None => 0,
-                    Some(Address::Path(name)) | Some(Address::Abstract(name)) => {
-                        buf[address_at..address_at + name.len()].copy_from_slice(name);
-                        1 + 2 * name.len()
-                            + usize::from(matches!(r.from, Some(Address::Abstract(_))))
+                    Some(address) => {
+                        let (name, code) = address_code(address);
+                        let at = SOCKET_FAST_NAME_AT as usize;
+                        match head.get_mut(at..at + name.len()) {
+                            Some(dst) if name.len() <= NAME_ROOM => dst.copy_from_slice(name),
+                            _ => {
+                                return keep_error(ipckit::Error::new(
+                                    ipckit::Errno::ENAMETOOLONG,
+                                    "recvmsg",
+                                ))
+                            }
+                        }
+                        code
                     }
                 };
-                return Ok(Either3::A(
-                    (len + code * SOCKET_ADDRESS_CODE as usize) as i64,
-                ));
+                head[16..20].copy_from_slice(&code.to_ne_bytes());
+                r.len as i32
             }
-            Ok(Either3::B(ReceivedMetaJs {
-                len: len as u32,
-                fds: r.fds.into_iter().map(IntoRawFd::into_raw_fd).collect(),
-                from: address_js(r.from),
-                credentials: r.credentials.map(Into::into),
-                end: r.end,
-            }))
+            Ok(Some(r)) => {
+                let mut data = Vec::with_capacity(r.len);
+                data.extend_from_slice(&buf[..r.len.min(room)]);
+                data.extend_from_slice(&r.rest);
+                let message = Received {
+                    data,
+                    fds: r.fds,
+                    from: r.from,
+                    credentials: r.credentials,
+                    end: r.end,
+                };
+                KEPT_MESSAGE.with(|kept| *kept.borrow_mut() = Some(message));
+                SOCKET_FAST_KEPT
+            }
+            Ok(None) if flags & SOCKET_FAST_SOFT != 0 => -1,
+            Ok(None) => keep_error(ipckit::Error::new(ipckit::Errno::EAGAIN, "recvmsg")),
+            Err(e) => keep_error(e),
         }
-        Ok(Some(r)) => Ok(Either3::C(r.into())),
-        Ok(None) if throw_eagain => Err(crate::error::sys_error(
-            env,
-            ipckit::Error::new(ipckit::Errno::EAGAIN, "recvmsg"),
-        )),
-        Ok(None) => Ok(Either3::A(-1)),
-        Err(e) => Err(crate::error::sys_error(env, e)),
-    }
+    })
+}
+
+/// The message the last `socketFastReceive` kept (answer `SOCKET_FAST_KEPT`); its `fds` now
+/// belong to the caller. `null` when there is none.
+///
+/// ```js
+/// if (native.socketFastReceive() === SOCKET_FAST_KEPT) console.log(native.socketFastTake())
+/// ```
+#[napi]
+pub fn socket_fast_take() -> Option<ReceivedJs> {
+    KEPT_MESSAGE
+        .with(|kept| kept.borrow_mut().take())
+        .map(Into::into)
+}
+
+/// One non-blocking `sendmsg` of the payload the pool holds at the offset and length the
+/// argument area gives, without descriptors, to the address in it (code in word 4, name at
+/// `SOCKET_FAST_NAME_AT`) or on a connected socket (code 0): the bytes sent; -1 when the
+/// socket is full (with `SOCKET_FAST_SOFT`); -2 after an error, which `socketFastError()`
+/// throws.
+///
+/// ```js
+/// pool.set(payload, offset)
+/// words.set([fd, SOCKET_FAST_SOFT, offset, payload.length, 0])
+/// const sent = native.socketFastSend()
+/// ```
+#[napi]
+pub fn socket_fast_send() -> i64 {
+    fast::with_slab(&SLAB, |slab| {
+        let parsed = slab.as_deref().and_then(|slab| {
+            let (fd, flags, offset, len) = fast_args(slab)?;
+            let code = usize::try_from(fast::word(slab, 4)?).ok()?;
+            let to = match code {
+                0 => None,
+                code => {
+                    let at = SOCKET_FAST_NAME_AT as usize;
+                    let name = slab.get(at..at + (code - 1) / 2)?.to_vec();
+                    Some(address(&name, (code - 1) % 2 == 1))
+                }
+            };
+            Some((fd, flags, &slab[offset..offset + len], to))
+        });
+        let Some((fd, flags, data, to)) = parsed else {
+            return keep_error(ipckit::Error::new(ipckit::Errno::EINVAL, "sendmsg"));
+        };
+        match socket::send(fd, data, &[], to.as_ref(), true) {
+            Ok(Some(n)) => n as i64,
+            Ok(None) if flags & SOCKET_FAST_SOFT != 0 => -1,
+            Ok(None) => keep_error(ipckit::Error::new(ipckit::Errno::EAGAIN, "sendmsg")),
+            Err(e) => keep_error(e),
+        }
+    })
+}
+
+/// Throws the error kept by the last failed `socketFastReceive` / `socketFastSend` (and
+/// forgets it); does nothing if there is none.
+///
+/// ```js
+/// if (native.socketFastReceive() === -2) native.socketFastError()
+/// ```
+#[napi]
+pub fn socket_fast_error(env: &Env) -> Result<()> {
+    fast::throw_kept(env)
 }
 
 /// Waits for `fd` to be readable (or `writable`) on the core's epoll thread; delivered

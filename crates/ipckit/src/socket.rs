@@ -461,21 +461,176 @@ pub fn send(
 /// Room for the most descriptors one message may carry (`SCM_MAX_FD`) and credentials.
 const SCM_MAX_FD: usize = 253;
 
+/// Size of the per-thread buffer [`receive`] copies payloads out of.
+const SCRATCH: usize = 64 * 1024;
+
+thread_local! {
+    static SCRATCH_BUF: RefCell<Vec<u8>> = RefCell::new(vec![0; SCRATCH]);
+}
+
 #[cfg(any(target_os = "linux", target_os = "android"))]
 thread_local! {
-    static SCRATCH: RefCell<(Vec<u8>, Vec<u8>)> = RefCell::new((
-        vec![0; 64 * 1024],
-        nix::cmsg_space!([RawFd; SCM_MAX_FD], libc::ucred),
-    ));
+    static CMSG: RefCell<Vec<u8>> = RefCell::new(nix::cmsg_space!([RawFd; SCM_MAX_FD], libc::ucred));
 }
 
 // No SCM_CREDENTIALS elsewhere (macOS): room for the descriptors only.
 #[cfg(not(any(target_os = "linux", target_os = "android")))]
 thread_local! {
-    static SCRATCH: RefCell<(Vec<u8>, Vec<u8>)> = RefCell::new((
-        vec![0; 64 * 1024],
-        nix::cmsg_space!([RawFd; SCM_MAX_FD]),
-    ));
+    static CMSG: RefCell<Vec<u8>> = RefCell::new(nix::cmsg_space!([RawFd; SCM_MAX_FD]));
+}
+
+/// The overflow area: where the part of a message that does not fit in the caller's buffer
+/// lands, so that a receive never has to ask a message's size first (an `FIONREAD` costs a
+/// system call, and on a seqpacket socket walks every queued message).
+///
+/// It is a per-thread mapping of `MAX_MESSAGE` bytes of address space that reserves no
+/// memory (`MAP_NORESERVE`, not in core dumps): every `recvmsg` gets it as its last buffer,
+/// and since no `sendmsg` can carry more than `MAX_MESSAGE` bytes, no message is ever cut.
+/// Only the pages a large message was written to become memory; past `OVERFLOW_KEEP` bytes
+/// they are given back once the message was copied out.
+///
+/// The kernel only checks the area's address range; an emulator that checks a buffer page by
+/// page (qemu-user before 8.1) pays ~2 ms per receive for it, correct but slow.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+mod overflow {
+    use std::cell::RefCell;
+
+    /// The most bytes one `sendmsg` or `recvmsg` moves on Linux (`MAX_RW_COUNT`, see
+    /// `read(2)` and `write(2)`): the kernel caps a call's total buffer length there.
+    pub(super) const MAX_MESSAGE: usize = 0x7fff_f000;
+
+    /// Bytes of the area that stay memory after a large message (beyond, pages go back).
+    const OVERFLOW_KEEP: usize = 1 << 20;
+
+    /// One thread's overflow area.
+    pub(super) struct Area {
+        ptr: *mut u8,
+    }
+
+    impl Area {
+        /// Maps the area, or `None` where the system would charge the whole mapping as
+        /// committed memory (`vm.overcommit_memory = 2`), where the process has an
+        /// address-space limit (`RLIMIT_AS`: the area would take 2 GiB of it from later
+        /// allocations), or where the mapping fails (32-bit): the caller then sizes its
+        /// buffer with `FIONREAD` instead.
+        fn map() -> Option<Area> {
+            if std::fs::read_to_string("/proc/sys/vm/overcommit_memory")
+                .is_ok_and(|m| m.trim() == "2")
+            {
+                return None;
+            }
+            let mut limit = libc::rlimit {
+                rlim_cur: 0,
+                rlim_max: 0,
+            };
+            // SAFETY: getrlimit writes one rlimit to the pointer, which points at `limit`.
+            let rc = unsafe { libc::getrlimit(libc::RLIMIT_AS, &mut limit) };
+            if rc != 0 || limit.rlim_cur != libc::RLIM_INFINITY {
+                return None;
+            }
+            // SAFETY: an anonymous private mapping at an address the kernel picks touches no
+            // existing memory; the result is checked before use.
+            let ptr = unsafe {
+                libc::mmap(
+                    std::ptr::null_mut(),
+                    MAX_MESSAGE,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+                    -1,
+                    0,
+                )
+            };
+            if ptr == libc::MAP_FAILED {
+                return None;
+            }
+            // SAFETY: `ptr` is the mapping just made, `MAX_MESSAGE` bytes long. Keeping it
+            // out of core dumps is advice; its failure changes nothing.
+            unsafe { libc::madvise(ptr, MAX_MESSAGE, libc::MADV_DONTDUMP) };
+            Some(Area { ptr: ptr.cast() })
+        }
+
+        /// The whole area, writable.
+        pub(super) fn bytes(&mut self) -> &mut [u8] {
+            // SAFETY: `ptr` is a live read-write mapping of `MAX_MESSAGE` bytes that only
+            // this thread's `Area` (borrowed mutably here) hands out.
+            unsafe { std::slice::from_raw_parts_mut(self.ptr, MAX_MESSAGE) }
+        }
+
+        /// After a message wrote `used` bytes into the area: gives back its pages past
+        /// `OVERFLOW_KEEP` (they read as zeros when touched again).
+        pub(super) fn release(&mut self, used: usize) {
+            if used > OVERFLOW_KEEP {
+                // SAFETY: the range lies inside the mapping (`OVERFLOW_KEEP` is page-aligned
+                // and `used <= MAX_MESSAGE`), and nothing borrows it now.
+                unsafe {
+                    libc::madvise(
+                        self.ptr.add(OVERFLOW_KEEP).cast(),
+                        used - OVERFLOW_KEEP,
+                        libc::MADV_DONTNEED,
+                    )
+                };
+            }
+        }
+    }
+
+    impl Drop for Area {
+        fn drop(&mut self) {
+            // SAFETY: `ptr` is the mapping `map` made, of that length, unmapped only here.
+            unsafe { libc::munmap(self.ptr.cast(), MAX_MESSAGE) };
+        }
+    }
+
+    /// A thread's area: not made yet, made, or not available (`FIONREAD` sizing instead).
+    pub(super) enum State {
+        NotYet,
+        Mapped(Area),
+        Unavailable,
+    }
+
+    thread_local! {
+        pub(super) static AREA: RefCell<State> = const { RefCell::new(State::NotYet) };
+    }
+
+    /// Runs `f` with this thread's area, mapping it on first use; `None` when unavailable.
+    pub(super) fn with<R>(f: impl FnOnce(Option<&mut Area>) -> R) -> R {
+        AREA.with(|state| {
+            let mut state = state.borrow_mut();
+            if matches!(*state, State::NotYet) {
+                *state = Area::map().map_or(State::Unavailable, State::Mapped);
+            }
+            match &mut *state {
+                State::Mapped(area) => f(Some(area)),
+                _ => f(None),
+            }
+        })
+    }
+
+    /// Makes this thread size its buffers with `FIONREAD`, as where the area cannot be mapped.
+    #[cfg(test)]
+    pub(super) fn disable() {
+        AREA.with(|state| *state.borrow_mut() = State::Unavailable);
+    }
+}
+
+/// Where there is no `MAX_RW_COUNT` to rely on (macOS): never an area, buffers are sized with
+/// `FIONREAD`.
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+mod overflow {
+    /// Never made.
+    pub(super) enum Area {}
+
+    impl Area {
+        pub(super) fn bytes(&mut self) -> &mut [u8] {
+            match *self {}
+        }
+        pub(super) fn release(&mut self, _used: usize) {
+            match *self {}
+        }
+    }
+
+    pub(super) fn with<R>(f: impl FnOnce(Option<&mut Area>) -> R) -> R {
+        f(None)
+    }
 }
 
 /// Bytes queued for reading (`FIONREAD`): the next datagram's size on a datagram socket, all
@@ -487,9 +642,127 @@ fn queued_bytes(fd: RawFd) -> Result<usize> {
     Ok(n.max(0) as usize)
 }
 
+/// A message taken by [`receive_into`]: the payload is in the caller's buffer (and, past its
+/// end, in `rest`), everything else here.
+#[derive(Debug)]
+pub struct ReceivedInto {
+    /// The payload's length. When it is at most the buffer's length, the payload is
+    /// `buf[..len]`; otherwise `buf` holds its first `buf.len()` bytes and `rest` the others.
+    pub len: usize,
+    /// The payload's bytes past the end of the caller's buffer (empty when it fitted).
+    pub rest: Vec<u8>,
+    /// Descriptors that came with it (`SCM_RIGHTS`), each with `O_CLOEXEC`.
+    pub fds: Vec<OwnedFd>,
+    /// The sender's address; `None` for an unbound sender or a connected stream.
+    pub from: Option<Address>,
+    /// The sender's credentials, when `SO_PASSCRED` is on.
+    pub credentials: Option<Credentials>,
+    /// End of stream: the peer of a connected stream or seqpacket socket closed (or shut
+    /// down) its end, and nothing is left to read. `len` is then 0.
+    pub end: bool,
+}
+
+/// `recvmsg(MSG_CMSG_CLOEXEC)` of one whole message into `buf`, with its descriptors, sender
+/// address and credentials, in one system call: what does not fit in `buf` comes in
+/// [`ReceivedInto::rest`], so no message is ever cut, whatever its size. With `nowait`
+/// (`MSG_DONTWAIT`), `Ok(None)` when nothing is queued.
+///
+/// The part past `buf` lands first in a per-thread overflow area (address space the size of
+/// the largest possible message, `MAP_NORESERVE`: memory only where a large message wrote).
+/// Where that area is not mapped (`vm.overcommit_memory = 2`, an `RLIMIT_AS` limit, macOS),
+/// the size is asked first with `FIONREAD`.
+///
+/// On a stream socket it returns what is queued now (at least one byte, or `len` 0 at end of
+/// stream).
+///
+/// ```
+/// use ipckit::socket::*;
+/// use std::os::fd::AsRawFd;
+/// let (a, b) = socketpair(Kind::Seqpacket)?;
+/// send(a.as_raw_fd(), b"hello world", &[], None, true)?;
+/// let mut buf = [0u8; 5];
+/// let got = receive_into(b.as_raw_fd(), &mut buf, true)?.expect("a message is queued");
+/// assert_eq!((got.len, &buf, &got.rest[..]), (11, b"hello", &b" world"[..]));
+/// # Ok::<(), ipckit::Error>(())
+/// ```
+///
+/// For more information, see [`recvmsg(2)`](https://man7.org/linux/man-pages/man2/recvmsg.2.html).
+pub fn receive_into(fd: RawFd, buf: &mut [u8], nowait: bool) -> Result<Option<ReceivedInto>> {
+    overflow::with(|area| {
+        CMSG.with(|cmsg| {
+            let mut cmsg = cmsg.borrow_mut();
+            let mut area = area;
+            let mut sized = Vec::new();
+            let tail: &mut [u8] = match area.as_deref_mut() {
+                Some(area) => area.bytes(),
+                None => {
+                    if !nowait {
+                        wait_ready(fd, false)?;
+                    }
+                    sized.resize(queued_bytes(fd)?.saturating_sub(buf.len()), 0);
+                    &mut sized
+                }
+            };
+            let room = buf.len();
+            #[cfg(any(target_os = "linux", target_os = "android"))]
+            let mut flags = MsgFlags::MSG_CMSG_CLOEXEC;
+            // No MSG_CMSG_CLOEXEC elsewhere (macOS): parse_cmsgs sets FD_CLOEXEC on each fd.
+            #[cfg(not(any(target_os = "linux", target_os = "android")))]
+            let mut flags = MsgFlags::empty();
+            if nowait {
+                flags |= MsgFlags::MSG_DONTWAIT;
+            }
+            let mut iov = [IoSliceMut::new(buf), IoSliceMut::new(tail)];
+            let got =
+                nix_socket::recvmsg::<UnixAddr>(fd, &mut iov, Some(&mut cmsg), flags).map(|m| {
+                    // The kernel reports an empty address (length 0) for an unbound sender or on
+                    // a connected socket, which UnixAddr's accessors must not look at.
+                    let from = m
+                        .address
+                        .as_ref()
+                        .filter(|a| {
+                            SockaddrLike::len(*a) as usize
+                                > std::mem::size_of::<libc::sa_family_t>()
+                        })
+                        .and_then(Address::from_unix_addr);
+                    (m.bytes, m.flags, from, parse_cmsgs(m.cmsgs().ok()))
+                });
+            let [_, tail] = iov;
+            let (len, msg_flags, from, (fds, credentials)) = match got {
+                Ok(got) => got,
+                Err(Errno::EAGAIN) if nowait => return Ok(None),
+                Err(e) => return Err(Error::new(e, "recvmsg")),
+            };
+            if msg_flags.contains(MsgFlags::MSG_TRUNC) {
+                // Only without the overflow area: another reader took the message FIONREAD
+                // measured, and the next one was larger.
+                return Err(Error::new(Errno::EMSGSIZE, "recvmsg"));
+            }
+            let rest = if len > room {
+                let rest = tail[..len - room].to_vec();
+                if let Some(area) = area {
+                    area.release(len - room);
+                }
+                rest
+            } else {
+                Vec::new()
+            };
+            let end = len == 0 && fds.is_empty() && at_end(fd)?;
+            Ok(Some(ReceivedInto {
+                len,
+                rest,
+                fds,
+                from,
+                credentials,
+                end,
+            }))
+        })
+    })
+}
+
 /// `recvmsg(MSG_CMSG_CLOEXEC)`: one whole message with its descriptors, sender address and
-/// credentials. With `nowait` (`MSG_DONTWAIT`), `Ok(None)` when nothing is queued. The
-/// buffer is sized from `FIONREAD`, so no message is ever cut.
+/// credentials ([`receive_into`] a per-thread buffer, then copied out). With `nowait`
+/// (`MSG_DONTWAIT`), `Ok(None)` when nothing is queued. No message is ever cut.
 ///
 /// On a stream socket it returns what is queued now (at least one byte, or an empty `data`
 /// at end of stream).
@@ -507,50 +780,20 @@ fn queued_bytes(fd: RawFd) -> Result<usize> {
 ///
 /// For more information, see [`recvmsg(2)`](https://man7.org/linux/man-pages/man2/recvmsg.2.html).
 pub fn receive(fd: RawFd, nowait: bool) -> Result<Option<Received>> {
-    SCRATCH.with(|scratch| {
+    SCRATCH_BUF.with(|scratch| {
         let mut scratch = scratch.borrow_mut();
-        let (buf, cmsg) = &mut *scratch;
-        let want = queued_bytes(fd)?;
-        if buf.len() < want {
-            buf.resize(want, 0);
-        }
-        #[cfg(any(target_os = "linux", target_os = "android"))]
-        let mut flags = MsgFlags::MSG_CMSG_CLOEXEC;
-        // No MSG_CMSG_CLOEXEC elsewhere (macOS): parse_cmsgs sets FD_CLOEXEC on each fd.
-        #[cfg(not(any(target_os = "linux", target_os = "android")))]
-        let mut flags = MsgFlags::empty();
-        if nowait {
-            flags |= MsgFlags::MSG_DONTWAIT;
-        }
-        let mut iov = [IoSliceMut::new(buf)];
-        let got = nix_socket::recvmsg::<UnixAddr>(fd, &mut iov, Some(cmsg), flags).map(|m| {
-            // The kernel reports an empty address (length 0) for an unbound sender or on a
-            // connected socket, which UnixAddr's accessors must not look at.
-            let from = m
-                .address
-                .as_ref()
-                .filter(|a| {
-                    SockaddrLike::len(*a) as usize > std::mem::size_of::<libc::sa_family_t>()
-                })
-                .and_then(Address::from_unix_addr);
-            (m.bytes, m.flags, from, parse_cmsgs(m.cmsgs().ok()))
-        });
-        let (len, msg_flags, from, (fds, credentials)) = match got {
-            Ok(got) => got,
-            Err(Errno::EAGAIN) if nowait => return Ok(None),
-            Err(e) => return Err(Error::new(e, "recvmsg")),
+        let Some(r) = receive_into(fd, &mut scratch, nowait)? else {
+            return Ok(None);
         };
-        if msg_flags.contains(MsgFlags::MSG_TRUNC) {
-            // Another reader took the message FIONREAD measured; the next one was larger.
-            return Err(Error::new(Errno::EMSGSIZE, "recvmsg"));
-        }
-        let end = len == 0 && fds.is_empty() && at_end(fd)?;
+        let mut data = Vec::with_capacity(r.len);
+        data.extend_from_slice(&scratch[..r.len.min(SCRATCH)]);
+        data.extend_from_slice(&r.rest);
         Ok(Some(Received {
-            data: buf[..len].to_vec(),
-            fds,
-            from,
-            credentials,
-            end,
+            data,
+            fds: r.fds,
+            from: r.from,
+            credentials: r.credentials,
+            end: r.end,
         }))
     })
 }
@@ -916,6 +1159,102 @@ mod tests {
         assert!(receive(b.as_raw_fd(), true).unwrap().is_none());
         send(a.as_raw_fd(), b"", &[], None, true).unwrap();
         assert!(!receive(b.as_raw_fd(), true).unwrap().unwrap().end);
+        drop(a);
+        assert!(receive(b.as_raw_fd(), true).unwrap().unwrap().end);
+    }
+
+    /// A message of `len` bytes that tells its position in each byte.
+    fn pattern(len: usize, seed: u8) -> Vec<u8> {
+        (0..len).map(|i| (i as u8).wrapping_mul(7) ^ seed).collect()
+    }
+
+    /// Lets `fd` send messages of `bytes`: `SO_SNDBUFFORCE` (root), else `SO_SNDBUF` (capped
+    /// by `wmem_max`); the largest message it can send then.
+    fn grow_sndbuf(fd: &OwnedFd, bytes: usize) -> usize {
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        let forced = nix_socket::setsockopt(fd, sockopt::SndBufForce, &bytes).is_ok();
+        #[cfg(not(any(target_os = "linux", target_os = "android")))]
+        let forced = false;
+        if !forced {
+            nix_socket::setsockopt(fd, sockopt::SndBuf, &bytes).unwrap();
+        }
+        nix_socket::getsockopt(fd, sockopt::SndBuf).unwrap() - 64
+    }
+
+    /// Messages larger than the caller's buffer and than `receive`'s scratch come whole, in
+    /// order, with nothing lost before or after them.
+    fn large_messages_come_whole(kind: Kind) {
+        let (a, b) = socketpair(kind).unwrap();
+        let big = pattern(grow_sndbuf(&a, 3 << 20).min(3 << 20), 1);
+        assert!(
+            big.len() > SCRATCH,
+            "the socket can send {} bytes",
+            big.len()
+        );
+        for round in 0..2 {
+            send(a.as_raw_fd(), b"before", &[], None, true).unwrap();
+            send(a.as_raw_fd(), &big, &[], None, false).unwrap();
+            send(a.as_raw_fd(), b"after", &[], None, true).unwrap();
+            let mut buf = [0u8; 16];
+            let first = receive_into(b.as_raw_fd(), &mut buf, true)
+                .unwrap()
+                .unwrap();
+            assert_eq!(
+                (first.len, &buf[..6], first.rest.len()),
+                (6, &b"before"[..], 0)
+            );
+            if round == 0 {
+                let got = receive_into(b.as_raw_fd(), &mut buf, true)
+                    .unwrap()
+                    .unwrap();
+                assert_eq!(got.len, big.len());
+                assert_eq!(&buf[..], &big[..16]);
+                assert!(got.rest == big[16..], "the rest of the message");
+            } else {
+                assert!(receive(b.as_raw_fd(), true).unwrap().unwrap().data == big);
+            }
+            assert_eq!(
+                receive(b.as_raw_fd(), true).unwrap().unwrap().data,
+                b"after"
+            );
+            assert!(receive(b.as_raw_fd(), true).unwrap().is_none());
+        }
+        let mut empty = [0u8; 0];
+        send(a.as_raw_fd(), b"xyz", &[], None, true).unwrap();
+        let got = receive_into(b.as_raw_fd(), &mut empty, true)
+            .unwrap()
+            .unwrap();
+        assert_eq!((got.len, &got.rest[..]), (3, &b"xyz"[..]));
+    }
+
+    #[test]
+    fn large_messages_come_whole_seqpacket() {
+        large_messages_come_whole(Kind::Seqpacket);
+    }
+
+    #[test]
+    fn large_messages_come_whole_dgram() {
+        large_messages_come_whole(Kind::Datagram);
+    }
+
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    #[test]
+    fn large_messages_come_whole_without_the_overflow_area() {
+        overflow::disable();
+        large_messages_come_whole(Kind::Seqpacket);
+        large_messages_come_whole(Kind::Datagram);
+    }
+
+    #[test]
+    fn stream_receive_takes_what_is_queued() {
+        let (a, b) = socketpair(Kind::Stream).unwrap();
+        let big = pattern(100_000, 9);
+        send(a.as_raw_fd(), &big, &[], None, true).unwrap();
+        let mut got = Vec::new();
+        while got.len() < big.len() {
+            got.extend(receive(b.as_raw_fd(), true).unwrap().unwrap().data);
+        }
+        assert!(got == big);
         drop(a);
         assert!(receive(b.as_raw_fd(), true).unwrap().unwrap().end);
     }
