@@ -2,6 +2,7 @@ import test from 'ava'
 import { chmodSync, mkdirSync, readFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { constants } from 'node:os'
+import { Worker } from 'node:worker_threads'
 
 import {
   AbortError,
@@ -96,11 +97,12 @@ test('bad signals and arguments are refused before any system call', (t) => {
   t.throws(() => describeSignal(32), { code: 'ERR_UNKNOWN_SIGNAL' })
   t.throws(() => watchSignals([]), { code: 'ERR_INVALID_ARG_VALUE' })
   t.throws(() => watchSignals('SIGUSR2', { signal: {} as AbortSignal }), { code: 'ERR_INVALID_ARG_TYPE' })
+  t.throws(() => watchSignals('SIGUSR2', { ordered: 1 as unknown as boolean }), { code: 'ERR_INVALID_ARG_TYPE' })
   t.is(signalDisposition('SIGUSR2'), 'default')
 })
 
-test('SIGKILL, SIGSTOP, fault signals and the reserved wake signal cannot be watched, ignored or restored', (t) => {
-  for (const sig of ['SIGKILL', 'SIGSTOP', 'SIGSEGV', 'SIGBUS', 'SIGFPE', 'SIGILL', WAKE, 'SIGRTMAX-6']) {
+test('SIGKILL, SIGSTOP, fault signals and the reserved wake and mask signals cannot be watched, ignored or restored', (t) => {
+  for (const sig of ['SIGKILL', 'SIGSTOP', 'SIGSEGV', 'SIGBUS', 'SIGFPE', 'SIGILL', WAKE, 'SIGRTMAX-6', 'SIGRTMAX-7']) {
     const before = signalDisposition(sig)
     t.like(t.throws(() => watchSignals(['SIGUSR2', sig]), { instanceOf: TypeError }), { code: 'ERR_INVALID_ARG_VALUE' })
     t.throws(() => ignoreSignal(sig), { code: 'ERR_INVALID_ARG_VALUE' })
@@ -299,28 +301,96 @@ test.serial('1,000 alternating SIGUSR1/SIGUSR2 from a Node child: standard signa
   t.is(signalDisposition('SIGUSR2'), 'default')
 })
 
-test('1,000 real-time signals from a Node child all arrive, each once, with their values; order is reported', async (t) => {
-  using watcher = watchSignals('SIGRTMIN+5')
-  const child = nodeChild(
-    `const pid = Number(process.argv[2]);
-     for (let i = 0; i < 1000; ) {
-       try { ipckit.sigqueue(pid, 'SIGRTMIN+5', i); i++ } catch (e) { if (e.code !== 'EAGAIN') throw e }
-     }`,
-    [String(process.pid)],
+/**
+ * 1,000 `sigqueue`s of `signal` from a Node child to this process, values 0..999, read by
+ * `watcher`; several of this process's threads are kept busy meanwhile, so that without
+ * confinement two of them often handle deliveries at the same moment.
+ */
+async function realTimeBurst(watcher: AsyncIterator<SignalEvent>, signal: string) {
+  const busy = Array.from(
+    { length: 2 },
+    () => new Worker('const end = Date.now() + 20000; while (Date.now() < end) {}', { eval: true }),
   )
-  const events = await take(watcher, 1000)
-  const values = events.map((e) => e.value!)
-  // Real-time signals queue: none lost, none twice. The kernel hands them out in send order,
-  // but two handled at the same moment on two of Node's threads may be recorded swapped.
+  try {
+    const child = nodeChild(
+      `const pid = Number(process.argv[2]);
+       for (let i = 0; i < 1000; ) {
+         try { ipckit.sigqueue(pid, process.argv[3], i); i++ } catch (e) { if (e.code !== 'EAGAIN') throw e }
+       }`,
+      [String(process.pid), signal],
+    )
+    const events = await take(watcher, 1000)
+    return { events, pid: child.pid, child: await child.done }
+  } finally {
+    await Promise.all(busy.map((w) => w.terminate()))
+  }
+}
+
+test.serial('1,000 real-time signals from a Node child all arrive once each, in send order, with their values', async (t) => {
+  using watcher = watchSignals('SIGRTMIN+5')
+  t.true(watcher.ordered)
+  const { events, pid, child } = await realTimeBurst(watcher, 'SIGRTMIN+5')
+  t.deepEqual(
+    events.map((e) => e.value),
+    Array.from({ length: 1000 }, (_, i) => i),
+  )
+  t.true(events.every((e) => e.pid === pid && e.code === -1 && e.name === 'SIGRTMIN+5'))
+  t.is(child.code, 0)
+  t.is(watcher.dropped, 0)
+  // The same burst to an unordered watch: none lost, but handlers on two threads at once may
+  // record two swapped (what the ordered watch prevents).
+  using unordered = watchSignals('SIGRTMIN+12', { ordered: false })
+  t.false(unordered.ordered)
+  const second = await realTimeBurst(unordered, 'SIGRTMIN+12')
+  const values = second.events.map((e) => e.value!)
   t.deepEqual(
     [...values].sort((a, b) => a - b),
     Array.from({ length: 1000 }, (_, i) => i),
   )
   const inversions = values.filter((v, i) => i > 0 && v < values[i - 1]!).length
-  t.log(`${inversions} of 999 neighbouring pairs recorded out of send order`)
-  t.true(events.every((e) => e.pid === child.pid && e.code === -1))
-  t.is((await child.done).code, 0)
-  t.is(watcher.dropped, 0)
+  t.log(`unordered watch: ${inversions} of 999 neighbouring pairs recorded out of send order`)
+})
+
+test('an ordered watch blocks its real-time signal in every thread but ipckit’s poller thread, and gives it back', async (t) => {
+  const r = await runNode(`
+    const fs = require('node:fs')
+    const { Worker } = require('node:worker_threads')
+    const n = ipckit.describeSignal('SIGRTMIN+7').number
+    const bit = 1n << BigInt(n - 1)
+    const threads = () => fs.readdirSync('/proc/self/task').map((tid) => {
+      const status = fs.readFileSync('/proc/self/task/' + tid + '/status', 'utf8')
+      const blk = BigInt('0x' + /SigBlk:\\s+(\\S+)/.exec(status)[1])
+      return { tid, comm: fs.readFileSync('/proc/self/task/' + tid + '/comm', 'utf8').trim(), blocks: (blk & bit) !== 0n }
+    })
+    const blockedBy = () => threads().filter((x) => x.blocks).map((x) => x.tid).sort()
+    const before = blockedBy()
+    const unordered = ipckit.watchSignals('SIGRTMIN+7', { ordered: false })
+    console.log('unordered', unordered.ordered, JSON.stringify(blockedBy()) === JSON.stringify(before))
+    unordered.close()
+    const w = ipckit.watchSignals(['SIGRTMIN+7', 'SIGUSR2'])
+    const during = threads()
+    const free = during.filter((x) => !x.blocks)
+    console.log('ordered', w.ordered, free.length, free[0] && free[0].comm, during.length > 3)
+    // A worker started now inherits the block; so does every thread it starts.
+    const worker = new Worker("require('node:worker_threads').parentPort.postMessage(require('node:fs').readFileSync('/proc/thread-self/status', 'utf8'))", { eval: true })
+    worker.once('message', async (status) => {
+      const blk = BigInt('0x' + /SigBlk:\\s+(\\S+)/.exec(status)[1])
+      console.log('worker blocks', (blk & bit) !== 0n)
+      await worker.terminate()
+      w.close()
+      const after = threads()
+      // Blocked after: only threads that blocked it before, and ipckit's own waiting threads
+      // (they block every signal, started meanwhile by next() calls of other code).
+      const stray = after.filter((x) => x.blocks && !before.includes(x.tid) && !x.comm.startsWith('ipckit'))
+      console.log('after', w.ordered, stray.length, JSON.stringify(stray))
+    })
+  `)
+  t.deepEqual(r.stdout.trim().split('\n'), [
+    'unordered false true',
+    'ordered true 1 ipckit-poller true',
+    'worker blocks true',
+    'after false 0 []',
+  ])
 })
 
 test('several watchers of one signal each see every delivery', async (t) => {
@@ -367,7 +437,9 @@ test('a signal sent right after watchSignals returns is seen', async (t) => {
 test.serial('a delivered signal is taken with no thread hop; a pending next() resolves from another process', async (t) => {
   // Cancelled waits of earlier tests report back asynchronously; let them.
   for (let i = 0; i < 200 && pendingWaits() > 0; i++) await sleep(5)
-  using w = watchSignals('SIGRTMIN+11')
+  // Unordered: a signal this thread sends itself is then handled on this thread before
+  // sigqueue returns (an ordered watch handles it on ipckit's receiving thread, a moment later).
+  using w = watchSignals('SIGRTMIN+11', { ordered: false })
   sigqueue(process.pid, 'SIGRTMIN+11', 5)
   const ready = w.next()
   t.is(pendingWaits(), 0)

@@ -25,6 +25,21 @@
  *   another addon) is noticed within 100 ms (or at the next `next()`), chained to, and ours
  *   reinstalled; deliveries in that window reach only the newcomer.
  *
+ * ## Order of real-time signals
+ *
+ * The kernel hands queued real-time signals out in send order, but to whichever thread does
+ * not block them, and Node.js runs about ten threads: two deliveries handled at the same
+ * moment on two threads could be recorded swapped. So while an ordered watch (the default)
+ * lives, each real-time signal it follows is blocked in every thread of the process but
+ * ipckit's poller thread, where the handler then runs for every delivery, one after the other.
+ * Threads that already exist get their mask changed by ipckit's private signal `SIGRTMAX-7`
+ * (whose handler edits the mask the thread gets back when it returns, with `SA_RESTART`);
+ * threads started later inherit the block from the thread that starts them. When the last
+ * ordered watch of the signal ends, it is unblocked again where ipckit blocked it. Nothing
+ * else changes: the handler is the same, and it still chains. Cost: a delivery wakes the poller
+ * thread, then the JavaScript thread (an unordered watch often records it on the JavaScript
+ * thread itself); see bench/README.md.
+ *
  * @module
  */
 
@@ -32,7 +47,7 @@ import { AbortError, callNative, invalidArgType, invalidArgValue, invalidState, 
 import { native } from './native'
 import type { SignalWatch } from '../binding'
 import { WaitGroup, startWait } from './reactor'
-import { validateAbortSignal, validateInteger, validateOptions } from './validate'
+import { optionalBoolean, validateAbortSignal, validateInteger, validateOptions } from './validate'
 
 /**
  * A signal: a name as Node.js names it (`'SIGTERM'`, aliases `'SIGIOT'` and `'SIGPOLL'`), a
@@ -81,9 +96,18 @@ export type SignalDisposition = 'default' | 'ignore' | 'handler'
 export interface WatchSignalsOptions {
   /** Ends the watch: the pending `next()` rejects with an `AbortError`, dispositions come back. */
   signal?: AbortSignal
+  /**
+   * Record real-time signals in the order the kernel hands them out (default `true`): while
+   * the watch lives, each real-time signal it follows is blocked in every thread of the
+   * process but ipckit's poller thread, which takes every delivery one after the other (see
+   * {@link SignalWatcher.ordered}). `false` leaves every thread's signal mask alone; two
+   * deliveries handled at the same moment on two of Node's threads may then be recorded
+   * swapped. Standard signals are never blocked: they do not queue.
+   */
+  ordered?: boolean
 }
 
-const [RTMIN, RTMAX, WAKE] = native.signalLimits() as [number, number, number]
+const [RTMIN, RTMAX, WAKE, MASK] = native.signalLimits() as [number, number, number, number]
 const RECORD_LEN = native.SIGNAL_RECORD_LEN
 const INT32_MIN = -0x8000_0000
 const INT32_MAX = 0x7fff_ffff
@@ -122,6 +146,7 @@ function toChangeableSignal(value: unknown, name: string): { number: number; nam
     let reason: string
     if (s.name === 'SIGKILL' || s.name === 'SIGSTOP') reason = 'cannot be caught, watched or ignored'
     else if (s.number === WAKE) reason = `(${s.name}) is reserved by ipckit to interrupt its waits`
+    else if (s.number === MASK) reason = `(${s.name}) is reserved by ipckit to keep real-time signals in order`
     else reason = 'is a fault signal Node.js handles itself; it cannot be watched or ignored'
     throw invalidArgValue(name, value, reason)
   }
@@ -235,6 +260,26 @@ export class SignalWatcher implements AsyncIterableIterator<SignalEvent>, Dispos
   }
 
   /**
+   * Whether real-time signals are recorded in the order the kernel hands them out: send order
+   * for one signal number, lower numbers first among those pending at once. `true` for an
+   * ordered watch (the default) once every thread of the process but ipckit's poller
+   * thread blocks each real-time signal it follows; `false` with `{ ordered: false }`, after
+   * the watch ended, or when some thread could not be changed (a thread that blocks every
+   * signal but this one, or that did not answer within 2 s). A thread-directed signal
+   * (`pthread_kill`) sent to one of Node's threads waits in that thread until the last
+   * ordered watch of it ends. Watches of standard signals only are always ordered.
+   *
+   * @example
+   * ```ts
+   * using watcher = watchSignals('SIGRTMIN+1')
+   * watcher.ordered   // true
+   * ```
+   */
+  get ordered(): boolean {
+    return this.#watch?.ordered ?? false
+  }
+
+  /**
    * Deliveries lost because this watcher fell more than a pipe's worth behind (about 43,000
    * deliveries; 2,700 where the pipe could not be enlarged to 1 MiB).
    */
@@ -267,29 +312,31 @@ export class SignalWatcher implements AsyncIterableIterator<SignalEvent>, Dispos
     const watch = this.#watch
     if (watch === null) return { done: true, value: undefined }
     this.#reclaim()
-    if (callNative(() => watch.tryNext(scratch))) return { done: false, value: decode(scratch) }
-    const wait = startWait(
-      (reactor, waitId) => native.signalNextStart(reactor, waitId, watch),
-      (_number, data) => decode(data!),
-      undefined,
-      [this.#waits],
-    )
-    // When the watch ends, the pending call settles at once rather than after the wait
-    // thread confirms: whatever that thread may still take belongs to a watch that is over.
-    wait.catch(() => undefined)
-    let result: { value: SignalEvent } | { ended: symbol }
-    try {
-      result = await Promise.race([wait.then((value) => ({ value })), this.#ended.then((ended) => ({ ended }))])
-    } catch (err) {
-      this.#end(ITERATION_ENDED)
-      throw err
+    for (;;) {
+      if (callNative(() => watch.tryNext(scratch))) return { done: false, value: decode(scratch) }
+      // Nothing recorded yet: wait, on ipckit's poller thread, until the pipe holds a record,
+      // then take it here (readiness is a hint: look again if another call took it first).
+      const ready = startWait(
+        (reactor, waitId) => native.signalNextWatch(reactor, waitId, watch),
+        () => true,
+        undefined,
+        [this.#waits],
+      )
+      // When the watch ends, the pending call settles at once (the wait is cancelled with it).
+      ready.catch(() => undefined)
+      try {
+        await Promise.race([ready, this.#ended])
+      } catch (err) {
+        this.#end(ITERATION_ENDED)
+        throw err
+      }
+      if (this.#watch === watch) continue
+      if (this.#aborted && !this.#abortReported) {
+        this.#abortReported = true
+        throw new AbortError(undefined, { cause: this.#abortReason })
+      }
+      return { done: true, value: undefined }
     }
-    if ('value' in result) return { done: false, value: result.value }
-    if (result.ended === ABORTED && !this.#abortReported) {
-      this.#abortReported = true
-      throw new AbortError(undefined, { cause: this.#abortReason })
-    }
-    return { done: true, value: undefined }
   }
 
   /**
@@ -356,14 +403,14 @@ export class SignalWatcher implements AsyncIterableIterator<SignalEvent>, Dispos
  * `sigqueue` payload. The handlers are installed before this returns, so nothing sent
  * afterwards is missed. Several watchers of one signal each see every delivery. Standard
  * signals sent faster than they are handled coalesce (the kernel keeps one pending);
- * real-time signals queue, so none is lost, and the kernel hands them out in order. Node.js
- * runs about ten threads that accept signals, though, and two deliveries handled at the same
- * moment on two threads may be recorded in swapped order: sort by a payload sequence number
- * when the order matters. See the module notes for how this coexists with
- * `process.on('SIGxxx')`: both see every signal, in either order of setup.
+ * real-time signals queue, so none is lost, and are recorded in the order the kernel hands
+ * them out (see `options.ordered` and {@link SignalWatcher.ordered}). See the module notes
+ * for how this coexists with `process.on('SIGxxx')`: both see every signal, in either order
+ * of setup.
  *
  * Refuses (`ERR_INVALID_ARG_VALUE`) `SIGKILL` and `SIGSTOP`, the fault signals Node.js keeps
- * (`SIGSEGV`, `SIGBUS`, `SIGFPE`, `SIGILL`), and `SIGRTMAX-6`, which ipckit uses internally;
+ * (`SIGSEGV`, `SIGBUS`, `SIGFPE`, `SIGILL`), and `SIGRTMAX-6` and `SIGRTMAX-7`, which ipckit
+ * uses internally;
  * unknown names throw `ERR_UNKNOWN_SIGNAL`. At most 128 watchers may be open in a process at
  * once (`EMFILE` beyond). Works in worker threads too (signals are process-wide).
  *
@@ -381,10 +428,11 @@ export function watchSignals(signals: SignalLike | readonly SignalLike[], option
   const named = list.map((s, i) => toChangeableSignal(s, Array.isArray(signals) ? `signals[${i}]` : 'signals'))
   const opts = validateOptions(options)
   validateAbortSignal(opts.signal, 'options.signal')
+  const ordered = optionalBoolean(opts.ordered, 'options.ordered', true)
   const numbers = [...new Set(named.map((s) => s.number))].sort((a, b) => a - b)
   const noChain = named.filter((s) => !chainFor(s.name)).map((s) => s.number)
   hookProcess()
-  const watch = callNative(() => new native.SignalWatch(numbers, noChain))
+  const watch = callNative(() => new native.SignalWatch(numbers, noChain, ordered))
   return new SignalWatcher(CREATE, watch, numbers, opts.signal)
 }
 

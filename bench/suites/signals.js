@@ -15,16 +15,18 @@ const IN = describeSignal('SIGRTMIN+1').number
 // watcher sees every delivery of its signal, also those meant for another case.
 const OUT_C = describeSignal('SIGRTMIN+2').number
 const OUT_NODE = describeSignal('SIGRTMIN+3').number
+const OUT_C_UNORDERED = describeSignal('SIGRTMIN+4').number
+const OUT_NODE_UNORDERED = describeSignal('SIGRTMIN+5').number
 const SIGUSR1 = describeSignal('SIGUSR1').number
 const SIGUSR2 = describeSignal('SIGUSR2').number
 const NODE_ECHO = join(__dirname, '..', 'peers', 'signal-echo.js')
 
 /** An echo child (C or Node) that answers signal `input` with `output`, started. */
-async function echoChild(lang, input, output) {
+async function echoChild(lang, input, output, ordered = true) {
   const child =
     lang === 'c'
       ? new LineProcess(compileC('sig_bench'), ['echo', String(input), String(output)])
-      : new LineProcess(process.execPath, [NODE_ECHO, String(input), String(output)])
+      : new LineProcess(process.execPath, [NODE_ECHO, String(input), String(output), String(ordered)])
   const line = await child.next()
   if (line !== 'ready') throw new Error(`signal echo did not start: ${line}`)
   return {
@@ -58,15 +60,15 @@ function cCase() {
 }
 
 /** ipckit: sigqueue, then the next delivery of the answer from a watchSignals watcher. */
-function ipckitCase(impl, lang, out) {
+function ipckitCase(impl, lang, out, ordered = true) {
   let echo
   let watcher
   return {
     impl,
     kind: 'ipckit',
     async setup() {
-      watcher = watchSignals(out)
-      echo = await echoChild(lang, IN, out)
+      watcher = watchSignals(out, { ordered })
+      echo = await echoChild(lang, IN, out, ordered)
     },
     async sample(n) {
       const t0 = now()
@@ -120,6 +122,13 @@ module.exports = (config) => [
     unit: 'us',
     per: 'round trip',
     count: config.roundTrips,
-    cases: [cCase(), ipckitCase('ipckit, C echo child', 'c', OUT_C), ipckitCase('ipckit, Node echo child', 'node', OUT_NODE), processCase()],
+    cases: [
+      cCase(),
+      ipckitCase('ipckit, C echo child', 'c', OUT_C),
+      ipckitCase('ipckit { ordered: false }, C echo child', 'c', OUT_C_UNORDERED, false),
+      ipckitCase('ipckit, Node echo child', 'node', OUT_NODE),
+      ipckitCase('ipckit { ordered: false }, Node echo child', 'node', OUT_NODE_UNORDERED, false),
+      processCase(),
+    ],
   },
 ]

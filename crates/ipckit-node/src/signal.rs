@@ -1,18 +1,21 @@
 //! Signals for JavaScript: value conversion over [`ipckit::signal`].
 //!
 //! A delivered signal travels as the 24-byte record of [`ipckit::signal::SignalInfo::encode`],
-//! written into a caller's buffer on the fast path or handed over as a message's payload by
-//! the [`Reactor`] when a wait was needed; the TypeScript layer decodes it.
+//! written into a caller's buffer by `tryNext`; when none is waiting, the [`Reactor`] watches
+//! the watch's pipe on the poller thread and reports when to try again. The TypeScript layer
+//! decodes the record.
 
 use std::cell::RefCell;
+use std::os::fd::AsRawFd;
 use std::sync::Arc;
 
+use ipckit::poller::Interest;
 use ipckit::signal::{self, Watch};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
 use crate::error::OrThrow;
-use crate::reactor::{Outcome, Reactor};
+use crate::reactor::Reactor;
 
 /// Bytes of one encoded delivery.
 #[napi]
@@ -57,6 +60,7 @@ pub fn signal_limits() -> Vec<i32> {
         signal::rtmin(),
         signal::rtmax(),
         ipckit::wait::wake_signal(),
+        signal::mask_signal().unwrap_or(0),
     ]
 }
 
@@ -135,8 +139,8 @@ impl SignalWatch {
 impl SignalWatch {
     /// Follows `signals`; `no_chain` lists those whose replaced handler is not called.
     #[napi(constructor)]
-    pub fn new(env: &Env, signals: Vec<i32>, no_chain: Vec<i32>) -> Result<Self> {
-        Watch::with_chain(&signals, |s| !no_chain.contains(&s))
+    pub fn new(env: &Env, signals: Vec<i32>, no_chain: Vec<i32>, ordered: bool) -> Result<Self> {
+        Watch::with_options(&signals, |s| !no_chain.contains(&s), ordered)
             .map(|w| Self {
                 inner: RefCell::new(Some(Arc::new(w))),
             })
@@ -162,6 +166,12 @@ impl SignalWatch {
         }
     }
 
+    /// Whether real-time deliveries are recorded in kernel order (see `Watch::ordered`).
+    #[napi(getter)]
+    pub fn ordered(&self) -> bool {
+        self.watch().is_some_and(|w| w.ordered())
+    }
+
     /// Deliveries lost to a full pipe.
     #[napi(getter)]
     pub fn dropped(&self) -> f64 {
@@ -177,17 +187,20 @@ impl SignalWatch {
     }
 }
 
-/// Waits for the next delivery on a wait thread; it arrives through the reactor's dispatch
-/// as (signal number, encoded record).
+/// Waits until the watch's pipe holds a delivery, on the core's poller thread (which is also
+/// the thread that takes confined real-time signals), and delivers `Done` as wait `wait_id`;
+/// the caller then takes the record with `tryNext` on the JavaScript thread.
 #[napi]
-pub fn signal_next_start(reactor: &Reactor, wait_id: u32, watch: &SignalWatch) {
-    let watch = watch.watch();
-    reactor.start(wait_id, move |canceller| {
-        let Some(watch) = watch else {
-            return Err(ipckit::Error::new(ipckit::Errno::EBADF, "read"));
-        };
-        watch
-            .next(canceller)
-            .map(|info| Outcome::Message(info.signo.into(), info.encode().to_vec()))
-    });
+pub fn signal_next_watch(
+    env: &Env,
+    reactor: &Reactor,
+    wait_id: u32,
+    watch: &SignalWatch,
+) -> Result<()> {
+    let Some(watch) = watch.watch() else {
+        return Err(ipckit::Error::new(ipckit::Errno::EBADF, "read")).or_throw(env);
+    };
+    reactor
+        .watch(wait_id, watch.as_fd().as_raw_fd(), Interest::Read)
+        .or_throw(env)
 }

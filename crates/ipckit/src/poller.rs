@@ -32,6 +32,8 @@
 
 use std::collections::HashMap;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+#[cfg(any(target_os = "linux", target_os = "android"))]
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 
 use crate::error::{check, retry_eintr, Error, Result};
@@ -118,6 +120,29 @@ struct Poller {
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The poller thread's id once it runs (0 before).
+#[cfg(any(target_os = "linux", target_os = "android"))]
+static THREAD_ID: AtomicI32 = AtomicI32::new(0);
+
+/// The poller thread's id (starting the thread if it does not run yet): the thread that
+/// takes real-time signals confined for ordered signal watches (see [`crate::signal`]).
+///
+/// ```
+/// let tid = ipckit::poller::thread_id()?;
+/// assert!(tid > 0);
+/// # Ok::<(), ipckit::Error>(())
+/// ```
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub fn thread_id() -> Result<i32> {
+    poller()?;
+    loop {
+        match THREAD_ID.load(Ordering::SeqCst) {
+            0 => std::thread::yield_now(),
+            tid => return Ok(tid),
+        }
+    }
 }
 
 fn poller() -> Result<&'static Poller> {
@@ -295,13 +320,29 @@ impl Poller {
     }
 
     fn run(&self) {
-        // Leave process-directed signals to Node's threads.
+        // Leave standard process-directed signals to Node's threads. Real-time ones (but this
+        // crate's private two) stay open: a real-time signal confined for an ordered signal
+        // watch is taken on this thread, which then finds the watch's pipe ready at once.
         // SAFETY: `set` is initialised by sigfillset before pthread_sigmask reads it.
         unsafe {
             let mut set: libc::sigset_t = std::mem::zeroed();
             libc::sigfillset(&mut set);
+            #[cfg(any(target_os = "linux", target_os = "android"))]
+            for signo in crate::signal::rtmin()..=crate::signal::rtmax() {
+                if signo != crate::wait::wake_signal()
+                    && Some(signo) != crate::signal::mask_signal()
+                {
+                    libc::sigdelset(&mut set, signo);
+                }
+            }
             libc::pthread_sigmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
         }
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        // SAFETY: gettid has no preconditions and cannot fail.
+        THREAD_ID.store(
+            unsafe { libc::syscall(libc::SYS_gettid) } as i32,
+            Ordering::SeqCst,
+        );
         let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; 64];
         #[cfg(target_vendor = "apple")]
         // SAFETY: an all-zero kevent is a valid value of it (a null udata).

@@ -16,11 +16,21 @@
 //! [`Watch::with_chain`]), as the `signal-hook` crate does. `signalfd` is never used: it needs
 //! the signal blocked in every thread, and a host such as Node.js has threads we do not own.
 //! Readers take records from the pipe ([`Watch::try_next`], or [`Watch::next`] which waits
-//! in `poll` and can be cancelled). Real-time signals queue in the kernel and are handed out
-//! in order, but in a multi-threaded process two deliveries may be handled at the same moment
-//! on two threads and recorded in swapped order; only blocking the signal in every thread
-//! (as `signalfd` requires) would prevent that. When the last watch of a signal ends, the saved action is
+//! in `poll` and can be cancelled). When the last watch of a signal ends, the saved action is
 //! put back, unless someone else has replaced our handler meanwhile (then theirs stays).
+//!
+//! # Order of real-time signals
+//!
+//! Real-time signals queue in the kernel and are handed out in order, but in a multi-threaded
+//! process to whichever thread does not block them: two deliveries handled at the same moment
+//! on two threads could be recorded swapped. A watch is therefore *ordered* by default
+//! ([`Watch::ordered`]): while it lives, each real-time signal it follows is blocked in every
+//! thread of the process except this crate's poller thread ([`crate::poller`]), where the
+//! handler then runs for every delivery, one after the other. Existing threads get their mask changed by a private
+//! signal ([`mask_signal`]); the last ordered watch of a signal unblocks it again. A
+//! thread-directed signal (`pthread_kill`, `tgkill`) sent to another thread meanwhile waits in
+//! that thread's queue until then. [`Watch::with_options`] with `ordered: false` leaves every
+//! mask alone.
 //!
 //! ```
 //! use ipckit::signal::{self, Watch};
@@ -526,6 +536,26 @@ pub fn is_allowed(signo: i32) -> bool {
         ]
         .contains(&signo)
         && signo != wake_signal()
+        && Some(signo) != mask_signal()
+}
+
+/// The private real-time signal this crate sends a thread to change its signal mask, when a
+/// real-time signal is confined for an ordered [`Watch`] (`SIGRTMAX - 7` on Linux; `None`
+/// where there are no real-time signals). Reserved: it cannot be watched or ignored.
+///
+/// ```
+/// # #[cfg(target_os = "linux")]
+/// assert_eq!(ipckit::signal::mask_signal(), Some(ipckit::signal::rtmax() - 7));
+/// ```
+pub fn mask_signal() -> Option<i32> {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        Some(confine::mask_signal())
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    {
+        None
+    }
 }
 
 fn set_simple(signo: i32, handler: libc::sighandler_t) -> Result<()> {
@@ -693,12 +723,52 @@ struct Registry {
     used: [bool; MAX_WATCHES],
     /// Watches per signal.
     watches: [usize; MAX_SIGNAL + 1],
+    /// Ordered watches per real-time signal.
+    ordered: [usize; MAX_SIGNAL + 1],
+    /// Per real-time signal: `Some(threads that blocked it before)` while it is confined to
+    /// the poller thread (see `confine`).
+    confined: [Option<Vec<i32>>; MAX_SIGNAL + 1],
 }
 
 static REGISTRY: Mutex<Registry> = Mutex::new(Registry {
     used: [false; MAX_WATCHES],
     watches: [0; MAX_SIGNAL + 1],
+    ordered: [0; MAX_SIGNAL + 1],
+    confined: [const { None }; MAX_SIGNAL + 1],
 });
+
+impl Registry {
+    /// Counts an ordered watch of real-time signal `signo`, confining it if it is not yet;
+    /// whether it is confined now.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    fn order(&mut self, signo: i32) -> Result<bool> {
+        let s = signo as usize;
+        if self.confined[s].is_none() {
+            self.confined[s] = confine::confine(signo)?;
+        }
+        self.ordered[s] += 1;
+        Ok(self.confined[s].is_some())
+    }
+
+    /// No real-time signals there.
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    fn order(&mut self, signo: i32) -> Result<bool> {
+        self.ordered[signo as usize] += 1;
+        Ok(false)
+    }
+
+    /// Uncounts an ordered watch of `signo`; the last one releases the confinement.
+    fn unorder(&mut self, signo: i32) {
+        let s = signo as usize;
+        self.ordered[s] -= 1;
+        if self.ordered[s] == 0 {
+            if let Some(_preblocked) = self.confined[s].take() {
+                #[cfg(any(target_os = "linux", target_os = "android"))]
+                confine::release(signo, &_preblocked);
+            }
+        }
+    }
+}
 
 fn registry() -> MutexGuard<'static, Registry> {
     REGISTRY.lock().unwrap_or_else(|p| p.into_inner())
@@ -883,6 +953,263 @@ pub fn reclaim(signo: i32, chain: bool) -> Result<bool> {
     Ok(true)
 }
 
+/// Ordered delivery of real-time signals (Linux).
+///
+/// Real-time signals queue in the kernel and are handed out in send order, but to whichever
+/// thread of the process does not block them: with a handler running on two threads at once,
+/// the two records may be written swapped. To keep the kernel's order, a real-time signal
+/// that an ordered watch follows is *confined*: blocked in every thread of the process but
+/// this crate's poller thread (the receiver, [`crate::poller`]), so that every delivery runs
+/// the handler there, one after the other. `signalfd` is still not used, and
+/// the handler still chains to the one it replaced.
+///
+/// Threads that already exist cannot be told to change their mask by a call, so each one is
+/// sent a private signal ([`mask_signal`], `SIGRTMAX - 7`) whose handler edits the mask that
+/// `sigreturn` puts back when it returns (as glibc's `setxid` broadcast reaches every thread).
+/// `/proc/self/task/*/status` (`SigBlk`) tells which threads exist and proves each change.
+/// Threads created later inherit the mask of the thread that creates them. When the last
+/// ordered watch of the signal ends, every thread blocked here gets it unblocked again
+/// (threads that blocked it before are left as they were).
+#[cfg(any(target_os = "linux", target_os = "android"))]
+mod confine {
+    use super::*;
+    use std::sync::OnceLock;
+    use std::time::{Duration, Instant};
+
+    /// The private signal that changes another thread's mask (`SIGRTMAX - 7`, reserved like
+    /// [`wake_signal`]).
+    pub fn mask_signal() -> i32 {
+        libc::SIGRTMAX() - 7
+    }
+
+    /// What the handler of [`mask_signal`] adds to and removes from its thread's mask
+    /// (bit `n - 1` for signal `n`). Written only under the registry lock.
+    static ADD: AtomicU64 = AtomicU64::new(0);
+    static DEL: AtomicU64 = AtomicU64::new(0);
+
+    /// How long a thread may take to run the mask handler before the change is given up.
+    const PATIENCE: Duration = Duration::from_secs(2);
+
+    /// Edits the mask its thread gets back when the handler returns. Async-signal-safe:
+    /// atomics, `sigaddset`/`sigdelset` on the saved context, errno restored.
+    extern "C" fn on_mask_signal(_: libc::c_int, _: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
+        if ctx.is_null() {
+            return;
+        }
+        // SAFETY: __errno_location returns the calling thread's errno slot, always valid.
+        let errno = unsafe { *libc::__errno_location() };
+        let (add, del) = (ADD.load(Ordering::SeqCst), DEL.load(Ordering::SeqCst));
+        // SAFETY: an SA_SIGINFO handler's third argument is the interrupted thread's
+        // ucontext_t, which `sigreturn` reads back (its signal mask included) when we return;
+        // nothing else uses it while the handler runs.
+        let uc = unsafe { &mut *ctx.cast::<libc::ucontext_t>() };
+        for signo in 1..=MAX_SIGNAL as i32 {
+            let bit = 1u64 << (signo - 1);
+            // SAFETY: `uc_sigmask` is a valid sigset_t; both calls only set or clear a bit.
+            unsafe {
+                if add & bit != 0 {
+                    libc::sigaddset(&mut uc.uc_sigmask, signo);
+                }
+                if del & bit != 0 {
+                    libc::sigdelset(&mut uc.uc_sigmask, signo);
+                }
+            }
+        }
+        // SAFETY: as above.
+        unsafe { *libc::__errno_location() = errno };
+    }
+
+    fn install_mask_handler() -> Result<()> {
+        static INSTALLED: OnceLock<std::result::Result<(), Errno>> = OnceLock::new();
+        let installed = INSTALLED.get_or_init(|| {
+            // SAFETY: an all-zero sigaction is "no flags"; every field used is set below.
+            let mut action: libc::sigaction = unsafe { std::mem::zeroed() };
+            action.sa_sigaction = on_mask_signal as *const () as libc::sighandler_t;
+            // SA_RESTART: the interrupted thread's own calls resume as after any handled
+            // signal (libuv installs Node's handlers the same way).
+            action.sa_flags = libc::SA_SIGINFO | libc::SA_RESTART | libc::SA_ONSTACK;
+            // SAFETY: sa_mask is a valid sigset_t owned by `action`.
+            unsafe { libc::sigfillset(&mut action.sa_mask) };
+            // SAFETY: `action` is complete; the old action is not wanted.
+            let rc = unsafe { libc::sigaction(mask_signal(), &action, std::ptr::null_mut()) };
+            check(rc, "sigaction").map(drop).map_err(|e| e.errno())
+        });
+        (*installed).map_err(|errno| Error::new(errno, "sigaction"))
+    }
+
+    fn gettid() -> i32 {
+        // SAFETY: gettid has no preconditions and cannot fail.
+        unsafe { libc::syscall(libc::SYS_gettid) as i32 }
+    }
+
+    /// The thread that keeps a confined signal unblocked: this crate's poller thread
+    /// ([`crate::poller`]), which lives as long as the process and leaves real-time signals
+    /// unblocked. A delivery's record lands in the watch's pipe while that thread is in
+    /// `epoll_wait`, which then reports the pipe ready with no further thread hop.
+    fn receiver() -> Result<i32> {
+        crate::poller::thread_id()
+    }
+
+    /// The threads of this process now.
+    fn threads() -> Result<Vec<i32>> {
+        let dir = std::fs::read_dir("/proc/self/task").map_err(|e| {
+            Error::new(e.raw_os_error().map_or(Errno::EIO, Errno::from_raw), "open")
+        })?;
+        Ok(dir
+            .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
+            .collect())
+    }
+
+    /// Thread `tid`'s blocked signals (`SigBlk`), or `None` once it has ended.
+    fn blocked(tid: i32) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/self/task/{tid}/status")).ok()?;
+        let line = status.lines().find_map(|l| l.strip_prefix("SigBlk:"))?;
+        u64::from_str_radix(line.trim(), 16).ok()
+    }
+
+    /// Changes the calling thread's mask directly.
+    fn change_own_mask(signo: i32, block: bool) {
+        // SAFETY: `set` is initialised by sigemptyset before sigaddset and pthread_sigmask
+        // read it.
+        unsafe {
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            libc::sigaddset(&mut set, signo);
+            let how = if block {
+                libc::SIG_BLOCK
+            } else {
+                libc::SIG_UNBLOCK
+            };
+            libc::pthread_sigmask(how, &set, std::ptr::null_mut());
+        }
+    }
+
+    /// Sends the mask signal to `tids` and waits until each has `signo` blocked (`block`) or
+    /// unblocked, or has ended. False when one did not within [`PATIENCE`].
+    fn change_masks(tids: &[i32], signo: i32, block: bool) -> bool {
+        let bit = 1u64 << (signo - 1);
+        let (add, del) = if block { (bit, 0) } else { (0, bit) };
+        ADD.store(add, Ordering::SeqCst);
+        DEL.store(del, Ordering::SeqCst);
+        // SAFETY: getpid has no preconditions.
+        let pid = unsafe { libc::getpid() };
+        for &tid in tids {
+            // SAFETY: tgkill sends a signal whose handler is installed; a thread that has
+            // ended meanwhile makes it fail with ESRCH, which the wait below accepts.
+            unsafe { libc::syscall(libc::SYS_tgkill, pid, tid, mask_signal()) };
+        }
+        let deadline = Instant::now() + PATIENCE;
+        let mut waiting = tids.to_vec();
+        loop {
+            waiting.retain(|&tid| blocked(tid).is_some_and(|b| (b & bit != 0) != block));
+            if waiting.is_empty() {
+                return true;
+            }
+            if Instant::now() > deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_micros(50));
+        }
+    }
+
+    /// Blocks `signo` in every thread but the receiver. Returns the threads that had it
+    /// blocked before (left alone when it is released), or `None` if some thread could not be
+    /// changed (one that blocks [`mask_signal`] too, or does not run its handler in time);
+    /// then nothing stays changed.
+    ///
+    /// The caller holds the registry lock (one change at a time).
+    pub fn confine(signo: i32) -> Result<Option<Vec<i32>>> {
+        install_mask_handler()?;
+        let receiver = receiver()?;
+        let me = gettid();
+        let bit = 1u64 << (signo - 1);
+        let mask_bit = 1u64 << (mask_signal() - 1);
+        let before = threads()?;
+        let preblocked: Vec<i32> = before
+            .iter()
+            .copied()
+            .filter(|&tid| tid != receiver && blocked(tid).is_some_and(|b| b & bit != 0))
+            .collect();
+        // The calling thread first: threads it creates from now on inherit the block.
+        change_own_mask(signo, true);
+        // Threads that appear meanwhile were created by a thread not changed yet: look again
+        // until a pass finds nothing to change (a few passes at most).
+        for _ in 0..16 {
+            let mut todo = Vec::new();
+            for tid in threads()? {
+                if tid == receiver || tid == me {
+                    continue;
+                }
+                let Some(b) = blocked(tid) else { continue };
+                if b & bit != 0 {
+                    continue;
+                }
+                if b & mask_bit != 0 {
+                    release(signo, &preblocked);
+                    return Ok(None);
+                }
+                todo.push(tid);
+            }
+            if todo.is_empty() {
+                return Ok(Some(preblocked));
+            }
+            if !change_masks(&todo, signo, true) {
+                release(signo, &preblocked);
+                return Ok(None);
+            }
+        }
+        release(signo, &preblocked);
+        Ok(None)
+    }
+
+    /// Unblocks `signo` again in every thread that blocks it now, except the receiver, the
+    /// threads in `preblocked`, and threads that block [`mask_signal`] (this crate's own
+    /// waiting threads, which block everything; a host's threads that do the same).
+    pub fn release(signo: i32, preblocked: &[i32]) {
+        let Ok(receiver) = receiver() else { return };
+        let me = gettid();
+        let bit = 1u64 << (signo - 1);
+        let mask_bit = 1u64 << (mask_signal() - 1);
+        if !preblocked.contains(&me) {
+            change_own_mask(signo, false);
+        }
+        let Ok(tids) = threads() else { return };
+        let todo: Vec<i32> = tids
+            .into_iter()
+            .filter(|&tid| tid != receiver && tid != me && !preblocked.contains(&tid))
+            .filter(|&tid| blocked(tid).is_some_and(|b| b & bit != 0 && b & mask_bit == 0))
+            .collect();
+        // A thread that does not answer in time keeps the signal blocked: nothing else to do.
+        let _ = change_masks(&todo, signo, false);
+    }
+
+    /// Whether thread `tid` of this process blocks `signo` now (tests).
+    #[cfg(test)]
+    pub fn blocks(tid: i32, signo: i32) -> bool {
+        blocked(tid).is_some_and(|b| b & (1u64 << (signo - 1)) != 0)
+    }
+
+    #[cfg(test)]
+    pub fn threads_now() -> Vec<i32> {
+        threads().unwrap()
+    }
+
+    #[cfg(test)]
+    pub fn receiver_tid() -> i32 {
+        receiver().unwrap()
+    }
+
+    #[cfg(test)]
+    pub fn tests_gettid() -> i32 {
+        gettid()
+    }
+
+    #[cfg(test)]
+    pub fn tests_block_own(signo: i32) {
+        change_own_mask(signo, true);
+    }
+}
+
 /// Receives the signals it follows, each delivery once, with sender and payload.
 ///
 /// Several watches of one signal each receive every delivery. Dropping the watch (or
@@ -898,6 +1225,9 @@ pub fn reclaim(signo: i32, chain: bool) -> Result<bool> {
 pub struct Watch {
     slot: usize,
     signals: Vec<i32>,
+    /// The real-time signals this watch counts as ordered (see [`Watch::ordered`]).
+    confines: Vec<i32>,
+    ordered: bool,
     closed: AtomicBool,
     read: OwnedFd,
     _write: OwnedFd,
@@ -928,6 +1258,23 @@ impl Watch {
     /// # Ok::<(), ipckit::Error>(())
     /// ```
     pub fn with_chain(signals: &[i32], chain: impl Fn(i32) -> bool) -> Result<Self> {
+        Self::with_options(signals, chain, true)
+    }
+
+    /// As [`with_chain`](Self::with_chain); `ordered: false` leaves every thread's signal
+    /// mask alone, and real-time deliveries handled at the same moment on two threads may
+    /// then be recorded swapped (see [`ordered`](Self::ordered)).
+    ///
+    /// ```
+    /// let w = ipckit::signal::Watch::with_options(&[ipckit::signal::rtmin() + 9], |_| true, false)?;
+    /// assert!(!w.ordered());
+    /// # Ok::<(), ipckit::Error>(())
+    /// ```
+    pub fn with_options(
+        signals: &[i32],
+        chain: impl Fn(i32) -> bool,
+        ordered: bool,
+    ) -> Result<Self> {
         let mut signals = signals.to_vec();
         signals.sort_unstable();
         signals.dedup();
@@ -984,8 +1331,38 @@ impl Watch {
                 return Err(e);
             }
         }
+        let mut confines = Vec::new();
+        let mut all_confined = true;
+        let real_time = signals
+            .iter()
+            .copied()
+            .filter(|&s| (rtmin()..=rtmax()).contains(&s));
+        for signo in real_time.filter(|_| ordered) {
+            match registry.order(signo) {
+                Ok(confined) => {
+                    confines.push(signo);
+                    all_confined &= confined;
+                }
+                Err(e) => {
+                    for &undo in &confines {
+                        registry.unorder(undo);
+                    }
+                    release_slot(slot);
+                    registry.used[slot] = false;
+                    for &undo in &signals {
+                        registry.watches[undo as usize] -= 1;
+                        if registry.watches[undo as usize] == 0 {
+                            uninstall(undo);
+                        }
+                    }
+                    return Err(e);
+                }
+            }
+        }
         Ok(Self {
             slot,
+            ordered: ordered && all_confined,
+            confines,
             signals,
             closed: AtomicBool::new(false),
             read,
@@ -1004,6 +1381,23 @@ impl Watch {
         &self.signals
     }
 
+    /// Whether the real-time signals this watch follows are recorded in the order the kernel
+    /// hands them out (which is send order for one signal number, and lower numbers first
+    /// among pending ones). True when each of them is confined to this crate's poller thread
+    /// (see the module docs); false for an unordered watch, where the platform has no
+    /// real-time signals, or if some other thread could not be changed (one that blocks [`mask_signal`], or that did not run its handler within
+    /// 2 s). A watch of
+    /// standard signals only is ordered: those never queue, the kernel merges them.
+    ///
+    /// ```
+    /// let w = ipckit::signal::Watch::new(&[libc::SIGUSR2])?;
+    /// assert!(w.ordered());
+    /// # Ok::<(), ipckit::Error>(())
+    /// ```
+    pub fn ordered(&self) -> bool {
+        self.ordered
+    }
+
     /// Deliveries lost because this watch's pipe was full (a reader far behind).
     ///
     /// ```
@@ -1016,6 +1410,21 @@ impl Watch {
             return 0;
         }
         SLOTS[self.slot].dropped.load(Ordering::SeqCst)
+    }
+
+    /// The read end of the watch's pipe: readable while a delivery is waiting, for a caller
+    /// that waits for readiness elsewhere (an event loop, [`crate::poller`]) and then calls
+    /// [`try_next`](Self::try_next).
+    ///
+    /// ```
+    /// use std::os::fd::AsRawFd;
+    /// let w = ipckit::signal::Watch::new(&[libc::SIGWINCH])?;
+    /// assert!(w.as_fd().as_raw_fd() >= 0);
+    /// # Ok::<(), ipckit::Error>(())
+    /// ```
+    pub fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        use std::os::fd::AsFd;
+        self.read.as_fd()
     }
 
     /// The next delivery if one is waiting, without blocking.
@@ -1089,6 +1498,11 @@ impl Watch {
         let mut registry = registry();
         release_slot(self.slot);
         registry.used[self.slot] = false;
+        // Unblocked before the old handlers come back: a delivery that waited in a thread's
+        // own queue meanwhile still meets our handler, which chains to them.
+        for &signo in &self.confines {
+            registry.unorder(signo);
+        }
         for &signo in &self.signals {
             registry.watches[signo as usize] -= 1;
             if registry.watches[signo as usize] == 0 {
@@ -1230,18 +1644,104 @@ mod tests {
     }
 
     #[test]
-    fn real_time_signals_queue_and_none_is_lost() {
+    fn real_time_signals_queue_and_arrive_in_send_order() {
         let _serial = serial();
         let signo = rtmin() + 8;
         let w = Watch::new(&[signo]).unwrap();
+        assert!(w.ordered());
+        // Sent from several threads of this (multi-threaded) process while others run.
+        let senders: Vec<_> = (0..2)
+            .map(|_| std::thread::spawn(move || std::thread::sleep(Duration::from_millis(20))))
+            .collect();
         for i in 0..500 {
             sigqueue(me(), signo, i).unwrap();
         }
-        // Handlers on two threads at once may record two deliveries swapped: compare sets.
-        let mut got: Vec<i32> = (0..500).map(|_| recv(&w).value.unwrap()).collect();
-        got.sort_unstable();
+        let got: Vec<i32> = (0..500).map(|_| recv(&w).value.unwrap()).collect();
         assert_eq!(got, (0..500).collect::<Vec<_>>());
         assert_eq!(w.dropped(), 0);
+        for s in senders {
+            s.join().unwrap();
+        }
+    }
+
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    #[test]
+    fn an_ordered_watch_confines_its_real_time_signal_and_gives_it_back() {
+        let _serial = serial();
+        let signo = rtmin() + 10;
+        // A thread that blocks the signal on its own before, and keeps it blocked after.
+        let (tx, rx) = mpsc::channel();
+        let (stop_tx, stop_rx) = mpsc::channel::<()>();
+        let own = std::thread::spawn(move || {
+            confine::tests_block_own(signo);
+            tx.send(confine::tests_gettid()).unwrap();
+            stop_rx.recv().unwrap();
+        });
+        let own_tid = rx.recv().unwrap();
+        // Threads that block it before: that one, and threads blocking every signal (this
+        // crate's waiting threads, which other tests start meanwhile too).
+        let blocks_all = |tid| confine::blocks(tid, confine::mask_signal());
+        let blocked_before: Vec<i32> = confine::threads_now()
+            .into_iter()
+            .filter(|&t| confine::blocks(t, signo))
+            .collect();
+        assert!(blocked_before
+            .iter()
+            .all(|&t| t == own_tid || blocks_all(t)));
+
+        let w = Watch::new(&[signo, libc::SIGUSR2]).unwrap();
+        assert!(w.ordered());
+        let receiver = confine::receiver_tid();
+        // A thread started now, from this (confined) thread, inherits the block.
+        let late = std::thread::spawn(move || {
+            let tid = confine::tests_gettid();
+            (tid, confine::blocks(tid, signo))
+        });
+        let (_, late_blocks) = late.join().unwrap();
+        assert!(late_blocks);
+        for tid in confine::threads_now() {
+            assert_eq!(confine::blocks(tid, signo), tid != receiver, "thread {tid}");
+        }
+        // Standard signals are never confined.
+        assert!(!confine::blocks(confine::tests_gettid(), libc::SIGUSR2));
+        // A second ordered watch shares the confinement; an unordered one changes nothing.
+        let w2 = Watch::new(&[signo]).unwrap();
+        let u = Watch::with_options(&[signo], |_| true, false).unwrap();
+        assert!(w2.ordered() && !u.ordered());
+        w.close();
+        assert!(confine::blocks(confine::tests_gettid(), signo));
+        w2.close();
+        for tid in confine::threads_now() {
+            let blocked = confine::blocks(tid, signo);
+            assert!(
+                !blocked || blocked_before.contains(&tid) || blocks_all(tid),
+                "thread {tid}"
+            );
+        }
+        assert!(confine::blocks(own_tid, signo));
+        u.close();
+        stop_tx.send(()).unwrap();
+        own.join().unwrap();
+    }
+
+    #[test]
+    fn an_unordered_watch_leaves_masks_alone() {
+        let _serial = serial();
+        let signo = rtmin() + 11;
+        let w = Watch::with_options(&[signo], |_| true, false).unwrap();
+        assert!(!w.ordered());
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        for tid in confine::threads_now() {
+            let blocks_all = confine::blocks(tid, confine::mask_signal());
+            assert!(!confine::blocks(tid, signo) || blocks_all, "thread {tid}");
+        }
+        // Still receives every delivery.
+        for i in 0..50 {
+            sigqueue(me(), signo, i).unwrap();
+        }
+        let mut got: Vec<i32> = (0..50).map(|_| recv(&w).value.unwrap()).collect();
+        got.sort_unstable();
+        assert_eq!(got, (0..50).collect::<Vec<_>>());
     }
 
     #[test]
