@@ -363,7 +363,7 @@ test('unprivileged child: EACCES without permission; read-only access reads but 
   t.is(shm.read(0, 6).toString(), 'secret')
 })
 
-linuxOnly(test, "reads /proc/sys/kernel/shmmax")('kernel errors: EINVAL for sizes, EEXIST, ENOENT', (t) => {
+linuxOnly(test, 'reads /proc/sys/kernel/shmmax')('kernel errors: EINVAL for sizes, EEXIST, ENOENT', (t) => {
   const key = freshKey('shm')
   t.teardown(() => {
     if (keyExists('shm', key)) SharedMemory.open(key).remove()
