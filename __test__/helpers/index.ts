@@ -26,9 +26,23 @@ const TSX_CJS = require.resolve('tsx/cjs')
  * await runNode('console.log(process.getuid())', [], { uid: NOBODY.uid, gid: NOBODY.gid })
  * ```
  */
-export const NOBODY = {
-  uid: Number(execFileSync('id', ['-u', 'nobody'], { encoding: 'utf8' }).trim()) | 0,
-  gid: Number(execFileSync('id', ['-g', 'nobody'], { encoding: 'utf8' }).trim()) | 0,
+export const NOBODY: { readonly uid: number; readonly gid: number } = {
+  // Asked on first use, not when this module loads (child processes load it too).
+  get uid() {
+    return nobodyId('-u')
+  },
+  get gid() {
+    return nobodyId('-g')
+  },
+}
+const nobodyIds = new Map<string, number>()
+function nobodyId(flag: '-u' | '-g'): number {
+  let id = nobodyIds.get(flag)
+  if (id === undefined) {
+    id = Number(execFileSync('id', [flag, 'nobody'], { encoding: 'utf8' }).trim()) | 0
+    nobodyIds.set(flag, id)
+  }
+  return id
 }
 
 /**
@@ -173,8 +187,12 @@ export async function runNode(code: string, args: string[] = [], options: SpawnO
 
 const buildDirs: string[] = []
 
+let compiler: string | undefined
 /** gcc where it is installed (Linux), else the system's `cc` (clang on macOS). */
-const C_COMPILER = spawnSync('sh', ['-c', 'command -v gcc'], { stdio: 'pipe' }).status === 0 ? 'gcc' : 'cc'
+function cCompiler(): string {
+  compiler ??= spawnSync('sh', ['-c', 'command -v gcc'], { stdio: 'pipe' }).status === 0 ? 'gcc' : 'cc'
+  return compiler
+}
 
 /**
  * Compiles a C program with gcc (`cc` where gcc is absent) into a private temporary folder (removed by
@@ -188,7 +206,7 @@ export function compileC(name: string, source: string): string {
   if (existsSync(exe)) return exe
   const src = `${exe}.c`
   writeFileSync(src, source)
-  execFileSync(C_COMPILER, ['-O2', '-Wall', '-Werror', '-o', exe, src], { stdio: 'pipe' })
+  execFileSync(cCompiler(), ['-O2', '-Wall', '-Werror', '-o', exe, src], { stdio: 'pipe' })
   return exe
 }
 
