@@ -45,56 +45,6 @@ function nobodyId(flag: '-u' | '-g'): number {
   return id
 }
 
-/**
- * Whether the specs run on Linux, where every facility they use exists. Elsewhere (macOS) a
- * test of a Linux-only facility is declared through {@link linuxOnly} (skipped, with the reason
- * in its title), and what the platform promises instead through {@link notLinux}.
- */
-export const onLinux = process.platform === 'linux'
-
-type AnyFn = (...args: any[]) => any
-
-/**
- * `test` (or `test.serial`, ...) for tests that need a Linux-only facility (`/proc`, futex,
- * `SIGRTMIN`, abstract or seqpacket sockets, `unshare`, ...): on Linux it is `test` itself,
- * unchanged; elsewhere every test declared through it is skipped, its title ending with
- * `[skipped on <platform>: <reason>]` so ava's output says why, and its hooks do nothing. Use it
- * for one test, or for a whole file:
- *
- * ```ts
- * linuxOnly(test, 'futex wait/notify: macOS has no futex')('wait wakes on notify', async (t) => {})
- * const test = linuxOnly(anyTest, 'reads /proc/sysvipc') // every test of this file
- * ```
- */
-export function linuxOnly<T extends AnyFn>(test: T, reason: string): T {
-  if (onLinux) return test
-  const suffix = ` [skipped on ${process.platform}: ${reason}]`
-  const t = test as unknown as Record<string, any> & AnyFn
-  const skipper = (skip: AnyFn) => (title: unknown, ...rest: unknown[]) =>
-    typeof title === 'string' ? skip(`${title}${suffix}`, ...rest) : skip(title, ...rest)
-  const skipped = skipper(t.skip!) as AnyFn & Record<string, unknown>
-  const none = Object.assign(() => {}, { always: () => {}, skip: () => {} })
-  skipped.skip = t.skip
-  if (t.serial) skipped.serial = Object.assign(skipper(t.serial.skip!), { skip: t.serial.skip })
-  for (const hook of ['before', 'after', 'beforeEach', 'afterEach']) if (t[hook]) skipped[hook] = none
-  if (t.todo) skipped.todo = t.todo
-  if (t.macro) skipped.macro = t.macro
-  return skipped as unknown as T
-}
-
-/**
- * `test` for what a platform other than Linux (macOS) promises instead of a Linux-only facility
- * (`IpcError` `ENOSYS` for futex wait/notify, `sigqueue`, abstract names, ...): elsewhere it is
- * `test` itself; on Linux it declares nothing, since the Linux tests of the facility run there.
- *
- * ```ts
- * notLinux(test)('wait rejects with ENOSYS', async (t) => {})
- * ```
- */
-export function notLinux<T extends AnyFn>(test: T): T {
-  return onLinux ? ((() => {}) as unknown as T) : test
-}
-
 /** Result of a finished child process. */
 export interface ChildResult {
   code: number | null
@@ -195,8 +145,9 @@ function cCompiler(): string {
 }
 
 /**
- * Compiles a C program with gcc (`cc` where gcc is absent) into a private temporary folder (removed by
- * {@link removeBuilds}) and returns the executable's path. Identical sources compile once.
+ * Compiles a C program with gcc (`cc` where gcc is absent) into a private temporary folder
+ * (removed by {@link removeBuilds}) and returns the executable's path. Identical sources
+ * compile once.
  */
 export function compileC(name: string, source: string): string {
   const hash = createHash('sha1').update(source).digest('hex').slice(0, 12)
@@ -265,30 +216,6 @@ export function keyExists(type: 'msg' | 'sem' | 'shm', key: number): boolean {
   return sysvObjects(type).some(([k]) => k === (key | 0))
 }
 
-/**
- * Attachments of shared memory segment `id` (`nattch`), undefined once the segment is gone: from
- * /proc/sysvipc/shm on Linux; elsewhere from the system's `ipcs -m -o` (the NATTCH column, as
- * macOS prints it; not run here).
- */
-export function shmAttachments(id: number): number | undefined {
-  let header: string[]
-  let rows: string[][]
-  if (onLinux) {
-    const lines = readFileSync('/proc/sysvipc/shm', 'utf8').trim().split('\n')
-    header = lines[0]!.trim().split(/\s+/)
-    rows = lines.slice(1).map((l) => l.trim().split(/\s+/))
-  } else {
-    const lines = execFileSync('ipcs', ['-m', '-o'], { encoding: 'utf8', env: { ...process.env, LC_ALL: 'C' } }).split('\n')
-    header = (lines.find((l) => /^T\s+ID\s+KEY\b/.test(l)) ?? '').trim().split(/\s+/).map((c) => c.toLowerCase())
-    rows = lines.map((l) => l.trim().split(/\s+/)).filter((f) => f[0] === 'm')
-  }
-  const idCol = header.indexOf(onLinux ? 'shmid' : 'id')
-  const col = header.indexOf('nattch')
-  if (idCol < 0 || col < 0) throw new Error(`no shmid/nattch columns in: ${header.join(' ')}`)
-  const row = rows.find((f) => Number(f[idCol]) === id)
-  return row === undefined ? undefined : Number(row[col])
-}
-
 let keyCounter = 0
 /**
  * A key no System V object of `type` uses now: from a range kept for tests, mixed with the pid
@@ -324,11 +251,11 @@ export async function timed<T>(fn: () => Promise<T>): Promise<{ ms: number; valu
  * The folder listing this process's open descriptors: /proc/self/fd on Linux, /dev/fd on macOS
  * (where its entries are not links: {@link fdSnapshot} describes them with `fstat` instead).
  */
-const FD_DIR = onLinux ? '/proc/self/fd' : '/dev/fd'
+const fdDir = () => (onLinux ? '/proc/self/fd' : '/dev/fd')
 
 /** Open file descriptors of this process (from /proc/self/fd; /dev/fd off Linux). */
 export function openFds(): number {
-  return readdirSync(FD_DIR).length
+  return readdirSync(fdDir()).length
 }
 
 /**
@@ -340,7 +267,7 @@ export function openFds(): number {
  */
 export function fdSnapshot(): Set<string> {
   const entries = new Set<string>()
-  for (const fd of readdirSync(FD_DIR)) {
+  for (const fd of readdirSync(fdDir())) {
     try {
       if (onLinux) {
         entries.add(`${fd} ${readlinkSync(`/proc/self/fd/${fd}`)}`)
@@ -433,4 +360,78 @@ export function removeAtEnd<T extends { id: number; close(): void }>(
     }
   })
   return obj
+}
+
+/**
+ * Whether the specs run on Linux, where every facility they use exists. Elsewhere (macOS) a
+ * test of a Linux-only facility is declared through {@link linuxOnly} (skipped, with the reason
+ * in its title), and what the platform promises instead through {@link notLinux}.
+ */
+export const onLinux = process.platform === 'linux'
+
+type AnyFn = (...args: any[]) => any
+
+/**
+ * `test` (or `test.serial`, ...) for tests that need a Linux-only facility (`/proc`, futex,
+ * `SIGRTMIN`, abstract or seqpacket sockets, `unshare`, ...): on Linux it is `test` itself,
+ * unchanged; elsewhere every test declared through it is skipped, its title ending with
+ * `[skipped on <platform>: <reason>]` so ava's output says why, and its hooks do nothing. Use it
+ * for one test, or for a whole file:
+ *
+ * ```ts
+ * linuxOnly(test, 'futex wait/notify: macOS has no futex')('wait wakes on notify', async (t) => {})
+ * const test = linuxOnly(anyTest, 'reads /proc/sysvipc') // every test of this file
+ * ```
+ */
+export function linuxOnly<T extends AnyFn>(test: T, reason: string): T {
+  if (onLinux) return test
+  const suffix = ` [skipped on ${process.platform}: ${reason}]`
+  const t = test as unknown as Record<string, any> & AnyFn
+  const skipper = (skip: AnyFn) => (title: unknown, ...rest: unknown[]) =>
+    typeof title === 'string' ? skip(`${title}${suffix}`, ...rest) : skip(title, ...rest)
+  const skipped = skipper(t.skip!) as AnyFn & Record<string, unknown>
+  const none = Object.assign(() => {}, { always: () => {}, skip: () => {} })
+  skipped.skip = t.skip
+  if (t.serial) skipped.serial = Object.assign(skipper(t.serial.skip!), { skip: t.serial.skip })
+  for (const hook of ['before', 'after', 'beforeEach', 'afterEach']) if (t[hook]) skipped[hook] = none
+  if (t.todo) skipped.todo = t.todo
+  if (t.macro) skipped.macro = t.macro
+  return skipped as unknown as T
+}
+
+/**
+ * `test` for what a platform other than Linux (macOS) promises instead of a Linux-only facility
+ * (`IpcError` `ENOSYS` for futex wait/notify, `sigqueue`, abstract names, ...): elsewhere it is
+ * `test` itself; on Linux it declares nothing, since the Linux tests of the facility run there.
+ *
+ * ```ts
+ * notLinux(test)('wait rejects with ENOSYS', async (t) => {})
+ * ```
+ */
+export function notLinux<T extends AnyFn>(test: T): T {
+  return onLinux ? ((() => {}) as unknown as T) : test
+}
+
+/**
+ * Attachments of shared memory segment `id` (`nattch`), undefined once the segment is gone: from
+ * /proc/sysvipc/shm on Linux; elsewhere from the system's `ipcs -m -o` (the NATTCH column, as
+ * macOS prints it; not run here).
+ */
+export function shmAttachments(id: number): number | undefined {
+  let header: string[]
+  let rows: string[][]
+  if (onLinux) {
+    const lines = readFileSync('/proc/sysvipc/shm', 'utf8').trim().split('\n')
+    header = lines[0]!.trim().split(/\s+/)
+    rows = lines.slice(1).map((l) => l.trim().split(/\s+/))
+  } else {
+    const lines = execFileSync('ipcs', ['-m', '-o'], { encoding: 'utf8', env: { ...process.env, LC_ALL: 'C' } }).split('\n')
+    header = (lines.find((l) => /^T\s+ID\s+KEY\b/.test(l)) ?? '').trim().split(/\s+/).map((c) => c.toLowerCase())
+    rows = lines.map((l) => l.trim().split(/\s+/)).filter((f) => f[0] === 'm')
+  }
+  const idCol = header.indexOf(onLinux ? 'shmid' : 'id')
+  const col = header.indexOf('nattch')
+  if (idCol < 0 || col < 0) throw new Error(`no shmid/nattch columns in: ${header.join(' ')}`)
+  const row = rows.find((f) => Number(f[idCol]) === id)
+  return row === undefined ? undefined : Number(row[col])
 }
