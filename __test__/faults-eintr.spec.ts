@@ -10,7 +10,7 @@
  *
  * The storm runs for the whole file, so this file holds only these tests, serially.
  */
-import test, { type ExecutionContext } from 'ava'
+import anyTest, { type ExecutionContext } from 'ava'
 
 import {
   AbortError,
@@ -21,7 +21,12 @@ import {
   socketpair,
   type UnixSeqpacketSocket,
 } from '../ts/index'
-import { cChild, compileC, nodeChild, removeBuilds, sleep, type RunningChild } from './helpers'
+import { cChild, compileC, linuxOnly, nodeChild, removeBuilds, sleep, type RunningChild } from './helpers'
+
+const test = linuxOnly(
+  anyTest,
+  'the storm finds threads in /proc/<pid>/task (tgkill), and the waits include a futex and a seqpacket socket, which macOS lacks',
+)
 
 /**
  * Sends SIGUSR2 to the process (which the kernel gives to the main thread) and, in turn, to each

@@ -18,7 +18,7 @@ import {
   socketpair,
   type PipeWritable,
 } from '../ts/index'
-import { freshKey, nodeChild, removeAtEnd, sleep, waitUntilBlocked, type RunningChild } from './helpers'
+import { freshKey, linuxOnly, nodeChild, removeAtEnd, sleep, waitUntilBlocked, type RunningChild } from './helpers'
 import { Tally } from './helpers/stress'
 
 const STRESS = JSON.stringify(require.resolve('./helpers/stress'))
@@ -55,7 +55,12 @@ const MSGRCV = /msgrcv/
 const MSGSND = /msgsnd/
 const SEMOP = /semtimedop|semop/
 
-test('SIGKILL of the process holding a Mutex: a waiting process gets it', async (t) => {
+/** Tests that wait for children to block in the kernel ({@link waitUntilBlocked}). */
+const wchanTest = linuxOnly(test, 'waitUntilBlocked reads /proc/<pid>/task/*/wchan')
+const wchanTestSerial = linuxOnly(test.serial, 'waitUntilBlocked reads /proc/<pid>/task/*/wchan')
+const seqpacketTest = linuxOnly(test, 'macOS has no SOCK_SEQPACKET UNIX sockets')
+
+wchanTest('SIGKILL of the process holding a Mutex: a waiting process gets it', async (t) => {
   const key = freshKey('sem')
   const mutex = Mutex.open(key, { create: true })
   t.teardown(() => {
@@ -143,7 +148,7 @@ test('SIGKILL of senders in the middle of sends: the queue holds only whole mess
   t.like(q.stat(), { messages: 0, bytes: 0 })
 })
 
-test('SIGKILL of processes blocked in receive: the message stays for others', async (t) => {
+wchanTest('SIGKILL of processes blocked in receive: the message stays for others', async (t) => {
   const q = track(t, MessageQueue.create())
   const receivers = ['q.receiveSync()', 'await q.receive()'].map((call) =>
     nodeChild(
@@ -185,7 +190,7 @@ function codeOf(p: Promise<unknown>): Promise<string> {
   )
 }
 
-test.serial('IPC_RMID of a message queue under 4 blocked receivers and a blocked sender: all get EIDRM', async (t) => {
+wchanTestSerial('IPC_RMID of a message queue under 4 blocked receivers and a blocked sender: all get EIDRM', async (t) => {
   const q = track(t, MessageQueue.create())
   q.update({ maxBytes: 64 })
   q.sendSync(Buffer.alloc(64), { type: 1 })
@@ -211,7 +216,7 @@ test.serial('IPC_RMID of a message queue under 4 blocked receivers and a blocked
   }
 })
 
-test('IPC_RMID of a semaphore set under 4 blocked waiters: all get EIDRM', async (t) => {
+linuxOnly(test, 'one waiter has a timeout: on macOS it polls and waitingForIncrease() does not count it')('IPC_RMID of a semaphore set under 4 blocked waiters: all get EIDRM', async (t) => {
   const set = SemaphoreSet.create({ count: 2, initial: [0, 1] })
   t.teardown(() => {
     try {
@@ -245,7 +250,7 @@ test('IPC_RMID of a semaphore set under 4 blocked waiters: all get EIDRM', async
   }
 })
 
-test.serial('IPC_RMID of shared memory under 4 waiters: as documented the segment lives on while attached, so waits go on, time out at their deadline, and notify still wakes them', async (t) => {
+linuxOnly(test.serial, 'shm.wait/notify need a futex (ENOSYS on macOS)')('IPC_RMID of shared memory under 4 waiters: as documented the segment lives on while attached, so waits go on, time out at their deadline, and notify still wakes them', async (t) => {
   const shm = SharedMemory.create({ size: 4096 })
   t.teardown(() => {
     try {
@@ -295,7 +300,7 @@ test.serial('IPC_RMID of shared memory under 4 waiters: as documented the segmen
   }
 })
 
-test('seqpacket peer killed mid-stream: every message before it arrives whole and in order, then end of stream; sending to it fails with EPIPE', async (t) => {
+seqpacketTest('seqpacket peer killed mid-stream: every message before it arrives whole and in order, then end of stream; sending to it fails with EPIPE', async (t) => {
   const [mine, theirs] = socketpair('seqpacket')
   t.teardown(() => mine.close())
   const child = nodeChild(
@@ -324,7 +329,7 @@ test('seqpacket peer killed mid-stream: every message before it arrives whole an
   t.like(err, { code: 'EPIPE' })
 })
 
-test('seqpacket: a receive pending when the peer closes resolves null', async (t) => {
+seqpacketTest('seqpacket: a receive pending when the peer closes resolves null', async (t) => {
   const [mine, theirs] = socketpair('seqpacket')
   t.teardown(() => mine.close())
   const child = nodeChild(`const s = ipckit.UnixSeqpacketSocket.fromFd(3); s.sendSync('last'); setTimeout(() => s.close(), 300)`, [], {

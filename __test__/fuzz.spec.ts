@@ -37,6 +37,7 @@ import {
   label,
   staticMethods,
 } from './helpers/fuzz-targets'
+import { onLinux } from './helpers'
 
 const RUNNER = join(__dirname, 'helpers', 'fuzz-runner.ts')
 const TSX_CJS = require.resolve('tsx/cjs')
@@ -45,6 +46,7 @@ const STALL_MS = 20_000
 
 /** Why the fuzz cases cannot run here, or undefined when they can. */
 function unavailable(): string | undefined {
+  if (!onLinux) return `the cases run in Linux namespaces (unshare), which ${process.platform} lacks`
   const probe = spawnSync('unshare', [...NAMESPACES, 'true'], { stdio: 'pipe' })
   if (probe.error) return `unshare(1) is not available (${probe.error.message})`
   if (probe.status !== 0) return `unshare ${NAMESPACES.join(' ')} failed: ${probe.stderr.toString().trim()}`

@@ -2,13 +2,16 @@ import { spawnSync } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 
-import test from 'ava'
+import anyTest from 'ava'
 
 import { ipcs } from '../ts/index'
-import { ROOT, freshKey, keyExists, removeBuilds } from './helpers'
+import { ROOT, freshKey, keyExists, linuxOnly, notLinux, removeBuilds } from './helpers'
 import { holdObject, makeObject, type Made } from './helpers/sysv-objects'
 
-test.after.always(() => removeBuilds())
+/** The CLI lists from /proc/sysvipc, as util-linux ipcs does: off Linux it exits 1 (tested below). */
+const test = linuxOnly(anyTest, 'ipcs reads /proc/sysvipc, and the output is compared with util-linux ipcs: macOS has neither')
+
+anyTest.after.always(() => removeBuilds())
 
 const CLI = join(ROOT, 'ts', 'cli.ts')
 const TSX_CJS = require.resolve('tsx/cjs')
@@ -176,7 +179,7 @@ test('ipcrm --all [type] --owner removes only that owner\'s objects', async (t) 
   t.true(keyExists('msg', mine.key))
 })
 
-test('--help, --version, bad usage and exit codes', (t) => {
+anyTest('--help, --version, bad usage and exit codes', (t) => {
   for (const args of [['--help'], ['ipcs', '--help'], ['ipcs', '-h'], ['ipcrm', '--help']]) {
     const r = ipckit(...args)
     t.is(r.code, 0, args.join(' '))
@@ -203,5 +206,14 @@ test('--help, --version, bad usage and exit codes', (t) => {
     const r = ipckit(...args)
     t.is(r.code, 1, args.join(' '))
     t.regex(r.stderr, stderr, args.join(' '))
+  }
+})
+
+notLinux(anyTest)('without /proc/sysvipc, ipcs and ipcs -l exit 1 saying System V IPC is not available', (t) => {
+  for (const args of [['ipcs'], ['ipcs', '-q'], ['ipcs', '-l'], ['ipcs', '--json']]) {
+    const r = ipckit(...args)
+    t.is(r.code, 1, args.join(' '))
+    t.is(r.stdout, '', args.join(' '))
+    t.regex(r.stderr, /^ipckit: System V IPC is not available on this system .*ENOSYS/, args.join(' '))
   }
 })

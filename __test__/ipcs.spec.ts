@@ -1,12 +1,15 @@
 import { execFileSync } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 
-import test from 'ava'
+import anyTest from 'ava'
 
 import { IpcError, MessageQueue, ipcrm, ipcs, limits } from '../ts/index'
 import type { IpcsEntry } from '../ts/index'
-import { NOBODY, freshKey, keyExists, removeBuilds, runNode, waitUntilBlocked } from './helpers'
+import { NOBODY, freshKey, keyExists, linuxOnly, notLinux, removeBuilds, runNode, waitUntilBlocked } from './helpers'
 import { holdObject, makeObject, track } from './helpers/sysv-objects'
+
+/** ipcs() reads /proc/sysvipc and limits() /proc/sys/kernel: off Linux both throw ENOSYS (tested below). */
+const test = linuxOnly(anyTest, 'ipcs() and limits() read /proc, which macOS lacks (they throw ENOSYS there)')
 
 test.after.always(() => removeBuilds())
 
@@ -216,7 +219,7 @@ test('limits() reads /proc/sys/kernel at run time; bigint: true is exact', (t) =
   t.is(typeof exact.msgmax, 'bigint')
 })
 
-test('arguments are checked before any system call', (t) => {
+anyTest('arguments are checked before any system call', (t) => {
   t.like(t.throws(() => ipcs({ type: 'queue' as never })), { code: 'ERR_INVALID_ARG_VALUE' })
   t.like(t.throws(() => ipcs('msg' as never)), { code: 'ERR_INVALID_ARG_TYPE' })
   t.like(t.throws(() => ipcrm(undefined as never)), { code: 'ERR_INVALID_ARG_TYPE' })
@@ -274,4 +277,10 @@ test('a private object is listed with key 0 and removable by id', (t) => {
   t.is(find('msg', q.id)?.key, 0)
   t.is(ipcrm({ type: 'msg', id: q.id, key: 0 }), q.id)
   t.is(find('msg', q.id), undefined)
+})
+
+notLinux(anyTest)('without /proc, ipcs() and limits() throw IpcError ENOSYS', (t) => {
+  t.like(t.throws(() => ipcs(), { instanceOf: IpcError }), { code: 'ENOSYS', syscall: 'ipcs' })
+  t.like(t.throws(() => ipcs({ type: 'sem' }), { instanceOf: IpcError }), { code: 'ENOSYS', syscall: 'ipcs' })
+  t.like(t.throws(() => limits(), { instanceOf: IpcError }), { code: 'ENOSYS' })
 })

@@ -11,7 +11,7 @@ import test, { type ExecutionContext } from 'ava'
 
 import { AbortError, IpcError, PipeReadable, PipeWritable, mkfifo, openFifo, openFifoSync, pipe } from '../ts/index'
 import { pendingWaits } from '../ts/reactor'
-import { cChild, compileC, fdSnapshot, fdsLeftOpen, nodeChild, removeBuilds, sleep, tempDir, timed } from './helpers'
+import { cChild, compileC, fdSnapshot, fdsLeftOpen, linuxOnly, nodeChild, removeBuilds, sleep, tempDir, timed } from './helpers'
 
 const O_NONBLOCK = 0o4000
 const O_CLOEXEC = 0o2000000
@@ -31,12 +31,17 @@ async function collect(readable: AsyncIterable<Buffer>): Promise<Buffer> {
 /**
  * A serial test (descriptors are per process) that asserts the test left no descriptor open.
  */
-function fdTest(title: string, fn: (t: ExecutionContext) => Promise<void> | void): void {
-  test.serial(title, async (t) => {
+function fdTest(title: string, fn: (t: ExecutionContext) => Promise<void> | void, declare = test.serial): void {
+  declare(title, async (t) => {
     const before = fdSnapshot()
     await fn(t)
     t.deepEqual(await fdsLeftOpen(before), [], 'no descriptor left open')
   })
+}
+
+/** {@link fdTest} for tests that read descriptor flags ({@link fdFlags}: /proc/self/fdinfo). */
+function fdinfoTest(title: string, fn: (t: ExecutionContext) => Promise<void> | void): void {
+  fdTest(title, fn, linuxOnly(test.serial, 'reads descriptor flags from /proc/self/fdinfo'))
 }
 
 /** A fresh folder for FIFOs, removed when the test ends. */
@@ -120,7 +125,7 @@ test.before(async () => {
 })
 test.after.always(removeBuilds)
 
-fdTest('pipe ends start blocking and close-on-exec, and are wrapped only when first used', async (t) => {
+fdinfoTest('pipe ends start blocking and close-on-exec, and are wrapped only when first used', async (t) => {
   const { readable, writable } = pipe()
   t.true(readable instanceof PipeReadable)
   t.true(writable instanceof PipeWritable)
@@ -139,7 +144,7 @@ fdTest('pipe ends start blocking and close-on-exec, and are wrapped only when fi
   t.is(writable.fd, -1)
 })
 
-fdTest('close() is idempotent and Symbol.dispose closes an end that was never used', (t) => {
+fdinfoTest('close() is idempotent and Symbol.dispose closes an end that was never used', (t) => {
   const { readable, writable } = pipe()
   const fds = [readable.fd, writable.fd]
   readable.close()
@@ -266,7 +271,7 @@ fdTest('mkfifo makes a FIFO with the mode; EEXIST and ENOENT are IpcErrors', (t)
   t.true(statSync(raw).isFIFO())
 })
 
-fdTest('openFifo("r") waits for a C writer, then reads what it wrote', async (t) => {
+fdinfoTest('openFifo("r") waits for a C writer, then reads what it wrote', async (t) => {
   const path = fifoPath(t)
   mkfifo(path)
   const opening = openFifo(path, 'r')
@@ -281,7 +286,7 @@ fdTest('openFifo("r") waits for a C writer, then reads what it wrote', async (t)
   t.is(pendingWaits(), 0)
 })
 
-fdTest('openFifo("w") waits for a reader, and opens at once (no thread hop) when one is there', async (t) => {
+fdinfoTest('openFifo("w") waits for a reader, and opens at once (no thread hop) when one is there', async (t) => {
   const path = fifoPath(t)
   mkfifo(path)
   const opening = openFifo(path, 'w')

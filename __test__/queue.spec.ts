@@ -1,8 +1,9 @@
 import test, { type ExecutionContext } from 'ava'
+import { constants as osConstants } from 'node:os'
 
 import { AbortError, IPC_PRIVATE, IpcError, MessageQueue } from '../ts/index'
 import { pendingWaits } from '../ts/reactor'
-import { freshKey, keyExists, removeAtEnd, sleep, timed, waitUntilBlocked } from './helpers'
+import { freshKey, keyExists, linuxOnly, notLinux, removeAtEnd, sleep, timed, waitUntilBlocked } from './helpers'
 
 const track = (t: ExecutionContext, q: MessageQueue) => removeAtEnd(t, q, MessageQueue.fromId)
 const privateQueue = (t: ExecutionContext) => track(t, MessageQueue.create())
@@ -32,7 +33,7 @@ test('default send type is 1, and large types survive', async (t) => {
   t.is((await q.receive()).type, Number.MAX_SAFE_INTEGER)
 })
 
-test('type selection: exact, lowest <= |type|, any, except', async (t) => {
+linuxOnly(test, 'except (MSG_EXCEPT) is Linux-only: macOS gives EINVAL, tested below')('type selection: exact, lowest <= |type|, any, except', async (t) => {
   const q = privateQueue(t)
   for (const [type, text] of [
     [5, 'five'],
@@ -53,6 +54,17 @@ test('type selection: exact, lowest <= |type|, any, except', async (t) => {
   t.is(await take({ type: 2, except: true }), '5:five')
   t.is(q.receiveSync({ type: -100 }).type, 3)
   t.is(q.stat().messages, 0)
+})
+
+notLinux(test)('except: true is refused with EINVAL (no MSG_EXCEPT off Linux) and takes nothing', async (t) => {
+  const q = privateQueue(t)
+  q.sendSync('five', { type: 5 })
+  t.like(t.throws(() => q.receiveSync({ type: 2, except: true, wait: false }), { instanceOf: IpcError }), {
+    code: 'EINVAL',
+    syscall: 'msgrcv',
+  })
+  t.like(await t.throwsAsync(q.receive({ type: 2, except: true }), { instanceOf: IpcError }), { code: 'EINVAL', syscall: 'msgrcv' })
+  t.is(q.stat().messages, 1)
 })
 
 test('receive with type 0 preserves send order', async (t) => {
@@ -87,7 +99,7 @@ test('maxSize larger than msgmax and exactly the message size both work', async 
   t.is((await q.receive({ maxSize: 1 << 20 })).data.length, 64)
 })
 
-test('the default maxSize takes a message of the system msgmax', async (t) => {
+linuxOnly(test, 'the system msgmax is read from /proc/sys/kernel/msgmax')('the default maxSize takes a message of the system msgmax', async (t) => {
   const q = privateQueue(t)
   const { readFileSync } = await import('node:fs')
   const msgmax = Number(readFileSync('/proc/sys/kernel/msgmax', 'utf8'))
@@ -101,7 +113,7 @@ test('the default maxSize takes a message of the system msgmax', async (t) => {
   t.deepEqual((await p).data, big)
 })
 
-test('a message larger than msgmax is refused with EINVAL and nothing is queued', (t) => {
+linuxOnly(test, 'the system msgmax is read from /proc/sys/kernel/msgmax')('a message larger than msgmax is refused with EINVAL and nothing is queued', (t) => {
   const q = privateQueue(t)
   const { readFileSync } = require('node:fs') as typeof import('node:fs')
   const msgmax = Number(readFileSync('/proc/sys/kernel/msgmax', 'utf8'))
@@ -112,11 +124,11 @@ test('a message larger than msgmax is refused with EINVAL and nothing is queued'
 test('wait: false maps to IPC_NOWAIT: ENOMSG on empty, EAGAIN on full', (t) => {
   const q = privateQueue(t)
   const empty = t.throws(() => q.receiveSync({ wait: false }), { instanceOf: IpcError })
-  t.like(empty, { code: 'ENOMSG', syscall: 'msgrcv', errno: -42 })
+  t.like(empty, { code: 'ENOMSG', syscall: 'msgrcv', errno: -osConstants.errno.ENOMSG })
   q.update({ maxBytes: 8 })
   q.sendSync(Buffer.alloc(8), { wait: false })
   const full = t.throws(() => q.sendSync('x', { wait: false }), { instanceOf: IpcError })
-  t.like(full, { code: 'EAGAIN', syscall: 'msgsnd', errno: -11 })
+  t.like(full, { code: 'EAGAIN', syscall: 'msgsnd', errno: -osConstants.errno.EAGAIN })
   t.is(full.message, 'EAGAIN: resource temporarily unavailable, msgsnd')
 })
 
@@ -203,7 +215,7 @@ test('many aborted receives leave every later message in the queue', async (t) =
 })
 
 // Serial: it counts this process's threads blocked in msgrcv/msgsnd, so no other test may wait.
-test.serial('removing the queue wakes blocked receivers and senders with EIDRM', async (t) => {
+linuxOnly(test.serial, 'waitUntilBlocked reads /proc/<pid>/task/*/wchan')('removing the queue wakes blocked receivers and senders with EIDRM', async (t) => {
   const q = track(t, MessageQueue.create())
   const receivers = [q.receive(), q.receive({ type: 2 }), q.receive({ type: -3 }), q.receive()]
   const full = track(t, MessageQueue.create())
@@ -216,7 +228,7 @@ test.serial('removing the queue wakes blocked receivers and senders with EIDRM',
   for (const r of [...receivers, sender]) {
     const e = await t.throwsAsync(r, { instanceOf: IpcError })
     t.is(e.code, 'EIDRM')
-    t.is(e.errno, -43)
+    t.is(e.errno, -osConstants.errno.EIDRM)
   }
 })
 

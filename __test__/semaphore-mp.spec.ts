@@ -33,7 +33,9 @@ const PROTOCOL_C = String.raw`
 #include <sys/sem.h>
 #include <time.h>
 
+#ifndef __APPLE__ /* macOS's <sys/sem.h> declares it; on Linux the program does */
 union semun { int val; struct semid_ds *buf; unsigned short *array; };
+#endif
 
 int main(int argc, char **argv) {
   key_t key = (key_t)strtoul(argv[1], NULL, 0);

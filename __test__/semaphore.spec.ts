@@ -1,20 +1,18 @@
 import { readFileSync } from 'node:fs'
 import { stat } from 'node:fs/promises'
+import { constants as osConstants } from 'node:os'
 
 import test, { type ExecutionContext } from 'ava'
 
 import { AbortError, IPC_PRIVATE, IpcError, Mutex, MutexGuard, Semaphore, SemaphoreSet } from '../ts/index'
 import { pendingWaits } from '../ts/reactor'
-import { freshKey, keyExists, removeAtEnd, sleep, timed, waitUntilBlocked } from './helpers'
+import { freshKey, keyExists, linuxOnly, removeAtEnd, sleep, timed, waitUntilBlocked } from './helpers'
 
 const track = <T extends { id: number; close(): void }>(t: ExecutionContext, obj: T) => removeAtEnd(t, obj, SemaphoreSet.fromId)
 const privateSet = (t: ExecutionContext, initial: number[]) => track(t, SemaphoreSet.create({ initial }))
-/** The system's semaphore limits: SEMMSL, SEMMNS, SEMOPM, SEMMNI. */
-const [SEMMSL, , SEMOPM] = readFileSync('/proc/sys/kernel/sem', 'utf8').trim().split(/\s+/).map(Number) as [
-  number,
-  number,
-  number,
-]
+/** The system's semaphore limits: SEMMSL, SEMMNS, SEMOPM, SEMMNI (from /proc: Linux only). */
+const semLimits = () => readFileSync('/proc/sys/kernel/sem', 'utf8').trim().split(/\s+/).map(Number) as [number, number, number, number]
+const PROC_SEM = 'reads the semaphore limits from /proc/sys/kernel/sem'
 
 test('create initialises the values, marks sem_otime and reports count, key and mode', (t) => {
   const set = privateSet(t, [3, 0, 7])
@@ -53,7 +51,8 @@ test('open by key: create, existing never re-initialised, exclusive EEXIST, miss
   c.close()
 })
 
-test('the kernel refuses a set larger than SEMMSL with EINVAL', (t) => {
+linuxOnly(test, PROC_SEM)('the kernel refuses a set larger than SEMMSL with EINVAL', (t) => {
+  const [SEMMSL] = semLimits()
   const e = t.throws(() => SemaphoreSet.create({ count: SEMMSL + 1 }), { instanceOf: IpcError })
   t.is(e.code, 'EINVAL')
   t.is(e.syscall, 'semget')
@@ -159,7 +158,7 @@ test('many pending waits park no libuv threadpool thread', async (t) => {
   await sleep(20)
   t.is(set.waitingForIncrease(0), 8)
   // With 8 waits on the pool (4 threads), these would never run.
-  const work = Promise.all([stat('/'), stat('/tmp'), stat('/proc'), stat('/'), stat('/'), stat('/')])
+  const work = Promise.all([stat('/'), stat('/tmp'), stat(__dirname), stat('/'), stat('/'), stat('/')])
   const timeout = sleep(5000).then(() => 'starved')
   t.not(await Promise.race([work, timeout]), 'starved')
   set.opSync([{ index: 0, delta: 8 }])
@@ -216,7 +215,7 @@ test('an already aborted signal rejects before touching the set', async (t) => {
 })
 
 // Serial: it counts this process's threads blocked in semop, so no other test may wait.
-test.serial('removing the set wakes blocked waiters with EIDRM', async (t) => {
+linuxOnly(test.serial, 'waitUntilBlocked reads /proc/<pid>/task/*/wchan')('removing the set wakes blocked waiters with EIDRM', async (t) => {
   const set = SemaphoreSet.create({ initial: [0, 1] })
   const sem = Semaphore.open(IPC_PRIVATE, { initial: 0 })
   const mutex = Mutex.open(IPC_PRIVATE)
@@ -234,7 +233,7 @@ test.serial('removing the set wakes blocked waiters with EIDRM', async (t) => {
   for (const w of waits) {
     const e = await t.throwsAsync(w, { instanceOf: IpcError })
     t.is(e.code, 'EIDRM')
-    t.is(e.errno, -43)
+    t.is(e.errno, -osConstants.errno.EIDRM)
   }
   t.throws(() => held.unlock(), { code: 'EINVAL' })
   set.close()
@@ -242,7 +241,8 @@ test.serial('removing the set wakes blocked waiters with EIDRM', async (t) => {
   mutex.close()
 })
 
-test('the kernel answers ERANGE above 32767 and E2BIG above SEMOPM operations', async (t) => {
+linuxOnly(test, PROC_SEM)('the kernel answers ERANGE above 32767 and E2BIG above SEMOPM operations', async (t) => {
+  const [, , SEMOPM] = semLimits()
   const set = privateSet(t, [32767, 0])
   t.like(t.throws(() => set.opSync([{ index: 0, delta: 1 }])), { code: 'ERANGE', syscall: 'semop' })
   await t.throwsAsync(set.op([{ index: 0, delta: 1 }]), { code: 'ERANGE' })

@@ -5,12 +5,11 @@
  * paths see the same bytes as views and as each other, and that close() still lets go of the
  * attachment.
  */
-import { readFileSync } from 'node:fs'
 
 import test, { type ExecutionContext } from 'ava'
 
 import { SharedMemory } from '../ts/index'
-import { runNode, sleep } from './helpers'
+import { runNode, shmAttachments, sleep } from './helpers'
 
 function privateSegment(t: ExecutionContext, size: number): SharedMemory {
   const shm = SharedMemory.create({ size })
@@ -25,16 +24,8 @@ function privateSegment(t: ExecutionContext, size: number): SharedMemory {
   return shm
 }
 
-/** Attachments of a segment, from /proc/sysvipc/shm (`nattch`). */
-function nattch(id: number): number | undefined {
-  const [header, ...rows] = readFileSync('/proc/sysvipc/shm', 'utf8').trim().split('\n')
-  const cols = header!.trim().split(/\s+/)
-  for (const row of rows) {
-    const cells = row.trim().split(/\s+/)
-    if (Number(cells[cols.indexOf('shmid')]) === id) return Number(cells[cols.indexOf('nattch')])
-  }
-  return undefined
-}
+/** Attachments of a segment (`nattch`); undefined once it is gone. */
+const nattch = shmAttachments
 
 const pattern = (n: number, seed: number) => Buffer.from(Array.from({ length: n }, (_, i) => (i * 31 + seed) & 0xff))
 

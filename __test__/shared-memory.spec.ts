@@ -6,7 +6,23 @@ import test, { type ExecutionContext } from 'ava'
 
 import { AbortError, IPC_PRIVATE, IpcError, SharedMemory, zeroCopySupported } from '../ts/index'
 import { pendingWaits } from '../ts/reactor'
-import { cChild, compileC, freshKey, keyExists, NOBODY, nodeChild, removeAtEnd, removeBuilds, runNode, sleep, sysvIds, timed } from './helpers'
+import {
+  cChild,
+  compileC,
+  freshKey,
+  keyExists,
+  linuxOnly,
+  NOBODY,
+  nodeChild,
+  notLinux,
+  removeAtEnd,
+  removeBuilds,
+  runNode,
+  shmAttachments,
+  sleep,
+  sysvIds,
+  timed,
+} from './helpers'
 
 setFlagsFromString('--expose-gc')
 const gc = runInNewContext('gc') as () => void
@@ -16,17 +32,11 @@ test.after.always(removeBuilds)
 const track = (t: ExecutionContext, shm: SharedMemory) => removeAtEnd(t, shm, SharedMemory.fromId)
 const privateSegment = (t: ExecutionContext, size = 4096) => track(t, SharedMemory.create({ size }))
 
-/** Attachments of a segment, from /proc/sysvipc/shm (`nattch`); undefined once it is gone. */
-function nattch(id: number): number | undefined {
-  const lines = readFileSync('/proc/sysvipc/shm', 'utf8').trim().split('\n')
-  const header = lines[0]!.trim().split(/\s+/)
-  const col = header.indexOf('nattch')
-  for (const l of lines.slice(1)) {
-    const f = l.trim().split(/\s+/)
-    if (Number(f[1]) === id) return Number(f[col])
-  }
-  return undefined
-}
+/** wait/notify are futex calls: elsewhere they throw ENOSYS (tested below). */
+const futexTest = linuxOnly(test, 'shm.wait/notify need a futex (ENOSYS on macOS, tested instead)')
+
+/** Attachments of a segment (`nattch`); undefined once it is gone. */
+const nattch = shmAttachments
 
 /** Polls until `cond()` holds (GC and buffer finalizers run on their own schedule). */
 async function eventually(cond: () => boolean, what: string, ms = 5000): Promise<void> {
@@ -160,7 +170,7 @@ int main(int argc, char **argv) {
   t.regex(r.stdout, /verified/)
 })
 
-test('futex interop with C: C waits and Node notifies, Node waits and C notifies', async (t) => {
+futexTest('futex interop with C: C waits and Node notifies, Node waits and C notifies', async (t) => {
   const exe = compileC(
     'shm-futex',
     `#include <linux/futex.h>
@@ -309,7 +319,7 @@ test('a view that is only garbage-collected detaches in its finalizer', async (t
   await eventually(() => nattch(shm.id) === 0, 'shmdt after close')
 })
 
-test('readonly attach: a read-only mapping, copy reads work, writes throw, no zero-copy buffer', (t) => {
+linuxOnly(test, "checks the mapping's protection in /proc/self/maps")('readonly attach: a read-only mapping, copy reads work, writes throw, no zero-copy buffer', (t) => {
   const shm = privateSegment(t, 4096)
   shm.write('data', 0)
   using ro = shm.attach({ readonly: true })
@@ -353,7 +363,7 @@ test('unprivileged child: EACCES without permission; read-only access reads but 
   t.is(shm.read(0, 6).toString(), 'secret')
 })
 
-test('kernel errors: EINVAL for sizes, EEXIST, ENOENT', (t) => {
+linuxOnly(test, 'reads /proc/sys/kernel/shmmax')('kernel errors: EINVAL for sizes, EEXIST, ENOENT', (t) => {
   const key = freshKey('shm')
   t.teardown(() => {
     if (keyExists('shm', key)) SharedMemory.open(key).remove()
@@ -415,7 +425,7 @@ test('Symbol.dispose closes the segment handle and detaches the view', (t) => {
   t.is(words.length, 0)
 })
 
-test('wait: not-equal at once, timed-out after the timeout, sync forms, validation', async (t) => {
+futexTest('wait: not-equal at once, timed-out after the timeout, sync forms, validation', async (t) => {
   const shm = privateSegment(t, 64)
   shm.write(new Int32Array([-1]), 8)
   t.is(await shm.wait(8, 0), 'not-equal')
@@ -442,7 +452,7 @@ test('wait: not-equal at once, timed-out after the timeout, sync forms, validati
   t.throws(() => shm.notify(0, -1), range)
 })
 
-test('wait/notify between two processes, both ways', async (t) => {
+futexTest('wait/notify between two processes, both ways', async (t) => {
   const shm = privateSegment(t, 64)
   const child = nodeChild(
     `const shm = ipckit.SharedMemory.fromId(Number(process.argv[2]));
@@ -469,7 +479,7 @@ test('wait/notify between two processes, both ways', async (t) => {
   t.is((await child.done).code, 0)
 })
 
-test.serial('abort cancels a wait promptly and leaves no waiter behind', async (t) => {
+linuxOnly(test.serial, 'shm.wait/notify need a futex (ENOSYS on macOS, tested instead)')('abort cancels a wait promptly and leaves no waiter behind', async (t) => {
   const shm = privateSegment(t, 64)
   const ac = new AbortController()
   const p = shm.wait(0, 0, { signal: ac.signal })
@@ -487,7 +497,7 @@ test.serial('abort cancels a wait promptly and leaves no waiter behind', async (
   await t.throwsAsync(shm.wait(0, 0, { signal: pre.signal }), { instanceOf: AbortError })
 })
 
-test('close() cancels pending waits, and a pending wait does not keep the process alive after close', async (t) => {
+futexTest('close() cancels pending waits, and a pending wait does not keep the process alive after close', async (t) => {
   const shm = SharedMemory.create({ size: 64 })
   t.teardown(() => {
     try {
@@ -510,7 +520,7 @@ test('close() cancels pending waits, and a pending wait does not keep the proces
   t.is(r.stdout.trim(), 'rejected AbortError')
 })
 
-test('forced no-zero-copy path: attach() refuses clearly, the copy API and waits still work', async (t) => {
+futexTest('forced no-zero-copy path: attach() refuses clearly, the copy API and waits still work', async (t) => {
   const shm = privateSegment(t, 64)
   const r = await runNode(
     `const shm = ipckit.SharedMemory.fromId(Number(process.argv[2]));
@@ -526,7 +536,7 @@ test('forced no-zero-copy path: attach() refuses clearly, the copy API and waits
   t.is(shm.read(0, 6).toString(), 'copied')
 })
 
-test('a worker thread that exits with views and a pending wait unmaps them all', async (t) => {
+futexTest('a worker thread that exits with views and a pending wait unmaps them all', async (t) => {
   const { Worker } = await import('node:worker_threads')
   const shm = privateSegment(t, 4096)
   const worker = new Worker(
@@ -547,7 +557,7 @@ test('a worker thread that exits with views and a pending wait unmaps them all',
   t.is(shm.read(4, new Int32Array(1))[0], 1)
 })
 
-test('remove() of a segment nobody attached destroys it at once; an attached handle keeps working', (t) => {
+futexTest('remove() of a segment nobody attached destroys it at once; an attached handle keeps working', (t) => {
   const unused = privateSegment(t, 64)
   unused.remove()
   t.is(nattch(unused.id), undefined, 'gone at once')
@@ -568,7 +578,7 @@ function sysvMappings(): number {
 }
 
 // Serial: it counts this process's mappings.
-test.serial('detach() and close() unmap at once: a loop that never yields makes more segments than shmmni allows, and none stays mapped', (t) => {
+linuxOnly(test.serial, 'counts SYSV mappings in /proc/self/maps against /proc/sys/kernel/shmmni')('detach() and close() unmap at once: a loop that never yields makes more segments than shmmni allows, and none stays mapped', (t) => {
   const shmmni = Number(readFileSync('/proc/sys/kernel/shmmni', 'utf8'))
   const before = sysvMappings()
   // Each segment is removed while attached, so it lives exactly as long as its mapping: had
@@ -584,4 +594,17 @@ test.serial('detach() and close() unmap at once: a loop that never yields makes 
     shm.close()
   }
   t.is(sysvMappings(), before)
+})
+
+notLinux(test)('without a futex, wait/waitSync/notify fail with IpcError ENOSYS (futex) and change nothing', async (t) => {
+  const shm = privateSegment(t, 64)
+  shm.write(Buffer.from([7, 0, 0, 0]), 0)
+  const enosys = { code: 'ENOSYS', syscall: 'futex' }
+  t.like(await t.throwsAsync(shm.wait(0, 7), { instanceOf: IpcError }), enosys)
+  t.like(await t.throwsAsync(shm.wait(0, 7, { timeoutMs: 50 }), { instanceOf: IpcError }), enosys)
+  t.like(t.throws(() => shm.waitSync(0, 7, { timeoutMs: 50 }), { instanceOf: IpcError }), enosys)
+  t.like(t.throws(() => shm.notify(0), { instanceOf: IpcError }), enosys)
+  t.is(await shm.wait(0, 8), 'not-equal', 'a value that differs is answered before any futex call')
+  t.deepEqual([...shm.read(0, 4)], [7, 0, 0, 0])
+  t.is(pendingWaits(), 0)
 })

@@ -24,7 +24,10 @@ import {
   SOURCE_ENTRY,
   cChild,
   compileC,
+  linuxOnly,
   nodeChild,
+  notLinux,
+  onLinux,
   removeBuilds,
   runC,
   runNode,
@@ -36,8 +39,15 @@ import {
 test.after.always(removeBuilds)
 
 const { min: RTMIN, max: RTMAX } = realtimeSignals
+
+/** Tests of (or that send) real-time signals, `SIGRTMIN+N`: macOS has none (tested below). */
+const rtTest = linuxOnly(test, 'real-time signals (SIGRTMIN+N), which macOS lacks')
+const rtTestSerial = linuxOnly(test.serial, 'real-time signals (SIGRTMIN+N), which macOS lacks')
 /** ipckit's own wake signal, reserved. */
 const WAKE = RTMAX - 6
+
+/** `si_code` of a signal sent by kill (`SI_USER`): 0 on Linux, 0x10001 in Apple's <sys/signal.h>. */
+const SI_USER = onLinux ? 0 : 0x10001
 
 /** Collects `count` events from a watcher. */
 async function take(watcher: AsyncIterator<SignalEvent>, count: number): Promise<SignalEvent[]> {
@@ -50,7 +60,7 @@ async function take(watcher: AsyncIterator<SignalEvent>, count: number): Promise
   return got
 }
 
-test('names and numbers are Node’s (os.constants.signals); real-time names round-trip', (t) => {
+rtTest('names and numbers are Node’s (os.constants.signals); real-time names round-trip', (t) => {
   const aliases: Record<string, string> = { SIGIOT: 'SIGABRT', SIGPOLL: 'SIGIO' }
   for (const [name, number] of Object.entries(constants.signals)) {
     const d = describeSignal(name)
@@ -94,14 +104,15 @@ test('bad signals and arguments are refused before any system call', (t) => {
   t.throws(() => sigqueue(pid, 'SIGUSR2', 2 ** 31), { code: 'ERR_OUT_OF_RANGE' })
   t.throws(() => sigqueue(pid, 'SIGUSR2', 1.5), { code: 'ERR_OUT_OF_RANGE' })
   t.throws(() => describeSignal(0), { code: 'ERR_OUT_OF_RANGE' })
-  t.throws(() => describeSignal(32), { code: 'ERR_UNKNOWN_SIGNAL' })
+  // 32 is in Linux's range but unnamed (glibc keeps 32 and 33); macOS's signals end at 31.
+  t.throws(() => describeSignal(32), { code: onLinux ? 'ERR_UNKNOWN_SIGNAL' : 'ERR_OUT_OF_RANGE' })
   t.throws(() => watchSignals([]), { code: 'ERR_INVALID_ARG_VALUE' })
   t.throws(() => watchSignals('SIGUSR2', { signal: {} as AbortSignal }), { code: 'ERR_INVALID_ARG_TYPE' })
   t.throws(() => watchSignals('SIGUSR2', { ordered: 1 as unknown as boolean }), { code: 'ERR_INVALID_ARG_TYPE' })
   t.is(signalDisposition('SIGUSR2'), 'default')
 })
 
-test('SIGKILL, SIGSTOP, fault signals and the reserved wake and mask signals cannot be watched, ignored or restored', (t) => {
+linuxOnly(test, 'the reserved signals are SIGRTMAX-6 and SIGRTMAX-7 on Linux (SIGURG on macOS)')('SIGKILL, SIGSTOP, fault signals and the reserved wake and mask signals cannot be watched, ignored or restored', (t) => {
   for (const sig of ['SIGKILL', 'SIGSTOP', 'SIGSEGV', 'SIGBUS', 'SIGFPE', 'SIGILL', WAKE, 'SIGRTMAX-6', 'SIGRTMAX-7']) {
     const before = signalDisposition(sig)
     t.like(t.throws(() => watchSignals(['SIGUSR2', sig]), { instanceOf: TypeError }), { code: 'ERR_INVALID_ARG_VALUE' })
@@ -115,7 +126,7 @@ test('SIGKILL, SIGSTOP, fault signals and the reserved wake and mask signals can
   t.is(signalDisposition('SIGPIPE'), 'ignore')
 })
 
-test('kill with signal 0 probes: ESRCH for a dead pid, EPERM as an unprivileged child', async (t) => {
+linuxOnly(test, 'sigqueue is Linux-only (ENOSYS on macOS, tested below)')('kill with signal 0 probes: ESRCH for a dead pid, EPERM as an unprivileged child', async (t) => {
   kill(process.pid, 0)
   const gone = nodeChild('')
   await gone.done
@@ -190,7 +201,7 @@ test('kill(0, sig) signals the caller’s own process group', async (t) => {
     { detached: true },
   )
   const event = JSON.parse(r.stdout) as SignalEvent
-  t.like(event, { name: 'SIGUSR2', code: 0, uid: process.getuid!(), value: undefined })
+  t.like(event, { name: 'SIGUSR2', code: SI_USER, uid: process.getuid!(), value: undefined })
   t.is(typeof event.pid, 'number')
 })
 
@@ -217,7 +228,7 @@ test('kill(-1, sig) reaches every process the caller may signal, but not the cal
   t.regex(sender.stdout, /^false \d+\n$/)
   const senderPid = sender.stdout.trim().split(' ')[1]
   const event = JSON.parse(await watcher.line(/^\{/)) as SignalEvent
-  t.like(event, { name: 'SIGUSR2', pid: Number(senderPid), uid: lonely.uid, code: 0 })
+  t.like(event, { name: 'SIGUSR2', pid: Number(senderPid), uid: lonely.uid, code: SI_USER })
   t.is((await watcher.done).code, 0)
 })
 
@@ -238,7 +249,7 @@ int main(int argc, char **argv) {
 }
 `
 
-test('a C program’s sigqueue payload, pid and uid reach the watcher', async (t) => {
+rtTest('a C program’s sigqueue payload, pid and uid reach the watcher', async (t) => {
   const exe = compileC('sigqueue', SIGQUEUE_C)
   using watcher = watchSignals('SIGRTMIN+3')
   const r = await runC(exe, [String(process.pid), '3', '-123456'])
@@ -253,7 +264,7 @@ test('a C program’s sigqueue payload, pid and uid reach the watcher', async (t
   })
 })
 
-test('an unprivileged watcher sees the uid of an unprivileged C sender', async (t) => {
+rtTest('an unprivileged watcher sees the uid of an unprivileged C sender', async (t) => {
   const exe = compileC('sigqueue', SIGQUEUE_C)
   chmodSync(dirname(exe), 0o755) // the build folder is private to root
   const watcher = nodeChild(
@@ -270,7 +281,7 @@ test('an unprivileged watcher sees the uid of an unprivileged C sender', async (
   t.is((await watcher.done).code, 0)
 })
 
-test.serial('1,000 alternating SIGUSR1/SIGUSR2 from a Node child: standard signals coalesce, counts reported', async (t) => {
+rtTestSerial('1,000 alternating SIGUSR1/SIGUSR2 from a Node child: standard signals coalesce, counts reported', async (t) => {
   const watcher = watchSignals(['SIGUSR1', 'SIGUSR2', 'SIGRTMIN+4'])
   const child = nodeChild(
     `const pid = Number(process.argv[2]);
@@ -326,7 +337,7 @@ async function realTimeBurst(watcher: AsyncIterator<SignalEvent>, signal: string
   }
 }
 
-test.serial('1,000 real-time signals from a Node child all arrive once each, in send order, with their values', async (t) => {
+rtTestSerial('1,000 real-time signals from a Node child all arrive once each, in send order, with their values', async (t) => {
   using watcher = watchSignals('SIGRTMIN+5')
   t.true(watcher.ordered)
   const { events, pid, child } = await realTimeBurst(watcher, 'SIGRTMIN+5')
@@ -351,7 +362,7 @@ test.serial('1,000 real-time signals from a Node child all arrive once each, in 
   t.log(`unordered watch: ${inversions} of 999 neighbouring pairs recorded out of send order`)
 })
 
-test('an ordered watch blocks its real-time signal in every thread but ipckit’s poller thread, and gives it back', async (t) => {
+rtTest('an ordered watch blocks its real-time signal in every thread but ipckit’s poller thread, and gives it back', async (t) => {
   const r = await runNode(`
     const fs = require('node:fs')
     const { Worker } = require('node:worker_threads')
@@ -393,7 +404,7 @@ test('an ordered watch blocks its real-time signal in every thread but ipckit’
   ])
 })
 
-test('several watchers of one signal each see every delivery', async (t) => {
+rtTest('several watchers of one signal each see every delivery', async (t) => {
   using a = watchSignals('SIGRTMIN+6')
   using b = watchSignals(['SIGRTMIN+6', 'SIGRTMIN+7'])
   sigqueue(process.pid, 'SIGRTMIN+6', 1)
@@ -405,7 +416,7 @@ test('several watchers of one signal each see every delivery', async (t) => {
   t.like((await take(b, 1))[0], { code: 0, value: undefined, pid: process.pid })
 })
 
-test('handlers are in place when watchSignals returns; ending the iteration restores the disposition', async (t) => {
+rtTest('handlers are in place when watchSignals returns; ending the iteration restores the disposition', async (t) => {
   t.is(signalDisposition('SIGRTMIN+8'), 'default')
   const watcher = watchSignals('SIGRTMIN+8')
   kill(process.pid, 'SIGRTMIN+8')
@@ -426,7 +437,7 @@ test('handlers are in place when watchSignals returns; ending the iteration rest
 })
 
 // The ordering in the first loop above relies on the install being synchronous:
-test('a signal sent right after watchSignals returns is seen', async (t) => {
+rtTest('a signal sent right after watchSignals returns is seen', async (t) => {
   for (let i = 0; i < 20; i++) {
     using w = watchSignals('SIGRTMIN+10')
     kill(process.pid, 'SIGRTMIN+10')
@@ -434,7 +445,7 @@ test('a signal sent right after watchSignals returns is seen', async (t) => {
   }
 })
 
-test.serial('a delivered signal is taken with no thread hop; a pending next() resolves from another process', async (t) => {
+rtTestSerial('a delivered signal is taken with no thread hop; a pending next() resolves from another process', async (t) => {
   // Cancelled waits of earlier tests report back asynchronously; let them.
   for (let i = 0; i < 200 && pendingWaits() > 0; i++) await sleep(5)
   // Unordered: a signal this thread sends itself is then handled on this thread before
@@ -453,7 +464,7 @@ test.serial('a delivered signal is taken with no thread hop; a pending next() re
 })
 
 // Serial: concurrent tests compile C synchronously, which would stall this one's timing.
-test.serial('abort ends a pending next() promptly with an AbortError and restores the disposition', async (t) => {
+rtTestSerial('abort ends a pending next() promptly with an AbortError and restores the disposition', async (t) => {
   const ac = new AbortController()
   const w = watchSignals('SIGRTMIN+12', { signal: ac.signal })
   const pending = w.next()
@@ -474,7 +485,7 @@ test.serial('abort ends a pending next() promptly with an AbortError and restore
   await t.throwsAsync(dead.next(), { name: 'AbortError' })
 })
 
-test('close() or return() during a pending next() resolves done; later calls are done', async (t) => {
+rtTest('close() or return() during a pending next() resolves done; later calls are done', async (t) => {
   const w = watchSignals('SIGRTMIN+13')
   const pending = w.next()
   await sleep(10)
@@ -623,7 +634,7 @@ test('an open watcher does not keep the process alive, and close() releases a pe
   t.true(ms < 20_000)
 })
 
-test('a watcher dropped without close() is collected, and its handlers are removed', async (t) => {
+rtTest('a watcher dropped without close() is collected, and its handlers are removed', async (t) => {
   const r = await runNode(`
     require('v8').setFlagsFromString('--expose-gc')
     const gc = require('vm').runInNewContext('gc')
@@ -726,7 +737,7 @@ int main(int argc, char **argv) {
 }
 `
 
-test('the default action table matches how an unhandling child really ends, for every standard signal', async (t) => {
+linuxOnly(test, 'reads /proc/sys/kernel/core_pattern, and the probe is SIGRTMIN')('the default action table matches how an unhandling child really ends, for every standard signal', async (t) => {
   const exe = compileC('default-action', DEFAULT_ACTION_C)
   const dir = tempDir('ipckit-test-core-')
   t.teardown(dir.remove)
@@ -773,4 +784,16 @@ test('the default action table matches how an unhandling child really ends, for 
   t.like(describeSignal('SIGCONT'), { defaultAction: 'continue' })
   t.like(describeSignal('SIGTSTP'), { defaultAction: 'stop' })
   t.like(describeSignal('SIGQUIT'), { defaultAction: 'core' })
+})
+
+notLinux(test)('no real-time signals: SIGRTMIN names are unknown, and sigqueue fails with IpcError ENOSYS', async (t) => {
+  t.true(RTMIN > RTMAX, 'an empty real-time range')
+  t.is(listSignals().length, 31)
+  for (const name of ['SIGRTMIN', 'SIGRTMIN+1', 'SIGRTMAX']) {
+    t.throws(() => describeSignal(name), { code: 'ERR_UNKNOWN_SIGNAL' })
+    t.throws(() => watchSignals(name), { code: 'ERR_UNKNOWN_SIGNAL' })
+  }
+  kill(process.pid, 0)
+  t.like(t.throws(() => sigqueue(process.pid, 'SIGUSR2', 1), { instanceOf: IpcError }), { code: 'ENOSYS', syscall: 'sigqueue' })
+  t.is(signalDisposition('SIGUSR2'), 'default', 'nothing was sent or installed')
 })

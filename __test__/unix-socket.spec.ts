@@ -18,7 +18,21 @@ import {
 } from '../ts/index'
 import { native } from '../ts/native'
 import { pendingWaits } from '../ts/reactor'
-import { NOBODY, cChild, compileC, fdSnapshot, fdsLeftOpen, nodeChild, openFds, removeBuilds, sleep, tempDir, timed } from './helpers'
+import {
+  NOBODY,
+  cChild,
+  compileC,
+  fdSnapshot,
+  fdsLeftOpen,
+  linuxOnly,
+  nodeChild,
+  notLinux,
+  openFds,
+  removeBuilds,
+  sleep,
+  tempDir,
+  timed,
+} from './helpers'
 
 test.after.always(removeBuilds)
 
@@ -41,8 +55,12 @@ type Closable = { close(): void } | { destroy(): void }
  * Every test here runs serially and checks that it left no descriptor open (after closing what
  * it registered with `own`), and that no wait or readiness watch is left behind.
  */
-function fdTest(name: string, fn: (t: ExecutionContext, own: <T extends Closable>(x: T) => T) => Promise<void> | void) {
-  test.serial(name, async (t) => {
+function fdTest(
+  name: string,
+  fn: (t: ExecutionContext, own: <T extends Closable>(x: T) => T) => Promise<void> | void,
+  declare = test.serial,
+) {
+  declare(name, async (t) => {
     const owned: Closable[] = []
     const own = <T extends Closable>(x: T): T => {
       owned.push(x)
@@ -63,6 +81,15 @@ function fdTest(name: string, fn: (t: ExecutionContext, own: <T extends Closable
     t.is(native.pollerWatches(), 0, 'no readiness watches')
   })
 }
+
+/** {@link fdTest} for a test that needs what only Linux has (`why`): skipped elsewhere, saying so. */
+function linuxFdTest(why: string) {
+  return (name: string, fn: Parameters<typeof fdTest>[1]) => fdTest(name, fn, linuxOnly(test.serial, why))
+}
+const SEQPACKET = 'macOS has no SOCK_SEQPACKET UNIX sockets'
+const ABSTRACT = 'abstract socket names are Linux-only (ENOSYS on macOS, tested below)'
+const seqpacketTest = linuxFdTest(SEQPACKET)
+const abstractTest = linuxFdTest(ABSTRACT)
 
 const uniq = (() => {
   let n = 0
@@ -85,7 +112,7 @@ function checksum(data: Buffer): number {
 // ---------------------------------------------------------------------------------------------
 // socket pairs
 
-fdTest('socketpair(seqpacket): boundaries, async and sync forms, end of stream', async (t, own) => {
+seqpacketTest('socketpair(seqpacket): boundaries, async and sync forms, end of stream', async (t, own) => {
   const [a, b] = socketpair('seqpacket')
   own(a)
   own(b)
@@ -177,7 +204,7 @@ fdTest('UnixDatagramSocket: bind a path, reply to the sender, default mode 0o600
   t.false(existsSync(serverPath))
 })
 
-fdTest('UnixDatagramSocket: abstract addresses', async (t, own) => {
+abstractTest('UnixDatagramSocket: abstract addresses', async (t, own) => {
   const name = uniq('abs')
   const server = own(UnixDatagramSocket.bind({ abstract: name }))
   t.deepEqual(server.address, { abstract: name })
@@ -209,7 +236,7 @@ fdTest('async iteration yields messages; break cleans up and takes nothing more'
   t.is(b.receiveSync().data.toString(), '4')
 })
 
-fdTest('AbortSignal cancels a receive promptly, and a cancelled receive took nothing', async (t, own) => {
+seqpacketTest('AbortSignal cancels a receive promptly, and a cancelled receive took nothing', async (t, own) => {
   const [a, b] = socketpair('seqpacket')
   own(a)
   own(b)
@@ -289,7 +316,7 @@ fdTest('backpressure: a full socket makes send wait, not fail; wait: false throw
   t.deepEqual(last, chunk)
 })
 
-fdTest('backpressure on an unconnected datagram send to a full receiver', async (t, own) => {
+abstractTest('backpressure on an unconnected datagram send to a full receiver', async (t, own) => {
   const name = uniq('full')
   const server = own(UnixDatagramSocket.bind({ abstract: name }))
   const client = own(UnixDatagramSocket.create())
@@ -313,7 +340,7 @@ fdTest('backpressure on an unconnected datagram send to a full receiver', async 
 // ---------------------------------------------------------------------------------------------
 // seqpacket servers
 
-fdTest('UnixSeqpacketServer: accept, connect, iterate connections; break cleans up', async (t, own) => {
+seqpacketTest('UnixSeqpacketServer: accept, connect, iterate connections; break cleans up', async (t, own) => {
   const d = dir(t)
   const path = join(d, 'seq.sock')
   const server = own(UnixSeqpacketServer.listen(path, { backlog: 8 }))
@@ -347,7 +374,7 @@ fdTest('UnixSeqpacketServer: accept, connect, iterate connections; break cleans 
   t.false(existsSync(path))
 })
 
-fdTest('seqpacket: the iteration of a connection ends when the peer closes', async (t, own) => {
+linuxFdTest(`${SEQPACKET}, and the server has an abstract name`)('seqpacket: the iteration of a connection ends when the peer closes', async (t, own) => {
   const name = uniq('seqend')
   const server = own(UnixSeqpacketServer.listen({ abstract: name }))
   const client = UnixSeqpacketSocket.connect({ abstract: name })
@@ -428,7 +455,7 @@ fdTest('a C client exchanges datagrams with Node: boundaries and bytes exact', a
   t.deepEqual(r.stdout.trim().split('\n'), lines)
 })
 
-fdTest('a C client exchanges seqpacket messages with Node: boundaries and bytes exact', async (t, own) => {
+seqpacketTest('a C client exchanges seqpacket messages with Node: boundaries and bytes exact', async (t, own) => {
   const exe = compileC('seqpacket-client', C_CLIENT)
   const d = dir(t)
   const path = join(d, 'node.seq')
@@ -530,7 +557,7 @@ fdTest('receiveFds takes descriptors off a paused net.Socket; a reading one is r
 // ---------------------------------------------------------------------------------------------
 // descriptor passing and credentials with Node children
 
-fdTest('a parent passes a file and a pipe to a child over a socketpair', async (t, own) => {
+seqpacketTest('a parent passes a file and a pipe to a child over a socketpair', async (t, own) => {
   const d = dir(t)
   const file = join(d, 'data.txt')
   writeFileSync(file, 'read through a passed fd')
@@ -575,7 +602,7 @@ fdTest('a parent passes a file and a pipe to a child over a socketpair', async (
   t.is(await mine.receive(), null)
 })
 
-fdTest('received descriptors are close-on-exec and owned by the receiver', async (t, own) => {
+linuxFdTest(`${SEQPACKET}, and the flags are read from /proc/self/fdinfo`)('received descriptors are close-on-exec and owned by the receiver', async (t, own) => {
   const [a, b] = socketpair('dgram')
   own(a)
   own(b)
@@ -605,7 +632,7 @@ fdTest('received descriptors are close-on-exec and owned by the receiver', async
   t.is(openFds(), before - 2)
 })
 
-fdTest('peer credentials and SCM_CREDENTIALS of an unprivileged child', async (t, own) => {
+linuxFdTest('abstract names and SCM_CREDENTIALS (credentials: true) are Linux-only (ENOSYS on macOS, tested below)')('peer credentials and SCM_CREDENTIALS of an unprivileged child', async (t, own) => {
   const name = uniq('cred')
   const server = own(UnixSeqpacketServer.listen({ abstract: name }))
   const dgram = own(UnixDatagramSocket.bind({ abstract: `${name}-dgram` }, { credentials: true }))
@@ -652,7 +679,7 @@ fdTest('peer credentials and SCM_CREDENTIALS of an unprivileged child', async (t
   await new Promise((r) => netServer.close(r))
 })
 
-fdTest('pending waits keep a process alive only until close()', async (t) => {
+linuxFdTest(`${SEQPACKET}, and the server has an abstract name`)('pending waits keep a process alive only until close()', async (t) => {
   const r = await nodeChild(
     `
     const [a, b] = ipckit.socketpair('seqpacket')
@@ -677,7 +704,7 @@ function threads(): number {
   return readdirSync('/proc/self/task').length
 }
 
-fdTest('1,000 idle sockets waiting cost no thread, no threadpool and no CPU', async (t, own) => {
+linuxFdTest('counts threads in /proc/self/task')('1,000 idle sockets waiting cost no thread, no threadpool and no CPU', async (t, own) => {
   const threadsBefore = threads()
   const pairs = Array.from({ length: 500 }, () => socketpair('dgram'))
   for (const [a, b] of pairs) {
@@ -710,7 +737,7 @@ fdTest('1,000 idle sockets waiting cost no thread, no threadpool and no CPU', as
 // ---------------------------------------------------------------------------------------------
 // errors
 
-fdTest('connect errors: ENOENT and ECONNREFUSED', async (t, own) => {
+seqpacketTest('connect errors: ENOENT and ECONNREFUSED', async (t, own) => {
   const d = dir(t)
   const missing = join(d, 'missing.sock')
   t.like(t.throws(() => UnixSeqpacketSocket.connect(missing), { instanceOf: IpcError }), {
@@ -726,7 +753,7 @@ fdTest('connect errors: ENOENT and ECONNREFUSED', async (t, own) => {
   t.throws(() => c.connect({ abstract: uniq('nobody-here') }), { code: 'ECONNREFUSED' })
 })
 
-fdTest('EADDRINUSE on a live socket; replaceStale replaces only a stale file', async (t, own) => {
+linuxFdTest(`${SEQPACKET}, and one name is abstract`)('EADDRINUSE on a live socket; replaceStale replaces only a stale file', async (t, own) => {
   const d = dir(t)
   const path = join(d, 'srv.sock')
   const live = own(UnixSeqpacketServer.listen(path))
@@ -755,7 +782,7 @@ fdTest('EADDRINUSE on a live socket; replaceStale replaces only a stale file', a
   t.throws(() => UnixDatagramSocket.bind({ abstract: abs }), { code: 'EADDRINUSE' })
 })
 
-fdTest('EMSGSIZE for a message larger than the socket can hold', async (t, own) => {
+seqpacketTest('EMSGSIZE for a message larger than the socket can hold', async (t, own) => {
   const [a, b] = socketpair('dgram')
   own(a)
   own(b)
@@ -807,4 +834,21 @@ fdTest('bad types and ranges are refused before any system call', async (t, own)
   t.throws(() => UnixSeqpacketSocket.fromFd(-1), { code: 'ERR_OUT_OF_RANGE' })
   t.throws(() => UnixSeqpacketSocket.fromFd('3' as unknown as number), { code: 'ERR_INVALID_ARG_TYPE' })
   t.throws(() => peerCredentials({} as Socket), { code: 'ERR_INVALID_ARG_TYPE' })
+})
+
+notLinux(fdTest)('abstract names and credentials: true fail with IpcError ENOSYS; seqpacket sockets are refused by the kernel', async (t, own) => {
+  const name = uniq('abstract')
+  t.like(t.throws(() => UnixDatagramSocket.bind({ abstract: name }), { instanceOf: IpcError }), { code: 'ENOSYS', syscall: 'bind' })
+  const [a, b] = socketpair('dgram')
+  own(a)
+  own(b)
+  t.like(await t.throwsAsync(a.send('x', { to: { abstract: name } }), { instanceOf: IpcError }), { code: 'ENOSYS', syscall: 'sendmsg' })
+  t.throws(() => b.receiveSync({ wait: false }), { code: 'EAGAIN' }, 'nothing was sent')
+  const d = dir(t)
+  t.like(t.throws(() => UnixDatagramSocket.bind(join(d, 'creds.sock'), { credentials: true }), { instanceOf: IpcError }), {
+    code: 'ENOSYS',
+    syscall: 'setsockopt',
+  })
+  t.like(t.throws(() => socketpair('seqpacket'), { instanceOf: IpcError }), { syscall: 'socketpair' })
+  t.like(t.throws(() => UnixSeqpacketServer.listen(join(d, 'seq.sock')), { instanceOf: IpcError }), { syscall: 'socket' })
 })

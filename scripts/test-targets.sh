@@ -3,7 +3,8 @@
 #   - the whole ava suite on Node 20, 22, 24 and 26 against the one x64 glibc .node;
 #   - aarch64-unknown-linux-gnu cross-built, and the suite run by an arm64 Node under qemu-user;
 #   - both musl targets built with zig (napi build -x), `readelf -d` showing only musl's libc;
-#   - `cargo check` and `cargo clippy -D warnings` for both Apple targets;
+#   - for both Apple targets: `cargo check` of the lib and its tests, `cargo clippy -D warnings`,
+#     and every doctest compiled (not run: no Apple SDK or Mac here);
 # then prints a table target x Node x passed/failed/skipped(reason), and exits non-zero if any
 # row failed.
 #
@@ -303,18 +304,35 @@ step_musl() {
   done
 }
 
+# Compiles, without running, every doctest of the core for an Apple target: with no Apple SDK
+# here rustdoc links each one with a stand-in linker (/bin/true), so each then fails with
+# "Couldn't run the test"; one that does not compile for the target fails with "Couldn't
+# compile the test" instead. Passes when every failure is of the first kind.
+apple_doctests_compile() { # TARGET
+  local out passed failed cannot_run
+  out=$(RUSTDOCFLAGS='-C linker=/bin/true' cargo test -p ipckit --doc --target "$1" 2>&1)
+  printf '%s\n' "$out"
+  passed=$(sed -n 's/^test result: .* \([0-9][0-9]*\) passed;.*/\1/p' <<< "$out")
+  failed=$(sed -n 's/^test result: .* \([0-9][0-9]*\) failed;.*/\1/p' <<< "$out")
+  cannot_run=$(grep -c "Couldn't run the test" <<< "$out")
+  echo "doctests for $1: $((passed + failed)) built ($passed compile-only passed, $cannot_run could not run here)"
+  [ -n "$failed" ] && [ "$failed" = "$cannot_run" ] && ! grep -q "Couldn't compile the test" <<< "$out"
+}
+
 step_apple() {
   for target in x86_64-apple-darwin aarch64-apple-darwin; do
     install_rust_targets $target || { row $target check failed "(rustup target add failed)"; continue; }
     local log=$LOGS/apple-$target.log
-    say "cargo check + clippy -D warnings for $target"
+    say "cargo check (lib and tests) + clippy -D warnings + doctests compiled for $target"
     if cargo check --workspace --target $target > "$log" 2>&1 \
+      && cargo check --workspace --tests --target $target >> "$log" 2>&1 \
       && cargo clippy --workspace --target $target -- -D warnings >> "$log" 2>&1 \
-      && cargo clippy -p ipckit --all-targets --target $target -- -D warnings >> "$log" 2>&1; then
-      row $target check passed "(cargo check + clippy -D warnings; built only, not run)"
+      && cargo clippy -p ipckit --all-targets --target $target -- -D warnings >> "$log" 2>&1 \
+      && apple_doctests_compile $target >> "$log" 2>&1; then
+    XX
     else
       grep -E '^(error|warning)(\[[A-Z0-9]+\])?:' "$log" | sort | uniq -c | sort -rn | head -8 | sed 's/^/   | /'
-      grep -E '^\s+--> ' "$log" | sort -u | head -12 | sed 's/^/   | /'
+      grep -E '^\s+--> |^---- .* stdout ----$' "$log" | sort -u | head -12 | sed 's/^/   | /'
       row $target check failed "($(grep -cE '^error' "$log") errors; log $log)"
     fi
   done

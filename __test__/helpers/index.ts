@@ -4,9 +4,9 @@
  */
 
 import type { ExecutionContext } from 'ava'
-import { execFileSync, spawn, type SpawnOptions } from 'node:child_process'
+import { execFileSync, spawn, spawnSync, type SpawnOptions } from 'node:child_process'
 import { createHash } from 'node:crypto'
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, fstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 
@@ -16,8 +16,34 @@ export const ROOT = resolve(__dirname, '..', '..')
 export const SOURCE_ENTRY = join(ROOT, 'ts', 'index.ts')
 const TSX_CJS = require.resolve('tsx/cjs')
 
-/** An unprivileged user and group for permission tests (nobody/nogroup). */
-export const NOBODY = { uid: 65534, gid: 65534 }
+/**
+ * An unprivileged user and its group for permission tests: `nobody`, as this system numbers it
+ * (`id -u nobody`, `id -g nobody`: 65534 on Debian, -2 on macOS). The ids are signed 32-bit, as
+ * `spawn` takes them; compare them with what the system reports (`process.getuid()`, `stat`) as
+ * `NOBODY.uid >>> 0`.
+ *
+ * ```ts
+ * await runNode('console.log(process.getuid())', [], { uid: NOBODY.uid, gid: NOBODY.gid })
+ * ```
+ */
+export const NOBODY: { readonly uid: number; readonly gid: number } = {
+  // Asked on first use, not when this module loads (child processes load it too).
+  get uid() {
+    return nobodyId('-u')
+  },
+  get gid() {
+    return nobodyId('-g')
+  },
+}
+const nobodyIds = new Map<string, number>()
+function nobodyId(flag: '-u' | '-g'): number {
+  let id = nobodyIds.get(flag)
+  if (id === undefined) {
+    id = Number(execFileSync('id', [flag, 'nobody'], { encoding: 'utf8' }).trim()) | 0
+    nobodyIds.set(flag, id)
+  }
+  return id
+}
 
 /** Result of a finished child process. */
 export interface ChildResult {
@@ -111,9 +137,17 @@ export async function runNode(code: string, args: string[] = [], options: SpawnO
 
 const buildDirs: string[] = []
 
+let compiler: string | undefined
+/** gcc where it is installed (Linux), else the system's `cc` (clang on macOS). */
+function cCompiler(): string {
+  compiler ??= spawnSync('sh', ['-c', 'command -v gcc'], { stdio: 'pipe' }).status === 0 ? 'gcc' : 'cc'
+  return compiler
+}
+
 /**
- * Compiles a C program with gcc into a private temporary folder (removed by
- * {@link removeBuilds}) and returns the executable's path. Identical sources compile once.
+ * Compiles a C program with gcc (`cc` where gcc is absent) into a private temporary folder
+ * (removed by {@link removeBuilds}) and returns the executable's path. Identical sources
+ * compile once.
  */
 export function compileC(name: string, source: string): string {
   const hash = createHash('sha1').update(source).digest('hex').slice(0, 12)
@@ -123,7 +157,7 @@ export function compileC(name: string, source: string): string {
   if (existsSync(exe)) return exe
   const src = `${exe}.c`
   writeFileSync(src, source)
-  execFileSync('gcc', ['-O2', '-Wall', '-Werror', '-o', exe, src], { stdio: 'pipe' })
+  execFileSync(cCompiler(), ['-O2', '-Wall', '-Werror', '-o', exe, src], { stdio: 'pipe' })
   return exe
 }
 
@@ -150,16 +184,36 @@ export function tempDir(prefix = 'ipckit-test-'): { path: string; remove(): void
   return { path, remove: () => rmSync(path, { recursive: true, force: true }) }
 }
 
-/** Ids of System V objects of a type that exist now, from /proc/sysvipc. */
-export function sysvIds(type: 'msg' | 'sem' | 'shm'): Set<number> {
-  const lines = readFileSync(`/proc/sysvipc/${type}`, 'utf8').trim().split('\n').slice(1)
-  return new Set(lines.map((l) => Number(l.trim().split(/\s+/)[1])))
+/**
+ * The System V objects of a type that exist now, as `[key, id]`: from /proc/sysvipc on Linux;
+ * elsewhere from the system's `ipcs -q|-s|-m` (BSD layout, rows `q <id> <0xkey> <mode> ...`, as
+ * macOS prints them; not run here).
+ */
+function sysvObjects(type: 'msg' | 'sem' | 'shm'): Array<[key: number, id: number]> {
+  if (onLinux) {
+    const lines = readFileSync(`/proc/sysvipc/${type}`, 'utf8').trim().split('\n').slice(1)
+    return lines.map((l) => {
+      const [key, id] = l.trim().split(/\s+/)
+      return [Number(key) | 0, Number(id)]
+    })
+  }
+  const letter = type === 'msg' ? 'q' : type === 'sem' ? 's' : 'm'
+  const out = execFileSync('ipcs', [`-${letter}`], { encoding: 'utf8', env: { ...process.env, LC_ALL: 'C' } })
+  return out
+    .split('\n')
+    .map((l) => l.trim().split(/\s+/))
+    .filter((f) => f[0] === letter && /^\d+$/.test(f[1] ?? '') && /^0x[0-9a-f]+$/i.test(f[2] ?? ''))
+    .map((f) => [Number(f[2]) | 0, Number(f[1])])
 }
 
-/** Whether a key has an object of `type` now, from /proc/sysvipc. */
+/** Ids of System V objects of a type that exist now (from /proc/sysvipc, or `ipcs` off Linux). */
+export function sysvIds(type: 'msg' | 'sem' | 'shm'): Set<number> {
+  return new Set(sysvObjects(type).map(([, id]) => id))
+}
+
+/** Whether a key has an object of `type` now (from /proc/sysvipc, or `ipcs` off Linux). */
 export function keyExists(type: 'msg' | 'sem' | 'shm', key: number): boolean {
-  const lines = readFileSync(`/proc/sysvipc/${type}`, 'utf8').trim().split('\n').slice(1)
-  return lines.some((l) => Number(l.trim().split(/\s+/)[0]) === (key | 0))
+  return sysvObjects(type).some(([k]) => k === (key | 0))
 }
 
 let keyCounter = 0
@@ -193,21 +247,34 @@ export async function timed<T>(fn: () => Promise<T>): Promise<{ ms: number; valu
   return { ms: Number(process.hrtime.bigint() - start) / 1e6, value }
 }
 
-/** Open file descriptors of this process (from /proc/self/fd). */
+/**
+ * The folder listing this process's open descriptors: /proc/self/fd on Linux, /dev/fd on macOS
+ * (where its entries are not links: {@link fdSnapshot} describes them with `fstat` instead).
+ */
+const fdDir = () => (onLinux ? '/proc/self/fd' : '/dev/fd')
+
+/** Open file descriptors of this process (from /proc/self/fd; /dev/fd off Linux). */
 export function openFds(): number {
-  return readdirSync('/proc/self/fd').length
+  return readdirSync(fdDir()).length
 }
 
 /**
  * The open descriptors of this process, each as `"<fd> <what it is>"` from /proc/self/fd
  * (`"7 socket:[81234]"`, `"9 pipe:[5521]"`, `"12 /tmp/x"`): a descriptor that is closed and
- * reopened, even under the same number, is a different entry.
+ * reopened, even under the same number, is a different entry. Off Linux (macOS), from /dev/fd
+ * and `fstat`: `"<fd> <type> <dev>:<ino>"`, which tells objects apart as far as their inode
+ * numbers do.
  */
 export function fdSnapshot(): Set<string> {
   const entries = new Set<string>()
-  for (const fd of readdirSync('/proc/self/fd')) {
+  for (const fd of readdirSync(fdDir())) {
     try {
-      entries.add(`${fd} ${readlinkSync(`/proc/self/fd/${fd}`)}`)
+      if (onLinux) {
+        entries.add(`${fd} ${readlinkSync(`/proc/self/fd/${fd}`)}`)
+      } else {
+        const st = fstatSync(Number(fd))
+        entries.add(`${fd} ${(st.mode & 0o170000).toString(8)} ${st.dev}:${st.ino}`)
+      }
     } catch {
       // closed meanwhile (the descriptor readdir itself used)
     }
@@ -232,9 +299,13 @@ export async function fdsLeftOpen(before: Set<string>, settleMs = 1000): Promise
 
 /**
  * Threads of process `pid` that the kernel shows blocked in a function matching `wchan` (from
- * /proc/<pid>/task/<tid>/wchan: `do_msgrcv`, `do_semtimedop`, `futex_wait_queue`, ...).
+ * /proc/<pid>/task/<tid>/wchan: `do_msgrcv`, `do_semtimedop`, `futex_wait_queue`, ...). Linux
+ * only: elsewhere it throws, and tests that use it are declared with {@link linuxOnly}.
  */
 export function blockedThreads(pid: number, wchan: RegExp): number {
+  if (!onLinux) {
+    throw new Error(`blockedThreads reads /proc/<pid>/task/*/wchan, which ${process.platform} lacks: declare the test with linuxOnly()`)
+  }
   let tasks: string[]
   try {
     tasks = readdirSync(`/proc/${pid}/task`)
@@ -289,4 +360,78 @@ export function removeAtEnd<T extends { id: number; close(): void }>(
     }
   })
   return obj
+}
+
+/**
+ * Whether the specs run on Linux, where every facility they use exists. Elsewhere (macOS) a
+ * test of a Linux-only facility is declared through {@link linuxOnly} (skipped, with the reason
+ * in its title), and what the platform promises instead through {@link notLinux}.
+ */
+export const onLinux = process.platform === 'linux'
+
+type AnyFn = (...args: any[]) => any
+
+/**
+ * `test` (or `test.serial`, ...) for tests that need a Linux-only facility (`/proc`, futex,
+ * `SIGRTMIN`, abstract or seqpacket sockets, `unshare`, ...): on Linux it is `test` itself,
+ * unchanged; elsewhere every test declared through it is skipped, its title ending with
+ * `[skipped on <platform>: <reason>]` so ava's output says why, and its hooks do nothing. Use it
+ * for one test, or for a whole file:
+ *
+ * ```ts
+ * linuxOnly(test, 'futex wait/notify: macOS has no futex')('wait wakes on notify', async (t) => {})
+ * const test = linuxOnly(anyTest, 'reads /proc/sysvipc') // every test of this file
+ * ```
+ */
+export function linuxOnly<T extends AnyFn>(test: T, reason: string): T {
+  if (onLinux) return test
+  const suffix = ` [skipped on ${process.platform}: ${reason}]`
+  const t = test as unknown as Record<string, any> & AnyFn
+  const skipper = (skip: AnyFn) => (title: unknown, ...rest: unknown[]) =>
+    typeof title === 'string' ? skip(`${title}${suffix}`, ...rest) : skip(title, ...rest)
+  const skipped = skipper(t.skip!) as AnyFn & Record<string, unknown>
+  const none = Object.assign(() => {}, { always: () => {}, skip: () => {} })
+  skipped.skip = t.skip
+  if (t.serial) skipped.serial = Object.assign(skipper(t.serial.skip!), { skip: t.serial.skip })
+  for (const hook of ['before', 'after', 'beforeEach', 'afterEach']) if (t[hook]) skipped[hook] = none
+  if (t.todo) skipped.todo = t.todo
+  if (t.macro) skipped.macro = t.macro
+  return skipped as unknown as T
+}
+
+/**
+ * `test` for what a platform other than Linux (macOS) promises instead of a Linux-only facility
+ * (`IpcError` `ENOSYS` for futex wait/notify, `sigqueue`, abstract names, ...): elsewhere it is
+ * `test` itself; on Linux it declares nothing, since the Linux tests of the facility run there.
+ *
+ * ```ts
+ * notLinux(test)('wait rejects with ENOSYS', async (t) => {})
+ * ```
+ */
+export function notLinux<T extends AnyFn>(test: T): T {
+  return onLinux ? ((() => {}) as unknown as T) : test
+}
+
+/**
+ * Attachments of shared memory segment `id` (`nattch`), undefined once the segment is gone: from
+ * /proc/sysvipc/shm on Linux; elsewhere from the system's `ipcs -m -o` (the NATTCH column, as
+ * macOS prints it; not run here).
+ */
+export function shmAttachments(id: number): number | undefined {
+  let header: string[]
+  let rows: string[][]
+  if (onLinux) {
+    const lines = readFileSync('/proc/sysvipc/shm', 'utf8').trim().split('\n')
+    header = lines[0]!.trim().split(/\s+/)
+    rows = lines.slice(1).map((l) => l.trim().split(/\s+/))
+  } else {
+    const lines = execFileSync('ipcs', ['-m', '-o'], { encoding: 'utf8', env: { ...process.env, LC_ALL: 'C' } }).split('\n')
+    header = (lines.find((l) => /^T\s+ID\s+KEY\b/.test(l)) ?? '').trim().split(/\s+/).map((c) => c.toLowerCase())
+    rows = lines.map((l) => l.trim().split(/\s+/)).filter((f) => f[0] === 'm')
+  }
+  const idCol = header.indexOf(onLinux ? 'shmid' : 'id')
+  const col = header.indexOf('nattch')
+  if (idCol < 0 || col < 0) throw new Error(`no shmid/nattch columns in: ${header.join(' ')}`)
+  const row = rows.find((f) => Number(f[idCol]) === id)
+  return row === undefined ? undefined : Number(row[col])
 }

@@ -484,6 +484,10 @@ mod tests {
     };
 
     #[test]
+    #[cfg_attr(
+        not(any(target_os = "linux", target_os = "android")),
+        ignore = "MSG_EXCEPT (except) is Linux-only: EINVAL elsewhere"
+    )]
     fn type_selection() {
         let q = private();
         for (t, d) in [(5, "five"), (2, "two"), (9, "nine"), (2, "two again")] {
@@ -498,6 +502,20 @@ mod tests {
         assert_eq!(recv(&q.0, 2, except).unwrap(), (5, b"five".to_vec()));
         assert_eq!(recv(&q.0, 0, NOWAIT).unwrap(), (2, b"two again".to_vec()));
         assert_eq!(recv(&q.0, 0, NOWAIT).unwrap_err().errno(), Errno::ENOMSG);
+    }
+
+    #[test]
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    fn except_is_einval_without_msg_except() {
+        let q = private();
+        q.0.send(5, b"five", false).unwrap();
+        let except = ReceiveFlags {
+            except: true,
+            ..NOWAIT
+        };
+        let e = recv(&q.0, 2, except).unwrap_err();
+        assert_eq!((e.errno(), e.syscall()), (Errno::EINVAL, "msgrcv"));
+        assert_eq!(recv(&q.0, 0, NOWAIT).unwrap(), (5, b"five".to_vec()));
     }
 
     #[test]

@@ -335,6 +335,7 @@ impl SharedMemory {
 /// # use ipckit::shm::{OpenOptions, SharedMemory, WaitResult};
 /// # let shm = SharedMemory::open(ipckit::IPC_PRIVATE, OpenOptions { size: 4, ..Default::default() })?;
 /// let map = shm.attach(false)?;
+/// # #[cfg(any(target_os = "linux", target_os = "android"))]
 /// assert_eq!(map.wait(0, 7, None, None)?, WaitResult::NotEqual);
 /// # shm.remove()?;
 /// # Ok::<(), ipckit::Error>(())
@@ -802,6 +803,10 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(
+        not(any(target_os = "linux", target_os = "android")),
+        ignore = "no futex: wait/wake are ENOSYS there"
+    )]
     fn futex_wait_wake_between_threads() {
         let shm = private(64);
         let map = Arc::new(shm.0.attach(false).unwrap());
@@ -827,6 +832,10 @@ mod tests {
     /// A signal interrupts the wait after the word changed without a wake: the wait ends with
     /// `Ok` (a wake-up), never `NotEqual`, which means that no wait took place.
     #[test]
+    #[cfg_attr(
+        not(any(target_os = "linux", target_os = "android")),
+        ignore = "no futex: wait/wake are ENOSYS there"
+    )]
     fn futex_wait_interrupted_after_a_change_is_a_wake_up() {
         for flags in [0, libc::SA_RESTART] {
             // SAFETY: a zeroed sigaction with a handler that does nothing, installed for SIGURG,
@@ -855,6 +864,10 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(
+        not(any(target_os = "linux", target_os = "android")),
+        ignore = "no futex: wait/wake are ENOSYS there"
+    )]
     fn futex_wait_is_cancellable() {
         let _serial = crate::wait::POOL_TESTS.lock();
         let shm = private(64);

@@ -33,12 +33,14 @@
 //! mask alone.
 //!
 //! ```
+//! # #[cfg(any(target_os = "linux", target_os = "android"))] {
 //! use ipckit::signal::{self, Watch};
 //! let watch = Watch::new(&[libc::SIGUSR2])?;
 //! // SAFETY: getpid has no preconditions.
 //! signal::sigqueue(unsafe { libc::getpid() }, libc::SIGUSR2, 42)?;
 //! let info = watch.next(&ipckit::wait::Canceller::new())?;
 //! assert_eq!((info.signo, info.value), (libc::SIGUSR2, Some(42)));
+//! # }
 //! # Ok::<(), ipckit::Error>(())
 //! ```
 //!
@@ -289,7 +291,9 @@ const ALIASES: &[(&str, i32)] = &[("SIGIOT", libc::SIGABRT), ("SIGPOLL", libc::S
 /// ```
 /// use ipckit::signal::{name, rtmin, rtmax};
 /// assert_eq!(name(6).as_deref(), Some("SIGABRT"));
+/// # #[cfg(any(target_os = "linux", target_os = "android"))]
 /// assert_eq!(name(rtmin() + 3).as_deref(), Some("SIGRTMIN+3"));
+/// # #[cfg(any(target_os = "linux", target_os = "android"))]
 /// assert_eq!(name(rtmax() - 2).as_deref(), Some("SIGRTMAX-2"));
 /// assert_eq!(name(0), None);
 /// ```
@@ -318,6 +322,7 @@ pub fn name(signo: i32) -> Option<String> {
 /// ```
 /// use ipckit::signal::{number, rtmin};
 /// assert_eq!(number("SIGTERM"), Some(libc::SIGTERM));
+/// # #[cfg(any(target_os = "linux", target_os = "android"))]
 /// assert_eq!(number("SIGRTMIN+3"), Some(rtmin() + 3));
 /// assert_eq!(number("SIGNOPE"), None);
 /// ```
@@ -576,10 +581,12 @@ fn set_simple(signo: i32, handler: libc::sighandler_t) -> Result<()> {
 /// [`is_allowed`] refuses.
 ///
 /// ```
+/// # #[cfg(any(target_os = "linux", target_os = "android"))] {
 /// use ipckit::signal::{ignore, set_default, disposition, Disposition, rtmin};
 /// ignore(rtmin() + 5)?;
 /// assert_eq!(disposition(rtmin() + 5)?, Disposition::Ignore);
 /// set_default(rtmin() + 5)?;
+/// # }
 /// # Ok::<(), ipckit::Error>(())
 /// ```
 pub fn ignore(signo: i32) -> Result<()> {
@@ -589,7 +596,9 @@ pub fn ignore(signo: i32) -> Result<()> {
 /// Gives `signo` its default action back (`SIG_DFL`). Errors as [`ignore`].
 ///
 /// ```
+/// # #[cfg(any(target_os = "linux", target_os = "android"))] {
 /// ipckit::signal::set_default(ipckit::signal::rtmin() + 6)?;
+/// # }
 /// # Ok::<(), ipckit::Error>(())
 /// ```
 pub fn set_default(signo: i32) -> Result<()> {
@@ -600,6 +609,7 @@ pub fn set_default(signo: i32) -> Result<()> {
 ///
 /// ```
 /// let info = ipckit::signal::SignalInfo { signo: 10, code: 0, pid: Some(1), uid: Some(0), value: None };
+/// # #[cfg(any(target_os = "linux", target_os = "android"))] // the libc crate has no SI_USER for Apple
 /// assert_eq!(info.code, libc::SI_USER);
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -1217,9 +1227,11 @@ mod confine {
 /// previous action is restored.
 ///
 /// ```
+/// # #[cfg(any(target_os = "linux", target_os = "android"))] {
 /// use ipckit::signal::Watch;
 /// let watch = Watch::new(&[ipckit::signal::rtmin() + 2])?;
 /// assert!(watch.try_next()?.is_none());
+/// # }
 /// # Ok::<(), ipckit::Error>(())
 /// ```
 pub struct Watch {
@@ -1485,10 +1497,12 @@ impl Watch {
     /// Idempotent; dropping the watch does the same.
     ///
     /// ```
+    /// # #[cfg(any(target_os = "linux", target_os = "android"))] {
     /// use ipckit::signal::{disposition, Disposition, Watch, rtmin};
     /// let w = Watch::new(&[rtmin() + 4])?;
     /// w.close();
     /// assert_eq!(disposition(rtmin() + 4)?, Disposition::Default);
+    /// # }
     /// # Ok::<(), ipckit::Error>(())
     /// ```
     pub fn close(&self) {
@@ -1584,6 +1598,10 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(
+        not(any(target_os = "linux", target_os = "android")),
+        ignore = "no real-time signals (SIGRTMIN+N)"
+    )]
     fn names_round_trip_for_every_signal() {
         for d in list() {
             assert_eq!(number(&d.name), Some(d.number), "{}", d.name);
@@ -1609,6 +1627,10 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(
+        not(any(target_os = "linux", target_os = "android")),
+        ignore = "no real-time signals (SIGRTMIN+N)"
+    )]
     fn default_actions_follow_signal_7() {
         assert_eq!(describe(libc::SIGQUIT).unwrap().default_action, Core);
         assert_eq!(describe(libc::SIGCONT).unwrap().default_action, Continue);
@@ -1618,6 +1640,10 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(
+        not(any(target_os = "linux", target_os = "android")),
+        ignore = "sigqueue is ENOSYS, and no real-time signals"
+    )]
     fn watch_receives_value_and_sender_and_restores_default() {
         let _serial = serial();
         let signo = rtmin() + 7;
@@ -1644,6 +1670,10 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(
+        not(any(target_os = "linux", target_os = "android")),
+        ignore = "sigqueue is ENOSYS, and no real-time signals"
+    )]
     fn real_time_signals_queue_and_arrive_in_send_order() {
         let _serial = serial();
         let signo = rtmin() + 8;
@@ -1725,6 +1755,10 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(
+        not(any(target_os = "linux", target_os = "android")),
+        ignore = "sigqueue is ENOSYS, and no real-time signals"
+    )]
     fn an_unordered_watch_leaves_masks_alone() {
         let _serial = serial();
         let signo = rtmin() + 11;
@@ -1761,6 +1795,10 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(
+        not(any(target_os = "linux", target_os = "android")),
+        ignore = "no real-time signals (SIGRTMIN+N)"
+    )]
     fn ignore_is_refused_while_watched_and_chain_reaches_the_old_handler() {
         let _serial = serial();
         static OLD_CALLS: AtomicUsize = AtomicUsize::new(0);
@@ -1792,6 +1830,10 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(
+        not(any(target_os = "linux", target_os = "android")),
+        ignore = "sigqueue is ENOSYS, and no real-time signals"
+    )]
     fn next_waits_and_cancels() {
         let _serial = serial();
         let _pool = crate::wait::POOL_TESTS

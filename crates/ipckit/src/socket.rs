@@ -8,12 +8,14 @@
 //! the call fail (`EBADF`, `ENOTSOCK`) or act on that other descriptor, never touch memory.
 //!
 //! ```
+//! # #[cfg(any(target_os = "linux", target_os = "android"))] {
 //! use ipckit::socket::{receive, send, socketpair, Kind};
 //! use std::os::fd::AsRawFd;
 //! let (a, b) = socketpair(Kind::Seqpacket)?;
 //! send(a.as_raw_fd(), b"hello", &[], None, true)?;
 //! let msg = receive(b.as_raw_fd(), true)?.expect("a message is queued");
 //! assert_eq!(msg.data, b"hello");
+//! # }
 //! # Ok::<(), ipckit::Error>(())
 //! ```
 //!
@@ -328,6 +330,7 @@ fn is_stale(fd: RawFd, addr: &UnixAddr) -> Result<bool> {
 /// `connect`: sets the peer of a datagram socket, or connects a stream or seqpacket socket.
 ///
 /// ```
+/// # #[cfg(any(target_os = "linux", target_os = "android"))] {
 /// use ipckit::socket::*;
 /// use std::os::fd::AsRawFd;
 /// let name = Address::Abstract(format!("ipckit-doc-connect-{}", std::process::id()).into());
@@ -336,6 +339,7 @@ fn is_stale(fd: RawFd, addr: &UnixAddr) -> Result<bool> {
 /// let client = socket(Kind::Datagram, false)?;
 /// connect(client.as_raw_fd(), &name)?;
 /// send(client.as_raw_fd(), b"hi", &[], None, true)?;
+/// # }
 /// # Ok::<(), ipckit::Error>(())
 /// ```
 ///
@@ -348,6 +352,7 @@ pub fn connect(fd: RawFd, address: &Address) -> Result<()> {
 /// `listen` with `backlog` pending connections at most.
 ///
 /// ```
+/// # #[cfg(any(target_os = "linux", target_os = "android"))] {
 /// use ipckit::socket::*;
 /// use std::os::fd::AsRawFd;
 /// let name = Address::Abstract(format!("ipckit-doc-listen-{}", std::process::id()).into());
@@ -355,6 +360,7 @@ pub fn connect(fd: RawFd, address: &Address) -> Result<()> {
 /// bind(server.as_raw_fd(), &name, BindOptions::default())?;
 /// listen(server.as_raw_fd(), 16)?;
 /// assert!(accept(server.as_raw_fd())?.is_none());
+/// # }
 /// # Ok::<(), ipckit::Error>(())
 /// ```
 ///
@@ -868,11 +874,13 @@ fn parse_cmsgs(cmsgs: Option<nix_socket::CmsgIterator<'_>>) -> (Vec<OwnedFd>, Op
 /// Blocks the calling thread until `fd` is readable (or writable), retrying `EINTR`.
 ///
 /// ```
+/// # #[cfg(any(target_os = "linux", target_os = "android"))] {
 /// use ipckit::socket::*;
 /// use std::os::fd::AsRawFd;
 /// let (a, b) = socketpair(Kind::Seqpacket)?;
 /// send(a.as_raw_fd(), b"x", &[], None, true)?;
 /// wait_ready(b.as_raw_fd(), false)?; // returns at once: a message is queued
+/// # }
 /// # Ok::<(), ipckit::Error>(())
 /// ```
 ///
@@ -1064,10 +1072,12 @@ pub fn local_address(fd: RawFd) -> Result<Option<Address>> {
 /// The connected peer's address (`getpeername`); `None` when it is unbound.
 ///
 /// ```
+/// # #[cfg(any(target_os = "linux", target_os = "android"))] {
 /// use ipckit::socket::*;
 /// use std::os::fd::AsRawFd;
 /// let (a, _b) = socketpair(Kind::Seqpacket)?;
 /// assert_eq!(peer_address(a.as_raw_fd())?, None);
+/// # }
 /// # Ok::<(), ipckit::Error>(())
 /// ```
 pub fn peer_address(fd: RawFd) -> Result<Option<Address>> {
@@ -1116,10 +1126,12 @@ pub fn duplicate(fd: RawFd) -> Result<OwnedFd> {
 /// Sets or clears `O_NONBLOCK`.
 ///
 /// ```
+/// # #[cfg(any(target_os = "linux", target_os = "android"))] {
 /// use ipckit::socket::*;
 /// use std::os::fd::AsRawFd;
 /// let (a, _b) = socketpair(Kind::Seqpacket)?;
 /// set_nonblocking(a.as_raw_fd(), true)?;
+/// # }
 /// # Ok::<(), ipckit::Error>(())
 /// ```
 pub fn set_nonblocking(fd: RawFd, on: bool) -> Result<()> {
@@ -1139,6 +1151,10 @@ mod tests {
     use super::*;
 
     #[test]
+    #[cfg_attr(
+        not(any(target_os = "linux", target_os = "android")),
+        ignore = "no SOCK_SEQPACKET UNIX sockets"
+    )]
     fn seqpacket_keeps_boundaries_and_passes_fds() {
         let (a, b) = socketpair(Kind::Seqpacket).unwrap();
         let (p, q) = socketpair(Kind::Stream).unwrap();
@@ -1228,6 +1244,10 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(
+        not(any(target_os = "linux", target_os = "android")),
+        ignore = "no SOCK_SEQPACKET UNIX sockets"
+    )]
     fn large_messages_come_whole_seqpacket() {
         large_messages_come_whole(Kind::Seqpacket);
     }
@@ -1260,6 +1280,10 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(
+        not(any(target_os = "linux", target_os = "android")),
+        ignore = "SCM_CREDENTIALS is Linux-only (ENOSYS elsewhere)"
+    )]
     fn credentials_and_kind() {
         let (a, b) = socketpair(Kind::Datagram).unwrap();
         assert_eq!(socket_kind(a.as_raw_fd()).unwrap(), Kind::Datagram);
@@ -1274,6 +1298,10 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(
+        not(any(target_os = "linux", target_os = "android")),
+        ignore = "abstract names are Linux-only (ENOSYS elsewhere)"
+    )]
     fn abstract_bind_and_errors() {
         let name = format!("ipckit-test-{}", std::process::id()).into_bytes();
         let server = socket(Kind::Datagram, false).unwrap();

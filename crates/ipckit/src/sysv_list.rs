@@ -619,6 +619,10 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(
+        not(any(target_os = "linux", target_os = "android")),
+        ignore = "ipcs reads /proc/sysvipc (ENOSYS elsewhere)"
+    )]
     fn lists_and_removes_a_queue() {
         let key: Key = 0x7d00_0000 | (std::process::id() as i32 & 0xffff);
         let options = OpenOptions {
@@ -644,6 +648,10 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(
+        not(any(target_os = "linux", target_os = "android")),
+        ignore = "limits are read from /proc/sys/kernel (ENOSYS elsewhere)"
+    )]
     fn reads_limits() {
         let l = limits().unwrap();
         assert_eq!(l.msgmax, crate::limits::kernel_param("msgmax").unwrap());
