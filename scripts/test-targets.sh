@@ -329,7 +329,7 @@ step_apple() {
       && cargo clippy --workspace --target $target -- -D warnings >> "$log" 2>&1 \
       && cargo clippy -p ipckit --all-targets --target $target -- -D warnings >> "$log" 2>&1 \
       && apple_doctests_compile $target >> "$log" 2>&1; then
-    XX
+      row $target check passed "(cargo check of lib and tests, clippy -D warnings, every doctest compiled; built only, not run)"
     else
       grep -E '^(error|warning)(\[[A-Z0-9]+\])?:' "$log" | sort | uniq -c | sort -rn | head -8 | sed 's/^/   | /'
       grep -E '^\s+--> |^---- .* stdout ----$' "$log" | sort -u | head -12 | sed 's/^/   | /'
