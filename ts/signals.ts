@@ -66,8 +66,10 @@ export interface SignalEvent {
   /** The sender's real uid; `undefined` as for `pid`. */
   uid: number | undefined
   /**
-   * `si_code`: `0` sent by `kill` (`SI_USER`), `-1` by `sigqueue` (`SI_QUEUE`), `-6` by
-   * `tgkill` (`SI_TKILL`), `128` by the kernel (`SI_KERNEL`), or a signal-specific code.
+   * The platform's raw `si_code`. On Linux: `0` sent by `kill` (`SI_USER`), `-1` by
+   * `sigqueue` (`SI_QUEUE`), `-6` by `tgkill` (`SI_TKILL`), `128` by the kernel
+   * (`SI_KERNEL`), or a signal-specific code. macOS numbers them differently (`SI_USER` is
+   * `0x10001` there).
    */
   code: number
   /** The `sigqueue` payload; `undefined` for signals not sent by `sigqueue`. */
