@@ -188,7 +188,7 @@ function copyRead(
     validateInteger(lengthOrTarget, 'length', 0, size - offset)
     const out = Buffer.allocUnsafe(lengthOrTarget)
     if (bytes !== undefined) out.set(bytes.subarray(offset, offset + lengthOrTarget))
-    else callNative(() => mapping.read(offset, out))
+    else nativeRead(mapping, offset, out)
     return out
   }
   if (!ArrayBuffer.isView(lengthOrTarget)) {
@@ -199,7 +199,7 @@ function copyRead(
     throw outOfRange('target.byteLength', `<= ${size - offset} (the bytes after offset)`, target.byteLength)
   }
   if (bytes !== undefined) asBuffer(target).set(bytes.subarray(offset, offset + target.byteLength))
-  else callNative(() => mapping.read(offset, asBuffer(target)))
+  else nativeRead(mapping, offset, asBuffer(target))
   return target
 }
 
@@ -216,7 +216,18 @@ function copyWrite(
     throw outOfRange('data.byteLength', `<= ${size - offset} (the bytes after offset)`, src.byteLength)
   }
   if (bytes !== undefined) bytes.set(src, offset)
-  else callNative(() => mapping.write(offset, src))
+  else nativeWrite(mapping, offset, src)
+}
+
+// The native copies sit in functions of their own: a function whose variables an arrow
+// function captures allocates a context on every call, even when the arrow is never made, and
+// copyRead/copyWrite run once per chunk (this made the copy API 1.5x memcpy at 4 KiB, not 1.25x).
+function nativeRead(mapping: ShmMapping, offset: number, out: Buffer): void {
+  callNative(() => mapping.read(offset, out))
+}
+
+function nativeWrite(mapping: ShmMapping, offset: number, src: Uint8Array): void {
+  callNative(() => mapping.write(offset, src))
 }
 
 /**
@@ -490,7 +501,11 @@ export class SharedMemory implements Disposable {
 
   /** The copy API's attachment: read-write, or read-only where only reading is permitted. */
   #copyMapping(): ShmMapping {
-    if (this.#mapping !== undefined) return this.#mapping
+    return this.#mapping ?? this.#attachForCopies()
+  }
+
+  /** Makes the copy API's attachment (a function of its own: see nativeRead). */
+  #attachForCopies(): ShmMapping {
     try {
       this.#mapping = callNative(() => native.shmAttach(this.id, false))
     } catch (err) {
@@ -503,17 +518,19 @@ export class SharedMemory implements Disposable {
 
   /** The copy API's zero-copy bytes (see #bytes), or undefined to copy in a native call. */
   #copyBytes(mapping: ShmMapping): Uint8Array | undefined {
-    if (this.#bytes === undefined) {
-      this.#bytes = null
-      if (zeroCopySupported && this.#writeError === undefined) {
-        try {
-          this.#bytes = new Uint8Array(callNative(() => mapping.arrayBuffer()))
-        } catch {
-          // The runtime copied the memory after all (ENOTSUP): keep the native copies.
-        }
-      }
-    }
+    if (this.#bytes === undefined) this.#bytes = this.#zeroCopyBytes(mapping)
     return this.#bytes ?? undefined
+  }
+
+  /** A zero-copy Uint8Array over `mapping`, or null (a function of its own: see nativeRead). */
+  #zeroCopyBytes(mapping: ShmMapping): Uint8Array | null {
+    if (!zeroCopySupported || this.#writeError !== undefined) return null
+    try {
+      return new Uint8Array(callNative(() => mapping.arrayBuffer()))
+    } catch {
+      // The runtime copied the memory after all (ENOTSUP): keep the native copies.
+      return null
+    }
   }
 
   /**
