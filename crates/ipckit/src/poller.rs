@@ -122,6 +122,24 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// Runs `f` on a new thread that blocks every signal from its first instruction (a thread
+/// inherits its creator's mask, and the poller thread leaves real-time signals open: a thread
+/// it started would otherwise take confined signals too, out of order).
+fn spawn_without_signals(f: impl FnOnce() + Send + 'static) {
+    // SAFETY: `all` is initialised by sigfillset and `old` written by pthread_sigmask before
+    // either is read; the calling thread's mask is put back as it was.
+    unsafe {
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        let mut old: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
+        let spawned = std::thread::Builder::new().spawn(f);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
+        // As std::thread::spawn: without a thread the waiters could never be told.
+        spawned.expect("spawn a thread to wake the waiters of a closed fd");
+    }
+}
+
 /// The poller thread's id once it runs (0 before).
 #[cfg(any(target_os = "linux", target_os = "android"))]
 static THREAD_ID: AtomicI32 = AtomicI32::new(0);
@@ -315,7 +333,7 @@ impl Poller {
                 state.by_id.remove(&w.id);
             }
             let _ = self.ctl(libc::EPOLL_CTL_DEL, fd, 0);
-            std::thread::spawn(move || waiters.into_iter().for_each(|w| (w.callback)(Ok(()))));
+            spawn_without_signals(move || waiters.into_iter().for_each(|w| (w.callback)(Ok(()))));
         }
     }
 
