@@ -1047,6 +1047,12 @@ mod confine {
         (*installed).map_err(|errno| Error::new(errno, "sigaction"))
     }
 
+    /// Whether [`mask_signal`]'s action is still our handler (nobody replaced it).
+    fn mask_handler_installed() -> bool {
+        current_action(mask_signal())
+            .is_ok_and(|a| a.sa_sigaction == on_mask_signal as *const () as libc::sighandler_t)
+    }
+
     fn gettid() -> i32 {
         // SAFETY: gettid has no preconditions and cannot fail.
         unsafe { libc::syscall(libc::SYS_gettid) as i32 }
@@ -1134,7 +1140,15 @@ mod confine {
         let me = gettid();
         let bit = 1u64 << (signo - 1);
         let mask_bit = 1u64 << (mask_signal() - 1);
-        let before = threads()?;
+        // Someone else's handler for our private signal would run (or its default action
+        // kill the process) in every thread signalled below; and without /proc (a container
+        // that does not mount it) no thread can be listed nor a change proven. Unordered then.
+        if !mask_handler_installed() || me == receiver {
+            return Ok(None);
+        }
+        let Ok(before) = threads() else {
+            return Ok(None);
+        };
         let preblocked: Vec<i32> = before
             .iter()
             .copied()
@@ -1146,7 +1160,8 @@ mod confine {
         // until a pass finds nothing to change (a few passes at most).
         for _ in 0..16 {
             let mut todo = Vec::new();
-            for tid in threads()? {
+            let Ok(now) = threads() else { break };
+            for tid in now {
                 if tid == receiver || tid == me {
                     continue;
                 }
@@ -1184,6 +1199,9 @@ mod confine {
             change_own_mask(signo, false);
         }
         let Ok(tids) = threads() else { return };
+        if !mask_handler_installed() {
+            return;
+        }
         let todo: Vec<i32> = tids
             .into_iter()
             .filter(|&tid| tid != receiver && tid != me && !preblocked.contains(&tid))
@@ -1752,6 +1770,31 @@ mod tests {
         u.close();
         stop_tx.send(()).unwrap();
         own.join().unwrap();
+    }
+
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    #[test]
+    fn no_confinement_once_someone_else_took_the_mask_signal() {
+        let _serial = serial();
+        let signo = rtmin() + 12;
+        let ms = mask_signal().unwrap();
+        drop(Watch::new(&[signo]).unwrap()); // installs our mask handler
+        let ours = current_action(ms).unwrap();
+        let mut ignore = ours;
+        ignore.sa_sigaction = libc::SIG_IGN;
+        set_action(ms, &ignore).unwrap();
+        let w = Watch::new(&[signo]).unwrap();
+        // No thread was signalled, none changed; the watch works, unordered.
+        assert!(!w.ordered());
+        for tid in confine::threads_now() {
+            let blocks_all = confine::blocks(tid, ms);
+            assert!(!confine::blocks(tid, signo) || blocks_all, "thread {tid}");
+        }
+        sigqueue(me(), signo, 7).unwrap();
+        assert_eq!(recv(&w).value, Some(7));
+        drop(w);
+        set_action(ms, &ours).unwrap();
+        assert!(Watch::new(&[signo]).unwrap().ordered());
     }
 
     #[test]
