@@ -8,7 +8,7 @@ import test, { type ExecutionContext } from 'ava'
 import { Worker } from 'node:worker_threads'
 
 import { IpcError, MessageQueue } from '../ts/index'
-import { removeAtEnd, runNode, SOURCE_ENTRY } from './helpers'
+import { detachAttempt, removeAtEnd, runNode, SOURCE_ENTRY } from './helpers'
 
 const privateQueue = (t: ExecutionContext) => removeAtEnd(t, MessageQueue.create(), MessageQueue.fromId)
 
@@ -70,18 +70,7 @@ test('a pool detached by ArrayBuffer.prototype.transfer is replaced, not written
     try {
       q.sendSync('first')
       const first = q.receiveSync()
-      const detach = ArrayBuffer.prototype.transfer
-      let outcome = 'no transfer()'
-      if (typeof detach === 'function') {
-        try {
-          const moved = detach.call(first.data.buffer)
-          if (first.data.length !== 0 || moved.byteLength === 0) throw new Error('not detached')
-          outcome = 'detached'
-        } catch (e) {
-          if (!(e instanceof TypeError) || first.data.toString() !== 'first') throw e
-          outcome = 'refused'
-        }
-      }
+      ${detachAttempt('first', 'first')}
       for (let i = 0; i < 300; i++) q.sendSync(Buffer.alloc(40, i), { type: 1 + i })
       for (let i = 0; i < 300; i++) {
         const m = q.receiveSync()

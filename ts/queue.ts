@@ -10,6 +10,7 @@ import { markAsUntransferable } from 'node:worker_threads'
 
 import { AbortError, IpcError, callNative, invalidState, outOfRange } from './errors'
 import { native } from './native'
+import { makeView } from './pool'
 import { ownerChanges, secondsToDate } from './sysv'
 import { WaitGroup, startWait } from './reactor'
 import {
@@ -181,25 +182,6 @@ const FAILED = -2
 /** Smallest pool; a pool always has room for two messages of msgmax. */
 const POOL_SIZE = 64 * 1024
 
-/**
- * Makes a Buffer over `length` bytes of `memory` at `byteOffset`. Node's Buffers are made by
- * the class `Buffer[Symbol.species]` (what `subarray` uses); calling it directly costs half of
- * `Buffer.from(arrayBuffer, ...)`, which checks its arguments first. Where it does not make a
- * genuine Buffer, `Buffer.from` is used.
- */
-const makeView: (memory: ArrayBuffer, byteOffset: number, length: number) => Buffer = (() => {
-  const Species = (Buffer as unknown as { [Symbol.species]?: new (m: ArrayBuffer, o: number, l: number) => Buffer })[
-    Symbol.species
-  ]
-  try {
-    if (Species !== undefined && Object.getPrototypeOf(new Species(new ArrayBuffer(8), 1, 2)) === Buffer.prototype) {
-      return (memory, byteOffset, length) => new Species(memory, byteOffset, length)
-    }
-  } catch {
-    // fall through
-  }
-  return (memory, byteOffset, length) => Buffer.from(memory, byteOffset, length)
-})()
 
 /** The current pool and an Int32Array over it. */
 let pool: Buffer

@@ -18,6 +18,7 @@ import { markAsUntransferable } from 'node:worker_threads'
 
 import { AbortError, callNative, invalidArgType, invalidArgValue, invalidState, outOfRange } from './errors'
 import { native } from './native'
+import { makeView } from './pool'
 import { WaitGroup, startWait } from './reactor'
 import {
   optionalBoolean,
@@ -246,25 +247,6 @@ const POOL_SIZE = 128 * 1024
 /** Free room for each receive (and the largest payload a send copies into the pool). */
 const MIN_ROOM = 16 * 1024
 
-/**
- * Makes a Buffer over `length` bytes of `memory` at `byteOffset`. Node's Buffers are made by
- * the class `Buffer[Symbol.species]` (what `subarray` uses); calling it directly costs half of
- * `Buffer.from(arrayBuffer, ...)`, which checks its arguments first. Where it does not make a
- * genuine Buffer, `Buffer.from` is used.
- */
-const makeView: (memory: ArrayBuffer, byteOffset: number, length: number) => Buffer = (() => {
-  const Species = (Buffer as unknown as { [Symbol.species]?: new (m: ArrayBuffer, o: number, l: number) => Buffer })[
-    Symbol.species
-  ]
-  try {
-    if (Species !== undefined && Object.getPrototypeOf(new Species(new ArrayBuffer(8), 1, 2)) === Buffer.prototype) {
-      return (memory, byteOffset, length) => new Species(memory, byteOffset, length)
-    }
-  } catch {
-    // fall through
-  }
-  return (memory, byteOffset, length) => Buffer.from(memory, byteOffset, length)
-})()
 
 /** The current pool (none until the first call: its length 0 makes one), the argument words. */
 let pool = Buffer.alloc(0)

@@ -435,3 +435,30 @@ export function shmAttachments(id: number): number | undefined {
   const row = rows.find((f) => Number(f[idCol]) === id)
   return row === undefined ? undefined : Number(row[col])
 }
+
+/**
+ * Code for a child script (`runNode`): tries to detach the memory under `message.data` (a
+ * received payload whose text is `text`) with `ArrayBuffer.prototype.transfer`, and declares
+ * `outcome`: `'no transfer()'` (Node 20), `'detached'` (the payload is then empty) or
+ * `'refused'` (a TypeError, the payload intact: Node 24 and later refuse to detach an
+ * untransferable pool). Anything else throws.
+ *
+ * ```ts
+ * await runNode(`const m = q.receiveSync(); ${detachAttempt('m', 'first')}; console.log(outcome)`)
+ * ```
+ */
+export function detachAttempt(message: string, text: string): string {
+  return `
+      const detach = ArrayBuffer.prototype.transfer
+      let outcome = 'no transfer()'
+      if (typeof detach === 'function') {
+        try {
+          const moved = detach.call(${message}.data.buffer)
+          if (${message}.data.length !== 0 || moved.byteLength === 0) throw new Error('not detached')
+          outcome = 'detached'
+        } catch (e) {
+          if (!(e instanceof TypeError) || ${message}.data.toString() !== ${JSON.stringify(text)}) throw e
+          outcome = 'refused'
+        }
+      }`
+}
