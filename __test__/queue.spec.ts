@@ -178,7 +178,8 @@ test.serial('a blocked receive resolves when a message arrives', async (t) => {
   t.is(q.receiveSync().data.toString(), 'other')
 })
 
-test('abort cancels a pending receive promptly, and it takes nothing', async (t) => {
+// Serial: a concurrent test's sync wait would hold the event loop inside the measured time.
+test.serial('abort cancels a pending receive promptly, and it takes nothing', async (t) => {
   const q = privateQueue(t)
   const ac = new AbortController()
   const p = q.receive({ signal: ac.signal })
