@@ -1066,14 +1066,13 @@ mod confine {
         crate::poller::thread_id()
     }
 
-    /// The threads of this process now.
-    fn threads() -> Result<Vec<i32>> {
-        let dir = std::fs::read_dir("/proc/self/task").map_err(|e| {
-            Error::new(e.raw_os_error().map_or(Errno::EIO, Errno::from_raw), "open")
-        })?;
-        Ok(dir
-            .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
-            .collect())
+    /// The threads of this process now; `None` without `/proc`.
+    fn threads() -> Option<Vec<i32>> {
+        let dir = std::fs::read_dir("/proc/self/task").ok()?;
+        Some(
+            dir.filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
+                .collect(),
+        )
     }
 
     /// Thread `tid`'s blocked signals (`SigBlk`), or `None` once it has ended.
@@ -1146,7 +1145,7 @@ mod confine {
         if !mask_handler_installed() || me == receiver {
             return Ok(None);
         }
-        let Ok(before) = threads() else {
+        let Some(before) = threads() else {
             return Ok(None);
         };
         let preblocked: Vec<i32> = before
@@ -1160,7 +1159,7 @@ mod confine {
         // until a pass finds nothing to change (a few passes at most).
         for _ in 0..16 {
             let mut todo = Vec::new();
-            let Ok(now) = threads() else { break };
+            let Some(now) = threads() else { break };
             for tid in now {
                 if tid == receiver || tid == me {
                     continue;
@@ -1198,7 +1197,7 @@ mod confine {
         if !preblocked.contains(&me) {
             change_own_mask(signo, false);
         }
-        let Ok(tids) = threads() else { return };
+        let Some(tids) = threads() else { return };
         if !mask_handler_installed() {
             return;
         }
