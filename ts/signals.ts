@@ -266,8 +266,9 @@ export class SignalWatcher implements AsyncIterableIterator<SignalEvent>, Dispos
    * for one signal number, lower numbers first among those pending at once. `true` for an
    * ordered watch (the default) once every thread of the process but ipckit's poller
    * thread blocks each real-time signal it follows; `false` with `{ ordered: false }`, after
-   * the watch ended, or when some thread could not be changed (a thread that blocks every
-   * signal but this one, or that did not answer within 2 s). A thread-directed signal
+   * the watch ended, or when some thread could not be changed (one that blocks ipckit's
+   * `SIGRTMAX-7` but not the watched signal, or that did not answer within 2 s), when another
+   * handler took `SIGRTMAX-7`, or without `/proc`. A thread-directed signal
    * (`pthread_kill`) sent to one of Node's threads waits in that thread until the last
    * ordered watch of it ends. Watches of standard signals only are always ordered.
    *
