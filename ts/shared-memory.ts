@@ -171,7 +171,8 @@ function validateExpected(value: unknown): number {
 }
 
 /**
- * Copy reads and writes over one attachment, bounds-checked first. With `bytes`, a zero-copy
+ * Copy reads and writes over one attachment, at an offset the caller validated (once: these
+ * run per chunk), bounds-checked first. With `bytes`, a zero-copy
  * Uint8Array over that attachment, they copy in JavaScript (`TypedArray.set`, a memmove): a
  * native call with arguments costs more than copying a few KiB. Without it (a runtime that
  * refuses external buffers, a read-only attachment) they copy in a native call.
@@ -180,10 +181,9 @@ function copyRead(
   mapping: ShmMapping,
   bytes: Uint8Array | undefined,
   size: number,
-  offsetArg: unknown,
+  offset: number,
   lengthOrTarget: unknown,
 ): Buffer | ArrayBufferView {
-  const offset = validateOffset(offsetArg, size)
   if (typeof lengthOrTarget === 'number') {
     validateInteger(lengthOrTarget, 'length', 0, size - offset)
     const out = Buffer.allocUnsafe(lengthOrTarget)
@@ -203,15 +203,7 @@ function copyRead(
   return target
 }
 
-function copyWrite(
-  mapping: ShmMapping,
-  bytes: Uint8Array | undefined,
-  size: number,
-  data: unknown,
-  offsetArg: unknown,
-): void {
-  const src = toBytes(data, 'data')
-  const offset = validateOffset(offsetArg, size)
+function copyWrite(mapping: ShmMapping, bytes: Uint8Array | undefined, size: number, src: Uint8Array, offset: number): void {
   if (src.byteLength > size - offset) {
     throw outOfRange('data.byteLength', `<= ${size - offset} (the bytes after offset)`, src.byteLength)
   }
@@ -326,7 +318,7 @@ export class SharedMemoryView implements Disposable {
   read<T extends ArrayBufferView>(offset: number, target: T): T
   read(offset: number, lengthOrTarget: number | ArrayBufferView): Buffer | ArrayBufferView {
     const mapping = this.#check()
-    return copyRead(mapping, this.#bytes, this.#size, offset, lengthOrTarget)
+    return copyRead(mapping, this.#bytes, this.#size, validateOffset(offset, this.#size), lengthOrTarget)
   }
 
   /**
@@ -340,7 +332,7 @@ export class SharedMemoryView implements Disposable {
    */
   write(data: ShmData, offset = 0): void {
     const mapping = this.#check()
-    copyWrite(mapping, this.#bytes, this.#size, data, offset)
+    copyWrite(mapping, this.#bytes, this.#size, toBytes(data, 'data'), validateOffset(offset, this.#size))
   }
 
   /**
@@ -547,6 +539,20 @@ export class SharedMemory implements Disposable {
   read(offset: number, length: number): Buffer
   read<T extends ArrayBufferView>(offset: number, target: T): T
   read(offset: number, lengthOrTarget: number | ArrayBufferView): Buffer | ArrayBufferView {
+    // The common case in one step (a copy API call costs little more than the copy itself, even
+    // from a call site that V8 does not inline): bytes in hand (so neither closed nor read-only),
+    // a byte target, an offset and length that fit. Anything else takes the checked path.
+    const bytes = this.#bytes
+    if (
+      bytes &&
+      lengthOrTarget instanceof Uint8Array &&
+      Number.isInteger(offset) &&
+      offset >= 0 &&
+      lengthOrTarget.byteLength <= this.size - offset
+    ) {
+      lengthOrTarget.set(bytes.subarray(offset, offset + lengthOrTarget.byteLength))
+      return lengthOrTarget
+    }
     validateOffset(offset, this.size)
     this.#check()
     const mapping = this.#copyMapping()
@@ -564,13 +570,19 @@ export class SharedMemory implements Disposable {
    * ```
    */
   write(data: ShmData, offset = 0): void {
-    toBytes(data, 'data')
+    // As in read(): the common case in one step, anything else checked below.
+    const bytes = this.#bytes
+    if (bytes && data instanceof Uint8Array && Number.isInteger(offset) && offset >= 0 && data.byteLength <= this.size - offset) {
+      bytes.set(data, offset)
+      return
+    }
+    const src = toBytes(data, 'data')
     validateOffset(offset, this.size)
     this.#check()
     const mapping = this.#copyMapping()
     // #writeError first: `readonly` is a native getter, a call as costly as the copy of a few KiB.
     if (this.#writeError !== undefined && mapping.readonly) throw new IpcError(this.#writeError)
-    copyWrite(mapping, this.#copyBytes(mapping), this.size, data, offset)
+    copyWrite(mapping, this.#copyBytes(mapping), this.size, src, offset)
   }
 
   /**
