@@ -1197,17 +1197,24 @@ mod confine {
         if !preblocked.contains(&me) {
             change_own_mask(signo, false);
         }
-        let Some(tids) = threads() else { return };
         if !mask_handler_installed() {
             return;
         }
-        let todo: Vec<i32> = tids
-            .into_iter()
-            .filter(|&tid| tid != receiver && tid != me && !preblocked.contains(&tid))
-            .filter(|&tid| blocked(tid).is_some_and(|b| b & bit != 0 && b & mask_bit == 0))
-            .collect();
-        // A thread that does not answer in time keeps the signal blocked: nothing else to do.
-        let _ = change_masks(&todo, signo, false);
+        // As in `confine`: a thread that a still-blocked thread starts meanwhile inherits the
+        // block, so look again until a pass finds nothing to change.
+        for _ in 0..16 {
+            let Some(tids) = threads() else { return };
+            let todo: Vec<i32> = tids
+                .into_iter()
+                .filter(|&tid| tid != receiver && tid != me && !preblocked.contains(&tid))
+                .filter(|&tid| blocked(tid).is_some_and(|b| b & bit != 0 && b & mask_bit == 0))
+                .collect();
+            // A thread that does not answer in time keeps the signal blocked: nothing else to
+            // do for it.
+            if todo.is_empty() || !change_masks(&todo, signo, false) {
+                return;
+            }
+        }
     }
 
     /// Whether thread `tid` of this process blocks `signo` now (tests).
@@ -1778,7 +1785,15 @@ mod tests {
         let signo = rtmin() + 12;
         let ms = mask_signal().unwrap();
         drop(Watch::new(&[signo]).unwrap()); // installs our mask handler
+        /// Puts our handler back however the test ends (later tests need it).
+        struct Restore(libc::sigaction);
+        impl Drop for Restore {
+            fn drop(&mut self) {
+                set_action(mask_signal().unwrap(), &self.0).unwrap();
+            }
+        }
         let ours = current_action(ms).unwrap();
+        let restore = Restore(ours);
         let mut ignore = ours;
         ignore.sa_sigaction = libc::SIG_IGN;
         set_action(ms, &ignore).unwrap();
@@ -1792,7 +1807,7 @@ mod tests {
         sigqueue(me(), signo, 7).unwrap();
         assert_eq!(recv(&w).value, Some(7));
         drop(w);
-        set_action(ms, &ours).unwrap();
+        drop(restore);
         assert!(Watch::new(&[signo]).unwrap().ordered());
     }
 
