@@ -667,6 +667,48 @@ test('a watcher in a worker thread sees signals sent to the process', async (t) 
   t.deepEqual(r.stdout.trim().split('\n'), ['ready', 'SIGUSR2 true', 'exit 0 default'])
 })
 
+rtTest('an ordered watch in a worker thread gets 500 real-time signals in send order; ending the worker gives the signal back', async (t) => {
+  // The worker confines the signal from its own thread: the main thread (and its other threads)
+  // must be changed from there, and a sibling worker started meanwhile must inherit the block.
+  const r = await runNode(`
+    const fs = require('node:fs')
+    const { Worker } = require('node:worker_threads')
+    const n = ipckit.describeSignal('SIGRTMIN+9').number
+    const bit = 1n << BigInt(n - 1)
+    // Threads that block it now, but ipckit's own (its waiting threads block every signal).
+    const blockedBy = () => fs.readdirSync('/proc/self/task').filter((tid) =>
+      !fs.readFileSync('/proc/self/task/' + tid + '/comm', 'utf8').startsWith('ipckit') &&
+      (BigInt('0x' + /SigBlk:\\s+(\\S+)/.exec(fs.readFileSync('/proc/self/task/' + tid + '/status', 'utf8'))[1]) & bit) !== 0n)
+    const before = blockedBy().length
+    const w = new Worker(\`
+      const ipckit = require(\${JSON.stringify(${JSON.stringify(SOURCE_ENTRY)})})
+      const { parentPort } = require('node:worker_threads')
+      const watcher = ipckit.watchSignals('SIGRTMIN+9')
+      parentPort.postMessage({ ready: watcher.ordered })
+      ;(async () => {
+        const values = []
+        for await (const s of watcher) { values.push(s.value); if (values.length === 500) break }
+        parentPort.postMessage({ values })
+      })()
+    \`, { eval: true })
+    w.on('message', (m) => {
+      if (m.ready !== undefined) {
+        const busy = new Worker('const end = Date.now() + 1000; while (Date.now() < end) {}', { eval: true })
+        console.log('ordered', m.ready, 'main blocks', blockedBy().includes(String(process.pid)))
+        for (let i = 0; i < 500; ) {
+          try { ipckit.sigqueue(process.pid, 'SIGRTMIN+9', i); i++ } catch (e) { if (e.code !== 'EAGAIN') throw e }
+        }
+        busy.terminate()
+      } else {
+        console.log('in order', JSON.stringify(m.values) === JSON.stringify(Array.from({ length: 500 }, (_, i) => i)))
+        w.terminate()
+      }
+    })
+    w.on('exit', () => setTimeout(() => console.log('given back', blockedBy().length <= before), 100))
+  `)
+  t.deepEqual(r.stdout.trim().split('\n'), ['ordered true main blocks true', 'in order true', 'given back true'])
+})
+
 test('at most 128 watchers at once: the next one fails with EMFILE and installs nothing', async (t) => {
   const r = await runNode(`
     const ws = []
