@@ -7,6 +7,11 @@
  * @internal
  */
 
+/** What an argument-less fast native call answers when nothing was ready (`EAGAIN`). */
+export const FAST_EMPTY = -1
+/** ... and after an error, which the module's `...FastError()` call then throws. */
+export const FAST_FAILED = -2
+
 /**
  * Makes a Buffer over `length` bytes of `memory` at `byteOffset`. Node's Buffers are made by
  * the class `Buffer[Symbol.species]` (what `subarray` uses); calling it directly costs half of

@@ -10,7 +10,7 @@ import { markAsUntransferable } from 'node:worker_threads'
 
 import { AbortError, IpcError, callNative, invalidState, outOfRange } from './errors'
 import { native } from './native'
-import { makeView } from './pool'
+import { FAST_EMPTY, FAST_FAILED, makeView } from './pool'
 import { ownerChanges, secondsToDate } from './sysv'
 import { WaitGroup, startWait } from './reactor'
 import {
@@ -176,9 +176,6 @@ const TRUNCATE = native.MSG_FAST_TRUNCATE
 const SOFT = native.MSG_FAST_SOFT
 const fastReceive = native.msgFastReceive
 const fastSend = native.msgFastSend
-/** Results of the fast native calls. */
-const EMPTY = -1
-const FAILED = -2
 /** Smallest pool; a pool always has room for two messages of msgmax. */
 const POOL_SIZE = 64 * 1024
 
@@ -286,7 +283,7 @@ function sendNow(id: number, type: number, bytes: Uint8Array, flags: number): bo
   words[(at >> 2) + 1] = high
   pool.set(bytes, at + HEADER)
   const sent = fastSend()
-  if (sent === FAILED) callNative(fastError)
+  if (sent === FAST_FAILED) callNative(fastError)
   return sent === 1
 }
 
@@ -503,7 +500,7 @@ export class MessageQueue implements Disposable {
         const type = (words[at >> 2] >>> 0) + words[(at >> 2) + 1] * 0x1_0000_0000
         return { type, data: makeView(poolMemory, pool.byteOffset + start, len) }
       }
-      if (len === EMPTY) return null
+      if (len === FAST_EMPTY) return null
       try {
         callNative(fastError)
       } catch (err) {

@@ -18,7 +18,7 @@ import { markAsUntransferable } from 'node:worker_threads'
 
 import { AbortError, callNative, invalidArgType, invalidArgValue, invalidState, outOfRange } from './errors'
 import { native } from './native'
-import { makeView } from './pool'
+import { FAST_EMPTY, FAST_FAILED, makeView } from './pool'
 import { WaitGroup, startWait } from './reactor'
 import {
   optionalBoolean,
@@ -240,9 +240,6 @@ const SOFT = native.SOCKET_FAST_SOFT
 const KEPT = native.SOCKET_FAST_KEPT
 const fastReceive = native.socketFastReceive
 const fastSend = native.socketFastSend
-/** Results of the fast native calls. */
-const EMPTY = -1
-const FAILED = -2
 const POOL_SIZE = 128 * 1024
 /** Free room for each receive (and the largest payload a send copies into the pool). */
 const MIN_ROOM = 16 * 1024
@@ -298,7 +295,7 @@ function receiveNow(fd: number, mode: number): SocketMessage | null | undefined 
     const name = pool.toString('utf8', NAME_AT, NAME_AT + ((code - 1) >> 1))
     return { data, fds: [], from: (code - 1) & 1 ? { abstract: name } : name, credentials: undefined }
   }
-  if (len === EMPTY) return undefined
+  if (len === FAST_EMPTY) return undefined
   if (len === KEPT) {
     const r = native.socketFastTake() as NativeReceived | null
     if (r === null) throw new Error('ipckit: a kept message went missing')
@@ -322,7 +319,7 @@ function sendFast(fd: number, bytes: Uint8Array, to: NativeAddress | undefined, 
     words[4] = 1 + 2 * to.name.length + (to.isAbstract ? 1 : 0)
   }
   const sent = fastSend()
-  return sent === FAILED ? callNative(fastError) : sent
+  return sent === FAST_FAILED ? callNative(fastError) : sent
 }
 
 /** Ends an iterator's pending wait without an error. */
