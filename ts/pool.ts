@@ -9,7 +9,7 @@
 
 /** What an argument-less fast native call answers when nothing was ready (`EAGAIN`). */
 export const FAST_EMPTY = -1
-/** ... and after an error, which the module's `...FastError()` call then throws. */
+/** What it answers after an error, which the module's `...FastError()` call then throws. */
 export const FAST_FAILED = -2
 
 /**
