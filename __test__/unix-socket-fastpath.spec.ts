@@ -89,7 +89,7 @@ test('a queued backlog is iterated without waiting on the poller, and break leav
   let i = 0
   let watches = 0
   for await (const { data } of b.messages()) {
-    watches += native.pollerWatches()
+    watches += native.pollCount()
     t.true(data.equals(payload(i, 64)))
     if (++i === 60) break
   }

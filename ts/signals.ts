@@ -46,7 +46,7 @@
 import { AbortError, callNative, invalidArgType, invalidArgValue, invalidState, unknownSignal } from './errors'
 import { native } from './native'
 import type { SignalWatch } from '../binding'
-import { WaitGroup, startWait } from './reactor'
+import { WaitGroup, releaseFd, waitFd } from './reactor'
 import { optionalBoolean, validateAbortSignal, validateInteger, validateOptions } from './validate'
 
 /**
@@ -223,9 +223,6 @@ export class SignalWatcher implements AsyncIterableIterator<SignalEvent>, Dispos
   readonly #waits = new WaitGroup()
   #chain: Promise<unknown> = Promise.resolve()
   #inFlight = 0
-  /** Resolves with the reason when the watch ends, so a pending next() settles at once. */
-  readonly #ended: Promise<symbol>
-  #resolveEnded!: (reason: symbol) => void
   #abortReason: unknown
   #aborted = false
   #abortReported = false
@@ -235,7 +232,6 @@ export class SignalWatcher implements AsyncIterableIterator<SignalEvent>, Dispos
   /** @internal Use {@link watchSignals}. */
   constructor(token: typeof CREATE, watch: SignalWatch, numbers: number[], signal: AbortSignal | undefined) {
     if (token !== CREATE) throw new TypeError('Illegal constructor: use watchSignals()')
-    this.#ended = new Promise((resolve) => (this.#resolveEnded = resolve))
     // Handlers installed behind Node's back (libuv's SIGCHLD watcher, another addon) are
     // taken back within this period, or at the next next().
     this.#reclaimTimer = SignalWatcher.#startReclaiming(new WeakRef(this))
@@ -317,21 +313,17 @@ export class SignalWatcher implements AsyncIterableIterator<SignalEvent>, Dispos
     this.#reclaim()
     for (;;) {
       if (callNative(() => watch.tryNext(scratch))) return { done: false, value: decode(scratch) }
-      // Nothing recorded yet: wait, on ipckit's poller thread, until the pipe holds a record,
-      // then take it here (readiness is a hint: look again if another call took it first).
-      const ready = startWait(
-        (reactor, waitId) => native.signalNextWatch(reactor, waitId, watch),
-        () => true,
-        undefined,
-        [this.#waits],
-      )
-      // When the watch ends, the pending call settles at once (the wait is cancelled with it).
-      ready.catch(() => undefined)
+      // Nothing recorded yet: wait, on this thread's event loop, until the pipe holds a
+      // record, then take it here (readiness is a hint: look again if another call took it).
+      // When the watch ends, the wait is cancelled with it at once (an AbortError here),
+      // and the call settles as the end says: done, or the abort's error.
       try {
-        await Promise.race([ready, this.#ended])
+        await waitFd(watch.fd, false, () => true, undefined, [this.#waits])
       } catch (err) {
-        this.#end(ITERATION_ENDED)
-        throw err
+        if (!(err instanceof AbortError)) {
+          this.#end(ITERATION_ENDED)
+          throw err
+        }
       }
       if (this.#watch === watch) continue
       if (this.#aborted && !this.#abortReported) {
@@ -396,8 +388,8 @@ export class SignalWatcher implements AsyncIterableIterator<SignalEvent>, Dispos
     this.#cleanup?.()
     clearInterval(this.#reclaimTimer)
     this.#waits.cancelAll(reason)
+    releaseFd(watch.fd, reason)
     watch.close()
-    this.#resolveEnded(reason)
   }
 }
 

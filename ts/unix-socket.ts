@@ -6,7 +6,8 @@
  * Every descriptor is created close-on-exec. Waits never block the event loop nor a libuv
  * threadpool thread: an operation is first tried without waiting on the JavaScript thread (a
  * backlog drains with no thread hop), and only when it would block does the socket wait for
- * readiness on the addon's one epoll thread, so idle sockets cost nothing.
+ * readiness on the JavaScript thread's own event loop (libuv's `uv_poll`), so idle sockets
+ * cost no thread and a ready socket wakes the waiting promise with no thread hop.
  *
  * @module
  */
@@ -19,7 +20,7 @@ import { markAsUntransferable } from 'node:worker_threads'
 import { AbortError, callNative, invalidArgType, invalidArgValue, invalidState, outOfRange } from './errors'
 import { native } from './native'
 import { FAST_EMPTY, FAST_FAILED, makeView } from './pool'
-import { WaitGroup, startWait } from './reactor'
+import { WaitGroup, releaseFd, startWait, waitFd } from './reactor'
 import {
   optionalBoolean,
   optionalInteger,
@@ -328,21 +329,17 @@ const ITERATION_ENDED = Symbol('iteration ended')
 /** Closes descriptors whose owner object was collected without `close()` (a safety net). */
 const finalizer = new FinalizationRegistry<number>((fd) => {
   try {
+    releaseFd(fd, undefined)
     native.socketClose(fd)
   } catch {
     // already closed
   }
 })
 
-/** Waits, on the epoll thread, until `fd` is readable or writable. */
-function waitReady(fd: number, writable: boolean, signal: AbortSignal | undefined, groups: readonly WaitGroup[]) {
-  return startWait(
-    (reactor, waitId) => native.socketWaitStart(reactor, waitId, fd, writable),
-    () => undefined,
-    signal,
-    groups,
-  )
-}
+/** Waits, on this thread's event loop, until `fd` is readable or writable. */
+const waitReady = waitFd
+/** The attempt of a wait that only waits for readiness (the caller then retries itself). */
+const READY = (): true => true
 
 /** An async iterator over `next()` results until it yields `null`; `return()` cancels the wait. */
 function iterate<T>(
@@ -449,7 +446,7 @@ abstract class MessageSocket implements Disposable {
           [this.#waits],
         )
       }
-      await waitReady(this.fd, true, signal, [this.#waits])
+      await waitReady(this.fd, true, READY, signal, [this.#waits])
       this.#checkAfterWait()
     }
   }
@@ -490,14 +487,13 @@ abstract class MessageSocket implements Disposable {
     return receiveNow(this.fd, NOW)
   }
 
-  /** Waits on the epoll thread until readable, then takes a message (again if another reader was first). */
-  async #waitAndReceive(signal: AbortSignal | undefined, groups: readonly WaitGroup[]): Promise<SocketMessage | null> {
-    for (;;) {
-      await waitReady(this.fd, false, signal, groups)
-      this.#checkAfterWait()
-      const now = receiveNow(this.fd, NOW)
-      if (now !== undefined) return now
-    }
+  /**
+   * Waits on the event loop until readable, then takes a message there, in the same loop
+   * iteration (again at the next report if another reader was first).
+   */
+  #waitAndReceive(signal: AbortSignal | undefined, groups: readonly WaitGroup[]): Promise<SocketMessage | null> {
+    const fd = this.fd
+    return waitReady(fd, false, () => receiveNow(fd, NOW), signal, groups)
   }
 
   /** @internal A message already queued resolves at once, with no thread hop. */
@@ -605,8 +601,10 @@ abstract class MessageSocket implements Disposable {
   close(): void {
     if (this.#closed) return
     this.#closed = true
-    // Cancelling unregisters the fd from the poller synchronously, so it may be closed now.
-    this.#waits.cancelAll(invalidState(`${this.#name} was closed while waiting`))
+    const reason = invalidState(`${this.#name} was closed while waiting`)
+    this.#waits.cancelAll(reason)
+    // libuv lets go of the fd before it is closed.
+    releaseFd(this.fd, reason)
     finalizer.unregister(this)
     try {
       native.socketClose(this.fd)
@@ -1028,7 +1026,7 @@ export class UnixSeqpacketServer implements Disposable {
     for (;;) {
       const fd = callNative(() => native.socketAccept(this.fd))
       if (fd !== null) return UnixSeqpacketSocket.fromPairFd(fd)
-      await waitReady(this.fd, false, signal, groups)
+      await waitReady(this.fd, false, READY, signal, groups)
       if (this.#closed) {
         throw new AbortError(undefined, { cause: invalidState('UnixSeqpacketServer was closed while waiting') })
       }
@@ -1075,7 +1073,9 @@ export class UnixSeqpacketServer implements Disposable {
   close(): void {
     if (this.#closed) return
     this.#closed = true
-    this.#waits.cancelAll(invalidState('UnixSeqpacketServer was closed while waiting'))
+    const reason = invalidState('UnixSeqpacketServer was closed while waiting')
+    this.#waits.cancelAll(reason)
+    releaseFd(this.fd, reason)
     finalizer.unregister(this)
     try {
       native.socketClose(this.fd)
@@ -1219,7 +1219,7 @@ export async function sendFds(socket: Socket, data: Payload, fds: readonly numbe
     await new Promise<void>((resolve) => socket.once('drain', resolve))
   }
   const fd = fdOf(socket, 'socket')
-  return whileOpen(socket, async (groups) => {
+  return whileOpen(socket, fd, async (groups, pollFd) => {
     for (;;) {
       const sent = callNative(() => native.socketSend(fd, bytes, list, undefined, false, true, false))
       if (sent >= 0) {
@@ -1228,7 +1228,7 @@ export async function sendFds(socket: Socket, data: Payload, fds: readonly numbe
         list = []
         if (sent > 0) continue
       }
-      await waitReady(fd, true, signal, groups)
+      await waitReady(pollFd(), true, READY, signal, groups)
     }
   })
 }
@@ -1267,23 +1267,42 @@ export async function receiveFds(socket: Socket, options?: SocketReceiveOptions)
   }
   const fd = fdOf(socket, 'socket')
   if (signal?.aborted) throw new AbortError(undefined, { cause: signal.reason })
-  return whileOpen(socket, async (groups) => {
+  return whileOpen(socket, fd, async (groups, pollFd) => {
     for (;;) {
       const r = callNative(() => native.socketReceive(fd, true, false)) as NativeReceived | null
       if (r !== null) return { data: r.data, fds: r.fds }
-      await waitReady(fd, false, signal, groups)
+      await waitReady(pollFd(), false, READY, signal, groups)
     }
   })
 }
 
-/** Runs `fn` with a wait group that `socket` being destroyed cancels. */
-async function whileOpen<T>(socket: Socket, fn: (groups: readonly WaitGroup[]) => Promise<T>): Promise<T> {
+/**
+ * Runs `fn` with a wait group that `socket` being destroyed cancels. Waits poll a duplicate
+ * of the socket's descriptor (`pollFd()`, made on first use and closed at the end): Node's
+ * own watch of the descriptor (a socket that is writing or reading) would clash with a
+ * second watch on the same number, and Node may close its descriptor while we wait.
+ */
+async function whileOpen<T>(
+  socket: Socket,
+  fd: number,
+  fn: (groups: readonly WaitGroup[], pollFd: () => number) => Promise<T>,
+): Promise<T> {
   const group = new WaitGroup()
-  const onClose = () => group.cancelAll(invalidState('the socket was destroyed while waiting'))
+  const reason = invalidState('the socket was destroyed while waiting')
+  const onClose = () => group.cancelAll(reason)
+  let copy = -1
+  const pollFd = () => {
+    if (copy < 0) copy = callNative(() => native.socketDuplicate(fd))
+    return copy
+  }
   socket.once('close', onClose)
   try {
-    return await fn([group])
+    return await fn([group], pollFd)
   } finally {
     socket.off('close', onClose)
+    if (copy >= 0) {
+      releaseFd(copy, reason)
+      native.socketClose(copy)
+    }
   }
 }

@@ -33,15 +33,20 @@ impl From<&ipckit::Error> for SysErrorInfo {
 
 /// Builds the JavaScript error object for `e`, to be thrown by a synchronous call.
 pub(crate) fn sys_error(env: &Env, e: ipckit::Error) -> Error {
+    info_error(env, SysErrorInfo::from(&e))
+}
+
+/// Builds the JavaScript error object of a system error's fields.
+pub(crate) fn info_error(env: &Env, info: SysErrorInfo) -> Error {
+    let fallback = info.message.clone();
     let build = || -> Result<Error> {
-        let info = SysErrorInfo::from(&e);
         let mut obj = env.create_error(Error::new(Status::GenericFailure, info.message))?;
         obj.set_named_property("code", info.code)?;
         obj.set_named_property("errno", info.errno)?;
         obj.set_named_property("syscall", info.syscall)?;
         Ok(Error::from(obj.to_unknown()))
     };
-    build().unwrap_or_else(|_| Error::new(Status::GenericFailure, e.to_string()))
+    build().unwrap_or_else(|_| Error::new(Status::GenericFailure, fallback))
 }
 
 /// `map_err` shorthand: `call().or_throw(env)?`.

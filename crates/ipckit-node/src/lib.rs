@@ -4,6 +4,11 @@
 //! Node-style system errors ([`error`]), and runs blocking waits on the core's own threads,
 //! reporting back through one threadsafe function per JavaScript environment ([`reactor`]).
 //! It holds no IPC logic; the public API, with its validation, lives in the TypeScript layer.
+//!
+//! `unsafe` is denied here but in [`uv`] (libuv and raw Node-API: fd readiness on the
+//! JavaScript thread's event loop) and one external-ArrayBuffer call in [`shm`].
+
+#![deny(unsafe_code)]
 
 mod error;
 mod fast;
@@ -16,3 +21,5 @@ mod shm;
 mod signal;
 mod socket;
 mod sysv_list;
+#[allow(unsafe_code)]
+mod uv;

@@ -12,7 +12,6 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use ipckit::poller::{self, Interest, WatchId};
 use ipckit::wait::{self, Canceller};
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
@@ -32,26 +31,7 @@ type Completion = (u32, ipckit::Result<Outcome>);
 type DispatchArgs = FnArgs<(u32, Option<SysErrorInfo>, Option<f64>, Option<Buffer>)>;
 type Dispatch = ThreadsafeFunction<Completion, (), DispatchArgs, Status, false, true>;
 
-/// How a pending wait is cancelled: a wait thread's canceller, or a readiness watch.
-#[derive(Clone)]
-enum Cancel {
-    Thread(Canceller),
-    Watch(WatchId),
-}
-
-impl Cancel {
-    fn cancel(self) {
-        match self {
-            Cancel::Thread(canceller) => canceller.cancel(),
-            // Synchronous: the poller no longer refers to the fd once this returns.
-            Cancel::Watch(id) => {
-                poller::cancel(id);
-            }
-        }
-    }
-}
-
-type Pending = Arc<Mutex<HashMap<u32, Cancel>>>;
+type Pending = Arc<Mutex<HashMap<u32, Canceller>>>;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -94,9 +74,8 @@ impl Reactor {
             })?;
         let pending: Pending = Arc::default();
         env.add_env_cleanup_hook(pending.clone(), |pending| {
-            // Collected first: a cancelled watch reports (and unregisters) under this lock.
-            let all: Vec<Cancel> = lock(&pending).values().cloned().collect();
-            all.into_iter().for_each(Cancel::cancel);
+            let all: Vec<Canceller> = lock(&pending).values().cloned().collect();
+            all.iter().for_each(Canceller::cancel);
         })?;
         Ok(Self {
             dispatch: Arc::new(Mutex::new(tsfn)),
@@ -143,7 +122,7 @@ impl Reactor {
         job: impl FnOnce(&Canceller) -> ipckit::Result<Outcome> + Send + 'static,
     ) {
         let canceller = Canceller::new();
-        lock(&self.pending).insert(wait_id, Cancel::Thread(canceller.clone()));
+        lock(&self.pending).insert(wait_id, canceller.clone());
         let pending = self.pending.clone();
         let dispatch = self.dispatch.clone();
         wait::spawn(move || {
@@ -152,25 +131,5 @@ impl Reactor {
             // Fails only when the environment is gone, and then nobody waits for the result.
             lock(&dispatch).call((wait_id, result), ThreadsafeFunctionCallMode::NonBlocking);
         });
-    }
-
-    /// Waits, on the core's one epoll thread ([`ipckit::poller`]), until `fd` is ready for
-    /// `interest`, and delivers [`Outcome::Done`] as wait `wait_id` (the caller then retries its
-    /// non-blocking operation on the JavaScript thread). No thread is parked per wait.
-    /// [`cancel`](Self::cancel) unregisters the fd before it returns, so the fd may be closed
-    /// right after. Fails with the `epoll_ctl` error for an fd epoll refuses.
-    pub(crate) fn watch(&self, wait_id: u32, fd: i32, interest: Interest) -> ipckit::Result<()> {
-        let mut pending = lock(&self.pending);
-        let pending_ = self.pending.clone();
-        let dispatch = self.dispatch.clone();
-        // The callback runs on the poller thread (or in `cancel`) and takes the `pending` lock,
-        // which we hold until the watch is recorded, so it cannot run ahead of the insert.
-        let id = poller::watch(fd, interest, move |ready| {
-            lock(&pending_).remove(&wait_id);
-            let result = ready.map(|()| Outcome::Done);
-            lock(&dispatch).call((wait_id, result), ThreadsafeFunctionCallMode::NonBlocking);
-        })?;
-        pending.insert(wait_id, Cancel::Watch(id));
-        Ok(())
     }
 }

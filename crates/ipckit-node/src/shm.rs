@@ -280,6 +280,7 @@ impl ShmMapping {
         // JavaScript value can reach the memory; so the memory stays mapped while JavaScript
         // can reach it. Where the runtime refuses external buffers, napi-rs copies and runs the
         // finalizer at once: the clone drops, nothing dangles.
+        #[allow(unsafe_code)]
         let buffer = unsafe { ArrayBuffer::from_external(env, ptr, len, hold, |_, h| let_go(&h)) }?;
         if !std::ptr::eq(buffer.as_ptr(), ptr) {
             return Err(crate::error::sys_error(

@@ -9,13 +9,11 @@ use std::cell::RefCell;
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
 
-use ipckit::poller::Interest;
 use ipckit::signal::{self, Watch};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
 use crate::error::OrThrow;
-use crate::reactor::Reactor;
 
 /// Bytes of one encoded delivery.
 #[napi]
@@ -172,6 +170,13 @@ impl SignalWatch {
         self.watch().is_some_and(|w| w.ordered())
     }
 
+    /// The read end of the watch's pipe, readable while a delivery is recorded: the
+    /// JavaScript side waits for it on its own event loop. -1 once closed.
+    #[napi(getter)]
+    pub fn fd(&self) -> i32 {
+        self.watch().map_or(-1, |w| w.as_fd().as_raw_fd())
+    }
+
     /// Deliveries lost to a full pipe.
     #[napi(getter)]
     pub fn dropped(&self) -> f64 {
@@ -185,22 +190,4 @@ impl SignalWatch {
             watch.close();
         }
     }
-}
-
-/// Waits until the watch's pipe holds a delivery, on the core's poller thread (which is also
-/// the thread that takes confined real-time signals), and delivers `Done` as wait `wait_id`;
-/// the caller then takes the record with `tryNext` on the JavaScript thread.
-#[napi]
-pub fn signal_next_watch(
-    env: &Env,
-    reactor: &Reactor,
-    wait_id: u32,
-    watch: &SignalWatch,
-) -> Result<()> {
-    let Some(watch) = watch.watch() else {
-        return Err(ipckit::Error::new(ipckit::Errno::EBADF, "read")).or_throw(env);
-    };
-    reactor
-        .watch(wait_id, watch.as_fd().as_raw_fd(), Interest::Read)
-        .or_throw(env)
 }

@@ -8,7 +8,6 @@
 use std::cell::RefCell;
 use std::os::fd::{AsRawFd, IntoRawFd, OwnedFd};
 
-use ipckit::poller::Interest;
 use ipckit::socket::{self, Address, BindOptions, Credentials, Kind, Received};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
@@ -433,24 +432,6 @@ pub fn socket_fast_error(env: &Env) -> Result<()> {
     fast::throw_kept(env)
 }
 
-/// Waits for `fd` to be readable (or `writable`) on the core's epoll thread; delivered
-/// through the reactor with no value.
-#[napi]
-pub fn socket_wait_start(
-    env: &Env,
-    reactor: &Reactor,
-    wait_id: u32,
-    fd: i32,
-    writable: bool,
-) -> Result<()> {
-    let interest = if writable {
-        Interest::Write
-    } else {
-        Interest::Read
-    };
-    reactor.watch(wait_id, fd, interest).or_throw(env)
-}
-
 /// A blocking `sendmsg` to an address on a wait thread: an unconnected datagram socket
 /// cannot poll for room at its destination, so it waits in the kernel. `data` is copied, and
 /// the thread sends through its own duplicate of `fd`, so closing `fd` meanwhile is safe.
@@ -530,14 +511,18 @@ pub fn socket_set_nonblocking(env: &Env, fd: i32, on: bool) -> Result<()> {
     socket::set_nonblocking(fd, on).or_throw(env)
 }
 
+/// A close-on-exec duplicate of `fd` (`F_DUPFD_CLOEXEC`), owned by the caller: waits on a
+/// descriptor that a `net.Socket` owns poll this copy, which libuv's own watch of the
+/// original does not clash with and Node closing the original does not pull away.
+#[napi]
+pub fn socket_duplicate(env: &Env, fd: i32) -> Result<i32> {
+    socket::duplicate(fd)
+        .map(std::os::fd::IntoRawFd::into_raw_fd)
+        .or_throw(env)
+}
+
 /// `close`.
 #[napi]
 pub fn socket_close(env: &Env, fd: i32) -> Result<()> {
     socket::close(fd).or_throw(env)
-}
-
-/// Readiness watches registered now (for tests).
-#[napi]
-pub fn poller_watches() -> u32 {
-    ipckit::poller::watches() as u32
 }
