@@ -152,17 +152,27 @@ test.serial('a blocked op resolves when another op makes it possible, off the JS
   t.is(pendingWaits(), 0)
 })
 
-test('many pending waits park no libuv threadpool thread', async (t) => {
+test.serial('many pending waits park no libuv threadpool thread, and alike waits share one kernel waiter', async (t) => {
   const set = privateSet(t, [0])
-  const waits = Array.from({ length: 8 }, () => set.op([{ index: 0, delta: -1 }]))
+  const order: number[] = []
+  const waits = Array.from({ length: 8 }, (_, i) => set.op([{ index: 0, delta: -1 }]).then(() => order.push(i)))
   await sleep(20)
-  t.is(set.waitingForIncrease(0), 8)
+  // One thread blocks in semop for the 8 alike waits, which it serves in turn.
+  t.is(set.waitingForIncrease(0), 1)
+  t.is(pendingWaits(), 8)
   // With 8 waits on the pool (4 threads), these would never run.
   const work = Promise.all([stat('/'), stat('/tmp'), stat(__dirname), stat('/'), stat('/'), stat('/')])
   const timeout = sleep(5000).then(() => 'starved')
   t.not(await Promise.race([work, timeout]), 'starved')
-  set.opSync([{ index: 0, delta: 8 }])
+  set.opSync([{ index: 0, delta: 3 }])
+  for (let i = 0; i < 1000 && order.length < 3; i++) await sleep(10)
+  await sleep(20)
+  t.deepEqual(order, [0, 1, 2], 'three taken, by the first three waits, in order')
+  t.is(pendingWaits(), 5)
+  t.is(set.get(0), 0)
+  set.opSync([{ index: 0, delta: 5 }])
   await Promise.all(waits)
+  t.deepEqual(order, [0, 1, 2, 3, 4, 5, 6, 7])
   t.is(set.get(0), 0)
 })
 

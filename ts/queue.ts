@@ -224,9 +224,18 @@ function readType(buf: Buffer): number {
   return buf.readUInt32LE(0) + buf.readInt32LE(4) * 0x1_0000_0000
 }
 
-/** Receive buffer for a `maxSize` larger than a pool holds. */
-function scratchFor(maxSize: number): Buffer {
-  return Buffer.allocUnsafeSlow(HEADER + maxSize)
+/** Receive buffer for `size` payload bytes; `ENOMEM` (an {@link IpcError}) when refused. */
+function scratchFor(size: number): Buffer {
+  try {
+    return Buffer.allocUnsafeSlow(HEADER + size)
+  } catch {
+    throw new IpcError({
+      code: 'ENOMEM',
+      errno: -12,
+      syscall: 'msgrcv',
+      message: `ENOMEM: not enough memory for a receive buffer of ${HEADER + size} bytes, msgrcv`,
+    })
+  }
 }
 
 /** After `E2BIG` with the default size: true if msgmax grew (the next pool has room for it). */
@@ -510,16 +519,34 @@ export class MessageQueue implements Disposable {
     }
   }
 
-  /** {@link #receiveNow} for a `maxSize` larger than a pool holds: a buffer of that size. */
+  /**
+   * {@link #receiveNow} for a `maxSize` larger than a pool holds. The buffer is sized by what
+   * arrives, not by `maxSize` (which may be 2 GiB): it starts at the room of a pool and
+   * doubles each time a message is too large for it (`E2BIG` leaves the message queued), up
+   * to `maxSize`; `truncate` cuts only at `maxSize` itself. Memory the engine refuses is
+   * `ENOMEM`, as the kernel would say it.
+   */
   #receiveLarge(args: ReceiveArgs, nowait: boolean, emptyIsNull: boolean): Message | null {
-    const buf = scratchFor(args.maxSize!)
-    const len = callNative(() =>
-      native.msgReceive(this.id, buf, args.type, args.except, args.truncate, nowait, emptyIsNull),
-    )
-    if (len < 0) return null
-    const data = Buffer.allocUnsafe(len)
-    buf.copy(data, 0, HEADER, HEADER + len)
-    return { type: readType(buf), data }
+    const maxSize = args.maxSize!
+    let size = Math.min(maxSize, Math.max(POOL_SIZE, 2 * msgRoom))
+    for (;;) {
+      const buf = scratchFor(size)
+      const truncate = args.truncate && size >= maxSize
+      let len: number
+      try {
+        len = callNative(() => native.msgReceive(this.id, buf, args.type, args.except, truncate, nowait, emptyIsNull))
+      } catch (err) {
+        if (err instanceof IpcError && err.code === 'E2BIG' && size < maxSize) {
+          size = Math.min(maxSize, size * 2)
+          continue
+        }
+        throw err
+      }
+      if (len < 0) return null
+      const data = Buffer.allocUnsafe(len)
+      buf.copy(data, 0, HEADER, HEADER + len)
+      return { type: readType(buf), data }
+    }
   }
 
   /**

@@ -82,10 +82,14 @@ pub fn msg_receive(
     }
 }
 
-/// Starts a blocking `msgrcv` on a wait thread; the message arrives through the reactor's
-/// dispatch as (type, payload). `max_size` < 0 means the system's msgmax.
+/// Starts a blocking `msgrcv` in the queue's line of waits (one thread per queue and set of
+/// options, see [`ipckit::wait`]); the message arrives through the reactor's dispatch as
+/// (type, payload). `max_size` < 0 means the system's msgmax. Throws `EAGAIN` when no thread
+/// can be had.
 #[napi]
+#[allow(clippy::too_many_arguments)]
 pub fn msg_receive_start(
+    env: &Env,
     reactor: &Reactor,
     wait_id: u32,
     id: i32,
@@ -93,29 +97,40 @@ pub fn msg_receive_start(
     except: bool,
     truncate: bool,
     max_size: i64,
-) {
+) -> Result<()> {
     let flags = ReceiveFlags {
         nowait: false,
         except,
         truncate,
     };
     let max_size = usize::try_from(max_size).ok();
-    reactor.start(wait_id, move |canceller| {
-        MessageQueue::from_id(id)
-            .receive_owned(mtype, flags, max_size, canceller)
-            .map(|(mtype, data)| Outcome::Message(mtype, data))
-    });
+    reactor
+        .line(wait_id, |deliver| {
+            MessageQueue::from_id(id).receive_later(mtype, flags, max_size, move |r| {
+                deliver(r.map(|(mtype, data)| Outcome::Message(mtype, data)))
+            })
+        })
+        .or_throw(env)
 }
 
-/// Starts a blocking `msgsnd` on a wait thread (the queue was full); `data` is copied first.
+/// Starts a blocking `msgsnd` (the queue was full) in the queue's line of sends, which keeps
+/// their order; `data` is copied first. Throws `EAGAIN` when no thread can be had.
 #[napi]
-pub fn msg_send_start(reactor: &Reactor, wait_id: u32, id: i32, mtype: i64, data: &[u8]) {
+pub fn msg_send_start(
+    env: &Env,
+    reactor: &Reactor,
+    wait_id: u32,
+    id: i32,
+    mtype: i64,
+    data: &[u8],
+) -> Result<()> {
     let msgbuf = msg::encode(mtype, data);
-    reactor.start(wait_id, move |canceller| {
-        let queue = MessageQueue::from_id(id);
-        ipckit::wait::interruptible(canceller, "msgsnd", || queue.send_encoded(&msgbuf, false))
-            .map(|()| Outcome::Done)
-    });
+    reactor
+        .line(wait_id, |deliver| {
+            MessageQueue::from_id(id)
+                .send_later(msgbuf, move |r| deliver(r.map(|()| Outcome::Done)))
+        })
+        .or_throw(env)
 }
 
 /// A queue's state (`msgctl(IPC_STAT)`); times in seconds since the epoch, 0 for never.

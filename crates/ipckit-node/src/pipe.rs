@@ -56,14 +56,23 @@ pub fn fifo_open_sync(env: &Env, path: &[u8], write: bool) -> Result<i32> {
     Ok(fd.into_raw_fd())
 }
 
-/// Starts a blocking open of a FIFO end on a wait thread; the descriptor arrives through the
-/// reactor's dispatch as its number.
+/// Starts a blocking open of a FIFO end on a pool thread (an open waits for the other end,
+/// which no fd can be polled for); the descriptor arrives through the reactor's dispatch as
+/// its number. Throws `EAGAIN` when no thread can be had.
 #[napi]
-pub fn fifo_open_start(reactor: &Reactor, wait_id: u32, path: &[u8], write: bool) {
+pub fn fifo_open_start(
+    env: &Env,
+    reactor: &Reactor,
+    wait_id: u32,
+    path: &[u8],
+    write: bool,
+) -> Result<()> {
     let path: PathBuf = path_of(path).to_owned();
     let end = end_of(write);
-    reactor.start(wait_id, move |canceller| {
-        pipe::open_fifo(&path, end, canceller)
-            .map(|fd| Outcome::Message(i64::from(fd.into_raw_fd()), Vec::new()))
-    });
+    reactor
+        .start(wait_id, move |canceller| {
+            pipe::open_fifo(&path, end, canceller)
+                .map(|fd| Outcome::Message(i64::from(fd.into_raw_fd()), Vec::new()))
+        })
+        .or_throw(env)
 }

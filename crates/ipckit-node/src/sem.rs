@@ -99,7 +99,9 @@ pub fn sem_op(env: &Env, id: i32, ops: Vec<i32>, timeout_ms: f64, try_only: bool
         .or_throw(env)
 }
 
-/// Starts a blocking `semop`/`semtimedop` on a wait thread; `timeout_ms` < 0 means none.
+/// Starts a blocking `semop`/`semtimedop` in the line of waits with the same operations on
+/// this set (one thread for them all); `timeout_ms` < 0 means none. Throws `EAGAIN` when no
+/// thread can be had.
 /// The deadline counts from this call; after a signal the call resumes with what remains.
 #[napi]
 pub fn sem_op_start(
@@ -112,12 +114,12 @@ pub fn sem_op_start(
 ) -> Result<()> {
     let ops = decode(&ops).or_throw(env)?;
     let deadline = deadline(timeout_ms);
-    reactor.start(wait_id, move |canceller| {
-        SemaphoreSet::from_id(id)
-            .op_wait(&ops, deadline, Some(canceller))
-            .map(|()| Outcome::Done)
-    });
-    Ok(())
+    reactor
+        .line(wait_id, |deliver| {
+            SemaphoreSet::from_id(id)
+                .op_later(&ops, deadline, move |r| deliver(r.map(|()| Outcome::Done)))
+        })
+        .or_throw(env)
 }
 
 /// `semctl(GETVAL)`.

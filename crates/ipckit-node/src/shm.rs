@@ -233,9 +233,10 @@ impl ShmMapping {
             .or_throw(env)
     }
 
-    /// Starts a futex wait on a wait thread; its result code arrives through the reactor's
-    /// dispatch as the number. The wait holds the mapping, so releasing this object meanwhile
-    /// is harmless.
+    /// Starts a futex wait in the line of waits on this word for this value (one thread and one
+    /// kernel waiter for them all); its result code arrives through the reactor's dispatch as
+    /// the number. The wait holds the mapping, so releasing this object meanwhile is harmless.
+    /// Throws `EAGAIN` when no thread can be had.
     #[napi]
     pub fn wait_start(
         &self,
@@ -248,12 +249,13 @@ impl ShmMapping {
     ) -> Result<()> {
         let mapping = self.mapping(env)?.clone();
         let timeout = timeout(timeout_ms);
-        reactor.start(wait_id, move |canceller| {
-            mapping
-                .wait(offset as usize, expected, timeout, Some(canceller))
-                .map(|r| Outcome::Message(i64::from(wait_code(r)), Vec::new()))
-        });
-        Ok(())
+        reactor
+            .line(wait_id, |deliver| {
+                mapping.wait_later(offset as usize, expected, timeout, move |r| {
+                    deliver(r.map(|r| Outcome::Message(i64::from(wait_code(r)), Vec::new())))
+                })
+            })
+            .or_throw(env)
     }
 
     /// Futex wake of up to `count` waiters; returns how many were woken.

@@ -450,20 +450,21 @@ pub fn socket_send_start(
     let data = data.to_vec();
     let to = address(&to, to_abstract);
     let own = socket::duplicate(fd).or_throw(env)?;
-    reactor.start(wait_id, move |canceller| {
-        ipckit::wait::interruptible(canceller, "sendmsg", || {
-            match socket::send(own.as_raw_fd(), &data, &fds, Some(&to), false) {
-                // A non-blocking fd (from elsewhere) answers at once: pause, then try again.
-                Ok(None) => {
-                    std::thread::sleep(std::time::Duration::from_millis(2));
-                    Err(ipckit::Error::new(ipckit::Errno::EINTR, "sendmsg"))
+    reactor
+        .start(wait_id, move |canceller| {
+            ipckit::wait::interruptible(canceller, "sendmsg", || {
+                match socket::send(own.as_raw_fd(), &data, &fds, Some(&to), false) {
+                    // A non-blocking fd (from elsewhere) answers at once: pause, then try again.
+                    Ok(None) => {
+                        std::thread::sleep(std::time::Duration::from_millis(2));
+                        Err(ipckit::Error::new(ipckit::Errno::EINTR, "sendmsg"))
+                    }
+                    other => other.map(drop),
                 }
-                other => other.map(drop),
-            }
+            })
+            .map(|()| Outcome::Done)
         })
-        .map(|()| Outcome::Done)
-    });
-    Ok(())
+        .or_throw(env)
 }
 
 /// Blocks until `fd` is readable (or `writable`); for the `...Sync` forms.

@@ -16,10 +16,11 @@
 
 use std::cell::RefCell;
 use std::mem::{size_of, MaybeUninit};
+use std::time::Instant;
 
 use crate::error::{check, Errno, Error, Result};
 use crate::key::Key;
-use crate::wait::{interruptible, Canceller};
+use crate::wait::{Lines, Operation, Served, Ticket};
 
 /// Size of the `long mtype` that precedes the payload in a `struct msgbuf`.
 pub const HEADER: usize = size_of::<libc::c_long>();
@@ -277,39 +278,90 @@ impl MessageQueue {
         })
     }
 
-    /// Takes one message into a new buffer: the blocking form of [`receive`](Self::receive)
-    /// for a waiter thread, cancellable through `canceller` (see [`crate::wait`]).
+    /// Waits for a message on one of this crate's threads and hands it to `deliver`, as
+    /// `(type, payload)`: the asynchronous receive. Waits of this process for the same queue
+    /// and options stand in one [`Line`](crate::wait::Line) and are served in order by one
+    /// thread (see [`crate::wait`]); the returned [`Ticket`] cancels this one (a cancelled
+    /// wait takes nothing). Fails at once with `EAGAIN` when a thread is needed and the system
+    /// refuses one.
     ///
-    /// `max_size` bounds the payload; `None` means the system's `msgmax`, read at run time and
-    /// read again if a larger message shows up (an administrator raised it), so that a
-    /// message is never cut or refused for want of room. Returns the type and the payload.
-    pub fn receive_owned(
+    /// `max_size` bounds the payload; `None` means the system's `msgmax`, read when the line
+    /// starts and read again if a larger message shows up (an administrator raised it), so
+    /// that a message is never cut or refused for want of room. The receive buffer is sized
+    /// by what arrives, not by `max_size`: it starts at the smaller of `max_size` and `msgmax`
+    /// and grows (a message too large for it stays in the queue meanwhile) up to `max_size`;
+    /// memory the system refuses is `ENOMEM`, never an abort.
+    ///
+    /// ```
+    /// use ipckit::msg::{MessageQueue, OpenOptions, ReceiveFlags};
+    /// let q = MessageQueue::open(ipckit::IPC_PRIVATE, OpenOptions::default())?;
+    /// let (tx, rx) = std::sync::mpsc::channel();
+    /// q.receive_later(0, ReceiveFlags::default(), None, move |r| tx.send(r).unwrap())?;
+    /// q.send(3, b"hi", false)?;
+    /// assert_eq!(rx.recv().unwrap()?, (3, b"hi".to_vec()));
+    /// q.remove()?;
+    /// # Ok::<(), ipckit::Error>(())
+    /// ```
+    pub fn receive_later(
         &self,
         mtype: i64,
         flags: ReceiveFlags,
         max_size: Option<usize>,
-        canceller: &Canceller,
-    ) -> Result<(i64, Vec<u8>)> {
-        let mut capacity = max_size.unwrap_or_else(crate::limits::msgmax);
-        let mut buf = vec![0u8; HEADER + capacity];
-        loop {
-            match interruptible(canceller, "msgrcv", || self.receive(&mut buf, mtype, flags)) {
-                Ok(got) => {
-                    buf.copy_within(HEADER..HEADER + got.len, 0);
-                    buf.truncate(got.len);
-                    return Ok((got.mtype, buf));
-                }
-                Err(e) if e.errno() == Errno::E2BIG && max_size.is_none() => {
-                    let now = crate::limits::msgmax();
-                    if now <= capacity {
-                        return Err(e);
-                    }
-                    capacity = now;
-                    buf.resize(HEADER + capacity, 0);
-                }
-                Err(e) => return Err(e),
-            }
-        }
+        deliver: impl FnOnce(Result<(i64, Vec<u8>)>) + Send + 'static,
+    ) -> Result<Ticket> {
+        static LINES: Lines<(i32, i64, bool, bool, Option<usize>), LineReceive> = Lines::new();
+        let flags = ReceiveFlags {
+            nowait: false,
+            ..flags
+        };
+        let queue = *self;
+        LINES.submit(
+            (self.id, mtype, flags.except, flags.truncate, max_size),
+            move || LineReceive {
+                queue,
+                mtype,
+                flags,
+                max_size,
+                buf: Vec::new(),
+            },
+            "msgrcv",
+            (),
+            None,
+            deliver,
+        )
+    }
+
+    /// Sends the message `msgbuf` (an [`encode`]d type and payload) on one of this crate's
+    /// threads, waiting while the queue is full, and tells `deliver`: the asynchronous send
+    /// of a full queue. Sends of this process to one queue stand in one line, so they reach
+    /// the queue in the order they were made. Cancelling with the [`Ticket`] sends nothing
+    /// (unless the send completed first). `EAGAIN` at once when no thread can be had.
+    ///
+    /// ```
+    /// use ipckit::msg::{encode, MessageQueue, OpenOptions};
+    /// let q = MessageQueue::open(ipckit::IPC_PRIVATE, OpenOptions::default())?;
+    /// let (tx, rx) = std::sync::mpsc::channel();
+    /// q.send_later(encode(1, b"x"), move |r| tx.send(r).unwrap())?;
+    /// rx.recv().unwrap()?;
+    /// assert_eq!(q.stat()?.messages, 1);
+    /// q.remove()?;
+    /// # Ok::<(), ipckit::Error>(())
+    /// ```
+    pub fn send_later(
+        &self,
+        msgbuf: Vec<u8>,
+        deliver: impl FnOnce(Result<()>) + Send + 'static,
+    ) -> Result<Ticket> {
+        static LINES: Lines<i32, LineSend> = Lines::new();
+        let queue = *self;
+        LINES.submit(
+            self.id,
+            move || LineSend { queue },
+            "msgsnd",
+            msgbuf,
+            None,
+            deliver,
+        )
     }
 
     /// The queue's state (`msgctl(IPC_STAT)`).
@@ -456,6 +508,114 @@ pub(crate) mod libc {
         assert!(offset_of!(msqid_ds, msg_stime) == 64);
         assert!(offset_of!(msqid_ds, msg_ctime) == 88);
     };
+}
+
+/// The receives of one queue with one set of options, served in order (see
+/// [`MessageQueue::receive_later`]). Its buffer is kept between waits and let go when the
+/// line's thread leaves.
+struct LineReceive {
+    queue: MessageQueue,
+    mtype: i64,
+    flags: ReceiveFlags,
+    max_size: Option<usize>,
+    buf: Vec<u8>,
+}
+
+impl LineReceive {
+    /// Makes the payload room `capacity` (plus the header), without aborting on refusal.
+    fn room(&mut self, capacity: usize) -> Result<()> {
+        let want = HEADER
+            .checked_add(capacity)
+            .ok_or(Error::new(Errno::ENOMEM, "msgrcv"))?;
+        if self.buf.len() < want {
+            self.buf
+                .try_reserve_exact(want - self.buf.len())
+                .map_err(|_| Error::new(Errno::ENOMEM, "msgrcv"))?;
+            self.buf.resize(want, 0);
+        }
+        Ok(())
+    }
+}
+
+impl Operation for LineReceive {
+    type Input = ();
+    type Output = (i64, Vec<u8>);
+
+    fn run(&mut self, _: &(), _: Option<Instant>) -> Result<Served<(i64, Vec<u8>)>> {
+        let limit = self.max_size;
+        if self.buf.len() < HEADER {
+            let first = match limit {
+                Some(max) => max.min(crate::limits::msgmax()),
+                None => crate::limits::msgmax(),
+            };
+            self.room(first)?;
+        }
+        loop {
+            let capacity = self.buf.len() - HEADER;
+            // Below the caller's limit, a message too large for the buffer must stay queued
+            // (E2BIG) so that the buffer can grow: truncation only once at the limit.
+            let at_limit = limit.is_some_and(|max| capacity >= max);
+            let flags = ReceiveFlags {
+                truncate: self.flags.truncate && at_limit,
+                ..self.flags
+            };
+            match self.queue.receive(&mut self.buf, self.mtype, flags) {
+                Ok(got) => {
+                    let payload = &self.buf[HEADER..HEADER + got.len];
+                    let mut data = Vec::new();
+                    data.try_reserve_exact(payload.len())
+                        .map_err(|_| Error::new(Errno::ENOMEM, "msgrcv"))?;
+                    data.extend_from_slice(payload);
+                    return Ok(Served::One((got.mtype, data)));
+                }
+                Err(e) if e.errno() == Errno::E2BIG => {
+                    let next = match limit {
+                        Some(max) if capacity < max => {
+                            max.min(capacity.saturating_mul(2).max(4096))
+                        }
+                        Some(_) => return Err(e),
+                        None => {
+                            // The default size is msgmax: larger only if msgmax grew.
+                            let now = crate::limits::msgmax();
+                            if now <= capacity {
+                                return Err(e);
+                            }
+                            now
+                        }
+                    };
+                    self.room(next)?;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    fn timed_out(&self) -> Result<(i64, Vec<u8>)> {
+        Err(Error::new(Errno::ETIMEDOUT, "msgrcv"))
+    }
+
+    fn idle(&mut self) {
+        self.buf = Vec::new();
+    }
+}
+
+/// The sends of one queue that had to wait, in the order they were made (see
+/// [`MessageQueue::send_later`]).
+struct LineSend {
+    queue: MessageQueue,
+}
+
+impl Operation for LineSend {
+    type Input = Vec<u8>;
+    type Output = ();
+
+    fn run(&mut self, msgbuf: &Vec<u8>, _: Option<Instant>) -> Result<Served<()>> {
+        self.queue.send_encoded(msgbuf, false).map(Served::One)
+    }
+
+    fn timed_out(&self) -> Result<()> {
+        Err(Error::new(Errno::ETIMEDOUT, "msgsnd"))
+    }
 }
 
 #[cfg(test)]
@@ -613,7 +773,8 @@ mod tests {
                 queue.receive(&mut buf, 0, ReceiveFlags::default())
             });
             tx.send(r).unwrap();
-        });
+        })
+        .unwrap();
         std::thread::sleep(std::time::Duration::from_millis(10));
         canceller.cancel();
         let r = rx.recv_timeout(std::time::Duration::from_secs(5)).unwrap();

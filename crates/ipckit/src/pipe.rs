@@ -310,7 +310,7 @@ mod tests {
         let c = Canceller::new();
         let (tx, rx) = mpsc::channel();
         let (p, c2) = (path.clone(), c.clone());
-        spawn(move || tx.send(open_fifo(&p, FifoEnd::Read, &c2)).unwrap());
+        spawn(move || tx.send(open_fifo(&p, FifoEnd::Read, &c2)).unwrap()).unwrap();
         std::thread::sleep(Duration::from_millis(20));
         let started = Instant::now();
         c.cancel();
@@ -328,7 +328,8 @@ mod tests {
         spawn(move || {
             tx.send(open_fifo(&p, FifoEnd::Read, &Canceller::new()))
                 .unwrap()
-        });
+        })
+        .unwrap();
         let w = open_fifo_blocking(&path, FifoEnd::Write).unwrap();
         let r = rx.recv_timeout(Duration::from_secs(5)).unwrap().unwrap();
         let (mut r, mut w) = (std::fs::File::from(r), std::fs::File::from(w));

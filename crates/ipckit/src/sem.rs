@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use crate::error::{check, retry_eintr, Errno, Error, Result};
 use crate::key::{Key, IPC_PRIVATE};
-use crate::wait::{interruptible, Canceller};
+use crate::wait::{interruptible, Canceller, Lines, Operation, Served, Ticket};
 
 /// The largest value a semaphore holds (`SEMVMX`, 32767 on Linux): a `semop` or `SETVAL`
 /// beyond it fails with `ERANGE`.
@@ -229,7 +229,7 @@ impl Default for OpenOptions {
 /// let op = ipckit::sem::SemOp::new(0, -1);
 /// assert!(op.undo && !op.nowait);
 /// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct SemOp {
     /// Index of the semaphore in the set (`sem_num`).
     pub index: u16,
@@ -569,6 +569,51 @@ impl SemaphoreSet {
         }
     }
 
+    /// Applies `ops` on one of this crate's threads, waiting until they can be applied or
+    /// `deadline` passes (`EAGAIN`, as `semtimedop` reports it), and tells `deliver`: the
+    /// asynchronous operation. Waits of this process with the same operations on this set
+    /// (1,000 lockers of one mutex) stand in one line served in order by one thread (see
+    /// [`crate::wait`]), each with its own deadline; the [`Ticket`] cancels one (nothing
+    /// applied, unless it completed first). `EAGAIN` (`pthread_create`) at once when no
+    /// thread can be had.
+    ///
+    /// ```
+    /// use ipckit::sem::{OpenOptions, SemOp, SemaphoreSet};
+    /// let set = SemaphoreSet::open(ipckit::IPC_PRIVATE, OpenOptions::default(), None)?;
+    /// let (tx, rx) = std::sync::mpsc::channel();
+    /// set.op_later(&[SemOp::new(0, -1)], None, move |r| tx.send(r).unwrap())?;
+    /// set.op(&[SemOp::new(0, 1)], None)?;
+    /// rx.recv().unwrap()?;
+    /// assert_eq!(set.get(0)?, 0);
+    /// set.remove()?;
+    /// # Ok::<(), ipckit::Error>(())
+    /// ```
+    pub fn op_later(
+        &self,
+        ops: &[SemOp],
+        deadline: Option<Instant>,
+        deliver: impl FnOnce(Result<()>) + Send + 'static,
+    ) -> Result<Ticket> {
+        static LINES: Lines<(i32, Vec<SemOp>), LineOp> = Lines::new();
+        let set = *self;
+        let list = ops.to_vec();
+        LINES.submit(
+            (self.id, list.clone()),
+            move || LineOp {
+                set,
+                sops: RawOps::new(&list, false),
+            },
+            if deadline.is_some() {
+                "semtimedop"
+            } else {
+                "semop"
+            },
+            (),
+            deadline,
+            deliver,
+        )
+    }
+
     /// Tries `ops` once without waiting (every operation gets `IPC_NOWAIT`): `Ok(false)` when
     /// they would block, so that a caller can then start a wait.
     ///
@@ -783,6 +828,34 @@ impl SemaphoreSet {
     }
 }
 
+/// The waits of one set with one list of operations (see [`SemaphoreSet::op_later`]).
+struct LineOp {
+    set: SemaphoreSet,
+    sops: RawOps,
+}
+
+impl Operation for LineOp {
+    type Input = ();
+    type Output = ();
+
+    fn run(&mut self, _: &(), deadline: Option<Instant>) -> Result<Served<()>> {
+        let remaining = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        match self.set.raw_op(self.sops.as_mut(), remaining) {
+            Ok(()) => Ok(Served::One(())),
+            Err(e)
+                if e.errno() == Errno::EAGAIN && deadline.is_some_and(|d| d <= Instant::now()) =>
+            {
+                Ok(Served::TimedOut)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn timed_out(&self) -> Result<()> {
+        Err(Error::new(Errno::EAGAIN, "semtimedop"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -973,7 +1046,8 @@ mod tests {
         spawn(move || {
             let ops = [SemOp::new(1, -1), SemOp::new(0, -1)];
             tx.send(set.op_wait(&ops, None, Some(&c))).unwrap();
-        });
+        })
+        .unwrap();
         std::thread::sleep(Duration::from_millis(10));
         canceller.cancel();
         let r = rx.recv_timeout(Duration::from_secs(5)).unwrap();

@@ -31,13 +31,19 @@
 use std::mem::MaybeUninit;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, Ordering};
+#[cfg(any(target_os = "linux", target_os = "android"))]
+use std::sync::Arc;
 use std::time::Duration;
+#[cfg(any(target_os = "linux", target_os = "android"))]
+use std::time::Instant;
 
 use crate::error::{check, Errno, Error, Result};
 use crate::key::Key;
 #[cfg(any(target_os = "linux", target_os = "android"))]
 use crate::wait::interruptible;
 use crate::wait::Canceller;
+#[cfg(any(target_os = "linux", target_os = "android"))]
+use crate::wait::{Lines, Operation, Served, Ticket};
 
 /// The "marked for destruction" bit of `shm_perm.mode` (`SHM_DEST`, not in the libc crate).
 const SHM_DEST: u32 = 0o1000;
@@ -558,6 +564,56 @@ impl Mapping {
         }
     }
 
+    /// Waits on one of this crate's threads until the 32-bit word at `offset` is woken (as
+    /// [`wait`](Self::wait) does), and hands the result to `deliver`: the asynchronous wait.
+    /// The caller has seen the word hold `expected` (a word that does not is
+    /// [`WaitResult::NotEqual`] without any wait). Waits of this process on one word of one
+    /// attachment with one expected value stand in one line served by one thread: 1,000 of
+    /// them take one thread and one kernel waiter. So a wake reaches them as follows: when the
+    /// word no longer holds `expected` after the wake, every one of them resolves
+    /// [`WaitResult::Ok`] (the usual store-then-notify); when it still does, only the first
+    /// in line does (a `notify(1)`). As with any futex, a wake may be spurious: callers
+    /// re-check the word. Each wait keeps its own `timeout`. `EAGAIN` at once when no thread
+    /// can be had.
+    ///
+    /// ```
+    /// # use ipckit::shm::{OpenOptions, SharedMemory, WaitResult};
+    /// # let shm = SharedMemory::open(ipckit::IPC_PRIVATE, OpenOptions { size: 64, ..Default::default() })?;
+    /// let map = std::sync::Arc::new(shm.attach(false)?);
+    /// let (tx, rx) = std::sync::mpsc::channel();
+    /// map.wait_later(0, 0, None, move |r| tx.send(r).unwrap())?;
+    /// std::thread::sleep(std::time::Duration::from_millis(20));
+    /// map.write(0, &[1, 0, 0, 0])?;
+    /// map.wake(0, 1)?;
+    /// assert_eq!(rx.recv().unwrap()?, WaitResult::Ok);
+    /// # shm.remove()?;
+    /// # Ok::<(), ipckit::Error>(())
+    /// ```
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    pub fn wait_later(
+        self: &Arc<Self>,
+        offset: usize,
+        expected: u32,
+        timeout: Option<Duration>,
+        deliver: impl FnOnce(Result<WaitResult>) + Send + 'static,
+    ) -> Result<Ticket> {
+        static LINES: Lines<(usize, usize, u32), LineFutex> = Lines::new();
+        self.word(offset, "futex")?;
+        let deadline = timeout.map(|t| {
+            let now = Instant::now();
+            now.checked_add(t)
+                .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 86_400))
+        });
+        LINES.submit(
+            (self.ptr.as_ptr() as usize, offset, expected),
+            move || LineFutex { offset, expected },
+            "futex",
+            self.clone(),
+            deadline,
+            deliver,
+        )
+    }
+
     /// Wakes up to `count` waiters on the 32-bit word at `offset` (4-aligned), in every
     /// process (`FUTEX_WAKE`); returns how many were woken.
     ///
@@ -695,6 +751,48 @@ fn futex_wait(word: &AtomicU32, expected: u32, deadline: Option<&libc::timespec>
         )
     };
     check(rc as i64, "futex").map(drop)
+}
+
+/// The waits of one word of one attachment for one value (see [`Mapping::wait_later`]). Each
+/// wait holds its attachment (the line does not, so a line left behind keeps nothing mapped).
+#[cfg(any(target_os = "linux", target_os = "android"))]
+struct LineFutex {
+    offset: usize,
+    expected: u32,
+}
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+impl Operation for LineFutex {
+    type Input = Arc<Mapping>;
+    type Output = WaitResult;
+
+    fn run(
+        &mut self,
+        mapping: &Arc<Mapping>,
+        deadline: Option<Instant>,
+    ) -> Result<Served<WaitResult>> {
+        let word = mapping.word(self.offset, "futex")?;
+        let at = match deadline {
+            Some(d) => Some(deadline_after(d.saturating_duration_since(Instant::now()))?),
+            None => None,
+        };
+        let changed = |word: &AtomicU32| word.load(Ordering::SeqCst) != self.expected;
+        // The caller saw `expected`: a word that changed since was woken, for every waiter.
+        if changed(word) {
+            return Ok(Served::All(WaitResult::Ok));
+        }
+        match futex_wait(word, self.expected, at.as_ref()) {
+            Ok(()) if changed(word) => Ok(Served::All(WaitResult::Ok)),
+            Ok(()) => Ok(Served::One(WaitResult::Ok)),
+            Err(e) if e.errno() == Errno::EAGAIN => Ok(Served::All(WaitResult::Ok)),
+            Err(e) if e.errno() == Errno::ETIMEDOUT => Ok(Served::TimedOut),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn timed_out(&self) -> Result<WaitResult> {
+        Ok(WaitResult::TimedOut)
+    }
 }
 
 #[cfg(test)]
@@ -875,7 +973,7 @@ mod tests {
         let canceller = Canceller::new();
         let (tx, rx) = std::sync::mpsc::channel();
         let (m, c) = (map.clone(), canceller.clone());
-        crate::wait::spawn(move || tx.send(m.wait(0, 0, None, Some(&c))).unwrap());
+        crate::wait::spawn(move || tx.send(m.wait(0, 0, None, Some(&c))).unwrap()).unwrap();
         std::thread::sleep(Duration::from_millis(10));
         canceller.cancel();
         let r = rx.recv_timeout(Duration::from_secs(5)).unwrap();

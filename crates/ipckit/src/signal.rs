@@ -1901,14 +1901,14 @@ mod tests {
         let canceller = Canceller::new();
         let (tx, rx) = mpsc::channel();
         let (w2, c2) = (w.clone(), canceller.clone());
-        crate::wait::spawn(move || tx.send(w2.next(&c2)).unwrap());
+        crate::wait::spawn(move || tx.send(w2.next(&c2)).unwrap()).unwrap();
         std::thread::sleep(Duration::from_millis(20));
         sigqueue(me(), signo, 9).unwrap();
         let got = rx.recv_timeout(Duration::from_secs(5)).unwrap().unwrap();
         assert_eq!(got.value, Some(9));
         let (tx, rx) = mpsc::channel();
         let (w2, c2) = (w.clone(), canceller.clone());
-        crate::wait::spawn(move || tx.send(w2.next(&c2)).unwrap());
+        crate::wait::spawn(move || tx.send(w2.next(&c2)).unwrap()).unwrap();
         std::thread::sleep(Duration::from_millis(20));
         canceller.cancel();
         let r = rx.recv_timeout(Duration::from_secs(5)).unwrap();
