@@ -134,17 +134,28 @@ async function runOp(op, cfg, log) {
     impl: c.impl,
     kind: c.kind,
     compare: c.compare,
+    baseline: c.baseline,
     target: c.target,
+    targetVs: c.targetVs,
     count: countOf(c),
     values,
     ...stats(values),
   }))
-  const base = rows.find((r) => r.kind === 'c')
+  const firstC = rows.find((r) => r.kind === 'c')
   for (const row of rows) {
+    // A row's C is the C row it names (an op with one C row per primitive), else the op's.
+    const base =
+      row.kind === 'c' ? row : row.baseline === undefined ? firstC : rows.find((r) => r.impl === row.baseline)
     row.ratioC = base ? row.median / base.median : null
     if (row.kind === 'alt' || row.kind === 'peer') {
       const ref = rows.find((r) => r.impl === row.compare) ?? rows.find((r) => r.kind === 'ipckit')
       row.vs = ref ? { impl: ref.impl, ratio: row.median / ref.median } : null
+    }
+    if (row.targetVs !== undefined) {
+      // A target against another row of the same run (Node's net, say): time over its time.
+      const ref = rows.find((r) => r.impl === row.targetVs.impl)
+      row.vs = ref ? { impl: ref.impl, ratio: row.median / ref.median, target: row.targetVs.ratio } : null
+      row.metVs = ref ? row.median / ref.median <= row.targetVs.ratio : false
     }
     if (row.target !== undefined) row.met = row.ratioC !== null && row.ratioC <= row.target
   }

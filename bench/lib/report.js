@@ -17,14 +17,15 @@ const UNIT = { us: 'µs', ns: 'ns' }
 
 /** One Markdown table of every op's rows, then the implementations that did not run. */
 function renderTable(results) {
-  const head = ['primitive', 'operation', 'implementation', 'median', 'min–max', '× C', 'vs ipckit']
+  const head = ['primitive', 'operation', 'implementation', 'median', 'min–max', '× C', 'vs']
   const lines = [`| ${head.join(' | ')} |`, `|${head.map((h, i) => (i >= 3 ? ' ---: ' : ' --- ')).join('|')}|`]
   for (const op of results) {
     const unit = `${UNIT[op.unit]}/${op.per}`
     for (const row of op.rows) {
       let ratio = row.ratioC === null ? '–' : row.kind === 'c' ? '1 (baseline)' : `${row.ratioC.toFixed(2)}`
       if (row.target !== undefined) ratio += ` (target ≤ ${row.target} ${row.met ? 'met' : 'MISSED'})`
-      const vs = row.vs ? `${row.vs.ratio.toFixed(2)}× ${row.vs.impl}` : ''
+      let vs = row.vs ? `${row.vs.ratio.toFixed(2)}× ${row.vs.impl}` : ''
+      if (row.vs?.target !== undefined) vs += ` (target ≤ ${row.vs.target} ${row.metVs ? 'met' : 'MISSED'})`
       lines.push(
         `| ${op.primitive} | ${op.operation} (${op.count.toLocaleString('en-US')}×) | ${row.impl}${row.count !== op.count ? ` (${row.count.toLocaleString('en-US')}×)` : ''} | ${fmt(row.median, op.unit)} ${unit} | ${fmt(row.min, op.unit)}–${fmt(row.max, op.unit)} | ${ratio} | ${vs} |`,
       )

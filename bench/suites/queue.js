@@ -9,25 +9,23 @@
  * operations and resolves with the elapsed nanoseconds (see bench/README.md).
  */
 
-const { once } = require('node:events')
-const { mkdtempSync, rmSync } = require('node:fs')
-const net = require('node:net')
-const { fork } = require('node:child_process')
-const { tmpdir } = require('node:os')
 const { join } = require('node:path')
-const { Worker } = require('node:worker_threads')
 
 const { MessageQueue } = require('../../dist')
 const { LineProcess, background, compileC, now } = require('../lib/harness')
+const { NODE_ECHO, SIZE, builtinRoundTrips, netStream, workerStream } = require('../lib/node2node')
 const { npmPeer, pythonPeer } = require('../lib/peers')
-
-const SIZE = 64
-const NODE_ECHO = join(__dirname, '..', 'peers', 'node-echo.js')
 const PY_DRIVER = join(__dirname, '..', 'peers', 'sysv_ipc_driver.py')
 
-/** A private queue with a C echo child (type 1 in, type 2 back) that ends when it is removed. */
+/**
+ * A private queue with an echo child (type 1 in, type 2 back) that ends when it is removed:
+ * C (`msg_echo`), or Node with the sync (`'node'`) or async (`'node-async'`) API.
+ */
 function echoQueue(kind = 'c', q = MessageQueue.create()) {
-  const echo = kind === 'c' ? background(compileC('msg_echo'), [String(q.id)]) : background(process.execPath, [NODE_ECHO, 'msg', String(q.id)])
+  const echo =
+    kind === 'c'
+      ? background(compileC('msg_echo'), [String(q.id)])
+      : background(process.execPath, [NODE_ECHO, kind === 'node' ? 'msg' : 'msg-async', String(q.id)])
   return {
     q,
     async close() {
@@ -163,14 +161,15 @@ function svmqCase(kindOf) {
   }
 }
 
-function ipckitRoundTrip(impl, echoKind, target) {
+function ipckitRoundTrip(impl, echoKind, target, targetVs) {
   let ctx
   const payload = Buffer.alloc(SIZE, 'x')
-  const sync = impl === 'ipckit sync'
+  const sync = impl.startsWith('ipckit sync')
   return {
     impl,
     kind: 'ipckit',
     target,
+    targetVs,
     setup() {
       ctx = echoQueue(echoKind)
     },
@@ -240,112 +239,14 @@ function ipckitDrain(impl, target) {
   }
 }
 
-/** net over a UNIX path, Node to Node: write 64 bytes, wait for 64 back. */
-function netRoundTrip() {
-  let dir
-  let echo
-  let socket
-  const payload = Buffer.alloc(SIZE, 'x')
-  return {
-    impl: 'net (UNIX path)',
-    kind: 'alt',
-    compare: 'ipckit async',
-    async setup() {
-      dir = mkdtempSync(join(tmpdir(), 'ipckit-bench-'))
-      const path = join(dir, 'echo.sock')
-      echo = new LineProcess(process.execPath, [NODE_ECHO, 'net', path])
-      if ((await echo.next()) !== 'ready') throw new Error('net echo did not start')
-      socket = net.connect(path)
-      await once(socket, 'connect')
-    },
-    async sample(n) {
-      let pending = 0
-      let resolve
-      const onData = (chunk) => {
-        pending -= chunk.length
-        if (pending === 0) resolve()
-      }
-      socket.on('data', onData)
-      const t0 = now()
-      for (let i = 0; i < n; i++) {
-        pending = SIZE
-        const done = new Promise((res) => (resolve = res))
-        socket.write(payload)
-        await done
-      }
-      const elapsed = now() - t0
-      socket.off('data', onData)
-      return elapsed
-    },
-    async teardown() {
-      socket?.destroy()
-      await echo?.close()
-      if (dir) rmSync(dir, { recursive: true, force: true })
-    },
-  }
-}
-
-/** child_process IPC channel: process.send a 64-character string, wait for it back. */
-function processSendRoundTrip() {
-  let child
-  const payload = 'x'.repeat(SIZE)
-  return {
-    impl: 'process.send',
-    kind: 'alt',
-    compare: 'ipckit async',
-    async setup() {
-      child = fork(NODE_ECHO, ['ipc'], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'] })
-      const [m] = await once(child, 'message')
-      if (m !== 'ready') throw new Error('ipc echo did not start')
-    },
-    async sample(n) {
-      const t0 = now()
-      for (let i = 0; i < n; i++) {
-        child.send(payload)
-        await once(child, 'message')
-      }
-      return now() - t0
-    },
-    async teardown() {
-      if (!child) return
-      const exited = once(child, 'exit')
-      child.disconnect()
-      await exited
-    },
-  }
-}
-
-/** worker_threads: postMessage a 64-byte Uint8Array (structured clone), wait for it back. */
-function workerRoundTrip() {
-  let worker
-  const payload = new Uint8Array(SIZE)
-  return {
-    impl: 'worker_threads postMessage',
-    kind: 'alt',
-    compare: 'ipckit async',
-    async setup() {
-      worker = new Worker(join(__dirname, '..', 'peers', 'worker-echo.js'))
-      await once(worker, 'online')
-    },
-    async sample(n) {
-      const t0 = now()
-      for (let i = 0; i < n; i++) {
-        worker.postMessage(payload)
-        await once(worker, 'message')
-      }
-      return now() - t0
-    },
-    teardown: () => worker?.terminate(),
-  }
-}
-
 /** ipckit between two Node processes: a Node producer child, the async iterator here. */
-function ipckitStream() {
+function ipckitStream(targetVs) {
   let ctx
   let producer
   return {
     impl: 'ipckit async iterator',
     kind: 'ipckit',
+    targetVs,
     async setup() {
       const q = MessageQueue.create()
       ctx = { q }
@@ -365,78 +266,6 @@ function ipckitStream() {
       await producer?.close()
       ctx?.q.remove()
     },
-  }
-}
-
-/** net over a UNIX path: a Node child writes n 64-byte messages, this side counts the bytes. */
-function netStream() {
-  let dir
-  let producer
-  let socket
-  return {
-    impl: 'net (UNIX path)',
-    kind: 'alt',
-    compare: 'ipckit async iterator',
-    async setup() {
-      dir = mkdtempSync(join(tmpdir(), 'ipckit-bench-'))
-      const path = join(dir, 'stream.sock')
-      producer = new LineProcess(process.execPath, [NODE_ECHO, 'net-produce', path])
-      if ((await producer.next()) !== 'ready') throw new Error('net producer did not start')
-      socket = net.connect(path)
-      await once(socket, 'connect')
-    },
-    async sample(n) {
-      let left = n * SIZE
-      let resolve
-      const all = new Promise((res) => (resolve = res))
-      const onData = (chunk) => {
-        left -= chunk.length
-        if (left === 0) resolve()
-      }
-      socket.on('data', onData)
-      const t0 = now()
-      const sent = producer.ask(`${n} ${SIZE}`)
-      await all
-      const elapsed = now() - t0
-      socket.off('data', onData)
-      await sent
-      return elapsed
-    },
-    async teardown() {
-      socket?.destroy()
-      await producer?.close()
-      if (dir) rmSync(dir, { recursive: true, force: true })
-    },
-  }
-}
-
-/** worker_threads: a worker posts n 64-byte Uint8Arrays, this side receives them. */
-function workerStream() {
-  let worker
-  return {
-    impl: 'worker_threads postMessage',
-    kind: 'alt',
-    compare: 'ipckit async iterator',
-    async setup() {
-      worker = new Worker(join(__dirname, '..', 'peers', 'worker-echo.js'))
-      await once(worker, 'online')
-    },
-    async sample(n) {
-      let left = n
-      let resolve
-      const all = new Promise((res) => (resolve = res))
-      const onMessage = () => {
-        if (--left === 0) resolve()
-      }
-      worker.on('message', onMessage)
-      const t0 = now()
-      worker.postMessage({ produce: n, size: SIZE })
-      await all
-      const elapsed = now() - t0
-      worker.off('message', onMessage)
-      return elapsed
-    },
-    teardown: () => worker?.terminate(),
   }
 }
 
@@ -466,6 +295,9 @@ function cStream() {
   }
 }
 
+/** Issue 16: as fast as Node's own `net` between two Node processes, or faster. */
+const NET_1 = { impl: 'net (UNIX path)', ratio: 1.0 }
+
 module.exports = (config) => [
   {
     primitive: 'message queue',
@@ -483,18 +315,16 @@ module.exports = (config) => [
   },
   {
     primitive: 'message queue',
-    operation: 'round trip 64 B, Node echo child',
+    operation: 'round trip 64 B, two Node processes',
     unit: 'us',
     per: 'round trip',
     count: config.roundTrips,
     baseline: 'C msgsnd/msgrcv',
     cases: [
       cCase('rt', () => echoQueue()),
-      ipckitRoundTrip('ipckit sync', 'node'),
-      ipckitRoundTrip('ipckit async', 'node'),
-      netRoundTrip(),
-      processSendRoundTrip(),
-      workerRoundTrip(),
+      ipckitRoundTrip('ipckit async↔async', 'node-async', undefined, NET_1),
+      ipckitRoundTrip('ipckit sync↔sync', 'node'),
+      ...builtinRoundTrips('ipckit async↔async'),
     ],
   },
   {
@@ -517,6 +347,11 @@ module.exports = (config) => [
     unit: 'ns',
     per: 'message',
     count: config.messages,
-    cases: [cStream(), ipckitStream(), netStream(), workerStream()],
+    cases: [
+      cStream(),
+      ipckitStream(NET_1),
+      netStream('ipckit async iterator'),
+      workerStream('ipckit async iterator'),
+    ],
   },
 ]

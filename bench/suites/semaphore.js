@@ -11,6 +11,7 @@ const { join } = require('node:path')
 
 const { Semaphore, SemaphoreSet } = require('../../dist')
 const { LineProcess, background, compileC, now } = require('../lib/harness')
+const { NODE_ECHO, builtinRoundTrips } = require('../lib/node2node')
 const { pythonPeer } = require('../lib/peers')
 
 const PY_DRIVER = join(__dirname, '..', 'peers', 'sysv_ipc_sysv_driver.py')
@@ -97,10 +98,16 @@ function pythonUncontended() {
   }
 }
 
-/** A private set of two semaphores at 0 and a C echo child (takes 0, gives 1) that ends when it is removed. */
-function echoSet() {
+/**
+ * A private set of two semaphores at 0 and an echo child (takes 0, gives 1) that ends when it
+ * is removed: C (`sem_echo`), or Node with the sync (`'node'`) or async (`'node-async'`) API.
+ */
+function echoSet(kind = 'c') {
   const set = SemaphoreSet.create({ count: 2 })
-  const echo = background(compileC('sem_echo'), [String(set.id)])
+  const echo =
+    kind === 'c'
+      ? background(compileC('sem_echo'), [String(set.id)])
+      : background(process.execPath, [NODE_ECHO, kind === 'node' ? 'sem' : 'sem-async', String(set.id)])
   return {
     set,
     id: set.id,
@@ -145,7 +152,7 @@ function ipckitUncontended(impl, target) {
 }
 
 /** ipckit's `SemaphoreSet` against the C echo child: give 0, then wait to take 1 (no SEM_UNDO). */
-function ipckitPingPong(impl, target) {
+function ipckitPingPong(impl, target, echoKind = 'c', targetVs) {
   let ctx
   const give = [{ index: 0, delta: 1, undo: false }]
   const take = [{ index: 1, delta: -1, undo: false }]
@@ -153,12 +160,13 @@ function ipckitPingPong(impl, target) {
     impl,
     kind: 'ipckit',
     target,
+    targetVs,
     setup() {
-      ctx = echoSet()
+      ctx = echoSet(echoKind)
     },
     async sample(n) {
       const { set } = ctx
-      if (impl === 'ipckit sync') {
+      if (impl.startsWith('ipckit sync')) {
         const t0 = now()
         for (let i = 0; i < n; i++) {
           set.opSync(give)
@@ -198,5 +206,18 @@ module.exports = (config) => [
     per: 'round trip',
     count: config.roundTrips,
     cases: [cCase('pingpong', echoSet), ipckitPingPong('ipckit sync', 1.5), ipckitPingPong('ipckit async')],
+  },
+  {
+    primitive: 'semaphore',
+    operation: 'ping-pong, two Node processes',
+    unit: 'us',
+    per: 'round trip',
+    count: config.roundTrips,
+    cases: [
+      cCase('pingpong', echoSet),
+      ipckitPingPong('ipckit async↔async', undefined, 'node-async', { impl: 'net (UNIX path)', ratio: 1.0 }),
+      ipckitPingPong('ipckit sync↔sync', undefined, 'node'),
+      ...builtinRoundTrips('ipckit async↔async'),
+    ],
   },
 ]

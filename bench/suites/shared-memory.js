@@ -12,6 +12,7 @@ const { join } = require('node:path')
 
 const { SharedMemory } = require('../../dist')
 const { LineProcess, background, compileC, now } = require('../lib/harness')
+const { NODE_ECHO, builtinRoundTrips } = require('../lib/node2node')
 const { npmPeer, pythonPeer } = require('../lib/peers')
 
 const PY_DRIVER = join(__dirname, '..', 'peers', 'sysv_ipc_sysv_driver.py')
@@ -224,12 +225,18 @@ function pythonCopy(chunk, mib) {
   }
 }
 
-/** A private segment with a C futex echo child (bench/c/shm_echo.c) on the word at offset 0. */
-function echoSegment() {
+/**
+ * A private segment with a futex echo child on the word at offset 0: C (bench/c/shm_echo.c),
+ * or Node with the sync (`'node'`) or async (`'node-async'`) API.
+ */
+function echoSegment(kind = 'c') {
   const ctx = segment(1)
   const view = ctx.shm.attach()
   const words = new Int32Array(view.buffer)
-  const echo = background(compileC('shm_echo'), [String(ctx.id)])
+  const echo =
+    kind === 'c'
+      ? background(compileC('shm_echo'), [String(ctx.id)])
+      : background(process.execPath, [NODE_ECHO, kind === 'node' ? 'futex' : 'futex-async', String(ctx.id)])
   return {
     ...ctx,
     words,
@@ -272,14 +279,15 @@ function cPingPong() {
  * a zero-copy view, `notify(0, 1)`, then wait (`waitSync` / `await wait`) until the echo child
  * has stored the next value.
  */
-function ipckitPingPong(impl, target) {
+function ipckitPingPong(impl, target, echoKind = 'c', targetVs) {
   let ctx
   return {
     impl,
     kind: 'ipckit',
     target,
+    targetVs,
     setup() {
-      ctx = echoSegment()
+      ctx = echoSegment(echoKind)
     },
     async sample(n) {
       const { shm, words } = ctx
@@ -289,7 +297,7 @@ function ipckitPingPong(impl, target) {
         const odd = (v | 1) + (v & 1 ? 2 : 0)
         Atomics.store(words, 0, odd)
         shm.notify(0, 1)
-        if (impl === 'ipckit sync') {
+        if (impl.startsWith('ipckit sync')) {
           while ((v = Atomics.load(words, 0)) === odd) shm.waitSync(0, odd)
         } else {
           while ((v = Atomics.load(words, 0)) === odd) await shm.wait(0, odd)
@@ -341,6 +349,19 @@ module.exports = (config) => {
       per: 'round trip',
       count: config.roundTrips,
       cases: [cPingPong(), ipckitPingPong('ipckit sync', 1.5), ipckitPingPong('ipckit async')],
+    },
+    {
+      primitive: 'shared memory',
+      operation: 'futex wait/notify ping-pong, two Node processes',
+      unit: 'us',
+      per: 'round trip',
+      count: config.roundTrips,
+      cases: [
+        cPingPong(),
+        ipckitPingPong('ipckit async↔async', undefined, 'node-async'),
+        ipckitPingPong('ipckit sync↔sync', undefined, 'node'),
+        ...builtinRoundTrips('ipckit async↔async'),
+      ],
     },
   ]
 }

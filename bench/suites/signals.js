@@ -8,6 +8,7 @@
 
 const { describeSignal, sigqueue, watchSignals } = require('../../dist')
 const { LineProcess, compileC, now } = require('../lib/harness')
+const { builtinRoundTrips } = require('../lib/node2node')
 const { join } = require('node:path')
 
 const IN = describeSignal('SIGRTMIN+1').number
@@ -126,9 +127,20 @@ module.exports = (config) => [
       cCase(),
       ipckitCase('ipckit, C echo child', 'c', OUT_C),
       ipckitCase('ipckit { ordered: false }, C echo child', 'c', OUT_C_UNORDERED, false),
-      ipckitCase('ipckit, Node echo child', 'node', OUT_NODE),
-      ipckitCase('ipckit { ordered: false }, Node echo child', 'node', OUT_NODE_UNORDERED, false),
       processCase(),
+    ],
+  },
+  {
+    primitive: 'signals',
+    operation: 'round trip, two Node processes',
+    unit: 'us',
+    per: 'round trip',
+    count: config.roundTrips,
+    cases: [
+      cCase(),
+      ipckitCase('ipckit async↔async', 'node', OUT_NODE),
+      ipckitCase('ipckit async↔async { ordered: false }', 'node', OUT_NODE_UNORDERED, false),
+      ...builtinRoundTrips('ipckit async↔async'),
     ],
   },
 ]

@@ -17,6 +17,7 @@ const { join } = require('node:path')
 
 const { UnixDatagramSocket, pipe, socketpair } = require('../../dist')
 const { LineProcess, background, compileC, now } = require('../lib/harness')
+const { builtinRoundTrips, netStream, nodeEcho, workerStream } = require('../lib/node2node')
 const { npmPeer } = require('../lib/peers')
 
 const SIZE = 64
@@ -187,6 +188,79 @@ function ipckitRoundTrip(kind, impl, target) {
       return now() - t0
     },
     teardown: () => ch?.close(),
+  }
+}
+
+/**
+ * ipckit between two Node processes: this side as in {@link ipckitRoundTrip}, the far side a
+ * Node echo child (`bench/peers/node-echo.js`) in `mode` (sync or async for message sockets,
+ * a net.Socket for streams and pipes).
+ */
+function ipckitNodeRoundTrip(kind, impl, mode, targetVs) {
+  let ch
+  let echo
+  const payload = Buffer.alloc(SIZE, 'x')
+  return {
+    impl,
+    kind: 'ipckit',
+    targetVs,
+    async setup() {
+      ch = channel(kind)
+      echo = await nodeEcho(mode, [], ch.far)
+      ch.closeFar()
+    },
+    async sample(n) {
+      const { read, write } = ch.near
+      if (kind === 'pipe' || kind === 'stream') return streamRoundTrips(read, write, n, payload)
+      if (impl.startsWith('ipckit sync')) {
+        const t0 = now()
+        for (let i = 0; i < n; i++) {
+          read.sendSync(payload)
+          read.receiveSync()
+        }
+        return now() - t0
+      }
+      const t0 = now()
+      for (let i = 0; i < n; i++) {
+        await read.send(payload)
+        await read.receive()
+      }
+      return now() - t0
+    },
+    async teardown() {
+      ch?.closeNear()
+      await echo?.close()
+    },
+  }
+}
+
+/** A Node producer child (`produce-seq`, sendSync) and ipckit's async iterator here. */
+function ipckitNodeStream(targetVs) {
+  let ch
+  let producer
+  return {
+    impl: 'ipckit async iterator',
+    kind: 'ipckit',
+    targetVs,
+    async setup() {
+      ch = channel('seqpacket')
+      producer = await nodeEcho('produce-seq', [], ch.far)
+      ch.closeFar()
+    },
+    async sample(n) {
+      const { read } = ch.near
+      const sent = producer.ask(`${n} ${SIZE}`)
+      const t0 = now()
+      let i = 0
+      for await (const _msg of read.messages()) if (++i === n) break
+      const elapsed = now() - t0
+      await sent
+      return elapsed
+    },
+    async teardown() {
+      ch?.closeNear()
+      await producer?.close()
+    },
   }
 }
 
@@ -446,6 +520,20 @@ function streamOp(config, kind, cases) {
   }
 }
 
+/** Issue 16: a message socket or a pipe between two async Node processes at 0.6x `net`'s time. */
+const NET_06 = { impl: 'net (UNIX path)', ratio: 0.6 }
+
+function nodeRoundTripOp(config, kind, cases) {
+  return {
+    primitive: KINDS[kind],
+    operation: 'round trip 64 B, two Node processes',
+    unit: 'us',
+    per: 'round trip',
+    count: config.roundTrips,
+    cases: [cCase(kind, 'rt'), ...cases, ...builtinRoundTrips(cases[0].impl)],
+  }
+}
+
 module.exports = (config) => [
   roundTripOp(config, 'pipe', [ipckitRoundTrip('pipe', 'ipckit (Node stream)')]),
   roundTripOp(config, 'stream', [ipckitRoundTrip('stream', 'ipckit (net.Socket)'), netRoundTrip('ipckit (net.Socket)')]),
@@ -461,8 +549,32 @@ module.exports = (config) => [
     unixDgramPeer(),
     nodeUnixSocketDgram(),
   ]),
+  nodeRoundTripOp(config, 'pipe', [ipckitNodeRoundTrip('pipe', 'ipckit async↔async (Node streams)', 'pipe', NET_06)]),
+  nodeRoundTripOp(config, 'stream', [ipckitNodeRoundTrip('stream', 'ipckit async↔async (net.Socket)', 'stream')]),
+  nodeRoundTripOp(config, 'seqpacket', [
+    ipckitNodeRoundTrip('seqpacket', 'ipckit async↔async', 'seq-async', NET_06),
+    ipckitNodeRoundTrip('seqpacket', 'ipckit sync↔sync', 'seq'),
+  ]),
+  nodeRoundTripOp(config, 'dgram', [
+    ipckitNodeRoundTrip('dgram', 'ipckit async↔async', 'dgram-async', NET_06),
+    ipckitNodeRoundTrip('dgram', 'ipckit sync↔sync', 'dgram'),
+  ]),
   streamOp(config, 'pipe', [ipckitStream('pipe', 'ipckit (Node stream)')]),
   streamOp(config, 'stream', [ipckitStream('stream', 'ipckit (net.Socket)')]),
   streamOp(config, 'seqpacket', [ipckitStream('seqpacket', 'ipckit async iterator'), ipckitStream('seqpacket', 'ipckit sync')]),
   streamOp(config, 'dgram', [ipckitStream('dgram', 'ipckit async iterator'), ipckitStream('dgram', 'ipckit sync')]),
+  {
+    primitive: KINDS.seqpacket,
+    operation: 'stream 64 B, two Node processes',
+    unit: 'ns',
+    per: 'message',
+    count: config.messages,
+    cases: [
+      cCase('seqpacket', 'stream'),
+      // Issue 16: a message rate of 1.5x net's byte-counted rate, so 1/1.5 of its time.
+      ipckitNodeStream({ impl: 'net (UNIX path)', ratio: 0.667 }),
+      netStream('ipckit async iterator'),
+      workerStream('ipckit async iterator'),
+    ],
+  },
 ]
