@@ -374,6 +374,18 @@ pub trait Operation: Send + 'static {
     /// The line's thread leaves it (no wait for [`LINGER`]): let go of what only helps while
     /// waits keep coming (a receive buffer).
     fn idle(&mut self) {}
+
+    /// Blocks until the operation could complete, or until `deadline`, *taking nothing*:
+    /// `Ok(true)` when it could, `Ok(false)` at the deadline, `EINTR` when interrupted. A line
+    /// with nothing to serve lingers here rather than on a condvar, so that the next wait,
+    /// which usually comes while the object is not ready yet (a ping-pong), is found by a
+    /// thread already waiting in the kernel, with no hand-off wake. `None` (the default): no
+    /// such call exists for this operation. A peek must never take from, or steal a wake-up
+    /// from, another waiter of the object, in this process or another.
+    fn peek(&mut self, deadline: Option<Instant>) -> Option<Result<bool>> {
+        let _ = deadline;
+        None
+    }
 }
 
 type Deliver<T> = Box<dyn FnOnce(Result<T>) + Send>;
@@ -400,6 +412,14 @@ struct LineState<Op: Operation> {
     kick: bool,
     /// A thread serves this line (calling or lingering).
     has_thread: bool,
+    /// The thread lingers in [`Operation::peek`] (a new wait needs no wake).
+    peeking: bool,
+    /// Peeking is off until the next wait is served (the object was ready with nobody
+    /// waiting, or the operation cannot peek).
+    peek_off: bool,
+    /// The lingering thread was asked to go back to the pool, for a job that could not get a
+    /// thread of its own (see [`spawn`]).
+    evicted: bool,
     next_id: u64,
 }
 
@@ -479,7 +499,7 @@ impl Ticket {
 impl<Op: Operation> Line<Op> {
     /// A line for `op`; `syscall` names the call in the errors of cancelled waits.
     pub fn new(op: Op, syscall: &'static str) -> Self {
-        Self {
+        let line = Self {
             inner: Arc::new(LineInner {
                 state: Mutex::new(LineState {
                     queue: VecDeque::new(),
@@ -489,12 +509,21 @@ impl<Op: Operation> Line<Op> {
                     call_deadline: None,
                     kick: false,
                     has_thread: false,
+                    peeking: false,
+                    peek_off: false,
+                    evicted: false,
                     next_id: 0,
                 }),
                 work: Condvar::new(),
                 syscall,
             }),
-        }
+        };
+        let evict: Weak<dyn Evict> = Arc::downgrade(&line.inner) as Weak<dyn Evict>;
+        let kick: Weak<dyn Kickable> = Arc::downgrade(&line.inner) as Weak<dyn Kickable>;
+        let mut all = lock(&LINES_ALIVE);
+        all.retain(|(w, _)| w.strong_count() > 0);
+        all.push((evict, kick));
+        line
     }
 
     /// Adds a wait with `input` and an optional `deadline`; `deliver` gets its result, once,
@@ -518,6 +547,7 @@ impl<Op: Operation> Line<Op> {
         });
         if !state.has_thread {
             state.has_thread = true;
+            state.evicted = false;
             let line = self.clone();
             if let Err(e) = spawn(move || line.serve()) {
                 state.has_thread = false;
@@ -529,7 +559,9 @@ impl<Op: Operation> Line<Op> {
         {
             // The call in progress would outlast this wait's deadline: make it start over.
             Self::kick(inner, &mut state);
-        } else {
+        } else if !state.peeking && state.calling.is_none() {
+            // Lingering on the condvar. (Peeking, the thread serves the wait as soon as the
+            // object is ready; calling, it takes the wait when the call returns.)
             inner.work.notify_one();
         }
         drop(state);
@@ -587,6 +619,14 @@ impl<Op: Operation> Line<Op> {
         }
     }
 
+    /// The thread leaves the line (it stayed empty for [`LINGER`]).
+    fn retire(&self, mut state: MutexGuard<'_, LineState<Op>>) {
+        if let Some(op) = state.op.as_mut() {
+            op.idle();
+        }
+        state.has_thread = false;
+    }
+
     /// The thread's loop: serves the line until it has been empty for [`LINGER`].
     fn serve(self) {
         let inner = &*self.inner;
@@ -594,12 +634,14 @@ impl<Op: Operation> Line<Op> {
         loop {
             // Waits whose own deadline passed, wherever they are in line.
             let now = Instant::now();
-            let expired: Vec<Waiter<Op>> = {
-                let (gone, kept): (VecDeque<_>, VecDeque<_>) = std::mem::take(&mut state.queue)
-                    .into_iter()
-                    .partition(|w| w.deadline.is_some_and(|d| d <= now));
+            let due = |w: &Waiter<Op>| w.deadline.is_some_and(|d| d <= now);
+            let expired: Vec<Waiter<Op>> = if state.queue.iter().any(due) {
+                let (gone, kept): (VecDeque<_>, VecDeque<_>) =
+                    std::mem::take(&mut state.queue).into_iter().partition(due);
                 state.queue = kept;
                 gone.into_iter().collect()
+            } else {
+                Vec::new()
             };
             if !expired.is_empty() {
                 let answers: Vec<Result<Op::Output>> = {
@@ -620,20 +662,60 @@ impl<Op: Operation> Line<Op> {
                 continue;
             }
             let Some(waiter) = state.queue.pop_front() else {
+                // Nothing to serve. Linger for the next wait: in the call that tells when the
+                // object is ready (`peek`), where the operation has one, so that a wait
+                // submitted meanwhile costs no hand-off wake; otherwise on the condvar.
+                if !state.peek_off && std::env::var_os("IPCKIT_NO_PEEK").is_none() {
+                    let until = Instant::now() + LINGER;
+                    state.calling = Some(ThreadId::current());
+                    state.call_deadline = Some(until);
+                    state.peeking = true;
+                    state.kick = false;
+                    if let Some(mut op) = state.op.take() {
+                        drop(state);
+                        let peeked = op.peek(Some(until));
+                        state = lock(&inner.state);
+                        state.op = Some(op);
+                        state.calling = None;
+                        state.peeking = false;
+                        state.kick = false;
+                        if state.evicted {
+                            return;
+                        }
+                        match peeked {
+                            // Nothing waits although the object is ready: peeking again would
+                            // spin; the next wait comes through the condvar.
+                            Some(Ok(true)) if state.queue.is_empty() => state.peek_off = true,
+                            Some(Ok(true)) => {}
+                            Some(Ok(false)) if state.queue.is_empty() => {
+                                return self.retire(state);
+                            }
+                            Some(Ok(false)) => {}
+                            Some(Err(e)) if e.errno() == Errno::EINTR => {}
+                            // No peek for this operation, or it failed (E2BIG for too many
+                            // operations, the object gone): linger on the condvar.
+                            None | Some(Err(_)) => state.peek_off = true,
+                        }
+                        continue;
+                    }
+                    state.calling = None;
+                    state.peeking = false;
+                    state.peek_off = true;
+                }
                 let (next, timeout) = inner
                     .work
                     .wait_timeout(state, LINGER)
                     .unwrap_or_else(|p| p.into_inner());
                 state = next;
-                if timeout.timed_out() && state.queue.is_empty() {
-                    if let Some(op) = state.op.as_mut() {
-                        op.idle();
-                    }
-                    state.has_thread = false;
+                if state.evicted {
                     return;
+                }
+                if timeout.timed_out() && state.queue.is_empty() {
+                    return self.retire(state);
                 }
                 continue;
             };
+            state.peek_off = false;
             let deadline = state
                 .queue
                 .iter()
@@ -722,6 +804,62 @@ impl<Op: Operation> Line<Op> {
             }
         }
     }
+}
+
+/// A line whose thread may be asked to leave it while it lingers.
+trait Evict: Send + Sync {
+    /// Sends the lingering thread back to the pool (returns whether it will go): the line
+    /// then has no thread, and its next wait gets one as any new line does.
+    fn evict(&self) -> bool;
+}
+
+/// Every line alive, for [`spawn`] to find a lingering thread when the system refuses a new
+/// one.
+#[allow(clippy::type_complexity)]
+static LINES_ALIVE: Mutex<Vec<(Weak<dyn Evict>, Weak<dyn Kickable>)>> = Mutex::new(Vec::new());
+
+impl<Op: Operation> Evict for LineInner<Op> {
+    fn evict(&self) -> bool {
+        // try_lock: the caller may hold this very lock (a wait submitted to this line asks for
+        // a thread), and a line busy right now is no lingering one anyway.
+        let mut state = match self.state.try_lock() {
+            Ok(state) => state,
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => return false,
+        };
+        let lingering = state.has_thread && state.queue.is_empty() && state.current.is_none();
+        if !lingering || state.evicted {
+            return false;
+        }
+        state.evicted = true;
+        state.has_thread = false;
+        if state.peeking {
+            state.kick = true;
+            if let Some(thread) = state.calling {
+                // SAFETY: `calling` names the peeking thread, which clears it under this lock.
+                unsafe { thread.kick() };
+            }
+            // The caller has the kicker repeat it: a kick can land before the call.
+            return true;
+        }
+        self.work.notify_one();
+        true
+    }
+}
+
+/// Asks one lingering line thread to go back to the pool; whether one will.
+fn evict_one() -> bool {
+    let lines: Vec<(Weak<dyn Evict>, Weak<dyn Kickable>)> = lock(&LINES_ALIVE).clone();
+    for (line, kickable) in lines {
+        if line.upgrade().is_some_and(|l| l.evict()) {
+            // A peeking thread is interrupted by the wake signal, repeated until it leaves.
+            if let Ok(k) = kicker() {
+                k.watch(kickable);
+            }
+            return true;
+        }
+    }
+    false
 }
 
 /// Lines by key, so that waits on one object share one: the waits of a primitive keep one
@@ -842,9 +980,11 @@ fn pool() -> &'static Pool {
 pub fn spawn(job: impl FnOnce() + Send + 'static) -> Result<()> {
     kicker()?;
     let pool = pool();
+    let job: Job = Box::new(job);
+    let id = (&*job as *const (dyn FnOnce() + Send)).cast::<()>() as usize;
     let mut state = lock(&pool.state);
-    if state.idle > state.jobs.len() {
-        state.jobs.push_back(Box::new(job));
+    state.jobs.push_back(job);
+    if state.idle >= state.jobs.len() {
         pool.work.notify_one();
         return Ok(());
     }
@@ -854,15 +994,30 @@ pub fn spawn(job: impl FnOnce() + Send + 'static) -> Result<()> {
         .spawn(move || {
             mask_all_but_wake_signal();
             install_wake_handler();
-            job();
             pool_thread(pool)
         });
-    match spawned {
-        Ok(_) => {
-            state.threads += 1;
-            Ok(())
+    if spawned.is_ok() {
+        state.threads += 1;
+        return Ok(());
+    }
+    // No new thread: a line thread that only lingers can take the job instead (it comes back
+    // to the pool and finds the job queued). Lines take their own lock and then the pool's,
+    // so the pool's is not held meanwhile.
+    drop(state);
+    if evict_one() {
+        pool.work.notify_one();
+        return Ok(());
+    }
+    let mut state = lock(&pool.state);
+    let mine = |j: &Job| (&**j as *const (dyn FnOnce() + Send)).cast::<()>() as usize == id;
+    match state.jobs.iter().position(mine) {
+        Some(at) => {
+            // Never queued behind waits that may never end: refused, and dropped.
+            state.jobs.remove(at);
+            Err(no_thread())
         }
-        Err(_) => Err(no_thread()),
+        // A thread that became idle meanwhile took it.
+        None => Ok(()),
     }
 }
 
