@@ -448,7 +448,9 @@ export class SemaphoreSet implements Disposable {
   }
 
   /**
-   * How many processes wait for semaphore `index` to increase (`semctl(GETNCNT)`).
+   * How many processes wait for semaphore `index` to increase (`semctl(GETNCNT)`). The kernel
+   * counts waiting threads: this process's pending async waits with the same operations on this
+   * set stand in one line behind one kernel waiter, so they count as one.
    *
    * @example
    * ```ts

@@ -602,7 +602,6 @@ impl SemaphoreSet {
             move || LineOp {
                 set,
                 sops: RawOps::new(&list, false),
-                peek: peek_ops(&list),
             },
             if deadline.is_some() {
                 "semtimedop"
@@ -833,29 +832,6 @@ impl SemaphoreSet {
 struct LineOp {
     set: SemaphoreSet,
     sops: RawOps,
-    /// Operations that wait for what `sops` waits for and change nothing (see [`peek_ops`]).
-    peek: Option<RawOps>,
-}
-
-/// Operations that block until `ops` could be applied and then leave every value as it was:
-/// each decrement, then each wait-for-zero, then each decrement given back, in one atomic
-/// `semop`. Without `SEM_UNDO` (they change nothing). `None` when `ops` never wait.
-fn peek_ops(ops: &[SemOp]) -> Option<RawOps> {
-    let plain = |index, delta| SemOp {
-        index,
-        delta,
-        undo: false,
-        nowait: false,
-    };
-    let takes = ops.iter().filter(|o| o.delta < 0 && !o.nowait);
-    let zeros = ops.iter().filter(|o| o.delta == 0 && !o.nowait);
-    let mut list: Vec<SemOp> = takes.clone().map(|o| plain(o.index, o.delta)).collect();
-    list.extend(zeros.map(|o| plain(o.index, 0)));
-    if list.is_empty() {
-        return None;
-    }
-    list.extend(takes.map(|o| plain(o.index, o.delta.checked_neg().unwrap_or(i16::MAX))));
-    Some(RawOps::new(&list, false))
 }
 
 impl Operation for LineOp {
@@ -877,19 +853,6 @@ impl Operation for LineOp {
 
     fn timed_out(&self) -> Result<()> {
         Err(Error::new(Errno::EAGAIN, "semtimedop"))
-    }
-
-    /// Waits, taking nothing, until the operations could be applied: the peek operations in
-    /// one `semtimedop`. They change no value, so no other waiter loses a wake-up (the kernel
-    /// tries every waiting operation after a change, and the values are as before ours).
-    fn peek(&mut self, deadline: Option<Instant>) -> Option<Result<bool>> {
-        let ops = self.peek.as_mut()?;
-        let remaining = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-        Some(match self.set.raw_op(ops.as_mut(), remaining) {
-            Ok(()) => Ok(true),
-            Err(e) if e.errno() == Errno::EAGAIN && deadline.is_some() => Ok(false),
-            Err(e) => Err(e),
-        })
     }
 }
 

@@ -374,18 +374,6 @@ pub trait Operation: Send + 'static {
     /// The line's thread leaves it (no wait for [`LINGER`]): let go of what only helps while
     /// waits keep coming (a receive buffer).
     fn idle(&mut self) {}
-
-    /// Blocks until the operation could complete, or until `deadline`, *taking nothing*:
-    /// `Ok(true)` when it could, `Ok(false)` at the deadline, `EINTR` when interrupted. A line
-    /// with nothing to serve lingers here rather than on a condvar, so that the next wait,
-    /// which usually comes while the object is not ready yet (a ping-pong), is found by a
-    /// thread already waiting in the kernel, with no hand-off wake. `None` (the default): no
-    /// such call exists for this operation. A peek must never take from, or steal a wake-up
-    /// from, another waiter of the object, in this process or another.
-    fn peek(&mut self, deadline: Option<Instant>) -> Option<Result<bool>> {
-        let _ = deadline;
-        None
-    }
 }
 
 type Deliver<T> = Box<dyn FnOnce(Result<T>) + Send>;
@@ -412,11 +400,6 @@ struct LineState<Op: Operation> {
     kick: bool,
     /// A thread serves this line (calling or lingering).
     has_thread: bool,
-    /// The thread lingers in [`Operation::peek`] (a new wait needs no wake).
-    peeking: bool,
-    /// Peeking is off until the next wait is served (the object was ready with nobody
-    /// waiting, or the operation cannot peek).
-    peek_off: bool,
     /// The lingering thread was asked to go back to the pool, for a job that could not get a
     /// thread of its own (see [`spawn`]).
     evicted: bool,
@@ -509,8 +492,6 @@ impl<Op: Operation> Line<Op> {
                     call_deadline: None,
                     kick: false,
                     has_thread: false,
-                    peeking: false,
-                    peek_off: false,
                     evicted: false,
                     next_id: 0,
                 }),
@@ -519,10 +500,9 @@ impl<Op: Operation> Line<Op> {
             }),
         };
         let evict: Weak<dyn Evict> = Arc::downgrade(&line.inner) as Weak<dyn Evict>;
-        let kick: Weak<dyn Kickable> = Arc::downgrade(&line.inner) as Weak<dyn Kickable>;
         let mut all = lock(&LINES_ALIVE);
-        all.retain(|(w, _)| w.strong_count() > 0);
-        all.push((evict, kick));
+        all.retain(|w| w.strong_count() > 0);
+        all.push(evict);
         line
     }
 
@@ -559,9 +539,8 @@ impl<Op: Operation> Line<Op> {
         {
             // The call in progress would outlast this wait's deadline: make it start over.
             Self::kick(inner, &mut state);
-        } else if !state.peeking && state.calling.is_none() {
-            // Lingering on the condvar. (Peeking, the thread serves the wait as soon as the
-            // object is ready; calling, it takes the wait when the call returns.)
+        } else if state.calling.is_none() {
+            // Lingering on the condvar (calling, the thread takes the wait when it returns).
             inner.work.notify_one();
         }
         drop(state);
@@ -662,46 +641,7 @@ impl<Op: Operation> Line<Op> {
                 continue;
             }
             let Some(waiter) = state.queue.pop_front() else {
-                // Nothing to serve. Linger for the next wait: in the call that tells when the
-                // object is ready (`peek`), where the operation has one, so that a wait
-                // submitted meanwhile costs no hand-off wake; otherwise on the condvar.
-                if !state.peek_off && std::env::var_os("IPCKIT_NO_PEEK").is_none() {
-                    let until = Instant::now() + LINGER;
-                    state.calling = Some(ThreadId::current());
-                    state.call_deadline = Some(until);
-                    state.peeking = true;
-                    state.kick = false;
-                    if let Some(mut op) = state.op.take() {
-                        drop(state);
-                        let peeked = op.peek(Some(until));
-                        state = lock(&inner.state);
-                        state.op = Some(op);
-                        state.calling = None;
-                        state.peeking = false;
-                        state.kick = false;
-                        if state.evicted {
-                            return;
-                        }
-                        match peeked {
-                            // Nothing waits although the object is ready: peeking again would
-                            // spin; the next wait comes through the condvar.
-                            Some(Ok(true)) if state.queue.is_empty() => state.peek_off = true,
-                            Some(Ok(true)) => {}
-                            Some(Ok(false)) if state.queue.is_empty() => {
-                                return self.retire(state);
-                            }
-                            Some(Ok(false)) => {}
-                            Some(Err(e)) if e.errno() == Errno::EINTR => {}
-                            // No peek for this operation, or it failed (E2BIG for too many
-                            // operations, the object gone): linger on the condvar.
-                            None | Some(Err(_)) => state.peek_off = true,
-                        }
-                        continue;
-                    }
-                    state.calling = None;
-                    state.peeking = false;
-                    state.peek_off = true;
-                }
+                // Nothing to serve: linger for the next wait (a loop of receives).
                 let (next, timeout) = inner
                     .work
                     .wait_timeout(state, LINGER)
@@ -715,7 +655,6 @@ impl<Op: Operation> Line<Op> {
                 }
                 continue;
             };
-            state.peek_off = false;
             let deadline = state
                 .queue
                 .iter()
@@ -815,8 +754,7 @@ trait Evict: Send + Sync {
 
 /// Every line alive, for [`spawn`] to find a lingering thread when the system refuses a new
 /// one.
-#[allow(clippy::type_complexity)]
-static LINES_ALIVE: Mutex<Vec<(Weak<dyn Evict>, Weak<dyn Kickable>)>> = Mutex::new(Vec::new());
+static LINES_ALIVE: Mutex<Vec<Weak<dyn Evict>>> = Mutex::new(Vec::new());
 
 impl<Op: Operation> Evict for LineInner<Op> {
     fn evict(&self) -> bool {
@@ -833,15 +771,6 @@ impl<Op: Operation> Evict for LineInner<Op> {
         }
         state.evicted = true;
         state.has_thread = false;
-        if state.peeking {
-            state.kick = true;
-            if let Some(thread) = state.calling {
-                // SAFETY: `calling` names the peeking thread, which clears it under this lock.
-                unsafe { thread.kick() };
-            }
-            // The caller has the kicker repeat it: a kick can land before the call.
-            return true;
-        }
         self.work.notify_one();
         true
     }
@@ -849,17 +778,8 @@ impl<Op: Operation> Evict for LineInner<Op> {
 
 /// Asks one lingering line thread to go back to the pool; whether one will.
 fn evict_one() -> bool {
-    let lines: Vec<(Weak<dyn Evict>, Weak<dyn Kickable>)> = lock(&LINES_ALIVE).clone();
-    for (line, kickable) in lines {
-        if line.upgrade().is_some_and(|l| l.evict()) {
-            // A peeking thread is interrupted by the wake signal, repeated until it leaves.
-            if let Ok(k) = kicker() {
-                k.watch(kickable);
-            }
-            return true;
-        }
-    }
-    false
+    let lines: Vec<Weak<dyn Evict>> = lock(&LINES_ALIVE).clone();
+    lines.iter().any(|line| line.upgrade().is_some_and(|l| l.evict()))
 }
 
 /// Lines by key, so that waits on one object share one: the waits of a primitive keep one
