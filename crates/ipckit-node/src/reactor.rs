@@ -21,6 +21,7 @@ use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
 
 use crate::error::SysErrorInfo;
+use crate::uv::Payload;
 
 /// What a finished wait hands back.
 pub(crate) enum Outcome {
@@ -31,7 +32,7 @@ pub(crate) enum Outcome {
 }
 
 type Completion = (u32, ipckit::Result<Outcome>);
-type DispatchArgs = FnArgs<(u32, Option<SysErrorInfo>, Option<f64>, Option<Buffer>)>;
+type DispatchArgs = FnArgs<(u32, Option<SysErrorInfo>, Option<f64>, Option<Payload>)>;
 type Dispatch = ThreadsafeFunction<Completion, (), DispatchArgs, Status, false, true>;
 
 /// How a pending wait is cancelled: the canceller of a pool job, or the ticket of a wait in
@@ -90,7 +91,7 @@ impl Reactor {
                 Ok(match result {
                     Ok(Outcome::Done) => (id, None, None, None),
                     Ok(Outcome::Message(mtype, data)) => {
-                        (id, None, Some(mtype as f64), Some(Buffer::from(data)))
+                        (id, None, Some(mtype as f64), Some(Payload(data)))
                     }
                     Err(e) => (id, Some(SysErrorInfo::from(&e)), None, None),
                 }

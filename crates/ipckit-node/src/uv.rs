@@ -1,7 +1,8 @@
 //! File-descriptor readiness on the JavaScript thread's own event loop: `uv_poll`.
 //!
 //! This is the one module of the binding that speaks libuv and raw Node-API, and so the one
-//! place in it that needs `unsafe`. A pending receive on an empty socket (or a signal watch's
+//! place in it that needs `unsafe` (it also holds [`Payload`], a received payload's conversion
+//! to a `Buffer`). A pending receive on an empty socket (or a signal watch's
 //! pipe) waits here with no thread of its own: libuv's epoll, which the JavaScript thread
 //! sleeps in anyway, reports the fd ready and the callback runs on that thread, inside a
 //! Node-API callback scope (so promise reactions run before the loop goes on), as a `net`
@@ -582,4 +583,35 @@ unsafe fn finish_teardown(poller: *const Poller, hook: sys::napi_async_cleanup_h
     drop(poller);
     // SAFETY: `hook` is the live handle Node passed to our hook.
     unsafe { sys::napi_remove_async_cleanup_hook(hook) };
+}
+
+/// A payload handed to JavaScript as a `Buffer`: small ones as a copy in engine memory (no
+/// finalizer, no external backing store to track: `Buffer::from(Vec)` cost more than the copy
+/// for the messages of a ping-pong), large ones as the vector itself, without a copy.
+pub struct Payload(pub Vec<u8>);
+
+/// Largest payload copied rather than handed over.
+const COPY_MAX: usize = 16 * 1024;
+
+impl ToNapiValue for Payload {
+    unsafe fn to_napi_value(env: sys::napi_env, val: Self) -> Result<sys::napi_value> {
+        if val.0.len() > COPY_MAX {
+            // SAFETY: the caller's contract (a valid env) is passed on.
+            return unsafe { Buffer::to_napi_value(env, Buffer::from(val.0)) };
+        }
+        let mut data = ptr::null_mut();
+        let mut result = ptr::null_mut();
+        // SAFETY: `val.0` is valid for its length, which napi_create_buffer_copy copies from
+        // before it returns; the out-pointers are locals.
+        check(unsafe {
+            sys::napi_create_buffer_copy(
+                env,
+                val.0.len(),
+                val.0.as_ptr().cast(),
+                &mut data,
+                &mut result,
+            )
+        })?;
+        Ok(result)
+    }
 }

@@ -779,7 +779,9 @@ impl<Op: Operation> Evict for LineInner<Op> {
 /// Asks one lingering line thread to go back to the pool; whether one will.
 fn evict_one() -> bool {
     let lines: Vec<Weak<dyn Evict>> = lock(&LINES_ALIVE).clone();
-    lines.iter().any(|line| line.upgrade().is_some_and(|l| l.evict()))
+    lines
+        .iter()
+        .any(|line| line.upgrade().is_some_and(|l| l.evict()))
 }
 
 /// Lines by key, so that waits on one object share one: the waits of a primitive keep one
