@@ -7,6 +7,7 @@
 
 import test from 'ava'
 import { spawn } from 'node:child_process'
+import { setMaxListeners } from 'node:events'
 import { existsSync, readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 
@@ -31,6 +32,7 @@ procTest('1,000 pending receives on 1,000 socket pairs take no more threads than
   const pairs = Array.from({ length: 1000 }, () => socketpair('seqpacket'))
   t.teardown(() => pairs.forEach(([a, b]) => (a.close(), b.close())))
   const ac = new AbortController()
+  setMaxListeners(2000, ac.signal)
   const first = pairs[0]![1].receive({ signal: ac.signal }).catch((e: unknown) => e)
   await sleep(50)
   const withOne = threads()
@@ -218,4 +220,68 @@ limitsTest('a huge accepted maxSize costs what arrives, not what is allowed (RLI
   t.deepEqual(JSON.parse(lengths!), [...Array(8).fill(2), ...Array.from({ length: 8 }, (_, i) => 4000 + i)])
   t.is(texts, 'q0,q1,q2,q3,q4,q5,q6,q7')
   t.regex(r.stdout, /^SYNC sync$/m)
+})
+
+const workerTest = linuxOnly(test.serial, 'seqpacket pairs and real-time signals are Linux-only')
+
+workerTest('a worker terminated with waits of every kind pending ends cleanly and took nothing', async (t) => {
+  const { Worker } = await import('node:worker_threads')
+  const q = removeAtEnd(t, MessageQueue.create(), MessageQueue.fromId)
+  const set = removeAtEnd(t, SemaphoreSet.create({ count: 1 }), SemaphoreSet.fromId)
+  const shm = removeAtEnd(t, SharedMemory.create({ size: 4096 }), SharedMemory.fromId)
+  const [mine, theirs] = socketpair('seqpacket')
+  t.teardown(() => mine.close())
+  for (let round = 0; round < 3; round++) {
+    const worker = new Worker(
+      `require(${JSON.stringify(require.resolve('tsx/cjs'))});
+       const ipckit = require(${JSON.stringify(join(ROOT, 'ts', 'index.ts'))});
+       const { parentPort, workerData } = require('node:worker_threads');
+       const q = ipckit.MessageQueue.fromId(workerData.q);
+       const set = ipckit.SemaphoreSet.fromId(workerData.set);
+       const shm = ipckit.SharedMemory.fromId(workerData.shm);
+       const sock = ipckit.UnixSeqpacketSocket.fromFd(workerData.fd);
+       const pairs = Array.from({ length: 20 }, () => ipckit.socketpair('dgram'));
+       const watcher = ipckit.watchSignals('SIGRTMIN+9');
+       for (const p of [q.receive(), q.receive({ type: 3 }), set.op([{ index: 0, delta: -1 }]), shm.wait(0, 0), watcher.next(), sock.receive(), ...pairs.map(([, b]) => b.receive())]) p.catch(() => {});
+       parentPort.postMessage('waiting');`,
+      { eval: true, workerData: { q: q.id, set: set.id, shm: shm.id, fd: theirs.fd } },
+    )
+    const exited = new Promise((resolve) => worker.once('exit', resolve))
+    await new Promise((resolve) => worker.once('message', resolve))
+    await sleep(50)
+    await worker.terminate()
+    await exited
+  }
+  // The socket the workers waited on is intact and still this process's.
+  mine.sendSync('still here')
+  t.is(theirs.receiveSync()!.data.toString(), 'still here')
+  theirs.close()
+  // Nothing was taken from what the waits waited on, and this process still works.
+  q.sendSync('kept')
+  t.is((await q.receive()).data.toString(), 'kept')
+  set.opSync([{ index: 0, delta: 1 }])
+  t.true(await until(() => set.get(0) === 1))
+  await sleep(50)
+  t.is(set.get(0), 1, 'no acquire of a terminated worker ran afterwards')
+  t.is(q.stat().messages, 0)
+})
+
+procTest('a process that exits with waits of every kind pending exits at once', async (t) => {
+  if (!built) return t.fail('dist/ is missing: run `npm run build` first')
+  const q = removeAtEnd(t, MessageQueue.create(), MessageQueue.fromId)
+  const r = await limitedChild(
+    `const q = ipckit.MessageQueue.fromId(${q.id})
+     const pairs = Array.from({ length: 20 }, () => ipckit.socketpair('seqpacket'))
+     const set = ipckit.SemaphoreSet.create({ count: 1 })
+     for (const p of [q.receive(), set.op([{ index: 0, delta: -1 }]), ...pairs.map(([, b]) => b.receive())]) p.catch(() => {})
+     await new Promise((r) => setTimeout(r, 100))
+     set.remove()
+     console.log('exiting')
+     process.exit(7)`,
+    [],
+  )
+  t.is(r.code, 7, r.stderr)
+  t.regex(r.stdout, /^exiting$/m)
+  q.sendSync('kept')
+  t.is(q.stat().messages, 1)
 })
