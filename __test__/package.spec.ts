@@ -227,17 +227,6 @@ test('an unsupported platform gets an error naming the platform and the supporte
   t.is(platformSuffix('linux', 'x64', 'gnu'), 'linux-x64-gnu')
 })
 
-test('examples/worker-pool.js runs: every job done exactly once by worker processes', async (t) => {
-  const { stdout } = await sh(process.execPath, [join(ROOT, 'examples', 'worker-pool.js'), '3', '30'], ROOT)
-  t.regex(stdout, /^30 jobs done by 3 worker processes in \d+ ms, each exactly once$/m)
-  const counts = [...stdout.matchAll(/worker \d+: (\d+) jobs/g)].map((m) => Number(m[1]))
-  t.true(counts.length >= 1 && counts.length <= 3)
-  t.is(
-    counts.reduce((a, b) => a + b, 0),
-    30,
-  )
-})
-
 linuxOnly(test, 'reads the ELF dynamic imports with GNU nm -D; a Mach-O binary lists them otherwise')('the binary uses Node-API only (no V8 or Node C++ symbols), so Electron loads it as is', async (t) => {
   t.true(existsSync(NATIVE), `${NATIVE} is built (npm run build)`)
   const { stdout } = await sh('nm', ['-D', '--undefined-only', NATIVE], ROOT)
