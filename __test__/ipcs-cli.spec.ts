@@ -103,12 +103,12 @@ test('ipcs --json parses and matches the library result', async (t) => {
   for (const m of made) {
     const a = fromCli.find((e) => e.type === m.type && e.id === m.id)
     const b = fromLib.find((e) => e.type === m.type && e.id === m.id)
-    t.truthy(a)
+    t.like(a, { type: m.type, id: m.id, key: m.key, cuid: process.getuid!() }, `${m.type} ${m.id} listed`)
     t.deepEqual(a, b)
   }
-  const onlyQueues = JSON.parse(ipckit('ipcs', '-q', '--json').stdout) as Array<{ type: string }>
+  const onlyQueues = JSON.parse(ipckit('ipcs', '-q', '--json').stdout) as Array<{ type: string; id: number }>
   t.true(onlyQueues.every((e) => e.type === 'msg'))
-  t.true(onlyQueues.length >= 1)
+  t.true(onlyQueues.some((e) => e.id === made[0]!.id), 'the queue made above is listed')
   const lim = ipckit('ipcs', '-l', '--json')
   t.is(lim.code, 0)
   // Exact integers, also above 2^53.

@@ -7,6 +7,7 @@ import test, { type ExecutionContext } from 'ava'
 import { AbortError, IPC_PRIVATE, IpcError, SharedMemory, zeroCopySupported } from '../ts/index'
 import { pendingWaits } from '../ts/reactor'
 import {
+  assertTimeBetween,
   cChild,
   compileC,
   freshKey,
@@ -387,17 +388,22 @@ linuxOnly(test, 'reads /proc/sys/kernel/shmmax')('kernel errors: EINVAL for size
 })
 
 test('stat, update and remove', (t) => {
+  const made = Date.now()
   const shm = privateSegment(t, 1000)
+  const madeEnd = Date.now()
   const before = shm.stat()
   t.like(before, { key: 0, size: 1000, attachments: 0, creatorPid: process.pid, mode: 0o600, removed: false, uid: 0 })
   t.is(before.attachTime, null)
   t.is(before.detachTime, null)
-  t.true(before.changeTime instanceof Date)
+  assertTimeBetween(t, before.changeTime, made, madeEnd, 'changeTime')
+  const attaching = Date.now()
   shm.read(0, 1)
+  const attached = Date.now()
   const after = shm.stat()
   t.is(after.attachments, 1)
   t.is(after.lastPid, process.pid)
-  t.true(after.attachTime instanceof Date)
+  assertTimeBetween(t, after.attachTime, attaching, attached, 'attachTime')
+  t.is(after.detachTime, null)
   shm.update({ mode: 0o640, gid: 100 })
   t.like(shm.stat(), { mode: 0o640, gid: 100, uid: 0 })
   t.throws(() => shm.update({ mode: 0o1777 }), { code: 'ERR_OUT_OF_RANGE' })

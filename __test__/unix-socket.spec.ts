@@ -1,6 +1,6 @@
 import test, { type ExecutionContext } from 'ava'
 import { execFileSync } from 'node:child_process'
-import { closeSync, constants, existsSync, openSync, readFileSync, readSync, readdirSync, statSync, writeFileSync } from 'node:fs'
+import { closeSync, constants, existsSync, fstatSync, openSync, readFileSync, readSync, readdirSync, statSync, writeFileSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import { createServer, type Socket } from 'node:net'
 import { join } from 'node:path'
@@ -117,7 +117,8 @@ seqpacketTest('socketpair(seqpacket): boundaries, async and sync forms, end of s
   own(a)
   own(b)
   t.true(a instanceof UnixSeqpacketSocket)
-  t.true(Number.isInteger(a.fd) && a.fd > 2)
+  t.true(fstatSync(a.fd).isSocket() && fstatSync(b.fd).isSocket(), 'each end is a socket descriptor')
+  t.not(fstatSync(a.fd).ino, fstatSync(b.fd).ino, 'two sockets, not one twice')
   await a.send('one')
   a.sendSync(Buffer.alloc(0))
   await a.send(new Uint16Array([0x0102, 0x0304]))
@@ -156,7 +157,9 @@ fdTest('socketpair(stream) gives net.Sockets with an fd', async (t, own) => {
   const [a, b] = socketpair('stream')
   own(a)
   own(b)
-  t.true(Number.isInteger(a.fd) && Number.isInteger(b.fd))
+  t.true(fstatSync(a.fd).isSocket() && fstatSync(b.fd).isSocket(), 'each end is a socket descriptor')
+  t.not(fstatSync(a.fd).ino, fstatSync(b.fd).ino, 'two sockets, not one twice')
+  t.is(a.fd, (a as unknown as { _handle: { fd: number } })._handle.fd, 'the descriptor the net.Socket reads')
   const chunks: Buffer[] = []
   b.on('data', (c: Buffer) => chunks.push(c))
   const ended = new Promise((r) => b.once('end', r))
@@ -284,12 +287,12 @@ fdTest('backpressure: a full socket makes send wait, not fail; wait: false throw
       break
     }
   }
-  t.true(queued > 0)
+  t.true(queued > 0, 'some datagrams fit before the buffer is full')
   let sent = false
   const p = a.send('last').then(() => (sent = true))
   await sleep(30)
   t.false(sent, 'send waits while the buffer is full')
-  for (let i = 0; i < queued; i++) b.receiveSync()
+  for (let i = 0; i < queued; i++) t.deepEqual(b.receiveSync().data, chunk)
   await p
   t.is(b.receiveSync().data.toString(), 'last')
   // An aborted send sent nothing.
@@ -764,7 +767,9 @@ linuxFdTest(`${SEQPACKET}, and one name is abstract`)('EADDRINUSE on a live sock
   t.throws(() => UnixSeqpacketServer.listen(path), { code: 'EADDRINUSE' })
   const again = own(UnixSeqpacketServer.listen(path, { replaceStale: true }))
   const c = own(UnixSeqpacketSocket.connect(path))
-  t.truthy(await again.accept().then(own))
+  const conn = own(await again.accept())
+  c.sendSync('through the replaced file')
+  t.is((await conn.receive())!.data.toString(), 'through the replaced file')
   c.close()
   // Datagram sockets too.
   const dpath = join(d, 'dgram.sock')
