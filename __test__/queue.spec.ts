@@ -113,11 +113,28 @@ linuxOnly(test, 'the system msgmax is read from /proc/sys/kernel/msgmax')('the d
   t.deepEqual((await p).data, big)
 })
 
-linuxOnly(test, 'the system msgmax is read from /proc/sys/kernel/msgmax')('a message larger than msgmax is refused with EINVAL and nothing is queued', (t) => {
+linuxOnly(test, 'the system msgmax is read from /proc/sys/kernel/msgmax')('a message larger than msgmax is refused with EINVAL naming both sizes, and nothing is queued', async (t) => {
   const q = privateQueue(t)
   const msgmax = Number(readFileSync('/proc/sys/kernel/msgmax', 'utf8'))
-  t.like(t.throws(() => q.sendSync(Buffer.alloc(msgmax + 1))), { code: 'EINVAL', syscall: 'msgsnd' })
+  // The message names the size sent and the limit, keeping the kernel's code, errno and syscall.
+  const tooBig = (size: number) => ({
+    code: 'EINVAL',
+    errno: -22,
+    syscall: 'msgsnd',
+    message: `EINVAL: invalid argument, msgsnd (a message of ${size} bytes; msgmax, the largest this system takes, is ${msgmax} bytes)`,
+  })
+  t.like(t.throws(() => q.sendSync(Buffer.alloc(msgmax + 1)), { instanceOf: IpcError }), tooBig(msgmax + 1))
+  t.like(t.throws(() => q.sendSync(Buffer.alloc(msgmax + 1), { wait: false })), tooBig(msgmax + 1))
+  // Larger than the send pool holds: the general path says the same.
+  t.like(t.throws(() => q.sendSync(Buffer.alloc(4 * msgmax + 100_000))), tooBig(4 * msgmax + 100_000))
+  t.like(await t.throwsAsync(q.send('x'.repeat(msgmax + 7)), { instanceOf: IpcError }), tooBig(msgmax + 7))
+  t.like(await t.throwsAsync(q.send(Buffer.alloc(4 * msgmax + 100_000))), tooBig(4 * msgmax + 100_000))
   t.is(q.stat().messages, 0)
+  // Other EINVALs of msgsnd are not blamed on the size: a removed queue's id.
+  const gone = MessageQueue.create()
+  gone.remove()
+  const e = t.throws(() => gone.sendSync('small'), { instanceOf: IpcError })
+  t.false(e!.message.includes('msgmax'), e!.message)
 })
 
 test('wait: false maps to IPC_NOWAIT: ENOMSG on empty, EAGAIN on full', (t) => {
