@@ -14,9 +14,9 @@
 
 import test from 'ava'
 import { spawnSync, execFile } from 'node:child_process'
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { promisify } from 'node:util'
 
@@ -115,6 +115,10 @@ interface Harness {
   replace?: Array<[string, string]>
   /** Files made in the snippet's folder (name → content; `exec` ones are executable). */
   files?: Record<string, string | { exec: string }>
+  /** Symbolic links made in the snippet's folder (name → target). */
+  links?: Record<string, string>
+  /** Code put after the snippet: prints what the test checks. */
+  epilogue?: string
   /** A peer process (argv, run in the snippet's folder); `ready`: started first, until it makes that file. */
   peer?: { argv: string[]; ready?: string }
   /** The snippet serves forever: it is stopped once its peer has ended. */
@@ -128,6 +132,22 @@ const python = (code: string) => ['python3', '-c', code]
 const SIGNAL_PRELUDE = `const signal = AbortSignal.timeout(30_000) // the reader's own AbortSignal\n`
 
 const HARNESS: Record<string, Harness> = {
+  'TypeScript #1': {
+    why: 'worker.ts is the reader\'s: here a worker that answers on the queue; `--import tsx` finds tsx in the folder\'s node_modules; the parent\'s own execArgv is emptied, as a .js parent\'s is',
+    files: {
+      'worker.ts': `import { MessageQueue } from 'ipckit'
+const q: MessageQueue = MessageQueue.fromId(Number(process.argv[2]))
+q.sendSync(\`ready from \${process.pid}, a \${typeof (q.id satisfies number)} id\`)
+q.close()
+`,
+    },
+    links: { 'node_modules/tsx': join(ROOT, 'node_modules', 'tsx') },
+    // The snippet itself runs under tsx, whose --import a child would inherit: run it as a parent
+    // whose execArgv carries no loader (a .js parent, ts-node), so the execArgv it passes counts.
+    prelude: 'process.execArgv.splice(0)\n',
+    epilogue: `console.log(\`got: \${data}; child \${child.pid}\`)\n`,
+    stdout: /^got: ready from (\d+), a number id; child \1$/m,
+  },
   'Keys #1': {
     why: "ftok needs a file that exists: /var/run/myapp is the reader's",
     replace: [["'/var/run/myapp'", "'myapp'"]],
@@ -324,7 +344,11 @@ for (const program of programs) {
         t.true(c.includes(from), `the snippet still contains ${from}`)
         c = c.split(from).join(to)
       }
-      body += `${c}\n`
+      body += `${c}\n${harness?.epilogue ?? ''}`
+      for (const [name, target] of Object.entries(harness?.links ?? {})) {
+        mkdirSync(dirname(join(dir, name)), { recursive: true })
+        symlinkSync(target, join(dir, name))
+      }
       for (const [name, content] of Object.entries(harness?.files ?? {})) {
         writeFileSync(join(dir, name), typeof content === 'string' ? content : content.exec)
         if (typeof content !== 'string') chmodSync(join(dir, name), 0o755)

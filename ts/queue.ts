@@ -323,7 +323,7 @@ const ITERATION_ENDED = Symbol('iteration ended')
  * for await (const msg of q.messages({ type: 2 })) console.log(msg.data.toString())
  * ```
  */
-export class MessageQueue implements Disposable {
+export class MessageQueue implements Disposable, AsyncDisposable {
   /** The queue identifier, as `ipcs -q` shows it. */
   readonly id: number
   /** The key (unsigned 32-bit, as `ipcs` prints it); 0 for a private queue. */
@@ -685,5 +685,23 @@ export class MessageQueue implements Disposable {
   /** Calls {@link close}, for `using q = MessageQueue.open(...)`. */
   [Symbol.dispose](): void {
     this.close()
+  }
+
+  /**
+   * {@link close}, then resolves once every wait it ended has settled (each pending promise
+   * has rejected with its `AbortError`; a wait on another thread has confirmed that it took
+   * nothing), for `await using q = ...`.
+   *
+   * @example
+   * ```ts
+   * {
+   *   await using q = MessageQueue.fromId(id)
+   *   // ...
+   * }   // closed, and no wait of it is pending any more
+   * ```
+   */
+  async [Symbol.asyncDispose](): Promise<void> {
+    this.close()
+    await this.#waits.settled()
   }
 }

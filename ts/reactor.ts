@@ -48,6 +48,7 @@ export function pendingWaits(): number {
 export class WaitGroup {
   readonly #reasons = new Map<number, unknown>()
   readonly #ids = new Set<number>()
+  readonly #whenIdle: Array<() => void> = []
 
   /** @internal */
   add(id: number): void {
@@ -59,7 +60,20 @@ export class WaitGroup {
     this.#ids.delete(id)
     const reason = this.#reasons.get(id)
     this.#reasons.delete(id)
+    if (this.#ids.size === 0) for (const resolve of this.#whenIdle.splice(0)) resolve()
     return reason
+  }
+
+  /**
+   * Resolves once no wait of this group is pending: after `cancelAll`, once every cancelled
+   * wait has confirmed that it took nothing and its promise has rejected (for
+   * `Symbol.asyncDispose`).
+   */
+  async settled(): Promise<void> {
+    if (this.#ids.size > 0) await new Promise<void>((resolve) => this.#whenIdle.push(resolve))
+    // One turn of the event loop: the promises the public methods returned (which await the
+    // waits' own) have settled too when this resolves.
+    await new Promise<void>((resolve) => setImmediate(resolve))
   }
 
   /** Pending waits of this group. */

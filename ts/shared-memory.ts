@@ -417,7 +417,7 @@ interface Attachment {
  * Atomics.add(counter, 1, 1)
  * ```
  */
-export class SharedMemory implements Disposable {
+export class SharedMemory implements Disposable, AsyncDisposable {
   /** The segment identifier, as `ipcs -m` shows it. */
   readonly id: number
   /** The key (unsigned 32-bit, as `ipcs` prints it); 0 for a private segment. */
@@ -815,5 +815,23 @@ export class SharedMemory implements Disposable {
   /** Calls {@link close}, for `using shm = SharedMemory.open(...)`. */
   [Symbol.dispose](): void {
     this.close()
+  }
+
+  /**
+   * {@link close}, then resolves once every wait it ended has settled (each pending promise
+   * has rejected with its `AbortError`; a wait on another thread has confirmed that it took
+   * nothing), for `await using shm = ...`.
+   *
+   * @example
+   * ```ts
+   * {
+   *   await using shm = SharedMemory.fromId(id)
+   *   // ...
+   * }   // closed, and no wait of it is pending any more
+   * ```
+   */
+  async [Symbol.asyncDispose](): Promise<void> {
+    this.close()
+    await this.#waits.settled()
   }
 }

@@ -385,7 +385,7 @@ function iterate<T>(
  * What datagram and seqpacket sockets share: send and receive whole messages with
  * descriptors, async iteration, credentials, `close()`.
  */
-abstract class MessageSocket implements Disposable {
+abstract class MessageSocket implements Disposable, AsyncDisposable {
   /** The descriptor (owned by this object until {@link close}); can go to a child's `stdio`. */
   readonly fd: number
   #closed = false
@@ -619,6 +619,24 @@ abstract class MessageSocket implements Disposable {
   /** Calls {@link close}, for `using sock = ...`. */
   [Symbol.dispose](): void {
     this.close()
+  }
+
+  /**
+   * {@link close}, then resolves once every wait it ended has settled (each pending promise
+   * has rejected with its `AbortError`; a wait on another thread has confirmed that it took
+   * nothing), for `await using sock = ...`.
+   *
+   * @example
+   * ```ts
+   * {
+   *   await using sock = UnixDatagramSocket.bind('/tmp/app.sock')
+   *   // ...
+   * }   // closed, and no wait of it is pending any more
+   * ```
+   */
+  async [Symbol.asyncDispose](): Promise<void> {
+    this.close()
+    await this.#waits.settled()
   }
 }
 
@@ -1025,7 +1043,7 @@ export class UnixSeqpacketSocket extends MessageSocket {
  * }
  * ```
  */
-export class UnixSeqpacketServer implements Disposable {
+export class UnixSeqpacketServer implements Disposable, AsyncDisposable {
   /** The listening descriptor (non-blocking). */
   readonly fd: number
   #closed = false
@@ -1166,6 +1184,24 @@ export class UnixSeqpacketServer implements Disposable {
   /** Calls {@link close}. */
   [Symbol.dispose](): void {
     this.close()
+  }
+
+  /**
+   * {@link close}, then resolves once every wait it ended has settled (each pending promise
+   * has rejected with its `AbortError`; a wait on another thread has confirmed that it took
+   * nothing), for `await using server = ...`.
+   *
+   * @example
+   * ```ts
+   * {
+   *   await using server = UnixSeqpacketServer.listen('/tmp/app.seq')
+   *   // ...
+   * }   // closed, and no wait of it is pending any more
+   * ```
+   */
+  async [Symbol.asyncDispose](): Promise<void> {
+    this.close()
+    await this.#waits.settled()
   }
 }
 
