@@ -5,7 +5,7 @@ import anyTest from 'ava'
 
 import { IpcError, MessageQueue, ipcrm, ipcs, limits } from '../ts/index'
 import type { IpcsEntry } from '../ts/index'
-import { NOBODY, freshKey, keyExists, linuxOnly, notLinux, removeBuilds, runNode, waitUntilBlocked } from './helpers'
+import { NOBODY, assertTimeBetween, freshKey, keyExists, linuxOnly, notLinux, removeBuilds, runNode, waitUntilBlocked } from './helpers'
 import { holdObject, makeObject, track } from './helpers/sysv-objects'
 
 /** ipcs() reads /proc/sysvipc and limits() /proc/sys/kernel: off Linux both throw ENOSYS (tested below). */
@@ -15,6 +15,9 @@ test.after.always(() => removeBuilds())
 
 /** A uid no real user has, unique to this test process, to own objects for `all` tests. */
 const OWNER = 40000 + (process.pid % 20000)
+
+/** The name of group `gid`, as the system's group database has it (`getent group`). */
+const groupName = (gid: number) => execFileSync('getent', ['group', String(gid)], { encoding: 'utf8' }).split(':')[0]
 
 const find = (type: string, id: number) => ipcs().find((e) => e.type === type && e.id === id)
 
@@ -27,14 +30,14 @@ test('ipcs lists a message queue made in C with its key, mode, owner and figures
   t.deepEqual([e.uid, e.gid, e.cuid, e.cgid], [process.getuid!(), process.getgid!(), process.getuid!(), process.getgid!()])
   t.is(e.owner, 'root')
   t.is(e.creator, 'root')
-  t.is(typeof e.ownerGroup, 'string')
+  t.is(e.ownerGroup, groupName(process.getgid!()))
   t.is(e.messages, 3)
   t.is(e.bytes, 30)
-  t.true(e.lastSendPid > 0)
+  t.is(e.lastSendPid, q.pid, 'the C program sent them')
   t.is(e.lastReceivePid, 0)
-  t.true(e.lastSendTime instanceof Date)
+  assertTimeBetween(t, e.lastSendTime, q.from, q.to, 'lastSendTime')
   t.is(e.lastReceiveTime, null)
-  t.true(e.changeTime instanceof Date && Math.abs(e.changeTime.getTime() - Date.now()) < 120_000)
+  assertTimeBetween(t, e.changeTime, q.from, q.to, 'changeTime')
 })
 
 test('ipcs lists a semaphore set and a shared memory segment with their figures', async (t) => {
@@ -46,6 +49,7 @@ test('ipcs lists a semaphore set and a shared memory segment with their figures'
   t.is(s.mode, 0o604)
   t.is(s.count, 5)
   t.is(s.lastOpTime, null)
+  assertTimeBetween(t, s.changeTime, sem.from, sem.to, 'the set\'s changeTime')
   const m = find('shm', seg.id)
   if (m?.type !== 'shm') return t.fail('segment not listed')
   t.is(m.key, seg.key)
@@ -54,7 +58,9 @@ test('ipcs lists a semaphore set and a shared memory segment with their figures'
   t.is(m.attachments, 1)
   t.is(m.creatorPid, seg.child.pid)
   t.is(m.lastPid, seg.child.pid)
-  t.true(m.attachTime instanceof Date)
+  assertTimeBetween(t, m.attachTime, seg.from, seg.to, 'attachTime')
+  t.is(m.detachTime, null)
+  assertTimeBetween(t, m.changeTime, seg.from, seg.to, 'the segment\'s changeTime')
   t.false(m.destroyed)
   t.false(m.locked)
 
@@ -212,7 +218,7 @@ test('limits() reads /proc/sys/kernel at run time; bigint: true is exact', (t) =
   t.deepEqual([l.semmsl, l.semmns, l.semopm, l.semmni], [semmsl, semmns, semopm, semmni])
   t.is(l.semvmx, 32767)
   t.is(l.shmmin, 1)
-  t.true(l.pageSize >= 4096)
+  t.is(l.pageSize, Number(execFileSync('getconf', ['PAGESIZE'], { encoding: 'utf8' })))
   const exact = limits({ bigint: true })
   t.is(exact.shmmax, BigInt(read('shmmax')[0]!))
   t.is(exact.shmall, BigInt(read('shmall')[0]!))
@@ -243,7 +249,7 @@ test('without /proc/sysvipc, ipcs() fails with a clear ENOSYS error and nothing 
   const code = `
     let out = {}
     try { ipckit.ipcs() } catch (err) { out = { name: err.name, code: err.code, syscall: err.syscall } }
-    out.limits = typeof ipckit.limits().msgmax
+    out.msgmax = ipckit.limits().msgmax
     console.log(JSON.stringify(out))`
   const empty = (await import('./helpers')).tempDir()
   t.teardown(() => empty.remove())
@@ -268,7 +274,8 @@ test('without /proc/sysvipc, ipcs() fails with a clear ENOSYS error and nothing 
   } catch (err) {
     return t.fail(`could not run in a mount namespace: ${String(err)}`)
   }
-  t.deepEqual(JSON.parse(r), { name: 'IpcError', code: 'ENOSYS', syscall: 'ipcs', limits: 'number' })
+  // limits() reads /proc/sys/kernel, which is still there.
+  t.deepEqual(JSON.parse(r), { name: 'IpcError', code: 'ENOSYS', syscall: 'ipcs', msgmax: Number(readFileSync('/proc/sys/kernel/msgmax', 'utf8')) })
 })
 
 test('a private object is listed with key 0 and removable by id', (t) => {

@@ -54,9 +54,18 @@ test('ftok returns what glibc ftok(3) returns, for files, folders and every id r
 
 test('ftok reports a missing or unreadable path as a system error of ftok', (t) => {
   const e = t.throws(() => ftok('/definitely/not/here', 1), { instanceOf: IpcError })
-  t.like(e, { code: 'ENOENT', errno: -2, syscall: 'ftok' })
-  t.is(e.message, 'ENOENT: no such file or directory, ftok')
-  t.like(t.throws(() => ftok('/etc/passwd/x', 1)), { code: 'ENOTDIR', syscall: 'ftok' })
+  t.like(e, { code: 'ENOENT', errno: -2, syscall: 'ftok', path: '/definitely/not/here' })
+  // The path, as Node's fs names it (`ENOENT: no such file or directory, open '/x'`).
+  t.is(e.message, "ENOENT: no such file or directory, ftok '/definitely/not/here'")
+  t.like(t.throws(() => ftok('/etc/passwd/x', 1)), {
+    code: 'ENOTDIR',
+    errno: -20,
+    syscall: 'ftok',
+    path: '/etc/passwd/x',
+    message: "ENOTDIR: not a directory, ftok '/etc/passwd/x'",
+  })
+  const url = pathToFileURL('/definitely/not/here/either')
+  t.like(t.throws(() => ftok(url, 1)), { code: 'ENOENT', path: '/definitely/not/here/either' }, 'a URL is named as the path it stands for')
 })
 
 test('ftok validates its arguments before any call', (t) => {

@@ -6,7 +6,7 @@
 
 import test from 'ava'
 import { execFile } from 'node:child_process'
-import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 
@@ -48,15 +48,30 @@ function emptyProject(t: { teardown(fn: () => void): void }, name: string) {
   return dir.path
 }
 
-/** Tarballs of the main package and of this platform's package, packed once for the file. */
+/** When the build outputs `npm run package` packs were last written (ms). */
+const builtAt = () => ({ dist: statSync(join(ROOT, 'dist', 'index.js')).mtimeMs, native: statSync(NATIVE).mtimeMs })
+
+/**
+ * Tarballs of the main package and of this platform's package, packed once for the file by
+ * `npm run package` as a maintainer runs it, with the build outputs' times before and after.
+ */
 const packed = (async () => {
   const out = tempDir('ipckit-packs-')
-  const { stdout } = await sh(process.execPath, [join(ROOT, 'scripts', 'pack.js'), '--out', out.path, '--only', SUFFIX], ROOT)
+  const before = builtAt()
+  const { stdout } = await sh('npm', ['run', 'package', '--', '--out', out.path, '--only', SUFFIX], ROOT)
+  const after = builtAt()
   const result = JSON.parse(stdout.trim().split('\n').pop()!) as { main: string; platforms: Record<string, string> }
-  return { ...result, remove: out.remove }
+  return { ...result, before, after, remove: out.remove }
 })()
 packed.catch(() => {})
 test.after.always(async () => (await packed.catch(() => null))?.remove())
+
+/** The messages of an error's causes, outermost first. */
+function causes(e: Error): string[] {
+  const out: string[] = []
+  for (let c = e.cause; c instanceof Error; c = c.cause) out.push(c.message)
+  return out
+}
 
 async function listTarball(file: string): Promise<string[]> {
   const { stdout } = await sh('tar', ['-tzf', file], ROOT)
@@ -85,7 +100,7 @@ test('npm/ has one package per napi target, named and constrained as the loader 
 test('the main tarball holds the compiled JS, ESM entry, types and loader, and no sources', async (t) => {
   const { main } = await packed
   const files = await listTarball(main)
-  for (const needed of ['dist/index.js', 'dist/index.mjs', 'dist/index.d.ts', 'dist/native.js', 'binding.js', 'binding.d.ts', 'package.json', 'README.md']) {
+  for (const needed of ['dist/index.js', 'dist/index.mjs', 'dist/index.d.ts', 'dist/native.js', 'binding.js', 'binding.d.ts', 'package.json', 'README.md', 'LICENSE']) {
     t.true(files.includes(`package/${needed}`), `${needed} is packed`)
   }
   const unwanted = files.filter((f) => /\.(ts|rs|node|map)$/.test(f) && !f.endsWith('.d.ts'))
@@ -104,14 +119,51 @@ test('the main tarball holds the compiled JS, ESM entry, types and loader, and n
   t.deepEqual(manifest.exports, rootPkg.exports)
 })
 
-test('the platform tarball holds only the binary and its manifest', async (t) => {
+test('the platform tarball holds only the binary, its manifest, README and LICENSE', async (t) => {
   t.true(existsSync(NATIVE), `${NATIVE} is built (npm run build)`)
   const { platforms } = await packed
-  t.truthy(platforms[SUFFIX], `a package for ${SUFFIX} was packed`)
+  t.true(platforms[SUFFIX] !== undefined && existsSync(platforms[SUFFIX]), `a package for ${SUFFIX} was packed`)
   t.deepEqual(
     await listTarball(platforms[SUFFIX]!),
-    [`package/${rootPkg.napi.binaryName}.${SUFFIX}.node`, 'package/README.md', 'package/package.json'].sort(),
+    [`package/${rootPkg.napi.binaryName}.${SUFFIX}.node`, 'package/LICENSE', 'package/README.md', 'package/package.json'].sort(),
   )
+  // The binary packed is the one built here, byte for byte.
+  const { stdout } = await run('tar', ['-xzOf', platforms[SUFFIX]!, `package/${rootPkg.napi.binaryName}.${SUFFIX}.node`], {
+    encoding: 'buffer',
+    maxBuffer: 256 << 20,
+  })
+  t.true(Buffer.compare(stdout, readFileSync(NATIVE)) === 0, 'the packed binary is the built one')
+})
+
+test('every tarball carries the MIT LICENSE of the repository', async (t) => {
+  const license = readFileSync(join(ROOT, 'LICENSE'), 'utf8')
+  t.regex(license, /^MIT License\n\nCopyright \(c\) \d{4} /)
+  t.is(rootPkg.license, 'MIT')
+  const { main, platforms } = await packed
+  for (const tarball of [main, platforms[SUFFIX]!]) {
+    const { stdout } = await sh('tar', ['-xzOf', tarball, 'package/LICENSE'], ROOT)
+    t.is(stdout, license, tarball)
+    const manifest = JSON.parse((await sh('tar', ['-xzOf', tarball, 'package/package.json'], ROOT)).stdout)
+    t.is(manifest.license, 'MIT', `${tarball}: package.json says MIT`)
+  }
+})
+
+test('npm run package packs what is built and rebuilds nothing', async (t) => {
+  const { main, before, after } = await packed
+  t.deepEqual(after, before, 'neither dist/ nor the binary was written by npm run package')
+  const { stdout } = await sh('tar', ['-xzOf', main, 'package/dist/index.js'], ROOT)
+  t.is(stdout, readFileSync(join(ROOT, 'dist', 'index.js'), 'utf8'), 'the packed dist/index.js is the built one')
+})
+
+test('a plain npm pack of the repository root refuses, pointing at npm run package, and makes no tarball', async (t) => {
+  const dest = tempDir('ipckit-plain-pack-')
+  t.teardown(dest.remove)
+  const failed = await t.throwsAsync(sh('npm', ['pack', '--pack-destination', dest.path], ROOT))
+  t.regex(failed!.message, /Run `npm run package` instead/)
+  t.deepEqual(readdirSync(dest.path), [], 'no tarball')
+  // The same refusal for npm publish (which packs first), without publishing anything: --dry-run.
+  const publish = await t.throwsAsync(sh('npm', ['publish', '--dry-run', '--registry', 'http://127.0.0.1:9/'], ROOT))
+  t.regex(publish!.message, /Run `npm run package` instead/)
 })
 
 test('installed from its tarballs, ipckit works from CommonJS, ESM and TypeScript', async (t) => {
@@ -208,10 +260,27 @@ test('without its platform package, loading names the package to install', async
   const { main } = await packed
   const dir = emptyProject(t, 'missing')
   await npmInstallOffline(dir, [main])
-  const script = `try { require('ipckit'); console.log('loaded') } catch (e) { console.log(JSON.stringify({ code: e.code, message: e.message })) }`
+  const script = `try { require('ipckit'); console.log('loaded') } catch (e) { console.log(JSON.stringify({ code: e.code, message: e.message, inspected: require('node:util').inspect(e) })) }`
   const out = JSON.parse((await sh(process.execPath, ['-e', script], dir)).stdout)
   t.is(out.code, 'ERR_IPCKIT_NO_BINDING')
   t.true(out.message.includes(`ipckit-${SUFFIX}@${rootPkg.version}`), out.message)
+  // What the loader tried for this platform, and nothing else: no WebAssembly fallback (there is
+  // no ipckit-wasm32-wasi), no generic advice of the loader's.
+  t.true(out.message.endsWith(`Loader error: Cannot find module 'ipckit-${SUFFIX}'; Cannot find module './ipckit.${SUFFIX}.node'`), out.message)
+  t.false(/wasi|wasm/i.test(out.inspected), out.inspected)
+  t.false(out.inspected.includes('npm has a bug'), out.inspected)
+})
+
+test('a binding that fails to load for another reason is named with that reason', (t) => {
+  // The loader's chain, outermost first: its header, the WebAssembly fallback, then our platform.
+  const file = new Error(`/x/ipckit.${SUFFIX}.node: invalid ELF header`)
+  const pkg = new Error(`Cannot find module 'ipckit-${SUFFIX}'`, { cause: file })
+  const wasi = new Error("Cannot find module 'ipckit-wasm32-wasi'", { cause: new Error("Cannot find module './ipckit.wasi.cjs'", { cause: pkg }) })
+  const header = new Error('Cannot find native binding. npm has a bug related to optional dependencies', { cause: wasi })
+  const [platform, arch] = SUFFIX.split('-') as [string, string]
+  const e = bindingLoadError('1.2.3', header, platform, arch, SUFFIX.endsWith('musl') ? 'musl' : 'gnu')
+  t.true(e.message.endsWith(`Loader error: Cannot find module 'ipckit-${SUFFIX}'; /x/ipckit.${SUFFIX}.node: invalid ELF header`), e.message)
+  t.deepEqual(causes(e), [`Cannot find module 'ipckit-${SUFFIX}'`, `/x/ipckit.${SUFFIX}.node: invalid ELF header`])
 })
 
 test('an unsupported platform gets an error naming the platform and the supported ones', (t) => {
@@ -225,17 +294,6 @@ test('an unsupported platform gets an error naming the platform and the supporte
   t.true(musl.message.includes('`ipckit-linux-arm64-musl@1.2.3`'))
   t.is(platformSuffix('darwin', 'arm64', undefined), 'darwin-arm64')
   t.is(platformSuffix('linux', 'x64', 'gnu'), 'linux-x64-gnu')
-})
-
-test('examples/worker-pool.js runs: every job done exactly once by worker processes', async (t) => {
-  const { stdout } = await sh(process.execPath, [join(ROOT, 'examples', 'worker-pool.js'), '3', '30'], ROOT)
-  t.regex(stdout, /^30 jobs done by 3 worker processes in \d+ ms, each exactly once$/m)
-  const counts = [...stdout.matchAll(/worker \d+: (\d+) jobs/g)].map((m) => Number(m[1]))
-  t.true(counts.length >= 1 && counts.length <= 3)
-  t.is(
-    counts.reduce((a, b) => a + b, 0),
-    30,
-  )
 })
 
 linuxOnly(test, 'reads the ELF dynamic imports with GNU nm -D; a Mach-O binary lists them otherwise')('the binary uses Node-API only (no V8 or Node C++ symbols), so Electron loads it as is', async (t) => {

@@ -4,7 +4,6 @@
  * (threadpool, process lifetime).
  */
 import test, { type ExecutionContext } from 'ava'
-import { createHash } from 'node:crypto'
 import { promises as fsp, readFileSync } from 'node:fs'
 
 import { IpcError, MessageQueue, ftok } from '../ts/index'
@@ -234,8 +233,7 @@ test('16 pending receives park no libuv threadpool thread: fs.promises.readFile 
   )
   t.not(value, null, 'readFile did not complete while receives were pending')
   t.true(ms < 1_000, `readFile took ${ms} ms`)
-  const hash = createHash('sha1').update(value![0]!).digest('hex')
-  t.is(hash.length, 40)
+  t.deepEqual(value, Array(8).fill(readFileSync(__filename, 'utf8')), 'fs read the whole file meanwhile')
   for (const q of queues) q.close()
   t.deepEqual(await Promise.all(waits), Array(16).fill('AbortError'))
 })

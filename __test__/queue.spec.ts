@@ -1,9 +1,10 @@
 import test, { type ExecutionContext } from 'ava'
+import { readFileSync } from 'node:fs'
 import { constants as osConstants } from 'node:os'
 
 import { AbortError, IPC_PRIVATE, IpcError, MessageQueue } from '../ts/index'
 import { pendingWaits } from '../ts/reactor'
-import { freshKey, keyExists, linuxOnly, notLinux, removeAtEnd, sleep, timed, waitUntilBlocked } from './helpers'
+import { assertTimeBetween, freshKey, keyExists, linuxOnly, notLinux, onLinux, removeAtEnd, sleep, timed, waitUntilBlocked } from './helpers'
 
 const track = (t: ExecutionContext, q: MessageQueue) => removeAtEnd(t, q, MessageQueue.fromId)
 const privateQueue = (t: ExecutionContext) => track(t, MessageQueue.create())
@@ -101,7 +102,6 @@ test('maxSize larger than msgmax and exactly the message size both work', async 
 
 linuxOnly(test, 'the system msgmax is read from /proc/sys/kernel/msgmax')('the default maxSize takes a message of the system msgmax', async (t) => {
   const q = privateQueue(t)
-  const { readFileSync } = await import('node:fs')
   const msgmax = Number(readFileSync('/proc/sys/kernel/msgmax', 'utf8'))
   q.update({ maxBytes: Math.max(q.stat().maxBytes, msgmax) })
   const big = Buffer.alloc(msgmax, 0xab)
@@ -113,12 +113,28 @@ linuxOnly(test, 'the system msgmax is read from /proc/sys/kernel/msgmax')('the d
   t.deepEqual((await p).data, big)
 })
 
-linuxOnly(test, 'the system msgmax is read from /proc/sys/kernel/msgmax')('a message larger than msgmax is refused with EINVAL and nothing is queued', (t) => {
+linuxOnly(test, 'the system msgmax is read from /proc/sys/kernel/msgmax')('a message larger than msgmax is refused with EINVAL naming both sizes, and nothing is queued', async (t) => {
   const q = privateQueue(t)
-  const { readFileSync } = require('node:fs') as typeof import('node:fs')
   const msgmax = Number(readFileSync('/proc/sys/kernel/msgmax', 'utf8'))
-  t.like(t.throws(() => q.sendSync(Buffer.alloc(msgmax + 1))), { code: 'EINVAL', syscall: 'msgsnd' })
+  // The message names the size sent and the limit, keeping the kernel's code, errno and syscall.
+  const tooBig = (size: number) => ({
+    code: 'EINVAL',
+    errno: -22,
+    syscall: 'msgsnd',
+    message: `EINVAL: invalid argument, msgsnd (a message of ${size} bytes; msgmax, the largest this system takes, is ${msgmax} bytes)`,
+  })
+  t.like(t.throws(() => q.sendSync(Buffer.alloc(msgmax + 1)), { instanceOf: IpcError }), tooBig(msgmax + 1))
+  t.like(t.throws(() => q.sendSync(Buffer.alloc(msgmax + 1), { wait: false })), tooBig(msgmax + 1))
+  // Larger than the send pool holds: the general path says the same.
+  t.like(t.throws(() => q.sendSync(Buffer.alloc(4 * msgmax + 100_000))), tooBig(4 * msgmax + 100_000))
+  t.like(await t.throwsAsync(q.send('x'.repeat(msgmax + 7)), { instanceOf: IpcError }), tooBig(msgmax + 7))
+  t.like(await t.throwsAsync(q.send(Buffer.alloc(4 * msgmax + 100_000))), tooBig(4 * msgmax + 100_000))
   t.is(q.stat().messages, 0)
+  // Other EINVALs of msgsnd are not blamed on the size: a removed queue's id.
+  const gone = MessageQueue.create()
+  gone.remove()
+  const e = t.throws(() => gone.sendSync('small'), { instanceOf: IpcError })
+  t.false(e!.message.includes('msgmax'), e!.message)
 })
 
 test('wait: false maps to IPC_NOWAIT: ENOMSG on empty, EAGAIN on full', (t) => {
@@ -300,8 +316,9 @@ test('abort ends the iteration with an AbortError and takes nothing', async (t) 
 })
 
 test('stat reports counts, pids, times, owner and mode', async (t) => {
-  const before = Math.floor(Date.now() / 1000)
+  const made = Date.now()
   const q = privateQueue(t)
+  const madeEnd = Date.now()
   const fresh = q.stat()
   t.is(fresh.messages, 0)
   t.is(fresh.lastSendTime, null)
@@ -311,17 +328,28 @@ test('stat reports counts, pids, times, owner and mode', async (t) => {
   t.is(fresh.key, 0)
   t.is(fresh.uid, process.getuid!())
   t.is(fresh.cgid, process.getgid!())
-  t.true(fresh.changeTime.getTime() / 1000 >= before - 1)
+  assertTimeBetween(t, fresh.changeTime, made, madeEnd, 'changeTime of a new queue')
+  // A new queue holds msgmnb bytes (the system default at creation; /proc tells it on Linux).
+  if (onLinux) t.is(fresh.maxBytes, Number(readFileSync('/proc/sys/kernel/msgmnb', 'utf8')))
+  await sleep(1000 - (Date.now() % 1000) + 5) // the next second: a send time must not be the creation time by chance
+  const sending = Date.now()
   q.sendSync('abc')
   q.sendSync('de')
+  const sent = Date.now()
   const s = q.stat()
   t.is(s.messages, 2)
   t.is(s.bytes, 5)
   t.is(s.lastSendPid, process.pid)
-  t.true(s.lastSendTime instanceof Date)
-  t.true(s.maxBytes > 0)
+  assertTimeBetween(t, s.lastSendTime, sending, sent, 'lastSendTime')
+  t.is(s.lastReceiveTime, null)
+  t.deepEqual(s.changeTime, fresh.changeTime, 'a send is not a change')
+  const receiving = Date.now()
   q.receiveSync()
-  t.is(q.stat().lastReceivePid, process.pid)
+  const received = Date.now()
+  const r = q.stat()
+  t.is(r.lastReceivePid, process.pid)
+  assertTimeBetween(t, r.lastReceiveTime, receiving, received, 'lastReceiveTime')
+  t.deepEqual(r.lastSendTime, s.lastSendTime)
 })
 
 test('update changes capacity and mode, keeping the rest', (t) => {
@@ -393,7 +421,10 @@ test('close is idempotent, later calls throw ERR_INVALID_STATE, remove stays pos
   t.throws(() => q.remove(), { code: 'ERR_INVALID_STATE' })
   await t.throwsAsync(q.send('x'), { code: 'ERR_INVALID_STATE' })
   await t.throwsAsync(q.receive(), { code: 'ERR_INVALID_STATE' })
-  t.notThrows(() => MessageQueue.fromId(q.id).stat())
+  // The queue itself is still there, as it was.
+  const again = MessageQueue.fromId(q.id)
+  t.like(again.stat(), { messages: 0, bytes: 0, mode: 0o600, uid: process.getuid!(), key: 0 })
+  again.close()
 })
 
 test('close cancels pending waits with an AbortError that took nothing', async (t) => {

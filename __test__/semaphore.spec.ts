@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs'
+import { readFileSync, statSync } from 'node:fs'
 import { stat } from 'node:fs/promises'
 import { constants as osConstants } from 'node:os'
 
@@ -6,7 +6,7 @@ import test, { type ExecutionContext } from 'ava'
 
 import { AbortError, IPC_PRIVATE, IpcError, Mutex, MutexGuard, Semaphore, SemaphoreSet } from '../ts/index'
 import { pendingWaits } from '../ts/reactor'
-import { freshKey, keyExists, linuxOnly, removeAtEnd, sleep, timed, waitUntilBlocked } from './helpers'
+import { assertTimeBetween, freshKey, keyExists, linuxOnly, removeAtEnd, sleep, timed, waitUntilBlocked } from './helpers'
 
 const track = <T extends { id: number; close(): void }>(t: ExecutionContext, obj: T) => removeAtEnd(t, obj, SemaphoreSet.fromId)
 const privateSet = (t: ExecutionContext, initial: number[]) => track(t, SemaphoreSet.create({ initial }))
@@ -15,7 +15,9 @@ const semLimits = () => readFileSync('/proc/sys/kernel/sem', 'utf8').trim().spli
 const PROC_SEM = 'reads the semaphore limits from /proc/sys/kernel/sem'
 
 test('create initialises the values, marks sem_otime and reports count, key and mode', (t) => {
+  const from = Date.now()
   const set = privateSet(t, [3, 0, 7])
+  const to = Date.now()
   t.is(set.count, 3)
   t.is(set.key, 0)
   t.deepEqual(set.getAll(), [3, 0, 7])
@@ -24,11 +26,14 @@ test('create initialises the values, marks sem_otime and reports count, key and 
   t.is(st.mode, 0o600)
   t.is(st.key, 0)
   t.is(st.uid, process.getuid!())
-  t.true(st.lastOpTime instanceof Date, 'the creator performed a semop (classic protocol)')
-  t.true(st.changeTime instanceof Date)
+  assertTimeBetween(t, st.lastOpTime, from, to, 'lastOpTime: the creator performed a semop (classic protocol)')
+  assertTimeBetween(t, st.changeTime, from, to, 'changeTime')
+  t.is(set.lastPid(0), process.pid, 'the creator\'s semop')
+  const zerosFrom = Date.now()
   const zeros = track(t, SemaphoreSet.create({ count: 2 }))
+  const zerosTo = Date.now()
   t.deepEqual(zeros.getAll(), [0, 0])
-  t.not(zeros.stat().lastOpTime, null)
+  assertTimeBetween(t, zeros.stat().lastOpTime, zerosFrom, zerosTo, 'lastOpTime of a set created with zeros')
 })
 
 test('open by key: create, existing never re-initialised, exclusive EEXIST, missing ENOENT', (t) => {
@@ -163,7 +168,12 @@ test.serial('many pending waits park no libuv threadpool thread, and alike waits
   // With 8 waits on the pool (4 threads), these would never run.
   const work = Promise.all([stat('/'), stat('/tmp'), stat(__dirname), stat('/'), stat('/'), stat('/')])
   const timeout = sleep(5000).then(() => 'starved')
-  t.not(await Promise.race([work, timeout]), 'starved')
+  const done = await Promise.race([work, timeout])
+  if (typeof done === 'string') return t.fail('fs.stat starved while the waits were pending')
+  t.deepEqual(
+    done.map((st) => st.ino),
+    ['/', '/tmp', __dirname, '/', '/', '/'].map((p) => statSync(p).ino),
+  )
   set.opSync([{ index: 0, delta: 3 }])
   for (let i = 0; i < 1000 && order.length < 3; i++) await sleep(10)
   await sleep(20)
@@ -327,7 +337,7 @@ test('Mutex: lock guard, tryLock, using, withLock unlocks on throw, timed-out lo
   t.is(SemaphoreSet.fromId(mutex.id).get(0), 1)
   {
     using held = mutex.tryLock()
-    t.truthy(held)
+    t.true(held instanceof MutexGuard && held.held)
     t.true(mutex.locked)
   }
   t.false(mutex.locked)

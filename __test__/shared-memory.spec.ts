@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
@@ -7,6 +8,7 @@ import test, { type ExecutionContext } from 'ava'
 import { AbortError, IPC_PRIVATE, IpcError, SharedMemory, zeroCopySupported } from '../ts/index'
 import { pendingWaits } from '../ts/reactor'
 import {
+  assertTimeBetween,
   cChild,
   compileC,
   freshKey,
@@ -15,9 +17,11 @@ import {
   NOBODY,
   nodeChild,
   notLinux,
+  onLinux,
   removeAtEnd,
   removeBuilds,
   runNode,
+  SOURCE_ENTRY,
   shmAttachments,
   sleep,
   sysvIds,
@@ -118,6 +122,62 @@ test('copy API bounds: RangeError before anything is written', (t) => {
   t.throws(() => SharedMemory.open(1, { create: 1 as never }), type)
   t.throws(() => SharedMemory.create(undefined as never), type)
   t.throws(() => shm.attach({ readonly: 'yes' as never }), type)
+})
+
+test('an EINVAL of shmget says what to fix: no size for a new segment, a size larger than the existing segment', (t) => {
+  const key = freshKey('shm')
+  t.teardown(() => {
+    if (keyExists('shm', key)) {
+      const s = SharedMemory.open(key)
+      s.remove()
+      s.close()
+    }
+  })
+  const noSize = t.throws(() => SharedMemory.open(key, { create: true }), { instanceOf: IpcError })
+  t.like(noSize, {
+    code: 'EINVAL',
+    errno: -22,
+    syscall: 'shmget',
+    message: 'EINVAL: invalid argument, shmget (no options.size: a new segment needs a size of at least 1 byte)',
+  })
+  t.false(keyExists('shm', key), 'nothing was created')
+  const made = track(t, SharedMemory.open(key, { create: true, size: 100 }))
+  t.like(t.throws(() => SharedMemory.open(key, { size: 5000 })), {
+    code: 'EINVAL',
+    errno: -22,
+    syscall: 'shmget',
+    message: 'EINVAL: invalid argument, shmget (options.size 5000: the existing segment of this key is smaller)',
+  })
+  // An existing segment opens without a size.
+  t.is(track(t, SharedMemory.open(key, { create: true })).id, made.id)
+})
+
+/** Why `unshare --ipc` cannot run here, or undefined when it can (it needs root). */
+const noIpcNamespace = (() => {
+  if (!onLinux) return undefined // linuxOnly says why
+  const probe = spawnSync('unshare', ['--ipc', 'true'], { stdio: 'pipe' })
+  if (probe.error) return `unshare(1) is not available (${probe.error.message})`
+  return probe.status === 0 ? undefined : `unshare --ipc failed (it needs root): ${probe.stderr.toString().trim()}`
+})()
+const namespaceTest = noIpcNamespace === undefined ? test : (title: string) => test.skip(`${title} [skipped: ${noIpcNamespace}]`, () => {})
+
+linuxOnly(namespaceTest, 'sets shmmax in a private IPC namespace (unshare, /proc/sys/kernel)')('an EINVAL of shmget for a size above shmmax names shmmax', async (t) => {
+  const code = `
+    const ipckit = require(${JSON.stringify(SOURCE_ENTRY)})
+    try { ipckit.SharedMemory.open(0x1234, { create: true, size: 70000 }) }
+    catch (e) { console.log(JSON.stringify({ code: e.code, errno: e.errno, syscall: e.syscall, message: e.message })) }`
+  const r = spawnSync(
+    'unshare',
+    ['--ipc', 'sh', '-c', 'echo 65536 > /proc/sys/kernel/shmmax && exec "$0" --require "$1" -e "$2"', process.execPath, require.resolve('tsx/cjs'), code],
+    { encoding: 'utf8' },
+  )
+  t.is(r.status, 0, r.stderr)
+  t.deepEqual(JSON.parse(r.stdout), {
+    code: 'EINVAL',
+    errno: -22,
+    syscall: 'shmget',
+    message: 'EINVAL: invalid argument, shmget (options.size 70000 is above shmmax, the largest segment this system makes: 65536 bytes)',
+  })
 })
 
 test('a C program writes a pattern by key, Node reads it byte for byte and writes back, C verifies', async (t) => {
@@ -387,17 +447,22 @@ linuxOnly(test, 'reads /proc/sys/kernel/shmmax')('kernel errors: EINVAL for size
 })
 
 test('stat, update and remove', (t) => {
+  const made = Date.now()
   const shm = privateSegment(t, 1000)
+  const madeEnd = Date.now()
   const before = shm.stat()
   t.like(before, { key: 0, size: 1000, attachments: 0, creatorPid: process.pid, mode: 0o600, removed: false, uid: 0 })
   t.is(before.attachTime, null)
   t.is(before.detachTime, null)
-  t.true(before.changeTime instanceof Date)
+  assertTimeBetween(t, before.changeTime, made, madeEnd, 'changeTime')
+  const attaching = Date.now()
   shm.read(0, 1)
+  const attached = Date.now()
   const after = shm.stat()
   t.is(after.attachments, 1)
   t.is(after.lastPid, process.pid)
-  t.true(after.attachTime instanceof Date)
+  assertTimeBetween(t, after.attachTime, attaching, attached, 'attachTime')
+  t.is(after.detachTime, null)
   shm.update({ mode: 0o640, gid: 100 })
   t.like(shm.stat(), { mode: 0o640, gid: 100, uid: 0 })
   t.throws(() => shm.update({ mode: 0o1777 }), { code: 'ERR_OUT_OF_RANGE' })

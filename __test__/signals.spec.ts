@@ -85,7 +85,18 @@ rtTest('names and numbers are Node’s (os.constants.signals); real-time names r
     Array.from({ length: 31 }, (_, i) => i + 1),
   )
   t.like(describeSignal('SIGSEGV'), { name: 'SIGSEGV', number: 11, defaultAction: 'core' })
-  t.true(all.every((s) => typeof s.description === 'string' && s.description.length > 0))
+  // signal(7)'s words.
+  t.like(describeSignal('SIGQUIT'), { description: 'Quit from keyboard' })
+  t.like(describeSignal('SIGPIPE'), { description: 'Broken pipe: write to pipe with no readers' })
+  t.like(describeSignal('SIGUSR1'), { description: 'User-defined signal 1' })
+  t.like(describeSignal('SIGCHLD'), { description: 'Child stopped, terminated, or continued' })
+  t.deepEqual(
+    all.filter((s) => s.number >= RTMIN).map((s) => s.description),
+    Array(RTMAX - RTMIN + 1).fill('Real-time signal'),
+  )
+  // Each standard signal has its own.
+  t.is(new Set(all.slice(0, 31).map((s) => s.description)).size, 31)
+  for (const s of all) t.deepEqual(describeSignal(s.number), s)
 })
 
 test('bad signals and arguments are refused before any system call', (t) => {
@@ -193,16 +204,18 @@ test('kill of a negative pid signals every process of the group', async (t) => {
 
 test('kill(0, sig) signals the caller’s own process group', async (t) => {
   // detached: the child leads a group of its own, so pid 0 reaches nobody else.
-  const r = await runNode(
+  const child = nodeChild(
     `const w = ipckit.watchSignals('SIGUSR2');
      ipckit.kill(0, 'SIGUSR2');
      w.next().then((r) => { console.log(JSON.stringify(r.value)); w.close() })`,
     [],
     { detached: true },
   )
+  const r = await child.done
+  t.is(r.code, 0, r.stderr)
   const event = JSON.parse(r.stdout) as SignalEvent
   t.like(event, { name: 'SIGUSR2', code: SI_USER, uid: process.getuid!(), value: undefined })
-  t.is(typeof event.pid, 'number')
+  t.is(event.pid, child.pid, 'sent by the child itself')
 })
 
 test('kill(-1, sig) reaches every process the caller may signal, but not the caller', async (t) => {

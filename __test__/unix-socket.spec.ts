@@ -1,6 +1,20 @@
 import test, { type ExecutionContext } from 'ava'
 import { execFileSync } from 'node:child_process'
-import { closeSync, constants, existsSync, openSync, readFileSync, readSync, readdirSync, statSync, writeFileSync } from 'node:fs'
+import {
+  closeSync,
+  constants,
+  existsSync,
+  fstatSync,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  readSync,
+  readdirSync,
+  renameSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import { createServer, type Socket } from 'node:net'
 import { join } from 'node:path'
@@ -29,6 +43,7 @@ import {
   notLinux,
   openFds,
   removeBuilds,
+  runNode,
   sleep,
   tempDir,
   timed,
@@ -104,6 +119,23 @@ function dir(t: ExecutionContext): string {
   return d.path
 }
 
+/**
+ * Leaves a stale socket file at `path`, as a server that crashed does: a child process binds it
+ * (and listens, for seqpacket) and is killed with SIGKILL, so nothing removes the file.
+ */
+async function leaveStaleSocket(kind: 'dgram' | 'seqpacket', path: string): Promise<void> {
+  const child = nodeChild(
+    kind === 'dgram'
+      ? `ipckit.UnixDatagramSocket.bind(process.argv[2]); console.log('bound'); setInterval(() => {}, 1000)`
+      : `ipckit.UnixSeqpacketServer.listen(process.argv[2]); console.log('bound'); setInterval(() => {}, 1000)`,
+    [path],
+  )
+  await child.line(/^bound$/)
+  child.kill('SIGKILL')
+  await child.done
+  if (!statSync(path).isSocket()) throw new Error(`no stale socket at ${path}`)
+}
+
 /** Same checksum as the C programs print. */
 function checksum(data: Buffer): number {
   let sum = 0
@@ -119,7 +151,8 @@ seqpacketTest('socketpair(seqpacket): boundaries, async and sync forms, end of s
   own(a)
   own(b)
   t.true(a instanceof UnixSeqpacketSocket)
-  t.true(Number.isInteger(a.fd) && a.fd > 2)
+  t.true(fstatSync(a.fd).isSocket() && fstatSync(b.fd).isSocket(), 'each end is a socket descriptor')
+  t.not(fstatSync(a.fd).ino, fstatSync(b.fd).ino, 'two sockets, not one twice')
   await a.send('one')
   a.sendSync(Buffer.alloc(0))
   await a.send(new Uint16Array([0x0102, 0x0304]))
@@ -158,7 +191,9 @@ fdTest('socketpair(stream) gives net.Sockets with an fd', async (t, own) => {
   const [a, b] = socketpair('stream')
   own(a)
   own(b)
-  t.true(Number.isInteger(a.fd) && Number.isInteger(b.fd))
+  t.true(fstatSync(a.fd).isSocket() && fstatSync(b.fd).isSocket(), 'each end is a socket descriptor')
+  t.not(fstatSync(a.fd).ino, fstatSync(b.fd).ino, 'two sockets, not one twice')
+  t.is(a.fd, (a as unknown as { _handle: { fd: number } })._handle.fd, 'the descriptor the net.Socket reads')
   const chunks: Buffer[] = []
   b.on('data', (c: Buffer) => chunks.push(c))
   const ended = new Promise((r) => b.once('end', r))
@@ -286,12 +321,12 @@ fdTest('backpressure: a full socket makes send wait, not fail; wait: false throw
       break
     }
   }
-  t.true(queued > 0)
+  t.true(queued > 0, 'some datagrams fit before the buffer is full')
   let sent = false
   const p = a.send('last').then(() => (sent = true))
   await sleep(30)
   t.false(sent, 'send waits while the buffer is full')
-  for (let i = 0; i < queued; i++) b.receiveSync()
+  for (let i = 0; i < queued; i++) t.deepEqual(b.receiveSync().data, chunk)
   await p
   t.is(b.receiveSync().data.toString(), 'last')
   // An aborted send sent nothing.
@@ -748,7 +783,7 @@ seqpacketTest('connect errors: ENOENT and ECONNREFUSED', async (t, own) => {
     errno: -2,
   })
   const stalePath = join(d, 'stale.sock')
-  UnixSeqpacketServer.listen(stalePath).close()
+  await leaveStaleSocket('seqpacket', stalePath)
   t.like(t.throws(() => UnixSeqpacketSocket.connect(stalePath)), { code: 'ECONNREFUSED', syscall: 'connect' })
   const c = own(UnixDatagramSocket.create())
   t.like(await t.throwsAsync(c.send('x', { to: missing })), { code: 'ENOENT', syscall: 'sendmsg' })
@@ -762,17 +797,22 @@ linuxFdTest(`${SEQPACKET}, and one name is abstract`)('EADDRINUSE on a live sock
   t.like(t.throws(() => UnixSeqpacketServer.listen(path)), { code: 'EADDRINUSE', syscall: 'bind' })
   t.like(t.throws(() => UnixSeqpacketServer.listen(path, { replaceStale: true })), { code: 'EADDRINUSE' })
   live.close()
-  // Now nobody listens: the file is stale.
+  // A server that dies without closing leaves its file: a stale one, nobody listens.
+  await leaveStaleSocket('seqpacket', path)
   t.throws(() => UnixSeqpacketServer.listen(path), { code: 'EADDRINUSE' })
   const again = own(UnixSeqpacketServer.listen(path, { replaceStale: true }))
   const c = own(UnixSeqpacketSocket.connect(path))
-  t.truthy(await again.accept().then(own))
+  const conn = own(await again.accept())
+  c.sendSync('through the replaced file')
+  t.is((await conn.receive())!.data.toString(), 'through the replaced file')
   c.close()
   // Datagram sockets too.
   const dpath = join(d, 'dgram.sock')
   const dg = own(UnixDatagramSocket.bind(dpath))
   t.throws(() => UnixDatagramSocket.bind(dpath, { replaceStale: true }), { code: 'EADDRINUSE' })
   dg.close()
+  await leaveStaleSocket('dgram', dpath)
+  t.throws(() => UnixDatagramSocket.bind(dpath), { code: 'EADDRINUSE' })
   own(UnixDatagramSocket.bind(dpath, { replaceStale: true }))
   // A regular file is never removed.
   const regular = join(d, 'regular')
@@ -782,6 +822,121 @@ linuxFdTest(`${SEQPACKET}, and one name is abstract`)('EADDRINUSE on a live sock
   const abs = uniq('abs-inuse')
   own(UnixDatagramSocket.bind({ abstract: abs }))
   t.throws(() => UnixDatagramSocket.bind({ abstract: abs }), { code: 'EADDRINUSE' })
+})
+
+/** The device and inode of the file at `path`, or undefined if there is none. */
+function identity(path: string): string | undefined {
+  try {
+    const st = lstatSync(path, { bigint: true })
+    return `${st.dev}:${st.ino}`
+  } catch {
+    return undefined
+  }
+}
+
+seqpacketTest('close() removes the socket file a server bound, as net.Server does, so the path can be listened on again', async (t, own) => {
+  const d = dir(t)
+  const path = join(d, 'srv.sock')
+  {
+    using server = UnixSeqpacketServer.listen(path)
+    t.true(statSync(path).isSocket())
+    const c = own(UnixSeqpacketSocket.connect(path))
+    const conn = own(await server.accept())
+    c.sendSync('before close')
+    t.is(conn.receiveSync()!.data.toString(), 'before close')
+  }
+  t.false(existsSync(path), '`using` closed the server, which removed its file')
+  // The next listen binds without EADDRINUSE and without replaceStale.
+  const again = own(UnixSeqpacketServer.listen(path))
+  const c = own(UnixSeqpacketSocket.connect(path))
+  const conn = own(await again.accept())
+  c.sendSync('after')
+  t.is(conn.receiveSync()!.data.toString(), 'after')
+  again.close()
+  t.false(existsSync(path))
+  again.close() // idempotent
+  again.remove() // nothing left to remove: no error
+  t.false(existsSync(path))
+})
+
+fdTest('close() removes the socket file a datagram socket bound; unbound and connected sockets remove nothing', async (t, own) => {
+  const d = dir(t)
+  const path = join(d, 'dgram.sock')
+  const server = own(UnixDatagramSocket.bind(path))
+  {
+    using client = UnixDatagramSocket.connect(path) // unbound: its close touches no file
+    await client.send('hello')
+    using anonymous = UnixDatagramSocket.create()
+    await anonymous.send('anonymous', { to: path })
+  }
+  t.true(statSync(path).isSocket(), 'the clients left the server\'s file alone')
+  t.is(server.receiveSync().data.toString(), 'hello')
+  t.is(server.receiveSync().data.toString(), 'anonymous')
+  {
+    using bound = UnixDatagramSocket.bind(join(d, 'client.sock'))
+    await bound.send('from a bound client', { to: path })
+    t.true(existsSync(join(d, 'client.sock')))
+  }
+  t.false(existsSync(join(d, 'client.sock')), '`using` closed the bound client, which removed its file')
+  t.like(server.receiveSync(), { from: join(d, 'client.sock') })
+  server.close()
+  t.false(existsSync(path))
+  // Bound again at once, no replaceStale needed.
+  own(UnixDatagramSocket.bind(path)).close()
+  t.false(existsSync(path))
+  // A socket over a descriptor (fromFd) knows no path: nothing is removed.
+  const [a, b] = socketpair('dgram')
+  own(a).close()
+  own(b).close()
+})
+
+seqpacketTest('a socket file replaced since bind is not removed by close(): another server\'s file, a regular file', async (t, own) => {
+  const d = dir(t)
+  const path = join(d, 'srv.sock')
+  const first = own(UnixSeqpacketServer.listen(path))
+  const firstFile = identity(path)
+  // Someone removes the file and another server binds the same path.
+  first.remove()
+  const second = own(UnixSeqpacketServer.listen(path))
+  const secondFile = identity(path)
+  t.not(secondFile, firstFile)
+  first.close()
+  t.is(identity(path), secondFile, 'the second server\'s file is still there')
+  const c = own(UnixSeqpacketSocket.connect(path))
+  const conn = own(await second.accept())
+  c.sendSync('to the second')
+  t.is(conn.receiveSync()!.data.toString(), 'to the second')
+  second.close()
+  t.false(existsSync(path))
+
+  // A datagram socket's file renamed away and a regular file put in its place: both stay.
+  const dpath = join(d, 'dgram.sock')
+  const moved = join(d, 'moved.sock')
+  const dg = own(UnixDatagramSocket.bind(dpath))
+  renameSync(dpath, moved)
+  writeFileSync(dpath, 'not a socket')
+  dg.close()
+  t.is(readFileSync(dpath, 'utf8'), 'not a socket', 'a regular file at the path is left alone')
+  t.true(statSync(moved).isSocket(), 'close() looks only at the path it bound')
+})
+
+linuxFdTest(SEQPACKET)('a server bound at a relative path removes its own file on close, after a chdir; a child that inherits nothing removes nothing', async (t) => {
+  const d = dir(t)
+  mkdirSync(join(d, 'elsewhere'))
+  writeFileSync(join(d, 'elsewhere', 'srv.sock'), 'same name, other folder')
+  const r = await runNode(
+    `const fs = require('node:fs')
+     const server = ipckit.UnixSeqpacketServer.listen('srv.sock')
+     process.chdir('elsewhere')
+     server.close()
+     console.log(JSON.stringify({ bound: fs.existsSync('../srv.sock'), other: fs.readFileSync('srv.sock', 'utf8') }))`,
+    [],
+    { cwd: d },
+  )
+  t.deepEqual(JSON.parse(r.stdout), { bound: false, other: 'same name, other folder' })
+  // A server killed without close leaves its file (nothing runs to remove it): replaceStale is for that.
+  await leaveStaleSocket('seqpacket', join(d, 'killed.sock'))
+  t.true(statSync(join(d, 'killed.sock')).isSocket())
 })
 
 seqpacketTest('EMSGSIZE for a message larger than the socket can hold', async (t, own) => {

@@ -1,20 +1,27 @@
 #!/usr/bin/env node
 // A tour of ipckit between two real processes: this script starts a copy of itself as a worker
-// and the two talk over a System V message queue: jobs go one way (type 1), answers come back
-// (type 2), and a stop message (type 3) ends the worker. Run it with `npm run demo`.
+// and the two talk over a System V message queue: jobs go one way (type 1), a stop message
+// (type 2) ends the worker, and answers come back (type 3). Run it with `npm run demo`.
+//
+// The worker receives with `type: -2`: the lowest type <= 2 first, so it takes every job before
+// the stop and never its own answers (type 3), which share the queue.
 'use strict'
 
 const { fork } = require('node:child_process')
 const { createHash } = require('node:crypto')
 const { MessageQueue } = require('..')
 
+const JOB = 1
+const STOP = 2
+const ANSWER = 3
+
 async function worker(queueId) {
   const q = MessageQueue.fromId(queueId)
-  // Types 1 (a job) and 3 (stop), lowest type first: every job is taken before the stop.
-  for await (const { type, data } of q.messages({ type: -3 })) {
-    if (type === 3) break
+  // Jobs and the stop, lowest type first: every job is taken before the stop.
+  for await (const { type, data } of q.messages({ type: -STOP })) {
+    if (type === STOP) break
     const digest = createHash('sha256').update(data).digest('hex').slice(0, 16)
-    await q.send(`${process.pid} hashed "${data}" -> ${digest}`, { type: 2 })
+    await q.send(`${process.pid} hashed "${data}" -> ${digest}`, { type: ANSWER })
   }
   q.close()
 }
@@ -27,11 +34,11 @@ async function main() {
     console.log(`parent ${process.pid}: started worker ${child.pid}, queue id ${q.id}`)
 
     const jobs = ['alpha', 'beta', 'gamma', 'delta']
-    for (const job of jobs) await q.send(job, { type: 1 })
-    console.log(`parent ${process.pid}: sent ${jobs.length} jobs (type 1); ${q.stat().messages} wait in the queue`)
+    for (const job of jobs) await q.send(job, { type: JOB })
+    console.log(`parent ${process.pid}: sent ${jobs.length} jobs (type ${JOB}); ${q.stat().messages} wait in the queue`)
 
     for (let i = 0; i < jobs.length; i++) {
-      const answer = await q.receive({ type: 2 })
+      const answer = await q.receive({ type: ANSWER })
       console.log(`parent ${process.pid}: answer ${i + 1}: ${answer.data}`)
     }
 
@@ -39,7 +46,7 @@ async function main() {
     const aborted = await q.receive({ type: 99, signal: AbortSignal.timeout(50) }).catch((err) => err.name)
     console.log(`parent ${process.pid}: a receive of type 99 with a 50 ms timeout ended with ${aborted}`)
 
-    q.sendSync('stop', { type: 3 })
+    q.sendSync('stop', { type: STOP })
     const code = await new Promise((resolve) => child.on('exit', resolve))
     const s = q.stat()
     console.log(

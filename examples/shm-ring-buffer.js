@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // A single-producer / single-consumer ring buffer in a System V shared memory segment, between
-// two processes. The parent writes checksummed messages of random sizes into the ring, a child
+// two processes. The parent writes checksummed messages of varied sizes into the ring, a child
 // process reads them and checks every checksum. The head and tail indices live in the segment
 // and are read and written with `Atomics` on an Int32Array over a zero-copy view, and the
 // consumer hashes each message straight out of shared memory. When the ring is empty the
@@ -17,9 +17,12 @@
 // free-running unsigned 32-bit counters; the ring's bytes start at DATA. A record is a 4-byte
 // length, an 8-byte checksum (the first 8 bytes of the payload's SHA-256), then the payload;
 // a record may wrap around the end of the ring. Length 0xFFFFFFFF marks the end of the stream.
+//
+// Message i's payload is made from i alone (see `payloadOf`), so the stream's SHA-256, which both
+// sides print, can be recomputed by anyone.
 'use strict'
 const { fork } = require('node:child_process')
-const { createHash, randomBytes } = require('node:crypto')
+const { createHash } = require('node:crypto')
 const { SharedMemory, zeroCopySupported } = require('..') // this package, from dist/ (run `npm run build` first)
 
 const HEAD = 0 // word index of the head (the producer moves it)
@@ -31,6 +34,12 @@ const END = 0xffffffff
 const MAX_PAYLOAD = 1000
 
 const checksum = (bytes) => createHash('sha256').update(bytes).digest().subarray(0, 8)
+
+/** Message i's payload: 1 to MAX_PAYLOAD bytes, the SHA-256 of `message <i>` repeated; its first two bytes pick the length. */
+function payloadOf(i) {
+  const seed = createHash('sha256').update(`message ${i}`).digest()
+  return Buffer.alloc(1 + (seed.readUInt16LE(0) % MAX_PAYLOAD), seed)
+}
 
 /** The ring's memory through a zero-copy view: Atomics on the indices, typed arrays on the bytes. */
 class ZeroCopyAccess {
@@ -180,8 +189,11 @@ async function consumer(shmId) {
     shm.close()
     process.off('disconnect', onDisconnect)
   }
-  console.log(`consumer ${process.pid}: ${messages} messages, ${bytes} bytes, ${bad} bad checksums, slept ${ring.waits} times (ring empty)`)
-  process.send({ summary: { messages, bad, bytes, digest: digest.digest('hex') } })
+  const hex = digest.digest('hex')
+  console.log(
+    `consumer ${process.pid}: ${messages} messages, ${bytes} bytes, ${bad} bad checksums, stream sha256 ${hex}, slept ${ring.waits} times (ring empty)`,
+  )
+  process.send({ summary: { messages, bad, bytes, digest: hex } })
 }
 
 /** Resolves with the first message of `child` that `pick` accepts; rejects if the child ends first. */
@@ -223,17 +235,18 @@ async function main() {
     const digest = createHash('sha256')
     let bytes = 0
     for (let i = 0; i < count; i++) {
-      const payload = randomBytes(1 + Math.floor(Math.random() * MAX_PAYLOAD))
+      const payload = payloadOf(i)
       digest.update(payload)
       bytes += payload.length
       await ring.put(payload)
     }
     await ring.put(Buffer.alloc(0), END)
-    console.log(`producer ${process.pid}: ${count} messages, ${bytes} bytes, slept ${ring.waits} times (ring full)`)
+    const hex = digest.digest('hex')
+    console.log(`producer ${process.pid}: ${count} messages, ${bytes} bytes, stream sha256 ${hex}, slept ${ring.waits} times (ring full)`)
 
     const { summary: got } = await report
     const code = await exited
-    const same = got.messages === count && got.bytes === bytes && got.digest === digest.digest('hex')
+    const same = got.messages === count && got.bytes === bytes && got.digest === hex
     console.log(
       `checksums: ${got.messages - got.bad}/${got.messages} OK; stream digest ${same ? 'matches' : 'DIFFERS'}; consumer exited with ${code}`,
     )

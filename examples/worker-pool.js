@@ -4,7 +4,9 @@
 // results back on a second queue. No sockets, no IPC channel of Node's: any process that knows
 // the queue ids (a C program, a Python one with sysv_ipc) could be a worker or a producer.
 //
-//   npm run build && node examples/worker-pool.js [workers] [jobs]
+//   npm run build && node examples/worker-pool.js [workers] [jobs] [--list]
+//
+// `--list` prints every job's result and the worker that computed it.
 //
 // Job messages have type 1 and a stop message type 2; workers receive with `type: -2` (the
 // lowest type <= 2 first), so every job is taken before any worker sees its stop message.
@@ -36,8 +38,9 @@ async function worker(jobsId, resultsId) {
 }
 
 async function main() {
-  const workers = Number(process.argv[2] ?? 4)
-  const count = Number(process.argv[3] ?? 200)
+  const args = process.argv.slice(2)
+  const list = args.includes('--list')
+  const [workers = 4, count = 200] = args.filter((a) => a !== '--list').map(Number)
   const jobs = MessageQueue.create()
   const results = MessageQueue.create()
   const started = process.hrtime.bigint()
@@ -46,6 +49,8 @@ async function main() {
       fork(__filename, ['--worker', String(jobs.id), String(results.id)], { stdio: 'inherit' }),
     )
     const exited = children.map((c) => new Promise((resolve) => c.on('exit', resolve)))
+    console.log(`parent ${process.pid}: jobs on queue ${jobs.id}, results on queue ${results.id}`)
+    console.log(`parent ${process.pid}: started workers ${children.map((c) => c.pid).join(', ')}`)
 
     for (let id = 0; id < count; id++) await jobs.send(JSON.stringify({ id, input: `job ${id}` }), { type: JOB })
     for (let i = 0; i < workers; i++) await jobs.send('', { type: STOP })
@@ -57,6 +62,7 @@ async function main() {
       if (output !== work(`job ${id}`) || seen.has(id)) throw new Error(`bad result for job ${id}`)
       seen.add(id)
       perWorker.set(pid, (perWorker.get(pid) ?? 0) + 1)
+      if (list) console.log(`  job ${id} "job ${id}" -> ${output} by worker ${pid}`)
     }
     const codes = await Promise.all(exited)
     const ms = Number(process.hrtime.bigint() - started) / 1e6

@@ -163,6 +163,7 @@ QEMU_SKIPS=()
 # 40-90 s emulated) would make CI's run too long, and run on x64 under every Node major instead.
 SLOW='forks many processes or loops for long: too slow emulated; runs on x64 under Node 20/22/24/26'
 QEMU_SKIP_FILES=(
+  "demo.spec.ts|$SLOW"
   "examples.spec.ts|$SLOW"
   "faults.spec.ts|$SLOW"
   "faults-eintr.spec.ts|$SLOW"
@@ -171,6 +172,7 @@ QEMU_SKIP_FILES=(
   "leaks.spec.ts|$SLOW"
   "package.spec.ts|packs and installs tarballs (arch-independent); runs on x64 under Node 20/22/24/26"
   "queue-processes.spec.ts|$SLOW"
+  "readme.spec.ts|$SLOW"
   "semaphore-mp.spec.ts|$SLOW"
   "stress.spec.ts|$SLOW"
   "signals.spec.ts|qemu-user catches signals in its own host handlers and re-delivers them to the guest, so handler chaining and sender pid/uid are qemu's there; runs on x64 under Node 20/22/24/26"

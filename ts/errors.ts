@@ -16,6 +16,25 @@ export interface SystemErrorFields {
   syscall: string
   /** `'EACCES: permission denied, msgget'`. */
   message: string
+  /** The file the call was about, if any (as Node's `fs` errors carry it). */
+  path?: string
+}
+
+/**
+ * What a system error names besides `code: description, syscall`, so that it says what to fix
+ * (see {@link callNative}).
+ */
+export interface ErrorDetail {
+  /**
+   * The file the call was about: the message ends `, syscall '<path>'` and `err.path` is set,
+   * as Node's `fs` does (`ENOENT: no such file or directory, ftok '/missing'`).
+   */
+  path?: string
+  /**
+   * The size or limit that matters, added in parentheses
+   * (`EINVAL: invalid argument, msgsnd (a message of 9000 bytes; msgmax is 8192)`).
+   */
+  info?: string
 }
 
 /**
@@ -39,9 +58,15 @@ export class IpcError extends Error {
   readonly errno: number
   /** The failed system call: `'msgget'`. */
   readonly syscall: string
+  /** The file the call was about (`ftok`'s path), when there is one. */
+  readonly path?: string
 
   constructor(fields: SystemErrorFields) {
-    if (!isSystemErrorFields(fields) || !['string', 'undefined'].includes(typeof fields.message)) {
+    if (
+      !isSystemErrorFields(fields) ||
+      !['string', 'undefined'].includes(typeof fields.message) ||
+      !['string', 'undefined'].includes(typeof fields.path)
+    ) {
       throw invalidArgType('fields', 'an object with string code, syscall and message and number errno', fields)
     }
     super(fields.message)
@@ -49,6 +74,7 @@ export class IpcError extends Error {
     this.code = fields.code
     this.errno = fields.errno
     this.syscall = fields.syscall
+    if (fields.path !== undefined) this.path = fields.path
     Error.captureStackTrace?.(this, IpcError)
   }
 }
@@ -69,14 +95,37 @@ export function fromNative(err: unknown): unknown {
 }
 
 /**
- * Runs a native call, rethrowing its system errors as {@link IpcError}.
+ * `err` with what `detail` names added to its message (and `path` set), as a new
+ * {@link IpcError} with the same `code`, `errno` and `syscall`; `err` itself when there is
+ * nothing to add.
  * @internal
  */
-export function callNative<T>(fn: () => T): T {
+export function withDetail(err: IpcError, detail: ErrorDetail | undefined): IpcError {
+  if (detail === undefined || (detail.path === undefined && detail.info === undefined)) return err
+  let message = err.message
+  if (detail.path !== undefined) message += ` '${detail.path}'`
+  if (detail.info !== undefined) message += ` (${detail.info})`
+  return new IpcError({ code: err.code, errno: err.errno, syscall: err.syscall, message, path: detail.path ?? err.path })
+}
+
+/**
+ * Runs a native call, rethrowing its system errors as {@link IpcError}. `detail`, asked only
+ * when the call failed, names what the message should add: the path, size or limit that
+ * matters to the caller (see {@link ErrorDetail}).
+ *
+ * @example
+ * ```ts
+ * callNative(() => native.ftok(path, id), () => ({ path }))
+ * // ENOENT: no such file or directory, ftok '/nonexistent/x'   (err.path === '/nonexistent/x')
+ * ```
+ * @internal
+ */
+export function callNative<T>(fn: () => T, detail?: (err: IpcError) => ErrorDetail | undefined): T {
   try {
     return fn()
   } catch (err) {
-    const e = fromNative(err)
+    let e = fromNative(err)
+    if (e instanceof IpcError && detail !== undefined) e = withDetail(e, detail(e))
     // Start the stack at the public method that made the call, not in this helper.
     if (e instanceof IpcError) Error.captureStackTrace?.(e, callNative)
     throw e

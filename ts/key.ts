@@ -25,7 +25,8 @@ export const IPC_PRIVATE = 0
  * what the C library's `ftok(3)` returns for the same file and id, as an unsigned 32-bit
  * number (as `ipcs` prints it). Processes that agree on a path and an id agree on the key.
  *
- * Throws an `IpcError` from `stat(2)` (`ENOENT`, `EACCES`, ...) with `syscall: 'ftok'`.
+ * Throws an `IpcError` from `stat(2)` (`ENOENT`, `EACCES`, ...) with `syscall: 'ftok'`, whose
+ * message and `path` name the file, as Node's `fs` errors do.
  *
  * @example
  * ```ts
@@ -39,5 +40,8 @@ export function ftok(path: string | URL, projectId: number): number {
   else if (path instanceof URL) p = fileURLToPath(path)
   else throw invalidArgType('path', 'of type string or an instance of URL', path)
   validateInteger(projectId, 'projectId', 1, 255)
-  return callNative(() => native.ftok(p, projectId))
+  return callNative(
+    () => native.ftok(p, projectId),
+    () => ({ path: p }),
+  )
 }

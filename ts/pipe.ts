@@ -88,7 +88,7 @@ function toPathBytes(path: unknown, name: string): Buffer {
  * for await (const chunk of readable) console.log(chunk.toString())   // 'hello'
  * ```
  */
-export class PipeReadable extends Readable implements Disposable {
+export class PipeReadable extends Readable implements Disposable, AsyncDisposable {
   #fd: number
   #socket: Socket | undefined
 
@@ -156,6 +156,14 @@ export class PipeReadable extends Readable implements Disposable {
   [Symbol.dispose](): void {
     this.close()
   }
+
+  /**
+   * {@link close}, then resolves once the descriptor is closed (`'close'`), for
+   * `await using r = await openFifo(path, 'r')`.
+   */
+  override [Symbol.asyncDispose](): Promise<void> {
+    return closeAndWait(this)
+  }
 }
 
 /**
@@ -171,7 +179,7 @@ export class PipeReadable extends Readable implements Disposable {
  * writable.end()
  * ```
  */
-export class PipeWritable extends Writable implements Disposable {
+export class PipeWritable extends Writable implements Disposable, AsyncDisposable {
   #fd: number
   #socket: Socket | undefined
 
@@ -251,6 +259,24 @@ export class PipeWritable extends Writable implements Disposable {
   [Symbol.dispose](): void {
     this.close()
   }
+
+  /**
+   * {@link close}, then resolves once the descriptor is closed (`'close'`), for
+   * `await using w = await openFifo(path, 'w')`. Data not yet written is dropped, as
+   * with `close()`: `end()` and wait for `'finish'` to flush first.
+   */
+  [Symbol.asyncDispose](): Promise<void> {
+    return closeAndWait(this)
+  }
+}
+
+/** Closes `end` and resolves once it has emitted `'close'` (at once if it has). */
+function closeAndWait(end: PipeReadable | PipeWritable): Promise<void> {
+  return new Promise((resolve) => {
+    if (end.closed) return resolve()
+    end.once('close', () => resolve())
+    end.close()
+  })
 }
 
 function closeEnd(fd: number, socket: Socket | undefined, owner: object): void {

@@ -67,7 +67,8 @@ export function platformSuffix(platform: string, arch: string, libc?: Libc): str
 
 /**
  * The error thrown when no native binding loads: it names the package this platform needs (or
- * says that there is none for it) and keeps what the loader reported as `cause`.
+ * says that there is none for it) and keeps what the loader reported as `cause`, less what does
+ * not apply to ipckit (the loader's WebAssembly fallback).
  *
  * @example
  * ```ts
@@ -84,26 +85,58 @@ export function bindingLoadError(
   libc: Libc = detectLibc(),
 ): Error {
   const suffix = platformSuffix(platform, arch, libc)
+  const relevant = relevantCause(cause)
   const supported = Object.keys(PLATFORM_PACKAGES).join(', ')
   const message =
     suffix in PLATFORM_PACKAGES
       ? `ipckit: the native binding for ${suffix} did not load. It comes from the package ` +
         `\`ipckit-${suffix}@${version}\`, an optional dependency of ipckit: install it ` +
         `(\`npm install ipckit-${suffix}@${version}\`), or reinstall without --omit=optional / ` +
-        `--no-optional. Loader error: ${describe(cause)}`
+        `--no-optional. Loader error: ${describe(relevant)}`
       : `ipckit: there is no prebuilt binary for ${suffix} (no package \`ipckit-${suffix}\`); ` +
         `supported platforms: ${supported}.`
-  const error = new Error(message, { cause }) as Error & { code: string }
+  const error = new Error(message, { cause: relevant }) as Error & { code: string }
   error.code = 'ERR_IPCKIT_NO_BINDING'
   return error
 }
 
-function describe(cause: unknown): string {
-  const chain: string[] = []
+/** A loader error that does not apply to ipckit (see {@link relevantCause}). */
+const IRRELEVANT = [
+  /^Cannot find native binding\b/, // the loader's generic header, with its advice about an npm bug
+  /wasm32-wasi|\.wasi\.cjs|\bWASI\b/, // its WebAssembly fallback: ipckit ships no WASI build
+]
+
+/**
+ * The loader's chain of errors (each error's `cause` is the one before), without those that do
+ * not apply to ipckit: the loader's generic header (`Cannot find native binding. npm has a bug
+ * ...`) and its WebAssembly fallback (`ipckit-wasm32-wasi`, `./ipckit.wasi.cjs`). The chain is
+ * `cause` itself when nothing is dropped; else a new chain of errors with the same messages.
+ */
+function relevantCause(cause: unknown): unknown {
+  const kept: Error[] = []
+  let dropped = false
   let e: unknown = cause
-  while (e instanceof Error && chain.length < 8) {
-    chain.push(e.message.split('\n')[0]!)
+  while (e instanceof Error && kept.length < 16) {
+    if (IRRELEVANT.some((re) => re.test(e instanceof Error ? e.message : ''))) dropped = true
+    else kept.push(e)
     e = e.cause
   }
-  return chain.join(' <- ') || String(cause)
+  if (!dropped) return cause
+  return kept.reduceRight<Error | undefined>((next, err) => {
+    const copy = new Error(err.message, next === undefined ? undefined : { cause: next }) as Error & { code?: unknown }
+    const code = (err as Error & { code?: unknown }).code
+    if (code !== undefined) copy.code = code
+    return copy
+  }, undefined)
+}
+
+/** The first line of each error of a chain, joined. */
+function describe(cause: unknown): string {
+  const lines: string[] = []
+  let e: unknown = cause
+  while (e instanceof Error && lines.length < 16) {
+    lines.push(e.message.split('\n')[0]!)
+    e = e.cause
+  }
+  return lines.join('; ') || String(cause)
 }

@@ -8,7 +8,7 @@ import { Buffer } from 'node:buffer'
 import { endianness } from 'node:os'
 import { markAsUntransferable } from 'node:worker_threads'
 
-import { AbortError, IpcError, callNative, invalidState, outOfRange } from './errors'
+import { AbortError, IpcError, callNative, invalidState, outOfRange, type ErrorDetail } from './errors'
 import { native } from './native'
 import { FAST_EMPTY, FAST_FAILED, makeView } from './pool'
 import { ownerChanges, secondsToDate } from './sysv'
@@ -292,8 +292,20 @@ function sendNow(id: number, type: number, bytes: Uint8Array, flags: number): bo
   words[(at >> 2) + 1] = high
   pool.set(bytes, at + HEADER)
   const sent = fastSend()
-  if (sent === FAST_FAILED) callNative(fastError)
+  if (sent === FAST_FAILED) callNative(fastError, sendErrorDetail(bytes.length))
   return sent === 1
+}
+
+/**
+ * What a failed `msgsnd` of `size` bytes should name: for `EINVAL`, a message larger than the
+ * system's msgmax (read now: it can change at run time).
+ */
+function sendErrorDetail(size: number): (err: IpcError) => ErrorDetail | undefined {
+  return (err) => {
+    if (err.code !== 'EINVAL') return undefined
+    const msgmax = native.msgMax()
+    return size > msgmax ? { info: `a message of ${size} bytes; msgmax, the largest this system takes, is ${msgmax} bytes` } : undefined
+  }
 }
 
 /** Ends an iterator's pending wait without an error (see {@link MessageQueue.messages}). */
@@ -320,7 +332,7 @@ const ITERATION_ENDED = Symbol('iteration ended')
  * for await (const msg of q.messages({ type: 2 })) console.log(msg.data.toString())
  * ```
  */
-export class MessageQueue implements Disposable {
+export class MessageQueue implements Disposable, AsyncDisposable {
   /** The queue identifier, as `ipcs -q` shows it. */
   readonly id: number
   /** The key (unsigned 32-bit, as `ipcs` prints it); 0 for a private queue. */
@@ -396,7 +408,8 @@ export class MessageQueue implements Disposable {
 
   /**
    * Sends a message (`msgsnd`). Waits, without blocking the event loop, while the queue is
-   * full; `signal` cancels that wait (then nothing was sent).
+   * full; `signal` cancels that wait (then nothing was sent). A message larger than the
+   * system's msgmax is refused with `EINVAL`, whose message names both sizes.
    *
    * @example
    * ```ts
@@ -411,7 +424,9 @@ export class MessageQueue implements Disposable {
     validateAbortSignal(signal, 'options.signal')
     this.#check()
     if (signal?.aborted) throw new AbortError(undefined, { cause: signal.reason })
-    const sent = sendNow(this.id, type, bytes, NOWAIT | SOFT) ?? callNative(() => native.msgSend(this.id, type, bytes, true, true))
+    const sent =
+      sendNow(this.id, type, bytes, NOWAIT | SOFT) ??
+      callNative(() => native.msgSend(this.id, type, bytes, true, true), sendErrorDetail(bytes.length))
     if (sent) return
     const id = this.id
     return startWait(
@@ -438,7 +453,7 @@ export class MessageQueue implements Disposable {
     const wait = optionalBoolean(opts.wait, 'options.wait', true)
     this.#check()
     if (sendNow(this.id, type, bytes, wait ? 0 : NOWAIT) === null) {
-      callNative(() => native.msgSend(this.id, type, bytes, !wait, false))
+      callNative(() => native.msgSend(this.id, type, bytes, !wait, false), sendErrorDetail(bytes.length))
     }
   }
 
@@ -697,5 +712,23 @@ export class MessageQueue implements Disposable {
   /** Calls {@link close}, for `using q = MessageQueue.open(...)`. */
   [Symbol.dispose](): void {
     this.close()
+  }
+
+  /**
+   * {@link close}, then resolves once every wait it ended has settled (each pending promise
+   * has rejected with its `AbortError`; a wait on another thread has confirmed that it took
+   * nothing), for `await using q = ...`.
+   *
+   * @example
+   * ```ts
+   * {
+   *   await using q = MessageQueue.fromId(id)
+   *   // ...
+   * }   // closed, and no wait of it is pending any more
+   * ```
+   */
+  async [Symbol.asyncDispose](): Promise<void> {
+    this.close()
+    await this.#waits.settled()
   }
 }

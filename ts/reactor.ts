@@ -68,6 +68,7 @@ interface Cancellable {
 export class WaitGroup {
   /** In no order (removal swaps the last one in): usually one or none. */
   readonly #items: Cancellable[] = []
+  readonly #whenIdle: Array<() => void> = []
 
   /** @internal */
   add(wait: Cancellable): void {
@@ -81,6 +82,19 @@ export class WaitGroup {
     if (at < 0) return
     const last = items.pop()!
     if (at < items.length) items[at] = last
+    if (items.length === 0 && this.#whenIdle.length > 0) for (const resolve of this.#whenIdle.splice(0)) resolve()
+  }
+
+  /**
+   * Resolves once no wait of this group is pending: after `cancelAll`, once every cancelled
+   * wait has confirmed that it took nothing and its promise has rejected (for
+   * `Symbol.asyncDispose`).
+   */
+  async settled(): Promise<void> {
+    if (this.#items.length > 0) await new Promise<void>((resolve) => this.#whenIdle.push(resolve))
+    // One turn of the event loop: the promises the public methods returned (which await the
+    // waits' own) have settled too when this resolves.
+    await new Promise<void>((resolve) => setImmediate(resolve))
   }
 
   /** Pending waits of this group. */

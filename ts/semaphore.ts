@@ -224,7 +224,7 @@ function tryFlat(id: number, flat: number[]): boolean {
  * set.getAll() // [0, 1]
  * ```
  */
-export class SemaphoreSet implements Disposable {
+export class SemaphoreSet implements Disposable, AsyncDisposable {
   /** The set identifier, as `ipcs -s` shows it. */
   readonly id: number
   /** The key (unsigned 32-bit, as `ipcs` prints it); 0 for a private set. */
@@ -566,6 +566,24 @@ export class SemaphoreSet implements Disposable {
   [Symbol.dispose](): void {
     this.close()
   }
+
+  /**
+   * {@link close}, then resolves once every wait it ended has settled (each pending promise
+   * has rejected with its `AbortError`; a wait on another thread has confirmed that it took
+   * nothing), for `await using set = ...`.
+   *
+   * @example
+   * ```ts
+   * {
+   *   await using set = SemaphoreSet.fromId(id)
+   *   // ...
+   * }   // closed, and no wait of it is pending any more
+   * ```
+   */
+  async [Symbol.asyncDispose](): Promise<void> {
+    this.close()
+    await this.#waits.settled()
+  }
 }
 
 /** Options of {@link Semaphore.open}. */
@@ -617,7 +635,7 @@ function amount(value: unknown, name: string): number {
  * try { await work() } finally { sem.release() }
  * ```
  */
-export class Semaphore implements Disposable {
+export class Semaphore implements Disposable, AsyncDisposable {
   readonly #set: SemaphoreSet
   readonly #undo: boolean
   /** The flags of this semaphore's operations on the fast path (UNDO or 0). */
@@ -806,6 +824,23 @@ export class Semaphore implements Disposable {
   [Symbol.dispose](): void {
     this.close()
   }
+
+  /**
+   * {@link close}, then resolves once every wait it ended has settled (each pending promise
+   * has rejected with its `AbortError`; a wait on another thread has confirmed that it took
+   * nothing), for `await using sem = ...`.
+   *
+   * @example
+   * ```ts
+   * {
+   *   await using sem = Semaphore.open(key)
+   *   // ...
+   * }   // closed, and no wait of it is pending any more
+   * ```
+   */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.#set[Symbol.asyncDispose]()
+  }
 }
 
 /** Options of {@link Mutex.open}. */
@@ -894,7 +929,7 @@ export class MutexGuard implements Disposable {
  * await mutex.withLock(async () => updateSharedFile())
  * ```
  */
-export class Mutex implements Disposable {
+export class Mutex implements Disposable, AsyncDisposable {
   readonly #set: SemaphoreSet
 
   private constructor(set: SemaphoreSet) {
@@ -1041,5 +1076,22 @@ export class Mutex implements Disposable {
   /** Calls {@link close}. */
   [Symbol.dispose](): void {
     this.close()
+  }
+
+  /**
+   * {@link close}, then resolves once every wait it ended has settled (each pending promise
+   * has rejected with its `AbortError`; a wait on another thread has confirmed that it took
+   * nothing), for `await using mutex = ...`.
+   *
+   * @example
+   * ```ts
+   * {
+   *   await using mutex = Mutex.open(key)
+   *   // ...
+   * }   // closed, and no wait of it is pending any more
+   * ```
+   */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.#set[Symbol.asyncDispose]()
   }
 }

@@ -5,7 +5,7 @@
  * @module
  */
 
-import { AbortError, IpcError, callNative, featureUnavailable, invalidArgType, invalidState, outOfRange } from './errors'
+import { AbortError, IpcError, callNative, featureUnavailable, invalidArgType, invalidState, outOfRange, type ErrorDetail } from './errors'
 import { native, type Reactor } from './native'
 import { WaitGroup, startWait } from './reactor'
 import { ownerChanges, secondsToDate } from './sysv'
@@ -147,6 +147,24 @@ function asBuffer(view: ArrayBufferView): Buffer {
 function validateOffset(offset: unknown, size: number, name = 'offset'): number {
   validateInteger(offset, name, 0, size)
   return offset
+}
+
+/**
+ * What an `EINVAL` from `shmget` with `size` means: no size for a new segment, a size above
+ * shmmax, or (a size within limits) a segment of this key that is smaller.
+ */
+function shmgetDetail(size: number): ErrorDetail {
+  if (size === 0) return { info: 'no options.size: a new segment needs a size of at least 1 byte' }
+  let shmmax: bigint | undefined
+  try {
+    shmmax = BigInt(native.ipcLimits().shmmax)
+  } catch {
+    // No limits to read here (macOS): say what is known.
+  }
+  if (shmmax !== undefined && BigInt(size) > shmmax) {
+    return { info: `options.size ${size} is above shmmax, the largest segment this system makes: ${shmmax} bytes` }
+  }
+  return { info: `options.size ${size}: the existing segment of this key is smaller` }
 }
 
 /** Checks a 4-aligned word offset inside a segment of `size` bytes. */
@@ -399,7 +417,7 @@ interface Attachment {
  * Atomics.add(counter, 1, 1)
  * ```
  */
-export class SharedMemory implements Disposable {
+export class SharedMemory implements Disposable, AsyncDisposable {
   /** The segment identifier, as `ipcs -m` shows it. */
   readonly id: number
   /** The key (unsigned 32-bit, as `ipcs` prints it); 0 for a private segment. */
@@ -446,7 +464,10 @@ export class SharedMemory implements Disposable {
     const create = optionalBoolean(opts.create, 'options.create', false)
     const exclusive = optionalBoolean(opts.exclusive, 'options.exclusive', false)
     const mode = validateMode(opts.mode, 'options.mode', 0o600)
-    const id = callNative(() => native.shmOpen(k, size, create, exclusive, mode))
+    const id = callNative(
+      () => native.shmOpen(k, size, create, exclusive, mode),
+      (err) => (err.code === 'EINVAL' ? shmgetDetail(size) : undefined),
+    )
     const stat = callNative(() => native.shmStat(id))
     return new SharedMemory(id, k, stat.size)
   }
@@ -794,5 +815,23 @@ export class SharedMemory implements Disposable {
   /** Calls {@link close}, for `using shm = SharedMemory.open(...)`. */
   [Symbol.dispose](): void {
     this.close()
+  }
+
+  /**
+   * {@link close}, then resolves once every wait it ended has settled (each pending promise
+   * has rejected with its `AbortError`; a wait on another thread has confirmed that it took
+   * nothing), for `await using shm = ...`.
+   *
+   * @example
+   * ```ts
+   * {
+   *   await using shm = SharedMemory.fromId(id)
+   *   // ...
+   * }   // closed, and no wait of it is pending any more
+   * ```
+   */
+  async [Symbol.asyncDispose](): Promise<void> {
+    this.close()
+    await this.#waits.settled()
   }
 }

@@ -215,7 +215,7 @@ const CREATE = Symbol('create')
  * console.log(`${value.name} from pid ${value.pid}`)
  * ```
  */
-export class SignalWatcher implements AsyncIterableIterator<SignalEvent>, Disposable {
+export class SignalWatcher implements AsyncIterableIterator<SignalEvent>, Disposable, AsyncDisposable {
   /** The names of the signals followed, in number order. */
   readonly signals: readonly string[]
   readonly #numbers: readonly number[]
@@ -379,6 +379,23 @@ export class SignalWatcher implements AsyncIterableIterator<SignalEvent>, Dispos
   /** Calls {@link close}, for `using watcher = watchSignals(...)`. */
   [Symbol.dispose](): void {
     this.close()
+  }
+
+  /**
+   * {@link close}, then resolves once a pending `next()` it ended has settled (resolved
+   * `{ done: true }`), for `await using watcher = watchSignals(...)`.
+   *
+   * @example
+   * ```ts
+   * {
+   *   await using watcher = watchSignals(['SIGUSR2'])
+   *   // ...
+   * }   // the previous dispositions are back, and no next() is pending
+   * ```
+   */
+  async [Symbol.asyncDispose](): Promise<void> {
+    this.close()
+    await this.#waits.settled()
   }
 
   #end(reason: symbol): void {

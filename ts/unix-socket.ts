@@ -13,8 +13,9 @@
  */
 
 import { Buffer } from 'node:buffer'
-import { unlinkSync } from 'node:fs'
+import { lstatSync, unlinkSync } from 'node:fs'
 import { Socket } from 'node:net'
+import { resolve as resolvePath } from 'node:path'
 import { markAsUntransferable } from 'node:worker_threads'
 
 import { AbortError, callNative, invalidArgType, invalidArgValue, invalidState, outOfRange } from './errors'
@@ -381,7 +382,7 @@ function iterate<T>(
  * What datagram and seqpacket sockets share: send and receive whole messages with
  * descriptors, async iteration, credentials, `close()`.
  */
-abstract class MessageSocket implements Disposable {
+abstract class MessageSocket implements Disposable, AsyncDisposable {
   /** The descriptor (owned by this object until {@link close}); can go to a child's `stdio`. */
   readonly fd: number
   #closed = false
@@ -595,8 +596,8 @@ abstract class MessageSocket implements Disposable {
 
   /**
    * Closes the descriptor: pending waits end with an `AbortError` (having taken nothing), and
-   * further calls throw `ERR_INVALID_STATE`. A socket file stays (see `remove()`). Calling it
-   * again does nothing.
+   * further calls throw `ERR_INVALID_STATE`. A datagram socket that bound a path also removes
+   * its socket file (see {@link UnixDatagramSocket.close}). Calling it again does nothing.
    */
   close(): void {
     if (this.#closed) return
@@ -616,6 +617,24 @@ abstract class MessageSocket implements Disposable {
   /** Calls {@link close}, for `using sock = ...`. */
   [Symbol.dispose](): void {
     this.close()
+  }
+
+  /**
+   * {@link close}, then resolves once every wait it ended has settled (each pending promise
+   * has rejected with its `AbortError`; a wait on another thread has confirmed that it took
+   * nothing), for `await using sock = ...`.
+   *
+   * @example
+   * ```ts
+   * {
+   *   await using sock = UnixDatagramSocket.bind('/tmp/app.sock')
+   *   // ...
+   * }   // closed, and no wait of it is pending any more
+   * ```
+   */
+  async [Symbol.asyncDispose](): Promise<void> {
+    this.close()
+    await this.#waits.settled()
   }
 }
 
@@ -666,16 +685,19 @@ function checkKind(fd: number, want: 'dgram' | 'seqpacket'): void {
  */
 export class UnixDatagramSocket extends MessageSocket {
   readonly #path: string | undefined
+  readonly #bound: BoundFile | undefined
 
   private constructor(fd: number, path?: string) {
     super(fd, 'UnixDatagramSocket')
     this.#path = path
+    this.#bound = path === undefined ? undefined : boundFile(path)
   }
 
   /**
    * A socket bound to `address` (`bind`): a path (its file gets `mode`, default `0o600`)
    * or `{ abstract: name }`. Throws `EADDRINUSE` if the address is taken (see
-   * `replaceStale`), `ENOENT`/`EACCES` for a bad directory.
+   * `replaceStale`), `ENOENT`/`EACCES` for a bad directory. {@link close} removes the socket
+   * file, if the path still holds that file.
    *
    * @example
    * ```ts
@@ -823,16 +845,65 @@ export class UnixDatagramSocket extends MessageSocket {
   }
 
   /**
-   * Removes the socket file this socket was bound to (nothing for an abstract or unbound
-   * socket); the socket stays usable by those that already hold it.
+   * Removes the socket file this socket was bound to, now, whatever file the path holds
+   * (nothing for an abstract or unbound socket); the socket stays open and usable by those
+   * that already hold its address. {@link close} removes the file too, if it is still its own.
    *
    * @example
    * ```ts
-   * sock.close(); sock.remove()
+   * sock.remove()   // no new sender finds it; the socket still receives
    * ```
    */
   remove(): void {
     if (this.#path !== undefined) removeSocketFile(this.#path)
+  }
+
+  /**
+   * Closes the descriptor (see the base class), and removes the socket file this socket bound,
+   * as Node's `net.Server` removes its own: only if the path still holds that very file (same
+   * device and inode as right after `bind`), so a file that another socket has put there since
+   * is left alone. An abstract name needs no removal. Calling it again does nothing.
+   *
+   * @example
+   * ```ts
+   * { using sock = UnixDatagramSocket.bind('/tmp/app.sock') }   // the file is gone here
+   * ```
+   */
+  override close(): void {
+    if (this.closed) return
+    removeIfSame(this.#bound)
+    super.close()
+  }
+}
+
+/**
+ * The socket file a `bind` made, as it was right after: its absolute path (a later `chdir`
+ * does not matter), device and inode.
+ */
+interface BoundFile {
+  path: string
+  dev: bigint
+  ino: bigint
+}
+
+/** The file `bind` just made at `path` (undefined if it is not there, or not a socket). */
+function boundFile(path: string): BoundFile | undefined {
+  try {
+    const st = lstatSync(path, { bigint: true })
+    return st.isSocket() ? { path: resolvePath(path), dev: st.dev, ino: st.ino } : undefined
+  } catch {
+    return undefined
+  }
+}
+
+/** Removes the socket file `file` if the path still holds that same file; anything else there stays. */
+function removeIfSame(file: BoundFile | undefined): void {
+  if (file === undefined) return
+  try {
+    const st = lstatSync(file.path, { bigint: true })
+    if (st.dev === file.dev && st.ino === file.ino) unlinkSync(file.path)
+  } catch {
+    // Removed already (remove(), or by someone else), or its folder is: nothing of ours is left.
   }
 }
 
@@ -970,22 +1041,25 @@ export class UnixSeqpacketSocket extends MessageSocket {
  * }
  * ```
  */
-export class UnixSeqpacketServer implements Disposable {
+export class UnixSeqpacketServer implements Disposable, AsyncDisposable {
   /** The listening descriptor (non-blocking). */
   readonly fd: number
   #closed = false
   readonly #waits = new WaitGroup()
   readonly #path: string | undefined
+  readonly #bound: BoundFile | undefined
 
   private constructor(fd: number, path: string | undefined) {
     this.fd = fd
     this.#path = path
+    this.#bound = path === undefined ? undefined : boundFile(path)
     finalizer.register(this, fd, this)
   }
 
   /**
    * Binds `address` and listens (`bind`, `listen`). Throws `EADDRINUSE` when a live socket is
-   * there (see `replaceStale`).
+   * there (see `replaceStale`). {@link close} removes the socket file, if the path still holds
+   * that file.
    *
    * @example
    * ```ts
@@ -1068,11 +1142,20 @@ export class UnixSeqpacketServer implements Disposable {
 
   /**
    * Stops listening: pending accepts end with an `AbortError`; accepted connections stay
-   * open. The socket file stays (see {@link remove}). Calling it again does nothing.
+   * open. The socket file it bound is removed, as Node's `net.Server` removes its own: only if
+   * the path still holds that very file (same device and inode as right after `bind`), so a
+   * file that another server has put there since is left alone. Calling it again does nothing.
+   *
+   * @example
+   * ```ts
+   * { using server = UnixSeqpacketServer.listen('/tmp/app.seq') }   // the file is gone here
+   * UnixSeqpacketServer.listen('/tmp/app.seq')                      // binds again
+   * ```
    */
   close(): void {
     if (this.#closed) return
     this.#closed = true
+    removeIfSame(this.#bound)
     const reason = invalidState('UnixSeqpacketServer was closed while waiting')
     this.#waits.cancelAll(reason)
     releaseFd(this.fd, reason)
@@ -1085,11 +1168,13 @@ export class UnixSeqpacketServer implements Disposable {
   }
 
   /**
-   * Removes the socket file (nothing for an abstract address).
+   * Removes the socket file, now, whatever file the path holds (nothing for an abstract
+   * address); the server keeps listening, but no new client finds it. {@link close} removes
+   * the file too, if it is still its own.
    *
    * @example
    * ```ts
-   * server.close(); server.remove()
+   * server.remove()   // no new connections; those pending can still be accepted
    * ```
    */
   remove(): void {
@@ -1099,6 +1184,24 @@ export class UnixSeqpacketServer implements Disposable {
   /** Calls {@link close}. */
   [Symbol.dispose](): void {
     this.close()
+  }
+
+  /**
+   * {@link close}, then resolves once every wait it ended has settled (each pending promise
+   * has rejected with its `AbortError`; a wait on another thread has confirmed that it took
+   * nothing), for `await using server = ...`.
+   *
+   * @example
+   * ```ts
+   * {
+   *   await using server = UnixSeqpacketServer.listen('/tmp/app.seq')
+   *   // ...
+   * }   // closed, and no wait of it is pending any more
+   * ```
+   */
+  async [Symbol.asyncDispose](): Promise<void> {
+    this.close()
+    await this.#waits.settled()
   }
 }
 

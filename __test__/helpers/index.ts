@@ -240,6 +240,25 @@ export function writeFixture(dir: string, name: string, content: string): string
 /** Resolves after `ms` milliseconds. */
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms))
 
+/**
+ * Asserts that `time`, a time the kernel recorded (System V times are whole seconds, truncated),
+ * lies between `fromMs` and `toMs`: `Date.now()` taken before and after the calls that may have
+ * set it. The lower bound is the start of the second `fromMs` falls in.
+ *
+ * ```ts
+ * const from = Date.now(); q.sendSync('x'); const to = Date.now()
+ * assertTimeBetween(t, q.stat().lastSendTime, from, to, 'lastSendTime')
+ * ```
+ */
+export function assertTimeBetween(t: ExecutionContext, time: Date | null | undefined, fromMs: number, toMs: number, what = 'the time'): void {
+  if (!(time instanceof Date)) return void t.fail(`${what} is ${String(time)}, not a Date`)
+  const low = Math.floor(fromMs / 1000) * 1000
+  t.true(
+    time.getTime() >= low && time.getTime() <= toMs,
+    `${what} ${time.toISOString()} is not between ${new Date(low).toISOString()} and ${new Date(toMs).toISOString()}`,
+  )
+}
+
 /** Milliseconds an async function takes, with its result. */
 export async function timed<T>(fn: () => Promise<T>): Promise<{ ms: number; value: T }> {
   const start = process.hrtime.bigint()

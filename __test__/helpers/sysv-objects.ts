@@ -7,7 +7,7 @@
 import type { ExecutionContext } from 'ava'
 
 import { ipcrm, type IpcType } from '../../ts/index'
-import { cChild, compileC, freshKey, runC, type RunningChild } from './index'
+import { cChild, compileC, freshKey, type RunningChild } from './index'
 
 const SOURCE = String.raw`
 #include <errno.h>
@@ -110,6 +110,13 @@ export interface Made {
   id: number
 }
 
+/** What {@link makeObject} returns: the object, the pid of the C program that made it, and when (Date.now() before and after). */
+export interface MadeBy extends Made {
+  pid: number
+  from: number
+  to: number
+}
+
 function args(type: IpcType, o: MakeOptions, action: string): { key: number; argv: string[] } {
   const key = (o.key ?? freshKey(type)) >>> 0
   const n = o.n ?? (type === 'msg' ? 0 : type === 'sem' ? 1 : 4096)
@@ -130,10 +137,15 @@ export function track(t: ExecutionContext, made: Made): Made {
 }
 
 /** Makes an object with a C program and removes it when the test ends. */
-export async function makeObject(t: ExecutionContext, type: IpcType, o: MakeOptions = {}): Promise<Made> {
+export async function makeObject(t: ExecutionContext, type: IpcType, o: MakeOptions = {}): Promise<MadeBy> {
   const { key, argv } = args(type, o, 'none')
-  const r = await runC(sysvmk(), argv)
-  return track(t, { type, key, id: Number(r.stdout.trim()) })
+  const from = Date.now()
+  const child = cChild(sysvmk(), argv)
+  const r = await child.done
+  const to = Date.now()
+  if (r.code !== 0) throw new Error(`sysvmk ${argv.join(' ')} failed (${r.code ?? r.signal}): ${r.stderr}${r.stdout}`)
+  const made = track(t, { type, key, id: Number(r.stdout.trim()) })
+  return { ...made, pid: child.pid, from, to }
 }
 
 /**
@@ -145,11 +157,12 @@ export async function holdObject(
   type: IpcType,
   action: 'hold' | 'recv',
   o: MakeOptions = {},
-): Promise<Made & { child: RunningChild }> {
+): Promise<Made & { child: RunningChild; from: number; to: number }> {
   const { key, argv } = args(type, o, action)
+  const from = Date.now()
   const child = cChild(sysvmk(), argv)
   t.teardown(() => child.kill('SIGKILL'))
   const id = Number(await child.line(/^\d+$/))
   await child.line(/^(attached|waiting)$/)
-  return { ...track(t, { type, key, id }), child }
+  return { ...track(t, { type, key, id }), child, from, to: Date.now() }
 }
