@@ -482,10 +482,16 @@ impl Poller {
                     &mut result,
                 );
                 if status == sys::Status::napi_pending_exception {
-                    // As for any callback from the loop: an exception is uncaught.
+                    // As for any callback from the loop: an exception is uncaught. (An
+                    // environment that is being terminated has none to report: its calls
+                    // fail without one, and nothing is rethrown then.)
                     let mut exception = ptr::null_mut();
+                    let mut kind = sys::ValueType::napi_undefined;
                     if sys::napi_get_and_clear_last_exception(env, &mut exception)
                         == sys::Status::napi_ok
+                        && !exception.is_null()
+                        && sys::napi_typeof(env, exception, &mut kind) == sys::Status::napi_ok
+                        && kind != sys::ValueType::napi_undefined
                     {
                         sys::napi_fatal_exception(env, exception);
                     }
