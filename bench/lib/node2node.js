@@ -18,7 +18,7 @@ const { tmpdir } = require('node:os')
 const { join } = require('node:path')
 const { Worker } = require('node:worker_threads')
 
-const { LineProcess, now } = require('./harness')
+const { LineProcess, background, compileC, now } = require('./harness')
 
 const SIZE = 64
 /** The Node side of node-to-node rows (see its header for the modes). */
@@ -216,4 +216,47 @@ async function nodeEcho(mode, args = [], extraStdio = []) {
   return child
 }
 
-module.exports = { SIZE, NODE_ECHO, builtinRoundTrips, netRoundTrip, netStream, workerStream, nodeEcho }
+/**
+ * C with an event loop on both sides, making the wakes ipckit's async form makes
+ * (`bench/c/loop_floor.c`): the floor of the node-to-node async rows. `mode` is `'fd'` (a
+ * message socket; `setup()` returns `{ near, far, close }`: the driver's fd 3 and the echo's),
+ * `'msg'` or `'sem'` (`setup()` returns `{ id, close }`).
+ *
+ * @example
+ * cases.push(loopFloor('msg', () => { const q = MessageQueue.create(); return { id: q.id, close: () => q.remove() } }))
+ */
+function loopFloor(mode, setup, compare = 'ipckit async↔async') {
+  let ctx
+  let echo
+  let driver
+  const bin = () => compileC('loop_floor')
+  return {
+    impl: "C event loops (ipckit's wakes)",
+    kind: 'alt',
+    compare,
+    setup() {
+      ctx = setup()
+      if (mode === 'fd') {
+        echo = background(bin(), ['fd-echo'], { stdio: ['ignore', 'ignore', 'pipe', ctx.far] })
+        driver = new LineProcess(bin(), ['fd-driver'], { stdio: ['pipe', 'pipe', 'pipe', ctx.near] })
+        ctx.handedOver?.()
+      } else {
+        echo = background(bin(), [`${mode}-echo`, String(ctx.id)])
+        driver = new LineProcess(bin(), [`${mode}-driver`, String(ctx.id)])
+      }
+    },
+    async sample(n) {
+      const line = await driver.ask(`rt ${n} ${SIZE}`)
+      if (!/^\d+$/.test(line)) throw new Error(`loop_floor: ${line}`)
+      return Number(line)
+    },
+    async teardown() {
+      await driver?.close()
+      await ctx?.close()
+      echo?.child.kill('SIGKILL')
+      await echo?.done
+    },
+  }
+}
+
+module.exports = { SIZE, NODE_ECHO, builtinRoundTrips, loopFloor, netRoundTrip, netStream, workerStream, nodeEcho }

@@ -13,7 +13,7 @@ const { join } = require('node:path')
 
 const { MessageQueue } = require('../../dist')
 const { LineProcess, background, compileC, now } = require('../lib/harness')
-const { NODE_ECHO, SIZE, builtinRoundTrips, netStream, workerStream } = require('../lib/node2node')
+const { NODE_ECHO, SIZE, builtinRoundTrips, loopFloor, netStream, workerStream } = require('../lib/node2node')
 const { npmPeer, pythonPeer } = require('../lib/peers')
 const PY_DRIVER = join(__dirname, '..', 'peers', 'sysv_ipc_driver.py')
 
@@ -324,6 +324,10 @@ module.exports = (config) => [
       cCase('rt', () => echoQueue()),
       ipckitRoundTrip('ipckit async↔async', 'node-async', undefined, NET_1),
       ipckitRoundTrip('ipckit sync↔sync', 'node'),
+      loopFloor('msg', () => {
+        const q = MessageQueue.create()
+        return { id: q.id, close: () => q.remove() }
+      }),
       ...builtinRoundTrips('ipckit async↔async'),
     ],
   },

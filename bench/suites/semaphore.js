@@ -11,7 +11,7 @@ const { join } = require('node:path')
 
 const { Semaphore, SemaphoreSet } = require('../../dist')
 const { LineProcess, background, compileC, now } = require('../lib/harness')
-const { NODE_ECHO, builtinRoundTrips } = require('../lib/node2node')
+const { NODE_ECHO, builtinRoundTrips, loopFloor } = require('../lib/node2node')
 const { pythonPeer } = require('../lib/peers')
 
 const PY_DRIVER = join(__dirname, '..', 'peers', 'sysv_ipc_sysv_driver.py')
@@ -217,6 +217,10 @@ module.exports = (config) => [
       cCase('pingpong', echoSet),
       ipckitPingPong('ipckit async↔async', undefined, 'node-async', { impl: 'net (UNIX path)', ratio: 1.0 }),
       ipckitPingPong('ipckit sync↔sync', undefined, 'node'),
+      loopFloor('sem', () => {
+        const set = SemaphoreSet.create({ count: 2 })
+        return { id: set.id, close: () => set.remove() }
+      }),
       ...builtinRoundTrips('ipckit async↔async'),
     ],
   },

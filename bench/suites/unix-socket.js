@@ -17,7 +17,7 @@ const { join } = require('node:path')
 
 const { UnixDatagramSocket, pipe, socketpair } = require('../../dist')
 const { LineProcess, background, compileC, now } = require('../lib/harness')
-const { builtinRoundTrips, netStream, nodeEcho, workerStream } = require('../lib/node2node')
+const { builtinRoundTrips, loopFloor, netStream, nodeEcho, workerStream } = require('../lib/node2node')
 const { npmPeer } = require('../lib/peers')
 
 const SIZE = 64
@@ -523,14 +523,32 @@ function streamOp(config, kind, cases) {
 /** Issue 16: a message socket or a pipe between two async Node processes at 0.6x `net`'s time. */
 const NET_06 = { impl: 'net (UNIX path)', ratio: 0.6 }
 
+/** {@link loopFloor} on a socket pair of `kind`. */
+function socketFloor(kind, compare) {
+  return loopFloor(
+    'fd',
+    () => {
+      const [mine, theirs] = socketpair(kind)
+      return {
+        near: mine.fd,
+        far: theirs.fd,
+        handedOver: () => theirs.close(),
+        close: () => mine.close(),
+      }
+    },
+    compare,
+  )
+}
+
 function nodeRoundTripOp(config, kind, cases) {
+  const floor = kind === 'seqpacket' || kind === 'dgram' ? [socketFloor(kind, cases[0].impl)] : []
   return {
     primitive: KINDS[kind],
     operation: 'round trip 64 B, two Node processes',
     unit: 'us',
     per: 'round trip',
     count: config.roundTrips,
-    cases: [cCase(kind, 'rt'), ...cases, ...builtinRoundTrips(cases[0].impl)],
+    cases: [cCase(kind, 'rt'), ...cases, ...floor, ...builtinRoundTrips(cases[0].impl)],
   }
 }
 
