@@ -83,6 +83,24 @@ export function callNative<T>(fn: () => T): T {
   }
 }
 
+/**
+ * The same system error with `detail` added to its message, as Node's `fs` adds the path:
+ * `EINVAL: invalid argument, mq_open '/jobs' (maxMessages 20 > msg_max 10, ...)`. `code`,
+ * `errno` and `syscall` stay; anything that is not an {@link IpcError} is returned as it is.
+ * @internal
+ *
+ * @example
+ * ```ts
+ * throw withDetail(err, `'${name}'`)
+ * ```
+ */
+export function withDetail(err: unknown, detail: string): unknown {
+  if (!(err instanceof IpcError)) return err
+  const e = new IpcError({ code: err.code, errno: err.errno, syscall: err.syscall, message: `${err.message} ${detail}` })
+  if (err.stack !== undefined) e.stack = `${e.name}: ${e.message}${err.stack.slice(err.stack.indexOf('\n'))}`
+  return e
+}
+
 /** An error with a Node-style `code` property. */
 export type CodedError<E extends Error = Error> = E & { code: string }
 

@@ -141,8 +141,11 @@ function toNamedSignal(value: unknown, name: string): { number: number; name: st
   return { number, name: signalName }
 }
 
-/** A signal a watch may follow and ignore/restore may change; a clear error for the others. */
-function toChangeableSignal(value: unknown, name: string): { number: number; name: string } {
+/**
+ * A signal a watch may follow and ignore/restore may change; a clear error for the others.
+ * @internal Also used by `PosixMessageQueue.notify`.
+ */
+export function toChangeableSignal(value: unknown, name: string): { number: number; name: string } {
   const s = toNamedSignal(value, name)
   if (!native.signalAllowed(s.number)) {
     let reason: string
