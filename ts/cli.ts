@@ -645,7 +645,7 @@ const orDash = (v: number | null, width: number) => left(v === null ? '-' : v, w
 
 function mqRow(e: PosixQueueEntry): string {
   return (
-    `${left(e.name, 24)} ${nameOrId(e.owner, e.uid, 10)} ${left(octal(e.mode), 6)} ${left(e.bytes, 12)} ` +
+    `${left(e.name, 24)} ${nameOrId(e.owner, e.uid, 10)} ${left(octal(e.mode), 6)} ${orDash(e.bytes, 12)} ` +
     `${orDash(e.messages, 10)} ${orDash(e.maxMessages, 10)} ${orDash(e.messageSize, 10)} ${e.notifyPid}\n`
   )
 }

@@ -162,8 +162,11 @@ export interface PosixQueueNotifyOptions {
 export interface PosixQueueEntry {
   /** The name, with its leading slash. */
   name: string
-  /** Bytes of the messages in the queue (`QSIZE`). */
-  bytes: number
+  /**
+   * Bytes of the messages in the queue (`QSIZE`); `null` for a queue this process registered
+   * for notification (see {@link listPosixQueues}).
+   */
+  bytes: number | null
   /**
    * How the process registered for notification is notified (`NOTIFY`): `'signal'`
    * (`SIGEV_SIGNAL`), `'none'` (`SIGEV_NONE`), `'thread'` (`SIGEV_THREAD`), or `null` when no
@@ -184,7 +187,10 @@ export interface PosixQueueEntry {
   ownerGroup: string | null
   /** Permission bits. */
   mode: number
-  /** Messages in the queue (`mq_curmsgs`), `null` when this process may not open the queue. */
+  /**
+   * Messages in the queue (`mq_curmsgs`); `null` when this process may not open the queue, and
+   * for a queue this process registered for notification (see {@link listPosixQueues}).
+   */
   messages: number | null
   /** Capacity in messages, `null` when this process may not open the queue. */
   maxMessages: number | null
@@ -783,7 +789,9 @@ export class PosixMessageQueue implements Disposable {
    * Asks the kernel to signal this process when a message arrives in the empty queue and no
    * receive is waiting (`mq_notify` with `SIGEV_SIGNAL`; the signal's `si_code` is
    * `SI_MESGQ`, its value `value`, its pid and uid the sender's). The registration is used up
-   * by one notification; `null` removes it. One process at a time may register (`EBUSY`).
+   * by one notification; `null` removes it. One process at a time may register (`EBUSY`), and
+   * closing any handle on this queue in this process (not only this one) cancels the
+   * registration, as `mq_close` does.
    *
    * Watch the signal first (`watchSignals`), or its default action may end the process. For
    * most uses the async iterator is simpler: it needs no signal and no registration.
@@ -848,6 +856,12 @@ export class PosixMessageQueue implements Disposable {
  * /dev/mqueue/NAME`): name, bytes queued, notification, owner and mode, and, for the queues this
  * process may open, the number of messages and the attributes. Sorted by name.
  *
+ * Reading a queue's entry opens the queue, and the kernel cancels the notification a process
+ * registered on a queue when that process closes any descriptor of it (`mq_close`): so a queue
+ * this process registered with {@link PosixMessageQueue.notify} is not read, and is listed from
+ * what this process knows (its registration, owner and mode; `bytes` and the counts are
+ * `null`). Such an entry still shows a registration that its notification has used up since.
+ *
  * Throws `ENOENT` when the file system is not mounted (`mount -t mqueue none /dev/mqueue`
  * mounts it; `options.dir` names another mount point), `ENOSYS` on macOS.
  *
@@ -875,7 +889,7 @@ export function listPosixQueues(options?: ListPosixQueuesOptions): PosixQueueEnt
   }
   return entries.map((e) => ({
     name: e.name,
-    bytes: e.bytes,
+    bytes: e.bytes ?? null,
     notify: e.notify === null || e.notify === undefined ? null : (NOTIFY_KINDS[e.notify] ?? null),
     signo: e.signo,
     notifyPid: e.notifyPid,

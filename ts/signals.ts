@@ -72,7 +72,10 @@ export interface SignalEvent {
    * `0x10001` there).
    */
   code: number
-  /** The `sigqueue` payload; `undefined` for signals not sent by `sigqueue`. */
+  /**
+   * The `sigqueue` payload, or the value of a POSIX message queue notification
+   * (`PosixMessageQueue.notify`); `undefined` for other signals.
+   */
   value: number | undefined
 }
 

@@ -400,7 +400,7 @@ pub fn posix_queue_charged_bytes(max_messages: f64, message_size: f64) -> f64 {
 #[napi(object)]
 pub struct PosixQueueEntryJs {
     pub name: String,
-    pub bytes: f64,
+    pub bytes: Option<f64>,
     pub notify: Option<i32>,
     pub signo: i32,
     pub notify_pid: i32,
@@ -423,7 +423,7 @@ pub fn posix_queue_list(env: &Env, dir: Option<String>) -> Result<Vec<PosixQueue
         .into_iter()
         .map(|e| PosixQueueEntryJs {
             name: e.name,
-            bytes: e.bytes as f64,
+            bytes: e.bytes.map(|b| b as f64),
             notify: e.notify,
             signo: e.signo,
             notify_pid: e.notify_pid,

@@ -285,12 +285,28 @@ impl MessageQueue {
 
     /// Registers or removes this process's notification (`mq_notify`). One process at a time
     /// may be registered (`EBUSY` otherwise); a notification is sent once, then the
-    /// registration is gone.
+    /// registration is gone. Closing any descriptor of the queue in this process (not only
+    /// this one) cancels the registration, as `mq_close` does.
     ///
     /// For more information, see [`mq_notify(3)`](https://man7.org/linux/man-pages/man3/mq_notify.3.html).
     #[doc(alias = "mq_notify")]
     pub fn notify(&self, how: Notify) -> Result<()> {
-        sys::notify(self.fd.as_raw_fd(), how)
+        sys::notify(self.fd.as_raw_fd(), how)?;
+        if let Some(inode) = inode_of(self.fd.as_fd()) {
+            let mut regs = registrations();
+            regs.retain(|r| r.inode != inode);
+            let (notify, signo) = match how {
+                Notify::Remove => return Ok(()),
+                Notify::Register => (libc::SIGEV_NONE, 0),
+                Notify::Signal { signal, .. } => (libc::SIGEV_SIGNAL, signal),
+            };
+            regs.push(Registration {
+                inode,
+                notify,
+                signo,
+            });
+        }
+        Ok(())
     }
 
     /// The queue's owner and permission bits (`fstat`).
@@ -318,6 +334,42 @@ impl MessageQueue {
     }
 }
 
+impl Drop for MessageQueue {
+    fn drop(&mut self) {
+        // The kernel cancels this process's registration on the queue when any of its
+        // descriptors closes: forget ours too. (The descriptor itself closes after this.)
+        let mut regs = registrations();
+        if !regs.is_empty() {
+            if let Some(inode) = inode_of(self.fd.as_fd()) {
+                regs.retain(|r| r.inode != inode);
+            }
+        }
+    }
+}
+
+/// A notification this process registered through [`MessageQueue::notify`], by the queue's
+/// inode: [`list`] must not read (open, then close) the file of such a queue, which would
+/// cancel the registration.
+struct Registration {
+    inode: (u64, u64),
+    notify: i32,
+    signo: i32,
+}
+
+fn registrations() -> std::sync::MutexGuard<'static, Vec<Registration>> {
+    static REGISTRATIONS: std::sync::Mutex<Vec<Registration>> = std::sync::Mutex::new(Vec::new());
+    REGISTRATIONS
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The device and inode numbers of a descriptor's file.
+#[allow(clippy::unnecessary_cast, clippy::useless_conversion)] // dev_t, ino_t differ by target
+fn inode_of(fd: BorrowedFd<'_>) -> Option<(u64, u64)> {
+    let st = nix::sys::stat::fstat(fd).ok()?;
+    Some((st.st_dev as u64, st.st_ino as u64))
+}
+
 impl AsFd for MessageQueue {
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.fd.as_fd()
@@ -330,11 +382,6 @@ impl AsRawFd for MessageQueue {
     }
 }
 
-impl From<MessageQueue> for OwnedFd {
-    fn from(q: MessageQueue) -> Self {
-        q.fd
-    }
-}
 
 /// [`MessageQueue::send`] on a borrowed descriptor.
 pub fn send(fd: BorrowedFd<'_>, data: &[u8], priority: u32, wait: Wait) -> Result<()> {
@@ -558,8 +605,9 @@ pub fn rlimit_msgqueue() -> Option<u64> {
 pub struct Entry {
     /// The name, with its leading slash (`/jobs`).
     pub name: String,
-    /// Bytes of the messages in the queue (`QSIZE`).
-    pub bytes: u64,
+    /// Bytes of the messages in the queue (`QSIZE`); `None` for a queue this process is
+    /// registered on for notification (see [`list`]).
+    pub bytes: Option<u64>,
     /// The registered notification: `None` when no process is registered, else the
     /// `sigev_notify` value (`SIGEV_SIGNAL` 0, `SIGEV_NONE` 1, `SIGEV_THREAD` 2; `NOTIFY`).
     pub notify: Option<i32>,
@@ -573,7 +621,9 @@ pub struct Entry {
     pub gid: u32,
     /// Permission bits.
     pub mode: u32,
-    /// The attributes (`mq_getattr`), when this process may open the queue; `None` otherwise.
+    /// The attributes (`mq_getattr`), when this process may open the queue; `None` when it
+    /// may not, and for a queue this process is registered on for notification (see
+    /// [`list`]).
     pub attributes: Option<Attributes>,
 }
 
@@ -633,6 +683,13 @@ fn unescape_mountinfo(field: &str) -> String {
 /// (`QSIZE:... NOTIFY:... SIGNO:... NOTIFY_PID:...`) and its owner and mode. Queues that go
 /// away meanwhile are left out.
 ///
+/// Reading a queue's file opens the queue, and closing any descriptor of a queue cancels the
+/// notification the closing process registered on it (`mq_close` does, whatever the
+/// descriptor): so a queue this process registered through [`MessageQueue::notify`] is not
+/// read, and is listed from what this process knows of it (its registration, owner and mode;
+/// `bytes` and `attributes` are `None`). A registration used up by its notification since is
+/// still shown.
+///
 /// The file system shows the queues of the IPC namespace that mounted it. Errors: `ENOENT`
 /// (syscall `opendir`) when it is not mounted (`mount -t mqueue none /dev/mqueue` mounts it),
 /// `ENOSYS` (syscall `mq_open`) where there are no POSIX message queues.
@@ -659,14 +716,35 @@ pub fn list(dir: Option<&Path>) -> Result<Vec<Entry>> {
         let dirent = dirent.map_err(io("readdir"))?;
         let name = format!("/{}", dirent.file_name().to_string_lossy());
         let path = dirent.path();
-        let (Ok(text), Ok(meta)) = (std::fs::read_to_string(&path), std::fs::metadata(&path))
-        else {
+        // stat, unlike open, leaves a registration alone.
+        let Ok(meta) = std::fs::metadata(&path) else {
+            continue; // unlinked meanwhile
+        };
+        use std::os::unix::fs::MetadataExt;
+        let mine = registrations()
+            .iter()
+            .find(|r| r.inode == (meta.dev(), meta.ino()))
+            .map(|r| (r.notify, r.signo));
+        if let Some((notify, signo)) = mine {
+            entries.push(Entry {
+                name,
+                bytes: None,
+                notify: Some(notify),
+                signo,
+                notify_pid: std::process::id() as i32,
+                uid: meta.uid(),
+                gid: meta.gid(),
+                mode: meta.mode() & 0o777,
+                attributes: None,
+            });
+            continue;
+        }
+        let Ok(text) = std::fs::read_to_string(&path) else {
             continue; // unlinked meanwhile
         };
         let Some(fields) = parse_status(&text) else {
             continue;
         };
-        use std::os::unix::fs::MetadataExt;
         let attributes = [Access::Read, Access::Write].iter().find_map(|&access| {
             let q = MessageQueue::open(
                 &name,
@@ -680,7 +758,7 @@ pub fn list(dir: Option<&Path>) -> Result<Vec<Entry>> {
         });
         entries.push(Entry {
             name,
-            bytes: fields.0,
+            bytes: Some(fields.0),
             notify: (fields.3 != 0).then_some(fields.1),
             signo: fields.2,
             notify_pid: fields.3,
@@ -1201,6 +1279,16 @@ mod tests {
                 .unwrap();
             assert_eq!(me.notify_pid, std::process::id() as i32);
             assert_eq!(me.notify, Some(libc::SIGEV_NONE));
+            assert_eq!(
+                me.attributes, None,
+                "not opened: closing would cancel the registration"
+            );
+            assert_eq!(me.bytes, None);
+            // Still registered after the listing.
+            assert_eq!(
+                q.notify(Notify::Register).unwrap_err().errno(),
+                Errno::EBUSY
+            );
         }
         q.notify(Notify::Remove).unwrap();
         q.notify(Notify::Signal {
@@ -1208,6 +1296,19 @@ mod tests {
             value: 5,
         })
         .unwrap();
+        assert_eq!(
+            registrations()
+                .iter()
+                .filter(|r| r.signo == libc::SIGUSR2)
+                .count(),
+            1
+        );
+        // Closing another descriptor of the queue in this process cancels the registration
+        // (mq_close), and the record of it goes too.
+        drop(MessageQueue::open(&name.0, &OpenOptions::default()).unwrap());
+        let inode = inode_of(q.as_fd()).unwrap();
+        assert!(!registrations().iter().any(|r| r.inode == inode));
+        q.notify(Notify::Register).unwrap();
         q.notify(Notify::Remove).unwrap();
     }
 
