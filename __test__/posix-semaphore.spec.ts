@@ -222,16 +222,20 @@ test('an aborted acquire takes nothing; one that races its abort either took the
   for (let i = 0; i < rounds; i++) {
     const ac = new AbortController()
     const p = sem.acquire({ signal: ac.signal })
-    setImmediate(() => {
-      sem.release()
-      ac.abort()
-    })
+    const released = new Promise<void>((resolve) =>
+      setImmediate(() => {
+        sem.release()
+        ac.abort()
+        resolve()
+      }),
+    )
     try {
       await p
       took++
     } catch (e) {
       t.true(e instanceof AbortError)
     }
+    await released
   }
   t.is(took + sem.value, rounds, 'every release was either taken by its acquire or is still there')
 })

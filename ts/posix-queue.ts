@@ -11,7 +11,6 @@ import { markAsUntransferable } from 'node:worker_threads'
 
 import { AbortError, IpcError, callNative, invalidArgValue, invalidState, withDetail } from './errors'
 import { native, type Reactor } from './native'
-import type { PosixQueueHandle } from '../binding'
 import { FAST_EMPTY, FAST_FAILED, makeView } from './pool'
 import { WaitGroup, startWait } from './reactor'
 import { toChangeableSignal, type SignalLike } from './signals'
@@ -254,6 +253,12 @@ let poolMemory: ArrayBuffer
 let words: Int32Array
 let offset = ARGS
 
+const fastReceive = native.posixQueueFastReceive
+const fastSend = native.posixQueueFastSend
+
+/** Closes queues whose object was collected without `close()` (a safety net). */
+const finalizer = new FinalizationRegistry<number>((id) => native.posixQueueClose(id))
+
 function newPool(): void {
   pool = Buffer.allocUnsafeSlow(POOL_SIZE)
   poolMemory = pool.buffer as ArrayBuffer
@@ -333,14 +338,14 @@ function platformError(err: unknown): unknown {
  * resolves `false` when `timeoutMs` (if any) passed first.
  */
 function waitReady(
-  handle: PosixQueueHandle,
+  id: number,
   writable: boolean,
   signal: AbortSignal | undefined,
   groups: readonly WaitGroup[],
   timeoutMs: number | undefined,
 ): Promise<boolean> {
   const start = (reactor: Reactor, waitId: number) =>
-    native.posixQueueWaitStart(reactor, waitId, handle, writable)
+    native.posixQueueWaitStart(reactor, waitId, id, writable)
   if (timeoutMs === undefined) return startWait(start, () => true, signal, groups)
   const timer = new WaitGroup()
   const t = setTimeout(() => timer.cancelAll(TIMED_OUT), timeoutMs)
@@ -387,19 +392,21 @@ export class PosixMessageQueue implements Disposable {
   readonly maxMessages: number
   /** Largest message in bytes (`mq_msgsize`), fixed when the queue was created. */
   readonly messageSize: number
-  #handle: PosixQueueHandle
+  /** The queue's number in the native layer, which owns its descriptor. */
+  readonly #id: number
   #nonBlocking: boolean
   #closed = false
   #scratch: Buffer | undefined
   readonly #waits = new WaitGroup()
 
-  private constructor(name: string, handle: PosixQueueHandle) {
+  private constructor(name: string, id: number) {
     this.name = name
-    this.#handle = handle
-    const s = handle.stat()
+    this.#id = id
+    const s = callNative(() => native.posixQueueStat(id))
     this.maxMessages = s.maxMessages
     this.messageSize = s.messageSize
     this.#nonBlocking = s.nonBlocking
+    finalizer.register(this, id, this)
   }
 
   /**
@@ -428,18 +435,18 @@ export class PosixMessageQueue implements Disposable {
     const maxMessages = optionalInteger(opts.maxMessages, 'options.maxMessages', 1, 0x7fff_ffff, -1)
     const messageSize = optionalInteger(opts.messageSize, 'options.messageSize', 1, 0x7fff_ffff, -1)
     const nonBlocking = optionalBoolean(opts.nonBlocking, 'options.nonBlocking', false)
-    let handle: PosixQueueHandle
+    let id: number
     try {
-      handle = callNative(() =>
-        native.PosixQueueHandle.open(name, ACCESS[access], create, exclusive, mode, nonBlocking, maxMessages, messageSize),
+      id = callNative(() =>
+        native.posixQueueOpen(name, ACCESS[access], create, exclusive, mode, nonBlocking, maxMessages, messageSize),
       )
     } catch (err) {
       throw openError(err, name, maxMessages, messageSize)
     }
     try {
-      return new PosixMessageQueue(name, handle)
+      return new PosixMessageQueue(name, id)
     } catch (err) {
-      handle.close()
+      native.posixQueueClose(id)
       throw err
     }
   }
@@ -473,7 +480,7 @@ export class PosixMessageQueue implements Disposable {
    */
   get fd(): number {
     this.#check()
-    return this.#handle.fd
+    return native.posixQueueFd(this.#id)
   }
 
   #check(): void {
@@ -497,19 +504,20 @@ export class PosixMessageQueue implements Disposable {
   #sendNow(bytes: Uint8Array, priority: number, wait: number, soft: boolean): boolean {
     if (bytes.length > POOL_SIZE - ARGS) {
       try {
-        return callNative(() => this.#handle.send(bytes, priority, wait, soft))
+        return callNative(() => native.posixQueueSend(this.#id, bytes, priority, wait, soft))
       } catch (err) {
         throw this.#sendError(err, bytes.length)
       }
     }
     if (offset + bytes.length > pool.length) newPool()
-    words[0] = wait
-    words[1] = soft ? SOFT : 0
-    words[2] = offset
-    words[3] = bytes.length
-    words[4] = priority
+    words[0] = this.#id
+    words[1] = wait
+    words[2] = soft ? SOFT : 0
+    words[3] = offset
+    words[4] = bytes.length
+    words[5] = priority
     pool.set(bytes, offset)
-    const sent = this.#handle.fastSend()
+    const sent = fastSend()
     if (sent === FAST_FAILED) {
       try {
         callNative(fastError)
@@ -526,14 +534,15 @@ export class PosixMessageQueue implements Disposable {
     if (size > MAX_POOLED) return this.#receiveLarge(wait, soft)
     if (offset + size > pool.length) newPool()
     const at = offset
-    words[0] = wait
-    words[1] = soft ? SOFT : 0
-    words[2] = at
-    words[3] = size
-    const len = this.#handle.fastReceive()
+    words[0] = this.#id
+    words[1] = wait
+    words[2] = soft ? SOFT : 0
+    words[3] = at
+    words[4] = size
+    const len = fastReceive()
     if (len >= 0) {
       offset = (at + len + 7) & ~7
-      return { data: makeView(poolMemory, pool.byteOffset + at, len), priority: words[4]! }
+      return { data: makeView(poolMemory, pool.byteOffset + at, len), priority: words[5]! }
     }
     if (len === FAST_EMPTY) return null
     try {
@@ -547,7 +556,7 @@ export class PosixMessageQueue implements Disposable {
   #receiveLarge(wait: number, soft: boolean): PosixMessage | null {
     this.#scratch ??= Buffer.allocUnsafeSlow(this.messageSize)
     const buf = this.#scratch
-    const got = callNative(() => this.#handle.receive(buf, wait, soft))
+    const got = callNative(() => native.posixQueueReceive(this.#id, buf, wait, soft))
     if (got === null) return null
     const data = Buffer.allocUnsafe(got.length)
     buf.copy(data, 0, 0, got.length)
@@ -583,7 +592,7 @@ export class PosixMessageQueue implements Disposable {
         this.#sendNow(bytes, priority, 0, false)
         return
       }
-      await waitReady(this.#handle, true, signal, [this.#waits], left)
+      await waitReady(this.#id, true, signal, [this.#waits], left)
       this.#checkAfterWait()
     }
   }
@@ -641,7 +650,7 @@ export class PosixMessageQueue implements Disposable {
       const left = deadline === undefined ? undefined : Math.ceil(deadline - performance.now())
       // Time is up: one last try, which takes a message that is there or throws ETIMEDOUT.
       if (left !== undefined && left <= 0) return this.#receiveNow(0, false)!
-      await waitReady(this.#handle, false, signal, groups, left)
+      await waitReady(this.#id, false, signal, groups, left)
       this.#checkAfterWait()
       const now = this.#receiveNow(NOW, true)
       if (now !== null) return now
@@ -737,7 +746,7 @@ export class PosixMessageQueue implements Disposable {
    */
   stat(): PosixMessageQueueStat {
     this.#check()
-    const s = callNative(() => this.#handle.stat())
+    const s = callNative(() => native.posixQueueStat(this.#id))
     return {
       messages: s.messages,
       maxMessages: s.maxMessages,
@@ -763,7 +772,7 @@ export class PosixMessageQueue implements Disposable {
   setNonBlocking(on: boolean): boolean {
     const value = optionalBoolean(on, 'on', false)
     this.#check()
-    const old = callNative(() => this.#handle.setNonBlocking(value))
+    const old = callNative(() => native.posixQueueSetNonBlocking(this.#id, value))
     this.#nonBlocking = value
     return old
   }
@@ -782,7 +791,7 @@ export class PosixMessageQueue implements Disposable {
     const uid = c.uid === undefined ? undefined : optionalInteger(c.uid, 'changes.uid', 0, 0xffff_fffe, 0)
     const gid = c.gid === undefined ? undefined : optionalInteger(c.gid, 'changes.gid', 0, 0xffff_fffe, 0)
     this.#check()
-    callNative(() => this.#handle.update(mode, uid, gid))
+    callNative(() => native.posixQueueUpdate(this.#id, mode, uid, gid))
   }
 
   /**
@@ -806,7 +815,7 @@ export class PosixMessageQueue implements Disposable {
   notify(options: PosixQueueNotifyOptions | null): void {
     if (options === null) {
       this.#check()
-      callNative(() => this.#handle.notify(0, 0, 0))
+      callNative(() => native.posixQueueNotify(this.#id, 0, 0, 0))
       return
     }
     const opts = validateOptions(options)
@@ -814,7 +823,7 @@ export class PosixMessageQueue implements Disposable {
     const { number } = toChangeableSignal(opts.signal, 'options.signal')
     const value = optionalInteger(opts.value, 'options.value', -0x8000_0000, 0x7fff_ffff, 0)
     this.#check()
-    callNative(() => this.#handle.notify(2, number, value))
+    callNative(() => native.posixQueueNotify(this.#id, 2, number, value))
   }
 
   /**
@@ -842,7 +851,8 @@ export class PosixMessageQueue implements Disposable {
     this.#closed = true
     // Cancelling unregisters the descriptor from the poller at once, so it may be closed now.
     this.#waits.cancelAll(invalidState('PosixMessageQueue was closed while waiting'))
-    this.#handle.close()
+    finalizer.unregister(this)
+    native.posixQueueClose(this.#id)
   }
 
   /** Calls {@link close}, for `using q = PosixMessageQueue.open(...)`. */

@@ -7,7 +7,6 @@
 
 import { AbortError, IpcError, callNative, invalidState, withDetail } from './errors'
 import { native } from './native'
-import type { PosixSemaphoreHandle } from '../binding'
 import { WaitGroup, startWait } from './reactor'
 import {
   optionalBoolean,
@@ -31,6 +30,38 @@ export const POSIX_SEMAPHORE_VALUE_MAX: number = native.POSIX_SEM_VALUE_MAX
 
 const NAME_MAX = native.POSIX_SEM_NAME_MAX
 const MAX_TIMEOUT = 0x7fff_ffff
+
+/**
+ * The fast path: as System V semaphores do (see `semaphore.ts`), each operation that needs no
+ * wait writes the semaphore's number, the operation and a timeout into a small buffer
+ * registered once per thread and calls the argument-less `posixSemFast`.
+ */
+const TRY_WAIT = native.POSIX_SEM_TRY_WAIT
+const POST = native.POSIX_SEM_POST
+const VALUE = native.POSIX_SEM_VALUE
+const WAIT = native.POSIX_SEM_WAIT
+const fastOp = native.posixSemFast
+const fastSlab = Buffer.allocUnsafeSlow(native.POSIX_SEM_FAST_BYTES)
+native.posixSemFastRegister(fastSlab)
+const fastArgs = new Int32Array(fastSlab.buffer, fastSlab.byteOffset, 3)
+
+/** Throws the error the last fast call kept, as an `IpcError`. */
+function fastError(): never {
+  native.posixSemFastError()
+  throw new Error('ipckit: a fast-path semaphore call failed without an error')
+}
+
+/** Runs operation `op` on semaphore `id` on this thread; throws what it failed with. */
+function run(id: number, op: number, timeout: number): number {
+  fastArgs[0] = id
+  fastArgs[1] = op
+  fastArgs[2] = timeout
+  const result = fastOp()
+  return result >= 0 ? result : callNative(fastError)
+}
+
+/** Closes semaphores whose object was collected without `close()` (a safety net). */
+const finalizer = new FinalizationRegistry<number>((id) => native.posixSemClose(id))
 
 /** Options of {@link PosixSemaphore.open}. */
 export interface PosixSemaphoreOpenOptions {
@@ -109,13 +140,15 @@ function namedError(err: unknown, name: string): unknown {
 export class PosixSemaphore implements Disposable {
   /** The semaphore's name, with its leading slash. */
   readonly name: string
-  #handle: PosixSemaphoreHandle
+  /** The semaphore's number in the native layer. */
+  readonly #id: number
   #closed = false
   readonly #waits = new WaitGroup()
 
-  private constructor(name: string, handle: PosixSemaphoreHandle) {
+  private constructor(name: string, id: number) {
     this.name = name
-    this.#handle = handle
+    this.#id = id
+    finalizer.register(this, id, this)
   }
 
   /**
@@ -138,8 +171,8 @@ export class PosixSemaphore implements Disposable {
     const mode = validateMode(opts.mode, 'options.mode', 0o600)
     const initial = optionalInteger(opts.initial, 'options.initial', 0, POSIX_SEMAPHORE_VALUE_MAX, 0)
     try {
-      const handle = callNative(() => native.PosixSemaphoreHandle.open(name, create, exclusive, mode, initial))
-      return new PosixSemaphore(name, handle)
+      const id = callNative(() => native.posixSemOpen(name, create, exclusive, mode, initial))
+      return new PosixSemaphore(name, id)
     } catch (err) {
       throw namedError(err, name)
     }
@@ -190,15 +223,15 @@ export class PosixSemaphore implements Disposable {
     validateAbortSignal(signal, 'options.signal')
     this.#check()
     if (signal?.aborted) throw new AbortError(undefined, { cause: signal.reason })
-    if (callNative(() => this.#handle.tryWait())) return
+    if (run(this.#id, TRY_WAIT, 0) === 1) return
     // Would wait: a zero timeout answers at once, on this thread (ETIMEDOUT).
     if (timeout === 0) {
-      callNative(() => this.#handle.waitSync(0))
+      run(this.#id, WAIT, 0)
       return
     }
-    const handle = this.#handle
+    const id = this.#id
     return startWait(
-      (reactor, waitId) => native.posixSemWaitStart(reactor, waitId, handle, timeout),
+      (reactor, waitId) => native.posixSemWaitStart(reactor, waitId, id, timeout),
       () => undefined,
       signal,
       [this.#waits],
@@ -218,7 +251,7 @@ export class PosixSemaphore implements Disposable {
     const opts = validateOptions(options)
     const timeout = timeoutOf(opts.timeoutMs)
     this.#check()
-    callNative(() => this.#handle.waitSync(timeout))
+    run(this.#id, WAIT, timeout)
   }
 
   /**
@@ -232,7 +265,7 @@ export class PosixSemaphore implements Disposable {
    */
   tryAcquire(): boolean {
     this.#check()
-    return callNative(() => this.#handle.tryWait())
+    return run(this.#id, TRY_WAIT, 0) === 1
   }
 
   /**
@@ -246,7 +279,7 @@ export class PosixSemaphore implements Disposable {
    */
   release(): void {
     this.#check()
-    callNative(() => this.#handle.post())
+    run(this.#id, POST, 0)
   }
 
   /**
@@ -260,7 +293,7 @@ export class PosixSemaphore implements Disposable {
    */
   get value(): number {
     this.#check()
-    return callNative(() => this.#handle.value())
+    return run(this.#id, VALUE, 0)
   }
 
   /**
@@ -287,7 +320,8 @@ export class PosixSemaphore implements Disposable {
     if (this.#closed) return
     this.#closed = true
     this.#waits.cancelAll(invalidState('PosixSemaphore was closed while waiting'))
-    this.#handle.close()
+    finalizer.unregister(this)
+    native.posixSemClose(this.#id)
   }
 
   /** Calls {@link close}, for `using sem = PosixSemaphore.open(...)`. */

@@ -1,11 +1,13 @@
 //! POSIX message queues for JavaScript: value conversion over [`ipckit::mqueue`].
 //!
-//! A [`PosixQueueHandle`] owns the queue descriptor (closed by `close()`, or by the garbage
-//! collector as a safety net). Sends and receives that need no wait run on the JavaScript
-//! thread through an argument-less fast path (as System V queues do, see `msg.rs`); when one
-//! would wait, [`posix_queue_wait_start`] watches the descriptor on the reactor (a queue
-//! descriptor is a file descriptor on Linux: readable when a message is queued, writable when
-//! there is room) and the TypeScript layer tries again. No thread is parked per wait.
+//! The queues a thread's JavaScript has open are kept here, each a core
+//! [`MessageQueue`] owning its descriptor, by a number the TypeScript layer holds
+//! ([`posix_queue_open`], [`posix_queue_close`]; a `FinalizationRegistry` closes what is
+//! collected unclosed). Sends and receives that need no wait run on the JavaScript thread
+//! through an argument-less fast path (as System V queues do, see `msg.rs`); when one would
+//! wait, [`posix_queue_wait_start`] watches the descriptor on the reactor (a queue descriptor
+//! is a file descriptor on Linux: readable when a message is queued, writable when there is
+//! room) and the TypeScript layer tries again. No thread is parked per wait.
 
 use std::cell::RefCell;
 use std::os::fd::{AsFd, AsRawFd};
@@ -18,7 +20,7 @@ use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
 use crate::error::OrThrow;
-use crate::fast::{self, keep_error, Slab};
+use crate::fast::{self, keep_error, Handles, Slab};
 use crate::reactor::Reactor;
 
 /// The largest message priority (`MQ_PRIO_MAX - 1`).
@@ -64,230 +66,226 @@ pub struct PosixQueueReceivedJs {
     pub priority: u32,
 }
 
-/// An open queue descriptor (`mqd_t`).
+thread_local! {
+    /// The queues this thread's JavaScript has open, by number.
+    static QUEUES: RefCell<Handles<MessageQueue>> = RefCell::new(Handles::default());
+}
+
+/// Runs `f` on queue `id`; `EBADF` (named `syscall`) when it is not open.
+fn with_queue<T>(
+    id: u32,
+    syscall: &'static str,
+    f: impl FnOnce(&MessageQueue) -> ipckit::Result<T>,
+) -> ipckit::Result<T> {
+    QUEUES.with(|q| match q.borrow().get(id) {
+        Some(queue) => f(queue),
+        None => Err(closed(syscall)),
+    })
+}
+
+/// `mq_open`; returns the queue's number on this thread. `access`: 0 receive only, 1 send
+/// only, 2 both; a negative `maxMessages` or `messageSize` means the system's default.
 #[napi]
-pub struct PosixQueueHandle {
-    queue: RefCell<Option<MessageQueue>>,
+#[allow(clippy::too_many_arguments)]
+pub fn posix_queue_open(
+    env: &Env,
+    name: String,
+    access: u32,
+    create: bool,
+    exclusive: bool,
+    mode: u32,
+    non_blocking: bool,
+    max_messages: f64,
+    message_size: f64,
+) -> Result<u32> {
+    let options = OpenOptions {
+        access: match access {
+            0 => Access::Read,
+            1 => Access::Write,
+            _ => Access::ReadWrite,
+        },
+        create,
+        exclusive,
+        mode,
+        nonblocking: non_blocking,
+        max_messages: (max_messages >= 0.0).then_some(max_messages as i64),
+        message_size: (message_size >= 0.0).then_some(message_size as i64),
+    };
+    let queue = MessageQueue::open(&name, &options).or_throw(env)?;
+    Ok(QUEUES.with(|q| q.borrow_mut().insert(queue)))
 }
 
-impl PosixQueueHandle {
-    fn with<T>(
-        &self,
-        syscall: &'static str,
-        f: impl FnOnce(&MessageQueue) -> ipckit::Result<T>,
-    ) -> ipckit::Result<T> {
-        match self.queue.borrow().as_ref() {
-            Some(q) => f(q),
-            None => Err(closed(syscall)),
-        }
-    }
-}
-
+/// Closes queue `id` (`mq_close`); does nothing if it is not open. Cancel the waits on it
+/// first: a watch refers to the descriptor's number.
 #[napi]
-impl PosixQueueHandle {
-    /// `mq_open`. `access`: 0 receive only, 1 send only, 2 both; a negative `maxMessages` or
-    /// `messageSize` means the system's default.
-    #[napi(factory)]
-    #[allow(clippy::too_many_arguments)]
-    pub fn open(
-        env: &Env,
-        name: String,
-        access: u32,
-        create: bool,
-        exclusive: bool,
-        mode: u32,
-        non_blocking: bool,
-        max_messages: f64,
-        message_size: f64,
-    ) -> Result<Self> {
-        let options = OpenOptions {
-            access: match access {
-                0 => Access::Read,
-                1 => Access::Write,
-                _ => Access::ReadWrite,
-            },
-            create,
-            exclusive,
-            mode,
-            nonblocking: non_blocking,
-            max_messages: (max_messages >= 0.0).then_some(max_messages as i64),
-            message_size: (message_size >= 0.0).then_some(message_size as i64),
-        };
-        let queue = MessageQueue::open(&name, &options).or_throw(env)?;
-        Ok(Self {
-            queue: RefCell::new(Some(queue)),
-        })
-    }
+pub fn posix_queue_close(id: u32) {
+    let queue = QUEUES.with(|q| q.borrow_mut().remove(id));
+    drop(queue);
+}
 
-    /// The descriptor, -1 once closed.
-    #[napi(getter)]
-    pub fn fd(&self) -> i32 {
-        self.queue.borrow().as_ref().map_or(-1, |q| q.as_raw_fd())
-    }
+/// The descriptor of queue `id`, -1 when it is not open.
+#[napi]
+pub fn posix_queue_fd(id: u32) -> i32 {
+    with_queue(id, "fcntl", |q| Ok(q.as_raw_fd())).unwrap_or(-1)
+}
 
-    /// `mq_getattr` and `fstat`.
-    #[napi]
-    pub fn stat(&self, env: &Env) -> Result<PosixQueueStatJs> {
-        self.with("mq_getattr", |q| {
-            let a = q.attributes()?;
-            let o = q.owner()?;
-            Ok(PosixQueueStatJs {
-                non_blocking: a.nonblocking,
-                max_messages: a.max_messages as f64,
-                message_size: a.message_size as f64,
-                messages: a.messages as f64,
-                uid: o.uid,
-                gid: o.gid,
-                mode: o.mode,
-            })
+/// `mq_getattr` and `fstat`.
+#[napi]
+pub fn posix_queue_stat(env: &Env, id: u32) -> Result<PosixQueueStatJs> {
+    with_queue(id, "mq_getattr", |q| {
+        let a = q.attributes()?;
+        let o = q.owner()?;
+        Ok(PosixQueueStatJs {
+            non_blocking: a.nonblocking,
+            max_messages: a.max_messages as f64,
+            message_size: a.message_size as f64,
+            messages: a.messages as f64,
+            uid: o.uid,
+            gid: o.gid,
+            mode: o.mode,
         })
+    })
+    .or_throw(env)
+}
+
+/// `mq_setattr` of `O_NONBLOCK`; returns whether it was set before.
+#[napi]
+pub fn posix_queue_set_non_blocking(env: &Env, id: u32, on: bool) -> Result<bool> {
+    with_queue(id, "mq_setattr", |q| q.set_nonblocking(on))
+        .map(|old| old.nonblocking)
         .or_throw(env)
-    }
+}
 
-    /// `mq_setattr` of `O_NONBLOCK`; returns whether it was set before.
-    #[napi]
-    pub fn set_non_blocking(&self, env: &Env, on: bool) -> Result<bool> {
-        self.with("mq_setattr", |q| q.set_nonblocking(on))
-            .map(|old| old.nonblocking)
-            .or_throw(env)
-    }
+/// `mq_notify`: `kind` 0 removes this process's registration, 1 registers without a
+/// notification (`SIGEV_NONE`), 2 registers `signal` with `value` (`SIGEV_SIGNAL`).
+#[napi]
+pub fn posix_queue_notify(env: &Env, id: u32, kind: u32, signal: i32, value: i32) -> Result<()> {
+    let how = match kind {
+        0 => Notify::Remove,
+        1 => Notify::Register,
+        _ => Notify::Signal { signal, value },
+    };
+    with_queue(id, "mq_notify", |q| q.notify(how)).or_throw(env)
+}
 
-    /// `mq_notify`: `kind` 0 removes this process's registration, 1 registers without a
-    /// notification (`SIGEV_NONE`), 2 registers `signal` with `value` (`SIGEV_SIGNAL`).
-    #[napi]
-    pub fn notify(&self, env: &Env, kind: u32, signal: i32, value: i32) -> Result<()> {
-        let how = match kind {
-            0 => Notify::Remove,
-            1 => Notify::Register,
-            _ => Notify::Signal { signal, value },
-        };
-        self.with("mq_notify", |q| q.notify(how)).or_throw(env)
-    }
-
-    /// `fchmod` / `fchown`; what is left out stays.
-    #[napi]
-    pub fn update(
-        &self,
-        env: &Env,
-        mode: Option<u32>,
-        uid: Option<u32>,
-        gid: Option<u32>,
-    ) -> Result<()> {
-        self.with("fchmod", |q| {
-            if uid.is_some() || gid.is_some() {
-                q.set_owner(uid, gid)?;
-            }
-            if let Some(mode) = mode {
-                q.set_mode(mode)?;
-            }
-            Ok(())
-        })
-        .or_throw(env)
-    }
-
-    /// `mq_send` / `mq_timedsend` of `data` outside the fast path (a payload larger than the
-    /// pool). `wait`: -2 not at all, -1 forever, else milliseconds. With `soft`, a full queue
-    /// answers false instead of `EAGAIN`.
-    #[napi]
-    pub fn send(
-        &self,
-        env: &Env,
-        data: &[u8],
-        priority: u32,
-        wait: f64,
-        soft: bool,
-    ) -> Result<bool> {
-        match self.with("mq_send", |q| q.send(data, priority, wait_of(wait))) {
-            Ok(()) => Ok(true),
-            Err(e) if soft && e.errno() == Errno::EAGAIN => Ok(false),
-            Err(e) => Err(crate::error::sys_error(env, e)),
+/// `fchmod` / `fchown`; what is left out stays.
+#[napi]
+pub fn posix_queue_update(
+    env: &Env,
+    id: u32,
+    mode: Option<u32>,
+    uid: Option<u32>,
+    gid: Option<u32>,
+) -> Result<()> {
+    with_queue(id, "fchmod", |q| {
+        if uid.is_some() || gid.is_some() {
+            q.set_owner(uid, gid)?;
         }
-    }
-
-    /// `mq_receive` / `mq_timedreceive` into `buf` outside the fast path (a message size
-    /// larger than the pool); `null` for an empty queue with `soft`.
-    #[napi]
-    pub fn receive(
-        &self,
-        env: &Env,
-        mut buf: BufferSlice<'_>,
-        wait: f64,
-        soft: bool,
-    ) -> Result<Option<PosixQueueReceivedJs>> {
-        match self.with("mq_receive", |q| q.receive(&mut buf, wait_of(wait))) {
-            Ok((length, priority)) => Ok(Some(PosixQueueReceivedJs {
-                length: length as u32,
-                priority,
-            })),
-            Err(e) if soft && e.errno() == Errno::EAGAIN => Ok(None),
-            Err(e) => Err(crate::error::sys_error(env, e)),
+        if let Some(mode) = mode {
+            q.set_mode(mode)?;
         }
-    }
+        Ok(())
+    })
+    .or_throw(env)
+}
 
-    /// `mq_receive` with the arguments in this thread's registered slab (see
-    /// `posixQueueFastRegister`), into the slab at the given offset. Returns the length (the
-    /// priority is written into the slab); -1 for an empty queue with `POSIX_QUEUE_FAST_SOFT`;
-    /// -2 after an error, which `posixQueueFastError()` then throws.
-    #[napi]
-    pub fn fast_receive(&self) -> i64 {
-        let queue = self.queue.borrow();
-        fast::with_slab(&SLAB, |slab| {
-            let (Some(q), Some(slab)) = (queue.as_ref(), slab) else {
-                return keep_error(closed("mq_receive"));
-            };
-            let Some(args) = fast_args(slab) else {
-                return keep_error(ipckit::Error::new(Errno::EINVAL, "mq_receive"));
-            };
-            let end = args.offset.checked_add(args.size);
-            let Some(buf) = end.and_then(|end| slab.get_mut(args.offset..end)) else {
-                return keep_error(ipckit::Error::new(Errno::EINVAL, "mq_receive"));
-            };
-            match mqueue::receive(q.as_fd(), buf, args.wait) {
-                Ok((len, priority)) => {
-                    slab[PRIORITY_AT..PRIORITY_AT + 4].copy_from_slice(&priority.to_ne_bytes());
-                    len as i64
-                }
-                Err(e) if args.soft && e.errno() == Errno::EAGAIN => -1,
-                Err(e) => keep_error(e),
-            }
-        })
-    }
-
-    /// `mq_send` of the `size` bytes the slab holds at the given offset, with the priority in
-    /// the slab. Returns 1 when sent; 0 for a full queue with `POSIX_QUEUE_FAST_SOFT`; -2 after
-    /// an error, which `posixQueueFastError()` then throws.
-    #[napi]
-    pub fn fast_send(&self) -> i64 {
-        let queue = self.queue.borrow();
-        fast::with_slab(&SLAB, |slab| {
-            let (Some(q), Some(slab)) = (queue.as_ref(), slab) else {
-                return keep_error(closed("mq_send"));
-            };
-            let Some(args) = fast_args(slab) else {
-                return keep_error(ipckit::Error::new(Errno::EINVAL, "mq_send"));
-            };
-            let end = args.offset.checked_add(args.size);
-            let Some(data) = end.and_then(|end| slab.get(args.offset..end)) else {
-                return keep_error(ipckit::Error::new(Errno::EINVAL, "mq_send"));
-            };
-            match mqueue::send(q.as_fd(), data, args.priority, args.wait) {
-                Ok(()) => 1,
-                Err(e) if args.soft && e.errno() == Errno::EAGAIN => 0,
-                Err(e) => keep_error(e),
-            }
-        })
-    }
-
-    /// Closes the descriptor (`mq_close`); idempotent. Cancel the waits on it first: a watch
-    /// refers to the descriptor's number.
-    #[napi]
-    pub fn close(&self) {
-        drop(self.queue.borrow_mut().take());
+/// `mq_send` / `mq_timedsend` of `data` outside the fast path (a payload larger than the
+/// pool). `wait`: -2 not at all, -1 forever, else milliseconds. With `soft`, a full queue
+/// answers false instead of `EAGAIN`.
+#[napi]
+pub fn posix_queue_send(
+    env: &Env,
+    id: u32,
+    data: &[u8],
+    priority: u32,
+    wait: f64,
+    soft: bool,
+) -> Result<bool> {
+    match with_queue(id, "mq_send", |q| q.send(data, priority, wait_of(wait))) {
+        Ok(()) => Ok(true),
+        Err(e) if soft && e.errno() == Errno::EAGAIN => Ok(false),
+        Err(e) => Err(crate::error::sys_error(env, e)),
     }
 }
 
-// The fast path: see `msg.rs` for why an argument-less call. The slab starts with five
-// `i32` words: wait code (-2 now, -1 forever, else milliseconds), flags, offset, size,
+/// `mq_receive` / `mq_timedreceive` into `buf` outside the fast path (a message size larger
+/// than the pool); `null` for an empty queue with `soft`.
+#[napi]
+pub fn posix_queue_receive(
+    env: &Env,
+    id: u32,
+    mut buf: BufferSlice<'_>,
+    wait: f64,
+    soft: bool,
+) -> Result<Option<PosixQueueReceivedJs>> {
+    match with_queue(id, "mq_receive", |q| q.receive(&mut buf, wait_of(wait))) {
+        Ok((length, priority)) => Ok(Some(PosixQueueReceivedJs {
+            length: length as u32,
+            priority,
+        })),
+        Err(e) if soft && e.errno() == Errno::EAGAIN => Ok(None),
+        Err(e) => Err(crate::error::sys_error(env, e)),
+    }
+}
+
+/// `mq_receive` with the arguments in this thread's registered slab (see
+/// `posixQueueFastRegister`), into the slab at the given offset. Returns the length (the
+/// priority is written into the slab); -1 for an empty queue with `POSIX_QUEUE_FAST_SOFT`;
+/// -2 after an error, which `posixQueueFastError()` then throws.
+#[napi]
+pub fn posix_queue_fast_receive() -> i64 {
+    fast::with_slab(&SLAB, |slab| {
+        let Some(slab) = slab else {
+            return keep_error(closed("mq_receive"));
+        };
+        let Some(args) = fast_args(slab) else {
+            return keep_error(ipckit::Error::new(Errno::EINVAL, "mq_receive"));
+        };
+        let end = args.offset.checked_add(args.size);
+        let Some(buf) = end.and_then(|end| slab.get_mut(args.offset..end)) else {
+            return keep_error(ipckit::Error::new(Errno::EINVAL, "mq_receive"));
+        };
+        match with_queue(args.id, "mq_receive", |q| {
+            mqueue::receive(q.as_fd(), buf, args.wait)
+        }) {
+            Ok((len, priority)) => {
+                slab[PRIORITY_AT..PRIORITY_AT + 4].copy_from_slice(&priority.to_ne_bytes());
+                len as i64
+            }
+            Err(e) if args.soft && e.errno() == Errno::EAGAIN => -1,
+            Err(e) => keep_error(e),
+        }
+    })
+}
+
+/// `mq_send` of the `size` bytes the slab holds at the given offset, with the priority in the
+/// slab. Returns 1 when sent; 0 for a full queue with `POSIX_QUEUE_FAST_SOFT`; -2 after an
+/// error, which `posixQueueFastError()` then throws.
+#[napi]
+pub fn posix_queue_fast_send() -> i64 {
+    fast::with_slab(&SLAB, |slab| {
+        let Some(slab) = slab else {
+            return keep_error(closed("mq_send"));
+        };
+        let Some(args) = fast_args(slab) else {
+            return keep_error(ipckit::Error::new(Errno::EINVAL, "mq_send"));
+        };
+        let end = args.offset.checked_add(args.size);
+        let Some(data) = end.and_then(|end| slab.get(args.offset..end)) else {
+            return keep_error(ipckit::Error::new(Errno::EINVAL, "mq_send"));
+        };
+        match with_queue(args.id, "mq_send", |q| {
+            mqueue::send(q.as_fd(), data, args.priority, args.wait)
+        }) {
+            Ok(()) => 1,
+            Err(e) if args.soft && e.errno() == Errno::EAGAIN => 0,
+            Err(e) => keep_error(e),
+        }
+    })
+}
+
+// The fast path: see `msg.rs` for why an argument-less call. The slab starts with six `i32`
+// words: queue number, wait code (-2 now, -1 forever, else milliseconds), flags, offset, size,
 // priority (in for a send, out for a receive).
 
 /// Bytes at the start of a fast-path slab that hold the arguments.
@@ -297,13 +295,14 @@ pub const POSIX_QUEUE_FAST_ARGS: u32 = 32;
 #[napi]
 pub const POSIX_QUEUE_FAST_SOFT: u32 = 1;
 
-const PRIORITY_AT: usize = 16;
+const PRIORITY_AT: usize = 20;
 
 thread_local! {
     static SLAB: RefCell<Slab> = const { RefCell::new(Slab::EMPTY) };
 }
 
 struct FastArgs {
+    id: u32,
     wait: Wait,
     soft: bool,
     offset: usize,
@@ -313,13 +312,14 @@ struct FastArgs {
 
 fn fast_args(slab: &[u8]) -> Option<FastArgs> {
     let word = |i: usize| fast::word(slab, i);
-    let offset = usize::try_from(word(2)?).ok()?;
+    let offset = usize::try_from(word(3)?).ok()?;
     Some(FastArgs {
-        wait: wait_of(f64::from(word(0)?)),
-        soft: word(1)? as u32 & POSIX_QUEUE_FAST_SOFT != 0,
+        id: word(0)? as u32,
+        wait: wait_of(f64::from(word(1)?)),
+        soft: word(2)? as u32 & POSIX_QUEUE_FAST_SOFT != 0,
         offset: offset.max(POSIX_QUEUE_FAST_ARGS as usize),
-        size: usize::try_from(word(3)?).ok()?,
-        priority: word(4)? as u32,
+        size: usize::try_from(word(4)?).ok()?,
+        priority: word(5)? as u32,
     })
 }
 
@@ -343,10 +343,10 @@ pub fn posix_queue_wait_start(
     env: &Env,
     reactor: &Reactor,
     wait_id: u32,
-    handle: &PosixQueueHandle,
+    id: u32,
     writable: bool,
 ) -> Result<()> {
-    let fd = handle.fd();
+    let fd = posix_queue_fd(id);
     if fd < 0 {
         return Err(crate::error::sys_error(env, closed("poll")));
     }

@@ -1,9 +1,10 @@
 //! POSIX named semaphores for JavaScript: value conversion over [`ipckit::posix_sem`].
 //!
-//! A [`PosixSemaphoreHandle`] holds the semaphore in an `Arc`: `close()` lets go of this
-//! handle's reference, and a wait thread keeps its own until it ends, so the C library unmaps
-//! the semaphore only when nothing can touch it any more. A wait has no descriptor to poll:
-//! it runs on a core wait thread through the [`Reactor`], cancellable.
+//! The semaphores a thread's JavaScript has open are kept here by number, each in an `Arc`:
+//! [`posix_sem_close`] lets go of the table's reference, and a wait thread keeps its own until
+//! it ends, so the C library unmaps the semaphore only when nothing can touch it any more.
+//! Operations that need no wait go through an argument-less fast path; a wait has no
+//! descriptor to poll, so it runs on a core wait thread through the [`Reactor`], cancellable.
 
 use std::cell::RefCell;
 use std::sync::Arc;
@@ -15,6 +16,7 @@ use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
 use crate::error::OrThrow;
+use crate::fast::{self, keep_error, Handles, Slab};
 use crate::reactor::{Outcome, Reactor};
 
 /// The largest value a semaphore holds (`SEM_VALUE_MAX`).
@@ -29,96 +31,134 @@ fn deadline(timeout_ms: f64) -> Option<Instant> {
     (timeout_ms >= 0.0).then(|| Instant::now() + Duration::from_secs_f64(timeout_ms / 1000.0))
 }
 
-/// A named semaphore opened by this process (`sem_t *`).
-#[napi]
-pub struct PosixSemaphoreHandle {
-    sem: RefCell<Option<Arc<Semaphore>>>,
+thread_local! {
+    /// The semaphores this thread's JavaScript has open, by number. A wait thread holds its
+    /// own reference, so closing one while a wait runs unmaps nothing under it.
+    static SEMAPHORES: RefCell<Handles<Arc<Semaphore>>> = RefCell::new(Handles::default());
 }
 
-impl PosixSemaphoreHandle {
-    fn get(&self, syscall: &'static str) -> ipckit::Result<Arc<Semaphore>> {
-        self.sem
-            .borrow()
-            .clone()
+fn get(id: u32, syscall: &'static str) -> ipckit::Result<Arc<Semaphore>> {
+    SEMAPHORES.with(|s| {
+        s.borrow()
+            .get(id)
+            .cloned()
             .ok_or(ipckit::Error::new(Errno::EINVAL, syscall))
-    }
+    })
 }
 
+/// `sem_open`; returns the semaphore's number on this thread. `initial` is used only when the
+/// call creates the semaphore.
 #[napi]
-impl PosixSemaphoreHandle {
-    /// `sem_open`; `initial` is used only when the call creates the semaphore.
-    #[napi(factory)]
-    pub fn open(
-        env: &Env,
-        name: String,
-        create: bool,
-        exclusive: bool,
-        mode: u32,
-        initial: u32,
-    ) -> Result<Self> {
-        let options = OpenOptions {
-            create,
-            exclusive,
-            mode,
-            initial,
-        };
-        let sem = Semaphore::open(&name, &options).or_throw(env)?;
-        Ok(Self {
-            sem: RefCell::new(Some(Arc::new(sem))),
-        })
-    }
-
-    /// `sem_post`.
-    #[napi]
-    pub fn post(&self, env: &Env) -> Result<()> {
-        self.get("sem_post").and_then(|s| s.post()).or_throw(env)
-    }
-
-    /// `sem_trywait`: true if it took one.
-    #[napi]
-    pub fn try_wait(&self, env: &Env) -> Result<bool> {
-        self.get("sem_trywait")
-            .and_then(|s| s.try_wait())
-            .or_throw(env)
-    }
-
-    /// `sem_wait` (`timeout_ms` < 0) or `sem_timedwait` on the calling thread, retried after
-    /// `EINTR`.
-    #[napi]
-    pub fn wait_sync(&self, env: &Env, timeout_ms: f64) -> Result<()> {
-        let deadline = deadline(timeout_ms);
-        self.get("sem_wait")
-            .and_then(|s| s.wait_blocking(deadline))
-            .or_throw(env)
-    }
-
-    /// `sem_getvalue`.
-    #[napi]
-    pub fn value(&self, env: &Env) -> Result<i32> {
-        self.get("sem_getvalue")
-            .and_then(|s| s.value())
-            .or_throw(env)
-    }
-
-    /// Lets go of this handle's reference (`sem_close` once no wait holds one); idempotent.
-    #[napi]
-    pub fn close(&self) {
-        drop(self.sem.borrow_mut().take());
-    }
+pub fn posix_sem_open(
+    env: &Env,
+    name: String,
+    create: bool,
+    exclusive: bool,
+    mode: u32,
+    initial: u32,
+) -> Result<u32> {
+    let options = OpenOptions {
+        create,
+        exclusive,
+        mode,
+        initial,
+    };
+    let sem = Semaphore::open(&name, &options).or_throw(env)?;
+    Ok(SEMAPHORES.with(|s| s.borrow_mut().insert(Arc::new(sem))))
 }
 
-/// Starts a wait (`sem_wait`, or `sem_timedwait` with `timeout_ms` >= 0) on a core wait
-/// thread; delivered with no value, or `ETIMEDOUT`, or `ECANCELED` when cancelled (then it
-/// took nothing).
+/// Lets go of this thread's reference to semaphore `id` (`sem_close` once no wait holds one);
+/// does nothing if it is not open.
+#[napi]
+pub fn posix_sem_close(id: u32) {
+    let sem = SEMAPHORES.with(|s| s.borrow_mut().remove(id));
+    drop(sem);
+}
+
+// The fast path (see `msg.rs` for why an argument-less call): the slab holds three `i32`
+// words, the semaphore's number, the operation, and a timeout in milliseconds (-1: none).
+
+/// Bytes of the fast-path slab.
+#[napi]
+pub const POSIX_SEM_FAST_BYTES: u32 = 16;
+/// Fast-path operation: `sem_trywait`; answers 1 (taken) or 0.
+#[napi]
+pub const POSIX_SEM_TRY_WAIT: u32 = 0;
+/// Fast-path operation: `sem_post`; answers 1.
+#[napi]
+pub const POSIX_SEM_POST: u32 = 1;
+/// Fast-path operation: `sem_getvalue`; answers the value.
+#[napi]
+pub const POSIX_SEM_VALUE: u32 = 2;
+/// Fast-path operation: `sem_wait` (or `sem_timedwait`) on the calling thread, retried after
+/// `EINTR`; answers 1.
+#[napi]
+pub const POSIX_SEM_WAIT: u32 = 3;
+
+thread_local! {
+    static SLAB: RefCell<Slab> = const { RefCell::new(Slab::EMPTY) };
+}
+
+/// Registers this thread's fast-path slab; a later call replaces it.
+#[napi]
+pub fn posix_sem_fast_register(env: &Env, slab: Buffer) -> Result<()> {
+    fast::register(env, &SLAB, slab)
+}
+
+/// Runs the operation the slab describes; -2 after an error, which `posixSemFastError()`
+/// then throws.
+#[napi]
+pub fn posix_sem_fast() -> i64 {
+    let args = fast::with_slab(&SLAB, |slab| {
+        let slab = slab?;
+        Some((
+            fast::word(slab, 0)?,
+            fast::word(slab, 1)?,
+            fast::word(slab, 2)?,
+        ))
+    });
+    let Some((id, op, timeout)) = args else {
+        return keep_error(ipckit::Error::new(Errno::EINVAL, "sem_post"));
+    };
+    let op = op as u32;
+    let syscall = match op {
+        POSIX_SEM_TRY_WAIT => "sem_trywait",
+        POSIX_SEM_POST => "sem_post",
+        POSIX_SEM_VALUE => "sem_getvalue",
+        _ if timeout >= 0 => "sem_timedwait",
+        _ => "sem_wait",
+    };
+    let result = SEMAPHORES.with(|s| match s.borrow().get(id as u32) {
+        None => Err(ipckit::Error::new(Errno::EINVAL, syscall)),
+        Some(sem) => match op {
+            POSIX_SEM_TRY_WAIT => sem.try_wait().map(i64::from),
+            POSIX_SEM_POST => sem.post().map(|()| 1),
+            POSIX_SEM_VALUE => sem.value().map(i64::from),
+            _ => sem.wait_blocking(deadline(f64::from(timeout))).map(|()| 1),
+        },
+    });
+    result.unwrap_or_else(keep_error)
+}
+
+/// Throws the error kept by the last failed `posixSemFast()` (and forgets it); does nothing
+/// if there is none.
+#[napi]
+pub fn posix_sem_fast_error(env: &Env) -> Result<()> {
+    fast::throw_kept(env)
+}
+
+/// Starts a wait (`sem_wait`, or `sem_timedwait` with `timeout_ms` >= 0) on semaphore `id`,
+/// on a core wait thread; delivered with no value, or `ETIMEDOUT`, or `ECANCELED` when
+/// cancelled (then it took nothing).
 #[napi]
 pub fn posix_sem_wait_start(
     env: &Env,
     reactor: &Reactor,
     wait_id: u32,
-    handle: &PosixSemaphoreHandle,
+    id: u32,
     timeout_ms: f64,
 ) -> Result<()> {
-    let sem = handle.get("sem_wait").or_throw(env)?;
+    let sem = get(id, "sem_wait").or_throw(env)?;
     let deadline = deadline(timeout_ms);
     let syscall = if deadline.is_some() {
         "sem_timedwait"

@@ -382,7 +382,6 @@ impl AsRawFd for MessageQueue {
     }
 }
 
-
 /// [`MessageQueue::send`] on a borrowed descriptor.
 pub fn send(fd: BorrowedFd<'_>, data: &[u8], priority: u32, wait: Wait) -> Result<()> {
     with_wait(
