@@ -6,6 +6,7 @@
  */
 import anyTest, { type ExecutionContext } from 'ava'
 import { spawnSync } from 'node:child_process'
+import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { Worker } from 'node:worker_threads'
 
@@ -20,6 +21,7 @@ import {
   fdSnapshot,
   linuxOnly,
   notLinux,
+  readmeSnippet,
   removeBuilds,
   runC,
   runNode,
@@ -765,4 +767,18 @@ notLinux(anyTest)('on macOS, POSIX message queues throw ENOSYS naming the platfo
   t.regex(err!.message, /POSIX message queues do not exist on macOS/)
   t.like(t.throws(() => listPosixQueues()), { code: 'ENOSYS' })
   t.like(t.throws(() => PosixMessageQueue.unlink('/jobs')), { code: 'ENOSYS' })
+})
+
+test("the README's POSIX message queue snippet runs and prints what its comments say", async (t) => {
+  const name = qname(t)
+  const dir = tempDir('ipckit-readme-')
+  t.teardown(() => dir.remove())
+  const file = join(dir.path, 'snippet.mts')
+  writeFileSync(file, readmeSnippet('posix-queue', [["'/jobs'", `'${name}'`]]))
+  // listPosixQueues needs the mqueue file system: mounted in a private mount namespace.
+  const r = await run('unshare', ['--mount', '--propagation', 'private', 'sh', '-c',
+    'mkdir "$0/mqueue" && mount -t mqueue none "$0/mqueue" && exec "$1" --import tsx "$2"', dir.path, process.execPath, file])
+  t.is(r.status, 0, r.stderr)
+  t.deepEqual(r.stdout.trim().split('\n'), ['urgent 9', '2', 'later', 'one more', 'ETIMEDOUT', 'true', String(posixQueueLimits().msgMax)])
+  t.like(t.throws(() => PosixMessageQueue.open(name)), { code: 'ENOENT' }, 'the snippet removed its queue')
 })

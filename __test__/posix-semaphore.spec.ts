@@ -6,10 +6,11 @@
 import test, { type ExecutionContext } from 'ava'
 import { spawnSync } from 'node:child_process'
 import { existsSync, statSync, writeFileSync, rmSync } from 'node:fs'
+import { join } from 'node:path'
 import { Worker } from 'node:worker_threads'
 
 import { AbortError, IpcError, POSIX_SEMAPHORE_VALUE_MAX, PosixSemaphore } from '../ts/index'
-import { NOBODY, ROOT, SOURCE_ENTRY, cChild, compileC, linuxOnly, nodeChild, notLinux, onLinux, removeBuilds, runNode, sleep, timed } from './helpers'
+import { NOBODY, ROOT, SOURCE_ENTRY, cChild, compileC, linuxOnly, nodeChild, notLinux, onLinux, readmeSnippet, removeBuilds, runNode, sleep, tempDir, timed } from './helpers'
 
 test.after.always(removeBuilds)
 
@@ -368,4 +369,16 @@ notLinux(test)('on macOS the value is ENOSYS (the C library does not tell it); t
   t.false(sem.tryAcquire())
   sem.release()
   t.true(onLinux === false)
+})
+
+linuxOnly(test, 'the snippet prints the value, which macOS does not tell')("the README's POSIX semaphore snippet runs and prints what its comments say", async (t) => {
+  const name = sname(t)
+  const dir = tempDir('ipckit-readme-')
+  t.teardown(() => dir.remove())
+  const file = join(dir.path, 'snippet.mts')
+  writeFileSync(file, readmeSnippet('posix-semaphore', [["'/slots'", `'${name}'`]]))
+  const r = await run(process.execPath, ['--import', 'tsx', file])
+  t.is(r.status, 0, r.stderr)
+  t.deepEqual(r.stdout.trim().split('\n'), ['true 0', 'ETIMEDOUT', '2'])
+  t.like(t.throws(() => PosixSemaphore.open(name)), { code: 'ENOENT' }, 'the snippet removed its semaphore')
 })
