@@ -126,6 +126,10 @@ impl<T> Default for Handles<T> {
 impl<T> Handles<T> {
     /// Keeps `value` and returns its number (1 and up; 0 is never one).
     pub(crate) fn insert(&mut self, value: T) -> u32 {
+        // After 2^32 - 1 numbers they wrap: skip those still in use.
+        while self.map.contains_key(&self.next) {
+            self.next = self.next.wrapping_add(1).max(1);
+        }
         let id = self.next;
         self.next = self.next.wrapping_add(1).max(1);
         self.map.insert(id, value);

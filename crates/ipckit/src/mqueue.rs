@@ -247,6 +247,20 @@ impl MessageQueue {
     /// Errors: `EAGAIN` (full, [`Wait::Now`]), `ETIMEDOUT`, `EMSGSIZE` (longer than
     /// `message_size`), `EINVAL` (priority too large), `EBADF` (a receive-only descriptor).
     ///
+    /// ```
+    /// # #[cfg(target_os = "linux")] {
+    /// use ipckit::mqueue::{self, MessageQueue, OpenOptions, Wait};
+    /// use std::time::{Duration, Instant};
+    /// let name = format!("/ipckit-doc-send-{}", std::process::id());
+    /// let q = MessageQueue::open(&name, &OpenOptions { exclusive: true, max_messages: Some(1), ..Default::default() })?;
+    /// q.send(b"first", 3, Wait::Forever)?;
+    /// let full = q.send(b"second", 3, Wait::Until(Instant::now() + Duration::from_millis(10))).unwrap_err();
+    /// assert_eq!((full.code(), full.syscall()), ("ETIMEDOUT".to_string(), "mq_timedsend"));
+    /// mqueue::unlink(&name)?;
+    /// # }
+    /// # Ok::<(), ipckit::Error>(())
+    /// ```
+    ///
     /// For more information, see [`mq_send(3)`](https://man7.org/linux/man-pages/man3/mq_send.3.html).
     #[doc(alias = "mq_send")]
     #[doc(alias = "mq_timedsend")]
@@ -259,6 +273,20 @@ impl MessageQueue {
     /// queue's `message_size` bytes (else `EMSGSIZE`, and the message stays). Waits as `wait`
     /// says while the queue is empty; retried after `EINTR`.
     ///
+    /// ```
+    /// # #[cfg(target_os = "linux")] {
+    /// use ipckit::mqueue::{self, MessageQueue, OpenOptions, Wait};
+    /// let name = format!("/ipckit-doc-receive-{}", std::process::id());
+    /// let q = MessageQueue::open(&name, &OpenOptions { exclusive: true, message_size: Some(16), ..Default::default() })?;
+    /// let mut buf = [0u8; 16];
+    /// assert_eq!(q.receive(&mut buf, Wait::Now).unwrap_err().code(), "EAGAIN");
+    /// q.send(b"hi", 1, Wait::Now)?;
+    /// assert_eq!(q.receive(&mut buf, Wait::Now)?, (2, 1));
+    /// mqueue::unlink(&name)?;
+    /// # }
+    /// # Ok::<(), ipckit::Error>(())
+    /// ```
+    ///
     /// For more information, see [`mq_receive(3)`](https://man7.org/linux/man-pages/man3/mq_receive.3.html).
     #[doc(alias = "mq_receive")]
     #[doc(alias = "mq_timedreceive")]
@@ -268,6 +296,19 @@ impl MessageQueue {
 
     /// The queue's attributes and this descriptor's flags (`mq_getattr`).
     ///
+    /// ```
+    /// # #[cfg(target_os = "linux")] {
+    /// use ipckit::mqueue::{self, MessageQueue, OpenOptions, Wait};
+    /// let name = format!("/ipckit-doc-attr-{}", std::process::id());
+    /// let q = MessageQueue::open(&name, &OpenOptions { exclusive: true, max_messages: Some(3), message_size: Some(32), ..Default::default() })?;
+    /// q.send(b"x", 0, Wait::Now)?;
+    /// let a = q.attributes()?;
+    /// assert_eq!((a.max_messages, a.message_size, a.messages, a.nonblocking), (3, 32, 1, false));
+    /// mqueue::unlink(&name)?;
+    /// # }
+    /// # Ok::<(), ipckit::Error>(())
+    /// ```
+    ///
     /// For more information, see [`mq_getattr(3)`](https://man7.org/linux/man-pages/man3/mq_getattr.3.html).
     #[doc(alias = "mq_getattr")]
     pub fn attributes(&self) -> Result<Attributes> {
@@ -276,6 +317,18 @@ impl MessageQueue {
 
     /// Makes this descriptor non-blocking or blocking (`mq_setattr` of `O_NONBLOCK`, the only
     /// attribute it changes) and returns the attributes as they were.
+    ///
+    /// ```
+    /// # #[cfg(target_os = "linux")] {
+    /// use ipckit::mqueue::{self, MessageQueue, OpenOptions};
+    /// let name = format!("/ipckit-doc-setattr-{}", std::process::id());
+    /// let q = MessageQueue::open(&name, &OpenOptions { exclusive: true, ..Default::default() })?;
+    /// assert!(!q.set_nonblocking(true)?.nonblocking);
+    /// assert!(q.attributes()?.nonblocking);
+    /// mqueue::unlink(&name)?;
+    /// # }
+    /// # Ok::<(), ipckit::Error>(())
+    /// ```
     ///
     /// For more information, see [`mq_setattr(3)`](https://man7.org/linux/man-pages/man3/mq_setattr.3.html).
     #[doc(alias = "mq_setattr")]
@@ -287,6 +340,19 @@ impl MessageQueue {
     /// may be registered (`EBUSY` otherwise); a notification is sent once, then the
     /// registration is gone. Closing any descriptor of the queue in this process (not only
     /// this one) cancels the registration, as `mq_close` does.
+    ///
+    /// ```
+    /// # #[cfg(target_os = "linux")] {
+    /// use ipckit::mqueue::{self, MessageQueue, Notify, OpenOptions};
+    /// let name = format!("/ipckit-doc-notify-{}", std::process::id());
+    /// let q = MessageQueue::open(&name, &OpenOptions { exclusive: true, ..Default::default() })?;
+    /// q.notify(Notify::Register)?;
+    /// assert_eq!(q.notify(Notify::Register).unwrap_err().code(), "EBUSY");
+    /// q.notify(Notify::Remove)?;
+    /// mqueue::unlink(&name)?;
+    /// # }
+    /// # Ok::<(), ipckit::Error>(())
+    /// ```
     ///
     /// For more information, see [`mq_notify(3)`](https://man7.org/linux/man-pages/man3/mq_notify.3.html).
     #[doc(alias = "mq_notify")]
@@ -309,7 +375,20 @@ impl MessageQueue {
         Ok(())
     }
 
-    /// The queue's owner and permission bits (`fstat`).
+    /// The queue's owner and permission bits (`fstat`); [`set_mode`](Self::set_mode) and
+    /// [`set_owner`](Self::set_owner) change them.
+    ///
+    /// ```
+    /// # #[cfg(target_os = "linux")] {
+    /// use ipckit::mqueue::{self, MessageQueue, OpenOptions};
+    /// let name = format!("/ipckit-doc-owner-{}", std::process::id());
+    /// let q = MessageQueue::open(&name, &OpenOptions { exclusive: true, ..Default::default() })?;
+    /// q.set_mode(0o640)?;
+    /// assert_eq!(q.owner()?.mode, 0o640);
+    /// mqueue::unlink(&name)?;
+    /// # }
+    /// # Ok::<(), ipckit::Error>(())
+    /// ```
     pub fn owner(&self) -> Result<Owner> {
         owner(self.fd.as_fd())
     }
@@ -383,6 +462,19 @@ impl AsRawFd for MessageQueue {
 }
 
 /// [`MessageQueue::send`] on a borrowed descriptor.
+///
+/// ```
+/// # #[cfg(target_os = "linux")] {
+/// use ipckit::mqueue::{self, MessageQueue, OpenOptions, Wait};
+/// use std::os::fd::AsFd;
+/// let name = format!("/ipckit-doc-fd-{}-send", std::process::id());
+/// let q = MessageQueue::open(&name, &OpenOptions { exclusive: true, message_size: Some(8), ..Default::default() })?;
+/// mqueue::send(q.as_fd(), b"ok", 2, Wait::Now)?;
+/// assert_eq!(q.attributes()?.messages, 1);
+/// mqueue::unlink(&name)?;
+/// # }
+/// # Ok::<(), ipckit::Error>(())
+/// ```
 pub fn send(fd: BorrowedFd<'_>, data: &[u8], priority: u32, wait: Wait) -> Result<()> {
     with_wait(
         fd.as_raw_fd(),
@@ -395,6 +487,20 @@ pub fn send(fd: BorrowedFd<'_>, data: &[u8], priority: u32, wait: Wait) -> Resul
 }
 
 /// [`MessageQueue::receive`] on a borrowed descriptor.
+///
+/// ```
+/// # #[cfg(target_os = "linux")] {
+/// use ipckit::mqueue::{self, MessageQueue, OpenOptions, Wait};
+/// use std::os::fd::AsFd;
+/// let name = format!("/ipckit-doc-fd-{}-receive", std::process::id());
+/// let q = MessageQueue::open(&name, &OpenOptions { exclusive: true, message_size: Some(8), ..Default::default() })?;
+/// q.send(b"ok", 2, Wait::Now)?;
+/// let mut buf = [0u8; 8];
+/// assert_eq!(mqueue::receive(q.as_fd(), &mut buf, Wait::Now)?, (2, 2));
+/// mqueue::unlink(&name)?;
+/// # }
+/// # Ok::<(), ipckit::Error>(())
+/// ```
 pub fn receive(fd: BorrowedFd<'_>, buf: &mut [u8], wait: Wait) -> Result<(usize, u32)> {
     with_wait(
         fd.as_raw_fd(),
@@ -407,11 +513,35 @@ pub fn receive(fd: BorrowedFd<'_>, buf: &mut [u8], wait: Wait) -> Result<(usize,
 }
 
 /// [`MessageQueue::attributes`] on a borrowed descriptor.
+///
+/// ```
+/// # #[cfg(target_os = "linux")] {
+/// use ipckit::mqueue::{self, MessageQueue, OpenOptions, Wait};
+/// use std::os::fd::AsFd;
+/// let name = format!("/ipckit-doc-fd-{}-attributes", std::process::id());
+/// let q = MessageQueue::open(&name, &OpenOptions { exclusive: true, message_size: Some(8), ..Default::default() })?;
+/// assert_eq!(mqueue::attributes(q.as_fd())?.message_size, 8);
+/// mqueue::unlink(&name)?;
+/// # }
+/// # Ok::<(), ipckit::Error>(())
+/// ```
 pub fn attributes(fd: BorrowedFd<'_>) -> Result<Attributes> {
     sys::getattr(fd.as_raw_fd())
 }
 
 /// [`MessageQueue::owner`] on a borrowed descriptor.
+///
+/// ```
+/// # #[cfg(target_os = "linux")] {
+/// use ipckit::mqueue::{self, MessageQueue, OpenOptions, Wait};
+/// use std::os::fd::AsFd;
+/// let name = format!("/ipckit-doc-fd-{}-owner", std::process::id());
+/// let q = MessageQueue::open(&name, &OpenOptions { exclusive: true, message_size: Some(8), ..Default::default() })?;
+/// assert_eq!(mqueue::owner(q.as_fd())?, q.owner()?);
+/// mqueue::unlink(&name)?;
+/// # }
+/// # Ok::<(), ipckit::Error>(())
+/// ```
 #[allow(clippy::useless_conversion)] // st_mode is a u16 on macOS
 pub fn owner(fd: BorrowedFd<'_>) -> Result<Owner> {
     let st = nix::sys::stat::fstat(fd).map_err(|e| Error::new(e, "fstat"))?;
@@ -587,6 +717,12 @@ pub fn charged_bytes(max_messages: i64, message_size: i64) -> u64 {
 }
 
 /// The soft `RLIMIT_MSGQUEUE` of this process, in bytes (`None` for unlimited or unknown).
+///
+/// ```
+/// if let Some(bytes) = ipckit::mqueue::rlimit_msgqueue() {
+///     assert!(ipckit::mqueue::charged_bytes(1, 1) <= bytes);
+/// }
+/// ```
 pub fn rlimit_msgqueue() -> Option<u64> {
     sys::rlimit_msgqueue()
 }
@@ -596,7 +732,7 @@ pub fn rlimit_msgqueue() -> Option<u64> {
 /// ```
 /// # #[cfg(target_os = "linux")] {
 /// for q in ipckit::mqueue::list(None).unwrap_or_default() {
-///     println!("{} {} bytes, mode {:o}", q.name, q.bytes, q.mode);
+///     println!("{} {:?} bytes, mode {:o}", q.name, q.bytes, q.mode);
 /// }
 /// # }
 /// ```

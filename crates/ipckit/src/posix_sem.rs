@@ -158,6 +158,16 @@ impl Semaphore {
 
     /// Adds one (`sem_post`), waking one waiter. Fails with `EOVERFLOW` at [`VALUE_MAX`].
     ///
+    /// ```
+    /// use ipckit::posix_sem::{self, OpenOptions, Semaphore};
+    /// let name = format!("/ipckit-doc-post-{}", std::process::id());
+    /// let sem = Semaphore::open(&name, &OpenOptions { exclusive: true, ..Default::default() })?;
+    /// sem.post()?;
+    /// assert!(sem.try_wait()?);
+    /// posix_sem::unlink(&name)?;
+    /// # Ok::<(), ipckit::Error>(())
+    /// ```
+    ///
     /// For more information, see [`sem_post(3)`](https://man7.org/linux/man-pages/man3/sem_post.3.html).
     #[doc(alias = "sem_post")]
     pub fn post(&self) -> Result<()> {
@@ -166,6 +176,15 @@ impl Semaphore {
     }
 
     /// Takes one if the value is above zero (`sem_trywait`): true if it did.
+    ///
+    /// ```
+    /// use ipckit::posix_sem::{self, OpenOptions, Semaphore};
+    /// let name = format!("/ipckit-doc-trywait-{}", std::process::id());
+    /// let sem = Semaphore::open(&name, &OpenOptions { exclusive: true, initial: 1, ..Default::default() })?;
+    /// assert_eq!((sem.try_wait()?, sem.try_wait()?), (true, false));
+    /// posix_sem::unlink(&name)?;
+    /// # Ok::<(), ipckit::Error>(())
+    /// ```
     ///
     /// For more information, see [`sem_wait(3)`](https://man7.org/linux/man-pages/man3/sem_wait.3.html).
     #[doc(alias = "sem_trywait")]
@@ -186,6 +205,15 @@ impl Semaphore {
     /// `deadline`, then `ETIMEDOUT`). One call: `EINTR` (a signal handler ran) is returned, not
     /// retried, so that a cancellable waiter ([`crate::wait::interruptible`]) can look at its
     /// flag; [`wait_blocking`](Self::wait_blocking) retries.
+    ///
+    /// ```
+    /// use ipckit::posix_sem::{self, OpenOptions, Semaphore};
+    /// let name = format!("/ipckit-doc-semwait-{}", std::process::id());
+    /// let sem = Semaphore::open(&name, &OpenOptions { exclusive: true, initial: 1, ..Default::default() })?;
+    /// sem.wait(None)?; // takes the one at once
+    /// posix_sem::unlink(&name)?;
+    /// # Ok::<(), ipckit::Error>(())
+    /// ```
     ///
     /// For more information, see [`sem_wait(3)`](https://man7.org/linux/man-pages/man3/sem_wait.3.html).
     #[doc(alias = "sem_wait")]
@@ -215,6 +243,17 @@ impl Semaphore {
     }
 
     /// The value (`sem_getvalue`). `ENOSYS` where the C library does not keep one (macOS).
+    ///
+    /// ```
+    /// # #[cfg(target_os = "linux")] {
+    /// use ipckit::posix_sem::{self, OpenOptions, Semaphore};
+    /// let name = format!("/ipckit-doc-value-{}", std::process::id());
+    /// let sem = Semaphore::open(&name, &OpenOptions { exclusive: true, initial: 4, ..Default::default() })?;
+    /// assert_eq!(sem.value()?, 4);
+    /// posix_sem::unlink(&name)?;
+    /// # }
+    /// # Ok::<(), ipckit::Error>(())
+    /// ```
     ///
     /// For more information, see [`sem_getvalue(3)`](https://man7.org/linux/man-pages/man3/sem_getvalue.3.html).
     #[doc(alias = "sem_getvalue")]
