@@ -272,6 +272,13 @@ const FIXTURES: Record<string, () => Fixture> = {
     const w = ipckit.watchSignals(['SIGWINCH', 'SIGUSR2'])
     return { target: w, cancel: () => quiet(() => w.close()), dispose: () => quiet(() => w.close()) }
   },
+  // POSIX queues live in the runner's IPC namespace; semaphore names are absolute (/dev/shm is
+  // shared) but unique to this runner, and random names cannot reach any (they hold no '/').
+  PosixMessageQueue: () =>
+    sysv(ipckit.PosixMessageQueue.open(`/fz-q-${process.pid}-${++abstractCounter}`, { create: true, maxMessages: 4, messageSize: 64 }), (q) =>
+      q.sendSync('fuzz'),
+    ),
+  PosixSemaphore: () => sysv(ipckit.PosixSemaphore.open(`/fz-s-${process.pid}-${++abstractCounter}`, { create: true, initial: 1 })),
 }
 function pipeFixture(end: 'readable' | 'writable'): Fixture {
   const p = ipckit.pipe()
@@ -346,7 +353,7 @@ async function disposeResult(value: unknown, depth = 0): Promise<void> {
   const v = value as Partial<Record<'remove' | 'close' | 'unlock' | 'detach' | 'return', () => unknown>>
   if (value instanceof ipckit.MutexGuard) quiet(() => v.unlock!())
   if (value instanceof ipckit.SharedMemoryView) quiet(() => v.detach!())
-  for (const cls of [ipckit.MessageQueue, ipckit.SemaphoreSet, ipckit.Semaphore, ipckit.Mutex, ipckit.SharedMemory]) {
+  for (const cls of [ipckit.MessageQueue, ipckit.SemaphoreSet, ipckit.Semaphore, ipckit.Mutex, ipckit.SharedMemory, ipckit.PosixMessageQueue, ipckit.PosixSemaphore]) {
     if (value instanceof cls) quiet(() => v.remove!())
   }
   if (typeof v.close === 'function') quiet(() => (v as Closable).close())
