@@ -11,14 +11,11 @@
  * A suite exports `(config) => op[]`; see bench/README.md for ops and cases.
  */
 
-const { join } = require('node:path')
-
 const { MessageQueue, PosixMessageQueue, posixQueueLimits } = require('../../dist')
 const { LineProcess, background, compileC, now } = require('../lib/harness')
-const { pythonPeer } = require('../lib/peers')
+const { cDriverCase, pythonDriverCase } = require('../lib/posix-drivers')
 
 const SIZE = 64
-const PY_DRIVER = join(__dirname, '..', 'peers', 'posix_ipc_driver.py')
 /** At most msg_max messages per queue (10 by default) unless the process may exceed it. */
 const MAX_MESSAGES = Math.max(1, Math.min(10, posixQueueLimits().msgMax ?? 10))
 
@@ -59,55 +56,6 @@ function echoPair() {
 function backlog(chunk) {
   const q = create('backlog', chunk)
   return { q, chunk, close: () => removeQueue(q) }
-}
-
-/** The C baseline (bench/c/posix_bench.c driver): `command(ctx, n)` is its line. */
-function cCase(impl, make, command) {
-  let driver
-  let ctx
-  return {
-    impl,
-    kind: 'c',
-    setup() {
-      ctx = make()
-      driver = new LineProcess(compileC('posix_bench'), ['driver'])
-    },
-    async sample(n) {
-      const line = await driver.ask(command(ctx, n))
-      if (!/^\d+$/.test(line)) throw new Error(`posix_bench driver: ${line}`)
-      return Number(line)
-    },
-    async teardown() {
-      await driver?.close()
-      await ctx?.close()
-    },
-  }
-}
-
-/** Python's posix_ipc with the C driver's protocol (bench/peers/posix_ipc_driver.py). */
-function pythonCase(make, command) {
-  let driver
-  let ctx
-  return {
-    impl: 'Python posix_ipc',
-    kind: 'peer',
-    compare: 'ipckit sync',
-    setup(config) {
-      if (!config.peers) throw new Error('peers skipped (--no-peers or smoke mode)')
-      const py = pythonPeer('posix_ipc')
-      ctx = make()
-      driver = new LineProcess(py.python, [PY_DRIVER], { env: { ...process.env, PYTHONPATH: py.path } })
-    },
-    async sample(n) {
-      const line = await driver.ask(command(ctx, n))
-      if (!/^\d+$/.test(line)) throw new Error(`posix_ipc driver: ${line}`)
-      return Number(line)
-    },
-    async teardown() {
-      await driver?.close()
-      await ctx?.close()
-    },
-  }
 }
 
 function ipckitRoundTrip(impl, target) {
@@ -265,13 +213,13 @@ module.exports = (config) => {
       per: 'round trip',
       count: config.roundTrips,
       cases: [
-        cCase('C mq_send/mq_receive', echoPair, rt),
+        cDriverCase('C mq_send/mq_receive', echoPair, rt),
         ipckitRoundTrip('ipckit sync', 1.5),
         ipckitRoundTrip('ipckit async'),
         sysvC(),
         sysvRoundTrip('ipckit System V sync', 'ipckit sync'),
         sysvRoundTrip('ipckit System V async', 'ipckit async'),
-        pythonCase(echoPair, rt),
+        pythonDriverCase(echoPair, rt),
       ],
     },
     {
@@ -281,10 +229,10 @@ module.exports = (config) => {
       per: 'message',
       count: config.messages,
       cases: [
-        cCase('C mq_receive', () => backlog(chunk), drain),
+        cDriverCase('C mq_receive', () => backlog(chunk), drain),
         ipckitDrain('ipckit async iterator', 2, chunk),
         ipckitDrain('ipckit sync', undefined, chunk),
-        pythonCase(() => backlog(chunk), drain),
+        pythonDriverCase(() => backlog(chunk), drain),
       ],
     },
   ]

@@ -13,10 +13,9 @@ const { tmpdir } = require('node:os')
 const { join } = require('node:path')
 
 const { PosixSemaphore, Semaphore, SemaphoreSet } = require('../../dist')
-const { LineProcess, background, compileC, now } = require('../lib/harness')
-const { pythonPeer } = require('../lib/peers')
+const { background, compileC, now } = require('../lib/harness')
+const { cDriverCase, pythonDriverCase } = require('../lib/posix-drivers')
 
-const PY_DRIVER = join(__dirname, '..', 'peers', 'posix_ipc_driver.py')
 
 let seq = 0
 function create(tag, initial) {
@@ -57,53 +56,6 @@ function echoPair() {
       removeSem(b)
       if (existsSync(dir)) rmSync(dir, { recursive: true, force: true })
       if (code !== 0) throw new Error(`posix_bench sem-echo exited ${code}: ${stderr}`)
-    },
-  }
-}
-
-function cCase(make, command) {
-  let driver
-  let ctx
-  return {
-    impl: 'C sem_wait/sem_post',
-    kind: 'c',
-    setup() {
-      ctx = make()
-      driver = new LineProcess(compileC('posix_bench'), ['driver'])
-    },
-    async sample(n) {
-      const line = await driver.ask(command(ctx, n))
-      if (!/^\d+$/.test(line)) throw new Error(`posix_bench driver: ${line}`)
-      return Number(line)
-    },
-    async teardown() {
-      await driver?.close()
-      await ctx?.close()
-    },
-  }
-}
-
-function pythonCase(make, command) {
-  let driver
-  let ctx
-  return {
-    impl: 'Python posix_ipc',
-    kind: 'peer',
-    compare: 'ipckit sync',
-    setup(config) {
-      if (!config.peers) throw new Error('peers skipped (--no-peers or smoke mode)')
-      const py = pythonPeer('posix_ipc')
-      ctx = make()
-      driver = new LineProcess(py.python, [PY_DRIVER], { env: { ...process.env, PYTHONPATH: py.path } })
-    },
-    async sample(n) {
-      const line = await driver.ask(command(ctx, n))
-      if (!/^\d+$/.test(line)) throw new Error(`posix_ipc driver: ${line}`)
-      return Number(line)
-    },
-    async teardown() {
-      await driver?.close()
-      await ctx?.close()
     },
   }
 }
@@ -243,14 +195,14 @@ module.exports = (config) => [
     per: 'acquire+release',
     count: Math.max(1, Math.round(config.messages / 5)),
     cases: [
-      cCase(freeSemaphore, (ctx, n) => `sem-uncontended ${ctx.sem.name} ${n}`),
+      cDriverCase('C sem_wait/sem_post', freeSemaphore, (ctx, n) => `sem-uncontended ${ctx.sem.name} ${n}`),
       // No target: uncontended, glibc's sem_trywait/sem_post are atomics without a system
       // call (a few ns), so any call across Node-API is a large multiple of them.
       ipckitUncontended('ipckit sync'),
       ipckitUncontended('ipckit async'),
       sysvUncontended('ipckit System V sync', 'ipckit sync'),
       sysvUncontended('ipckit System V async', 'ipckit async'),
-      pythonCase(freeSemaphore, (ctx, n) => `sem-uncontended ${ctx.sem.name} ${n}`),
+      pythonDriverCase(freeSemaphore, (ctx, n) => `sem-uncontended ${ctx.sem.name} ${n}`),
     ],
   },
   {
@@ -260,12 +212,12 @@ module.exports = (config) => [
     per: 'round trip',
     count: config.roundTrips,
     cases: [
-      cCase(echoPair, (ctx, n) => `sem-pingpong ${ctx.a.name} ${ctx.b.name} ${n}`),
+      cDriverCase('C sem_wait/sem_post', echoPair, (ctx, n) => `sem-pingpong ${ctx.a.name} ${ctx.b.name} ${n}`),
       ipckitPingPong('ipckit sync', 1.5),
       ipckitPingPong('ipckit async'),
       sysvPingPong('ipckit System V sync', 'ipckit sync'),
       sysvPingPong('ipckit System V async', 'ipckit async'),
-      pythonCase(echoPair, (ctx, n) => `sem-pingpong ${ctx.a.name} ${ctx.b.name} ${n}`),
+      pythonDriverCase(echoPair, (ctx, n) => `sem-pingpong ${ctx.a.name} ${ctx.b.name} ${n}`),
     ],
   },
 ]
