@@ -17,6 +17,8 @@
 import { IpcError } from './errors'
 import { ipcrm, ipcs, limits } from './ipcs'
 import type { IpcType, IpcsEntry, Limits } from './ipcs'
+import { PosixMessageQueue, listPosixQueues, posixQueueLimits } from './posix-queue'
+import type { PosixQueueEntry } from './posix-queue'
 import { MessageQueue } from './queue'
 import { SemaphoreSet } from './semaphore'
 
@@ -44,6 +46,7 @@ Usage:
 Commands:
  ipcs      show System V IPC facilities (as ipcs(1))
  ipcrm     remove System V IPC facilities (as ipcrm(1))
+ mq        show or remove POSIX message queues (/dev/mqueue)
 
  -h, --help     display this help
  -V, --version  display version
@@ -104,6 +107,24 @@ Options:
  -V, --version              display version
 
 For more details see ipcrm(1).
+`
+
+const MQ_USAGE = `
+Usage:
+ ipckit mq [--json] [--dir <dir>]
+ ipckit mq --limits [--json]
+ ipckit mq --unlink <name>...
+
+Show or remove POSIX message queues (the mqueue file system, usually /dev/mqueue).
+
+Options:
+     --json             print the queues (or the limits) as JSON
+     --dir <dir>        where the mqueue file system is mounted
+                        (default: found in /proc/self/mountinfo)
+ -l, --limits           show the limits (/proc/sys/fs/mqueue, RLIMIT_MSGQUEUE)
+ -u, --unlink <name>    remove the queue <name> (mq_unlink); may be repeated
+ -h, --help             display this help
+ -V, --version          display version
 `
 
 /** Thrown to stop with an exit code after a message was written. */
@@ -939,6 +960,99 @@ function ipcrmCommand(args: string[], io: CliIo): number {
   return failures === 0 ? EXIT_SUCCESS : EXIT_FAILURE
 }
 
+/** `%-N.Ns` of a name, or `%-Nu` of an id. */
+const nameOrId = (name: string | null, id: number, width: number) => (name !== null ? leftCut(name, width) : left(id, width))
+/** A count only the queues this process may open have: `-` for the others. */
+const orDash = (v: number | null, width: number) => left(v === null ? '-' : v, width)
+
+function mqRow(e: PosixQueueEntry): string {
+  return (
+    `${left(e.name, 24)} ${nameOrId(e.owner, e.uid, 10)} ${left(octal(e.mode), 6)} ${orDash(e.bytes, 12)} ` +
+    `${orDash(e.messages, 10)} ${orDash(e.maxMessages, 10)} ${orDash(e.messageSize, 10)} ${e.notifyPid}\n`
+  )
+}
+
+function mqCommand(args: string[], io: CliIo): number {
+  const prog = 'mq'
+  const { options, rest, error } = getopt(args, [
+    { long: 'json', arg: 'none' },
+    { long: 'dir', arg: 'required' },
+    { short: 'l', long: 'limits', arg: 'none' },
+    { short: 'u', long: 'unlink', arg: 'required' },
+    { short: 'h', long: 'help', arg: 'none' },
+    { short: 'V', long: 'version', arg: 'none' },
+  ])
+  let json = false
+  let dir: string | undefined
+  let showLimits = false
+  const unlink: string[] = []
+  for (const { name, value } of options) {
+    switch (name) {
+      case 'help':
+        io.out(MQ_USAGE)
+        return EXIT_SUCCESS
+      case 'version':
+        io.out(`ipckit mq ${VERSION}\n`)
+        return EXIT_SUCCESS
+      case 'json':
+        json = true
+        break
+      case 'dir':
+        dir = value
+        break
+      case 'limits':
+        showLimits = true
+        break
+      case 'unlink':
+        unlink.push(value!)
+        break
+    }
+  }
+  if (error !== undefined) usageError(io, prog, error)
+  if (rest.length > 0) usageError(io, prog, `unknown argument: ${rest[0]}`)
+  if (unlink.length > 0) {
+    let code = EXIT_SUCCESS
+    for (const name of unlink) {
+      try {
+        PosixMessageQueue.unlink(name)
+      } catch (err) {
+        io.err(`ipckit mq: ${err instanceof Error ? err.message : String(err)}\n`)
+        code = EXIT_FAILURE
+      }
+    }
+    return code
+  }
+  if (showLimits) {
+    const l = posixQueueLimits()
+    if (json) {
+      io.out(`${JSON.stringify(l, null, 2)}\n`)
+      return EXIT_SUCCESS
+    }
+    const v = (n: number | null) => (n === null ? 'unknown' : String(n))
+    io.out(
+      '\n------ POSIX Message Queues Limits --------\n' +
+        `max queues system wide = ${v(l.queuesMax)}\n` +
+        `max messages per queue = ${v(l.msgMax)}\n` +
+        `max size of message (bytes) = ${v(l.msgsizeMax)}\n` +
+        `default messages per queue = ${v(l.msgDefault)}\n` +
+        `default size of message (bytes) = ${v(l.msgsizeDefault)}\n` +
+        `max bytes of a user's queues (RLIMIT_MSGQUEUE) = ${l.rlimitMsgqueue === null ? 'unlimited' : l.rlimitMsgqueue}\n\n`,
+    )
+    return EXIT_SUCCESS
+  }
+  const entries = listPosixQueues(dir === undefined ? undefined : { dir })
+  if (json) {
+    io.out(`${JSON.stringify(entries, null, 2)}\n`)
+    return EXIT_SUCCESS
+  }
+  let s = '\n------ POSIX Message Queues --------\n'
+  s += `${left('name', 24)} ${left('owner', 10)} ${left('perms', 6)} ${left('used-bytes', 12)} `
+  s += `${left('messages', 10)} ${left('max-msgs', 10)} ${left('msg-size', 10)} notify-pid\n`
+  for (const e of entries) s += mqRow(e)
+  io.out(`${s}\n`)
+  return EXIT_SUCCESS
+}
+
 /**
  * Runs the command line `args` (without `node` and the script) and returns the exit code.
  *
@@ -955,6 +1069,8 @@ export function main(args: string[], io: CliIo): number {
         return ipcsCommand(rest, io)
       case 'ipcrm':
         return ipcrmCommand(rest, io)
+      case 'mq':
+        return mqCommand(rest, io)
       case '-h':
       case '--help':
       case 'help':
@@ -973,6 +1089,10 @@ export function main(args: string[], io: CliIo): number {
     }
   } catch (err) {
     if (err instanceof Exit) return err.code
+    if (err instanceof IpcError && args[0] === 'mq') {
+      io.err(`ipckit mq: ${err.message}\n`)
+      return EXIT_FAILURE
+    }
     if (err instanceof IpcError && err.code === 'ENOSYS') {
       io.err(`ipckit: System V IPC is not available on this system (no /proc/sysvipc): ${err.message}\n`)
       return EXIT_FAILURE

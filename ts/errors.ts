@@ -95,17 +95,33 @@ export function fromNative(err: unknown): unknown {
 }
 
 /**
- * `err` with what `detail` names added to its message (and `path` set), as a new
- * {@link IpcError} with the same `code`, `errno` and `syscall`; `err` itself when there is
- * nothing to add.
+ * The same system error with `detail` added to its message, as Node's `fs` adds the path, as
+ * a new {@link IpcError} with the same `code`, `errno` and `syscall`: an {@link ErrorDetail}
+ * adds ` 'path'` (and sets `path`) and ` (info)`; a string is added as it is
+ * (`EINVAL: invalid argument, mq_open '/jobs' (maxMessages 20 > msg_max 10, ...)`). `err`
+ * itself when there is nothing to add or it is not an {@link IpcError}.
  * @internal
+ *
+ * @example
+ * ```ts
+ * throw withDetail(err, `'${name}'`)
+ * ```
  */
-export function withDetail(err: IpcError, detail: ErrorDetail | undefined): IpcError {
-  if (detail === undefined || (detail.path === undefined && detail.info === undefined)) return err
+export function withDetail<E>(err: E, detail: ErrorDetail | string | undefined): E | IpcError {
+  if (!(err instanceof IpcError) || detail === undefined) return err
   let message = err.message
-  if (detail.path !== undefined) message += ` '${detail.path}'`
-  if (detail.info !== undefined) message += ` (${detail.info})`
-  return new IpcError({ code: err.code, errno: err.errno, syscall: err.syscall, message, path: detail.path ?? err.path })
+  let path = err.path
+  if (typeof detail === 'string') {
+    message += ` ${detail}`
+  } else {
+    if (detail.path === undefined && detail.info === undefined) return err
+    if (detail.path !== undefined) message += ` '${detail.path}'`
+    if (detail.info !== undefined) message += ` (${detail.info})`
+    path = detail.path ?? err.path
+  }
+  const e = new IpcError({ code: err.code, errno: err.errno, syscall: err.syscall, message, path })
+  if (err.stack !== undefined) e.stack = `${e.name}: ${e.message}${err.stack.slice(err.stack.indexOf('\n'))}`
+  return e
 }
 
 /**

@@ -71,6 +71,28 @@ export type {
   ShmWaitResult,
   ShmWaitSyncOptions,
 } from './shared-memory'
+export { PosixMessageQueue, listPosixQueues, posixQueueLimits } from './posix-queue'
+export type {
+  ListPosixQueuesOptions,
+  PosixMessage,
+  PosixMessageQueueOpenOptions,
+  PosixMessageQueueStat,
+  PosixMessageQueueUpdate,
+  PosixMessagesOptions,
+  PosixQueueEntry,
+  PosixQueueLimits,
+  PosixQueueNotifyOptions,
+  PosixReceiveOptions,
+  PosixReceiveSyncOptions,
+  PosixSendOptions,
+  PosixSendSyncOptions,
+} from './posix-queue'
+export { POSIX_SEMAPHORE_VALUE_MAX, PosixSemaphore } from './posix-semaphore'
+export type {
+  PosixSemaphoreAcquireOptions,
+  PosixSemaphoreAcquireSyncOptions,
+  PosixSemaphoreOpenOptions,
+} from './posix-semaphore'
 export { PipeReadable, PipeWritable, mkfifo, openFifo, openFifoSync, pipe } from './pipe'
 export type { OpenFifoOptions, Pipe } from './pipe'
 export {

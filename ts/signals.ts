@@ -72,7 +72,10 @@ export interface SignalEvent {
    * `0x10001` there).
    */
   code: number
-  /** The `sigqueue` payload; `undefined` for signals not sent by `sigqueue`. */
+  /**
+   * The `sigqueue` payload, or the value of a POSIX message queue notification
+   * (`PosixMessageQueue.notify`); `undefined` for other signals.
+   */
   value: number | undefined
 }
 
@@ -141,8 +144,11 @@ function toNamedSignal(value: unknown, name: string): { number: number; name: st
   return { number, name: signalName }
 }
 
-/** A signal a watch may follow and ignore/restore may change; a clear error for the others. */
-function toChangeableSignal(value: unknown, name: string): { number: number; name: string } {
+/**
+ * A signal a watch may follow and ignore/restore may change; a clear error for the others.
+ * @internal Also used by `PosixMessageQueue.notify`.
+ */
+export function toChangeableSignal(value: unknown, name: string): { number: number; name: string } {
   const s = toNamedSignal(value, name)
   if (!native.signalAllowed(s.number)) {
     let reason: string

@@ -104,3 +104,30 @@ export function toBytes(value: unknown, name: string): Uint8Array {
   if (ArrayBuffer.isView(value)) return new Uint8Array(value.buffer, value.byteOffset, value.byteLength)
   throw invalidArgType(name, 'of type string or an instance of Buffer, TypedArray, or DataView', value)
 }
+
+/**
+ * The name of a POSIX IPC object (message queue, named semaphore, shared memory object), as
+ * `mq_overview(7)` and `sem_overview(7)` define it: a string with one leading slash, then 1 to
+ * `maxBytes` bytes (UTF-8), none of them a slash or NUL. `/.` and `/..` are refused as well (the
+ * kernel refuses them as queue and shared memory names). Throws `ERR_INVALID_ARG_TYPE` or
+ * `ERR_INVALID_ARG_VALUE`, before any system call.
+ *
+ * @example
+ * ```ts
+ * validatePosixName('/jobs', 'name', 255)
+ * ```
+ */
+export function validatePosixName(value: unknown, name: string, maxBytes: number): string {
+  validateString(value, name)
+  if (value[0] !== '/') throw invalidArgValue(name, value, 'must start with a slash (/name)')
+  const rest = value.slice(1)
+  if (rest.length === 0) throw invalidArgValue(name, value, 'must have a name after the slash')
+  if (rest.includes('/')) throw invalidArgValue(name, value, 'must have no slash but the leading one')
+  if (rest.includes('\0')) throw invalidArgValue(name, value, 'must not contain null bytes')
+  if (rest === '.' || rest === '..') throw invalidArgValue(name, value, "must not be '/.' or '/..'")
+  const bytes = Buffer.byteLength(rest, 'utf8')
+  if (bytes > maxBytes) {
+    throw invalidArgValue(name, value, `must be at most ${maxBytes} bytes after the slash (it has ${bytes})`)
+  }
+  return value
+}

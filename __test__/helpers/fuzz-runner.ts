@@ -13,6 +13,7 @@
  * Exit code 0 when every target passed.
  */
 
+import { randomBytes } from 'node:crypto'
 import { closeSync, fstatSync, openSync, readdirSync, readFileSync, readlinkSync, rmSync, writeSync } from 'node:fs'
 import { pathToFileURL } from 'node:url'
 import { Socket } from 'node:net'
@@ -272,6 +273,28 @@ const FIXTURES: Record<string, () => Fixture> = {
     const w = ipckit.watchSignals(['SIGWINCH', 'SIGUSR2'])
     return { target: w, cancel: () => quiet(() => w.close()), dispose: () => quiet(() => w.close()) }
   },
+  // POSIX queues live in the runner's IPC namespace; semaphores in /dev/shm, which is shared:
+  // their names are unique to this run (random names cannot reach them: they hold no '/'), and
+  // they are unlinked by name, which works after the case closed them.
+  PosixMessageQueue: () => posixFixture(ipckit.PosixMessageQueue, (name) => {
+    const q = ipckit.PosixMessageQueue.open(name, { exclusive: true, maxMessages: 4, messageSize: 64 })
+    q.sendSync('fuzz')
+    return q
+  }),
+  PosixSemaphore: () => posixFixture(ipckit.PosixSemaphore, (name) => ipckit.PosixSemaphore.open(name, { exclusive: true, initial: 1 })),
+}
+const RUN = randomBytes(4).toString('hex')
+function posixFixture<T extends Closable>(cls: { unlink(name: string): void }, open: (name: string) => T): Fixture {
+  const name = `/ipckit-fz-${RUN}-${++abstractCounter}`
+  const obj = open(name)
+  return {
+    target: obj,
+    cancel: () => quiet(() => obj.close()),
+    dispose: () => {
+      quiet(() => cls.unlink(name))
+      quiet(() => obj.close())
+    },
+  }
 }
 function pipeFixture(end: 'readable' | 'writable'): Fixture {
   const p = ipckit.pipe()
@@ -346,7 +369,7 @@ async function disposeResult(value: unknown, depth = 0): Promise<void> {
   const v = value as Partial<Record<'remove' | 'close' | 'unlock' | 'detach' | 'return', () => unknown>>
   if (value instanceof ipckit.MutexGuard) quiet(() => v.unlock!())
   if (value instanceof ipckit.SharedMemoryView) quiet(() => v.detach!())
-  for (const cls of [ipckit.MessageQueue, ipckit.SemaphoreSet, ipckit.Semaphore, ipckit.Mutex, ipckit.SharedMemory]) {
+  for (const cls of [ipckit.MessageQueue, ipckit.SemaphoreSet, ipckit.Semaphore, ipckit.Mutex, ipckit.SharedMemory, ipckit.PosixMessageQueue, ipckit.PosixSemaphore]) {
     if (value instanceof cls) quiet(() => v.remove!())
   }
   if (typeof v.close === 'function') quiet(() => (v as Closable).close())

@@ -6,7 +6,14 @@
  */
 
 /** Exports that are values, not callables: nothing to fuzz. */
-export const CONSTANTS = ['IPC_PRIVATE', 'MAX_FDS', 'SEMAPHORE_VALUE_MAX', 'zeroCopySupported', 'realtimeSignals']
+export const CONSTANTS = [
+  'IPC_PRIVATE',
+  'MAX_FDS',
+  'SEMAPHORE_VALUE_MAX',
+  'POSIX_SEMAPHORE_VALUE_MAX',
+  'zeroCopySupported',
+  'realtimeSignals',
+]
 
 /**
  * Prototype members not fuzzed, with the reason. Everything else on an exported class's
@@ -42,6 +49,8 @@ export const INTERNAL_CONSTRUCTORS = [
   'UnixSeqpacketSocket',
   'UnixSeqpacketServer',
   'SignalWatcher',
+  'PosixMessageQueue',
+  'PosixSemaphore',
 ]
 
 /** Classes with public instance methods: the runner has a fixture (a fresh object per case) for each. */
@@ -59,6 +68,8 @@ export const FIXTURE_CLASSES = [
   'UnixSeqpacketSocket',
   'UnixSeqpacketServer',
   'SignalWatcher',
+  'PosixMessageQueue',
+  'PosixSemaphore',
 ]
 
 /** Base classes from Node.js where the walk up a prototype chain stops. */
@@ -81,6 +92,9 @@ export const BLOCKING_SYNC: Record<string, { index: number; force: Record<string
   'UnixDatagramSocket#receiveSync': { index: 0, force: { wait: false } },
   'UnixSeqpacketSocket#sendSync': { index: 1, force: { wait: false } },
   'UnixSeqpacketSocket#receiveSync': { index: 0, force: { wait: false } },
+  'PosixMessageQueue#sendSync': { index: 1, force: { wait: false } },
+  'PosixMessageQueue#receiveSync': { index: 0, force: { wait: false } },
+  'PosixSemaphore#acquireSync': { index: 0, force: { timeoutMs: 10 } },
 }
 
 /** Functions whose first argument is a descriptor they take ownership of (and close). */

@@ -481,3 +481,28 @@ export function detachAttempt(message: string, text: string): string {
         }
       }`
 }
+
+/**
+ * The code of the README's snippet marked `<!-- readme-snippet: NAME -->` (the ```ts block after
+ * the marker), made runnable: `'ipckit'` becomes the built ESM entry (dist/index.mjs, which
+ * `npm test` builds before ava runs) and each `[from, to]` of `replace` is applied. Write it to a
+ * `.mts` file and run it with `node --import tsx` (the snippets use `using` and top-level await).
+ *
+ * ```ts
+ * const code = readmeSnippet('posix-queue', [["'/jobs'", `'${name}'`]])
+ * ```
+ */
+export function readmeSnippet(name: string, replace: Array<[string, string]> = []): string {
+  const text = readFileSync(join(ROOT, 'README.md'), 'utf8')
+  const marker = `<!-- readme-snippet: ${name} -->`
+  const at = text.indexOf(marker)
+  if (at < 0) throw new Error(`README.md has no ${marker}`)
+  const start = text.indexOf('```ts\n', at)
+  const end = text.indexOf('\n```', start + 6)
+  if (start < 0 || end < 0) throw new Error(`no \`\`\`ts block after ${marker}`)
+  const entry = join(ROOT, 'dist', 'index.mjs')
+  if (!existsSync(entry)) throw new Error('dist/ is missing: run `npm run build` first')
+  let code = text.slice(start + 6, end).replaceAll("from 'ipckit'", `from ${JSON.stringify(entry)}`)
+  for (const [from, to] of replace) code = code.replaceAll(from, to)
+  return code
+}

@@ -96,3 +96,53 @@ pub(crate) fn throw_kept(env: &Env) -> Result<()> {
         None => Ok(()),
     }
 }
+
+/// Objects of the core that JavaScript refers to by number: a queue descriptor, a semaphore.
+///
+/// A napi-rs class method costs several times an argument-less function per call (it unwraps
+/// `this`), so primitives whose fast path needs an object keep it here, in a per-thread table
+/// (JavaScript objects never leave their thread), and the TypeScript layer passes its number
+/// in the slab. Numbers are never reused: a stale number finds nothing (`EBADF`), never
+/// another object. Removing an entry drops the object (closing what it owns).
+///
+/// ```ignore
+/// thread_local! { static QUEUES: RefCell<Handles<MessageQueue>> = RefCell::new(Handles::default()); }
+/// let id = QUEUES.with(|h| h.borrow_mut().insert(queue));
+/// ```
+pub(crate) struct Handles<T> {
+    next: u32,
+    map: std::collections::HashMap<u32, T>,
+}
+
+impl<T> Default for Handles<T> {
+    fn default() -> Self {
+        Self {
+            next: 1,
+            map: std::collections::HashMap::new(),
+        }
+    }
+}
+
+impl<T> Handles<T> {
+    /// Keeps `value` and returns its number (1 and up; 0 is never one).
+    pub(crate) fn insert(&mut self, value: T) -> u32 {
+        // After 2^32 - 1 numbers they wrap: skip those still in use.
+        while self.map.contains_key(&self.next) {
+            self.next = self.next.wrapping_add(1).max(1);
+        }
+        let id = self.next;
+        self.next = self.next.wrapping_add(1).max(1);
+        self.map.insert(id, value);
+        id
+    }
+
+    /// The object of number `id`, if it is still kept.
+    pub(crate) fn get(&self, id: u32) -> Option<&T> {
+        self.map.get(&id)
+    }
+
+    /// Lets go of the object of number `id` (dropping it), if it is still kept.
+    pub(crate) fn remove(&mut self, id: u32) -> Option<T> {
+        self.map.remove(&id)
+    }
+}

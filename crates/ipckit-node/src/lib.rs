@@ -13,8 +13,10 @@
 mod error;
 mod fast;
 mod key;
+mod mqueue;
 mod msg;
 mod pipe;
+mod posix_sem;
 mod reactor;
 mod sem;
 mod shm;

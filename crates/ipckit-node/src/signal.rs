@@ -1,9 +1,9 @@
 //! Signals for JavaScript: value conversion over [`ipckit::signal`].
 //!
 //! A delivered signal travels as the 24-byte record of [`ipckit::signal::SignalInfo::encode`],
-//! written into a caller's buffer by `tryNext`; when none is waiting, the [`Reactor`] watches
-//! the watch's pipe on the poller thread and reports when to try again. The TypeScript layer
-//! decodes the record.
+//! written into a caller's buffer by `tryNext`; when none is waiting, the TypeScript layer
+//! waits for the watch's pipe ([`SignalWatch::fd`]) on the JavaScript thread's own event loop
+//! (see `uv.rs`) and tries again. The TypeScript layer decodes the record.
 
 use std::cell::RefCell;
 use std::os::fd::AsRawFd;

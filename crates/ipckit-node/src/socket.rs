@@ -2,8 +2,9 @@
 //!
 //! Descriptors cross to JavaScript as plain numbers, which the TypeScript layer owns (and
 //! closes with [`socket_close`]). Non-blocking operations run on the JavaScript thread; when
-//! they would block, [`socket_wait_start`] waits for readiness on the core's epoll thread
-//! through the [`Reactor`], and the TypeScript layer retries.
+//! they would block, the TypeScript layer waits for readiness on the JavaScript thread's own
+//! event loop (see `uv.rs`) and retries there. Only a datagram send to a full receiver, which
+//! no descriptor can be polled for, waits on a core thread ([`socket_send_start`]).
 
 use std::cell::RefCell;
 use std::os::fd::{AsRawFd, IntoRawFd, OwnedFd};

@@ -25,10 +25,12 @@
 pub mod error;
 pub mod key;
 pub mod limits;
+pub mod mqueue;
 pub mod msg;
 mod perm;
 pub mod pipe;
 pub mod poller;
+pub mod posix_sem;
 pub mod sem;
 pub mod shm;
 pub mod signal;

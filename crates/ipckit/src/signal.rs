@@ -623,7 +623,8 @@ pub struct SignalInfo {
     pub pid: Option<i32>,
     /// The sender's real uid, when the kernel reports one.
     pub uid: Option<u32>,
-    /// The `sigqueue` payload (`sival_int`), for `SI_QUEUE` signals only.
+    /// The `sigqueue` payload (`sival_int`), for `SI_QUEUE` signals, or the value a POSIX
+    /// message queue notification carries (`SI_MESGQ`); `None` for others.
     pub value: Option<i32>,
 }
 
@@ -819,8 +820,9 @@ extern "C" fn on_signal(signo: libc::c_int, info: *mut libc::siginfo_t, ctx: *mu
             }
             record.flags |= HAS_SENDER;
         }
-        if si.si_code == libc::SI_QUEUE {
-            // SAFETY: sigqueue filled si_value; its int member is the low 4 bytes.
+        if si.si_code == libc::SI_QUEUE || si.si_code == libc::SI_MESGQ {
+            // SAFETY: sigqueue (or a POSIX message queue notification, with the sigev_value
+            // registered by mq_notify) filled si_value; its int member is the low 4 bytes.
             record.value = unsafe { si.si_value().sival_ptr } as usize as u32 as i32;
             record.flags |= HAS_VALUE;
         }
