@@ -616,7 +616,8 @@ mod tests {
         spawn(move || {
             tx.send(interruptible(&c, "sem_wait", || s.wait(None)))
                 .unwrap();
-        });
+        })
+        .unwrap();
         std::thread::sleep(Duration::from_millis(20));
         canceller.cancel();
         let r = rx.recv_timeout(Duration::from_secs(5)).unwrap();
