@@ -3,11 +3,41 @@
 //! A [`SemaphoreSet`] is a handle on a kernel array of counters identified by its id; the set
 //! lives until [`SemaphoreSet::remove`] (IPC_RMID), whatever happens to the processes using it.
 //!
-//! The kernel leaves a new set uninitialised (all zeros, `sem_otime == 0`), so [`SemaphoreSet::open`]
-//! follows the classic race-free protocol that C programs and Python's `sysv_ipc` use: the
-//! creator makes the set with `IPC_CREAT | IPC_EXCL`, sets the initial values (`SETALL`), then
-//! performs a `semop` that changes nothing, so that `sem_otime` becomes non-zero; every other
-//! opener waits (bounded) until `sem_otime` is non-zero before using the set.
+//! The kernel leaves a new set uninitialised (all zeros, `sem_otime == 0`). Creators that
+//! follow the classic protocol (Stevens; ipckit, careful C programs) make the set with
+//! `IPC_CREAT | IPC_EXCL`, give it its values, then perform a `semop` so that `sem_otime`
+//! becomes non-zero, and their openers wait for that. But most creators never perform that
+//! `semop`: `ipcmk -S`, Python's `sysv_ipc`, Perl's `IPC::Semaphore`, C that only calls
+//! `SETVAL`. Their sets keep `sem_otime == 0` until first used, and an opener that waits for it
+//! would wait forever. So [`SemaphoreSet::open`] reads what the kernel shows and takes an
+//! existing set as ready when
+//!
+//! 1. `sem_otime != 0`: a creator that follows the protocol has finished (or the set is in
+//!    use); or
+//! 2. every semaphore was given a value: a non-zero value, or a pid recorded by `GETPID`
+//!    (`SETVAL`, `SETALL` and `semop` record their caller). That is a creator that sets values
+//!    and never marks the set, done; or a protocol creator between its `SETALL` and its mark,
+//!    whose values are in place; or
+//! 3. nothing changed it for over a second (`sem_ctime`, which creation, `SETVAL`, `SETALL` and
+//!    `IPC_SET` update, is two whole seconds back): no creator is half-way through, as
+//!    creators initialise right after `semget`. Sets of `ipcmk -S` and of `semget` alone.
+//!
+//! Otherwise the set is young and some semaphore untouched: a creator may be between its
+//! `semget` and its first value. The opener checks again, sleeping 0.1 ms then longer, for up
+//! to [`OpenOptions::init_timeout`] (5 ms by default), and then takes the set as the kernel has
+//! it: an untouched set cannot be told from one `ipcmk -S` made an instant ago, and an `open`
+//! must not block its caller for long.
+//!
+//! ipckit's own creator leaves nothing for an opener to misread: it gives all values *and*
+//! marks the set with one `semop` that adds each initial value (`IPC_NOWAIT`, no undo), so
+//! its set goes from untouched straight to rule 1, never half initialised. And should an
+//! opener take its set in the instant before (the creator stalled longer than the opener's
+//! `init_timeout`), nothing the opener did is lost: the initial values are added to what it
+//! did, rather than written over it. A set with more non-zero initial values than one
+//! `semop` may carry (`SEMOPM`, 500 on current Linux) is initialised with `SETALL` and then
+//! marked, the classic way (`SETALL` is atomic, so rule 2 still never sees half a set). A C
+//! creator that stalls between its `semget` and its `SETVAL` longer than an opener's
+//! `init_timeout` is the case no rule can catch: raise `init_timeout` for such creators.
 //!
 //! ```
 //! use ipckit::sem::{OpenOptions, SemOp, SemaphoreSet};
@@ -189,6 +219,10 @@ mod libc {
     );
 }
 
+/// The default [`OpenOptions::init_timeout`]: long enough for a creator that runs to finish
+/// its next call, short enough not to stall an event loop.
+pub const DEFAULT_INIT_TIMEOUT: Duration = Duration::from_millis(5);
+
 /// How [`SemaphoreSet::open`] finds or creates the set.
 ///
 /// ```
@@ -206,8 +240,10 @@ pub struct OpenOptions {
     pub exclusive: bool,
     /// Permission bits of a created set.
     pub mode: u32,
-    /// How long an opener waits for the creator to finish initialising the set before it
-    /// fails with `ETIMEDOUT`.
+    /// How long an opener waits for a young set that has a semaphore nothing has touched yet
+    /// (a creator may be between its `semget` and its initialisation) before taking it as
+    /// the kernel has it; see the [module](self) docs. Default 5 ms. The wait blocks the
+    /// calling thread.
     pub init_timeout: Duration,
 }
 
@@ -218,7 +254,7 @@ impl Default for OpenOptions {
             create: false,
             exclusive: false,
             mode: 0o600,
-            init_timeout: Duration::from_secs(10),
+            init_timeout: DEFAULT_INIT_TIMEOUT,
         }
     }
 }
@@ -365,14 +401,14 @@ impl SemaphoreSet {
     /// Finds or creates the set of `key` (`semget`), race-free (see the [module](self) docs).
     ///
     /// A set this call creates gets `initial` (one value per semaphore, zeros if `None`);
-    /// a set that exists is never re-initialised: `initial` is ignored and the call waits,
-    /// up to `options.init_timeout`, until its creator has initialised it.
+    /// a set that exists is never re-initialised: `initial` is ignored, and the call takes the
+    /// set once the rules of the [module](self) docs say it is ready, waiting at most
+    /// `options.init_timeout` for a young set that has untouched semaphores.
     /// [`IPC_PRIVATE`] always creates a new set.
     ///
     /// Errors: `ENOENT` (no set and no `create`), `EEXIST` (`exclusive` and one exists),
     /// `EINVAL` (`count` 0 or above `SEMMSL` on creation, larger than an existing set, or
-    /// `initial` of another length), `ERANGE` (a value above [`SEMVMX`]), `EACCES`, `ENOSPC`,
-    /// `ETIMEDOUT` (the creator never finished).
+    /// `initial` of another length), `ERANGE` (a value above [`SEMVMX`]), `EACCES`, `ENOSPC`.
     ///
     /// For more information, see [`semget(2)`](https://man7.org/linux/man-pages/man2/semget.2.html).
     #[doc(alias = "semget")]
@@ -415,56 +451,100 @@ impl SemaphoreSet {
         }
     }
 
-    /// The creator's half of the protocol: set the values, then a `semop` that changes
-    /// nothing, so that `sem_otime` becomes non-zero.
+    /// The creator's half of the protocol: one `semop` that adds every initial value and so
+    /// also makes `sem_otime` non-zero (see the [module](self) docs). When the set has more
+    /// non-zero values than one `semop` may carry (`E2BIG`), `SETALL` and then a mark.
     fn initialize(&self, initial: Option<&[u16]>) -> Result<()> {
-        let first = match initial {
-            Some(values) => {
+        let values = initial.unwrap_or(&[]);
+        let adds: Vec<SemOp> = (0u16..)
+            .zip(values)
+            .filter(|&(_, &v)| v != 0)
+            .map(|(index, &v)| {
+                Ok(SemOp {
+                    index,
+                    // SEMVMX (32767) is the largest value: every valid one fits an i16.
+                    delta: i16::try_from(v).map_err(|_| Error::new(Errno::ERANGE, "semop"))?,
+                    undo: false,
+                    nowait: true,
+                })
+            })
+            .collect::<Result<_>>()?;
+        if adds.is_empty() {
+            return self.mark();
+        }
+        match retry_eintr(|| self.op(&adds, None)) {
+            Err(e) if e.errno() == Errno::E2BIG => {
                 self.set_all(values)?;
-                values.first().copied().unwrap_or(0)
+                self.mark()
             }
-            None => 0,
-        };
-        let mark: &[SemOp] = if first == 0 {
-            &[SemOp {
-                index: 0,
-                delta: 0,
-                undo: false,
-                nowait: true,
-            }]
-        } else {
-            &[
-                SemOp {
-                    index: 0,
-                    delta: -1,
-                    undo: false,
-                    nowait: true,
-                },
-                SemOp {
-                    index: 0,
-                    delta: 1,
-                    undo: false,
-                    nowait: true,
-                },
-            ]
-        };
-        retry_eintr(|| self.op(mark, None))
+            other => other,
+        }
     }
 
-    /// The opener's half of the protocol: wait until `sem_otime` is non-zero.
+    /// A `semop` that changes no value, so that `sem_otime` becomes non-zero: wait-for-zero
+    /// on semaphore 0 while it is 0, take one and give it back while it is not (an opener
+    /// that took the set early may change it in between: try again).
+    fn mark(&self) -> Result<()> {
+        const fn nowait(delta: i16) -> SemOp {
+            SemOp {
+                index: 0,
+                delta,
+                undo: false,
+                nowait: true,
+            }
+        }
+        loop {
+            match retry_eintr(|| self.op(&[nowait(0)], None)) {
+                Err(e) if e.errno() == Errno::EAGAIN => {}
+                other => return other,
+            }
+            match retry_eintr(|| self.op(&[nowait(-1), nowait(1)], None)) {
+                Err(e) if e.errno() == Errno::EAGAIN => {}
+                other => return other,
+            }
+        }
+    }
+
+    /// Whether an existing set is ready to be used, by rules 1 to 3 of the [module](self)
+    /// docs.
+    fn looks_initialized(&self) -> Result<bool> {
+        let ds = self.raw_stat()?;
+        if ds.sem_otime != 0 {
+            return Ok(true);
+        }
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        #[allow(clippy::unnecessary_cast)] // time_t is i64 on the targets we build for
+        if now - (ds.sem_ctime as i64) >= 2 {
+            return Ok(true);
+        }
+        let values = self.get_all()?;
+        for (index, &value) in (0u16..).zip(&values) {
+            if value == 0 && self.last_pid(index)? == 0 {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// The opener's half: see the [module](self) docs. Waits up to `timeout` for a set that
+    /// does not look initialised yet, then takes it as it is.
     fn wait_initialized(&self, timeout: Duration) -> Result<()> {
+        if timeout.is_zero() {
+            return Ok(());
+        }
         let start = Instant::now();
         let mut pause = Duration::from_micros(100);
-        loop {
-            if self.raw_stat()?.sem_otime != 0 {
-                return Ok(());
+        while !self.looks_initialized()? {
+            let left = timeout.saturating_sub(start.elapsed());
+            if left.is_zero() {
+                break;
             }
-            if start.elapsed() >= timeout {
-                return Err(Error::new(Errno::ETIMEDOUT, "semget"));
-            }
-            std::thread::sleep(pause);
-            pause = (pause * 2).min(Duration::from_millis(5));
+            std::thread::sleep(pause.min(left));
+            pause = (pause * 2).min(Duration::from_millis(1));
         }
+        Ok(())
     }
 
     /// A handle on the set with identifier `id`, as `ipcs` shows it. No system call is made;
@@ -930,35 +1010,117 @@ mod tests {
         assert_eq!(e.errno(), Errno::EINVAL);
     }
 
-    #[test]
-    fn opener_waits_for_the_creator() {
-        // A set made without the protocol (sem_otime == 0) keeps openers waiting until a
-        // semop happens, and they give up with ETIMEDOUT.
-        let key = 0x1be0_0000 | (std::process::id() as i32 & 0xffff);
+    /// A set made with `semget` alone, as a foreign creator makes it: untouched, `sem_otime` 0.
+    fn raw_set(count: i32) -> Temp {
         // SAFETY: semget takes no pointers.
-        let id = unsafe { libc::semget(key, 1, 0o600 | libc::IPC_CREAT | libc::IPC_EXCL) };
-        let raw = Temp(SemaphoreSet::from_id(check(id, "semget").unwrap()));
-        let opts = OpenOptions {
-            count: 1,
-            init_timeout: Duration::from_millis(30),
-            ..Default::default()
-        };
-        let e = SemaphoreSet::open(key, opts, None).unwrap_err();
-        assert_eq!(e.errno(), Errno::ETIMEDOUT);
-        let set = raw.0;
-        let marker = std::thread::spawn(move || {
+        let id = unsafe { libc::semget(IPC_PRIVATE, count, 0o600 | libc::IPC_CREAT) };
+        Temp(SemaphoreSet::from_id(check(id, "semget").unwrap()))
+    }
+
+    /// `SemaphoreSet::open` of an existing set, through its key (a private set has key 0, so
+    /// these tests open by id the way `open` does after its `semget`).
+    fn open_existing(set: SemaphoreSet, timeout: Duration) -> (Duration, Result<()>) {
+        let start = Instant::now();
+        let r = set.wait_initialized(timeout);
+        (start.elapsed(), r)
+    }
+
+    #[test]
+    fn foreign_sets_set_with_setval_open_at_once() {
+        // As sysv_ipc, Perl and most C programs leave a set: SETVAL, never a semop.
+        let s = raw_set(1);
+        s.0.set(0, 2).unwrap();
+        assert_eq!(s.0.stat().unwrap().last_op_time, 0);
+        let (took, r) = open_existing(s.0, Duration::from_secs(10));
+        r.unwrap();
+        assert!(took < Duration::from_secs(1), "{took:?}");
+        assert_eq!(s.0.get(0).unwrap(), 2);
+    }
+
+    #[test]
+    fn an_untouched_young_set_is_taken_after_init_timeout() {
+        // ipcmk -S, or a creator between semget and its first value: wait, then take it.
+        let s = raw_set(2);
+        let (took, r) = open_existing(s.0, Duration::from_millis(30));
+        r.unwrap();
+        assert!(took >= Duration::from_millis(29), "{took:?}");
+        assert!(took < Duration::from_secs(5), "{took:?}");
+        let (took, r) = open_existing(s.0, Duration::ZERO);
+        r.unwrap();
+        assert!(took < Duration::from_millis(29), "{took:?}");
+    }
+
+    #[test]
+    fn an_untouched_set_older_than_a_second_opens_at_once() {
+        let s = raw_set(2);
+        std::thread::sleep(Duration::from_millis(2100));
+        let (took, r) = open_existing(s.0, Duration::from_secs(10));
+        r.unwrap();
+        assert!(took < Duration::from_secs(1), "{took:?}");
+    }
+
+    #[test]
+    fn an_opener_waits_while_a_creator_sets_values_or_marks() {
+        // A creator that sets one value, then (20 ms later) the other: the opener waits for
+        // the second.
+        let s = raw_set(2);
+        s.0.set(0, 1).unwrap();
+        let set = s.0;
+        let creator = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(20));
+            set.set(1, 0).unwrap();
+        });
+        let (took, r) = open_existing(s.0, Duration::from_secs(10));
+        r.unwrap();
+        creator.join().unwrap();
+        assert!(took >= Duration::from_millis(15), "{took:?}");
+        assert!(took < Duration::from_secs(5), "{took:?}");
+        // A creator whose first call is the marking semop.
+        let s = raw_set(1);
+        let set = s.0;
+        let creator = std::thread::spawn(move || {
             std::thread::sleep(Duration::from_millis(20));
             set.op(&[nowait(0, 0)], None).unwrap();
         });
-        let opts = OpenOptions {
-            init_timeout: Duration::from_secs(5),
-            ..opts
-        };
-        assert_eq!(
-            SemaphoreSet::open(key, opts, None).unwrap().id(),
-            raw.0.id()
-        );
-        marker.join().unwrap();
+        let (took, r) = open_existing(s.0, Duration::from_secs(10));
+        r.unwrap();
+        creator.join().unwrap();
+        assert!(took >= Duration::from_millis(15), "{took:?}");
+        assert!(took < Duration::from_secs(5), "{took:?}");
+        assert_ne!(s.0.stat().unwrap().last_op_time, 0);
+    }
+
+    #[test]
+    fn initialising_adds_to_what_an_early_opener_did() {
+        let s = raw_set(3);
+        // An opener that took the set before its creator initialised it released twice.
+        s.0.op(&[nowait(0, 2)], None).unwrap();
+        s.0.initialize(Some(&[3, 0, 7])).unwrap();
+        assert_eq!(s.0.get_all().unwrap(), vec![5, 0, 7]);
+        assert_ne!(s.0.stat().unwrap().last_op_time, 0);
+        // All zeros: the mark changes nothing, whatever semaphore 0 holds.
+        let s = raw_set(2);
+        s.0.initialize(Some(&[0, 0])).unwrap();
+        assert_eq!(s.0.get_all().unwrap(), vec![0, 0]);
+        assert_ne!(s.0.stat().unwrap().last_op_time, 0);
+        let s = raw_set(1);
+        s.0.op(&[nowait(0, 4)], None).unwrap();
+        s.0.mark().unwrap();
+        assert_eq!(s.0.get(0).unwrap(), 4);
+    }
+
+    #[test]
+    fn more_values_than_one_semop_carries_are_set_with_setall() {
+        let opm = std::fs::read_to_string("/proc/sys/kernel/sem")
+            .ok()
+            .and_then(|l| l.split_whitespace().nth(2)?.parse::<usize>().ok())
+            .unwrap_or(32);
+        let count = opm + 3;
+        let s = raw_set(count as i32);
+        let values: Vec<u16> = (0..count).map(|i| (i % 7 + 1) as u16).collect();
+        s.0.initialize(Some(&values)).unwrap();
+        assert_eq!(s.0.get_all().unwrap(), values);
+        assert_ne!(s.0.stat().unwrap().last_op_time, 0);
     }
 
     #[test]
