@@ -34,12 +34,18 @@ import type { Payload } from './queue'
 
 /**
  * Where a socket lives: a path in the file system, or a name in Linux's abstract namespace
- * (`{ abstract: 'name' }`, no file, gone with the last socket).
+ * (`{ abstract: 'name' }`, no file, gone with the last socket). A string is taken as UTF-8;
+ * a `Buffer`/`Uint8Array` (path or name) gives the exact bytes, for names that are not UTF-8.
  */
-export type SocketAddress = string | { abstract: string | Uint8Array }
+export type SocketAddress = string | Uint8Array | { abstract: string | Uint8Array }
 
-/** A sender's address as received: a path, `{ abstract }`, or `null` for an unbound sender. */
-export type PeerAddress = string | { abstract: string } | null
+/**
+ * A sender's address as received: a path, `{ abstract: name }`, or `null` for an unbound
+ * sender. A path or name whose bytes are valid UTF-8 comes as a string; any other comes as a
+ * `Buffer` of its exact bytes (never decoded with replacement characters), so that a received
+ * address, passed back as `to`, always reaches the socket it came from.
+ */
+export type PeerAddress = string | Buffer | { abstract: string | Buffer } | null
 
 /** A process's identity, from `SO_PEERCRED` or `SCM_CREDENTIALS`. */
 export interface Credentials {
@@ -65,7 +71,11 @@ export interface SocketMessage {
    * close each with `fs.closeSync(fd)` when done.
    */
   fds: number[]
-  /** The sender's address (datagram sockets); `null` for an unbound sender or a connected socket. */
+  /**
+   * The sender's address (datagram sockets); `null` for an unbound sender or a connected
+   * socket. A path or name that is not valid UTF-8 comes as a `Buffer` of its exact bytes, so
+   * `send(reply, { to: from })` always answers the socket it came from.
+   */
   from: PeerAddress
   /** The sender's credentials when the socket was made with `credentials: true`. */
   credentials: Credentials | undefined
@@ -135,11 +145,11 @@ interface NativeAddress {
 }
 
 function parseAddress(value: unknown, name: string): NativeAddress {
-  if (typeof value === 'string') {
-    if (value.length === 0 || value.includes('\0')) {
+  if (typeof value === 'string' || value instanceof Uint8Array) {
+    const bytes = typeof value === 'string' ? Buffer.from(value, 'utf8') : Buffer.from(value)
+    if (bytes.length === 0 || bytes.includes(0)) {
       throw invalidArgValue(name, value, 'must be a non-empty path without NUL bytes')
     }
-    const bytes = Buffer.from(value, 'utf8')
     if (bytes.length > NAME_MAX) throw outOfRange(`${name}.length`, `<= ${NAME_MAX} bytes`, bytes.length)
     return { name: bytes, isAbstract: false }
   }
@@ -152,7 +162,7 @@ function parseAddress(value: unknown, name: string): NativeAddress {
     if (bytes.length > NAME_MAX) throw outOfRange(`${name}.abstract.length`, `<= ${NAME_MAX} bytes`, bytes.length)
     return { name: bytes, isAbstract: true }
   }
-  throw invalidArgType(name, 'of type string or an object with an "abstract" name', value)
+  throw invalidArgType(name, 'of type string, an instance of Buffer or Uint8Array, or an object with an "abstract" name', value)
 }
 
 /** The last string destination parsed by a send, kept: a sender names the same one again and again. */
@@ -189,27 +199,30 @@ function validateFd(value: unknown, name = 'fd'): number {
   return value
 }
 
+/** An address from the native side: each name a string when valid UTF-8, else its bytes. */
+interface NativeSocketAddress {
+  path?: string | Buffer | null
+  abstractName?: string | Buffer | null
+}
+
 interface NativeReceived {
   data: Buffer
   fds: number[]
-  from?: { path?: string; abstractName?: string } | null
+  from?: NativeSocketAddress | null
   credentials?: Credentials | null
   end: boolean
 }
 
 function toMessage(r: NativeReceived): SocketMessage {
-  let from: PeerAddress = null
-  if (r.from?.path !== undefined && r.from.path !== null) from = r.from.path
-  else if (r.from?.abstractName !== undefined && r.from.abstractName !== null) from = { abstract: r.from.abstractName }
   return {
     data: r.data,
     fds: r.fds,
-    from,
+    from: toPeerAddress(r.from ?? null),
     credentials: r.credentials ? { pid: r.credentials.pid, uid: r.credentials.uid, gid: r.credentials.gid } : undefined,
   }
 }
 
-function toPeerAddress(a: { path?: string; abstractName?: string } | null): PeerAddress {
+function toPeerAddress(a: NativeSocketAddress | null): PeerAddress {
   if (a === null) return null
   if (a.path !== undefined && a.path !== null) return a.path
   if (a.abstractName !== undefined && a.abstractName !== null) return { abstract: a.abstractName }
@@ -291,8 +304,10 @@ function receiveNow(fd: number, mode: number): SocketMessage | null | undefined 
     const data = makeView(poolMemory, pool.byteOffset + at, len)
     const code = words[4]!
     if (code === 0) return { data, fds: [], from: null, credentials: undefined }
-    // 1 + 2 * name length + (1 if abstract), the name in the argument area.
-    const name = pool.toString('utf8', NAME_AT, NAME_AT + ((code - 1) >> 1))
+    // 1 + 2 * name length + (1 if abstract), the name in the argument area; word 5 says
+    // whether it is not UTF-8 (then its exact bytes, copied).
+    const end = NAME_AT + ((code - 1) >> 1)
+    const name = words[5] === 0 ? pool.toString('utf8', NAME_AT, end) : Buffer.from(pool.subarray(NAME_AT, end))
     return { data, fds: [], from: (code - 1) & 1 ? { abstract: name } : name, credentials: undefined }
   }
   if (len === FAST_EMPTY) return undefined
@@ -667,9 +682,9 @@ function checkKind(fd: number, want: 'dgram' | 'seqpacket'): void {
  * ```
  */
 export class UnixDatagramSocket extends MessageSocket {
-  readonly #path: string | undefined
+  readonly #path: Buffer | undefined
 
-  private constructor(fd: number, path?: string) {
+  private constructor(fd: number, path?: Buffer) {
     super(fd, 'UnixDatagramSocket')
     this.#path = path
   }
@@ -691,7 +706,7 @@ export class UnixDatagramSocket extends MessageSocket {
     return closeOnError(fd, () => {
       callNative(() => native.socketBind(fd, addr.name, addr.isAbstract, addr.isAbstract ? null : mode, replaceStale))
       setCredentials(fd, opts)
-      return new UnixDatagramSocket(fd, addr.isAbstract ? undefined : (address as string))
+      return new UnixDatagramSocket(fd, addr.isAbstract ? undefined : addr.name)
     })
   }
 
@@ -838,7 +853,7 @@ export class UnixDatagramSocket extends MessageSocket {
   }
 }
 
-function removeSocketFile(path: string): void {
+function removeSocketFile(path: Buffer): void {
   try {
     unlinkSync(path)
   } catch (err) {
@@ -977,9 +992,9 @@ export class UnixSeqpacketServer implements Disposable {
   readonly fd: number
   #closed = false
   readonly #waits = new WaitGroup()
-  readonly #path: string | undefined
+  readonly #path: Buffer | undefined
 
-  private constructor(fd: number, path: string | undefined) {
+  private constructor(fd: number, path: Buffer | undefined) {
     this.fd = fd
     this.#path = path
     finalizer.register(this, fd, this)
@@ -1002,7 +1017,7 @@ export class UnixSeqpacketServer implements Disposable {
     return closeOnError(fd, () => {
       callNative(() => native.socketBind(fd, addr.name, addr.isAbstract, addr.isAbstract ? null : mode, replaceStale))
       callNative(() => native.socketListen(fd, backlog))
-      return new UnixSeqpacketServer(fd, addr.isAbstract ? undefined : (address as string))
+      return new UnixSeqpacketServer(fd, addr.isAbstract ? undefined : addr.name)
     })
   }
 
