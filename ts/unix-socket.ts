@@ -588,11 +588,16 @@ abstract class MessageSocket implements Disposable {
 
   /**
    * The credentials of the connected peer (`SO_PEERCRED`): for a socket pair, the process
-   * that made the pair; for a connection, the process that connected or listened.
+   * that made the pair; for a connection, the process that connected or listened. Throws an
+   * `IpcError` `ENOTCONN` when there is no peer whose credentials the kernel kept: a datagram
+   * socket (connected or not) that no `socketpair` made, an unconnected socket. (The kernel
+   * itself would answer pid 0, uid and gid 4294967295, which are no one's.) A datagram
+   * receiver learns each sender's identity with `credentials: true` instead.
    *
    * @example
    * ```ts
    * const { pid, uid, gid } = sock.peerCredentials()
+   * UnixDatagramSocket.create().peerCredentials()   // throws, code 'ENOTCONN'
    * ```
    */
   peerCredentials(): Credentials {
@@ -1139,12 +1144,23 @@ export interface SocketPairOptions {
  * has `.fd`, to hand to a child through `spawn`'s `stdio` (the child wraps it with
  * `UnixSeqpacketSocket.fromFd(3)` and the like); close the parent's copy after spawning.
  *
+ * Every end is a blocking descriptor, so a child can do a plain blocking `read(3, ...)` on
+ * it. A `'stream'` end turns non-blocking when this process first reads, writes or ends it
+ * through its `net.Socket` (libuv needs that; `O_NONBLOCK` is shared with every duplicate of
+ * the descriptor, so hand a child an end this process does not use); until then it reads
+ * nothing, so no byte meant for a child is taken here.
+ *
  * @example
  * ```ts
  * const [mine, theirs] = socketpair('seqpacket')
  * const child = spawn(process.execPath, ['child.js'], { stdio: ['inherit', 'inherit', 'inherit', theirs.fd] })
  * theirs.close()
  * await mine.send('hello child')
+ *
+ * const [local, forChild] = socketpair('stream')
+ * spawn('python3', ['-c', 'import os; os.write(3, os.read(3, 100))'], { stdio: ['inherit', 'inherit', 'inherit', forChild.fd] })
+ * forChild.destroy()
+ * local.write('echo me')   // the child's os.read(3) blocks until this comes
  * ```
  */
 export function socketpair(kind: 'stream', options?: SocketPairOptions): [StreamEnd, StreamEnd]
@@ -1172,11 +1188,41 @@ export function socketpair(
   }
 }
 
+/**
+ * A `net.Socket` over one end of a stream pair whose descriptor stays blocking until the socket
+ * is first used for I/O. `O_NONBLOCK` belongs to the open file description, which every
+ * duplicate shares (a child's `stdio[3]`, a descriptor passed with `SCM_RIGHTS`), and libuv
+ * sets it on the descriptor it opens; so the end handed to a child would be non-blocking for
+ * the child too, and its plain `read(3, ...)` would fail with `EAGAIN`. Instead the socket is
+ * created without starting to read (`manualStart`), the flag is cleared again, and set for
+ * good by the first read, write or end through the socket: the end a process uses turns
+ * non-blocking, the end it only hands on stays blocking. (Nothing is read from an end before
+ * its owner asks for data, so no byte meant for a child is taken here either.)
+ */
 function streamEnd(fd: number, paused: boolean): StreamEnd {
-  const socket = new Socket({ fd, readable: true, writable: true, pauseOnCreate: paused } as ConstructorParameters<
-    typeof Socket
-  >[0])
+  const socket = new Socket({
+    fd,
+    readable: true,
+    writable: true,
+    pauseOnCreate: paused,
+    manualStart: true,
+  } as ConstructorParameters<typeof Socket>[0])
   Object.defineProperty(socket, 'fd', { value: fd, enumerable: false })
+  callNative(() => native.socketSetNonblocking(fd, false))
+  const proto = Socket.prototype as unknown as Record<string, (...args: unknown[]) => unknown>
+  const own = socket as unknown as Record<string, unknown>
+  const hooks = ['_read', '_write', '_writev', '_final'].filter((name) => typeof proto[name] === 'function')
+  const firstUse = () => {
+    for (const name of hooks) delete own[name]
+    // The descriptor is closed once the socket is destroyed: nothing to change then.
+    if (!socket.destroyed) callNative(() => native.socketSetNonblocking(fd, true))
+  }
+  for (const name of hooks) {
+    own[name] = function (this: Socket, ...args: unknown[]) {
+      firstUse()
+      return proto[name]!.apply(this, args)
+    }
+  }
   return socket as StreamEnd
 }
 
@@ -1196,7 +1242,8 @@ function fdOf(socket: unknown, name: string): number {
 
 /**
  * The credentials of a connected UNIX socket's peer (`SO_PEERCRED`): a `net.Socket` (from
- * `net.connect`, a `net.Server` or {@link socketpair}), a message socket, or an fd.
+ * `net.connect`, a `net.Server` or {@link socketpair}), a message socket, or an fd. `ENOTCONN`
+ * when it has no peer (see {@link UnixDatagramSocket.peerCredentials}).
  *
  * @example
  * ```ts
