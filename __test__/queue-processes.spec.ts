@@ -5,9 +5,9 @@
  */
 import test, { type ExecutionContext } from 'ava'
 import { createHash } from 'node:crypto'
-import { promises as fsp, readFileSync } from 'node:fs'
+import { promises as fsp, readFileSync, readdirSync } from 'node:fs'
 
-import { IpcError, MessageQueue, ftok } from '../ts/index'
+import { IpcError, MessageQueue, ftok, ipcs, type MessageQueueEntry } from '../ts/index'
 import { compileC, linuxOnly, NOBODY, nodeChild, removeAtEnd, removeBuilds, runC, runNode, sleep, tempDir, timed, waitUntilBlocked } from './helpers'
 import { needs, perl } from './helpers/foreign'
 
@@ -364,4 +364,40 @@ test('message types: numbers must be safe integers, bigints fit a long; numbers 
   const first = q.receiveSync()
   t.is(first.type, Number.MAX_SAFE_INTEGER)
   t.deepEqual(q.receiveSync({ type: 12 }), { type: 12, data: Buffer.from('b') })
+})
+
+linuxOnly(test, 'reads /proc/<pid>/task')('lastReceivePid: the pid after a receive that found its message, an ipckit thread id after one that waited; lastSendPid is the sender process', async (t) => {
+  const q = track(t, MessageQueue.create())
+  const sender = compileC('msg-sender', C_SENDER)
+  const tasks = () => readdirSync(`/proc/${process.pid}/task`).map(Number)
+  const listed = () => ipcs({ type: 'msg' }).find((e): e is MessageQueueEntry => e.type === 'msg' && e.id === q.id)?.lastReceivePid
+  // Queued first (by a C program), then received: the process id.
+  await runC(sender, [String(q.id), '1', '6869'])
+  const sent = q.stat().lastSendPid
+  t.not(sent, process.pid)
+  t.deepEqual(q.receiveSync({ wait: false }), { type: 1, data: Buffer.from('hi') })
+  t.is(q.stat().lastReceivePid, process.pid)
+  t.is(listed(), process.pid)
+  // An async receive that waits blocks on an ipckit thread; the C sender hands the message
+  // straight to it, and Linux records that thread's id.
+  const waiting = q.receive()
+  await waitUntilBlocked(process.pid, /do_msgrcv/)
+  const run = runC(sender, [String(q.id), '2', '6f6b'])
+  t.deepEqual(await waiting, { type: 2, data: Buffer.from('ok') })
+  await run
+  const { lastReceivePid, lastSendPid } = q.stat()
+  t.not(lastReceivePid, process.pid, 'a thread id, not the process id')
+  t.true(tasks().includes(lastReceivePid), `${lastReceivePid} is a thread of ${process.pid}`)
+  t.is(listed(), lastReceivePid)
+  t.not(lastSendPid, sent, 'the second C sender')
+  t.false(tasks().includes(lastSendPid))
+  // A send that waits (on an ipckit thread, the queue full) records the process id, not that
+  // thread's.
+  q.update({ maxBytes: 2 })
+  q.sendSync('ab')
+  const full = q.send('cd')
+  await waitUntilBlocked(process.pid, /do_msgsnd/)
+  q.receiveSync()
+  await full
+  t.is(q.stat().lastSendPid, process.pid)
 })

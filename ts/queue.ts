@@ -133,13 +133,20 @@ export interface MessageQueueStat {
   bytes: number
   /** Capacity in payload bytes (`msg_qbytes`). */
   maxBytes: number
-  /**
-   * Pid of the last `msgsnd`, 0 if none. Linux records the id of the calling *thread*: a send
-   * that had to wait ran on one of ipckit's wait threads, so this is then that thread's id
-   * (listed under `/proc/<pid>/task/`), not the process id.
-   */
+  /** Process id of the last `msgsnd`, 0 if none (Linux records the process, whatever thread sent). */
   lastSendPid: number
-  /** Pid of the last `msgrcv`, 0 if none; a thread id after a receive that waited (see {@link lastSendPid}). */
+  /**
+   * Id of the last `msgrcv`, 0 if none: the *process* id, except when the message went
+   * straight to a receiver that was already blocked in `msgrcv` (Linux then records that
+   * receiver's *thread* id, `task_pid`, where every other case records `task_tgid`). An async
+   * {@link MessageQueue.receive} that had to wait blocks on one of ipckit's wait threads, so
+   * after it this is that thread's id, listed under `/proc/<pid>/task/` and not itself a
+   * process (`process.kill(id, 0)` finds no such process after the thread ends); a
+   * `receiveSync` that waited gives the process id on the main thread (whose thread id is the
+   * process id) and the Worker's thread id in a Worker. A receive that found its message
+   * already queued gives the process id. To tell which process took a message, map a thread
+   * id to its process through `/proc/<pid>/task/<tid>`, or compare with the pids you know.
+   */
   lastReceivePid: number
   /** Time of the last `msgsnd`, `null` if none. */
   lastSendTime: Date | null
