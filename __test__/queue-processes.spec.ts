@@ -368,7 +368,7 @@ test('message types: numbers must be safe integers, bigints fit a long; numbers 
 
 linuxOnly(test, 'reads /proc/<pid>/task')('lastReceivePid: the pid after a receive that found its message, an ipckit thread id after one that waited; lastSendPid is the sender process', async (t) => {
   const q = track(t, MessageQueue.create())
-  const sender = compileC('msg-sender', C_SENDER)
+  const sender = compileC('msg-send', C_SENDER)
   const tasks = () => readdirSync(`/proc/${process.pid}/task`).map(Number)
   const listed = () => ipcs({ type: 'msg' }).find((e): e is MessageQueueEntry => e.type === 'msg' && e.id === q.id)?.lastReceivePid
   // Queued first (by a C program), then received: the process id.

@@ -34,9 +34,9 @@ export type Payload = string | ArrayBufferView
 /** A message taken from a queue. */
 export interface Message {
   /**
-   * The message type, >= 1. A type above `Number.MAX_SAFE_INTEGER` (2^53 - 1), which only a
-   * foreign sender can give, is never rounded: receive with `bigint: true` to get it (see
-   * {@link ReceiveOptions.bigint}).
+   * The message type, >= 1. A type above `Number.MAX_SAFE_INTEGER` (2^53 - 1), sent as a
+   * bigint or by a foreign program, is never rounded: receive with `bigint: true` to get it
+   * (see {@link ReceiveOptions.bigint}).
    */
   type: number
   /**
@@ -253,24 +253,30 @@ function fastError(): never {
 /** The largest message type, a C `long`. */
 const LONG_MAX = 0x7fff_ffff_ffff_ffffn
 
-/** A validated message type and its 64 bits as two 32-bit words, as the kernel's `long`. */
-interface MessageType {
-  value: number | bigint
-  low: number
-  high: number
-}
-
-/** A message type (`min`: 1 for a sent type, else any), as a number or a bigint. */
-function messageType(value: unknown, name: string, positive: boolean): MessageType {
+/**
+ * A validated message type: a number (a safe integer) or a bigint that fits a C `long`; >= 1
+ * when `positive` (a sent type), else any (a receive's selector).
+ */
+function messageType(value: unknown, name: string, positive: boolean): number | bigint {
   if (typeof value === 'bigint') {
     const min = positive ? 1n : -LONG_MAX
     if (value < min || value > LONG_MAX) throw outOfRange(name, `>= ${min}n and <= ${LONG_MAX}n`, value)
-    return { value, low: Number(BigInt.asIntN(32, value)), high: Number(value >> 32n) }
+    return value
   }
   if (typeof value !== 'number') throw invalidArgType(name, 'of type number or bigint', value)
   validateInteger(value, name, positive ? 1 : -MAX_SAFE, MAX_SAFE)
-  const high = Math.floor(value / 0x1_0000_0000)
-  return { value, low: (value - high * 0x1_0000_0000) | 0, high }
+  return value
+}
+
+/** The low 32 bits of a validated type, as the kernel's `long` holds them (signed). */
+function lowWord(type: number | bigint): number {
+  if (typeof type === 'bigint') return Number(BigInt.asIntN(32, type))
+  return (type - Math.floor(type / 0x1_0000_0000) * 0x1_0000_0000) | 0
+}
+
+/** The high 32 bits of a validated type (signed). */
+function highWord(type: number | bigint): number {
+  return typeof type === 'bigint' ? Number(type >> 32n) : Math.floor(type / 0x1_0000_0000)
 }
 
 /**
@@ -317,7 +323,7 @@ interface ReceiveArgs {
 }
 
 function receiveArgs(options: ReceiveOptions | ReceiveSyncOptions): ReceiveArgs {
-  const { value: type, low: typeLow, high: typeHigh } = messageType(options.type ?? 0, 'options.type', false)
+  const type = messageType(options.type ?? 0, 'options.type', false)
   const except = optionalBoolean(options.except, 'options.except', false)
   const truncate = optionalBoolean(options.truncate, 'options.truncate', false)
   const bigint = optionalBoolean(options.bigint, 'options.bigint', false)
@@ -325,10 +331,10 @@ function receiveArgs(options: ReceiveOptions | ReceiveSyncOptions): ReceiveArgs 
     options.maxSize === undefined ? undefined : optionalInteger(options.maxSize, 'options.maxSize', 0, MAX_SIZE, 0)
   if (except && type <= 0) throw outOfRange('options.type', '>= 1 when options.except is true', type)
   const flags = (except ? EXCEPT : 0) | (truncate ? TRUNCATE : 0)
-  return { type, except, truncate, bigint, maxSize, typeLow, typeHigh, flags }
+  return { type, except, truncate, bigint, maxSize, typeLow: lowWord(type), typeHigh: highWord(type), flags }
 }
 
-function sendType(options: SendOptions | SendSyncOptions): MessageType {
+function sendType(options: SendOptions | SendSyncOptions): number | bigint {
   return messageType(options.type ?? 1, 'options.type', true)
 }
 
@@ -337,15 +343,15 @@ function sendType(options: SendOptions | SendSyncOptions): MessageType {
  * `flags` NOWAIT|SOFT, `null` when the payload is larger than a pool holds (the caller then takes
  * the general path, which reports what the kernel says of such a size).
  */
-function sendNow(id: number, type: MessageType, bytes: Uint8Array, flags: number): boolean | null {
+function sendNow(id: number, type: number | bigint, bytes: Uint8Array, flags: number): boolean | null {
   const at = room(bytes.length)
   if (at < 0) return null
   words[0] = id
   words[1] = flags
   words[4] = at
   words[5] = bytes.length
-  words[at >> 2] = type.low
-  words[(at >> 2) + 1] = type.high
+  words[at >> 2] = lowWord(type)
+  words[(at >> 2) + 1] = highWord(type)
   pool.set(bytes, at + HEADER)
   const sent = fastSend()
   if (sent === FAST_FAILED) callNative(fastError)
@@ -481,11 +487,11 @@ export class MessageQueue implements Disposable {
     validateAbortSignal(signal, 'options.signal')
     this.#check()
     if (signal?.aborted) throw new AbortError(undefined, { cause: signal.reason })
-    const sent = sendNow(this.id, type, bytes, NOWAIT | SOFT) ?? callNative(() => native.msgSend(this.id, type.value, bytes, true, true))
+    const sent = sendNow(this.id, type, bytes, NOWAIT | SOFT) ?? callNative(() => native.msgSend(this.id, type, bytes, true, true))
     if (sent) return
     const id = this.id
     return startWait(
-      (reactor, waitId) => native.msgSendStart(reactor, waitId, id, type.value, bytes),
+      (reactor, waitId) => native.msgSendStart(reactor, waitId, id, type, bytes),
       () => undefined,
       signal,
       [this.#waits],
@@ -508,7 +514,7 @@ export class MessageQueue implements Disposable {
     const wait = optionalBoolean(opts.wait, 'options.wait', true)
     this.#check()
     if (sendNow(this.id, type, bytes, wait ? 0 : NOWAIT) === null) {
-      callNative(() => native.msgSend(this.id, type.value, bytes, !wait, false))
+      callNative(() => native.msgSend(this.id, type, bytes, !wait, false))
     }
   }
 

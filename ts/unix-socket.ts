@@ -1194,20 +1194,23 @@ export function socketpair(
  * duplicate shares (a child's `stdio[3]`, a descriptor passed with `SCM_RIGHTS`), and libuv
  * sets it on the descriptor it opens; so the end handed to a child would be non-blocking for
  * the child too, and its plain `read(3, ...)` would fail with `EAGAIN`. Instead the socket is
- * created without starting to read (`manualStart`), the flag is cleared again, and set for
+ * created without starting to read (`pauseOnCreate`), the flag is cleared again, and set for
  * good by the first read, write or end through the socket: the end a process uses turns
  * non-blocking, the end it only hands on stays blocking. (Nothing is read from an end before
  * its owner asks for data, so no byte meant for a child is taken here either.)
  */
 function streamEnd(fd: number, paused: boolean): StreamEnd {
-  const socket = new Socket({
-    fd,
-    readable: true,
-    writable: true,
-    pauseOnCreate: paused,
-    manualStart: true,
-  } as ConstructorParameters<typeof Socket>[0])
+  // Created paused, so that it does not start reading; unless asked to stay paused, it is then
+  // an ordinary stream again (`readableFlowing` null: a 'data' listener or `resume()` starts it).
+  const socket = new Socket({ fd, readable: true, writable: true, pauseOnCreate: true } as ConstructorParameters<
+    typeof Socket
+  >[0])
+  // (`readableFlowing` has a setter, which net.Socket itself uses; its type says read-only.)
+  if (!paused) (socket as unknown as { readableFlowing: boolean | null }).readableFlowing = null
   Object.defineProperty(socket, 'fd', { value: fd, enumerable: false })
+  const handle = (socket as unknown as { _handle?: { reading?: boolean } | null })._handle
+  // Never under a handle that reads: libuv must not read a blocking descriptor.
+  if (handle?.reading === true) return socket as StreamEnd
   callNative(() => native.socketSetNonblocking(fd, false))
   const proto = Socket.prototype as unknown as Record<string, (...args: unknown[]) => unknown>
   const own = socket as unknown as Record<string, unknown>

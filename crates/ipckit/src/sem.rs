@@ -483,7 +483,8 @@ impl SemaphoreSet {
 
     /// A `semop` that changes no value, so that `sem_otime` becomes non-zero: wait-for-zero
     /// on semaphore 0 while it is 0, take one and give it back while it is not (an opener
-    /// that took the set early may change it in between: try again).
+    /// that took the set early may change it in between: try again, a bounded number of
+    /// times, so that a peer flipping the value cannot keep the creator here).
     fn mark(&self) -> Result<()> {
         const fn nowait(delta: i16) -> SemOp {
             SemOp {
@@ -493,16 +494,16 @@ impl SemaphoreSet {
                 nowait: true,
             }
         }
-        loop {
-            match retry_eintr(|| self.op(&[nowait(0)], None)) {
-                Err(e) if e.errno() == Errno::EAGAIN => {}
-                other => return other,
-            }
-            match retry_eintr(|| self.op(&[nowait(-1), nowait(1)], None)) {
-                Err(e) if e.errno() == Errno::EAGAIN => {}
-                other => return other,
+        let mut last = Error::new(Errno::EAGAIN, "semop");
+        for _ in 0..100 {
+            for ops in [&[nowait(0)][..], &[nowait(-1), nowait(1)][..]] {
+                match retry_eintr(|| self.op(ops, None)) {
+                    Err(e) if e.errno() == Errno::EAGAIN => last = e,
+                    other => return other,
+                }
             }
         }
+        Err(last)
     }
 
     /// Whether an existing set is ready to be used, by rules 1 to 3 of the [module](self)
