@@ -310,7 +310,8 @@ const PERL_SEND = `my $id = shift; while (@ARGV) { my ($type, $data) = splice(@A
 const PERL_RECEIVE = `my ($id, $type, $count) = @ARGV; for (1 .. $count) {
   msgrcv($id, my $buf, 100, $type, 0) or die "msgrcv: $!"; my ($t, $data) = unpack('l! a*', $buf); print "$t $data\\n" }`
 
-needs(linuxOnly(test, 'MSG_EXCEPT and /proc/<pid>/task/*/wchan'), { perl: 'IPC::SysV' })('message types up to 2^63-1 from and to Perl arrive exactly: send, filters, except, waits', async (t) => {
+// Serial: waitUntilBlocked counts every thread of this process blocked in msgrcv.
+needs(linuxOnly(test.serial, 'MSG_EXCEPT and /proc/<pid>/task/*/wchan'), { perl: 'IPC::SysV' })('message types up to 2^63-1 from and to Perl arrive exactly: send, filters, except, waits', async (t) => {
   const q = track(t, MessageQueue.create())
   await perl(PERL_SEND, [String(q.id), '3', 'three', String(TWO_53_PLUS_1), 'a', String(LONG_MAX), 'max', String(TWO_53_PLUS_1 + 1n), 'b'])
   // By default types are numbers: a type above 2^53 - 1 is refused, not rounded, and the
@@ -366,7 +367,8 @@ test('message types: numbers must be safe integers, bigints fit a long; numbers 
   t.deepEqual(q.receiveSync({ type: 12 }), { type: 12, data: Buffer.from('b') })
 })
 
-linuxOnly(test, 'reads /proc/<pid>/task')('lastReceivePid: the pid after a receive that found its message, an ipckit thread id after one that waited; lastSendPid is the sender process', async (t) => {
+// Serial, as above: no other test's receive may be blocked meanwhile.
+linuxOnly(test.serial, 'reads /proc/<pid>/task')('lastReceivePid: the pid after a receive that found its message, an ipckit thread id after one that waited; lastSendPid is the sender process', async (t) => {
   const q = track(t, MessageQueue.create())
   const sender = compileC('msg-send', C_SENDER)
   const tasks = () => readdirSync(`/proc/${process.pid}/task`).map(Number)
