@@ -26,7 +26,8 @@ function removeKeyAtEnd(t: ExecutionContext, key: number): void {
  * nothing so that sem_otime becomes non-zero; openers of an existing set wait until it is.
  * After "go" on stdin it opens the set, prints the value it saw, adds one and takes it back.
  * A creator pauses argv[3] ms before SETVAL (a slow creator), so that an opener that does not
- * wait for sem_otime would see the kernel's zero.
+ * wait for sem_otime would see the kernel's zero; with argv[3] "-1" it prints "created" and
+ * pauses until a second line comes on stdin.
  */
 const PROTOCOL_C = String.raw`
 #include <errno.h>
@@ -50,8 +51,14 @@ int main(int argc, char **argv) {
   int created = 1;
   int id = semget(key, 1, 0600 | IPC_CREAT | IPC_EXCL);
   if (id >= 0) {
-    struct timespec slow = { 0, pause_ms * 1000000 };
-    nanosleep(&slow, NULL);
+    if (pause_ms < 0) {
+      printf("created\n");
+      fflush(stdout);
+      if (!fgets(line, sizeof line, stdin)) return 2;
+    } else {
+      struct timespec slow = { 0, pause_ms * 1000000 };
+      nanosleep(&slow, NULL);
+    }
     union semun arg;
     arg.val = initial;
     if (semctl(id, 0, SETVAL, arg) < 0) { perror("SETVAL"); return 3; }
@@ -455,34 +462,46 @@ test('a C program that creates with semget + SETVAL (no semop): its set opens at
   opened.value.close()
 })
 
-test('a C creator paused between semget and SETVAL: openers wait only as long as initTimeoutMs says', async (t) => {
+// Serial: the set must still be young (made less than a second ago) when the openers look.
+test.serial('a C creator paused between semget and SETVAL: openers wait only as long as initTimeoutMs says', async (t) => {
   const exe = compileC('sem-protocol', PROTOCOL_C)
   const key = freshKey('sem')
   removeKeyAtEnd(t, key)
-  const creator = cChild(exe, [String(key), '3', '900'])
-  await creator.line(/^ready$/)
+  const creator = cChild(exe, [String(key), '3', '-1'])
+  t.teardown(() => creator.kill('SIGKILL'))
+  // An opener in another process, ready to open when told, allowing 10 s for the creator.
+  const patient = nodeChild(
+    `console.log('ready')
+     process.stdin.once('data', () => {
+       console.log('opening')
+       const start = Date.now()
+       const set = ipckit.SemaphoreSet.open(Number(process.argv[2]), { initTimeoutMs: 10000 })
+       console.log(set.get(0), set.stat().lastOpTime !== null, Date.now() - start)
+       process.exit(0)
+     })`,
+    [String(key)],
+  )
+  await Promise.all([creator.line(/^ready$/), patient.line(/^ready$/)])
   creator.write('go')
-  for (let i = 0; !keyExists('sem', key); i++) {
-    if (i > 5000) return t.fail('the C program did not create the set')
-    await sleep(1)
-  }
-  // The default: the JavaScript thread is held a few ms, not for the creator's 0.9 s, and the
+  await creator.line(/^created$/)
+  // The default: the JavaScript thread is held a few ms, not for the creator's pause, and the
   // set comes as the kernel has it (the untouched set cannot be told from one ipcmk made).
   const quick = blocking(() => SemaphoreSet.open(key))
   t.true(quick.ms < 500, `open blocked ${quick.ms} ms`)
   t.is(quick.value.get(0), 0)
   t.is(quick.value.stat().lastOpTime, null)
   quick.value.close()
-  // An opener that allows for the pause waits for the creator and sees its value.
-  const patient = await runNode(
-    `const start = Date.now()
-     const set = ipckit.SemaphoreSet.open(Number(process.argv[2]), { initTimeoutMs: 10000 })
-     console.log(set.get(0), set.stat().lastOpTime !== null, Date.now() - start)`,
-    [String(key)],
-  )
-  const [value, marked] = patient.stdout.trim().split(' ')
+  // The patient opener waits for the creator, and then sees its value.
+  patient.write('open')
+  await patient.line(/^opening$/)
+  await sleep(300)
+  creator.write('init')
+  const p = await patient.done
+  t.is(p.code, 0, p.stderr)
+  const [value, marked, ms] = p.stdout.trim().split('\n')[2]!.split(' ')
   t.is(value, '3')
   t.is(marked, 'true')
+  t.true(Number(ms) >= 250, `the opener waited ${ms} ms for the creator`)
   const r = await creator.done
   t.is(r.code, 0, r.stderr)
   t.regex(r.stdout, /saw 3 created 1/)
