@@ -75,8 +75,9 @@ export interface SemaphoreSetOpenOptions {
   /**
    * How long `open` waits, blocking the calling thread, for a set made less than a second ago
    * whose semaphores are not all set yet (its creator may be between `semget` and its first
-   * value), before taking it as it is (see {@link SemaphoreSet}). Default 5 ms. An existing
-   * set that is initialised, or older, opens at once whatever this says.
+   * value), before taking it as it is, or throwing `ETIMEDOUT` if an ipckit process is still
+   * initialising it (see {@link SemaphoreSet}). Default 5 ms. An existing set that is
+   * initialised, or older, opens at once whatever this says.
    */
   initTimeoutMs?: number
 }
@@ -217,10 +218,15 @@ function tryFlat(id: number, flat: number[]): boolean {
  * `IPC::Semaphore` and most C programs make sets that way and never mark them), or when nothing
  * changed it for over a second (`ipcmk -S`, `semget` alone). Only a set made less than a second
  * ago with semaphores nothing touched yet may be a creator between its `semget` and its first
- * value: `open` checks again for up to `initTimeoutMs` (5 ms by default), then takes the set as
- * the kernel has it. Should an ipckit creator be that slow, nothing an early opener did is lost
- * (the initial values are added to it, not written over it); for C creators known to pause
- * between `semget` and `SETVAL`, give `initTimeoutMs` room for the pause.
+ * value: `open` checks again for up to `initTimeoutMs` (5 ms by default). Then, if an ipckit
+ * process is still initialising it (ipckit's creator holds a sign meanwhile: on Linux a socket
+ * bound to an abstract name made of the key), `open` throws `ETIMEDOUT`, to be tried again:
+ * ipckit never hands out a set its creator has not initialised. Otherwise the set is taken as
+ * the kernel has it (it cannot be told from one `ipcmk -S` made an instant ago). Where the sign
+ * cannot be seen (macOS; processes that share an IPC namespace but not a network namespace)
+ * and an ipckit creator is that slow, nothing an early opener did is lost: the initial values
+ * are added to it, not written over it. For C creators known to pause between `semget` and
+ * `SETVAL`, give `initTimeoutMs` room for the pause.
  *
  * Every wait has an async form that never blocks the event loop nor parks a libuv threadpool
  * thread (it waits on a thread the addon owns, and an operation that can proceed at once
@@ -258,8 +264,10 @@ export class SemaphoreSet implements Disposable {
    *
    * Throws `ENOENT` (no set, no `create`), `EEXIST` (`exclusive`, one exists), `EINVAL`
    * (`count` above the system's `SEMMSL`, or above the size of the existing set), `EACCES`,
-   * `ENOSPC` (system limit). A set another program made (`ipcmk -S 2`, Python's `sysv_ipc`,
-   * Perl, C) opens at once; see the class description for when `open` waits a few ms.
+   * `ENOSPC` (system limit), `ETIMEDOUT` (another ipckit process made the set an instant ago and
+   * has not initialised it within `initTimeoutMs`: try again). A set another program made
+   * (`ipcmk -S 2`, Python's `sysv_ipc`, Perl, C) opens at once; see the class description for
+   * when `open` waits a few ms.
    *
    * @example
    * ```ts

@@ -24,20 +24,27 @@
 //!
 //! Otherwise the set is young and some semaphore untouched: a creator may be between its
 //! `semget` and its first value. The opener checks again, sleeping 0.1 ms then longer, for up
-//! to [`OpenOptions::init_timeout`] (5 ms by default), and then takes the set as the kernel has
-//! it: an untouched set cannot be told from one `ipcmk -S` made an instant ago, and an `open`
-//! must not block its caller for long.
+//! to [`OpenOptions::init_timeout`] (5 ms by default), since an `open` must not block its
+//! caller for long. Then:
 //!
-//! ipckit's own creator leaves nothing for an opener to misread: it gives all values *and*
-//! marks the set with one `semop` that adds each initial value (`IPC_NOWAIT`, no undo), so
-//! its set goes from untouched straight to rule 1, never half initialised. And should an
-//! opener take its set in the instant before (the creator stalled longer than the opener's
-//! `init_timeout`), nothing the opener did is lost: the initial values are added to what it
-//! did, rather than written over it. A set with more non-zero initial values than one
-//! `semop` may carry (`SEMOPM`, 500 on current Linux) is initialised with `SETALL` and then
-//! marked, the classic way (`SETALL` is atomic, so rule 2 still never sees half a set). A C
-//! creator that stalls between its `semget` and its `SETVAL` longer than an opener's
-//! `init_timeout` is the case no rule can catch: raise `init_timeout` for such creators.
+//! 4. if an ipckit creator is initialising the set (it holds the set's sign, below), `open`
+//!    fails with `ETIMEDOUT` (try again): ipckit never hands out a set its creator has not
+//!    initialised;
+//! 5. otherwise the set is taken as the kernel has it: an untouched set cannot be told from one
+//!    `ipcmk -S` made an instant ago.
+//!
+//! ipckit's own creator makes this work. From before its `semget` until its set is marked it
+//! holds a sign (on Linux: a socket bound to an abstract name made of the IPC namespace and
+//! the key, gone with its process); and it gives all values *and* marks the set with one
+//! `semop` that adds each initial value (`IPC_NOWAIT`, no undo), so its set goes from untouched
+//! straight to rule 1, never half initialised. A set with more non-zero initial values than
+//! one `semop` may carry (`SEMOPM`, 500 on current Linux) is initialised with `SETALL` and then
+//! marked, the classic way (`SETALL` is atomic, so rule 2 still never sees half a set). Where
+//! the sign cannot be seen (macOS; processes that share an IPC namespace but not a network
+//! namespace), an opener that takes an ipckit creator's set early loses nothing: the initial
+//! values are added to what it did rather than written over it. A C creator that stalls
+//! between its `semget` and its `SETVAL` longer than an opener's `init_timeout` is the case no
+//! rule can catch: raise `init_timeout` for such creators.
 //!
 //! ```
 //! use ipckit::sem::{OpenOptions, SemOp, SemaphoreSet};
@@ -217,6 +224,67 @@ mod libc {
                 88
             }
     );
+}
+
+/// The sign an ipckit creator shows while it initialises a set it makes by key: a datagram
+/// socket bound to an abstract name made of the IPC namespace and the key, from before its
+/// `semget` until its set is marked. An opener that finds a young, untouched set looks for it
+/// (a `connect`, which sends nothing): held, the set is an ipckit creator's that is not
+/// initialised yet, and is never handed out; not held, the set is taken as the kernel has it.
+/// The socket goes with the creator's process, so a creator that dies leaves no sign behind.
+///
+/// Abstract names belong to a network namespace: processes that share an IPC namespace but
+/// not a network one (and macOS, which has no abstract names) do without the sign, and fall
+/// back on `init_timeout` alone. A program that squats the name only makes openers of that key
+/// answer `ETIMEDOUT` for a set younger than two seconds, and ipckit creators of it do without.
+mod init_marker {
+    use std::os::fd::{AsRawFd, OwnedFd};
+    use std::sync::OnceLock;
+    use std::time::Duration;
+
+    use crate::key::{Key, IPC_PRIVATE};
+    use crate::socket::{bind, connect, socket, Address, BindOptions, Kind};
+    use crate::Errno;
+
+    fn name(key: Key) -> Address {
+        static NAMESPACE: OnceLock<String> = OnceLock::new();
+        let ns = NAMESPACE.get_or_init(|| {
+            std::fs::read_link("/proc/self/ns/ipc")
+                .map(|p| p.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        });
+        Address::Abstract(format!("ipckit/sem-init/{ns}/{:08x}", key as u32).into_bytes())
+    }
+
+    /// Takes the sign for `key`, waiting up to about 5 ms while another holds it (another
+    /// creator of the same key, or an opener's look); `None` where there is none to take.
+    pub(super) fn hold(key: Key) -> Option<OwnedFd> {
+        if key == IPC_PRIVATE {
+            return None;
+        }
+        let fd = socket(Kind::Datagram, false).ok()?;
+        let name = name(key);
+        for _ in 0..50 {
+            match bind(fd.as_raw_fd(), &name, BindOptions::default()) {
+                Ok(()) => return Some(fd),
+                Err(e) if e.errno() == Errno::EADDRINUSE => {
+                    std::thread::sleep(Duration::from_micros(100));
+                }
+                Err(_) => return None,
+            }
+        }
+        None
+    }
+
+    /// Whether an ipckit creator holds the sign for `key` now.
+    pub(super) fn held(key: Key) -> bool {
+        if key == IPC_PRIVATE {
+            return false;
+        }
+        socket(Kind::Datagram, false)
+            .and_then(|fd| connect(fd.as_raw_fd(), &name(key)))
+            .is_ok()
+    }
 }
 
 /// The default [`OpenOptions::init_timeout`]: long enough for a creator that runs to finish
@@ -408,7 +476,8 @@ impl SemaphoreSet {
     ///
     /// Errors: `ENOENT` (no set and no `create`), `EEXIST` (`exclusive` and one exists),
     /// `EINVAL` (`count` 0 or above `SEMMSL` on creation, larger than an existing set, or
-    /// `initial` of another length), `ERANGE` (a value above [`SEMVMX`]), `EACCES`, `ENOSPC`.
+    /// `initial` of another length), `ERANGE` (a value above [`SEMVMX`]), `EACCES`, `ENOSPC`,
+    /// `ETIMEDOUT` (another ipckit process is still initialising the set: try again).
     ///
     /// For more information, see [`semget(2)`](https://man7.org/linux/man-pages/man2/semget.2.html).
     #[doc(alias = "semget")]
@@ -425,6 +494,8 @@ impl SemaphoreSet {
             return Ok(set);
         }
         loop {
+            // Held from before the set exists until it is marked (see `init_marker`).
+            let marker = init_marker::hold(key);
             match semget(key, options.count, mode | libc::IPC_CREAT | libc::IPC_EXCL) {
                 Ok(id) => {
                     let set = Self::from_id(id);
@@ -432,9 +503,10 @@ impl SemaphoreSet {
                         let _ = set.remove();
                         return Err(e);
                     }
+                    drop(marker);
                     return Ok(set);
                 }
-                Err(e) if e.errno() == Errno::EEXIST && !options.exclusive => {}
+                Err(e) if e.errno() == Errno::EEXIST && !options.exclusive => drop(marker),
                 Err(e) => return Err(e),
             }
             // Someone else created it: open theirs and wait for their initialisation.
@@ -508,8 +580,7 @@ impl SemaphoreSet {
 
     /// Whether an existing set is ready to be used, by rules 1 to 3 of the [module](self)
     /// docs.
-    fn looks_initialized(&self) -> Result<bool> {
-        let ds = self.raw_stat()?;
+    fn looks_initialized(&self, ds: &libc::semid_ds) -> Result<bool> {
         if ds.sem_otime != 0 {
             return Ok(true);
         }
@@ -530,22 +601,29 @@ impl SemaphoreSet {
     }
 
     /// The opener's half: see the [module](self) docs. Waits up to `timeout` for a set that
-    /// does not look initialised yet, then takes it as it is.
+    /// does not look initialised yet, then takes it as it is, unless an ipckit creator holds
+    /// the set's [`init_marker`] (it is still initialising): then `ETIMEDOUT`.
     fn wait_initialized(&self, timeout: Duration) -> Result<()> {
-        if timeout.is_zero() {
-            return Ok(());
-        }
         let start = Instant::now();
         let mut pause = Duration::from_micros(100);
-        while !self.looks_initialized()? {
+        loop {
+            let ds = self.raw_stat()?;
+            if self.looks_initialized(&ds)? {
+                return Ok(());
+            }
             let left = timeout.saturating_sub(start.elapsed());
             if left.is_zero() {
-                break;
+                // The marker first, then the set again: a creator marks its set before it
+                // lets go of the marker.
+                let creating = init_marker::held(crate::perm::key(&ds.sem_perm));
+                if creating && !self.looks_initialized(&self.raw_stat()?)? {
+                    return Err(Error::new(Errno::ETIMEDOUT, "semget"));
+                }
+                return Ok(());
             }
             std::thread::sleep(pause.min(left));
             pause = (pause * 2).min(Duration::from_millis(1));
         }
-        Ok(())
     }
 
     /// A handle on the set with identifier `id`, as `ipcs` shows it. No system call is made;
@@ -1089,6 +1167,34 @@ mod tests {
         assert!(took >= Duration::from_millis(15), "{took:?}");
         assert!(took < Duration::from_secs(5), "{took:?}");
         assert_ne!(s.0.stat().unwrap().last_op_time, 0);
+    }
+
+    #[test]
+    #[cfg_attr(
+        not(any(target_os = "linux", target_os = "android")),
+        ignore = "the creator's sign is an abstract socket name (Linux)"
+    )]
+    fn a_set_an_ipckit_creator_is_initialising_is_never_handed_out() {
+        let key = 0x1be1_0000 | (std::process::id() as i32 & 0xffff);
+        // SAFETY: semget takes no pointers.
+        let id = unsafe { libc::semget(key, 1, 0o600 | libc::IPC_CREAT | libc::IPC_EXCL) };
+        let s = Temp(SemaphoreSet::from_id(check(id, "semget").unwrap()));
+        // As an ipckit creator between its semget and its mark.
+        let sign = init_marker::hold(key).expect("the sign");
+        assert!(init_marker::held(key));
+        let (took, r) = open_existing(s.0, Duration::from_millis(30));
+        assert_eq!(r.unwrap_err().errno(), Errno::ETIMEDOUT);
+        assert!(took >= Duration::from_millis(29), "{took:?}");
+        // A second creator of the key waits for the sign, then does without it.
+        assert!(init_marker::hold(key).is_none());
+        // Once it is marked, the set opens, sign or not.
+        s.0.initialize(Some(&[2])).unwrap();
+        open_existing(s.0, Duration::ZERO).1.unwrap();
+        drop(sign);
+        assert!(!init_marker::held(key));
+        // Untouched and without the sign (a foreign creator): taken as it is.
+        let raw = raw_set(1);
+        open_existing(raw.0, Duration::ZERO).1.unwrap();
     }
 
     #[test]
