@@ -4,10 +4,11 @@
  * (threadpool, process lifetime).
  */
 import test, { type ExecutionContext } from 'ava'
-import { promises as fsp, readFileSync } from 'node:fs'
+import { promises as fsp, readFileSync, readdirSync } from 'node:fs'
 
-import { IpcError, MessageQueue, ftok } from '../ts/index'
+import { IpcError, MessageQueue, ftok, ipcs, type MessageQueueEntry } from '../ts/index'
 import { compileC, linuxOnly, NOBODY, nodeChild, removeAtEnd, removeBuilds, runC, runNode, sleep, tempDir, timed, waitUntilBlocked } from './helpers'
+import { needs, perl } from './helpers/foreign'
 
 test.after.always(removeBuilds)
 
@@ -291,4 +292,112 @@ linuxOnly(test, 'waitUntilBlocked reads /proc/<pid>/task/*/wchan')('a receiver i
   const r = await child.done
   t.deepEqual(JSON.parse(r.stdout.trim().split('\n')[1]!), ['EIDRM', -43, 'msgrcv', true])
   t.throws(() => MessageQueue.fromId(q.id), { instanceOf: IpcError, code: 'EINVAL' })
+})
+
+// ---------------------------------------------------------------------------------------------
+// message types beyond 2^53, with a Perl peer (issue 17)
+
+const TWO_53_PLUS_1 = 2n ** 53n + 1n
+const LONG_MAX = 2n ** 63n - 1n
+
+/** Perl: sends argv's `type payload` pairs to queue argv[0] (types as Perl's 64-bit integers). */
+const PERL_SEND = `my $id = shift; while (@ARGV) { my ($type, $data) = splice(@ARGV, 0, 2);
+  msgsnd($id, pack('l! a*', $type, $data), 0) or die "msgsnd: $!" }`
+
+/** Perl: takes `count` messages of type argv[1] (msgrcv's rules) and prints `type payload` each. */
+const PERL_RECEIVE = `my ($id, $type, $count) = @ARGV; for (1 .. $count) {
+  msgrcv($id, my $buf, 100, $type, 0) or die "msgrcv: $!"; my ($t, $data) = unpack('l! a*', $buf); print "$t $data\\n" }`
+
+// Serial: waitUntilBlocked counts every thread of this process blocked in msgrcv.
+needs(linuxOnly(test.serial, 'MSG_EXCEPT and /proc/<pid>/task/*/wchan'), { perl: 'IPC::SysV' })('message types up to 2^63-1 from and to Perl arrive exactly: send, filters, except, waits', async (t) => {
+  const q = track(t, MessageQueue.create())
+  await perl(PERL_SEND, [String(q.id), '3', 'three', String(TWO_53_PLUS_1), 'a', String(LONG_MAX), 'max', String(TWO_53_PLUS_1 + 1n), 'b'])
+  // By default types are numbers: a type above 2^53 - 1 is refused, not rounded, and the
+  // message comes with the error, exact.
+  t.like(q.receiveSync(), { type: 3, data: Buffer.from('three') })
+  const refused = t.throws(() => q.receiveSync(), { code: 'ERR_OUT_OF_RANGE' }) as RangeError & { received: unknown }
+  t.deepEqual(refused.received, { type: TWO_53_PLUS_1, data: Buffer.from('a') })
+  // With bigint: true, exact, and filters select exactly.
+  t.deepEqual(q.receiveSync({ type: LONG_MAX, bigint: true }), { type: LONG_MAX, data: Buffer.from('max') })
+  t.is(q.stat().messages, 1)
+  await perl(PERL_SEND, [String(q.id), String(LONG_MAX - 1n), 'under', '9', 'nine'])
+  t.deepEqual(await q.receive({ type: TWO_53_PLUS_1 + 1n, except: true, bigint: true }), { type: LONG_MAX - 1n, data: Buffer.from('under') })
+  t.deepEqual(q.receiveSync({ type: -(TWO_53_PLUS_1 + 1n), bigint: true }), { type: 9n, data: Buffer.from('nine') })
+  t.deepEqual(await q.receive({ bigint: true }), { type: TWO_53_PLUS_1 + 1n, data: Buffer.from('b') })
+
+  // ipckit sends such types; Perl reads them exactly, and selects by them.
+  await q.send('x', { type: LONG_MAX })
+  q.sendSync('y', { type: TWO_53_PLUS_1 })
+  q.sendSync('z', { type: 7 })
+  t.is(await perl(PERL_RECEIVE, [String(q.id), String(TWO_53_PLUS_1), '1']), `${TWO_53_PLUS_1} y\n`)
+  t.is(await perl(PERL_RECEIVE, [String(q.id), '0', '2']), `${LONG_MAX} x\n7 z\n`)
+
+  // A receive that waits (on an addon thread) gets the exact type too, in both modes.
+  const waiting = q.receive({ bigint: true })
+  const waitingNumber = q.receive({ type: LONG_MAX })
+  await waitUntilBlocked(process.pid, /do_msgrcv/, 2)
+  await perl(PERL_SEND, [String(q.id), String(TWO_53_PLUS_1), 'late', String(LONG_MAX), 'latest'])
+  t.deepEqual(await waiting, { type: TWO_53_PLUS_1, data: Buffer.from('late') })
+  const late = (await t.throwsAsync(waitingNumber, { code: 'ERR_OUT_OF_RANGE' })) as RangeError & { received: unknown }
+  t.deepEqual(late.received, { type: LONG_MAX, data: Buffer.from('latest') })
+  t.is(q.stat().messages, 0)
+  // Large messages (beyond a pool, their own buffer) too.
+  const big = Buffer.alloc(200_000, 1)
+  q.sendSync(big.subarray(0, 8000), { type: LONG_MAX })
+  t.deepEqual(q.receiveSync({ maxSize: 200_000, bigint: true }), { type: LONG_MAX, data: big.subarray(0, 8000) })
+})
+
+test('message types: numbers must be safe integers, bigints fit a long; numbers still work as before', async (t) => {
+  const q = track(t, MessageQueue.create())
+  t.throws(() => q.sendSync('x', { type: 2 ** 60 }), { code: 'ERR_OUT_OF_RANGE' })
+  t.throws(() => q.sendSync('x', { type: 2n ** 63n }), { code: 'ERR_OUT_OF_RANGE' })
+  t.throws(() => q.sendSync('x', { type: 0n }), { code: 'ERR_OUT_OF_RANGE' })
+  t.throws(() => q.sendSync('x', { type: '5' as unknown as number }), { code: 'ERR_INVALID_ARG_TYPE' })
+  await t.throwsAsync(q.send('x', { type: -1n }), { code: 'ERR_OUT_OF_RANGE' })
+  t.throws(() => q.receiveSync({ type: -(2n ** 63n) }), { code: 'ERR_OUT_OF_RANGE' })
+  t.throws(() => q.receiveSync({ type: 0n, except: true }), { code: 'ERR_OUT_OF_RANGE' })
+  t.throws(() => q.receiveSync({ bigint: 1 as unknown as boolean }), { code: 'ERR_INVALID_ARG_TYPE' })
+  t.is(q.stat().messages, 0, 'nothing was sent')
+  q.sendSync('n', { type: Number.MAX_SAFE_INTEGER })
+  q.sendSync('b', { type: 12n })
+  const first = q.receiveSync()
+  t.is(first.type, Number.MAX_SAFE_INTEGER)
+  t.deepEqual(q.receiveSync({ type: 12 }), { type: 12, data: Buffer.from('b') })
+})
+
+// Serial, as above: no other test's receive may be blocked meanwhile.
+linuxOnly(test.serial, 'reads /proc/<pid>/task')('lastReceivePid: the pid after a receive that found its message, an ipckit thread id after one that waited; lastSendPid is the sender process', async (t) => {
+  const q = track(t, MessageQueue.create())
+  const sender = compileC('msg-send', C_SENDER)
+  const tasks = () => readdirSync(`/proc/${process.pid}/task`).map(Number)
+  const listed = () => ipcs({ type: 'msg' }).find((e): e is MessageQueueEntry => e.type === 'msg' && e.id === q.id)?.lastReceivePid
+  // Queued first (by a C program), then received: the process id.
+  await runC(sender, [String(q.id), '1', '6869'])
+  const sent = q.stat().lastSendPid
+  t.not(sent, process.pid)
+  t.deepEqual(q.receiveSync({ wait: false }), { type: 1, data: Buffer.from('hi') })
+  t.is(q.stat().lastReceivePid, process.pid)
+  t.is(listed(), process.pid)
+  // An async receive that waits blocks on an ipckit thread; the C sender hands the message
+  // straight to it, and Linux records that thread's id.
+  const waiting = q.receive()
+  await waitUntilBlocked(process.pid, /do_msgrcv/)
+  const run = runC(sender, [String(q.id), '2', '6f6b'])
+  t.deepEqual(await waiting, { type: 2, data: Buffer.from('ok') })
+  await run
+  const { lastReceivePid, lastSendPid } = q.stat()
+  t.not(lastReceivePid, process.pid, 'a thread id, not the process id')
+  t.true(tasks().includes(lastReceivePid), `${lastReceivePid} is a thread of ${process.pid}`)
+  t.is(listed(), lastReceivePid)
+  t.not(lastSendPid, sent, 'the second C sender')
+  t.false(tasks().includes(lastSendPid))
+  // A send that waits (on an ipckit thread, the queue full) records the process id, not that
+  // thread's.
+  q.update({ maxBytes: 2 })
+  q.sendSync('ab')
+  const full = q.send('cd')
+  await waitUntilBlocked(process.pid, /do_msgsnd/)
+  q.receiveSync()
+  await full
+  t.is(q.stat().lastSendPid, process.pid)
 })

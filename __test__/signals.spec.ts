@@ -35,6 +35,7 @@ import {
   tempDir,
   timed,
 } from './helpers'
+import { needs, perl } from './helpers/foreign'
 
 test.after.always(removeBuilds)
 
@@ -852,3 +853,49 @@ notLinux(test)('no real-time signals: SIGRTMIN names are unknown, and sigqueue f
   t.like(t.throws(() => sigqueue(process.pid, 'SIGUSR2', 1), { instanceOf: IpcError }), { code: 'ENOSYS', syscall: 'sigqueue' })
   t.is(signalDisposition('SIGUSR2'), 'default', 'nothing was sent or installed')
 })
+
+/**
+ * A Python process that catches SIGCHLD, SIGIO, SIGABRT and SIGSYS and prints each number it
+ * gets, after printing the numbers Python's own `signal` module gives the aliases.
+ */
+const PY_CATCHER = `
+import signal, sys, time
+got = []
+for s in (signal.SIGCHLD, signal.SIGIO, signal.SIGABRT, signal.SIGSYS):
+    signal.signal(s, lambda n, f: got.append(n))
+print('aliases', signal.SIGCLD, signal.SIGPOLL, signal.SIGIOT, flush=True)
+while len(got) < 4:
+    time.sleep(0.01)
+print('got', *got, flush=True)
+`
+
+needs(linuxOnly(test, 'SIGCLD, SIGPOLL and SIGUNUSED are Linux names'), { command: 'python3' }, { perl: 'Config' })(
+  'SIGCLD, SIGPOLL, SIGIOT, SIGUNUSED: kill, describeSignal and listSignals take the names Python and Perl know',
+  async (t) => {
+    const child = cChild('python3', ['-c', PY_CATCHER])
+    t.teardown(() => child.kill('SIGKILL'))
+    const [, cld, poll, iot] = (await child.line(/^aliases /)).split(' ').map(Number)
+    // Perl's %Config names every signal with its aliases (sig_name / sig_num).
+    const perlNames = await perl(`use Config; my @n = split ' ', $Config{sig_name}; my @v = split ' ', $Config{sig_num};
+      my %h; @h{@n} = @v; print join(' ', map { $h{$_} } qw(CLD POLL IOT SYS)), "\\n"`)
+    const [perlCld, perlPoll, perlIot, perlSys] = perlNames.trim().split(' ').map(Number)
+    t.deepEqual([cld, poll, iot], [perlCld, perlPoll, perlIot])
+    const expected = { SIGCLD: cld!, SIGPOLL: poll!, SIGIOT: iot!, SIGUNUSED: perlSys! }
+    for (const [alias, number] of Object.entries(expected)) {
+      const d = describeSignal(alias)
+      t.is(d.number, number, alias)
+      t.true(d.aliases.includes(alias), `${d.name} lists ${alias}`)
+      t.is(listSignals().find((s) => s.aliases.includes(alias))?.number, number)
+      kill(child.pid, alias)
+      await sleep(30)
+    }
+    const r = await child.done
+    t.is(r.code, 0, r.stderr)
+    t.deepEqual(
+      r.stdout.trim().split('\n')[1]!.split(' ').slice(1).map(Number).sort((a, b) => a - b),
+      Object.values(expected).sort((a, b) => a - b),
+    )
+    t.deepEqual(describeSignal('SIGCHLD').aliases, ['SIGCLD'])
+    t.deepEqual(describeSignal('SIGTERM').aliases, [])
+  },
+)

@@ -48,6 +48,7 @@ import {
   tempDir,
   timed,
 } from './helpers'
+import { needs } from './helpers/foreign'
 
 test.after.always(removeBuilds)
 
@@ -585,6 +586,7 @@ fdTest('receiveFds takes descriptors off a paused net.Socket; a reading one is r
   const [c, e] = socketpair('stream')
   own(c)
   own(e)
+  e.on('data', () => {})
   await sleep(10)
   await t.throwsAsync(receiveFds(e), { code: 'ERR_INVALID_STATE' })
   a.end()
@@ -1008,4 +1010,231 @@ notLinux(fdTest)('abstract names and credentials: true fail with IpcError ENOSYS
   })
   t.like(t.throws(() => socketpair('seqpacket'), { instanceOf: IpcError }), { syscall: 'socketpair' })
   t.like(t.throws(() => UnixSeqpacketServer.listen(join(d, 'seq.sock')), { instanceOf: IpcError }), { syscall: 'socket' })
+})
+
+// ---------------------------------------------------------------------------------------------
+// foreign peers (issue 17): Python's socket module, socat
+
+/**
+ * A Python peer with a datagram socket at a path that is not UTF-8 (`<dir>/x-\xff.sock`) and
+ * one at an abstract name that is not UTF-8 (argv[3], hex): each sends a ping to argv[1] and
+ * prints the reply it gets (or times out, and fails).
+ */
+const NON_UTF8_DGRAM_PEER = String.raw`
+import os, socket, sys
+server, folder, raw = sys.argv[1], sys.argv[2], bytes.fromhex(sys.argv[3])
+by_path = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+by_path.bind(os.fsencode(folder) + b'/x-\xff.sock')
+by_name = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+by_name.bind(b'\0' + raw)
+for s, what in ((by_path, b'path'), (by_name, b'abstract')):
+    s.settimeout(10)
+    s.sendto(b'ping ' + what, server)
+    print(s.recv(100).decode(), flush=True)
+`
+
+fdTest(
+  'a Python peer bound at a path and an abstract name that are not UTF-8 gets the reply, its U+FFFD look-alike nothing',
+  async (t, own) => {
+    const d = dir(t)
+    const server = own(UnixDatagramSocket.bind(join(d, 'server.sock')))
+    // Bystanders bound where a reply would go if the names were decoded with replacements.
+    const lookalike = own(UnixDatagramSocket.bind(join(d, 'x-\uFFFD.sock')))
+    const tag = `ipckit-test-${process.pid}-nonutf8-`
+    const raw = Buffer.concat([Buffer.from(tag), Buffer.from([0xff, 0xfe, 0x80])])
+    const lookalikeName = own(UnixDatagramSocket.bind({ abstract: `${tag}\uFFFD\uFFFD\uFFFD` }))
+    const peer = cChild('python3', ['-c', NON_UTF8_DGRAM_PEER, join(d, 'server.sock'), d, raw.toString('hex')])
+    const byPath = await server.receive()
+    t.is(byPath.data.toString(), 'ping path')
+    t.deepEqual(byPath.from, Buffer.concat([Buffer.from(`${d}/x-`), Buffer.from([0xff]), Buffer.from('.sock')]))
+    await server.send('pong path', { to: byPath.from! })
+    const byName = await server.receive()
+    t.is(byName.data.toString(), 'ping abstract')
+    t.deepEqual(byName.from, { abstract: raw })
+    server.sendSync('pong abstract', { to: byName.from! })
+    const r = await peer.done
+    t.is(r.code, 0, r.stderr)
+    t.deepEqual(r.stdout.trim().split('\n'), ['pong path', 'pong abstract'])
+    t.throws(() => lookalike.receiveSync({ wait: false }), { code: 'EAGAIN' }, 'the look-alike path got nothing')
+    t.throws(() => lookalikeName.receiveSync({ wait: false }), { code: 'EAGAIN' }, 'the look-alike name got nothing')
+  },
+  needs(linuxOnly(test.serial, ABSTRACT), { command: 'python3' }),
+)
+
+/**
+ * A Python seqpacket server at a path that is not UTF-8 (`<dir>/s-\xfe.sock`): prints
+ * "listening", then echoes one message of one connection and prints its peer's address, hex.
+ */
+const NON_UTF8_SEQPACKET_SERVER = String.raw`
+import os, socket, sys
+srv = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+srv.bind(os.fsencode(sys.argv[1]) + b'/s-\xfe.sock')
+srv.listen(1)
+print('listening', flush=True)
+conn, _ = srv.accept()
+conn.send(b'echo ' + conn.recv(100))
+conn.close()
+`
+
+fdTest(
+  'seqpacket at a path that is not UTF-8: connect by Buffer to a Python server, listen at one for a Python client',
+  async (t, own) => {
+    const d = dir(t)
+    const serverPath = Buffer.concat([Buffer.from(`${d}/s-`), Buffer.from([0xfe]), Buffer.from('.sock')])
+    const server = cChild('python3', ['-c', NON_UTF8_SEQPACKET_SERVER, d])
+    await server.line(/^listening$/)
+    const conn = own(UnixSeqpacketSocket.connect(serverPath))
+    t.deepEqual(conn.remoteAddress, serverPath)
+    await conn.send('hi')
+    t.is((await conn.receive())!.data.toString(), 'echo hi')
+    t.is((await server.done).code, 0)
+    // And the other way round: ipckit listens at a non-UTF-8 path.
+    const ownPath = Buffer.concat([Buffer.from(`${d}/o-`), Buffer.from([0xc3, 0x28]), Buffer.from('.sock')])
+    const listener = own(UnixSeqpacketServer.listen(ownPath))
+    t.deepEqual(listener.address, ownPath)
+    const client = cChild('python3', [
+      '-c',
+      `import socket, sys
+c = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+c.connect(bytes.fromhex(sys.argv[1]))
+c.send(b'from python')
+print(c.recv(100).decode())`,
+      ownPath.toString('hex'),
+    ])
+    const accepted = own(await listener.accept())
+    t.is((await accepted.receive())!.data.toString(), 'from python')
+    await accepted.send('to python')
+    const r = await client.done
+    t.is(r.code, 0, r.stderr)
+    t.is(r.stdout.trim(), 'to python')
+    listener.close()
+    listener.remove()
+    // remove() unlinked exactly its own file (the Python server's is left).
+    t.deepEqual(readdirSync(d, { encoding: 'buffer' }).map((n) => n.toString('hex')), [
+      Buffer.concat([Buffer.from('s-'), Buffer.from([0xfe]), Buffer.from('.sock')]).toString('hex'),
+    ])
+  },
+  needs(linuxOnly(test.serial, SEQPACKET), { command: 'python3' }),
+)
+
+fdTest(
+  'socketpair(stream): the end handed to a Python child is blocking (os.read waits for data)',
+  async (t, own) => {
+    const [mine, theirs] = socketpair('stream')
+    own(mine)
+    const flags = (fd: number) => Number.parseInt(/^flags:\s+(\d+)/m.exec(readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'))![1]!, 8)
+    const child = cChild(
+      'python3',
+      [
+        '-c',
+        `import os
+print('ready', os.get_blocking(3), flush=True)
+data = os.read(3, 100)
+os.write(3, b'got ' + data)
+print('read', data.decode(), flush=True)`,
+      ],
+      { stdio: ['pipe', 'pipe', 'pipe', theirs.fd] },
+    )
+    theirs.destroy()
+    const ready = await child.line(/^ready/)
+    t.is(ready, 'ready True')
+    // The child sits in a plain blocking read until the data comes.
+    await sleep(200)
+    t.is(flags(mine.fd) & constants.O_NONBLOCK, 0, 'not used yet, the local end is blocking too')
+    const reply = new Promise<string>((resolve) => mine.once('data', (c: Buffer) => resolve(c.toString())))
+    mine.write('hello')
+    // The end this process uses turned non-blocking when it was first used.
+    t.is(flags(mine.fd) & constants.O_NONBLOCK, constants.O_NONBLOCK)
+    t.is(await reply, 'got hello')
+    const r = await child.done
+    t.is(r.code, 0, r.stderr)
+    t.is(r.stdout.trim().split('\n')[1], 'read hello')
+  },
+  needs(linuxOnly(test.serial, 'reads /proc/self/fdinfo'), { command: 'python3' }),
+)
+
+fdTest(
+  'replaceStale does not disturb a live socat seqpacket server: EADDRINUSE, socat still serves, its file stays',
+  async (t, own) => {
+    const d = dir(t)
+    const path = join(d, 'socat.sock')
+    const socat = cChild('socat', ['-u', `UNIX-LISTEN:${path},socktype=5`, 'STDOUT'])
+    for (let i = 0; !existsSync(path); i++) {
+      if (i > 5000) return t.fail('socat did not listen')
+      await sleep(1)
+    }
+    t.like(t.throws(() => UnixSeqpacketServer.listen(path, { replaceStale: true })), { code: 'EADDRINUSE', syscall: 'bind' })
+    const exited = await Promise.race([socat.done.then(() => true), sleep(300).then(() => false)])
+    t.false(exited, 'socat is still running')
+    t.true(existsSync(path), 'its socket file is still there')
+    // Its first connection is ours: it prints what we send.
+    const conn = own(UnixSeqpacketSocket.connect(path))
+    await conn.send('still serving')
+    conn.close()
+    const r = await socat.done
+    t.is(r.code, 0, r.stderr)
+    t.is(r.stdout, 'still serving')
+    // socat removed its file on exit: now the path is free, and a stale file is replaced.
+    const stale = join(d, 'stale.sock')
+    UnixSeqpacketServer.listen(stale).close()
+    own(UnixSeqpacketServer.listen(stale, { replaceStale: true }))
+  },
+  needs(linuxOnly(test.serial, SEQPACKET), { command: 'socat' }),
+)
+
+fdTest(
+  'peerCredentials: "no peer" (ENOTCONN) for datagram sockets, real ones from a Python seqpacket server',
+  async (t, own) => {
+    const d = dir(t)
+    const peer = cChild('python3', [
+      '-c',
+      `import socket, sys
+dg = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+dg.bind(sys.argv[1] + '/dgram.sock')
+srv = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+srv.bind(sys.argv[1] + '/seq.sock')
+srv.listen(1)
+print('ready', flush=True)
+conn, _ = srv.accept()
+conn.recv(10)`,
+      d,
+    ])
+    await peer.line(/^ready$/)
+    const connected = own(UnixDatagramSocket.connect(join(d, 'dgram.sock')))
+    t.like(t.throws(() => connected.peerCredentials()), { code: 'ENOTCONN', syscall: 'getsockopt' })
+    t.like(t.throws(() => peerCredentials(connected.fd)), { code: 'ENOTCONN', syscall: 'getsockopt' })
+    const unbound = own(UnixDatagramSocket.create())
+    t.like(t.throws(() => unbound.peerCredentials()), { code: 'ENOTCONN', syscall: 'getsockopt' })
+    const seq = own(UnixSeqpacketSocket.connect(join(d, 'seq.sock')))
+    t.deepEqual(seq.peerCredentials(), { pid: peer.pid, uid: process.getuid!(), gid: process.getgid!() })
+    seq.sendSync('bye')
+    t.is((await peer.done).code, 0)
+  },
+  needs(linuxOnly(test.serial, SEQPACKET), { command: 'python3' }),
+)
+
+fdTest('a non-UTF-8 sender address is exact on the general path too (credentials), and in address/remoteAddress', async (t, own) => {
+  const d = dir(t)
+  const server = own(UnixDatagramSocket.bind(join(d, 'creds.sock'), { credentials: true }))
+  const clientPath = Buffer.concat([Buffer.from(`${d}/c-`), Buffer.from([0xff, 0x00 + 0x41]), Buffer.from('.sock')])
+  const client = own(UnixDatagramSocket.bind(clientPath))
+  t.deepEqual(client.address, clientPath)
+  client.sendSync('hello', { to: join(d, 'creds.sock') })
+  const msg = await server.receive()
+  t.deepEqual(msg.from, clientPath)
+  t.is(msg.credentials?.pid, process.pid)
+  await server.send('back', { to: msg.from!, fds: [server.fd] })
+  const back = await client.receive()
+  t.is(back.data.toString(), 'back')
+  t.is(back.fds.length, 1)
+  closeSync(back.fds[0]!)
+  const connected = own(UnixDatagramSocket.connect(clientPath))
+  t.deepEqual(connected.remoteAddress, clientPath)
+  // A Buffer path with a NUL byte, or empty, is refused before any call.
+  t.throws(() => UnixDatagramSocket.bind(Buffer.from('/tmp/a\0b')), { code: 'ERR_INVALID_ARG_VALUE' })
+  t.throws(() => UnixDatagramSocket.bind(new Uint8Array(0)), { code: 'ERR_INVALID_ARG_VALUE' })
+  t.throws(() => UnixDatagramSocket.bind(Buffer.alloc(200, 0x41)), { code: 'ERR_OUT_OF_RANGE' })
+  client.close()
+  client.remove()
+  t.deepEqual(readdirSync(d), ['creds.sock'])
 })

@@ -19,6 +19,7 @@ export { IPC_PRIVATE, ftok } from './key'
 export { MessageQueue } from './queue'
 export type {
   Message,
+  BigIntMessage,
   MessageQueueOpenOptions,
   MessageQueueStat,
   MessageQueueUpdate,

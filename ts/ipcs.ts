@@ -57,9 +57,14 @@ export interface MessageQueueEntry extends IpcsEntryBase {
   messages: number
   /** Payload bytes in the queue (`used-bytes` in `ipcs`). */
   bytes: number
-  /** Pid of the last `msgsnd`, 0 if none. */
+  /** Process id of the last `msgsnd`, 0 if none. */
   lastSendPid: number
-  /** Pid of the last `msgrcv`, 0 if none. */
+  /**
+   * Id of the last `msgrcv` (`lrpid`), 0 if none: a process id, or a *thread* id when the
+   * message went straight to a receiver already blocked in `msgrcv`, as after an async
+   * `receive` of ipckit that had to wait (it waits on an ipckit thread); see
+   * `MessageQueueStat.lastReceivePid`.
+   */
   lastReceivePid: number
   /** Time of the last `msgsnd`, `null` if none. */
   lastSendTime: Date | null

@@ -8,7 +8,7 @@ import { Buffer } from 'node:buffer'
 import { endianness } from 'node:os'
 import { markAsUntransferable } from 'node:worker_threads'
 
-import { AbortError, IpcError, callNative, invalidState, outOfRange, type ErrorDetail } from './errors'
+import { AbortError, IpcError, callNative, invalidArgType, invalidState, outOfRange, type ErrorDetail } from './errors'
 import { native } from './native'
 import { FAST_EMPTY, FAST_FAILED, makeView } from './pool'
 import { ownerChanges, secondsToDate } from './sysv'
@@ -33,13 +33,25 @@ export type Payload = string | ArrayBufferView
 
 /** A message taken from a queue. */
 export interface Message {
-  /** The message type, >= 1. */
+  /**
+   * The message type, >= 1. A type above `Number.MAX_SAFE_INTEGER` (2^53 - 1), sent as a
+   * bigint or by a foreign program, is never rounded: receive with `bigint: true` to get it
+   * (see {@link ReceiveOptions.bigint}).
+   */
   type: number
   /**
    * The payload. Like the small Buffers of `Buffer.allocUnsafe`, it may be a view of a larger
    * pool that other received payloads share (its `byteOffset` is then not 0): copy it
    * (`Buffer.from(data)`) to keep a few bytes without keeping the pool alive.
    */
+  data: Buffer
+}
+
+/** A message taken with `bigint: true`: its type exact, whatever its size. */
+export interface BigIntMessage {
+  /** The message type, 1n ..= 2n ** 63n - 1n (a C `long`). */
+  type: bigint
+  /** As {@link Message.data}. */
   data: Buffer
 }
 
@@ -55,16 +67,19 @@ export interface MessageQueueOpenOptions {
 
 /** Options of {@link MessageQueue.send}. */
 export interface SendOptions {
-  /** Message type, an integer >= 1. Default `1`. */
-  type?: number
+  /**
+   * Message type, an integer >= 1. Default `1`. A number must be a safe integer; a `bigint`
+   * may go up to `2n ** 63n - 1n` (a C `long`), sent exactly.
+   */
+  type?: number | bigint
   /** Cancels a send that waits for room in a full queue. */
   signal?: AbortSignal
 }
 
 /** Options of {@link MessageQueue.sendSync}. */
 export interface SendSyncOptions {
-  /** Message type, an integer >= 1. Default `1`. */
-  type?: number
+  /** As {@link SendOptions.type}. */
+  type?: number | bigint
   /** Block while the queue is full (default `true`); `false` throws `EAGAIN` instead (`IPC_NOWAIT`). */
   wait?: boolean
 }
@@ -73,9 +88,10 @@ export interface SendSyncOptions {
 export interface ReceiveOptions {
   /**
    * Which message: `0` (default) the first in the queue; `> 0` the first of that type;
-   * `< 0` the first of the lowest type `<= |type|`.
+   * `< 0` the first of the lowest type `<= |type|`. A `bigint` selects types beyond 2^53
+   * exactly (`|type| <= 2n ** 63n - 1n`).
    */
-  type?: number
+  type?: number | bigint
   /** With `type > 0`, take the first message of any *other* type (`MSG_EXCEPT`). */
   except?: boolean
   /** Cut a message longer than `maxSize` instead of failing with `E2BIG` (`MSG_NOERROR`). */
@@ -86,6 +102,14 @@ export interface ReceiveOptions {
    * unless `truncate`.
    */
   maxSize?: number
+  /**
+   * Give every received type as a `bigint` ({@link BigIntMessage}), exact up to
+   * `2n ** 63n - 1n`. Default `false`: types are numbers, and a message whose type is above
+   * `Number.MAX_SAFE_INTEGER` makes the receive fail with a `RangeError`
+   * (`ERR_OUT_OF_RANGE`) that carries the message, exact, as `err.received`, so that it is
+   * neither rounded nor lost.
+   */
+  bigint?: boolean
   /** Cancels the wait; a cancelled receive takes nothing. */
   signal?: AbortSignal
 }
@@ -109,13 +133,20 @@ export interface MessageQueueStat {
   bytes: number
   /** Capacity in payload bytes (`msg_qbytes`). */
   maxBytes: number
-  /**
-   * Pid of the last `msgsnd`, 0 if none. Linux records the id of the calling *thread*: a send
-   * that had to wait ran on one of ipckit's wait threads, so this is then that thread's id
-   * (listed under `/proc/<pid>/task/`), not the process id.
-   */
+  /** Process id of the last `msgsnd`, 0 if none (Linux records the process, whatever thread sent). */
   lastSendPid: number
-  /** Pid of the last `msgrcv`, 0 if none; a thread id after a receive that waited (see {@link lastSendPid}). */
+  /**
+   * Id of the last `msgrcv`, 0 if none: the *process* id, except when the message went
+   * straight to a receiver that was already blocked in `msgrcv` (Linux then records that
+   * receiver's *thread* id, `task_pid`, where every other case records `task_tgid`). An async
+   * {@link MessageQueue.receive} that had to wait blocks on one of ipckit's wait threads, so
+   * after it this is that thread's id, listed under `/proc/<pid>/task/` and not itself a
+   * process (`process.kill(id, 0)` finds no such process after the thread ends); a
+   * `receiveSync` that waited gives the process id on the main thread (whose thread id is the
+   * process id) and the Worker's thread id in a Worker. A receive that found its message
+   * already queued gives the process id. To tell which process took a message, map a thread
+   * id to its process through `/proc/<pid>/task/<tid>`, or compare with the pids you know.
+   */
   lastReceivePid: number
   /** Time of the last `msgsnd`, `null` if none. */
   lastSendTime: Date | null
@@ -219,9 +250,50 @@ function fastError(): never {
   throw new Error('ipckit: a fast-path call failed without an error')
 }
 
-/** Reads the `long mtype` header of a received `struct msgbuf`. */
-function readType(buf: Buffer): number {
-  return buf.readUInt32LE(0) + buf.readInt32LE(4) * 0x1_0000_0000
+/** The largest message type, a C `long`. */
+const LONG_MAX = 0x7fff_ffff_ffff_ffffn
+
+/**
+ * A validated message type: a number (a safe integer) or a bigint that fits a C `long`; >= 1
+ * when `positive` (a sent type), else any (a receive's selector).
+ */
+function messageType(value: unknown, name: string, positive: boolean): number | bigint {
+  if (typeof value === 'bigint') {
+    const min = positive ? 1n : -LONG_MAX
+    if (value < min || value > LONG_MAX) throw outOfRange(name, `>= ${min}n and <= ${LONG_MAX}n`, value)
+    return value
+  }
+  if (typeof value !== 'number') throw invalidArgType(name, 'of type number or bigint', value)
+  validateInteger(value, name, positive ? 1 : -MAX_SAFE, MAX_SAFE)
+  return value
+}
+
+/** The low 32 bits of a validated type, as the kernel's `long` holds them (signed). */
+function lowWord(type: number | bigint): number {
+  if (typeof type === 'bigint') return Number(BigInt.asIntN(32, type))
+  return (type - Math.floor(type / 0x1_0000_0000) * 0x1_0000_0000) | 0
+}
+
+/** The high 32 bits of a validated type (signed). */
+function highWord(type: number | bigint): number {
+  return typeof type === 'bigint' ? Number(type >> 32n) : Math.floor(type / 0x1_0000_0000)
+}
+
+/**
+ * A received type from its two words: a bigint when asked for; else a number, and a type
+ * beyond `Number.MAX_SAFE_INTEGER` throws a `RangeError` that carries the message.
+ */
+function receivedType(low: number, high: number, bigint: boolean, data: () => Buffer): number | bigint {
+  if (bigint) return (BigInt(high) << 32n) | BigInt(low >>> 0)
+  // Received types are >= 1, so `high` is never negative.
+  if (high < 0x20_0000) return (low >>> 0) + high * 0x1_0000_0000
+  const type = (BigInt(high) << 32n) | BigInt(low >>> 0)
+  const err = outOfRange(
+    'type of the received message',
+    `<= ${MAX_SAFE} for a number (receive with { bigint: true } for larger types)`,
+    type,
+  )
+  throw Object.assign(err, { received: { type, data: Buffer.from(data()) } satisfies BigIntMessage })
 }
 
 /** Receive buffer for `size` payload bytes; `ENOMEM` (an {@link IpcError}) when refused. */
@@ -248,9 +320,10 @@ function grewMsgMax(): boolean {
 }
 
 interface ReceiveArgs {
-  type: number
+  type: number | bigint
   except: boolean
   truncate: boolean
+  bigint: boolean
   maxSize: number | undefined
   /** Low and high 32 bits of `type`, and the fast-path flags without NOWAIT/SOFT. */
   typeLow: number
@@ -259,20 +332,19 @@ interface ReceiveArgs {
 }
 
 function receiveArgs(options: ReceiveOptions | ReceiveSyncOptions): ReceiveArgs {
-  const type = optionalInteger(options.type, 'options.type', -MAX_SAFE, MAX_SAFE, 0)
+  const type = messageType(options.type ?? 0, 'options.type', false)
   const except = optionalBoolean(options.except, 'options.except', false)
   const truncate = optionalBoolean(options.truncate, 'options.truncate', false)
+  const bigint = optionalBoolean(options.bigint, 'options.bigint', false)
   const maxSize =
     options.maxSize === undefined ? undefined : optionalInteger(options.maxSize, 'options.maxSize', 0, MAX_SIZE, 0)
   if (except && type <= 0) throw outOfRange('options.type', '>= 1 when options.except is true', type)
-  const typeHigh = Math.floor(type / 0x1_0000_0000)
-  const typeLow = (type - typeHigh * 0x1_0000_0000) | 0
   const flags = (except ? EXCEPT : 0) | (truncate ? TRUNCATE : 0)
-  return { type, except, truncate, maxSize, typeLow, typeHigh, flags }
+  return { type, except, truncate, bigint, maxSize, typeLow: lowWord(type), typeHigh: highWord(type), flags }
 }
 
-function sendType(options: SendOptions | SendSyncOptions): number {
-  return optionalInteger(options.type, 'options.type', 1, MAX_SAFE, 1)
+function sendType(options: SendOptions | SendSyncOptions): number | bigint {
+  return messageType(options.type ?? 1, 'options.type', true)
 }
 
 /**
@@ -280,16 +352,15 @@ function sendType(options: SendOptions | SendSyncOptions): number {
  * `flags` NOWAIT|SOFT, `null` when the payload is larger than a pool holds (the caller then takes
  * the general path, which reports what the kernel says of such a size).
  */
-function sendNow(id: number, type: number, bytes: Uint8Array, flags: number): boolean | null {
+function sendNow(id: number, type: number | bigint, bytes: Uint8Array, flags: number): boolean | null {
   const at = room(bytes.length)
   if (at < 0) return null
-  const high = Math.floor(type / 0x1_0000_0000)
   words[0] = id
   words[1] = flags
   words[4] = at
   words[5] = bytes.length
-  words[at >> 2] = (type - high * 0x1_0000_0000) | 0
-  words[(at >> 2) + 1] = high
+  words[at >> 2] = lowWord(type)
+  words[(at >> 2) + 1] = highWord(type)
   pool.set(bytes, at + HEADER)
   const sent = fastSend()
   if (sent === FAST_FAILED) callNative(fastError, sendErrorDetail(bytes.length))
@@ -306,6 +377,20 @@ function sendErrorDetail(size: number): (err: IpcError) => ErrorDetail | undefin
     const msgmax = native.msgMax()
     return size > msgmax ? { info: `a message of ${size} bytes; msgmax, the largest this system takes, is ${msgmax} bytes` } : undefined
   }
+}
+
+/** A received message, in either form. */
+type AnyMessage = Message | BigIntMessage
+
+/**
+ * A message a wait thread took: `value` is its type as a JavaScript number, exact up to
+ * `Number.MAX_SAFE_INTEGER`; above that the payload comes after the exact type, 8 bytes
+ * (`msgReceiveStart` in crates/ipckit-node/src/msg.rs).
+ */
+function waitedMessage(value: number, data: Buffer, bigint: boolean): AnyMessage {
+  if (value <= MAX_SAFE) return { type: bigint ? BigInt(value) : value, data } as AnyMessage
+  const payload = data.subarray(HEADER)
+  return { type: receivedType(data.readInt32LE(0), data.readInt32LE(4), bigint, () => payload), data: payload } as AnyMessage
 }
 
 /** Ends an iterator's pending wait without an error (see {@link MessageQueue.messages}). */
@@ -465,9 +550,13 @@ export class MessageQueue implements Disposable, AsyncDisposable {
    * @example
    * ```ts
    * const { type, data } = await q.receive({ type: -5 })   // lowest type <= 5 first
+   * const big = await q.receive({ type: 2n ** 63n - 1n, bigint: true })   // big.type is a bigint
    * ```
    */
-  async receive(options?: ReceiveOptions): Promise<Message> {
+  async receive(options: ReceiveOptions & { bigint: true }): Promise<BigIntMessage>
+  async receive(options?: ReceiveOptions & { bigint?: false }): Promise<Message>
+  async receive(options?: ReceiveOptions): Promise<Message | BigIntMessage>
+  async receive(options?: ReceiveOptions): Promise<Message | BigIntMessage> {
     const opts = validateOptions(options)
     const args = receiveArgs(opts)
     const signal = opts.signal
@@ -476,8 +565,8 @@ export class MessageQueue implements Disposable, AsyncDisposable {
   }
 
   /** Takes a queued message at once, on this thread, or starts a wait (validated arguments). */
-  #receive(args: ReceiveArgs, signal: AbortSignal | undefined, groups: readonly WaitGroup[]): Promise<Message> {
-    let now: Message | null
+  #receive(args: ReceiveArgs, signal: AbortSignal | undefined, groups: readonly WaitGroup[]): Promise<AnyMessage> {
+    let now: AnyMessage | null
     try {
       now = this.#ready(args, signal)
     } catch (err) {
@@ -487,26 +576,26 @@ export class MessageQueue implements Disposable, AsyncDisposable {
   }
 
   /** A message already queued, or `null`; throws when closed or aborted. */
-  #ready(args: ReceiveArgs, signal: AbortSignal | undefined): Message | null {
+  #ready(args: ReceiveArgs, signal: AbortSignal | undefined): AnyMessage | null {
     this.#check()
     if (signal?.aborted) throw new AbortError(undefined, { cause: signal.reason })
     return this.#receiveNow(args, true, true)
   }
 
   /** Waits on an addon thread for the next matching message. */
-  #wait(args: ReceiveArgs, signal: AbortSignal | undefined, groups: readonly WaitGroup[]): Promise<Message> {
+  #wait(args: ReceiveArgs, signal: AbortSignal | undefined, groups: readonly WaitGroup[]): Promise<AnyMessage> {
     const { type, except, truncate, maxSize } = args
     const id = this.id
     return startWait(
       (reactor, waitId) => native.msgReceiveStart(reactor, waitId, id, type, except, truncate, maxSize ?? -1),
-      (value, data) => ({ type: value!, data: data! }),
+      (value, data) => waitedMessage(value!, data!, args.bigint),
       signal,
       groups,
     )
   }
 
   /** One `msgrcv` on this thread; `null` when nothing matches and `emptyIsNull`. */
-  #receiveNow(args: ReceiveArgs, nowait: boolean, emptyIsNull: boolean): Message | null {
+  #receiveNow(args: ReceiveArgs, nowait: boolean, emptyIsNull: boolean): AnyMessage | null {
     for (;;) {
       const size = args.maxSize ?? msgRoom
       const at = room(size)
@@ -521,8 +610,9 @@ export class MessageQueue implements Disposable, AsyncDisposable {
       if (len >= 0) {
         const start = at + HEADER
         offset = (start + len + 7) & ~7
-        const type = (words[at >> 2] >>> 0) + words[(at >> 2) + 1] * 0x1_0000_0000
-        return { type, data: makeView(poolMemory, pool.byteOffset + start, len) }
+        const data = makeView(poolMemory, pool.byteOffset + start, len)
+        const type = receivedType(words[at >> 2]!, words[(at >> 2) + 1]!, args.bigint, () => data)
+        return { type, data } as AnyMessage
       }
       if (len === FAST_EMPTY) return null
       try {
@@ -541,7 +631,7 @@ export class MessageQueue implements Disposable, AsyncDisposable {
    * to `maxSize`; `truncate` cuts only at `maxSize` itself. Memory the engine refuses is
    * `ENOMEM`, as the kernel would say it.
    */
-  #receiveLarge(args: ReceiveArgs, nowait: boolean, emptyIsNull: boolean): Message | null {
+  #receiveLarge(args: ReceiveArgs, nowait: boolean, emptyIsNull: boolean): AnyMessage | null {
     const maxSize = args.maxSize!
     let size = Math.min(maxSize, Math.max(POOL_SIZE, 2 * msgRoom))
     for (;;) {
@@ -560,7 +650,7 @@ export class MessageQueue implements Disposable, AsyncDisposable {
       if (len < 0) return null
       const data = Buffer.allocUnsafe(len)
       buf.copy(data, 0, HEADER, HEADER + len)
-      return { type: readType(buf), data }
+      return { type: receivedType(buf.readInt32LE(0), buf.readInt32LE(4), args.bigint, () => data), data } as AnyMessage
     }
   }
 
@@ -573,12 +663,15 @@ export class MessageQueue implements Disposable, AsyncDisposable {
    * const msg = q.receiveSync({ type: 2, wait: false })
    * ```
    */
-  receiveSync(options?: ReceiveSyncOptions): Message {
+  receiveSync(options: ReceiveSyncOptions & { bigint: true }): BigIntMessage
+  receiveSync(options?: ReceiveSyncOptions & { bigint?: false }): Message
+  receiveSync(options?: ReceiveSyncOptions): Message | BigIntMessage
+  receiveSync(options?: ReceiveSyncOptions): Message | BigIntMessage {
     const opts = validateOptions(options)
     const args = receiveArgs(opts)
     const wait = optionalBoolean(opts.wait, 'options.wait', true)
     this.#check()
-    return this.#receiveNow(args, !wait, false) as Message
+    return this.#receiveNow(args, !wait, false)!
   }
 
   /**
@@ -594,7 +687,10 @@ export class MessageQueue implements Disposable, AsyncDisposable {
    * }
    * ```
    */
-  messages(options?: MessagesOptions): AsyncIterableIterator<Message> {
+  messages(options: MessagesOptions & { bigint: true }): AsyncIterableIterator<BigIntMessage>
+  messages(options?: MessagesOptions & { bigint?: false }): AsyncIterableIterator<Message>
+  messages(options?: MessagesOptions): AsyncIterableIterator<Message | BigIntMessage>
+  messages(options?: MessagesOptions): AsyncIterableIterator<AnyMessage> {
     const opts = validateOptions(options)
     const args = receiveArgs(opts)
     const signal = opts.signal
@@ -602,20 +698,20 @@ export class MessageQueue implements Disposable, AsyncDisposable {
     const iteration = new WaitGroup()
     const groups = [this.#waits, iteration]
     let finished = false
-    const done = (): IteratorResult<Message> => ({ done: true, value: undefined })
-    const ended = (err: unknown): IteratorResult<Message> => {
+    const done = (): IteratorResult<AnyMessage> => ({ done: true, value: undefined })
+    const ended = (err: unknown): IteratorResult<AnyMessage> => {
       finished = true
       if (err instanceof AbortError && err.cause === ITERATION_ENDED) return done()
       throw err
     }
-    const yielded = (value: Message): IteratorResult<Message> => ({ done: false, value })
+    const yielded = (value: AnyMessage): IteratorResult<AnyMessage> => ({ done: false, value })
     return {
       [Symbol.asyncIterator]() {
         return this
       },
-      next: (): Promise<IteratorResult<Message>> => {
+      next: (): Promise<IteratorResult<AnyMessage>> => {
         if (finished) return Promise.resolve(done())
-        let now: Message | null
+        let now: AnyMessage | null
         try {
           now = this.#ready(args, signal)
         } catch (err) {
@@ -624,7 +720,7 @@ export class MessageQueue implements Disposable, AsyncDisposable {
         if (now !== null) return Promise.resolve(yielded(now))
         return this.#wait(args, signal, groups).then(yielded, ended)
       },
-      return: async (): Promise<IteratorResult<Message>> => {
+      return: async (): Promise<IteratorResult<AnyMessage>> => {
         finished = true
         iteration.cancelAll(ITERATION_ENDED)
         return done()

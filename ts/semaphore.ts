@@ -34,7 +34,7 @@ export const SEMAPHORE_VALUE_MAX: number = native.SEM_VALUE_MAX
 const MAX_ID = 0x7fff_ffff
 const MAX_COUNT = 0x7fff_ffff
 const MAX_TIMEOUT = 0x7fff_ffff
-const DEFAULT_INIT_TIMEOUT = 10_000
+const DEFAULT_INIT_TIMEOUT = 5
 /** Flag bits of an operation triple, as the native layer reads them. */
 const UNDO = 1
 const NOWAIT = 2
@@ -73,8 +73,11 @@ export interface SemaphoreSetOpenOptions {
    */
   initial?: readonly number[]
   /**
-   * How long to wait for another process that is creating the set to initialise it, before
-   * failing with `ETIMEDOUT`. Default 10000 ms.
+   * How long `open` waits, blocking the calling thread, for a set made less than a second ago
+   * whose semaphores are not all set yet (its creator may be between `semget` and its first
+   * value), before taking it as it is, or throwing `ETIMEDOUT` if an ipckit process is still
+   * initialising it (see {@link SemaphoreSet}). Default 5 ms. An existing set that is
+   * initialised, or older, opens at once whatever this says.
    */
   initTimeoutMs?: number
 }
@@ -205,10 +208,25 @@ function tryFlat(id: number, flat: number[]): boolean {
  *
  * The set is a kernel object that outlives every process using it until {@link remove};
  * {@link close} only releases this handle. Creation is race-free: when several processes open
- * the same key at once, exactly one creates and initialises the set, and the others wait until
- * it has done so (the classic `IPC_EXCL` + `sem_otime` protocol, which C programs and Python's
- * `sysv_ipc` follow too), so nobody sees the kernel's uninitialised zeros and a set in use is
- * never re-initialised.
+ * the same key at once, exactly one creates and initialises the set (`IPC_CREAT | IPC_EXCL`),
+ * and a set in use is never re-initialised. ipckit's creator gives every value and marks the set
+ * (`sem_otime` non-zero) in one `semop`, so an ipckit set is never seen half initialised.
+ *
+ * Opening an existing set never waits long. It is taken at once when `sem_otime` is non-zero
+ * (its creator followed the classic `IPC_EXCL` + `sem_otime` protocol, or it is in use), when
+ * every semaphore was given a value (`SETVAL`/`SETALL`: Python's `sysv_ipc`, Perl's
+ * `IPC::Semaphore` and most C programs make sets that way and never mark them), or when nothing
+ * changed it for over a second (`ipcmk -S`, `semget` alone). Only a set made less than a second
+ * ago with semaphores nothing touched yet may be a creator between its `semget` and its first
+ * value: `open` checks again for up to `initTimeoutMs` (5 ms by default). Then, if an ipckit
+ * process is still initialising it (ipckit's creator holds a sign meanwhile: on Linux a socket
+ * bound to an abstract name made of the key), `open` throws `ETIMEDOUT`, to be tried again:
+ * ipckit never hands out a set its creator has not initialised. Otherwise the set is taken as
+ * the kernel has it (it cannot be told from one `ipcmk -S` made an instant ago). Where the sign
+ * cannot be seen (macOS; processes that share an IPC namespace but not a network namespace)
+ * and an ipckit creator is that slow, nothing an early opener did is lost: the initial values
+ * are added to it, not written over it. For C creators known to pause between `semget` and
+ * `SETVAL`, give `initTimeoutMs` room for the pause.
  *
  * Every wait has an async form that never blocks the event loop nor parks a libuv threadpool
  * thread (it waits on a thread the addon owns, and an operation that can proceed at once
@@ -246,11 +264,15 @@ export class SemaphoreSet implements Disposable, AsyncDisposable {
    *
    * Throws `ENOENT` (no set, no `create`), `EEXIST` (`exclusive`, one exists), `EINVAL`
    * (`count` above the system's `SEMMSL`, or above the size of the existing set), `EACCES`,
-   * `ENOSPC` (system limit), `ETIMEDOUT` (the creating process never finished initialising).
+   * `ENOSPC` (system limit), `ETIMEDOUT` (another ipckit process made the set an instant ago and
+   * has not initialised it within `initTimeoutMs`: try again). A set another program made
+   * (`ipcmk -S 2`, Python's `sysv_ipc`, Perl, C) opens at once; see the class description for
+   * when `open` waits a few ms.
    *
    * @example
    * ```ts
    * const set = SemaphoreSet.open(0x5a00_0002, { create: true, count: 3, initial: [1, 1, 0] })
+   * const made = SemaphoreSet.open(keyOfIpcmk)   // a set `ipcmk -S 2` made: [0, 0]
    * ```
    */
   static open(key: number, options?: SemaphoreSetOpenOptions): SemaphoreSet {

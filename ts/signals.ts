@@ -50,8 +50,9 @@ import { WaitGroup, releaseFd, waitFd } from './reactor'
 import { optionalBoolean, validateAbortSignal, validateInteger, validateOptions } from './validate'
 
 /**
- * A signal: a name as Node.js names it (`'SIGTERM'`, aliases `'SIGIOT'` and `'SIGPOLL'`), a
- * real-time signal as `'SIGRTMIN+N'` / `'SIGRTMAX-N'`, or a number.
+ * A signal: a name as Node.js names it (`'SIGTERM'`), an alias of one (`'SIGIOT'`, and on
+ * Linux `'SIGPOLL'`, `'SIGCLD'`, `'SIGUNUSED'`), a real-time signal as `'SIGRTMIN+N'` /
+ * `'SIGRTMAX-N'`, or a number.
  */
 export type SignalLike = string | number
 
@@ -92,6 +93,12 @@ export interface SignalDescription {
   defaultAction: DefaultAction
   /** The description from signal(7). */
   description: string
+  /**
+   * Other names of the signal, which `kill`, `describeSignal` and `watchSignals` accept too:
+   * `['SIGIOT']` for `SIGABRT`; on Linux `['SIGPOLL']` for `SIGIO`, `['SIGCLD']` for `SIGCHLD`,
+   * `['SIGUNUSED']` for `SIGSYS`; `[]` for the others.
+   */
+  aliases: string[]
 }
 
 /** What a signal does to this process now. */
@@ -495,8 +502,9 @@ export function sigqueue(pid: number, signal: SignalLike, value = 0): void {
  *
  * @example
  * ```ts
- * describeSignal('SIGSEGV') // { name: 'SIGSEGV', number: 11, defaultAction: 'core', description: 'Invalid memory reference' }
+ * describeSignal('SIGSEGV') // { name: 'SIGSEGV', number: 11, defaultAction: 'core', description: 'Invalid memory reference', aliases: [] }
  * describeSignal(29).name   // 'SIGIO'
+ * describeSignal('SIGCLD')  // SIGCHLD's description (Linux), aliases: ['SIGCLD']
  * ```
  */
 export function describeSignal(signal: SignalLike): SignalDescription {

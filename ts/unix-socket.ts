@@ -15,7 +15,6 @@
 import { Buffer } from 'node:buffer'
 import { lstatSync, unlinkSync } from 'node:fs'
 import { Socket } from 'node:net'
-import { resolve as resolvePath } from 'node:path'
 import { markAsUntransferable } from 'node:worker_threads'
 
 import { AbortError, callNative, invalidArgType, invalidArgValue, invalidState, outOfRange } from './errors'
@@ -36,12 +35,18 @@ import type { Payload } from './queue'
 
 /**
  * Where a socket lives: a path in the file system, or a name in Linux's abstract namespace
- * (`{ abstract: 'name' }`, no file, gone with the last socket).
+ * (`{ abstract: 'name' }`, no file, gone with the last socket). A string is taken as UTF-8;
+ * a `Buffer`/`Uint8Array` (path or name) gives the exact bytes, for names that are not UTF-8.
  */
-export type SocketAddress = string | { abstract: string | Uint8Array }
+export type SocketAddress = string | Uint8Array | { abstract: string | Uint8Array }
 
-/** A sender's address as received: a path, `{ abstract }`, or `null` for an unbound sender. */
-export type PeerAddress = string | { abstract: string } | null
+/**
+ * A sender's address as received: a path, `{ abstract: name }`, or `null` for an unbound
+ * sender. A path or name whose bytes are valid UTF-8 comes as a string; any other comes as a
+ * `Buffer` of its exact bytes (never decoded with replacement characters), so that a received
+ * address, passed back as `to`, always reaches the socket it came from.
+ */
+export type PeerAddress = string | Buffer | { abstract: string | Buffer } | null
 
 /** A process's identity, from `SO_PEERCRED` or `SCM_CREDENTIALS`. */
 export interface Credentials {
@@ -67,7 +72,11 @@ export interface SocketMessage {
    * close each with `fs.closeSync(fd)` when done.
    */
   fds: number[]
-  /** The sender's address (datagram sockets); `null` for an unbound sender or a connected socket. */
+  /**
+   * The sender's address (datagram sockets); `null` for an unbound sender or a connected
+   * socket. A path or name that is not valid UTF-8 comes as a `Buffer` of its exact bytes, so
+   * `send(reply, { to: from })` always answers the socket it came from.
+   */
   from: PeerAddress
   /** The sender's credentials when the socket was made with `credentials: true`. */
   credentials: Credentials | undefined
@@ -137,11 +146,11 @@ interface NativeAddress {
 }
 
 function parseAddress(value: unknown, name: string): NativeAddress {
-  if (typeof value === 'string') {
-    if (value.length === 0 || value.includes('\0')) {
+  if (typeof value === 'string' || value instanceof Uint8Array) {
+    const bytes = typeof value === 'string' ? Buffer.from(value, 'utf8') : Buffer.from(value)
+    if (bytes.length === 0 || bytes.includes(0)) {
       throw invalidArgValue(name, value, 'must be a non-empty path without NUL bytes')
     }
-    const bytes = Buffer.from(value, 'utf8')
     if (bytes.length > NAME_MAX) throw outOfRange(`${name}.length`, `<= ${NAME_MAX} bytes`, bytes.length)
     return { name: bytes, isAbstract: false }
   }
@@ -154,7 +163,7 @@ function parseAddress(value: unknown, name: string): NativeAddress {
     if (bytes.length > NAME_MAX) throw outOfRange(`${name}.abstract.length`, `<= ${NAME_MAX} bytes`, bytes.length)
     return { name: bytes, isAbstract: true }
   }
-  throw invalidArgType(name, 'of type string or an object with an "abstract" name', value)
+  throw invalidArgType(name, 'of type string, an instance of Buffer or Uint8Array, or an object with an "abstract" name', value)
 }
 
 /** The last string destination parsed by a send, kept: a sender names the same one again and again. */
@@ -191,27 +200,30 @@ function validateFd(value: unknown, name = 'fd'): number {
   return value
 }
 
+/** An address from the native side: each name a string when valid UTF-8, else its bytes. */
+interface NativeSocketAddress {
+  path?: string | Buffer | null
+  abstractName?: string | Buffer | null
+}
+
 interface NativeReceived {
   data: Buffer
   fds: number[]
-  from?: { path?: string; abstractName?: string } | null
+  from?: NativeSocketAddress | null
   credentials?: Credentials | null
   end: boolean
 }
 
 function toMessage(r: NativeReceived): SocketMessage {
-  let from: PeerAddress = null
-  if (r.from?.path !== undefined && r.from.path !== null) from = r.from.path
-  else if (r.from?.abstractName !== undefined && r.from.abstractName !== null) from = { abstract: r.from.abstractName }
   return {
     data: r.data,
     fds: r.fds,
-    from,
+    from: toPeerAddress(r.from ?? null),
     credentials: r.credentials ? { pid: r.credentials.pid, uid: r.credentials.uid, gid: r.credentials.gid } : undefined,
   }
 }
 
-function toPeerAddress(a: { path?: string; abstractName?: string } | null): PeerAddress {
+function toPeerAddress(a: NativeSocketAddress | null): PeerAddress {
   if (a === null) return null
   if (a.path !== undefined && a.path !== null) return a.path
   if (a.abstractName !== undefined && a.abstractName !== null) return { abstract: a.abstractName }
@@ -293,8 +305,10 @@ function receiveNow(fd: number, mode: number): SocketMessage | null | undefined 
     const data = makeView(poolMemory, pool.byteOffset + at, len)
     const code = words[4]!
     if (code === 0) return { data, fds: [], from: null, credentials: undefined }
-    // 1 + 2 * name length + (1 if abstract), the name in the argument area.
-    const name = pool.toString('utf8', NAME_AT, NAME_AT + ((code - 1) >> 1))
+    // 1 + 2 * name length + (1 if abstract), the name in the argument area; word 5 says
+    // whether it is not UTF-8 (then its exact bytes, copied).
+    const end = NAME_AT + ((code - 1) >> 1)
+    const name = words[5] === 0 ? pool.toString('utf8', NAME_AT, end) : Buffer.from(pool.subarray(NAME_AT, end))
     return { data, fds: [], from: (code - 1) & 1 ? { abstract: name } : name, credentials: undefined }
   }
   if (len === FAST_EMPTY) return undefined
@@ -570,11 +584,16 @@ abstract class MessageSocket implements Disposable, AsyncDisposable {
 
   /**
    * The credentials of the connected peer (`SO_PEERCRED`): for a socket pair, the process
-   * that made the pair; for a connection, the process that connected or listened.
+   * that made the pair; for a connection, the process that connected or listened. Throws an
+   * `IpcError` `ENOTCONN` when there is no peer whose credentials the kernel kept: a datagram
+   * socket (connected or not) that no `socketpair` made, an unconnected socket. (The kernel
+   * itself would answer pid 0, uid and gid 4294967295, which are no one's.) A datagram
+   * receiver learns each sender's identity with `credentials: true` instead.
    *
    * @example
    * ```ts
    * const { pid, uid, gid } = sock.peerCredentials()
+   * UnixDatagramSocket.create().peerCredentials()   // throws, code 'ENOTCONN'
    * ```
    */
   peerCredentials(): Credentials {
@@ -684,10 +703,10 @@ function checkKind(fd: number, want: 'dgram' | 'seqpacket'): void {
  * ```
  */
 export class UnixDatagramSocket extends MessageSocket {
-  readonly #path: string | undefined
+  readonly #path: Buffer | undefined
   readonly #bound: BoundFile | undefined
 
-  private constructor(fd: number, path?: string) {
+  private constructor(fd: number, path?: Buffer) {
     super(fd, 'UnixDatagramSocket')
     this.#path = path
     this.#bound = path === undefined ? undefined : boundFile(path)
@@ -711,7 +730,7 @@ export class UnixDatagramSocket extends MessageSocket {
     return closeOnError(fd, () => {
       callNative(() => native.socketBind(fd, addr.name, addr.isAbstract, addr.isAbstract ? null : mode, replaceStale))
       setCredentials(fd, opts)
-      return new UnixDatagramSocket(fd, addr.isAbstract ? undefined : (address as string))
+      return new UnixDatagramSocket(fd, addr.isAbstract ? undefined : addr.name)
     })
   }
 
@@ -881,16 +900,20 @@ export class UnixDatagramSocket extends MessageSocket {
  * does not matter), device and inode.
  */
 interface BoundFile {
-  path: string
+  /** The absolute path, as the bytes the kernel took. */
+  path: Buffer
   dev: bigint
   ino: bigint
 }
 
 /** The file `bind` just made at `path` (undefined if it is not there, or not a socket). */
-function boundFile(path: string): BoundFile | undefined {
+function boundFile(path: Buffer): BoundFile | undefined {
   try {
     const st = lstatSync(path, { bigint: true })
-    return st.isSocket() ? { path: resolvePath(path), dev: st.dev, ino: st.ino } : undefined
+    // Absolute, so that a later chdir() does not matter (bytes kept as they are: a path need
+    // not be UTF-8).
+    const absolute = path[0] === 0x2f ? path : Buffer.concat([Buffer.from(`${process.cwd()}/`), path])
+    return st.isSocket() ? { path: absolute, dev: st.dev, ino: st.ino } : undefined
   } catch {
     return undefined
   }
@@ -907,7 +930,7 @@ function removeIfSame(file: BoundFile | undefined): void {
   }
 }
 
-function removeSocketFile(path: string): void {
+function removeSocketFile(path: Buffer): void {
   try {
     unlinkSync(path)
   } catch (err) {
@@ -1046,10 +1069,10 @@ export class UnixSeqpacketServer implements Disposable, AsyncDisposable {
   readonly fd: number
   #closed = false
   readonly #waits = new WaitGroup()
-  readonly #path: string | undefined
+  readonly #path: Buffer | undefined
   readonly #bound: BoundFile | undefined
 
-  private constructor(fd: number, path: string | undefined) {
+  private constructor(fd: number, path: Buffer | undefined) {
     this.fd = fd
     this.#path = path
     this.#bound = path === undefined ? undefined : boundFile(path)
@@ -1074,7 +1097,7 @@ export class UnixSeqpacketServer implements Disposable, AsyncDisposable {
     return closeOnError(fd, () => {
       callNative(() => native.socketBind(fd, addr.name, addr.isAbstract, addr.isAbstract ? null : mode, replaceStale))
       callNative(() => native.socketListen(fd, backlog))
-      return new UnixSeqpacketServer(fd, addr.isAbstract ? undefined : (address as string))
+      return new UnixSeqpacketServer(fd, addr.isAbstract ? undefined : addr.name)
     })
   }
 
@@ -1227,12 +1250,23 @@ export interface SocketPairOptions {
  * has `.fd`, to hand to a child through `spawn`'s `stdio` (the child wraps it with
  * `UnixSeqpacketSocket.fromFd(3)` and the like); close the parent's copy after spawning.
  *
+ * Every end is a blocking descriptor, so a child can do a plain blocking `read(3, ...)` on
+ * it. A `'stream'` end turns non-blocking when this process first reads, writes or ends it
+ * through its `net.Socket` (libuv needs that; `O_NONBLOCK` is shared with every duplicate of
+ * the descriptor, so hand a child an end this process does not use); until then it reads
+ * nothing, so no byte meant for a child is taken here.
+ *
  * @example
  * ```ts
  * const [mine, theirs] = socketpair('seqpacket')
  * const child = spawn(process.execPath, ['child.js'], { stdio: ['inherit', 'inherit', 'inherit', theirs.fd] })
  * theirs.close()
  * await mine.send('hello child')
+ *
+ * const [local, forChild] = socketpair('stream')
+ * spawn('python3', ['-c', 'import os; os.write(3, os.read(3, 100))'], { stdio: ['inherit', 'inherit', 'inherit', forChild.fd] })
+ * forChild.destroy()
+ * local.write('echo me')   // the child's os.read(3) blocks until this comes
  * ```
  */
 export function socketpair(kind: 'stream', options?: SocketPairOptions): [StreamEnd, StreamEnd]
@@ -1260,11 +1294,44 @@ export function socketpair(
   }
 }
 
+/**
+ * A `net.Socket` over one end of a stream pair whose descriptor stays blocking until the socket
+ * is first used for I/O. `O_NONBLOCK` belongs to the open file description, which every
+ * duplicate shares (a child's `stdio[3]`, a descriptor passed with `SCM_RIGHTS`), and libuv
+ * sets it on the descriptor it opens; so the end handed to a child would be non-blocking for
+ * the child too, and its plain `read(3, ...)` would fail with `EAGAIN`. Instead the socket is
+ * created without starting to read (`pauseOnCreate`), the flag is cleared again, and set for
+ * good by the first read, write or end through the socket: the end a process uses turns
+ * non-blocking, the end it only hands on stays blocking. (Nothing is read from an end before
+ * its owner asks for data, so no byte meant for a child is taken here either.)
+ */
 function streamEnd(fd: number, paused: boolean): StreamEnd {
-  const socket = new Socket({ fd, readable: true, writable: true, pauseOnCreate: paused } as ConstructorParameters<
+  // Created paused, so that it does not start reading; unless asked to stay paused, it is then
+  // an ordinary stream again (`readableFlowing` null: a 'data' listener or `resume()` starts it).
+  const socket = new Socket({ fd, readable: true, writable: true, pauseOnCreate: true } as ConstructorParameters<
     typeof Socket
   >[0])
+  // (`readableFlowing` has a setter, which net.Socket itself uses; its type says read-only.)
+  if (!paused) (socket as unknown as { readableFlowing: boolean | null }).readableFlowing = null
   Object.defineProperty(socket, 'fd', { value: fd, enumerable: false })
+  const handle = (socket as unknown as { _handle?: { reading?: boolean } | null })._handle
+  // Never under a handle that reads: libuv must not read a blocking descriptor.
+  if (handle?.reading === true) return socket as StreamEnd
+  callNative(() => native.socketSetNonblocking(fd, false))
+  const proto = Socket.prototype as unknown as Record<string, (...args: unknown[]) => unknown>
+  const own = socket as unknown as Record<string, unknown>
+  const hooks = ['_read', '_write', '_writev', '_final'].filter((name) => typeof proto[name] === 'function')
+  const firstUse = () => {
+    for (const name of hooks) delete own[name]
+    // The descriptor is closed once the socket is destroyed: nothing to change then.
+    if (!socket.destroyed) callNative(() => native.socketSetNonblocking(fd, true))
+  }
+  for (const name of hooks) {
+    own[name] = function (this: Socket, ...args: unknown[]) {
+      firstUse()
+      return proto[name]!.apply(this, args)
+    }
+  }
   return socket as StreamEnd
 }
 
@@ -1284,7 +1351,8 @@ function fdOf(socket: unknown, name: string): number {
 
 /**
  * The credentials of a connected UNIX socket's peer (`SO_PEERCRED`): a `net.Socket` (from
- * `net.connect`, a `net.Server` or {@link socketpair}), a message socket, or an fd.
+ * `net.connect`, a `net.Server` or {@link socketpair}), a message socket, or an fd. `ENOTCONN`
+ * when it has no peer (see {@link UnixDatagramSocket.peerCredentials}).
  *
  * @example
  * ```ts

@@ -18,6 +18,21 @@ use crate::reactor::{Outcome, Reactor};
 #[napi]
 pub const MSG_HEADER: u32 = msg::HEADER as u32;
 
+/// A message type from JavaScript: a number (a safe integer, checked by the TypeScript layer)
+/// or a `bigint` (exact, up to `LONG_MAX`).
+fn mtype_of(value: Either<i64, BigInt>, syscall: &'static str) -> ipckit::Result<i64> {
+    match value {
+        Either::A(n) => Ok(n),
+        Either::B(big) => match big.get_i64() {
+            (n, true) => Ok(n),
+            _ => Err(ipckit::Error::new(Errno::EINVAL, syscall)),
+        },
+    }
+}
+
+/// The largest integer a JavaScript number holds exactly (`Number.MAX_SAFE_INTEGER`).
+const MAX_SAFE: i64 = (1 << 53) - 1;
+
 /// `msgget`: the id of the queue of `key`.
 #[napi]
 pub fn msg_open(env: &Env, key: i32, create: bool, exclusive: bool, mode: u32) -> Result<i32> {
@@ -37,11 +52,12 @@ pub fn msg_open(env: &Env, key: i32, create: bool, exclusive: bool, mode: u32) -
 pub fn msg_send(
     env: &Env,
     id: i32,
-    mtype: i64,
+    mtype: Either<i64, BigInt>,
     data: &[u8],
     nowait: bool,
     full_is_false: bool,
 ) -> Result<bool> {
+    let mtype = mtype_of(mtype, "msgsnd").or_throw(env)?;
     match MessageQueue::from_id(id).send(mtype, data, nowait) {
         Ok(()) => Ok(true),
         Err(e) if full_is_false && e.errno() == Errno::EAGAIN => Ok(false),
@@ -58,12 +74,13 @@ pub fn msg_receive(
     env: &Env,
     id: i32,
     mut buf: BufferSlice<'_>,
-    mtype: i64,
+    mtype: Either<i64, BigInt>,
     except: bool,
     truncate: bool,
     nowait: bool,
     empty_is_null: bool,
 ) -> Result<i64> {
+    let mtype = mtype_of(mtype, "msgrcv").or_throw(env)?;
     let flags = ReceiveFlags {
         nowait,
         except,
@@ -85,7 +102,9 @@ pub fn msg_receive(
 /// Starts a blocking `msgrcv` in the queue's line of waits (one thread per queue and set of
 /// options, see [`ipckit::wait`]); the message arrives through the reactor's dispatch as
 /// (type, payload). `max_size` < 0 means the system's msgmax. Throws `EAGAIN` when no thread
-/// can be had.
+/// can be had. The type arrives as a JavaScript number, exact up to
+/// `Number.MAX_SAFE_INTEGER`; a larger one is rounded there, so the payload then comes after
+/// the exact type (8 bytes, native-endian), and the TypeScript layer reads it from there.
 #[napi]
 #[allow(clippy::too_many_arguments)]
 pub fn msg_receive_start(
@@ -93,11 +112,12 @@ pub fn msg_receive_start(
     reactor: &Reactor,
     wait_id: u32,
     id: i32,
-    mtype: i64,
+    mtype: Either<i64, BigInt>,
     except: bool,
     truncate: bool,
     max_size: i64,
 ) -> Result<()> {
+    let mtype = mtype_of(mtype, "msgrcv").or_throw(env)?;
     let flags = ReceiveFlags {
         nowait: false,
         except,
@@ -107,7 +127,15 @@ pub fn msg_receive_start(
     reactor
         .line(wait_id, |deliver| {
             MessageQueue::from_id(id).receive_later(mtype, flags, max_size, move |r| {
-                deliver(r.map(|(mtype, data)| Outcome::Message(mtype, data)))
+                deliver(r.map(|(mtype, data)| {
+                    if mtype <= MAX_SAFE {
+                        return Outcome::Message(mtype, data);
+                    }
+                    let mut exact = Vec::with_capacity(msg::HEADER + data.len());
+                    exact.extend_from_slice(&mtype.to_ne_bytes());
+                    exact.extend_from_slice(&data);
+                    Outcome::Message(mtype, exact)
+                }))
             })
         })
         .or_throw(env)
@@ -121,9 +149,10 @@ pub fn msg_send_start(
     reactor: &Reactor,
     wait_id: u32,
     id: i32,
-    mtype: i64,
+    mtype: Either<i64, BigInt>,
     data: &[u8],
 ) -> Result<()> {
+    let mtype = mtype_of(mtype, "msgsnd").or_throw(env)?;
     let msgbuf = msg::encode(mtype, data);
     reactor
         .line(wait_id, |deliver| {

@@ -26,11 +26,17 @@ pub struct SignalDescriptionJs {
     pub number: i32,
     pub default_action: String,
     pub description: String,
+    /// Other names of the signal ([`signal::aliases`]).
+    pub aliases: Vec<String>,
 }
 
 impl From<signal::Description> for SignalDescriptionJs {
     fn from(d: signal::Description) -> Self {
         Self {
+            aliases: signal::aliases(d.number)
+                .into_iter()
+                .map(str::to_owned)
+                .collect(),
             name: d.name,
             number: d.number,
             default_action: d.default_action.as_str().to_owned(),

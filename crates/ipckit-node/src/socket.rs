@@ -41,22 +41,32 @@ fn address(name: &[u8], is_abstract: bool) -> Address {
     }
 }
 
-/// A socket address as JavaScript sees it: `path` or `abstract` (the name without its NUL).
+/// A socket address as JavaScript sees it: `path` or `abstract` (the name without its NUL),
+/// each a string when its bytes are valid UTF-8 and a Buffer of the exact bytes otherwise, so
+/// that an address sent back reaches the socket it came from.
 #[napi(object)]
 pub struct SocketAddressJs {
-    pub path: Option<String>,
-    pub abstract_name: Option<String>,
+    pub path: Option<Either<String, Buffer>>,
+    pub abstract_name: Option<Either<String, Buffer>>,
+}
+
+/// A name as a string when it is valid UTF-8 (it then round-trips), else its bytes.
+fn name_js(name: Vec<u8>) -> Either<String, Buffer> {
+    match String::from_utf8(name) {
+        Ok(text) => Either::A(text),
+        Err(e) => Either::B(e.into_bytes().into()),
+    }
 }
 
 fn address_js(a: Option<Address>) -> Option<SocketAddressJs> {
     a.map(|a| match a {
         Address::Path(p) => SocketAddressJs {
-            path: Some(String::from_utf8_lossy(&p).into_owned()),
+            path: Some(name_js(p)),
             abstract_name: None,
         },
         Address::Abstract(n) => SocketAddressJs {
             path: None,
-            abstract_name: Some(String::from_utf8_lossy(&n).into_owned()),
+            abstract_name: Some(name_js(n)),
         },
     })
 }
@@ -236,8 +246,9 @@ pub fn socket_send_plain(
 //
 // Argument area, as `i32` words: 0 fd, 1 flags, 2 payload offset in the pool, 3 payload room
 // (receive) or length (send), 4 address code (out of a receive, into a send: 0 for none,
-// else `1 + 2 * name length + (1 if abstract)`), then from byte `SOCKET_FAST_NAME_AT` the
-// address's name.
+// else `1 + 2 * name length + (1 if abstract)`), 5 (out of a receive) 1 when the name is not
+// valid UTF-8 (JavaScript then takes its bytes, not a string), then from byte
+// `SOCKET_FAST_NAME_AT` the address's name.
 
 /// Bytes at the start of a fast-path pool that hold the arguments and an address.
 #[napi]
@@ -296,7 +307,8 @@ fn address_code(address: &Address) -> (&[u8], i32) {
 
 /// One `recvmsg` into the pool (non-blocking unless `SOCKET_FAST_WAIT`), at the offset and
 /// with the room the argument area gives: the payload's length, with the sender's address
-/// code in word 4 and its name at `SOCKET_FAST_NAME_AT`; -1 when nothing is queued (with
+/// code in word 4, 1 in word 5 when its name is not valid UTF-8 (else 0), and its name at
+/// `SOCKET_FAST_NAME_AT`; -1 when nothing is queued (with
 /// `SOCKET_FAST_SOFT`, or `SOCKET_FAST_WAIT` on a non-blocking descriptor);
 /// `SOCKET_FAST_KEPT` for a message to take with `socketFastTake()`; -2 after an error,
 /// which `socketFastError()` throws (`EAGAIN` when nothing is queued without the flag).
@@ -329,6 +341,7 @@ pub fn socket_fast_receive() -> i32 {
             Ok(Some(r))
                 if r.len <= room && r.fds.is_empty() && r.credentials.is_none() && !r.end =>
             {
+                let mut not_utf8 = 0i32;
                 let code = match &r.from {
                     None => 0,
                     Some(address) => {
@@ -343,10 +356,12 @@ pub fn socket_fast_receive() -> i32 {
                                 ))
                             }
                         }
+                        not_utf8 = i32::from(std::str::from_utf8(name).is_err());
                         code
                     }
                 };
                 head[16..20].copy_from_slice(&code.to_ne_bytes());
+                head[20..24].copy_from_slice(&not_utf8.to_ne_bytes());
                 r.len as i32
             }
             Ok(Some(r)) => {

@@ -123,9 +123,13 @@ pub struct MsgStat {
     pub bytes: u64,
     /// Capacity of the queue in payload bytes (`msg_qbytes`).
     pub max_bytes: u64,
-    /// Pid of the last `msgsnd` (`msg_lspid`), 0 if none.
+    /// Process id of the last `msgsnd` (`msg_lspid`), 0 if none.
     pub last_send_pid: i32,
-    /// Pid of the last `msgrcv` (`msg_lrpid`), 0 if none.
+    /// Id of the last `msgrcv` (`msg_lrpid`), 0 if none: the receiving process's id, except
+    /// when the message went straight to a receiver already blocked in `msgrcv` (a "pipelined"
+    /// send): Linux then records that receiver's *thread* id. A receive that waits on a
+    /// thread other than the main one (a wait thread, see [`crate::wait`]) thus shows here
+    /// as a thread id, listed under `/proc/<pid>/task/`.
     pub last_receive_pid: i32,
     /// Seconds since the epoch of the last `msgsnd`, 0 if none.
     pub last_send_time: i64,

@@ -3,11 +3,48 @@
 //! A [`SemaphoreSet`] is a handle on a kernel array of counters identified by its id; the set
 //! lives until [`SemaphoreSet::remove`] (IPC_RMID), whatever happens to the processes using it.
 //!
-//! The kernel leaves a new set uninitialised (all zeros, `sem_otime == 0`), so [`SemaphoreSet::open`]
-//! follows the classic race-free protocol that C programs and Python's `sysv_ipc` use: the
-//! creator makes the set with `IPC_CREAT | IPC_EXCL`, sets the initial values (`SETALL`), then
-//! performs a `semop` that changes nothing, so that `sem_otime` becomes non-zero; every other
-//! opener waits (bounded) until `sem_otime` is non-zero before using the set.
+//! The kernel leaves a new set uninitialised (all zeros, `sem_otime == 0`). Creators that
+//! follow the classic protocol (Stevens; ipckit, careful C programs) make the set with
+//! `IPC_CREAT | IPC_EXCL`, give it its values, then perform a `semop` so that `sem_otime`
+//! becomes non-zero, and their openers wait for that. But most creators never perform that
+//! `semop`: `ipcmk -S`, Python's `sysv_ipc`, Perl's `IPC::Semaphore`, C that only calls
+//! `SETVAL`. Their sets keep `sem_otime == 0` until first used, and an opener that waits for it
+//! would wait forever. So [`SemaphoreSet::open`] reads what the kernel shows and takes an
+//! existing set as ready when
+//!
+//! 1. `sem_otime != 0`: a creator that follows the protocol has finished (or the set is in
+//!    use); or
+//! 2. every semaphore was given a value: a non-zero value, or a pid recorded by `GETPID`
+//!    (`SETVAL`, `SETALL` and `semop` record their caller). That is a creator that sets values
+//!    and never marks the set, done; or a protocol creator between its `SETALL` and its mark,
+//!    whose values are in place; or
+//! 3. nothing changed it for over a second (`sem_ctime`, which creation, `SETVAL`, `SETALL` and
+//!    `IPC_SET` update, is two whole seconds back): no creator is half-way through, as
+//!    creators initialise right after `semget`. Sets of `ipcmk -S` and of `semget` alone.
+//!
+//! Otherwise the set is young and some semaphore untouched: a creator may be between its
+//! `semget` and its first value. The opener checks again, sleeping 0.1 ms then longer, for up
+//! to [`OpenOptions::init_timeout`] (5 ms by default), since an `open` must not block its
+//! caller for long. Then:
+//!
+//! 4. if an ipckit creator is initialising the set (it holds the set's sign, below), `open`
+//!    fails with `ETIMEDOUT` (try again): ipckit never hands out a set its creator has not
+//!    initialised;
+//! 5. otherwise the set is taken as the kernel has it: an untouched set cannot be told from one
+//!    `ipcmk -S` made an instant ago.
+//!
+//! ipckit's own creator makes this work. From before its `semget` until its set is marked it
+//! holds a sign (on Linux: a socket bound to an abstract name made of the IPC namespace and
+//! the key, gone with its process); and it gives all values *and* marks the set with one
+//! `semop` that adds each initial value (`IPC_NOWAIT`, no undo), so its set goes from untouched
+//! straight to rule 1, never half initialised. A set with more non-zero initial values than
+//! one `semop` may carry (`SEMOPM`, 500 on current Linux) is initialised with `SETALL` and then
+//! marked, the classic way (`SETALL` is atomic, so rule 2 still never sees half a set). Where
+//! the sign cannot be seen (macOS; processes that share an IPC namespace but not a network
+//! namespace), an opener that takes an ipckit creator's set early loses nothing: the initial
+//! values are added to what it did rather than written over it. A C creator that stalls
+//! between its `semget` and its `SETVAL` longer than an opener's `init_timeout` is the case no
+//! rule can catch: raise `init_timeout` for such creators.
 //!
 //! ```
 //! use ipckit::sem::{OpenOptions, SemOp, SemaphoreSet};
@@ -189,6 +226,71 @@ mod libc {
     );
 }
 
+/// The sign an ipckit creator shows while it initialises a set it makes by key: a datagram
+/// socket bound to an abstract name made of the IPC namespace and the key, from before its
+/// `semget` until its set is marked. An opener that finds a young, untouched set looks for it
+/// (a `connect`, which sends nothing): held, the set is an ipckit creator's that is not
+/// initialised yet, and is never handed out; not held, the set is taken as the kernel has it.
+/// The socket goes with the creator's process, so a creator that dies leaves no sign behind.
+///
+/// Abstract names belong to a network namespace: processes that share an IPC namespace but
+/// not a network one (and macOS, which has no abstract names) do without the sign, and fall
+/// back on `init_timeout` alone. A program that squats the name only makes openers of that key
+/// answer `ETIMEDOUT` for a set younger than two seconds, and ipckit creators of it do without.
+mod init_marker {
+    use std::os::fd::{AsRawFd, OwnedFd};
+    use std::sync::OnceLock;
+    use std::time::Duration;
+
+    use crate::key::{Key, IPC_PRIVATE};
+    use crate::socket::{bind, connect, socket, Address, BindOptions, Kind};
+    use crate::Errno;
+
+    fn name(key: Key) -> Address {
+        static NAMESPACE: OnceLock<String> = OnceLock::new();
+        let ns = NAMESPACE.get_or_init(|| {
+            std::fs::read_link("/proc/self/ns/ipc")
+                .map(|p| p.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        });
+        Address::Abstract(format!("ipckit/sem-init/{ns}/{:08x}", key as u32).into_bytes())
+    }
+
+    /// Takes the sign for `key`, waiting up to about 5 ms while another holds it (another
+    /// creator of the same key, or an opener's look); `None` where there is none to take.
+    pub(super) fn hold(key: Key) -> Option<OwnedFd> {
+        if key == IPC_PRIVATE {
+            return None;
+        }
+        let fd = socket(Kind::Datagram, false).ok()?;
+        let name = name(key);
+        for _ in 0..50 {
+            match bind(fd.as_raw_fd(), &name, BindOptions::default()) {
+                Ok(()) => return Some(fd),
+                Err(e) if e.errno() == Errno::EADDRINUSE => {
+                    std::thread::sleep(Duration::from_micros(100));
+                }
+                Err(_) => return None,
+            }
+        }
+        None
+    }
+
+    /// Whether an ipckit creator holds the sign for `key` now.
+    pub(super) fn held(key: Key) -> bool {
+        if key == IPC_PRIVATE {
+            return false;
+        }
+        socket(Kind::Datagram, false)
+            .and_then(|fd| connect(fd.as_raw_fd(), &name(key)))
+            .is_ok()
+    }
+}
+
+/// The default [`OpenOptions::init_timeout`]: long enough for a creator that runs to finish
+/// its next call, short enough not to stall an event loop.
+pub const DEFAULT_INIT_TIMEOUT: Duration = Duration::from_millis(5);
+
 /// How [`SemaphoreSet::open`] finds or creates the set.
 ///
 /// ```
@@ -206,8 +308,10 @@ pub struct OpenOptions {
     pub exclusive: bool,
     /// Permission bits of a created set.
     pub mode: u32,
-    /// How long an opener waits for the creator to finish initialising the set before it
-    /// fails with `ETIMEDOUT`.
+    /// How long an opener waits for a young set that has a semaphore nothing has touched yet
+    /// (a creator may be between its `semget` and its initialisation) before taking it as
+    /// the kernel has it; see the [module](self) docs. Default 5 ms. The wait blocks the
+    /// calling thread.
     pub init_timeout: Duration,
 }
 
@@ -218,7 +322,7 @@ impl Default for OpenOptions {
             create: false,
             exclusive: false,
             mode: 0o600,
-            init_timeout: Duration::from_secs(10),
+            init_timeout: DEFAULT_INIT_TIMEOUT,
         }
     }
 }
@@ -365,14 +469,15 @@ impl SemaphoreSet {
     /// Finds or creates the set of `key` (`semget`), race-free (see the [module](self) docs).
     ///
     /// A set this call creates gets `initial` (one value per semaphore, zeros if `None`);
-    /// a set that exists is never re-initialised: `initial` is ignored and the call waits,
-    /// up to `options.init_timeout`, until its creator has initialised it.
+    /// a set that exists is never re-initialised: `initial` is ignored, and the call takes the
+    /// set once the rules of the [module](self) docs say it is ready, waiting at most
+    /// `options.init_timeout` for a young set that has untouched semaphores.
     /// [`IPC_PRIVATE`] always creates a new set.
     ///
     /// Errors: `ENOENT` (no set and no `create`), `EEXIST` (`exclusive` and one exists),
     /// `EINVAL` (`count` 0 or above `SEMMSL` on creation, larger than an existing set, or
     /// `initial` of another length), `ERANGE` (a value above [`SEMVMX`]), `EACCES`, `ENOSPC`,
-    /// `ETIMEDOUT` (the creator never finished).
+    /// `ETIMEDOUT` (another ipckit process is still initialising the set: try again).
     ///
     /// For more information, see [`semget(2)`](https://man7.org/linux/man-pages/man2/semget.2.html).
     #[doc(alias = "semget")]
@@ -389,6 +494,8 @@ impl SemaphoreSet {
             return Ok(set);
         }
         loop {
+            // Held from before the set exists until it is marked (see `init_marker`).
+            let marker = init_marker::hold(key);
             match semget(key, options.count, mode | libc::IPC_CREAT | libc::IPC_EXCL) {
                 Ok(id) => {
                     let set = Self::from_id(id);
@@ -396,9 +503,10 @@ impl SemaphoreSet {
                         let _ = set.remove();
                         return Err(e);
                     }
+                    drop(marker);
                     return Ok(set);
                 }
-                Err(e) if e.errno() == Errno::EEXIST && !options.exclusive => {}
+                Err(e) if e.errno() == Errno::EEXIST && !options.exclusive => drop(marker),
                 Err(e) => return Err(e),
             }
             // Someone else created it: open theirs and wait for their initialisation.
@@ -415,55 +523,106 @@ impl SemaphoreSet {
         }
     }
 
-    /// The creator's half of the protocol: set the values, then a `semop` that changes
-    /// nothing, so that `sem_otime` becomes non-zero.
+    /// The creator's half of the protocol: one `semop` that adds every initial value and so
+    /// also makes `sem_otime` non-zero (see the [module](self) docs). When the set has more
+    /// non-zero values than one `semop` may carry (`E2BIG`), `SETALL` and then a mark.
     fn initialize(&self, initial: Option<&[u16]>) -> Result<()> {
-        let first = match initial {
-            Some(values) => {
+        let values = initial.unwrap_or(&[]);
+        let adds: Vec<SemOp> = (0u16..)
+            .zip(values)
+            .filter(|&(_, &v)| v != 0)
+            .map(|(index, &v)| {
+                Ok(SemOp {
+                    index,
+                    // SEMVMX (32767) is the largest value: every valid one fits an i16.
+                    delta: i16::try_from(v).map_err(|_| Error::new(Errno::ERANGE, "semop"))?,
+                    undo: false,
+                    nowait: true,
+                })
+            })
+            .collect::<Result<_>>()?;
+        if adds.is_empty() {
+            return self.mark();
+        }
+        match retry_eintr(|| self.op(&adds, None)) {
+            Err(e) if e.errno() == Errno::E2BIG => {
                 self.set_all(values)?;
-                values.first().copied().unwrap_or(0)
+                self.mark()
             }
-            None => 0,
-        };
-        let mark: &[SemOp] = if first == 0 {
-            &[SemOp {
-                index: 0,
-                delta: 0,
-                undo: false,
-                nowait: true,
-            }]
-        } else {
-            &[
-                SemOp {
-                    index: 0,
-                    delta: -1,
-                    undo: false,
-                    nowait: true,
-                },
-                SemOp {
-                    index: 0,
-                    delta: 1,
-                    undo: false,
-                    nowait: true,
-                },
-            ]
-        };
-        retry_eintr(|| self.op(mark, None))
+            other => other,
+        }
     }
 
-    /// The opener's half of the protocol: wait until `sem_otime` is non-zero.
+    /// A `semop` that changes no value, so that `sem_otime` becomes non-zero: wait-for-zero
+    /// on semaphore 0 while it is 0, take one and give it back while it is not (an opener
+    /// that took the set early may change it in between: try again, a bounded number of
+    /// times, so that a peer flipping the value cannot keep the creator here).
+    fn mark(&self) -> Result<()> {
+        const fn nowait(delta: i16) -> SemOp {
+            SemOp {
+                index: 0,
+                delta,
+                undo: false,
+                nowait: true,
+            }
+        }
+        let mut last = Error::new(Errno::EAGAIN, "semop");
+        for _ in 0..100 {
+            for ops in [&[nowait(0)][..], &[nowait(-1), nowait(1)][..]] {
+                match retry_eintr(|| self.op(ops, None)) {
+                    Err(e) if e.errno() == Errno::EAGAIN => last = e,
+                    other => return other,
+                }
+            }
+        }
+        Err(last)
+    }
+
+    /// Whether an existing set is ready to be used, by rules 1 to 3 of the [module](self)
+    /// docs.
+    fn looks_initialized(&self, ds: &libc::semid_ds) -> Result<bool> {
+        if ds.sem_otime != 0 {
+            return Ok(true);
+        }
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        #[allow(clippy::unnecessary_cast)] // time_t is i64 on the targets we build for
+        if now - (ds.sem_ctime as i64) >= 2 {
+            return Ok(true);
+        }
+        let values = self.get_all()?;
+        for (index, &value) in (0u16..).zip(&values) {
+            if value == 0 && self.last_pid(index)? == 0 {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// The opener's half: see the [module](self) docs. Waits up to `timeout` for a set that
+    /// does not look initialised yet, then takes it as it is, unless an ipckit creator holds
+    /// the set's [`init_marker`] (it is still initialising): then `ETIMEDOUT`.
     fn wait_initialized(&self, timeout: Duration) -> Result<()> {
         let start = Instant::now();
         let mut pause = Duration::from_micros(100);
         loop {
-            if self.raw_stat()?.sem_otime != 0 {
+            let ds = self.raw_stat()?;
+            if self.looks_initialized(&ds)? {
                 return Ok(());
             }
-            if start.elapsed() >= timeout {
-                return Err(Error::new(Errno::ETIMEDOUT, "semget"));
+            let left = timeout.saturating_sub(start.elapsed());
+            if left.is_zero() {
+                // The marker first, then the set again: a creator marks its set before it
+                // lets go of the marker.
+                let creating = init_marker::held(crate::perm::key(&ds.sem_perm));
+                if creating && !self.looks_initialized(&self.raw_stat()?)? {
+                    return Err(Error::new(Errno::ETIMEDOUT, "semget"));
+                }
+                return Ok(());
             }
-            std::thread::sleep(pause);
-            pause = (pause * 2).min(Duration::from_millis(5));
+            std::thread::sleep(pause.min(left));
+            pause = (pause * 2).min(Duration::from_millis(1));
         }
     }
 
@@ -1003,35 +1162,145 @@ mod tests {
         assert_eq!(e.errno(), Errno::EINVAL);
     }
 
-    #[test]
-    fn opener_waits_for_the_creator() {
-        // A set made without the protocol (sem_otime == 0) keeps openers waiting until a
-        // semop happens, and they give up with ETIMEDOUT.
-        let key = 0x1be0_0000 | (std::process::id() as i32 & 0xffff);
+    /// A set made with `semget` alone, as a foreign creator makes it: untouched, `sem_otime` 0.
+    fn raw_set(count: i32) -> Temp {
         // SAFETY: semget takes no pointers.
-        let id = unsafe { libc::semget(key, 1, 0o600 | libc::IPC_CREAT | libc::IPC_EXCL) };
-        let raw = Temp(SemaphoreSet::from_id(check(id, "semget").unwrap()));
-        let opts = OpenOptions {
-            count: 1,
-            init_timeout: Duration::from_millis(30),
-            ..Default::default()
-        };
-        let e = SemaphoreSet::open(key, opts, None).unwrap_err();
-        assert_eq!(e.errno(), Errno::ETIMEDOUT);
-        let set = raw.0;
-        let marker = std::thread::spawn(move || {
+        let id = unsafe { libc::semget(IPC_PRIVATE, count, 0o600 | libc::IPC_CREAT) };
+        Temp(SemaphoreSet::from_id(check(id, "semget").unwrap()))
+    }
+
+    /// `SemaphoreSet::open` of an existing set, through its key (a private set has key 0, so
+    /// these tests open by id the way `open` does after its `semget`).
+    fn open_existing(set: SemaphoreSet, timeout: Duration) -> (Duration, Result<()>) {
+        let start = Instant::now();
+        let r = set.wait_initialized(timeout);
+        (start.elapsed(), r)
+    }
+
+    #[test]
+    fn foreign_sets_set_with_setval_open_at_once() {
+        // As sysv_ipc, Perl and most C programs leave a set: SETVAL, never a semop.
+        let s = raw_set(1);
+        s.0.set(0, 2).unwrap();
+        assert_eq!(s.0.stat().unwrap().last_op_time, 0);
+        let (took, r) = open_existing(s.0, Duration::from_secs(10));
+        r.unwrap();
+        assert!(took < Duration::from_secs(1), "{took:?}");
+        assert_eq!(s.0.get(0).unwrap(), 2);
+    }
+
+    #[test]
+    fn an_untouched_young_set_is_taken_after_init_timeout() {
+        // ipcmk -S, or a creator between semget and its first value: wait, then take it.
+        let s = raw_set(2);
+        let (took, r) = open_existing(s.0, Duration::from_millis(30));
+        r.unwrap();
+        assert!(took >= Duration::from_millis(29), "{took:?}");
+        assert!(took < Duration::from_secs(5), "{took:?}");
+        let (took, r) = open_existing(s.0, Duration::ZERO);
+        r.unwrap();
+        assert!(took < Duration::from_millis(29), "{took:?}");
+    }
+
+    #[test]
+    fn an_untouched_set_older_than_a_second_opens_at_once() {
+        let s = raw_set(2);
+        std::thread::sleep(Duration::from_millis(2100));
+        let (took, r) = open_existing(s.0, Duration::from_secs(10));
+        r.unwrap();
+        assert!(took < Duration::from_secs(1), "{took:?}");
+    }
+
+    #[test]
+    fn an_opener_waits_while_a_creator_sets_values_or_marks() {
+        // A creator that sets one value, then (20 ms later) the other: the opener waits for
+        // the second.
+        let s = raw_set(2);
+        s.0.set(0, 1).unwrap();
+        let set = s.0;
+        let creator = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(20));
+            set.set(1, 0).unwrap();
+        });
+        let (took, r) = open_existing(s.0, Duration::from_secs(10));
+        r.unwrap();
+        creator.join().unwrap();
+        assert!(took >= Duration::from_millis(15), "{took:?}");
+        assert!(took < Duration::from_secs(5), "{took:?}");
+        // A creator whose first call is the marking semop.
+        let s = raw_set(1);
+        let set = s.0;
+        let creator = std::thread::spawn(move || {
             std::thread::sleep(Duration::from_millis(20));
             set.op(&[nowait(0, 0)], None).unwrap();
         });
-        let opts = OpenOptions {
-            init_timeout: Duration::from_secs(5),
-            ..opts
-        };
-        assert_eq!(
-            SemaphoreSet::open(key, opts, None).unwrap().id(),
-            raw.0.id()
-        );
-        marker.join().unwrap();
+        let (took, r) = open_existing(s.0, Duration::from_secs(10));
+        r.unwrap();
+        creator.join().unwrap();
+        assert!(took >= Duration::from_millis(15), "{took:?}");
+        assert!(took < Duration::from_secs(5), "{took:?}");
+        assert_ne!(s.0.stat().unwrap().last_op_time, 0);
+    }
+
+    #[test]
+    #[cfg_attr(
+        not(any(target_os = "linux", target_os = "android")),
+        ignore = "the creator's sign is an abstract socket name (Linux)"
+    )]
+    fn a_set_an_ipckit_creator_is_initialising_is_never_handed_out() {
+        let key = 0x1be1_0000 | (std::process::id() as i32 & 0xffff);
+        // SAFETY: semget takes no pointers.
+        let id = unsafe { libc::semget(key, 1, 0o600 | libc::IPC_CREAT | libc::IPC_EXCL) };
+        let s = Temp(SemaphoreSet::from_id(check(id, "semget").unwrap()));
+        // As an ipckit creator between its semget and its mark.
+        let sign = init_marker::hold(key).expect("the sign");
+        assert!(init_marker::held(key));
+        let (took, r) = open_existing(s.0, Duration::from_millis(30));
+        assert_eq!(r.unwrap_err().errno(), Errno::ETIMEDOUT);
+        assert!(took >= Duration::from_millis(29), "{took:?}");
+        // A second creator of the key waits for the sign, then does without it.
+        assert!(init_marker::hold(key).is_none());
+        // Once it is marked, the set opens, sign or not.
+        s.0.initialize(Some(&[2])).unwrap();
+        open_existing(s.0, Duration::ZERO).1.unwrap();
+        drop(sign);
+        assert!(!init_marker::held(key));
+        // Untouched and without the sign (a foreign creator): taken as it is.
+        let raw = raw_set(1);
+        open_existing(raw.0, Duration::ZERO).1.unwrap();
+    }
+
+    #[test]
+    fn initialising_adds_to_what_an_early_opener_did() {
+        let s = raw_set(3);
+        // An opener that took the set before its creator initialised it released twice.
+        s.0.op(&[nowait(0, 2)], None).unwrap();
+        s.0.initialize(Some(&[3, 0, 7])).unwrap();
+        assert_eq!(s.0.get_all().unwrap(), vec![5, 0, 7]);
+        assert_ne!(s.0.stat().unwrap().last_op_time, 0);
+        // All zeros: the mark changes nothing, whatever semaphore 0 holds.
+        let s = raw_set(2);
+        s.0.initialize(Some(&[0, 0])).unwrap();
+        assert_eq!(s.0.get_all().unwrap(), vec![0, 0]);
+        assert_ne!(s.0.stat().unwrap().last_op_time, 0);
+        let s = raw_set(1);
+        s.0.op(&[nowait(0, 4)], None).unwrap();
+        s.0.mark().unwrap();
+        assert_eq!(s.0.get(0).unwrap(), 4);
+    }
+
+    #[test]
+    fn more_values_than_one_semop_carries_are_set_with_setall() {
+        let opm = std::fs::read_to_string("/proc/sys/kernel/sem")
+            .ok()
+            .and_then(|l| l.split_whitespace().nth(2)?.parse::<usize>().ok())
+            .unwrap_or(32);
+        let count = opm + 3;
+        let s = raw_set(count as i32);
+        let values: Vec<u16> = (0..count).map(|i| (i % 7 + 1) as u16).collect();
+        s.0.initialize(Some(&values)).unwrap();
+        assert_eq!(s.0.get_all().unwrap(), values);
+        assert_ne!(s.0.stat().unwrap().last_op_time, 0);
     }
 
     #[test]

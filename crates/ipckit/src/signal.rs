@@ -280,8 +280,37 @@ const STANDARD: &[(i32, &str, DefaultAction, &str)] = &[
     (libc::SIGSYS, "SIGSYS", Core, "Bad system call"),
 ];
 
-/// Other names Node.js accepts for standard signals.
-const ALIASES: &[(&str, i32)] = &[("SIGIOT", libc::SIGABRT), ("SIGPOLL", libc::SIGIO)];
+/// Other names of standard signals, as people type them (C headers, Python's `signal`,
+/// Perl's `%SIG`, Node's `os.constants.signals`), where the platform has them: `SIGIOT` is
+/// `SIGABRT` everywhere; on Linux `SIGPOLL` is `SIGIO`, `SIGCLD` is `SIGCHLD` (System V's
+/// name) and `SIGUNUSED` is `SIGSYS` (the kernel headers' old name for 31). macOS has none of
+/// those three (its headers give `SIGPOLL` only in strict POSIX mode, as 7).
+const ALIASES: &[(&str, i32)] = &[
+    ("SIGIOT", libc::SIGABRT),
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    ("SIGPOLL", libc::SIGIO),
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    ("SIGCLD", libc::SIGCHLD),
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    ("SIGUNUSED", libc::SIGSYS),
+];
+
+/// The other names of signal `signo` ([`number`] takes them too), empty for most.
+///
+/// ```
+/// use ipckit::signal::aliases;
+/// assert_eq!(aliases(libc::SIGABRT), ["SIGIOT"]);
+/// # #[cfg(target_os = "linux")]
+/// assert_eq!(aliases(libc::SIGCHLD), ["SIGCLD"]);
+/// assert!(aliases(libc::SIGTERM).is_empty());
+/// ```
+pub fn aliases(signo: i32) -> Vec<&'static str> {
+    ALIASES
+        .iter()
+        .filter(|a| a.1 == signo)
+        .map(|a| a.0)
+        .collect()
+}
 
 /// The name of signal `signo`: Node's name for a standard signal, `SIGRTMIN`, `SIGRTMIN+N`
 /// (lower half of the real-time range), `SIGRTMAX-N` (upper half) or `SIGRTMAX`, as `kill -l`
@@ -316,8 +345,9 @@ pub fn name(signo: i32) -> Option<String> {
     })
 }
 
-/// The number of the signal called `name`: Node's names and aliases (`SIGIOT`, `SIGPOLL`),
-/// and `SIGRTMIN+N` / `SIGRTMAX-N` for any N within the real-time range.
+/// The number of the signal called `name`: Node's names, their [`aliases`] (`SIGIOT`, and on
+/// Linux `SIGPOLL`, `SIGCLD`, `SIGUNUSED`), and `SIGRTMIN+N` / `SIGRTMAX-N` for any N within
+/// the real-time range.
 ///
 /// ```
 /// use ipckit::signal::{number, rtmin};
@@ -1634,7 +1664,15 @@ mod tests {
             assert_eq!(name(d.number).as_deref(), Some(d.name.as_str()));
         }
         assert_eq!(number("SIGIOT"), Some(libc::SIGABRT));
-        assert_eq!(number("SIGPOLL"), Some(libc::SIGIO));
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        {
+            assert_eq!(number("SIGPOLL"), Some(libc::SIGIO));
+            assert_eq!(number("SIGCLD"), Some(libc::SIGCHLD));
+            assert_eq!(number("SIGUNUSED"), Some(libc::SIGSYS));
+            assert_eq!(aliases(libc::SIGIO), ["SIGPOLL"]);
+        }
+        #[cfg(target_vendor = "apple")]
+        assert_eq!(number("SIGCLD"), None);
         assert_eq!(number("SIGRTMIN+0"), Some(rtmin()));
         assert_eq!(number("SIGRTMAX-0"), Some(rtmax()));
         for bad in [

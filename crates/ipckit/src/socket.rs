@@ -258,13 +258,24 @@ fn prepare(fd: &OwnedFd) -> Result<()> {
 pub struct BindOptions {
     /// Permission bits of the socket file (paths only).
     pub mode: Option<u32>,
-    /// When the path exists but no socket listens there (connecting is refused), remove the
-    /// stale file and bind again. A live socket still fails with `EADDRINUSE`.
+    /// When the path holds a socket file that no socket is bound to (a crashed server's
+    /// leftover), remove it and bind again. A live socket still fails with `EADDRINUSE`, and
+    /// is not disturbed: see [`bind`].
     pub replace_stale: bool,
 }
 
 /// `bind`: gives the socket an address; for a path, sets the file's `mode` (`fchmod` before
 /// the bind, so the file never has wider permissions, then `chmod` against the umask).
+///
+/// With `replace_stale`, a path taken by a socket file is checked without disturbing whoever
+/// may own it: a *datagram* socket is connected to the file, which makes no connection and
+/// sends nothing. The kernel answers from the inode: `ECONNREFUSED` when no socket is bound
+/// to it (stale: the file is removed and the bind made again), `EPROTOTYPE` when a stream or
+/// seqpacket socket is (live), success when a datagram socket is (live). Anything else
+/// (`EACCES`, ...) counts as live. A stream or seqpacket probe would be accepted by a live
+/// server, which then reads end-of-file from it (socat exits and removes its file). The same
+/// answers hold for every network namespace (a path is found by its inode, not in a table)
+/// and on macOS. An abstract name is never stale: it is gone with its last socket.
 ///
 /// ```
 /// use ipckit::socket::*;
@@ -294,7 +305,7 @@ pub fn bind(fd: RawFd, address: &Address, options: BindOptions) -> Result<()> {
             // Only a socket file may be replaced, never a regular file that sits there.
             let is_socket = std::fs::symlink_metadata(path)
                 .is_ok_and(|m| std::os::unix::fs::FileTypeExt::is_socket(&m.file_type()));
-            if !is_socket || !is_stale(fd, &addr)? {
+            if !is_socket || !is_stale(&addr)? {
                 return Err(Error::new(Errno::EADDRINUSE, "bind"));
             }
             std::fs::remove_file(path).map_err(|e| {
@@ -317,10 +328,10 @@ pub fn bind(fd: RawFd, address: &Address, options: BindOptions) -> Result<()> {
     Ok(())
 }
 
-/// True when nobody accepts at the socket file `addr` (`ECONNREFUSED`).
-fn is_stale(fd: RawFd, addr: &UnixAddr) -> Result<bool> {
-    let kind = socket_kind(fd)?;
-    let probe = socket(kind, true)?;
+/// True when no socket is bound to the socket file `addr`: a datagram socket connected to it
+/// gets `ECONNREFUSED` (see [`bind`]: this probe makes no connection and sends nothing).
+fn is_stale(addr: &UnixAddr) -> Result<bool> {
+    let probe = socket(Kind::Datagram, true)?;
     Ok(matches!(
         nix_socket::connect(probe.as_raw_fd(), addr),
         Err(Errno::ECONNREFUSED)
@@ -974,11 +985,18 @@ fn socket_domain(fd: RawFd) -> Result<libc::c_int> {
 /// The credentials of the connected peer (`SO_PEERCRED`), as of when it connected (or made
 /// the pair).
 ///
+/// Fails with `ENOTCONN` when the socket has no peer whose credentials the kernel kept: an
+/// unconnected socket, and any datagram socket not made by `socketpair` (`connect` on a
+/// datagram socket records no credentials). The kernel then answers pid 0 and uid and gid
+/// `(uid_t)-1`, which are no one's.
+///
 /// ```
 /// use ipckit::socket::*;
 /// use std::os::fd::AsRawFd;
 /// let (a, _b) = socketpair(Kind::Stream)?;
 /// assert_eq!(peer_credentials(a.as_raw_fd())?.pid, std::process::id() as i32);
+/// let lone = socket(Kind::Datagram, false)?;
+/// assert_eq!(peer_credentials(lone.as_raw_fd()).unwrap_err().code(), "ENOTCONN");
 /// # Ok::<(), ipckit::Error>(())
 /// ```
 ///
@@ -987,6 +1005,9 @@ fn socket_domain(fd: RawFd) -> Result<libc::c_int> {
 pub fn peer_credentials(fd: RawFd) -> Result<Credentials> {
     let c = with_fd(fd, |b| nix_socket::getsockopt(&b, sockopt::PeerCredentials))?
         .map_err(sys("getsockopt"))?;
+    if c.pid() == 0 && c.uid() == u32::MAX && c.gid() == u32::MAX {
+        return Err(Error::new(Errno::ENOTCONN, "getsockopt"));
+    }
     Ok(Credentials {
         pid: c.pid(),
         uid: c.uid(),
@@ -1355,5 +1376,41 @@ mod tests {
         .unwrap_err();
         assert_eq!((e.code().as_str(), e.syscall()), ("ENOENT", "connect"));
         assert_eq!(socket_kind(-1).unwrap_err().code(), "EBADF");
+    }
+
+    #[test]
+    #[cfg_attr(
+        not(any(target_os = "linux", target_os = "android")),
+        ignore = "seqpacket sockets are Linux-only"
+    )]
+    fn replace_stale_leaves_live_sockets_undisturbed() {
+        let dir = std::env::temp_dir().join(format!("ipckit-stale-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = |name: &str| Address::Path(dir.join(name).as_os_str().as_bytes().to_vec());
+        let replace = BindOptions {
+            mode: None,
+            replace_stale: true,
+        };
+        for kind in [Kind::Seqpacket, Kind::Stream, Kind::Datagram] {
+            let at = path(&format!("{kind:?}.sock"));
+            let live = socket(kind, true).unwrap();
+            bind(live.as_raw_fd(), &at, BindOptions::default()).unwrap();
+            if kind != Kind::Datagram {
+                listen(live.as_raw_fd(), 8).unwrap();
+            }
+            let other = socket(kind, true).unwrap();
+            let e = bind(other.as_raw_fd(), &at, replace).unwrap_err();
+            assert_eq!((e.code().as_str(), e.syscall()), ("EADDRINUSE", "bind"));
+            // The probe made no connection and sent nothing.
+            if kind == Kind::Datagram {
+                assert!(receive(live.as_raw_fd(), true).unwrap().is_none());
+            } else {
+                assert!(accept(live.as_raw_fd()).unwrap().is_none(), "{kind:?}");
+            }
+            drop(live);
+            // Now stale: replaced.
+            bind(other.as_raw_fd(), &at, replace).unwrap();
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

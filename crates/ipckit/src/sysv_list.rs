@@ -94,9 +94,11 @@ pub struct MsgDetails {
     pub messages: u64,
     /// Payload bytes in the queue (`cbytes`).
     pub bytes: u64,
-    /// Pid of the last `msgsnd` (`lspid`), 0 if none.
+    /// Process id of the last `msgsnd` (`lspid`), 0 if none.
     pub last_send_pid: i32,
-    /// Pid of the last `msgrcv` (`lrpid`), 0 if none.
+    /// Id of the last `msgrcv` (`lrpid`), 0 if none: a process id, or a thread id after a
+    /// receiver that was already blocked in `msgrcv` got the message straight from the sender
+    /// (see [`crate::msg::MsgStat::last_receive_pid`]).
     pub last_receive_pid: i32,
     /// Seconds since the epoch of the last `msgsnd` (`stime`), 0 if none.
     pub last_send_time: i64,
