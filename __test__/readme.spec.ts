@@ -123,6 +123,12 @@ interface Harness {
   peer?: { argv: string[]; ready?: string }
   /** The snippet serves forever: it is stopped once its peer has ended. */
   stopAfterPeer?: true
+  /**
+   * It lists POSIX queues: the mqueue file system is mounted (in a private mount namespace) at
+   * a folder of the test's, named by `MQUEUE_DIR` in the environment (this machine may have no
+   * /dev/mqueue).
+   */
+  mqueue?: true
   /** What the snippet (or its peer) must print. */
   stdout?: RegExp
   peerStdout?: RegExp
@@ -132,6 +138,12 @@ const python = (code: string) => ['python3', '-c', code]
 const SIGNAL_PRELUDE = `const signal = AbortSignal.timeout(30_000) // the reader's own AbortSignal\n`
 
 const HARNESS: Record<string, Harness> = {
+  'POSIX message queues #1': {
+    why: 'the mqueue file system is mounted for it, at a folder of its own (this machine may have no /dev/mqueue)',
+    mqueue: true,
+    replace: [['listPosixQueues()', 'listPosixQueues({ dir: process.env.MQUEUE_DIR })']],
+    stdout: /^urgent 9\n2\nlater\none more\nETIMEDOUT\ntrue\n\d+\n$/,
+  },
   'TypeScript #1': {
     why: 'worker.ts is the reader\'s: here a worker that answers on the queue; `--import tsx` finds tsx in the folder\'s node_modules; the parent\'s own execArgv is emptied, as a .js parent\'s is',
     files: {
@@ -368,10 +380,16 @@ for (const program of programs) {
       timeoutMs: 60_000,
     }
     writeFileSync(join(dir, 'job.json'), JSON.stringify(job))
-    const { stdout } = await exec('unshare', [...NAMESPACES, process.execPath, '--require', TSX_CJS, DRIVER, join(dir, 'job.json')], {
+    const driver = [process.execPath, '--require', TSX_CJS, DRIVER, join(dir, 'job.json')]
+    const mqueueDir = join(dir, 'mqueue')
+    const argv = helps.some((h) => h.mqueue)
+      ? (mkdirSync(mqueueDir),
+        [...NAMESPACES, '--mount', '--propagation', 'private', 'sh', '-c', 'mount -t mqueue none "$0" && exec "$@"', mqueueDir, ...driver])
+      : [...NAMESPACES, ...driver]
+    const { stdout } = await exec('unshare', argv, {
       encoding: 'utf8',
       timeout: 90_000,
-      env: { ...process.env, NODE_OPTIONS: '' },
+      env: { ...process.env, NODE_OPTIONS: '', MQUEUE_DIR: mqueueDir },
     })
     const result = JSON.parse(stdout) as { snippet: Outcome; peer?: Outcome }
     const shown = `${readFileSync(join(dir, 'snippet.mts'), 'utf8')}\n--- snippet:\n${JSON.stringify(result.snippet, null, 1)}\n--- peer:\n${JSON.stringify(result.peer, null, 1)}`
