@@ -6,6 +6,9 @@
  * @module
  */
 
+import { readFileSync } from 'node:fs'
+import { release } from 'node:os'
+
 /** The fields a system error carries, as the native layer reports them. */
 export interface SystemErrorFields {
   /** Symbolic errno name: `'EACCES'`. */
@@ -248,4 +251,57 @@ export function featureUnavailable(message: string): CodedError<Error> {
 /** @internal `TypeError` with code `ERR_UNKNOWN_SIGNAL`, as `process.kill` throws for a bad name. */
 export function unknownSignal(signal: unknown): CodedError<TypeError> {
   return coded(new TypeError(`Unknown signal: ${String(signal)}`), 'ERR_UNKNOWN_SIGNAL')
+}
+
+/**
+ * @internal Runs a native call as {@link callNative} does, appending what `detail` says about a
+ * system error to its message (Node's `fs` names the path the same way): `ENOSPC: no space
+ * left on device, fallocate '/app' (1099511627776 bytes)`. `code`, `errno` and `syscall` stay
+ * the kernel's.
+ */
+export function callNativeWith<T>(fn: () => T, detail: (err: IpcError) => string | undefined): T {
+  try {
+    return fn()
+  } catch (err) {
+    const e = fromNative(err)
+    if (!(e instanceof IpcError)) throw e
+    const more = detail(e)
+    const out = more ? new IpcError({ code: e.code, errno: e.errno, syscall: e.syscall, message: `${e.message} ${more}` }) : e
+    Error.captureStackTrace?.(out, callNativeWith)
+    throw out
+  }
+}
+
+/**
+ * @internal What a system error says about limits everyone meets, or `undefined`: `EMFILE`
+ * names the open-file limit (`ulimit -n`, read from `/proc/self/limits`), `ENOSYS` the
+ * platform or kernel that lacks `what` (`'memfd_create'`, which Linux has since `linuxSince`).
+ */
+export function limitDetail(err: IpcError, what: string, linuxSince: string): string | undefined {
+  if (err.code === 'EMFILE') {
+    const limit = openFileLimit()
+    return `(this process has reached its open file limit${limit === undefined ? '' : `, ${limit}`} (RLIMIT_NOFILE, ulimit -n))`
+  }
+  if (err.code === 'ENOSYS') {
+    if (process.platform !== 'linux') return `(${what} is Linux's; ${platformName()} has none)`
+    return `(${what} needs Linux ${linuxSince} or later; this kernel is ${release()})`
+  }
+  return undefined
+}
+
+/** The platform as people name it: `macOS` for darwin. */
+function platformName(): string {
+  return process.platform === 'darwin' ? 'macOS' : process.platform
+}
+
+/** The soft open-file limit from /proc/self/limits, where there is one. */
+function openFileLimit(): string | undefined {
+  try {
+    const line = readFileSync('/proc/self/limits', 'utf8')
+      .split('\n')
+      .find((l) => l.startsWith('Max open files'))
+    return line?.split(/\s{2,}/)[1]
+  } catch {
+    return undefined
+  }
 }

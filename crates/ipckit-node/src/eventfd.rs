@@ -33,10 +33,18 @@ pub fn eventfd_adopt(env: &Env, fd: i32) -> Result<Option<bool>> {
     eventfd::adopt(fd).map(|a| a.semaphore).or_throw(env)
 }
 
-/// Takes the count without waiting: null while it is 0.
+/// The error a call that may not wait throws when it would have to (`EAGAIN`).
+fn would_block(env: &Env, syscall: &'static str) -> Error {
+    crate::error::sys_error(env, ipckit::Error::new(ipckit::Errno::EAGAIN, syscall))
+}
+
+/// Takes the count without waiting: null while it is 0 (or, with `must`, throws `EAGAIN`).
 #[napi]
-pub fn eventfd_read(env: &Env, fd: i32) -> Result<Option<Either<f64, BigInt>>> {
+pub fn eventfd_read(env: &Env, fd: i32, must: bool) -> Result<Option<Either<f64, BigInt>>> {
     let value = eventfd::read(fd).or_throw(env)?;
+    if value.is_none() && must {
+        return Err(would_block(env, "read"));
+    }
     Ok(value.map(|v| {
         if v <= MAX_SAFE {
             Either::A(v as f64)
@@ -46,9 +54,10 @@ pub fn eventfd_read(env: &Env, fd: i32) -> Result<Option<Either<f64, BigInt>>> {
     }))
 }
 
-/// Adds to the count without waiting: false when it would pass the maximum.
+/// Adds to the count without waiting: false when it would pass the maximum (or, with `must`,
+/// throws `EAGAIN`).
 #[napi]
-pub fn eventfd_write(env: &Env, fd: i32, value: Either<f64, BigInt>) -> Result<bool> {
+pub fn eventfd_write(env: &Env, fd: i32, value: Either<f64, BigInt>, must: bool) -> Result<bool> {
     let value = match value {
         Either::A(n) => n as u64,
         Either::B(b) => {
@@ -59,7 +68,11 @@ pub fn eventfd_write(env: &Env, fd: i32, value: Either<f64, BigInt>) -> Result<b
             v
         }
     };
-    eventfd::write(fd, value).or_throw(env)
+    let written = eventfd::write(fd, value).or_throw(env)?;
+    if !written && must {
+        return Err(would_block(env, "write"));
+    }
+    Ok(written)
 }
 
 /// Waits on the core's poller until `fd` is readable (or `writable`); delivered through the
