@@ -6,7 +6,6 @@
  * @module
  */
 
-import { readFileSync } from 'node:fs'
 import { release } from 'node:os'
 
 /** The fields a system error carries, as the native layer reports them. */
@@ -274,7 +273,7 @@ export function callNativeWith<T>(fn: () => T, detail: (err: IpcError) => string
 
 /**
  * @internal What a system error says about limits everyone meets, or `undefined`: `EMFILE`
- * names the open-file limit (`ulimit -n`, read from `/proc/self/limits`), `ENOSYS` the
+ * names the open-file limit (`ulimit -n`), `ENOSYS` the
  * platform or kernel that lacks `what` (`'memfd_create'`, which Linux has since `linuxSince`).
  */
 export function limitDetail(err: IpcError, what: string, linuxSince: string): string | undefined {
@@ -294,13 +293,15 @@ function platformName(): string {
   return process.platform === 'darwin' ? 'macOS' : process.platform
 }
 
-/** The soft open-file limit from /proc/self/limits, where there is one. */
+/**
+ * The soft open-file limit, from Node's diagnostic report (which asks `getrlimit`: at this
+ * limit, no file such as /proc/self/limits can be opened to read it).
+ */
 function openFileLimit(): string | undefined {
   try {
-    const line = readFileSync('/proc/self/limits', 'utf8')
-      .split('\n')
-      .find((l) => l.startsWith('Max open files'))
-    return line?.split(/\s{2,}/)[1]
+    const report = process.report?.getReport() as { userLimits?: { open_files?: { soft?: unknown } } } | undefined
+    const soft = report?.userLimits?.open_files?.soft
+    return soft === undefined ? undefined : String(soft)
   } catch {
     return undefined
   }

@@ -66,8 +66,6 @@ export interface MemfdFromFdOptions {
    * change while you read them): {@link SNAPSHOT_SEALS}.
    */
   requireSeals?: readonly Seal[]
-  /** Map read-only even if the descriptor is open for writing. Default `false`. */
-  readonly?: boolean
 }
 
 /** Closes descriptors whose owner object was collected without `close()` (a safety net). */
@@ -138,13 +136,11 @@ export class Memfd extends MappedMemory {
   readonly fd: number
   /** Whether the descriptor is open for writing (a received one may be read-only). */
   readonly writable: boolean
-  readonly #readonly: boolean
 
-  private constructor(fd: number, size: number, writable: boolean, readonly: boolean) {
+  private constructor(fd: number, size: number, writable: boolean) {
     super(size, 'Memfd')
     this.fd = fd
     this.writable = writable
-    this.#readonly = readonly
     finalizer.register(this, fd, this)
   }
 
@@ -170,15 +166,15 @@ export class Memfd extends MappedMemory {
     const sealing = optionalBoolean(opts.sealing, 'options.sealing', true)
     const size = opts.size
     const fd = callNativeWith(() => native.memfdCreate(name, size, sealing), sizeDetail(size))
-    return new Memfd(fd, size, true, false)
+    return new Memfd(fd, size, true)
   }
 
   /**
    * Takes over a memfd descriptor received from elsewhere (a child's `stdio`, the `fds` of a
    * socket message): checks that it is shared memory (a memfd or a POSIX shared memory object,
-   * else `EINVAL`), that it carries `requireSeals`, and maps its current size, read-only when
-   * the descriptor is, when it is sealed against writing, or with `readonly`. This object owns
-   * the descriptor from then on (when a check fails it stays the caller's).
+   * else `EINVAL`), that it carries `requireSeals`, and maps its current size (writes throw
+   * `EACCES` through a read-only descriptor, `EPERM` once it is sealed against writing). This
+   * object owns the descriptor from then on (when a check fails it stays the caller's).
    *
    * @example
    * ```ts
@@ -189,20 +185,21 @@ export class Memfd extends MappedMemory {
     validateFd(fd)
     const opts = validateOptions(options)
     const required = opts.requireSeals === undefined ? [] : validateSeals(opts.requireSeals, 'options.requireSeals')
-    const readonly = optionalBoolean(opts.readonly, 'options.readonly', false)
     const info = callNativeWith(() => native.memfdInspect(fd), (e) => limitDetail(e, 'memfd_create', '3.17'))
     const missing = required.filter((s) => !info.seals.includes(s))
     if (missing.length > 0) {
       throw invalidArgValue('fd', fd, `lacks the seals ${missing.map((s) => `'${s}'`).join(', ')} (it has ${info.seals.length ? info.seals.map((s) => `'${s}'`).join(', ') : 'none'})`)
     }
-    const sealedWrite = info.seals.includes('write')
-    return new Memfd(fd, info.size, info.writable, readonly || !info.writable || sealedWrite)
+    return new Memfd(fd, info.size, info.writable)
   }
 
-  /** @internal `mmap`: writable through the descriptor, read-only through a read-only reopen. */
+  /**
+   * @internal `mmap`: writable through the descriptor (the kernel refuses with `EACCES` for a
+   * read-only descriptor, `EPERM` once sealed against writing), read-only through a read-only
+   * reopen.
+   */
   protected map(readonly: boolean): ShmMapping {
-    const ro = readonly || this.#readonly
-    return callNativeWith(() => native.memfdMap(this.fd, this.size, ro), sizeDetail(this.size))
+    return callNativeWith(() => native.memfdMap(this.fd, this.size, readonly), sizeDetail(this.size))
   }
 
   /**

@@ -10,7 +10,7 @@ import { closeSync } from 'node:fs'
 import { callNativeWith, invalidArgValue, limitDetail, type IpcError } from './errors'
 import { native } from './native'
 import { MappedMemory } from './shared-memory'
-import { MAX_SAFE, optionalBoolean, optionalInteger, validateMode, validateOptions, validatePosixName } from './validate'
+import { MAX_SAFE, optionalBoolean, optionalInteger, validateInteger, validateMode, validateOptions, validatePosixName } from './validate'
 
 type ShmMapping = ReturnType<typeof native.posixShmMap>
 
@@ -150,7 +150,13 @@ export class PosixSharedMemory extends MappedMemory {
     const create = optionalBoolean(opts.create, 'options.create', false)
     const exclusive = optionalBoolean(opts.exclusive, 'options.exclusive', false)
     const readonly = optionalBoolean(opts.readonly, 'options.readonly', false)
-    const size = optionalInteger(opts.size, 'options.size', create || exclusive ? 1 : 0, MAX_SAFE, 0)
+    let size = 0
+    if (create || exclusive) {
+      validateInteger(opts.size, 'options.size', 1, MAX_SAFE)
+      size = opts.size
+    } else {
+      size = optionalInteger(opts.size, 'options.size', 0, MAX_SAFE, 0)
+    }
     const mode = validateMode(opts.mode, 'options.mode', 0o600)
     if (readonly && (create || exclusive)) {
       throw invalidArgValue('options.readonly', readonly, 'cannot be combined with create or exclusive (a new object is sized through a read-write descriptor)')

@@ -486,7 +486,9 @@ export abstract class MappedMemory implements Disposable, AsyncDisposable {
 
   /** A zero-copy Uint8Array over `mapping`, or null (a function of its own: see nativeRead). */
   #zeroCopyBytes(mapping: ShmMapping): Uint8Array | null {
-    if (!zeroCopySupported || this.#writeError !== undefined) return null
+    // Never a writable ArrayBuffer over read-only memory: a write through it would kill the
+    // process (SIGSEGV). Asked once per mapping, so the native getter costs nothing per copy.
+    if (!zeroCopySupported || this.#writeError !== undefined || mapping.readonly) return null
     try {
       return new Uint8Array(callNative(() => mapping.arrayBuffer()))
     } catch {

@@ -135,6 +135,31 @@ export async function runNode(code: string, args: string[] = [], options: SpawnO
   return r
 }
 
+/**
+ * {@link runNode} under a wrapper command that runs its arguments: `['prlimit', '--nofile=64']`
+ * for a resource limit, `['unshare', '--pid', '--fork', '--mount-proc']` for a namespace.
+ * Throws unless the child exits with code 0.
+ *
+ * ```ts
+ * const r = await runNodeUnder(['prlimit', '--nofile=64'], 'console.log(ipckit.EventFd.create().fd)')
+ * ```
+ */
+export async function runNodeUnder(
+  wrapper: readonly string[],
+  code: string,
+  args: string[] = [],
+  options: SpawnOptions & { timeoutMs?: number } = {},
+) {
+  const prelude = `process.argv.splice(1, 0, '[ipckit-child]');const ipckit = require(${JSON.stringify(SOURCE_ENTRY)});\n`
+  const [command, ...rest] = wrapper
+  const r = await run(command!, [...rest, process.execPath, '--require', TSX_CJS, '-e', prelude + code, '--', ...args], {
+    cwd: ROOT,
+    ...options,
+  }).done
+  if (r.code !== 0) throw new Error(`${wrapper.join(' ')} node child failed (${r.code ?? r.signal}): ${r.stderr}${r.stdout}`)
+  return r
+}
+
 const buildDirs: string[] = []
 
 let compiler: string | undefined
@@ -505,4 +530,42 @@ export function readmeSnippet(name: string, replace: Array<[string, string]> = [
   let code = text.slice(start + 6, end).replaceAll("from 'ipckit'", `from ${JSON.stringify(entry)}`)
   for (const [from, to] of replace) code = code.replaceAll(from, to)
   return code
+let posixNameCounter = 0
+/**
+ * A POSIX IPC name (`/ipckit-t-<pid>-<n>-<tag>`) no test of another process uses; remove what
+ * you make under it in `t.teardown`.
+ *
+ * ```ts
+ * const name = posixName('copy')   // '/ipckit-t-4242-3-copy'
+ * ```
+ */
+export function posixName(tag: string): string {
+  posixNameCounter++
+  return `/ipckit-t-${process.pid}-${posixNameCounter}-${tag}`
+}
+
+const pythonModules = new Map<string, string | undefined>()
+/**
+ * Why Python module `name` cannot be used here (no `python3`, or the module is not installed:
+ * `.ci/run` installs `posix_ipc` from PyPI), or `undefined` when `python3 -c 'import name'`
+ * works. Skip a test with the reason in its title when it is set.
+ *
+ * ```ts
+ * const why = pythonMissing('posix_ipc')
+ * ;(why ? test.skip : test)(`Python posix_ipc reads it${why ? ` [skipped: ${why}]` : ''}`, async (t) => {})
+ * ```
+ */
+export function pythonMissing(name: string): string | undefined {
+  if (!pythonModules.has(name)) {
+    const r = spawnSync('python3', ['-c', `import ${name}`], { stdio: 'pipe', encoding: 'utf8' })
+    pythonModules.set(
+      name,
+      r.error
+        ? `python3 is not installed (${r.error.message})`
+        : r.status !== 0
+          ? `python3 has no ${name} module (pip install ${name.replace(/_/g, '-')})`
+          : undefined,
+    )
+  }
+  return pythonModules.get(name)
 }
