@@ -16,6 +16,7 @@ import {
   nodeChild,
   onLinux,
   posixName,
+  pythonEnv,
   pythonMissing,
   removeBuilds,
   runC,
@@ -201,7 +202,7 @@ const pythonWhy = pythonMissing('posix_ipc')
   `Python posix_ipc.SharedMemory on the same name, both ways${pythonWhy ? ` [skipped: ${pythonWhy}]` : ''}`,
   async (t) => {
     const python = (code: string, ...args: string[]) => {
-      const r = spawnSync('python3', ['-c', code, ...args], { encoding: 'utf8' })
+      const r = spawnSync('python3', ['-c', code, ...args], { encoding: 'utf8', env: pythonEnv() })
       if (r.status !== 0) throw new Error(`python3 failed: ${r.stderr}`)
       return r.stdout.trim()
     }

@@ -544,11 +544,27 @@ export function posixName(tag: string): string {
   return `/ipckit-t-${process.pid}-${posixNameCounter}-${tag}`
 }
 
+/** Where `.ci/run` installs the Python peers of the specs (`pip install --target`). */
+export const PYTHON_PEERS = join(ROOT, '.test-tmp', 'python')
+
+/**
+ * The environment for a `python3` child: this one, with {@link PYTHON_PEERS} first on
+ * `PYTHONPATH`, so that modules `.ci/run` installed there import (as well as system ones).
+ *
+ * ```ts
+ * spawnSync('python3', ['-c', 'import posix_ipc'], { env: pythonEnv() })
+ * ```
+ */
+export function pythonEnv(): NodeJS.ProcessEnv {
+  const rest = process.env.PYTHONPATH
+  return { ...process.env, PYTHONPATH: rest ? `${PYTHON_PEERS}:${rest}` : PYTHON_PEERS }
+}
+
 const pythonModules = new Map<string, string | undefined>()
 /**
  * Why Python module `name` cannot be used here (no `python3`, or the module is not installed:
- * `.ci/run` installs `posix_ipc` from PyPI), or `undefined` when `python3 -c 'import name'`
- * works. Skip a test with the reason in its title when it is set.
+ * `.ci/run` installs `posix_ipc` from PyPI into {@link PYTHON_PEERS}), or `undefined` when
+ * `python3 -c 'import name'` works with {@link pythonEnv}. Skip a test with the reason in its title when it is set.
  *
  * ```ts
  * const why = pythonMissing('posix_ipc')
@@ -557,13 +573,13 @@ const pythonModules = new Map<string, string | undefined>()
  */
 export function pythonMissing(name: string): string | undefined {
   if (!pythonModules.has(name)) {
-    const r = spawnSync('python3', ['-c', `import ${name}`], { stdio: 'pipe', encoding: 'utf8' })
+    const r = spawnSync('python3', ['-c', `import ${name}`], { stdio: 'pipe', encoding: 'utf8', env: pythonEnv() })
     pythonModules.set(
       name,
       r.error
         ? `python3 is not installed (${r.error.message})`
         : r.status !== 0
-          ? `python3 has no ${name} module (pip install ${name.replace(/_/g, '-')})`
+          ? `python3 has no ${name} module (pip install --target .test-tmp/python ${name}, as .ci/run does)`
           : undefined,
     )
   }
