@@ -253,37 +253,25 @@ export function unknownSignal(signal: unknown): CodedError<TypeError> {
 }
 
 /**
- * @internal Runs a native call as {@link callNative} does, appending what `detail` says about a
- * system error to its message (Node's `fs` names the path the same way): `ENOSPC: no space
- * left on device, fallocate '/app' (1099511627776 bytes)`. `code`, `errno` and `syscall` stay
- * the kernel's.
- */
-export function callNativeWith<T>(fn: () => T, detail: (err: IpcError) => string | undefined): T {
-  try {
-    return fn()
-  } catch (err) {
-    const e = fromNative(err)
-    if (!(e instanceof IpcError)) throw e
-    const more = detail(e)
-    const out = more ? new IpcError({ code: e.code, errno: e.errno, syscall: e.syscall, message: `${e.message} ${more}` }) : e
-    Error.captureStackTrace?.(out, callNativeWith)
-    throw out
-  }
-}
-
-/**
- * @internal What a system error says about limits everyone meets, or `undefined`: `EMFILE`
- * names the open-file limit (`ulimit -n`), `ENOSYS` the
- * platform or kernel that lacks `what` (`'memfd_create'`, which Linux has since `linuxSince`).
+ * @internal What a system error says about limits everyone meets, as an
+ * {@link ErrorDetail.info}, or `undefined`: `EMFILE` names the open-file limit (`ulimit -n`),
+ * `ENOSYS` the platform or kernel that lacks `what` (`'memfd_create'`, which Linux has since
+ * `linuxSince`).
+ *
+ * @example
+ * ```ts
+ * callNative(() => native.eventfdCreate(0, false), (e) => ({ info: limitDetail(e, 'eventfd', '2.6.22') }))
+ * // EMFILE: too many open files, eventfd (this process has reached its open file limit, 64 (RLIMIT_NOFILE, ulimit -n))
+ * ```
  */
 export function limitDetail(err: IpcError, what: string, linuxSince: string): string | undefined {
   if (err.code === 'EMFILE') {
     const limit = openFileLimit()
-    return `(this process has reached its open file limit${limit === undefined ? '' : `, ${limit}`} (RLIMIT_NOFILE, ulimit -n))`
+    return `this process has reached its open file limit${limit === undefined ? '' : `, ${limit}`} (RLIMIT_NOFILE, ulimit -n)`
   }
   if (err.code === 'ENOSYS') {
-    if (process.platform !== 'linux') return `(${what} is Linux's; ${platformName()} has none)`
-    return `(${what} needs Linux ${linuxSince} or later; this kernel is ${release()})`
+    if (process.platform !== 'linux') return `${what} is Linux's; ${platformName()} has none`
+    return `${what} needs Linux ${linuxSince} or later; this kernel is ${release()}`
   }
   return undefined
 }

@@ -7,7 +7,7 @@
 
 import { closeSync } from 'node:fs'
 
-import { AbortError, callNative, callNativeWith, invalidArgType, invalidState, limitDetail, outOfRange } from './errors'
+import { AbortError, callNative, invalidArgType, invalidState, limitDetail, outOfRange, type IpcError } from './errors'
 import { native } from './native'
 import { WaitGroup, startWait } from './reactor'
 import { validateFd } from './unix-socket'
@@ -91,7 +91,7 @@ function validateCount(value: unknown): number | bigint {
   return value
 }
 
-const detail = (e: Parameters<typeof limitDetail>[0]) => limitDetail(e, 'eventfd', '2.6.22')
+const detail = (e: IpcError) => ({ info: limitDetail(e, 'eventfd', '2.6.22') })
 
 /**
  * An eventfd (`eventfd(2)`): a 64-bit counter behind a descriptor. {@link write} adds to it and
@@ -147,7 +147,7 @@ export class EventFd implements Disposable, AsyncIterable<number> {
     const opts = validateOptions(options)
     const initial = optionalInteger(opts.initial, 'options.initial', 0, 0xffff_ffff, 0)
     const semaphore = optionalBoolean(opts.semaphore, 'options.semaphore', false)
-    const fd = callNativeWith(() => native.eventfdCreate(initial, semaphore), detail)
+    const fd = callNative(() => native.eventfdCreate(initial, semaphore), detail)
     return new EventFd(fd, semaphore)
   }
 
@@ -164,7 +164,7 @@ export class EventFd implements Disposable, AsyncIterable<number> {
    */
   static fromFd(fd: number): EventFd {
     validateFd(fd)
-    const semaphore = callNativeWith(() => native.eventfdAdopt(fd), detail)
+    const semaphore = callNative(() => native.eventfdAdopt(fd), detail)
     return new EventFd(fd, semaphore ?? undefined)
   }
 

@@ -8,7 +8,7 @@
 
 import { closeSync } from 'node:fs'
 
-import { callNativeWith, invalidArgType, invalidArgValue, limitDetail, type IpcError } from './errors'
+import { callNative, invalidArgType, invalidArgValue, limitDetail, type ErrorDetail, type IpcError } from './errors'
 import { native } from './native'
 import { MappedMemory } from './shared-memory'
 import { validateFd } from './unix-socket'
@@ -91,16 +91,18 @@ function validateSeals(value: unknown, name: string): Seal[] {
 
 /** What matters in an error of this memfd: its size, and the limits everyone meets. */
 function sizeDetail(size: number) {
-  return (err: IpcError): string | undefined => {
-    const limit = limitDetail(err, 'memfd_create', '3.17')
-    if (limit !== undefined) return limit
-    if (err.code === 'ENOMEM' || err.code === 'EFBIG') return `(${size} bytes)`
-    if (err.code === 'EPERM' && err.syscall === 'mmap') return '(the memfd is sealed against writing)'
-    if (err.code === 'EINVAL' && err.syscall === 'mmap') {
-      return `(${size === 0 ? 'an empty memfd (0 bytes) cannot be mapped' : `the memfd is smaller than the ${size} bytes it had when opened`})`
-    }
-    return undefined
+  return (err: IpcError): ErrorDetail => ({ info: sizeInfo(err, size) })
+}
+
+function sizeInfo(err: IpcError, size: number): string | undefined {
+  const limit = limitDetail(err, 'memfd_create', '3.17')
+  if (limit !== undefined) return limit
+  if (err.code === 'ENOMEM' || err.code === 'EFBIG') return `${size} bytes`
+  if (err.code === 'EPERM' && err.syscall === 'mmap') return 'the memfd is sealed against writing'
+  if (err.code === 'EINVAL' && err.syscall === 'mmap') {
+    return size === 0 ? 'an empty memfd (0 bytes) cannot be mapped' : `the memfd is smaller than the ${size} bytes it had when opened`
   }
+  return undefined
 }
 
 /**
@@ -165,7 +167,7 @@ export class Memfd extends MappedMemory {
     if (name.includes('\0')) throw invalidArgValue('options.name', name, 'must not contain null bytes')
     const sealing = optionalBoolean(opts.sealing, 'options.sealing', true)
     const size = opts.size
-    const fd = callNativeWith(() => native.memfdCreate(name, size, sealing), sizeDetail(size))
+    const fd = callNative(() => native.memfdCreate(name, size, sealing), sizeDetail(size))
     return new Memfd(fd, size, true)
   }
 
@@ -185,7 +187,7 @@ export class Memfd extends MappedMemory {
     validateFd(fd)
     const opts = validateOptions(options)
     const required = opts.requireSeals === undefined ? [] : validateSeals(opts.requireSeals, 'options.requireSeals')
-    const info = callNativeWith(() => native.memfdInspect(fd), (e) => limitDetail(e, 'memfd_create', '3.17'))
+    const info = callNative(() => native.memfdInspect(fd), (e) => ({ info: limitDetail(e, 'memfd_create', '3.17') }))
     const missing = required.filter((s) => !info.seals.includes(s))
     if (missing.length > 0) {
       throw invalidArgValue('fd', fd, `lacks the seals ${missing.map((s) => `'${s}'`).join(', ')} (it has ${info.seals.length ? info.seals.map((s) => `'${s}'`).join(', ') : 'none'})`)
@@ -199,7 +201,7 @@ export class Memfd extends MappedMemory {
    * reopen.
    */
   protected map(readonly: boolean): ShmMapping {
-    return callNativeWith(() => native.memfdMap(this.fd, this.size, readonly), sizeDetail(this.size))
+    return callNative(() => native.memfdMap(this.fd, this.size, readonly), sizeDetail(this.size))
   }
 
   /**
@@ -213,7 +215,7 @@ export class Memfd extends MappedMemory {
    */
   seals(): Seal[] {
     this.checkOpen()
-    return callNativeWith(() => native.memfdSeals(this.fd) as Seal[], () => undefined)
+    return callNative(() => native.memfdSeals(this.fd) as Seal[])
   }
 
   /**
@@ -237,11 +239,13 @@ export class Memfd extends MappedMemory {
     const list = validateSeals(seals, 'seals')
     this.checkOpen()
     const held = list.includes('write') ? this.unmapCopies() : undefined
-    callNativeWith(
+    callNative(
       () => native.memfdAddSeals(this.fd, list),
       (e) => {
         if (e.code !== 'EBUSY' || held === undefined) return undefined
-        return `(F_SEAL_WRITE needs every writable shared mapping gone: this Memfd has ${held.writable} writable view(s) attached; a pending wait(), or another process, may hold one too)`
+        return {
+          info: `F_SEAL_WRITE needs every writable shared mapping gone: this Memfd has ${held.writable} writable view(s) attached; a pending wait(), or another process, may hold one too`,
+        }
       },
     )
   }

@@ -8,7 +8,7 @@
 
 import { closeSync } from 'node:fs'
 
-import { AbortError, callNative, callNativeWith, invalidArgValue, invalidState, limitDetail, type IpcError } from './errors'
+import { AbortError, callNative, invalidArgValue, invalidState, limitDetail, type ErrorDetail, type IpcError } from './errors'
 import { native } from './native'
 import { WaitGroup, startWait } from './reactor'
 import { toSignalNumber, type SignalLike } from './signals'
@@ -53,10 +53,10 @@ const finalizer = new FinalizationRegistry<number>((fd) => {
 const INT32_MAX = 0x7fff_ffff
 
 function detail(pid: number | undefined) {
-  return (err: IpcError): string | undefined => {
+  return (err: IpcError): ErrorDetail => {
     const limit = limitDetail(err, err.syscall === 'waitid' ? 'waitid(P_PIDFD)' : 'pidfd_open', err.syscall === 'waitid' ? '5.4' : '5.3')
-    if (limit !== undefined) return limit
-    return pid === undefined ? undefined : `(pid ${pid})`
+    if (limit !== undefined) return { info: limit }
+    return { info: pid === undefined ? undefined : `pid ${pid}` }
   }
 }
 
@@ -108,7 +108,7 @@ export class PidFd implements Disposable {
    */
   static open(pid: number): PidFd {
     validateInteger(pid, 'pid', 1, INT32_MAX)
-    const fd = callNativeWith(() => native.pidfdOpen(pid), detail(pid))
+    const fd = callNative(() => native.pidfdOpen(pid), detail(pid))
     return new PidFd(pid, fd)
   }
 
@@ -127,11 +127,11 @@ export class PidFd implements Disposable {
    */
   static fromFd(fd: number): PidFd {
     validateFd(fd)
-    const pid = callNativeWith(() => native.pidfdAdopt(fd), detail(undefined))
+    const pid = callNative(() => native.pidfdAdopt(fd), detail(undefined))
     if (pid === null) {
       // No pid: the process was reaped (the kernel's own ESRCH says so), or it lives in a pid
       // namespace this one cannot see.
-      callNativeWith(() => native.pidfdSendSignal(fd, 0), () => '(its process has exited and been reaped)')
+      callNative(() => native.pidfdSendSignal(fd, 0), () => ({ info: 'its process has exited and been reaped' }))
       throw invalidArgValue('fd', fd, 'refers to a process outside this pid namespace')
     }
     return new PidFd(pid, fd)
@@ -160,7 +160,7 @@ export class PidFd implements Disposable {
   sendSignal(signal: SignalLike = 'SIGTERM'): void {
     const n = toSignalNumber(signal, 'signal', true)
     this.#check()
-    callNativeWith(() => native.pidfdSendSignal(this.fd, n), detail(this.pid))
+    callNative(() => native.pidfdSendSignal(this.fd, n), detail(this.pid))
   }
 
   /**
@@ -190,7 +190,7 @@ export class PidFd implements Disposable {
   exitStatus(): ProcessExit | null {
     this.#check()
     if (!callNative(() => native.pidfdExited(this.fd))) return null
-    const s = callNativeWith(() => native.pidfdExitStatus(this.fd), detail(this.pid))
+    const s = callNative(() => native.pidfdExitStatus(this.fd), detail(this.pid))
     if (s === null) return { ...UNKNOWN }
     return {
       code: s.code ?? null,

@@ -7,7 +7,7 @@
 
 import { closeSync } from 'node:fs'
 
-import { callNativeWith, invalidArgValue, limitDetail, type IpcError } from './errors'
+import { callNative, invalidArgValue, limitDetail, type ErrorDetail, type IpcError } from './errors'
 import { native } from './native'
 import { MappedMemory } from './shared-memory'
 import { MAX_SAFE, optionalBoolean, optionalInteger, validateInteger, validateMode, validateOptions, validatePosixName } from './validate'
@@ -64,19 +64,20 @@ function validateName(name: unknown): string {
   return validatePosixName(name, 'name', WHOLE_NAME ? NAME_MAX - 1 : NAME_MAX)
 }
 
-/** The object's name, as Node's `fs` errors quote a path, and the limits where they matter. */
+/** The object's name as the error's path (Node's `fs` quotes a path so), and the size or limit that was in the way. */
 function nameDetail(name: string, size: number | undefined) {
-  return (err: IpcError): string => {
+  return (err: IpcError): ErrorDetail => {
     const limit = limitDetail(err, 'shm_open', '2.6')
-    if (limit !== undefined) return `'${name}' ${limit}`
-    if (size !== undefined && ['ENOSPC', 'EFBIG', 'ENOMEM', 'EINVAL'].includes(err.code)) {
-      if (err.syscall === 'shm_open' && err.code === 'EINVAL') return `'${name}' (smaller than options.size, ${size} bytes)`
-      if (err.syscall === 'mmap' && err.code === 'EINVAL') {
-        return `'${name}' (${size === 0 ? 'an empty object (0 bytes) cannot be mapped' : `the object is smaller than the ${size} bytes it had when opened`})`
+    if (limit !== undefined) return { path: name, info: limit }
+    if (size === undefined || !['ENOSPC', 'EFBIG', 'ENOMEM', 'EINVAL'].includes(err.code)) return { path: name }
+    if (err.syscall === 'shm_open' && err.code === 'EINVAL') return { path: name, info: `smaller than options.size, ${size} bytes` }
+    if (err.syscall === 'mmap' && err.code === 'EINVAL') {
+      return {
+        path: name,
+        info: size === 0 ? 'an empty object (0 bytes) cannot be mapped' : `the object is smaller than the ${size} bytes it had when opened`,
       }
-      return `'${name}' (${size} bytes)`
     }
-    return `'${name}'`
+    return { path: name, info: `${size} bytes` }
   }
 }
 
@@ -161,7 +162,7 @@ export class PosixSharedMemory extends MappedMemory {
     if (readonly && (create || exclusive)) {
       throw invalidArgValue('options.readonly', readonly, 'cannot be combined with create or exclusive (a new object is sized through a read-write descriptor)')
     }
-    const opened = callNativeWith(
+    const opened = callNative(
       () => native.posixShmOpen(n, size, create, exclusive, readonly, mode),
       nameDetail(n, size),
     )
@@ -180,12 +181,12 @@ export class PosixSharedMemory extends MappedMemory {
    */
   static unlink(name: string): void {
     const n = validateName(name)
-    callNativeWith(() => native.posixShmUnlink(n, null), nameDetail(n, undefined))
+    callNative(() => native.posixShmUnlink(n, null), nameDetail(n, undefined))
   }
 
   /** @internal `mmap` of the whole object; read-only when asked, writable needs a read-write open. */
   protected map(readonly: boolean): ShmMapping {
-    return callNativeWith(() => native.posixShmMap(this.fd, this.size, readonly), nameDetail(this.name, this.size))
+    return callNative(() => native.posixShmMap(this.fd, this.size, readonly), nameDetail(this.name, this.size))
   }
 
   /**
@@ -198,7 +199,7 @@ export class PosixSharedMemory extends MappedMemory {
    */
   stat(): PosixSharedMemoryStat {
     this.checkOpen()
-    return callNativeWith(() => native.posixShmStat(this.fd), nameDetail(this.name, undefined))
+    return callNative(() => native.posixShmStat(this.fd), nameDetail(this.name, undefined))
   }
 
   /**
@@ -217,7 +218,7 @@ export class PosixSharedMemory extends MappedMemory {
   remove(): void {
     if (this.#removed) return
     this.checkOpen()
-    callNativeWith(() => native.posixShmUnlink(this.name, this.fd), nameDetail(this.name, undefined))
+    callNative(() => native.posixShmUnlink(this.name, this.fd), nameDetail(this.name, undefined))
     this.#removed = true
   }
 

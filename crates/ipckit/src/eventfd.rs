@@ -172,6 +172,11 @@ pub fn write(fd: RawFd, value: u64) -> Result<bool> {
 }
 
 /// What [`adopt`] found out about an eventfd received from elsewhere.
+///
+/// ```
+/// let unknown = ipckit::eventfd::Adopted { semaphore: None }; // a kernel before 6.6
+/// assert_eq!(unknown.semaphore, None);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Adopted {
     /// Whether it is in semaphore mode, where the kernel says (`eventfd-semaphore` in

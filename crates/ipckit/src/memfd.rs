@@ -73,16 +73,30 @@ impl Seals {
     pub const FUTURE_WRITE: Seals = Seals(0x0010);
 
     /// The bits, as `F_GET_SEALS` returns them.
+    ///
+    /// ```
+    /// assert_eq!(ipckit::memfd::Seals::WRITE.bits(), 8); // F_SEAL_WRITE
+    /// ```
     pub const fn bits(self) -> u32 {
         self.0
     }
 
     /// The set of the seals in `bits` that this type names; other bits are dropped.
+    ///
+    /// ```
+    /// use ipckit::memfd::Seals;
+    /// assert_eq!(Seals::from_bits(0x3 | 0x100), Seals::SEAL | Seals::SHRINK);
+    /// ```
     pub const fn from_bits(bits: u32) -> Seals {
         Seals(bits & 0x1f)
     }
 
     /// Whether every seal of `other` is in this set.
+    ///
+    /// ```
+    /// use ipckit::memfd::Seals;
+    /// assert!((Seals::WRITE | Seals::GROW).contains(Seals::GROW));
+    /// ```
     pub const fn contains(self, other: Seals) -> bool {
         self.0 & other.0 == other.0
     }
@@ -270,6 +284,16 @@ pub fn map_readonly(fd: RawFd, len: usize) -> Result<crate::mmap::Mapping> {
 }
 
 /// What [`inspect`] found out about a descriptor received from elsewhere.
+///
+/// ```
+/// # #[cfg(any(target_os = "linux", target_os = "android"))] {
+/// use std::os::fd::AsRawFd;
+/// let fd = ipckit::memfd::create("i", Default::default())?;
+/// let seen = ipckit::memfd::inspect(fd.as_raw_fd())?;
+/// assert_eq!((seen.size, seen.seals, seen.writable), (0, ipckit::memfd::Seals::NONE, true));
+/// # }
+/// # Ok::<(), ipckit::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Inspected {
     /// Size in bytes.

@@ -105,6 +105,16 @@ impl Default for OpenOptions {
 
 /// An object [`open`] opened: its descriptor (close-on-exec), whether this call created it,
 /// and its size in bytes.
+///
+/// ```
+/// # use ipckit::posix_shm::{self, OpenOptions};
+/// # let name = format!("/ipckit-doc-opened-{}", std::process::id());
+/// let opened = posix_shm::open(&name, OpenOptions { size: 1, exclusive: true, ..Default::default() })?;
+/// assert!(opened.created);
+/// drop(opened.fd); // closes it; the object stays until unlinked
+/// # posix_shm::unlink(&name)?;
+/// # Ok::<(), ipckit::Error>(())
+/// ```
 #[derive(Debug)]
 pub struct Opened {
     /// The descriptor, open read-write or (with `readonly`) read-only.
@@ -313,6 +323,16 @@ pub fn unlink_if_same(name: &str, fd: RawFd) -> Result<()> {
 }
 
 /// Size, mode and owner of the object open as `fd` (`fstat`).
+///
+/// ```
+/// # use ipckit::posix_shm::{self, OpenOptions};
+/// # use std::os::fd::AsRawFd;
+/// # let name = format!("/ipckit-doc-fstat-{}", std::process::id());
+/// let obj = posix_shm::open(&name, OpenOptions { size: 10, create: true, ..Default::default() })?;
+/// assert_eq!(posix_shm::stat(obj.fd.as_raw_fd())?.size, 10);
+/// # posix_shm::unlink(&name)?;
+/// # Ok::<(), ipckit::Error>(())
+/// ```
 ///
 /// For more information, see [`fstat(2)`](https://man7.org/linux/man-pages/man2/fstat.2.html).
 // The field types of `stat` differ between C libraries; the casts are no-ops on some.
