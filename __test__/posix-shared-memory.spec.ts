@@ -9,6 +9,7 @@ import { IpcError, PosixSharedMemory, zeroCopySupported } from '../ts/index'
 import {
   cChild,
   compileC,
+  fdsLeftAfterGc,
   fdsLeftOpen,
   fdSnapshot,
   linuxOnly,
@@ -22,7 +23,6 @@ import {
   runC,
   runNode,
   runNodeUnder,
-  sleep,
 } from './helpers'
 
 setFlagsFromString('--expose-gc')
@@ -465,13 +465,5 @@ test('a handle only garbage-collected closes its descriptor (the safety net)', a
   ;(() => {
     PosixSharedMemory.open(name).write('x', 0)
   })()
-  const deadline = Date.now() + 10_000
-  let left: string[] = []
-  while (Date.now() < deadline) {
-    gc()
-    await sleep(20)
-    left = [...fdSnapshot()].filter((e) => !before.has(e))
-    if (left.length === 0) break
-  }
-  t.deepEqual(left, [])
+  t.deepEqual(await fdsLeftAfterGc(before, gc), [])
 })

@@ -5,9 +5,8 @@
  * @module
  */
 
-import { closeSync } from 'node:fs'
-
 import { AbortError, callNative, invalidArgType, invalidState, limitDetail, outOfRange, type IpcError } from './errors'
+import { ownFd, releaseFd } from './fd'
 import { native } from './native'
 import { WaitGroup, startWait } from './reactor'
 import { validateFd } from './unix-socket'
@@ -57,15 +56,6 @@ export interface EventFdWriteSyncOptions {
   /** `false`: throw `EAGAIN` instead of blocking when the count would pass 2^64 - 2. Default `true`. */
   wait?: boolean
 }
-
-/** Closes descriptors whose owner object was collected without `close()` (a safety net). */
-const finalizer = new FinalizationRegistry<number>((fd) => {
-  try {
-    closeSync(fd)
-  } catch {
-    // already closed
-  }
-})
 
 /** Ends an iterator's pending wait without an error. */
 const ITERATION_ENDED = Symbol('iteration ended')
@@ -130,7 +120,7 @@ export class EventFd implements Disposable, AsyncIterable<number> {
   private constructor(fd: number, semaphore: boolean | undefined) {
     this.fd = fd
     this.semaphore = semaphore
-    finalizer.register(this, fd, this)
+    ownFd(this, fd)
   }
 
   /**
@@ -356,12 +346,7 @@ export class EventFd implements Disposable, AsyncIterable<number> {
     this.#closed = true
     // Cancelling unregisters the fd from the poller synchronously, so it may be closed now.
     this.#waits.cancelAll(invalidState('EventFd was closed while waiting'))
-    finalizer.unregister(this)
-    try {
-      closeSync(this.fd)
-    } catch {
-      // The descriptor was closed behind our back; nothing is left to release.
-    }
+    releaseFd(this, this.fd)
   }
 
   /** Calls {@link close}, for `using efd = EventFd.create()`. */

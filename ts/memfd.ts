@@ -6,9 +6,8 @@
  * @module
  */
 
-import { closeSync } from 'node:fs'
-
 import { callNative, invalidArgType, invalidArgValue, limitDetail, type ErrorDetail, type IpcError } from './errors'
+import { ownFd, releaseFd } from './fd'
 import { native } from './native'
 import { MappedMemory } from './shared-memory'
 import { validateFd } from './unix-socket'
@@ -67,15 +66,6 @@ export interface MemfdFromFdOptions {
    */
   requireSeals?: readonly Seal[]
 }
-
-/** Closes descriptors whose owner object was collected without `close()` (a safety net). */
-const finalizer = new FinalizationRegistry<number>((fd) => {
-  try {
-    closeSync(fd)
-  } catch {
-    // already closed
-  }
-})
 
 function validateSeals(value: unknown, name: string): Seal[] {
   if (!Array.isArray(value)) throw invalidArgType(name, 'an instance of Array', value)
@@ -143,7 +133,7 @@ export class Memfd extends MappedMemory {
     super(size, 'Memfd')
     this.fd = fd
     this.writable = writable
-    finalizer.register(this, fd, this)
+    ownFd(this, fd)
   }
 
   /**
@@ -258,11 +248,6 @@ export class Memfd extends MappedMemory {
   override close(): void {
     if (this.closed) return
     super.close()
-    finalizer.unregister(this)
-    try {
-      closeSync(this.fd)
-    } catch {
-      // The descriptor was closed behind our back; nothing is left to release.
-    }
+    releaseFd(this, this.fd)
   }
 }

@@ -6,9 +6,8 @@
  * @module
  */
 
-import { closeSync } from 'node:fs'
-
 import { AbortError, callNative, invalidArgValue, invalidState, limitDetail, type ErrorDetail, type IpcError } from './errors'
+import { ownFd, releaseFd } from './fd'
 import { native } from './native'
 import { WaitGroup, startWait } from './reactor'
 import { toSignalNumber, type SignalLike } from './signals'
@@ -40,15 +39,6 @@ export interface PidFdWaitSyncOptions {
   /** Give up after this many milliseconds (then `null`). Default `Infinity`. */
   timeoutMs?: number
 }
-
-/** Closes descriptors whose owner object was collected without `close()` (a safety net). */
-const finalizer = new FinalizationRegistry<number>((fd) => {
-  try {
-    closeSync(fd)
-  } catch {
-    // already closed
-  }
-})
 
 const INT32_MAX = 0x7fff_ffff
 
@@ -92,7 +82,7 @@ export class PidFd implements Disposable {
   private constructor(pid: number, fd: number) {
     this.pid = pid
     this.fd = fd
-    finalizer.register(this, fd, this)
+    ownFd(this, fd)
   }
 
   /**
@@ -249,12 +239,7 @@ export class PidFd implements Disposable {
     if (this.#closed) return
     this.#closed = true
     this.#waits.cancelAll(invalidState('PidFd was closed while waiting'))
-    finalizer.unregister(this)
-    try {
-      closeSync(this.fd)
-    } catch {
-      // The descriptor was closed behind our back; nothing is left to release.
-    }
+    releaseFd(this, this.fd)
   }
 
   /** Calls {@link close}, for `using proc = PidFd.open(pid)`. */

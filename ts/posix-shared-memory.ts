@@ -5,9 +5,8 @@
  * @module
  */
 
-import { closeSync } from 'node:fs'
-
 import { callNative, invalidArgValue, limitDetail, type ErrorDetail, type IpcError } from './errors'
+import { ownFd, releaseFd } from './fd'
 import { native } from './native'
 import { MappedMemory } from './shared-memory'
 import { MAX_SAFE, optionalBoolean, optionalInteger, validateInteger, validateMode, validateOptions, validatePosixName } from './validate'
@@ -50,15 +49,6 @@ export interface PosixSharedMemoryStat {
 const NAME_MAX = native.posixShmNameMax()
 /** macOS counts the whole name, slash included (`PSHMNAMLEN`); Linux the bytes after it. */
 const WHOLE_NAME = process.platform === 'darwin'
-
-/** Closes descriptors whose owner object was collected without `close()` (a safety net). */
-const finalizer = new FinalizationRegistry<number>((fd) => {
-  try {
-    closeSync(fd)
-  } catch {
-    // already closed
-  }
-})
 
 function validateName(name: unknown): string {
   return validatePosixName(name, 'name', WHOLE_NAME ? NAME_MAX - 1 : NAME_MAX)
@@ -125,7 +115,7 @@ export class PosixSharedMemory extends MappedMemory {
     this.fd = fd
     this.readonly = readonly
     this.created = created
-    finalizer.register(this, fd, this)
+    ownFd(this, fd)
   }
 
   /**
@@ -230,11 +220,6 @@ export class PosixSharedMemory extends MappedMemory {
   override close(): void {
     if (this.closed) return
     super.close()
-    finalizer.unregister(this)
-    try {
-      closeSync(this.fd)
-    } catch {
-      // The descriptor was closed behind our back; nothing is left to release.
-    }
+    releaseFd(this, this.fd)
   }
 }

@@ -342,6 +342,26 @@ export async function fdsLeftOpen(before: Set<string>, settleMs = 1000): Promise
 }
 
 /**
+ * The descriptors open now that were not in `before` (a {@link fdSnapshot}) once garbage
+ * collection had its chance: runs `gc` and looks again until none is left or `ms` passed. For
+ * the finalizers that close what an object only collected owned.
+ *
+ * ```ts
+ * ;(() => { Memfd.create({ size: 64 }) })()   // never closed
+ * t.deepEqual(await fdsLeftAfterGc(before, gc), [])
+ * ```
+ */
+export async function fdsLeftAfterGc(before: Set<string>, gc: () => void, ms = 10_000): Promise<string[]> {
+  const deadline = Date.now() + ms
+  for (;;) {
+    gc()
+    await sleep(20)
+    const left = [...fdSnapshot()].filter((e) => !before.has(e))
+    if (left.length === 0 || Date.now() > deadline) return left
+  }
+}
+
+/**
  * Threads of process `pid` that the kernel shows blocked in a function matching `wchan` (from
  * /proc/<pid>/task/<tid>/wchan: `do_msgrcv`, `do_semtimedop`, `futex_wait_queue`, ...). Linux
  * only: elsewhere it throws, and tests that use it are declared with {@link linuxOnly}.

@@ -11,6 +11,7 @@
 
 const { Memfd, PosixSharedMemory, SharedMemory } = require('../../dist')
 const { LineProcess, background, compileC, now } = require('../lib/harness')
+const { timedCopy } = require('./shared-memory')
 
 const MIB = 1 << 20
 const STOP = 0xffff_ffff
@@ -47,25 +48,6 @@ const KINDS = {
       },
     }
   },
-}
-
-/** The offsets of `n` MiB copied `chunk` bytes at a time into memory of `size` bytes (wrapping). */
-function offsets(n, chunk, size) {
-  const count = Math.floor((n * MIB) / chunk)
-  const per = Math.floor(size / chunk)
-  return { count, at: (i) => (i % per) * chunk }
-}
-
-/** Writes `n` MiB with `write(src, offset)`, reads as much back with `read(offset, dst)`; checks the last byte. */
-function timedCopy(n, chunk, size, src, dst, write, read) {
-  const { count, at } = offsets(n, chunk, size)
-  dst[chunk - 1] = 0
-  const t0 = now()
-  for (let i = 0; i < count; i++) write(src, at(i))
-  for (let i = 0; i < count; i++) read(at(i), dst)
-  const elapsed = now() - t0
-  if (dst[chunk - 1] !== src[chunk - 1]) throw new Error('copy check failed')
-  return elapsed
 }
 
 /** C memcpy over a POSIX object (bench/c/posix_shm_bench.c driver): `copy NAME MIB CHUNK`. */
