@@ -50,18 +50,18 @@ test.serial('an async read waits on the poller, resolves when another process wr
   const pending = efd.read()
   await sleep(20)
   const before = threads()
-  t.is(native.pollerWatches(), 1)
+  t.is(native.pollCount(), 1)
   const child = nodeChild(`const e = ipckit.EventFd.fromFd(3); setTimeout(() => { e.writeSync(5); e.close() }, 50)`, [], {
     stdio: ['pipe', 'pipe', 'pipe', efd.fd],
   })
   t.is(await pending, 5)
   t.is((await child.done).code, 0)
-  t.is(native.pollerWatches(), 0)
+  t.is(native.pollCount(), 0)
   // 500 reads pending on 500 eventfds: 500 watches, not 500 threads.
   const many = Array.from({ length: 500 }, () => EventFd.create())
   const reads = many.map((e) => e.read())
   await sleep(20)
-  t.is(native.pollerWatches(), 500)
+  t.is(native.pollCount(), 500)
   t.true(threads() <= before + 1, `threads ${before} -> ${threads()}`)
   many.forEach((e, i) => e.writeSync(i + 1))
   t.deepEqual(await Promise.all(reads), many.map((_, i) => i + 1))
@@ -125,7 +125,7 @@ test.serial('abort and close cancel a pending read, which has taken nothing', as
   ac.abort(reason)
   const e = await t.throwsAsync(pending, { instanceOf: AbortError })
   t.is(e!.cause, reason)
-  t.is(native.pollerWatches(), 0)
+  t.is(native.pollCount(), 0)
   efd.writeSync(7)
   t.is(efd.readSync(), 7, 'the count written after the abort is whole')
   await t.throwsAsync(efd.read({ signal: AbortSignal.abort() }), { instanceOf: AbortError })
@@ -136,6 +136,25 @@ test.serial('abort and close cancel a pending read, which has taken nothing', as
   t.is((c!.cause as { code?: string }).code, 'ERR_INVALID_STATE')
   t.throws(() => closing.readSync(), { code: 'ERR_INVALID_STATE' })
   t.is(pendingWaits(), 0)
+})
+
+test('await using: leaving the block ends a pending read and a pending write with AbortError', async (t) => {
+  let read: Promise<number> | undefined
+  let write: Promise<void> | undefined
+  let handle: EventFd | undefined
+  {
+    await using efd = EventFd.create()
+    handle = efd
+    efd.writeSync(MAX_COUNT)
+    efd.readSync({ bigint: true })
+    read = efd.read()
+    efd.writeSync(MAX_COUNT - 1n) // readable now, but the block ends before the loop sees it
+    write = efd.write(2) // full: waits for room
+  }
+  await t.throwsAsync(read!, { instanceOf: AbortError })
+  await t.throwsAsync(write!, { instanceOf: AbortError })
+  t.true(handle!.closed)
+  t.throws(() => handle!.readSync(), { code: 'ERR_INVALID_STATE' })
 })
 
 test('async iteration: break takes nothing more, a write after it is still there', async (t) => {
@@ -170,7 +189,7 @@ test.serial('64-bit counts: bigint reads, a count above 2^53 is put back, a full
   t.like(t.throws(() => efd.writeSync(1, { wait: false }), { instanceOf: IpcError }), { code: 'EAGAIN', syscall: 'write' })
   const blocked = efd.write(5)
   await sleep(20)
-  t.is(native.pollerWatches(), 1, 'the write waits for room on the poller')
+  t.is(native.pollCount(), 1, 'the write waits for room on the poller')
   t.is(efd.readSync({ bigint: true }), MAX_COUNT)
   await blocked
   t.is(efd.readSync(), 5)
@@ -189,17 +208,21 @@ test.serial('64-bit counts: bigint reads, a count above 2^53 is put back, a full
 
 test('readSync blocks the calling thread until another process writes, then returns its count', async (t) => {
   using efd = EventFd.create()
+  using go = EventFd.create()
+  // The child writes 100 ms after it is told to go, through another eventfd: whatever the load,
+  // the parent is in readSync by then.
   const child = nodeChild(
-    `const e = ipckit.EventFd.fromFd(3); console.log('ready'); setTimeout(() => { e.writeSync(11); e.close() }, 100)`,
+    `const e = ipckit.EventFd.fromFd(3); const go = ipckit.EventFd.fromFd(4);
+     go.readSync(); setTimeout(() => { e.writeSync(11); e.close() }, 100)`,
     [],
-    { stdio: ['pipe', 'pipe', 'pipe', efd.fd] },
+    { stdio: ['pipe', 'pipe', 'pipe', efd.fd, go.fd] },
   )
-  await child.line(/^ready/)
+  go.writeSync(1)
   const started = process.hrtime.bigint()
   const value = efd.readSync()
   const ms = Number(process.hrtime.bigint() - started) / 1e6
   t.is(value, 11)
-  t.true(ms >= 50, `returned after ${ms} ms, before the child wrote`)
+  t.true(ms >= 90, `returned after ${ms} ms, before the child wrote`)
   t.is((await child.done).code, 0)
 })
 
@@ -269,7 +292,7 @@ test.serial('descriptors: made and closed in a loop, with waits cancelled, nothi
     t.true(settled === 1 || settled instanceof AbortError)
   }
   t.deepEqual(await fdsLeftOpen(before), [])
-  t.is(native.pollerWatches(), 0)
+  t.is(native.pollCount(), 0)
 })
 
 notLinux(anyTest)('macOS has no eventfd: ENOSYS, and the message names the platform', (t) => {

@@ -72,7 +72,8 @@ test('waitExitSync reads the exit status before Node reaps the child: code, or s
   t.true(Date.now() - started >= 49)
 })
 
-test('any process, not only children: the exit of a process another one started is awaited', async (t) => {
+// Serial: it counts the event loop's fd watches, which every test of this file shares.
+test.serial('any process, not only children: the exit of a process another one started is awaited', async (t) => {
   // The shell starts `sleep` in the background, prints its pid and exits: sleep is not ours.
   const out = spawnSync('sh', ['-c', 'sleep 30 >/dev/null 2>&1 & echo $!'], { encoding: 'utf8' })
   const pid = Number(out.stdout.trim())
@@ -81,7 +82,7 @@ test('any process, not only children: the exit of a process another one started 
   t.false(proc.exited)
   const waiting = proc.waitExit()
   await sleep(20)
-  t.is(native.pollerWatches(), 1, 'the wait is a watch on the poller')
+  t.is(native.pollCount(), 1, 'the wait is a watch on the event loop')
   proc.sendSignal('SIGKILL')
   t.deepEqual(await waiting, { code: null, signal: null, coreDumped: false }, 'not our child: no status')
   t.true(proc.exited)
@@ -177,6 +178,20 @@ test('abort and close cancel a pending waitExit; the process is untouched', asyn
   t.deepEqual(await exited, [null, 'SIGKILL'])
 })
 
+test('await using: leaving the block ends a pending waitExit; the process runs on', async (t) => {
+  const { child, pid, exited } = sleeper()
+  let waiting: Promise<unknown> | undefined
+  {
+    await using proc = PidFd.open(pid)
+    waiting = proc.waitExit()
+  }
+  const e = await t.throwsAsync(waiting!, { instanceOf: AbortError })
+  t.is((e!.cause as { code?: string }).code, 'ERR_INVALID_STATE')
+  t.notThrows(() => process.kill(pid, 0), 'still running')
+  child.kill('SIGKILL')
+  await exited
+})
+
 test('fromFd: a pidfd received over SCM_RIGHTS knows its pid; other descriptors and reaped processes are refused', async (t) => {
   const { pid, exited } = sleeper()
   const [a, b] = socketpair('dgram')
@@ -243,7 +258,7 @@ test.serial('200 processes awaited at once cost 200 watches and no thread; each 
   const before = threads()
   const waits = procs.map((p) => p.waitExit())
   await sleep(50)
-  t.is(native.pollerWatches(), 200)
+  t.is(native.pollCount(), 200)
   t.true(threads() <= before + 1, `threads ${before} -> ${threads()}`)
   for (const k of kids) k.child.kill('SIGTERM')
   const exits = await Promise.all(waits)
@@ -251,7 +266,7 @@ test.serial('200 processes awaited at once cost 200 watches and no thread; each 
   t.true(procs.every((p) => p.exited))
   for (const p of procs) p.close()
   await Promise.all(kids.map((k) => k.exited))
-  t.is(native.pollerWatches(), 0)
+  t.is(native.pollCount(), 0)
 })
 
 test('at the open-file limit: EMFILE naming the limit; nothing leaks', async (t) => {

@@ -1,14 +1,14 @@
 /**
  * eventfd: a 64-bit counter behind a file descriptor, the cheapest way for one process or thread
- * to wake another; waits run on the addon's poller, never on a thread of their own.
+ * to wake another; waits run on the event loop's own poller, never on a thread of their own.
  *
  * @module
  */
 
 import { AbortError, callNative, invalidArgType, invalidState, limitDetail, outOfRange, type IpcError } from './errors'
-import { ownFd, releaseFd } from './fd'
+import { closeOwnedFd, ownFd } from './fd'
 import { native } from './native'
-import { WaitGroup, startWait } from './reactor'
+import { WaitGroup, waitFd } from './reactor'
 import { validateFd } from './unix-socket'
 import { MAX_SAFE, optionalBoolean, optionalInteger, validateAbortSignal, validateOptions } from './validate'
 
@@ -60,16 +60,6 @@ export interface EventFdWriteSyncOptions {
 /** Ends an iterator's pending wait without an error. */
 const ITERATION_ENDED = Symbol('iteration ended')
 
-/** Waits, on the poller, until `fd` is readable or writable. */
-function waitReady(fd: number, writable: boolean, signal: AbortSignal | undefined, groups: readonly WaitGroup[]) {
-  return startWait(
-    (reactor, waitId) => native.eventfdWaitStart(reactor, waitId, fd, writable),
-    () => undefined,
-    signal,
-    groups,
-  )
-}
-
 /** A count to add: a non-negative safe integer, or a bigint up to 2^64 - 2. */
 function validateCount(value: unknown): number | bigint {
   if (typeof value === 'bigint') {
@@ -89,8 +79,9 @@ const detail = (e: IpcError) => ({ info: limitDetail(e, 'eventfd', '2.6.22') })
  * semaphore mode. Hand {@link fd} to a child (`spawn`'s `stdio`) or send it over a UNIX socket,
  * and two processes have a wake-up channel that costs one system call per side.
  *
- * Waits run on the addon's poller (the descriptor is watched, then read on the JavaScript
- * thread): no thread per wait, and a count that is there already is taken at once.
+ * Waits run on this thread's own event loop (libuv watches the descriptor, and the count is
+ * read on the JavaScript thread when it is ready): no thread per wait, no thread hop, and a
+ * count that is there already is taken at once.
  *
  * The descriptor is non-blocking (`EFD_NONBLOCK`), and `O_NONBLOCK` belongs to the open file,
  * which a child given the descriptor shares: a C program that reads it gets `EAGAIN` while
@@ -106,7 +97,7 @@ const detail = (e: IpcError) => ({ info: limitDetail(e, 'eventfd', '2.6.22') })
  * for await (const n of wake) console.log(`woken ${n} time(s)`)
  * ```
  */
-export class EventFd implements Disposable, AsyncIterable<number> {
+export class EventFd implements Disposable, AsyncDisposable, AsyncIterable<number> {
   /** The descriptor (close-on-exec; owned by this object until {@link close}). */
   readonly fd: number
   /**
@@ -167,10 +158,6 @@ export class EventFd implements Disposable, AsyncIterable<number> {
     if (this.#closed) throw invalidState('EventFd is closed')
   }
 
-  #checkAfterWait(): void {
-    if (this.#closed) throw new AbortError(undefined, { cause: invalidState('EventFd was closed while waiting') })
-  }
-
   /** The count if there is one (`undefined` if not; with `must`, `EAGAIN` instead). */
   #take(bigint: boolean, must: boolean): number | bigint | undefined {
     const value = callNative(() => native.eventfdRead(this.fd, must))
@@ -184,19 +171,18 @@ export class EventFd implements Disposable, AsyncIterable<number> {
     return value
   }
 
-  async #waitAndTake(bigint: boolean, signal: AbortSignal | undefined, groups: readonly WaitGroup[]): Promise<number | bigint> {
-    for (;;) {
-      await waitReady(this.fd, false, signal, groups)
-      this.#checkAfterWait()
-      const value = this.#take(bigint, false)
-      if (value !== undefined) return value
-    }
+  /**
+   * Waits on this thread's event loop until the descriptor is readable and a count is taken
+   * (another reader may take it first: then it waits on). A cancelled wait took nothing.
+   */
+  #waitAndTake(bigint: boolean, signal: AbortSignal | undefined, groups: readonly WaitGroup[]): Promise<number | bigint> {
+    return waitFd(this.fd, false, () => this.#take(bigint, false), signal, groups)
   }
 
   /**
    * Takes the count (or 1, in semaphore mode), waiting while it is 0. A count that is there
-   * already resolves at once; a wait runs on the addon's poller and never blocks the event
-   * loop. `signal` and {@link close} cancel it with an `AbortError`, having taken nothing.
+   * already resolves at once; a wait runs on the event loop's own poller and never blocks
+   * it. `signal` and {@link close} cancel it with an `AbortError`, having taken nothing.
    *
    * @example
    * ```ts
@@ -247,7 +233,7 @@ export class EventFd implements Disposable, AsyncIterable<number> {
 
   /**
    * Adds `value` (a number, or a bigint up to 2^64 - 2) to the count, waking readers. A write
-   * that would take the count past 2^64 - 2 waits for a reader (on the poller); `signal`
+   * that would take the count past 2^64 - 2 waits for a reader (on the event loop); `signal`
    * cancels that wait, and then nothing was added.
    *
    * @example
@@ -262,10 +248,9 @@ export class EventFd implements Disposable, AsyncIterable<number> {
     validateAbortSignal(signal, 'options.signal')
     this.#check()
     if (signal?.aborted) throw new AbortError(undefined, { cause: signal.reason })
-    while (!callNative(() => native.eventfdWrite(this.fd, count, false))) {
-      await waitReady(this.fd, true, signal, [this.#waits])
-      this.#checkAfterWait()
-    }
+    if (callNative(() => native.eventfdWrite(this.fd, count, false))) return
+    const fd = this.fd
+    await waitFd(fd, true, () => (callNative(() => native.eventfdWrite(fd, count, false)) ? true : undefined), signal, [this.#waits])
   }
 
   /**
@@ -344,13 +329,30 @@ export class EventFd implements Disposable, AsyncIterable<number> {
   close(): void {
     if (this.#closed) return
     this.#closed = true
-    // Cancelling unregisters the fd from the poller synchronously, so it may be closed now.
-    this.#waits.cancelAll(invalidState('EventFd was closed while waiting'))
-    releaseFd(this, this.fd)
+    const reason = invalidState('EventFd was closed while waiting')
+    this.#waits.cancelAll(reason)
+    closeOwnedFd(this, this.fd, reason)
   }
 
   /** Calls {@link close}, for `using efd = EventFd.create()`. */
   [Symbol.dispose](): void {
     this.close()
+  }
+
+  /**
+   * {@link close}, then resolves once every wait it ended has settled (each pending promise
+   * has rejected with its `AbortError`), for `await using`.
+   *
+   * @example
+   * ```ts
+   * {
+   *   await using efd = EventFd.create()
+   *   // ...
+   * }   // closed, and no wait of it is pending any more
+   * ```
+   */
+  async [Symbol.asyncDispose](): Promise<void> {
+    this.close()
+    await this.#waits.settled()
   }
 }

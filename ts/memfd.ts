@@ -7,7 +7,7 @@
  */
 
 import { callNative, invalidArgType, invalidArgValue, limitDetail, type ErrorDetail, type IpcError } from './errors'
-import { ownFd, releaseFd } from './fd'
+import { closeOwnedFd, ownFd } from './fd'
 import { native } from './native'
 import { MappedMemory } from './shared-memory'
 import { validateFd } from './unix-socket'
@@ -248,6 +248,6 @@ export class Memfd extends MappedMemory {
   override close(): void {
     if (this.closed) return
     super.close()
-    releaseFd(this, this.fd)
+    closeOwnedFd(this, this.fd)
   }
 }

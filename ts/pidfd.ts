@@ -1,15 +1,15 @@
 /**
  * pidfd: a file descriptor for one process (`pidfd_open`), to signal it without the pid-reuse
- * race (`pidfd_send_signal`) and await its exit, whether or not it is a child, on the addon's
- * poller.
+ * race (`pidfd_send_signal`) and await its exit, whether or not it is a child, on the event
+ * loop's own poller.
  *
  * @module
  */
 
 import { AbortError, callNative, invalidArgValue, invalidState, limitDetail, type ErrorDetail, type IpcError } from './errors'
-import { ownFd, releaseFd } from './fd'
+import { closeOwnedFd, ownFd } from './fd'
 import { native } from './native'
-import { WaitGroup, startWait } from './reactor'
+import { WaitGroup, waitFd } from './reactor'
 import { toSignalNumber, type SignalLike } from './signals'
 import { validateFd } from './unix-socket'
 import { validateAbortSignal, validateInteger, validateOptions } from './validate'
@@ -59,8 +59,8 @@ const UNKNOWN: ProcessExit = Object.freeze({ code: null, signal: null, coreDumpe
  * and been reaped: `kill(pid)` a moment too late hits a stranger. {@link sendSignal} through a
  * pidfd reaches the process it was opened for or fails with `ESRCH`, never another.
  * {@link waitExit} resolves when the process exits, for any process this one can see (not only
- * children, which is all `child.on('exit')` can do), by watching the descriptor on the addon's
- * poller.
+ * children, which is all `child.on('exit')` can do), by watching the descriptor on the event
+ * loop (libuv's `uv_poll`: no thread, no thread hop).
  *
  * @example
  * ```ts
@@ -71,7 +71,7 @@ const UNKNOWN: ProcessExit = Object.freeze({ code: null, signal: null, coreDumpe
  * await proc.waitExit({ signal: AbortSignal.timeout(10_000) })
  * ```
  */
-export class PidFd implements Disposable {
+export class PidFd implements Disposable, AsyncDisposable {
   /** The pid of the process, as this process's namespace numbers it. */
   readonly pid: number
   /** The descriptor (close-on-exec; owned by this object until {@link close}). */
@@ -191,8 +191,8 @@ export class PidFd implements Disposable {
 
   /**
    * Resolves when the process exits, with {@link exitStatus}'s answer. Works for any process
-   * (not only children); the wait watches the descriptor on the addon's poller, so it costs no
-   * thread and never blocks the event loop. `signal` and {@link close} cancel it (`AbortError`).
+   * (not only children); the wait watches the descriptor on the event loop itself, so it costs
+   * no thread and never blocks it. `signal` and {@link close} cancel it (`AbortError`).
    *
    * @example
    * ```ts
@@ -205,13 +205,9 @@ export class PidFd implements Disposable {
     validateAbortSignal(signal, 'options.signal')
     this.#check()
     if (signal?.aborted) throw new AbortError(undefined, { cause: signal.reason })
-    for (;;) {
-      const now = this.exitStatus()
-      if (now !== null) return now
-      const fd = this.fd
-      await startWait((reactor, waitId) => native.pidfdWaitStart(reactor, waitId, fd), () => undefined, signal, [this.#waits])
-      if (this.#closed) throw new AbortError(undefined, { cause: invalidState('PidFd was closed while waiting') })
-    }
+    const now = this.exitStatus()
+    if (now !== null) return now
+    return waitFd(this.fd, false, () => this.exitStatus() ?? undefined, signal, [this.#waits])
   }
 
   /**
@@ -238,12 +234,30 @@ export class PidFd implements Disposable {
   close(): void {
     if (this.#closed) return
     this.#closed = true
-    this.#waits.cancelAll(invalidState('PidFd was closed while waiting'))
-    releaseFd(this, this.fd)
+    const reason = invalidState('PidFd was closed while waiting')
+    this.#waits.cancelAll(reason)
+    closeOwnedFd(this, this.fd, reason)
   }
 
   /** Calls {@link close}, for `using proc = PidFd.open(pid)`. */
   [Symbol.dispose](): void {
     this.close()
+  }
+
+  /**
+   * {@link close}, then resolves once every wait it ended has settled (each pending promise
+   * has rejected with its `AbortError`), for `await using`.
+   *
+   * @example
+   * ```ts
+   * {
+   *   await using proc = PidFd.open(pid)
+   *   // ...
+   * }   // closed, and no wait of it is pending any more
+   * ```
+   */
+  async [Symbol.asyncDispose](): Promise<void> {
+    this.close()
+    await this.#waits.settled()
   }
 }

@@ -6,7 +6,7 @@
  */
 
 import { callNative, invalidArgValue, limitDetail, type ErrorDetail, type IpcError } from './errors'
-import { ownFd, releaseFd } from './fd'
+import { closeOwnedFd, ownFd } from './fd'
 import { native } from './native'
 import { MappedMemory } from './shared-memory'
 import { MAX_SAFE, optionalBoolean, optionalInteger, validateInteger, validateMode, validateOptions, validatePosixName } from './validate'
@@ -220,6 +220,6 @@ export class PosixSharedMemory extends MappedMemory {
   override close(): void {
     if (this.closed) return
     super.close()
-    releaseFd(this, this.fd)
+    closeOwnedFd(this, this.fd)
   }
 }

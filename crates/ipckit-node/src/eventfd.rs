@@ -2,18 +2,16 @@
 //!
 //! The descriptor crosses as a plain number the TypeScript layer owns. Counts are 64-bit: a
 //! read hands back a number when it fits one exactly (up to 2^53 - 1) and a BigInt otherwise,
-//! and a write takes either. Waits watch the descriptor on the core's poller
-//! ([`Reactor::watch`]); the TypeScript layer then retries the non-blocking call.
+//! and a write takes either. Async waits are the TypeScript layer's: it watches the descriptor
+//! on the event loop (`uv.rs`) and retries the non-blocking call here when it is ready.
 
 use std::os::fd::IntoRawFd;
 
 use ipckit::eventfd::{self, EventFdOptions};
-use ipckit::poller::Interest;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
 use crate::error::OrThrow;
-use crate::reactor::Reactor;
 
 /// The largest integer a JavaScript number holds exactly.
 const MAX_SAFE: u64 = (1 << 53) - 1;
@@ -73,24 +71,6 @@ pub fn eventfd_write(env: &Env, fd: i32, value: Either<f64, BigInt>, must: bool)
         return Err(would_block(env, "write"));
     }
     Ok(written)
-}
-
-/// Waits on the core's poller until `fd` is readable (or `writable`); delivered through the
-/// reactor with no value.
-#[napi]
-pub fn eventfd_wait_start(
-    env: &Env,
-    reactor: &Reactor,
-    wait_id: u32,
-    fd: i32,
-    writable: bool,
-) -> Result<()> {
-    let interest = if writable {
-        Interest::Write
-    } else {
-        Interest::Read
-    };
-    reactor.watch(wait_id, fd, interest).or_throw(env)
 }
 
 /// Blocks the calling thread until `fd` is readable (or `writable`); for the `...Sync` forms.

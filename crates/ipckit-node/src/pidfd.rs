@@ -1,17 +1,16 @@
 //! pidfd for JavaScript: value conversion over [`ipckit::pidfd`].
 //!
-//! The descriptor crosses as a plain number the TypeScript layer owns. Waiting for the exit
-//! watches the descriptor on the core's poller ([`Reactor::watch`]): no thread per wait.
+//! The descriptor crosses as a plain number the TypeScript layer owns. Waiting for the exit is
+//! the TypeScript layer's: it watches the descriptor on the event loop (`uv.rs`), with no
+//! thread per wait, and asks [`pidfd_exit_status`] when it is readable.
 
 use std::os::fd::IntoRawFd;
 
 use ipckit::pidfd::{self, ExitStatus};
-use ipckit::poller::Interest;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
 use crate::error::OrThrow;
-use crate::reactor::Reactor;
 
 /// `pidfd_open(pid, 0)`: the caller owns the fd.
 #[napi]
@@ -64,13 +63,6 @@ pub fn pidfd_exit_status(env: &Env, fd: i32) -> Result<Option<PidfdExitJs>> {
             core_dumped,
         },
     }))
-}
-
-/// Waits on the core's poller until the process exits; delivered through the reactor with no
-/// value.
-#[napi]
-pub fn pidfd_wait_start(env: &Env, reactor: &Reactor, wait_id: u32, fd: i32) -> Result<()> {
-    reactor.watch(wait_id, fd, Interest::Read).or_throw(env)
 }
 
 /// Blocks the calling thread until the process exits or `timeout_ms` passes (null or infinite:
