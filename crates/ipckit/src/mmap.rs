@@ -40,7 +40,6 @@ use std::mem::MaybeUninit;
 use std::os::fd::RawFd;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, Ordering};
-#[cfg(any(target_os = "linux", target_os = "android"))]
 use std::sync::Arc;
 use std::time::Duration;
 #[cfg(any(target_os = "linux", target_os = "android"))]
@@ -50,8 +49,9 @@ use crate::error::{check, Errno, Error, Result};
 #[cfg(any(target_os = "linux", target_os = "android"))]
 use crate::wait::interruptible;
 use crate::wait::Canceller;
+use crate::wait::Ticket;
 #[cfg(any(target_os = "linux", target_os = "android"))]
-use crate::wait::{Lines, Operation, Served, Ticket};
+use crate::wait::{Lines, Operation, Served};
 
 /// What a futex wait ended with, named as `Atomics.wait` names its results.
 ///
@@ -506,6 +506,29 @@ impl Mapping {
     /// # Ok::<(), ipckit::Error>(())
     /// ```
     pub fn wake(&self, offset: usize, _count: u32) -> Result<u32> {
+        self.word(offset, "futex")?;
+        Err(Error::new(Errno::ENOSYS, "futex"))
+    }
+
+    /// Not available without futexes: `ENOSYS` (syscall `futex`), as [`wait`](Self::wait);
+    /// `deliver` is never called.
+    ///
+    /// ```
+    /// # use ipckit::shm::{OpenOptions, SharedMemory};
+    /// # let shm = SharedMemory::open(ipckit::IPC_PRIVATE, OpenOptions { size: 8, ..Default::default() })?;
+    /// let map = std::sync::Arc::new(shm.attach(false)?);
+    /// # #[cfg(target_os = "macos")]
+    /// assert_eq!(map.wait_later(0, 0, None, |_| {}).err().map(|e| e.code()), Some("ENOSYS".into()));
+    /// # shm.remove()?;
+    /// # Ok::<(), ipckit::Error>(())
+    /// ```
+    pub fn wait_later(
+        self: &Arc<Self>,
+        offset: usize,
+        _expected: u32,
+        _timeout: Option<Duration>,
+        _deliver: impl FnOnce(Result<WaitResult>) + Send + 'static,
+    ) -> Result<Ticket> {
         self.word(offset, "futex")?;
         Err(Error::new(Errno::ENOSYS, "futex"))
     }
