@@ -550,6 +550,8 @@ export function readmeSnippet(name: string, replace: Array<[string, string]> = [
   let code = text.slice(start + 6, end).replaceAll("from 'ipckit'", `from ${JSON.stringify(entry)}`)
   for (const [from, to] of replace) code = code.replaceAll(from, to)
   return code
+}
+
 let posixNameCounter = 0
 /**
  * A POSIX IPC name (`/ipckit-t-<pid>-<n>-<tag>`) no test of another process uses; remove what
