@@ -6,6 +6,8 @@
  * @module
  */
 
+import { release } from 'node:os'
+
 /** The fields a system error carries, as the native layer reports them. */
 export interface SystemErrorFields {
   /** Symbolic errno name: `'EACCES'`. */
@@ -248,4 +250,47 @@ export function featureUnavailable(message: string): CodedError<Error> {
 /** @internal `TypeError` with code `ERR_UNKNOWN_SIGNAL`, as `process.kill` throws for a bad name. */
 export function unknownSignal(signal: unknown): CodedError<TypeError> {
   return coded(new TypeError(`Unknown signal: ${String(signal)}`), 'ERR_UNKNOWN_SIGNAL')
+}
+
+/**
+ * @internal What a system error says about limits everyone meets, as an
+ * {@link ErrorDetail.info}, or `undefined`: `EMFILE` names the open-file limit (`ulimit -n`),
+ * `ENOSYS` the platform or kernel that lacks `what` (`'memfd_create'`, which Linux has since
+ * `linuxSince`).
+ *
+ * @example
+ * ```ts
+ * callNative(() => native.eventfdCreate(0, false), (e) => ({ info: limitDetail(e, 'eventfd', '2.6.22') }))
+ * // EMFILE: too many open files, eventfd (this process has reached its open file limit, 64 (RLIMIT_NOFILE, ulimit -n))
+ * ```
+ */
+export function limitDetail(err: IpcError, what: string, linuxSince: string): string | undefined {
+  if (err.code === 'EMFILE') {
+    const limit = openFileLimit()
+    return `this process has reached its open file limit${limit === undefined ? '' : `, ${limit}`} (RLIMIT_NOFILE, ulimit -n)`
+  }
+  if (err.code === 'ENOSYS') {
+    if (process.platform !== 'linux') return `${what} is Linux's; ${platformName()} has none`
+    return `${what} needs Linux ${linuxSince} or later; this kernel is ${release()}`
+  }
+  return undefined
+}
+
+/** The platform as people name it: `macOS` for darwin. */
+function platformName(): string {
+  return process.platform === 'darwin' ? 'macOS' : process.platform
+}
+
+/**
+ * The soft open-file limit, from Node's diagnostic report (which asks `getrlimit`: at this
+ * limit, no file such as /proc/self/limits can be opened to read it).
+ */
+function openFileLimit(): string | undefined {
+  try {
+    const report = process.report?.getReport() as { userLimits?: { open_files?: { soft?: unknown } } } | undefined
+    const soft = report?.userLimits?.open_files?.soft
+    return soft === undefined ? undefined : String(soft)
+  } catch {
+    return undefined
+  }
 }

@@ -60,7 +60,7 @@ export type {
   SemaphoreWaitOptions,
   SemaphoreWaitSyncOptions,
 } from './semaphore'
-export { SharedMemory, SharedMemoryView, zeroCopySupported } from './shared-memory'
+export { MappedMemory, SharedMemory, SharedMemoryView, zeroCopySupported } from './shared-memory'
 export type {
   AttachOptions,
   SharedMemoryCreateOptions,
@@ -143,3 +143,17 @@ export type {
   SignalLike,
   WatchSignalsOptions,
 } from './signals'
+export { PosixSharedMemory } from './posix-shared-memory'
+export type { PosixSharedMemoryOpenOptions, PosixSharedMemoryStat } from './posix-shared-memory'
+export { Memfd, SNAPSHOT_SEALS } from './memfd'
+export type { MemfdCreateOptions, MemfdFromFdOptions, Seal } from './memfd'
+export { EventFd } from './eventfd'
+export type {
+  EventFdCreateOptions,
+  EventFdReadOptions,
+  EventFdReadSyncOptions,
+  EventFdWriteOptions,
+  EventFdWriteSyncOptions,
+} from './eventfd'
+export { PidFd } from './pidfd'
+export type { PidFdWaitOptions, PidFdWaitSyncOptions, ProcessExit } from './pidfd'

@@ -1,6 +1,7 @@
 /**
  * System V shared memory: `shmget`, `shmat`, `shmdt`, `shmctl`, and cross-process wait/notify on
- * a 32-bit word of a segment (futex).
+ * a 32-bit word of a segment (futex); and {@link MappedMemory}, the copy API, views and futex
+ * calls that POSIX shared memory (`posix-shared-memory.ts`) and memfds (`memfd.ts`) share.
  *
  * @module
  */
@@ -53,7 +54,7 @@ export interface SharedMemoryCreateOptions {
 /** Options of {@link SharedMemory.attach}. */
 export interface AttachOptions {
   /**
-   * Map the segment read-only (`SHM_RDONLY`; read permission is enough). A read-only view has
+   * Map read-only (`SHM_RDONLY`, `PROT_READ`; read permission is enough). A read-only view has
    * the copy API only ({@link SharedMemoryView.read}); its {@link SharedMemoryView.buffer}
    * throws, because a write through a typed array into read-only memory would kill the process.
    */
@@ -167,7 +168,7 @@ function shmgetDetail(size: number): ErrorDetail {
   return { info: `options.size ${size}: the existing segment of this key is smaller` }
 }
 
-/** Checks a 4-aligned word offset inside a segment of `size` bytes. */
+/** Checks a 4-aligned word offset inside a mapping of `size` bytes. */
 function validateWordOffset(offset: unknown, size: number): number {
   validateInteger(offset, 'offset', 0, MAX_SAFE)
   if (offset % 4 !== 0) throw outOfRange('offset', 'a multiple of 4', offset)
@@ -241,14 +242,15 @@ function nativeWrite(mapping: ShmMapping, offset: number, src: Uint8Array): void
 }
 
 /**
- * One attachment (`shmat`) of a segment, made by {@link SharedMemory.attach}.
+ * One mapping of shared memory, made by {@link MappedMemory.attach}: an attachment (`shmat`) of
+ * a System V segment, or a shared mapping (`mmap`) of a POSIX object or memfd.
  *
- * {@link buffer} is an `ArrayBuffer` over the segment itself (zero-copy), so typed arrays over it
+ * {@link buffer} is an `ArrayBuffer` over the memory itself (zero-copy), so typed arrays over it
  * see what other processes write, and `Atomics` on an `Int32Array` over it work across
- * processes. {@link detach} (or `close()` of the segment object) neuters that ArrayBuffer: every
- * typed array over it gets length 0 and reads `undefined`, instead of pointing at unmapped
- * memory. The memory itself is unmapped (`shmdt`) once the engine has let go of it; a view that
- * is only garbage-collected is detached the same way, by its finalizer.
+ * processes. {@link detach} (or `close()` of the object it came from) neuters that ArrayBuffer:
+ * every typed array over it gets length 0 and reads `undefined`, instead of pointing at unmapped
+ * memory. The memory itself is unmapped (`shmdt`, `munmap`) once the engine has let go of it; a
+ * view that is only garbage-collected is detached the same way, by its finalizer.
  *
  * @example
  * ```ts
@@ -258,9 +260,9 @@ function nativeWrite(mapping: ShmMapping, offset: number, src: Uint8Array): void
  * ```
  */
 export class SharedMemoryView implements Disposable {
-  /** Whether the mapping is read-only (`SHM_RDONLY`). */
+  /** Whether the mapping is read-only (`SHM_RDONLY`, `PROT_READ`). */
   readonly readonly: boolean
-  /** The segment's size in bytes (0 once detached). */
+  /** The mapping's size in bytes (0 once detached). */
   #size: number
   #mapping: ShmMapping | undefined
   #buffer: ArrayBuffer | undefined
@@ -292,7 +294,7 @@ export class SharedMemoryView implements Disposable {
   }
 
   /**
-   * The zero-copy `ArrayBuffer` over the segment (one per view). Throws `ERR_INVALID_STATE`
+   * The zero-copy `ArrayBuffer` over the memory (one per view). Throws `ERR_INVALID_STATE`
    * once detached, and for a read-only view (use {@link read}).
    *
    * @example
@@ -308,12 +310,12 @@ export class SharedMemoryView implements Disposable {
     return this.#buffer
   }
 
-  /** The segment's size in bytes; 0 once detached. */
+  /** The mapping's size in bytes; 0 once detached. */
   get byteLength(): number {
     return this.#size
   }
 
-  /** Whether {@link detach} was called (or the segment object was closed). */
+  /** Whether {@link detach} was called (or the object it came from was closed). */
   get detached(): boolean {
     return this.#mapping === undefined
   }
@@ -324,7 +326,7 @@ export class SharedMemoryView implements Disposable {
   }
 
   /**
-   * Copies bytes out of the segment: `length` bytes into a new Buffer, or as many as `target`
+   * Copies bytes out of the memory: `length` bytes into a new Buffer, or as many as `target`
    * holds into `target` (which is returned). Throws `ERR_OUT_OF_RANGE` for a range past the end.
    *
    * @example
@@ -340,7 +342,7 @@ export class SharedMemoryView implements Disposable {
   }
 
   /**
-   * Copies `data` into the segment at `offset` (default 0). Throws `ERR_OUT_OF_RANGE` (nothing
+   * Copies `data` into the memory at `offset` (default 0). Throws `ERR_OUT_OF_RANGE` (nothing
    * written) for a range past the end, `EACCES` on a read-only view.
    *
    * @example
@@ -396,34 +398,25 @@ interface Attachment {
 }
 
 /**
- * A System V shared memory segment.
- *
- * Two ways in: the copy API ({@link read}, {@link write}) works in every runtime, Electron
- * included; {@link attach} gives a zero-copy {@link SharedMemoryView} where the runtime allows
- * it (see {@link zeroCopySupported}). {@link wait} and {@link notify} block on and wake a 32-bit
- * word across processes (futex), which `Atomics.wait` cannot do.
- *
- * The segment is a kernel object that outlives every process until {@link remove} is called and
- * the last process detaches; {@link close} only releases this handle and its views.
+ * What {@link SharedMemory} (System V), {@link PosixSharedMemory} and {@link Memfd} share: the
+ * copy API ({@link read}, {@link write}), zero-copy views ({@link attach}), futex
+ * {@link wait} / {@link notify} on a 32-bit word, and a {@link close} that neuters every view.
+ * Only the way the memory is mapped differs.
  *
  * @example
  * ```ts
- * import { SharedMemory, ftok } from 'ipckit'
- *
- * using shm = SharedMemory.open(ftok('/tmp', 2), { size: 4096, create: true })
- * shm.write('hello', 0)
- * shm.read(0, 5).toString()                 // 'hello'
- * const counter = new Int32Array(shm.attach().buffer)
- * Atomics.add(counter, 1, 1)
+ * function greet(memory: MappedMemory) {
+ *   memory.write('hello', 0)
+ *   memory.notify(64)
+ * }
+ * greet(SharedMemory.create({ size: 4096 }))
+ * greet(Memfd.create({ size: 4096 }))
  * ```
  */
-export class SharedMemory implements Disposable, AsyncDisposable {
-  /** The segment identifier, as `ipcs -m` shows it. */
-  readonly id: number
-  /** The key (unsigned 32-bit, as `ipcs` prints it); 0 for a private segment. */
-  readonly key: number
-  /** The segment's real size in bytes (from `IPC_STAT`). */
+export abstract class MappedMemory implements Disposable, AsyncDisposable {
+  /** The size in bytes, as mapped (for a POSIX object or memfd: its size when opened). */
   readonly size: number
+  readonly #name: string
   #closed = false
   readonly #waits = new WaitGroup()
   /** The attachment of the copy API and of wait/notify, made at first use. */
@@ -438,70 +431,17 @@ export class SharedMemory implements Disposable, AsyncDisposable {
   readonly #attachments = new Set<Attachment>()
   readonly #registry = new FinalizationRegistry<Attachment>((a) => this.#attachments.delete(a))
 
-  private constructor(id: number, key: number, size: number) {
-    this.id = id
-    this.key = key >>> 0
+  /** @internal `name` is the class name errors use. */
+  protected constructor(size: number, name: string) {
     this.size = size
+    this.#name = name
   }
 
   /**
-   * Opens the segment of `key` (`shmget`), creating it with `create`. `IPC_PRIVATE` always
-   * creates a new segment. A new segment holds zeros.
-   *
-   * Throws `ENOENT` (no segment, no `create`), `EEXIST` (`exclusive`, one exists), `EINVAL`
-   * (size 0 or above `shmmax` for a new segment; larger than the existing one), `EACCES`,
-   * `ENOSPC`, `ENOMEM`.
-   *
-   * @example
-   * ```ts
-   * const shm = SharedMemory.open(0x5a00_0002, { size: 1 << 20, create: true, mode: 0o660 })
-   * ```
+   * @internal Maps the memory once more (read-only with `readonly`): one new mapping per
+   * call, for the copy API or for a view.
    */
-  static open(key: number, options?: SharedMemoryOpenOptions): SharedMemory {
-    const k = validateKey(key)
-    const opts = validateOptions(options)
-    const size = optionalInteger(opts.size, 'options.size', 0, MAX_SAFE, 0)
-    const create = optionalBoolean(opts.create, 'options.create', false)
-    const exclusive = optionalBoolean(opts.exclusive, 'options.exclusive', false)
-    const mode = validateMode(opts.mode, 'options.mode', 0o600)
-    const id = callNative(
-      () => native.shmOpen(k, size, create, exclusive, mode),
-      (err) => (err.code === 'EINVAL' ? shmgetDetail(size) : undefined),
-    )
-    const stat = callNative(() => native.shmStat(id))
-    return new SharedMemory(id, k, stat.size)
-  }
-
-  /**
-   * Creates a new private segment (`IPC_PRIVATE`): reachable by its {@link id}, which can be
-   * passed to other processes.
-   *
-   * @example
-   * ```ts
-   * const shm = SharedMemory.create({ size: 65536 })
-   * child.send({ shmId: shm.id })   // the child calls SharedMemory.fromId(shmId)
-   * ```
-   */
-  static create(options: SharedMemoryCreateOptions): SharedMemory {
-    const opts = validateOptions(options)
-    validateInteger(opts.size, 'options.size', 0, MAX_SAFE)
-    return SharedMemory.open(0, { size: opts.size, create: true, mode: validateMode(opts.mode, 'options.mode', 0o600) })
-  }
-
-  /**
-   * Opens an existing segment by its identifier (as `ipcs -m` shows it). Throws `EINVAL` if
-   * there is no such segment, `EACCES` if it may not be read.
-   *
-   * @example
-   * ```ts
-   * const shm = SharedMemory.fromId(Number(process.argv[2]))
-   * ```
-   */
-  static fromId(id: number): SharedMemory {
-    validateInteger(id, 'id', 0, MAX_ID)
-    const stat = callNative(() => native.shmStat(id))
-    return new SharedMemory(id, stat.key, stat.size)
-  }
+  protected abstract map(readonly: boolean): ShmMapping
 
   /** Whether {@link close} was called. */
   get closed(): boolean {
@@ -509,7 +449,12 @@ export class SharedMemory implements Disposable, AsyncDisposable {
   }
 
   #check(): void {
-    if (this.#closed) throw invalidState('SharedMemory is closed')
+    if (this.#closed) throw invalidState(`${this.#name} is closed`)
+  }
+
+  /** @internal Throws `ERR_INVALID_STATE` once closed. */
+  protected checkOpen(): void {
+    this.#check()
   }
 
   /** The copy API's attachment: read-write, or read-only where only reading is permitted. */
@@ -517,13 +462,17 @@ export class SharedMemory implements Disposable, AsyncDisposable {
     return this.#mapping ?? this.#attachForCopies()
   }
 
-  /** Makes the copy API's attachment (a function of its own: see nativeRead). */
+  /**
+   * Makes the copy API's attachment (a function of its own: see nativeRead): read-write, or
+   * read-only when this process may only read (`EACCES`) or the memory is sealed against
+   * writing (`EPERM`, a memfd); later writes then throw that error.
+   */
   #attachForCopies(): ShmMapping {
     try {
-      this.#mapping = callNative(() => native.shmAttach(this.id, false))
+      this.#mapping = this.map(false)
     } catch (err) {
-      if (!(err instanceof IpcError && err.code === 'EACCES')) throw err
-      this.#mapping = callNative(() => native.shmAttach(this.id, true))
+      if (!(err instanceof IpcError && (err.code === 'EACCES' || err.code === 'EPERM'))) throw err
+      this.#mapping = this.map(true)
       this.#writeError = err
     }
     return this.#mapping
@@ -537,7 +486,9 @@ export class SharedMemory implements Disposable, AsyncDisposable {
 
   /** A zero-copy Uint8Array over `mapping`, or null (a function of its own: see nativeRead). */
   #zeroCopyBytes(mapping: ShmMapping): Uint8Array | null {
-    if (!zeroCopySupported || this.#writeError !== undefined) return null
+    // Never a writable ArrayBuffer over read-only memory: a write through it would kill the
+    // process (SIGSEGV). Asked once per mapping, so the native getter costs nothing per copy.
+    if (!zeroCopySupported || this.#writeError !== undefined || mapping.readonly) return null
     try {
       return new Uint8Array(callNative(() => mapping.arrayBuffer()))
     } catch {
@@ -547,7 +498,7 @@ export class SharedMemory implements Disposable, AsyncDisposable {
   }
 
   /**
-   * Copies bytes out of the segment: `length` bytes into a new Buffer, or as many as `target`
+   * Copies bytes out of the memory: `length` bytes into a new Buffer, or as many as `target`
    * holds into `target` (which is returned). Works in every runtime. Throws `ERR_OUT_OF_RANGE`
    * for a range past the end.
    *
@@ -581,9 +532,10 @@ export class SharedMemory implements Disposable, AsyncDisposable {
   }
 
   /**
-   * Copies `data` into the segment at `offset` (default 0). Works in every runtime. Throws
-   * `ERR_OUT_OF_RANGE` (nothing written) for a range past the end, `EACCES` (`shmat`) when
-   * this process may only read the segment.
+   * Copies `data` into the memory at `offset` (default 0). Works in every runtime. Throws
+   * `ERR_OUT_OF_RANGE` (nothing written) for a range past the end, `EACCES` (`shmat`, `mmap`)
+   * when this process may only read the memory, `EPERM` (`mmap`) for a memfd sealed against
+   * writing.
    *
    * @example
    * ```ts
@@ -607,11 +559,12 @@ export class SharedMemory implements Disposable, AsyncDisposable {
   }
 
   /**
-   * Maps the segment again, zero-copy (`shmat`): the view's `buffer` is an ArrayBuffer over the
-   * segment. Each call makes a new attachment; detach it with {@link SharedMemoryView.detach}
-   * (or `using`), or let {@link close} do it. Throws `ERR_FEATURE_UNAVAILABLE_ON_PLATFORM` where
-   * the runtime refuses external buffers ({@link zeroCopySupported} is false), `EACCES` without
-   * the permission asked for.
+   * Maps the memory again, zero-copy (`shmat`, or `mmap` for a POSIX object or memfd): the
+   * view's `buffer` is an ArrayBuffer over it. Each call makes a new mapping; detach it with
+   * {@link SharedMemoryView.detach} (or `using`), or let {@link close} do it. Throws
+   * `ERR_FEATURE_UNAVAILABLE_ON_PLATFORM` where the runtime refuses external buffers
+   * ({@link zeroCopySupported} is false), `EACCES` without the permission asked for, `EPERM`
+   * for a writable view of a memfd sealed against writing.
    *
    * @example
    * ```ts
@@ -626,7 +579,7 @@ export class SharedMemory implements Disposable, AsyncDisposable {
     const readonly = optionalBoolean(opts.readonly, 'options.readonly', false)
     this.#check()
     if (!zeroCopySupported) throw zeroCopyError()
-    const mapping = callNative(() => native.shmAttach(this.id, readonly))
+    const mapping = this.map(readonly)
     const view = new SharedMemoryView(mapping, (v) => this.#forget(v))
     const buffer = view.rawBuffer
     const attachment: Attachment = { view: new WeakRef(view), buffer: buffer && new WeakRef(buffer) }
@@ -724,6 +677,180 @@ export class SharedMemory implements Disposable, AsyncDisposable {
   }
 
   /**
+   * Releases this handle: every view made by {@link attach} is detached (its typed arrays get
+   * length 0), pending waits end with an `AbortError`, the copy API's mapping is dropped, and
+   * further calls throw `ERR_INVALID_STATE`. The memory itself stays while others use it (a
+   * System V segment or POSIX object until it is removed, too). Calling it again does nothing.
+   */
+  close(): void {
+    if (this.#closed) return
+    this.#closed = true
+    this.#waits.cancelAll(invalidState(`${this.#name} was closed while waiting`))
+    for (const a of [...this.#attachments]) {
+      const view = a.view.deref()
+      if (view !== undefined) {
+        view.detach()
+      } else {
+        const buffer = a.buffer?.deref()
+        if (buffer !== undefined) native.shmDetachBuffer(buffer)
+      }
+    }
+    this.#attachments.clear()
+    this.#releaseCopies()
+  }
+
+  /** Lets go of the copy API's attachment, its zero-copy bytes included. */
+  #releaseCopies(): void {
+    if (this.#bytes) this.#mapping?.detachBuffer(this.#bytes.buffer as ArrayBuffer)
+    this.#bytes = undefined
+    this.#mapping?.release()
+    this.#mapping = undefined
+    this.#writeError = undefined
+  }
+
+  /**
+   * @internal Unmaps the copy API's attachment now (the next copy maps again), so that it
+   * holds back nothing (a memfd's `F_SEAL_WRITE` is refused while a writable mapping exists);
+   * returns how many views made by {@link attach} are still attached, read-write and
+   * read-only.
+   */
+  protected unmapCopies(): { writable: number; readonly: number } {
+    this.#releaseCopies()
+    let writable = 0
+    let readonly = 0
+    for (const a of this.#attachments) {
+      const view = a.view.deref()
+      if (view === undefined ? a.buffer?.deref() !== undefined : !view.detached) {
+        if (view?.readonly) readonly++
+        else writable++
+      }
+    }
+    return { writable, readonly }
+  }
+
+  /** Calls {@link close}, for `using shm = ...open(...)`. */
+  [Symbol.dispose](): void {
+    this.close()
+  }
+
+  /**
+   * {@link close}, then resolves once every wait it ended has settled (each pending promise
+   * has rejected with its `AbortError`; a wait on another thread has confirmed that it took
+   * nothing), for `await using shm = ...`.
+   *
+   * @example
+   * ```ts
+   * {
+   *   await using shm = SharedMemory.fromId(id)
+   *   // ...
+   * }   // closed, and no wait of it is pending any more
+   * ```
+   */
+  async [Symbol.asyncDispose](): Promise<void> {
+    this.close()
+    await this.#waits.settled()
+  }
+}
+
+/**
+ * A System V shared memory segment.
+ *
+ * Two ways in: the copy API ({@link read}, {@link write}) works in every runtime, Electron
+ * included; {@link attach} gives a zero-copy {@link SharedMemoryView} where the runtime allows
+ * it (see {@link zeroCopySupported}). {@link wait} and {@link notify} block on and wake a 32-bit
+ * word across processes (futex), which `Atomics.wait` cannot do.
+ *
+ * The segment is a kernel object that outlives every process until {@link remove} is called and
+ * the last process detaches; {@link close} only releases this handle and its views.
+ *
+ * @example
+ * ```ts
+ * import { SharedMemory, ftok } from 'ipckit'
+ *
+ * using shm = SharedMemory.open(ftok('/tmp', 2), { size: 4096, create: true })
+ * shm.write('hello', 0)
+ * shm.read(0, 5).toString()                 // 'hello'
+ * const counter = new Int32Array(shm.attach().buffer)
+ * Atomics.add(counter, 1, 1)
+ * ```
+ */
+export class SharedMemory extends MappedMemory {
+  /** The segment identifier, as `ipcs -m` shows it. */
+  readonly id: number
+  /** The key (unsigned 32-bit, as `ipcs` prints it); 0 for a private segment. */
+  readonly key: number
+
+  private constructor(id: number, key: number, size: number) {
+    super(size, 'SharedMemory')
+    this.id = id
+    this.key = key >>> 0
+  }
+
+  /**
+   * Opens the segment of `key` (`shmget`), creating it with `create`. `IPC_PRIVATE` always
+   * creates a new segment. A new segment holds zeros.
+   *
+   * Throws `ENOENT` (no segment, no `create`), `EEXIST` (`exclusive`, one exists), `EINVAL`
+   * (size 0 or above `shmmax` for a new segment; larger than the existing one), `EACCES`,
+   * `ENOSPC`, `ENOMEM`.
+   *
+   * @example
+   * ```ts
+   * const shm = SharedMemory.open(0x5a00_0002, { size: 1 << 20, create: true, mode: 0o660 })
+   * ```
+   */
+  static open(key: number, options?: SharedMemoryOpenOptions): SharedMemory {
+    const k = validateKey(key)
+    const opts = validateOptions(options)
+    const size = optionalInteger(opts.size, 'options.size', 0, MAX_SAFE, 0)
+    const create = optionalBoolean(opts.create, 'options.create', false)
+    const exclusive = optionalBoolean(opts.exclusive, 'options.exclusive', false)
+    const mode = validateMode(opts.mode, 'options.mode', 0o600)
+    const id = callNative(
+      () => native.shmOpen(k, size, create, exclusive, mode),
+      (err) => (err.code === 'EINVAL' ? shmgetDetail(size) : undefined),
+    )
+    const stat = callNative(() => native.shmStat(id))
+    return new SharedMemory(id, k, stat.size)
+  }
+
+  /**
+   * Creates a new private segment (`IPC_PRIVATE`): reachable by its {@link id}, which can be
+   * passed to other processes.
+   *
+   * @example
+   * ```ts
+   * const shm = SharedMemory.create({ size: 65536 })
+   * child.send({ shmId: shm.id })   // the child calls SharedMemory.fromId(shmId)
+   * ```
+   */
+  static create(options: SharedMemoryCreateOptions): SharedMemory {
+    const opts = validateOptions(options)
+    validateInteger(opts.size, 'options.size', 0, MAX_SAFE)
+    return SharedMemory.open(0, { size: opts.size, create: true, mode: validateMode(opts.mode, 'options.mode', 0o600) })
+  }
+
+  /**
+   * Opens an existing segment by its identifier (as `ipcs -m` shows it). Throws `EINVAL` if
+   * there is no such segment, `EACCES` if it may not be read.
+   *
+   * @example
+   * ```ts
+   * const shm = SharedMemory.fromId(Number(process.argv[2]))
+   * ```
+   */
+  static fromId(id: number): SharedMemory {
+    validateInteger(id, 'id', 0, MAX_ID)
+    const stat = callNative(() => native.shmStat(id))
+    return new SharedMemory(id, stat.key, stat.size)
+  }
+
+  /** @internal A new attachment (`shmat`). */
+  protected map(readonly: boolean): ShmMapping {
+    return callNative(() => native.shmAttach(this.id, readonly))
+  }
+
+  /**
    * The segment's state (`shmctl(IPC_STAT)`).
    *
    * @example
@@ -732,7 +859,7 @@ export class SharedMemory implements Disposable, AsyncDisposable {
    * ```
    */
   stat(): SharedMemoryStat {
-    this.#check()
+    this.checkOpen()
     const s = callNative(() => native.shmStat(this.id))
     return {
       key: s.key,
@@ -764,7 +891,7 @@ export class SharedMemory implements Disposable, AsyncDisposable {
   update(changes: SharedMemoryUpdate): void {
     const c = validateOptions(changes, 'changes')
     const { mode, uid, gid } = ownerChanges(c)
-    this.#check()
+    this.checkOpen()
     callNative(() => native.shmUpdate(this.id, mode, uid, gid))
   }
 
@@ -782,56 +909,7 @@ export class SharedMemory implements Disposable, AsyncDisposable {
    * ```
    */
   remove(): void {
-    this.#check()
+    this.checkOpen()
     callNative(() => native.shmRemove(this.id))
-  }
-
-  /**
-   * Releases this handle: every view made by {@link attach} is detached (its typed arrays get
-   * length 0), pending waits end with an `AbortError`, the copy API's attachment is dropped, and
-   * further calls throw `ERR_INVALID_STATE`. The segment itself stays (see {@link remove}).
-   * Calling it again does nothing.
-   */
-  close(): void {
-    if (this.#closed) return
-    this.#closed = true
-    this.#waits.cancelAll(invalidState('SharedMemory was closed while waiting'))
-    for (const a of [...this.#attachments]) {
-      const view = a.view.deref()
-      if (view !== undefined) {
-        view.detach()
-      } else {
-        const buffer = a.buffer?.deref()
-        if (buffer !== undefined) native.shmDetachBuffer(buffer)
-      }
-    }
-    this.#attachments.clear()
-    if (this.#bytes) this.#mapping?.detachBuffer(this.#bytes.buffer as ArrayBuffer)
-    this.#bytes = undefined
-    this.#mapping?.release()
-    this.#mapping = undefined
-  }
-
-  /** Calls {@link close}, for `using shm = SharedMemory.open(...)`. */
-  [Symbol.dispose](): void {
-    this.close()
-  }
-
-  /**
-   * {@link close}, then resolves once every wait it ended has settled (each pending promise
-   * has rejected with its `AbortError`; a wait on another thread has confirmed that it took
-   * nothing), for `await using shm = ...`.
-   *
-   * @example
-   * ```ts
-   * {
-   *   await using shm = SharedMemory.fromId(id)
-   *   // ...
-   * }   // closed, and no wait of it is pending any more
-   * ```
-   */
-  async [Symbol.asyncDispose](): Promise<void> {
-    this.close()
-    await this.#waits.settled()
   }
 }

@@ -129,8 +129,11 @@ const RECLAIM_MS = 100
 /** Signals for which Node.js installs a handler standing for the default action. */
 const NODE_DEFAULT_HANDLERS = new Set(['SIGINT', 'SIGTERM', 'SIGUSR1'])
 
-/** A signal number from a name or number; `allowZero` for kill's existence probe. */
-function toSignalNumber(value: unknown, name: string, allowZero: boolean): number {
+/**
+ * @internal A signal number from a name or number; `allowZero` for kill's existence probe
+ * (pidfd.ts takes signals as `kill` does).
+ */
+export function toSignalNumber(value: unknown, name: string, allowZero: boolean): number {
   if (typeof value === 'number') {
     validateInteger(value, name, allowZero ? 0 : 1, RTMAX)
     return value

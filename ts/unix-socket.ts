@@ -195,7 +195,8 @@ function validateFds(value: unknown, name: string): number[] {
   return value as number[]
 }
 
-function validateFd(value: unknown, name = 'fd'): number {
+/** @internal A descriptor number (memfd, eventfd and pidfd `fromFd` check theirs with it too). */
+export function validateFd(value: unknown, name = 'fd'): number {
   validateInteger(value, name, 0, MAX_FD)
   return value
 }

@@ -13,6 +13,7 @@
  * Exit code 0 when every target passed.
  */
 
+import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { closeSync, fstatSync, openSync, readdirSync, readFileSync, readlinkSync, rmSync, writeSync } from 'node:fs'
 import { pathToFileURL } from 'node:url'
@@ -273,15 +274,26 @@ const FIXTURES: Record<string, () => Fixture> = {
     const w = ipckit.watchSignals(['SIGWINCH', 'SIGUSR2'])
     return { target: w, cancel: () => quiet(() => w.close()), dispose: () => quiet(() => w.close()) }
   },
-  // POSIX queues live in the runner's IPC namespace; semaphores in /dev/shm, which is shared:
-  // their names are unique to this run (random names cannot reach them: they hold no '/'), and
-  // they are unlinked by name, which works after the case closed them.
+  // POSIX queues live in the runner's IPC namespace; semaphores and shared memory objects in
+  // /dev/shm, which is shared: their names are unique to this run (random names cannot reach
+  // them: they hold no '/'), and they are unlinked by name, which works after the case closed
+  // them.
   PosixMessageQueue: () => posixFixture(ipckit.PosixMessageQueue, (name) => {
     const q = ipckit.PosixMessageQueue.open(name, { exclusive: true, maxMessages: 4, messageSize: 64 })
     q.sendSync('fuzz')
     return q
   }),
   PosixSemaphore: () => posixFixture(ipckit.PosixSemaphore, (name) => ipckit.PosixSemaphore.open(name, { exclusive: true, initial: 1 })),
+  PosixSharedMemory: () => posixFixture(ipckit.PosixSharedMemory, (name) => ipckit.PosixSharedMemory.open(name, { size: 4096, exclusive: true })),
+  // The abstract base: its methods on one of its kinds.
+  MappedMemory: () => closing(ipckit.Memfd.create({ size: 4096 })),
+  Memfd: () => closing(ipckit.Memfd.create({ size: 4096, name: 'fuzz' })),
+  EventFd: () => closing(ipckit.EventFd.create({ initial: 1 })),
+  PidFd: () => {
+    const child = spawn('sleep', ['30'], { stdio: 'ignore' })
+    const proc = ipckit.PidFd.open(child.pid!)
+    return { target: proc, cancel: () => quiet(() => proc.close()), dispose: () => (quiet(() => proc.close()), child.kill('SIGKILL')) }
+  },
 }
 const RUN = randomBytes(4).toString('hex')
 function posixFixture<T extends Closable>(cls: { unlink(name: string): void }, open: (name: string) => T): Fixture {
@@ -295,6 +307,9 @@ function posixFixture<T extends Closable>(cls: { unlink(name: string): void }, o
       quiet(() => obj.close())
     },
   }
+}
+function closing(obj: Closable & object): Fixture {
+  return { target: obj, cancel: () => quiet(() => obj.close()), dispose: () => quiet(() => obj.close()) }
 }
 function pipeFixture(end: 'readable' | 'writable'): Fixture {
   const p = ipckit.pipe()
@@ -369,7 +384,7 @@ async function disposeResult(value: unknown, depth = 0): Promise<void> {
   const v = value as Partial<Record<'remove' | 'close' | 'unlock' | 'detach' | 'return', () => unknown>>
   if (value instanceof ipckit.MutexGuard) quiet(() => v.unlock!())
   if (value instanceof ipckit.SharedMemoryView) quiet(() => v.detach!())
-  for (const cls of [ipckit.MessageQueue, ipckit.SemaphoreSet, ipckit.Semaphore, ipckit.Mutex, ipckit.SharedMemory, ipckit.PosixMessageQueue, ipckit.PosixSemaphore]) {
+  for (const cls of [ipckit.MessageQueue, ipckit.SemaphoreSet, ipckit.Semaphore, ipckit.Mutex, ipckit.SharedMemory, ipckit.PosixSharedMemory, ipckit.PosixMessageQueue, ipckit.PosixSemaphore]) {
     if (value instanceof cls) quiet(() => v.remove!())
   }
   if (typeof v.close === 'function') quiet(() => (v as Closable).close())

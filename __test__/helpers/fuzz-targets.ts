@@ -13,6 +13,7 @@ export const CONSTANTS = [
   'POSIX_SEMAPHORE_VALUE_MAX',
   'zeroCopySupported',
   'realtimeSignals',
+  'SNAPSHOT_SEALS',
 ]
 
 /**
@@ -29,6 +30,9 @@ export const SKIPPED_MEMBERS: Record<string, string> = {
   receiveOrEnd: 'TypeScript `protected` member of MessageSocket',
   receiveOrEndSync: 'TypeScript `protected` member of MessageSocket',
   iterateMessages: 'TypeScript `protected` member of MessageSocket',
+  map: 'TypeScript `protected` member of MappedMemory and its subclasses',
+  checkOpen: 'TypeScript `protected` member of MappedMemory',
+  unmapCopies: 'TypeScript `protected` member of MappedMemory',
 }
 
 /** Classes whose constructor is public API (the others are `private` or `@internal`). */
@@ -51,6 +55,11 @@ export const INTERNAL_CONSTRUCTORS = [
   'SignalWatcher',
   'PosixMessageQueue',
   'PosixSemaphore',
+  'MappedMemory',
+  'PosixSharedMemory',
+  'Memfd',
+  'EventFd',
+  'PidFd',
 ]
 
 /** Classes with public instance methods: the runner has a fixture (a fresh object per case) for each. */
@@ -70,6 +79,11 @@ export const FIXTURE_CLASSES = [
   'SignalWatcher',
   'PosixMessageQueue',
   'PosixSemaphore',
+  'MappedMemory',
+  'PosixSharedMemory',
+  'Memfd',
+  'EventFd',
+  'PidFd',
 ]
 
 /** Base classes from Node.js where the walk up a prototype chain stops. */
@@ -95,6 +109,12 @@ export const BLOCKING_SYNC: Record<string, { index: number; force: Record<string
   'PosixMessageQueue#sendSync': { index: 1, force: { wait: false } },
   'PosixMessageQueue#receiveSync': { index: 0, force: { wait: false } },
   'PosixSemaphore#acquireSync': { index: 0, force: { timeoutMs: 10 } },
+  'MappedMemory#waitSync': { index: 2, force: { timeoutMs: 10 } },
+  'PosixSharedMemory#waitSync': { index: 2, force: { timeoutMs: 10 } },
+  'Memfd#waitSync': { index: 2, force: { timeoutMs: 10 } },
+  'EventFd#readSync': { index: 0, force: { wait: false } },
+  'EventFd#writeSync': { index: 1, force: { wait: false } },
+  'PidFd#waitExitSync': { index: 0, force: { timeoutMs: 10 } },
 }
 
 /** Functions whose first argument is a descriptor they take ownership of (and close). */
@@ -103,6 +123,9 @@ export const FD_OWNERS = [
   'UnixDatagramSocket.fromPairFd',
   'UnixSeqpacketSocket.fromFd',
   'UnixSeqpacketSocket.fromPairFd',
+  'Memfd.fromFd',
+  'EventFd.fromFd',
+  'PidFd.fromFd',
 ]
 
 /** Whether a function is a class (as opposed to a plain function). */

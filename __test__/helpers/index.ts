@@ -135,6 +135,31 @@ export async function runNode(code: string, args: string[] = [], options: SpawnO
   return r
 }
 
+/**
+ * {@link runNode} under a wrapper command that runs its arguments: `['prlimit', '--nofile=64']`
+ * for a resource limit, `['unshare', '--pid', '--fork', '--mount-proc']` for a namespace.
+ * Throws unless the child exits with code 0.
+ *
+ * ```ts
+ * const r = await runNodeUnder(['prlimit', '--nofile=64'], 'console.log(ipckit.EventFd.create().fd)')
+ * ```
+ */
+export async function runNodeUnder(
+  wrapper: readonly string[],
+  code: string,
+  args: string[] = [],
+  options: SpawnOptions & { timeoutMs?: number } = {},
+) {
+  const prelude = `process.argv.splice(1, 0, '[ipckit-child]');const ipckit = require(${JSON.stringify(SOURCE_ENTRY)});\n`
+  const [command, ...rest] = wrapper
+  const r = await run(command!, [...rest, process.execPath, '--require', TSX_CJS, '-e', prelude + code, '--', ...args], {
+    cwd: ROOT,
+    ...options,
+  }).done
+  if (r.code !== 0) throw new Error(`${wrapper.join(' ')} node child failed (${r.code ?? r.signal}): ${r.stderr}${r.stdout}`)
+  return r
+}
+
 const buildDirs: string[] = []
 
 let compiler: string | undefined
@@ -313,6 +338,26 @@ export async function fdsLeftOpen(before: Set<string>, settleMs = 1000): Promise
     const left = [...fdSnapshot()].filter((entry) => !before.has(entry))
     if (left.length === 0 || Date.now() > deadline) return left
     await sleep(10)
+  }
+}
+
+/**
+ * The descriptors open now that were not in `before` (a {@link fdSnapshot}) once garbage
+ * collection had its chance: runs `gc` and looks again until none is left or `ms` passed. For
+ * the finalizers that close what an object only collected owned.
+ *
+ * ```ts
+ * ;(() => { Memfd.create({ size: 64 }) })()   // never closed
+ * t.deepEqual(await fdsLeftAfterGc(before, gc), [])
+ * ```
+ */
+export async function fdsLeftAfterGc(before: Set<string>, gc: () => void, ms = 10_000): Promise<string[]> {
+  const deadline = Date.now() + ms
+  for (;;) {
+    gc()
+    await sleep(20)
+    const left = [...fdSnapshot()].filter((e) => !before.has(e))
+    if (left.length === 0 || Date.now() > deadline) return left
   }
 }
 
@@ -505,4 +550,18 @@ export function readmeSnippet(name: string, replace: Array<[string, string]> = [
   let code = text.slice(start + 6, end).replaceAll("from 'ipckit'", `from ${JSON.stringify(entry)}`)
   for (const [from, to] of replace) code = code.replaceAll(from, to)
   return code
+}
+
+let posixNameCounter = 0
+/**
+ * A POSIX IPC name (`/ipckit-t-<pid>-<n>-<tag>`) no test of another process uses; remove what
+ * you make under it in `t.teardown`.
+ *
+ * ```ts
+ * const name = posixName('copy')   // '/ipckit-t-4242-3-copy'
+ * ```
+ */
+export function posixName(tag: string): string {
+  posixNameCounter++
+  return `/ipckit-t-${process.pid}-${posixNameCounter}-${tag}`
 }

@@ -365,3 +365,8 @@ module.exports = (config) => {
     },
   ]
 }
+
+// The copy loop and its offsets, for the suites of the other kinds of shared memory
+// (posix-shared-memory.js), which must time exactly the same work.
+module.exports.offsets = offsets
+module.exports.timedCopy = timedCopy

@@ -11,12 +11,16 @@
 #![deny(unsafe_code)]
 
 mod error;
+mod eventfd;
 mod fast;
 mod key;
+mod memfd;
 mod mqueue;
 mod msg;
+mod pidfd;
 mod pipe;
 mod posix_sem;
+mod posix_shm;
 mod reactor;
 mod sem;
 mod shm;

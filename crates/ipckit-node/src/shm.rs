@@ -1,7 +1,8 @@
-//! System V shared memory for JavaScript: value conversion over [`ipckit::shm`].
+//! System V shared memory for JavaScript: value conversion over [`ipckit::shm`], and the
+//! mapping object that POSIX shared memory and memfds use as well.
 //!
 //! An attachment is a [`ShmMapping`] holding an `Arc<Mapping>` of the core; the mapping is
-//! detached (`shmdt`) when the last clone goes, whoever holds it: this object, a futex wait in
+//! unmapped (`shmdt`, or `munmap` for a file mapping) when the last clone goes, whoever holds it: this object, a futex wait in
 //! progress, or the external `ArrayBuffer` made by [`ShmMapping::array_buffer`], whose
 //! finalizer owns one clone. So neither `release()`, nor garbage collection, nor
 //! [`shm_detach_buffer`] can leave JavaScript pointing at unmapped memory.
@@ -113,10 +114,7 @@ pub fn shm_remove(env: &Env, id: i32) -> Result<()> {
 #[napi]
 pub fn shm_attach(env: &Env, id: i32, readonly: bool) -> Result<ShmMapping> {
     let mapping = SharedMemory::from_id(id).attach(readonly).or_throw(env)?;
-    Ok(ShmMapping {
-        inner: Some(Arc::new(mapping)),
-        buffer_hold: None,
-    })
+    Ok(ShmMapping::new(mapping))
 }
 
 /// Whether this runtime accepts external ArrayBuffers (Node.js does; Electron >= 21 does not).
@@ -176,6 +174,18 @@ fn wait_code(r: WaitResult) -> u32 {
 fn timeout(ms: Option<f64>) -> Option<std::time::Duration> {
     // Too long to represent is as good as for ever.
     ms.and_then(|ms| std::time::Duration::try_from_secs_f64(ms.max(0.0) / 1000.0).ok())
+}
+
+impl ShmMapping {
+    /// The JavaScript object of a core mapping: a System V attachment, or a file mapping of
+    /// POSIX shared memory or a memfd (`posix_shm.rs`, `memfd.rs`), which share every method
+    /// below, zero-copy buffers and futex waits included.
+    pub(crate) fn new(mapping: Mapping) -> Self {
+        Self {
+            inner: Some(Arc::new(mapping)),
+            buffer_hold: None,
+        }
+    }
 }
 
 #[napi]

@@ -7,6 +7,11 @@
 //!   `/proc/sysvipc`), [`limits`] (`/proc/sys/kernel`);
 //! - file descriptors: [`pipe`] (pipes, FIFOs), [`socket`] (socket pairs, UNIX stream, datagram
 //!   and seqpacket sockets, descriptor passing, credentials);
+//! - beyond System V: [`mqueue`] (POSIX message queues), [`posix_sem`] (POSIX named
+//!   semaphores), [`posix_shm`] (POSIX shared memory), [`memfd`] (anonymous shared files and
+//!   their seals), [`eventfd`] (counters to wake other processes and threads), [`pidfd`]
+//!   (signal and await a process without the pid-reuse race), and [`mmap`], the shared
+//!   [`Mapping`](mmap::Mapping) of System V segments, POSIX objects and memfds;
 //! - [`signal`] (kill, sigqueue, the signal table, watches that chain to the handler they
 //!   replace);
 //! - the machinery of waiting: [`wait`] (cancellable blocking calls on threads this crate
@@ -23,14 +28,19 @@
 //! ```
 
 pub mod error;
+pub mod eventfd;
 pub mod key;
 pub mod limits;
+pub mod memfd;
+pub mod mmap;
 pub mod mqueue;
 pub mod msg;
 mod perm;
+pub mod pidfd;
 pub mod pipe;
 pub mod poller;
 pub mod posix_sem;
+pub mod posix_shm;
 pub mod sem;
 pub mod shm;
 pub mod signal;

@@ -1,0 +1,99 @@
+//! memfd for JavaScript: value conversion over [`ipckit::memfd`].
+//!
+//! The descriptor crosses to JavaScript as a plain number that the TypeScript layer owns;
+//! seals cross as their names (`'seal'`, `'shrink'`, `'grow'`, `'write'`, `'future-write'`); a
+//! mapping is the same [`ShmMapping`] object as a System V attachment.
+
+use std::os::fd::{AsRawFd, IntoRawFd};
+
+use ipckit::memfd::{self, MemfdOptions, Seals};
+use ipckit::mmap::{self, Mapping};
+use napi::bindgen_prelude::*;
+use napi_derive::napi;
+
+use crate::error::OrThrow;
+use crate::shm::ShmMapping;
+
+const NAMES: [(&str, Seals); 5] = [
+    ("seal", Seals::SEAL),
+    ("shrink", Seals::SHRINK),
+    ("grow", Seals::GROW),
+    ("write", Seals::WRITE),
+    ("future-write", Seals::FUTURE_WRITE),
+];
+
+fn seal_names(seals: Seals) -> Vec<String> {
+    NAMES
+        .iter()
+        .filter(|(_, s)| seals.contains(*s))
+        .map(|(n, _)| (*n).to_owned())
+        .collect()
+}
+
+fn seals_of(names: &[String]) -> Result<Seals> {
+    names.iter().try_fold(Seals::NONE, |acc, name| {
+        NAMES
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, s)| acc | *s)
+            .ok_or_else(|| Error::new(Status::InvalidArg, format!("unknown seal '{name}'")))
+    })
+}
+
+/// `memfd_create(MFD_CLOEXEC [| MFD_ALLOW_SEALING])` then `ftruncate` to `size`: the
+/// descriptor, which the caller owns (closed again if sizing fails).
+#[napi]
+pub fn memfd_create(env: &Env, name: String, size: f64, sealing: bool) -> Result<i32> {
+    let fd = memfd::create(&name, MemfdOptions { sealing }).or_throw(env)?;
+    mmap::truncate(fd.as_raw_fd(), size as u64).or_throw(env)?;
+    Ok(fd.into_raw_fd())
+}
+
+/// What a received descriptor is: its size, seals and whether it is open for writing.
+#[napi(object)]
+pub struct MemfdInfo {
+    pub size: f64,
+    pub seals: Vec<String>,
+    pub writable: bool,
+}
+
+/// Checks that `fd` is a file of the kernel's shared memory (`EINVAL` otherwise).
+#[napi]
+pub fn memfd_inspect(env: &Env, fd: i32) -> Result<MemfdInfo> {
+    let info = memfd::inspect(fd).or_throw(env)?;
+    Ok(MemfdInfo {
+        size: info.size as f64,
+        seals: seal_names(info.seals),
+        writable: info.writable,
+    })
+}
+
+/// `fcntl(F_ADD_SEALS)`.
+#[napi]
+pub fn memfd_add_seals(env: &Env, fd: i32, seals: Vec<String>) -> Result<()> {
+    memfd::add_seals(fd, seals_of(&seals)?).or_throw(env)
+}
+
+/// `fcntl(F_GET_SEALS)`, as names.
+#[napi]
+pub fn memfd_seals(env: &Env, fd: i32) -> Result<Vec<String>> {
+    memfd::seals(fd).map(seal_names).or_throw(env)
+}
+
+/// `ftruncate`.
+#[napi]
+pub fn memfd_truncate(env: &Env, fd: i32, size: f64) -> Result<()> {
+    mmap::truncate(fd, size as u64).or_throw(env)
+}
+
+/// Maps `size` bytes: read-write through `fd`, or read-only through a read-only descriptor of
+/// the same file (which does not hold back `F_SEAL_WRITE`).
+#[napi]
+pub fn memfd_map(env: &Env, fd: i32, size: f64, readonly: bool) -> Result<ShmMapping> {
+    let mapping = if readonly {
+        memfd::map_readonly(fd, size as usize)
+    } else {
+        Mapping::map(fd, size as usize, false)
+    };
+    Ok(ShmMapping::new(mapping.or_throw(env)?))
+}
