@@ -5,10 +5,11 @@
  * not meant to be.
  */
 import test from 'ava'
-import { chmodSync, statSync, writeFileSync } from 'node:fs'
+import { chmodSync, closeSync, openSync, statSync, writeFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 
-import { NOBODY, cChild, compileC, linuxOnly, removeBuilds, runNode, tempDir } from './helpers'
+import { UnixDatagramSocket, UnixSeqpacketServer, UnixSeqpacketSocket, socketpair } from '../ts/index'
+import { NOBODY, SOURCE_ENTRY, cChild, compileC, fdSnapshot, fdsLeftOpen, linuxOnly, removeBuilds, runNode, tempDir } from './helpers'
 
 test.after.always(removeBuilds)
 
@@ -116,4 +117,221 @@ test('bind gives the socket file exactly the mode asked for, whatever the umask'
     [dir.path],
   )
   t.is(r.stdout.trim(), '22:666 22:666 77:660 77:660 777:600 777:600 0:600 0:600 22:640 22:640')
+})
+
+// ---------------------------------------------------------------------------------------------
+// Descriptors a peer sends (SCM_RIGHTS)
+
+/** Most descriptors one message may carry (`SCM_MAX_FD`). */
+const SCM_MAX_FD = 253
+
+/**
+ * A hostile peer: connects (seqpacket) or sends (datagram) to `path`, then sends `count`
+ * messages "flood N", each with SCM_MAX_FD descriptors (copies of /dev/null).
+ */
+const FD_FLOODER = `
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+int main(int argc, char **argv) {
+  int seq = strcmp(argv[1], "seqpacket") == 0, count = atoi(argv[3]);
+  int s = socket(AF_UNIX, seq ? SOCK_SEQPACKET : SOCK_DGRAM, 0);
+  struct sockaddr_un a = { .sun_family = AF_UNIX };
+  strncpy(a.sun_path, argv[2], sizeof a.sun_path - 1);
+  if (connect(s, (struct sockaddr *)&a, sizeof a) != 0) { perror("connect"); return 1; }
+  int null = open("/dev/null", O_RDONLY), fds[${SCM_MAX_FD}];
+  for (int i = 0; i < ${SCM_MAX_FD}; i++) fds[i] = null;
+  union { char buf[CMSG_SPACE(sizeof fds)]; struct cmsghdr align; } u;
+  for (int i = 0; i < count; i++) {
+    char text[32];
+    int n = snprintf(text, sizeof text, "flood %d", i);
+    struct iovec iov = { text, n };
+    struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof u.buf };
+    struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof fds);
+    memcpy(CMSG_DATA(c), fds, sizeof fds);
+    if (sendmsg(s, &m, 0) != n) { perror("sendmsg"); return 1; }
+  }
+  printf("sent %d\\n", count);
+  return 0;
+}
+`
+
+for (const kind of ['dgram', 'seqpacket'] as const) {
+  // Serial: the test compares this process's descriptors before and after.
+  const declare = kind === 'seqpacket' ? linuxOnly(test.serial, 'macOS has no SOCK_SEQPACKET UNIX sockets') : test.serial
+  declare(`a ${kind} server that did not ask for descriptors: a C peer sends 10 x ${SCM_MAX_FD}, none stays open`, async (t) => {
+    const dir = tempDir()
+    t.teardown(dir.remove)
+    const path = join(dir.path, 'server.sock')
+    const exe = compileC('fd-flooder', FD_FLOODER)
+    let server: UnixDatagramSocket | UnixSeqpacketServer
+    let conn: { receive(): Promise<{ data: Buffer; fds: number[]; fdsDropped: boolean } | null>; close(): void }
+    let peer
+    if (kind === 'dgram') {
+      const sock = UnixDatagramSocket.bind(path)
+      server = sock
+      conn = sock
+      peer = cChild(exe, [kind, path, '10'])
+    } else {
+      const listener = UnixSeqpacketServer.listen(path)
+      server = listener
+      peer = cChild(exe, [kind, path, '10'])
+      conn = await listener.accept()
+    }
+    t.teardown(() => {
+      conn.close()
+      server.close()
+    })
+    t.false((conn as UnixDatagramSocket).acceptFds)
+    // Everything is sent (queued in the kernel, descriptors in flight) before counting.
+    const r = await peer.done
+    t.is(r.code, 0, r.stderr)
+    const before = fdSnapshot()
+    const got: string[] = []
+    for (let i = 0; i < 10; i++) {
+      const m = (await conn.receive())!
+      t.deepEqual([m.fds, m.fdsDropped], [[], true])
+      got.push(m.data.toString())
+    }
+    t.deepEqual(got, [...Array(10).keys()].map((i) => `flood ${i}`))
+    t.deepEqual(await fdsLeftOpen(before, 0), [])
+  })
+}
+
+linuxOnly(test, 'counts descriptors in /proc/self/fd')(`${SCM_MAX_FD} descriptors to a receiver with room for ~100: the ones that came are closed, and the message says so`, async (t) => {
+  const [mine, theirs] = socketpair('seqpacket')
+  t.teardown(() => mine.close())
+  // The receiver: a Node child whose descriptor limit leaves room for about 100 more.
+  const code = `process.argv.splice(1, 0, '[ipckit-child]');const ipckit = require(${JSON.stringify(SOURCE_ENTRY)});
+    const fs = require('node:fs')
+    const count = () => fs.readdirSync('/proc/self/fd').length
+    const sock = ipckit.UnixSeqpacketSocket.fromFd(3, { acceptFds: true })
+    ;(async () => {
+      const before = count()
+      console.log('ready ' + before)
+      const msg = await sock.receive()
+      const after = count()
+      console.log(JSON.stringify({ before, after, data: msg.data.toString(), fds: msg.fds.length, dropped: msg.fdsDropped }))
+      const second = await sock.receive()
+      console.log(JSON.stringify({ fds: second.fds.length, dropped: second.fdsDropped, open: count() - after }))
+      second.fds.forEach((fd) => fs.closeSync(fd))
+      sock.close()
+    })().catch((e) => { console.error(e); process.exit(1) })`
+  const child = cChild(
+    'sh',
+    ['-c', 'ulimit -n 150 && exec "$0" "$@"', process.execPath, '--require', require.resolve('tsx/cjs'), '-e', code],
+    { stdio: ['pipe', 'pipe', 'pipe', theirs.fd] },
+  )
+  theirs.close()
+  const ready = await child.line(/^ready /)
+  const room = 150 - Number(ready.split(' ')[1])
+  t.true(room > 30 && room < SCM_MAX_FD, `room for ${room} descriptors`)
+  const devNull = openSync('/dev/null', 'r')
+  t.teardown(() => closeSync(devNull))
+  await mine.send('too many', { fds: new Array(SCM_MAX_FD).fill(devNull) })
+  await mine.send('a few', { fds: [devNull, devNull] })
+  const r = await child.done
+  t.is(r.code, 0, r.stderr)
+  const [first, second] = r.stdout.trim().split('\n').slice(1).map((l) => JSON.parse(l))
+  t.like(first, { data: 'too many', fds: 0, dropped: true })
+  t.is(first.after, first.before, 'descriptors left open by a truncated message')
+  // The receiver is not stuck: the next message's descriptors come whole.
+  t.deepEqual(second, { fds: 2, dropped: false, open: 2 })
+})
+
+// ---------------------------------------------------------------------------------------------
+// Empty seqpacket messages
+
+/**
+ * A seqpacket server in C: accepts one connection, sends "a", "" and "", then closes it (with
+ * `wait`, after a line on stdin).
+ */
+const EMPTY_SENDER = `
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+int main(int argc, char **argv) {
+  int s = socket(AF_UNIX, SOCK_SEQPACKET, 0);
+  struct sockaddr_un a = { .sun_family = AF_UNIX };
+  strncpy(a.sun_path, argv[1], sizeof a.sun_path - 1);
+  if (bind(s, (struct sockaddr *)&a, sizeof a) != 0 || listen(s, 1) != 0) { perror("bind"); return 1; }
+  printf("listening\\n");
+  fflush(stdout);
+  int c = accept(s, NULL, NULL);
+  if (send(c, "a", 1, 0) != 1 || send(c, "", 0, 0) != 0 || send(c, "", 0, 0) != 0) { perror("send"); return 1; }
+  printf("sent\\n");
+  fflush(stdout);
+  if (argc > 2) { char line[8]; if (!fgets(line, sizeof line, stdin)) return 1; }
+  close(c);
+  return 0;
+}
+`
+
+const seqpacketTest = linuxOnly(test, 'macOS has no SOCK_SEQPACKET UNIX sockets')
+
+seqpacketTest('empty seqpacket messages from a C peer that then closes: with credentials, each is a message, then the end', async (t) => {
+  const dir = tempDir()
+  t.teardown(dir.remove)
+  const path = join(dir.path, 'empty.sock')
+  const peer = cChild(compileC('empty-sender', EMPTY_SENDER), [path])
+  await peer.line(/^listening$/)
+  const conn = UnixSeqpacketSocket.connect(path, { credentials: true })
+  t.teardown(() => conn.close())
+  const r = await peer.done
+  t.is(r.code, 0, r.stderr)
+  // The peer has closed: everything is queued, then the end.
+  const got = []
+  for (let i = 0; i < 4; i++) {
+    const m = conn.receiveSync()
+    got.push(m === null ? null : [m.data.toString(), m.credentials?.pid])
+  }
+  t.deepEqual(got, [['a', peer.pid], ['', peer.pid], ['', peer.pid], null])
+})
+
+seqpacketTest('empty seqpacket messages from a C peer still connected read as messages; the end comes when it closes', async (t) => {
+  const dir = tempDir()
+  t.teardown(dir.remove)
+  const path = join(dir.path, 'empty.sock')
+  const peer = cChild(compileC('empty-sender', EMPTY_SENDER), [path, 'wait'])
+  await peer.line(/^listening$/)
+  const conn = UnixSeqpacketSocket.connect(path)
+  t.teardown(() => conn.close())
+  await peer.line(/^sent$/)
+  const got = []
+  for (let i = 0; i < 3; i++) got.push((await conn.receive())?.data.toString())
+  t.deepEqual(got, ['a', '', ''])
+  peer.write('close')
+  t.is(await conn.receive(), null)
+  t.is((await peer.done).code, 0)
+})
+
+seqpacketTest('ipckit refuses to send an empty seqpacket message, which the peer could take for the end', async (t) => {
+  const [a, b] = socketpair('seqpacket')
+  t.teardown(() => {
+    a.close()
+    b.close()
+  })
+  await t.throwsAsync(a.send(''), { code: 'ERR_INVALID_ARG_VALUE' })
+  t.throws(() => a.sendSync(Buffer.alloc(0)), { code: 'ERR_INVALID_ARG_VALUE' })
+  t.throws(() => a.sendSync(new Uint8Array(0), { fds: [0] }), { code: 'ERR_INVALID_ARG_VALUE' })
+  a.close()
+  // Nothing was sent: the peer sees the end at once.
+  t.is(b.receiveSync({ wait: false }), null)
+  // Datagrams have no end of stream: an empty one is a message.
+  const [c, d] = socketpair('dgram')
+  t.teardown(() => {
+    c.close()
+    d.close()
+  })
+  await c.send('')
+  t.is(d.receiveSync().data.length, 0)
 })

@@ -69,6 +69,13 @@ export interface SocketMessage {
   from: PeerAddress
   /** The sender's credentials when the socket was made with `credentials: true`. */
   credentials: Credentials | undefined
+  /**
+   * `true` when descriptors came with the message and ipckit closed them (so `fds` is empty):
+   * the socket does not accept descriptors (see `acceptFds`), or not all of them could be
+   * received (`MSG_CTRUNC`: this process reached its descriptor limit, `RLIMIT_NOFILE`; those
+   * that did arrive are closed too, since a partial set would be taken for the whole).
+   */
+  fdsDropped: boolean
 }
 
 /** Options of the async `send`. */
@@ -110,18 +117,30 @@ export interface SocketBindOptions {
   replaceStale?: boolean
   /** Receive each sender's credentials with every message (`SO_PASSCRED`). Default `false`. */
   credentials?: boolean
+  /** Take descriptors that come with messages (see {@link SocketOptions.acceptFds}). Default `false`. */
+  acceptFds?: boolean
 }
 
 /** Options of {@link UnixSeqpacketServer.listen}. */
 export interface SocketListenOptions extends Omit<SocketBindOptions, 'credentials'> {
   /** Most pending connections (`listen` backlog). Default `511`, as Node's `net`. */
   backlog?: number
+  /** Whether the accepted connections take descriptors (see {@link SocketOptions.acceptFds}). Default `false`. */
+  acceptFds?: boolean
 }
 
 /** Options of the sockets made by `fromFd`, `create`, `connect`. */
 export interface SocketOptions {
   /** Receive each sender's credentials with every message (`SO_PASSCRED`). Default `false`. */
   credentials?: boolean
+  /**
+   * Take the descriptors (`SCM_RIGHTS`) that come with messages, into each message's `fds`.
+   * Default `false`: any process that can reach the socket could otherwise fill this process's
+   * descriptor table (253 per message) with descriptors it never asked for; they are closed as
+   * they arrive instead (the message says so with `fdsDropped`), and the kernel is not even
+   * given room for most of them.
+   */
+  acceptFds?: boolean
 }
 
 /** Largest number of descriptors one message may carry (the kernel's `SCM_MAX_FD`). */
@@ -194,6 +213,7 @@ interface NativeReceived {
   fds: number[]
   from?: { path?: string; abstractName?: string } | null
   credentials?: Credentials | null
+  fdsDropped: boolean
   end: boolean
 }
 
@@ -206,6 +226,7 @@ function toMessage(r: NativeReceived): SocketMessage {
     fds: r.fds,
     from,
     credentials: r.credentials ? { pid: r.credentials.pid, uid: r.credentials.uid, gid: r.credentials.gid } : undefined,
+    fdsDropped: r.fdsDropped,
   }
 }
 
@@ -272,11 +293,13 @@ function fastError(): never {
 const NOW = SOFT
 const NOW_OR_THROW = 0
 const BLOCK = native.SOCKET_FAST_WAIT
+/** Added to a mode: take descriptors (`acceptFds`). */
+const FDS = native.SOCKET_FAST_FDS
 
 /**
  * One `recvmsg` on this thread through the pool: a message, `null` at end of stream,
  * `undefined` when none is queued (`NOW`; and `BLOCK` on a non-blocking descriptor), or, with
- * `NOW_OR_THROW`, the `EAGAIN` error.
+ * `NOW_OR_THROW`, the `EAGAIN` error. With `FDS` in `mode`, descriptors are taken.
  */
 function receiveNow(fd: number, mode: number): SocketMessage | null | undefined {
   if (pool.length - offset < MIN_ROOM) newPool()
@@ -290,10 +313,10 @@ function receiveNow(fd: number, mode: number): SocketMessage | null | undefined 
     offset = (at + len + 7) & ~7
     const data = makeView(poolMemory, pool.byteOffset + at, len)
     const code = words[4]!
-    if (code === 0) return { data, fds: [], from: null, credentials: undefined }
+    if (code === 0) return { data, fds: [], from: null, credentials: undefined, fdsDropped: false }
     // 1 + 2 * name length + (1 if abstract), the name in the argument area.
     const name = pool.toString('utf8', NAME_AT, NAME_AT + ((code - 1) >> 1))
-    return { data, fds: [], from: (code - 1) & 1 ? { abstract: name } : name, credentials: undefined }
+    return { data, fds: [], from: (code - 1) & 1 ? { abstract: name } : name, credentials: undefined, fdsDropped: false }
   }
   if (len === FAST_EMPTY) return undefined
   if (len === KEPT) {
@@ -390,12 +413,20 @@ abstract class MessageSocket implements Disposable {
   #closed = false
   readonly #waits = new WaitGroup()
   readonly #name: string
+  /** `FDS` when the socket takes descriptors, else 0: added to every receive's mode. */
+  readonly #fds: number
 
   /** @internal */
-  protected constructor(fd: number, name: string) {
+  protected constructor(fd: number, name: string, acceptFds: boolean) {
     this.fd = fd
     this.#name = name
+    this.#fds = acceptFds ? FDS : 0
     finalizer.register(this, fd, this)
+  }
+
+  /** Whether received descriptors are taken (`acceptFds`); otherwise they are closed as they come. */
+  get acceptFds(): boolean {
+    return this.#fds !== 0
   }
 
   /** Whether {@link close} was called. */
@@ -408,6 +439,23 @@ abstract class MessageSocket implements Disposable {
     if (this.#closed) throw invalidState(`${this.#name} is closed`)
   }
 
+  /**
+   * The bytes of a payload to send. An empty one is refused on a seqpacket socket: the
+   * receiver cannot tell it from the end of the connection once this side has closed (both
+   * read as 0 bytes from `recvmsg`).
+   */
+  #payload(data: Payload): Uint8Array {
+    const bytes = toBytes(data, 'data')
+    if (bytes.length === 0 && this.#name === 'UnixSeqpacketSocket') {
+      throw invalidArgValue(
+        'data',
+        data,
+        'must not be empty on a seqpacket socket (an empty message reads as the end of the connection once the sender has closed)',
+      )
+    }
+    return bytes
+  }
+
   #checkAfterWait(): void {
     if (this.#closed) {
       throw new AbortError(undefined, { cause: invalidState(`${this.#name} was closed while waiting`) })
@@ -418,7 +466,9 @@ abstract class MessageSocket implements Disposable {
    * Sends one message (`sendmsg`), with descriptors in `fds`. When the socket buffer (or a
    * datagram receiver's queue) is full it waits, without blocking the event loop, for room;
    * `signal` cancels that wait (then nothing was sent). Rejects with `EMSGSIZE` for a message
-   * larger than the socket can ever hold, `ECONNREFUSED`/`ENOENT` for a missing receiver.
+   * larger than the socket can ever hold, `ECONNREFUSED`/`ENOENT` for a missing receiver, and
+   * `ERR_INVALID_ARG_VALUE` for an empty message on a seqpacket socket (see
+   * {@link UnixSeqpacketSocket}).
    *
    * @example
    * ```ts
@@ -427,7 +477,7 @@ abstract class MessageSocket implements Disposable {
    * ```
    */
   async send(data: Payload, options?: SocketSendOptions): Promise<void> {
-    const bytes = toBytes(data, 'data')
+    const bytes = this.#payload(data)
     const opts = validateOptions(options)
     const fds = validateFds(opts.fds, 'options.fds')
     const to = opts.to === undefined ? undefined : parseTo(opts.to)
@@ -464,7 +514,7 @@ abstract class MessageSocket implements Disposable {
    * ```
    */
   sendSync(data: Payload, options?: SocketSendSyncOptions): void {
-    const bytes = toBytes(data, 'data')
+    const bytes = this.#payload(data)
     const opts = validateOptions(options)
     const fds = validateFds(opts.fds, 'options.fds')
     const to = opts.to === undefined ? undefined : parseTo(opts.to)
@@ -487,7 +537,7 @@ abstract class MessageSocket implements Disposable {
   #ready(signal: AbortSignal | undefined): SocketMessage | null | undefined {
     this.check()
     if (signal?.aborted) throw new AbortError(undefined, { cause: signal.reason })
-    return receiveNow(this.fd, NOW)
+    return receiveNow(this.fd, NOW | this.#fds)
   }
 
   /** Waits on the epoll thread until readable, then takes a message (again if another reader was first). */
@@ -495,7 +545,7 @@ abstract class MessageSocket implements Disposable {
     for (;;) {
       await waitReady(this.fd, false, signal, groups)
       this.#checkAfterWait()
-      const now = receiveNow(this.fd, NOW)
+      const now = receiveNow(this.fd, NOW | this.#fds)
       if (now !== undefined) return now
     }
   }
@@ -520,7 +570,7 @@ abstract class MessageSocket implements Disposable {
     this.check()
     for (;;) {
       // Blocking, a receive waits in recvmsg itself (as C would), not in poll then recvmsg.
-      const now = receiveNow(this.fd, wait ? BLOCK : NOW_OR_THROW)
+      const now = receiveNow(this.fd, (wait ? BLOCK : NOW_OR_THROW) | this.#fds)
       if (now !== undefined) return now
       callNative(() => native.socketWaitSync(this.fd, false))
     }
@@ -642,7 +692,13 @@ function bindArgs(options: SocketBindOptions | SocketListenOptions | undefined) 
     mode: validateMode(opts.mode, 'options.mode', 0o600),
     replaceStale: optionalBoolean(opts.replaceStale, 'options.replaceStale', false),
     credentials: optionalBoolean(opts.credentials, 'options.credentials', false),
+    acceptFds: acceptFdsOf(opts),
   }
+}
+
+/** The `acceptFds` option, validated; `false` when absent. */
+function acceptFdsOf(options: { acceptFds?: unknown }): boolean {
+  return optionalBoolean(options.acceptFds, 'options.acceptFds', false)
 }
 
 function checkKind(fd: number, want: 'dgram' | 'seqpacket'): void {
@@ -669,8 +725,8 @@ function checkKind(fd: number, want: 'dgram' | 'seqpacket'): void {
 export class UnixDatagramSocket extends MessageSocket {
   readonly #path: string | undefined
 
-  private constructor(fd: number, path?: string) {
-    super(fd, 'UnixDatagramSocket')
+  private constructor(fd: number, acceptFds: boolean, path?: string) {
+    super(fd, 'UnixDatagramSocket', acceptFds)
     this.#path = path
   }
 
@@ -686,12 +742,12 @@ export class UnixDatagramSocket extends MessageSocket {
    */
   static override bind(address: SocketAddress, options?: SocketBindOptions): UnixDatagramSocket {
     const addr = parseAddress(address, 'address')
-    const { mode, replaceStale, opts } = bindArgs(options)
+    const { mode, replaceStale, acceptFds, opts } = bindArgs(options)
     const fd = callNative(() => native.socketOpen('dgram', false))
     return closeOnError(fd, () => {
       callNative(() => native.socketBind(fd, addr.name, addr.isAbstract, addr.isAbstract ? null : mode, replaceStale))
       setCredentials(fd, opts)
-      return new UnixDatagramSocket(fd, addr.isAbstract ? undefined : (address as string))
+      return new UnixDatagramSocket(fd, acceptFds, addr.isAbstract ? undefined : (address as string))
     })
   }
 
@@ -708,10 +764,11 @@ export class UnixDatagramSocket extends MessageSocket {
   static create(options?: SocketOptions): UnixDatagramSocket {
     const opts = validateOptions(options)
     optionalBoolean(opts.credentials, 'options.credentials', false)
+    const acceptFds = acceptFdsOf(opts)
     const fd = callNative(() => native.socketOpen('dgram', false))
     return closeOnError(fd, () => {
       setCredentials(fd, opts)
-      return new UnixDatagramSocket(fd)
+      return new UnixDatagramSocket(fd, acceptFds)
     })
   }
 
@@ -751,16 +808,17 @@ export class UnixDatagramSocket extends MessageSocket {
     validateFd(fd)
     const opts = validateOptions(options)
     optionalBoolean(opts.credentials, 'options.credentials', false)
+    const acceptFds = acceptFdsOf(opts)
     checkKind(fd, 'dgram')
     setCredentials(fd, opts)
-    return new UnixDatagramSocket(fd)
+    return new UnixDatagramSocket(fd, acceptFds)
   }
 
   /** @internal For {@link socketpair}. */
-  static fromPairFd(fd: number): UnixDatagramSocket {
+  static fromPairFd(fd: number, acceptFds = false): UnixDatagramSocket {
     // Reachable from JavaScript: a fractional or bogus fd would be truncated and closed later.
     validateFd(fd)
-    return new UnixDatagramSocket(fd)
+    return new UnixDatagramSocket(fd, acceptFds === true)
   }
 
   /**
@@ -850,6 +908,14 @@ function removeSocketFile(path: string): void {
  * One end of a seqpacket connection (`SOCK_SEQPACKET`): reliable, ordered messages with
  * boundaries, descriptors and credentials. Async iteration ends when the peer closes.
  *
+ * An empty message and the end of the connection both read as 0 bytes from `recvmsg`, and the
+ * kernel offers no other way to tell them apart (no `MSG_EOR`, `FIONREAD` counts bytes, `poll`
+ * reports the hang-up either way). A 0-byte read is a message while the peer is connected,
+ * and always with `credentials: true` (every message then carries the sender's credentials,
+ * the end nothing); but once the peer has closed, the empty messages it sent after its last
+ * non-empty one read as the end. So `send` refuses empty messages here (`ERR_INVALID_ARG_VALUE`); a foreign peer that
+ * sends them should be read with `credentials: true`.
+ *
  * @example
  * ```ts
  * import { UnixSeqpacketSocket } from 'ipckit'
@@ -860,8 +926,8 @@ function removeSocketFile(path: string): void {
  * ```
  */
 export class UnixSeqpacketSocket extends MessageSocket {
-  private constructor(fd: number) {
-    super(fd, 'UnixSeqpacketSocket')
+  private constructor(fd: number, acceptFds: boolean) {
+    super(fd, 'UnixSeqpacketSocket', acceptFds)
   }
 
   /**
@@ -878,12 +944,13 @@ export class UnixSeqpacketSocket extends MessageSocket {
     const addr = parseAddress(address, 'address')
     const opts = validateOptions(options)
     optionalBoolean(opts.credentials, 'options.credentials', false)
+    const acceptFds = acceptFdsOf(opts)
     const fd = callNative(() => native.socketOpen('seqpacket', true))
     return closeOnError(fd, () => {
       setCredentials(fd, opts)
       callNative(() => native.socketConnect(fd, addr.name, addr.isAbstract))
       callNative(() => native.socketSetNonblocking(fd, false))
-      return new UnixSeqpacketSocket(fd)
+      return new UnixSeqpacketSocket(fd, acceptFds)
     })
   }
 
@@ -900,16 +967,17 @@ export class UnixSeqpacketSocket extends MessageSocket {
     validateFd(fd)
     const opts = validateOptions(options)
     optionalBoolean(opts.credentials, 'options.credentials', false)
+    const acceptFds = acceptFdsOf(opts)
     checkKind(fd, 'seqpacket')
     setCredentials(fd, opts)
-    return new UnixSeqpacketSocket(fd)
+    return new UnixSeqpacketSocket(fd, acceptFds)
   }
 
   /** @internal For {@link socketpair} and the server. */
-  static fromPairFd(fd: number): UnixSeqpacketSocket {
+  static fromPairFd(fd: number, acceptFds = false): UnixSeqpacketSocket {
     // Reachable from JavaScript: a fractional or bogus fd would be truncated and closed later.
     validateFd(fd)
-    return new UnixSeqpacketSocket(fd)
+    return new UnixSeqpacketSocket(fd, acceptFds === true)
   }
 
   /**
@@ -978,10 +1046,13 @@ export class UnixSeqpacketServer implements Disposable {
   #closed = false
   readonly #waits = new WaitGroup()
   readonly #path: string | undefined
+  /** Whether accepted connections take descriptors. */
+  readonly #acceptFds: boolean
 
-  private constructor(fd: number, path: string | undefined) {
+  private constructor(fd: number, path: string | undefined, acceptFds: boolean) {
     this.fd = fd
     this.#path = path
+    this.#acceptFds = acceptFds
     finalizer.register(this, fd, this)
   }
 
@@ -996,13 +1067,13 @@ export class UnixSeqpacketServer implements Disposable {
    */
   static listen(address: SocketAddress, options?: SocketListenOptions): UnixSeqpacketServer {
     const addr = parseAddress(address, 'address')
-    const { mode, replaceStale, opts } = bindArgs(options)
+    const { mode, replaceStale, acceptFds, opts } = bindArgs(options)
     const backlog = optionalInteger((opts as SocketListenOptions).backlog, 'options.backlog', 0, 0x7fff_ffff, 511)
     const fd = callNative(() => native.socketOpen('seqpacket', true))
     return closeOnError(fd, () => {
       callNative(() => native.socketBind(fd, addr.name, addr.isAbstract, addr.isAbstract ? null : mode, replaceStale))
       callNative(() => native.socketListen(fd, backlog))
-      return new UnixSeqpacketServer(fd, addr.isAbstract ? undefined : (address as string))
+      return new UnixSeqpacketServer(fd, addr.isAbstract ? undefined : (address as string), acceptFds)
     })
   }
 
@@ -1027,7 +1098,7 @@ export class UnixSeqpacketServer implements Disposable {
     if (signal?.aborted) throw new AbortError(undefined, { cause: signal.reason })
     for (;;) {
       const fd = callNative(() => native.socketAccept(this.fd))
-      if (fd !== null) return UnixSeqpacketSocket.fromPairFd(fd)
+      if (fd !== null) return UnixSeqpacketSocket.fromPairFd(fd, this.#acceptFds)
       await waitReady(this.fd, false, signal, groups)
       if (this.#closed) {
         throw new AbortError(undefined, { cause: invalidState('UnixSeqpacketServer was closed while waiting') })
@@ -1116,6 +1187,8 @@ export interface SocketPairOptions {
    * reading drops descriptors: Node reads streams with `read(2)`). Default `false`.
    */
   paused?: boolean
+  /** `'dgram'` and `'seqpacket'`: both ends take descriptors (see {@link SocketOptions.acceptFds}). Default `false`. */
+  acceptFds?: boolean
 }
 
 /**
@@ -1146,14 +1219,15 @@ export function socketpair(
   validateOneOf(kind, 'kind', ['stream', 'dgram', 'seqpacket'] as const)
   const opts = validateOptions(options)
   const paused = optionalBoolean(opts.paused, 'options.paused', false)
+  const acceptFds = acceptFdsOf(opts)
   const [a, b] = callNative(() => native.socketPair(kind)) as [number, number]
   switch (kind) {
     case 'stream':
       return [streamEnd(a, paused), streamEnd(b, paused)]
     case 'dgram':
-      return [UnixDatagramSocket.fromPairFd(a), UnixDatagramSocket.fromPairFd(b)]
+      return [UnixDatagramSocket.fromPairFd(a, acceptFds), UnixDatagramSocket.fromPairFd(b, acceptFds)]
     default:
-      return [UnixSeqpacketSocket.fromPairFd(a), UnixSeqpacketSocket.fromPairFd(b)]
+      return [UnixSeqpacketSocket.fromPairFd(a, acceptFds), UnixSeqpacketSocket.fromPairFd(b, acceptFds)]
   }
 }
 
@@ -1239,6 +1313,11 @@ export interface StreamChunk {
   data: Buffer
   /** Descriptors that came with them, close-on-exec, owned by the caller. */
   fds: number[]
+  /**
+   * `true` when descriptors came but not all could be received (`MSG_CTRUNC`: this process
+   * reached its descriptor limit): those that did arrive were closed, `fds` is empty.
+   */
+  fdsDropped: boolean
 }
 
 /**
@@ -1270,7 +1349,7 @@ export async function receiveFds(socket: Socket, options?: SocketReceiveOptions)
   return whileOpen(socket, async (groups) => {
     for (;;) {
       const r = callNative(() => native.socketReceive(fd, true, false)) as NativeReceived | null
-      if (r !== null) return { data: r.data, fds: r.fds }
+      if (r !== null) return { data: r.data, fds: r.fds, fdsDropped: r.fdsDropped }
       await waitReady(fd, false, signal, groups)
     }
   })
