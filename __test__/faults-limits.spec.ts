@@ -8,8 +8,31 @@ import test from 'ava'
 import { chmodSync, closeSync, openSync, statSync, writeFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 
-import { UnixDatagramSocket, UnixSeqpacketServer, UnixSeqpacketSocket, socketpair } from '../ts/index'
-import { NOBODY, SOURCE_ENTRY, cChild, compileC, fdSnapshot, fdsLeftOpen, linuxOnly, removeBuilds, runNode, tempDir } from './helpers'
+import {
+  IPC_PRIVATE,
+  Mutex,
+  Semaphore,
+  SemaphoreSet,
+  SharedMemory,
+  UnixDatagramSocket,
+  UnixSeqpacketServer,
+  UnixSeqpacketSocket,
+  socketpair,
+} from '../ts/index'
+import {
+  NOBODY,
+  SOURCE_ENTRY,
+  cChild,
+  compileC,
+  fdSnapshot,
+  fdsLeftOpen,
+  freshKey,
+  linuxOnly,
+  removeBuilds,
+  runNode,
+  sleep,
+  tempDir,
+} from './helpers'
 
 test.after.always(removeBuilds)
 
@@ -334,4 +357,105 @@ seqpacketTest('ipckit refuses to send an empty seqpacket message, which the peer
   })
   await c.send('')
   t.is(d.receiveSync().data.length, 0)
+})
+
+// ---------------------------------------------------------------------------------------------
+// One rule for every timeout
+
+/**
+ * Every API that takes a timeout: `run(timeoutMs, blocked)` waits on something that is free
+ * (`blocked` false) or that nobody will free (`blocked` true); it resolves `'ok'` or
+ * `'timed-out'` (EAGAIN for semaphores, `'timed-out'` for futex waits), or rejects/throws.
+ */
+interface TimeoutCase {
+  name: string
+  /** Blocking forms can also be shown to wait without limit. */
+  async: boolean
+  run(timeoutMs: unknown, blocked: boolean, signal?: AbortSignal): Promise<string> | string
+}
+
+function timeoutCases(t: import('ava').ExecutionContext): TimeoutCase[] {
+  const set = SemaphoreSet.create({ count: 2, initial: [0, 1] })
+  const zero = Semaphore.open(IPC_PRIVATE, { initial: 0 })
+  const one = Semaphore.open(IPC_PRIVATE, { initial: 1 })
+  const keyed = SemaphoreSet.open(freshKey('sem'), { create: true, initial: [1] })
+  const mutex = Mutex.open(IPC_PRIVATE)
+  const held = Mutex.open(IPC_PRIVATE)
+  const heldGuard = held.lockSync()
+  const shm = SharedMemory.create({ size: 4096 })
+  t.teardown(() => {
+    heldGuard.unlock()
+    for (const o of [set, zero, one, keyed, mutex, held, shm]) {
+      o.remove()
+      o.close()
+    }
+  })
+  const timedOut = (e: unknown) => {
+    if ((e as { code?: string }).code === 'EAGAIN') return 'timed-out'
+    throw e
+  }
+  const settle = async (p: Promise<unknown>) => p.then(() => 'ok', timedOut)
+  const sync = (f: () => unknown) => {
+    try {
+      f()
+      return 'ok'
+    } catch (e) {
+      return timedOut(e)
+    }
+  }
+  // `zero` (value 0) blocks an acquire and frees a waitForZero; `one` (value 1) the reverse.
+  return [
+    { name: 'SemaphoreSet.op', async: true, run: (ms, b, signal) => settle(set.op([{ index: b ? 0 : 1, delta: -1 }], { timeoutMs: ms as number, signal }).then(() => set.op([{ index: 1, delta: 1 }]))) },
+    { name: 'SemaphoreSet.opSync', async: false, run: (ms, b) => sync(() => { set.opSync([{ index: b ? 0 : 1, delta: -1 }], { timeoutMs: ms as number }); set.opSync([{ index: 1, delta: 1 }]) }) },
+    { name: 'Semaphore.acquire', async: true, run: (ms, b, signal) => settle((b ? zero : one).acquire({ timeoutMs: ms as number, signal }).then(() => one.release())) },
+    { name: 'Semaphore.acquireSync', async: false, run: (ms, b) => sync(() => { (b ? zero : one).acquireSync({ timeoutMs: ms as number }); one.release() }) },
+    { name: 'Semaphore.waitForZero', async: true, run: (ms, b, signal) => settle((b ? one : zero).waitForZero({ timeoutMs: ms as number, signal })) },
+    { name: 'Semaphore.waitForZeroSync', async: false, run: (ms, b) => sync(() => (b ? one : zero).waitForZeroSync({ timeoutMs: ms as number })) },
+    { name: 'Mutex.lock', async: true, run: (ms, b, signal) => settle((b ? held : mutex).lock({ timeoutMs: ms as number, signal }).then((g: { unlock(): void }) => g.unlock())) },
+    { name: 'Mutex.lockSync', async: false, run: (ms, b) => sync(() => (b ? held : mutex).lockSync({ timeoutMs: ms as number }).unlock()) },
+    { name: 'Mutex.withLock', async: true, run: (ms, b, signal) => settle((b ? held : mutex).withLock(() => 1, { timeoutMs: ms as number, signal })) },
+    { name: 'SharedMemory.wait', async: true, run: async (ms, b, signal) => { const r = await shm.wait(0, b ? 0 : 1, { timeoutMs: ms as number, signal }); return r === 'not-equal' ? 'ok' : r } },
+    { name: 'SharedMemory.waitSync', async: false, run: (ms, b) => { const r = shm.waitSync(0, b ? 0 : 1, { timeoutMs: ms as number }); return r === 'not-equal' ? 'ok' : r } },
+    { name: 'SemaphoreSet.open initTimeoutMs', async: false, run: (ms) => sync(() => SemaphoreSet.open(keyed.key, { initTimeoutMs: ms as number }).close()) },
+    { name: 'Semaphore.open initTimeoutMs', async: false, run: (ms) => sync(() => Semaphore.open(keyed.key, { initTimeoutMs: ms as number }).close()) },
+    { name: 'Mutex.open initTimeoutMs', async: false, run: (ms) => sync(() => Mutex.open(keyed.key, { initTimeoutMs: ms as number }).close()) },
+  ]
+}
+
+test('every timeout follows one rule: a number >= 0, fractions kept, Infinity for no limit, NaN and negatives refused', async (t) => {
+  for (const c of timeoutCases(t)) {
+    const outcome = async (ms: unknown, blocked: boolean) => {
+      try {
+        return await c.run(ms, blocked)
+      } catch (e) {
+        return (e as { code?: string }).code
+      }
+    }
+    // Refused before any system call, the same way everywhere.
+    t.is(await outcome(Number.NaN, false), 'ERR_OUT_OF_RANGE', `${c.name}: NaN`)
+    t.is(await outcome(-1, false), 'ERR_OUT_OF_RANGE', `${c.name}: -1`)
+    t.is(await outcome(-Infinity, false), 'ERR_OUT_OF_RANGE', `${c.name}: -Infinity`)
+    t.is(await outcome('5', false), 'ERR_INVALID_ARG_TYPE', `${c.name}: '5'`)
+    t.is(await outcome(null, false), 'ERR_INVALID_ARG_TYPE', `${c.name}: null`)
+    // Accepted: no limit, fractions, and finite values too large for a deadline.
+    for (const ms of [Infinity, 2.5, 0.001, 1e300, Number.MAX_VALUE, 0]) {
+      t.is(await outcome(ms, false), 'ok', `${c.name}: ${ms}, free`)
+    }
+    if (c.name.includes('initTimeoutMs')) continue
+    // A fraction is a real timeout: 2.5 ms is at least 2.5 ms.
+    const start = process.hrtime.bigint()
+    t.is(await outcome(2.5, true), 'timed-out', `${c.name}: 2.5, blocked`)
+    t.true(Number(process.hrtime.bigint() - start) / 1e6 >= 2.4, `${c.name}: waited 2.5 ms`)
+    t.is(await outcome(0, true), 'timed-out', `${c.name}: 0, blocked`)
+    if (c.async) {
+      // Infinity waits without limit: still pending after a while, until cancelled.
+      const ac = new AbortController()
+      let settled = false
+      const p = Promise.resolve(c.run(Infinity, true, ac.signal)).finally(() => (settled = true))
+      await sleep(30)
+      t.false(settled, `${c.name}: Infinity is still waiting`)
+      ac.abort()
+      await t.throwsAsync(p, { name: 'AbortError' }, `${c.name}: cancelled`)
+    }
+  }
 })

@@ -18,6 +18,7 @@ import {
   validateKey,
   validateMode,
   validateOptions,
+  validateTimeout,
 } from './validate'
 
 /**
@@ -33,7 +34,6 @@ export const SEMAPHORE_VALUE_MAX: number = native.SEM_VALUE_MAX
 
 const MAX_ID = 0x7fff_ffff
 const MAX_COUNT = 0x7fff_ffff
-const MAX_TIMEOUT = 0x7fff_ffff
 const DEFAULT_INIT_TIMEOUT = 10_000
 /** Flag bits of an operation triple, as the native layer reads them. */
 const UNDO = 1
@@ -128,8 +128,10 @@ export interface SemaphoreSetUpdate {
 }
 
 
+/** `options.timeoutMs` as the native calls take it: milliseconds, or -1 for no limit. */
 function timeoutOf(value: unknown): number {
-  return optionalInteger(value, 'options.timeoutMs', 0, MAX_TIMEOUT, -1)
+  const ms = validateTimeout(value, 'options.timeoutMs')
+  return ms === Infinity ? -1 : ms
 }
 
 function validateValue(value: unknown, name: string): number {
@@ -259,7 +261,7 @@ export class SemaphoreSet implements Disposable {
     const create = optionalBoolean(opts.create, 'options.create', false)
     const exclusive = optionalBoolean(opts.exclusive, 'options.exclusive', false)
     const mode = validateMode(opts.mode, 'options.mode', 0o600)
-    const initTimeout = optionalInteger(opts.initTimeoutMs, 'options.initTimeoutMs', 0, MAX_TIMEOUT, DEFAULT_INIT_TIMEOUT)
+    const initTimeout = validateTimeout(opts.initTimeoutMs, 'options.initTimeoutMs', DEFAULT_INIT_TIMEOUT)
     const creating = create || exclusive || k === 0
     let count = optionalInteger(opts.count, 'options.count', 0, MAX_COUNT, -1)
     let initial: number[] | undefined

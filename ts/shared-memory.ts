@@ -19,6 +19,7 @@ import {
   validateKey,
   validateMode,
   validateOptions,
+  validateTimeout,
 } from './validate'
 
 type ShmMapping = InstanceType<typeof native.ShmMapping>
@@ -155,13 +156,6 @@ function validateWordOffset(offset: unknown, size: number): number {
   if (offset % 4 !== 0) throw outOfRange('offset', 'a multiple of 4', offset)
   if (offset + 4 > size) throw outOfRange('offset', `<= ${size - 4}`, offset)
   return offset
-}
-
-function validateTimeout(value: unknown): number {
-  if (value === undefined) return Infinity
-  if (typeof value !== 'number') throw invalidArgType('options.timeoutMs', 'of type number', value)
-  if (!(value >= 0)) throw outOfRange('options.timeoutMs', '>= 0', value)
-  return value
 }
 
 /** The 32-bit value a futex compares: an int32 or uint32 number, as Int32Array/Uint32Array hold it. */
@@ -646,7 +640,7 @@ export class SharedMemory implements Disposable {
   async wait(offset: number, expected: number, options?: ShmWaitOptions): Promise<ShmWaitResult> {
     const value = validateExpected(expected)
     const opts = validateOptions(options)
-    const timeoutMs = validateTimeout(opts.timeoutMs)
+    const timeoutMs = validateTimeout(opts.timeoutMs, 'options.timeoutMs')
     const signal = opts.signal
     validateAbortSignal(signal, 'options.signal')
     validateWordOffset(offset, this.size)
@@ -675,7 +669,7 @@ export class SharedMemory implements Disposable {
   waitSync(offset: number, expected: number, options?: ShmWaitSyncOptions): ShmWaitResult {
     const value = validateExpected(expected)
     const opts = validateOptions(options)
-    const timeoutMs = validateTimeout(opts.timeoutMs)
+    const timeoutMs = validateTimeout(opts.timeoutMs, 'options.timeoutMs')
     validateWordOffset(offset, this.size)
     this.#check()
     const mapping = this.#copyMapping()
