@@ -50,6 +50,9 @@ linuxOnly(
   t.is(victim[3], victim[2], 'the victim read its own last increment')
   t.regex(out, /3 workers \([\d, ]+\) are waiting for the lock; mutex locked: true/)
   t.regex(out, new RegExp(`victim ${victim[1]}: killed by SIGKILL while holding the lock`))
+  // Exactly one worker is told its predecessor died, and it finds what the victim last read.
+  const tookOver = [...out.matchAll(/worker \d+ took the lock over from the dead victim \(previousOwnerDied\) and found the counter at (\d+)/g)]
+  t.deepEqual(tookOver.map((m) => m[1]), [victim[3]])
   const count = line(t, out, /counter: (\d+), expected (\d+) .*: exact/)
   t.is(Number(count[1]), Number(victim[2]) + 3 * 100, 'every completed increment counted once, the half-done one not at all')
   t.is(count[1], count[2])

@@ -28,6 +28,7 @@ import {
   fdsLeftOpen,
   freshKey,
   linuxOnly,
+  nodeChild,
   removeBuilds,
   runNode,
   sleep,
@@ -458,4 +459,110 @@ test('every timeout follows one rule: a number >= 0, fractions kept, Infinity fo
       await t.throwsAsync(p, { name: 'AbortError' }, `${c.name}: cancelled`)
     }
   }
+})
+
+// ---------------------------------------------------------------------------------------------
+// A Mutex whose holder died
+
+const HOLDER = `
+const m = ipckit.Mutex.open(Number(process.argv[2]))
+const guard = m.lockSync()
+console.log('locked ' + guard.previousOwnerDied)
+process.stdin.on('data', (line) => {
+  if (String(line).trim() === 'unlock') { guard.unlock(); console.log('unlocked') }
+  if (String(line).trim() === 'exit') process.exit(0)
+})`
+
+test('a Mutex holder SIGKILLed: the next holder is told (previousOwnerDied), then no one after a clean unlock', async (t) => {
+  const key = freshKey('sem')
+  const mutex = Mutex.open(key, { create: true })
+  t.teardown(() => {
+    mutex.remove()
+    mutex.close()
+  })
+  // A waiter already queued when the holder dies.
+  const holder = nodeChild(HOLDER, [String(key)])
+  t.teardown(() => holder.kill('SIGKILL'))
+  t.is(await holder.line(/^locked/), 'locked false')
+  const waiting = mutex.lock({ timeoutMs: 30_000 })
+  await sleep(50)
+  holder.kill('SIGKILL')
+  t.is((await holder.done).signal, 'SIGKILL')
+  const guard = await waiting
+  t.true(guard.previousOwnerDied)
+  guard.unlock()
+  // Told once: after a clean unlock the next holder is not.
+  const again = mutex.lockSync()
+  t.false(again.previousOwnerDied)
+  again.unlock()
+  // A holder that unlocks and exits left nothing to report.
+  const clean = nodeChild(HOLDER, [String(key)])
+  t.is(await clean.line(/^locked/), 'locked false')
+  clean.write('unlock')
+  await clean.line(/^unlocked$/)
+  clean.write('exit')
+  t.is((await clean.done).code, 0)
+  const third = mutex.tryLock()!
+  t.false(third.previousOwnerDied)
+  third.unlock()
+  // Nobody waiting when the holder dies: tryLock and lockSync learn it, each form once.
+  for (const take of [() => mutex.tryLock()!, () => mutex.lockSync({ wait: false }), () => mutex.lockSync()]) {
+    const victim = nodeChild(HOLDER, [String(key)])
+    t.is(await victim.line(/^locked/), 'locked false')
+    victim.kill('SIGKILL')
+    await victim.done
+    const g = take()
+    t.true(g.previousOwnerDied)
+    g.unlock()
+    t.false(mutex.locked)
+  }
+  // And another process that locks after a death sees it too.
+  const dying = nodeChild(HOLDER, [String(key)])
+  await dying.line(/^locked/)
+  dying.kill('SIGKILL')
+  await dying.done
+  const next = nodeChild(HOLDER, [String(key)])
+  t.teardown(() => next.kill('SIGKILL'))
+  t.is(await next.line(/^locked/), 'locked true')
+  next.write('unlock')
+  await next.line(/^unlocked$/)
+  next.write('exit')
+  await next.done
+})
+
+/** A mutex of one semaphore, as a C program makes one (value 1, SEM_UNDO), held until stdin closes. */
+const ONE_SEMAPHORE_MUTEX = `
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/sem.h>
+int main(int argc, char **argv) {
+  int id = semget((key_t)strtoul(argv[1], NULL, 0), 1, IPC_CREAT | 0600);
+  if (id < 0 || semctl(id, 0, SETVAL, 1) < 0) { perror("semget"); return 1; }
+  struct sembuf take = { 0, -1, SEM_UNDO };
+  if (semop(id, &take, 1) < 0) { perror("semop"); return 1; }
+  printf("locked %d\\n", id);
+  fflush(stdout);
+  getchar();
+  return 0;
+}
+`
+
+test("a Mutex over another program's one-semaphore set still excludes, without the report", async (t) => {
+  const key = freshKey('sem')
+  const peer = cChild(compileC('one-semaphore-mutex', ONE_SEMAPHORE_MUTEX), [String(key)])
+  t.teardown(() => peer.kill('SIGKILL'))
+  await peer.line(/^locked /)
+  const mutex = Mutex.open(key)
+  t.teardown(() => {
+    mutex.remove()
+    mutex.close()
+  })
+  t.true(mutex.locked)
+  t.is(mutex.tryLock(), null)
+  const waiting = mutex.lock({ timeoutMs: 30_000 })
+  peer.kill('SIGKILL')
+  const guard = await waiting
+  t.false(guard.previousOwnerDied)
+  guard.unlock()
+  t.false(mutex.locked)
 })
