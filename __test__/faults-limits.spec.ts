@@ -10,6 +10,7 @@ import { dirname, join } from 'node:path'
 
 import {
   IPC_PRIVATE,
+  MessageQueue,
   Mutex,
   Semaphore,
   SemaphoreSet,
@@ -566,3 +567,114 @@ test("a Mutex over another program's one-semaphore set still excludes, without t
   guard.unlock()
   t.false(mutex.locked)
 })
+
+// ---------------------------------------------------------------------------------------------
+// Worker threads blocked in ...Sync calls, terminated or ended by process.exit()
+
+/**
+ * A child that starts one Worker per blocking sync call, each blocked in it, then either
+ * terminates them all (`terminate`: prints how long each took, or which are still pending
+ * after 20 s) or calls `process.exit(0)` (`exit`). Objects are removed by the test, after: a
+ * removal would wake the waiters itself.
+ */
+const BLOCKED_WORKERS = `
+const { Worker } = require('node:worker_threads')
+const fs = require('node:fs')
+const [mode, dir, ...keys] = process.argv.slice(2)
+const [qKey, fullKey, setKey, mutexKey, shmKey] = keys.map(Number)
+const q = ipckit.MessageQueue.open(qKey, { create: true })
+const full = ipckit.MessageQueue.open(fullKey, { create: true })
+full.update({ maxBytes: 64 })
+while (true) { try { full.sendSync(Buffer.alloc(32), { wait: false }) } catch (e) { if (e.code === 'EAGAIN') break; throw e } }
+const set = ipckit.SemaphoreSet.open(setKey, { create: true, count: 2, initial: [0, 1] })
+const mutex = ipckit.Mutex.open(mutexKey, { create: true })
+const held = mutex.lockSync()
+const shm = ipckit.SharedMemory.open(shmKey, { create: true, size: 4096 })
+const [seqMine, seqTheirs] = ipckit.socketpair('seqpacket')
+const [dgMine, dgTheirs] = ipckit.socketpair('dgram')
+const [fullMine, fullTheirs] = ipckit.socketpair('seqpacket')
+while (true) { try { fullTheirs.sendSync(Buffer.alloc(4096), { wait: false }) } catch (e) { if (e.code === 'EAGAIN') break; throw e } }
+const sink = ipckit.UnixDatagramSocket.bind({ abstract: 'ipckit-test-sink-' + process.pid })
+const sender = ipckit.UnixDatagramSocket.create()
+while (true) { try { sender.sendSync(Buffer.alloc(4096), { to: { abstract: 'ipckit-test-sink-' + process.pid }, wait: false }) } catch (e) { if (e.code === 'EAGAIN') break; throw e } }
+ipckit.mkfifo(dir + '/r.fifo')
+ipckit.mkfifo(dir + '/w.fifo')
+const cases = {
+  'socket receiveSync (seqpacket)': 'ipckit.UnixSeqpacketSocket.fromFd(d.seq).receiveSync()',
+  'socket receiveSync (dgram)': 'ipckit.UnixDatagramSocket.fromFd(d.dgram).receiveSync()',
+  'socket sendSync (seqpacket, full)': 'ipckit.UnixSeqpacketSocket.fromFd(d.full).sendSync("x")',
+  'socket sendSync (dgram to a full address)': 'ipckit.UnixDatagramSocket.fromFd(d.sender).sendSync("x", { to: { abstract: d.sink } })',
+  'queue receiveSync': 'ipckit.MessageQueue.fromId(d.q).receiveSync()',
+  'queue sendSync (full)': 'ipckit.MessageQueue.fromId(d.fullq).sendSync(Buffer.alloc(32))',
+  'SemaphoreSet.opSync': 'ipckit.SemaphoreSet.fromId(d.set).opSync([{ index: 0, delta: -1 }])',
+  'Semaphore.acquireSync': 'ipckit.Semaphore.open(d.setKey).acquireSync()',
+  'Semaphore.waitForZeroSync': 'ipckit.SemaphoreSet.fromId(d.set).opSync([{ index: 1, delta: 0 }])',
+  'Mutex.lockSync': 'ipckit.Mutex.open(d.mutexKey).lockSync()',
+  'SharedMemory.waitSync': 'ipckit.SharedMemory.fromId(d.shm).waitSync(0, 0)',
+  'openFifoSync (r)': 'ipckit.openFifoSync(d.dir + "/r.fifo", "r")',
+  'openFifoSync (w)': 'ipckit.openFifoSync(d.dir + "/w.fifo", "w")',
+}
+const data = { seq: seqTheirs.fd, dgram: dgTheirs.fd, full: fullTheirs.fd, sender: sender.fd, sink: 'ipckit-test-sink-' + process.pid,
+  q: q.id, fullq: full.id, set: set.id, setKey: set.key, mutexKey: mutex.key, shm: shm.id, dir }
+const workers = Object.entries(cases).map(([name, call]) => {
+  const w = new Worker(
+    'const { workerData: d, parentPort } = require("node:worker_threads"); require(' + JSON.stringify(process.env.IPCKIT_TS_REGISTER) + ');' +
+    'const ipckit = require(' + JSON.stringify(process.env.IPCKIT_ENTRY) + ');' +
+    'parentPort.postMessage("blocking"); ' + call + '; parentPort.postMessage("returned")',
+    { eval: true, workerData: data })
+  w.name = name
+  w.on('error', (e) => { console.log('error in ' + name + ': ' + e.stack); process.exit(1) })
+  return w
+})
+Promise.all(workers.map((w) => new Promise((resolve) => w.on('message', (m) => {
+  if (m === 'returned') { console.log('returned by itself: ' + w.name); process.exit(1) }
+  resolve()
+})))).then(() => setTimeout(async () => {
+  console.log('blocked ' + workers.length)
+  if (mode === 'exit') process.exit(0)
+  const pending = new Set(workers.map((w) => w.name))
+  const watchdog = setTimeout(() => { console.log('still pending: ' + [...pending].join(', ')); process.exit(2) }, 20000)
+  await Promise.all(workers.map((w) => w.terminate().then(() => pending.delete(w.name))))
+  clearTimeout(watchdog)
+  // Nothing was taken by the terminated receives.
+  seqMine.sendSync('after'); dgMine.sendSync('after'); q.sendSync('after')
+  const got = [ipckit.UnixSeqpacketSocket.fromFd(seqTheirs.fd).receiveSync({ wait: false }), ipckit.UnixDatagramSocket.fromFd(dgTheirs.fd).receiveSync({ wait: false }), q.receiveSync({ wait: false })]
+  console.log('terminated ' + workers.length + ', then ' + got.map((m) => m.data.toString()).join(' '))
+  held.unlock()
+  process.exit(0)
+}, 300))
+`
+
+for (const mode of ['terminate', 'exit'] as const) {
+  linuxOnly(test, 'seqpacket sockets and futex waits are Linux-only')(
+    mode === 'terminate'
+      ? 'worker.terminate() ends a Worker blocked in each blocking ...Sync call, and nothing is taken'
+      : 'process.exit(0) returns while Workers are blocked in each blocking ...Sync call',
+    async (t) => {
+      const dir = tempDir()
+      t.teardown(dir.remove)
+      const keys = [freshKey('msg'), freshKey('msg'), freshKey('sem'), freshKey('sem'), freshKey('shm')]
+      t.teardown(() => {
+        const opens = [MessageQueue.open, MessageQueue.open, SemaphoreSet.open, SemaphoreSet.open, SharedMemory.open]
+        keys.forEach((key, i) => {
+          try {
+            const o = opens[i]!(key)
+            o.remove()
+            o.close()
+          } catch {
+            // the child did not get as far
+          }
+        })
+      })
+      const r = await nodeChild(BLOCKED_WORKERS, [mode, dir.path, ...keys.map(String)], {
+        timeoutMs: 60_000,
+        env: { ...process.env, IPCKIT_TS_REGISTER: require.resolve('tsx/cjs'), IPCKIT_ENTRY: SOURCE_ENTRY },
+      }).done
+      t.is(r.signal, null, `the child hung and was killed: ${r.stdout}${r.stderr}`)
+      t.is(r.code, 0, `${r.stdout}${r.stderr}`)
+      const lines = r.stdout.trim().split('\n')
+      t.is(lines[0], 'blocked 13')
+      if (mode === 'terminate') t.is(lines[1], 'terminated 13, then after after after')
+    },
+  )
+}

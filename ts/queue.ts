@@ -8,7 +8,7 @@ import { Buffer } from 'node:buffer'
 import { endianness } from 'node:os'
 import { markAsUntransferable } from 'node:worker_threads'
 
-import { AbortError, IpcError, callNative, invalidState, outOfRange } from './errors'
+import { AbortError, IpcError, answered, callNative, invalidState, outOfRange } from './errors'
 import { native } from './native'
 import { FAST_EMPTY, FAST_FAILED, makeView } from './pool'
 import { ownerChanges, secondsToDate } from './sysv'
@@ -429,7 +429,7 @@ export class MessageQueue implements Disposable {
     const wait = optionalBoolean(opts.wait, 'options.wait', true)
     this.#check()
     if (sendNow(this.id, type, bytes, wait ? 0 : NOWAIT) === null) {
-      callNative(() => native.msgSend(this.id, type, bytes, !wait, false))
+      answered(callNative(() => native.msgSend(this.id, type, bytes, !wait, false)))
     }
   }
 
@@ -513,8 +513,8 @@ export class MessageQueue implements Disposable {
   /** {@link #receiveNow} for a `maxSize` larger than a pool holds: a buffer of that size. */
   #receiveLarge(args: ReceiveArgs, nowait: boolean, emptyIsNull: boolean): Message | null {
     const buf = scratchFor(args.maxSize!)
-    const len = callNative(() =>
-      native.msgReceive(this.id, buf, args.type, args.except, args.truncate, nowait, emptyIsNull),
+    const len = answered(
+      callNative(() => native.msgReceive(this.id, buf, args.type, args.except, args.truncate, nowait, emptyIsNull)),
     )
     if (len < 0) return null
     const data = Buffer.allocUnsafe(len)

@@ -5,7 +5,7 @@
  * @module
  */
 
-import { AbortError, IpcError, callNative, invalidArgType, invalidArgValue, invalidState } from './errors'
+import { AbortError, IpcError, answered, callNative, invalidArgType, invalidArgValue, invalidState } from './errors'
 import { native } from './native'
 import { ownerChanges, secondsToDate } from './sysv'
 import { WaitGroup, startWait } from './reactor'
@@ -373,7 +373,7 @@ export class SemaphoreSet implements Disposable {
     const timeout = timeoutOf(opts.timeoutMs)
     this.#check()
     if (timeout < 0 && flat.length === 3) fastOp(this.id, flat[0]!, flat[1]!, flat[2]!)
-    else callNative(() => native.semOp(this.id, flat, timeout, false))
+    else answered(callNative(() => native.semOp(this.id, flat, timeout, false)))
   }
 
   /**

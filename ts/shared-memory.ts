@@ -5,7 +5,7 @@
  * @module
  */
 
-import { AbortError, IpcError, callNative, featureUnavailable, invalidArgType, invalidState, outOfRange } from './errors'
+import { AbortError, IpcError, answered, callNative, featureUnavailable, invalidArgType, invalidState, outOfRange } from './errors'
 import { native, type Reactor } from './native'
 import { WaitGroup, startWait } from './reactor'
 import { ownerChanges, secondsToDate } from './sysv'
@@ -674,7 +674,7 @@ export class SharedMemory implements Disposable {
     this.#check()
     const mapping = this.#copyMapping()
     const timeout = Number.isFinite(timeoutMs) ? timeoutMs : null
-    return WAIT_RESULTS[callNative(() => mapping.waitSync(offset, value, timeout))]!
+    return WAIT_RESULTS[answered(callNative(() => mapping.waitSync(offset, value, timeout)))]!
   }
 
   /**

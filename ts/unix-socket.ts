@@ -16,7 +16,7 @@ import { unlinkSync } from 'node:fs'
 import { Socket } from 'node:net'
 import { markAsUntransferable } from 'node:worker_threads'
 
-import { AbortError, callNative, invalidArgType, invalidArgValue, invalidState, outOfRange } from './errors'
+import { AbortError, answered, callNative, invalidArgType, invalidArgValue, invalidState, outOfRange } from './errors'
 import { native } from './native'
 import { FAST_EMPTY, FAST_FAILED, makeView } from './pool'
 import { WaitGroup, startWait } from './reactor'
@@ -526,7 +526,7 @@ abstract class MessageSocket implements Disposable {
       if (sendNow(this.fd, bytes, fds, to, !wait) >= 0) return
       if (to !== undefined) {
         // Unconnected: room at the destination cannot be polled for; block in the kernel.
-        callNative(() => native.socketSend(this.fd, bytes, fds, name, isAbstract, false, false))
+        answered(callNative(() => native.socketSend(this.fd, bytes, fds, name, isAbstract, false, false)))
         return
       }
       callNative(() => native.socketWaitSync(this.fd, true))

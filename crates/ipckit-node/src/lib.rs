@@ -15,4 +15,5 @@ mod sem;
 mod shm;
 mod signal;
 mod socket;
+mod stop;
 mod sysv_list;

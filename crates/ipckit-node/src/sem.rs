@@ -46,7 +46,7 @@ fn decode(ops: &[i32]) -> ipckit::Result<Vec<SemOp>> {
 /// The deadline `timeout_ms` (fractions kept) from now; `None` for a negative timeout (none)
 /// and for one too far away to represent, which is as good as for ever.
 fn deadline(timeout_ms: f64) -> Option<Instant> {
-    if !(timeout_ms >= 0.0) {
+    if timeout_ms.is_nan() || timeout_ms < 0.0 {
         return None;
     }
     let timeout = Duration::try_from_secs_f64(timeout_ms / 1000.0).ok()?;

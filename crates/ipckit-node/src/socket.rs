@@ -174,7 +174,13 @@ pub fn socket_send(
     throw_eagain: bool,
 ) -> Result<i64> {
     let to = to.map(|name| address(name, to_abstract));
-    match socket::send(fd, data, &fds, to.as_ref(), nowait) {
+    let sent = if nowait {
+        socket::send(fd, data, &fds, to.as_ref(), true)
+    } else {
+        // A blocking send (to an address, which cannot be polled for room) after a signal.
+        ipckit::error::retry_eintr(|| socket::send(fd, data, &fds, to.as_ref(), false))
+    };
+    match sent {
         Ok(Some(n)) => Ok(n as i64),
         Ok(None) if throw_eagain => Err(crate::error::sys_error(
             env,

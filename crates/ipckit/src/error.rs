@@ -196,14 +196,11 @@ impl SysResult for i64 {
 ///
 /// System V waits (`msgrcv`, `msgsnd`, `semop`) are never restarted after a signal handler,
 /// even one installed with `SA_RESTART`, and Node.js has such handlers; so a blocking call that
-/// is not meant to be cancelled retries here.
-pub fn retry_eintr<T>(mut f: impl FnMut() -> Result<T>) -> Result<T> {
-    loop {
-        match f() {
-            Err(e) if e.errno == Errno::EINTR => continue,
-            other => return other,
-        }
-    }
+/// is not meant to be cancelled retries here. On a thread that installed a stop check
+/// ([`crate::interrupt::install`]), the call is interrupted regularly to ask it, and ends with
+/// [`Error::cancelled`] when it says so.
+pub fn retry_eintr<T>(f: impl FnMut() -> Result<T>) -> Result<T> {
+    crate::interrupt::retry(f)
 }
 
 #[cfg(test)]

@@ -462,6 +462,9 @@ impl SemaphoreSet {
             if start.elapsed() >= timeout {
                 return Err(Error::new(Errno::ETIMEDOUT, "semget"));
             }
+            if crate::interrupt::stop_requested() {
+                return Err(Error::cancelled("semget"));
+            }
             std::thread::sleep(pause);
             pause = (pause * 2).min(Duration::from_millis(5));
         }
