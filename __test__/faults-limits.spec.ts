@@ -678,3 +678,77 @@ for (const mode of ['terminate', 'exit'] as const) {
     },
   )
 }
+
+// ---------------------------------------------------------------------------------------------
+// A received payload's memory
+
+/**
+ * Checks that `mine` (received first) exposes nothing of `theirs` (another process's message,
+ * received after it) through its memory, and that writing through that memory leaves `theirs`
+ * intact.
+ */
+function isolated(t: import('ava').ExecutionContext, mine: Buffer, theirs: Buffer, secret: string, what: string) {
+  const memory = mine.buffer as ArrayBuffer
+  t.is(memory.byteLength, mine.length, `${what}: the memory holds that payload only`)
+  t.false(Buffer.from(memory).toString('latin1').includes('secret'), `${what}: another sender's secret is not reachable`)
+  new Uint8Array(memory).fill(0x58)
+  t.is(theirs.toString(), secret, `${what}: writing through it changes no other message`)
+}
+
+for (const size of [16, 200, 5000]) {
+  const secret = `secret of another sender, ${size} bytes `.padEnd(size, '*')
+  const mine = 'm'.repeat(size)
+
+  test(`a queue payload's .buffer holds that payload only (${size} bytes)`, async (t) => {
+    const q = MessageQueue.open(IPC_PRIVATE)
+    t.teardown(() => {
+      q.remove()
+      q.close()
+    })
+    q.sendSync(mine)
+    await runNode(`ipckit.MessageQueue.fromId(Number(process.argv[2])).sendSync(process.argv[3])`, [String(q.id), secret])
+    const first = q.receiveSync().data
+    const second = (await q.receive()).data
+    t.is(first.toString(), mine)
+    isolated(t, first, second, secret, 'queue')
+  })
+
+  test(`a datagram payload's .buffer holds that payload only (${size} bytes)`, async (t) => {
+    const dir = tempDir()
+    t.teardown(dir.remove)
+    const path = join(dir.path, 's.sock')
+    const server = UnixDatagramSocket.bind(path)
+    t.teardown(() => server.close())
+    const me = UnixDatagramSocket.create()
+    t.teardown(() => me.close())
+    me.sendSync(mine, { to: path })
+    await runNode(`ipckit.UnixDatagramSocket.create().sendSync(process.argv[3], { to: process.argv[2] })`, [path, secret])
+    const first = server.receiveSync().data
+    const second = (await server.receive()).data
+    t.is(first.toString(), mine)
+    isolated(t, first, second, secret, 'datagram')
+  })
+
+  linuxOnly(test, 'macOS has no SOCK_SEQPACKET UNIX sockets')(`a seqpacket payload's .buffer holds that payload only (${size} bytes)`, async (t) => {
+    const dir = tempDir()
+    t.teardown(dir.remove)
+    const path = join(dir.path, 'q.sock')
+    const server = UnixSeqpacketServer.listen(path)
+    t.teardown(() => server.close())
+    const client = UnixSeqpacketSocket.connect(path)
+    t.teardown(() => client.close())
+    const conn = await server.accept()
+    t.teardown(() => conn.close())
+    const other = nodeChild(`const c = ipckit.UnixSeqpacketSocket.connect(process.argv[2]); c.sendSync(process.argv[3]); console.log('sent'); c.receiveSync()`, [path, secret])
+    t.teardown(() => other.kill())
+    const otherConn = await server.accept()
+    t.teardown(() => otherConn.close())
+    client.sendSync(mine)
+    await other.line(/^sent$/)
+    // Both arrive on this thread, through the same receive path, mine first.
+    const first = conn.receiveSync()!.data
+    const second = otherConn.receiveSync()!.data
+    t.is(first.toString(), mine)
+    isolated(t, first, second, secret, 'seqpacket')
+  })
+}

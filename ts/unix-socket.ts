@@ -18,7 +18,7 @@ import { markAsUntransferable } from 'node:worker_threads'
 
 import { AbortError, answered, callNative, invalidArgType, invalidArgValue, invalidState, outOfRange } from './errors'
 import { native } from './native'
-import { FAST_EMPTY, FAST_FAILED, makeView } from './pool'
+import { FAST_EMPTY, FAST_FAILED, PayloadCopier } from './pool'
 import { WaitGroup, startWait } from './reactor'
 import {
   optionalBoolean,
@@ -54,10 +54,9 @@ export interface Credentials {
 /** A message taken from a datagram or seqpacket socket. */
 export interface SocketMessage {
   /**
-   * The payload, boundaries exactly as sent. A payload of up to 16 KiB (and most larger ones)
-   * is a view of a pool that other received payloads share (its `byteOffset` is then not 0),
-   * as `Buffer.allocUnsafe` hands out views of Node's own pool: copy it
-   * (`Buffer.from(data)`) to keep a few bytes without keeping the pool alive.
+   * The payload, boundaries exactly as sent, in memory of its own: `data.buffer` holds this
+   * payload and nothing else (no other message, another sender's among them, is reachable
+   * through it).
    */
   data: Buffer
   /**
@@ -247,13 +246,13 @@ function toPeerAddress(a: { path?: string; abstractName?: string } | null): Peer
  * no `FIONREAD` first, see `ipckit::socket::receive_into`) and answers with the length, the
  * sender's address code in the argument area.
  *
- * Received payloads are views of the pool, as `Buffer.allocUnsafe` hands out views of Node's
- * own pool: each message takes its length (8-byte aligned) and the next one goes after it, so
- * nothing is copied. At least `MIN_ROOM` bytes are free for each receive; a larger message
- * that does not fit comes whole from `socketFastTake()`, as do messages with descriptors or
- * credentials. A pool is marked untransferable, as Node's is; it is replaced when less than
- * `MIN_ROOM` is left, and when it was detached all the same (its length is then 0) before the
- * native side could write to it again. Sends copy their payload into the pool's free room.
+ * Every message is received at the same place, just past the arguments, and its payload is
+ * copied out at once into a Buffer of its own ({@link PayloadCopier}): a payload never shares
+ * memory with another message. A message larger than the pool's room comes whole from
+ * `socketFastTake()`, as do messages with descriptors or credentials. The pool itself is never
+ * handed out; it is marked untransferable all the same, and replaced if it was detached (its
+ * length is then 0) before the native side could write to it again. Sends of up to `MIN_ROOM`
+ * bytes copy their payload into the pool.
  */
 const FAST_ARGS = native.SOCKET_FAST_ARGS
 const NAME_AT = native.SOCKET_FAST_NAME_AT
@@ -262,24 +261,23 @@ const KEPT = native.SOCKET_FAST_KEPT
 const fastReceive = native.socketFastReceive
 const fastSend = native.socketFastSend
 const POOL_SIZE = 128 * 1024
-/** Free room for each receive (and the largest payload a send copies into the pool). */
+/** The largest payload a send copies into the pool. */
 const MIN_ROOM = 16 * 1024
 
-
-/** The current pool (none until the first call: its length 0 makes one), the argument words. */
+/**
+ * The current pool (none until the first call: its length 0 makes one), the argument words,
+ * and what copies payloads out of it.
+ */
 let pool = Buffer.alloc(0)
-let poolMemory = pool.buffer as ArrayBuffer
 let words = new Int32Array(0)
-/** Where the next message goes in the pool (8-byte aligned). */
-let offset = FAST_ARGS
+let copier = new PayloadCopier(pool, 0)
 
 function newPool(): void {
   pool = Buffer.allocUnsafeSlow(POOL_SIZE)
-  // As Node does with its own Buffer pool: postMessage/structuredClone copy it, never move it.
-  poolMemory = pool.buffer as ArrayBuffer
-  markAsUntransferable(poolMemory)
-  words = new Int32Array(poolMemory, pool.byteOffset, FAST_ARGS >> 2)
-  offset = FAST_ARGS
+  // Never handed out; should it be reached all the same, postMessage/structuredClone copy it.
+  markAsUntransferable(pool.buffer as ArrayBuffer)
+  words = new Int32Array(pool.buffer, pool.byteOffset, FAST_ARGS >> 2)
+  copier = new PayloadCopier(pool, FAST_ARGS)
   native.socketFastRegister(pool)
 }
 
@@ -302,16 +300,14 @@ const FDS = native.SOCKET_FAST_FDS
  * `NOW_OR_THROW`, the `EAGAIN` error. With `FDS` in `mode`, descriptors are taken.
  */
 function receiveNow(fd: number, mode: number): SocketMessage | null | undefined {
-  if (pool.length - offset < MIN_ROOM) newPool()
-  const at = offset
+  if (pool.length === 0) newPool()
   words[0] = fd
   words[1] = mode
-  words[2] = at
-  words[3] = pool.length - at
+  words[2] = FAST_ARGS
+  words[3] = pool.length - FAST_ARGS
   const len = fastReceive()
   if (len >= 0) {
-    offset = (at + len + 7) & ~7
-    const data = makeView(poolMemory, pool.byteOffset + at, len)
+    const data = copier.take(len)
     const code = words[4]!
     if (code === 0) return { data, fds: [], from: null, credentials: undefined, fdsDropped: false }
     // 1 + 2 * name length + (1 if abstract), the name in the argument area.
@@ -329,11 +325,11 @@ function receiveNow(fd: number, mode: number): SocketMessage | null | undefined 
 
 /** {@link sendNow} of a payload of at most `MIN_ROOM` bytes without descriptors, through the pool. */
 function sendFast(fd: number, bytes: Uint8Array, to: NativeAddress | undefined, throwEagain: boolean): number {
-  if (pool.length - offset < MIN_ROOM) newPool()
-  pool.set(bytes, offset)
+  if (pool.length === 0) newPool()
+  pool.set(bytes, FAST_ARGS)
   words[0] = fd
   words[1] = throwEagain ? 0 : SOFT
-  words[2] = offset
+  words[2] = FAST_ARGS
   words[3] = bytes.length
   if (to === undefined) {
     words[4] = 0
