@@ -135,7 +135,13 @@ pub fn install(should_stop: impl Fn() -> bool + 'static) {
         libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
     }
     let slot = Arc::new(Slot::default());
-    ticker_state().slots.push(Arc::downgrade(&slot));
+    {
+        let mut state = ticker_state();
+        // Threads that ended (or uninstalled) leave dead entries; drop them here too, since an
+        // idle ticker does not.
+        state.slots.retain(|w| w.strong_count() > 0);
+        state.slots.push(Arc::downgrade(&slot));
+    }
     let installed = Installed {
         slot,
         should_stop: Box::new(should_stop),
