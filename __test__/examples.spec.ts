@@ -53,6 +53,9 @@ linuxOnly(
   t.is(new Set([victim[1], ...waiting]).size, 4, 'three workers and the victim: four processes')
   t.false([victim[1], ...waiting].includes(String(process.pid)))
   t.regex(out, new RegExp(`victim ${victim[1]}: killed by SIGKILL while holding the lock`))
+  // Exactly one worker is told its predecessor died, and it finds what the victim last read.
+  const tookOver = [...out.matchAll(/worker \d+ took the lock over from the dead victim \(previousOwnerDied\) and found the counter at (\d+)/g)]
+  t.deepEqual(tookOver.map((m) => m[1]), [victim[3]])
   const count = line(t, out, /counter: (\d+), expected (\d+) .*: exact/)
   t.is(Number(count[1]), Number(victim[2]) + 3 * 100, 'every completed increment counted once, the half-done one not at all')
   t.is(count[1], count[2])

@@ -493,7 +493,7 @@ test('bad arguments throw TypeError/RangeError before any call, and async method
   t.throws(() => Mutex.open(1, { create: 1 as never }), type)
   const rejections = [
     set.op([{ index: 9, delta: 1 }]),
-    set.op([{ index: 0, delta: 1 }], { timeoutMs: 1.5 }),
+    set.op([{ index: 0, delta: 1 }], { timeoutMs: Number.NaN }),
     set.op([{ index: 0, delta: 1 }], { signal: 'nope' as never }),
     sem.acquire({ count: 0 }),
     sem.waitForZero({ timeoutMs: -5 }),

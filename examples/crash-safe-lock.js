@@ -3,7 +3,9 @@
 // time under a `Mutex` (a System V semaphore taken with SEM_UNDO). One process is killed with
 // SIGKILL while it holds the lock, in the middle of an update. The kernel undoes its semaphore
 // operation when it dies, so the lock is free again at once and the other workers go on; the
-// final count is exact, because the dead process never wrote its half-done update.
+// worker that takes the lock next is told its holder died (guard.previousOwnerDied), as a
+// robust mutex says EOWNERDEAD; the final count is exact, because the dead process never wrote
+// its half-done update.
 //
 //   npm run build && node examples/crash-safe-lock.js [workers] [increments]
 //
@@ -29,7 +31,17 @@ function increment(file) {
 async function worker(file, count) {
   const mutex = Mutex.open(ftok(file, PROJECT_ID))
   try {
-    for (let i = 0; i < count; i++) await mutex.withLock(() => increment(file), { timeoutMs: LOCK_TIMEOUT_MS })
+    for (let i = 0; i < count; i++) {
+      await mutex.withLock(
+        (lock) => {
+          // The last holder died holding the lock: here, the counter is whole (it wrote
+          // nothing), so there is nothing to repair; a real program would check its data.
+          if (lock.previousOwnerDied && process.send) process.send({ tookOver: Number(fs.readFileSync(file, 'utf8')) })
+          increment(file)
+        },
+        { timeoutMs: LOCK_TIMEOUT_MS },
+      )
+    }
   } finally {
     mutex.close()
   }
@@ -79,6 +91,8 @@ async function main() {
 
     const started = Array.from({ length: workers }, () => fork(__filename, ['--worker', file, String(increments)]))
     children.push(...started)
+    const tookOver = []
+    for (const child of started) child.on('message', (m) => tookOver.push({ pid: child.pid, value: m.tookOver }))
     // Wait until every worker is blocked on the lock (semncnt, the kernel's count of waiters).
     // macOS has no semtimedop: a wait with a timeout polls there and is not counted, so give
     // the workers a moment instead (the count below is exact either way).
@@ -103,6 +117,9 @@ async function main() {
     const failed = results.filter((r) => r.code !== 0)
     if (failed.length > 0) throw new Error(`${failed.length} worker(s) failed: ${JSON.stringify(failed)}`)
     console.log(`${workers} workers finished: ${increments} increments each`)
+    for (const { pid, value } of tookOver) {
+      console.log(`worker ${pid} took the lock over from the dead victim (previousOwnerDied) and found the counter at ${value}`)
+    }
 
     const count = Number(fs.readFileSync(file, 'utf8'))
     const expected = victimIncrements + workers * increments

@@ -18,7 +18,8 @@ const { UnixSeqpacketSocket, peerCredentials, socketpair } = require('..') // th
 
 /** A worker: takes connections from the parent (fd 3) and serves each: one line in, one line out. */
 async function worker() {
-  const parent = UnixSeqpacketSocket.fromFd(3)
+  // acceptFds: this socket is for receiving descriptors (a socket closes those it was not asked to take).
+  const parent = UnixSeqpacketSocket.fromFd(3, { acceptFds: true })
   const serving = []
   for await (const { data, fds } of parent) {
     for (const fd of fds) {

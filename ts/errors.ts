@@ -215,6 +215,19 @@ export class AbortError extends Error {
   }
 }
 
+/**
+ * The answer of a native call that blocked the thread (a `...Sync` wait), checked. A Worker
+ * thread that is being terminated (`worker.terminate()`, or `process.exit()` ending every
+ * worker) has its wait ended, but Node-API can no longer throw there, so the call answers
+ * `undefined`: that is never a result, and an `AbortError` makes sure no caller takes it for
+ * one in the moment before the thread stops.
+ * @internal
+ */
+export function answered<T>(value: T | undefined): T {
+  if (value === undefined) throw new AbortError('The thread is terminating')
+  return value
+}
+
 /** Describes a received value as Node's argument errors do. */
 function describe(value: unknown): string {
   if (value === null) return 'null'

@@ -7,6 +7,8 @@
  * @module
  */
 
+import { isMainThread } from 'node:worker_threads'
+
 import type * as Binding from '../binding'
 import { bindingLoadError } from './platform'
 
@@ -19,4 +21,8 @@ function load(): typeof Binding {
 }
 
 export const native = load()
+
+// A Worker thread blocked in a `...Sync` call must still end when it is terminated (or when
+// `process.exit()` ends every worker): its waits ask, every 100 ms, whether to stop.
+if (!isMainThread) native.syncWaitsStoppable()
 export type { Reactor, SysErrorInfo } from '../binding'

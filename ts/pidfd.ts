@@ -12,7 +12,7 @@ import { native } from './native'
 import { WaitGroup, waitFd } from './reactor'
 import { toSignalNumber, type SignalLike } from './signals'
 import { validateFd } from './unix-socket'
-import { validateAbortSignal, validateInteger, validateOptions } from './validate'
+import { validateAbortSignal, validateInteger, validateOptions, validateTimeout } from './validate'
 
 /**
  * How a process ended. `code` and `signal` are known only to its parent, and only until it
@@ -220,8 +220,7 @@ export class PidFd implements Disposable, AsyncDisposable {
    */
   waitExitSync(options?: PidFdWaitSyncOptions): ProcessExit | null {
     const opts = validateOptions(options)
-    const timeoutMs = opts.timeoutMs === undefined ? Infinity : opts.timeoutMs
-    if (timeoutMs !== Infinity) validateInteger(timeoutMs, 'options.timeoutMs', 0, Number.MAX_SAFE_INTEGER)
+    const timeoutMs = validateTimeout(opts.timeoutMs, 'options.timeoutMs')
     this.#check()
     const exited = callNative(() => native.pidfdWaitSync(this.fd, timeoutMs === Infinity ? null : timeoutMs))
     return exited ? this.exitStatus() : null

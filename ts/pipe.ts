@@ -31,7 +31,7 @@ import { Socket } from 'node:net'
 import { Readable, Writable, type ReadableOptions, type WritableOptions } from 'node:stream'
 import { fileURLToPath } from 'node:url'
 
-import { AbortError, callNative, invalidArgType, invalidArgValue } from './errors'
+import { AbortError, answered, callNative, invalidArgType, invalidArgValue } from './errors'
 import { native } from './native'
 import { startWait } from './reactor'
 import { validateAbortSignal, validateMode, validateOneOf, validateOptions } from './validate'
@@ -402,7 +402,7 @@ export function openFifoSync(path: PathLike, flags: 'r' | 'w'): PipeReadable | P
 export function openFifoSync(path: PathLike, flags: 'r' | 'w'): PipeReadable | PipeWritable {
   const { bytes, write } = fifoArgs(path, flags)
   return endFor(
-    callNative(() => native.fifoOpenSync(bytes, write)),
+    answered(callNative(() => native.fifoOpenSync(bytes, write))),
     write,
   )
 }

@@ -1,7 +1,7 @@
 /**
  * What the per-thread receive pools of message queues (`queue.ts`) and message sockets
- * (`unix-socket.ts`) share: received payloads are views of a pool that the native side writes
- * into, as `Buffer.allocUnsafe` hands out views of Node's own pool.
+ * (`unix-socket.ts`) share: the native side receives into a pool buffer, and each payload is
+ * then copied into memory of its own ({@link PayloadCopier}).
  *
  * @module
  * @internal
@@ -12,27 +12,67 @@ export const FAST_EMPTY = -1
 /** What it answers after an error, which the module's `...FastError()` call then throws. */
 export const FAST_FAILED = -2
 
+/** Payload lengths whose source view is kept for the next payload of the same length. */
+const CACHED_VIEWS = 4096
+
 /**
- * Makes a Buffer over `length` bytes of `memory` at `byteOffset`. Node's Buffers are made by
- * the class `Buffer[Symbol.species]` (what `subarray` uses); calling it directly costs half of
- * `Buffer.from(arrayBuffer, ...)`, which checks its arguments first. Where it does not make a
- * genuine Buffer, `Buffer.from` is used.
- *
- * @example
- * ```ts
- * const view = makeView(pool.buffer, pool.byteOffset + start, length)
- * ```
+ * Makes a Buffer of a given length the cheapest way: `new Buffer[Symbol.species](length)`
+ * (Node's `FastBuffer`, what `subarray` uses). Up to 64 bytes V8 keeps it inside the
+ * JavaScript heap (`--typed-array-max-size-in-heap`), where it costs about what a view of a
+ * pool costs; above, its zero-filled memory still comes faster than `Buffer.allocUnsafeSlow`'s
+ * unfilled memory (measured on Node 20: 550 against 830 ns at 1 KiB, with the copy), which
+ * goes through more JavaScript. Where the species does not make genuine Buffers, the latter.
  */
-export const makeView: (memory: ArrayBuffer, byteOffset: number, length: number) => Buffer = (() => {
-  const Species = (Buffer as unknown as { [Symbol.species]?: new (m: ArrayBuffer, o: number, l: number) => Buffer })[
-    Symbol.species
-  ]
+const newBuffer: (length: number) => Buffer = (() => {
+  const Species = (Buffer as unknown as { [Symbol.species]?: new (length: number) => Buffer })[Symbol.species]
   try {
-    if (Species !== undefined && Object.getPrototypeOf(new Species(new ArrayBuffer(8), 1, 2)) === Buffer.prototype) {
-      return (memory, byteOffset, length) => new Species(memory, byteOffset, length)
+    if (Species !== undefined && Object.getPrototypeOf(new Species(2)) === Buffer.prototype) {
+      return (length) => new Species(length)
     }
   } catch {
     // fall through
   }
-  return (memory, byteOffset, length) => Buffer.from(memory, byteOffset, length)
+  return (length) => Buffer.allocUnsafeSlow(length)
 })()
+
+/**
+ * Copies payloads that the native side received into `pool` at `start` out into Buffers of
+ * their own, so that a payload's `.buffer` holds that payload and nothing else: no other
+ * message (another sender's among them) is reachable through it, and writing through it
+ * changes no other message. (Payloads used to be views of the pool, as `Buffer.allocUnsafe`
+ * hands out views of Node's own pool; here the other bytes came from other processes.)
+ *
+ * Receiving always at the same place lets the view of the source be kept per length: a copy
+ * is then one allocation (inside the heap up to 64 bytes) and one `set`. Above 64 bytes the
+ * allocation is a backing store of V8's, which costs more than the view it replaces (~0.45 µs
+ * more per 1 KiB message, measured on a loaded host where such a receive took 1.1-1.8 µs);
+ * Node's own sockets pay the same for each chunk they read.
+ *
+ * @example
+ * ```ts
+ * const copier = new PayloadCopier(pool, ARGS)
+ * const data = copier.take(len)
+ * ```
+ */
+export class PayloadCopier {
+  readonly #memory: ArrayBuffer
+  readonly #at: number
+  readonly #views: Array<Uint8Array | undefined> = []
+
+  constructor(pool: Buffer, start: number) {
+    this.#memory = pool.buffer as ArrayBuffer
+    this.#at = pool.byteOffset + start
+  }
+
+  /** A new Buffer holding a copy of the `length` bytes received at `start`. */
+  take(length: number): Buffer {
+    const out = newBuffer(length)
+    let source = this.#views[length]
+    if (source === undefined) {
+      source = new Uint8Array(this.#memory, this.#at, length)
+      if (length <= CACHED_VIEWS) this.#views[length] = source
+    }
+    out.set(source)
+    return out
+  }
+}

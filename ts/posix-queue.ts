@@ -11,7 +11,7 @@ import { markAsUntransferable } from 'node:worker_threads'
 
 import { AbortError, IpcError, callNative, invalidArgValue, invalidState, withDetail } from './errors'
 import { native } from './native'
-import { FAST_EMPTY, FAST_FAILED, makeView } from './pool'
+import { FAST_EMPTY, FAST_FAILED, PayloadCopier } from './pool'
 import { WaitGroup, releaseFd, waitFd } from './reactor'
 import { toChangeableSignal, type SignalLike } from './signals'
 import {
@@ -24,16 +24,13 @@ import {
   validateMode,
   validatePosixName,
   validateString,
+  validateTimeout,
 } from './validate'
 import type { Payload } from './queue'
 
 /** A message taken from a POSIX queue. */
 export interface PosixMessage {
-  /**
-   * The payload. Like the small Buffers of `Buffer.allocUnsafe`, it may be a view of a larger
-   * pool that other received payloads share: copy it (`Buffer.from(data)`) to keep a few bytes
-   * without keeping the pool alive.
-   */
+  /** The payload, in memory of its own (no other message shares it). */
   data: Buffer
   /** Its priority, 0..32767: the queue hands out the highest first, oldest first within one. */
   priority: number
@@ -238,9 +235,11 @@ const FOREVER = -1
 /**
  * The fast path of sends and receives that need no wait, as System V queues have it (see
  * `queue.ts`): one pool buffer per thread holds the arguments in its first `ARGS` bytes and the
- * messages after them; an argument-less native method reads them. Received payloads are views
- * of the pool (each takes its length, 8-byte aligned); the pool is untransferable, and replaced
- * when short of room or detached. A queue whose messages may be larger than `MAX_POOLED`
+ * message after them; an argument-less native method reads them. Every message is received at
+ * the same place, just past the arguments, and its payload copied out at once into a Buffer of
+ * its own ({@link PayloadCopier}): a payload never shares memory with another message (as
+ * for System V queues and sockets). The pool is never handed out; it is untransferable all the
+ * same, and replaced when detached. A queue whose messages may be larger than `MAX_POOLED`
  * receives into a buffer of its own and copies out.
  */
 const ARGS = native.POSIX_QUEUE_FAST_ARGS
@@ -249,9 +248,8 @@ const POOL_SIZE = 64 * 1024
 const MAX_POOLED = (POOL_SIZE - ARGS) >> 1
 
 let pool: Buffer
-let poolMemory: ArrayBuffer
 let words: Int32Array
-let offset = ARGS
+let copier: PayloadCopier
 
 const fastReceive = native.posixQueueFastReceive
 const fastSend = native.posixQueueFastSend
@@ -264,10 +262,9 @@ const finalizer = new FinalizationRegistry<number>((id) => {
 
 function newPool(): void {
   pool = Buffer.allocUnsafeSlow(POOL_SIZE)
-  poolMemory = pool.buffer as ArrayBuffer
-  markAsUntransferable(poolMemory)
+  markAsUntransferable(pool.buffer as ArrayBuffer)
   words = new Int32Array(pool.buffer, pool.byteOffset, ARGS >> 2)
-  offset = ARGS
+  copier = new PayloadCopier(pool, ARGS)
   native.posixQueueFastRegister(pool)
 }
 newPool()
@@ -283,8 +280,14 @@ const ITERATION_ENDED = Symbol('iteration ended')
 /** Ends a timed wait for readiness when its time is up. */
 const TIMED_OUT = Symbol('timed out')
 
+/**
+ * `options.timeoutMs` by the library's one rule (`validateTimeout`: ms >= 0, fractions kept,
+ * `Infinity` for none), as the native calls take it: whole milliseconds, rounded up (the C
+ * library's clock has no finer use here), -1 for none (also beyond 2^31 - 1 ms, 24 days).
+ */
 function timeoutOf(value: unknown): number {
-  return optionalInteger(value, 'options.timeoutMs', 0, MAX_TIMEOUT, -1)
+  const ms = validateTimeout(value, 'options.timeoutMs')
+  return ms === Infinity || ms > MAX_TIMEOUT ? -1 : Math.ceil(ms)
 }
 
 function priorityOf(value: unknown): number {
@@ -514,14 +517,14 @@ export class PosixMessageQueue implements Disposable {
         throw this.#sendError(err, bytes.length)
       }
     }
-    if (offset + bytes.length > pool.length) newPool()
+    if (pool.length === 0) newPool()
     words[0] = this.#id
     words[1] = wait
     words[2] = soft ? SOFT : 0
-    words[3] = offset
+    words[3] = ARGS
     words[4] = bytes.length
     words[5] = priority
-    pool.set(bytes, offset)
+    pool.set(bytes, ARGS)
     const sent = fastSend()
     if (sent === FAST_FAILED) {
       try {
@@ -537,18 +540,14 @@ export class PosixMessageQueue implements Disposable {
   #receiveNow(wait: number, soft: boolean): PosixMessage | null {
     const size = this.messageSize
     if (size > MAX_POOLED) return this.#receiveLarge(wait, soft)
-    if (offset + size > pool.length) newPool()
-    const at = offset
+    if (pool.length === 0) newPool()
     words[0] = this.#id
     words[1] = wait
     words[2] = soft ? SOFT : 0
-    words[3] = at
+    words[3] = ARGS
     words[4] = size
     const len = fastReceive()
-    if (len >= 0) {
-      offset = (at + len + 7) & ~7
-      return { data: makeView(poolMemory, pool.byteOffset + at, len), priority: words[5]! }
-    }
+    if (len >= 0) return { data: copier.take(len), priority: words[5]! }
     if (len === FAST_EMPTY) return null
     try {
       return callNative(fastError)
@@ -563,7 +562,8 @@ export class PosixMessageQueue implements Disposable {
     const buf = this.#scratch
     const got = callNative(() => native.posixQueueReceive(this.#id, buf, wait, soft))
     if (got === null) return null
-    const data = Buffer.allocUnsafe(got.length)
+    // Memory of its own, not a slice of Node's shared pool.
+    const data = Buffer.allocUnsafeSlow(got.length)
     buf.copy(data, 0, 0, got.length)
     return { data, priority: got.priority }
   }

@@ -15,6 +15,7 @@ import {
   validateMode,
   validateOptions,
   validatePosixName,
+  validateTimeout,
 } from './validate'
 
 /**
@@ -95,8 +96,14 @@ export interface PosixSemaphoreAcquireSyncOptions {
   timeoutMs?: number
 }
 
+/**
+ * `options.timeoutMs` by the library's one rule (`validateTimeout`: ms >= 0, fractions kept,
+ * `Infinity` for none), as the native calls take it: whole milliseconds, rounded up (the C
+ * library's clock has no finer use here), -1 for none (also beyond 2^31 - 1 ms, 24 days).
+ */
 function timeoutOf(value: unknown): number {
-  return optionalInteger(value, 'options.timeoutMs', 0, MAX_TIMEOUT, -1)
+  const ms = validateTimeout(value, 'options.timeoutMs')
+  return ms === Infinity || ms > MAX_TIMEOUT ? -1 : Math.ceil(ms)
 }
 
 /** Adds the name to an error of a call on a name (`sem_open`, `sem_unlink`). */

@@ -8,9 +8,9 @@ import { Buffer } from 'node:buffer'
 import { endianness } from 'node:os'
 import { markAsUntransferable } from 'node:worker_threads'
 
-import { AbortError, IpcError, callNative, invalidArgType, invalidState, outOfRange, type ErrorDetail } from './errors'
+import { AbortError, IpcError, answered, callNative, invalidArgType, invalidState, outOfRange, type ErrorDetail } from './errors'
 import { native } from './native'
-import { FAST_EMPTY, FAST_FAILED, makeView } from './pool'
+import { FAST_EMPTY, FAST_FAILED, PayloadCopier } from './pool'
 import { ownerChanges, secondsToDate } from './sysv'
 import { WaitGroup, startWait } from './reactor'
 import {
@@ -40,9 +40,9 @@ export interface Message {
    */
   type: number
   /**
-   * The payload. Like the small Buffers of `Buffer.allocUnsafe`, it may be a view of a larger
-   * pool that other received payloads share (its `byteOffset` is then not 0): copy it
-   * (`Buffer.from(data)`) to keep a few bytes without keeping the pool alive.
+   * The payload, in memory of its own: `data.buffer` holds this payload and nothing else (no
+   * other message is reachable through it, unlike the small Buffers of `Buffer.allocUnsafe`,
+   * which share Node's pool).
    */
   data: Buffer
 }
@@ -193,12 +193,11 @@ if (endianness() !== 'LE' || HEADER !== 8) {
  * argument-less native function reads them, then sends or receives a `struct msgbuf` (type
  * header, then payload) at the given offset of the pool.
  *
- * Received payloads are views of the pool, as `Buffer.allocUnsafe` hands out views of Node's
- * own pool: each message takes its length (8-byte aligned) and the next one goes after it, so
- * nothing is copied. A pool is marked untransferable, as Node's is; it is replaced when the
- * room for a message of the system's msgmax is gone, and when it was detached all the same
- * (`ArrayBuffer.prototype.transfer()`: its length is then 0) before the native side could
- * write to it again.
+ * Every message is received at the same place of the pool, just past the arguments, and its
+ * payload is copied out at once into a Buffer of its own ({@link PayloadCopier}): a payload
+ * never shares memory with another message. The pool itself is never handed out; it is marked
+ * untransferable all the same, and replaced if it was detached (its length is then 0) before
+ * the native side could write to it again, or when msgmax grew.
  */
 const ARGS = native.MSG_FAST_ARGS
 const NOWAIT = native.MSG_FAST_NOWAIT
@@ -211,37 +210,34 @@ const fastSend = native.msgFastSend
 const POOL_SIZE = 64 * 1024
 
 
-/** The current pool and an Int32Array over it. */
+/** The current pool, an Int32Array over it, and what copies payloads out of it. */
 let pool: Buffer
-let poolMemory: ArrayBuffer
 let words: Int32Array
-/** Where the next message goes in the pool (8-byte aligned). */
-let offset = 0
+let copier: PayloadCopier
 /** Payload room for a message of the default size: the system's msgmax, as last read. */
 let msgRoom = native.msgMax()
 
 function newPool(): void {
   pool = Buffer.allocUnsafeSlow(Math.max(POOL_SIZE, ARGS + 2 * (HEADER + msgRoom)))
-  // As Node does with its own Buffer pool: postMessage/structuredClone copy it, never move it.
-  poolMemory = pool.buffer as ArrayBuffer
-  markAsUntransferable(poolMemory)
+  // Never handed out; should it be reached all the same, postMessage/structuredClone copy it.
+  markAsUntransferable(pool.buffer as ArrayBuffer)
   words = new Int32Array(pool.buffer, pool.byteOffset, pool.length >> 2)
-  offset = ARGS
+  copier = new PayloadCopier(pool, ARGS + HEADER)
   native.msgFastRegister(pool)
 }
 newPool()
 
 /**
- * The offset in the pool of a `struct msgbuf` with `size` payload bytes (a new pool if the
- * current one is short of room or was detached); -1 if a message of that size needs a buffer
- * of its own.
+ * The offset in the pool of a `struct msgbuf` with `size` payload bytes, always `ARGS` (a new
+ * pool if the current one was detached); -1 if a message of that size needs a buffer of its
+ * own.
  */
 function room(size: number): number {
   const need = HEADER + size
-  if (offset + need <= pool.length) return offset
+  if (ARGS + need <= pool.length) return ARGS
   if (ARGS + need > Math.max(POOL_SIZE, ARGS + 2 * (HEADER + msgRoom))) return -1
   newPool()
-  return offset
+  return ARGS
 }
 
 /** Throws the error the last fast call kept, as an `IpcError`. */
@@ -538,7 +534,7 @@ export class MessageQueue implements Disposable, AsyncDisposable {
     const wait = optionalBoolean(opts.wait, 'options.wait', true)
     this.#check()
     if (sendNow(this.id, type, bytes, wait ? 0 : NOWAIT) === null) {
-      callNative(() => native.msgSend(this.id, type, bytes, !wait, false), sendErrorDetail(bytes.length))
+      answered(callNative(() => native.msgSend(this.id, type, bytes, !wait, false), sendErrorDetail(bytes.length)))
     }
   }
 
@@ -608,9 +604,7 @@ export class MessageQueue implements Disposable, AsyncDisposable {
       words[5] = size
       const len = fastReceive()
       if (len >= 0) {
-        const start = at + HEADER
-        offset = (start + len + 7) & ~7
-        const data = makeView(poolMemory, pool.byteOffset + start, len)
+        const data = copier.take(len)
         const type = receivedType(words[at >> 2]!, words[(at >> 2) + 1]!, args.bigint, () => data)
         return { type, data } as AnyMessage
       }
@@ -629,7 +623,8 @@ export class MessageQueue implements Disposable, AsyncDisposable {
    * arrives, not by `maxSize` (which may be 2 GiB): it starts at the room of a pool and
    * doubles each time a message is too large for it (`E2BIG` leaves the message queued), up
    * to `maxSize`; `truncate` cuts only at `maxSize` itself. Memory the engine refuses is
-   * `ENOMEM`, as the kernel would say it.
+   * `ENOMEM`, as the kernel would say it. The payload gets memory of its own, not a slice of
+   * Node's shared pool.
    */
   #receiveLarge(args: ReceiveArgs, nowait: boolean, emptyIsNull: boolean): AnyMessage | null {
     const maxSize = args.maxSize!
@@ -639,7 +634,9 @@ export class MessageQueue implements Disposable, AsyncDisposable {
       const truncate = args.truncate && size >= maxSize
       let len: number
       try {
-        len = callNative(() => native.msgReceive(this.id, buf, args.type, args.except, truncate, nowait, emptyIsNull))
+        len = answered(
+          callNative(() => native.msgReceive(this.id, buf, args.type, args.except, truncate, nowait, emptyIsNull)),
+        )
       } catch (err) {
         if (err instanceof IpcError && err.code === 'E2BIG' && size < maxSize) {
           size = Math.min(maxSize, size * 2)
@@ -648,7 +645,7 @@ export class MessageQueue implements Disposable, AsyncDisposable {
         throw err
       }
       if (len < 0) return null
-      const data = Buffer.allocUnsafe(len)
+      const data = Buffer.allocUnsafeSlow(len)
       buf.copy(data, 0, HEADER, HEADER + len)
       return { type: receivedType(buf.readInt32LE(0), buf.readInt32LE(4), args.bigint, () => data), data } as AnyMessage
     }

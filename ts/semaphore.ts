@@ -5,7 +5,7 @@
  * @module
  */
 
-import { AbortError, callNative, invalidArgType, invalidArgValue, invalidState } from './errors'
+import { AbortError, IpcError, answered, callNative, invalidArgType, invalidArgValue, invalidState } from './errors'
 import { native } from './native'
 import { ownerChanges, secondsToDate } from './sysv'
 import { WaitGroup, startWait } from './reactor'
@@ -18,6 +18,7 @@ import {
   validateKey,
   validateMode,
   validateOptions,
+  validateTimeout,
 } from './validate'
 
 /**
@@ -33,7 +34,6 @@ export const SEMAPHORE_VALUE_MAX: number = native.SEM_VALUE_MAX
 
 const MAX_ID = 0x7fff_ffff
 const MAX_COUNT = 0x7fff_ffff
-const MAX_TIMEOUT = 0x7fff_ffff
 const DEFAULT_INIT_TIMEOUT = 5
 /** Flag bits of an operation triple, as the native layer reads them. */
 const UNDO = 1
@@ -131,8 +131,10 @@ export interface SemaphoreSetUpdate {
 }
 
 
+/** `options.timeoutMs` as the native calls take it: milliseconds, or -1 for no limit. */
 function timeoutOf(value: unknown): number {
-  return optionalInteger(value, 'options.timeoutMs', 0, MAX_TIMEOUT, -1)
+  const ms = validateTimeout(value, 'options.timeoutMs')
+  return ms === Infinity ? -1 : ms
 }
 
 function validateValue(value: unknown, name: string): number {
@@ -281,7 +283,7 @@ export class SemaphoreSet implements Disposable, AsyncDisposable {
     const create = optionalBoolean(opts.create, 'options.create', false)
     const exclusive = optionalBoolean(opts.exclusive, 'options.exclusive', false)
     const mode = validateMode(opts.mode, 'options.mode', 0o600)
-    const initTimeout = optionalInteger(opts.initTimeoutMs, 'options.initTimeoutMs', 0, MAX_TIMEOUT, DEFAULT_INIT_TIMEOUT)
+    const initTimeout = validateTimeout(opts.initTimeoutMs, 'options.initTimeoutMs', DEFAULT_INIT_TIMEOUT)
     const creating = create || exclusive || k === 0
     let count = optionalInteger(opts.count, 'options.count', 0, MAX_COUNT, -1)
     let initial: number[] | undefined
@@ -393,7 +395,7 @@ export class SemaphoreSet implements Disposable, AsyncDisposable {
     const timeout = timeoutOf(opts.timeoutMs)
     this.#check()
     if (timeout < 0 && flat.length === 3) fastOp(this.id, flat[0]!, flat[1]!, flat[2]!)
-    else callNative(() => native.semOp(this.id, flat, timeout, false))
+    else answered(callNative(() => native.semOp(this.id, flat, timeout, false)))
   }
 
   /**
@@ -894,10 +896,24 @@ export type LockSyncOptions = SemaphoreWaitSyncOptions
 export class MutexGuard implements Disposable {
   readonly #release: () => void
   #held = true
+  /**
+   * `true` when the previous holder died holding the lock (the kernel released it with
+   * `SEM_UNDO`), as a robust mutex answers `EOWNERDEAD`: whatever it protects may have been
+   * left half-updated, so check it (and repair it) before relying on it. Known only for
+   * holders that locked through this class (see {@link Mutex}).
+   *
+   * @example
+   * ```ts
+   * using lock = await mutex.lock()
+   * if (lock.previousOwnerDied) repairSharedState()
+   * ```
+   */
+  readonly previousOwnerDied: boolean
 
   /** @internal */
-  constructor(release: () => void) {
+  constructor(release: () => void, previousOwnerDied = false) {
     this.#release = release
+    this.previousOwnerDied = previousOwnerDied === true
   }
 
   /** Whether this guard still holds the lock. */
@@ -927,9 +943,43 @@ export class MutexGuard implements Disposable {
   }
 }
 
+/** A mutex of one semaphore: take the lock. */
+const TAKE_PLAIN: readonly SemaphoreOp[] = [{ index: 0, delta: -1, undo: true }]
+/** Take the lock and raise the mark, if the mark is down (a clean unlock left it so). */
+const TAKE: readonly SemaphoreOp[] = [
+  { index: 0, delta: -1, undo: true },
+  { index: 1, delta: 0, wait: false, undo: false },
+  { index: 1, delta: 1, undo: false },
+]
+/** Take the lock whose mark is still up (its holder died): the mark stays, now ours. */
+const TAKE_OVER: readonly SemaphoreOp[] = [
+  { index: 0, delta: -1, undo: true },
+  { index: 1, delta: -1, wait: false, undo: false },
+  { index: 1, delta: 1, undo: false },
+]
+
+/** When a wait of `timeoutMs` (validated; `undefined` for none) started now must end. */
+function deadlineOf(timeoutMs: unknown): number {
+  return performance.now() + validateTimeout(timeoutMs, 'options.timeoutMs')
+}
+
+/** Milliseconds left until `deadline` (0 once passed, `Infinity` for none). */
+function timeLeft(deadline: number): number {
+  return Math.max(0, deadline - performance.now())
+}
+
 /**
  * A mutex shared by processes, built on a System V semaphore with `SEM_UNDO`: when a process
- * holding it dies, even by `kill -9`, the kernel releases it at once.
+ * holding it dies, even by `kill -9`, the kernel releases it at once, and the next holder
+ * learns it from its guard ({@link MutexGuard.previousOwnerDied}), as a robust mutex's
+ * `EOWNERDEAD` tells.
+ *
+ * The set holds two semaphores: the lock (1 free, 0 held; taken with `SEM_UNDO`), and a mark
+ * the holder raises with the lock and lowers with the unlock, both without `SEM_UNDO`. A
+ * holder that dies leaves the mark raised while the kernel frees the lock, so a lock that is
+ * free with the mark raised was left by a dead holder; the next lock takes it over, mark and
+ * all, in one atomic operation. A set of one semaphore (made by another program, or an
+ * older ipckit) still works as a mutex, without that report.
  *
  * Limits, honestly: the undo record (semadj) belongs to the process, not to a thread or a
  * guard, so the lock is not reentrant (a second `lock()` in the same process waits for the
@@ -953,9 +1003,12 @@ export class MutexGuard implements Disposable {
  */
 export class Mutex implements Disposable, AsyncDisposable {
   readonly #set: SemaphoreSet
+  /** Whether the set has the holder mark (two semaphores or more). */
+  readonly #robust: boolean
 
   private constructor(set: SemaphoreSet) {
     this.#set = set
+    this.#robust = set.count >= 2
   }
 
   /**
@@ -968,14 +1021,16 @@ export class Mutex implements Disposable, AsyncDisposable {
    */
   static open(key: number, options?: MutexOpenOptions): Mutex {
     const opts = validateOptions(options)
-    const set = SemaphoreSet.open(key, {
-      count: 1,
-      create: opts.create,
-      exclusive: opts.exclusive,
-      mode: opts.mode,
-      initial: [1],
-      initTimeoutMs: opts.initTimeoutMs,
-    })
+    const base = { create: opts.create, exclusive: opts.exclusive, mode: opts.mode, initTimeoutMs: opts.initTimeoutMs }
+    let set: SemaphoreSet
+    try {
+      set = SemaphoreSet.open(key, { ...base, count: 2, initial: [1, 0] })
+    } catch (err) {
+      // EINVAL: the key has a set of one semaphore (another program's, or an older ipckit's);
+      // never so for IPC_PRIVATE (0), which always makes a new set.
+      if (!(err instanceof IpcError && err.code === 'EINVAL') || opts.exclusive === true || key === 0) throw err
+      set = SemaphoreSet.open(key, { ...base, count: 1, initial: [1] })
+    }
     return new Mutex(set)
   }
 
@@ -1006,9 +1061,19 @@ export class Mutex implements Disposable, AsyncDisposable {
     return this.#set.get(0) === 0
   }
 
-  #guard(): MutexGuard {
+  #guard(previousOwnerDied: boolean): MutexGuard {
     const id = this.#set.id
-    return new MutexGuard(() => callNative(() => native.semOp(id, [0, 1, UNDO], -1, false)))
+    if (!this.#robust) return new MutexGuard(() => callNative(() => native.semOp(id, [0, 1, UNDO], -1, false)))
+    return new MutexGuard(() => {
+      try {
+        // Lower the mark and free the lock at once, so no locker sees one without the other.
+        callNative(() => native.semOp(id, [1, -1, NOWAIT, 0, 1, UNDO], -1, false))
+      } catch (err) {
+        // The mark was cleared behind our back (`setAll`, another program): free the lock alone.
+        if (!(err instanceof IpcError && err.code === 'EAGAIN')) throw err
+        callNative(() => native.semOp(id, [0, 1, UNDO], -1, false))
+      }
+    }, previousOwnerDied)
   }
 
   /**
@@ -1021,8 +1086,23 @@ export class Mutex implements Disposable, AsyncDisposable {
    * ```
    */
   async lock(options?: SemaphoreWaitOptions): Promise<MutexGuard> {
-    await this.#set.op([{ index: 0, delta: -1, undo: true }], options)
-    return this.#guard()
+    if (!this.#robust) {
+      await this.#set.op(TAKE_PLAIN, options)
+      return this.#guard(false)
+    }
+    const opts = validateOptions(options)
+    const deadline = deadlineOf(opts.timeoutMs)
+    for (;;) {
+      try {
+        await this.#set.op(TAKE, { timeoutMs: timeLeft(deadline), signal: opts.signal })
+        return this.#guard(false)
+      } catch (err) {
+        // EAGAIN: the lock is free but marked (its holder died), or the time is up.
+        if (!(err instanceof IpcError && err.code === 'EAGAIN')) throw err
+        if (this.#set.tryOp(TAKE_OVER)) return this.#guard(true)
+        if (timeLeft(deadline) === 0) throw err
+      }
+    }
   }
 
   /**
@@ -1035,8 +1115,25 @@ export class Mutex implements Disposable, AsyncDisposable {
    * ```
    */
   lockSync(options?: LockSyncOptions): MutexGuard {
-    this.#set.opSync([{ index: 0, delta: -1, undo: true }], options)
-    return this.#guard()
+    if (!this.#robust) {
+      this.#set.opSync(TAKE_PLAIN, options)
+      return this.#guard(false)
+    }
+    const opts = validateOptions(options)
+    const wait = optionalBoolean(opts.wait, 'options.wait', true)
+    const deadline = deadlineOf(opts.timeoutMs)
+    for (;;) {
+      try {
+        this.#set.opSync(TAKE, { timeoutMs: timeLeft(deadline), wait })
+        return this.#guard(false)
+      } catch (err) {
+        // EAGAIN: the lock is free but marked (its holder died), held (`wait: false`), or the
+        // time is up.
+        if (!(err instanceof IpcError && err.code === 'EAGAIN')) throw err
+        if (this.#set.tryOp(TAKE_OVER)) return this.#guard(true)
+        if (!wait || timeLeft(deadline) === 0) throw err
+      }
+    }
   }
 
   /**
@@ -1049,7 +1146,9 @@ export class Mutex implements Disposable, AsyncDisposable {
    * ```
    */
   tryLock(): MutexGuard | null {
-    return this.#set.tryOp([{ index: 0, delta: -1, undo: true }]) ? this.#guard() : null
+    if (!this.#robust) return this.#set.tryOp(TAKE_PLAIN) ? this.#guard(false) : null
+    if (this.#set.tryOp(TAKE)) return this.#guard(false)
+    return this.#set.tryOp(TAKE_OVER) ? this.#guard(true) : null
   }
 
   /**
@@ -1060,11 +1159,11 @@ export class Mutex implements Disposable, AsyncDisposable {
    * const total = await mutex.withLock(() => bumpCounterFile(), { timeoutMs: 5000 })
    * ```
    */
-  async withLock<T>(fn: () => T | PromiseLike<T>, options?: SemaphoreWaitOptions): Promise<Awaited<T>> {
+  async withLock<T>(fn: (guard: MutexGuard) => T | PromiseLike<T>, options?: SemaphoreWaitOptions): Promise<Awaited<T>> {
     validateFunction(fn, 'fn')
     const guard = await this.lock(options)
     try {
-      return await fn()
+      return await fn(guard)
     } finally {
       guard.unlock()
     }

@@ -6,7 +6,7 @@
  * @module
  */
 
-import { AbortError, IpcError, callNative, featureUnavailable, invalidArgType, invalidState, outOfRange, type ErrorDetail } from './errors'
+import { AbortError, IpcError, answered, callNative, featureUnavailable, invalidArgType, invalidState, outOfRange, type ErrorDetail } from './errors'
 import { native, type Reactor } from './native'
 import { WaitGroup, startWait } from './reactor'
 import { ownerChanges, secondsToDate } from './sysv'
@@ -20,6 +20,7 @@ import {
   validateKey,
   validateMode,
   validateOptions,
+  validateTimeout,
 } from './validate'
 
 type ShmMapping = InstanceType<typeof native.ShmMapping>
@@ -174,13 +175,6 @@ function validateWordOffset(offset: unknown, size: number): number {
   if (offset % 4 !== 0) throw outOfRange('offset', 'a multiple of 4', offset)
   if (offset + 4 > size) throw outOfRange('offset', `<= ${size - 4}`, offset)
   return offset
-}
-
-function validateTimeout(value: unknown): number {
-  if (value === undefined) return Infinity
-  if (typeof value !== 'number') throw invalidArgType('options.timeoutMs', 'of type number', value)
-  if (!(value >= 0)) throw outOfRange('options.timeoutMs', '>= 0', value)
-  return value
 }
 
 /** The 32-bit value a futex compares: an int32 or uint32 number, as Int32Array/Uint32Array hold it. */
@@ -620,7 +614,7 @@ export abstract class MappedMemory implements Disposable, AsyncDisposable {
   async wait(offset: number, expected: number, options?: ShmWaitOptions): Promise<ShmWaitResult> {
     const value = validateExpected(expected)
     const opts = validateOptions(options)
-    const timeoutMs = validateTimeout(opts.timeoutMs)
+    const timeoutMs = validateTimeout(opts.timeoutMs, 'options.timeoutMs')
     const signal = opts.signal
     validateAbortSignal(signal, 'options.signal')
     validateWordOffset(offset, this.size)
@@ -649,12 +643,12 @@ export abstract class MappedMemory implements Disposable, AsyncDisposable {
   waitSync(offset: number, expected: number, options?: ShmWaitSyncOptions): ShmWaitResult {
     const value = validateExpected(expected)
     const opts = validateOptions(options)
-    const timeoutMs = validateTimeout(opts.timeoutMs)
+    const timeoutMs = validateTimeout(opts.timeoutMs, 'options.timeoutMs')
     validateWordOffset(offset, this.size)
     this.#check()
     const mapping = this.#copyMapping()
     const timeout = Number.isFinite(timeoutMs) ? timeoutMs : null
-    return WAIT_RESULTS[callNative(() => mapping.waitSync(offset, value, timeout))]!
+    return WAIT_RESULTS[answered(callNative(() => mapping.waitSync(offset, value, timeout)))]!
   }
 
   /**

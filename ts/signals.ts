@@ -440,7 +440,9 @@ export class SignalWatcher implements AsyncIterableIterator<SignalEvent>, Dispos
  * (`SIGSEGV`, `SIGBUS`, `SIGFPE`, `SIGILL`), and `SIGRTMAX-6` and `SIGRTMAX-7`, which ipckit
  * uses internally;
  * unknown names throw `ERR_UNKNOWN_SIGNAL`. At most 128 watchers may be open in a process at
- * once (`EMFILE` beyond). Works in worker threads too (signals are process-wide).
+ * once: ipckit's own limit (the slots of the table its signal handler reads), not the
+ * descriptor limit; beyond, an `IpcError` with `code: 'EMFILE'`, `syscall: 'watch'` and a
+ * message that names it. Works in worker threads too (signals are process-wide).
  *
  * @example
  * ```ts

@@ -17,9 +17,9 @@ import { lstatSync, unlinkSync } from 'node:fs'
 import { Socket } from 'node:net'
 import { markAsUntransferable } from 'node:worker_threads'
 
-import { AbortError, callNative, invalidArgType, invalidArgValue, invalidState, outOfRange } from './errors'
+import { AbortError, answered, callNative, invalidArgType, invalidArgValue, invalidState, outOfRange } from './errors'
 import { native } from './native'
-import { FAST_EMPTY, FAST_FAILED, makeView } from './pool'
+import { FAST_EMPTY, FAST_FAILED, PayloadCopier } from './pool'
 import { WaitGroup, releaseFd, startWait, waitFd } from './reactor'
 import {
   optionalBoolean,
@@ -61,10 +61,9 @@ export interface Credentials {
 /** A message taken from a datagram or seqpacket socket. */
 export interface SocketMessage {
   /**
-   * The payload, boundaries exactly as sent. A payload of up to 16 KiB (and most larger ones)
-   * is a view of a pool that other received payloads share (its `byteOffset` is then not 0),
-   * as `Buffer.allocUnsafe` hands out views of Node's own pool: copy it
-   * (`Buffer.from(data)`) to keep a few bytes without keeping the pool alive.
+   * The payload, boundaries exactly as sent, in memory of its own: `data.buffer` holds this
+   * payload and nothing else (no other message, another sender's among them, is reachable
+   * through it).
    */
   data: Buffer
   /**
@@ -80,6 +79,13 @@ export interface SocketMessage {
   from: PeerAddress
   /** The sender's credentials when the socket was made with `credentials: true`. */
   credentials: Credentials | undefined
+  /**
+   * `true` when descriptors came with the message and ipckit closed them (so `fds` is empty):
+   * the socket does not accept descriptors (see `acceptFds`), or not all of them could be
+   * received (`MSG_CTRUNC`: this process reached its descriptor limit, `RLIMIT_NOFILE`; those
+   * that did arrive are closed too, since a partial set would be taken for the whole).
+   */
+  fdsDropped: boolean
 }
 
 /** Options of the async `send`. */
@@ -121,18 +127,30 @@ export interface SocketBindOptions {
   replaceStale?: boolean
   /** Receive each sender's credentials with every message (`SO_PASSCRED`). Default `false`. */
   credentials?: boolean
+  /** Take descriptors that come with messages (see {@link SocketOptions.acceptFds}). Default `false`. */
+  acceptFds?: boolean
 }
 
 /** Options of {@link UnixSeqpacketServer.listen}. */
 export interface SocketListenOptions extends Omit<SocketBindOptions, 'credentials'> {
   /** Most pending connections (`listen` backlog). Default `511`, as Node's `net`. */
   backlog?: number
+  /** Whether the accepted connections take descriptors (see {@link SocketOptions.acceptFds}). Default `false`. */
+  acceptFds?: boolean
 }
 
 /** Options of the sockets made by `fromFd`, `create`, `connect`. */
 export interface SocketOptions {
   /** Receive each sender's credentials with every message (`SO_PASSCRED`). Default `false`. */
   credentials?: boolean
+  /**
+   * Take the descriptors (`SCM_RIGHTS`) that come with messages, into each message's `fds`.
+   * Default `false`: any process that can reach the socket could otherwise fill this process's
+   * descriptor table (253 per message) with descriptors it never asked for; they are closed as
+   * they arrive instead (the message says so with `fdsDropped`), and the kernel is not even
+   * given room for most of them.
+   */
+  acceptFds?: boolean
 }
 
 /** Largest number of descriptors one message may carry (the kernel's `SCM_MAX_FD`). */
@@ -212,6 +230,7 @@ interface NativeReceived {
   fds: number[]
   from?: NativeSocketAddress | null
   credentials?: Credentials | null
+  fdsDropped: boolean
   end: boolean
 }
 
@@ -221,6 +240,7 @@ function toMessage(r: NativeReceived): SocketMessage {
     fds: r.fds,
     from: toPeerAddress(r.from ?? null),
     credentials: r.credentials ? { pid: r.credentials.pid, uid: r.credentials.uid, gid: r.credentials.gid } : undefined,
+    fdsDropped: r.fdsDropped,
   }
 }
 
@@ -241,13 +261,13 @@ function toPeerAddress(a: NativeSocketAddress | null): PeerAddress {
  * no `FIONREAD` first, see `ipckit::socket::receive_into`) and answers with the length, the
  * sender's address code in the argument area.
  *
- * Received payloads are views of the pool, as `Buffer.allocUnsafe` hands out views of Node's
- * own pool: each message takes its length (8-byte aligned) and the next one goes after it, so
- * nothing is copied. At least `MIN_ROOM` bytes are free for each receive; a larger message
- * that does not fit comes whole from `socketFastTake()`, as do messages with descriptors or
- * credentials. A pool is marked untransferable, as Node's is; it is replaced when less than
- * `MIN_ROOM` is left, and when it was detached all the same (its length is then 0) before the
- * native side could write to it again. Sends copy their payload into the pool's free room.
+ * Every message is received at the same place, just past the arguments, and its payload is
+ * copied out at once into a Buffer of its own ({@link PayloadCopier}): a payload never shares
+ * memory with another message. A message larger than the pool's room comes whole from
+ * `socketFastTake()`, as do messages with descriptors or credentials. The pool itself is never
+ * handed out; it is marked untransferable all the same, and replaced if it was detached (its
+ * length is then 0) before the native side could write to it again. Sends of up to `MIN_ROOM`
+ * bytes copy their payload into the pool.
  */
 const FAST_ARGS = native.SOCKET_FAST_ARGS
 const NAME_AT = native.SOCKET_FAST_NAME_AT
@@ -256,24 +276,23 @@ const KEPT = native.SOCKET_FAST_KEPT
 const fastReceive = native.socketFastReceive
 const fastSend = native.socketFastSend
 const POOL_SIZE = 128 * 1024
-/** Free room for each receive (and the largest payload a send copies into the pool). */
+/** The largest payload a send copies into the pool. */
 const MIN_ROOM = 16 * 1024
 
-
-/** The current pool (none until the first call: its length 0 makes one), the argument words. */
+/**
+ * The current pool (none until the first call: its length 0 makes one), the argument words,
+ * and what copies payloads out of it.
+ */
 let pool = Buffer.alloc(0)
-let poolMemory = pool.buffer as ArrayBuffer
 let words = new Int32Array(0)
-/** Where the next message goes in the pool (8-byte aligned). */
-let offset = FAST_ARGS
+let copier = new PayloadCopier(pool, 0)
 
 function newPool(): void {
   pool = Buffer.allocUnsafeSlow(POOL_SIZE)
-  // As Node does with its own Buffer pool: postMessage/structuredClone copy it, never move it.
-  poolMemory = pool.buffer as ArrayBuffer
-  markAsUntransferable(poolMemory)
-  words = new Int32Array(poolMemory, pool.byteOffset, FAST_ARGS >> 2)
-  offset = FAST_ARGS
+  // Never handed out; should it be reached all the same, postMessage/structuredClone copy it.
+  markAsUntransferable(pool.buffer as ArrayBuffer)
+  words = new Int32Array(pool.buffer, pool.byteOffset, FAST_ARGS >> 2)
+  copier = new PayloadCopier(pool, FAST_ARGS)
   native.socketFastRegister(pool)
 }
 
@@ -287,30 +306,30 @@ function fastError(): never {
 const NOW = SOFT
 const NOW_OR_THROW = 0
 const BLOCK = native.SOCKET_FAST_WAIT
+/** Added to a mode: take descriptors (`acceptFds`). */
+const FDS = native.SOCKET_FAST_FDS
 
 /**
  * One `recvmsg` on this thread through the pool: a message, `null` at end of stream,
  * `undefined` when none is queued (`NOW`; and `BLOCK` on a non-blocking descriptor), or, with
- * `NOW_OR_THROW`, the `EAGAIN` error.
+ * `NOW_OR_THROW`, the `EAGAIN` error. With `FDS` in `mode`, descriptors are taken.
  */
 function receiveNow(fd: number, mode: number): SocketMessage | null | undefined {
-  if (pool.length - offset < MIN_ROOM) newPool()
-  const at = offset
+  if (pool.length === 0) newPool()
   words[0] = fd
   words[1] = mode
-  words[2] = at
-  words[3] = pool.length - at
+  words[2] = FAST_ARGS
+  words[3] = pool.length - FAST_ARGS
   const len = fastReceive()
   if (len >= 0) {
-    offset = (at + len + 7) & ~7
-    const data = makeView(poolMemory, pool.byteOffset + at, len)
+    const data = copier.take(len)
     const code = words[4]!
-    if (code === 0) return { data, fds: [], from: null, credentials: undefined }
+    if (code === 0) return { data, fds: [], from: null, credentials: undefined, fdsDropped: false }
     // 1 + 2 * name length + (1 if abstract), the name in the argument area; word 5 says
     // whether it is not UTF-8 (then its exact bytes, copied).
     const end = NAME_AT + ((code - 1) >> 1)
     const name = words[5] === 0 ? pool.toString('utf8', NAME_AT, end) : Buffer.from(pool.subarray(NAME_AT, end))
-    return { data, fds: [], from: (code - 1) & 1 ? { abstract: name } : name, credentials: undefined }
+    return { data, fds: [], from: (code - 1) & 1 ? { abstract: name } : name, credentials: undefined, fdsDropped: false }
   }
   if (len === FAST_EMPTY) return undefined
   if (len === KEPT) {
@@ -323,11 +342,11 @@ function receiveNow(fd: number, mode: number): SocketMessage | null | undefined 
 
 /** {@link sendNow} of a payload of at most `MIN_ROOM` bytes without descriptors, through the pool. */
 function sendFast(fd: number, bytes: Uint8Array, to: NativeAddress | undefined, throwEagain: boolean): number {
-  if (pool.length - offset < MIN_ROOM) newPool()
-  pool.set(bytes, offset)
+  if (pool.length === 0) newPool()
+  pool.set(bytes, FAST_ARGS)
   words[0] = fd
   words[1] = throwEagain ? 0 : SOFT
-  words[2] = offset
+  words[2] = FAST_ARGS
   words[3] = bytes.length
   if (to === undefined) {
     words[4] = 0
@@ -403,12 +422,20 @@ abstract class MessageSocket implements Disposable, AsyncDisposable {
   #closed = false
   readonly #waits = new WaitGroup()
   readonly #name: string
+  /** `FDS` when the socket takes descriptors, else 0: added to every receive's mode. */
+  readonly #fds: number
 
   /** @internal */
-  protected constructor(fd: number, name: string) {
+  protected constructor(fd: number, name: string, acceptFds: boolean) {
     this.fd = fd
     this.#name = name
+    this.#fds = acceptFds ? FDS : 0
     finalizer.register(this, fd, this)
+  }
+
+  /** Whether received descriptors are taken (`acceptFds`); otherwise they are closed as they come. */
+  get acceptFds(): boolean {
+    return this.#fds !== 0
   }
 
   /** Whether {@link close} was called. */
@@ -421,6 +448,23 @@ abstract class MessageSocket implements Disposable, AsyncDisposable {
     if (this.#closed) throw invalidState(`${this.#name} is closed`)
   }
 
+  /**
+   * The bytes of a payload to send. An empty one is refused on a seqpacket socket: the
+   * receiver cannot tell it from the end of the connection once this side has closed (both
+   * read as 0 bytes from `recvmsg`).
+   */
+  #payload(data: Payload): Uint8Array {
+    const bytes = toBytes(data, 'data')
+    if (bytes.length === 0 && this.#name === 'UnixSeqpacketSocket') {
+      throw invalidArgValue(
+        'data',
+        data,
+        'must not be empty on a seqpacket socket (an empty message reads as the end of the connection once the sender has closed)',
+      )
+    }
+    return bytes
+  }
+
   #checkAfterWait(): void {
     if (this.#closed) {
       throw new AbortError(undefined, { cause: invalidState(`${this.#name} was closed while waiting`) })
@@ -431,7 +475,9 @@ abstract class MessageSocket implements Disposable, AsyncDisposable {
    * Sends one message (`sendmsg`), with descriptors in `fds`. When the socket buffer (or a
    * datagram receiver's queue) is full it waits, without blocking the event loop, for room;
    * `signal` cancels that wait (then nothing was sent). Rejects with `EMSGSIZE` for a message
-   * larger than the socket can ever hold, `ECONNREFUSED`/`ENOENT` for a missing receiver.
+   * larger than the socket can ever hold, `ECONNREFUSED`/`ENOENT` for a missing receiver, and
+   * `ERR_INVALID_ARG_VALUE` for an empty message on a seqpacket socket (see
+   * {@link UnixSeqpacketSocket}).
    *
    * @example
    * ```ts
@@ -440,7 +486,7 @@ abstract class MessageSocket implements Disposable, AsyncDisposable {
    * ```
    */
   async send(data: Payload, options?: SocketSendOptions): Promise<void> {
-    const bytes = toBytes(data, 'data')
+    const bytes = this.#payload(data)
     const opts = validateOptions(options)
     const fds = validateFds(opts.fds, 'options.fds')
     const to = opts.to === undefined ? undefined : parseTo(opts.to)
@@ -477,7 +523,7 @@ abstract class MessageSocket implements Disposable, AsyncDisposable {
    * ```
    */
   sendSync(data: Payload, options?: SocketSendSyncOptions): void {
-    const bytes = toBytes(data, 'data')
+    const bytes = this.#payload(data)
     const opts = validateOptions(options)
     const fds = validateFds(opts.fds, 'options.fds')
     const to = opts.to === undefined ? undefined : parseTo(opts.to)
@@ -489,7 +535,7 @@ abstract class MessageSocket implements Disposable, AsyncDisposable {
       if (sendNow(this.fd, bytes, fds, to, !wait) >= 0) return
       if (to !== undefined) {
         // Unconnected: room at the destination cannot be polled for; block in the kernel.
-        callNative(() => native.socketSend(this.fd, bytes, fds, name, isAbstract, false, false))
+        answered(callNative(() => native.socketSend(this.fd, bytes, fds, name, isAbstract, false, false)))
         return
       }
       callNative(() => native.socketWaitSync(this.fd, true))
@@ -500,7 +546,7 @@ abstract class MessageSocket implements Disposable, AsyncDisposable {
   #ready(signal: AbortSignal | undefined): SocketMessage | null | undefined {
     this.check()
     if (signal?.aborted) throw new AbortError(undefined, { cause: signal.reason })
-    return receiveNow(this.fd, NOW)
+    return receiveNow(this.fd, NOW | this.#fds)
   }
 
   /**
@@ -509,7 +555,8 @@ abstract class MessageSocket implements Disposable, AsyncDisposable {
    */
   #waitAndReceive(signal: AbortSignal | undefined, groups: readonly WaitGroup[]): Promise<SocketMessage | null> {
     const fd = this.fd
-    return waitReady(fd, false, () => receiveNow(fd, NOW), signal, groups)
+    const mode = NOW | this.#fds
+    return waitReady(fd, false, () => receiveNow(fd, mode), signal, groups)
   }
 
   /** @internal A message already queued resolves at once, with no thread hop. */
@@ -532,7 +579,7 @@ abstract class MessageSocket implements Disposable, AsyncDisposable {
     this.check()
     for (;;) {
       // Blocking, a receive waits in recvmsg itself (as C would), not in poll then recvmsg.
-      const now = receiveNow(this.fd, wait ? BLOCK : NOW_OR_THROW)
+      const now = receiveNow(this.fd, (wait ? BLOCK : NOW_OR_THROW) | this.#fds)
       if (now !== undefined) return now
       callNative(() => native.socketWaitSync(this.fd, false))
     }
@@ -679,7 +726,13 @@ function bindArgs(options: SocketBindOptions | SocketListenOptions | undefined) 
     mode: validateMode(opts.mode, 'options.mode', 0o600),
     replaceStale: optionalBoolean(opts.replaceStale, 'options.replaceStale', false),
     credentials: optionalBoolean(opts.credentials, 'options.credentials', false),
+    acceptFds: acceptFdsOf(opts),
   }
+}
+
+/** The `acceptFds` option, validated; `false` when absent. */
+function acceptFdsOf(options: { acceptFds?: unknown }): boolean {
+  return optionalBoolean(options.acceptFds, 'options.acceptFds', false)
 }
 
 function checkKind(fd: number, want: 'dgram' | 'seqpacket'): void {
@@ -707,8 +760,8 @@ export class UnixDatagramSocket extends MessageSocket {
   readonly #path: Buffer | undefined
   readonly #bound: BoundFile | undefined
 
-  private constructor(fd: number, path?: Buffer) {
-    super(fd, 'UnixDatagramSocket')
+  private constructor(fd: number, acceptFds: boolean, path?: Buffer) {
+    super(fd, 'UnixDatagramSocket', acceptFds)
     this.#path = path
     this.#bound = path === undefined ? undefined : boundFile(path)
   }
@@ -726,12 +779,12 @@ export class UnixDatagramSocket extends MessageSocket {
    */
   static override bind(address: SocketAddress, options?: SocketBindOptions): UnixDatagramSocket {
     const addr = parseAddress(address, 'address')
-    const { mode, replaceStale, opts } = bindArgs(options)
+    const { mode, replaceStale, acceptFds, opts } = bindArgs(options)
     const fd = callNative(() => native.socketOpen('dgram', false))
     return closeOnError(fd, () => {
       callNative(() => native.socketBind(fd, addr.name, addr.isAbstract, addr.isAbstract ? null : mode, replaceStale))
       setCredentials(fd, opts)
-      return new UnixDatagramSocket(fd, addr.isAbstract ? undefined : addr.name)
+      return new UnixDatagramSocket(fd, acceptFds, addr.isAbstract ? undefined : addr.name)
     })
   }
 
@@ -748,10 +801,11 @@ export class UnixDatagramSocket extends MessageSocket {
   static create(options?: SocketOptions): UnixDatagramSocket {
     const opts = validateOptions(options)
     optionalBoolean(opts.credentials, 'options.credentials', false)
+    const acceptFds = acceptFdsOf(opts)
     const fd = callNative(() => native.socketOpen('dgram', false))
     return closeOnError(fd, () => {
       setCredentials(fd, opts)
-      return new UnixDatagramSocket(fd)
+      return new UnixDatagramSocket(fd, acceptFds)
     })
   }
 
@@ -791,16 +845,17 @@ export class UnixDatagramSocket extends MessageSocket {
     validateFd(fd)
     const opts = validateOptions(options)
     optionalBoolean(opts.credentials, 'options.credentials', false)
+    const acceptFds = acceptFdsOf(opts)
     checkKind(fd, 'dgram')
     setCredentials(fd, opts)
-    return new UnixDatagramSocket(fd)
+    return new UnixDatagramSocket(fd, acceptFds)
   }
 
   /** @internal For {@link socketpair}. */
-  static fromPairFd(fd: number): UnixDatagramSocket {
+  static fromPairFd(fd: number, acceptFds = false): UnixDatagramSocket {
     // Reachable from JavaScript: a fractional or bogus fd would be truncated and closed later.
     validateFd(fd)
-    return new UnixDatagramSocket(fd)
+    return new UnixDatagramSocket(fd, acceptFds === true)
   }
 
   /**
@@ -943,6 +998,14 @@ function removeSocketFile(path: Buffer): void {
  * One end of a seqpacket connection (`SOCK_SEQPACKET`): reliable, ordered messages with
  * boundaries, descriptors and credentials. Async iteration ends when the peer closes.
  *
+ * An empty message and the end of the connection both read as 0 bytes from `recvmsg`, and the
+ * kernel offers no other way to tell them apart (no `MSG_EOR`, `FIONREAD` counts bytes, `poll`
+ * reports the hang-up either way). A 0-byte read is a message while the peer is connected,
+ * and always with `credentials: true` (every message then carries the sender's credentials,
+ * the end nothing); but once the peer has closed, the empty messages it sent after its last
+ * non-empty one read as the end. So `send` refuses empty messages here (`ERR_INVALID_ARG_VALUE`); a foreign peer that
+ * sends them should be read with `credentials: true`.
+ *
  * @example
  * ```ts
  * import { UnixSeqpacketSocket } from 'ipckit'
@@ -953,8 +1016,8 @@ function removeSocketFile(path: Buffer): void {
  * ```
  */
 export class UnixSeqpacketSocket extends MessageSocket {
-  private constructor(fd: number) {
-    super(fd, 'UnixSeqpacketSocket')
+  private constructor(fd: number, acceptFds: boolean) {
+    super(fd, 'UnixSeqpacketSocket', acceptFds)
   }
 
   /**
@@ -971,12 +1034,13 @@ export class UnixSeqpacketSocket extends MessageSocket {
     const addr = parseAddress(address, 'address')
     const opts = validateOptions(options)
     optionalBoolean(opts.credentials, 'options.credentials', false)
+    const acceptFds = acceptFdsOf(opts)
     const fd = callNative(() => native.socketOpen('seqpacket', true))
     return closeOnError(fd, () => {
       setCredentials(fd, opts)
       callNative(() => native.socketConnect(fd, addr.name, addr.isAbstract))
       callNative(() => native.socketSetNonblocking(fd, false))
-      return new UnixSeqpacketSocket(fd)
+      return new UnixSeqpacketSocket(fd, acceptFds)
     })
   }
 
@@ -993,16 +1057,17 @@ export class UnixSeqpacketSocket extends MessageSocket {
     validateFd(fd)
     const opts = validateOptions(options)
     optionalBoolean(opts.credentials, 'options.credentials', false)
+    const acceptFds = acceptFdsOf(opts)
     checkKind(fd, 'seqpacket')
     setCredentials(fd, opts)
-    return new UnixSeqpacketSocket(fd)
+    return new UnixSeqpacketSocket(fd, acceptFds)
   }
 
   /** @internal For {@link socketpair} and the server. */
-  static fromPairFd(fd: number): UnixSeqpacketSocket {
+  static fromPairFd(fd: number, acceptFds = false): UnixSeqpacketSocket {
     // Reachable from JavaScript: a fractional or bogus fd would be truncated and closed later.
     validateFd(fd)
-    return new UnixSeqpacketSocket(fd)
+    return new UnixSeqpacketSocket(fd, acceptFds === true)
   }
 
   /**
@@ -1072,11 +1137,14 @@ export class UnixSeqpacketServer implements Disposable, AsyncDisposable {
   readonly #waits = new WaitGroup()
   readonly #path: Buffer | undefined
   readonly #bound: BoundFile | undefined
+  /** Whether accepted connections take descriptors. */
+  readonly #acceptFds: boolean
 
-  private constructor(fd: number, path: Buffer | undefined) {
+  private constructor(fd: number, path: Buffer | undefined, acceptFds: boolean) {
     this.fd = fd
     this.#path = path
     this.#bound = path === undefined ? undefined : boundFile(path)
+    this.#acceptFds = acceptFds
     finalizer.register(this, fd, this)
   }
 
@@ -1092,13 +1160,13 @@ export class UnixSeqpacketServer implements Disposable, AsyncDisposable {
    */
   static listen(address: SocketAddress, options?: SocketListenOptions): UnixSeqpacketServer {
     const addr = parseAddress(address, 'address')
-    const { mode, replaceStale, opts } = bindArgs(options)
+    const { mode, replaceStale, acceptFds, opts } = bindArgs(options)
     const backlog = optionalInteger((opts as SocketListenOptions).backlog, 'options.backlog', 0, 0x7fff_ffff, 511)
     const fd = callNative(() => native.socketOpen('seqpacket', true))
     return closeOnError(fd, () => {
       callNative(() => native.socketBind(fd, addr.name, addr.isAbstract, addr.isAbstract ? null : mode, replaceStale))
       callNative(() => native.socketListen(fd, backlog))
-      return new UnixSeqpacketServer(fd, addr.isAbstract ? undefined : addr.name)
+      return new UnixSeqpacketServer(fd, addr.isAbstract ? undefined : addr.name, acceptFds)
     })
   }
 
@@ -1123,7 +1191,7 @@ export class UnixSeqpacketServer implements Disposable, AsyncDisposable {
     if (signal?.aborted) throw new AbortError(undefined, { cause: signal.reason })
     for (;;) {
       const fd = callNative(() => native.socketAccept(this.fd))
-      if (fd !== null) return UnixSeqpacketSocket.fromPairFd(fd)
+      if (fd !== null) return UnixSeqpacketSocket.fromPairFd(fd, this.#acceptFds)
       await waitReady(this.fd, false, READY, signal, groups)
       if (this.#closed) {
         throw new AbortError(undefined, { cause: invalidState('UnixSeqpacketServer was closed while waiting') })
@@ -1243,6 +1311,8 @@ export interface SocketPairOptions {
    * reading drops descriptors: Node reads streams with `read(2)`). Default `false`.
    */
   paused?: boolean
+  /** `'dgram'` and `'seqpacket'`: both ends take descriptors (see {@link SocketOptions.acceptFds}). Default `false`. */
+  acceptFds?: boolean
 }
 
 /**
@@ -1284,14 +1354,15 @@ export function socketpair(
   validateOneOf(kind, 'kind', ['stream', 'dgram', 'seqpacket'] as const)
   const opts = validateOptions(options)
   const paused = optionalBoolean(opts.paused, 'options.paused', false)
+  const acceptFds = acceptFdsOf(opts)
   const [a, b] = callNative(() => native.socketPair(kind)) as [number, number]
   switch (kind) {
     case 'stream':
       return [streamEnd(a, paused), streamEnd(b, paused)]
     case 'dgram':
-      return [UnixDatagramSocket.fromPairFd(a), UnixDatagramSocket.fromPairFd(b)]
+      return [UnixDatagramSocket.fromPairFd(a, acceptFds), UnixDatagramSocket.fromPairFd(b, acceptFds)]
     default:
-      return [UnixSeqpacketSocket.fromPairFd(a), UnixSeqpacketSocket.fromPairFd(b)]
+      return [UnixSeqpacketSocket.fromPairFd(a, acceptFds), UnixSeqpacketSocket.fromPairFd(b, acceptFds)]
   }
 }
 
@@ -1411,6 +1482,11 @@ export interface StreamChunk {
   data: Buffer
   /** Descriptors that came with them, close-on-exec, owned by the caller. */
   fds: number[]
+  /**
+   * `true` when descriptors came but not all could be received (`MSG_CTRUNC`: this process
+   * reached its descriptor limit): those that did arrive were closed, `fds` is empty.
+   */
+  fdsDropped: boolean
 }
 
 /**
@@ -1442,7 +1518,7 @@ export async function receiveFds(socket: Socket, options?: SocketReceiveOptions)
   return whileOpen(socket, fd, async (groups, pollFd) => {
     for (;;) {
       const r = callNative(() => native.socketReceive(fd, true, false)) as NativeReceived | null
-      if (r !== null) return { data: r.data, fds: r.fds }
+      if (r !== null) return { data: r.data, fds: r.fds, fdsDropped: r.fdsDropped }
       await waitReady(pollFd(), false, READY, signal, groups)
     }
   })

@@ -80,6 +80,20 @@ export function optionalInteger(value: unknown, name: string, min: number, max: 
   return value
 }
 
+/**
+ * A timeout in milliseconds, the one rule for every `timeoutMs`-like option of the library: a
+ * number >= 0, fractions kept (to the microsecond and below, as far as the kernel's clock
+ * goes), `Infinity` for no limit; `fallback` when `undefined`. A finite value too large for a
+ * deadline (more than 2^53 ms, some 285,000 years) waits without limit, as `Infinity` does.
+ * `NaN` and negatives throw `ERR_OUT_OF_RANGE`, anything but a number `ERR_INVALID_ARG_TYPE`.
+ */
+export function validateTimeout(value: unknown, name: string, fallback = Infinity): number {
+  if (value === undefined) return fallback
+  if (typeof value !== 'number') throw invalidArgType(name, 'of type number', value)
+  if (!(value >= 0)) throw outOfRange(name, '>= 0 (Infinity for no limit)', value)
+  return value > MAX_SAFE ? Infinity : value
+}
+
 /** Permission bits: an integer in 0..0o777. */
 export function validateMode(value: unknown, name: string, fallback: number): number {
   return optionalInteger(value, name, 0, 0o777, fallback)

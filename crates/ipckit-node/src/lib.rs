@@ -26,6 +26,7 @@ mod sem;
 mod shm;
 mod signal;
 mod socket;
+mod stop;
 mod sysv_list;
 #[allow(unsafe_code)]
 mod uv;

@@ -43,8 +43,14 @@ fn decode(ops: &[i32]) -> ipckit::Result<Vec<SemOp>> {
         .collect()
 }
 
+/// The deadline `timeout_ms` (fractions kept) from now; `None` for a negative timeout (none)
+/// and for one too far away to represent, which is as good as for ever.
 fn deadline(timeout_ms: f64) -> Option<Instant> {
-    (timeout_ms >= 0.0).then(|| Instant::now() + Duration::from_secs_f64(timeout_ms / 1000.0))
+    if timeout_ms.is_nan() || timeout_ms < 0.0 {
+        return None;
+    }
+    let timeout = Duration::try_from_secs_f64(timeout_ms / 1000.0).ok()?;
+    Instant::now().checked_add(timeout)
 }
 
 /// A set opened by [`sem_open`]: its id and its number of semaphores.
@@ -66,14 +72,16 @@ pub fn sem_open(
     exclusive: bool,
     mode: u32,
     initial: Option<Vec<u32>>,
-    init_timeout_ms: u32,
+    init_timeout_ms: f64,
 ) -> Result<SemOpened> {
     let options = OpenOptions {
         count,
         create,
         exclusive,
         mode,
-        init_timeout: Duration::from_millis(u64::from(init_timeout_ms)),
+        // Too long to represent (Infinity) waits for ever.
+        init_timeout: Duration::try_from_secs_f64(init_timeout_ms.max(0.0) / 1000.0)
+            .unwrap_or(Duration::MAX),
     };
     let initial: Option<Vec<u16>> = initial.map(|v| v.into_iter().map(|x| x as u16).collect());
     let set = SemaphoreSet::open(key, options, initial.as_deref()).or_throw(env)?;

@@ -96,6 +96,8 @@ pub struct ReceivedJs {
     pub fds: Vec<i32>,
     pub from: Option<SocketAddressJs>,
     pub credentials: Option<CredentialsJs>,
+    /// Descriptors came and were closed (not accepted, or not all could be received).
+    pub fds_dropped: bool,
     /// End of stream (the peer closed a connected socket).
     pub end: bool,
 }
@@ -107,6 +109,7 @@ impl From<Received> for ReceivedJs {
             fds: r.fds.into_iter().map(IntoRawFd::into_raw_fd).collect(),
             from: address_js(r.from),
             credentials: r.credentials.map(Into::into),
+            fds_dropped: r.fds_dropped,
             end: r.end,
         }
     }
@@ -181,7 +184,13 @@ pub fn socket_send(
     throw_eagain: bool,
 ) -> Result<i64> {
     let to = to.map(|name| address(name, to_abstract));
-    match socket::send(fd, data, &fds, to.as_ref(), nowait) {
+    let sent = if nowait {
+        socket::send(fd, data, &fds, to.as_ref(), true)
+    } else {
+        // A blocking send (to an address, which cannot be polled for room) after a signal.
+        ipckit::error::retry_eintr(|| socket::send(fd, data, &fds, to.as_ref(), false))
+    };
+    match sent {
         Ok(Some(n)) => Ok(n as i64),
         Ok(None) if throw_eagain => Err(crate::error::sys_error(
             env,
@@ -265,9 +274,13 @@ pub const SOCKET_FAST_SOFT: u32 = 1;
 /// nothing is queued, and the caller waits for readiness itself.
 #[napi]
 pub const SOCKET_FAST_WAIT: u32 = 2;
+/// Fast-path flag of a receive: take descriptors (the socket's `acceptFds`). Without it, the
+/// kernel is given no room for them, and any that come are closed at once.
+#[napi]
+pub const SOCKET_FAST_FDS: u32 = 4;
 /// `socketFastReceive`'s answer for a message that does not come as a plain payload in the
-/// pool (descriptors, credentials, end of stream, or larger than the room): take it with
-/// `socketFastTake()`.
+/// pool (descriptors, dropped descriptors, credentials, end of stream, or larger than the
+/// room): take it with `socketFastTake()`.
 #[napi]
 pub const SOCKET_FAST_KEPT: i32 = -3;
 
@@ -329,17 +342,22 @@ pub fn socket_fast_receive() -> i32 {
         };
         let (head, pool) = slab.split_at_mut(offset);
         let buf = &mut pool[..room];
+        let fds = flags & SOCKET_FAST_FDS != 0;
         let got = if flags & SOCKET_FAST_WAIT != 0 {
-            match ipckit::error::retry_eintr(|| socket::receive_into(fd, buf, false)) {
+            match ipckit::error::retry_eintr(|| socket::receive_into(fd, buf, false, fds)) {
                 Err(e) if e.errno() == ipckit::Errno::EAGAIN => return -1,
                 other => other,
             }
         } else {
-            socket::receive_into(fd, buf, true)
+            socket::receive_into(fd, buf, true, fds)
         };
         match got {
             Ok(Some(r))
-                if r.len <= room && r.fds.is_empty() && r.credentials.is_none() && !r.end =>
+                if r.len <= room
+                    && r.fds.is_empty()
+                    && r.credentials.is_none()
+                    && !r.fds_dropped
+                    && !r.end =>
             {
                 let mut not_utf8 = 0i32;
                 let code = match &r.from {
@@ -373,6 +391,7 @@ pub fn socket_fast_receive() -> i32 {
                     fds: r.fds,
                     from: r.from,
                     credentials: r.credentials,
+                    fds_dropped: r.fds_dropped,
                     end: r.end,
                 };
                 KEPT_MESSAGE.with(|kept| *kept.borrow_mut() = Some(message));

@@ -21,6 +21,8 @@ pub use nix::errno::Errno;
 pub struct Error {
     errno: Errno,
     syscall: &'static str,
+    /// What was hit, when the errno's own text would mislead ([`Error::limit`]).
+    detail: Option<&'static str>,
 }
 
 /// `Result` with this crate's [`Error`].
@@ -29,7 +31,29 @@ pub type Result<T> = std::result::Result<T, Error>;
 impl Error {
     /// An error with an explicit errno.
     pub const fn new(errno: Errno, syscall: &'static str) -> Self {
-        Self { errno, syscall }
+        Self {
+            errno,
+            syscall,
+            detail: None,
+        }
+    }
+
+    /// An error for a limit of this crate's own (not the kernel's), whose message says what the
+    /// limit is instead of the errno's text; `operation` names what failed, since no system
+    /// call did.
+    ///
+    /// ```
+    /// use ipckit::{Errno, Error};
+    /// let e = Error::limit(Errno::EMFILE, "watch", "too many signal watches (at most 128 at once)");
+    /// assert_eq!((e.code().as_str(), e.syscall()), ("EMFILE", "watch"));
+    /// assert_eq!(e.to_string(), "EMFILE: too many signal watches (at most 128 at once), watch");
+    /// ```
+    pub const fn limit(errno: Errno, operation: &'static str, detail: &'static str) -> Self {
+        Self {
+            errno,
+            syscall: operation,
+            detail: Some(detail),
+        }
     }
 
     /// The error the calling thread's `errno` describes, for `syscall`.
@@ -63,8 +87,12 @@ impl Error {
         errno_name(self.errno)
     }
 
-    /// The description of the errno, in lower case as Node.js prints it (`"permission denied"`).
+    /// The description of the errno, in lower case as Node.js prints it (`"permission denied"`),
+    /// or what limit was hit for an [`Error::limit`].
     pub fn description(&self) -> String {
+        if let Some(detail) = self.detail {
+            return detail.to_owned();
+        }
         let desc = strerror(self.raw_errno());
         let mut chars = desc.chars();
         match chars.next() {
@@ -168,14 +196,11 @@ impl SysResult for i64 {
 ///
 /// System V waits (`msgrcv`, `msgsnd`, `semop`) are never restarted after a signal handler,
 /// even one installed with `SA_RESTART`, and Node.js has such handlers; so a blocking call that
-/// is not meant to be cancelled retries here.
-pub fn retry_eintr<T>(mut f: impl FnMut() -> Result<T>) -> Result<T> {
-    loop {
-        match f() {
-            Err(e) if e.errno == Errno::EINTR => continue,
-            other => return other,
-        }
-    }
+/// is not meant to be cancelled retries here. On a thread that installed a stop check
+/// ([`crate::interrupt::install`]), the call is interrupted regularly to ask it, and ends with
+/// [`Error::cancelled`] when it says so.
+pub fn retry_eintr<T>(f: impl FnMut() -> Result<T>) -> Result<T> {
+    crate::interrupt::retry(f)
 }
 
 #[cfg(test)]

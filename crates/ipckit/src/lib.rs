@@ -15,7 +15,8 @@
 //! - [`signal`] (kill, sigqueue, the signal table, watches that chain to the handler they
 //!   replace);
 //! - the machinery of waiting: [`wait`] (cancellable blocking calls on threads this crate
-//!   owns) and [`poller`] (one epoll/kqueue thread for fd readiness);
+//!   owns), [`poller`] (one epoll/kqueue thread for fd readiness) and [`interrupt`] (blocking
+//!   calls on a caller's thread that its owner can still stop);
 //! - and [`error`], the one funnel from a failed call to a typed [`Error`].
 //!
 //! ```
@@ -29,6 +30,7 @@
 
 pub mod error;
 pub mod eventfd;
+pub mod interrupt;
 pub mod key;
 pub mod limits;
 pub mod memfd;

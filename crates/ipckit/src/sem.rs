@@ -621,6 +621,9 @@ impl SemaphoreSet {
                 }
                 return Ok(());
             }
+            if crate::interrupt::stop_requested() {
+                return Err(Error::cancelled("semget"));
+            }
             std::thread::sleep(pause.min(left));
             pause = (pause * 2).min(Duration::from_millis(1));
         }

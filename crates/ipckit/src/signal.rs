@@ -69,12 +69,22 @@ mod libc {
 
 /// Highest signal number a watch can follow (signals 1..=64 on Linux).
 const MAX_SIGNAL: usize = 64;
-/// Watches that may exist at once in a process ([`Watch::new`] fails with `EMFILE` beyond).
+/// Watches that may exist at once in a process ([`Watch::new`] fails with `EMFILE` beyond,
+/// naming this limit): the slots of the table the signal handler reads, which must be a fixed
+/// array since a handler may not allocate.
 ///
 /// ```
 /// assert!(ipckit::signal::MAX_WATCHES >= 64);
 /// ```
 pub const MAX_WATCHES: usize = 128;
+
+/// The error past [`MAX_WATCHES`]; its text names the number.
+const TOO_MANY_WATCHES: Error = Error::limit(
+    Errno::EMFILE,
+    "watch",
+    "too many signal watches (ipckit allows 128 at once in a process)",
+);
+const _: () = assert!(MAX_WATCHES == 128, "update TOO_MANY_WATCHES");
 
 /// The lowest real-time signal the C library leaves to applications (`SIGRTMIN`).
 ///
@@ -1311,7 +1321,8 @@ impl std::fmt::Debug for Watch {
 
 impl Watch {
     /// Follows `signals`, chaining to every handler it replaces (see [`with_chain`](Self::with_chain)).
-    /// `EINVAL` for a signal [`is_allowed`] refuses, `EMFILE` when [`MAX_WATCHES`] exist.
+    /// `EINVAL` for a signal [`is_allowed`] refuses, `EMFILE` (syscall `"watch"`, the message
+    /// naming the limit) when [`MAX_WATCHES`] exist.
     pub fn new(signals: &[i32]) -> Result<Self> {
         Self::with_chain(signals, |_| true)
     }
@@ -1374,7 +1385,7 @@ impl Watch {
             .used
             .iter()
             .position(|used| !used)
-            .ok_or(Error::new(Errno::EMFILE, "sigaction"))?;
+            .ok_or(TOO_MANY_WATCHES)?;
         registry.used[slot] = true;
         let mask = signals.iter().fold(0u64, |m, &s| m | 1u64 << (s - 1));
         SLOTS[slot].dropped.store(0, Ordering::SeqCst);

@@ -28,8 +28,8 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use nix::sys::socket::{
-    self as nix_socket, sockopt, AddressFamily, Backlog, ControlMessage, ControlMessageOwned,
-    MsgFlags, SockFlag, SockType, SockaddrLike, UnixAddr,
+    self as nix_socket, sockopt, AddressFamily, Backlog, ControlMessage, MsgFlags, SockFlag,
+    SockType, SockaddrLike, UnixAddr,
 };
 
 use crate::error::{check, Errno, Error, Result};
@@ -122,6 +122,9 @@ pub struct Received {
     pub from: Option<Address>,
     /// The sender's credentials, when `SO_PASSCRED` is on.
     pub credentials: Option<Credentials>,
+    /// Descriptors came and were closed, `fds` is empty: not all of them could be received
+    /// (see [`ReceivedInto::fds_dropped`]).
+    pub fds_dropped: bool,
     /// End of stream: the peer of a connected stream or seqpacket socket closed (or shut
     /// down) its end, and nothing is left to read. `data` is then empty.
     pub end: bool,
@@ -264,8 +267,10 @@ pub struct BindOptions {
     pub replace_stale: bool,
 }
 
-/// `bind`: gives the socket an address; for a path, sets the file's `mode` (`fchmod` before
-/// the bind, so the file never has wider permissions, then `chmod` against the umask).
+/// `bind`: gives the socket an address; for a path, the socket file is created with exactly
+/// `mode`, whatever the process umask, and never changed by path afterwards (see
+/// [`bind_with_mode`]: a `chmod` of the path after the bind would follow a symlink that anyone
+/// who can write the folder may have put there meanwhile).
 ///
 /// With `replace_stale`, a path taken by a socket file is checked without disturbing whoever
 /// may own it: a *datagram* socket is connected to the file, which makes no connection and
@@ -292,12 +297,12 @@ pub struct BindOptions {
 /// For more information, see [`bind(2)`](https://man7.org/linux/man-pages/man2/bind.2.html).
 pub fn bind(fd: RawFd, address: &Address, options: BindOptions) -> Result<()> {
     let addr = address.to_unix_addr("bind")?;
-    if let (Some(mode), Address::Path(_)) = (options.mode, address) {
-        // SAFETY: fchmod only reads its integer arguments.
-        check(unsafe { libc::fchmod(fd, mode as libc::mode_t) }, "fchmod")?;
-    }
-    match nix_socket::bind(fd, &addr) {
-        Err(Errno::EADDRINUSE) if options.replace_stale => {
+    let mode = match address {
+        Address::Path(_) => options.mode,
+        Address::Abstract(_) => None,
+    };
+    match bind_with_mode(fd, &addr, mode) {
+        Err(e) if e.errno() == Errno::EADDRINUSE && options.replace_stale => {
             let Address::Path(path) = address else {
                 return Err(Error::new(Errno::EADDRINUSE, "bind"));
             };
@@ -314,18 +319,182 @@ pub fn bind(fd: RawFd, address: &Address, options: BindOptions) -> Result<()> {
                     "unlink",
                 )
             })?;
-            nix_socket::bind(fd, &addr).map_err(sys("bind"))?;
+            bind_with_mode(fd, &addr, mode)?;
         }
-        other => other.map_err(sys("bind"))?,
-    }
-    if let (Some(mode), Address::Path(path)) = (options.mode, address) {
-        let c =
-            std::ffi::CString::new(path.clone()).map_err(|_| Error::new(Errno::EINVAL, "chmod"))?;
-        // SAFETY: `c` is a NUL-terminated path that lives across the call.
-        let rc = unsafe { libc::chmod(c.as_ptr(), mode as libc::mode_t) };
-        check(rc, "chmod")?;
+        other => other?,
     }
     Ok(())
+}
+
+/// `bind` of a socket file that is created with exactly `mode` (when given), in a way that is
+/// correct in a multi-threaded process and makes no path lookup after the bind.
+///
+/// `bind(2)` creates the file with the socket's own inode mode minus the umask (Linux), or
+/// with `0o777` minus the umask (macOS). So, on Linux, the socket is `fchmod`ed to `mode`
+/// first; when the process umask clears none of `mode`'s bits, that bind is exact. Otherwise
+/// the umask must change for the bind, but it belongs to the whole process (every thread of
+/// Node's, which may be creating files at that moment), so the bind runs in a child that
+/// shares this process's memory and descriptors but has a filesystem context (umask, cwd) of
+/// its own: `clone(CLONE_VM | CLONE_VFORK)` without `CLONE_FS`, as `posix_spawn` makes its
+/// child ([`bind_in_child`]). The child sets the umask, binds the shared socket, and exits.
+///
+/// What it replaces, a `chmod` of the path after the bind, follows symlinks: a user who can
+/// write the folder swaps the new socket file for a symlink, and a privileged process chmods
+/// whatever the link names.
+fn bind_with_mode(fd: RawFd, addr: &UnixAddr, mode: Option<u32>) -> Result<()> {
+    let Some(mode) = mode else {
+        return nix_socket::bind(fd, addr).map_err(sys("bind"));
+    };
+    let mode = mode & 0o777;
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        // SAFETY: fchmod only reads its integer arguments.
+        check(unsafe { libc::fchmod(fd, mode as libc::mode_t) }, "fchmod")?;
+        if current_umask().is_some_and(|umask| umask & mode == 0) {
+            return nix_socket::bind(fd, addr).map_err(sys("bind"));
+        }
+    }
+    bind_in_child(fd, addr, !mode & 0o777)
+}
+
+/// The process umask, read without changing it (`Umask:` of `/proc/self/status`, Linux 4.7
+/// and later); `None` where it cannot be read.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn current_umask() -> Option<u32> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find_map(|l| l.strip_prefix("Umask:"))?;
+    u32::from_str_radix(line.trim(), 8).ok()
+}
+
+/// What the child of [`bind_in_child`] needs, in memory it shares with the parent.
+struct BindJob {
+    fd: RawFd,
+    addr: *const libc::sockaddr,
+    len: libc::socklen_t,
+    umask: libc::mode_t,
+}
+
+/// The child's whole life: set its own umask, bind the shared socket, exit with 0 or the
+/// errno. Only async-signal-safe calls, on a stack of its own, every signal blocked.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+extern "C" fn bind_child(arg: *mut libc::c_void) -> libc::c_int {
+    // SAFETY: `arg` is the `BindJob` that `bind_in_child` keeps alive, unmoved, until this
+    // child has exited (CLONE_VFORK suspends the parent thread until then).
+    let job = unsafe { &*arg.cast::<BindJob>() };
+    // SAFETY: umask and bind take integers and a sockaddr of `len` bytes that outlives the
+    // call; the errno location is the (suspended) parent thread's, valid meanwhile.
+    unsafe {
+        libc::umask(job.umask);
+        if libc::bind(job.fd, job.addr, job.len) == 0 {
+            0
+        } else {
+            *libc::__errno_location()
+        }
+    }
+}
+
+/// Binds `fd` to `addr` in a child process whose umask is `umask` (see [`bind_with_mode`]):
+/// `clone(CLONE_VM | CLONE_VFORK)`, so nothing is copied and this thread waits for it. The
+/// child gets its own stack and every signal blocked; no `SIGCHLD` is sent for it, and it is
+/// reaped here (`__WALL`), so Node's child-process bookkeeping never sees it.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn bind_in_child(fd: RawFd, addr: &UnixAddr, umask: u32) -> Result<()> {
+    const STACK: usize = 64 * 1024;
+    let mut stack: Vec<u8> = Vec::new();
+    stack
+        .try_reserve_exact(STACK)
+        .map_err(|_| Error::new(Errno::ENOMEM, "clone"))?;
+    stack.resize(STACK, 0);
+    let job = BindJob {
+        fd,
+        addr: addr.as_ptr().cast(),
+        len: addr.len(),
+        umask: umask as libc::mode_t,
+    };
+    // SAFETY: the stack top is inside `stack` (one past its last byte, rounded down to the
+    // 16-byte alignment the ABI wants); the child only runs while `stack` and `job` live.
+    let top = unsafe { stack.as_mut_ptr().add(STACK) };
+    let top = ((top as usize) & !15) as *mut libc::c_void;
+    let mut all: libc::sigset_t = empty_sigset();
+    let mut old: libc::sigset_t = empty_sigset();
+    // SAFETY: both sets are valid sigset_t values owned here; sigfillset initialises `all`.
+    unsafe {
+        libc::sigfillset(&mut all);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
+    }
+    // SAFETY: `bind_child` is an `extern "C"` function that only reads `job` and makes
+    // async-signal-safe calls; `top` is the top of a stack of `STACK` bytes owned by this
+    // frame; CLONE_VFORK returns only after the child exited, so `job` and `stack` outlive it.
+    let pid = unsafe {
+        libc::clone(
+            bind_child,
+            top,
+            libc::CLONE_VM | libc::CLONE_VFORK,
+            (&job as *const BindJob).cast_mut().cast(),
+        )
+    };
+    let spawned = check(pid, "clone");
+    // SAFETY: `old` is the mask pthread_sigmask stored above.
+    unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut()) };
+    let pid = spawned?;
+    let mut status: libc::c_int = 0;
+    crate::error::retry_eintr(|| {
+        // SAFETY: waitpid writes one int to `status`.
+        check(
+            unsafe { libc::waitpid(pid, &mut status, libc::__WALL) },
+            "waitpid",
+        )
+    })?;
+    drop(stack);
+    match (libc::WIFEXITED(status), libc::WEXITSTATUS(status)) {
+        (true, 0) => Ok(()),
+        (true, errno) => Err(Error::new(Errno::from_raw(errno), "bind")),
+        (false, _) => Err(Error::new(Errno::EINTR, "bind")),
+    }
+}
+
+/// An empty signal set, for `sigfillset`/`pthread_sigmask` to fill.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn empty_sigset() -> libc::sigset_t {
+    // SAFETY: an all-zero sigset_t is a valid (empty) set on every platform we build for.
+    unsafe { std::mem::zeroed() }
+}
+
+/// Binds `fd` to `addr` in a child process whose umask is `umask` (see [`bind_with_mode`]),
+/// where there is no `clone` (macOS): `fork`, then only async-signal-safe calls in the child.
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn bind_in_child(fd: RawFd, addr: &UnixAddr, umask: u32) -> Result<()> {
+    let job = BindJob {
+        fd,
+        addr: addr.as_ptr().cast(),
+        len: addr.len(),
+        umask: umask as libc::mode_t,
+    };
+    // SAFETY: the child runs only async-signal-safe calls (umask, bind, _exit) over memory
+    // that fork copied, then exits without returning into Rust.
+    let pid = check(unsafe { libc::fork() }, "fork")?;
+    if pid == 0 {
+        // SAFETY: as above; `job` is the child's copy.
+        unsafe {
+            libc::umask(job.umask);
+            let code = if libc::bind(job.fd, job.addr, job.len) == 0 {
+                0
+            } else {
+                *libc::__error()
+            };
+            libc::_exit(code);
+        }
+    }
+    let mut status: libc::c_int = 0;
+    crate::error::retry_eintr(|| {
+        // SAFETY: waitpid writes one int to `status`.
+        check(unsafe { libc::waitpid(pid, &mut status, 0) }, "waitpid")
+    })?;
+    match (libc::WIFEXITED(status), libc::WEXITSTATUS(status)) {
+        (true, 0) => Ok(()),
+        (true, errno) => Err(Error::new(Errno::from_raw(errno), "bind")),
+        (false, _) => Err(Error::new(Errno::EINTR, "bind")),
+    }
 }
 
 /// True when no socket is bound to the socket file `addr`: a datagram socket connected to it
@@ -488,6 +657,21 @@ thread_local! {
 #[cfg(any(target_os = "linux", target_os = "android"))]
 thread_local! {
     static CMSG: RefCell<Vec<u8>> = RefCell::new(nix::cmsg_space!([RawFd; SCM_MAX_FD], libc::ucred));
+}
+
+/// Room for a credentials message alone: what a receive that takes no descriptors gives the
+/// kernel, so that it installs none, or the few that fit (then closed at once).
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn credentials_room() -> usize {
+    // SAFETY: CMSG_SPACE only computes a size.
+    unsafe { libc::CMSG_SPACE(std::mem::size_of::<libc::ucred>() as u32) as usize }
+}
+
+/// Where there are no credentials (macOS): no control buffer at all, so the kernel installs
+/// no descriptor (`MSG_CTRUNC` tells that some were sent).
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn credentials_room() -> usize {
+    0
 }
 
 // No SCM_CREDENTIALS elsewhere (macOS): room for the descriptors only.
@@ -674,6 +858,10 @@ pub struct ReceivedInto {
     pub from: Option<Address>,
     /// The sender's credentials, when `SO_PASSCRED` is on.
     pub credentials: Option<Credentials>,
+    /// Descriptors came with the message and were closed here, so `fds` is empty: the caller
+    /// did not accept descriptors, or not all of them could be received (`MSG_CTRUNC`: the
+    /// receiver's descriptor limit, `RLIMIT_NOFILE`, was reached).
+    pub fds_dropped: bool,
     /// End of stream: the peer of a connected stream or seqpacket socket closed (or shut
     /// down) its end, and nothing is left to read. `len` is then 0.
     pub end: bool,
@@ -692,22 +880,39 @@ pub struct ReceivedInto {
 /// On a stream socket it returns what is queued now (at least one byte, or `len` 0 at end of
 /// stream).
 ///
+/// Descriptors are taken only with `accept_fds`: otherwise the kernel is given room for
+/// credentials alone, so it installs none or a few, which are closed at once
+/// ([`ReceivedInto::fds_dropped`] tells that some came). A peer cannot make a receiver that
+/// did not ask for descriptors hold them. With `accept_fds`, when not every descriptor could
+/// be installed (`MSG_CTRUNC`, at the descriptor limit), those that were are closed too: a
+/// partial set would be taken for the whole.
+///
 /// ```
 /// use ipckit::socket::*;
 /// use std::os::fd::AsRawFd;
 /// let (a, b) = socketpair(Kind::Seqpacket)?;
 /// send(a.as_raw_fd(), b"hello world", &[], None, true)?;
 /// let mut buf = [0u8; 5];
-/// let got = receive_into(b.as_raw_fd(), &mut buf, true)?.expect("a message is queued");
+/// let got = receive_into(b.as_raw_fd(), &mut buf, true, true)?.expect("a message is queued");
 /// assert_eq!((got.len, &buf, &got.rest[..]), (11, b"hello", &b" world"[..]));
 /// # Ok::<(), ipckit::Error>(())
 /// ```
 ///
 /// For more information, see [`recvmsg(2)`](https://man7.org/linux/man-pages/man2/recvmsg.2.html).
-pub fn receive_into(fd: RawFd, buf: &mut [u8], nowait: bool) -> Result<Option<ReceivedInto>> {
+pub fn receive_into(
+    fd: RawFd,
+    buf: &mut [u8],
+    nowait: bool,
+    accept_fds: bool,
+) -> Result<Option<ReceivedInto>> {
     overflow::with(|area| {
         CMSG.with(|cmsg| {
             let mut cmsg = cmsg.borrow_mut();
+            let control = if accept_fds {
+                &mut cmsg[..]
+            } else {
+                &mut cmsg[..credentials_room()]
+            };
             let mut area = area;
             let mut sized = Vec::new();
             let tail: &mut [u8] = match area.as_deref_mut() {
@@ -730,25 +935,37 @@ pub fn receive_into(fd: RawFd, buf: &mut [u8], nowait: bool) -> Result<Option<Re
                 flags |= MsgFlags::MSG_DONTWAIT;
             }
             let mut iov = [IoSliceMut::new(buf), IoSliceMut::new(tail)];
-            let got =
-                nix_socket::recvmsg::<UnixAddr>(fd, &mut iov, Some(&mut cmsg), flags).map(|m| {
-                    // The kernel reports an empty address (length 0) for an unbound sender or on
-                    // a connected socket, which UnixAddr's accessors must not look at.
-                    let from = m
-                        .address
-                        .as_ref()
-                        .filter(|a| {
-                            SockaddrLike::len(*a) as usize
-                                > std::mem::size_of::<libc::sa_family_t>()
-                        })
-                        .and_then(Address::from_unix_addr);
-                    (m.bytes, m.flags, from, parse_cmsgs(m.cmsgs().ok()))
-                });
+            let got = recvmsg(fd, &mut iov, control, flags).map(|m| {
+                // The kernel reports an empty address (length 0) for an unbound sender or on
+                // a connected socket, which UnixAddr's accessors must not look at.
+                let from = m
+                    .address
+                    .as_ref()
+                    .filter(|a| {
+                        SockaddrLike::len(*a) as usize > std::mem::size_of::<libc::sa_family_t>()
+                    })
+                    .and_then(Address::from_unix_addr);
+                (m.bytes, m.flags, from, m.control)
+            });
             let [_, tail] = iov;
-            let (len, msg_flags, from, (fds, credentials)) = match got {
+            let (len, msg_flags, from, control) = match got {
                 Ok(got) => got,
                 Err(Errno::EAGAIN) if nowait => return Ok(None),
                 Err(e) => return Err(Error::new(e, "recvmsg")),
+            };
+            let Control {
+                fds,
+                credentials,
+                truncated,
+            } = control;
+            // Something came besides the payload: a message, never the end of the stream
+            // (which carries nothing).
+            let came_with_control = !fds.is_empty() || truncated || credentials.is_some();
+            let (fds, fds_dropped) = if accept_fds && !truncated {
+                (fds, false)
+            } else {
+                // Closed here, by dropping them.
+                (Vec::new(), !fds.is_empty() || truncated)
             };
             if msg_flags.contains(MsgFlags::MSG_TRUNC) {
                 // Only without the overflow area: another reader took the message FIONREAD
@@ -764,13 +981,14 @@ pub fn receive_into(fd: RawFd, buf: &mut [u8], nowait: bool) -> Result<Option<Re
             } else {
                 Vec::new()
             };
-            let end = len == 0 && fds.is_empty() && at_end(fd)?;
+            let end = len == 0 && !came_with_control && at_end(fd)?;
             Ok(Some(ReceivedInto {
                 len,
                 rest,
                 fds,
                 from,
                 credentials,
+                fds_dropped,
                 end,
             }))
         })
@@ -799,7 +1017,7 @@ pub fn receive_into(fd: RawFd, buf: &mut [u8], nowait: bool) -> Result<Option<Re
 pub fn receive(fd: RawFd, nowait: bool) -> Result<Option<Received>> {
     SCRATCH_BUF.with(|scratch| {
         let mut scratch = scratch.borrow_mut();
-        let Some(r) = receive_into(fd, &mut scratch, nowait)? else {
+        let Some(r) = receive_into(fd, &mut scratch, nowait, true)? else {
             return Ok(None);
         };
         let mut data = Vec::with_capacity(r.len);
@@ -810,14 +1028,22 @@ pub fn receive(fd: RawFd, nowait: bool) -> Result<Option<Received>> {
             fds: r.fds,
             from: r.from,
             credentials: r.credentials,
+            fds_dropped: r.fds_dropped,
             end: r.end,
         }))
     })
 }
 
-/// After a read of 0 bytes: true when that was the end of stream of a connected socket (the
-/// peer hung up and nothing is queued), false for an empty datagram or seqpacket message.
-/// (An empty seqpacket message sent just before the peer closes reads as the end.)
+/// After a read of 0 bytes that carried no control data: true when that was the end of stream
+/// of a connected socket (the peer hung up and nothing is queued), false for an empty datagram
+/// or seqpacket message.
+///
+/// The kernel answers 0 bytes both for an empty seqpacket message and at the end, with no flag
+/// to tell them apart (`MSG_EOR` is never set, `FIONREAD` counts bytes, `poll` shows the
+/// hang-up either way). A read while the peer is still connected is a message. After it hung
+/// up, the empty messages it sent after its last non-empty one read as the end, unless they
+/// carry control data: with `SO_PASSCRED` every message comes with credentials, which the
+/// caller checks first.
 #[cfg(any(target_os = "linux", target_os = "android"))]
 fn at_end(fd: RawFd) -> Result<bool> {
     if socket_kind(fd)? == Kind::Datagram {
@@ -844,42 +1070,134 @@ fn at_end(fd: RawFd) -> Result<bool> {
     Ok(queued_bytes(fd)? == 0)
 }
 
-/// Descriptors and credentials out of received control messages.
-fn parse_cmsgs(cmsgs: Option<nix_socket::CmsgIterator<'_>>) -> (Vec<OwnedFd>, Option<Credentials>) {
-    let mut fds = Vec::new();
-    // Never set where there is no SCM_CREDENTIALS (macOS).
-    #[cfg_attr(
-        not(any(target_os = "linux", target_os = "android")),
-        allow(unused_mut)
-    )]
-    let mut credentials = None;
-    for c in cmsgs.into_iter().flatten() {
-        match c {
-            ControlMessageOwned::ScmRights(raw) => {
-                for r in raw {
-                    // SAFETY: the kernel just installed this fd for us (SCM_RIGHTS), so
-                    // nothing else owns it.
-                    fds.push(unsafe { OwnedFd::from_raw_fd(r) });
-                    // Without MSG_CMSG_CLOEXEC (macOS), as soon as it is ours. It cannot fail
-                    // on an open descriptor.
-                    #[cfg(not(any(target_os = "linux", target_os = "android")))]
-                    let _ = fds
-                        .last()
-                        .map(|fd| crate::pipe::set_cloexec(std::os::fd::AsFd::as_fd(fd)));
-                }
-            }
-            #[cfg(any(target_os = "linux", target_os = "android"))]
-            ControlMessageOwned::ScmCredentials(c) => {
-                credentials = Some(Credentials {
-                    pid: c.pid(),
-                    uid: c.uid(),
-                    gid: c.gid(),
-                })
-            }
-            _ => {}
-        }
+/// What came in the control data of one `recvmsg`.
+struct Control {
+    /// Descriptors the kernel installed for us (`SCM_RIGHTS`), owned from here on.
+    fds: Vec<OwnedFd>,
+    /// The sender's credentials (`SCM_CREDENTIALS`).
+    credentials: Option<Credentials>,
+    /// `MSG_CTRUNC`: the kernel had more control data than room for it, or could not install
+    /// every descriptor (`EMFILE`).
+    truncated: bool,
+}
+
+/// One `recvmsg`'s result (see [`recvmsg`]).
+struct RawMessage {
+    bytes: usize,
+    flags: MsgFlags,
+    address: Option<UnixAddr>,
+    control: Control,
+}
+
+/// `recvmsg(2)` into `iov`, with `control` as the control buffer; every descriptor the kernel
+/// installed is owned by the result, `MSG_CTRUNC` or not (nix's `cmsgs()` refuses to walk
+/// truncated control data, and the descriptors it holds then leaked).
+fn recvmsg(
+    fd: RawFd,
+    iov: &mut [IoSliceMut<'_>],
+    control: &mut [u8],
+    flags: MsgFlags,
+) -> std::result::Result<RawMessage, Errno> {
+    // SAFETY: an all-zero sockaddr_un and msghdr are valid values of them.
+    let mut name: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    let mut hdr: libc::msghdr = unsafe { std::mem::zeroed() };
+    hdr.msg_name = (&mut name as *mut libc::sockaddr_un).cast();
+    hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t;
+    // IoSliceMut is guaranteed ABI-compatible with iovec on Unix.
+    hdr.msg_iov = iov.as_mut_ptr().cast();
+    hdr.msg_iovlen = iov.len() as _;
+    if !control.is_empty() {
+        hdr.msg_control = control.as_mut_ptr().cast();
+        hdr.msg_controllen = control.len() as _;
     }
-    (fds, credentials)
+    // SAFETY: `hdr` points at `name`, the buffers of `iov` and `control`, all writable for the
+    // lengths given and alive across the call.
+    let n = unsafe { libc::recvmsg(fd, &mut hdr, flags.bits()) };
+    let bytes = usize::try_from(n).map_err(|_| Errno::last())?;
+    // SAFETY: the kernel wrote `hdr` (its control length is what it filled in), and
+    // `control` is still borrowed, unchanged since.
+    let control = unsafe { take_control(&hdr) };
+    let address = if hdr.msg_namelen == 0 {
+        None
+    } else {
+        // SAFETY: the kernel wrote `msg_namelen` bytes of a sockaddr_un into `name`.
+        unsafe {
+            UnixAddr::from_raw(
+                (&name as *const libc::sockaddr_un).cast(),
+                Some(hdr.msg_namelen),
+            )
+        }
+    };
+    Ok(RawMessage {
+        bytes,
+        flags: MsgFlags::from_bits_truncate(hdr.msg_flags),
+        address,
+        control,
+    })
+}
+
+/// Descriptors and credentials out of the control data the kernel just wrote for `hdr`,
+/// truncated or not.
+///
+/// # Safety
+/// `hdr` must come from a `recvmsg` that succeeded, its control buffer still alive and
+/// unchanged.
+unsafe fn take_control(hdr: &libc::msghdr) -> Control {
+    let mut control = Control {
+        fds: Vec::new(),
+        credentials: None,
+        truncated: hdr.msg_flags & libc::MSG_CTRUNC != 0,
+    };
+    if hdr.msg_control.is_null() {
+        return control;
+    }
+    // SAFETY: CMSG_FIRSTHDR/NXTHDR stay within `msg_controllen` bytes of `msg_control`, which
+    // the kernel filled in; each header they return is whole within them.
+    let mut cmsg = unsafe { libc::CMSG_FIRSTHDR(hdr) };
+    while !cmsg.is_null() {
+        // SAFETY: `cmsg` is a whole header inside the control data (see above).
+        let (level, kind, len) =
+            unsafe { ((*cmsg).cmsg_level, (*cmsg).cmsg_type, (*cmsg).cmsg_len) };
+        // SAFETY: CMSG_LEN(0) is the header's size, a constant. (`cmsg_len` is a `size_t` on
+        // glibc, a `socklen_t` on musl and macOS.)
+        #[allow(clippy::unnecessary_cast)]
+        let data_len = (len as usize).saturating_sub(unsafe { libc::CMSG_LEN(0) } as usize);
+        // SAFETY: the data follows the header, `data_len` bytes of it inside the control data.
+        let data = unsafe { libc::CMSG_DATA(cmsg) };
+        if level == libc::SOL_SOCKET && kind == libc::SCM_RIGHTS {
+            let count = data_len / std::mem::size_of::<RawFd>();
+            control.fds.reserve(count);
+            for i in 0..count {
+                // SAFETY: `count` descriptors fit in `data_len`; the data may be unaligned.
+                let raw = unsafe { data.cast::<RawFd>().add(i).read_unaligned() };
+                // SAFETY: the kernel just installed this fd for us (SCM_RIGHTS), so nothing
+                // else owns it.
+                let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+                // Without MSG_CMSG_CLOEXEC (macOS), as soon as it is ours. It cannot fail on
+                // an open descriptor.
+                #[cfg(not(any(target_os = "linux", target_os = "android")))]
+                let _ = crate::pipe::set_cloexec(std::os::fd::AsFd::as_fd(&fd));
+                control.fds.push(fd);
+            }
+        }
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        if level == libc::SOL_SOCKET
+            && kind == libc::SCM_CREDENTIALS
+            && data_len >= std::mem::size_of::<libc::ucred>()
+        {
+            // SAFETY: a whole ucred is there (checked); the data may be unaligned.
+            let c = unsafe { data.cast::<libc::ucred>().read_unaligned() };
+            control.credentials = Some(Credentials {
+                pid: c.pid,
+                uid: c.uid,
+                gid: c.gid,
+            });
+        }
+        // SAFETY: as for CMSG_FIRSTHDR.
+        cmsg = unsafe { libc::CMSG_NXTHDR(hdr, cmsg) };
+    }
+    control
 }
 
 /// Blocks the calling thread until `fd` is readable (or writable), retrying `EINTR`.
@@ -1200,6 +1518,42 @@ mod tests {
         assert!(receive(b.as_raw_fd(), true).unwrap().unwrap().end);
     }
 
+    /// Descriptors sent to a receiver that does not accept them are closed at once: the write
+    /// end of a pipe, sent and closed by its sender, leaves its read end at end of file.
+    #[test]
+    fn unaccepted_descriptors_are_closed() {
+        for kind in [Kind::Datagram, Kind::Seqpacket, Kind::Stream] {
+            if cfg!(not(any(target_os = "linux", target_os = "android"))) && kind == Kind::Seqpacket
+            {
+                continue;
+            }
+            let (a, b) = socketpair(kind).unwrap();
+            let (r, w) = nix::unistd::pipe().unwrap();
+            set_nonblocking(r.as_raw_fd(), true).unwrap();
+            let many = vec![w.as_raw_fd(); SCM_MAX_FD];
+            send(a.as_raw_fd(), b"x", &many, None, true).unwrap();
+            drop(w);
+            let mut buf = [0u8; 8];
+            let got = receive_into(b.as_raw_fd(), &mut buf, true, false)
+                .unwrap()
+                .unwrap();
+            assert_eq!((got.len, buf[0], got.fds.len()), (1, b'x', 0), "{kind:?}");
+            assert!(got.fds_dropped && !got.end, "{kind:?}");
+            let mut byte = [0u8; 1];
+            assert_eq!(
+                nix::unistd::read(&r, &mut byte),
+                Ok(0),
+                "{kind:?}: a write end is left"
+            );
+            // Without descriptors, nothing is reported dropped.
+            send(a.as_raw_fd(), b"y", &[], None, true).unwrap();
+            let got = receive_into(b.as_raw_fd(), &mut buf, true, false)
+                .unwrap()
+                .unwrap();
+            assert!(!got.fds_dropped, "{kind:?}");
+        }
+    }
+
     /// A message of `len` bytes that tells its position in each byte.
     fn pattern(len: usize, seed: u8) -> Vec<u8> {
         (0..len).map(|i| (i as u8).wrapping_mul(7) ^ seed).collect()
@@ -1233,7 +1587,7 @@ mod tests {
             send(a.as_raw_fd(), &big, &[], None, false).unwrap();
             send(a.as_raw_fd(), b"after", &[], None, true).unwrap();
             let mut buf = [0u8; 16];
-            let first = receive_into(b.as_raw_fd(), &mut buf, true)
+            let first = receive_into(b.as_raw_fd(), &mut buf, true, true)
                 .unwrap()
                 .unwrap();
             assert_eq!(
@@ -1241,7 +1595,7 @@ mod tests {
                 (6, &b"before"[..], 0)
             );
             if round == 0 {
-                let got = receive_into(b.as_raw_fd(), &mut buf, true)
+                let got = receive_into(b.as_raw_fd(), &mut buf, true, true)
                     .unwrap()
                     .unwrap();
                 assert_eq!(got.len, big.len());
@@ -1258,7 +1612,7 @@ mod tests {
         }
         let mut empty = [0u8; 0];
         send(a.as_raw_fd(), b"xyz", &[], None, true).unwrap();
-        let got = receive_into(b.as_raw_fd(), &mut empty, true)
+        let got = receive_into(b.as_raw_fd(), &mut empty, true, true)
             .unwrap()
             .unwrap();
         assert_eq!((got.len, &got.rest[..]), (3, &b"xyz"[..]));

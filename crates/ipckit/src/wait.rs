@@ -70,7 +70,7 @@ extern "C" fn on_wake_signal(_: libc::c_int) {
     // Nothing to do: the signal exists only to make a blocking call return EINTR.
 }
 
-fn install_wake_handler() {
+pub(crate) fn install_wake_handler() {
     static INSTALL: Once = Once::new();
     INSTALL.call_once(|| {
         // SAFETY: a zeroed sigaction is a valid "no flags, empty mask" value; every field we
@@ -90,7 +90,7 @@ fn install_wake_handler() {
 
 /// Leaves only the wake signal deliverable to the calling thread, so that process-directed
 /// signals (SIGINT, SIGCHLD, ...) go to Node's own threads and never interrupt a wait here.
-fn mask_all_but_wake_signal() {
+pub(crate) fn mask_all_but_wake_signal() {
     // SAFETY: `set` is a local sigset_t initialised by sigfillset before any other use, and
     // pthread_sigmask only reads it.
     unsafe {
