@@ -583,20 +583,21 @@ fn with_wait<T>(
     mut call: impl FnMut(Option<&libc::timespec>) -> Result<T>,
 ) -> Result<T> {
     loop {
-        let result = match wait {
+        // Through retry_eintr: a signal retries the call (with the time that is left), and a
+        // thread whose host wants it stopped (a terminated Worker) ends it (see `interrupt`).
+        let result = crate::error::retry_eintr(|| match wait {
             Wait::Now => call(Some(&EXPIRED)),
             Wait::Forever => call(None),
             Wait::Until(deadline) => match deadline.saturating_duration_since(Instant::now()) {
                 left if left.is_zero() => call(Some(&EXPIRED)),
                 left => call(Some(&realtime_in(left))),
             },
-        };
+        });
         let e = match result {
             Ok(v) => return Ok(v),
             Err(e) => e,
         };
         match (e.errno(), wait) {
-            (Errno::EINTR, _) => continue,
             // A blocking descriptor reports the expired time 0 as a timeout.
             (Errno::ETIMEDOUT | Errno::EAGAIN, Wait::Now) => {
                 return Err(Error::new(Errno::EAGAIN, untimed))
@@ -618,6 +619,8 @@ fn with_wait<T>(
 }
 
 /// Waits until `fd` has `events`, or `left` passed (no error then: the caller tries again).
+/// Through `retry_eintr`, so a thread whose host wants it stopped ends here too (a signal
+/// otherwise just returns, and the caller tries again with the time that is left).
 fn poll(
     fd: RawFd,
     events: libc::c_short,
@@ -633,10 +636,19 @@ fn poll(
     let ms = left.map_or(-1, |d| {
         d.as_micros().div_ceil(1000).min(i32::MAX as u128) as libc::c_int
     });
-    // SAFETY: `pfd` is one valid pollfd, as the count says.
-    let rc = unsafe { libc::poll(&mut pfd, 1, ms) };
-    match crate::error::check(rc, "poll") {
-        Err(e) if e.errno() != Errno::EINTR => Err(e),
+    let mut interrupted = false;
+    let polled = crate::error::retry_eintr(|| {
+        if interrupted {
+            // Interrupted once and not stopped: back to the caller, which recomputes the time.
+            return Ok(0);
+        }
+        // SAFETY: `pfd` is one valid pollfd, as the count says.
+        let rc = crate::error::check(unsafe { libc::poll(&mut pfd, 1, ms) }, "poll");
+        interrupted = rc.as_ref().is_err_and(|e| e.errno() == Errno::EINTR);
+        rc
+    });
+    match polled {
+        Err(e) => Err(e),
         _ if pfd.revents & libc::POLLNVAL != 0 => Err(Error::new(Errno::EBADF, syscall)),
         _ => Ok(()),
     }

@@ -168,7 +168,9 @@ pub fn wait_exit(fd: RawFd, timeout: Option<Duration>) -> Result<bool> {
     #[cfg(any(target_os = "linux", target_os = "android"))]
     {
         let deadline = timeout.map(|t| std::time::Instant::now().checked_add(t));
-        loop {
+        // Through retry_eintr: a signal re-arms the wait with the time left, and a thread
+        // whose host wants it stopped (a terminated Worker) ends it (see `interrupt`).
+        crate::error::retry_eintr(|| loop {
             let ms: libc::c_int = match deadline {
                 None | Some(None) => -1,
                 Some(Some(at)) => {
@@ -192,10 +194,9 @@ pub fn wait_exit(fd: RawFd, timeout: Option<Duration>) -> Result<bool> {
                     return Err(Error::new(Errno::EBADF, "poll"))
                 }
                 Ok(_) => return Ok(true),
-                Err(e) if e.errno() == Errno::EINTR => continue,
                 Err(e) => return Err(e),
             }
-        }
+        })
     }
     #[cfg(not(any(target_os = "linux", target_os = "android")))]
     {
