@@ -1020,12 +1020,14 @@ pub fn reclaim(signo: i32, chain: bool) -> Result<bool> {
 /// - Every thread but the receiver and the caller is sent the mask signal once per change (not
 ///   again while one is still queued to it), and the change is complete when each thread has
 ///   run the handler since, or is *settled*: it blocks the mask signal and the confined one and
-///   sleeps (the handler then runs when it wakes up and unblocks), or is one of this crate's
-///   own waiting threads (they block every signal but [`wake_signal`] for good). A thread that
-///   blocks everything and runs may be inside `pthread_create` about to start a thread with its
-///   old mask: that one is waited for; so is a thread the C library has blocked its own
-///   signals in (32 and 33, which no application mask holds). Passes repeat until one finds
-///   nothing more to wait for, so the threads started meanwhile are handled too.
+///   has slept without running for a while (the handler then runs when it wakes up and
+///   unblocks), or is one of this crate's own waiting threads (they block every signal but
+///   [`wake_signal`] for good). A thread that blocks everything and runs, or sleeps only
+///   for a moment (glibc's `pthread_create` never sleeps with every signal blocked; musl's
+///   may wait for its thread-list lock), may be about to start a thread with its old mask:
+///   that one is waited for; so is a thread the C library has blocked its own signals in (32
+///   and 33, which no application mask holds). Passes repeat until one finds nothing more to
+///   wait for, so the threads started meanwhile are handled too.
 /// - The watch's own handler runs with the mask signal blocked, so a delivery that a thread
 ///   took just before it was blocked is recorded before that thread answers; the watch is
 ///   given its records only once the confinement is complete, so every record it gets was
@@ -1240,6 +1242,8 @@ mod confine {
         pending: u64,
         /// Its mask of the moment (`SigBlk`).
         blocked: u64,
+        /// Context switches so far (voluntary and not): unchanged while it has not run.
+        switches: u64,
     }
 
     /// Thread `tid`'s state, or `None` once it has ended.
@@ -1251,6 +1255,7 @@ mod confine {
                 .map(str::trim)
         };
         let hex = |name: &str| u64::from_str_radix(field(name)?, 16).ok();
+        let count = |name: &str| field(name)?.parse::<u64>().ok();
         let state = *field("State:")?.as_bytes().first()?;
         if matches!(state, b'Z' | b'X') {
             return None;
@@ -1259,6 +1264,7 @@ mod confine {
             state,
             pending: hex("SigPnd:")?,
             blocked: hex("SigBlk:")?,
+            switches: count("voluntary_ctxt_switches:")? + count("nonvoluntary_ctxt_switches:")?,
         })
     }
 
@@ -1276,16 +1282,48 @@ mod confine {
         st.blocked & wake == 0 && st.blocked & others == others
     }
 
-    /// Whether a thread that blocks the mask signal and the confined one now can be left to
-    /// run the mask handler whenever it unblocks (see the module notes): one of this crate's
-    /// waiting threads, or a sleeping thread that the C library is not holding with its own
-    /// signals blocked too (inside `pthread_create`, a thread's start or end, `posix_spawn`).
-    fn settled(st: &Status) -> bool {
-        if ours_waiting(st) {
-            return true;
+    /// How long a thread must have slept without running to count as asleep for good.
+    const STILL: Duration = Duration::from_millis(2);
+
+    /// The threads seen asleep, each with its context switches then and since when.
+    #[derive(Default)]
+    struct Asleep(Vec<(i32, u64, Instant)>);
+
+    impl Asleep {
+        /// Whether thread `tid` sleeps and has not run for [`STILL`] at least (looked at again
+        /// until then). A thread waiting for a lock wakes up within moments; one that
+        /// blocks everything for good (Node's inspector thread) stays so.
+        fn still(&mut self, tid: i32, st: &Status) -> bool {
+            let seen = self.0.iter_mut().find(|seen| seen.0 == tid);
+            match seen {
+                _ if st.state != b'S' => {
+                    self.0.retain(|seen| seen.0 != tid);
+                    false
+                }
+                Some(seen) if seen.1 == st.switches => seen.2.elapsed() >= STILL,
+                Some(seen) => {
+                    *seen = (tid, st.switches, Instant::now());
+                    false
+                }
+                None => {
+                    self.0.push((tid, st.switches, Instant::now()));
+                    false
+                }
+            }
         }
-        let internal = bit(32) | bit(33);
-        st.blocked & internal != internal && st.state == b'S'
+
+        /// Whether a thread that blocks the mask signal and the confined one now can be left
+        /// to run the mask handler whenever it unblocks (see the module notes): one of this
+        /// crate's waiting threads, or a thread asleep for good ([`still`](Self::still)) that
+        /// the C library does not hold with its own signals blocked too (inside
+        /// `pthread_create`, a thread's start or end, `posix_spawn`).
+        fn settled(&mut self, tid: i32, st: &Status) -> bool {
+            if ours_waiting(st) {
+                return true;
+            }
+            let internal = bit(32) | bit(33);
+            st.blocked & internal != internal && self.still(tid, st)
+        }
     }
 
     /// Sends the mask signal to `tid` unless one is already queued to it (its handler applies
@@ -1371,6 +1409,7 @@ mod confine {
         }
         let deadline = Instant::now() + PATIENCE;
         let mut signalled: Vec<i32> = Vec::new();
+        let mut asleep = Asleep::default();
         let complete = 'passes: loop {
             let Some(tids) = threads() else {
                 break false;
@@ -1399,11 +1438,11 @@ mod confine {
                 } else if st.blocked & bit == 0 {
                     // It could take the signal now and cannot be changed while it blocks ours:
                     // for a moment (wait), or for good (give up).
-                    if st.state == b'S' {
+                    if asleep.still(tid, &st) {
                         break 'passes false;
                     }
                     waiting = true;
-                } else if !settled(&st) {
+                } else if !asleep.settled(tid, &st) {
                     waiting = true;
                 }
             }
@@ -1449,6 +1488,7 @@ mod confine {
         let pid = unsafe { libc::getpid() };
         let deadline = Instant::now() + PATIENCE;
         let mut signalled: Vec<i32> = Vec::new();
+        let mut asleep = Asleep::default();
         loop {
             let Some(tids) = threads() else { return };
             let mut waiting = false;
@@ -1460,7 +1500,7 @@ mod confine {
                 if signalled.contains(&tid) {
                     let applied =
                         entry(tid).is_some_and(|e| e.applied.load(Ordering::SeqCst) >= generation);
-                    if !applied && (st.blocked & mask_bit == 0 || !settled(&st)) {
+                    if !applied && (st.blocked & mask_bit == 0 || !asleep.settled(tid, &st)) {
                         waiting = true;
                     }
                     continue;
