@@ -34,6 +34,7 @@ import {
   sleep,
   tempDir,
   timed,
+  within,
 } from './helpers'
 
 test.after.always(removeBuilds)
@@ -463,19 +464,16 @@ rtTestSerial('a delivered signal is taken with no thread hop; a pending next() r
   t.is(pendingWaits(), 0)
 })
 
-// Serial: concurrent tests compile C synchronously, which would stall this one's timing.
+// Promptly: next() would wait forever otherwise; only a deadline is checked (bench/ measures speed).
 rtTestSerial('abort ends a pending next() promptly with an AbortError and restores the disposition', async (t) => {
   const ac = new AbortController()
   const w = watchSignals('SIGRTMIN+12', { signal: ac.signal })
   const pending = w.next()
   await sleep(20)
   const reason = new Error('stop')
-  const { ms } = await timed(async () => {
-    ac.abort(reason)
-    const err = await t.throwsAsync(pending, { instanceOf: AbortError })
-    t.is(err.cause, reason)
-  })
-  t.true(ms < 50, `abort took ${ms} ms`)
+  ac.abort(reason)
+  const err = await t.throwsAsync(within(pending, 'the aborted next() rejects'), { instanceOf: AbortError })
+  t.is(err.cause, reason)
   t.true(w.closed)
   t.is(signalDisposition('SIGRTMIN+12'), 'default')
   t.deepEqual(await w.next(), { done: true, value: undefined })
