@@ -1028,6 +1028,13 @@ pub fn reclaim(signo: i32, chain: bool) -> Result<bool> {
 ///   that one is waited for; so is a thread the C library has blocked its own signals in (32
 ///   and 33, which no application mask holds). Passes repeat until one finds nothing more to
 ///   wait for, so the threads started meanwhile are handled too.
+/// - The mask handler may run nested in another handler whose mask lets it in (the kernel hands
+///   out a thread's lower-numbered signal first): it then edits that handler's mask, and the
+///   other handler's return puts the thread's old mask back. So a thread counts only if it has
+///   applied the change *and* blocks the signal at each look (its entry is read before its
+///   status); one found unblocked again is sent the mask signal again and counts only after a
+///   later run; and a change is complete after two looks in a row, a moment apart, that find
+///   nothing to wait for.
 /// - The watch's own handler runs with the mask signal blocked, so a delivery that a thread
 ///   took just before it was blocked is recorded before that thread answers; the watch is
 ///   given its records only once the confinement is complete, so every record it gets was
@@ -1076,6 +1083,8 @@ mod confine {
         ours: AtomicU64,
         /// The last [`GENERATION`] the thread's mask handler applied.
         applied: AtomicU64,
+        /// How many times its mask handler ran.
+        runs: AtomicU64,
     }
 
     /// Threads an entry can be kept for; confinement fails beyond (the watch is unordered).
@@ -1086,6 +1095,7 @@ mod confine {
         tid: AtomicI32::new(0),
         ours: AtomicU64::new(0),
         applied: AtomicU64::new(0),
+        runs: AtomicU64::new(0),
     };
     /// The entries, made (and freed, once their thread has ended) only under the registry lock;
     /// the handlers only look them up.
@@ -1108,8 +1118,21 @@ mod confine {
         let e = TABLE.iter().find(|e| e.tid.load(Ordering::SeqCst) == 0)?;
         e.ours.store(0, Ordering::SeqCst);
         e.applied.store(0, Ordering::SeqCst);
+        e.runs.store(0, Ordering::SeqCst);
         e.tid.store(tid, Ordering::SeqCst);
         Some(e)
+    }
+
+    /// Whether thread `tid`'s mask handler has applied `generation` in a run after its first
+    /// `after` runs; and how many runs it has made. Read before the thread's status: a status
+    /// read after a handler set this is at least as new as the mask that handler returns to.
+    fn applied(tid: i32, generation: u64, after: u64) -> (bool, u64) {
+        let Some(e) = entry(tid) else {
+            return (false, 0);
+        };
+        let runs = e.runs.load(Ordering::SeqCst);
+        let applied = e.applied.load(Ordering::SeqCst) >= generation;
+        (applied && runs > after, runs)
     }
 
     /// Frees the entries of threads that are not in `alive` (they have ended).
@@ -1151,6 +1174,7 @@ mod confine {
         if let Some(e) = entry {
             e.ours.store((ours & confined) | added, Ordering::SeqCst);
             e.applied.store(generation, Ordering::SeqCst);
+            e.runs.fetch_add(1, Ordering::SeqCst);
         }
     }
 
@@ -1285,6 +1309,11 @@ mod confine {
     /// How long a thread must have slept without running to count as asleep for good.
     const STILL: Duration = Duration::from_millis(2);
 
+    /// How long the threads must stay as wanted, from one pass to a last one, for a change to
+    /// be complete: a mask handler that ran nested in another handler (whose return puts the
+    /// mask it saved back) is seen undone by then, unless that handler runs longer.
+    const QUIET: Duration = Duration::from_millis(1);
+
     /// The threads seen asleep, each with its context switches then and since when.
     #[derive(Default)]
     struct Asleep(Vec<(i32, u64, Instant)>);
@@ -1408,8 +1437,11 @@ mod confine {
             mine.ours.fetch_or(bit, Ordering::SeqCst);
         }
         let deadline = Instant::now() + PATIENCE;
-        let mut signalled: Vec<i32> = Vec::new();
+        // The threads signalled, each with the handler runs that do not count (see below).
+        let mut signalled: Vec<(i32, u64)> = Vec::new();
         let mut asleep = Asleep::default();
+        // Complete after two passes in a row that find nothing to wait for, QUIET apart.
+        let mut clean_since: Option<Instant> = None;
         let complete = 'passes: loop {
             let Some(tids) = threads() else {
                 break false;
@@ -1419,18 +1451,28 @@ mod confine {
                 if tid == receiver || tid == me {
                     continue;
                 }
+                let after = signalled.iter().find(|s| s.0 == tid).map(|s| s.1);
+                let (applied, runs) = applied(tid, generation, after.unwrap_or(0));
                 let Some(st) = status(tid) else { continue };
-                let applied =
-                    entry(tid).is_some_and(|e| e.applied.load(Ordering::SeqCst) >= generation);
                 if applied {
-                    continue;
-                }
-                if !signalled.contains(&tid) {
+                    if st.blocked & bit != 0 {
+                        continue;
+                    }
+                    // Applied, and unblocked since: the handler ran nested in another handler
+                    // (one whose mask lets ours in), whose return put the old mask back. Only a
+                    // later run counts.
+                    match signalled.iter_mut().find(|s| s.0 == tid) {
+                        Some(s) => s.1 = runs,
+                        None => signalled.push((tid, runs)),
+                    }
+                    signal(pid, tid, &st);
+                    waiting = true;
+                } else if after.is_none() {
                     if entry_for(tid).is_none() {
                         break 'passes false;
                     }
                     signal(pid, tid, &st);
-                    signalled.push(tid);
+                    signalled.push((tid, 0));
                     waiting = true;
                 } else if st.blocked & mask_bit == 0 {
                     // It runs the handler as soon as it is scheduled.
@@ -1446,13 +1488,19 @@ mod confine {
                     waiting = true;
                 }
             }
-            if !waiting {
-                break true;
+            if waiting {
+                clean_since = None;
+            } else {
+                match clean_since {
+                    Some(since) if since.elapsed() >= QUIET => break true,
+                    Some(_) => {}
+                    None => clean_since = Some(Instant::now()),
+                }
             }
             if Instant::now() > deadline {
                 break false;
             }
-            std::thread::sleep(Duration::from_micros(50));
+            std::thread::sleep(Duration::from_micros(if waiting { 50 } else { 250 }));
         };
         if !complete {
             release(signo, &before);
@@ -1487,7 +1535,7 @@ mod confine {
         // SAFETY: getpid has no preconditions.
         let pid = unsafe { libc::getpid() };
         let deadline = Instant::now() + PATIENCE;
-        let mut signalled: Vec<i32> = Vec::new();
+        let mut signalled: Vec<(i32, u64)> = Vec::new();
         let mut asleep = Asleep::default();
         loop {
             let Some(tids) = threads() else { return };
@@ -1496,11 +1544,23 @@ mod confine {
                 if tid == receiver || tid == me {
                     continue;
                 }
+                let after = signalled.iter().find(|s| s.0 == tid).map(|s| s.1);
+                let (applied, runs) = applied(tid, generation, after.unwrap_or(0));
                 let Some(st) = status(tid) else { continue };
-                if signalled.contains(&tid) {
-                    let applied =
-                        entry(tid).is_some_and(|e| e.applied.load(Ordering::SeqCst) >= generation);
-                    if !applied && (st.blocked & mask_bit == 0 || !asleep.settled(tid, &st)) {
+                if after.is_some() {
+                    if applied && st.blocked & bit != 0 && st.blocked & mask_bit == 0 {
+                        // Applied, and blocked again since (nested in another handler, see
+                        // `confine`): once more, and only a later run counts.
+                        if let Some(e) = entry(tid) {
+                            e.ours.fetch_or(bit, Ordering::SeqCst);
+                        }
+                        if let Some(s) = signalled.iter_mut().find(|s| s.0 == tid) {
+                            s.1 = runs;
+                        }
+                        signal(pid, tid, &st);
+                        waiting = true;
+                    } else if !applied && (st.blocked & mask_bit == 0 || !asleep.settled(tid, &st))
+                    {
                         waiting = true;
                     }
                     continue;
@@ -1516,7 +1576,7 @@ mod confine {
                     continue;
                 }
                 signal(pid, tid, &st);
-                signalled.push(tid);
+                signalled.push((tid, 0));
                 waiting = true;
             }
             if !waiting || Instant::now() > deadline {
@@ -1539,9 +1599,15 @@ mod confine {
         status(tid).is_some_and(|s| s.blocked & bit(signo) != 0)
     }
 
+    /// Each living thread with its mask, each read once (tests: a thread's mask may change
+    /// between two reads, and one that ended reads as blocking nothing).
     #[cfg(test)]
-    pub fn threads_now() -> Vec<i32> {
-        threads().unwrap()
+    pub fn masks_now() -> Vec<(i32, u64)> {
+        threads()
+            .unwrap()
+            .into_iter()
+            .filter_map(|tid| Some((tid, status(tid)?.blocked)))
+            .collect()
     }
 
     #[cfg(test)]
@@ -1552,6 +1618,40 @@ mod confine {
     #[cfg(test)]
     pub fn tests_gettid() -> i32 {
         gettid()
+    }
+
+    /// Thread `tid` as the confinement sees it (for test failures): its status lines about
+    /// signals and its entry.
+    #[cfg(test)]
+    pub fn tests_describe(tid: i32) -> String {
+        let status =
+            std::fs::read_to_string(format!("/proc/self/task/{tid}/status")).unwrap_or_default();
+        let lines: Vec<&str> = status
+            .lines()
+            .filter(|l| {
+                ["Name:", "State:", "Sig", "ShdPnd:", "voluntary"]
+                    .iter()
+                    .any(|k| l.starts_with(k))
+            })
+            .collect();
+        let entry = entry(tid).map(|e| {
+            (
+                e.ours.load(Ordering::SeqCst),
+                e.applied.load(Ordering::SeqCst),
+            )
+        });
+        format!(
+            "{} entry (ours, applied) {entry:x?} generation {} pid {}",
+            lines.join(" | "),
+            GENERATION.load(Ordering::SeqCst),
+            std::process::id()
+        )
+    }
+
+    /// How many times the mask handler ran on thread `tid` (tests). Async-signal-safe.
+    #[cfg(test)]
+    pub fn tests_runs(tid: i32) -> u64 {
+        entry(tid).map_or(0, |e| e.runs.load(Ordering::SeqCst))
     }
 
     #[cfg(test)]
@@ -2074,14 +2174,15 @@ mod tests {
         let own_tid = rx.recv().unwrap();
         // Threads that block it before: that one, and threads blocking every signal (this
         // crate's waiting threads, which other tests start meanwhile too).
-        let blocks_all = |tid| confine::blocks(tid, confine::mask_signal());
-        let blocked_before: Vec<i32> = confine::threads_now()
-            .into_iter()
-            .filter(|&t| confine::blocks(t, signo))
-            .collect();
-        assert!(blocked_before
-            .iter()
-            .all(|&t| t == own_tid || blocks_all(t)));
+        let has = |mask: u64, signo: i32| mask & 1u64 << (signo - 1) != 0;
+        let ms = confine::mask_signal();
+        let mut blocked_before = Vec::new();
+        for (tid, mask) in confine::masks_now() {
+            if has(mask, signo) {
+                assert!(tid == own_tid || has(mask, ms), "thread {tid}: {mask:x}");
+                blocked_before.push(tid);
+            }
+        }
 
         let w = Watch::new(&[signo, libc::SIGUSR2]).unwrap();
         assert!(w.ordered());
@@ -2093,8 +2194,13 @@ mod tests {
         });
         let (_, late_blocks) = late.join().unwrap();
         assert!(late_blocks);
-        for tid in confine::threads_now() {
-            assert_eq!(confine::blocks(tid, signo), tid != receiver, "thread {tid}");
+        for (tid, mask) in confine::masks_now() {
+            assert_eq!(
+                has(mask, signo),
+                tid != receiver,
+                "thread {tid}: {mask:x}; {}",
+                confine::tests_describe(tid)
+            );
         }
         // Standard signals are never confined.
         assert!(!confine::blocks(confine::tests_gettid(), libc::SIGUSR2));
@@ -2105,11 +2211,11 @@ mod tests {
         w.close();
         assert!(confine::blocks(confine::tests_gettid(), signo));
         w2.close();
-        for tid in confine::threads_now() {
-            let blocked = confine::blocks(tid, signo);
+        for (tid, mask) in confine::masks_now() {
             assert!(
-                !blocked || blocked_before.contains(&tid) || blocks_all(tid),
-                "thread {tid}"
+                !has(mask, signo) || blocked_before.contains(&tid) || has(mask, ms),
+                "thread {tid}: {mask:x}; {}",
+                confine::tests_describe(tid)
             );
         }
         assert!(confine::blocks(own_tid, signo));
@@ -2159,12 +2265,90 @@ mod tests {
             s.join().unwrap();
         }
         // Given back: only threads that block every signal (this crate's own) still block it.
-        for tid in confine::threads_now() {
+        for (tid, mask) in confine::masks_now() {
+            let has = |signo: i32| mask & 1u64 << (signo - 1) != 0;
             assert!(
-                !confine::blocks(tid, signo) || confine::blocks(tid, ms),
-                "thread {tid}"
+                !has(signo) || has(ms),
+                "thread {tid}: {mask:x}; {}",
+                confine::tests_describe(tid)
             );
         }
+    }
+
+    /// The mask handler runs nested in another handler whose mask lets it in (here one that
+    /// returns as soon as the mask handler has run in it): that handler's return puts the
+    /// thread's old mask back, and the confinement must see it and change the thread again.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    #[test]
+    fn a_thread_inside_another_handler_is_confined_once_that_handler_returns() {
+        let _serial = serial();
+        let signo = rtmin() + 14;
+        let other = rtmin() + 2;
+        static IN_HANDLER: AtomicBool = AtomicBool::new(false);
+        extern "C" fn busy(_: libc::c_int) {
+            IN_HANDLER.store(true, Ordering::SeqCst);
+            let me = confine::tests_gettid();
+            let runs = confine::tests_runs(me);
+            let start = std::time::Instant::now();
+            while confine::tests_runs(me) == runs && start.elapsed() < Duration::from_secs(10) {
+                std::hint::spin_loop();
+            }
+            IN_HANDLER.store(false, Ordering::SeqCst);
+        }
+        /// Gives `other` its default action back however the test ends.
+        struct Restore(i32);
+        impl Drop for Restore {
+            fn drop(&mut self) {
+                set_default(self.0).unwrap();
+            }
+        }
+        // SAFETY: zeroed is "no flags, empty mask" (the mask signal gets in); the handler only
+        // uses atomics, gettid and the clock.
+        let mut action: libc::sigaction = unsafe { std::mem::zeroed() };
+        action.sa_sigaction = busy as *const () as libc::sighandler_t;
+        set_action(other, &action).unwrap();
+        let _restore = Restore(other);
+        let (tx, rx) = mpsc::channel();
+        let (stop_tx, stop_rx) = mpsc::channel::<()>();
+        let t = std::thread::spawn(move || {
+            // SAFETY: pthread_self has no preconditions.
+            let me = unsafe { libc::pthread_self() };
+            tx.send((confine::tests_gettid(), me)).unwrap();
+            stop_rx.recv().unwrap();
+        });
+        let (tid, thread) = rx.recv().unwrap();
+        crate::testing::wait_until_in_syscall(tid, libc::SYS_futex);
+        // SAFETY: the thread is alive (it waits for `stop`) and `other` has a handler.
+        unsafe { libc::pthread_kill(thread, other) };
+        crate::testing::wait_until("the thread runs the other handler", || {
+            IN_HANDLER.load(Ordering::SeqCst)
+        });
+        let w = Watch::new(&[signo]).unwrap();
+        assert!(w.ordered());
+        // Once the thread is back in its wait (its own mask again), it blocks the signal.
+        crate::testing::wait_until("the thread is back in its wait", || {
+            !IN_HANDLER.load(Ordering::SeqCst)
+        });
+        crate::testing::wait_until_in_syscall(tid, libc::SYS_futex);
+        assert!(
+            confine::tests_runs(tid) >= 2,
+            "{}",
+            confine::tests_describe(tid)
+        );
+        assert!(
+            confine::blocks(tid, signo),
+            "{}",
+            confine::tests_describe(tid)
+        );
+        assert!(w.ordered());
+        drop(w);
+        assert!(
+            !confine::blocks(tid, signo),
+            "{}",
+            confine::tests_describe(tid)
+        );
+        stop_tx.send(()).unwrap();
+        t.join().unwrap();
     }
 
     #[cfg(any(target_os = "linux", target_os = "android"))]
@@ -2189,9 +2373,9 @@ mod tests {
         let w = Watch::new(&[signo]).unwrap();
         // No thread was signalled, none changed; the watch works, unordered.
         assert!(!w.ordered());
-        for tid in confine::threads_now() {
-            let blocks_all = confine::blocks(tid, ms);
-            assert!(!confine::blocks(tid, signo) || blocks_all, "thread {tid}");
+        for (tid, mask) in confine::masks_now() {
+            let has = |signo: i32| mask & 1u64 << (signo - 1) != 0;
+            assert!(!has(signo) || has(ms), "thread {tid}: {mask:x}");
         }
         sigqueue(me(), signo, 7).unwrap();
         assert_eq!(recv(&w).value, Some(7));
@@ -2211,9 +2395,12 @@ mod tests {
         let w = Watch::with_options(&[signo], |_| true, false).unwrap();
         assert!(!w.ordered());
         #[cfg(any(target_os = "linux", target_os = "android"))]
-        for tid in confine::threads_now() {
-            let blocks_all = confine::blocks(tid, confine::mask_signal());
-            assert!(!confine::blocks(tid, signo) || blocks_all, "thread {tid}");
+        for (tid, mask) in confine::masks_now() {
+            let has = |signo: i32| mask & 1u64 << (signo - 1) != 0;
+            assert!(
+                !has(signo) || has(confine::mask_signal()),
+                "thread {tid}: {mask:x}"
+            );
         }
         // Still receives every delivery.
         for i in 0..50 {
