@@ -11,7 +11,7 @@ import test, { type ExecutionContext } from 'ava'
 
 import { AbortError, IpcError, PipeReadable, PipeWritable, mkfifo, openFifo, openFifoSync, pipe } from '../ts/index'
 import { pendingWaits } from '../ts/reactor'
-import { cChild, compileC, fdSnapshot, fdsLeftOpen, linuxOnly, nodeChild, removeBuilds, sleep, tempDir, timed } from './helpers'
+import { cChild, compileC, fdSnapshot, fdsLeftOpen, linuxOnly, nodeChild, removeBuilds, sleep, tempDir, within } from './helpers'
 
 const O_NONBLOCK = 0o4000
 const O_CLOEXEC = 0o2000000
@@ -351,16 +351,18 @@ fdTest('aborting a pending openFifo rejects promptly with AbortError and leaves 
     const opening = openFifo(path, flags, { signal: ac.signal })
     await sleep(30)
     const reason = new Error('stop')
-    const { ms, value: err } = await timed(async () => {
-      ac.abort(reason)
-      return opening.then(
+    // Promptly: the open would wait forever otherwise; only a deadline is checked (bench/
+    // measures speed).
+    ac.abort(reason)
+    const err = await within(
+      opening.then(
         () => null,
         (e: unknown) => e,
-      )
-    })
+      ),
+      'the aborted open settles',
+    )
     t.true(err instanceof AbortError, String(err))
     t.is((err as AbortError).cause, reason)
-    t.true(ms < 50, `abort took ${ms} ms`)
   }
   t.is(pendingWaits(), 0)
   // No reader was left open: a non-blocking writer still finds none.

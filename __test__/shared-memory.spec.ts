@@ -26,6 +26,7 @@ import {
   sleep,
   sysvIds,
   timed,
+  within,
 } from './helpers'
 
 setFlagsFromString('--expose-gc')
@@ -549,12 +550,10 @@ linuxOnly(test.serial, 'shm.wait/notify need a futex (ENOSYS on macOS, tested in
   const ac = new AbortController()
   const p = shm.wait(0, 0, { signal: ac.signal })
   await sleep(30)
-  const { ms } = await timed(async () => {
-    ac.abort('stop')
-    const err = await t.throwsAsync(p, { instanceOf: AbortError })
-    t.is(err?.cause, 'stop')
-  })
-  t.true(ms < 100, `${ms}`)
+  // Promptly: the wait would never end otherwise; only a deadline is checked (bench/ measures speed).
+  ac.abort('stop')
+  const err = await t.throwsAsync(within(p, 'the aborted wait rejects'), { instanceOf: AbortError })
+  t.is(err?.cause, 'stop')
   t.is(shm.notify(0), 0, 'the cancelled wait left the futex')
   t.is(pendingWaits(), 0)
   const pre = new AbortController()

@@ -46,7 +46,7 @@ import {
   runNode,
   sleep,
   tempDir,
-  timed,
+  within,
 } from './helpers'
 import { needs } from './helpers/foreign'
 
@@ -280,12 +280,11 @@ seqpacketTest('AbortSignal cancels a receive promptly, and a cancelled receive t
   const ac = new AbortController()
   const p = b.receive({ signal: ac.signal })
   await sleep(20)
-  const { ms } = await timed(async () => {
-    ac.abort('stop')
-    const err = await t.throwsAsync(p, { instanceOf: AbortError })
-    t.is(err.cause, 'stop')
-  })
-  t.true(ms < 50, `abort took ${ms} ms`)
+  // Promptly: the receive would wait forever otherwise; only a deadline is checked (bench/
+  // measures speed).
+  ac.abort('stop')
+  const err = await t.throwsAsync(within(p, 'the aborted receive rejects'), { instanceOf: AbortError })
+  t.is(err.cause, 'stop')
   a.sendSync('kept')
   t.is(b.receiveSync()!.data.toString(), 'kept')
   await t.throwsAsync(b.receive({ signal: AbortSignal.abort() }), { instanceOf: AbortError })
@@ -761,9 +760,8 @@ linuxFdTest('counts threads in /proc/self/task')('1,000 idle sockets waiting cos
   const used = process.cpuUsage(cpu)
   const wall = Number(process.hrtime.bigint() - started) / 1000
   t.true(used.user + used.system < wall * 0.2, `cpu ${used.user + used.system} us in ${wall} us`)
-  // The threadpool is free: file reads go through at once.
-  const reads = await timed(() => Promise.all(Array.from({ length: 8 }, () => readFile(__filename))))
-  t.true(reads.ms < 2000, `readFile took ${reads.ms} ms`)
+  // The threadpool is free: file reads go through (they would wait for ever on a parked pool).
+  await within(Promise.all(Array.from({ length: 8 }, () => readFile(__filename))), 'readFile completes while 1,000 receives wait')
   // Every one still works.
   pairs[123]![0].sendSync('wake')
   t.is((await waits[247])!.data.toString(), 'wake')

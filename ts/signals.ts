@@ -34,7 +34,10 @@
  * ipckit's poller thread, where the handler then runs for every delivery, one after the other.
  * Threads that already exist get their mask changed by ipckit's private signal `SIGRTMAX-7`
  * (whose handler edits the mask the thread gets back when it returns, with `SA_RESTART`);
- * threads started later inherit the block from the thread that starts them. When the last
+ * threads started later inherit the block from the thread that starts them. A thread caught
+ * with every signal blocked for a moment (inside `pthread_create`, as libuv starts its pool or
+ * a worker starts) gets the change the instant it unblocks, and the watch starts once every
+ * thread has answered or sleeps so. When the last
  * ordered watch of the signal ends, it is unblocked again where ipckit blocked it. Nothing
  * else changes: the handler is the same, and it still chains. Cost: a delivery wakes the poller
  * thread, then the JavaScript thread (an unordered watch often records it on the JavaScript
@@ -279,8 +282,10 @@ export class SignalWatcher implements AsyncIterableIterator<SignalEvent>, Dispos
    * ordered watch (the default) once every thread of the process but ipckit's poller
    * thread blocks each real-time signal it follows; `false` with `{ ordered: false }`, after
    * the watch ended, or when some thread could not be changed (one that blocks ipckit's
-   * `SIGRTMAX-7` but not the watched signal, or that did not answer within 2 s), when another
-   * handler took `SIGRTMAX-7`, or without `/proc`. A thread-directed signal
+   * `SIGRTMAX-7` but not the watched signal and sleeps so, or that did not answer within 5 s),
+   * when another handler took `SIGRTMAX-7`, or without `/proc`; and from the moment a
+   * delivery was handled on another thread than ipckit's while the watch lived (a thread that
+   * unblocked the signal on its own): it then stays `false`. A thread-directed signal
    * (`pthread_kill`) sent to one of Node's threads waits in that thread until the last
    * ordered watch of it ends. Watches of standard signals only are always ordered.
    *

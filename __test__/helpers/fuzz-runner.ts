@@ -545,8 +545,14 @@ async function main(): Promise<void> {
       out(`FAIL ${target.name}\n${err instanceof Error ? (process.env.IPCKIT_FUZZ_STACK ? err.stack : err.message) : String(err)}\n`)
     }
   }
-  await sleep(100)
-  const fds = readdirSync('/proc/self/fd')
+  // The last cases' objects may still be closing (cancelled waits report back, handles close
+  // asynchronously), later on a busy machine: wait for the count to come back, 10 s at most.
+  // A descriptor really leaked stays open.
+  let fds = readdirSync('/proc/self/fd')
+  for (const end = Date.now() + 10_000; fds.length - fdsBefore > 4 && Date.now() < end; ) {
+    await sleep(50)
+    fds = readdirSync('/proc/self/fd')
+  }
   const fdGrowth = fds.length - fdsBefore
   if (fdGrowth > 4) {
     const extra = fds.filter((fd) => !baseFds.has(fd)).map((fd) => {

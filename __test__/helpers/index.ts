@@ -284,6 +284,26 @@ export function assertTimeBetween(t: ExecutionContext, time: Date | null | undef
   )
 }
 
+/**
+ * How long something that must happen "at once" may take on a busy machine (a loaded CI runner,
+ * the suite under qemu, `npm run test:busy`): a deadline that only a failure reaches, never a
+ * measure of speed (bench/ measures speed).
+ */
+export const PATIENCE_MS = 10_000
+
+/**
+ * `promise`, or a rejection saying that `what` did not happen if it has not settled within
+ * `ms`: for a promise that would never settle if the code under test were wrong (a wait that an
+ * abort must end), in place of a timed assertion.
+ */
+export function within<T>(promise: Promise<T>, what: string, ms = PATIENCE_MS): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms)
+  })
+  return Promise.race([promise, deadline]).finally(() => clearTimeout(timer))
+}
+
 /** Milliseconds an async function takes, with its result. */
 export async function timed<T>(fn: () => Promise<T>): Promise<{ ms: number; value: T }> {
   const start = process.hrtime.bigint()
@@ -332,7 +352,7 @@ export function fdSnapshot(): Set<string> {
  * net.Socket) on a later turn of the event loop. Descriptors that others closed meanwhile do not
  * count: unlike a count, this neither misses a leak nor blames the test for them.
  */
-export async function fdsLeftOpen(before: Set<string>, settleMs = 1000): Promise<string[]> {
+export async function fdsLeftOpen(before: Set<string>, settleMs = PATIENCE_MS): Promise<string[]> {
   const deadline = Date.now() + settleMs
   for (;;) {
     const left = [...fdSnapshot()].filter((entry) => !before.has(entry))

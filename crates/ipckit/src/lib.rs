@@ -48,6 +48,8 @@ pub mod shm;
 pub mod signal;
 pub mod socket;
 pub mod sysv_list;
+#[cfg(test)]
+mod testing;
 pub mod wait;
 
 pub use error::{Errno, Error, Result};

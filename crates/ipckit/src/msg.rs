@@ -790,7 +790,20 @@ mod tests {
     #[test]
     fn removal_wakes_receiver_with_eidrm() {
         let q = MessageQueue::open(IPC_PRIVATE, OpenOptions::default()).unwrap();
-        let waiter = std::thread::spawn(move || recv(&q, 0, ReceiveFlags::default()));
+        let (tid_tx, tid_rx) = std::sync::mpsc::channel();
+        let waiter = std::thread::spawn(move || {
+            #[cfg(any(target_os = "linux", target_os = "android"))]
+            tid_tx.send(crate::testing::gettid()).unwrap();
+            #[cfg(not(any(target_os = "linux", target_os = "android")))]
+            tid_tx.send(0).unwrap();
+            recv(&q, 0, ReceiveFlags::default())
+        });
+        let _tid = tid_rx.recv().unwrap();
+        // Removed once the receiver sleeps in msgrcv (before, its msgrcv would find no queue:
+        // EINVAL).
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        crate::testing::wait_until_in_syscall(_tid, libc::SYS_msgrcv);
+        #[cfg(not(any(target_os = "linux", target_os = "android")))]
         std::thread::sleep(std::time::Duration::from_millis(20));
         q.remove().unwrap();
         assert_eq!(waiter.join().unwrap().unwrap_err().errno(), Errno::EIDRM);

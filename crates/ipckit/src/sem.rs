@@ -1333,8 +1333,10 @@ mod tests {
         let temp = private(&[0]);
         let s = temp.0;
         let waiter = std::thread::spawn(move || s.op_wait(&[SemOp::new(0, -1)], None, None));
-        std::thread::sleep(Duration::from_millis(20));
-        assert_eq!(s.waiting_for_increase(0).unwrap(), 1);
+        // Removed once the kernel counts the waiter (before, its semop would find no set).
+        crate::testing::wait_until("the waiter sleeps in semop", || {
+            s.waiting_for_increase(0).unwrap() == 1
+        });
         s.remove().unwrap();
         assert_eq!(waiter.join().unwrap().unwrap_err().errno(), Errno::EIDRM);
     }

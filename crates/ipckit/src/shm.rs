@@ -476,9 +476,18 @@ mod tests {
             let shm = private(64);
             let map = Arc::new(shm.0.attach(false).unwrap());
             let m = map.clone();
-            let waiter =
-                std::thread::spawn(move || m.wait(0, 0, Some(Duration::from_secs(10)), None));
-            std::thread::sleep(Duration::from_millis(50));
+            let (tid_tx, tid_rx) = std::sync::mpsc::channel();
+            let waiter = std::thread::spawn(move || {
+                #[cfg(any(target_os = "linux", target_os = "android"))]
+                tid_tx.send(crate::testing::gettid()).unwrap();
+                #[cfg(not(any(target_os = "linux", target_os = "android")))]
+                tid_tx.send(0).unwrap();
+                m.wait(0, 0, Some(crate::testing::PATIENCE * 2), None)
+            });
+            let _tid = tid_rx.recv().unwrap();
+            // Changed once the waiter sleeps in the futex wait (not before it looked).
+            #[cfg(any(target_os = "linux", target_os = "android"))]
+            crate::testing::wait_until_in_syscall(_tid, libc::SYS_futex);
             map.write(0, &1u32.to_ne_bytes()).unwrap();
             // SAFETY: the thread is alive (it waits up to 10 s) and SIGURG has a handler.
             unsafe { libc::pthread_kill(waiter.as_pthread_t(), libc::SIGURG) };

@@ -992,13 +992,35 @@ mod tests {
         let _serial = lock(&POOL_TESTS);
         let canceller = Canceller::new();
         let (tx, rx) = mpsc::channel();
+        let (tid_tx, tid_rx) = mpsc::channel();
         let c = canceller.clone();
-        spawn(move || tx.send(interruptible(&c, "pause", pause)).unwrap()).unwrap();
+        spawn(move || {
+            #[cfg(any(target_os = "linux", target_os = "android"))]
+            tid_tx.send(crate::testing::gettid()).unwrap();
+            #[cfg(not(any(target_os = "linux", target_os = "android")))]
+            tid_tx.send(0).unwrap();
+            tx.send(interruptible(&c, "pause", pause)).unwrap()
+        })
+        .unwrap();
+        let _tid = tid_rx.recv().unwrap();
+        // Cancelled once it sleeps in pause() (pause(2), or ppoll(2) where there is no pause),
+        // which never returns by itself: only the cancellation can end it.
+        #[cfg(all(
+            any(target_os = "linux", target_os = "android"),
+            target_arch = "x86_64"
+        ))]
+        crate::testing::wait_until_in_syscall(_tid, libc::SYS_pause);
+        #[cfg(all(
+            any(target_os = "linux", target_os = "android"),
+            not(target_arch = "x86_64")
+        ))]
+        crate::testing::wait_until_in_syscall(_tid, libc::SYS_ppoll);
+        #[cfg(not(any(target_os = "linux", target_os = "android")))]
         std::thread::sleep(Duration::from_millis(20));
         canceller.cancel();
         let r = rx
-            .recv_timeout(Duration::from_secs(5))
-            .expect("waiter ended");
+            .recv_timeout(crate::testing::PATIENCE)
+            .expect("the cancelled waiter ended");
         assert!(r.unwrap_err().is_cancelled());
     }
 
