@@ -266,7 +266,9 @@ linuxOnly(test, 'counts descriptors in /proc/self/fd')(`${SCM_MAX_FD} descriptor
   t.is(r.code, 0, r.stderr)
   const [first, second] = r.stdout.trim().split('\n').slice(1).map((l) => JSON.parse(l))
   t.like(first, { data: 'too many', fds: 0, dropped: true })
-  t.is(first.after, first.before, 'descriptors left open by a truncated message')
+  // None of the descriptors that came is left open (the count may be lower: what the runtime
+  // had open at the first look, e.g. a descriptor of its own start, may be closed by now).
+  t.true(first.after <= first.before, `descriptors left open by a truncated message: ${first.before} -> ${first.after}`)
   // The receiver is not stuck: the next message's descriptors come whole.
   t.deepEqual(second, { fds: 2, dropped: false, open: 2 })
 })

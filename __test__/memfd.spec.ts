@@ -195,7 +195,7 @@ test("seal('write'): refused with EBUSY while a writable view is attached; then 
 })
 
 test('the receiver checks seals: fromFd refuses a memfd without them (the fd stays its caller\'s) and maps a sealed one read-only', async (t) => {
-  const [a, b] = socketpair('seqpacket')
+  const [a, b] = socketpair('seqpacket', { acceptFds: true })
   t.teardown(() => {
     a.close()
     b.close()

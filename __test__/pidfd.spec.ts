@@ -194,7 +194,7 @@ test('await using: leaving the block ends a pending waitExit; the process runs o
 
 test('fromFd: a pidfd received over SCM_RIGHTS knows its pid; other descriptors and reaped processes are refused', async (t) => {
   const { pid, exited } = sleeper()
-  const [a, b] = socketpair('dgram')
+  const [a, b] = socketpair('dgram', { acceptFds: true })
   t.teardown(() => {
     a.close()
     b.close()

@@ -128,7 +128,14 @@ test('bad arguments throw TypeError/RangeError before any system call (nothing i
   PosixSemaphore.unlink(longest)
   const sem = createSem(t, 1)
   t.like(t.throws(() => sem.acquireSync({ timeoutMs: -5 })), { code: 'ERR_OUT_OF_RANGE' })
-  await t.throwsAsync(sem.acquire({ timeoutMs: 2 ** 31 }), { code: 'ERR_OUT_OF_RANGE' })
+  // One rule for every timeout (validateTimeout): NaN and negatives refused, fractions and
+  // Infinity taken (a sem holding 1: each of these takes it at once, then gives it back).
+  await t.throwsAsync(sem.acquire({ timeoutMs: Number.NaN }), { code: 'ERR_OUT_OF_RANGE' })
+  await t.throwsAsync(sem.acquire({ timeoutMs: '5' as never }), { code: 'ERR_INVALID_ARG_TYPE' })
+  for (const timeoutMs of [2 ** 31, 1.5, Infinity]) {
+    await sem.acquire({ timeoutMs })
+    sem.release()
+  }
   await t.throwsAsync(sem.acquire({ signal: {} as never }), { code: 'ERR_INVALID_ARG_TYPE' })
   t.is(sem.value, 1, 'no bad call took anything')
 })

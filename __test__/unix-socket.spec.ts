@@ -1214,7 +1214,7 @@ fdTest('a non-UTF-8 sender address is exact on the general path too (credentials
   const d = dir(t)
   const server = own(UnixDatagramSocket.bind(join(d, 'creds.sock'), { credentials: true }))
   const clientPath = Buffer.concat([Buffer.from(`${d}/c-`), Buffer.from([0xff, 0x00 + 0x41]), Buffer.from('.sock')])
-  const client = own(UnixDatagramSocket.bind(clientPath))
+  const client = own(UnixDatagramSocket.bind(clientPath, { acceptFds: true }))
   t.deepEqual(client.address, clientPath)
   client.sendSync('hello', { to: join(d, 'creds.sock') })
   const msg = await server.receive()
