@@ -566,7 +566,9 @@ fn realtime_in(left: Duration) -> libc::timespec {
 }
 
 /// The time 0 (1970): a timed call with it answers at once. Linux checks it before sleeping
-/// (a zero expiry never arms a timer), so it costs no more than a non-blocking call.
+/// (a zero expiry never arms a timer), so it costs no more than a non-blocking call. Passed
+/// from a local copy, never from read-only memory: qemu-user 7.x answers `EFAULT` for a
+/// timespec in a read-only page (a C program with a `static const` one shows it).
 const EXPIRED: libc::timespec = libc::timespec {
     tv_sec: 0,
     tv_nsec: 0,
@@ -585,11 +587,12 @@ fn with_wait<T>(
     loop {
         // Through retry_eintr: a signal retries the call (with the time that is left), and a
         // thread whose host wants it stopped (a terminated Worker) ends it (see `interrupt`).
+        let expired = EXPIRED;
         let result = crate::error::retry_eintr(|| match wait {
-            Wait::Now => call(Some(&EXPIRED)),
+            Wait::Now => call(Some(&expired)),
             Wait::Forever => call(None),
             Wait::Until(deadline) => match deadline.saturating_duration_since(Instant::now()) {
-                left if left.is_zero() => call(Some(&EXPIRED)),
+                left if left.is_zero() => call(Some(&expired)),
                 left => call(Some(&realtime_in(left))),
             },
         });
