@@ -1177,6 +1177,17 @@ mod confine {
         (applied && runs > after, runs)
     }
 
+    /// [`entry_for`] during a pass over `alive`, the threads listed just now: when the table
+    /// is full, the entries of threads that have ended since the last sweep are freed first
+    /// (threads that start and end all along, as a host's thread pools do, fill it during a
+    /// long change on a busy machine). `None` only with more than [`MAX_THREADS`] threads.
+    fn entry_for_listed(tid: i32, alive: &[i32]) -> Option<&'static Entry> {
+        entry_for(tid).or_else(|| {
+            sweep(alive);
+            entry_for(tid)
+        })
+    }
+
     /// Frees the entries of threads that are not in `alive` (they have ended).
     fn sweep(alive: &[i32]) {
         for e in &TABLE {
@@ -1489,7 +1500,7 @@ mod confine {
                 break false;
             };
             let mut waiting = false;
-            for tid in tids {
+            for &tid in &tids {
                 if tid == receiver || tid == me {
                     continue;
                 }
@@ -1510,7 +1521,7 @@ mod confine {
                     signal(pid, tid, &st);
                     waiting = true;
                 } else if after.is_none() {
-                    if entry_for(tid).is_none() {
+                    if entry_for_listed(tid, &tids).is_none() {
                         break 'passes false;
                     }
                     signal(pid, tid, &st);
@@ -1612,7 +1623,9 @@ mod confine {
                 if ours(tid) {
                     // Unblocked by its handler (ours no longer confined).
                 } else if inherited {
-                    let Some(e) = entry_for(tid) else { continue };
+                    let Some(e) = entry_for_listed(tid, &tids) else {
+                        continue;
+                    };
                     e.ours.fetch_or(bit, Ordering::SeqCst);
                 } else {
                     continue;
@@ -2291,10 +2304,14 @@ mod tests {
                 let stop = stop.clone();
                 std::thread::spawn(move || {
                     while !stop.load(Ordering::SeqCst) {
-                        // Each new thread starts another one in turn.
+                        // Each new thread starts another one in turn. Paced as a host's pools
+                        // are (not back to back): a change completes after two passes that
+                        // find no thread starting, which threads started nonstop on a busy
+                        // machine would never leave (then the watch is unordered, and says so).
                         std::thread::spawn(|| std::thread::spawn(|| ()).join().unwrap())
                             .join()
                             .unwrap();
+                        std::thread::sleep(Duration::from_micros(200));
                     }
                 })
             })

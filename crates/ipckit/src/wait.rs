@@ -900,8 +900,12 @@ fn pool() -> &'static Pool {
 /// # Ok::<(), ipckit::Error>(())
 /// ```
 pub fn spawn(job: impl FnOnce() + Send + 'static) -> Result<()> {
+    spawn_on(pool(), job)
+}
+
+/// [`spawn`] on `pool` (the crate's one, or a test's own).
+fn spawn_on(pool: &'static Pool, job: impl FnOnce() + Send + 'static) -> Result<()> {
     kicker()?;
-    let pool = pool();
     let job: Job = Box::new(job);
     let id = (&*job as *const (dyn FnOnce() + Send)).cast::<()>() as usize;
     let mut state = lock(&pool.state);
@@ -1072,22 +1076,30 @@ mod tests {
 
     #[test]
     fn pool_reuses_idle_threads() {
-        let _serial = lock(&POOL_TESTS);
-        let before = pool_threads();
+        // A pool of its own: the crate's one serves the tests running beside this one.
+        let pool: &'static Pool = Box::leak(Box::new(Pool {
+            state: Mutex::new(PoolState::default()),
+            work: Condvar::new(),
+        }));
         let (tx, rx) = mpsc::channel();
+        let mut ran_on = Vec::new();
         for _ in 0..8 {
             let tx = tx.clone();
-            spawn(move || tx.send(()).unwrap()).unwrap();
-            rx.recv().unwrap();
-            // Let the thread get back to idle before the next job.
-            std::thread::sleep(Duration::from_millis(5));
+            spawn_on(pool, move || tx.send(std::thread::current().id()).unwrap()).unwrap();
+            ran_on.push(rx.recv().unwrap());
+            // The thread back to idle before the next job (however long a busy machine takes).
+            let start = Instant::now();
+            while lock(&pool.state).idle < 1 {
+                assert!(
+                    start.elapsed() < Duration::from_secs(10),
+                    "no thread went idle"
+                );
+                std::thread::sleep(Duration::from_millis(1));
+            }
         }
-        // Sequential jobs reuse one idle thread: without reuse there would be 8 more.
-        assert!(
-            pool_threads() <= before.max(1),
-            "{before} -> {}",
-            pool_threads()
-        );
+        // Sequential jobs reuse the one idle thread: without reuse there would be 8.
+        assert_eq!(lock(&pool.state).threads, 1);
+        assert!(ran_on.iter().all(|id| *id == ran_on[0]), "{ran_on:?}");
     }
 
     /// Blocks (in `pause`) until kicked; `remaining` counts the results it may still give
