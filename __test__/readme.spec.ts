@@ -213,7 +213,7 @@ parent.close()
       argv: python(`import socket, time
 s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
 s.bind('client.sock')
-s.settimeout(20)
+s.settimeout(50)
 for _ in range(2000):
     try:
         s.sendto(b'ping', 'app.sock')
@@ -233,7 +233,7 @@ print('echo:', data.decode(), 'from', addr)`),
       argv: python(`import socket
 s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
 s.bind('log.sock')
-s.settimeout(20)
+s.settimeout(50)
 print('logged:', s.recv(100).decode())`),
       ready: 'log.sock',
     },
@@ -250,7 +250,7 @@ for _ in range(2000):
         break
     except ConnectionRefusedError:
         time.sleep(0.01)
-s.settimeout(20)
+s.settimeout(50)
 s.send(b'ping')
 print('echo:', s.recv(100).decode())`),
     },
@@ -267,7 +267,7 @@ s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
 s.bind('\\0my-app')
 s.listen(1)
 open('ready', 'w').close()
-s.settimeout(20)
+s.settimeout(50)
 c, _ = s.accept()
 m = c.recv(100)
 c.send(m)

@@ -95,6 +95,33 @@ procTest('1,000 acquires of one semaphore and 1,000 waits on one futex word each
   t.is(set.get(0), 0)
 })
 
+procTest('a loop of futex waits, each for the next value of the word, reuses one thread', async (t) => {
+  // Each value has a line of its own: its thread goes back to the pool as soon as the line is
+  // empty, and the next value's line takes it (it used to linger 500 ms per value, so a
+  // ping-pong of waits started a thread for every wait).
+  const shm = removeAtEnd(t, SharedMemory.create({ size: 4096 }), SharedMemory.fromId)
+  const view = shm.attach()
+  t.teardown(() => view.detach())
+  const word = new Int32Array(view.buffer, 0, 1)
+  const first = shm.wait(0, 0)
+  Atomics.store(word, 0, 1)
+  shm.notify(0)
+  t.is(await first, 'ok')
+  const before = threads()
+  let most = before
+  for (let v = 1; v <= 300; v++) {
+    const woken = shm.wait(0, v, { timeoutMs: 10_000 })
+    // Changed and told from another turn of the event loop, as a peer process would.
+    setImmediate(() => {
+      Atomics.store(word, 0, v + 1)
+      shm.notify(0)
+    })
+    t.is(await woken, 'ok', `value ${v}`)
+    most = Math.max(most, threads())
+  }
+  t.true(most <= before + 2, `threads ${before} -> at most ${most} over 300 waits`)
+})
+
 procTest('a notify that leaves the word unchanged wakes the first waiter of the line only', async (t) => {
   const shm = removeAtEnd(t, SharedMemory.create({ size: 4096 }), SharedMemory.fromId)
   const results: string[] = []

@@ -413,7 +413,7 @@ export function blockedThreads(pid: number, wchan: RegExp): number {
  * an object that waiters must see removed (EIDRM): under load a sleep can end before a waiter
  * has even entered its system call, and then the kernel rightly answers EINVAL.
  */
-export async function waitUntilBlocked(pid: number, wchan: RegExp, count = 1, timeoutMs = 10_000): Promise<void> {
+export async function waitUntilBlocked(pid: number, wchan: RegExp, count = 1, timeoutMs = 30_000): Promise<void> {
   const deadline = Date.now() + timeoutMs
   while (blockedThreads(pid, wchan) < count) {
     if (Date.now() > deadline) {

@@ -687,4 +687,11 @@ impl Operation for LineFutex {
     fn timed_out(&self) -> Result<WaitResult> {
         Ok(WaitResult::TimedOut)
     }
+
+    /// A line serves one value of the word, and the next wait of a loop is for the next value
+    /// (another line): a lingering thread would only hold a thread per value (a ping-pong of
+    /// waits started a thread for each wait, ~150 µs, and kept them all for the linger).
+    fn linger(&self) -> Duration {
+        Duration::ZERO
+    }
 }

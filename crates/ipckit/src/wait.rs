@@ -374,6 +374,13 @@ pub trait Operation: Send + 'static {
     /// The line's thread leaves it (no wait for [`LINGER`]): let go of what only helps while
     /// waits keep coming (a receive buffer).
     fn idle(&mut self) {}
+
+    /// How long the line's thread stays after the last wait, for the next one: [`LINGER`],
+    /// unless the next wait of a loop would come to another line anyway (then zero: the
+    /// thread goes back to the pool at once, where that line's [`spawn`] finds it idle).
+    fn linger(&self) -> Duration {
+        LINGER
+    }
 }
 
 type Deliver<T> = Box<dyn FnOnce(Result<T>) + Send>;
@@ -606,7 +613,8 @@ impl<Op: Operation> Line<Op> {
         state.has_thread = false;
     }
 
-    /// The thread's loop: serves the line until it has been empty for [`LINGER`].
+    /// The thread's loop: serves the line until it has been empty for [`LINGER`] (or its
+    /// operation's [`linger`](Operation::linger)).
     fn serve(self) {
         let inner = &*self.inner;
         let mut state = lock(&inner.state);
@@ -642,9 +650,13 @@ impl<Op: Operation> Line<Op> {
             }
             let Some(waiter) = state.queue.pop_front() else {
                 // Nothing to serve: linger for the next wait (a loop of receives).
+                let linger = state.op.as_ref().map_or(LINGER, |op| op.linger());
+                if linger.is_zero() {
+                    return self.retire(state);
+                }
                 let (next, timeout) = inner
                     .work
-                    .wait_timeout(state, LINGER)
+                    .wait_timeout(state, linger)
                     .unwrap_or_else(|p| p.into_inner());
                 state = next;
                 if state.evicted {
