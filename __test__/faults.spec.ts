@@ -293,7 +293,11 @@ linuxOnly(test.serial, 'shm.wait/notify need a futex (ENOSYS on macOS)')('IPC_RM
   t.is(await within(mine[1]!, 5000, 'the timed wait'), 'ok timed-out')
   t.true(timedOutAt - start >= 1490, `timed out after ${timedOutAt - start} ms`)
   shm.write(Buffer.from([1, 0, 0, 0]), 0)
-  t.is(shm.notify(0), 3)
+  // The children's two waits are in the kernel; this process's line thread may not be back in
+  // its futex call yet after delivering the timed-out wait (one CPU): then it finds the word
+  // changed, and the wait ends the same.
+  const woken = shm.notify(0)
+  t.true(woken === 3 || woken === 2, `notify woke ${woken}`)
   t.is(await within(mine[0]!, 5000, 'the wait'), 'ok ok')
   for (const c of children) {
     t.is(await within(c.line(/^(ok|error)/), 5000, 'a child'), 'ok ok')
