@@ -90,7 +90,7 @@ pub fn msg_receive(
     let result = if nowait {
         queue.receive(&mut buf, mtype, flags)
     } else {
-        ipckit::error::retry_eintr(|| queue.receive(&mut buf, mtype, flags))
+        ipckit::interrupt::retry_eintr(|| queue.receive(&mut buf, mtype, flags))
     };
     match result {
         Ok(got) => Ok(got.len as i64),
@@ -332,7 +332,7 @@ pub fn msg_fast_receive() -> i64 {
         let result = if flags.nowait {
             queue.receive(buf, args.mtype, flags)
         } else {
-            ipckit::error::retry_eintr(|| queue.receive(buf, args.mtype, flags))
+            ipckit::interrupt::retry_eintr(|| queue.receive(buf, args.mtype, flags))
         };
         match result {
             Ok(got) => got.len as i64,
@@ -372,7 +372,7 @@ pub fn msg_fast_send() -> i64 {
         let result = if nowait {
             queue.send_encoded(msgbuf, true)
         } else {
-            ipckit::error::retry_eintr(|| queue.send_encoded(msgbuf, false))
+            ipckit::interrupt::retry_eintr(|| queue.send_encoded(msgbuf, false))
         };
         match result {
             Ok(()) => 1,

@@ -188,7 +188,7 @@ pub fn socket_send(
         socket::send(fd, data, &fds, to.as_ref(), true)
     } else {
         // A blocking send (to an address, which cannot be polled for room) after a signal.
-        ipckit::error::retry_eintr(|| socket::send(fd, data, &fds, to.as_ref(), false))
+        ipckit::interrupt::retry_eintr(|| socket::send(fd, data, &fds, to.as_ref(), false))
     };
     match sent {
         Ok(Some(n)) => Ok(n as i64),
@@ -344,7 +344,7 @@ pub fn socket_fast_receive() -> i32 {
         let buf = &mut pool[..room];
         let fds = flags & SOCKET_FAST_FDS != 0;
         let got = if flags & SOCKET_FAST_WAIT != 0 {
-            match ipckit::error::retry_eintr(|| socket::receive_into(fd, buf, false, fds)) {
+            match ipckit::interrupt::retry_eintr(|| socket::receive_into(fd, buf, false, fds)) {
                 Err(e) if e.errno() == ipckit::Errno::EAGAIN => return -1,
                 other => other,
             }

@@ -111,7 +111,7 @@ pub fn read(fd: RawFd) -> Result<Option<u64>> {
     #[cfg(any(target_os = "linux", target_os = "android"))]
     {
         let mut buf = [0u8; 8];
-        let n = crate::error::retry_eintr(|| {
+        let n = crate::interrupt::retry_eintr(|| {
             // SAFETY: `buf` is writable for the 8 bytes passed.
             check(
                 unsafe { libc::read(fd, buf.as_mut_ptr().cast(), 8) },
@@ -153,7 +153,7 @@ pub fn write(fd: RawFd, value: u64) -> Result<bool> {
     #[cfg(any(target_os = "linux", target_os = "android"))]
     {
         let buf = value.to_ne_bytes();
-        let n = crate::error::retry_eintr(|| {
+        let n = crate::interrupt::retry_eintr(|| {
             // SAFETY: `buf` holds the 8 bytes passed.
             check(unsafe { libc::write(fd, buf.as_ptr().cast(), 8) }, "write")
         });

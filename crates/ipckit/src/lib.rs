@@ -47,6 +47,7 @@ pub mod sem;
 pub mod shm;
 pub mod signal;
 pub mod socket;
+mod sys;
 pub mod sysv_list;
 #[cfg(test)]
 mod testing;

@@ -368,7 +368,7 @@ impl Mapping {
         let call = || futex_wait(word, expected, deadline.as_ref());
         let result = match canceller {
             Some(c) => interruptible(c, "futex", call),
-            None => crate::error::retry_eintr(call),
+            None => crate::interrupt::retry_eintr(call),
         };
         match result {
             Ok(()) => Ok(WaitResult::Ok),
@@ -592,7 +592,7 @@ pub(crate) fn fstat(fd: RawFd) -> Result<libc::stat> {
 #[doc(alias = "ftruncate")]
 pub fn truncate(fd: RawFd, len: u64) -> Result<()> {
     let len = libc::off_t::try_from(len).map_err(|_| Error::new(Errno::EFBIG, "ftruncate"))?;
-    crate::error::retry_eintr(|| {
+    crate::interrupt::retry_eintr(|| {
         // SAFETY: ftruncate takes no pointers.
         let rc = unsafe { libc::ftruncate(fd, len) };
         check(rc, "ftruncate")

@@ -20,6 +20,7 @@ use std::time::Instant;
 
 use crate::error::{check, Errno, Error, Result};
 use crate::key::Key;
+use crate::sys::libc;
 use crate::wait::{Lines, Operation, Served, Ticket};
 
 /// Size of the `long mtype` that precedes the payload in a `struct msgbuf`.
@@ -221,7 +222,7 @@ impl MessageQueue {
             buf.clear();
             buf.extend_from_slice(&(mtype as libc::c_long).to_ne_bytes());
             buf.extend_from_slice(data);
-            crate::error::retry_eintr(|| self.send_encoded(&buf, nowait))
+            crate::interrupt::retry_eintr(|| self.send_encoded(&buf, nowait))
         })
     }
 
@@ -434,84 +435,6 @@ fn message_bytes(ds: &libc::msqid_ds) -> u64 {
 #[allow(clippy::unnecessary_cast)] // c_ulong is u64 on 64-bit targets only
 fn message_bytes(ds: &libc::msqid_ds) -> u64 {
     ds.msg_cbytes as u64
-}
-
-/// The `libc` crate binds no message queue calls for Apple targets (macOS has them, in
-/// `<sys/msg.h>`): on those targets this module stands in for `libc` in this file (and in
-/// [`crate::sysv_list`]), adding the declarations with Apple's layouts, so that the calls above
-/// read the same on every platform. Built for macOS here, never run: see the README.
-#[cfg(target_vendor = "apple")]
-#[allow(non_camel_case_types)] // the C names
-pub(crate) mod libc {
-    pub use ::libc::*;
-
-    /// `MSG_NOERROR` of Apple's `<sys/msg.h>` (octal 010000): truncate a long message.
-    pub const MSG_NOERROR: c_int = 0o10000;
-
-    /// `struct __msqid_ds_new` of Apple's `<sys/msg.h>`, the `struct msqid_ds` that
-    /// `msgctl` takes (the header wraps it in `#pragma pack(4)`).
-    #[repr(C, packed(4))]
-    #[derive(Clone, Copy)]
-    pub struct msqid_ds {
-        /// Permissions (`struct __ipc_perm_new`).
-        pub msg_perm: ipc_perm,
-        /// Reserved for the kernel.
-        pub msg_first: i32,
-        /// Reserved for the kernel.
-        pub msg_last: i32,
-        /// Bytes in the queue (`msglen_t`, an unsigned long).
-        pub msg_cbytes: c_ulong,
-        /// Messages in the queue (`msgqnum_t`, an unsigned long).
-        pub msg_qnum: c_ulong,
-        /// Capacity in bytes (`msglen_t`).
-        pub msg_qbytes: c_ulong,
-        /// Pid of the last `msgsnd`.
-        pub msg_lspid: pid_t,
-        /// Pid of the last `msgrcv`.
-        pub msg_lrpid: pid_t,
-        /// Time of the last `msgsnd`.
-        pub msg_stime: time_t,
-        /// Reserved.
-        pub msg_pad1: i32,
-        /// Time of the last `msgrcv`.
-        pub msg_rtime: time_t,
-        /// Reserved.
-        pub msg_pad2: i32,
-        /// Time of the last change.
-        pub msg_ctime: time_t,
-        /// Reserved.
-        pub msg_pad3: i32,
-        /// Reserved.
-        pub msg_pad4: [i32; 4],
-    }
-
-    extern "C" {
-        /// [`msgget(2)`](https://man7.org/linux/man-pages/man2/msgget.2.html).
-        pub fn msgget(key: key_t, msgflg: c_int) -> c_int;
-        /// [`msgsnd(2)`](https://man7.org/linux/man-pages/man2/msgsnd.2.html).
-        pub fn msgsnd(msqid: c_int, msgp: *const c_void, msgsz: size_t, msgflg: c_int) -> c_int;
-        /// [`msgrcv(2)`](https://man7.org/linux/man-pages/man2/msgrcv.2.html).
-        pub fn msgrcv(
-            msqid: c_int,
-            msgp: *mut c_void,
-            msgsz: size_t,
-            msgtyp: c_long,
-            msgflg: c_int,
-        ) -> ssize_t;
-        /// [`msgctl(2)`](https://man7.org/linux/man-pages/man2/msgctl.2.html).
-        pub fn msgctl(msqid: c_int, cmd: c_int, buf: *mut msqid_ds) -> c_int;
-    }
-
-    // The layout of <sys/msg.h> on 64-bit macOS: a 24-byte ipc_perm, then 4-byte packing (116).
-    #[cfg(target_pointer_width = "64")]
-    const _: () = {
-        use std::mem::{offset_of, size_of};
-        assert!(size_of::<msqid_ds>() == 116);
-        assert!(offset_of!(msqid_ds, msg_cbytes) == 32);
-        assert!(offset_of!(msqid_ds, msg_lspid) == 56);
-        assert!(offset_of!(msqid_ds, msg_stime) == 64);
-        assert!(offset_of!(msqid_ds, msg_ctime) == 88);
-    };
 }
 
 /// The receives of one queue with one set of options, served in order (see

@@ -170,7 +170,7 @@ pub fn wait_exit(fd: RawFd, timeout: Option<Duration>) -> Result<bool> {
         let deadline = timeout.map(|t| std::time::Instant::now().checked_add(t));
         // Through retry_eintr: a signal re-arms the wait with the time left, and a thread
         // whose host wants it stopped (a terminated Worker) ends it (see `interrupt`).
-        crate::error::retry_eintr(|| loop {
+        crate::interrupt::retry_eintr(|| loop {
             let ms: libc::c_int = match deadline {
                 None | Some(None) => -1,
                 Some(Some(at)) => {
@@ -227,7 +227,7 @@ pub fn exit_status(fd: RawFd) -> Result<Option<ExitStatus>> {
     {
         let id = libc::id_t::try_from(fd).map_err(|_| Error::new(Errno::EBADF, "waitid"))?;
         let mut info = MaybeUninit::<libc::siginfo_t>::zeroed();
-        let rc = crate::error::retry_eintr(|| {
+        let rc = crate::interrupt::retry_eintr(|| {
             // SAFETY: `info` points to a siginfo_t that waitid fills in.
             check(
                 unsafe {

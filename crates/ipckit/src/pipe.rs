@@ -207,7 +207,7 @@ pub fn open_fifo(path: &Path, end: FifoEnd, canceller: &Canceller) -> Result<Own
 ///
 /// For more information, see [`open(2)`](https://man7.org/linux/man-pages/man2/open.2.html).
 pub fn open_fifo_blocking(path: &Path, end: FifoEnd) -> Result<OwnedFd> {
-    let fd = crate::error::retry_eintr(|| {
+    let fd = crate::interrupt::retry_eintr(|| {
         fcntl::open(path, end.flags(), Mode::empty()).map_err(sys("open"))
     })?;
     ensure_fifo(fd)

@@ -36,40 +36,9 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 
-use crate::error::{check, retry_eintr, Error, Result};
-
-/// Apple targets: `libc` plus the epoll vocabulary the bookkeeping of this module speaks
-/// (interest bits, control operations, the ready event), which the kqueue calls below
-/// translate; the values are Linux's.
-#[cfg(target_vendor = "apple")]
-#[allow(non_camel_case_types)] // the C names
-mod libc {
-    pub use ::libc::*;
-    /// Readable.
-    pub const EPOLLIN: c_int = 0x001;
-    /// Writable.
-    pub const EPOLLOUT: c_int = 0x004;
-    /// An error is pending (`EV_ERROR`).
-    pub const EPOLLERR: c_int = 0x008;
-    /// End of file (`EV_EOF`).
-    pub const EPOLLHUP: c_int = 0x010;
-    /// One-shot: every kqueue filter registered here is `EV_ONESHOT`.
-    pub const EPOLLONESHOT: c_int = 1 << 30;
-    /// Register an fd.
-    pub const EPOLL_CTL_ADD: c_int = 1;
-    /// Unregister an fd.
-    pub const EPOLL_CTL_DEL: c_int = 2;
-    /// Change an fd's interests.
-    pub const EPOLL_CTL_MOD: c_int = 3;
-    /// A ready fd and what it is ready for.
-    #[derive(Clone, Copy)]
-    pub struct epoll_event {
-        /// `EPOLLIN` | `EPOLLOUT` | `EPOLLERR` | `EPOLLHUP`.
-        pub events: u32,
-        /// The fd.
-        pub u64: u64,
-    }
-}
+use crate::error::{check, Error, Result};
+use crate::interrupt::retry_eintr;
+use crate::sys::libc;
 
 /// What a watch waits for: `Interest::Read` for a receive or an accept, `Interest::Write`
 /// for a send that found the buffer full.
@@ -346,10 +315,8 @@ impl Poller {
             let mut set: libc::sigset_t = std::mem::zeroed();
             libc::sigfillset(&mut set);
             #[cfg(any(target_os = "linux", target_os = "android"))]
-            for signo in crate::signal::rtmin()..=crate::signal::rtmax() {
-                if signo != crate::wait::wake_signal()
-                    && Some(signo) != crate::signal::mask_signal()
-                {
+            for signo in crate::sys::rtmin()..=crate::sys::rtmax() {
+                if signo != crate::sys::wake_signal() && Some(signo) != crate::sys::mask_signal() {
                     libc::sigdelset(&mut set, signo);
                 }
             }

@@ -253,7 +253,7 @@ fn initialise(fd: RawFd, options: OpenOptions) -> Result<()> {
     {
         let len = libc::off_t::try_from(options.size)
             .map_err(|_| Error::new(Errno::EFBIG, "fallocate"))?;
-        let rc = crate::error::retry_eintr(|| {
+        let rc = crate::interrupt::retry_eintr(|| {
             // SAFETY: fallocate takes no pointers; mode 0 allocates and extends the file size.
             let rc = unsafe { libc::fallocate(fd, 0, 0, len) };
             check(rc, "fallocate")

@@ -59,8 +59,10 @@
 use std::mem::MaybeUninit;
 use std::time::{Duration, Instant};
 
-use crate::error::{check, retry_eintr, Errno, Error, Result};
+use crate::error::{check, Errno, Error, Result};
+use crate::interrupt::retry_eintr;
 use crate::key::{Key, IPC_PRIVATE};
+use crate::sys::libc;
 use crate::wait::{interruptible, Canceller, Lines, Operation, Served, Ticket};
 
 /// The largest value a semaphore holds (`SEMVMX`, 32767 on Linux): a `semop` or `SETVAL`
@@ -68,15 +70,7 @@ use crate::wait::{interruptible, Canceller, Lines, Operation, Served, Ticket};
 pub const SEMVMX: u16 = 32767;
 
 #[cfg(not(target_vendor = "apple"))]
-extern "C" {
-    // Exported by glibc and musl; the libc crate does not bind it.
-    fn semtimedop(
-        semid: libc::c_int,
-        sops: *mut libc::sembuf,
-        nsops: libc::size_t,
-        timeout: *const libc::timespec,
-    ) -> libc::c_int;
-}
+use libc::semtimedop;
 
 /// macOS has no `semtimedop`: a timed wait there tries the operations with `IPC_NOWAIT` and
 /// sleeps between tries (1 ms, doubling up to 10 ms) until they succeed or `timeout` passes
@@ -185,45 +179,6 @@ mod polling_tests {
         assert_eq!(set.get(0).unwrap(), 1);
         set.remove().unwrap();
     }
-}
-
-/// The libc crate has no `semid_ds` for musl: on the 64-bit musl targets this module stands
-/// in for `libc` in this file, adding the kernel's `struct semid64_ds` (which musl passes
-/// through unchanged on 64-bit targets; x86_64 keeps two reserved words that aarch64 drops).
-#[cfg(all(target_os = "linux", target_env = "musl", target_pointer_width = "64"))]
-#[allow(non_camel_case_types)] // the C name
-mod libc {
-    pub use ::libc::*;
-
-    /// `struct semid_ds` of a 64-bit Linux kernel.
-    #[repr(C)]
-    #[derive(Clone, Copy)]
-    pub struct semid_ds {
-        /// Permissions.
-        pub sem_perm: ipc_perm,
-        /// Time of the last `semop`.
-        pub sem_otime: i64,
-        #[cfg(target_arch = "x86_64")]
-        __unused1: c_ulong,
-        /// Time of the last change.
-        pub sem_ctime: i64,
-        #[cfg(target_arch = "x86_64")]
-        __unused2: c_ulong,
-        /// Semaphores in the set.
-        pub sem_nsems: c_ulong,
-        __unused3: c_ulong,
-        __unused4: c_ulong,
-    }
-
-    // The kernel's sizes: 104 bytes on x86_64, 88 on aarch64 (a 48-byte ipc64_perm first).
-    const _: () = assert!(
-        std::mem::size_of::<semid_ds>()
-            == if cfg!(target_arch = "x86_64") {
-                104
-            } else {
-                88
-            }
-    );
 }
 
 /// The sign an ipckit creator shows while it initialises a set it makes by key: a datagram

@@ -53,21 +53,9 @@ use std::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, AtomicU64, AtomicUsize
 use std::sync::{Mutex, MutexGuard};
 
 use crate::error::{check, Errno, Error, Result};
-use crate::wait::{interruptible, wake_signal, Canceller};
-
-/// Apple targets: `libc` plus what this file names the glibc/musl way: the thread's errno slot
-/// (`__error` there) and the `si_code` values of Apple's `<sys/signal.h>`.
-#[cfg(target_vendor = "apple")]
-mod libc {
-    pub use ::libc::__error as __errno_location;
-    pub use ::libc::*;
-    /// Sent by `kill`.
-    pub const SI_USER: c_int = 0x10001;
-    /// Sent by `sigqueue`.
-    pub const SI_QUEUE: c_int = 0x10002;
-    /// Sent by a message queue notification.
-    pub const SI_MESGQ: c_int = 0x10005;
-}
+use crate::sys::{libc, wake_signal};
+pub use crate::sys::{mask_signal, rtmax, rtmin};
+use crate::wait::{interruptible, Canceller};
 
 /// Highest signal number a watch can follow (signals 1..=64 on Linux).
 const MAX_SIGNAL: usize = 64;
@@ -87,50 +75,6 @@ const TOO_MANY_WATCHES: Error = Error::limit(
     "too many signal watches (ipckit allows 128 at once in a process)",
 );
 const _: () = assert!(MAX_WATCHES == 128, "update TOO_MANY_WATCHES");
-
-/// The lowest real-time signal the C library leaves to applications (`SIGRTMIN`).
-///
-/// ```
-/// assert!(ipckit::signal::rtmin() > 31);
-/// ```
-#[cfg(any(target_os = "linux", target_os = "android"))]
-pub fn rtmin() -> i32 {
-    libc::SIGRTMIN()
-}
-
-/// Where there are no real-time signals (macOS): 32, one past the last signal, with
-/// [`rtmax`] below it, so the real-time range is empty and no `SIGRTMIN+N` name exists.
-///
-/// ```
-/// # #[cfg(target_os = "macos")]
-/// assert!(ipckit::signal::rtmin() > ipckit::signal::rtmax());
-/// ```
-#[cfg(not(any(target_os = "linux", target_os = "android")))]
-pub fn rtmin() -> i32 {
-    32
-}
-
-/// The highest real-time signal (`SIGRTMAX`).
-///
-/// ```
-/// assert!(ipckit::signal::rtmax() >= ipckit::signal::rtmin() + 8);
-/// ```
-#[cfg(any(target_os = "linux", target_os = "android"))]
-pub fn rtmax() -> i32 {
-    libc::SIGRTMAX()
-}
-
-/// Where there are no real-time signals (macOS): 31, the last standard signal, below
-/// [`rtmin`] (an empty range).
-///
-/// ```
-/// # #[cfg(target_os = "macos")]
-/// assert_eq!(ipckit::signal::rtmax(), 31);
-/// ```
-#[cfg(not(any(target_os = "linux", target_os = "android")))]
-pub fn rtmax() -> i32 {
-    31
-}
 
 /// What a signal does to a process that neither catches nor ignores it (signal(7)).
 ///
@@ -584,25 +528,6 @@ pub fn is_allowed(signo: i32) -> bool {
         .contains(&signo)
         && signo != wake_signal()
         && Some(signo) != mask_signal()
-}
-
-/// The private real-time signal this crate sends a thread to change its signal mask, when a
-/// real-time signal is confined for an ordered [`Watch`] (`SIGRTMAX - 7` on Linux; `None`
-/// where there are no real-time signals). Reserved: it cannot be watched or ignored.
-///
-/// ```
-/// # #[cfg(target_os = "linux")]
-/// assert_eq!(ipckit::signal::mask_signal(), Some(ipckit::signal::rtmax() - 7));
-/// ```
-pub fn mask_signal() -> Option<i32> {
-    #[cfg(any(target_os = "linux", target_os = "android"))]
-    {
-        Some(confine::mask_signal())
-    }
-    #[cfg(not(any(target_os = "linux", target_os = "android")))]
-    {
-        None
-    }
 }
 
 fn set_simple(signo: i32, handler: libc::sighandler_t) -> Result<()> {
@@ -1093,11 +1018,7 @@ mod confine {
     use std::sync::OnceLock;
     use std::time::{Duration, Instant};
 
-    /// The private signal that changes another thread's mask (`SIGRTMAX - 7`, reserved like
-    /// [`wake_signal`]).
-    pub fn mask_signal() -> i32 {
-        libc::SIGRTMAX() - 7
-    }
+    pub(crate) use crate::sys::mask_signo as mask_signal;
 
     /// The signals confined now (bit `n - 1` for signal `n`): the mask handler blocks them.
     /// Written only under the registry lock, always before [`GENERATION`] is bumped.

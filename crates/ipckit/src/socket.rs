@@ -438,7 +438,7 @@ fn bind_in_child(fd: RawFd, addr: &UnixAddr, umask: u32) -> Result<()> {
     unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut()) };
     let pid = spawned?;
     let mut status: libc::c_int = 0;
-    crate::error::retry_eintr(|| {
+    crate::interrupt::retry_eintr(|| {
         // SAFETY: waitpid writes one int to `status`.
         check(
             unsafe { libc::waitpid(pid, &mut status, libc::__WALL) },
@@ -486,7 +486,7 @@ fn bind_in_child(fd: RawFd, addr: &UnixAddr, umask: u32) -> Result<()> {
         }
     }
     let mut status: libc::c_int = 0;
-    crate::error::retry_eintr(|| {
+    crate::interrupt::retry_eintr(|| {
         // SAFETY: waitpid writes one int to `status`.
         check(unsafe { libc::waitpid(pid, &mut status, 0) }, "waitpid")
     })?;
@@ -1225,7 +1225,7 @@ pub fn wait_ready(fd: RawFd, writable: bool) -> Result<()> {
         events,
         revents: 0,
     };
-    crate::error::retry_eintr(|| {
+    crate::interrupt::retry_eintr(|| {
         // SAFETY: `pfd` is one valid pollfd, as the count says.
         check(unsafe { libc::poll(&mut pfd, 1, -1) }, "poll")
     })?;
