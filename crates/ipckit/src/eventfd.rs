@@ -1,13 +1,13 @@
 //! eventfd: a 64-bit counter behind a file descriptor (`eventfd`), the cheapest wake-up channel
 //! between threads and processes that the kernel offers.
 //!
-//! [`write`] adds to the counter; [`read`] takes it: the whole count, resetting it to 0, or,
+//! [`write()`] adds to the counter; [`read`] takes it: the whole count, resetting it to 0, or,
 //! in semaphore mode ([`EventFdOptions::semaphore`], `EFD_SEMAPHORE`), 1 at a time. The
 //! descriptor is readable while the count is above 0, so it can be waited on with `poll`,
 //! `epoll` or this crate's [`poller`](crate::poller), and handed to another process as any fd.
 //!
 //! Every eventfd made here is close-on-exec and non-blocking (`EFD_CLOEXEC | EFD_NONBLOCK`):
-//! [`read`] and [`write`] never block, and answer `None` / `false` where a blocking call would
+//! [`read`] and [`write()`] never block, and answer `None` / `false` where a blocking call would
 //! wait; wait for readiness separately. (`O_NONBLOCK` belongs to the open file, so a process
 //! the descriptor is given to sees it too.)
 //!
@@ -186,7 +186,7 @@ pub struct Adopted {
 
 /// Checks that `fd` is an eventfd (its `/proc/self/fd` link is `anon_inode:[eventfd]`) and
 /// makes it non-blocking (`O_NONBLOCK`, which the process that sent it sees as well), so that
-/// [`read`] and [`write`] never wait. Errors: `EINVAL` (syscall `eventfd`) for any other
+/// [`read`] and [`write()`] never wait. Errors: `EINVAL` (syscall `eventfd`) for any other
 /// descriptor, `EBADF`; `ENOSYS` on macOS.
 ///
 /// ```

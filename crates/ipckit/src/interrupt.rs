@@ -9,7 +9,7 @@
 //!
 //! A thread that calls [`install`] gives one: while it is inside a blocking call made through
 //! `retry_eintr`, a ticker thread sends it the private wake signal
-//! ([`wake_signal`](crate::wait::wake_signal)) every [`TICK`], so the call returns `EINTR`;
+//! ([`wake_signal`]) every [`TICK`], so the call returns `EINTR`;
 //! the thread then asks the `should_stop` it installed, and a `true` ends the call with
 //! [`Error::cancelled`] instead of retrying it. Nothing is taken by a call that was
 //! interrupted (the kernel makes none of these calls half-way). Threads that did not install

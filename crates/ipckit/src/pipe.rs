@@ -96,6 +96,27 @@ pub fn pipe() -> Result<(OwnedFd, OwnedFd)> {
     Ok((read, write))
 }
 
+/// A pipe whose ends are both non-blocking and close-on-exec (`pipe2(O_CLOEXEC |
+/// O_NONBLOCK)`), for a signal watch: its handler must never block on a full pipe.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub(crate) fn nonblocking_pipe() -> Result<(OwnedFd, OwnedFd)> {
+    nix::unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK).map_err(sys("pipe2"))
+}
+
+/// A non-blocking pipe where there is no `pipe2` (macOS): [`pipe`], then `O_NONBLOCK` on
+/// both ends (a `fork` + `exec` on another thread in between could inherit them; the C
+/// library offers no atomic way there).
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+pub(crate) fn nonblocking_pipe() -> Result<(OwnedFd, OwnedFd)> {
+    let (read, write) = pipe()?;
+    for end in [read.as_fd(), write.as_fd()] {
+        let flags = fcntl::fcntl(end, FcntlArg::F_GETFL).map_err(sys("fcntl"))?;
+        let flags = OFlag::from_bits_retain(flags) | OFlag::O_NONBLOCK;
+        fcntl::fcntl(end, FcntlArg::F_SETFL(flags)).map_err(sys("fcntl"))?;
+    }
+    Ok((read, write))
+}
+
 /// Sets close-on-exec on a descriptor made without it, where the platform has no atomic way
 /// (`pipe2`, `accept4`, `SOCK_CLOEXEC`, `MSG_CMSG_CLOEXEC` are Linux's): the portable path of
 /// this module, [`crate::socket`] and [`crate::signal`].
