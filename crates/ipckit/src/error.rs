@@ -192,6 +192,12 @@ impl SysResult for i64 {
     }
 }
 
+/// For `map_err` on a nix call: its `Errno` as this crate's [`Error`] for `syscall`
+/// (`nix::unistd::pipe2(..).map_err(sys("pipe2"))`).
+pub(crate) fn sys(syscall: &'static str) -> impl Fn(Errno) -> Error {
+    move |errno| Error::new(errno, syscall)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -25,7 +25,7 @@ use std::path::Path;
 use nix::fcntl::{self, FcntlArg, OFlag};
 use nix::sys::stat::{self, Mode, SFlag};
 
-use crate::error::{Errno, Error, Result};
+use crate::error::{sys, Errno, Error, Result};
 use crate::wait::{interruptible, Canceller};
 
 /// Which end of a FIFO to open.
@@ -55,10 +55,6 @@ impl FifoEnd {
     fn flags(self) -> OFlag {
         self.access() | OFlag::O_CLOEXEC | OFlag::O_NOCTTY
     }
-}
-
-fn sys(syscall: &'static str) -> impl Fn(Errno) -> Error {
-    move |errno| Error::new(errno, syscall)
 }
 
 /// Creates a pipe (`pipe2(O_CLOEXEC)`): `(read end, write end)`, both blocking and
