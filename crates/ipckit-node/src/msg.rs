@@ -87,12 +87,7 @@ pub fn msg_receive(
         truncate,
     };
     let queue = MessageQueue::from_id(id);
-    let result = if nowait {
-        queue.receive(&mut buf, mtype, flags)
-    } else {
-        ipckit::interrupt::retry_eintr(|| queue.receive(&mut buf, mtype, flags))
-    };
-    match result {
+    match queue.receive(&mut buf, mtype, flags) {
         Ok(got) => Ok(got.len as i64),
         Err(e) if empty_is_null && e.errno() == Errno::ENOMSG => Ok(-1),
         Err(e) => Err(crate::error::sys_error(env, e)),
@@ -329,12 +324,7 @@ pub fn msg_fast_receive() -> i64 {
             truncate: args.flags & MSG_FAST_TRUNCATE != 0,
         };
         let queue = MessageQueue::from_id(args.id);
-        let result = if flags.nowait {
-            queue.receive(buf, args.mtype, flags)
-        } else {
-            ipckit::interrupt::retry_eintr(|| queue.receive(buf, args.mtype, flags))
-        };
-        match result {
+        match queue.receive(buf, args.mtype, flags) {
             Ok(got) => got.len as i64,
             Err(e)
                 if flags.nowait
@@ -369,12 +359,7 @@ pub fn msg_fast_send() -> i64 {
         };
         let nowait = args.flags & MSG_FAST_NOWAIT != 0;
         let queue = MessageQueue::from_id(args.id);
-        let result = if nowait {
-            queue.send_encoded(msgbuf, true)
-        } else {
-            ipckit::interrupt::retry_eintr(|| queue.send_encoded(msgbuf, false))
-        };
-        match result {
+        match queue.send_encoded(msgbuf, nowait) {
             Ok(()) => 1,
             Err(e) if nowait && args.flags & MSG_FAST_SOFT != 0 && e.errno() == Errno::EAGAIN => 0,
             Err(e) => keep_error(e),

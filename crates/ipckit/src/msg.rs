@@ -222,13 +222,24 @@ impl MessageQueue {
             buf.clear();
             buf.extend_from_slice(&(mtype as libc::c_long).to_ne_bytes());
             buf.extend_from_slice(data);
-            crate::interrupt::retry_eintr(|| self.send_encoded(&buf, nowait))
+            self.send_encoded(&buf, nowait)
         })
     }
 
-    /// Sends a message built by [`encode`] (one `msgsnd` call; `EINTR` is returned, not
-    /// retried, so that a cancellable waiter can look at its flag).
+    /// Sends a message built by [`encode`] (`msgsnd`). With `nowait`, a full queue fails with
+    /// `EAGAIN`; a blocking send is retried after `EINTR` (through
+    /// [`retry_eintr`](crate::interrupt::retry_eintr), so a stopping host still ends it).
     pub fn send_encoded(&self, msgbuf: &[u8], nowait: bool) -> Result<()> {
+        if nowait {
+            self.send_encoded_once(msgbuf, true)
+        } else {
+            crate::interrupt::retry_eintr(|| self.send_encoded_once(msgbuf, false))
+        }
+    }
+
+    /// One `msgsnd` of a message built by [`encode`]: `EINTR` is returned, not retried, so
+    /// that a cancellable waiter can look at its flag.
+    fn send_encoded_once(&self, msgbuf: &[u8], nowait: bool) -> Result<()> {
         if msgbuf.len() < HEADER {
             return Err(Error::new(Errno::EINVAL, "msgsnd"));
         }
@@ -253,12 +264,23 @@ impl MessageQueue {
     /// `flags.except`, of any other type); < 0 the first of the lowest type <= `|mtype|`.
     /// A message longer than the buffer stays in the queue and fails with `E2BIG`, unless
     /// `flags.truncate`. An empty queue fails with `ENOMSG` under `flags.nowait`, blocks
-    /// otherwise; a removed queue fails with `EIDRM`. `EINTR` is returned, not retried.
+    /// otherwise (retried after `EINTR`, through
+    /// [`retry_eintr`](crate::interrupt::retry_eintr)); a removed queue fails with `EIDRM`.
     ///
     /// For more information, see [`msgrcv(2)`](https://man7.org/linux/man-pages/man2/msgrcv.2.html).
     #[doc(alias = "msgrcv")]
-    #[allow(clippy::unnecessary_cast)] // c_long is i64 on 64-bit targets only
     pub fn receive(&self, buf: &mut [u8], mtype: i64, flags: ReceiveFlags) -> Result<Received> {
+        if flags.nowait {
+            self.receive_once(buf, mtype, flags)
+        } else {
+            crate::interrupt::retry_eintr(|| self.receive_once(buf, mtype, flags))
+        }
+    }
+
+    /// One `msgrcv` (see [`receive`](Self::receive)): `EINTR` is returned, not retried, so
+    /// that a cancellable waiter can look at its flag.
+    #[allow(clippy::unnecessary_cast)] // c_long is i64 on 64-bit targets only
+    fn receive_once(&self, buf: &mut [u8], mtype: i64, flags: ReceiveFlags) -> Result<Received> {
         if buf.len() < HEADER {
             return Err(Error::new(Errno::EINVAL, "msgrcv"));
         }
@@ -486,7 +508,7 @@ impl Operation for LineReceive {
                 truncate: self.flags.truncate && at_limit,
                 ..self.flags
             };
-            match self.queue.receive(&mut self.buf, self.mtype, flags) {
+            match self.queue.receive_once(&mut self.buf, self.mtype, flags) {
                 Ok(got) => {
                     let payload = &self.buf[HEADER..HEADER + got.len];
                     let mut data = Vec::new();
@@ -537,7 +559,7 @@ impl Operation for LineSend {
     type Output = ();
 
     fn run(&mut self, msgbuf: &Vec<u8>, _: Option<Instant>) -> Result<Served<()>> {
-        self.queue.send_encoded(msgbuf, false).map(Served::One)
+        self.queue.send_encoded_once(msgbuf, false).map(Served::One)
     }
 
     fn timed_out(&self) -> Result<()> {
@@ -697,7 +719,7 @@ mod tests {
         spawn(move || {
             let mut buf = vec![0u8; HEADER + 16];
             let r = interruptible(&c, "msgrcv", || {
-                queue.receive(&mut buf, 0, ReceiveFlags::default())
+                queue.receive_once(&mut buf, 0, ReceiveFlags::default())
             });
             tx.send(r).unwrap();
         })
