@@ -7,8 +7,9 @@
 //! finalizer owns one clone. So neither `release()`, nor garbage collection, nor
 //! [`shm_detach_buffer`] can leave JavaScript pointing at unmapped memory.
 //!
-//! This file holds the one `unsafe` block of the binding (creating the external ArrayBuffer:
-//! napi-rs has no safe constructor over memory it does not own).
+//! The external ArrayBuffer itself is made in `uv.rs` ([`crate::uv::external_array_buffer`]),
+//! the binding's one module with `unsafe`: napi-rs has no safe constructor over memory it
+//! does not own.
 
 use std::sync::Arc;
 
@@ -150,9 +151,9 @@ pub struct ShmMapping {
 
 /// A mapping clone kept for an ArrayBuffer: emptied by its finalizer, or earlier by an explicit
 /// detach that made the buffer unusable.
-type BufferHold = Arc<std::sync::Mutex<Option<Arc<Mapping>>>>;
+pub(crate) type BufferHold = Arc<std::sync::Mutex<Option<Arc<Mapping>>>>;
 
-fn let_go(hold: &BufferHold) {
+pub(crate) fn let_go(hold: &BufferHold) {
     let taken = hold.lock().unwrap_or_else(|p| p.into_inner()).take();
     drop(taken);
 }
@@ -283,17 +284,10 @@ impl ShmMapping {
     #[napi]
     pub fn array_buffer<'env>(&mut self, env: &'env Env) -> Result<ArrayBuffer<'env>> {
         let mapping = self.mapping(env)?.clone();
-        let (ptr, len) = (mapping.as_ptr(), mapping.len());
-        let hold: BufferHold = Arc::new(std::sync::Mutex::new(Some(mapping)));
+        let ptr = mapping.as_ptr();
+        let hold: BufferHold = Arc::new(std::sync::Mutex::new(Some(mapping.clone())));
         self.buffer_hold = Some(hold.clone());
-        // SAFETY: `ptr` is valid for `len` bytes for as long as the mapping lives, and `hold`
-        // keeps a clone of it until the engine releases the buffer (the finalizer empties it)
-        // or until `detach_buffer` has itself detached this very buffer, after which no
-        // JavaScript value can reach the memory; so the memory stays mapped while JavaScript
-        // can reach it. Where the runtime refuses external buffers, napi-rs copies and runs the
-        // finalizer at once: the clone drops, nothing dangles.
-        #[allow(unsafe_code)]
-        let buffer = unsafe { ArrayBuffer::from_external(env, ptr, len, hold, |_, h| let_go(&h)) }?;
+        let buffer = crate::uv::external_array_buffer(env, &mapping, hold)?;
         if !std::ptr::eq(buffer.as_ptr(), ptr) {
             return Err(crate::error::sys_error(
                 env,

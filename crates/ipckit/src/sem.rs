@@ -193,7 +193,7 @@ mod polling_tests {
 /// back on `init_timeout` alone. A program that squats the name only makes openers of that key
 /// answer `ETIMEDOUT` for a set younger than two seconds, and ipckit creators of it do without.
 mod init_marker {
-    use std::os::fd::{AsRawFd, OwnedFd};
+    use std::os::fd::{AsFd, OwnedFd};
     use std::sync::OnceLock;
     use std::time::Duration;
 
@@ -220,7 +220,7 @@ mod init_marker {
         let fd = socket(Kind::Datagram, false).ok()?;
         let name = name(key);
         for _ in 0..50 {
-            match bind(fd.as_raw_fd(), &name, BindOptions::default()) {
+            match bind(fd.as_fd(), &name, BindOptions::default()) {
                 Ok(()) => return Some(fd),
                 Err(e) if e.errno() == Errno::EADDRINUSE => {
                     std::thread::sleep(Duration::from_micros(100));
@@ -237,7 +237,7 @@ mod init_marker {
             return false;
         }
         socket(Kind::Datagram, false)
-            .and_then(|fd| connect(fd.as_raw_fd(), &name(key)))
+            .and_then(|fd| connect(fd.as_fd(), &name(key)))
             .is_ok()
     }
 }

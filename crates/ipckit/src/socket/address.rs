@@ -1,7 +1,7 @@
 //! Socket addresses: a filesystem path or an abstract name ([`Address`]), to and from nix's
 //! `UnixAddr`, and the addresses a socket has ([`local_address`], [`peer_address`]).
 
-use std::os::fd::RawFd;
+use std::os::fd::{AsRawFd, BorrowedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
@@ -59,13 +59,13 @@ impl Address {
 ///
 /// ```
 /// use ipckit::socket::*;
-/// use std::os::fd::AsRawFd;
+/// use std::os::fd::AsFd;
 /// let (a, _b) = socketpair(Kind::Datagram)?;
-/// assert_eq!(local_address(a.as_raw_fd())?, None);
+/// assert_eq!(local_address(a.as_fd())?, None);
 /// # Ok::<(), ipckit::Error>(())
 /// ```
-pub fn local_address(fd: RawFd) -> Result<Option<Address>> {
-    let addr: UnixAddr = nix_socket::getsockname(fd).map_err(sys("getsockname"))?;
+pub fn local_address(fd: BorrowedFd<'_>) -> Result<Option<Address>> {
+    let addr: UnixAddr = nix_socket::getsockname(fd.as_raw_fd()).map_err(sys("getsockname"))?;
     Ok(Address::from_unix_addr(&addr))
 }
 
@@ -74,13 +74,13 @@ pub fn local_address(fd: RawFd) -> Result<Option<Address>> {
 /// ```
 /// # #[cfg(any(target_os = "linux", target_os = "android"))] {
 /// use ipckit::socket::*;
-/// use std::os::fd::AsRawFd;
+/// use std::os::fd::AsFd;
 /// let (a, _b) = socketpair(Kind::Seqpacket)?;
-/// assert_eq!(peer_address(a.as_raw_fd())?, None);
+/// assert_eq!(peer_address(a.as_fd())?, None);
 /// # }
 /// # Ok::<(), ipckit::Error>(())
 /// ```
-pub fn peer_address(fd: RawFd) -> Result<Option<Address>> {
-    let addr: UnixAddr = nix_socket::getpeername(fd).map_err(sys("getpeername"))?;
+pub fn peer_address(fd: BorrowedFd<'_>) -> Result<Option<Address>> {
+    let addr: UnixAddr = nix_socket::getpeername(fd.as_raw_fd()).map_err(sys("getpeername"))?;
     Ok(Address::from_unix_addr(&addr))
 }

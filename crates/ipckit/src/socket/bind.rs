@@ -2,7 +2,7 @@
 //! umask wanted, so no other thread's files are affected), and the replacement of a stale
 //! socket file that no server holds any more.
 
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
@@ -42,18 +42,18 @@ pub struct BindOptions {
 ///
 /// ```
 /// use ipckit::socket::*;
-/// use std::os::fd::AsRawFd;
+/// use std::os::fd::AsFd;
 /// let dir = std::env::temp_dir().join(format!("ipckit-doc-bind-{}", std::process::id()));
 /// let path = dir.with_extension("sock");
 /// let fd = socket(Kind::Datagram, false)?;
 /// let options = BindOptions { mode: Some(0o600), replace_stale: true };
-/// bind(fd.as_raw_fd(), &Address::Path(path.to_str().unwrap().into()), options)?;
+/// bind(fd.as_fd(), &Address::Path(path.to_str().unwrap().into()), options)?;
 /// # std::fs::remove_file(&path).unwrap();
 /// # Ok::<(), ipckit::Error>(())
 /// ```
 ///
 /// For more information, see [`bind(2)`](https://man7.org/linux/man-pages/man2/bind.2.html).
-pub fn bind(fd: RawFd, address: &Address, options: BindOptions) -> Result<()> {
+pub fn bind(fd: BorrowedFd<'_>, address: &Address, options: BindOptions) -> Result<()> {
     let addr = address.to_unix_addr("bind")?;
     let mode = match address {
         Address::Path(_) => options.mode,
@@ -99,17 +99,20 @@ pub fn bind(fd: RawFd, address: &Address, options: BindOptions) -> Result<()> {
 /// What it replaces, a `chmod` of the path after the bind, follows symlinks: a user who can
 /// write the folder swaps the new socket file for a symlink, and a privileged process chmods
 /// whatever the link names.
-fn bind_with_mode(fd: RawFd, addr: &UnixAddr, mode: Option<u32>) -> Result<()> {
+fn bind_with_mode(fd: BorrowedFd<'_>, addr: &UnixAddr, mode: Option<u32>) -> Result<()> {
     let Some(mode) = mode else {
-        return nix_socket::bind(fd, addr).map_err(sys("bind"));
+        return nix_socket::bind(fd.as_raw_fd(), addr).map_err(sys("bind"));
     };
     let mode = mode & 0o777;
     #[cfg(any(target_os = "linux", target_os = "android"))]
     {
-        // SAFETY: fchmod only reads its integer arguments.
-        check(unsafe { libc::fchmod(fd, mode as libc::mode_t) }, "fchmod")?;
+        check(
+            // SAFETY: fchmod only reads its integer arguments.
+            unsafe { libc::fchmod(fd.as_raw_fd(), mode as libc::mode_t) },
+            "fchmod",
+        )?;
         if current_umask().is_some_and(|umask| umask & mode == 0) {
-            return nix_socket::bind(fd, addr).map_err(sys("bind"));
+            return nix_socket::bind(fd.as_raw_fd(), addr).map_err(sys("bind"));
         }
     }
     bind_in_child(fd, addr, !mode & 0o777)
@@ -156,7 +159,7 @@ extern "C" fn bind_child(arg: *mut libc::c_void) -> libc::c_int {
 /// child gets its own stack and every signal blocked; no `SIGCHLD` is sent for it, and it is
 /// reaped here (`__WALL`), so Node's child-process bookkeeping never sees it.
 #[cfg(any(target_os = "linux", target_os = "android"))]
-fn bind_in_child(fd: RawFd, addr: &UnixAddr, umask: u32) -> Result<()> {
+fn bind_in_child(fd: BorrowedFd<'_>, addr: &UnixAddr, umask: u32) -> Result<()> {
     const STACK: usize = 64 * 1024;
     let mut stack: Vec<u8> = Vec::new();
     stack
@@ -164,7 +167,7 @@ fn bind_in_child(fd: RawFd, addr: &UnixAddr, umask: u32) -> Result<()> {
         .map_err(|_| Error::new(Errno::ENOMEM, "clone"))?;
     stack.resize(STACK, 0);
     let job = BindJob {
-        fd,
+        fd: fd.as_raw_fd(),
         addr: addr.as_ptr().cast(),
         len: addr.len(),
         umask: umask as libc::mode_t,
@@ -197,8 +200,8 @@ fn bind_in_child(fd: RawFd, addr: &UnixAddr, umask: u32) -> Result<()> {
     let pid = spawned?;
     let mut status: libc::c_int = 0;
     crate::interrupt::retry_eintr(|| {
-        // SAFETY: waitpid writes one int to `status`.
         check(
+            // SAFETY: waitpid writes one int to `status`.
             unsafe { libc::waitpid(pid, &mut status, libc::__WALL) },
             "waitpid",
         )
@@ -221,9 +224,9 @@ fn empty_sigset() -> libc::sigset_t {
 /// Binds `fd` to `addr` in a child process whose umask is `umask` (see [`bind_with_mode`]),
 /// where there is no `clone` (macOS): `fork`, then only async-signal-safe calls in the child.
 #[cfg(not(any(target_os = "linux", target_os = "android")))]
-fn bind_in_child(fd: RawFd, addr: &UnixAddr, umask: u32) -> Result<()> {
+fn bind_in_child(fd: BorrowedFd<'_>, addr: &UnixAddr, umask: u32) -> Result<()> {
     let job = BindJob {
-        fd,
+        fd: fd.as_raw_fd(),
         addr: addr.as_ptr().cast(),
         len: addr.len(),
         umask: umask as libc::mode_t,

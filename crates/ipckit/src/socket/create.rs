@@ -8,7 +8,10 @@ use super::options::Kind;
 use crate::error::{sys, Result};
 #[cfg(not(any(target_os = "linux", target_os = "android")))]
 use {
-    super::options::set_nonblocking, crate::error::check, crate::sys::libc, std::os::fd::AsRawFd,
+    super::options::set_nonblocking,
+    crate::error::check,
+    crate::sys::libc,
+    std::os::fd::{AsFd, AsRawFd},
 };
 
 /// `socketpair(AF_UNIX, kind | SOCK_CLOEXEC)`: two connected sockets.
@@ -34,9 +37,9 @@ pub fn socketpair(kind: Kind) -> Result<(OwnedFd, OwnedFd)> {
 ///
 /// ```
 /// use ipckit::socket::*;
-/// use std::os::fd::AsRawFd;
+/// use std::os::fd::AsFd;
 /// let fd = socket(Kind::Seqpacket, true)?;
-/// assert_eq!(socket_kind(fd.as_raw_fd())?, Kind::Seqpacket);
+/// assert_eq!(socket_kind(fd.as_fd())?, Kind::Seqpacket);
 /// # Ok::<(), ipckit::Error>(())
 /// ```
 ///
@@ -95,7 +98,7 @@ pub fn socket(kind: Kind, nonblocking: bool) -> Result<OwnedFd> {
     .map_err(sys("socket"))?;
     prepare(&fd)?;
     if nonblocking {
-        set_nonblocking(fd.as_raw_fd(), true)?;
+        set_nonblocking(fd.as_fd(), true)?;
     }
     Ok(fd)
 }

@@ -3,7 +3,7 @@
 
 use std::cell::RefCell;
 use std::io::IoSliceMut;
-use std::os::fd::{OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 
 use nix::sys::socket::{MsgFlags, SockaddrLike, UnixAddr};
 
@@ -42,10 +42,13 @@ thread_local! {
 
 /// Bytes queued for reading (`FIONREAD`): the next datagram's size on a datagram socket, all
 /// queued bytes on a stream or seqpacket socket.
-fn queued_bytes(fd: RawFd) -> Result<usize> {
+fn queued_bytes(fd: BorrowedFd<'_>) -> Result<usize> {
     let mut n: libc::c_int = 0;
-    // SAFETY: FIONREAD writes one int to the pointer, which points at `n`.
-    check(unsafe { libc::ioctl(fd, libc::FIONREAD, &mut n) }, "ioctl")?;
+    check(
+        // SAFETY: FIONREAD writes one int to the pointer, which points at `n`.
+        unsafe { libc::ioctl(fd.as_raw_fd(), libc::FIONREAD, &mut n) },
+        "ioctl",
+    )?;
     Ok(n.max(0) as usize)
 }
 
@@ -76,7 +79,10 @@ pub struct ReceivedInto {
 /// `recvmsg(MSG_CMSG_CLOEXEC)` of one whole message into `buf`, with its descriptors, sender
 /// address and credentials, in one system call: what does not fit in `buf` comes in
 /// [`ReceivedInto::rest`], so no message is ever cut, whatever its size. With `nowait`
-/// (`MSG_DONTWAIT`), `Ok(None)` when nothing is queued.
+/// (`MSG_DONTWAIT`), `Ok(None)` when nothing is queued; without it, a receive that blocks is
+/// retried after `EINTR` (through [`retry_eintr`](crate::interrupt::retry_eintr), so a
+/// stopping host still ends it), and a non-blocking descriptor with nothing queued fails with
+/// `EAGAIN`.
 ///
 /// The part past `buf` lands first in a per-thread overflow area (address space the size of
 /// the largest possible message, `MAP_NORESERVE`: memory only where a large message wrote).
@@ -95,18 +101,32 @@ pub struct ReceivedInto {
 ///
 /// ```
 /// use ipckit::socket::*;
-/// use std::os::fd::AsRawFd;
+/// use std::os::fd::AsFd;
 /// let (a, b) = socketpair(Kind::Seqpacket)?;
-/// send(a.as_raw_fd(), b"hello world", &[], None, true)?;
+/// send(a.as_fd(), b"hello world", &[], None, true)?;
 /// let mut buf = [0u8; 5];
-/// let got = receive_into(b.as_raw_fd(), &mut buf, true, true)?.expect("a message is queued");
+/// let got = receive_into(b.as_fd(), &mut buf, true, true)?.expect("a message is queued");
 /// assert_eq!((got.len, &buf, &got.rest[..]), (11, b"hello", &b" world"[..]));
 /// # Ok::<(), ipckit::Error>(())
 /// ```
 ///
 /// For more information, see [`recvmsg(2)`](https://man7.org/linux/man-pages/man2/recvmsg.2.html).
 pub fn receive_into(
-    fd: RawFd,
+    fd: BorrowedFd<'_>,
+    buf: &mut [u8],
+    nowait: bool,
+    accept_fds: bool,
+) -> Result<Option<ReceivedInto>> {
+    if nowait {
+        receive_once(fd, buf, true, accept_fds)
+    } else {
+        crate::interrupt::retry_eintr(|| receive_once(fd, buf, false, accept_fds))
+    }
+}
+
+/// One [`receive_into`]: `EINTR` returned, not retried.
+fn receive_once(
+    fd: BorrowedFd<'_>,
     buf: &mut [u8],
     nowait: bool,
     accept_fds: bool,
@@ -203,24 +223,25 @@ pub fn receive_into(
 
 /// `recvmsg(MSG_CMSG_CLOEXEC)`: one whole message with its descriptors, sender address and
 /// credentials ([`receive_into`] a per-thread buffer, then copied out). With `nowait`
-/// (`MSG_DONTWAIT`), `Ok(None)` when nothing is queued. No message is ever cut.
+/// (`MSG_DONTWAIT`), `Ok(None)` when nothing is queued; without it, `EINTR` is retried as
+/// there. No message is ever cut.
 ///
 /// On a stream socket it returns what is queued now (at least one byte, or an empty `data`
 /// at end of stream).
 ///
 /// ```
 /// use ipckit::socket::*;
-/// use std::os::fd::AsRawFd;
+/// use std::os::fd::AsFd;
 /// let (a, b) = socketpair(Kind::Datagram)?;
-/// assert!(receive(b.as_raw_fd(), true)?.is_none());
-/// send(a.as_raw_fd(), b"", &[], None, true)?;
-/// let empty = receive(b.as_raw_fd(), true)?.unwrap();
+/// assert!(receive(b.as_fd(), true)?.is_none());
+/// send(a.as_fd(), b"", &[], None, true)?;
+/// let empty = receive(b.as_fd(), true)?.unwrap();
 /// assert!(empty.data.is_empty() && !empty.end);
 /// # Ok::<(), ipckit::Error>(())
 /// ```
 ///
 /// For more information, see [`recvmsg(2)`](https://man7.org/linux/man-pages/man2/recvmsg.2.html).
-pub fn receive(fd: RawFd, nowait: bool) -> Result<Option<Received>> {
+pub fn receive(fd: BorrowedFd<'_>, nowait: bool) -> Result<Option<Received>> {
     SCRATCH_BUF.with(|scratch| {
         let mut scratch = scratch.borrow_mut();
         let Some(r) = receive_into(fd, &mut scratch, nowait, true)? else {
@@ -251,12 +272,12 @@ pub fn receive(fd: RawFd, nowait: bool) -> Result<Option<Received>> {
 /// carry control data: with `SO_PASSCRED` every message comes with credentials, which the
 /// caller checks first.
 #[cfg(any(target_os = "linux", target_os = "android"))]
-fn at_end(fd: RawFd) -> Result<bool> {
+fn at_end(fd: BorrowedFd<'_>) -> Result<bool> {
     if socket_kind(fd)? == Kind::Datagram {
         return Ok(false);
     }
     let mut pfd = libc::pollfd {
-        fd,
+        fd: fd.as_raw_fd(),
         events: libc::POLLIN | libc::POLLRDHUP,
         revents: 0,
     };
@@ -269,7 +290,7 @@ fn at_end(fd: RawFd) -> Result<bool> {
 /// After a read of 0 bytes where there is no `POLLRDHUP` and no seqpacket UNIX socket (macOS):
 /// on a stream socket a read of 0 bytes is always the end of stream; a datagram may be empty.
 #[cfg(not(any(target_os = "linux", target_os = "android")))]
-fn at_end(fd: RawFd) -> Result<bool> {
+fn at_end(fd: BorrowedFd<'_>) -> Result<bool> {
     if socket_kind(fd)? == Kind::Datagram {
         return Ok(false);
     }
@@ -288,7 +309,7 @@ struct RawMessage {
 /// installed is owned by the result, `MSG_CTRUNC` or not (nix's `cmsgs()` refuses to walk
 /// truncated control data, and the descriptors it holds then leaked).
 fn recvmsg(
-    fd: RawFd,
+    fd: BorrowedFd<'_>,
     iov: &mut [IoSliceMut<'_>],
     control: &mut [u8],
     flags: MsgFlags,
@@ -308,7 +329,7 @@ fn recvmsg(
     }
     // SAFETY: `hdr` points at `name`, the buffers of `iov` and `control`, all writable for the
     // lengths given and alive across the call.
-    let n = unsafe { libc::recvmsg(fd, &mut hdr, flags.bits()) };
+    let n = unsafe { libc::recvmsg(fd.as_raw_fd(), &mut hdr, flags.bits()) };
     let bytes = usize::try_from(n).map_err(|_| Errno::last())?;
     // SAFETY: the kernel wrote `hdr` (its control length is what it filled in), and
     // `control` is still borrowed, unchanged since.
@@ -337,23 +358,23 @@ fn recvmsg(
 /// ```
 /// # #[cfg(any(target_os = "linux", target_os = "android"))] {
 /// use ipckit::socket::*;
-/// use std::os::fd::AsRawFd;
+/// use std::os::fd::AsFd;
 /// let (a, b) = socketpair(Kind::Seqpacket)?;
-/// send(a.as_raw_fd(), b"x", &[], None, true)?;
-/// wait_ready(b.as_raw_fd(), false)?; // returns at once: a message is queued
+/// send(a.as_fd(), b"x", &[], None, true)?;
+/// wait_ready(b.as_fd(), false)?; // returns at once: a message is queued
 /// # }
 /// # Ok::<(), ipckit::Error>(())
 /// ```
 ///
 /// For more information, see [`poll(2)`](https://man7.org/linux/man-pages/man2/poll.2.html).
-pub fn wait_ready(fd: RawFd, writable: bool) -> Result<()> {
+pub fn wait_ready(fd: BorrowedFd<'_>, writable: bool) -> Result<()> {
     let events = if writable {
         libc::POLLOUT
     } else {
         libc::POLLIN
     };
     let mut pfd = libc::pollfd {
-        fd,
+        fd: fd.as_raw_fd(),
         events,
         revents: 0,
     };
