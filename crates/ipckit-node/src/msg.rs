@@ -179,7 +179,7 @@ pub struct MsgStatJs {
 impl From<MsgStat> for MsgStatJs {
     fn from(s: MsgStat) -> Self {
         Self {
-            key: s.key as u32,
+            key: s.perm.key as u32,
             messages: s.messages as f64,
             bytes: s.bytes as f64,
             max_bytes: s.max_bytes as f64,
@@ -188,11 +188,11 @@ impl From<MsgStat> for MsgStatJs {
             last_send_time: s.last_send_time as f64,
             last_receive_time: s.last_receive_time as f64,
             change_time: s.change_time as f64,
-            uid: s.uid,
-            gid: s.gid,
-            cuid: s.cuid,
-            cgid: s.cgid,
-            mode: s.mode,
+            uid: s.perm.uid,
+            gid: s.perm.gid,
+            cuid: s.perm.cuid,
+            cgid: s.perm.cgid,
+            mode: s.perm.mode,
         }
     }
 }

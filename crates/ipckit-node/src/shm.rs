@@ -64,7 +64,7 @@ pub struct ShmStatJs {
 impl From<ShmStat> for ShmStatJs {
     fn from(s: ShmStat) -> Self {
         Self {
-            key: s.key as u32,
+            key: s.perm.key as u32,
             size: s.size as f64,
             attachments: s.attachments as f64,
             creator_pid: s.creator_pid,
@@ -72,11 +72,11 @@ impl From<ShmStat> for ShmStatJs {
             attach_time: s.attach_time as f64,
             detach_time: s.detach_time as f64,
             change_time: s.change_time as f64,
-            uid: s.uid,
-            gid: s.gid,
-            cuid: s.cuid,
-            cgid: s.cgid,
-            mode: s.mode,
+            uid: s.perm.uid,
+            gid: s.perm.gid,
+            cuid: s.perm.cuid,
+            cgid: s.perm.cgid,
+            mode: s.perm.mode,
             removed: s.removed,
         }
     }

@@ -37,7 +37,7 @@ pub mod memfd;
 pub mod mmap;
 pub mod mqueue;
 pub mod msg;
-mod perm;
+pub mod perm;
 pub mod pidfd;
 pub mod pipe;
 pub mod poller;

@@ -20,6 +20,7 @@ use std::time::Instant;
 
 use crate::error::{check, Errno, Error, Result};
 use crate::key::Key;
+use crate::perm::Perm;
 use crate::sys::libc;
 use crate::wait::{Lines, Operation, Served, Ticket};
 
@@ -116,8 +117,8 @@ pub struct Received {
 /// A queue's state, from `msgctl(IPC_STAT)`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MsgStat {
-    /// The key the queue was created with (0 for a private queue).
-    pub key: Key,
+    /// The key, owner, creator and permission bits (`struct ipc_perm`).
+    pub perm: Perm,
     /// Messages in the queue (`msg_qnum`).
     pub messages: u64,
     /// Payload bytes in the queue (`__msg_cbytes`).
@@ -138,16 +139,6 @@ pub struct MsgStat {
     pub last_receive_time: i64,
     /// Seconds since the epoch of the last change (creation or IPC_SET).
     pub change_time: i64,
-    /// Owner user id.
-    pub uid: u32,
-    /// Owner group id.
-    pub gid: u32,
-    /// Creator user id.
-    pub cuid: u32,
-    /// Creator group id.
-    pub cgid: u32,
-    /// Permission bits.
-    pub mode: u32,
 }
 
 /// Changes for [`MessageQueue::update`] (`msgctl(IPC_SET)`); `None` keeps the current value.
@@ -400,7 +391,7 @@ impl MessageQueue {
     pub fn stat(&self) -> Result<MsgStat> {
         let ds = self.raw_stat()?;
         Ok(MsgStat {
-            key: crate::perm::key(&ds.msg_perm),
+            perm: Perm::of(&ds.msg_perm),
             messages: ds.msg_qnum as u64,
             bytes: message_bytes(&ds),
             max_bytes: ds.msg_qbytes as u64,
@@ -409,11 +400,6 @@ impl MessageQueue {
             last_send_time: ds.msg_stime as i64,
             last_receive_time: ds.msg_rtime as i64,
             change_time: ds.msg_ctime as i64,
-            uid: ds.msg_perm.uid,
-            gid: ds.msg_perm.gid,
-            cuid: ds.msg_perm.cuid,
-            cgid: ds.msg_perm.cgid,
-            mode: u32::from(ds.msg_perm.mode) & 0o777,
         })
     }
 
@@ -654,7 +640,10 @@ mod tests {
         let q = private();
         q.0.send(1, b"abc", false).unwrap();
         let st = q.0.stat().unwrap();
-        assert_eq!((st.messages, st.bytes, st.mode, st.key), (1, 3, 0o600, 0));
+        assert_eq!(
+            (st.messages, st.bytes, st.perm.mode, st.perm.key),
+            (1, 3, 0o600, 0)
+        );
         // SAFETY: getpid has no preconditions.
         assert_eq!(st.last_send_pid, unsafe { libc::getpid() });
         q.0.update(MsgUpdate {
@@ -664,7 +653,7 @@ mod tests {
         })
         .unwrap();
         let st = q.0.stat().unwrap();
-        assert_eq!((st.max_bytes, st.mode), (4096, 0o640));
+        assert_eq!((st.max_bytes, st.perm.mode), (4096, 0o640));
     }
 
     #[test]
@@ -704,7 +693,7 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(again.errno(), Errno::EEXIST);
-        assert_eq!(q.0.stat().unwrap().key, key);
+        assert_eq!(q.0.stat().unwrap().perm.key, key);
     }
 
     #[test]

@@ -62,6 +62,7 @@ use std::time::{Duration, Instant};
 use crate::error::{check, Errno, Error, Result};
 use crate::interrupt::retry_eintr;
 use crate::key::{Key, IPC_PRIVATE};
+use crate::perm::Perm;
 use crate::sys::libc;
 use crate::wait::{interruptible, Canceller, Lines, Operation, Served, Ticket};
 
@@ -357,30 +358,20 @@ impl SemOp {
 /// use ipckit::sem::{OpenOptions, SemOp, SemaphoreSet};
 /// let set = SemaphoreSet::open(ipckit::IPC_PRIVATE, OpenOptions::default(), Some(&[1])).unwrap();
 /// let st = set.stat().unwrap();
-/// assert_eq!((st.count, st.mode), (1, 0o600));
+/// assert_eq!((st.count, st.perm.mode), (1, 0o600));
 /// assert_ne!(st.last_op_time, 0);
 /// set.remove().unwrap();
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SemStat {
-    /// The key the set was created with (0 for a private set).
-    pub key: Key,
+    /// The key, owner, creator and permission bits (`struct ipc_perm`).
+    pub perm: Perm,
     /// Number of semaphores (`sem_nsems`).
     pub count: u32,
     /// Seconds since the epoch of the last `semop`, 0 if none (`sem_otime`).
     pub last_op_time: i64,
     /// Seconds since the epoch of the last change (creation, `SETVAL`/`SETALL`, `IPC_SET`).
     pub change_time: i64,
-    /// Owner user id.
-    pub uid: u32,
-    /// Owner group id.
-    pub gid: u32,
-    /// Creator user id.
-    pub cuid: u32,
-    /// Creator group id.
-    pub cgid: u32,
-    /// Permission bits.
-    pub mode: u32,
 }
 
 /// Changes for [`SemaphoreSet::update`] (`semctl(IPC_SET)`); `None` keeps the current value.
@@ -899,15 +890,10 @@ impl SemaphoreSet {
     pub fn stat(&self) -> Result<SemStat> {
         let ds = self.raw_stat()?;
         Ok(SemStat {
-            key: crate::perm::key(&ds.sem_perm),
+            perm: Perm::of(&ds.sem_perm),
             count: ds.sem_nsems as u32,
             last_op_time: ds.sem_otime as i64,
             change_time: ds.sem_ctime as i64,
-            uid: ds.sem_perm.uid,
-            gid: ds.sem_perm.gid,
-            cuid: ds.sem_perm.cuid,
-            cgid: ds.sem_perm.cgid,
-            mode: u32::from(ds.sem_perm.mode) & 0o777,
         })
     }
 
@@ -917,7 +903,7 @@ impl SemaphoreSet {
     /// use ipckit::sem::{OpenOptions, SemOp, SemaphoreSet};
     /// let set = SemaphoreSet::open(ipckit::IPC_PRIVATE, OpenOptions::default(), Some(&[1])).unwrap();
     /// set.update(ipckit::sem::SemUpdate { mode: Some(0o640), ..Default::default() }).unwrap();
-    /// assert_eq!(set.stat().unwrap().mode, 0o640);
+    /// assert_eq!(set.stat().unwrap().perm.mode, 0o640);
     /// set.remove().unwrap();
     /// ```
     #[doc(alias = "IPC_SET")]
@@ -1005,7 +991,7 @@ mod tests {
         let s = private(&[3, 0, 7]);
         assert_eq!(s.0.get_all().unwrap(), vec![3, 0, 7]);
         let st = s.0.stat().unwrap();
-        assert_eq!((st.count, st.mode, st.key), (3, 0o600, 0));
+        assert_eq!((st.count, st.perm.mode, st.perm.key), (3, 0o600, 0));
         assert_ne!(st.last_op_time, 0);
     }
 
@@ -1308,6 +1294,6 @@ mod tests {
             ..Default::default()
         })
         .unwrap();
-        assert_eq!(s.0.stat().unwrap().mode, 0o640);
+        assert_eq!(s.0.stat().unwrap().perm.mode, 0o640);
     }
 }
