@@ -454,6 +454,10 @@ pub fn confine(signo: i32) -> Result<Option<Vec<i32>>> {
         let Some(tids) = threads() else {
             break false;
         };
+        // Threads that ended since the last pass give their entries back: where threads start
+        // and end all along, more than MAX_THREADS of them may pass by before the change is
+        // complete (a busy machine, one CPU), though far fewer live at once.
+        sweep(&tids);
         let mut waiting = false;
         for tid in tids {
             if tid == receiver || tid == me {
