@@ -151,9 +151,9 @@ pub struct ShmMapping {
 
 /// A mapping clone kept for an ArrayBuffer: emptied by its finalizer, or earlier by an explicit
 /// detach that made the buffer unusable.
-pub(crate) type BufferHold = Arc<std::sync::Mutex<Option<Arc<Mapping>>>>;
+type BufferHold = Arc<std::sync::Mutex<Option<Arc<Mapping>>>>;
 
-pub(crate) fn let_go(hold: &BufferHold) {
+fn let_go(hold: &BufferHold) {
     let taken = hold.lock().unwrap_or_else(|p| p.into_inner()).take();
     drop(taken);
 }
@@ -287,7 +287,7 @@ impl ShmMapping {
         let ptr = mapping.as_ptr();
         let hold: BufferHold = Arc::new(std::sync::Mutex::new(Some(mapping.clone())));
         self.buffer_hold = Some(hold.clone());
-        let buffer = crate::uv::external_array_buffer(env, &mapping, hold)?;
+        let buffer = crate::uv::external_array_buffer(env, &mapping, hold, let_go)?;
         if !std::ptr::eq(buffer.as_ptr(), ptr) {
             return Err(crate::error::sys_error(
                 env,

@@ -627,20 +627,21 @@ impl ToNapiValue for Payload {
 
 /// The memory of `mapping` as an `ArrayBuffer`, without a copy
 /// (`napi_create_external_arraybuffer`). `hold`, which holds a clone of `mapping`, is kept
-/// until the engine frees the buffer, and then emptied: the memory stays mapped while
-/// JavaScript can reach it. The caller empties `hold` itself only once it has detached this
+/// until the engine frees the buffer, and then emptied by `let_go`: the memory stays mapped
+/// while JavaScript can reach it. The caller empties `hold` itself only once it has detached this
 /// very buffer (`ShmMapping::detach_buffer`), after which no JavaScript value reaches the
 /// memory. Where the runtime refuses external buffers, napi-rs copies and runs the finalizer
 /// at once: the clone drops, nothing dangles (the caller sees the copy's other address).
-pub fn external_array_buffer<'env>(
+pub fn external_array_buffer<'env, H: 'static>(
     env: &'env Env,
     mapping: &ipckit::mmap::Mapping,
-    hold: crate::shm::BufferHold,
+    hold: H,
+    let_go: fn(&H),
 ) -> Result<ArrayBuffer<'env>> {
     let (ptr, len) = (mapping.as_ptr(), mapping.len());
     // SAFETY: `ptr` is valid for `len` bytes for as long as the mapping lives, and `hold`
     // keeps a clone of it until the finalizer empties it (see above).
-    unsafe { ArrayBuffer::from_external(env, ptr, len, hold, |_, h| crate::shm::let_go(&h)) }
+    unsafe { ArrayBuffer::from_external(env, ptr, len, hold, move |_, h| let_go(&h)) }
 }
 
 // Descriptor numbers from JavaScript: the core takes `BorrowedFd`s and `OwnedFd`s, and the
