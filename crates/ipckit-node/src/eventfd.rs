@@ -28,7 +28,9 @@ pub fn eventfd_create(env: &Env, initial: u32, semaphore: bool) -> Result<i32> {
 /// where the kernel says.
 #[napi]
 pub fn eventfd_adopt(env: &Env, fd: i32) -> Result<Option<bool>> {
-    eventfd::adopt(fd).map(|a| a.semaphore).or_throw(env)
+    crate::uv::with_fd(fd, eventfd::adopt)
+        .map(|a| a.semaphore)
+        .or_throw(env)
 }
 
 /// The error a call that may not wait throws when it would have to (`EAGAIN`).
@@ -39,7 +41,7 @@ fn would_block(env: &Env, syscall: &'static str) -> Error {
 /// Takes the count without waiting: null while it is 0 (or, with `must`, throws `EAGAIN`).
 #[napi]
 pub fn eventfd_read(env: &Env, fd: i32, must: bool) -> Result<Option<Either<f64, BigInt>>> {
-    let value = eventfd::read(fd).or_throw(env)?;
+    let value = crate::uv::with_fd(fd, eventfd::read).or_throw(env)?;
     if value.is_none() && must {
         return Err(would_block(env, "read"));
     }
@@ -66,7 +68,7 @@ pub fn eventfd_write(env: &Env, fd: i32, value: Either<f64, BigInt>, must: bool)
             v
         }
     };
-    let written = eventfd::write(fd, value).or_throw(env)?;
+    let written = crate::uv::with_fd(fd, |fd| eventfd::write(fd, value)).or_throw(env)?;
     if !written && must {
         return Err(would_block(env, "write"));
     }
@@ -76,5 +78,5 @@ pub fn eventfd_write(env: &Env, fd: i32, value: Either<f64, BigInt>, must: bool)
 /// Blocks the calling thread until `fd` is readable (or `writable`); for the `...Sync` forms.
 #[napi]
 pub fn eventfd_wait_sync(env: &Env, fd: i32, writable: bool) -> Result<()> {
-    ipckit::socket::wait_ready(fd, writable).or_throw(env)
+    crate::uv::with_fd(fd, |fd| ipckit::socket::wait_ready(fd, writable)).or_throw(env)
 }

@@ -5,8 +5,10 @@
 //! reporting back through one threadsafe function per JavaScript environment ([`reactor`]).
 //! It holds no IPC logic; the public API, with its validation, lives in the TypeScript layer.
 //!
-//! `unsafe` is denied here but in [`uv`] (libuv and raw Node-API: fd readiness on the
-//! JavaScript thread's event loop) and one external-ArrayBuffer call in [`shm`].
+//! `unsafe` is denied here but in [`uv`], the binding's one edge to C: libuv and raw
+//! Node-API (fd readiness on the JavaScript thread's event loop, payload buffers, the
+//! external ArrayBuffer of shared memory), and the descriptor numbers JavaScript holds, which
+//! become `BorrowedFd`s and `OwnedFd`s there for the core.
 
 #![deny(unsafe_code)]
 // A test build (`cargo test --workspace`) registers no function with Node, so every export

@@ -4,7 +4,7 @@
 //! seals cross as their names (`'seal'`, `'shrink'`, `'grow'`, `'write'`, `'future-write'`); a
 //! mapping is the same [`ShmMapping`] object as a System V attachment.
 
-use std::os::fd::{AsRawFd, IntoRawFd};
+use std::os::fd::{AsFd, IntoRawFd};
 
 use ipckit::memfd::{self, MemfdOptions, Seals};
 use ipckit::mmap::{self, Mapping};
@@ -45,7 +45,7 @@ fn seals_of(names: &[String]) -> Result<Seals> {
 #[napi]
 pub fn memfd_create(env: &Env, name: String, size: f64, sealing: bool) -> Result<i32> {
     let fd = memfd::create(&name, MemfdOptions { sealing }).or_throw(env)?;
-    mmap::truncate(fd.as_raw_fd(), size as u64).or_throw(env)?;
+    mmap::truncate(fd.as_fd(), size as u64).or_throw(env)?;
     Ok(fd.into_raw_fd())
 }
 
@@ -60,7 +60,7 @@ pub struct MemfdInfo {
 /// Checks that `fd` is a file of the kernel's shared memory (`EINVAL` otherwise).
 #[napi]
 pub fn memfd_inspect(env: &Env, fd: i32) -> Result<MemfdInfo> {
-    let info = memfd::inspect(fd).or_throw(env)?;
+    let info = crate::uv::with_fd(fd, memfd::inspect).or_throw(env)?;
     Ok(MemfdInfo {
         size: info.size as f64,
         seals: seal_names(info.seals),
@@ -71,19 +71,22 @@ pub fn memfd_inspect(env: &Env, fd: i32) -> Result<MemfdInfo> {
 /// `fcntl(F_ADD_SEALS)`.
 #[napi]
 pub fn memfd_add_seals(env: &Env, fd: i32, seals: Vec<String>) -> Result<()> {
-    memfd::add_seals(fd, seals_of(&seals)?).or_throw(env)
+    let seals = seals_of(&seals)?;
+    crate::uv::with_fd(fd, |fd| memfd::add_seals(fd, seals)).or_throw(env)
 }
 
 /// `fcntl(F_GET_SEALS)`, as names.
 #[napi]
 pub fn memfd_seals(env: &Env, fd: i32) -> Result<Vec<String>> {
-    memfd::seals(fd).map(seal_names).or_throw(env)
+    crate::uv::with_fd(fd, memfd::seals)
+        .map(seal_names)
+        .or_throw(env)
 }
 
 /// `ftruncate`.
 #[napi]
 pub fn memfd_truncate(env: &Env, fd: i32, size: f64) -> Result<()> {
-    mmap::truncate(fd, size as u64).or_throw(env)
+    crate::uv::with_fd(fd, |fd| mmap::truncate(fd, size as u64)).or_throw(env)
 }
 
 /// Maps `size` bytes: read-write through `fd`, or read-only through a read-only descriptor of
@@ -91,9 +94,9 @@ pub fn memfd_truncate(env: &Env, fd: i32, size: f64) -> Result<()> {
 #[napi]
 pub fn memfd_map(env: &Env, fd: i32, size: f64, readonly: bool) -> Result<ShmMapping> {
     let mapping = if readonly {
-        memfd::map_readonly(fd, size as usize)
+        crate::uv::with_fd(fd, |fd| memfd::map_readonly(fd, size as usize))
     } else {
-        Mapping::map(fd, size as usize, false)
+        crate::uv::with_fd(fd, |fd| Mapping::map(fd, size as usize, false))
     };
     Ok(ShmMapping::new(mapping.or_throw(env)?))
 }

@@ -87,12 +87,7 @@ pub fn msg_receive(
         truncate,
     };
     let queue = MessageQueue::from_id(id);
-    let result = if nowait {
-        queue.receive(&mut buf, mtype, flags)
-    } else {
-        ipckit::error::retry_eintr(|| queue.receive(&mut buf, mtype, flags))
-    };
-    match result {
+    match queue.receive(&mut buf, mtype, flags) {
         Ok(got) => Ok(got.len as i64),
         Err(e) if empty_is_null && e.errno() == Errno::ENOMSG => Ok(-1),
         Err(e) => Err(crate::error::sys_error(env, e)),
@@ -184,7 +179,7 @@ pub struct MsgStatJs {
 impl From<MsgStat> for MsgStatJs {
     fn from(s: MsgStat) -> Self {
         Self {
-            key: s.key as u32,
+            key: s.perm.key as u32,
             messages: s.messages as f64,
             bytes: s.bytes as f64,
             max_bytes: s.max_bytes as f64,
@@ -193,11 +188,11 @@ impl From<MsgStat> for MsgStatJs {
             last_send_time: s.last_send_time as f64,
             last_receive_time: s.last_receive_time as f64,
             change_time: s.change_time as f64,
-            uid: s.uid,
-            gid: s.gid,
-            cuid: s.cuid,
-            cgid: s.cgid,
-            mode: s.mode,
+            uid: s.perm.uid,
+            gid: s.perm.gid,
+            cuid: s.perm.cuid,
+            cgid: s.perm.cgid,
+            mode: s.perm.mode,
         }
     }
 }
@@ -329,12 +324,7 @@ pub fn msg_fast_receive() -> i64 {
             truncate: args.flags & MSG_FAST_TRUNCATE != 0,
         };
         let queue = MessageQueue::from_id(args.id);
-        let result = if flags.nowait {
-            queue.receive(buf, args.mtype, flags)
-        } else {
-            ipckit::error::retry_eintr(|| queue.receive(buf, args.mtype, flags))
-        };
-        match result {
+        match queue.receive(buf, args.mtype, flags) {
             Ok(got) => got.len as i64,
             Err(e)
                 if flags.nowait
@@ -369,12 +359,7 @@ pub fn msg_fast_send() -> i64 {
         };
         let nowait = args.flags & MSG_FAST_NOWAIT != 0;
         let queue = MessageQueue::from_id(args.id);
-        let result = if nowait {
-            queue.send_encoded(msgbuf, true)
-        } else {
-            ipckit::error::retry_eintr(|| queue.send_encoded(msgbuf, false))
-        };
-        match result {
+        match queue.send_encoded(msgbuf, nowait) {
             Ok(()) => 1,
             Err(e) if nowait && args.flags & MSG_FAST_SOFT != 0 && e.errno() == Errno::EAGAIN => 0,
             Err(e) => keep_error(e),

@@ -21,19 +21,19 @@ pub fn pidfd_open(env: &Env, pid: i32) -> Result<i32> {
 /// Checks that `fd` is a pidfd: the pid of its process, null once it is gone.
 #[napi]
 pub fn pidfd_adopt(env: &Env, fd: i32) -> Result<Option<i32>> {
-    pidfd::adopt(fd).or_throw(env)
+    crate::uv::with_fd(fd, pidfd::adopt).or_throw(env)
 }
 
 /// `pidfd_send_signal(fd, signal, NULL, 0)`.
 #[napi]
 pub fn pidfd_send_signal(env: &Env, fd: i32, signal: i32) -> Result<()> {
-    pidfd::send_signal(fd, signal).or_throw(env)
+    crate::uv::with_fd(fd, |fd| pidfd::send_signal(fd, signal)).or_throw(env)
 }
 
 /// Whether the process has exited (the pidfd is readable), without waiting.
 #[napi]
 pub fn pidfd_exited(env: &Env, fd: i32) -> Result<bool> {
-    pidfd::has_exited(fd).or_throw(env)
+    crate::uv::with_fd(fd, pidfd::has_exited).or_throw(env)
 }
 
 /// How a child ended: an exit code, or a signal number (with whether it dumped core).
@@ -47,7 +47,7 @@ pub struct PidfdExitJs {
 /// `waitid(P_PIDFD, WNOWAIT)`: null unless this process's child exited and is not reaped yet.
 #[napi]
 pub fn pidfd_exit_status(env: &Env, fd: i32) -> Result<Option<PidfdExitJs>> {
-    let status = pidfd::exit_status(fd).or_throw(env)?;
+    let status = crate::uv::with_fd(fd, pidfd::exit_status).or_throw(env)?;
     Ok(status.map(|s| match s {
         ExitStatus::Exited(code) => PidfdExitJs {
             code: Some(code),
@@ -71,5 +71,5 @@ pub fn pidfd_exit_status(env: &Env, fd: i32) -> Result<Option<PidfdExitJs>> {
 pub fn pidfd_wait_sync(env: &Env, fd: i32, timeout_ms: Option<f64>) -> Result<bool> {
     let timeout =
         timeout_ms.and_then(|ms| std::time::Duration::try_from_secs_f64(ms.max(0.0) / 1000.0).ok());
-    pidfd::wait_exit(fd, timeout).or_throw(env)
+    crate::uv::with_fd(fd, |fd| pidfd::wait_exit(fd, timeout)).or_throw(env)
 }

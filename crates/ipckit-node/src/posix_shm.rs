@@ -53,7 +53,7 @@ pub fn posix_shm_open(
 #[napi]
 pub fn posix_shm_unlink(env: &Env, name: String, fd: Option<i32>) -> Result<()> {
     match fd {
-        Some(fd) => posix_shm::unlink_if_same(&name, fd).or_throw(env),
+        Some(fd) => crate::uv::with_fd(fd, |fd| posix_shm::unlink_if_same(&name, fd)).or_throw(env),
         None => posix_shm::unlink(&name).or_throw(env),
     }
 }
@@ -61,7 +61,8 @@ pub fn posix_shm_unlink(env: &Env, name: String, fd: Option<i32>) -> Result<()> 
 /// `mmap(MAP_SHARED)` of `size` bytes of the object, read-only or read-write.
 #[napi]
 pub fn posix_shm_map(env: &Env, fd: i32, size: f64, readonly: bool) -> Result<ShmMapping> {
-    let mapping = Mapping::map(fd, size as usize, readonly).or_throw(env)?;
+    let mapping =
+        crate::uv::with_fd(fd, |fd| Mapping::map(fd, size as usize, readonly)).or_throw(env)?;
     Ok(ShmMapping::new(mapping))
 }
 
@@ -77,7 +78,7 @@ pub struct PosixShmStatJs {
 /// `fstat` of the object's descriptor.
 #[napi]
 pub fn posix_shm_stat(env: &Env, fd: i32) -> Result<PosixShmStatJs> {
-    let st = posix_shm::stat(fd).or_throw(env)?;
+    let st = crate::uv::with_fd(fd, posix_shm::stat).or_throw(env)?;
     Ok(PosixShmStatJs {
         size: st.size as f64,
         mode: st.mode,

@@ -207,15 +207,15 @@ pub struct SemStatJs {
 impl From<SemStat> for SemStatJs {
     fn from(s: SemStat) -> Self {
         Self {
-            key: s.key as u32,
+            key: s.perm.key as u32,
             count: s.count,
             last_op_time: s.last_op_time as f64,
             change_time: s.change_time as f64,
-            uid: s.uid,
-            gid: s.gid,
-            cuid: s.cuid,
-            cgid: s.cgid,
-            mode: s.mode,
+            uid: s.perm.uid,
+            gid: s.perm.gid,
+            cuid: s.perm.cuid,
+            cgid: s.perm.cgid,
+            mode: s.perm.mode,
         }
     }
 }

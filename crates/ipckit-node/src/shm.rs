@@ -7,8 +7,9 @@
 //! finalizer owns one clone. So neither `release()`, nor garbage collection, nor
 //! [`shm_detach_buffer`] can leave JavaScript pointing at unmapped memory.
 //!
-//! This file holds the one `unsafe` block of the binding (creating the external ArrayBuffer:
-//! napi-rs has no safe constructor over memory it does not own).
+//! The external ArrayBuffer itself is made in `uv.rs` ([`crate::uv::external_array_buffer`]),
+//! the binding's one module with `unsafe`: napi-rs has no safe constructor over memory it
+//! does not own.
 
 use std::sync::Arc;
 
@@ -63,7 +64,7 @@ pub struct ShmStatJs {
 impl From<ShmStat> for ShmStatJs {
     fn from(s: ShmStat) -> Self {
         Self {
-            key: s.key as u32,
+            key: s.perm.key as u32,
             size: s.size as f64,
             attachments: s.attachments as f64,
             creator_pid: s.creator_pid,
@@ -71,11 +72,11 @@ impl From<ShmStat> for ShmStatJs {
             attach_time: s.attach_time as f64,
             detach_time: s.detach_time as f64,
             change_time: s.change_time as f64,
-            uid: s.uid,
-            gid: s.gid,
-            cuid: s.cuid,
-            cgid: s.cgid,
-            mode: s.mode,
+            uid: s.perm.uid,
+            gid: s.perm.gid,
+            cuid: s.perm.cuid,
+            cgid: s.perm.cgid,
+            mode: s.perm.mode,
             removed: s.removed,
         }
     }
@@ -283,17 +284,10 @@ impl ShmMapping {
     #[napi]
     pub fn array_buffer<'env>(&mut self, env: &'env Env) -> Result<ArrayBuffer<'env>> {
         let mapping = self.mapping(env)?.clone();
-        let (ptr, len) = (mapping.as_ptr(), mapping.len());
-        let hold: BufferHold = Arc::new(std::sync::Mutex::new(Some(mapping)));
+        let ptr = mapping.as_ptr();
+        let hold: BufferHold = Arc::new(std::sync::Mutex::new(Some(mapping.clone())));
         self.buffer_hold = Some(hold.clone());
-        // SAFETY: `ptr` is valid for `len` bytes for as long as the mapping lives, and `hold`
-        // keeps a clone of it until the engine releases the buffer (the finalizer empties it)
-        // or until `detach_buffer` has itself detached this very buffer, after which no
-        // JavaScript value can reach the memory; so the memory stays mapped while JavaScript
-        // can reach it. Where the runtime refuses external buffers, napi-rs copies and runs the
-        // finalizer at once: the clone drops, nothing dangles.
-        #[allow(unsafe_code)]
-        let buffer = unsafe { ArrayBuffer::from_external(env, ptr, len, hold, |_, h| let_go(&h)) }?;
+        let buffer = crate::uv::external_array_buffer(env, &mapping, hold, let_go)?;
         if !std::ptr::eq(buffer.as_ptr(), ptr) {
             return Err(crate::error::sys_error(
                 env,

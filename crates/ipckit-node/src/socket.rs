@@ -7,7 +7,7 @@
 //! no descriptor can be polled for, waits on a core thread ([`socket_send_start`]).
 
 use std::cell::RefCell;
-use std::os::fd::{AsRawFd, IntoRawFd, OwnedFd};
+use std::os::fd::{AsFd, IntoRawFd, OwnedFd};
 
 use ipckit::socket::{self, Address, BindOptions, Credentials, Kind, Received};
 use napi::bindgen_prelude::*;
@@ -148,25 +148,30 @@ pub fn socket_bind(
         mode,
         replace_stale,
     };
-    socket::bind(fd, &address(name, is_abstract), options).or_throw(env)
+    crate::uv::with_fd(fd, |fd| {
+        socket::bind(fd, &address(name, is_abstract), options)
+    })
+    .or_throw(env)
 }
 
 /// `connect`.
 #[napi]
 pub fn socket_connect(env: &Env, fd: i32, name: &[u8], is_abstract: bool) -> Result<()> {
-    socket::connect(fd, &address(name, is_abstract)).or_throw(env)
+    crate::uv::with_fd(fd, |fd| socket::connect(fd, &address(name, is_abstract))).or_throw(env)
 }
 
 /// `listen`.
 #[napi]
 pub fn socket_listen(env: &Env, fd: i32, backlog: i32) -> Result<()> {
-    socket::listen(fd, backlog).or_throw(env)
+    crate::uv::with_fd(fd, |fd| socket::listen(fd, backlog)).or_throw(env)
 }
 
 /// `accept4` on a non-blocking listener: the new fd, or null when none is pending.
 #[napi]
 pub fn socket_accept(env: &Env, fd: i32) -> Result<Option<i32>> {
-    socket::accept(fd).map(|s| s.map(raw)).or_throw(env)
+    crate::uv::with_fd(fd, socket::accept)
+        .map(|s| s.map(raw))
+        .or_throw(env)
 }
 
 /// `sendmsg`: the bytes sent (all of a message; maybe fewer on a stream), or -1 when it
@@ -183,22 +188,7 @@ pub fn socket_send(
     nowait: bool,
     throw_eagain: bool,
 ) -> Result<i64> {
-    let to = to.map(|name| address(name, to_abstract));
-    let sent = if nowait {
-        socket::send(fd, data, &fds, to.as_ref(), true)
-    } else {
-        // A blocking send (to an address, which cannot be polled for room) after a signal.
-        ipckit::error::retry_eintr(|| socket::send(fd, data, &fds, to.as_ref(), false))
-    };
-    match sent {
-        Ok(Some(n)) => Ok(n as i64),
-        Ok(None) if throw_eagain => Err(crate::error::sys_error(
-            env,
-            ipckit::Error::new(ipckit::Errno::EAGAIN, "sendmsg"),
-        )),
-        Ok(None) => Ok(-1),
-        Err(e) => Err(crate::error::sys_error(env, e)),
-    }
+    send(env, fd, data, &fds, to, to_abstract, nowait, throw_eagain)
 }
 
 /// `recvmsg`: a message, or null when none is queued (with `nowait`, unless `throw_eagain`
@@ -210,7 +200,7 @@ pub fn socket_receive(
     nowait: bool,
     throw_eagain: bool,
 ) -> Result<Option<ReceivedJs>> {
-    match socket::receive(fd, nowait) {
+    match crate::uv::with_fd(fd, |fd| socket::receive(fd, nowait)) {
         Ok(Some(r)) => Ok(Some(r.into())),
         Ok(None) if throw_eagain => Err(crate::error::sys_error(
             env,
@@ -234,8 +224,26 @@ pub fn socket_send_plain(
     nowait: bool,
     throw_eagain: bool,
 ) -> Result<i64> {
+    send(env, fd, data, &[], to, to_abstract, nowait, throw_eagain)
+}
+
+/// The one send of [`socket_send`] and [`socket_send_plain`].
+#[allow(clippy::too_many_arguments)]
+fn send(
+    env: &Env,
+    fd: i32,
+    data: &[u8],
+    fds: &[i32],
+    to: Option<&[u8]>,
+    to_abstract: bool,
+    nowait: bool,
+    throw_eagain: bool,
+) -> Result<i64> {
     let to = to.map(|name| address(name, to_abstract));
-    match socket::send(fd, data, &[], to.as_ref(), nowait) {
+    let sent = crate::uv::with_fds(fds, "sendmsg", |fds| {
+        crate::uv::with_fd(fd, |fd| socket::send(fd, data, fds, to.as_ref(), nowait))
+    });
+    match sent {
         Ok(Some(n)) => Ok(n as i64),
         Ok(None) if throw_eagain => Err(crate::error::sys_error(
             env,
@@ -344,12 +352,12 @@ pub fn socket_fast_receive() -> i32 {
         let buf = &mut pool[..room];
         let fds = flags & SOCKET_FAST_FDS != 0;
         let got = if flags & SOCKET_FAST_WAIT != 0 {
-            match ipckit::error::retry_eintr(|| socket::receive_into(fd, buf, false, fds)) {
+            match crate::uv::with_fd(fd, |fd| socket::receive_into(fd, buf, false, fds)) {
                 Err(e) if e.errno() == ipckit::Errno::EAGAIN => return -1,
                 other => other,
             }
         } else {
-            socket::receive_into(fd, buf, true, fds)
+            crate::uv::with_fd(fd, |fd| socket::receive_into(fd, buf, true, fds))
         };
         match got {
             Ok(Some(r))
@@ -447,7 +455,7 @@ pub fn socket_fast_send() -> i64 {
         let Some((fd, flags, data, to)) = parsed else {
             return keep_error(ipckit::Error::new(ipckit::Errno::EINVAL, "sendmsg"));
         };
-        match socket::send(fd, data, &[], to.as_ref(), true) {
+        match crate::uv::with_fd(fd, |fd| socket::send(fd, data, &[], to.as_ref(), true)) {
             Ok(Some(n)) => n as i64,
             Ok(None) if flags & SOCKET_FAST_SOFT != 0 => -1,
             Ok(None) => keep_error(ipckit::Error::new(ipckit::Errno::EAGAIN, "sendmsg")),
@@ -470,6 +478,8 @@ pub fn socket_fast_error(env: &Env) -> Result<()> {
 /// A blocking `sendmsg` to an address on a wait thread: an unconnected datagram socket
 /// cannot poll for room at its destination, so it waits in the kernel. `data` is copied, and
 /// the thread sends through its own duplicate of `fd`, so closing `fd` meanwhile is safe.
+// The wait is the core's `socket::send_cancellable`; the descriptors passed are duplicated
+// too, so closing any of them meanwhile is safe as well.
 #[napi]
 #[allow(clippy::too_many_arguments)]
 pub fn socket_send_start(
@@ -484,20 +494,17 @@ pub fn socket_send_start(
 ) -> Result<()> {
     let data = data.to_vec();
     let to = address(&to, to_abstract);
-    let own = socket::duplicate(fd).or_throw(env)?;
+    let own = crate::uv::with_fd(fd, socket::duplicate).or_throw(env)?;
+    let fds = fds
+        .iter()
+        .map(|&fd| crate::uv::with_fd(fd, socket::duplicate))
+        .collect::<ipckit::Result<Vec<OwnedFd>>>()
+        .or_throw(env)?;
     reactor
         .start(wait_id, move |canceller| {
-            ipckit::wait::interruptible(canceller, "sendmsg", || {
-                match socket::send(own.as_raw_fd(), &data, &fds, Some(&to), false) {
-                    // A non-blocking fd (from elsewhere) answers at once: pause, then try again.
-                    Ok(None) => {
-                        std::thread::sleep(std::time::Duration::from_millis(2));
-                        Err(ipckit::Error::new(ipckit::Errno::EINTR, "sendmsg"))
-                    }
-                    other => other.map(drop),
-                }
-            })
-            .map(|()| Outcome::Done)
+            let fds: Vec<_> = fds.iter().map(AsFd::as_fd).collect();
+            socket::send_cancellable(own.as_fd(), &data, &fds, &to, canceller)
+                .map(|_| Outcome::Done)
         })
         .or_throw(env)
 }
@@ -505,14 +512,14 @@ pub fn socket_send_start(
 /// Blocks until `fd` is readable (or `writable`); for the `...Sync` forms.
 #[napi]
 pub fn socket_wait_sync(env: &Env, fd: i32, writable: bool) -> Result<()> {
-    socket::wait_ready(fd, writable).or_throw(env)
+    crate::uv::with_fd(fd, |fd| socket::wait_ready(fd, writable)).or_throw(env)
 }
 
 /// The socket's type: `'stream'`, `'dgram'` or `'seqpacket'` (throws `ENOTSOCK`, `EBADF`,
 /// `EAFNOSUPPORT` for anything that is not a UNIX socket).
 #[napi]
 pub fn socket_kind(env: &Env, fd: i32) -> Result<String> {
-    socket::socket_kind(fd)
+    crate::uv::with_fd(fd, socket::socket_kind)
         .map(|k| kind_name(k).to_owned())
         .or_throw(env)
 }
@@ -520,31 +527,37 @@ pub fn socket_kind(env: &Env, fd: i32) -> Result<String> {
 /// `SO_PEERCRED`.
 #[napi]
 pub fn socket_peer_credentials(env: &Env, fd: i32) -> Result<CredentialsJs> {
-    socket::peer_credentials(fd).map(Into::into).or_throw(env)
+    crate::uv::with_fd(fd, socket::peer_credentials)
+        .map(Into::into)
+        .or_throw(env)
 }
 
 /// `SO_PASSCRED`.
 #[napi]
 pub fn socket_set_pass_credentials(env: &Env, fd: i32, on: bool) -> Result<()> {
-    socket::set_pass_credentials(fd, on).or_throw(env)
+    crate::uv::with_fd(fd, |fd| socket::set_pass_credentials(fd, on)).or_throw(env)
 }
 
 /// `getsockname`.
 #[napi]
 pub fn socket_local_address(env: &Env, fd: i32) -> Result<Option<SocketAddressJs>> {
-    socket::local_address(fd).map(address_js).or_throw(env)
+    crate::uv::with_fd(fd, socket::local_address)
+        .map(address_js)
+        .or_throw(env)
 }
 
 /// `getpeername`.
 #[napi]
 pub fn socket_peer_address(env: &Env, fd: i32) -> Result<Option<SocketAddressJs>> {
-    socket::peer_address(fd).map(address_js).or_throw(env)
+    crate::uv::with_fd(fd, socket::peer_address)
+        .map(address_js)
+        .or_throw(env)
 }
 
 /// Sets or clears `O_NONBLOCK`.
 #[napi]
 pub fn socket_set_nonblocking(env: &Env, fd: i32, on: bool) -> Result<()> {
-    socket::set_nonblocking(fd, on).or_throw(env)
+    crate::uv::with_fd(fd, |fd| socket::set_nonblocking(fd, on)).or_throw(env)
 }
 
 /// A close-on-exec duplicate of `fd` (`F_DUPFD_CLOEXEC`), owned by the caller: waits on a
@@ -552,7 +565,7 @@ pub fn socket_set_nonblocking(env: &Env, fd: i32, on: bool) -> Result<()> {
 /// original does not clash with and Node closing the original does not pull away.
 #[napi]
 pub fn socket_duplicate(env: &Env, fd: i32) -> Result<i32> {
-    socket::duplicate(fd)
+    crate::uv::with_fd(fd, socket::duplicate)
         .map(std::os::fd::IntoRawFd::into_raw_fd)
         .or_throw(env)
 }
@@ -560,5 +573,5 @@ pub fn socket_duplicate(env: &Env, fd: i32) -> Result<i32> {
 /// `close`.
 #[napi]
 pub fn socket_close(env: &Env, fd: i32) -> Result<()> {
-    socket::close(fd).or_throw(env)
+    crate::uv::take_fd(fd).and_then(socket::close).or_throw(env)
 }

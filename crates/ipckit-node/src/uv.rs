@@ -1,8 +1,10 @@
 //! File-descriptor readiness on the JavaScript thread's own event loop: `uv_poll`.
 //!
 //! This is the one module of the binding that speaks libuv and raw Node-API, and so the one
-//! place in it that needs `unsafe` (it also holds [`Payload`], a received payload's conversion
-//! to a `Buffer`). A pending receive on an empty socket (or a signal watch's
+//! place in it that needs `unsafe`. It also holds the binding's other edges to C: [`Payload`]
+//! (a received payload's conversion to a `Buffer`), [`external_array_buffer`] (shared memory
+//! as an `ArrayBuffer`), and [`with_fd`], [`with_fds`] and [`take_fd`], where the descriptor
+//! numbers JavaScript holds become the `BorrowedFd`s and `OwnedFd`s the core takes. A pending receive on an empty socket (or a signal watch's
 //! pipe) waits here with no thread of its own: libuv's epoll, which the JavaScript thread
 //! sleeps in anyway, reports the fd ready and the callback runs on that thread, inside a
 //! Node-API callback scope (so promise reactions run before the loop goes on), as a `net`
@@ -38,6 +40,7 @@ use std::alloc::Layout;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::ffi::{c_int, c_void};
+use std::os::fd::{BorrowedFd, FromRawFd, OwnedFd};
 use std::ptr::{self, NonNull};
 
 use napi::bindgen_prelude::*;
@@ -620,4 +623,73 @@ impl ToNapiValue for Payload {
         })?;
         Ok(result)
     }
+}
+
+/// The memory of `mapping` as an `ArrayBuffer`, without a copy
+/// (`napi_create_external_arraybuffer`). `hold`, which holds a clone of `mapping`, is kept
+/// until the engine frees the buffer, and then emptied by `let_go`: the memory stays mapped
+/// while JavaScript can reach it. The caller empties `hold` itself only once it has detached this
+/// very buffer (`ShmMapping::detach_buffer`), after which no JavaScript value reaches the
+/// memory. Where the runtime refuses external buffers, napi-rs copies and runs the finalizer
+/// at once: the clone drops, nothing dangles (the caller sees the copy's other address).
+pub fn external_array_buffer<'env, H: 'static>(
+    env: &'env Env,
+    mapping: &ipckit::mmap::Mapping,
+    hold: H,
+    let_go: fn(&H),
+) -> Result<ArrayBuffer<'env>> {
+    let (ptr, len) = (mapping.as_ptr(), mapping.len());
+    // SAFETY: `ptr` is valid for `len` bytes for as long as the mapping lives, and `hold`
+    // keeps a clone of it until the finalizer empties it (see above).
+    unsafe { ArrayBuffer::from_external(env, ptr, len, hold, move |_, h| let_go(&h)) }
+}
+
+// Descriptor numbers from JavaScript: the core takes `BorrowedFd`s and `OwnedFd`s, and the
+// numbers JavaScript holds become them here, at the binding's edge, and nowhere else.
+
+/// `fd`, a descriptor number that JavaScript holds, as a [`BorrowedFd`] for one call of `f`;
+/// `EBADF` (syscall `fcntl`) for a negative number.
+pub fn with_fd<T>(
+    fd: i32,
+    f: impl FnOnce(BorrowedFd<'_>) -> ipckit::Result<T>,
+) -> ipckit::Result<T> {
+    if fd < 0 {
+        return Err(ipckit::Error::new(ipckit::Errno::EBADF, "fcntl"));
+    }
+    // SAFETY: JavaScript owns the descriptor, and the TypeScript layer closes it only in its
+    // object's close(), on this thread, never inside a native call; the borrow ends with `f`.
+    // A number that is not open makes the calls fail with EBADF, one that names another
+    // descriptor acts on that one (as Node's own fs calls on a raw fd do): neither touches
+    // memory.
+    f(unsafe { BorrowedFd::borrow_raw(fd) })
+}
+
+/// `fds`, descriptor numbers that JavaScript holds, borrowed for one call of `f` (see
+/// [`with_fd`]); `EBADF` with `syscall` for a negative number among them.
+pub fn with_fds<T>(
+    fds: &[i32],
+    syscall: &'static str,
+    f: impl FnOnce(&[BorrowedFd<'_>]) -> ipckit::Result<T>,
+) -> ipckit::Result<T> {
+    if fds.iter().any(|&fd| fd < 0) {
+        return Err(ipckit::Error::new(ipckit::Errno::EBADF, syscall));
+    }
+    // SAFETY: as in `with_fd`, for each number; the borrows end with `f`.
+    let borrowed: Vec<BorrowedFd<'_>> = fds
+        .iter()
+        .map(|&fd| unsafe { BorrowedFd::borrow_raw(fd) })
+        .collect();
+    f(&borrowed)
+}
+
+/// Takes over `fd`, a descriptor number that JavaScript gives up (to have it closed): `EBADF`
+/// (syscall `close`) for a number that is not open.
+pub fn take_fd(fd: i32) -> ipckit::Result<OwnedFd> {
+    // SAFETY: F_GETFD takes no argument; it only tells whether `fd` is open.
+    if fd < 0 || unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+        return Err(ipckit::Error::new(ipckit::Errno::EBADF, "close"));
+    }
+    // SAFETY: `fd` is open, and JavaScript gives it up: nothing uses the number after this
+    // call, so the OwnedFd is its only owner.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }

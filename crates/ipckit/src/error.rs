@@ -192,15 +192,10 @@ impl SysResult for i64 {
     }
 }
 
-/// Calls `f` until it fails with something other than `EINTR`.
-///
-/// System V waits (`msgrcv`, `msgsnd`, `semop`) are never restarted after a signal handler,
-/// even one installed with `SA_RESTART`, and Node.js has such handlers; so a blocking call that
-/// is not meant to be cancelled retries here. On a thread that installed a stop check
-/// ([`crate::interrupt::install`]), the call is interrupted regularly to ask it, and ends with
-/// [`Error::cancelled`] when it says so.
-pub fn retry_eintr<T>(f: impl FnMut() -> Result<T>) -> Result<T> {
-    crate::interrupt::retry(f)
+/// For `map_err` on a nix call: its `Errno` as this crate's [`Error`] for `syscall`
+/// (`nix::unistd::pipe2(..).map_err(sys("pipe2"))`).
+pub(crate) fn sys(syscall: &'static str) -> impl Fn(Errno) -> Error {
+    move |errno| Error::new(errno, syscall)
 }
 
 #[cfg(test)]

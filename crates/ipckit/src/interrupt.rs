@@ -2,14 +2,14 @@
 //!
 //! A synchronous wait (`msgrcv`, `semop`, a futex wait, a blocking `recvmsg` or `open` of a
 //! FIFO) blocks the thread that called it until the kernel answers, and signals that would
-//! interrupt it are retried ([`retry_eintr`](crate::error::retry_eintr)), so nothing can make
+//! interrupt it are retried ([`retry_eintr`]), so nothing can make
 //! the thread give up. That is right for a program's main thread, but a host that runs code on
 //! threads it wants to stop (Node.js terminates Worker threads, and `process.exit()` waits for
 //! them) needs a way in.
 //!
 //! A thread that calls [`install`] gives one: while it is inside a blocking call made through
 //! `retry_eintr`, a ticker thread sends it the private wake signal
-//! ([`wake_signal`](crate::wait::wake_signal)) every [`TICK`], so the call returns `EINTR`;
+//! ([`wake_signal`]) every [`TICK`], so the call returns `EINTR`;
 //! the thread then asks the `should_stop` it installed, and a `true` ends the call with
 //! [`Error::cancelled`] instead of retrying it. Nothing is taken by a call that was
 //! interrupted (the kernel makes none of these calls half-way). Threads that did not install
@@ -24,7 +24,7 @@
 //! let waiter = std::thread::spawn(move || {
 //!     ipckit::interrupt::install(move || flag.load(Ordering::SeqCst));
 //!     // SAFETY: pause has no preconditions.
-//!     let r = ipckit::error::retry_eintr(|| ipckit::error::check(unsafe { libc::pause() }, "pause"));
+//!     let r = ipckit::interrupt::retry_eintr(|| ipckit::error::check(unsafe { libc::pause() }, "pause"));
 //!     ipckit::interrupt::uninstall();
 //!     r
 //! });
@@ -39,7 +39,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::Duration;
 
 use crate::error::{Errno, Error, Result};
-use crate::wait::wake_signal;
+use crate::sys::{install_wake_handler, libc, mask_all_but_wake_signal, wake_signal};
 
 /// How often a thread blocked in a call is interrupted to ask whether it should stop: the
 /// longest a stop waits.
@@ -112,7 +112,7 @@ thread_local! {
 }
 
 /// Makes the blocking calls this thread makes through
-/// [`retry_eintr`](crate::error::retry_eintr) stoppable: while the thread is inside one, it is
+/// [`retry_eintr`] stoppable: while the thread is inside one, it is
 /// interrupted every [`TICK`] and asks `should_stop`; `true` ends the call with
 /// [`Error::cancelled`]. The wake signal is unblocked in this thread (a host may have blocked
 /// every signal in it). Installing again replaces `should_stop`.
@@ -125,7 +125,7 @@ thread_local! {
 /// ipckit::interrupt::uninstall();
 /// ```
 pub fn install(should_stop: impl Fn() -> bool + 'static) {
-    crate::wait::install_wake_handler();
+    install_wake_handler();
     // SAFETY: `set` is a local sigset_t initialised by sigemptyset before any other use, and
     // pthread_sigmask only reads it.
     unsafe {
@@ -174,10 +174,20 @@ pub(crate) fn stop_requested() -> bool {
     installed.is_some_and(|i| (i.should_stop)())
 }
 
-/// `retry_eintr`'s loop: calls `f` until it fails with something other than `EINTR`; on an
-/// installed thread, inside a bracket the ticker sees, and ending with [`Error::cancelled`]
-/// when `should_stop` says so after an interruption.
-pub(crate) fn retry<T>(mut f: impl FnMut() -> Result<T>) -> Result<T> {
+/// Calls `f` until it fails with something other than `EINTR`.
+///
+/// System V waits (`msgrcv`, `msgsnd`, `semop`) are never restarted after a signal handler,
+/// even one installed with `SA_RESTART`, and Node.js has such handlers; so a blocking call that
+/// is not meant to be cancelled retries here. On a thread that installed a stop check
+/// ([`install`]), the call is interrupted regularly to ask it, and ends with
+/// [`Error::cancelled`] when it says so.
+///
+/// ```
+/// let n = ipckit::interrupt::retry_eintr(|| Ok::<_, ipckit::Error>(7))?;
+/// assert_eq!(n, 7);
+/// # Ok::<(), ipckit::Error>(())
+/// ```
+pub fn retry_eintr<T>(mut f: impl FnMut() -> Result<T>) -> Result<T> {
     let Some(installed) = CURRENT.with(|c| c.borrow().clone()) else {
         loop {
             match f() {
@@ -273,7 +283,7 @@ fn start_ticker(t: &'static Ticker) {
 
 impl Ticker {
     fn run(&self) {
-        crate::wait::mask_all_but_wake_signal();
+        mask_all_but_wake_signal();
         let mut state = lock(&self.state);
         loop {
             while state.idle {
@@ -333,7 +343,7 @@ mod tests {
                 count.fetch_add(1, Ordering::SeqCst);
                 flag.load(Ordering::SeqCst)
             });
-            let r = crate::error::retry_eintr(pause);
+            let r = crate::interrupt::retry_eintr(pause);
             uninstall();
             r
         });
@@ -353,7 +363,7 @@ mod tests {
     fn a_result_is_returned_as_it_is() {
         install(|| true);
         let mut calls = 0;
-        let r = crate::error::retry_eintr(|| {
+        let r = crate::interrupt::retry_eintr(|| {
             calls += 1;
             Ok(calls)
         });

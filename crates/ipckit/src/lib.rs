@@ -37,7 +37,7 @@ pub mod memfd;
 pub mod mmap;
 pub mod mqueue;
 pub mod msg;
-mod perm;
+pub mod perm;
 pub mod pidfd;
 pub mod pipe;
 pub mod poller;
@@ -47,6 +47,7 @@ pub mod sem;
 pub mod shm;
 pub mod signal;
 pub mod socket;
+mod sys;
 pub mod sysv_list;
 #[cfg(test)]
 mod testing;

@@ -13,12 +13,12 @@
 //! ```
 //! # #[cfg(any(target_os = "linux", target_os = "android"))] {
 //! use ipckit::memfd::{self, MemfdOptions, Seals};
-//! use std::os::fd::AsRawFd;
+//! use std::os::fd::AsFd;
 //!
 //! let fd = memfd::create("snapshot", MemfdOptions::default())?;
-//! ipckit::mmap::truncate(fd.as_raw_fd(), 4096)?;
-//! memfd::add_seals(fd.as_raw_fd(), Seals::WRITE | Seals::GROW | Seals::SHRINK | Seals::SEAL)?;
-//! assert!(memfd::seals(fd.as_raw_fd())?.contains(Seals::WRITE | Seals::SHRINK));
+//! ipckit::mmap::truncate(fd.as_fd(), 4096)?;
+//! memfd::add_seals(fd.as_fd(), Seals::WRITE | Seals::GROW | Seals::SHRINK | Seals::SEAL)?;
+//! assert!(memfd::seals(fd.as_fd())?.contains(Seals::WRITE | Seals::SHRINK));
 //! # }
 //! # Ok::<(), ipckit::Error>(())
 //! ```
@@ -30,8 +30,8 @@
 
 use std::ops::BitOr;
 #[cfg(any(target_os = "linux", target_os = "android"))]
-use std::os::fd::FromRawFd;
-use std::os::fd::{OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd};
+use std::os::fd::{BorrowedFd, OwnedFd};
 
 #[cfg(any(target_os = "linux", target_os = "android"))]
 use crate::error::check;
@@ -142,9 +142,9 @@ fn check_name(name: &str) -> Result<std::ffi::CString> {
 ///
 /// ```
 /// # #[cfg(any(target_os = "linux", target_os = "android"))] {
-/// use std::os::fd::AsRawFd;
+/// use std::os::fd::AsFd;
 /// let fd = ipckit::memfd::create("buffer", Default::default())?;
-/// assert_eq!(ipckit::mmap::file_size(fd.as_raw_fd())?, 0);
+/// assert_eq!(ipckit::mmap::file_size(fd.as_fd())?, 0);
 /// # }
 /// # Ok::<(), ipckit::Error>(())
 /// ```
@@ -183,25 +183,29 @@ pub fn create(name: &str, options: MemfdOptions) -> Result<OwnedFd> {
 /// ```
 /// # #[cfg(any(target_os = "linux", target_os = "android"))] {
 /// use ipckit::memfd::{self, Seals};
-/// use std::os::fd::AsRawFd;
+/// use std::os::fd::AsFd;
 /// let fd = memfd::create("s", Default::default())?;
-/// ipckit::mmap::truncate(fd.as_raw_fd(), 4096)?;
-/// let map = ipckit::mmap::Mapping::map(fd.as_raw_fd(), 4096, false)?;
-/// assert_eq!(memfd::add_seals(fd.as_raw_fd(), Seals::WRITE).unwrap_err().code(), "EBUSY");
+/// ipckit::mmap::truncate(fd.as_fd(), 4096)?;
+/// let map = ipckit::mmap::Mapping::map(fd.as_fd(), 4096, false)?;
+/// assert_eq!(memfd::add_seals(fd.as_fd(), Seals::WRITE).unwrap_err().code(), "EBUSY");
 /// drop(map);
-/// memfd::add_seals(fd.as_raw_fd(), Seals::WRITE)?;
+/// memfd::add_seals(fd.as_fd(), Seals::WRITE)?;
 /// # }
 /// # Ok::<(), ipckit::Error>(())
 /// ```
 ///
 /// For more information, see [`fcntl(2)`](https://man7.org/linux/man-pages/man2/fcntl.2.html).
 #[doc(alias = "F_ADD_SEALS")]
-pub fn add_seals(fd: RawFd, seals: Seals) -> Result<()> {
+pub fn add_seals(fd: BorrowedFd<'_>, seals: Seals) -> Result<()> {
     #[cfg(any(target_os = "linux", target_os = "android"))]
     {
         let bits = libc::c_int::try_from(seals.bits()).unwrap_or(0);
-        // SAFETY: F_ADD_SEALS takes an integer.
-        check(unsafe { libc::fcntl(fd, libc::F_ADD_SEALS, bits) }, "fcntl").map(drop)
+        check(
+            // SAFETY: F_ADD_SEALS takes an integer.
+            unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_ADD_SEALS, bits) },
+            "fcntl",
+        )
+        .map(drop)
     }
     #[cfg(not(any(target_os = "linux", target_os = "android")))]
     {
@@ -217,22 +221,25 @@ pub fn add_seals(fd: RawFd, seals: Seals) -> Result<()> {
 /// ```
 /// # #[cfg(any(target_os = "linux", target_os = "android"))] {
 /// use ipckit::memfd::{self, MemfdOptions, Seals};
-/// use std::os::fd::AsRawFd;
+/// use std::os::fd::AsFd;
 /// let open = memfd::create("s", MemfdOptions::default())?;
-/// assert_eq!(memfd::seals(open.as_raw_fd())?, Seals::NONE);
+/// assert_eq!(memfd::seals(open.as_fd())?, Seals::NONE);
 /// let fixed = memfd::create("s", MemfdOptions { sealing: false })?;
-/// assert_eq!(memfd::seals(fixed.as_raw_fd())?, Seals::SEAL);
+/// assert_eq!(memfd::seals(fixed.as_fd())?, Seals::SEAL);
 /// # }
 /// # Ok::<(), ipckit::Error>(())
 /// ```
 ///
 /// For more information, see [`fcntl(2)`](https://man7.org/linux/man-pages/man2/fcntl.2.html).
 #[doc(alias = "F_GET_SEALS")]
-pub fn seals(fd: RawFd) -> Result<Seals> {
+pub fn seals(fd: BorrowedFd<'_>) -> Result<Seals> {
     #[cfg(any(target_os = "linux", target_os = "android"))]
     {
         // SAFETY: F_GET_SEALS takes no argument.
-        let bits = check(unsafe { libc::fcntl(fd, libc::F_GET_SEALS) }, "fcntl")?;
+        let bits = check(
+            unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GET_SEALS) },
+            "fcntl",
+        )?;
         Ok(Seals::from_bits(u32::try_from(bits).unwrap_or(0)))
     }
     #[cfg(not(any(target_os = "linux", target_os = "android")))]
@@ -252,20 +259,20 @@ pub fn seals(fd: RawFd) -> Result<Seals> {
 /// ```
 /// # #[cfg(any(target_os = "linux", target_os = "android"))] {
 /// use ipckit::memfd::{self, Seals};
-/// use std::os::fd::AsRawFd;
+/// use std::os::fd::AsFd;
 /// let fd = memfd::create("ro", Default::default())?;
-/// ipckit::mmap::truncate(fd.as_raw_fd(), 4096)?;
-/// let ro = memfd::map_readonly(fd.as_raw_fd(), 4096)?;
-/// memfd::add_seals(fd.as_raw_fd(), Seals::WRITE)?; // not refused: `ro` cannot write
+/// ipckit::mmap::truncate(fd.as_fd(), 4096)?;
+/// let ro = memfd::map_readonly(fd.as_fd(), 4096)?;
+/// memfd::add_seals(fd.as_fd(), Seals::WRITE)?; // not refused: `ro` cannot write
 /// assert!(ro.is_readonly());
 /// # }
 /// # Ok::<(), ipckit::Error>(())
 /// ```
-pub fn map_readonly(fd: RawFd, len: usize) -> Result<crate::mmap::Mapping> {
+pub fn map_readonly(fd: BorrowedFd<'_>, len: usize) -> Result<crate::mmap::Mapping> {
     #[cfg(any(target_os = "linux", target_os = "android"))]
     {
         use std::os::fd::AsRawFd;
-        let path = std::ffi::CString::new(format!("/proc/self/fd/{fd}"))
+        let path = std::ffi::CString::new(format!("/proc/self/fd/{}", fd.as_raw_fd()))
             .map_err(|_| Error::new(Errno::EBADF, "open"))?;
         // SAFETY: `path` is a valid C string; open copies it.
         let ro = check(
@@ -274,7 +281,7 @@ pub fn map_readonly(fd: RawFd, len: usize) -> Result<crate::mmap::Mapping> {
         )?;
         // SAFETY: open just returned this descriptor; nothing else owns it.
         let ro = unsafe { OwnedFd::from_raw_fd(ro) };
-        crate::mmap::Mapping::map(ro.as_raw_fd(), len, true)
+        crate::mmap::Mapping::map(ro.as_fd(), len, true)
     }
     #[cfg(not(any(target_os = "linux", target_os = "android")))]
     {
@@ -287,9 +294,9 @@ pub fn map_readonly(fd: RawFd, len: usize) -> Result<crate::mmap::Mapping> {
 ///
 /// ```
 /// # #[cfg(any(target_os = "linux", target_os = "android"))] {
-/// use std::os::fd::AsRawFd;
+/// use std::os::fd::AsFd;
 /// let fd = ipckit::memfd::create("i", Default::default())?;
-/// let seen = ipckit::memfd::inspect(fd.as_raw_fd())?;
+/// let seen = ipckit::memfd::inspect(fd.as_fd())?;
 /// assert_eq!((seen.size, seen.seals, seen.writable), (0, ipckit::memfd::Seals::NONE, true));
 /// # }
 /// # Ok::<(), ipckit::Error>(())
@@ -311,17 +318,17 @@ pub struct Inspected {
 ///
 /// ```
 /// # #[cfg(any(target_os = "linux", target_os = "android"))] {
-/// use std::os::fd::AsRawFd;
+/// use std::os::fd::AsFd;
 /// let fd = ipckit::memfd::create("x", Default::default())?;
-/// ipckit::mmap::truncate(fd.as_raw_fd(), 10)?;
-/// let info = ipckit::memfd::inspect(fd.as_raw_fd())?;
+/// ipckit::mmap::truncate(fd.as_fd(), 10)?;
+/// let info = ipckit::memfd::inspect(fd.as_fd())?;
 /// assert_eq!((info.size, info.writable), (10, true));
 /// let (r, _w) = ipckit::pipe::pipe()?;
-/// assert_eq!(ipckit::memfd::inspect(r.as_raw_fd()).unwrap_err().code(), "EINVAL");
+/// assert_eq!(ipckit::memfd::inspect(r.as_fd()).unwrap_err().code(), "EINVAL");
 /// # }
 /// # Ok::<(), ipckit::Error>(())
 /// ```
-pub fn inspect(fd: RawFd) -> Result<Inspected> {
+pub fn inspect(fd: BorrowedFd<'_>) -> Result<Inspected> {
     #[cfg(any(target_os = "linux", target_os = "android"))]
     {
         let st = crate::mmap::fstat(fd)?;
@@ -330,7 +337,10 @@ pub fn inspect(fd: RawFd) -> Result<Inspected> {
         }
         let seals = seals(fd)?;
         // SAFETY: F_GETFL takes no argument.
-        let flags = check(unsafe { libc::fcntl(fd, libc::F_GETFL) }, "fcntl")?;
+        let flags = check(
+            unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFL) },
+            "fcntl",
+        )?;
         Ok(Inspected {
             size: u64::try_from(st.st_size).unwrap_or(0),
             seals,
@@ -352,54 +362,51 @@ mod tests {
 
     fn sized(size: u64) -> OwnedFd {
         let fd = create("test", MemfdOptions::default()).unwrap();
-        truncate(fd.as_raw_fd(), size).unwrap();
+        truncate(fd.as_fd(), size).unwrap();
         fd
     }
 
     #[test]
     fn write_seal_needs_no_writable_mapping_then_forbids_writes() {
         let fd = sized(4096);
-        let rw = Mapping::map(fd.as_raw_fd(), 4096, false).unwrap();
+        let rw = Mapping::map(fd.as_fd(), 4096, false).unwrap();
         rw.write(0, b"snapshot").unwrap();
-        let e = add_seals(fd.as_raw_fd(), Seals::WRITE).unwrap_err();
+        let e = add_seals(fd.as_fd(), Seals::WRITE).unwrap_err();
         assert_eq!((e.errno(), e.syscall()), (Errno::EBUSY, "fcntl"));
         drop(rw);
         // A PROT_READ mapping through the read-write descriptor still counts as writable.
-        let through_rw = Mapping::map(fd.as_raw_fd(), 4096, true).unwrap();
-        let e = add_seals(fd.as_raw_fd(), Seals::WRITE).unwrap_err();
+        let through_rw = Mapping::map(fd.as_fd(), 4096, true).unwrap();
+        let e = add_seals(fd.as_fd(), Seals::WRITE).unwrap_err();
         assert_eq!(e.errno(), Errno::EBUSY);
         drop(through_rw);
-        let ro = map_readonly(fd.as_raw_fd(), 4096).unwrap();
-        add_seals(fd.as_raw_fd(), Seals::WRITE | Seals::SHRINK | Seals::GROW).unwrap();
-        let e = Mapping::map(fd.as_raw_fd(), 4096, false).unwrap_err();
+        let ro = map_readonly(fd.as_fd(), 4096).unwrap();
+        add_seals(fd.as_fd(), Seals::WRITE | Seals::SHRINK | Seals::GROW).unwrap();
+        let e = Mapping::map(fd.as_fd(), 4096, false).unwrap_err();
         assert_eq!((e.errno(), e.syscall()), (Errno::EPERM, "mmap"));
         // SAFETY: a write of one byte from a valid buffer.
         let rc = unsafe { libc::write(fd.as_raw_fd(), b"x".as_ptr().cast(), 1) };
         assert_eq!((rc, Errno::last()), (-1, Errno::EPERM));
+        assert_eq!(truncate(fd.as_fd(), 0).unwrap_err().errno(), Errno::EPERM);
         assert_eq!(
-            truncate(fd.as_raw_fd(), 0).unwrap_err().errno(),
-            Errno::EPERM
-        );
-        assert_eq!(
-            truncate(fd.as_raw_fd(), 8192).unwrap_err().errno(),
+            truncate(fd.as_fd(), 8192).unwrap_err().errno(),
             Errno::EPERM
         );
         let mut out = [0u8; 8];
         ro.read(0, &mut out).unwrap();
         assert_eq!(&out, b"snapshot");
-        let s = seals(fd.as_raw_fd()).unwrap();
+        let s = seals(fd.as_fd()).unwrap();
         assert_eq!(s, Seals::WRITE | Seals::SHRINK | Seals::GROW);
-        add_seals(fd.as_raw_fd(), Seals::SEAL).unwrap();
-        let e = add_seals(fd.as_raw_fd(), Seals::FUTURE_WRITE).unwrap_err();
+        add_seals(fd.as_fd(), Seals::SEAL).unwrap();
+        let e = add_seals(fd.as_fd(), Seals::FUTURE_WRITE).unwrap_err();
         assert_eq!(e.errno(), Errno::EPERM);
     }
 
     #[test]
     fn unsealable_memfd_and_names() {
         let fd = create("", MemfdOptions { sealing: false }).unwrap();
-        assert_eq!(seals(fd.as_raw_fd()).unwrap(), Seals::SEAL);
+        assert_eq!(seals(fd.as_fd()).unwrap(), Seals::SEAL);
         assert_eq!(
-            add_seals(fd.as_raw_fd(), Seals::WRITE).unwrap_err().errno(),
+            add_seals(fd.as_fd(), Seals::WRITE).unwrap_err().errno(),
             Errno::EPERM
         );
         let longest = "n".repeat(NAME_MAX);
@@ -413,9 +420,9 @@ mod tests {
     #[test]
     fn inspect_tells_shared_memory_from_other_files() {
         let fd = sized(100);
-        let dup = crate::socket::duplicate(fd.as_raw_fd()).unwrap();
+        let dup = crate::socket::duplicate(fd.as_fd()).unwrap();
         assert_eq!(
-            inspect(dup.as_raw_fd()).unwrap(),
+            inspect(dup.as_fd()).unwrap(),
             Inspected {
                 size: 100,
                 seals: Seals::NONE,
@@ -426,13 +433,13 @@ mod tests {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join(format!("ipckit-memfd-test-{}", std::process::id()));
         let file = std::fs::File::create(&path).unwrap();
-        let e = inspect(file.as_raw_fd());
+        let e = inspect(file.as_fd());
         std::fs::remove_file(&path).unwrap();
         assert_eq!(e.unwrap_err().errno(), Errno::EINVAL);
         let (a, _b) = crate::socket::socketpair(crate::socket::Kind::Stream).unwrap();
-        assert_eq!(inspect(a.as_raw_fd()).unwrap_err().errno(), Errno::EINVAL);
+        assert_eq!(inspect(a.as_fd()).unwrap_err().errno(), Errno::EINVAL);
         let ro = std::fs::File::open(format!("/proc/self/fd/{}", fd.as_raw_fd())).unwrap();
-        let info = inspect(ro.as_raw_fd()).unwrap();
+        let info = inspect(ro.as_fd()).unwrap();
         assert!(!info.writable);
     }
 }

@@ -21,11 +21,11 @@
 //! # #[cfg(any(target_os = "linux", target_os = "android"))] {
 //! use ipckit::memfd::{self, MemfdOptions};
 //! use ipckit::mmap::Mapping;
-//! use std::os::fd::AsRawFd;
+//! use std::os::fd::AsFd;
 //!
 //! let fd = memfd::create("doc", MemfdOptions::default())?;
-//! ipckit::mmap::truncate(fd.as_raw_fd(), 4096)?;
-//! let map = Mapping::map(fd.as_raw_fd(), 4096, false)?;
+//! ipckit::mmap::truncate(fd.as_fd(), 4096)?;
+//! let map = Mapping::map(fd.as_fd(), 4096, false)?;
 //! map.write(0, b"hello")?;
 //! let mut out = [0u8; 5];
 //! map.read(0, &mut out)?;
@@ -37,7 +37,7 @@
 //! For more information, see [`mmap(2)`](https://man7.org/linux/man-pages/man2/mmap.2.html).
 
 use std::mem::MaybeUninit;
-use std::os::fd::RawFd;
+use std::os::fd::{AsRawFd, BorrowedFd};
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
@@ -158,11 +158,11 @@ impl Mapping {
     /// ```
     /// # #[cfg(any(target_os = "linux", target_os = "android"))] {
     /// use ipckit::{memfd, mmap};
-    /// use std::os::fd::AsRawFd;
+    /// use std::os::fd::AsFd;
     /// let fd = memfd::create("map", memfd::MemfdOptions::default())?;
-    /// assert_eq!(mmap::Mapping::map(fd.as_raw_fd(), 1, false).unwrap_err().code(), "EINVAL"); // empty file
-    /// mmap::truncate(fd.as_raw_fd(), 100)?;
-    /// let map = mmap::Mapping::map(fd.as_raw_fd(), 100, true)?;
+    /// assert_eq!(mmap::Mapping::map(fd.as_fd(), 1, false).unwrap_err().code(), "EINVAL"); // empty file
+    /// mmap::truncate(fd.as_fd(), 100)?;
+    /// let map = mmap::Mapping::map(fd.as_fd(), 100, true)?;
     /// assert_eq!((map.len(), map.is_readonly()), (100, true));
     /// # }
     /// # Ok::<(), ipckit::Error>(())
@@ -170,7 +170,7 @@ impl Mapping {
     ///
     /// For more information, see [`mmap(2)`](https://man7.org/linux/man-pages/man2/mmap.2.html).
     #[doc(alias = "mmap")]
-    pub fn map(fd: RawFd, len: usize, readonly: bool) -> Result<Self> {
+    pub fn map(fd: BorrowedFd<'_>, len: usize, readonly: bool) -> Result<Self> {
         if len == 0 || file_size(fd)? < len as u64 {
             return Err(Error::new(Errno::EINVAL, "mmap"));
         }
@@ -181,7 +181,16 @@ impl Mapping {
         };
         // SAFETY: a null address lets the kernel choose a free range, so no existing memory of
         // this process is replaced; the result is checked before use.
-        let addr = unsafe { libc::mmap(std::ptr::null_mut(), len, prot, libc::MAP_SHARED, fd, 0) };
+        let addr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                prot,
+                libc::MAP_SHARED,
+                fd.as_raw_fd(),
+                0,
+            )
+        };
         if addr == libc::MAP_FAILED {
             return Err(Error::last("mmap"));
         }
@@ -368,7 +377,7 @@ impl Mapping {
         let call = || futex_wait(word, expected, deadline.as_ref());
         let result = match canceller {
             Some(c) => interruptible(c, "futex", call),
-            None => crate::error::retry_eintr(call),
+            None => crate::interrupt::retry_eintr(call),
         };
         match result {
             Ok(()) => Ok(WaitResult::Ok),
@@ -552,24 +561,27 @@ impl Drop for Mapping {
 ///
 /// ```
 /// # #[cfg(any(target_os = "linux", target_os = "android"))] {
-/// use std::os::fd::AsRawFd;
+/// use std::os::fd::AsFd;
 /// let fd = ipckit::memfd::create("size", Default::default())?;
-/// ipckit::mmap::truncate(fd.as_raw_fd(), 12345)?;
-/// assert_eq!(ipckit::mmap::file_size(fd.as_raw_fd())?, 12345);
+/// ipckit::mmap::truncate(fd.as_fd(), 12345)?;
+/// assert_eq!(ipckit::mmap::file_size(fd.as_fd())?, 12345);
 /// # }
 /// # Ok::<(), ipckit::Error>(())
 /// ```
 ///
 /// For more information, see [`fstat(2)`](https://man7.org/linux/man-pages/man2/fstat.2.html).
-pub fn file_size(fd: RawFd) -> Result<u64> {
+pub fn file_size(fd: BorrowedFd<'_>) -> Result<u64> {
     Ok(u64::try_from(fstat(fd)?.st_size).unwrap_or(0))
 }
 
 /// `fstat` of `fd`.
-pub(crate) fn fstat(fd: RawFd) -> Result<libc::stat> {
+pub(crate) fn fstat(fd: BorrowedFd<'_>) -> Result<libc::stat> {
     let mut st = MaybeUninit::<libc::stat>::uninit();
-    // SAFETY: fstat fills the whole stat that `st` points to.
-    check(unsafe { libc::fstat(fd, st.as_mut_ptr()) }, "fstat")?;
+    check(
+        // SAFETY: fstat fills the whole stat that `st` points to.
+        unsafe { libc::fstat(fd.as_raw_fd(), st.as_mut_ptr()) },
+        "fstat",
+    )?;
     // SAFETY: fstat succeeded, so the kernel initialised `st`.
     Ok(unsafe { st.assume_init() })
 }
@@ -581,20 +593,20 @@ pub(crate) fn fstat(fd: RawFd) -> Result<libc::stat> {
 ///
 /// ```
 /// # #[cfg(any(target_os = "linux", target_os = "android"))] {
-/// use std::os::fd::AsRawFd;
+/// use std::os::fd::AsFd;
 /// let fd = ipckit::memfd::create("grow", Default::default())?;
-/// ipckit::mmap::truncate(fd.as_raw_fd(), 4096)?;
+/// ipckit::mmap::truncate(fd.as_fd(), 4096)?;
 /// # }
 /// # Ok::<(), ipckit::Error>(())
 /// ```
 ///
 /// For more information, see [`ftruncate(2)`](https://man7.org/linux/man-pages/man2/ftruncate.2.html).
 #[doc(alias = "ftruncate")]
-pub fn truncate(fd: RawFd, len: u64) -> Result<()> {
+pub fn truncate(fd: BorrowedFd<'_>, len: u64) -> Result<()> {
     let len = libc::off_t::try_from(len).map_err(|_| Error::new(Errno::EFBIG, "ftruncate"))?;
-    crate::error::retry_eintr(|| {
+    crate::interrupt::retry_eintr(|| {
         // SAFETY: ftruncate takes no pointers.
-        let rc = unsafe { libc::ftruncate(fd, len) };
+        let rc = unsafe { libc::ftruncate(fd.as_raw_fd(), len) };
         check(rc, "ftruncate")
     })
     .map(drop)

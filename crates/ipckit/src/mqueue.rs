@@ -588,7 +588,7 @@ fn with_wait<T>(
         // Through retry_eintr: a signal retries the call (with the time that is left), and a
         // thread whose host wants it stopped (a terminated Worker) ends it (see `interrupt`).
         let expired = EXPIRED;
-        let result = crate::error::retry_eintr(|| match wait {
+        let result = crate::interrupt::retry_eintr(|| match wait {
             Wait::Now => call(Some(&expired)),
             Wait::Forever => call(None),
             Wait::Until(deadline) => match deadline.saturating_duration_since(Instant::now()) {
@@ -640,7 +640,7 @@ fn poll(
         d.as_micros().div_ceil(1000).min(i32::MAX as u128) as libc::c_int
     });
     let mut interrupted = false;
-    let polled = crate::error::retry_eintr(|| {
+    let polled = crate::interrupt::retry_eintr(|| {
         if interrupted {
             // Interrupted once and not stopped: back to the caller, which recomputes the time.
             return Ok(0);
@@ -950,11 +950,7 @@ mod sys {
 
     use super::{Access, Attributes, Notify, OpenOptions};
     use crate::error::{check, Errno, Error, Result};
-
-    // mq_notify: the libc crate declares it for glibc only; musl has it too.
-    extern "C" {
-        fn mq_notify(mqdes: libc::mqd_t, sevp: *const libc::sigevent) -> libc::c_int;
-    }
+    use crate::sys::libc;
 
     #[allow(clippy::unnecessary_cast)] // mq_attr's fields are c_long: i64 on 64-bit targets only
     fn to_attributes(a: &libc::mq_attr) -> Attributes {
@@ -1115,7 +1111,7 @@ mod sys {
         };
         // SAFETY: `ev_ptr` is null (remove) or points to `ev`, a valid sigevent that lives
         // across the call.
-        check(unsafe { mq_notify(fd, ev_ptr) }, "mq_notify").map(drop)
+        check(unsafe { libc::mq_notify(fd, ev_ptr) }, "mq_notify").map(drop)
     }
 
     pub(super) fn unlink(name: &CStr) -> Result<()> {

@@ -20,6 +20,8 @@ use std::time::Instant;
 
 use crate::error::{check, Errno, Error, Result};
 use crate::key::Key;
+use crate::perm::Perm;
+use crate::sys::libc;
 use crate::wait::{Lines, Operation, Served, Ticket};
 
 /// Size of the `long mtype` that precedes the payload in a `struct msgbuf`.
@@ -115,8 +117,8 @@ pub struct Received {
 /// A queue's state, from `msgctl(IPC_STAT)`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MsgStat {
-    /// The key the queue was created with (0 for a private queue).
-    pub key: Key,
+    /// The key, owner, creator and permission bits (`struct ipc_perm`).
+    pub perm: Perm,
     /// Messages in the queue (`msg_qnum`).
     pub messages: u64,
     /// Payload bytes in the queue (`__msg_cbytes`).
@@ -137,16 +139,6 @@ pub struct MsgStat {
     pub last_receive_time: i64,
     /// Seconds since the epoch of the last change (creation or IPC_SET).
     pub change_time: i64,
-    /// Owner user id.
-    pub uid: u32,
-    /// Owner group id.
-    pub gid: u32,
-    /// Creator user id.
-    pub cuid: u32,
-    /// Creator group id.
-    pub cgid: u32,
-    /// Permission bits.
-    pub mode: u32,
 }
 
 /// Changes for [`MessageQueue::update`] (`msgctl(IPC_SET)`); `None` keeps the current value.
@@ -221,13 +213,24 @@ impl MessageQueue {
             buf.clear();
             buf.extend_from_slice(&(mtype as libc::c_long).to_ne_bytes());
             buf.extend_from_slice(data);
-            crate::error::retry_eintr(|| self.send_encoded(&buf, nowait))
+            self.send_encoded(&buf, nowait)
         })
     }
 
-    /// Sends a message built by [`encode`] (one `msgsnd` call; `EINTR` is returned, not
-    /// retried, so that a cancellable waiter can look at its flag).
+    /// Sends a message built by [`encode`] (`msgsnd`). With `nowait`, a full queue fails with
+    /// `EAGAIN`; a blocking send is retried after `EINTR` (through
+    /// [`retry_eintr`](crate::interrupt::retry_eintr), so a stopping host still ends it).
     pub fn send_encoded(&self, msgbuf: &[u8], nowait: bool) -> Result<()> {
+        if nowait {
+            self.send_encoded_once(msgbuf, true)
+        } else {
+            crate::interrupt::retry_eintr(|| self.send_encoded_once(msgbuf, false))
+        }
+    }
+
+    /// One `msgsnd` of a message built by [`encode`]: `EINTR` is returned, not retried, so
+    /// that a cancellable waiter can look at its flag.
+    fn send_encoded_once(&self, msgbuf: &[u8], nowait: bool) -> Result<()> {
         if msgbuf.len() < HEADER {
             return Err(Error::new(Errno::EINVAL, "msgsnd"));
         }
@@ -252,12 +255,23 @@ impl MessageQueue {
     /// `flags.except`, of any other type); < 0 the first of the lowest type <= `|mtype|`.
     /// A message longer than the buffer stays in the queue and fails with `E2BIG`, unless
     /// `flags.truncate`. An empty queue fails with `ENOMSG` under `flags.nowait`, blocks
-    /// otherwise; a removed queue fails with `EIDRM`. `EINTR` is returned, not retried.
+    /// otherwise (retried after `EINTR`, through
+    /// [`retry_eintr`](crate::interrupt::retry_eintr)); a removed queue fails with `EIDRM`.
     ///
     /// For more information, see [`msgrcv(2)`](https://man7.org/linux/man-pages/man2/msgrcv.2.html).
     #[doc(alias = "msgrcv")]
-    #[allow(clippy::unnecessary_cast)] // c_long is i64 on 64-bit targets only
     pub fn receive(&self, buf: &mut [u8], mtype: i64, flags: ReceiveFlags) -> Result<Received> {
+        if flags.nowait {
+            self.receive_once(buf, mtype, flags)
+        } else {
+            crate::interrupt::retry_eintr(|| self.receive_once(buf, mtype, flags))
+        }
+    }
+
+    /// One `msgrcv` (see [`receive`](Self::receive)): `EINTR` is returned, not retried, so
+    /// that a cancellable waiter can look at its flag.
+    #[allow(clippy::unnecessary_cast)] // c_long is i64 on 64-bit targets only
+    fn receive_once(&self, buf: &mut [u8], mtype: i64, flags: ReceiveFlags) -> Result<Received> {
         if buf.len() < HEADER {
             return Err(Error::new(Errno::EINVAL, "msgrcv"));
         }
@@ -377,7 +391,7 @@ impl MessageQueue {
     pub fn stat(&self) -> Result<MsgStat> {
         let ds = self.raw_stat()?;
         Ok(MsgStat {
-            key: crate::perm::key(&ds.msg_perm),
+            perm: Perm::of(&ds.msg_perm),
             messages: ds.msg_qnum as u64,
             bytes: message_bytes(&ds),
             max_bytes: ds.msg_qbytes as u64,
@@ -386,11 +400,6 @@ impl MessageQueue {
             last_send_time: ds.msg_stime as i64,
             last_receive_time: ds.msg_rtime as i64,
             change_time: ds.msg_ctime as i64,
-            uid: ds.msg_perm.uid,
-            gid: ds.msg_perm.gid,
-            cuid: ds.msg_perm.cuid,
-            cgid: ds.msg_perm.cgid,
-            mode: u32::from(ds.msg_perm.mode) & 0o777,
         })
     }
 
@@ -434,84 +443,6 @@ fn message_bytes(ds: &libc::msqid_ds) -> u64 {
 #[allow(clippy::unnecessary_cast)] // c_ulong is u64 on 64-bit targets only
 fn message_bytes(ds: &libc::msqid_ds) -> u64 {
     ds.msg_cbytes as u64
-}
-
-/// The `libc` crate binds no message queue calls for Apple targets (macOS has them, in
-/// `<sys/msg.h>`): on those targets this module stands in for `libc` in this file (and in
-/// [`crate::sysv_list`]), adding the declarations with Apple's layouts, so that the calls above
-/// read the same on every platform. Built for macOS here, never run: see the README.
-#[cfg(target_vendor = "apple")]
-#[allow(non_camel_case_types)] // the C names
-pub(crate) mod libc {
-    pub use ::libc::*;
-
-    /// `MSG_NOERROR` of Apple's `<sys/msg.h>` (octal 010000): truncate a long message.
-    pub const MSG_NOERROR: c_int = 0o10000;
-
-    /// `struct __msqid_ds_new` of Apple's `<sys/msg.h>`, the `struct msqid_ds` that
-    /// `msgctl` takes (the header wraps it in `#pragma pack(4)`).
-    #[repr(C, packed(4))]
-    #[derive(Clone, Copy)]
-    pub struct msqid_ds {
-        /// Permissions (`struct __ipc_perm_new`).
-        pub msg_perm: ipc_perm,
-        /// Reserved for the kernel.
-        pub msg_first: i32,
-        /// Reserved for the kernel.
-        pub msg_last: i32,
-        /// Bytes in the queue (`msglen_t`, an unsigned long).
-        pub msg_cbytes: c_ulong,
-        /// Messages in the queue (`msgqnum_t`, an unsigned long).
-        pub msg_qnum: c_ulong,
-        /// Capacity in bytes (`msglen_t`).
-        pub msg_qbytes: c_ulong,
-        /// Pid of the last `msgsnd`.
-        pub msg_lspid: pid_t,
-        /// Pid of the last `msgrcv`.
-        pub msg_lrpid: pid_t,
-        /// Time of the last `msgsnd`.
-        pub msg_stime: time_t,
-        /// Reserved.
-        pub msg_pad1: i32,
-        /// Time of the last `msgrcv`.
-        pub msg_rtime: time_t,
-        /// Reserved.
-        pub msg_pad2: i32,
-        /// Time of the last change.
-        pub msg_ctime: time_t,
-        /// Reserved.
-        pub msg_pad3: i32,
-        /// Reserved.
-        pub msg_pad4: [i32; 4],
-    }
-
-    extern "C" {
-        /// [`msgget(2)`](https://man7.org/linux/man-pages/man2/msgget.2.html).
-        pub fn msgget(key: key_t, msgflg: c_int) -> c_int;
-        /// [`msgsnd(2)`](https://man7.org/linux/man-pages/man2/msgsnd.2.html).
-        pub fn msgsnd(msqid: c_int, msgp: *const c_void, msgsz: size_t, msgflg: c_int) -> c_int;
-        /// [`msgrcv(2)`](https://man7.org/linux/man-pages/man2/msgrcv.2.html).
-        pub fn msgrcv(
-            msqid: c_int,
-            msgp: *mut c_void,
-            msgsz: size_t,
-            msgtyp: c_long,
-            msgflg: c_int,
-        ) -> ssize_t;
-        /// [`msgctl(2)`](https://man7.org/linux/man-pages/man2/msgctl.2.html).
-        pub fn msgctl(msqid: c_int, cmd: c_int, buf: *mut msqid_ds) -> c_int;
-    }
-
-    // The layout of <sys/msg.h> on 64-bit macOS: a 24-byte ipc_perm, then 4-byte packing (116).
-    #[cfg(target_pointer_width = "64")]
-    const _: () = {
-        use std::mem::{offset_of, size_of};
-        assert!(size_of::<msqid_ds>() == 116);
-        assert!(offset_of!(msqid_ds, msg_cbytes) == 32);
-        assert!(offset_of!(msqid_ds, msg_lspid) == 56);
-        assert!(offset_of!(msqid_ds, msg_stime) == 64);
-        assert!(offset_of!(msqid_ds, msg_ctime) == 88);
-    };
 }
 
 /// The receives of one queue with one set of options, served in order (see
@@ -563,7 +494,7 @@ impl Operation for LineReceive {
                 truncate: self.flags.truncate && at_limit,
                 ..self.flags
             };
-            match self.queue.receive(&mut self.buf, self.mtype, flags) {
+            match self.queue.receive_once(&mut self.buf, self.mtype, flags) {
                 Ok(got) => {
                     let payload = &self.buf[HEADER..HEADER + got.len];
                     let mut data = Vec::new();
@@ -614,7 +545,7 @@ impl Operation for LineSend {
     type Output = ();
 
     fn run(&mut self, msgbuf: &Vec<u8>, _: Option<Instant>) -> Result<Served<()>> {
-        self.queue.send_encoded(msgbuf, false).map(Served::One)
+        self.queue.send_encoded_once(msgbuf, false).map(Served::One)
     }
 
     fn timed_out(&self) -> Result<()> {
@@ -709,7 +640,10 @@ mod tests {
         let q = private();
         q.0.send(1, b"abc", false).unwrap();
         let st = q.0.stat().unwrap();
-        assert_eq!((st.messages, st.bytes, st.mode, st.key), (1, 3, 0o600, 0));
+        assert_eq!(
+            (st.messages, st.bytes, st.perm.mode, st.perm.key),
+            (1, 3, 0o600, 0)
+        );
         // SAFETY: getpid has no preconditions.
         assert_eq!(st.last_send_pid, unsafe { libc::getpid() });
         q.0.update(MsgUpdate {
@@ -719,7 +653,7 @@ mod tests {
         })
         .unwrap();
         let st = q.0.stat().unwrap();
-        assert_eq!((st.max_bytes, st.mode), (4096, 0o640));
+        assert_eq!((st.max_bytes, st.perm.mode), (4096, 0o640));
     }
 
     #[test]
@@ -759,7 +693,7 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(again.errno(), Errno::EEXIST);
-        assert_eq!(q.0.stat().unwrap().key, key);
+        assert_eq!(q.0.stat().unwrap().perm.key, key);
     }
 
     #[test]
@@ -774,7 +708,7 @@ mod tests {
         spawn(move || {
             let mut buf = vec![0u8; HEADER + 16];
             let r = interruptible(&c, "msgrcv", || {
-                queue.receive(&mut buf, 0, ReceiveFlags::default())
+                queue.receive_once(&mut buf, 0, ReceiveFlags::default())
             });
             tx.send(r).unwrap();
         })

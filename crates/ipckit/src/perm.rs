@@ -1,15 +1,55 @@
-//! `struct ipc_perm`, shared by System V message queues, semaphore sets and shared memory: the
-//! key it records (a field whose name differs between C libraries) and the owner and mode
-//! changes that `IPC_SET` makes.
+//! `struct ipc_perm`, shared by System V message queues, semaphore sets and shared memory:
+//! [`Perm`], what their `stat` reports of it (the key, a field whose name differs between C
+//! libraries, the owner, the creator and the permission bits), and the owner and mode changes
+//! that `IPC_SET` makes, written once for the three.
 //!
-//! ```ignore
-//! let key = perm::key(&ds.msg_perm);
-//! perm::set_owner(&mut ds.msg_perm, Some(0o640), None, None);
+//! ```
+//! use ipckit::msg::{MessageQueue, OpenOptions};
+//! let q = MessageQueue::open(ipckit::IPC_PRIVATE, OpenOptions::default())?;
+//! let perm: ipckit::perm::Perm = q.stat()?.perm;
+//! assert_eq!((perm.key, perm.mode, perm.uid), (0, 0o600, perm.cuid));
+//! q.remove()?;
+//! # Ok::<(), ipckit::Error>(())
 //! ```
 //!
 //! For more information, see [`sysvipc(7)`](https://man7.org/linux/man-pages/man7/sysvipc.7.html).
 
 use crate::key::Key;
+
+/// The key, owner, creator and permission bits of a System V object (`struct ipc_perm`), as
+/// its `stat` reports them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Perm {
+    /// The key the object was created with (0 for a private object, and for a shared memory
+    /// segment that was removed while attached).
+    pub key: Key,
+    /// Owner user id.
+    pub uid: u32,
+    /// Owner group id.
+    pub gid: u32,
+    /// Creator user id.
+    pub cuid: u32,
+    /// Creator group id.
+    pub cgid: u32,
+    /// Permission bits (`0o777` of the mode; the kernel keeps flags such as `SHM_DEST` above).
+    pub mode: u32,
+}
+
+impl Perm {
+    /// What `perm` says, the mode cut to its permission bits.
+    // The field types of ipc_perm differ between C libraries; the casts are no-ops on some.
+    #[allow(clippy::unnecessary_cast)]
+    pub(crate) fn of(perm: &libc::ipc_perm) -> Self {
+        Self {
+            key: key(perm),
+            uid: perm.uid as u32,
+            gid: perm.gid as u32,
+            cuid: perm.cuid as u32,
+            cgid: perm.cgid as u32,
+            mode: perm.mode as u32 & 0o777,
+        }
+    }
+}
 
 /// The key of a System V object (glibc's `__key`).
 #[cfg(all(target_os = "linux", target_env = "gnu"))]

@@ -10,18 +10,18 @@
 //!
 //! ```
 //! # #[cfg(any(target_os = "linux", target_os = "android"))] {
-//! use std::os::fd::AsRawFd;
+//! use std::os::fd::AsFd;
 //! use std::time::Duration;
 //!
 //! let mut child = std::process::Command::new("sleep").arg("10").spawn().unwrap();
 //! let fd = ipckit::pidfd::open(child.id() as i32)?;
-//! assert!(!ipckit::pidfd::has_exited(fd.as_raw_fd())?);
-//! ipckit::pidfd::send_signal(fd.as_raw_fd(), libc::SIGTERM)?;
-//! assert!(ipckit::pidfd::wait_exit(fd.as_raw_fd(), Some(Duration::from_secs(10)))?);
-//! let status = ipckit::pidfd::exit_status(fd.as_raw_fd())?;
+//! assert!(!ipckit::pidfd::has_exited(fd.as_fd())?);
+//! ipckit::pidfd::send_signal(fd.as_fd(), libc::SIGTERM)?;
+//! assert!(ipckit::pidfd::wait_exit(fd.as_fd(), Some(Duration::from_secs(10)))?);
+//! let status = ipckit::pidfd::exit_status(fd.as_fd())?;
 //! assert_eq!(status, Some(ipckit::pidfd::ExitStatus::Signaled { signal: libc::SIGTERM, core_dumped: false }));
 //! child.wait().unwrap(); // reaped: the pid may now be reused
-//! assert_eq!(ipckit::pidfd::send_signal(fd.as_raw_fd(), libc::SIGTERM).unwrap_err().code(), "ESRCH");
+//! assert_eq!(ipckit::pidfd::send_signal(fd.as_fd(), libc::SIGTERM).unwrap_err().code(), "ESRCH");
 //! # }
 //! # Ok::<(), ipckit::Error>(())
 //! ```
@@ -34,8 +34,8 @@
 #[cfg(any(target_os = "linux", target_os = "android"))]
 use std::mem::MaybeUninit;
 #[cfg(any(target_os = "linux", target_os = "android"))]
-use std::os::fd::FromRawFd;
-use std::os::fd::{OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, RawFd};
+use std::os::fd::{BorrowedFd, OwnedFd};
 use std::time::Duration;
 
 #[cfg(any(target_os = "linux", target_os = "android"))]
@@ -104,16 +104,16 @@ pub fn open(pid: i32) -> Result<OwnedFd> {
 ///
 /// ```
 /// # #[cfg(any(target_os = "linux", target_os = "android"))] {
-/// use std::os::fd::AsRawFd;
+/// use std::os::fd::AsFd;
 /// let me = ipckit::pidfd::open(std::process::id() as i32)?;
-/// ipckit::pidfd::send_signal(me.as_raw_fd(), 0)?; // alive
+/// ipckit::pidfd::send_signal(me.as_fd(), 0)?; // alive
 /// # }
 /// # Ok::<(), ipckit::Error>(())
 /// ```
 ///
 /// For more information, see [`pidfd_send_signal(2)`](https://man7.org/linux/man-pages/man2/pidfd_send_signal.2.html).
 #[doc(alias = "pidfd_send_signal")]
-pub fn send_signal(fd: RawFd, signal: i32) -> Result<()> {
+pub fn send_signal(fd: BorrowedFd<'_>, signal: i32) -> Result<()> {
     #[cfg(any(target_os = "linux", target_os = "android"))]
     {
         // SAFETY: a null siginfo makes the kernel fill it in as kill(2) does; flags are 0.
@@ -139,13 +139,13 @@ pub fn send_signal(fd: RawFd, signal: i32) -> Result<()> {
 ///
 /// ```
 /// # #[cfg(any(target_os = "linux", target_os = "android"))] {
-/// use std::os::fd::AsRawFd;
+/// use std::os::fd::AsFd;
 /// let me = ipckit::pidfd::open(std::process::id() as i32)?;
-/// assert!(!ipckit::pidfd::has_exited(me.as_raw_fd())?);
+/// assert!(!ipckit::pidfd::has_exited(me.as_fd())?);
 /// # }
 /// # Ok::<(), ipckit::Error>(())
 /// ```
-pub fn has_exited(fd: RawFd) -> Result<bool> {
+pub fn has_exited(fd: BorrowedFd<'_>) -> Result<bool> {
     wait_exit(fd, Some(Duration::ZERO))
 }
 
@@ -155,22 +155,22 @@ pub fn has_exited(fd: RawFd) -> Result<bool> {
 ///
 /// ```
 /// # #[cfg(any(target_os = "linux", target_os = "android"))] {
-/// use std::os::fd::AsRawFd;
+/// use std::os::fd::AsFd;
 /// use std::time::Duration;
 /// let me = ipckit::pidfd::open(std::process::id() as i32)?;
-/// assert!(!ipckit::pidfd::wait_exit(me.as_raw_fd(), Some(Duration::from_millis(5)))?);
+/// assert!(!ipckit::pidfd::wait_exit(me.as_fd(), Some(Duration::from_millis(5)))?);
 /// # }
 /// # Ok::<(), ipckit::Error>(())
 /// ```
 ///
 /// For more information, see [`poll(2)`](https://man7.org/linux/man-pages/man2/poll.2.html).
-pub fn wait_exit(fd: RawFd, timeout: Option<Duration>) -> Result<bool> {
+pub fn wait_exit(fd: BorrowedFd<'_>, timeout: Option<Duration>) -> Result<bool> {
     #[cfg(any(target_os = "linux", target_os = "android"))]
     {
         let deadline = timeout.map(|t| std::time::Instant::now().checked_add(t));
         // Through retry_eintr: a signal re-arms the wait with the time left, and a thread
         // whose host wants it stopped (a terminated Worker) ends it (see `interrupt`).
-        crate::error::retry_eintr(|| loop {
+        crate::interrupt::retry_eintr(|| loop {
             let ms: libc::c_int = match deadline {
                 None | Some(None) => -1,
                 Some(Some(at)) => {
@@ -181,7 +181,7 @@ pub fn wait_exit(fd: RawFd, timeout: Option<Duration>) -> Result<bool> {
                 }
             };
             let mut pfd = libc::pollfd {
-                fd,
+                fd: fd.as_raw_fd(),
                 events: libc::POLLIN,
                 revents: 0,
             };
@@ -213,23 +213,24 @@ pub fn wait_exit(fd: RawFd, timeout: Option<Duration>) -> Result<bool> {
 ///
 /// ```
 /// # #[cfg(any(target_os = "linux", target_os = "android"))] {
-/// use std::os::fd::AsRawFd;
+/// use std::os::fd::AsFd;
 /// let me = ipckit::pidfd::open(std::process::id() as i32)?;
-/// assert_eq!(ipckit::pidfd::exit_status(me.as_raw_fd())?, None); // not a child
+/// assert_eq!(ipckit::pidfd::exit_status(me.as_fd())?, None); // not a child
 /// # }
 /// # Ok::<(), ipckit::Error>(())
 /// ```
 ///
 /// For more information, see [`waitid(2)`](https://man7.org/linux/man-pages/man2/waitid.2.html).
 #[doc(alias = "waitid")]
-pub fn exit_status(fd: RawFd) -> Result<Option<ExitStatus>> {
+pub fn exit_status(fd: BorrowedFd<'_>) -> Result<Option<ExitStatus>> {
     #[cfg(any(target_os = "linux", target_os = "android"))]
     {
-        let id = libc::id_t::try_from(fd).map_err(|_| Error::new(Errno::EBADF, "waitid"))?;
+        let id =
+            libc::id_t::try_from(fd.as_raw_fd()).map_err(|_| Error::new(Errno::EBADF, "waitid"))?;
         let mut info = MaybeUninit::<libc::siginfo_t>::zeroed();
-        let rc = crate::error::retry_eintr(|| {
-            // SAFETY: `info` points to a siginfo_t that waitid fills in.
+        let rc = crate::interrupt::retry_eintr(|| {
             check(
+                // SAFETY: `info` points to a siginfo_t that waitid fills in.
                 unsafe {
                     libc::waitid(
                         libc::P_PIDFD,
@@ -282,24 +283,27 @@ pub fn exit_status(fd: RawFd) -> Result<Option<ExitStatus>> {
 ///
 /// ```
 /// # #[cfg(any(target_os = "linux", target_os = "android"))] {
-/// use std::os::fd::AsRawFd;
+/// use std::os::fd::AsFd;
 /// let me = ipckit::pidfd::open(std::process::id() as i32)?;
-/// assert_eq!(ipckit::pidfd::adopt(me.as_raw_fd())?, Some(std::process::id() as i32));
+/// assert_eq!(ipckit::pidfd::adopt(me.as_fd())?, Some(std::process::id() as i32));
 /// # }
 /// # Ok::<(), ipckit::Error>(())
 /// ```
-pub fn adopt(fd: RawFd) -> Result<Option<i32>> {
+pub fn adopt(fd: BorrowedFd<'_>) -> Result<Option<i32>> {
     #[cfg(any(target_os = "linux", target_os = "android"))]
     {
-        // SAFETY: F_GETFD takes no argument; it only tells whether `fd` is open.
-        check(unsafe { libc::fcntl(fd, libc::F_GETFD) }, "fcntl")?;
-        let link = std::fs::read_link(format!("/proc/self/fd/{fd}"))
+        check(
+            // SAFETY: F_GETFD takes no argument; it only tells whether `fd` is open.
+            unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFD) },
+            "fcntl",
+        )?;
+        let link = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))
             .map_err(|_| Error::new(Errno::EBADF, "pidfd_open"))?;
         let link = link.to_string_lossy();
         if link != "anon_inode:[pidfd]" && !link.starts_with("pidfd:") {
             return Err(Error::new(Errno::EINVAL, "pidfd_open"));
         }
-        let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{fd}"))
+        let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{}", fd.as_raw_fd()))
             .map_err(|_| Error::new(Errno::EBADF, "pidfd_open"))?;
         let pid = info
             .lines()
@@ -317,43 +321,38 @@ pub fn adopt(fd: RawFd) -> Result<Option<i32>> {
 #[cfg(all(test, any(target_os = "linux", target_os = "android")))]
 mod tests {
     use super::*;
-    use std::os::fd::AsRawFd;
+    use std::os::fd::AsFd;
     use std::process::Command;
 
     #[test]
     fn exit_status_of_a_child_without_reaping_it() {
         let mut child = Command::new("sh").args(["-c", "exit 7"]).spawn().unwrap();
         let fd = open(child.id() as i32).unwrap();
-        assert!(wait_exit(fd.as_raw_fd(), Some(Duration::from_secs(20))).unwrap());
-        assert!(has_exited(fd.as_raw_fd()).unwrap());
+        assert!(wait_exit(fd.as_fd(), Some(Duration::from_secs(20))).unwrap());
+        assert!(has_exited(fd.as_fd()).unwrap());
         assert_eq!(
-            exit_status(fd.as_raw_fd()).unwrap(),
+            exit_status(fd.as_fd()).unwrap(),
             Some(ExitStatus::Exited(7))
         );
         // Not reaped: the parent's own wait still gets the status.
         assert_eq!(child.wait().unwrap().code(), Some(7));
-        assert_eq!(exit_status(fd.as_raw_fd()).unwrap(), None, "reaped now");
+        assert_eq!(exit_status(fd.as_fd()).unwrap(), None, "reaped now");
         assert_eq!(
-            send_signal(fd.as_raw_fd(), libc::SIGKILL)
-                .unwrap_err()
-                .errno(),
+            send_signal(fd.as_fd(), libc::SIGKILL).unwrap_err().errno(),
             Errno::ESRCH
         );
-        assert_eq!(adopt(fd.as_raw_fd()).unwrap(), None, "gone");
+        assert_eq!(adopt(fd.as_fd()).unwrap(), None, "gone");
     }
 
     #[test]
     fn timeouts_and_bad_descriptors() {
         let me = open(std::process::id() as i32).unwrap();
         let started = std::time::Instant::now();
-        assert!(!wait_exit(me.as_raw_fd(), Some(Duration::from_millis(30))).unwrap());
+        assert!(!wait_exit(me.as_fd(), Some(Duration::from_millis(30))).unwrap());
         assert!(started.elapsed() >= Duration::from_millis(30));
         let (r, _w) = crate::pipe::pipe().unwrap();
-        assert_eq!(adopt(r.as_raw_fd()).unwrap_err().errno(), Errno::EINVAL);
-        assert_eq!(
-            send_signal(r.as_raw_fd(), 0).unwrap_err().errno(),
-            Errno::EBADF
-        );
+        assert_eq!(adopt(r.as_fd()).unwrap_err().errno(), Errno::EINVAL);
+        assert_eq!(send_signal(r.as_fd(), 0).unwrap_err().errno(), Errno::EBADF);
         assert_eq!(open(i32::MAX).unwrap_err().errno(), Errno::ESRCH);
         assert_eq!(open(-5).unwrap_err().errno(), Errno::EINVAL);
     }

@@ -25,7 +25,7 @@ use std::path::Path;
 use nix::fcntl::{self, FcntlArg, OFlag};
 use nix::sys::stat::{self, Mode, SFlag};
 
-use crate::error::{Errno, Error, Result};
+use crate::error::{sys, Errno, Error, Result};
 use crate::wait::{interruptible, Canceller};
 
 /// Which end of a FIFO to open.
@@ -55,10 +55,6 @@ impl FifoEnd {
     fn flags(self) -> OFlag {
         self.access() | OFlag::O_CLOEXEC | OFlag::O_NOCTTY
     }
-}
-
-fn sys(syscall: &'static str) -> impl Fn(Errno) -> Error {
-    move |errno| Error::new(errno, syscall)
 }
 
 /// Creates a pipe (`pipe2(O_CLOEXEC)`): `(read end, write end)`, both blocking and
@@ -93,6 +89,27 @@ pub fn pipe() -> Result<(OwnedFd, OwnedFd)> {
     let (read, write) = nix::unistd::pipe().map_err(sys("pipe"))?;
     set_cloexec(read.as_fd())?;
     set_cloexec(write.as_fd())?;
+    Ok((read, write))
+}
+
+/// A pipe whose ends are both non-blocking and close-on-exec (`pipe2(O_CLOEXEC |
+/// O_NONBLOCK)`), for a signal watch: its handler must never block on a full pipe.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub(crate) fn nonblocking_pipe() -> Result<(OwnedFd, OwnedFd)> {
+    nix::unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK).map_err(sys("pipe2"))
+}
+
+/// A non-blocking pipe where there is no `pipe2` (macOS): [`pipe`], then `O_NONBLOCK` on
+/// both ends (a `fork` + `exec` on another thread in between could inherit them; the C
+/// library offers no atomic way there).
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+pub(crate) fn nonblocking_pipe() -> Result<(OwnedFd, OwnedFd)> {
+    let (read, write) = pipe()?;
+    for end in [read.as_fd(), write.as_fd()] {
+        let flags = fcntl::fcntl(end, FcntlArg::F_GETFL).map_err(sys("fcntl"))?;
+        let flags = OFlag::from_bits_retain(flags) | OFlag::O_NONBLOCK;
+        fcntl::fcntl(end, FcntlArg::F_SETFL(flags)).map_err(sys("fcntl"))?;
+    }
     Ok((read, write))
 }
 
@@ -207,7 +224,7 @@ pub fn open_fifo(path: &Path, end: FifoEnd, canceller: &Canceller) -> Result<Own
 ///
 /// For more information, see [`open(2)`](https://man7.org/linux/man-pages/man2/open.2.html).
 pub fn open_fifo_blocking(path: &Path, end: FifoEnd) -> Result<OwnedFd> {
-    let fd = crate::error::retry_eintr(|| {
+    let fd = crate::interrupt::retry_eintr(|| {
         fcntl::open(path, end.flags(), Mode::empty()).map_err(sys("open"))
     })?;
     ensure_fifo(fd)

@@ -13,11 +13,11 @@
 //!
 //! ```
 //! use ipckit::poller::{watch, Interest};
-//! use std::os::fd::AsRawFd;
+//! use std::os::fd::AsFd;
 //! let (a, b) = ipckit::socket::socketpair(ipckit::socket::Kind::Datagram)?;
 //! let (tx, rx) = std::sync::mpsc::channel();
-//! watch(b.as_raw_fd(), Interest::Read, move |r| tx.send(r).unwrap())?;
-//! ipckit::socket::send(a.as_raw_fd(), b"hi", &[], None, true)?;
+//! watch(b.as_fd(), Interest::Read, move |r| tx.send(r).unwrap())?;
+//! ipckit::socket::send(a.as_fd(), b"hi", &[], None, true)?;
 //! assert!(rx.recv().unwrap().is_ok());
 //! # Ok::<(), ipckit::Error>(())
 //! ```
@@ -31,45 +31,14 @@
 //! [`kqueue(2)`](https://man.freebsd.org/cgi/man.cgi?query=kqueue).
 
 use std::collections::HashMap;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 #[cfg(any(target_os = "linux", target_os = "android"))]
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 
-use crate::error::{check, retry_eintr, Error, Result};
-
-/// Apple targets: `libc` plus the epoll vocabulary the bookkeeping of this module speaks
-/// (interest bits, control operations, the ready event), which the kqueue calls below
-/// translate; the values are Linux's.
-#[cfg(target_vendor = "apple")]
-#[allow(non_camel_case_types)] // the C names
-mod libc {
-    pub use ::libc::*;
-    /// Readable.
-    pub const EPOLLIN: c_int = 0x001;
-    /// Writable.
-    pub const EPOLLOUT: c_int = 0x004;
-    /// An error is pending (`EV_ERROR`).
-    pub const EPOLLERR: c_int = 0x008;
-    /// End of file (`EV_EOF`).
-    pub const EPOLLHUP: c_int = 0x010;
-    /// One-shot: every kqueue filter registered here is `EV_ONESHOT`.
-    pub const EPOLLONESHOT: c_int = 1 << 30;
-    /// Register an fd.
-    pub const EPOLL_CTL_ADD: c_int = 1;
-    /// Unregister an fd.
-    pub const EPOLL_CTL_DEL: c_int = 2;
-    /// Change an fd's interests.
-    pub const EPOLL_CTL_MOD: c_int = 3;
-    /// A ready fd and what it is ready for.
-    #[derive(Clone, Copy)]
-    pub struct epoll_event {
-        /// `EPOLLIN` | `EPOLLOUT` | `EPOLLERR` | `EPOLLHUP`.
-        pub events: u32,
-        /// The fd.
-        pub u64: u64,
-    }
-}
+use crate::error::{check, Error, Result};
+use crate::interrupt::retry_eintr;
+use crate::sys::libc;
 
 /// What a watch waits for: `Interest::Read` for a receive or an accept, `Interest::Write`
 /// for a send that found the buffer full.
@@ -299,9 +268,9 @@ impl Poller {
             events,
             u64: fd as u64,
         };
-        // SAFETY: `event` is a valid epoll_event that the call only reads; the epoll fd is
-        // owned by `self`.
         check(
+            // SAFETY: `event` is a valid epoll_event that the call only reads; the epoll fd is
+            // owned by `self`.
             unsafe { libc::epoll_ctl(self.epoll.as_raw_fd(), op, fd, &mut event) },
             "epoll_ctl",
         )
@@ -346,10 +315,8 @@ impl Poller {
             let mut set: libc::sigset_t = std::mem::zeroed();
             libc::sigfillset(&mut set);
             #[cfg(any(target_os = "linux", target_os = "android"))]
-            for signo in crate::signal::rtmin()..=crate::signal::rtmax() {
-                if signo != crate::wait::wake_signal()
-                    && Some(signo) != crate::signal::mask_signal()
-                {
+            for signo in crate::sys::rtmin()..=crate::sys::rtmax() {
+                if signo != crate::sys::wake_signal() && Some(signo) != crate::sys::mask_signal() {
                     libc::sigdelset(&mut set, signo);
                 }
             }
@@ -370,8 +337,8 @@ impl Poller {
             let n = retry_eintr(|| self.wait(&mut raw, &mut events));
             #[cfg(not(target_vendor = "apple"))]
             let n = retry_eintr(|| {
-                // SAFETY: `events` is writable for the length we pass.
                 check(
+                    // SAFETY: `events` is writable for the length we pass.
                     unsafe {
                         libc::epoll_wait(
                             self.epoll.as_raw_fd(),
@@ -418,21 +385,22 @@ impl Poller {
 ///
 /// ```
 /// use ipckit::poller::{watch, Interest};
-/// use std::os::fd::AsRawFd;
+/// use std::os::fd::AsFd;
 /// let (a, _b) = ipckit::socket::socketpair(ipckit::socket::Kind::Stream)?;
 /// let (tx, rx) = std::sync::mpsc::channel();
 /// // An empty socket buffer is writable at once.
-/// watch(a.as_raw_fd(), Interest::Write, move |r| tx.send(r.is_ok()).unwrap())?;
+/// watch(a.as_fd(), Interest::Write, move |r| tx.send(r.is_ok()).unwrap())?;
 /// assert!(rx.recv().unwrap());
 /// # Ok::<(), ipckit::Error>(())
 /// ```
 ///
 /// For more information, see [`epoll_ctl(2)`](https://man7.org/linux/man-pages/man2/epoll_ctl.2.html).
 pub fn watch(
-    fd: RawFd,
+    fd: BorrowedFd<'_>,
     interest: Interest,
     on_ready: impl FnOnce(Result<()>) + Send + 'static,
 ) -> Result<WatchId> {
+    let fd = fd.as_raw_fd();
     let poller = poller()?;
     let mut state = lock(&poller.state);
     let existing = state.fds.get(&fd);
@@ -442,30 +410,30 @@ pub fn watch(
         | interest.events()
         | libc::EPOLLONESHOT as u32;
     if existing.is_some() {
-        match poller.ctl(libc::EPOLL_CTL_MOD, fd, events) {
+        match poller.ctl(libc::EPOLL_CTL_MOD, fd.as_raw_fd(), events) {
             Err(e) if e.errno() == crate::Errno::ENOENT => {
                 // The fd number was closed (the kernel forgot it) and reused.
-                poller.ctl(libc::EPOLL_CTL_ADD, fd, events)?
+                poller.ctl(libc::EPOLL_CTL_ADD, fd.as_raw_fd(), events)?
             }
             other => other?,
         }
     } else {
-        match poller.ctl(libc::EPOLL_CTL_ADD, fd, events) {
+        match poller.ctl(libc::EPOLL_CTL_ADD, fd.as_raw_fd(), events) {
             Err(e) if e.errno() == crate::Errno::EEXIST => {
                 // A stale registration of a closed and reused fd number.
-                poller.ctl(libc::EPOLL_CTL_MOD, fd, events)?
+                poller.ctl(libc::EPOLL_CTL_MOD, fd.as_raw_fd(), events)?
             }
             other => other?,
         }
     }
     state.next_id += 1;
     let id = state.next_id;
-    state.fds.entry(fd).or_default().push(Waiter {
+    state.fds.entry(fd.as_raw_fd()).or_default().push(Waiter {
         id,
         interest,
         callback: Box::new(on_ready),
     });
-    state.by_id.insert(id, fd);
+    state.by_id.insert(id, fd.as_raw_fd());
     Ok(id)
 }
 
@@ -475,10 +443,10 @@ pub fn watch(
 ///
 /// ```
 /// use ipckit::poller::{cancel, watch, Interest};
-/// use std::os::fd::AsRawFd;
+/// use std::os::fd::AsFd;
 /// let (_a, b) = ipckit::socket::socketpair(ipckit::socket::Kind::Datagram)?;
 /// let (tx, rx) = std::sync::mpsc::channel();
-/// let id = watch(b.as_raw_fd(), Interest::Read, move |r| tx.send(r).unwrap())?;
+/// let id = watch(b.as_fd(), Interest::Read, move |r| tx.send(r).unwrap())?;
 /// assert!(cancel(id));
 /// assert!(rx.recv().unwrap().unwrap_err().is_cancelled());
 /// # Ok::<(), ipckit::Error>(())
@@ -520,6 +488,7 @@ pub fn watches() -> usize {
 mod tests {
     use super::*;
     use crate::socket::{self, Kind};
+    use std::os::fd::AsFd;
     use std::sync::mpsc;
     use std::time::Duration;
 
@@ -528,11 +497,11 @@ mod tests {
         let (a, b) = socket::socketpair(Kind::Datagram).unwrap();
         let (tx, rx) = mpsc::channel();
         let tx2 = tx.clone();
-        watch(b.as_raw_fd(), Interest::Read, move |r| {
+        watch(b.as_fd(), Interest::Read, move |r| {
             tx.send(("read", r)).unwrap()
         })
         .unwrap();
-        watch(b.as_raw_fd(), Interest::Write, move |r| {
+        watch(b.as_fd(), Interest::Write, move |r| {
             tx2.send(("write", r)).unwrap()
         })
         .unwrap();
@@ -540,7 +509,7 @@ mod tests {
         assert_eq!(what, "write");
         assert!(r.is_ok());
         assert!(rx.recv_timeout(Duration::from_millis(50)).is_err());
-        socket::send(a.as_raw_fd(), b"x", &[], None, true).unwrap();
+        socket::send(a.as_fd(), b"x", &[], None, true).unwrap();
         let (what, r) = rx.recv_timeout(Duration::from_secs(5)).unwrap();
         assert_eq!(what, "read");
         assert!(r.is_ok());
@@ -551,22 +520,18 @@ mod tests {
         // Datagram: every target has it (macOS has no SOCK_SEQPACKET UNIX sockets).
         let (_a, b) = socket::socketpair(Kind::Datagram).unwrap();
         let (tx, rx) = mpsc::channel();
-        let id = watch(b.as_raw_fd(), Interest::Read, move |r| tx.send(r).unwrap()).unwrap();
+        let id = watch(b.as_fd(), Interest::Read, move |r| tx.send(r).unwrap()).unwrap();
         assert!(cancel(id));
         assert!(rx.recv().unwrap().unwrap_err().is_cancelled());
         assert!(!cancel(id));
     }
 
+    /// A descriptor epoll cannot watch (a regular file) is refused with the kernel's answer.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
     #[test]
-    fn bad_fd_is_refused() {
-        let e = watch(-1, Interest::Read, |_| {}).unwrap_err();
-        assert_eq!(e.code(), "EBADF");
-        // kqueue stands in for epoll on Apple targets.
-        let syscall = if cfg!(target_vendor = "apple") {
-            "kevent"
-        } else {
-            "epoll_ctl"
-        };
-        assert_eq!(e.syscall(), syscall);
+    fn an_unpollable_fd_is_refused() {
+        let file = std::fs::File::open("/proc/self/status").unwrap();
+        let e = watch(file.as_fd(), Interest::Read, |_| {}).unwrap_err();
+        assert_eq!((e.code().as_str(), e.syscall()), ("EPERM", "epoll_ctl"));
     }
 }

@@ -240,7 +240,7 @@ impl Semaphore {
     /// # Ok::<(), ipckit::Error>(())
     /// ```
     pub fn wait_blocking(&self, deadline: Option<Instant>) -> Result<()> {
-        crate::error::retry_eintr(|| self.wait(deadline))
+        crate::interrupt::retry_eintr(|| self.wait(deadline))
     }
 
     /// Waits (as [`wait`](Self::wait)) on one of this crate's threads and tells `deliver`:

@@ -9,12 +9,12 @@
 //! ```
 //! use ipckit::posix_shm::{self, OpenOptions};
 //! use ipckit::mmap::Mapping;
-//! use std::os::fd::AsRawFd;
+//! use std::os::fd::AsFd;
 //!
 //! let name = format!("/ipckit-doc-{}", std::process::id());
 //! let obj = posix_shm::open(&name, OpenOptions { size: 4096, create: true, ..Default::default() })?;
 //! assert_eq!((obj.created, obj.size), (true, 4096));
-//! let map = Mapping::map(obj.fd.as_raw_fd(), 4096, false)?;
+//! let map = Mapping::map(obj.fd.as_fd(), 4096, false)?;
 //! map.write(0, b"hello")?;
 //! posix_shm::unlink(&name)?; // the mapping keeps working
 //! # Ok::<(), ipckit::Error>(())
@@ -23,7 +23,7 @@
 //! For more information, see [`shm_overview(7)`](https://man7.org/linux/man-pages/man7/shm_overview.7.html).
 
 use std::ffi::CString;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 use crate::error::{check, Errno, Error, Result};
 
@@ -129,10 +129,10 @@ pub struct Opened {
 ///
 /// ```
 /// # use ipckit::posix_shm::{self, OpenOptions};
-/// # use std::os::fd::AsRawFd;
+/// # use std::os::fd::AsFd;
 /// # let name = format!("/ipckit-doc-stat-{}", std::process::id());
 /// let obj = posix_shm::open(&name, OpenOptions { size: 64, create: true, mode: 0o640, ..Default::default() })?;
-/// let st = posix_shm::stat(obj.fd.as_raw_fd())?;
+/// let st = posix_shm::stat(obj.fd.as_fd())?;
 /// assert_eq!((st.size, st.mode), (64, 0o640));
 /// # posix_shm::unlink(&name)?;
 /// # Ok::<(), ipckit::Error>(())
@@ -207,13 +207,13 @@ pub fn open(name: &str, options: OpenOptions) -> Result<Opened> {
         }
     };
     if created {
-        if let Err(e) = initialise(fd.as_raw_fd(), options) {
+        if let Err(e) = initialise(fd.as_fd(), options) {
             // SAFETY: `c_name` is a valid C string; this call made the object under it.
             unsafe { libc::shm_unlink(c_name.as_ptr()) };
             return Err(e);
         }
     }
-    let size = crate::mmap::file_size(fd.as_raw_fd())?;
+    let size = crate::mmap::file_size(fd.as_fd())?;
     if !created && size < options.size {
         return Err(Error::new(Errno::EINVAL, "shm_open"));
     }
@@ -241,10 +241,10 @@ fn raw_open(name: &CString, flags: libc::c_int, mode: libc::mode_t) -> Result<Ow
 }
 
 /// The mode and size of an object this process just created.
-fn initialise(fd: RawFd, options: OpenOptions) -> Result<()> {
+fn initialise(fd: BorrowedFd<'_>, options: OpenOptions) -> Result<()> {
     let mode = (options.mode & 0o7777) as libc::mode_t;
     // SAFETY: fchmod takes no pointers.
-    let rc = unsafe { libc::fchmod(fd, mode) };
+    let rc = unsafe { libc::fchmod(fd.as_raw_fd(), mode) };
     check(rc, "fchmod")?;
     if options.size == 0 {
         return Ok(());
@@ -253,9 +253,9 @@ fn initialise(fd: RawFd, options: OpenOptions) -> Result<()> {
     {
         let len = libc::off_t::try_from(options.size)
             .map_err(|_| Error::new(Errno::EFBIG, "fallocate"))?;
-        let rc = crate::error::retry_eintr(|| {
+        let rc = crate::interrupt::retry_eintr(|| {
             // SAFETY: fallocate takes no pointers; mode 0 allocates and extends the file size.
-            let rc = unsafe { libc::fallocate(fd, 0, 0, len) };
+            let rc = unsafe { libc::fallocate(fd.as_raw_fd(), 0, 0, len) };
             check(rc, "fallocate")
         });
         match rc {
@@ -292,22 +292,22 @@ pub fn unlink(name: &str) -> Result<()> {
 ///
 /// ```
 /// use ipckit::posix_shm::{self, OpenOptions};
-/// use std::os::fd::AsRawFd;
+/// use std::os::fd::AsFd;
 /// let name = format!("/ipckit-doc-same-{}", std::process::id());
 /// let old = posix_shm::open(&name, OpenOptions { size: 8, create: true, ..Default::default() })?;
 /// posix_shm::unlink(&name)?;
 /// let new = posix_shm::open(&name, OpenOptions { size: 8, create: true, ..Default::default() })?;
-/// let e = posix_shm::unlink_if_same(&name, old.fd.as_raw_fd()).unwrap_err();
+/// let e = posix_shm::unlink_if_same(&name, old.fd.as_fd()).unwrap_err();
 /// assert_eq!(e.code(), "ENOENT"); // the new object keeps its name
-/// posix_shm::unlink_if_same(&name, new.fd.as_raw_fd())?;
+/// posix_shm::unlink_if_same(&name, new.fd.as_fd())?;
 /// # Ok::<(), ipckit::Error>(())
 /// ```
-pub fn unlink_if_same(name: &str, fd: RawFd) -> Result<()> {
+pub fn unlink_if_same(name: &str, fd: BorrowedFd<'_>) -> Result<()> {
     let c_name = check_name(name, "shm_unlink")?;
     let mine = crate::mmap::fstat(fd)?;
     match raw_open(&c_name, libc::O_RDONLY, 0) {
         Ok(now) => {
-            let theirs = crate::mmap::fstat(now.as_raw_fd())?;
+            let theirs = crate::mmap::fstat(now.as_fd())?;
             if (theirs.st_dev, theirs.st_ino) != (mine.st_dev, mine.st_ino) {
                 return Err(Error::new(Errno::ENOENT, "shm_unlink"));
             }
@@ -326,10 +326,10 @@ pub fn unlink_if_same(name: &str, fd: RawFd) -> Result<()> {
 ///
 /// ```
 /// # use ipckit::posix_shm::{self, OpenOptions};
-/// # use std::os::fd::AsRawFd;
+/// # use std::os::fd::AsFd;
 /// # let name = format!("/ipckit-doc-fstat-{}", std::process::id());
 /// let obj = posix_shm::open(&name, OpenOptions { size: 10, create: true, ..Default::default() })?;
-/// assert_eq!(posix_shm::stat(obj.fd.as_raw_fd())?.size, 10);
+/// assert_eq!(posix_shm::stat(obj.fd.as_fd())?.size, 10);
 /// # posix_shm::unlink(&name)?;
 /// # Ok::<(), ipckit::Error>(())
 /// ```
@@ -337,7 +337,7 @@ pub fn unlink_if_same(name: &str, fd: RawFd) -> Result<()> {
 /// For more information, see [`fstat(2)`](https://man7.org/linux/man-pages/man2/fstat.2.html).
 // The field types of `stat` differ between C libraries; the casts are no-ops on some.
 #[allow(clippy::unnecessary_cast)]
-pub fn stat(fd: RawFd) -> Result<ObjectStat> {
+pub fn stat(fd: BorrowedFd<'_>) -> Result<ObjectStat> {
     let st = crate::mmap::fstat(fd)?;
     Ok(ObjectStat {
         size: u64::try_from(st.st_size).unwrap_or(0),
@@ -386,8 +386,8 @@ mod tests {
         let a = create(&name, 10_000);
         let b = open(&name.0, OpenOptions::default()).unwrap();
         assert_eq!((a.created, b.created, b.size), (true, false, 10_000));
-        let ma = Mapping::map(a.fd.as_raw_fd(), 10_000, false).unwrap();
-        let mb = Mapping::map(b.fd.as_raw_fd(), 10_000, true).unwrap();
+        let ma = Mapping::map(a.fd.as_fd(), 10_000, false).unwrap();
+        let mb = Mapping::map(b.fd.as_fd(), 10_000, true).unwrap();
         ma.write(9_990, b"0123456789").unwrap();
         let mut out = [0u8; 10];
         mb.read(9_990, &mut out).unwrap();
@@ -421,7 +421,7 @@ mod tests {
         // SAFETY: as above.
         unsafe { libc::umask(old) };
         let made = made.unwrap();
-        assert_eq!(stat(made.fd.as_raw_fd()).unwrap().mode, 0o664);
+        assert_eq!(stat(made.fd.as_fd()).unwrap().mode, 0o664);
         let again = open(
             &name.0,
             OpenOptions {
@@ -450,9 +450,9 @@ mod tests {
             },
         )
         .unwrap();
-        let e = Mapping::map(ro.fd.as_raw_fd(), 64, false).unwrap_err();
+        let e = Mapping::map(ro.fd.as_fd(), 64, false).unwrap_err();
         assert_eq!((e.errno(), e.syscall()), (Errno::EACCES, "mmap"));
-        Mapping::map(ro.fd.as_raw_fd(), 64, true).unwrap();
+        Mapping::map(ro.fd.as_fd(), 64, true).unwrap();
     }
 
     #[test]
@@ -460,13 +460,13 @@ mod tests {
         let name = Name::new("size");
         let empty = create(&name, 0);
         assert_eq!(empty.size, 0);
-        let e = Mapping::map(empty.fd.as_raw_fd(), 1, false).unwrap_err();
+        let e = Mapping::map(empty.fd.as_fd(), 1, false).unwrap_err();
         assert_eq!((e.errno(), e.syscall()), (Errno::EINVAL, "mmap"));
-        crate::mmap::truncate(empty.fd.as_raw_fd(), 4096).unwrap();
-        let map = Mapping::map(empty.fd.as_raw_fd(), 4096, false);
+        crate::mmap::truncate(empty.fd.as_fd(), 4096).unwrap();
+        let map = Mapping::map(empty.fd.as_fd(), 4096, false);
         assert!(map.is_ok());
-        crate::mmap::truncate(empty.fd.as_raw_fd(), 100).unwrap();
-        let e = Mapping::map(empty.fd.as_raw_fd(), 4096, false).unwrap_err();
+        crate::mmap::truncate(empty.fd.as_fd(), 100).unwrap();
+        let e = Mapping::map(empty.fd.as_fd(), 4096, false).unwrap_err();
         assert_eq!(e.errno(), Errno::EINVAL, "a file smaller than the mapping");
     }
 

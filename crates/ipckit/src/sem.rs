@@ -59,8 +59,11 @@
 use std::mem::MaybeUninit;
 use std::time::{Duration, Instant};
 
-use crate::error::{check, retry_eintr, Errno, Error, Result};
+use crate::error::{check, Errno, Error, Result};
+use crate::interrupt::retry_eintr;
 use crate::key::{Key, IPC_PRIVATE};
+use crate::perm::Perm;
+use crate::sys::libc;
 use crate::wait::{interruptible, Canceller, Lines, Operation, Served, Ticket};
 
 /// The largest value a semaphore holds (`SEMVMX`, 32767 on Linux): a `semop` or `SETVAL`
@@ -68,15 +71,7 @@ use crate::wait::{interruptible, Canceller, Lines, Operation, Served, Ticket};
 pub const SEMVMX: u16 = 32767;
 
 #[cfg(not(target_vendor = "apple"))]
-extern "C" {
-    // Exported by glibc and musl; the libc crate does not bind it.
-    fn semtimedop(
-        semid: libc::c_int,
-        sops: *mut libc::sembuf,
-        nsops: libc::size_t,
-        timeout: *const libc::timespec,
-    ) -> libc::c_int;
-}
+use libc::semtimedop;
 
 /// macOS has no `semtimedop`: a timed wait there tries the operations with `IPC_NOWAIT` and
 /// sleeps between tries (1 ms, doubling up to 10 ms) until they succeed or `timeout` passes
@@ -187,45 +182,6 @@ mod polling_tests {
     }
 }
 
-/// The libc crate has no `semid_ds` for musl: on the 64-bit musl targets this module stands
-/// in for `libc` in this file, adding the kernel's `struct semid64_ds` (which musl passes
-/// through unchanged on 64-bit targets; x86_64 keeps two reserved words that aarch64 drops).
-#[cfg(all(target_os = "linux", target_env = "musl", target_pointer_width = "64"))]
-#[allow(non_camel_case_types)] // the C name
-mod libc {
-    pub use ::libc::*;
-
-    /// `struct semid_ds` of a 64-bit Linux kernel.
-    #[repr(C)]
-    #[derive(Clone, Copy)]
-    pub struct semid_ds {
-        /// Permissions.
-        pub sem_perm: ipc_perm,
-        /// Time of the last `semop`.
-        pub sem_otime: i64,
-        #[cfg(target_arch = "x86_64")]
-        __unused1: c_ulong,
-        /// Time of the last change.
-        pub sem_ctime: i64,
-        #[cfg(target_arch = "x86_64")]
-        __unused2: c_ulong,
-        /// Semaphores in the set.
-        pub sem_nsems: c_ulong,
-        __unused3: c_ulong,
-        __unused4: c_ulong,
-    }
-
-    // The kernel's sizes: 104 bytes on x86_64, 88 on aarch64 (a 48-byte ipc64_perm first).
-    const _: () = assert!(
-        std::mem::size_of::<semid_ds>()
-            == if cfg!(target_arch = "x86_64") {
-                104
-            } else {
-                88
-            }
-    );
-}
-
 /// The sign an ipckit creator shows while it initialises a set it makes by key: a datagram
 /// socket bound to an abstract name made of the IPC namespace and the key, from before its
 /// `semget` until its set is marked. An opener that finds a young, untouched set looks for it
@@ -238,7 +194,7 @@ mod libc {
 /// back on `init_timeout` alone. A program that squats the name only makes openers of that key
 /// answer `ETIMEDOUT` for a set younger than two seconds, and ipckit creators of it do without.
 mod init_marker {
-    use std::os::fd::{AsRawFd, OwnedFd};
+    use std::os::fd::{AsFd, OwnedFd};
     use std::sync::OnceLock;
     use std::time::Duration;
 
@@ -265,7 +221,7 @@ mod init_marker {
         let fd = socket(Kind::Datagram, false).ok()?;
         let name = name(key);
         for _ in 0..50 {
-            match bind(fd.as_raw_fd(), &name, BindOptions::default()) {
+            match bind(fd.as_fd(), &name, BindOptions::default()) {
                 Ok(()) => return Some(fd),
                 Err(e) if e.errno() == Errno::EADDRINUSE => {
                     std::thread::sleep(Duration::from_micros(100));
@@ -282,7 +238,7 @@ mod init_marker {
             return false;
         }
         socket(Kind::Datagram, false)
-            .and_then(|fd| connect(fd.as_raw_fd(), &name(key)))
+            .and_then(|fd| connect(fd.as_fd(), &name(key)))
             .is_ok()
     }
 }
@@ -402,30 +358,20 @@ impl SemOp {
 /// use ipckit::sem::{OpenOptions, SemOp, SemaphoreSet};
 /// let set = SemaphoreSet::open(ipckit::IPC_PRIVATE, OpenOptions::default(), Some(&[1])).unwrap();
 /// let st = set.stat().unwrap();
-/// assert_eq!((st.count, st.mode), (1, 0o600));
+/// assert_eq!((st.count, st.perm.mode), (1, 0o600));
 /// assert_ne!(st.last_op_time, 0);
 /// set.remove().unwrap();
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SemStat {
-    /// The key the set was created with (0 for a private set).
-    pub key: Key,
+    /// The key, owner, creator and permission bits (`struct ipc_perm`).
+    pub perm: Perm,
     /// Number of semaphores (`sem_nsems`).
     pub count: u32,
     /// Seconds since the epoch of the last `semop`, 0 if none (`sem_otime`).
     pub last_op_time: i64,
     /// Seconds since the epoch of the last change (creation, `SETVAL`/`SETALL`, `IPC_SET`).
     pub change_time: i64,
-    /// Owner user id.
-    pub uid: u32,
-    /// Owner group id.
-    pub gid: u32,
-    /// Creator user id.
-    pub cuid: u32,
-    /// Creator group id.
-    pub cgid: u32,
-    /// Permission bits.
-    pub mode: u32,
 }
 
 /// Changes for [`SemaphoreSet::update`] (`semctl(IPC_SET)`); `None` keeps the current value.
@@ -944,15 +890,10 @@ impl SemaphoreSet {
     pub fn stat(&self) -> Result<SemStat> {
         let ds = self.raw_stat()?;
         Ok(SemStat {
-            key: crate::perm::key(&ds.sem_perm),
+            perm: Perm::of(&ds.sem_perm),
             count: ds.sem_nsems as u32,
             last_op_time: ds.sem_otime as i64,
             change_time: ds.sem_ctime as i64,
-            uid: ds.sem_perm.uid,
-            gid: ds.sem_perm.gid,
-            cuid: ds.sem_perm.cuid,
-            cgid: ds.sem_perm.cgid,
-            mode: u32::from(ds.sem_perm.mode) & 0o777,
         })
     }
 
@@ -962,7 +903,7 @@ impl SemaphoreSet {
     /// use ipckit::sem::{OpenOptions, SemOp, SemaphoreSet};
     /// let set = SemaphoreSet::open(ipckit::IPC_PRIVATE, OpenOptions::default(), Some(&[1])).unwrap();
     /// set.update(ipckit::sem::SemUpdate { mode: Some(0o640), ..Default::default() }).unwrap();
-    /// assert_eq!(set.stat().unwrap().mode, 0o640);
+    /// assert_eq!(set.stat().unwrap().perm.mode, 0o640);
     /// set.remove().unwrap();
     /// ```
     #[doc(alias = "IPC_SET")]
@@ -1050,7 +991,7 @@ mod tests {
         let s = private(&[3, 0, 7]);
         assert_eq!(s.0.get_all().unwrap(), vec![3, 0, 7]);
         let st = s.0.stat().unwrap();
-        assert_eq!((st.count, st.mode, st.key), (3, 0o600, 0));
+        assert_eq!((st.count, st.perm.mode, st.perm.key), (3, 0o600, 0));
         assert_ne!(st.last_op_time, 0);
     }
 
@@ -1353,6 +1294,6 @@ mod tests {
             ..Default::default()
         })
         .unwrap();
-        assert_eq!(s.0.stat().unwrap().mode, 0o640);
+        assert_eq!(s.0.stat().unwrap().perm.mode, 0o640);
     }
 }

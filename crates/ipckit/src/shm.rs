@@ -35,6 +35,7 @@ use std::ptr::NonNull;
 use crate::error::{check, Errno, Error, Result};
 use crate::key::Key;
 pub use crate::mmap::{Mapping, WaitResult};
+use crate::perm::Perm;
 
 /// The "marked for destruction" bit of `shm_perm.mode` (`SHM_DEST`, not in the libc crate).
 const SHM_DEST: u32 = 0o1000;
@@ -101,8 +102,8 @@ impl OpenOptions {
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ShmStat {
-    /// The key the segment was created with (0 for a private or removed segment).
-    pub key: Key,
+    /// The key, owner, creator and permission bits (`struct ipc_perm`).
+    pub perm: Perm,
     /// Size in bytes (`shm_segsz`).
     pub size: u64,
     /// Current attachments, in every process (`shm_nattch`).
@@ -117,16 +118,6 @@ pub struct ShmStat {
     pub detach_time: i64,
     /// Seconds since the epoch of the last change (creation or IPC_SET).
     pub change_time: i64,
-    /// Owner user id.
-    pub uid: u32,
-    /// Owner group id.
-    pub gid: u32,
-    /// Creator user id.
-    pub cuid: u32,
-    /// Creator group id.
-    pub cgid: u32,
-    /// Permission bits.
-    pub mode: u32,
     /// Whether IPC_RMID was done: the segment goes away at its last detach (`SHM_DEST`).
     pub removed: bool,
 }
@@ -253,9 +244,9 @@ impl SharedMemory {
     #[allow(clippy::unnecessary_cast)]
     pub fn stat(&self) -> Result<ShmStat> {
         let ds = self.raw_stat()?;
-        let mode = u32::from(ds.shm_perm.mode);
+        let mode = ds.shm_perm.mode as u32;
         Ok(ShmStat {
-            key: crate::perm::key(&ds.shm_perm),
+            perm: Perm::of(&ds.shm_perm),
             size: ds.shm_segsz as u64,
             attachments: ds.shm_nattch as u64,
             creator_pid: ds.shm_cpid,
@@ -263,11 +254,6 @@ impl SharedMemory {
             attach_time: ds.shm_atime as i64,
             detach_time: ds.shm_dtime as i64,
             change_time: ds.shm_ctime as i64,
-            uid: ds.shm_perm.uid,
-            gid: ds.shm_perm.gid,
-            cuid: ds.shm_perm.cuid,
-            cgid: ds.shm_perm.cgid,
-            mode: mode & 0o777,
             removed: mode & SHM_DEST != 0,
         })
     }
@@ -287,7 +273,7 @@ impl SharedMemory {
     /// # use ipckit::shm::{OpenOptions, SharedMemory};
     /// # let shm = SharedMemory::open(ipckit::IPC_PRIVATE, OpenOptions { size: 64, ..Default::default() })?;
     /// shm.update(ipckit::shm::ShmUpdate { mode: Some(0o640), ..Default::default() })?;
-    /// assert_eq!(shm.stat()?.mode, 0o640);
+    /// assert_eq!(shm.stat()?.perm.mode, 0o640);
     /// # shm.remove()?;
     /// # Ok::<(), ipckit::Error>(())
     /// ```
@@ -415,7 +401,7 @@ mod tests {
         // SAFETY: getpid has no preconditions.
         let pid = unsafe { libc::getpid() };
         assert_eq!(
-            (st.size, st.mode, st.creator_pid, st.removed),
+            (st.size, st.perm.mode, st.creator_pid, st.removed),
             (100, 0o600, pid, false)
         );
         shm.0
@@ -424,7 +410,7 @@ mod tests {
                 ..Default::default()
             })
             .unwrap();
-        assert_eq!(shm.0.stat().unwrap().mode, 0o640);
+        assert_eq!(shm.0.stat().unwrap().perm.mode, 0o640);
         let zero = SharedMemory::open(IPC_PRIVATE, OpenOptions::default()).unwrap_err();
         assert_eq!((zero.errno(), zero.syscall()), (Errno::EINVAL, "shmget"));
     }

@@ -23,9 +23,7 @@ use std::mem::MaybeUninit;
 
 use crate::error::{check, Errno, Error, Result};
 use crate::key::{Key, IPC_PRIVATE};
-// Apple targets: `libc` plus the message queue calls the libc crate lacks there.
-#[cfg(target_vendor = "apple")]
-use crate::msg::libc;
+use crate::sys::libc;
 
 /// The kind of a System V object.
 ///

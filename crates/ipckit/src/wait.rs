@@ -48,58 +48,13 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, Once, OnceLock, Weak};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use crate::error::{Errno, Error, Result};
-
-/// The signal used to interrupt a waiting thread: a real-time signal on Linux (`SIGRTMAX - 6`),
-/// which this crate reserves; `SIGURG` elsewhere (ignored by default, rarely used).
-pub fn wake_signal() -> i32 {
-    #[cfg(any(target_os = "linux", target_os = "android"))]
-    {
-        libc::SIGRTMAX() - 6
-    }
-    #[cfg(not(any(target_os = "linux", target_os = "android")))]
-    {
-        libc::SIGURG
-    }
-}
-
-extern "C" fn on_wake_signal(_: libc::c_int) {
-    // Nothing to do: the signal exists only to make a blocking call return EINTR.
-}
-
-pub(crate) fn install_wake_handler() {
-    static INSTALL: Once = Once::new();
-    INSTALL.call_once(|| {
-        // SAFETY: a zeroed sigaction is a valid "no flags, empty mask" value; every field we
-        // rely on is set below before use.
-        let mut action: libc::sigaction = unsafe { std::mem::zeroed() };
-        action.sa_sigaction = on_wake_signal as *const () as libc::sighandler_t;
-        // No SA_RESTART: the point of the signal is to interrupt the call.
-        action.sa_flags = 0;
-        // SAFETY: sa_mask is a valid sigset_t owned by `action`.
-        unsafe { libc::sigfillset(&mut action.sa_mask) };
-        // SAFETY: `action` is fully initialised; the handler is async-signal-safe (it does
-        // nothing); the old action is not needed.
-        let rc = unsafe { libc::sigaction(wake_signal(), &action, std::ptr::null_mut()) };
-        debug_assert_eq!(rc, 0, "sigaction of the wake signal failed");
-    });
-}
-
-/// Leaves only the wake signal deliverable to the calling thread, so that process-directed
-/// signals (SIGINT, SIGCHLD, ...) go to Node's own threads and never interrupt a wait here.
-pub(crate) fn mask_all_but_wake_signal() {
-    // SAFETY: `set` is a local sigset_t initialised by sigfillset before any other use, and
-    // pthread_sigmask only reads it.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigfillset(&mut set);
-        libc::sigdelset(&mut set, wake_signal());
-        libc::pthread_sigmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
-    }
-}
+use crate::sys::libc;
+pub use crate::sys::wake_signal;
+pub(crate) use crate::sys::{install_wake_handler, mask_all_but_wake_signal};
 
 /// A thread id that may be sent the wake signal.
 #[derive(Clone, Copy)]
