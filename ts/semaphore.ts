@@ -7,8 +7,9 @@
 
 import { AbortError, answered, callNative, invalidArgType, invalidArgValue, invalidState } from './errors'
 import { native } from './native'
-import { ownerChanges, secondsToDate } from './sysv'
-import { WaitGroup, startWait } from './reactor'
+import { poolWords, registeredPool, throwFastError } from './pool'
+import { ownerChanges, ownerStat, secondsToDate } from './sysv'
+import { Lifetime, startWait } from './reactor'
 import {
   optionalBoolean,
   optionalInteger,
@@ -177,9 +178,7 @@ function encodeOps(ops: unknown, count: number, forceNowait = false): number[] {
  */
 const SOFT = native.SEM_FAST_SOFT
 const semFastOp = native.semFastOp
-const fastSlab = Buffer.allocUnsafeSlow(native.SEM_FAST_BYTES)
-native.semFastRegister(fastSlab)
-const fastArgs = new Int32Array(fastSlab.buffer, fastSlab.byteOffset, 4)
+const fastArgs = poolWords(registeredPool(native.SEM_FAST_BYTES, native.semFastRegister), 16)
 
 /**
  * Applies one operation (`flags`: UNDO, NOWAIT, SOFT): true when applied, false when it would
@@ -191,10 +190,7 @@ function fastOp(id: number, index: number, delta: number, flags: number): boolea
   fastArgs[2] = delta
   fastArgs[3] = flags
   const result = semFastOp()
-  if (result < 0) {
-    callNative(native.semFastError)
-    throw new Error('ipckit: a fast-path semop failed without an error')
-  }
+  if (result < 0) throwFastError(native.semFastError)
   return result === 1
 }
 
@@ -251,8 +247,7 @@ export class SemaphoreSet implements Disposable, AsyncDisposable {
   readonly key: number
   /** Number of semaphores in the set. */
   readonly count: number
-  #closed = false
-  readonly #waits = new WaitGroup()
+  readonly #life = new Lifetime('SemaphoreSet')
 
   private constructor(id: number, key: number, count: number) {
     this.id = id
@@ -329,11 +324,7 @@ export class SemaphoreSet implements Disposable, AsyncDisposable {
 
   /** Whether {@link close} was called. */
   get closed(): boolean {
-    return this.#closed
-  }
-
-  #check(): void {
-    if (this.#closed) throw invalidState('SemaphoreSet is closed')
+    return this.#life.closed
   }
 
   #index(index: unknown, name = 'index'): number {
@@ -361,7 +352,7 @@ export class SemaphoreSet implements Disposable, AsyncDisposable {
     const timeout = timeoutOf(opts.timeoutMs)
     const signal = opts.signal
     validateAbortSignal(signal, 'options.signal')
-    this.#check()
+    this.#life.check()
     if (signal?.aborted) throw new AbortError(undefined, { cause: signal.reason })
     if (tryFlat(this.id, flat)) return
     // Would block: a zero timeout answers at once, on this thread.
@@ -374,7 +365,7 @@ export class SemaphoreSet implements Disposable, AsyncDisposable {
       (reactor, waitId) => native.semOpStart(reactor, waitId, id, flat, timeout),
       () => undefined,
       signal,
-      [this.#waits],
+      [this.#life.waits],
     )
   }
 
@@ -393,7 +384,7 @@ export class SemaphoreSet implements Disposable, AsyncDisposable {
     const wait = optionalBoolean(opts.wait, 'options.wait', true)
     const flat = encodeOps(ops, this.count, !wait)
     const timeout = timeoutOf(opts.timeoutMs)
-    this.#check()
+    this.#life.check()
     if (timeout < 0 && flat.length === 3) fastOp(this.id, flat[0]!, flat[1]!, flat[2]!)
     else answered(callNative(() => native.semOp(this.id, flat, timeout, false)))
   }
@@ -409,7 +400,7 @@ export class SemaphoreSet implements Disposable, AsyncDisposable {
    */
   tryOp(ops: readonly SemaphoreOp[]): boolean {
     const flat = encodeOps(ops, this.count)
-    this.#check()
+    this.#life.check()
     return tryFlat(this.id, flat)
   }
 
@@ -423,7 +414,7 @@ export class SemaphoreSet implements Disposable, AsyncDisposable {
    */
   get(index: number): number {
     const i = this.#index(index)
-    this.#check()
+    this.#life.check()
     return callNative(() => native.semGet(this.id, i))
   }
 
@@ -436,7 +427,7 @@ export class SemaphoreSet implements Disposable, AsyncDisposable {
    * ```
    */
   getAll(): number[] {
-    this.#check()
+    this.#life.check()
     return callNative(() => native.semGetAll(this.id))
   }
 
@@ -452,7 +443,7 @@ export class SemaphoreSet implements Disposable, AsyncDisposable {
   set(index: number, value: number): void {
     const i = this.#index(index)
     const v = validateValue(value, 'value')
-    this.#check()
+    this.#life.check()
     callNative(() => native.semSet(this.id, i, v))
   }
 
@@ -467,7 +458,7 @@ export class SemaphoreSet implements Disposable, AsyncDisposable {
    */
   setAll(values: readonly number[]): void {
     const v = validateValues(values, 'values', this.count)
-    this.#check()
+    this.#life.check()
     callNative(() => native.semSetAll(this.id, v))
   }
 
@@ -483,7 +474,7 @@ export class SemaphoreSet implements Disposable, AsyncDisposable {
    */
   waitingForIncrease(index: number): number {
     const i = this.#index(index)
-    this.#check()
+    this.#life.check()
     return callNative(() => native.semWaitingForIncrease(this.id, i))
   }
 
@@ -497,7 +488,7 @@ export class SemaphoreSet implements Disposable, AsyncDisposable {
    */
   waitingForZero(index: number): number {
     const i = this.#index(index)
-    this.#check()
+    this.#life.check()
     return callNative(() => native.semWaitingForZero(this.id, i))
   }
 
@@ -511,7 +502,7 @@ export class SemaphoreSet implements Disposable, AsyncDisposable {
    */
   lastPid(index: number): number {
     const i = this.#index(index)
-    this.#check()
+    this.#life.check()
     return callNative(() => native.semLastPid(this.id, i))
   }
 
@@ -524,18 +515,13 @@ export class SemaphoreSet implements Disposable, AsyncDisposable {
    * ```
    */
   stat(): SemaphoreSetStat {
-    this.#check()
+    this.#life.check()
     const s = callNative(() => native.semStat(this.id))
     return {
       key: s.key,
       count: s.count,
       lastOpTime: secondsToDate(s.lastOpTime),
-      changeTime: new Date(s.changeTime * 1000),
-      uid: s.uid,
-      gid: s.gid,
-      cuid: s.cuid,
-      cgid: s.cgid,
-      mode: s.mode,
+      ...ownerStat(s),
     }
   }
 
@@ -551,7 +537,7 @@ export class SemaphoreSet implements Disposable, AsyncDisposable {
   update(changes: SemaphoreSetUpdate): void {
     const c = validateOptions(changes, 'changes')
     const { mode, uid, gid } = ownerChanges(c)
-    this.#check()
+    this.#life.check()
     callNative(() => native.semUpdate(this.id, mode, uid, gid))
   }
 
@@ -566,7 +552,7 @@ export class SemaphoreSet implements Disposable, AsyncDisposable {
    * ```
    */
   remove(): void {
-    this.#check()
+    this.#life.check()
     callNative(() => native.semRemove(this.id))
   }
 
@@ -581,9 +567,7 @@ export class SemaphoreSet implements Disposable, AsyncDisposable {
    * ```
    */
   close(): void {
-    if (this.#closed) return
-    this.#closed = true
-    this.#waits.cancelAll(invalidState('SemaphoreSet was closed while waiting'))
+    this.#life.close()
   }
 
   /** Calls {@link close}, for `using set = SemaphoreSet.open(...)`. */
@@ -606,7 +590,7 @@ export class SemaphoreSet implements Disposable, AsyncDisposable {
    */
   async [Symbol.asyncDispose](): Promise<void> {
     this.close()
-    await this.#waits.settled()
+    await this.#life.waits.settled()
   }
 }
 

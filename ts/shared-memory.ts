@@ -8,8 +8,8 @@
 
 import { AbortError, IpcError, answered, callNative, featureUnavailable, invalidArgType, invalidState, outOfRange, type ErrorDetail } from './errors'
 import { native, type Reactor } from './native'
-import { WaitGroup, startWait } from './reactor'
-import { ownerChanges, secondsToDate } from './sysv'
+import { Lifetime, startWait } from './reactor'
+import { ownerChanges, ownerStat, secondsToDate } from './sysv'
 import {
   MAX_SAFE,
   optionalBoolean,
@@ -410,9 +410,7 @@ interface Attachment {
 export abstract class MappedMemory implements Disposable, AsyncDisposable {
   /** The size in bytes, as mapped (for a POSIX object or memfd: its size when opened). */
   readonly size: number
-  readonly #name: string
-  #closed = false
-  readonly #waits = new WaitGroup()
+  readonly #life: Lifetime
   /** The attachment of the copy API and of wait/notify, made at first use. */
   #mapping: ShmMapping | undefined
   /**
@@ -428,7 +426,7 @@ export abstract class MappedMemory implements Disposable, AsyncDisposable {
   /** @internal `name` is the class name errors use. */
   protected constructor(size: number, name: string) {
     this.size = size
-    this.#name = name
+    this.#life = new Lifetime(name)
   }
 
   /**
@@ -439,16 +437,12 @@ export abstract class MappedMemory implements Disposable, AsyncDisposable {
 
   /** Whether {@link close} was called. */
   get closed(): boolean {
-    return this.#closed
-  }
-
-  #check(): void {
-    if (this.#closed) throw invalidState(`${this.#name} is closed`)
+    return this.#life.closed
   }
 
   /** @internal Throws `ERR_INVALID_STATE` once closed. */
   protected checkOpen(): void {
-    this.#check()
+    this.#life.check()
   }
 
   /** The copy API's attachment: read-write, or read-only where only reading is permitted. */
@@ -520,7 +514,7 @@ export abstract class MappedMemory implements Disposable, AsyncDisposable {
       return lengthOrTarget
     }
     validateOffset(offset, this.size)
-    this.#check()
+    this.#life.check()
     const mapping = this.#copyMapping()
     return copyRead(mapping, this.#copyBytes(mapping), this.size, offset, lengthOrTarget)
   }
@@ -545,7 +539,7 @@ export abstract class MappedMemory implements Disposable, AsyncDisposable {
     }
     const src = toBytes(data, 'data')
     validateOffset(offset, this.size)
-    this.#check()
+    this.#life.check()
     const mapping = this.#copyMapping()
     // #writeError first: `readonly` is a native getter, a call as costly as the copy of a few KiB.
     if (this.#writeError !== undefined && mapping.readonly) throw new IpcError(this.#writeError)
@@ -571,7 +565,7 @@ export abstract class MappedMemory implements Disposable, AsyncDisposable {
   attach(options?: AttachOptions): SharedMemoryView {
     const opts = validateOptions(options)
     const readonly = optionalBoolean(opts.readonly, 'options.readonly', false)
-    this.#check()
+    this.#life.check()
     if (!zeroCopySupported) throw zeroCopyError()
     const mapping = this.map(readonly)
     const view = new SharedMemoryView(mapping, (v) => this.#forget(v))
@@ -618,7 +612,7 @@ export abstract class MappedMemory implements Disposable, AsyncDisposable {
     const signal = opts.signal
     validateAbortSignal(signal, 'options.signal')
     validateWordOffset(offset, this.size)
-    this.#check()
+    this.#life.check()
     if (signal?.aborted) throw new AbortError(undefined, { cause: signal.reason })
     const mapping = this.#copyMapping()
     if (callNative(() => mapping.load(offset)) !== value) return 'not-equal'
@@ -628,7 +622,7 @@ export abstract class MappedMemory implements Disposable, AsyncDisposable {
       (reactor: Reactor, waitId: number) => mapping.waitStart(reactor, waitId, offset, value, timeout),
       (code) => WAIT_RESULTS[code!]!,
       signal,
-      [this.#waits],
+      [this.#life.waits],
     )
   }
 
@@ -645,7 +639,7 @@ export abstract class MappedMemory implements Disposable, AsyncDisposable {
     const opts = validateOptions(options)
     const timeoutMs = validateTimeout(opts.timeoutMs, 'options.timeoutMs')
     validateWordOffset(offset, this.size)
-    this.#check()
+    this.#life.check()
     const mapping = this.#copyMapping()
     const timeout = Number.isFinite(timeoutMs) ? timeoutMs : null
     return WAIT_RESULTS[answered(callNative(() => mapping.waitSync(offset, value, timeout)))]!
@@ -664,7 +658,7 @@ export abstract class MappedMemory implements Disposable, AsyncDisposable {
   notify(offset: number, count = Infinity): number {
     validateWordOffset(offset, this.size)
     if (count !== Infinity) validateInteger(count, 'count', 0, MAX_SAFE)
-    this.#check()
+    this.#life.check()
     const n = Math.min(count, 0x7fff_ffff)
     const mapping = this.#copyMapping()
     return callNative(() => mapping.notify(offset, n))
@@ -677,9 +671,7 @@ export abstract class MappedMemory implements Disposable, AsyncDisposable {
    * System V segment or POSIX object until it is removed, too). Calling it again does nothing.
    */
   close(): void {
-    if (this.#closed) return
-    this.#closed = true
-    this.#waits.cancelAll(invalidState(`${this.#name} was closed while waiting`))
+    if (this.#life.close() === undefined) return
     for (const a of [...this.#attachments]) {
       const view = a.view.deref()
       if (view !== undefined) {
@@ -742,7 +734,7 @@ export abstract class MappedMemory implements Disposable, AsyncDisposable {
    */
   async [Symbol.asyncDispose](): Promise<void> {
     this.close()
-    await this.#waits.settled()
+    await this.#life.waits.settled()
   }
 }
 
@@ -863,12 +855,7 @@ export class SharedMemory extends MappedMemory {
       lastPid: s.lastPid,
       attachTime: secondsToDate(s.attachTime),
       detachTime: secondsToDate(s.detachTime),
-      changeTime: new Date(s.changeTime * 1000),
-      uid: s.uid,
-      gid: s.gid,
-      cuid: s.cuid,
-      cgid: s.cgid,
-      mode: s.mode,
+      ...ownerStat(s),
       removed: s.removed,
     }
   }
