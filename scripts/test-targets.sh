@@ -5,6 +5,8 @@
 #   - both musl targets built with zig (napi build -x), `readelf -d` showing only musl's libc;
 #   - for both Apple targets: `cargo check` of the lib and its tests, `cargo clippy -D warnings`,
 #     and every doctest compiled (not run: no Apple SDK or Mac here);
+#   - the MSRV: `cargo check` of the workspace, lib and tests, with the toolchain of the
+#     `rust-version` that Cargo.toml declares (installed through rustup);
 # then prints a table target x Node x passed/failed/skipped(reason), and exits non-zero if any
 # row failed.
 #
@@ -18,7 +20,7 @@
 # Run after `npm test` (it needs dist/ and the x64 .node; it builds them if missing). With
 # IPCKIT_AFTER_NPM_TEST=1 (set by .ci/run) the Node 20 row reuses the npm test run that just
 # passed on this same .node when the system Node is 20, instead of running the suite again.
-# IPCKIT_TARGETS_ONLY="node arm64 musl apple" selects steps.
+# IPCKIT_TARGETS_ONLY="node arm64 musl apple msrv" selects steps.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -27,7 +29,7 @@ if [ "$(id -u)" = 0 ]; then
 else
   TOOLS=${IPCKIT_TARGETS_DIR:-$HOME/.cache/ipckit-targets}
 fi
-ONLY=${IPCKIT_TARGETS_ONLY:-node arm64 musl apple}
+ONLY=${IPCKIT_TARGETS_ONLY:-node arm64 musl apple msrv}
 NODE_MAJORS=(20 22 24 26)
 ARM_NODE_MAJOR=24
 LOGS=$ROOT/target/test-targets
@@ -340,10 +342,32 @@ step_apple() {
   done
 }
 
+step_msrv() {
+  local version log=$LOGS/msrv.log
+  version=$(sed -n 's/^rust-version = "\(.*\)"$/\1/p' Cargo.toml)
+  if [ -z "$version" ]; then
+    row msrv "rust ?" failed "(no rust-version in Cargo.toml)"
+    return
+  fi
+  say "MSRV: cargo +$version check --workspace --all-targets --locked"
+  if ! rustup toolchain install "$version" --profile minimal > "$log" 2>&1; then
+    row msrv "rust $version" failed "(rustup toolchain install $version failed; log $log)"
+    return
+  fi
+  # A target folder of its own: a toolchain's artifacts are useless to another.
+  if CARGO_TARGET_DIR=$ROOT/target/msrv cargo "+$version" check --workspace --all-targets --locked >> "$log" 2>&1; then
+    row msrv "rust $version" passed "(the workspace, lib and tests, builds with the rust-version Cargo.toml declares)"
+  else
+    grep -E '^error' "$log" | head -8 | sed 's/^/   | /'
+    row msrv "rust $version" failed "(log $log)"
+  fi
+}
+
 want node && step_node
 want arm64 && step_arm64
 want musl && step_musl
 want apple && step_apple
+want msrv && step_msrv
 
 say "results (whole run ${SECONDS}s)"
 {
