@@ -260,7 +260,7 @@ linuxOnly(test, 'counts descriptors in /proc/self/fd')(`${SCM_MAX_FD} descriptor
   t.true(room > 30 && room < SCM_MAX_FD, `room for ${room} descriptors`)
   const devNull = openSync('/dev/null', 'r')
   t.teardown(() => closeSync(devNull))
-  await mine.send('too many', { fds: new Array(SCM_MAX_FD).fill(devNull) })
+  await mine.send('too many', { fds: Array.from({ length: SCM_MAX_FD }, () => devNull) })
   await mine.send('a few', { fds: [devNull, devNull] })
   const r = await child.done
   t.is(r.code, 0, r.stderr)

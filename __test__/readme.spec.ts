@@ -57,7 +57,7 @@ function fences(text: string): { blocks: Block[]; problems: string[] } {
   for (const [i, l] of text.split('\n').entries()) {
     const m = /^ {0,3}(`{3,}|~{3,})\s*(.*)$/.exec(l)
     if (open === undefined) {
-      if (/^## /.test(l)) section = l.slice(3).trim()
+      if (l.startsWith('## ')) section = l.slice(3).trim()
       if (m === null) continue
       const lang = m[2]!.trim()
       if (lang === '') problems.push(`line ${i + 1}: a code block opens without a language`)

@@ -572,7 +572,7 @@ futexTest('close() cancels pending waits, and a pending wait does not keep the p
   await sleep(10)
   shm.close()
   const err = await t.throwsAsync(p, { instanceOf: AbortError })
-  t.is((err?.cause as { code?: string }).code, 'ERR_INVALID_STATE')
+  t.is((err?.cause as { code?: string } | undefined)?.code, 'ERR_INVALID_STATE')
   await t.throwsAsync(shm.wait(0, 0), { code: 'ERR_INVALID_STATE' })
   const r = await runNode(
     `const shm = ipckit.SharedMemory.fromId(Number(process.argv[2]));
