@@ -100,7 +100,17 @@ test('npm/ has one package per napi target, named and constrained as the loader 
 test('the main tarball holds the compiled JS, ESM entry, types and loader, and no sources', async (t) => {
   const { main } = await packed
   const files = await listTarball(main)
-  for (const needed of ['dist/index.js', 'dist/index.mjs', 'dist/index.d.ts', 'dist/native.js', 'binding.js', 'binding.d.ts', 'package.json', 'README.md', 'LICENSE']) {
+  for (const needed of [
+    'dist/index.js',
+    'dist/index.mjs',
+    'dist/index.d.ts',
+    'dist/native.js',
+    'binding.js',
+    'binding.d.ts',
+    'package.json',
+    'README.md',
+    'LICENSE',
+  ]) {
     t.true(files.includes(`package/${needed}`), `${needed} is packed`)
   }
   const unwanted = files.filter((f) => /\.(ts|rs|node|map)$/.test(f) && !f.endsWith('.d.ts'))
@@ -125,13 +135,22 @@ test('the platform tarball holds only the binary, its manifest, README and LICEN
   t.true(platforms[SUFFIX] !== undefined && existsSync(platforms[SUFFIX]), `a package for ${SUFFIX} was packed`)
   t.deepEqual(
     await listTarball(platforms[SUFFIX]!),
-    [`package/${rootPkg.napi.binaryName}.${SUFFIX}.node`, 'package/LICENSE', 'package/README.md', 'package/package.json'].sort(),
+    [
+      `package/${rootPkg.napi.binaryName}.${SUFFIX}.node`,
+      'package/LICENSE',
+      'package/README.md',
+      'package/package.json',
+    ].sort(),
   )
   // The binary packed is the one built here, byte for byte.
-  const { stdout } = await run('tar', ['-xzOf', platforms[SUFFIX]!, `package/${rootPkg.napi.binaryName}.${SUFFIX}.node`], {
-    encoding: 'buffer',
-    maxBuffer: 256 << 20,
-  })
+  const { stdout } = await run(
+    'tar',
+    ['-xzOf', platforms[SUFFIX]!, `package/${rootPkg.napi.binaryName}.${SUFFIX}.node`],
+    {
+      encoding: 'buffer',
+      maxBuffer: 256 << 20,
+    },
+  )
   t.true(Buffer.compare(stdout, readFileSync(NATIVE)) === 0, 'the packed binary is the built one')
 })
 
@@ -251,7 +270,10 @@ export { id, p }
     }),
   )
   await t.notThrowsAsync(sh(process.execPath, [TSC, '-p', 'tsconfig.json'], dir))
-  writeFileSync(join(dir, 'types', 'wrong.mts'), `import { MessageQueue } from 'ipckit'\nconst n: string = MessageQueue.create().id\nexport { n }\n`)
+  writeFileSync(
+    join(dir, 'types', 'wrong.mts'),
+    `import { MessageQueue } from 'ipckit'\nconst n: string = MessageQueue.create().id\nexport { n }\n`,
+  )
   const failed = await t.throwsAsync(sh(process.execPath, [TSC, '-p', 'tsconfig.json'], dir))
   t.regex(failed!.message, /wrong\.mts.*TS2322/)
 })
@@ -266,7 +288,12 @@ test('without its platform package, loading names the package to install', async
   t.true(out.message.includes(`ipckit-${SUFFIX}@${rootPkg.version}`), out.message)
   // What the loader tried for this platform, and nothing else: no WebAssembly fallback (there is
   // no ipckit-wasm32-wasi), no generic advice of the loader's.
-  t.true(out.message.endsWith(`Loader error: Cannot find module 'ipckit-${SUFFIX}'; Cannot find module './ipckit.${SUFFIX}.node'`), out.message)
+  t.true(
+    out.message.endsWith(
+      `Loader error: Cannot find module 'ipckit-${SUFFIX}'; Cannot find module './ipckit.${SUFFIX}.node'`,
+    ),
+    out.message,
+  )
   t.false(/wasi|wasm/i.test(out.inspected), out.inspected)
   t.false(out.inspected.includes('npm has a bug'), out.inspected)
 })
@@ -275,11 +302,20 @@ test('a binding that fails to load for another reason is named with that reason'
   // The loader's chain, outermost first: its header, the WebAssembly fallback, then our platform.
   const file = new Error(`/x/ipckit.${SUFFIX}.node: invalid ELF header`)
   const pkg = new Error(`Cannot find module 'ipckit-${SUFFIX}'`, { cause: file })
-  const wasi = new Error("Cannot find module 'ipckit-wasm32-wasi'", { cause: new Error("Cannot find module './ipckit.wasi.cjs'", { cause: pkg }) })
-  const header = new Error('Cannot find native binding. npm has a bug related to optional dependencies', { cause: wasi })
+  const wasi = new Error("Cannot find module 'ipckit-wasm32-wasi'", {
+    cause: new Error("Cannot find module './ipckit.wasi.cjs'", { cause: pkg }),
+  })
+  const header = new Error('Cannot find native binding. npm has a bug related to optional dependencies', {
+    cause: wasi,
+  })
   const [platform, arch] = SUFFIX.split('-') as [string, string]
   const e = bindingLoadError('1.2.3', header, platform, arch, SUFFIX.endsWith('musl') ? 'musl' : 'gnu')
-  t.true(e.message.endsWith(`Loader error: Cannot find module 'ipckit-${SUFFIX}'; /x/ipckit.${SUFFIX}.node: invalid ELF header`), e.message)
+  t.true(
+    e.message.endsWith(
+      `Loader error: Cannot find module 'ipckit-${SUFFIX}'; /x/ipckit.${SUFFIX}.node: invalid ELF header`,
+    ),
+    e.message,
+  )
   t.deepEqual(causes(e), [`Cannot find module 'ipckit-${SUFFIX}'`, `/x/ipckit.${SUFFIX}.node: invalid ELF header`])
 })
 
@@ -296,14 +332,20 @@ test('an unsupported platform gets an error naming the platform and the supporte
   t.is(platformSuffix('linux', 'x64', 'gnu'), 'linux-x64-gnu')
 })
 
-linuxOnly(test, 'reads the ELF dynamic imports with GNU nm -D; a Mach-O binary lists them otherwise')('the binary uses Node-API only (no V8 or Node C++ symbols), so Electron loads it as is', async (t) => {
-  t.true(existsSync(NATIVE), `${NATIVE} is built (npm run build)`)
-  const { stdout } = await sh('nm', ['-D', '--undefined-only', NATIVE], ROOT)
-  const symbols = stdout
-    .trim()
-    .split('\n')
-    .map((l) => l.trim().split(/\s+/).pop()!.replace(/@.*/, ''))
-  t.true(symbols.some((s) => s.startsWith('napi_')), 'it imports Node-API functions')
-  const cxx = symbols.filter((s) => /^_ZN(K)?(2v8|4node)/.test(s) || s.startsWith('node_'))
-  t.deepEqual(cxx, [], 'no V8/Node internals')
-})
+linuxOnly(test, 'reads the ELF dynamic imports with GNU nm -D; a Mach-O binary lists them otherwise')(
+  'the binary uses Node-API only (no V8 or Node C++ symbols), so Electron loads it as is',
+  async (t) => {
+    t.true(existsSync(NATIVE), `${NATIVE} is built (npm run build)`)
+    const { stdout } = await sh('nm', ['-D', '--undefined-only', NATIVE], ROOT)
+    const symbols = stdout
+      .trim()
+      .split('\n')
+      .map((l) => l.trim().split(/\s+/).pop()!.replace(/@.*/, ''))
+    t.true(
+      symbols.some((s) => s.startsWith('napi_')),
+      'it imports Node-API functions',
+    )
+    const cxx = symbols.filter((s) => /^_ZN(K)?(2v8|4node)/.test(s) || s.startsWith('node_'))
+    t.deepEqual(cxx, [], 'no V8/Node internals')
+  },
+)

@@ -170,7 +170,11 @@ export class EventFd implements Disposable, AsyncDisposable, AsyncIterable<numbe
    * Waits on this thread's event loop until the descriptor is readable and a count is taken
    * (another reader may take it first: then it waits on). A cancelled wait took nothing.
    */
-  #waitAndTake(bigint: boolean, signal: AbortSignal | undefined, groups: readonly WaitGroup[]): Promise<number | bigint> {
+  #waitAndTake(
+    bigint: boolean,
+    signal: AbortSignal | undefined,
+    groups: readonly WaitGroup[],
+  ): Promise<number | bigint> {
     return waitFd(this.fd, false, () => this.#take(bigint, false), signal, groups)
   }
 
@@ -245,7 +249,9 @@ export class EventFd implements Disposable, AsyncDisposable, AsyncIterable<numbe
     if (signal?.aborted) throw new AbortError(undefined, { cause: signal.reason })
     if (callNative(() => native.eventfdWrite(this.fd, count, false))) return
     const fd = this.fd
-    await waitFd(fd, true, () => (callNative(() => native.eventfdWrite(fd, count, false)) ? true : undefined), signal, [this.#life.waits])
+    await waitFd(fd, true, () => (callNative(() => native.eventfdWrite(fd, count, false)) ? true : undefined), signal, [
+      this.#life.waits,
+    ])
   }
 
   /**

@@ -303,7 +303,10 @@ export class Mutex implements Disposable, AsyncDisposable {
    * const total = await mutex.withLock(() => bumpCounterFile(), { timeoutMs: 5000 })
    * ```
    */
-  async withLock<T>(fn: (guard: MutexGuard) => T | PromiseLike<T>, options?: SemaphoreWaitOptions): Promise<Awaited<T>> {
+  async withLock<T>(
+    fn: (guard: MutexGuard) => T | PromiseLike<T>,
+    options?: SemaphoreWaitOptions,
+  ): Promise<Awaited<T>> {
     validateFunction(fn, 'fn')
     const guard = await this.lock(options)
     try {

@@ -44,7 +44,11 @@ const INT32_MAX = 0x7fff_ffff
 
 function detail(pid: number | undefined) {
   return (err: IpcError): ErrorDetail => {
-    const limit = limitDetail(err, err.syscall === 'waitid' ? 'waitid(P_PIDFD)' : 'pidfd_open', err.syscall === 'waitid' ? '5.4' : '5.3')
+    const limit = limitDetail(
+      err,
+      err.syscall === 'waitid' ? 'waitid(P_PIDFD)' : 'pidfd_open',
+      err.syscall === 'waitid' ? '5.4' : '5.3',
+    )
     if (limit !== undefined) return { info: limit }
     return { info: pid === undefined ? undefined : `pid ${pid}` }
   }
@@ -120,7 +124,10 @@ export class PidFd implements Disposable, AsyncDisposable {
     if (pid === null) {
       // No pid: the process was reaped (the kernel's own ESRCH says so), or it lives in a pid
       // namespace this one cannot see.
-      callNative(() => native.pidfdSendSignal(fd, 0), () => ({ info: 'its process has exited and been reaped' }))
+      callNative(
+        () => native.pidfdSendSignal(fd, 0),
+        () => ({ info: 'its process has exited and been reaped' }),
+      )
       throw invalidArgValue('fd', fd, 'refers to a process outside this pid namespace')
     }
     return new PidFd(pid, fd)

@@ -306,8 +306,8 @@ function openError(err: unknown, name: string, maxMessages: number, messageSize:
       }
       break
     case 'EMFILE': {
-      const m = maxMessages >= 0 ? maxMessages : l.msgDefault ?? 0
-      const s = messageSize >= 0 ? messageSize : l.msgsizeDefault ?? 0
+      const m = maxMessages >= 0 ? maxMessages : (l.msgDefault ?? 0)
+      const s = messageSize >= 0 ? messageSize : (l.msgsizeDefault ?? 0)
       const need = native.posixQueueChargedBytes(m, s)
       const limit = l.rlimitMsgqueue === null ? 'unlimited' : `${l.rlimitMsgqueue} bytes`
       why = `too many open descriptors (RLIMIT_NOFILE), or the user's queues would take more than RLIMIT_MSGQUEUE (${limit}, ulimit -q): this queue takes ${need} bytes`

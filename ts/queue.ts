@@ -208,7 +208,6 @@ const fastSend = native.msgFastSend
 /** Smallest pool; a pool always has room for two messages of msgmax. */
 const POOL_SIZE = 64 * 1024
 
-
 /** The current pool, an Int32Array over it, and what copies payloads out of it. */
 let pool: Buffer
 let words: Int32Array
@@ -361,7 +360,9 @@ function sendErrorDetail(size: number): (err: IpcError) => ErrorDetail | undefin
   return (err) => {
     if (err.code !== 'EINVAL') return undefined
     const msgmax = native.msgMax()
-    return size > msgmax ? { info: `a message of ${size} bytes; msgmax, the largest this system takes, is ${msgmax} bytes` } : undefined
+    return size > msgmax
+      ? { info: `a message of ${size} bytes; msgmax, the largest this system takes, is ${msgmax} bytes` }
+      : undefined
   }
 }
 
@@ -376,7 +377,10 @@ type AnyMessage = Message | BigIntMessage
 function waitedMessage(value: number, data: Buffer, bigint: boolean): AnyMessage {
   if (value <= MAX_SAFE) return { type: bigint ? BigInt(value) : value, data } as AnyMessage
   const payload = data.subarray(HEADER)
-  return { type: receivedType(data.readInt32LE(0), data.readInt32LE(4), bigint, () => payload), data: payload } as AnyMessage
+  return {
+    type: receivedType(data.readInt32LE(0), data.readInt32LE(4), bigint, () => payload),
+    data: payload,
+  } as AnyMessage
 }
 
 /** Ends an iterator's pending wait without an error (see {@link MessageQueue.messages}). */
@@ -750,7 +754,8 @@ export class MessageQueue implements Disposable, AsyncDisposable {
    */
   update(changes: MessageQueueUpdate): void {
     const c = validateOptions(changes, 'changes')
-    const maxBytes = c.maxBytes === undefined ? undefined : optionalInteger(c.maxBytes, 'changes.maxBytes', 0, MAX_SAFE, 0)
+    const maxBytes =
+      c.maxBytes === undefined ? undefined : optionalInteger(c.maxBytes, 'changes.maxBytes', 0, MAX_SAFE, 0)
     const { mode, uid, gid } = ownerChanges(c)
     this.#life.check()
     callNative(() => native.msgUpdate(this.id, maxBytes, mode, uid, gid))

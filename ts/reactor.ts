@@ -307,7 +307,7 @@ function onFdReady(fd: number, events: number): void {
   if (state === undefined) return
   if (events < 0) {
     for (const list of [state.readers, state.writers]) {
-      for (let i = 0; i < list.length; ) {
+      for (let i = 0; i < list.length;) {
         if (list[i]!.ready()) {
           list.splice(i, 1)
           fdWaits--

@@ -131,7 +131,6 @@ export interface SemaphoreSetUpdate {
   gid?: number
 }
 
-
 /** `options.timeoutMs` as the native calls take it: milliseconds, or -1 for no limit. */
 function timeoutOf(value: unknown): number {
   const ms = validateTimeout(value, 'options.timeoutMs')

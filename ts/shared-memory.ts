@@ -6,7 +6,17 @@
  * @module
  */
 
-import { AbortError, IpcError, answered, callNative, featureUnavailable, invalidArgType, invalidState, outOfRange, type ErrorDetail } from './errors'
+import {
+  AbortError,
+  IpcError,
+  answered,
+  callNative,
+  featureUnavailable,
+  invalidArgType,
+  invalidState,
+  outOfRange,
+  type ErrorDetail,
+} from './errors'
 import { native, type Reactor } from './native'
 import { Lifetime, startWait } from './reactor'
 import { ownerChanges, ownerStat, secondsToDate } from './sysv'
@@ -140,7 +150,6 @@ const WAIT_RESULTS: readonly ShmWaitResult[] = ['ok', 'not-equal', 'timed-out']
  */
 export const zeroCopySupported: boolean = !process.env.IPCKIT_NO_ZERO_COPY && native.shmZeroCopyProbe()
 
-
 /** A Buffer over the bytes of `view` (no copy). */
 function asBuffer(view: ArrayBufferView): Buffer {
   return Buffer.isBuffer(view) ? view : Buffer.from(view.buffer, view.byteOffset, view.byteLength)
@@ -216,7 +225,13 @@ function copyRead(
   return target
 }
 
-function copyWrite(mapping: ShmMapping, bytes: Uint8Array | undefined, size: number, src: Uint8Array, offset: number): void {
+function copyWrite(
+  mapping: ShmMapping,
+  bytes: Uint8Array | undefined,
+  size: number,
+  src: Uint8Array,
+  offset: number,
+): void {
   if (src.byteLength > size - offset) {
     throw outOfRange('data.byteLength', `<= ${size - offset} (the bytes after offset)`, src.byteLength)
   }
@@ -299,7 +314,9 @@ export class SharedMemoryView implements Disposable {
   get buffer(): ArrayBuffer {
     this.#check()
     if (this.#buffer === undefined) {
-      throw invalidState('a read-only SharedMemoryView has no zero-copy buffer (writing into it would crash the process); use read()')
+      throw invalidState(
+        'a read-only SharedMemoryView has no zero-copy buffer (writing into it would crash the process); use read()',
+      )
     }
     return this.#buffer
   }
@@ -533,7 +550,13 @@ export abstract class MappedMemory implements Disposable, AsyncDisposable {
   write(data: ShmData, offset = 0): void {
     // As in read(): the common case in one step, anything else checked below.
     const bytes = this.#bytes
-    if (bytes && data instanceof Uint8Array && Number.isInteger(offset) && offset >= 0 && data.byteLength <= this.size - offset) {
+    if (
+      bytes &&
+      data instanceof Uint8Array &&
+      Number.isInteger(offset) &&
+      offset >= 0 &&
+      data.byteLength <= this.size - offset
+    ) {
       bytes.set(data, offset)
       return
     }

@@ -180,7 +180,11 @@ function parseAddress(value: unknown, name: string): NativeAddress {
     if (bytes.length > NAME_MAX) throw outOfRange(`${name}.abstract.length`, `<= ${NAME_MAX} bytes`, bytes.length)
     return { name: bytes, isAbstract: true }
   }
-  throw invalidArgType(name, 'of type string, an instance of Buffer or Uint8Array, or an object with an "abstract" name', value)
+  throw invalidArgType(
+    name,
+    'of type string, an instance of Buffer or Uint8Array, or an object with an "abstract" name',
+    value,
+  )
 }
 
 /** The last string destination parsed by a send, kept: a sender names the same one again and again. */
@@ -195,7 +199,13 @@ function parseTo(value: unknown): NativeAddress {
 }
 
 /** One non-blocking `sendmsg`: the bytes sent, or -1 when it would block (unless `throwEagain`). */
-function sendNow(fd: number, bytes: Uint8Array, fds: number[], to: NativeAddress | undefined, throwEagain: boolean): number {
+function sendNow(
+  fd: number,
+  bytes: Uint8Array,
+  fds: number[],
+  to: NativeAddress | undefined,
+  throwEagain: boolean,
+): number {
   if (fds.length === 0 && bytes.length <= MIN_ROOM) return sendFast(fd, bytes, to, throwEagain)
   // Without descriptors, a call with fewer arguments (each costs on every call).
   if (fds.length === 0) {
@@ -319,7 +329,13 @@ function receiveNow(fd: number, mode: number): SocketMessage | null | undefined 
     // whether it is not UTF-8 (then its exact bytes, copied).
     const end = NAME_AT + ((code - 1) >> 1)
     const name = words[5] === 0 ? pool.toString('utf8', NAME_AT, end) : Buffer.from(pool.subarray(NAME_AT, end))
-    return { data, fds: [], from: (code - 1) & 1 ? { abstract: name } : name, credentials: undefined, fdsDropped: false }
+    return {
+      data,
+      fds: [],
+      from: (code - 1) & 1 ? { abstract: name } : name,
+      credentials: undefined,
+      fdsDropped: false,
+    }
   }
   if (len === FAST_EMPTY) return undefined
   if (len === KEPT) {
@@ -720,7 +736,11 @@ function acceptFdsOf(options: { acceptFds?: unknown }): boolean {
 function checkKind(fd: number, want: 'dgram' | 'seqpacket'): void {
   const kind = callNative(() => native.socketKind(fd))
   if (kind !== want) {
-    throw invalidArgValue('fd', fd, `must be a ${want === 'dgram' ? 'SOCK_DGRAM' : 'SOCK_SEQPACKET'} UNIX socket, not ${kind}`)
+    throw invalidArgValue(
+      'fd',
+      fd,
+      `must be a ${want === 'dgram' ? 'SOCK_DGRAM' : 'SOCK_SEQPACKET'} UNIX socket, not ${kind}`,
+    )
   }
 }
 
@@ -1422,7 +1442,12 @@ export function peerCredentials(socket: Socket | UnixDatagramSocket | UnixSeqpac
  * await sendFds(a, 'take this', [fs.openSync('/etc/hostname', 'r')])
  * ```
  */
-export async function sendFds(socket: Socket, data: Payload, fds: readonly number[], options?: SocketReceiveOptions): Promise<void> {
+export async function sendFds(
+  socket: Socket,
+  data: Payload,
+  fds: readonly number[],
+  options?: SocketReceiveOptions,
+): Promise<void> {
   if (!(socket instanceof Socket)) throw invalidArgType('socket', 'an instance of net.Socket', socket)
   let bytes = toBytes(data, 'data')
   if (bytes.length === 0) throw invalidArgValue('data', data, 'must not be empty')
