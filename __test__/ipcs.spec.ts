@@ -27,7 +27,11 @@ test.after.always(() => removeBuilds())
 const OWNER = 40000 + (process.pid % 20000)
 
 /** The name of group `gid`, as the system's group database has it (`getent group`). */
-const groupName = (gid: number) => execFileSync('getent', ['group', String(gid)], { encoding: 'utf8' }).split(':')[0]
+function groupName(gid: number): string {
+  const [name] = execFileSync('getent', ['group', String(gid)], { encoding: 'utf8' }).split(':')
+  if (!name) throw new Error(`getent group ${gid} printed no name`)
+  return name
+}
 
 const find = (type: string, id: number) => ipcs().find((e) => e.type === type && e.id === id)
 
