@@ -6,7 +6,7 @@
 
 import test from 'ava'
 import { execFile } from 'node:child_process'
-import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, symlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 
@@ -95,6 +95,49 @@ test('npm/ has one package per napi target, named and constrained as the loader 
     t.deepEqual(sub.cpu, [suffix.split('-')[1]])
     if (suffix.startsWith('linux-')) t.deepEqual(sub.libc, [suffix.endsWith('-musl') ? 'musl' : 'glibc'])
   }
+})
+
+test("every file that carries the version holds package.json's (scripts/version.js)", (t) => {
+  const { places } = require('../scripts/version.js') as { places(): Array<[string, string | null]> }
+  const found = places()
+  const where = found.map(([w]) => w)
+  for (const needed of [
+    'package.json',
+    'package-lock.json',
+    'Cargo.toml [workspace.package]',
+    'Cargo.lock ipckit',
+    'Cargo.lock ipckit-node',
+  ]) {
+    t.true(where.includes(needed), `${needed} is checked`)
+  }
+  for (const dir of readdirSync(join(ROOT, 'npm')))
+    t.true(where.includes(`npm/${dir}/package.json`), `npm/${dir} is checked`)
+  for (const [w, version] of found) t.is(version, rootPkg.version, w)
+})
+
+test('scripts/version.js sets one version everywhere, and its check names a file left behind', async (t) => {
+  const dir = tempDir('ipckit-version-')
+  t.teardown(() => dir.remove())
+  mkdirSync(join(dir.path, 'scripts'))
+  for (const f of ['package.json', 'package-lock.json', 'Cargo.toml', 'Cargo.lock', 'scripts/version.js']) {
+    writeFileSync(join(dir.path, f), readFileSync(join(ROOT, f)))
+  }
+  for (const d of readdirSync(join(ROOT, 'npm'))) {
+    mkdirSync(join(dir.path, 'npm', d), { recursive: true })
+    writeFileSync(join(dir.path, 'npm', d, 'package.json'), readFileSync(join(ROOT, 'npm', d, 'package.json')))
+  }
+  symlinkSync(join(ROOT, 'node_modules'), join(dir.path, 'node_modules'))
+  const script = join(dir.path, 'scripts', 'version.js')
+  const next = '9.8.7-test.1'
+  await sh(process.execPath, [script, next], dir.path)
+  const { places } = require(script) as { places(): Array<[string, string | null]> }
+  for (const [w, version] of places()) t.is(version, next, w)
+  t.regex(readFileSync(join(dir.path, 'Cargo.toml'), 'utf8'), /\nversion = "9\.8\.7-test\.1"\n/)
+  // One file edited by hand: the check fails and names it.
+  const sub = join(dir.path, 'npm', 'linux-x64-gnu', 'package.json')
+  writeFileSync(sub, readFileSync(sub, 'utf8').replace(next, '9.8.6'))
+  const err = await t.throwsAsync(sh(process.execPath, [script], dir.path))
+  t.regex(err?.message ?? '', /npm\/linux-x64-gnu\/package\.json: 9\.8\.6, not 9\.8\.7-test\.1/)
 })
 
 test('the main tarball holds the compiled JS, ESM entry, types and loader, and no sources', async (t) => {
