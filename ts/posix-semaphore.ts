@@ -43,7 +43,8 @@ const POST = native.POSIX_SEM_POST
 const VALUE = native.POSIX_SEM_VALUE
 const WAIT = native.POSIX_SEM_WAIT
 const fastOp = native.posixSemFast
-const fastArgs = poolWords(registeredPool(native.POSIX_SEM_FAST_BYTES, native.posixSemFastRegister), 12)
+/** Three words: the semaphore's number, the operation, the timeout. */
+const fastArgs = poolWords(registeredPool(native.POSIX_SEM_FAST_BYTES, native.posixSemFastRegister), 3 * 4)
 
 /** Runs operation `op` on semaphore `id` on this thread; throws what it failed with. */
 function run(id: number, op: number, timeout: number): number {

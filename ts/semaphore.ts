@@ -177,7 +177,8 @@ function encodeOps(ops: unknown, count: number, forceNowait = false): number[] {
  */
 const SOFT = native.SEM_FAST_SOFT
 const semFastOp = native.semFastOp
-const fastArgs = poolWords(registeredPool(native.SEM_FAST_BYTES, native.semFastRegister), 16)
+/** Four words: the set, the semaphore's index, the delta, the flags. */
+const fastArgs = poolWords(registeredPool(native.SEM_FAST_BYTES, native.semFastRegister), 4 * 4)
 
 /**
  * Applies one operation (`flags`: UNDO, NOWAIT, SOFT): true when applied, false when it would
