@@ -344,20 +344,23 @@ test('at the open-file limit: EMFILE naming the limit; everything closes afterwa
   t.true(res.n > 5 && res.n < 48, `made ${res.n}`)
 })
 
-test('many memfds made, mapped and closed leave no descriptor open; one only garbage-collected closes too', async (t) => {
-  const before = fdSnapshot()
-  for (let i = 0; i < 200; i++) {
-    using m = Memfd.create({ size: 4096 })
-    m.write('x', i)
-    m.attach().detach()
-    if (i % 2) m.seal(['shrink'])
-  }
-  t.deepEqual(await fdsLeftOpen(before), [])
-  ;(() => {
-    Memfd.create({ size: 64 }).write('x', 0)
-  })()
-  t.deepEqual(await fdsLeftAfterGc(before, gc), [])
-})
+test.serial(
+  'many memfds made, mapped and closed leave no descriptor open; one only garbage-collected closes too',
+  async (t) => {
+    const before = fdSnapshot()
+    for (let i = 0; i < 200; i++) {
+      using m = Memfd.create({ size: 4096 })
+      m.write('x', i)
+      m.attach().detach()
+      if (i % 2) m.seal(['shrink'])
+    }
+    t.deepEqual(await fdsLeftOpen(before), [])
+    ;(() => {
+      Memfd.create({ size: 64 }).write('x', 0)
+    })()
+    t.deepEqual(await fdsLeftAfterGc(before, gc), [])
+  },
+)
 
 notLinux(anyTest)('macOS has no memfd: ENOSYS, and the message names the platform', (t) => {
   const e = t.throws(() => Memfd.create({ size: 1 }), { instanceOf: IpcError })

@@ -464,7 +464,7 @@ linuxOnly(test, 'prlimit(1) and /proc/self/limits are Linux tools')(
   },
 )
 
-test('close() closes the descriptor; many opens and closes leave nothing open', async (t) => {
+test.serial('close() closes the descriptor; many opens and closes leave nothing open', async (t) => {
   const before = fdSnapshot()
   const name = nameFor(t, 'fds')
   for (let i = 0; i < 200; i++) {
@@ -479,7 +479,7 @@ test('close() closes the descriptor; many opens and closes leave nothing open', 
   t.throws(() => fstatSync(shm.fd), { code: 'EBADF' })
 })
 
-test('a handle only garbage-collected closes its descriptor (the safety net)', async (t) => {
+test.serial('a handle only garbage-collected closes its descriptor (the safety net)', async (t) => {
   const name = nameFor(t, 'gc')
   PosixSharedMemory.open(name, { size: 64, create: true }).close()
   const before = fdSnapshot()

@@ -191,6 +191,9 @@ test.serial(
     const set = privateSet(t, [0])
     const order: number[] = []
     const waits = Array.from({ length: 8 }, (_, i) => set.op([{ index: 0, delta: -1 }]).then(() => order.push(i)))
+    // Until the wait thread is in semop (soon, but later on a busy machine), then a little more:
+    // a second thread blocking for these waits would show by then.
+    for (let i = 0; i < 1000 && set.waitingForIncrease(0) === 0; i++) await sleep(10)
     await sleep(20)
     // One thread blocks in semop for the 8 alike waits, which it serves in turn.
     t.is(set.waitingForIncrease(0), 1)
