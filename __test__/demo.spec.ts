@@ -61,11 +61,17 @@ function mistakes(out: string, started: number, ended: number, before: Set<numbe
   for (const job of JOBS) if (answered.get(job) !== 1) wrong.push(`"${job}" answered ${answered.get(job) ?? 0} times`)
   if (answerLines.length !== JOBS.length) wrong.push(`${answerLines.length} answers for ${JOBS.length} jobs`)
 
-  if (!new RegExp(`^parent ${parent}: sent 4 jobs \\(type 1\\); [0-4] wait in the queue$`, 'm').test(out)) wrong.push('no "sent 4 jobs" line')
-  if (!new RegExp(`^parent ${parent}: a receive of type 99 with a 50 ms timeout ended with AbortError$`, 'm').test(out)) {
+  if (!new RegExp(`^parent ${parent}: sent 4 jobs \\(type 1\\); [0-4] wait in the queue$`, 'm').test(out))
+    wrong.push('no "sent 4 jobs" line')
+  if (
+    !new RegExp(`^parent ${parent}: a receive of type 99 with a 50 ms timeout ended with AbortError$`, 'm').test(out)
+  ) {
     wrong.push('the aborted receive did not end with AbortError')
   }
-  const end = new RegExp(`^parent ${parent}: worker exited with (\\S+); (\\d+) messages left, last send at (\\S+)$`, 'm').exec(out)
+  const end = new RegExp(
+    `^parent ${parent}: worker exited with (\\S+); (\\d+) messages left, last send at (\\S+)$`,
+    'm',
+  ).exec(out)
   if (end === null) wrong.push('no "worker exited" line')
   else {
     if (end[1] !== '0') wrong.push(`the worker exited with ${end[1]}`)
@@ -73,7 +79,9 @@ function mistakes(out: string, started: number, ended: number, before: Set<numbe
     // The kernel keeps whole seconds: the last send (the stop) is within the run, to the second.
     const sent = Date.parse(end[3]!)
     if (!(sent >= Math.floor(started / 1000) * 1000 && sent <= ended)) {
-      wrong.push(`last send at ${end[3]}, not between ${new Date(started).toISOString()} and ${new Date(ended).toISOString()}`)
+      wrong.push(
+        `last send at ${end[3]}, not between ${new Date(started).toISOString()} and ${new Date(ended).toISOString()}`,
+      )
     }
   }
   if (!new RegExp(`^parent ${parent}: queue removed$`, 'm').test(out)) wrong.push('no "queue removed" line')

@@ -97,17 +97,20 @@ test.serial('SemaphoreSet, Semaphore, Mutex: await using ends pending op, acquir
   held.unlock()
 })
 
-linuxOnly(test.serial, 'shm.wait is a futex wait (ENOSYS on macOS)')('SharedMemory: await using ends a pending wait', async (t) => {
-  const shm = removeAtEnd(t, SharedMemory.create({ size: 4096 }), SharedMemory.fromId)
-  let wait
-  {
-    await using own = SharedMemory.fromId(shm.id)
-    wait = watch(own.wait(0, 0))
-    await pending(1)
-  }
-  t.is(wait.state, 'rejected AbortError')
-  t.is(pendingWaits(), 0)
-})
+linuxOnly(test.serial, 'shm.wait is a futex wait (ENOSYS on macOS)')(
+  'SharedMemory: await using ends a pending wait',
+  async (t) => {
+    const shm = removeAtEnd(t, SharedMemory.create({ size: 4096 }), SharedMemory.fromId)
+    let wait
+    {
+      await using own = SharedMemory.fromId(shm.id)
+      wait = watch(own.wait(0, 0))
+      await pending(1)
+    }
+    t.is(wait.state, 'rejected AbortError')
+    t.is(pendingWaits(), 0)
+  },
+)
 
 test.serial('SignalWatcher: await using ends a pending next() with done', async (t) => {
   let next
@@ -134,26 +137,29 @@ test.serial('UnixDatagramSocket: await using ends a pending receive', async (t) 
   t.true(a.closed)
 })
 
-linuxOnly(test.serial, 'macOS has no SOCK_SEQPACKET UNIX sockets')('UnixSeqpacketServer and UnixSeqpacketSocket: await using ends a pending accept and receive, and removes the socket file', async (t) => {
-  const d = tempDir('ipckit-dispose-')
-  t.teardown(d.remove)
-  const path = `${d.path}/srv.sock`
-  let accept
-  let receive
-  {
-    await using server = UnixSeqpacketServer.listen(path)
-    await using client = UnixSeqpacketSocket.connect(path)
-    await using conn = await server.accept()
-    accept = watch(server.accept())
-    receive = watch(conn.receive())
-    await pending(2)
-    t.is(client.remoteAddress, path)
-  }
-  t.is(accept.state, 'rejected AbortError')
-  t.is(receive.state, 'rejected AbortError')
-  t.is(pendingWaits(), 0)
-  t.false(existsSync(path), 'the server removed its file')
-})
+linuxOnly(test.serial, 'macOS has no SOCK_SEQPACKET UNIX sockets')(
+  'UnixSeqpacketServer and UnixSeqpacketSocket: await using ends a pending accept and receive, and removes the socket file',
+  async (t) => {
+    const d = tempDir('ipckit-dispose-')
+    t.teardown(d.remove)
+    const path = `${d.path}/srv.sock`
+    let accept
+    let receive
+    {
+      await using server = UnixSeqpacketServer.listen(path)
+      await using client = UnixSeqpacketSocket.connect(path)
+      await using conn = await server.accept()
+      accept = watch(server.accept())
+      receive = watch(conn.receive())
+      await pending(2)
+      t.is(client.remoteAddress, path)
+    }
+    t.is(accept.state, 'rejected AbortError')
+    t.is(receive.state, 'rejected AbortError')
+    t.is(pendingWaits(), 0)
+    t.false(existsSync(path), 'the server removed its file')
+  },
+)
 
 test.serial('pipe ends: await using closes the descriptor before the block is left', async (t) => {
   const { readable, writable } = pipe()

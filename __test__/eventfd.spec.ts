@@ -33,7 +33,10 @@ test('counter mode adds writes and a read takes the whole count; semaphore mode 
   await counter.write(4)
   counter.writeSync(2n)
   t.is(counter.readSync(), 9)
-  t.like(t.throws(() => counter.readSync({ wait: false }), { instanceOf: IpcError }), { code: 'EAGAIN', syscall: 'read' })
+  t.like(
+    t.throws(() => counter.readSync({ wait: false }), { instanceOf: IpcError }),
+    { code: 'EAGAIN', syscall: 'read' },
+  )
   using sem = EventFd.create({ initial: 2, semaphore: true })
   t.true(sem.semaphore)
   sem.writeSync(1)
@@ -44,29 +47,39 @@ test('counter mode adds writes and a read takes the whole count; semaphore mode 
 })
 
 // Serial: it counts the poller's watches, which every test shares.
-test.serial('an async read waits on the poller, resolves when another process writes, and costs no thread', async (t) => {
-  using efd = EventFd.create()
-  const threads = () => readdirSync('/proc/self/task').length
-  const pending = efd.read()
-  await sleep(20)
-  const before = threads()
-  t.is(native.pollCount(), 1)
-  const child = nodeChild(`const e = ipckit.EventFd.fromFd(3); setTimeout(() => { e.writeSync(5); e.close() }, 50)`, [], {
-    stdio: ['pipe', 'pipe', 'pipe', efd.fd],
-  })
-  t.is(await pending, 5)
-  t.is((await child.done).code, 0)
-  t.is(native.pollCount(), 0)
-  // 500 reads pending on 500 eventfds: 500 watches, not 500 threads.
-  const many = Array.from({ length: 500 }, () => EventFd.create())
-  const reads = many.map((e) => e.read())
-  await sleep(20)
-  t.is(native.pollCount(), 500)
-  t.true(threads() <= before + 1, `threads ${before} -> ${threads()}`)
-  many.forEach((e, i) => e.writeSync(i + 1))
-  t.deepEqual(await Promise.all(reads), many.map((_, i) => i + 1))
-  for (const e of many) e.close()
-})
+test.serial(
+  'an async read waits on the poller, resolves when another process writes, and costs no thread',
+  async (t) => {
+    using efd = EventFd.create()
+    const threads = () => readdirSync('/proc/self/task').length
+    const pending = efd.read()
+    await sleep(20)
+    const before = threads()
+    t.is(native.pollCount(), 1)
+    const child = nodeChild(
+      `const e = ipckit.EventFd.fromFd(3); setTimeout(() => { e.writeSync(5); e.close() }, 50)`,
+      [],
+      {
+        stdio: ['pipe', 'pipe', 'pipe', efd.fd],
+      },
+    )
+    t.is(await pending, 5)
+    t.is((await child.done).code, 0)
+    t.is(native.pollCount(), 0)
+    // 500 reads pending on 500 eventfds: 500 watches, not 500 threads.
+    const many = Array.from({ length: 500 }, () => EventFd.create())
+    const reads = many.map((e) => e.read())
+    await sleep(20)
+    t.is(native.pollCount(), 500)
+    t.true(threads() <= before + 1, `threads ${before} -> ${threads()}`)
+    many.forEach((e, i) => e.writeSync(i + 1))
+    t.deepEqual(
+      await Promise.all(reads),
+      many.map((_, i) => i + 1),
+    )
+    for (const e of many) e.close()
+  },
+)
 
 const C_WRITER = `#include <errno.h>
 #include <poll.h>
@@ -179,32 +192,38 @@ test('async iteration: break takes nothing more, a write after it is still there
 })
 
 // Serial: it counts the poller's watches, which every test shares.
-test.serial('64-bit counts: bigint reads, a count above 2^53 is put back, a full counter makes writes wait', async (t) => {
-  using efd = EventFd.create()
-  efd.writeSync(2n ** 60n)
-  const e = await t.throwsAsync(efd.read(), { code: 'ERR_OUT_OF_RANGE', instanceOf: RangeError })
-  t.regex(e!.message, /bigint: true/)
-  t.is(await efd.read({ bigint: true }), 2n ** 60n, 'it was put back whole')
-  efd.writeSync(MAX_COUNT)
-  t.like(t.throws(() => efd.writeSync(1, { wait: false }), { instanceOf: IpcError }), { code: 'EAGAIN', syscall: 'write' })
-  const blocked = efd.write(5)
-  await sleep(20)
-  t.is(native.pollCount(), 1, 'the write waits for room on the poller')
-  t.is(efd.readSync({ bigint: true }), MAX_COUNT)
-  await blocked
-  t.is(efd.readSync(), 5)
-  const range = { code: 'ERR_OUT_OF_RANGE', instanceOf: RangeError }
-  t.throws(() => efd.writeSync(-1), range)
-  t.throws(() => efd.writeSync(1.5), range)
-  t.throws(() => efd.writeSync(2 ** 53), range)
-  t.throws(() => efd.writeSync(MAX_COUNT + 1n), range)
-  t.throws(() => efd.writeSync(-1n), range)
-  t.throws(() => efd.writeSync('1' as never), { code: 'ERR_INVALID_ARG_TYPE' })
-  await t.throwsAsync(efd.write(null as never), { code: 'ERR_INVALID_ARG_TYPE' })
-  await t.throwsAsync(efd.read({ bigint: 1 } as never), { code: 'ERR_INVALID_ARG_TYPE' })
-  t.throws(() => EventFd.create({ initial: 2 ** 32 }), range)
-  t.throws(() => EventFd.create({ semaphore: 'no' as never }), { code: 'ERR_INVALID_ARG_TYPE' })
-})
+test.serial(
+  '64-bit counts: bigint reads, a count above 2^53 is put back, a full counter makes writes wait',
+  async (t) => {
+    using efd = EventFd.create()
+    efd.writeSync(2n ** 60n)
+    const e = await t.throwsAsync(efd.read(), { code: 'ERR_OUT_OF_RANGE', instanceOf: RangeError })
+    t.regex(e!.message, /bigint: true/)
+    t.is(await efd.read({ bigint: true }), 2n ** 60n, 'it was put back whole')
+    efd.writeSync(MAX_COUNT)
+    t.like(
+      t.throws(() => efd.writeSync(1, { wait: false }), { instanceOf: IpcError }),
+      { code: 'EAGAIN', syscall: 'write' },
+    )
+    const blocked = efd.write(5)
+    await sleep(20)
+    t.is(native.pollCount(), 1, 'the write waits for room on the poller')
+    t.is(efd.readSync({ bigint: true }), MAX_COUNT)
+    await blocked
+    t.is(efd.readSync(), 5)
+    const range = { code: 'ERR_OUT_OF_RANGE', instanceOf: RangeError }
+    t.throws(() => efd.writeSync(-1), range)
+    t.throws(() => efd.writeSync(1.5), range)
+    t.throws(() => efd.writeSync(2 ** 53), range)
+    t.throws(() => efd.writeSync(MAX_COUNT + 1n), range)
+    t.throws(() => efd.writeSync(-1n), range)
+    t.throws(() => efd.writeSync('1' as never), { code: 'ERR_INVALID_ARG_TYPE' })
+    await t.throwsAsync(efd.write(null as never), { code: 'ERR_INVALID_ARG_TYPE' })
+    await t.throwsAsync(efd.read({ bigint: 1 } as never), { code: 'ERR_INVALID_ARG_TYPE' })
+    t.throws(() => EventFd.create({ initial: 2 ** 32 }), range)
+    t.throws(() => EventFd.create({ semaphore: 'no' as never }), { code: 'ERR_INVALID_ARG_TYPE' })
+  },
+)
 
 test('readSync blocks the calling thread until another process writes, then returns its count', async (t) => {
   using efd = EventFd.create()
@@ -229,7 +248,10 @@ test('readSync blocks the calling thread until another process writes, then retu
 test('fromFd: another kind of descriptor is refused (EINVAL); a blocking eventfd from C becomes non-blocking', async (t) => {
   const r = openSync('/dev/null', 'r')
   t.teardown(() => closeSync(r))
-  t.like(t.throws(() => EventFd.fromFd(r), { instanceOf: IpcError }), { code: 'EINVAL', syscall: 'eventfd' })
+  t.like(
+    t.throws(() => EventFd.fromFd(r), { instanceOf: IpcError }),
+    { code: 'EINVAL', syscall: 'eventfd' },
+  )
   t.throws(() => EventFd.fromFd(-2), { code: 'ERR_OUT_OF_RANGE' })
   const exe = compileC(
     'eventfd-blocking',

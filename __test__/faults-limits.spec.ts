@@ -112,12 +112,16 @@ async function bindAgainstSwapper(t: import('ava').ExecutionContext, options: st
 }
 
 linuxOnly(asRootTest, 'symlink swaps under a running bind')(
-  rootTitle('bind with mode 0o666 under umask 022, while nobody swaps the path for a symlink: the victim keeps its mode'),
+  rootTitle(
+    'bind with mode 0o666 under umask 022, while nobody swaps the path for a symlink: the victim keeps its mode',
+  ),
   (t) => bindAgainstSwapper(t, '{ mode: 0o666 }', 0o022),
 )
 
 linuxOnly(asRootTest, 'symlink swaps under a running bind')(
-  rootTitle('bind with the default mode under umask 022, while nobody swaps the path for a symlink: the victim keeps its mode'),
+  rootTitle(
+    'bind with the default mode under umask 022, while nobody swaps the path for a symlink: the victim keeps its mode',
+  ),
   (t) => bindAgainstSwapper(t, '{}', 0o022),
 )
 
@@ -190,51 +194,60 @@ int main(int argc, char **argv) {
 
 for (const kind of ['dgram', 'seqpacket'] as const) {
   // Serial: the test compares this process's descriptors before and after.
-  const declare = kind === 'seqpacket' ? linuxOnly(test.serial, 'macOS has no SOCK_SEQPACKET UNIX sockets') : test.serial
-  declare(`a ${kind} server that did not ask for descriptors: a C peer sends 10 x ${SCM_MAX_FD}, none stays open`, async (t) => {
-    const dir = tempDir()
-    t.teardown(dir.remove)
-    const path = join(dir.path, 'server.sock')
-    const exe = compileC('fd-flooder', FD_FLOODER)
-    let server: UnixDatagramSocket | UnixSeqpacketServer
-    let conn: { receive(): Promise<{ data: Buffer; fds: number[]; fdsDropped: boolean } | null>; close(): void }
-    let peer
-    if (kind === 'dgram') {
-      const sock = UnixDatagramSocket.bind(path)
-      server = sock
-      conn = sock
-      peer = cChild(exe, [kind, path, '10'])
-    } else {
-      const listener = UnixSeqpacketServer.listen(path)
-      server = listener
-      peer = cChild(exe, [kind, path, '10'])
-      conn = await listener.accept()
-    }
-    t.teardown(() => {
-      conn.close()
-      server.close()
-    })
-    t.false((conn as UnixDatagramSocket).acceptFds)
-    // Everything is sent (queued in the kernel, descriptors in flight) before counting.
-    const r = await peer.done
-    t.is(r.code, 0, r.stderr)
-    const before = fdSnapshot()
-    const got: string[] = []
-    for (let i = 0; i < 10; i++) {
-      const m = (await conn.receive())!
-      t.deepEqual([m.fds, m.fdsDropped], [[], true])
-      got.push(m.data.toString())
-    }
-    t.deepEqual(got, [...Array(10).keys()].map((i) => `flood ${i}`))
-    t.deepEqual(await fdsLeftOpen(before, 0), [])
-  })
+  const declare =
+    kind === 'seqpacket' ? linuxOnly(test.serial, 'macOS has no SOCK_SEQPACKET UNIX sockets') : test.serial
+  declare(
+    `a ${kind} server that did not ask for descriptors: a C peer sends 10 x ${SCM_MAX_FD}, none stays open`,
+    async (t) => {
+      const dir = tempDir()
+      t.teardown(dir.remove)
+      const path = join(dir.path, 'server.sock')
+      const exe = compileC('fd-flooder', FD_FLOODER)
+      let server: UnixDatagramSocket | UnixSeqpacketServer
+      let conn: { receive(): Promise<{ data: Buffer; fds: number[]; fdsDropped: boolean } | null>; close(): void }
+      let peer
+      if (kind === 'dgram') {
+        const sock = UnixDatagramSocket.bind(path)
+        server = sock
+        conn = sock
+        peer = cChild(exe, [kind, path, '10'])
+      } else {
+        const listener = UnixSeqpacketServer.listen(path)
+        server = listener
+        peer = cChild(exe, [kind, path, '10'])
+        conn = await listener.accept()
+      }
+      t.teardown(() => {
+        conn.close()
+        server.close()
+      })
+      t.false((conn as UnixDatagramSocket).acceptFds)
+      // Everything is sent (queued in the kernel, descriptors in flight) before counting.
+      const r = await peer.done
+      t.is(r.code, 0, r.stderr)
+      const before = fdSnapshot()
+      const got: string[] = []
+      for (let i = 0; i < 10; i++) {
+        const m = (await conn.receive())!
+        t.deepEqual([m.fds, m.fdsDropped], [[], true])
+        got.push(m.data.toString())
+      }
+      t.deepEqual(
+        got,
+        [...Array(10).keys()].map((i) => `flood ${i}`),
+      )
+      t.deepEqual(await fdsLeftOpen(before, 0), [])
+    },
+  )
 }
 
-linuxOnly(test, 'counts descriptors in /proc/self/fd')(`${SCM_MAX_FD} descriptors to a receiver with room for ~100: the ones that came are closed, and the message says so`, async (t) => {
-  const [mine, theirs] = socketpair('seqpacket')
-  t.teardown(() => mine.close())
-  // The receiver: a Node child whose descriptor limit leaves room for about 100 more.
-  const code = `process.argv.splice(1, 0, '[ipckit-child]');const ipckit = require(${JSON.stringify(SOURCE_ENTRY)});
+linuxOnly(test, 'counts descriptors in /proc/self/fd')(
+  `${SCM_MAX_FD} descriptors to a receiver with room for ~100: the ones that came are closed, and the message says so`,
+  async (t) => {
+    const [mine, theirs] = socketpair('seqpacket')
+    t.teardown(() => mine.close())
+    // The receiver: a Node child whose descriptor limit leaves room for about 100 more.
+    const code = `process.argv.splice(1, 0, '[ipckit-child]');const ipckit = require(${JSON.stringify(SOURCE_ENTRY)});
     const fs = require('node:fs')
     const count = () => fs.readdirSync('/proc/self/fd').length
     const sock = ipckit.UnixSeqpacketSocket.fromFd(3, { acceptFds: true })
@@ -249,29 +262,37 @@ linuxOnly(test, 'counts descriptors in /proc/self/fd')(`${SCM_MAX_FD} descriptor
       second.fds.forEach((fd) => fs.closeSync(fd))
       sock.close()
     })().catch((e) => { console.error(e); process.exit(1) })`
-  const child = cChild(
-    'sh',
-    ['-c', 'ulimit -n 150 && exec "$0" "$@"', process.execPath, '--require', require.resolve('tsx/cjs'), '-e', code],
-    { stdio: ['pipe', 'pipe', 'pipe', theirs.fd] },
-  )
-  theirs.close()
-  const ready = await child.line(/^ready /)
-  const room = 150 - Number(ready.split(' ')[1])
-  t.true(room > 30 && room < SCM_MAX_FD, `room for ${room} descriptors`)
-  const devNull = openSync('/dev/null', 'r')
-  t.teardown(() => closeSync(devNull))
-  await mine.send('too many', { fds: new Array(SCM_MAX_FD).fill(devNull) })
-  await mine.send('a few', { fds: [devNull, devNull] })
-  const r = await child.done
-  t.is(r.code, 0, r.stderr)
-  const [first, second] = r.stdout.trim().split('\n').slice(1).map((l) => JSON.parse(l))
-  t.like(first, { data: 'too many', fds: 0, dropped: true })
-  // None of the descriptors that came is left open (the count may be lower: what the runtime
-  // had open at the first look, e.g. a descriptor of its own start, may be closed by now).
-  t.true(first.after <= first.before, `descriptors left open by a truncated message: ${first.before} -> ${first.after}`)
-  // The receiver is not stuck: the next message's descriptors come whole.
-  t.deepEqual(second, { fds: 2, dropped: false, open: 2 })
-})
+    const child = cChild(
+      'sh',
+      ['-c', 'ulimit -n 150 && exec "$0" "$@"', process.execPath, '--require', require.resolve('tsx/cjs'), '-e', code],
+      { stdio: ['pipe', 'pipe', 'pipe', theirs.fd] },
+    )
+    theirs.close()
+    const ready = await child.line(/^ready /)
+    const room = 150 - Number(ready.split(' ')[1])
+    t.true(room > 30 && room < SCM_MAX_FD, `room for ${room} descriptors`)
+    const devNull = openSync('/dev/null', 'r')
+    t.teardown(() => closeSync(devNull))
+    await mine.send('too many', { fds: Array.from({ length: SCM_MAX_FD }, () => devNull) })
+    await mine.send('a few', { fds: [devNull, devNull] })
+    const r = await child.done
+    t.is(r.code, 0, r.stderr)
+    const [first, second] = r.stdout
+      .trim()
+      .split('\n')
+      .slice(1)
+      .map((l) => JSON.parse(l))
+    t.like(first, { data: 'too many', fds: 0, dropped: true })
+    // None of the descriptors that came is left open (the count may be lower: what the runtime
+    // had open at the first look, e.g. a descriptor of its own start, may be closed by now).
+    t.true(
+      first.after <= first.before,
+      `descriptors left open by a truncated message: ${first.before} -> ${first.after}`,
+    )
+    // The receiver is not stuck: the next message's descriptors come whole.
+    t.deepEqual(second, { fds: 2, dropped: false, open: 2 })
+  },
+)
 
 // ---------------------------------------------------------------------------------------------
 // Empty seqpacket messages
@@ -305,41 +326,47 @@ int main(int argc, char **argv) {
 
 const seqpacketTest = linuxOnly(test, 'macOS has no SOCK_SEQPACKET UNIX sockets')
 
-seqpacketTest('empty seqpacket messages from a C peer that then closes: with credentials, each is a message, then the end', async (t) => {
-  const dir = tempDir()
-  t.teardown(dir.remove)
-  const path = join(dir.path, 'empty.sock')
-  const peer = cChild(compileC('empty-sender', EMPTY_SENDER), [path])
-  await peer.line(/^listening$/)
-  const conn = UnixSeqpacketSocket.connect(path, { credentials: true })
-  t.teardown(() => conn.close())
-  const r = await peer.done
-  t.is(r.code, 0, r.stderr)
-  // The peer has closed: everything is queued, then the end.
-  const got = []
-  for (let i = 0; i < 4; i++) {
-    const m = conn.receiveSync()
-    got.push(m === null ? null : [m.data.toString(), m.credentials?.pid])
-  }
-  t.deepEqual(got, [['a', peer.pid], ['', peer.pid], ['', peer.pid], null])
-})
+seqpacketTest(
+  'empty seqpacket messages from a C peer that then closes: with credentials, each is a message, then the end',
+  async (t) => {
+    const dir = tempDir()
+    t.teardown(dir.remove)
+    const path = join(dir.path, 'empty.sock')
+    const peer = cChild(compileC('empty-sender', EMPTY_SENDER), [path])
+    await peer.line(/^listening$/)
+    const conn = UnixSeqpacketSocket.connect(path, { credentials: true })
+    t.teardown(() => conn.close())
+    const r = await peer.done
+    t.is(r.code, 0, r.stderr)
+    // The peer has closed: everything is queued, then the end.
+    const got = []
+    for (let i = 0; i < 4; i++) {
+      const m = conn.receiveSync()
+      got.push(m === null ? null : [m.data.toString(), m.credentials?.pid])
+    }
+    t.deepEqual(got, [['a', peer.pid], ['', peer.pid], ['', peer.pid], null])
+  },
+)
 
-seqpacketTest('empty seqpacket messages from a C peer still connected read as messages; the end comes when it closes', async (t) => {
-  const dir = tempDir()
-  t.teardown(dir.remove)
-  const path = join(dir.path, 'empty.sock')
-  const peer = cChild(compileC('empty-sender', EMPTY_SENDER), [path, 'wait'])
-  await peer.line(/^listening$/)
-  const conn = UnixSeqpacketSocket.connect(path)
-  t.teardown(() => conn.close())
-  await peer.line(/^sent$/)
-  const got = []
-  for (let i = 0; i < 3; i++) got.push((await conn.receive())?.data.toString())
-  t.deepEqual(got, ['a', '', ''])
-  peer.write('close')
-  t.is(await conn.receive(), null)
-  t.is((await peer.done).code, 0)
-})
+seqpacketTest(
+  'empty seqpacket messages from a C peer still connected read as messages; the end comes when it closes',
+  async (t) => {
+    const dir = tempDir()
+    t.teardown(dir.remove)
+    const path = join(dir.path, 'empty.sock')
+    const peer = cChild(compileC('empty-sender', EMPTY_SENDER), [path, 'wait'])
+    await peer.line(/^listening$/)
+    const conn = UnixSeqpacketSocket.connect(path)
+    t.teardown(() => conn.close())
+    await peer.line(/^sent$/)
+    const got = []
+    for (let i = 0; i < 3; i++) got.push((await conn.receive())?.data.toString())
+    t.deepEqual(got, ['a', '', ''])
+    peer.write('close')
+    t.is(await conn.receive(), null)
+    t.is((await peer.done).code, 0)
+  },
+)
 
 seqpacketTest('ipckit refuses to send an empty seqpacket message, which the peer could take for the end', async (t) => {
   const [a, b] = socketpair('seqpacket')
@@ -409,20 +436,99 @@ function timeoutCases(t: import('ava').ExecutionContext): TimeoutCase[] {
   }
   // `zero` (value 0) blocks an acquire and frees a waitForZero; `one` (value 1) the reverse.
   return [
-    { name: 'SemaphoreSet.op', async: true, run: (ms, b, signal) => settle(set.op([{ index: b ? 0 : 1, delta: -1 }], { timeoutMs: ms as number, signal }).then(() => set.op([{ index: 1, delta: 1 }]))) },
-    { name: 'SemaphoreSet.opSync', async: false, run: (ms, b) => sync(() => { set.opSync([{ index: b ? 0 : 1, delta: -1 }], { timeoutMs: ms as number }); set.opSync([{ index: 1, delta: 1 }]) }) },
-    { name: 'Semaphore.acquire', async: true, run: (ms, b, signal) => settle((b ? zero : one).acquire({ timeoutMs: ms as number, signal }).then(() => one.release())) },
-    { name: 'Semaphore.acquireSync', async: false, run: (ms, b) => sync(() => { (b ? zero : one).acquireSync({ timeoutMs: ms as number }); one.release() }) },
-    { name: 'Semaphore.waitForZero', async: true, run: (ms, b, signal) => settle((b ? one : zero).waitForZero({ timeoutMs: ms as number, signal })) },
-    { name: 'Semaphore.waitForZeroSync', async: false, run: (ms, b) => sync(() => (b ? one : zero).waitForZeroSync({ timeoutMs: ms as number })) },
-    { name: 'Mutex.lock', async: true, run: (ms, b, signal) => settle((b ? held : mutex).lock({ timeoutMs: ms as number, signal }).then((g: { unlock(): void }) => g.unlock())) },
-    { name: 'Mutex.lockSync', async: false, run: (ms, b) => sync(() => (b ? held : mutex).lockSync({ timeoutMs: ms as number }).unlock()) },
-    { name: 'Mutex.withLock', async: true, run: (ms, b, signal) => settle((b ? held : mutex).withLock(() => 1, { timeoutMs: ms as number, signal })) },
-    { name: 'SharedMemory.wait', async: true, run: async (ms, b, signal) => { const r = await shm.wait(0, b ? 0 : 1, { timeoutMs: ms as number, signal }); return r === 'not-equal' ? 'ok' : r } },
-    { name: 'SharedMemory.waitSync', async: false, run: (ms, b) => { const r = shm.waitSync(0, b ? 0 : 1, { timeoutMs: ms as number }); return r === 'not-equal' ? 'ok' : r } },
-    { name: 'SemaphoreSet.open initTimeoutMs', async: false, run: (ms) => sync(() => SemaphoreSet.open(keyed.key, { initTimeoutMs: ms as number }).close()) },
-    { name: 'Semaphore.open initTimeoutMs', async: false, run: (ms) => sync(() => Semaphore.open(keyed.key, { initTimeoutMs: ms as number }).close()) },
-    { name: 'Mutex.open initTimeoutMs', async: false, run: (ms) => sync(() => Mutex.open(keyed.key, { initTimeoutMs: ms as number }).close()) },
+    {
+      name: 'SemaphoreSet.op',
+      async: true,
+      run: (ms, b, signal) =>
+        settle(
+          set
+            .op([{ index: b ? 0 : 1, delta: -1 }], { timeoutMs: ms as number, signal })
+            .then(() => set.op([{ index: 1, delta: 1 }])),
+        ),
+    },
+    {
+      name: 'SemaphoreSet.opSync',
+      async: false,
+      run: (ms, b) =>
+        sync(() => {
+          set.opSync([{ index: b ? 0 : 1, delta: -1 }], { timeoutMs: ms as number })
+          set.opSync([{ index: 1, delta: 1 }])
+        }),
+    },
+    {
+      name: 'Semaphore.acquire',
+      async: true,
+      run: (ms, b, signal) =>
+        settle((b ? zero : one).acquire({ timeoutMs: ms as number, signal }).then(() => one.release())),
+    },
+    {
+      name: 'Semaphore.acquireSync',
+      async: false,
+      run: (ms, b) =>
+        sync(() => {
+          ;(b ? zero : one).acquireSync({ timeoutMs: ms as number })
+          one.release()
+        }),
+    },
+    {
+      name: 'Semaphore.waitForZero',
+      async: true,
+      run: (ms, b, signal) => settle((b ? one : zero).waitForZero({ timeoutMs: ms as number, signal })),
+    },
+    {
+      name: 'Semaphore.waitForZeroSync',
+      async: false,
+      run: (ms, b) => sync(() => (b ? one : zero).waitForZeroSync({ timeoutMs: ms as number })),
+    },
+    {
+      name: 'Mutex.lock',
+      async: true,
+      run: (ms, b, signal) =>
+        settle(
+          (b ? held : mutex).lock({ timeoutMs: ms as number, signal }).then((g: { unlock(): void }) => g.unlock()),
+        ),
+    },
+    {
+      name: 'Mutex.lockSync',
+      async: false,
+      run: (ms, b) => sync(() => (b ? held : mutex).lockSync({ timeoutMs: ms as number }).unlock()),
+    },
+    {
+      name: 'Mutex.withLock',
+      async: true,
+      run: (ms, b, signal) => settle((b ? held : mutex).withLock(() => 1, { timeoutMs: ms as number, signal })),
+    },
+    {
+      name: 'SharedMemory.wait',
+      async: true,
+      run: async (ms, b, signal) => {
+        const r = await shm.wait(0, b ? 0 : 1, { timeoutMs: ms as number, signal })
+        return r === 'not-equal' ? 'ok' : r
+      },
+    },
+    {
+      name: 'SharedMemory.waitSync',
+      async: false,
+      run: (ms, b) => {
+        const r = shm.waitSync(0, b ? 0 : 1, { timeoutMs: ms as number })
+        return r === 'not-equal' ? 'ok' : r
+      },
+    },
+    {
+      name: 'SemaphoreSet.open initTimeoutMs',
+      async: false,
+      run: (ms) => sync(() => SemaphoreSet.open(keyed.key, { initTimeoutMs: ms as number }).close()),
+    },
+    {
+      name: 'Semaphore.open initTimeoutMs',
+      async: false,
+      run: (ms) => sync(() => Semaphore.open(keyed.key, { initTimeoutMs: ms as number }).close()),
+    },
+    {
+      name: 'Mutex.open initTimeoutMs',
+      async: false,
+      run: (ms) => sync(() => Mutex.open(keyed.key, { initTimeoutMs: ms as number }).close()),
+    },
   ]
 }
 
@@ -692,7 +798,10 @@ for (const mode of ['terminate', 'exit'] as const) {
 function isolated(t: import('ava').ExecutionContext, mine: Buffer, theirs: Buffer, secret: string, what: string) {
   const memory = mine.buffer as ArrayBuffer
   t.is(memory.byteLength, mine.length, `${what}: the memory holds that payload only`)
-  t.false(Buffer.from(memory).toString('latin1').includes('secret'), `${what}: another sender's secret is not reachable`)
+  t.false(
+    Buffer.from(memory).toString('latin1').includes('secret'),
+    `${what}: another sender's secret is not reachable`,
+  )
   new Uint8Array(memory).fill(0x58)
   t.is(theirs.toString(), secret, `${what}: writing through it changes no other message`)
 }
@@ -708,7 +817,10 @@ for (const size of [16, 200, 5000]) {
       q.close()
     })
     q.sendSync(mine)
-    await runNode(`ipckit.MessageQueue.fromId(Number(process.argv[2])).sendSync(process.argv[3])`, [String(q.id), secret])
+    await runNode(`ipckit.MessageQueue.fromId(Number(process.argv[2])).sendSync(process.argv[3])`, [
+      String(q.id),
+      secret,
+    ])
     const first = q.receiveSync().data
     const second = (await q.receive()).data
     t.is(first.toString(), mine)
@@ -724,33 +836,42 @@ for (const size of [16, 200, 5000]) {
     const me = UnixDatagramSocket.create()
     t.teardown(() => me.close())
     me.sendSync(mine, { to: path })
-    await runNode(`ipckit.UnixDatagramSocket.create().sendSync(process.argv[3], { to: process.argv[2] })`, [path, secret])
+    await runNode(`ipckit.UnixDatagramSocket.create().sendSync(process.argv[3], { to: process.argv[2] })`, [
+      path,
+      secret,
+    ])
     const first = server.receiveSync().data
     const second = (await server.receive()).data
     t.is(first.toString(), mine)
     isolated(t, first, second, secret, 'datagram')
   })
 
-  linuxOnly(test, 'macOS has no SOCK_SEQPACKET UNIX sockets')(`a seqpacket payload's .buffer holds that payload only (${size} bytes)`, async (t) => {
-    const dir = tempDir()
-    t.teardown(dir.remove)
-    const path = join(dir.path, 'q.sock')
-    const server = UnixSeqpacketServer.listen(path)
-    t.teardown(() => server.close())
-    const client = UnixSeqpacketSocket.connect(path)
-    t.teardown(() => client.close())
-    const conn = await server.accept()
-    t.teardown(() => conn.close())
-    const other = nodeChild(`const c = ipckit.UnixSeqpacketSocket.connect(process.argv[2]); c.sendSync(process.argv[3]); console.log('sent'); c.receiveSync()`, [path, secret])
-    t.teardown(() => other.kill())
-    const otherConn = await server.accept()
-    t.teardown(() => otherConn.close())
-    client.sendSync(mine)
-    await other.line(/^sent$/)
-    // Both arrive on this thread, through the same receive path, mine first.
-    const first = conn.receiveSync()!.data
-    const second = otherConn.receiveSync()!.data
-    t.is(first.toString(), mine)
-    isolated(t, first, second, secret, 'seqpacket')
-  })
+  linuxOnly(test, 'macOS has no SOCK_SEQPACKET UNIX sockets')(
+    `a seqpacket payload's .buffer holds that payload only (${size} bytes)`,
+    async (t) => {
+      const dir = tempDir()
+      t.teardown(dir.remove)
+      const path = join(dir.path, 'q.sock')
+      const server = UnixSeqpacketServer.listen(path)
+      t.teardown(() => server.close())
+      const client = UnixSeqpacketSocket.connect(path)
+      t.teardown(() => client.close())
+      const conn = await server.accept()
+      t.teardown(() => conn.close())
+      const other = nodeChild(
+        `const c = ipckit.UnixSeqpacketSocket.connect(process.argv[2]); c.sendSync(process.argv[3]); console.log('sent'); c.receiveSync()`,
+        [path, secret],
+      )
+      t.teardown(() => other.kill())
+      const otherConn = await server.accept()
+      t.teardown(() => otherConn.close())
+      client.sendSync(mine)
+      await other.line(/^sent$/)
+      // Both arrive on this thread, through the same receive path, mine first.
+      const first = conn.receiveSync()!.data
+      const second = otherConn.receiveSync()!.data
+      t.is(first.toString(), mine)
+      isolated(t, first, second, secret, 'seqpacket')
+    },
+  )
 }

@@ -190,156 +190,178 @@ function codeOf(p: Promise<unknown>): Promise<string> {
   )
 }
 
-wchanTestSerial('IPC_RMID of a message queue under 4 blocked receivers and a blocked sender: all get EIDRM', async (t) => {
-  const q = track(t, MessageQueue.create())
-  q.update({ maxBytes: 64 })
-  q.sendSync(Buffer.alloc(64), { type: 1 })
-  // The queue is full of type 1 and has no type 2: receivers of type 2 and a sender both block.
-  const children = [
-    waitingChild(`ipckit.MessageQueue.fromId(Number(process.argv[2])).receiveSync({ type: 2 })`, [String(q.id)]),
-    waitingChild(`await ipckit.MessageQueue.fromId(Number(process.argv[2])).receive({ type: 2 })`, [String(q.id)]),
-  ]
-  killAtEnd(t, ...children)
-  const mine = [codeOf(q.receive({ type: 2 })), codeOf(q.receive({ type: 2 })), codeOf(q.send('more'))]
-  for (const c of children) await waitUntilBlocked(c.pid, MSGRCV)
-  // The two receives of this process have the same options: one thread is blocked for both.
-  await waitUntilBlocked(process.pid, MSGRCV, 1)
-  await waitUntilBlocked(process.pid, MSGSND)
-  q.remove()
-  t.deepEqual(await within(Promise.all(mine), 5000, 'waits in this process'), [
-    'error EIDRM msgrcv',
-    'error EIDRM msgrcv',
-    'error EIDRM msgsnd',
-  ])
-  for (const c of children) {
-    t.is(await within(c.line(/^(ok|error)/), 5000, 'a child'), 'error EIDRM')
-    t.is((await c.done).code, 0)
-  }
-})
-
-linuxOnly(test, 'one waiter has a timeout: on macOS it polls and waitingForIncrease() does not count it')('IPC_RMID of a semaphore set under 4 blocked waiters: all get EIDRM', async (t) => {
-  const set = SemaphoreSet.create({ count: 2, initial: [0, 1] })
-  t.teardown(() => {
-    try {
-      set.remove()
-    } catch {
-      // removed by the test
+wchanTestSerial(
+  'IPC_RMID of a message queue under 4 blocked receivers and a blocked sender: all get EIDRM',
+  async (t) => {
+    const q = track(t, MessageQueue.create())
+    q.update({ maxBytes: 64 })
+    q.sendSync(Buffer.alloc(64), { type: 1 })
+    // The queue is full of type 1 and has no type 2: receivers of type 2 and a sender both block.
+    const children = [
+      waitingChild(`ipckit.MessageQueue.fromId(Number(process.argv[2])).receiveSync({ type: 2 })`, [String(q.id)]),
+      waitingChild(`await ipckit.MessageQueue.fromId(Number(process.argv[2])).receive({ type: 2 })`, [String(q.id)]),
+    ]
+    killAtEnd(t, ...children)
+    const mine = [codeOf(q.receive({ type: 2 })), codeOf(q.receive({ type: 2 })), codeOf(q.send('more'))]
+    for (const c of children) await waitUntilBlocked(c.pid, MSGRCV)
+    // The two receives of this process have the same options: one thread is blocked for both.
+    await waitUntilBlocked(process.pid, MSGRCV, 1)
+    await waitUntilBlocked(process.pid, MSGSND)
+    q.remove()
+    t.deepEqual(await within(Promise.all(mine), 5000, 'waits in this process'), [
+      'error EIDRM msgrcv',
+      'error EIDRM msgrcv',
+      'error EIDRM msgsnd',
+    ])
+    for (const c of children) {
+      t.is(await within(c.line(/^(ok|error)/), 5000, 'a child'), 'error EIDRM')
+      t.is((await c.done).code, 0)
     }
-    set.close()
-  })
-  const children = [
-    waitingChild(`ipckit.SemaphoreSet.fromId(Number(process.argv[2])).opSync([{ index: 0, delta: -1 }])`, [String(set.id)]),
-    waitingChild(`await ipckit.SemaphoreSet.fromId(Number(process.argv[2])).op([{ index: 0, delta: -1 }], { timeoutMs: 60000 })`, [
-      String(set.id),
-    ]),
-  ]
-  killAtEnd(t, ...children)
-  const mine = [codeOf(set.op([{ index: 0, delta: -1 }])), codeOf(set.op([{ index: 1, delta: 0 }]))]
-  const until = Date.now() + 20_000
-  while (set.waitingForIncrease(0) < 3 || set.waitingForZero(1) < 1) {
-    if (Date.now() > until) t.fail(`waiters: ${set.waitingForIncrease(0)} for increase, ${set.waitingForZero(1)} for zero`)
-    await sleep(10)
-  }
-  set.remove()
-  t.deepEqual(await within(Promise.all(mine), 5000, 'waits in this process'), [
-    'error EIDRM semop',
-    'error EIDRM semop',
-  ])
-  for (const c of children) {
-    t.is(await within(c.line(/^(ok|error)/), 5000, 'a child'), 'error EIDRM')
-    t.is((await c.done).code, 0)
-  }
-})
+  },
+)
 
-linuxOnly(test.serial, 'shm.wait/notify need a futex (ENOSYS on macOS)')('IPC_RMID of shared memory under 4 waiters: as documented the segment lives on while attached, so waits go on, time out at their deadline, and notify still wakes them', async (t) => {
-  const shm = SharedMemory.create({ size: 4096 })
-  t.teardown(() => {
-    try {
-      shm.remove()
-    } catch {
-      // removed by the test
+linuxOnly(test, 'one waiter has a timeout: on macOS it polls and waitingForIncrease() does not count it')(
+  'IPC_RMID of a semaphore set under 4 blocked waiters: all get EIDRM',
+  async (t) => {
+    const set = SemaphoreSet.create({ count: 2, initial: [0, 1] })
+    t.teardown(() => {
+      try {
+        set.remove()
+      } catch {
+        // removed by the test
+      }
+      set.close()
+    })
+    const children = [
+      waitingChild(`ipckit.SemaphoreSet.fromId(Number(process.argv[2])).opSync([{ index: 0, delta: -1 }])`, [
+        String(set.id),
+      ]),
+      waitingChild(
+        `await ipckit.SemaphoreSet.fromId(Number(process.argv[2])).op([{ index: 0, delta: -1 }], { timeoutMs: 60000 })`,
+        [String(set.id)],
+      ),
+    ]
+    killAtEnd(t, ...children)
+    const mine = [codeOf(set.op([{ index: 0, delta: -1 }])), codeOf(set.op([{ index: 1, delta: 0 }]))]
+    const until = Date.now() + 20_000
+    while (set.waitingForIncrease(0) < 3 || set.waitingForZero(1) < 1) {
+      if (Date.now() > until)
+        t.fail(`waiters: ${set.waitingForIncrease(0)} for increase, ${set.waitingForZero(1)} for zero`)
+      await sleep(10)
     }
-    shm.close()
-  })
-  const children = [
-    waitingChild(`const s = ipckit.SharedMemory.fromId(Number(process.argv[2])); console.log('ready'); return s.waitSync(0, 0)`, [
-      String(shm.id),
-    ]),
-    waitingChild(`const s = ipckit.SharedMemory.fromId(Number(process.argv[2])); console.log('ready'); return await s.wait(0, 0)`, [
-      String(shm.id),
-    ]),
-  ]
-  killAtEnd(t, ...children)
-  for (const c of children) await c.line(/^ready$/)
-  const start = Date.now()
-  let timedOutAt = 0
-  const mine = [
-    codeOf(shm.wait(0, 0)),
-    codeOf(
-      shm.wait(0, 0, { timeoutMs: 1500 }).then((r) => {
-        timedOutAt = Date.now()
-        return r
-      }),
-    ),
-  ]
-  // A futex sleeper cannot be told apart from Node's idle threads in /proc: give them time.
-  await sleep(300)
-  shm.remove()
-  t.true(shm.stat().removed)
-  let settled = 0
-  for (const p of [...mine, ...children.map((c) => c.line(/^(ok|error)/))]) void p.then(() => settled++)
-  await sleep(200)
-  t.is(settled, 0, 'removal wakes nobody')
-  t.is(await within(mine[1]!, 5000, 'the timed wait'), 'ok timed-out')
-  t.true(timedOutAt - start >= 1490, `timed out after ${timedOutAt - start} ms`)
-  shm.write(Buffer.from([1, 0, 0, 0]), 0)
-  // The children's two waits are in the kernel; this process's line thread may not be back in
-  // its futex call yet after delivering the timed-out wait (one CPU): then it finds the word
-  // changed, and the wait ends the same.
-  const woken = shm.notify(0)
-  t.true(woken === 3 || woken === 2, `notify woke ${woken}`)
-  t.is(await within(mine[0]!, 5000, 'the wait'), 'ok ok')
-  for (const c of children) {
-    t.is(await within(c.line(/^(ok|error)/), 5000, 'a child'), 'ok ok')
-    t.is((await c.done).code, 0)
-  }
-})
+    set.remove()
+    t.deepEqual(await within(Promise.all(mine), 5000, 'waits in this process'), [
+      'error EIDRM semop',
+      'error EIDRM semop',
+    ])
+    for (const c of children) {
+      t.is(await within(c.line(/^(ok|error)/), 5000, 'a child'), 'error EIDRM')
+      t.is((await c.done).code, 0)
+    }
+  },
+)
 
-seqpacketTest('seqpacket peer killed mid-stream: every message before it arrives whole and in order, then end of stream; sending to it fails with EPIPE', async (t) => {
-  const [mine, theirs] = socketpair('seqpacket')
-  t.teardown(() => mine.close())
-  const child = nodeChild(
-    `const S = require(${STRESS})
+linuxOnly(test.serial, 'shm.wait/notify need a futex (ENOSYS on macOS)')(
+  'IPC_RMID of shared memory under 4 waiters: as documented the segment lives on while attached, so waits go on, time out at their deadline, and notify still wakes them',
+  async (t) => {
+    const shm = SharedMemory.create({ size: 4096 })
+    t.teardown(() => {
+      try {
+        shm.remove()
+      } catch {
+        // removed by the test
+      }
+      shm.close()
+    })
+    const children = [
+      waitingChild(
+        `const s = ipckit.SharedMemory.fromId(Number(process.argv[2])); console.log('ready'); return s.waitSync(0, 0)`,
+        [String(shm.id)],
+      ),
+      waitingChild(
+        `const s = ipckit.SharedMemory.fromId(Number(process.argv[2])); console.log('ready'); return await s.wait(0, 0)`,
+        [String(shm.id)],
+      ),
+    ]
+    killAtEnd(t, ...children)
+    for (const c of children) await c.line(/^ready$/)
+    const start = Date.now()
+    let timedOutAt = 0
+    const mine = [
+      codeOf(shm.wait(0, 0)),
+      codeOf(
+        shm.wait(0, 0, { timeoutMs: 1500 }).then((r) => {
+          timedOutAt = Date.now()
+          return r
+        }),
+      ),
+    ]
+    // A futex sleeper cannot be told apart from Node's idle threads in /proc: give them time.
+    await sleep(300)
+    shm.remove()
+    t.true(shm.stat().removed)
+    let settled = 0
+    for (const p of [...mine, ...children.map((c) => c.line(/^(ok|error)/))]) void p.then(() => settled++)
+    await sleep(200)
+    t.is(settled, 0, 'removal wakes nobody')
+    t.is(await within(mine[1]!, 5000, 'the timed wait'), 'ok timed-out')
+    t.true(timedOutAt - start >= 1490, `timed out after ${timedOutAt - start} ms`)
+    shm.write(Buffer.from([1, 0, 0, 0]), 0)
+    // The children's two waits are in the kernel; this process's line thread may not be back in
+    // its futex call yet after delivering the timed-out wait (one CPU): then it finds the word
+    // changed, and the wait ends the same.
+    const woken = shm.notify(0)
+    t.true(woken === 3 || woken === 2, `notify woke ${woken}`)
+    t.is(await within(mine[0]!, 5000, 'the wait'), 'ok ok')
+    for (const c of children) {
+      t.is(await within(c.line(/^(ok|error)/), 5000, 'a child'), 'ok ok')
+      t.is((await c.done).code, 0)
+    }
+  },
+)
+
+seqpacketTest(
+  'seqpacket peer killed mid-stream: every message before it arrives whole and in order, then end of stream; sending to it fails with EPIPE',
+  async (t) => {
+    const [mine, theirs] = socketpair('seqpacket')
+    t.teardown(() => mine.close())
+    const child = nodeChild(
+      `const S = require(${STRESS})
      const sock = ipckit.UnixSeqpacketSocket.fromFd(3)
      ;(async () => { for (let s = 0; ; s++) await sock.send(S.record(0, s, 20 + (s * 7919) % 60000)) })()`,
-    [],
-    { stdio: ['pipe', 'pipe', 'pipe', theirs.fd] },
-  )
-  killAtEnd(t, child)
-  theirs.close()
-  const tally = new Tally(1 << 20, 1, 'connection')
-  for (let i = 0; i < 50; i++) tally.add((await mine.receive())!.data)
-  child.kill('SIGKILL')
-  t.is((await child.done).signal, 'SIGKILL')
-  for (;;) {
-    const msg = await within(mine.receive(), 5000, 'receive after the peer died')
-    if (msg === null) break
-    tally.add(msg.data)
-  }
-  t.like(tally, { corrupt: 0, outOfOrder: 0, mixed: 0 })
-  t.is(sentPrefix(tally, 0), tally.received)
-  t.true(tally.received >= 50)
-  t.is(await mine.receive(), null, 'end of stream stays')
-  const err = await t.throwsAsync(mine.send('anyone?'))
-  t.like(err, { code: 'EPIPE' })
-})
+      [],
+      { stdio: ['pipe', 'pipe', 'pipe', theirs.fd] },
+    )
+    killAtEnd(t, child)
+    theirs.close()
+    const tally = new Tally(1 << 20, 1, 'connection')
+    for (let i = 0; i < 50; i++) tally.add((await mine.receive())!.data)
+    child.kill('SIGKILL')
+    t.is((await child.done).signal, 'SIGKILL')
+    for (;;) {
+      const msg = await within(mine.receive(), 5000, 'receive after the peer died')
+      if (msg === null) break
+      tally.add(msg.data)
+    }
+    t.like(tally, { corrupt: 0, outOfOrder: 0, mixed: 0 })
+    t.is(sentPrefix(tally, 0), tally.received)
+    t.true(tally.received >= 50)
+    t.is(await mine.receive(), null, 'end of stream stays')
+    const err = await t.throwsAsync(mine.send('anyone?'))
+    t.like(err, { code: 'EPIPE' })
+  },
+)
 
 seqpacketTest('seqpacket: a receive pending when the peer closes resolves null', async (t) => {
   const [mine, theirs] = socketpair('seqpacket')
   t.teardown(() => mine.close())
-  const child = nodeChild(`const s = ipckit.UnixSeqpacketSocket.fromFd(3); s.sendSync('last'); setTimeout(() => s.close(), 300)`, [], {
-    stdio: ['pipe', 'pipe', 'pipe', theirs.fd],
-  })
+  const child = nodeChild(
+    `const s = ipckit.UnixSeqpacketSocket.fromFd(3); s.sendSync('last'); setTimeout(() => s.close(), 300)`,
+    [],
+    {
+      stdio: ['pipe', 'pipe', 'pipe', theirs.fd],
+    },
+  )
   killAtEnd(t, child)
   theirs.close()
   t.is((await mine.receive())?.data.toString(), 'last')

@@ -81,7 +81,11 @@ test('every export of ts/index.ts is fuzzed or a listed constant', (t) => {
         `class ${name}: say whether its constructor is public (fuzzed) or internal`,
       )
       const methods = instanceMethods(value as { prototype: object })
-      t.is(FIXTURE_CLASSES.includes(name), methods.length > 0, `class ${name}: add a fuzz fixture (FIXTURE_CLASSES, FIXTURES)`)
+      t.is(
+        FIXTURE_CLASSES.includes(name),
+        methods.length > 0,
+        `class ${name}: add a fuzz fixture (FIXTURE_CLASSES, FIXTURES)`,
+      )
     }
   }
   // The walk finds inherited public methods (MessageSocket's send/close) and skips only listed ones.
@@ -103,13 +107,25 @@ test('fromPairFd validates its descriptor: 1.5 is refused, not truncated to fd 1
 })
 
 test('public error constructors refuse bad arguments with coded TypeErrors', (t) => {
-  for (const bad of [undefined, null, 5, {}, { code: 'EACCES', errno: -13 }, { code: 1, errno: -13, syscall: 'x', message: 'm' }]) {
+  for (const bad of [
+    undefined,
+    null,
+    5,
+    {},
+    { code: 'EACCES', errno: -13 },
+    { code: 1, errno: -13, syscall: 'x', message: 'm' },
+  ]) {
     t.throws(() => new ipckit.IpcError(bad as never), { instanceOf: TypeError, code: 'ERR_INVALID_ARG_TYPE' })
   }
   for (const bad of [Symbol('s'), Object.create(null), 5]) {
     t.throws(() => new ipckit.AbortError(bad as never), { instanceOf: TypeError, code: 'ERR_INVALID_ARG_TYPE' })
   }
-  const e = new ipckit.IpcError({ code: 'EACCES', errno: -13, syscall: 'msgget', message: 'EACCES: permission denied, msgget' })
+  const e = new ipckit.IpcError({
+    code: 'EACCES',
+    errno: -13,
+    syscall: 'msgget',
+    message: 'EACCES: permission denied, msgget',
+  })
   t.like(e, { code: 'EACCES', errno: -13, syscall: 'msgget', name: 'IpcError' })
   t.like(new ipckit.AbortError(), { name: 'AbortError', code: 'ABORT_ERR' })
 })
@@ -122,10 +138,14 @@ fuzz(
     t.teardown(() => rmSync(dir, { recursive: true, force: true }))
     // setsid: the runner leads its own session and group, so kill(0) reaches nothing outside.
     const script = 'mount -t tmpfs -o size=16m,mode=700 ipckit-fuzz "$0" && cd "$0" && exec "$1" --require "$2" "$3"'
-    const child = spawn('unshare', [...NAMESPACES, 'setsid', 'sh', '-c', script, dir, process.execPath, TSX_CJS, RUNNER], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env },
-    })
+    const child = spawn(
+      'unshare',
+      [...NAMESPACES, 'setsid', 'sh', '-c', script, dir, process.execPath, TSX_CJS, RUNNER],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: { ...process.env },
+      },
+    )
     let stdout = ''
     let stderr = ''
     let last = Date.now()
@@ -156,7 +176,10 @@ fuzz(
     t.false(stalled, `HANG: no progress for ${STALL_MS / 1000} s during case\n${lastCase}\n${report}`)
     t.is(signal, null, `the runner died from ${signal} during case\n${lastCase}\n${stderr}`)
     const summaryLine = stdout.split('\n').find((l) => l.startsWith('SUMMARY '))
-    t.truthy(summaryLine, `the runner ended (code ${code}) without a summary; last case:\n${lastCase}\n${report}\n${stderr}`)
+    t.truthy(
+      summaryLine,
+      `the runner ended (code ${code}) without a summary; last case:\n${lastCase}\n${report}\n${stderr}`,
+    )
     if (!summaryLine) return
     const summary = JSON.parse(summaryLine.slice('SUMMARY '.length)) as {
       targets: string[]
@@ -174,7 +197,10 @@ fuzz(
       Object.keys(summary.outcomes[name] ?? {}).some((o) => /^(async )?(result|IpcError)/.test(o)),
     )
     const refusedOnly = summary.targets.filter((name) => !reached.includes(name))
-    t.true(reached.length >= summary.targets.length * 0.66, `few targets got past validation: ${refusedOnly.join(', ')}`)
+    t.true(
+      reached.length >= summary.targets.length * 0.66,
+      `few targets got past validation: ${refusedOnly.join(', ')}`,
+    )
     t.log(`${summary.cases} cases over ${summary.targets.length} targets in ${summary.ms} ms`)
     t.log(`never past validation in this run (random arguments rarely fit): ${refusedOnly.join(', ')}`)
   },

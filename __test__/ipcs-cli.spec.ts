@@ -10,7 +10,10 @@ import type { CompareJob, CompareRun, Side } from './helpers/cli-compare'
 import { makeObject, sysvmk } from './helpers/sysv-objects'
 
 /** The CLI lists from /proc/sysvipc, as util-linux ipcs does: off Linux it exits 1 (tested below). */
-const test = linuxOnly(anyTest, 'ipcs reads /proc/sysvipc, and the output is compared with util-linux ipcs: macOS has neither')
+const test = linuxOnly(
+  anyTest,
+  'ipcs reads /proc/sysvipc, and the output is compared with util-linux ipcs: macOS has neither',
+)
 
 anyTest.after.always(() => removeBuilds())
 
@@ -96,9 +99,22 @@ const IPCS_CASES: string[][] = [
   [],
   ['extra', 'words'],
   ...[['-q'], ['-m'], ['-s'], ['-q', '-s'], ['--queues', '--shmems', '--semaphores'], ['-a']].flatMap((types) =>
-    [[], ['-t'], ['-p'], ['-c'], ['-l'], ['-u'], ['-b'], ['--human'], ['-l', '-b'], ['-l', '--human'], ['-u', '-b'], ['-u', '--human'], ['-c', '-b'], ['--time', '--pid']].map(
-      (output) => [...types, ...output],
-    ),
+    [
+      [],
+      ['-t'],
+      ['-p'],
+      ['-c'],
+      ['-l'],
+      ['-u'],
+      ['-b'],
+      ['--human'],
+      ['-l', '-b'],
+      ['-l', '--human'],
+      ['-u', '-b'],
+      ['-u', '--human'],
+      ['-c', '-b'],
+      ['--time', '--pid'],
+    ].map((output) => [...types, ...output]),
   ),
   ['--limits'],
   ['--summary'],
@@ -148,16 +164,35 @@ const IPCS_CASES: string[][] = [
   ['--', '-q'],
 ]
 
-compareTest('ipcs: every option of util-linux ipcs, alone and combined, prints byte for byte what util-linux prints, with the same exit code', async (t) => {
-  const runs = await inNamespace(t, ['util-linux', 'ipckit'], IPCS_CASES.map((args) => ({ tool: 'ipcs' as const, args })))
-  const theirs = runs.filter((r) => r.side === 'util-linux')
-  sameAsUtilLinux(t, theirs, runs.filter((r) => r.side === 'ipckit'))
-  // The objects are there to be shown: not a comparison of two empty listings.
-  const listing = theirs.find((r) => r.args.length === 0)!.stdout
-  t.is(listing.split('\n').filter((l) => l.startsWith('0x')).length, 9, listing)
-  t.regex(theirs.find((r) => r.args.join(' ') === '-s -i 0')!.stdout, /^1 {10}0 {10}1 {10}0 /m, 'a semaphore with a waiter')
-  t.regex(theirs.find((r) => r.args.join(' ') === '-m -i 3')!.stdout, /^mode=01600\t/m, 'a segment marked for removal')
-})
+compareTest(
+  'ipcs: every option of util-linux ipcs, alone and combined, prints byte for byte what util-linux prints, with the same exit code',
+  async (t) => {
+    const runs = await inNamespace(
+      t,
+      ['util-linux', 'ipckit'],
+      IPCS_CASES.map((args) => ({ tool: 'ipcs' as const, args })),
+    )
+    const theirs = runs.filter((r) => r.side === 'util-linux')
+    sameAsUtilLinux(
+      t,
+      theirs,
+      runs.filter((r) => r.side === 'ipckit'),
+    )
+    // The objects are there to be shown: not a comparison of two empty listings.
+    const listing = theirs.find((r) => r.args.length === 0)!.stdout
+    t.is(listing.split('\n').filter((l) => l.startsWith('0x')).length, 9, listing)
+    t.regex(
+      theirs.find((r) => r.args.join(' ') === '-s -i 0')!.stdout,
+      /^1 {10}0 {10}1 {10}0 /m,
+      'a semaphore with a waiter',
+    )
+    t.regex(
+      theirs.find((r) => r.args.join(' ') === '-m -i 3')!.stdout,
+      /^mode=01600\t/m,
+      'a segment marked for removal',
+    )
+  },
+)
 
 /** Every ipcrm option of util-linux 2.38-2.40 (`ipcrm --help`), its old form and its errors; each case starts from the same objects. */
 const IPCRM_CASES: string[][] = [
@@ -210,31 +245,52 @@ const IPCRM_CASES: string[][] = [
   ['--', '-q', '0'],
 ]
 
-compareTest('ipcrm: every option of util-linux ipcrm prints what util-linux prints, exits as it does and removes the same objects', async (t) => {
-  const cases = IPCRM_CASES.map((args) => ({ tool: 'ipcrm' as const, args, fresh: true }))
-  // The same history in two namespaces: the same objects under the same ids in each.
-  const [theirs, mine] = await Promise.all([inNamespace(t, ['util-linux'], cases), inNamespace(t, ['ipckit'], cases)])
-  sameAsUtilLinux(t, theirs, mine)
-  // Removals happened: not a comparison of two runs that removed nothing.
-  const all = theirs.find((r) => r.args.join(' ') === '-v -a')!
-  t.is(all.after!.split('\n').filter((l) => / dest +$/.test(l)).length, 2, 'only the two segments still attached are left, marked for removal')
-  t.is(all.after!.split('\n').filter((l) => l.startsWith('0x')).length, 2, all.after)
-  t.is(all.stdout.split('\n').filter((l) => l.startsWith('removing ')).length, 9)
-  t.is(theirs.find((r) => r.args.length === 0)!.code, 0, 'a bare ipcrm exits 0')
-})
+compareTest(
+  'ipcrm: every option of util-linux ipcrm prints what util-linux prints, exits as it does and removes the same objects',
+  async (t) => {
+    const cases = IPCRM_CASES.map((args) => ({ tool: 'ipcrm' as const, args, fresh: true }))
+    // The same history in two namespaces: the same objects under the same ids in each.
+    const [theirs, mine] = await Promise.all([inNamespace(t, ['util-linux'], cases), inNamespace(t, ['ipckit'], cases)])
+    sameAsUtilLinux(t, theirs, mine)
+    // Removals happened: not a comparison of two runs that removed nothing.
+    const all = theirs.find((r) => r.args.join(' ') === '-v -a')!
+    t.is(
+      all.after!.split('\n').filter((l) => / dest +$/.test(l)).length,
+      2,
+      'only the two segments still attached are left, marked for removal',
+    )
+    t.is(all.after!.split('\n').filter((l) => l.startsWith('0x')).length, 2, all.after)
+    t.is(all.stdout.split('\n').filter((l) => l.startsWith('removing ')).length, 9)
+    t.is(theirs.find((r) => r.args.length === 0)!.code, 0, 'a bare ipcrm exits 0')
+  },
+)
 
-compareTest('ipcrm --all msg (a space, not =) removes only the queues, where util-linux removes everything and then complains', async (t) => {
-  const cases = [{ tool: 'ipcrm' as const, args: ['-v', '--all', 'msg'] }]
-  const [[theirs], [mine]] = await Promise.all([inNamespace(t, ['util-linux'], cases), inNamespace(t, ['ipckit'], cases)])
-  t.is(theirs!.code, 1)
-  t.is(theirs!.stderr, "ipcrm: unknown argument: msg\nTry 'ipcrm --help' for more information.\n")
-  t.is(theirs!.stdout.split('\n').filter((l) => l.startsWith('removing ')).length, 9, 'util-linux removed every object')
-  t.is(mine!.code, 0)
-  t.is(mine!.stderr, '')
-  t.is(mine!.stdout, "removing message queue id `0'\nremoving message queue id `1'\nremoving message queue id `2'\n")
-  t.false(/^------ Message Queues --------\n.*\n0x/m.test(mine!.after!), 'no queue is left')
-  t.is(mine!.after!.split('\n').filter((l) => l.startsWith('0x')).length, 6, 'the segments and semaphore sets are left')
-})
+compareTest(
+  'ipcrm --all msg (a space, not =) removes only the queues, where util-linux removes everything and then complains',
+  async (t) => {
+    const cases = [{ tool: 'ipcrm' as const, args: ['-v', '--all', 'msg'] }]
+    const [[theirs], [mine]] = await Promise.all([
+      inNamespace(t, ['util-linux'], cases),
+      inNamespace(t, ['ipckit'], cases),
+    ])
+    t.is(theirs!.code, 1)
+    t.is(theirs!.stderr, "ipcrm: unknown argument: msg\nTry 'ipcrm --help' for more information.\n")
+    t.is(
+      theirs!.stdout.split('\n').filter((l) => l.startsWith('removing ')).length,
+      9,
+      'util-linux removed every object',
+    )
+    t.is(mine!.code, 0)
+    t.is(mine!.stderr, '')
+    t.is(mine!.stdout, "removing message queue id `0'\nremoving message queue id `1'\nremoving message queue id `2'\n")
+    t.false(/^------ Message Queues --------\n.*\n0x/m.test(mine!.after!), 'no queue is left')
+    t.is(
+      mine!.after!.split('\n').filter((l) => l.startsWith('0x')).length,
+      6,
+      'the segments and semaphore sets are left',
+    )
+  },
+)
 
 test('ipcs --json parses and matches the library result', async (t) => {
   const made = [await makeObject(t, 'msg', { n: 1 }), await makeObject(t, 'sem', { n: 2 }), await makeObject(t, 'shm')]
@@ -250,7 +306,10 @@ test('ipcs --json parses and matches the library result', async (t) => {
   }
   const onlyQueues = JSON.parse(ipckit('ipcs', '-q', '--json').stdout) as Array<{ type: string; id: number }>
   t.true(onlyQueues.every((e) => e.type === 'msg'))
-  t.true(onlyQueues.some((e) => e.id === made[0]!.id), 'the queue made above is listed')
+  t.true(
+    onlyQueues.some((e) => e.id === made[0]!.id),
+    'the queue made above is listed',
+  )
   const lim = ipckit('ipcs', '-l', '--json')
   t.is(lim.code, 0)
   // Exact integers, also above 2^53.
@@ -304,7 +363,7 @@ test('ipcrm reports each failure as util-linux does and exits 1, still removing 
   t.false(keyExists('msg', old.key))
 })
 
-test('ipcrm --all [type] --owner removes only that owner\'s objects', async (t) => {
+test("ipcrm --all [type] --owner removes only that owner's objects", async (t) => {
   const msg = await makeObject(t, 'msg', { uid: ALL_OWNER })
   const sem = await makeObject(t, 'sem', { uid: ALL_OWNER })
   const shm = await makeObject(t, 'shm', { uid: ALL_OWNER })
@@ -327,7 +386,10 @@ anyTest('--help, --version, bad usage and exit codes', (t) => {
     t.is(r.code, 0, args.join(' '))
     t.regex(r.stdout, /Usage:/)
   }
-  const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string; bin: Record<string, string> }
+  const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as {
+    version: string
+    bin: Record<string, string>
+  }
   t.is(ipckit('--version').stdout, `ipckit ${pkg.version}\n`)
   t.is(pkg.bin.ipckit, 'dist/cli.js')
   t.true(readFileSync(CLI, 'utf8').startsWith('#!/usr/bin/env node\n'))

@@ -5,7 +5,17 @@ import anyTest from 'ava'
 
 import { IpcError, MessageQueue, ipcrm, ipcs, limits } from '../ts/index'
 import type { IpcsEntry } from '../ts/index'
-import { NOBODY, assertTimeBetween, freshKey, keyExists, linuxOnly, notLinux, removeBuilds, runNode, waitUntilBlocked } from './helpers'
+import {
+  NOBODY,
+  assertTimeBetween,
+  freshKey,
+  keyExists,
+  linuxOnly,
+  notLinux,
+  removeBuilds,
+  runNode,
+  waitUntilBlocked,
+} from './helpers'
 import { holdObject, makeObject, track } from './helpers/sysv-objects'
 
 /** ipcs() reads /proc/sysvipc and limits() /proc/sys/kernel: off Linux both throw ENOSYS (tested below). */
@@ -17,7 +27,11 @@ test.after.always(() => removeBuilds())
 const OWNER = 40000 + (process.pid % 20000)
 
 /** The name of group `gid`, as the system's group database has it (`getent group`). */
-const groupName = (gid: number) => execFileSync('getent', ['group', String(gid)], { encoding: 'utf8' }).split(':')[0]
+function groupName(gid: number): string {
+  const [name] = execFileSync('getent', ['group', String(gid)], { encoding: 'utf8' }).split(':')
+  if (!name) throw new Error(`getent group ${gid} printed no name`)
+  return name
+}
 
 const find = (type: string, id: number) => ipcs().find((e) => e.type === type && e.id === id)
 
@@ -27,7 +41,10 @@ test('ipcs lists a message queue made in C with its key, mode, owner and figures
   if (e?.type !== 'msg') return t.fail('queue not listed')
   t.is(e.key, q.key)
   t.is(e.mode, 0o640)
-  t.deepEqual([e.uid, e.gid, e.cuid, e.cgid], [process.getuid!(), process.getgid!(), process.getuid!(), process.getgid!()])
+  t.deepEqual(
+    [e.uid, e.gid, e.cuid, e.cgid],
+    [process.getuid!(), process.getgid!(), process.getuid!(), process.getgid!()],
+  )
   t.is(e.owner, 'root')
   t.is(e.creator, 'root')
   t.is(e.ownerGroup, groupName(process.getgid!()))
@@ -49,7 +66,7 @@ test('ipcs lists a semaphore set and a shared memory segment with their figures'
   t.is(s.mode, 0o604)
   t.is(s.count, 5)
   t.is(s.lastOpTime, null)
-  assertTimeBetween(t, s.changeTime, sem.from, sem.to, 'the set\'s changeTime')
+  assertTimeBetween(t, s.changeTime, sem.from, sem.to, "the set's changeTime")
   const m = find('shm', seg.id)
   if (m?.type !== 'shm') return t.fail('segment not listed')
   t.is(m.key, seg.key)
@@ -60,7 +77,7 @@ test('ipcs lists a semaphore set and a shared memory segment with their figures'
   t.is(m.lastPid, seg.child.pid)
   assertTimeBetween(t, m.attachTime, seg.from, seg.to, 'attachTime')
   t.is(m.detachTime, null)
-  assertTimeBetween(t, m.changeTime, seg.from, seg.to, 'the segment\'s changeTime')
+  assertTimeBetween(t, m.changeTime, seg.from, seg.to, "the segment's changeTime")
   t.false(m.destroyed)
   t.false(m.locked)
 
@@ -182,10 +199,7 @@ test('ipcrm({ all, owner }) removes every object of that owner, and only those, 
   )
   const denied = JSON.parse(r.stdout) as { removed: number; failed: string[] }
   t.is(denied.removed, 0)
-  t.deepEqual(
-    denied.failed.sort(),
-    [made[0]!, made[2]!, made[3]!].map((m) => `${m.type}:${m.id} EPERM`).sort(),
-  )
+  t.deepEqual(denied.failed.sort(), [made[0]!, made[2]!, made[3]!].map((m) => `${m.type}:${m.id} EPERM`).sort())
 
   const rest = ipcrm({ all: true, owner: OWNER })
   t.deepEqual(ids(rest.removed), [made[0]!, made[2]!, made[3]!].map((m) => `${m.type}:${m.id}`).sort())
@@ -226,22 +240,67 @@ test('limits() reads /proc/sys/kernel at run time; bigint: true is exact', (t) =
 })
 
 anyTest('arguments are checked before any system call', (t) => {
-  t.like(t.throws(() => ipcs({ type: 'queue' as never })), { code: 'ERR_INVALID_ARG_VALUE' })
-  t.like(t.throws(() => ipcs('msg' as never)), { code: 'ERR_INVALID_ARG_TYPE' })
-  t.like(t.throws(() => ipcrm(undefined as never)), { code: 'ERR_INVALID_ARG_TYPE' })
-  t.like(t.throws(() => ipcrm({ type: 'msg' } as never)), { code: 'ERR_INVALID_ARG_VALUE' })
-  t.like(t.throws(() => ipcrm({ id: 1 } as never)), { code: 'ERR_INVALID_ARG_TYPE' })
-  t.like(t.throws(() => ipcrm({ type: 'msg', id: -1 })), { code: 'ERR_OUT_OF_RANGE' })
-  t.like(t.throws(() => ipcrm({ type: 'msg', id: 1.5 })), { code: 'ERR_OUT_OF_RANGE' })
-  t.like(t.throws(() => ipcrm({ type: 'msg', id: '1' as never })), { code: 'ERR_INVALID_ARG_TYPE' })
-  t.like(t.throws(() => ipcrm({ type: 'msg', key: 2 ** 32 })), { code: 'ERR_OUT_OF_RANGE' })
-  t.like(t.throws(() => ipcrm({ all: 1 } as never)), { code: 'ERR_INVALID_ARG_VALUE' })
-  t.like(t.throws(() => ipcrm({ all: true, id: 3 } as never)), { code: 'ERR_INVALID_ARG_VALUE' })
-  t.like(t.throws(() => ipcrm({ all: true, owner: -1 })), { code: 'ERR_OUT_OF_RANGE' })
-  t.like(t.throws(() => ipcrm({ all: true, owner: 'no-such-user-ipckit' })), { code: 'ERR_INVALID_ARG_VALUE' })
-  t.like(t.throws(() => limits({ bigint: 1 } as never)), { code: 'ERR_INVALID_ARG_TYPE' })
+  t.like(
+    t.throws(() => ipcs({ type: 'queue' as never })),
+    { code: 'ERR_INVALID_ARG_VALUE' },
+  )
+  t.like(
+    t.throws(() => ipcs('msg' as never)),
+    { code: 'ERR_INVALID_ARG_TYPE' },
+  )
+  t.like(
+    t.throws(() => ipcrm(undefined as never)),
+    { code: 'ERR_INVALID_ARG_TYPE' },
+  )
+  t.like(
+    t.throws(() => ipcrm({ type: 'msg' } as never)),
+    { code: 'ERR_INVALID_ARG_VALUE' },
+  )
+  t.like(
+    t.throws(() => ipcrm({ id: 1 } as never)),
+    { code: 'ERR_INVALID_ARG_TYPE' },
+  )
+  t.like(
+    t.throws(() => ipcrm({ type: 'msg', id: -1 })),
+    { code: 'ERR_OUT_OF_RANGE' },
+  )
+  t.like(
+    t.throws(() => ipcrm({ type: 'msg', id: 1.5 })),
+    { code: 'ERR_OUT_OF_RANGE' },
+  )
+  t.like(
+    t.throws(() => ipcrm({ type: 'msg', id: '1' as never })),
+    { code: 'ERR_INVALID_ARG_TYPE' },
+  )
+  t.like(
+    t.throws(() => ipcrm({ type: 'msg', key: 2 ** 32 })),
+    { code: 'ERR_OUT_OF_RANGE' },
+  )
+  t.like(
+    t.throws(() => ipcrm({ all: 1 } as never)),
+    { code: 'ERR_INVALID_ARG_VALUE' },
+  )
+  t.like(
+    t.throws(() => ipcrm({ all: true, id: 3 } as never)),
+    { code: 'ERR_INVALID_ARG_VALUE' },
+  )
+  t.like(
+    t.throws(() => ipcrm({ all: true, owner: -1 })),
+    { code: 'ERR_OUT_OF_RANGE' },
+  )
+  t.like(
+    t.throws(() => ipcrm({ all: true, owner: 'no-such-user-ipckit' })),
+    { code: 'ERR_INVALID_ARG_VALUE' },
+  )
+  t.like(
+    t.throws(() => limits({ bigint: 1 } as never)),
+    { code: 'ERR_INVALID_ARG_TYPE' },
+  )
   // IPC_PRIVATE names no object.
-  t.like(t.throws(() => ipcrm({ type: 'msg', key: 0 })), { code: 'EINVAL', syscall: 'msgget' })
+  t.like(
+    t.throws(() => ipcrm({ type: 'msg', key: 0 })),
+    { code: 'EINVAL', syscall: 'msgget' },
+  )
 })
 
 test('without /proc/sysvipc, ipcs() fails with a clear ENOSYS error and nothing crashes', async (t) => {
@@ -275,7 +334,12 @@ test('without /proc/sysvipc, ipcs() fails with a clear ENOSYS error and nothing 
     return t.fail(`could not run in a mount namespace: ${String(err)}`)
   }
   // limits() reads /proc/sys/kernel, which is still there.
-  t.deepEqual(JSON.parse(r), { name: 'IpcError', code: 'ENOSYS', syscall: 'ipcs', msgmax: Number(readFileSync('/proc/sys/kernel/msgmax', 'utf8')) })
+  t.deepEqual(JSON.parse(r), {
+    name: 'IpcError',
+    code: 'ENOSYS',
+    syscall: 'ipcs',
+    msgmax: Number(readFileSync('/proc/sys/kernel/msgmax', 'utf8')),
+  })
 })
 
 test('a private object is listed with key 0 and removable by id', (t) => {
@@ -287,7 +351,16 @@ test('a private object is listed with key 0 and removable by id', (t) => {
 })
 
 notLinux(anyTest)('without /proc, ipcs() and limits() throw IpcError ENOSYS', (t) => {
-  t.like(t.throws(() => ipcs(), { instanceOf: IpcError }), { code: 'ENOSYS', syscall: 'ipcs' })
-  t.like(t.throws(() => ipcs({ type: 'sem' }), { instanceOf: IpcError }), { code: 'ENOSYS', syscall: 'ipcs' })
-  t.like(t.throws(() => limits(), { instanceOf: IpcError }), { code: 'ENOSYS' })
+  t.like(
+    t.throws(() => ipcs(), { instanceOf: IpcError }),
+    { code: 'ENOSYS', syscall: 'ipcs' },
+  )
+  t.like(
+    t.throws(() => ipcs({ type: 'sem' }), { instanceOf: IpcError }),
+    { code: 'ENOSYS', syscall: 'ipcs' },
+  )
+  t.like(
+    t.throws(() => limits(), { instanceOf: IpcError }),
+    { code: 'ENOSYS' },
+  )
 })

@@ -42,8 +42,14 @@ test('ftok returns what glibc ftok(3) returns, for files, folders and every id r
     [process.execPath, 3],
   ]
   const exe = compileC('ftok', FTOK_C)
-  const { stdout } = await runC(exe, cases.flatMap(([p, id]) => [p, String(id)]))
-  const fromC = stdout.trim().split('\n').map((hex) => Number.parseInt(hex, 16))
+  const { stdout } = await runC(
+    exe,
+    cases.flatMap(([p, id]) => [p, String(id)]),
+  )
+  const fromC = stdout
+    .trim()
+    .split('\n')
+    .map((hex) => Number.parseInt(hex, 16))
   t.deepEqual(
     cases.map(([p, id]) => ftok(p, id)),
     fromC,
@@ -57,15 +63,22 @@ test('ftok reports a missing or unreadable path as a system error of ftok', (t) 
   t.like(e, { code: 'ENOENT', errno: -2, syscall: 'ftok', path: '/definitely/not/here' })
   // The path, as Node's fs names it (`ENOENT: no such file or directory, open '/x'`).
   t.is(e.message, "ENOENT: no such file or directory, ftok '/definitely/not/here'")
-  t.like(t.throws(() => ftok('/etc/passwd/x', 1)), {
-    code: 'ENOTDIR',
-    errno: -20,
-    syscall: 'ftok',
-    path: '/etc/passwd/x',
-    message: "ENOTDIR: not a directory, ftok '/etc/passwd/x'",
-  })
+  t.like(
+    t.throws(() => ftok('/etc/passwd/x', 1)),
+    {
+      code: 'ENOTDIR',
+      errno: -20,
+      syscall: 'ftok',
+      path: '/etc/passwd/x',
+      message: "ENOTDIR: not a directory, ftok '/etc/passwd/x'",
+    },
+  )
   const url = pathToFileURL('/definitely/not/here/either')
-  t.like(t.throws(() => ftok(url, 1)), { code: 'ENOENT', path: '/definitely/not/here/either' }, 'a URL is named as the path it stands for')
+  t.like(
+    t.throws(() => ftok(url, 1)),
+    { code: 'ENOENT', path: '/definitely/not/here/either' },
+    'a URL is named as the path it stands for',
+  )
 })
 
 test('ftok validates its arguments before any call', (t) => {
@@ -78,7 +91,10 @@ test('ftok validates its arguments before any call', (t) => {
   t.throws(() => ftok('/', 256), range)
   t.throws(() => ftok('/', 1.5), range)
   t.throws(() => ftok('/', -1), range)
-  t.like(t.throws(() => ftok('/tmp/nul\0byte', 1)), { code: 'EINVAL', syscall: 'ftok' })
+  t.like(
+    t.throws(() => ftok('/tmp/nul\0byte', 1)),
+    { code: 'EINVAL', syscall: 'ftok' },
+  )
 })
 
 test('IPC_PRIVATE is the key 0', (t) => {

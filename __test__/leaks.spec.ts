@@ -165,40 +165,48 @@ test.serial('semaphore and mutex open/acquire/release/remove/close', async (t) =
 // this loop (external buffers churn) before RSS levels off, with heapUsed flat; measured after
 // that, growth is what ipckit would leak.
 test.serial('shared memory create/attach/write/detach/remove/close', async (t) => {
-  await flat(t, 15_000, (i) => {
-    const shm = SharedMemory.create({ size: 64 * 1024 })
-    const view = shm.attach()
-    new Uint8Array(view.buffer).fill(i & 0xff)
-    shm.write(Buffer.from('leak?'), 10)
-    shm.read(0, 4096)
-    view.detach()
-    shm.remove()
-    shm.close()
-  }, 25_000)
+  await flat(
+    t,
+    15_000,
+    (i) => {
+      const shm = SharedMemory.create({ size: 64 * 1024 })
+      const view = shm.attach()
+      new Uint8Array(view.buffer).fill(i & 0xff)
+      shm.write(Buffer.from('leak?'), 10)
+      shm.read(0, 4096)
+      view.detach()
+      shm.remove()
+      shm.close()
+    },
+    25_000,
+  )
 })
 
-linuxOnly(test.serial, 'abstract names and SOCK_SEQPACKET: macOS has neither')('socket pairs and seqpacket connections create/send/receive/close', async (t) => {
-  const server = UnixSeqpacketServer.listen({ abstract: `ipckit-leaks-${process.pid}` })
-  t.teardown(() => server.close())
-  await flat(t, 12_000, async (i) => {
-    const [a, b] = socketpair('dgram')
-    a.sendSync(Buffer.alloc(512))
-    b.receiveSync()
-    a.close()
-    b.close()
-    const [c, d] = socketpair('seqpacket')
-    await c.send('hi')
-    await d.receive()
-    c.close()
-    d.close()
-    if (i % 4 === 0) {
-      const client = UnixSeqpacketSocket.connect({ abstract: `ipckit-leaks-${process.pid}` })
-      const conn = await server.accept()
-      client.close()
-      conn.close()
-    }
-  })
-})
+linuxOnly(test.serial, 'abstract names and SOCK_SEQPACKET: macOS has neither')(
+  'socket pairs and seqpacket connections create/send/receive/close',
+  async (t) => {
+    const server = UnixSeqpacketServer.listen({ abstract: `ipckit-leaks-${process.pid}` })
+    t.teardown(() => server.close())
+    await flat(t, 12_000, async (i) => {
+      const [a, b] = socketpair('dgram')
+      a.sendSync(Buffer.alloc(512))
+      b.receiveSync()
+      a.close()
+      b.close()
+      const [c, d] = socketpair('seqpacket')
+      await c.send('hi')
+      await d.receive()
+      c.close()
+      d.close()
+      if (i % 4 === 0) {
+        const client = UnixSeqpacketSocket.connect({ abstract: `ipckit-leaks-${process.pid}` })
+        const conn = await server.accept()
+        client.close()
+        conn.close()
+      }
+    })
+  },
+)
 
 test.serial('pipe create/close', async (t) => {
   await flat(t, 30_000, () => {

@@ -53,7 +53,10 @@ test('create: zeros of the size asked, a /memfd: name, close-on-exec, no seals y
   t.deepEqual(m.seals(), [])
   const fixed = track(t, Memfd.create({ size: 1, sealing: false }))
   t.deepEqual(fixed.seals(), ['seal'])
-  t.like(t.throws(() => fixed.seal(['write']), { instanceOf: IpcError }), { code: 'EPERM', syscall: 'fcntl' })
+  t.like(
+    t.throws(() => fixed.seal(['write']), { instanceOf: IpcError }),
+    { code: 'EPERM', syscall: 'fcntl' },
+  )
 })
 
 test('copy API and views: zero-copy both ways; close() neuters views and closes the fd', (t) => {
@@ -182,19 +185,28 @@ test("seal('write'): refused with EBUSY while a writable view is attached; then 
   t.deepEqual(m.seals(), ['shrink', 'grow', 'write'])
   t.is(ro.read(0, 6).toString(), 'before', 'read-only views do not stand in the way and keep working')
   t.is(m.read(0, 6).toString(), 'before')
-  t.like(t.throws(() => m.write('x', 0), { instanceOf: IpcError }), { code: 'EPERM', syscall: 'mmap' })
-  t.like(t.throws(() => m.attach(), { instanceOf: IpcError }), { code: 'EPERM', syscall: 'mmap' })
+  t.like(
+    t.throws(() => m.write('x', 0), { instanceOf: IpcError }),
+    { code: 'EPERM', syscall: 'mmap' },
+  )
+  t.like(
+    t.throws(() => m.attach(), { instanceOf: IpcError }),
+    { code: 'EPERM', syscall: 'mmap' },
+  )
   t.throws(() => writeSync(m.fd, 'x'), { code: 'EPERM' })
   t.throws(() => ftruncateSync(m.fd, 1), { code: 'EPERM' })
   t.throws(() => ftruncateSync(m.fd, 8192), { code: 'EPERM' })
   t.is(m.read(0, 6).toString(), 'before')
   m.seal(['seal'])
-  t.like(t.throws(() => m.seal(['future-write']), { instanceOf: IpcError }), { code: 'EPERM' })
+  t.like(
+    t.throws(() => m.seal(['future-write']), { instanceOf: IpcError }),
+    { code: 'EPERM' },
+  )
   t.throws(() => m.seal(['write', 'bogus' as never]), { code: 'ERR_INVALID_ARG_VALUE' })
   t.throws(() => m.seal('write' as never), { code: 'ERR_INVALID_ARG_TYPE' })
 })
 
-test('the receiver checks seals: fromFd refuses a memfd without them (the fd stays its caller\'s) and maps a sealed one read-only', async (t) => {
+test("the receiver checks seals: fromFd refuses a memfd without them (the fd stays its caller's) and maps a sealed one read-only", async (t) => {
   const [a, b] = socketpair('seqpacket', { acceptFds: true })
   t.teardown(() => {
     a.close()
@@ -203,9 +215,11 @@ test('the receiver checks seals: fromFd refuses a memfd without them (the fd sta
   const open = track(t, Memfd.create({ size: 64 }))
   await a.send('x', { fds: [open.fd] })
   const [unsealedFd] = (await b.receive())!.fds
-  const e = t.throws(() => Memfd.fromFd(unsealedFd!, { requireSeals: SNAPSHOT_SEALS }), { code: 'ERR_INVALID_ARG_VALUE' })
+  const e = t.throws(() => Memfd.fromFd(unsealedFd!, { requireSeals: SNAPSHOT_SEALS }), {
+    code: 'ERR_INVALID_ARG_VALUE',
+  })
   t.regex(e!.message, /lacks the seals 'write', 'shrink', 'grow', 'seal' \(it has none\)/)
-  t.notThrows(() => fstatSync(unsealedFd!), 'still open, the caller\'s to close')
+  t.notThrows(() => fstatSync(unsealedFd!), "still open, the caller's to close")
   closeSync(unsealedFd!)
 
   const snap = track(t, Memfd.create({ size: 64 }))
@@ -216,7 +230,10 @@ test('the receiver checks seals: fromFd refuses a memfd without them (the fd sta
   const got = track(t, Memfd.fromFd(fd!, { requireSeals: ['write', 'shrink'] }))
   t.is(got.size, 64)
   t.is(got.read(0, 7).toString(), 'trusted')
-  t.like(t.throws(() => got.write('x', 0), { instanceOf: IpcError }), { code: 'EPERM' })
+  t.like(
+    t.throws(() => got.write('x', 0), { instanceOf: IpcError }),
+    { code: 'EPERM' },
+  )
   t.deepEqual(got.seals(), ['seal', 'shrink', 'grow', 'write'])
   t.throws(() => Memfd.fromFd(fd!, { requireSeals: ['nope' as never] }), { code: 'ERR_INVALID_ARG_VALUE' })
 })
@@ -227,7 +244,10 @@ test('fromFd: a read-only descriptor maps read-only; a POSIX shared memory objec
   const ro = track(t, Memfd.fromFd(openSync(`/proc/self/fd/${m.fd}`, 'r')))
   t.false(ro.writable)
   t.is(ro.read(0, 3).toString(), 'abc')
-  t.like(t.throws(() => ro.write('x', 0), { instanceOf: IpcError }), { code: 'EACCES', syscall: 'mmap' })
+  t.like(
+    t.throws(() => ro.write('x', 0), { instanceOf: IpcError }),
+    { code: 'EACCES', syscall: 'mmap' },
+  )
   // A read-only mapping (through a read-only reopen) does not hold back the writer's seal.
   m.seal(['write'])
 
@@ -244,11 +264,20 @@ test('fromFd: a read-only descriptor maps read-only; a POSIX shared memory objec
 
   const exe = openSync(process.execPath, 'r')
   t.teardown(() => closeSync(exe))
-  t.like(t.throws(() => Memfd.fromFd(exe), { instanceOf: IpcError }), { code: 'EINVAL', syscall: 'fcntl' })
+  t.like(
+    t.throws(() => Memfd.fromFd(exe), { instanceOf: IpcError }),
+    { code: 'EINVAL', syscall: 'fcntl' },
+  )
   const [p] = socketpair('dgram')
   t.teardown(() => p.close())
-  t.like(t.throws(() => Memfd.fromFd(p.fd), { instanceOf: IpcError }), { code: 'EINVAL' })
-  t.like(t.throws(() => Memfd.fromFd(999_999), { instanceOf: IpcError }), { code: 'EBADF' })
+  t.like(
+    t.throws(() => Memfd.fromFd(p.fd), { instanceOf: IpcError }),
+    { code: 'EINVAL' },
+  )
+  t.like(
+    t.throws(() => Memfd.fromFd(999_999), { instanceOf: IpcError }),
+    { code: 'EBADF' },
+  )
   t.throws(() => Memfd.fromFd(-1), { code: 'ERR_OUT_OF_RANGE' })
   t.throws(() => Memfd.fromFd('3' as never), { code: 'ERR_INVALID_ARG_TYPE' })
 })
@@ -315,20 +344,23 @@ test('at the open-file limit: EMFILE naming the limit; everything closes afterwa
   t.true(res.n > 5 && res.n < 48, `made ${res.n}`)
 })
 
-test('many memfds made, mapped and closed leave no descriptor open; one only garbage-collected closes too', async (t) => {
-  const before = fdSnapshot()
-  for (let i = 0; i < 200; i++) {
-    using m = Memfd.create({ size: 4096 })
-    m.write('x', i)
-    m.attach().detach()
-    if (i % 2) m.seal(['shrink'])
-  }
-  t.deepEqual(await fdsLeftOpen(before), [])
-  ;(() => {
-    Memfd.create({ size: 64 }).write('x', 0)
-  })()
-  t.deepEqual(await fdsLeftAfterGc(before, gc), [])
-})
+test.serial(
+  'many memfds made, mapped and closed leave no descriptor open; one only garbage-collected closes too',
+  async (t) => {
+    const before = fdSnapshot()
+    for (let i = 0; i < 200; i++) {
+      using m = Memfd.create({ size: 4096 })
+      m.write('x', i)
+      m.attach().detach()
+      if (i % 2) m.seal(['shrink'])
+    }
+    t.deepEqual(await fdsLeftOpen(before), [])
+    ;(() => {
+      Memfd.create({ size: 64 }).write('x', 0)
+    })()
+    t.deepEqual(await fdsLeftAfterGc(before, gc), [])
+  },
+)
 
 notLinux(anyTest)('macOS has no memfd: ENOSYS, and the message names the platform', (t) => {
   const e = t.throws(() => Memfd.create({ size: 1 }), { instanceOf: IpcError })

@@ -6,7 +6,7 @@
 
 import test from 'ava'
 import { execFile } from 'node:child_process'
-import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, symlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 
@@ -97,10 +97,63 @@ test('npm/ has one package per napi target, named and constrained as the loader 
   }
 })
 
+test("every file that carries the version holds package.json's (scripts/version.js)", (t) => {
+  const { places } = require('../scripts/version.js') as { places(): Array<[string, string | null]> }
+  const found = places()
+  const where = found.map(([w]) => w)
+  for (const needed of [
+    'package.json',
+    'package-lock.json',
+    'Cargo.toml [workspace.package]',
+    'Cargo.lock ipckit',
+    'Cargo.lock ipckit-node',
+  ]) {
+    t.true(where.includes(needed), `${needed} is checked`)
+  }
+  for (const dir of readdirSync(join(ROOT, 'npm')))
+    t.true(where.includes(`npm/${dir}/package.json`), `npm/${dir} is checked`)
+  for (const [w, version] of found) t.is(version, rootPkg.version, w)
+})
+
+test('scripts/version.js sets one version everywhere, and its check names a file left behind', async (t) => {
+  const dir = tempDir('ipckit-version-')
+  t.teardown(() => dir.remove())
+  mkdirSync(join(dir.path, 'scripts'))
+  for (const f of ['package.json', 'package-lock.json', 'Cargo.toml', 'Cargo.lock', 'scripts/version.js']) {
+    writeFileSync(join(dir.path, f), readFileSync(join(ROOT, f)))
+  }
+  for (const d of readdirSync(join(ROOT, 'npm'))) {
+    mkdirSync(join(dir.path, 'npm', d), { recursive: true })
+    writeFileSync(join(dir.path, 'npm', d, 'package.json'), readFileSync(join(ROOT, 'npm', d, 'package.json')))
+  }
+  symlinkSync(join(ROOT, 'node_modules'), join(dir.path, 'node_modules'))
+  const script = join(dir.path, 'scripts', 'version.js')
+  const next = '9.8.7-test.1'
+  await sh(process.execPath, [script, next], dir.path)
+  const { places } = require(script) as { places(): Array<[string, string | null]> }
+  for (const [w, version] of places()) t.is(version, next, w)
+  t.regex(readFileSync(join(dir.path, 'Cargo.toml'), 'utf8'), /\nversion = "9\.8\.7-test\.1"\n/)
+  // One file edited by hand: the check fails and names it.
+  const sub = join(dir.path, 'npm', 'linux-x64-gnu', 'package.json')
+  writeFileSync(sub, readFileSync(sub, 'utf8').replace(next, '9.8.6'))
+  const err = await t.throwsAsync(sh(process.execPath, [script], dir.path))
+  t.regex(err?.message ?? '', /npm\/linux-x64-gnu\/package\.json: 9\.8\.6, not 9\.8\.7-test\.1/)
+})
+
 test('the main tarball holds the compiled JS, ESM entry, types and loader, and no sources', async (t) => {
   const { main } = await packed
   const files = await listTarball(main)
-  for (const needed of ['dist/index.js', 'dist/index.mjs', 'dist/index.d.ts', 'dist/native.js', 'binding.js', 'binding.d.ts', 'package.json', 'README.md', 'LICENSE']) {
+  for (const needed of [
+    'dist/index.js',
+    'dist/index.mjs',
+    'dist/index.d.ts',
+    'dist/native.js',
+    'binding.js',
+    'binding.d.ts',
+    'package.json',
+    'README.md',
+    'LICENSE',
+  ]) {
     t.true(files.includes(`package/${needed}`), `${needed} is packed`)
   }
   const unwanted = files.filter((f) => /\.(ts|rs|node|map)$/.test(f) && !f.endsWith('.d.ts'))
@@ -125,13 +178,22 @@ test('the platform tarball holds only the binary, its manifest, README and LICEN
   t.true(platforms[SUFFIX] !== undefined && existsSync(platforms[SUFFIX]), `a package for ${SUFFIX} was packed`)
   t.deepEqual(
     await listTarball(platforms[SUFFIX]!),
-    [`package/${rootPkg.napi.binaryName}.${SUFFIX}.node`, 'package/LICENSE', 'package/README.md', 'package/package.json'].sort(),
+    [
+      `package/${rootPkg.napi.binaryName}.${SUFFIX}.node`,
+      'package/LICENSE',
+      'package/README.md',
+      'package/package.json',
+    ].sort(),
   )
   // The binary packed is the one built here, byte for byte.
-  const { stdout } = await run('tar', ['-xzOf', platforms[SUFFIX]!, `package/${rootPkg.napi.binaryName}.${SUFFIX}.node`], {
-    encoding: 'buffer',
-    maxBuffer: 256 << 20,
-  })
+  const { stdout } = await run(
+    'tar',
+    ['-xzOf', platforms[SUFFIX]!, `package/${rootPkg.napi.binaryName}.${SUFFIX}.node`],
+    {
+      encoding: 'buffer',
+      maxBuffer: 256 << 20,
+    },
+  )
   t.true(Buffer.compare(stdout, readFileSync(NATIVE)) === 0, 'the packed binary is the built one')
 })
 
@@ -251,7 +313,10 @@ export { id, p }
     }),
   )
   await t.notThrowsAsync(sh(process.execPath, [TSC, '-p', 'tsconfig.json'], dir))
-  writeFileSync(join(dir, 'types', 'wrong.mts'), `import { MessageQueue } from 'ipckit'\nconst n: string = MessageQueue.create().id\nexport { n }\n`)
+  writeFileSync(
+    join(dir, 'types', 'wrong.mts'),
+    `import { MessageQueue } from 'ipckit'\nconst n: string = MessageQueue.create().id\nexport { n }\n`,
+  )
   const failed = await t.throwsAsync(sh(process.execPath, [TSC, '-p', 'tsconfig.json'], dir))
   t.regex(failed!.message, /wrong\.mts.*TS2322/)
 })
@@ -266,7 +331,12 @@ test('without its platform package, loading names the package to install', async
   t.true(out.message.includes(`ipckit-${SUFFIX}@${rootPkg.version}`), out.message)
   // What the loader tried for this platform, and nothing else: no WebAssembly fallback (there is
   // no ipckit-wasm32-wasi), no generic advice of the loader's.
-  t.true(out.message.endsWith(`Loader error: Cannot find module 'ipckit-${SUFFIX}'; Cannot find module './ipckit.${SUFFIX}.node'`), out.message)
+  t.true(
+    out.message.endsWith(
+      `Loader error: Cannot find module 'ipckit-${SUFFIX}'; Cannot find module './ipckit.${SUFFIX}.node'`,
+    ),
+    out.message,
+  )
   t.false(/wasi|wasm/i.test(out.inspected), out.inspected)
   t.false(out.inspected.includes('npm has a bug'), out.inspected)
 })
@@ -275,11 +345,20 @@ test('a binding that fails to load for another reason is named with that reason'
   // The loader's chain, outermost first: its header, the WebAssembly fallback, then our platform.
   const file = new Error(`/x/ipckit.${SUFFIX}.node: invalid ELF header`)
   const pkg = new Error(`Cannot find module 'ipckit-${SUFFIX}'`, { cause: file })
-  const wasi = new Error("Cannot find module 'ipckit-wasm32-wasi'", { cause: new Error("Cannot find module './ipckit.wasi.cjs'", { cause: pkg }) })
-  const header = new Error('Cannot find native binding. npm has a bug related to optional dependencies', { cause: wasi })
+  const wasi = new Error("Cannot find module 'ipckit-wasm32-wasi'", {
+    cause: new Error("Cannot find module './ipckit.wasi.cjs'", { cause: pkg }),
+  })
+  const header = new Error('Cannot find native binding. npm has a bug related to optional dependencies', {
+    cause: wasi,
+  })
   const [platform, arch] = SUFFIX.split('-') as [string, string]
   const e = bindingLoadError('1.2.3', header, platform, arch, SUFFIX.endsWith('musl') ? 'musl' : 'gnu')
-  t.true(e.message.endsWith(`Loader error: Cannot find module 'ipckit-${SUFFIX}'; /x/ipckit.${SUFFIX}.node: invalid ELF header`), e.message)
+  t.true(
+    e.message.endsWith(
+      `Loader error: Cannot find module 'ipckit-${SUFFIX}'; /x/ipckit.${SUFFIX}.node: invalid ELF header`,
+    ),
+    e.message,
+  )
   t.deepEqual(causes(e), [`Cannot find module 'ipckit-${SUFFIX}'`, `/x/ipckit.${SUFFIX}.node: invalid ELF header`])
 })
 
@@ -296,14 +375,20 @@ test('an unsupported platform gets an error naming the platform and the supporte
   t.is(platformSuffix('linux', 'x64', 'gnu'), 'linux-x64-gnu')
 })
 
-linuxOnly(test, 'reads the ELF dynamic imports with GNU nm -D; a Mach-O binary lists them otherwise')('the binary uses Node-API only (no V8 or Node C++ symbols), so Electron loads it as is', async (t) => {
-  t.true(existsSync(NATIVE), `${NATIVE} is built (npm run build)`)
-  const { stdout } = await sh('nm', ['-D', '--undefined-only', NATIVE], ROOT)
-  const symbols = stdout
-    .trim()
-    .split('\n')
-    .map((l) => l.trim().split(/\s+/).pop()!.replace(/@.*/, ''))
-  t.true(symbols.some((s) => s.startsWith('napi_')), 'it imports Node-API functions')
-  const cxx = symbols.filter((s) => /^_ZN(K)?(2v8|4node)/.test(s) || /^node_/.test(s))
-  t.deepEqual(cxx, [], 'no V8/Node internals')
-})
+linuxOnly(test, 'reads the ELF dynamic imports with GNU nm -D; a Mach-O binary lists them otherwise')(
+  'the binary uses Node-API only (no V8 or Node C++ symbols), so Electron loads it as is',
+  async (t) => {
+    t.true(existsSync(NATIVE), `${NATIVE} is built (npm run build)`)
+    const { stdout } = await sh('nm', ['-D', '--undefined-only', NATIVE], ROOT)
+    const symbols = stdout
+      .trim()
+      .split('\n')
+      .map((l) => l.trim().split(/\s+/).pop()!.replace(/@.*/, ''))
+    t.true(
+      symbols.some((s) => s.startsWith('napi_')),
+      'it imports Node-API functions',
+    )
+    const cxx = symbols.filter((s) => /^_ZN(K)?(2v8|4node)/.test(s) || s.startsWith('node_'))
+    t.deepEqual(cxx, [], 'no V8/Node internals')
+  },
+)

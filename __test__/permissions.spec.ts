@@ -133,43 +133,51 @@ test('FIFO: nobody cannot open a 0o600 FIFO (EACCES), and can open one made 0o66
   t.is(out.allowed, 'ABORT_ERR:undefined', 'the open waited for a writer (then aborted): it was allowed')
 })
 
-linuxOnly(test, 'half of the sockets are seqpacket: macOS has no SOCK_SEQPACKET UNIX sockets')('socket files: default 0o600 refuses nobody (EACCES); mode: 0o666 lets it in', async (t) => {
-  const dir = openDir(t)
-  const dgramPrivate = join(dir, 'private.dgram')
-  const dgramOpen = join(dir, 'open.dgram')
-  const seqPrivate = join(dir, 'private.seq')
-  const seqOpen = join(dir, 'open.seq')
-  const sockets = [
-    UnixDatagramSocket.bind(dgramPrivate),
-    UnixDatagramSocket.bind(dgramOpen, { mode: 0o666 }),
-    UnixSeqpacketServer.listen(seqPrivate),
-    UnixSeqpacketServer.listen(seqOpen, { mode: 0o666 }),
-  ] as const
-  t.teardown(() => sockets.forEach((s) => s.close()))
-  t.is(statSync(dgramPrivate).mode & 0o777, 0o600)
-  t.is(statSync(seqPrivate).mode & 0o777, 0o600)
-  t.is(statSync(dgramOpen).mode & 0o777, 0o666)
-  t.is(statSync(seqOpen).mode & 0o777, 0o666)
-  const out = await asNobody({
-    dgramPrivate: `const s = ipckit.UnixDatagramSocket.create(); try { await s.send('x', { to: ${JSON.stringify(dgramPrivate)} }) } finally { s.close() }`,
-    dgramOpen: `const s = ipckit.UnixDatagramSocket.create(); try { await s.send('from nobody', { to: ${JSON.stringify(dgramOpen)} }) } finally { s.close() }`,
-    seqPrivate: `ipckit.UnixSeqpacketSocket.connect(${JSON.stringify(seqPrivate)}).close()`,
-    seqOpen: `const c = ipckit.UnixSeqpacketSocket.connect(${JSON.stringify(seqOpen)}); c.sendSync('hello'); c.close()`,
-  })
-  t.deepEqual(out, { dgramPrivate: 'EACCES:sendmsg', dgramOpen: 'ok', seqPrivate: 'EACCES:connect', seqOpen: 'ok' })
-  t.is((await sockets[1].receive()).data.toString(), 'from nobody')
-  const conn = await sockets[3].accept()
-  t.teardown(() => conn.close())
-  t.is((await conn.receive())!.data.toString(), 'hello')
-})
+linuxOnly(test, 'half of the sockets are seqpacket: macOS has no SOCK_SEQPACKET UNIX sockets')(
+  'socket files: default 0o600 refuses nobody (EACCES); mode: 0o666 lets it in',
+  async (t) => {
+    const dir = openDir(t)
+    const dgramPrivate = join(dir, 'private.dgram')
+    const dgramOpen = join(dir, 'open.dgram')
+    const seqPrivate = join(dir, 'private.seq')
+    const seqOpen = join(dir, 'open.seq')
+    const sockets = [
+      UnixDatagramSocket.bind(dgramPrivate),
+      UnixDatagramSocket.bind(dgramOpen, { mode: 0o666 }),
+      UnixSeqpacketServer.listen(seqPrivate),
+      UnixSeqpacketServer.listen(seqOpen, { mode: 0o666 }),
+    ] as const
+    t.teardown(() => sockets.forEach((s) => s.close()))
+    t.is(statSync(dgramPrivate).mode & 0o777, 0o600)
+    t.is(statSync(seqPrivate).mode & 0o777, 0o600)
+    t.is(statSync(dgramOpen).mode & 0o777, 0o666)
+    t.is(statSync(seqOpen).mode & 0o777, 0o666)
+    const out = await asNobody({
+      dgramPrivate: `const s = ipckit.UnixDatagramSocket.create(); try { await s.send('x', { to: ${JSON.stringify(dgramPrivate)} }) } finally { s.close() }`,
+      dgramOpen: `const s = ipckit.UnixDatagramSocket.create(); try { await s.send('from nobody', { to: ${JSON.stringify(dgramOpen)} }) } finally { s.close() }`,
+      seqPrivate: `ipckit.UnixSeqpacketSocket.connect(${JSON.stringify(seqPrivate)}).close()`,
+      seqOpen: `const c = ipckit.UnixSeqpacketSocket.connect(${JSON.stringify(seqOpen)}); c.sendSync('hello'); c.close()`,
+    })
+    t.deepEqual(out, { dgramPrivate: 'EACCES:sendmsg', dgramOpen: 'ok', seqPrivate: 'EACCES:connect', seqOpen: 'ok' })
+    t.is((await sockets[1].receive()).data.toString(), 'from nobody')
+    const conn = await sockets[3].accept()
+    t.teardown(() => conn.close())
+    t.is((await conn.receive())!.data.toString(), 'hello')
+  },
+)
 
-linuxOnly(test, 'abstract socket names are Linux-only (ENOSYS on macOS)')('abstract sockets have no file permissions: nobody reaches a root-owned one (a documented limit)', async (t) => {
-  const name = `ipckit-perm-${process.pid}`
-  const server = UnixSeqpacketServer.listen({ abstract: name })
-  t.teardown(() => server.close())
-  const out = await asNobody({ connect: `const c = ipckit.UnixSeqpacketSocket.connect({ abstract: ${JSON.stringify(name)} }); c.close()` })
-  t.deepEqual(out, { connect: 'ok' })
-  const conn = await server.accept()
-  t.like(conn.peerCredentials(), { uid: NOBODY.uid })
-  conn.close()
-})
+linuxOnly(test, 'abstract socket names are Linux-only (ENOSYS on macOS)')(
+  'abstract sockets have no file permissions: nobody reaches a root-owned one (a documented limit)',
+  async (t) => {
+    const name = `ipckit-perm-${process.pid}`
+    const server = UnixSeqpacketServer.listen({ abstract: name })
+    t.teardown(() => server.close())
+    const out = await asNobody({
+      connect: `const c = ipckit.UnixSeqpacketSocket.connect({ abstract: ${JSON.stringify(name)} }); c.close()`,
+    })
+    t.deepEqual(out, { connect: 'ok' })
+    const conn = await server.accept()
+    t.like(conn.peerCredentials(), { uid: NOBODY.uid })
+    conn.close()
+  },
+)

@@ -27,7 +27,9 @@ anyTest.after.always(removeBuilds)
 /** A child that sleeps, and a promise of its 'exit' event (Node reaps it). */
 function sleeper(seconds = 30) {
   const child = spawn('sleep', [String(seconds)], { stdio: 'ignore' })
-  const exited = new Promise<[number | null, NodeJS.Signals | null]>((resolve) => child.on('exit', (c, s) => resolve([c, s])))
+  const exited = new Promise<[number | null, NodeJS.Signals | null]>((resolve) =>
+    child.on('exit', (c, s) => resolve([c, s])),
+  )
   return { child, pid: child.pid!, exited }
 }
 
@@ -45,13 +47,17 @@ test('open, sendSignal, exited and waitExit on a child; the descriptor is a pidf
   // Node reaps its children as soon as it sees them exit: the status is known only if the pidfd
   // was read first, and then it must be the true one.
   t.true(
-    [JSON.stringify({ code: null, signal: 'SIGTERM', coreDumped: false }), JSON.stringify({ code: null, signal: null, coreDumped: false })].includes(
-      JSON.stringify(exit),
-    ),
+    [
+      JSON.stringify({ code: null, signal: 'SIGTERM', coreDumped: false }),
+      JSON.stringify({ code: null, signal: null, coreDumped: false }),
+    ].includes(JSON.stringify(exit)),
     JSON.stringify(exit),
   )
   t.deepEqual(await exited, [null, 'SIGTERM'])
-  t.like(t.throws(() => proc.sendSignal('SIGKILL'), { instanceOf: IpcError }), { code: 'ESRCH', syscall: 'pidfd_send_signal' })
+  t.like(
+    t.throws(() => proc.sendSignal('SIGKILL'), { instanceOf: IpcError }),
+    { code: 'ESRCH', syscall: 'pidfd_send_signal' },
+  )
 })
 
 test('waitExitSync reads the exit status before Node reaps the child: code, or signal and core dump', (t) => {
@@ -215,7 +221,10 @@ test('fromFd: a pidfd received over SCM_RIGHTS knows its pid; other descriptors 
   closeSync(late!)
   const devnull = openSync('/dev/null', 'r')
   t.teardown(() => closeSync(devnull))
-  t.like(t.throws(() => PidFd.fromFd(devnull), { instanceOf: IpcError }), { code: 'EINVAL', syscall: 'pidfd_open' })
+  t.like(
+    t.throws(() => PidFd.fromFd(devnull), { instanceOf: IpcError }),
+    { code: 'EINVAL', syscall: 'pidfd_open' },
+  )
 })
 
 test('bad input is refused before any call; kernel errors name the pid', async (t) => {

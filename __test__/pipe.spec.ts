@@ -11,7 +11,18 @@ import test, { type ExecutionContext } from 'ava'
 
 import { AbortError, IpcError, PipeReadable, PipeWritable, mkfifo, openFifo, openFifoSync, pipe } from '../ts/index'
 import { pendingWaits } from '../ts/reactor'
-import { cChild, compileC, fdSnapshot, fdsLeftOpen, linuxOnly, nodeChild, removeBuilds, sleep, tempDir, within } from './helpers'
+import {
+  cChild,
+  compileC,
+  fdSnapshot,
+  fdsLeftOpen,
+  linuxOnly,
+  nodeChild,
+  removeBuilds,
+  sleep,
+  tempDir,
+  within,
+} from './helpers'
 
 const O_NONBLOCK = 0o4000
 const O_CLOEXEC = 0o2000000
@@ -191,10 +202,7 @@ fdTest('backpressure: with a paused reader, write() returns false and drain foll
   for (;;) {
     offered += chunk.length
     if (!writable.write(chunk)) {
-      const drained = await Promise.race([
-        once(writable, 'drain').then(() => true),
-        sleep(300).then(() => false),
-      ])
+      const drained = await Promise.race([once(writable, 'drain').then(() => true), sleep(300).then(() => false)])
       if (!drained) break // nobody reads: the pipe and the buffers are full
     }
     if (offered > 8 << 20) break
@@ -219,22 +227,25 @@ fdTest('writing after the read end is closed fails with EPIPE', async (t) => {
   t.is(writable.fd, -1)
 })
 
-fdTest('a C program doing blocking read()/write() on inherited ends (fds 3, 4) while Node uses the others', async (t) => {
-  const input = pipe()
-  const output = pipe()
-  const child = cChild(xorEcho, [], { stdio: ['ignore', 'pipe', 'pipe', input.readable.fd, output.writable.fd] })
-  // The child has its copies; ours must go, or EOF never comes.
-  input.readable.close()
-  output.writable.close()
-  const data = randomBytes(1 << 20) // far beyond the pipe's 64 KiB: both sides block in turn
-  const received = collect(output.readable)
-  input.writable.end(data)
-  const got = await received
-  const r = await child.done
-  t.is(r.code, 0, r.stderr)
-  t.is(got.length, data.length)
-  t.true(got.equals(Buffer.from(data.map((b) => b ^ 0x5a))))
-})
+fdTest(
+  'a C program doing blocking read()/write() on inherited ends (fds 3, 4) while Node uses the others',
+  async (t) => {
+    const input = pipe()
+    const output = pipe()
+    const child = cChild(xorEcho, [], { stdio: ['ignore', 'pipe', 'pipe', input.readable.fd, output.writable.fd] })
+    // The child has its copies; ours must go, or EOF never comes.
+    input.readable.close()
+    output.writable.close()
+    const data = randomBytes(1 << 20) // far beyond the pipe's 64 KiB: both sides block in turn
+    const received = collect(output.readable)
+    input.writable.end(data)
+    const got = await received
+    const r = await child.done
+    t.is(r.code, 0, r.stderr)
+    t.is(got.length, data.length)
+    t.true(got.equals(Buffer.from(data.map((b) => b ^ 0x5a))))
+  },
+)
 
 fdTest('a Node child writes into a pipe end passed through stdio', async (t) => {
   const { readable, writable } = pipe()

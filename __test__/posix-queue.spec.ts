@@ -112,7 +112,10 @@ const hexOf = (b: Buffer) => (b.length === 0 ? '-' : b.toString('hex'))
  * Runs a command to its end without blocking the event loop (a spawnSync would stall the
  * concurrent tests of this file, whose timers then fire late): `{ status, stdout, stderr }`.
  */
-async function run(command: string, args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
+async function run(
+  command: string,
+  args: string[],
+): Promise<{ status: number | null; stdout: string; stderr: string }> {
   const r = await cChild(command, args, { cwd: ROOT }).done
   return { status: r.code, stdout: r.stdout, stderr: r.stderr }
 }
@@ -157,7 +160,15 @@ test('stat, attributes and update report the values the queue has', (t) => {
   q.sendSync('xyz')
   q.update({ mode: 0o640 })
   const s = q.stat()
-  t.deepEqual(s, { messages: 1, maxMessages: 5, messageSize: 100, nonBlocking: false, mode: 0o640, uid: process.getuid!(), gid: process.getgid!() })
+  t.deepEqual(s, {
+    messages: 1,
+    maxMessages: 5,
+    messageSize: 100,
+    nonBlocking: false,
+    mode: 0o640,
+    uid: process.getuid!(),
+    gid: process.getgid!(),
+  })
   // Another handle on an existing queue keeps its attributes, whatever it asks for.
   const other = PosixMessageQueue.open(q.name, { create: true, maxMessages: 2, messageSize: 10, access: 'read' })
   t.teardown(() => other.close())
@@ -165,16 +176,25 @@ test('stat, attributes and update report the values the queue has', (t) => {
   t.is(other.messageSize, 100)
   t.is(other.receiveSync().data.toString(), 'xyz')
   // A read-only handle cannot send: the kernel's EBADF, before anything is queued.
-  t.like(t.throws(() => other.sendSync('no')), { code: 'EBADF', syscall: 'mq_send' })
+  t.like(
+    t.throws(() => other.sendSync('no')),
+    { code: 'EBADF', syscall: 'mq_send' },
+  )
   t.is(q.stat().messages, 0)
 })
 
 test('wait: false and full or empty queues give EAGAIN; EMSGSIZE names the sizes', async (t) => {
   const q = createQueue(t, { maxMessages: 2, messageSize: 16 })
-  t.like(t.throws(() => q.receiveSync({ wait: false }), { instanceOf: IpcError }), { code: 'EAGAIN', errno: -11, syscall: 'mq_receive' })
+  t.like(
+    t.throws(() => q.receiveSync({ wait: false }), { instanceOf: IpcError }),
+    { code: 'EAGAIN', errno: -11, syscall: 'mq_receive' },
+  )
   q.sendSync('1', { wait: false })
   q.sendSync('2', { wait: false })
-  t.like(t.throws(() => q.sendSync('3', { wait: false })), { code: 'EAGAIN', syscall: 'mq_send' })
+  t.like(
+    t.throws(() => q.sendSync('3', { wait: false })),
+    { code: 'EAGAIN', syscall: 'mq_send' },
+  )
   t.is(q.stat().messages, 2)
   const big = t.throws(() => q.sendSync(Buffer.alloc(17)), { instanceOf: IpcError })
   t.like(big, { code: 'EMSGSIZE', syscall: 'mq_send' })
@@ -189,7 +209,10 @@ test.serial('timeouts: ETIMEDOUT near the deadline, sync and async, send and rec
   t.like(empty.value, { code: 'ETIMEDOUT', syscall: 'mq_timedreceive' })
   t.true(empty.ms >= 79 && empty.ms < 5000, `${empty.ms} ms`)
   const start = performance.now()
-  t.like(t.throws(() => q.receiveSync({ timeoutMs: 80 })), { code: 'ETIMEDOUT', syscall: 'mq_timedreceive' })
+  t.like(
+    t.throws(() => q.receiveSync({ timeoutMs: 80 })),
+    { code: 'ETIMEDOUT', syscall: 'mq_timedreceive' },
+  )
   const took = performance.now() - start
   t.true(took >= 79 && took < 5000, `${took} ms`)
   t.like(await q.receive({ timeoutMs: 0 }).catch((e: unknown) => e), { code: 'ETIMEDOUT' })
@@ -197,7 +220,10 @@ test.serial('timeouts: ETIMEDOUT near the deadline, sync and async, send and rec
   const full = await timed(() => q.send('more', { timeoutMs: 80 }).catch((e: unknown) => e))
   t.like(full.value, { code: 'ETIMEDOUT', syscall: 'mq_timedsend' })
   t.true(full.ms >= 79 && full.ms < 5000, `${full.ms} ms`)
-  t.like(t.throws(() => q.sendSync('more', { timeoutMs: 30 })), { code: 'ETIMEDOUT', syscall: 'mq_timedsend' })
+  t.like(
+    t.throws(() => q.sendSync('more', { timeoutMs: 30 })),
+    { code: 'ETIMEDOUT', syscall: 'mq_timedsend' },
+  )
   // A message that is there is taken even with a zero timeout; a timed wait that gets one in
   // time returns it.
   t.is((await q.receive({ timeoutMs: 0 })).data.toString(), 'full')
@@ -210,20 +236,36 @@ test('non-blocking mode: sync calls throw EAGAIN unless they ask to wait; setNon
   const q = PosixMessageQueue.open(name, { create: true, nonBlocking: true, maxMessages: 2, messageSize: 16 })
   t.teardown(() => q.close())
   t.true(q.stat().nonBlocking)
-  t.like(t.throws(() => q.receiveSync()), { code: 'EAGAIN', syscall: 'mq_receive' })
+  t.like(
+    t.throws(() => q.receiveSync()),
+    { code: 'EAGAIN', syscall: 'mq_receive' },
+  )
   // Asked to wait, it waits (on a non-blocking descriptor: poll, then receive) for a C program
   // that sends a moment later.
-  const sender = cChild('sh', ['-c', 'sleep 0.05; exec "$0" "$@"', compileC('mq-send', C_SENDER), name, '2', '6c617465'])
+  const sender = cChild('sh', [
+    '-c',
+    'sleep 0.05; exec "$0" "$@"',
+    compileC('mq-send', C_SENDER),
+    name,
+    '2',
+    '6c617465',
+  ])
   const late = q.receiveSync({ wait: true, timeoutMs: 5000 })
   t.deepEqual(late, { data: Buffer.from('late'), priority: 2 })
   t.is((await sender.done).code, 0)
-  t.like(t.throws(() => q.receiveSync({ wait: true, timeoutMs: 30 })), { code: 'ETIMEDOUT', syscall: 'mq_timedreceive' })
+  t.like(
+    t.throws(() => q.receiveSync({ wait: true, timeoutMs: 30 })),
+    { code: 'ETIMEDOUT', syscall: 'mq_timedreceive' },
+  )
   // The async forms wait either way.
   setTimeout(() => q.sendSync('async'), 30)
   t.is((await q.receive()).data.toString(), 'async')
   t.true(q.setNonBlocking(false))
   t.false(q.stat().nonBlocking)
-  t.like(t.throws(() => q.receiveSync({ timeoutMs: 20 })), { code: 'ETIMEDOUT' })
+  t.like(
+    t.throws(() => q.receiveSync({ timeoutMs: 20 })),
+    { code: 'ETIMEDOUT' },
+  )
 })
 
 test('bad arguments throw TypeError/RangeError before any system call (no queue is created)', async (t) => {
@@ -250,7 +292,11 @@ test('bad arguments throw TypeError/RangeError before any system call (no queue 
     [() => PosixMessageQueue.unlink('bad'), 'ERR_INVALID_ARG_VALUE'],
   ]
   for (const [fn, code] of bad) t.like(t.throws(fn), { code }, String(fn))
-  t.like(t.throws(() => PosixMessageQueue.open(name)), { code: 'ENOENT' }, 'nothing was created')
+  t.like(
+    t.throws(() => PosixMessageQueue.open(name)),
+    { code: 'ENOENT' },
+    'nothing was created',
+  )
   // The longest name is 255 bytes after the slash.
   const longest = `/${'n'.repeat(255)}`
   const q = PosixMessageQueue.open(longest, { exclusive: true })
@@ -280,7 +326,11 @@ test('bad arguments throw TypeError/RangeError before any system call (no queue 
 
 test('a receive waits for a C program that sends later, and C receives what Node sends, priorities included', async (t) => {
   const q = createQueue(t, { messageSize: 300 })
-  const payloads = [Buffer.alloc(0), Buffer.from([0, 0xff, 0x80]), Buffer.from(Array.from({ length: 300 }, (_, i) => i & 0xff))]
+  const payloads = [
+    Buffer.alloc(0),
+    Buffer.from([0, 0xff, 0x80]),
+    Buffer.from(Array.from({ length: 300 }, (_, i) => i & 0xff)),
+  ]
   const pending = q.receive()
   const sender = compileC('mq-send', C_SENDER)
   await sleep(20)
@@ -300,17 +350,15 @@ test('a receive waits for a C program that sends later, and C receives what Node
   t.is(r.code, 0, r.stderr)
   const lines = r.stdout.trim().split('\n')
   // The receiver may take the first message before the others are queued: each arrives once.
-  t.deepEqual(
-    [...lines].sort(),
-    [`3 ${hexOf(payloads[2]!)}`, `0 -`, `32767 ${hexOf(payloads[1]!)}`].sort(),
-  )
+  t.deepEqual([...lines].sort(), [`3 ${hexOf(payloads[2]!)}`, `0 -`, `32767 ${hexOf(payloads[1]!)}`].sort())
 })
 
 /** Python with `posix_ipc` importable, or the reason it is not. */
 function pythonWith(module: string): { ok: true } | { ok: false; reason: string } {
   const r = spawnSync('python3', ['-c', `import ${module}`], { encoding: 'utf8' })
   if (r.error) return { ok: false, reason: `python3 is not installed (${r.error.message})` }
-  if (r.status !== 0) return { ok: false, reason: `python3 cannot import ${module} (pip install ${module}; .ci/run installs it)` }
+  if (r.status !== 0)
+    return { ok: false, reason: `python3 cannot import ${module} (pip install ${module}; .ci/run installs it)` }
   return { ok: true }
 }
 const POSIX_IPC = pythonWith('posix_ipc')
@@ -347,7 +395,10 @@ linuxOnly(test.serial, 'watchSignals of SIGUSR2 with the sender pid: Linux sigin
     t.teardown(() => watch.close())
     q.notify({ signal: 'SIGUSR2', value: 4242 })
     // Only one process at a time: a second registration is refused.
-    t.like(t.throws(() => q.notify({ signal: 'SIGUSR2' })), { code: 'EBUSY', syscall: 'mq_notify' })
+    t.like(
+      t.throws(() => q.notify({ signal: 'SIGUSR2' })),
+      { code: 'EBUSY', syscall: 'mq_notify' },
+    )
     const child = cChild(compileC('mq-send', C_SENDER), [q.name, '6', '6869'])
     const r = await child.done
     t.is(r.code, 0, r.stderr)
@@ -407,7 +458,10 @@ test('an aborted receive takes nothing; one that races its abort is delivered or
     if (q.stat().messages > 0) left.push(Number(q.receiveSync({ wait: false }).data.toString()))
   }
   t.is(q.stat().messages, 0)
-  t.deepEqual([...delivered, ...left].sort((a, b) => a - b), Array.from({ length: 300 }, (_, i) => i))
+  t.deepEqual(
+    [...delivered, ...left].sort((a, b) => a - b),
+    Array.from({ length: 300 }, (_, i) => i),
+  )
 })
 
 test('close() ends pending waits with AbortError (cause ERR_INVALID_STATE), takes nothing, and is final', async (t) => {
@@ -495,7 +549,10 @@ test('a worker thread receives and sends on its own pool while the main thread d
       parentPort.postMessage('done')
     })()
   `
-  const worker = new Worker(code, { eval: true, workerData: { entry: SOURCE_ENTRY, tsx: TSX_CJS, q: q.name, back: back.name, n } })
+  const worker = new Worker(code, {
+    eval: true,
+    workerData: { entry: SOURCE_ENTRY, tsx: TSX_CJS, q: q.name, back: back.name, n },
+  })
   t.teardown(() => worker.terminate())
   const finished = new Promise((resolve, reject) => (worker.once('message', resolve), worker.once('error', reject)))
   const answers: string[] = []
@@ -532,23 +589,24 @@ test('permissions: nobody may not open a 0o600 queue; with 0o604 it may receive 
 
 /** Runs `code` (with `ipckit` loaded) in a child in a new IPC namespace whose mqueue limits are
  *  set by `sysctl` first, as nobody (no CAP_SYS_RESOURCE), and returns its stdout. */
-async function inIpcNamespace(t: ExecutionContext, sysctl: Record<string, number>, code: string): Promise<string | undefined> {
+async function inIpcNamespace(
+  t: ExecutionContext,
+  sysctl: Record<string, number>,
+  code: string,
+): Promise<string | undefined> {
   const writes = Object.entries(sysctl)
     .map(([k, v]) => `echo ${v} > /proc/sys/fs/mqueue/${k}`)
     .join(' && ')
   const prelude = `const ipckit = require(${JSON.stringify(SOURCE_ENTRY)});`
-  const r = await run(
-    'unshare',
-    [
-      '--ipc',
-      'sh',
-      '-c',
-      `${writes} && exec setpriv --reuid=${NOBODY.uid >>> 0} --regid=${NOBODY.gid >>> 0} --clear-groups "$0" --require "$1" -e "$2"`,
-      process.execPath,
-      TSX_CJS,
-      prelude + code,
-    ],
-  )
+  const r = await run('unshare', [
+    '--ipc',
+    'sh',
+    '-c',
+    `${writes} && exec setpriv --reuid=${NOBODY.uid >>> 0} --regid=${NOBODY.gid >>> 0} --clear-groups "$0" --require "$1" -e "$2"`,
+    process.execPath,
+    TSX_CJS,
+    prelude + code,
+  ])
   if (r.status !== 0) {
     t.fail(`the child in a new IPC namespace failed (${r.status}): ${r.stderr}`)
     return undefined
@@ -576,20 +634,32 @@ test('limits: ENOSPC past queues_max, EINVAL past msg_max and msgsize_max, each 
   t.like(r.limits, { queuesMax: 2, msgMax: 4, msgsizeMax: 256 })
   t.is(r.a, 'ok')
   t.is(r.b, 'ok')
-  t.regex(r.c, /^ENOSPC mq_open \| ENOSPC: no space left on device, mq_open '\/c' \(the system already holds queues_max 2 queues \(\/proc\/sys\/fs\/mqueue\/queues_max\)\)$/)
-  t.regex(r.many, /^EINVAL mq_open \| .*'\/c' \(maxMessages 5 is above the system's msg_max 4 \(\/proc\/sys\/fs\/mqueue\/msg_max/)
-  t.regex(r.big, /^EINVAL mq_open \| .*'\/c' \(messageSize 257 is above the system's msgsize_max 256 \(\/proc\/sys\/fs\/mqueue\/msgsize_max/)
+  t.regex(
+    r.c,
+    /^ENOSPC mq_open \| ENOSPC: no space left on device, mq_open '\/c' \(the system already holds queues_max 2 queues \(\/proc\/sys\/fs\/mqueue\/queues_max\)\)$/,
+  )
+  t.regex(
+    r.many,
+    /^EINVAL mq_open \| .*'\/c' \(maxMessages 5 is above the system's msg_max 4 \(\/proc\/sys\/fs\/mqueue\/msg_max/,
+  )
+  t.regex(
+    r.big,
+    /^EINVAL mq_open \| .*'\/c' \(messageSize 257 is above the system's msgsize_max 256 \(\/proc\/sys\/fs\/mqueue\/msgsize_max/,
+  )
 })
 
 test('limits: RLIMIT_MSGQUEUE (ulimit -q) gives EMFILE, and the message names it with the bytes the queue takes', async (t) => {
-  const r = await run(
-    'prlimit',
-    ['--msgqueue=4096:4096', process.execPath, '--require', TSX_CJS, '-e',
-      `const { PosixMessageQueue, posixQueueLimits } = require(${JSON.stringify(SOURCE_ENTRY)})
+  const r = await run('prlimit', [
+    '--msgqueue=4096:4096',
+    process.execPath,
+    '--require',
+    TSX_CJS,
+    '-e',
+    `const { PosixMessageQueue, posixQueueLimits } = require(${JSON.stringify(SOURCE_ENTRY)})
        try { PosixMessageQueue.open(process.argv[1], { exclusive: true, maxMessages: 1, messageSize: 8192 }); console.log('created') }
        catch (e) { console.log(JSON.stringify({ code: e.code, message: e.message, rlimit: posixQueueLimits().rlimitMsgqueue })) }`,
-      qname(t)],
-  )
+    qname(t),
+  ])
   t.is(r.status, 0, r.stderr)
   const out = JSON.parse(r.stdout)
   t.is(out.code, 'EMFILE')
@@ -632,10 +702,19 @@ async function inMountNamespace(t: ExecutionContext, mount: boolean, code: strin
   const script = 'node="$1" tsx="$2" code="$3" && shift 3 && exec "$node" --require "$tsx" -e "$code" -- "$@"'
   // As in a script, the child's own arguments start at process.argv[2].
   const prelude = `process.argv.splice(1, 0, '[child]');const ipckit = require(${JSON.stringify(SOURCE_ENTRY)});`
-  const r = await run(
-    'unshare',
-    ['--mount', '--propagation', 'private', 'sh', '-c', `${setup} && ${script}`, dir.path, process.execPath, TSX_CJS, prelude + code, ...args],
-  )
+  const r = await run('unshare', [
+    '--mount',
+    '--propagation',
+    'private',
+    'sh',
+    '-c',
+    `${setup} && ${script}`,
+    dir.path,
+    process.execPath,
+    TSX_CJS,
+    prelude + code,
+    ...args,
+  ])
   if (r.status !== 0) {
     t.fail(`the child in a new mount namespace failed (${r.status}): ${r.stderr}`)
     return undefined
@@ -708,7 +787,11 @@ test('listPosixQueues and `ipckit mq` show queues as /dev/mqueue does: bytes, no
   const lines = (r.text as string).split('\n')
   t.is(lines[1], '------ POSIX Message Queues --------')
   t.regex(lines[2]!, /^name\s+owner\s+perms\s+used-bytes\s+messages\s+max-msgs\s+msg-size\s+notify-pid$/)
-  const row = (n: string) => lines.find((l) => l.startsWith(`${n} `))?.trim().split(/\s+/)
+  const row = (n: string) =>
+    lines
+      .find((l) => l.startsWith(`${n} `))
+      ?.trim()
+      .split(/\s+/)
   t.deepEqual(row(q.name), [q.name, 'root', '640', '12', '2', '3', '100', '0'])
   t.deepEqual(row(watched.name), [watched.name, 'root', '600', '-', '-', '-', '-', String(r.pid)])
 })
@@ -733,11 +816,15 @@ test('without the mqueue file system, listPosixQueues throws ENOENT saying how t
 
 test('`ipckit mq --unlink` removes queues and reports a missing one; --limits prints /proc/sys/fs/mqueue', async (t) => {
   const a = createQueue(t)
-  const cli = (...args: string[]) => run(process.execPath, ['--require', TSX_CJS, join(ROOT, 'ts', 'cli.ts'), 'mq', ...args])
+  const cli = (...args: string[]) =>
+    run(process.execPath, ['--require', TSX_CJS, join(ROOT, 'ts', 'cli.ts'), 'mq', ...args])
   const r = await cli('--unlink', a.name, '-u', '/ipckit-no-such-queue')
   t.is(r.status, 1)
   t.is(r.stderr, "ipckit mq: ENOENT: no such file or directory, mq_unlink '/ipckit-no-such-queue'\n")
-  t.like(t.throws(() => PosixMessageQueue.open(a.name)), { code: 'ENOENT' })
+  t.like(
+    t.throws(() => PosixMessageQueue.open(a.name)),
+    { code: 'ENOENT' },
+  )
   const l = await cli('--limits', '--json')
   t.is(l.status, 0, l.stderr)
   t.deepEqual(JSON.parse(l.stdout), posixQueueLimits())
@@ -766,8 +853,14 @@ notLinux(anyTest)('on macOS, POSIX message queues throw ENOSYS naming the platfo
   const err = t.throws(() => PosixMessageQueue.open('/jobs', { create: true }), { instanceOf: IpcError })
   t.like(err, { code: 'ENOSYS', syscall: 'mq_open' })
   t.regex(err!.message, /POSIX message queues do not exist on macOS/)
-  t.like(t.throws(() => listPosixQueues()), { code: 'ENOSYS' })
-  t.like(t.throws(() => PosixMessageQueue.unlink('/jobs')), { code: 'ENOSYS' })
+  t.like(
+    t.throws(() => listPosixQueues()),
+    { code: 'ENOSYS' },
+  )
+  t.like(
+    t.throws(() => PosixMessageQueue.unlink('/jobs')),
+    { code: 'ENOSYS' },
+  )
 })
 
 test("the README's POSIX message queue snippet runs and prints what its comments say", async (t) => {
@@ -777,9 +870,30 @@ test("the README's POSIX message queue snippet runs and prints what its comments
   const file = join(dir.path, 'snippet.mts')
   writeFileSync(file, readmeSnippet('posix-queue', [["'/jobs'", `'${name}'`]]))
   // listPosixQueues needs the mqueue file system: mounted in a private mount namespace.
-  const r = await run('unshare', ['--mount', '--propagation', 'private', 'sh', '-c',
-    'mkdir "$0/mqueue" && mount -t mqueue none "$0/mqueue" && exec "$1" --import tsx "$2"', dir.path, process.execPath, file])
+  const r = await run('unshare', [
+    '--mount',
+    '--propagation',
+    'private',
+    'sh',
+    '-c',
+    'mkdir "$0/mqueue" && mount -t mqueue none "$0/mqueue" && exec "$1" --import tsx "$2"',
+    dir.path,
+    process.execPath,
+    file,
+  ])
   t.is(r.status, 0, r.stderr)
-  t.deepEqual(r.stdout.trim().split('\n'), ['urgent 9', '2', 'later', 'one more', 'ETIMEDOUT', 'true', String(posixQueueLimits().msgMax)])
-  t.like(t.throws(() => PosixMessageQueue.open(name)), { code: 'ENOENT' }, 'the snippet removed its queue')
+  t.deepEqual(r.stdout.trim().split('\n'), [
+    'urgent 9',
+    '2',
+    'later',
+    'one more',
+    'ETIMEDOUT',
+    'true',
+    String(posixQueueLimits().msgMax),
+  ])
+  t.like(
+    t.throws(() => PosixMessageQueue.open(name)),
+    { code: 'ENOENT' },
+    'the snippet removed its queue',
+  )
 })

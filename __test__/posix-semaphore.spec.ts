@@ -10,7 +10,23 @@ import { join } from 'node:path'
 import { Worker } from 'node:worker_threads'
 
 import { AbortError, IpcError, POSIX_SEMAPHORE_VALUE_MAX, PosixSemaphore } from '../ts/index'
-import { NOBODY, ROOT, SOURCE_ENTRY, cChild, compileC, linuxOnly, nodeChild, notLinux, onLinux, readmeSnippet, removeBuilds, runNode, sleep, tempDir, timed } from './helpers'
+import {
+  NOBODY,
+  ROOT,
+  SOURCE_ENTRY,
+  cChild,
+  compileC,
+  linuxOnly,
+  nodeChild,
+  notLinux,
+  onLinux,
+  readmeSnippet,
+  removeBuilds,
+  runNode,
+  sleep,
+  tempDir,
+  timed,
+} from './helpers'
 
 test.after.always(removeBuilds)
 
@@ -88,20 +104,29 @@ test('values: initial, tryAcquire, release and value, shared by two handles of o
   const c = PosixSemaphore.open(a.name, { create: true, initial: 9 })
   t.teardown(() => c.close())
   t.is(c.value, 2)
-  t.like(t.throws(() => PosixSemaphore.open(a.name, { exclusive: true })), { code: 'EEXIST', syscall: 'sem_open' })
+  t.like(
+    t.throws(() => PosixSemaphore.open(a.name, { exclusive: true })),
+    { code: 'EEXIST', syscall: 'sem_open' },
+  )
 })
 
-linuxOnly(test, "glibc's layout: /dev/shm/sem.NAME")("the semaphore is glibc's own: a 32-byte sem_t in /dev/shm/sem.NAME, removed by remove()", (t) => {
-  const sem = createSem(t, 1)
-  const file = `/dev/shm/sem.${sem.name.slice(1)}`
-  t.true(existsSync(file))
-  t.is(statSync(file).size, 32)
-  t.is(statSync(file).mode & 0o777, 0o600 & ~process.umask())
-  sem.remove()
-  t.false(existsSync(file))
-  t.is(sem.value, 1, 'the handle keeps working after remove()')
-  t.like(t.throws(() => PosixSemaphore.open(sem.name), { instanceOf: IpcError }), { code: 'ENOENT', syscall: 'sem_open' })
-})
+linuxOnly(test, "glibc's layout: /dev/shm/sem.NAME")(
+  "the semaphore is glibc's own: a 32-byte sem_t in /dev/shm/sem.NAME, removed by remove()",
+  (t) => {
+    const sem = createSem(t, 1)
+    const file = `/dev/shm/sem.${sem.name.slice(1)}`
+    t.true(existsSync(file))
+    t.is(statSync(file).size, 32)
+    t.is(statSync(file).mode & 0o777, 0o600 & ~process.umask())
+    sem.remove()
+    t.false(existsSync(file))
+    t.is(sem.value, 1, 'the handle keeps working after remove()')
+    t.like(
+      t.throws(() => PosixSemaphore.open(sem.name), { instanceOf: IpcError }),
+      { code: 'ENOENT', syscall: 'sem_open' },
+    )
+  },
+)
 
 test('bad arguments throw TypeError/RangeError before any system call (nothing is created)', async (t) => {
   const name = sname(t)
@@ -121,13 +146,20 @@ test('bad arguments throw TypeError/RangeError before any system call (nothing i
     [() => PosixSemaphore.unlink('x'), 'ERR_INVALID_ARG_VALUE'],
   ]
   for (const [fn, code] of bad) t.like(t.throws(fn), { code }, String(fn))
-  t.like(t.throws(() => PosixSemaphore.open(name)), { code: 'ENOENT' }, 'nothing was created')
+  t.like(
+    t.throws(() => PosixSemaphore.open(name)),
+    { code: 'ENOENT' },
+    'nothing was created',
+  )
   // The longest name: 251 bytes after the slash (NAME_MAX less glibc's "sem." prefix).
   const longest = `/${'s'.repeat(251)}`
   PosixSemaphore.open(longest, { exclusive: true }).close()
   PosixSemaphore.unlink(longest)
   const sem = createSem(t, 1)
-  t.like(t.throws(() => sem.acquireSync({ timeoutMs: -5 })), { code: 'ERR_OUT_OF_RANGE' })
+  t.like(
+    t.throws(() => sem.acquireSync({ timeoutMs: -5 })),
+    { code: 'ERR_OUT_OF_RANGE' },
+  )
   // One rule for every timeout (validateTimeout): NaN and negatives refused, fractions and
   // Infinity taken (a sem holding 1: each of these takes it at once, then gives it back).
   await t.throwsAsync(sem.acquire({ timeoutMs: Number.NaN }), { code: 'ERR_OUT_OF_RANGE' })
@@ -140,24 +172,30 @@ test('bad arguments throw TypeError/RangeError before any system call (nothing i
   t.is(sem.value, 1, 'no bad call took anything')
 })
 
-test.serial('timeouts: ETIMEDOUT near the deadline, sync and async; 0 answers at once; a release in time wins', async (t) => {
-  const sem = createSem(t, 0)
-  const a = await timed(() => sem.acquire({ timeoutMs: 80 }).catch((e: unknown) => e))
-  t.like(a.value, { code: 'ETIMEDOUT', syscall: 'sem_timedwait' })
-  t.true(a.ms >= 79 && a.ms < 5000, `${a.ms} ms`)
-  const start = performance.now()
-  t.like(t.throws(() => sem.acquireSync({ timeoutMs: 80 })), { code: 'ETIMEDOUT', syscall: 'sem_timedwait' })
-  const took = performance.now() - start
-  t.true(took >= 79 && took < 5000, `${took} ms`)
-  t.like(await sem.acquire({ timeoutMs: 0 }).catch((e: unknown) => e), { code: 'ETIMEDOUT' })
-  setTimeout(() => sem.release(), 30)
-  const got = await timed(() => sem.acquire({ timeoutMs: 5000 }))
-  t.true(got.ms >= 25 && got.ms < 5000, `${got.ms} ms`)
-  t.is(sem.value, 0)
-  sem.release()
-  await sem.acquire({ timeoutMs: 0 })
-  t.is(sem.value, 0)
-})
+test.serial(
+  'timeouts: ETIMEDOUT near the deadline, sync and async; 0 answers at once; a release in time wins',
+  async (t) => {
+    const sem = createSem(t, 0)
+    const a = await timed(() => sem.acquire({ timeoutMs: 80 }).catch((e: unknown) => e))
+    t.like(a.value, { code: 'ETIMEDOUT', syscall: 'sem_timedwait' })
+    t.true(a.ms >= 79 && a.ms < 5000, `${a.ms} ms`)
+    const start = performance.now()
+    t.like(
+      t.throws(() => sem.acquireSync({ timeoutMs: 80 })),
+      { code: 'ETIMEDOUT', syscall: 'sem_timedwait' },
+    )
+    const took = performance.now() - start
+    t.true(took >= 79 && took < 5000, `${took} ms`)
+    t.like(await sem.acquire({ timeoutMs: 0 }).catch((e: unknown) => e), { code: 'ETIMEDOUT' })
+    setTimeout(() => sem.release(), 30)
+    const got = await timed(() => sem.acquire({ timeoutMs: 5000 }))
+    t.true(got.ms >= 25 && got.ms < 5000, `${got.ms} ms`)
+    t.is(sem.value, 0)
+    sem.release()
+    await sem.acquire({ timeoutMs: 0 })
+    t.is(sem.value, 0)
+  },
+)
 
 test('C programs and ipckit share one semaphore: C posts wake async acquires, ipckit releases wake C waits', async (t) => {
   const sem = createSem(t, 0)
@@ -186,9 +224,11 @@ const PY_REASON = PY.error
     : ''
 const pyTest = PY_REASON === '' ? test : test.skip
 
-pyTest(`Python's posix_ipc opens the same semaphore by name${PY_REASON ? ` [skipped: ${PY_REASON}]` : ''}`, async (t) => {
-  const sem = createSem(t, 5)
-  const script = `
+pyTest(
+  `Python's posix_ipc opens the same semaphore by name${PY_REASON ? ` [skipped: ${PY_REASON}]` : ''}`,
+  async (t) => {
+    const sem = createSem(t, 5)
+    const script = `
 import posix_ipc, sys
 s = posix_ipc.Semaphore(sys.argv[1])
 before = s.value
@@ -202,15 +242,16 @@ try:
 except Exception as e:
     print('error', e)
 `
-  const other = sname(t)
-  const r = await run('python3', ['-c', script, sem.name, other])
-  t.is(r.status, 0, r.stderr)
-  t.deepEqual(r.stdout.trim().split('\n'), ['5 4', 'created'])
-  t.is(sem.value, 4)
-  const theirs = PosixSemaphore.open(other)
-  t.teardown(() => theirs.close())
-  t.is(theirs.value, 7, "ipckit reads the value Python's semaphore was created with")
-})
+    const other = sname(t)
+    const r = await run('python3', ['-c', script, sem.name, other])
+    t.is(r.status, 0, r.stderr)
+    t.deepEqual(r.stdout.trim().split('\n'), ['5 4', 'created'])
+    t.is(sem.value, 4)
+    const theirs = PosixSemaphore.open(other)
+    t.teardown(() => theirs.close())
+    t.is(theirs.value, 7, "ipckit reads the value Python's semaphore was created with")
+  },
+)
 
 test('an aborted acquire takes nothing; one that races its abort either took the count or left it', async (t) => {
   const sem = createSem(t, 0)
@@ -264,7 +305,13 @@ test('close() ends pending acquires with AbortError (cause ERR_INVALID_STATE) an
   t.is(other.value, 1, 'the closed handle took nothing')
   sem.close()
   t.true(sem.closed)
-  for (const fn of [() => sem.release(), () => sem.tryAcquire(), () => sem.value, () => sem.acquireSync(), () => sem.remove()]) {
+  for (const fn of [
+    () => sem.release(),
+    () => sem.tryAcquire(),
+    () => sem.value,
+    () => sem.acquireSync(),
+    () => sem.remove(),
+  ]) {
     t.like(t.throws(fn), { code: 'ERR_INVALID_STATE' })
   }
   await t.throwsAsync(sem.acquire(), { code: 'ERR_INVALID_STATE' })
@@ -310,7 +357,10 @@ test('a worker thread acquires what the main thread releases', async (t) => {
       parentPort.postMessage('finished')
     })()
   `
-  const worker = new Worker(code, { eval: true, workerData: { entry: SOURCE_ENTRY, tsx: TSX_CJS, sem: sem.name, done: done.name, n } })
+  const worker = new Worker(code, {
+    eval: true,
+    workerData: { entry: SOURCE_ENTRY, tsx: TSX_CJS, sem: sem.name, done: done.name, n },
+  })
   t.teardown(() => worker.terminate())
   const finished = new Promise((resolve, reject) => (worker.once('message', resolve), worker.once('error', reject)))
   for (let i = 0; i < n; i++) {
@@ -348,12 +398,18 @@ linuxOnly(test, 'semaphores are files of /dev/shm only on Linux')(
   },
 )
 
-linuxOnly(test, 'SEM_VALUE_MAX is INT_MAX with glibc')('a release at the largest value throws EOVERFLOW and changes nothing', (t) => {
-  const sem = createSem(t, POSIX_SEMAPHORE_VALUE_MAX)
-  t.is(POSIX_SEMAPHORE_VALUE_MAX, 2147483647)
-  t.like(t.throws(() => sem.release()), { code: 'EOVERFLOW', syscall: 'sem_post' })
-  t.is(sem.value, POSIX_SEMAPHORE_VALUE_MAX)
-})
+linuxOnly(test, 'SEM_VALUE_MAX is INT_MAX with glibc')(
+  'a release at the largest value throws EOVERFLOW and changes nothing',
+  (t) => {
+    const sem = createSem(t, POSIX_SEMAPHORE_VALUE_MAX)
+    t.is(POSIX_SEMAPHORE_VALUE_MAX, 2147483647)
+    t.like(
+      t.throws(() => sem.release()),
+      { code: 'EOVERFLOW', syscall: 'sem_post' },
+    )
+    t.is(sem.value, POSIX_SEMAPHORE_VALUE_MAX)
+  },
+)
 
 test('what they lack: a holder killed with SIGKILL keeps the count (no undo), unlike a Mutex', async (t) => {
   const sem = createSem(t, 1)
@@ -371,21 +427,31 @@ test('what they lack: a holder killed with SIGKILL keeps the count (no undo), un
 
 notLinux(test)('on macOS the value is ENOSYS (the C library does not tell it); the rest works', (t) => {
   const sem = createSem(t, 1)
-  t.like(t.throws(() => sem.value), { code: 'ENOSYS', syscall: 'sem_getvalue' })
+  t.like(
+    t.throws(() => sem.value),
+    { code: 'ENOSYS', syscall: 'sem_getvalue' },
+  )
   t.true(sem.tryAcquire())
   t.false(sem.tryAcquire())
   sem.release()
   t.true(onLinux === false)
 })
 
-linuxOnly(test, 'the snippet prints the value, which macOS does not tell')("the README's POSIX semaphore snippet runs and prints what its comments say", async (t) => {
-  const name = sname(t)
-  const dir = tempDir('ipckit-readme-')
-  t.teardown(() => dir.remove())
-  const file = join(dir.path, 'snippet.mts')
-  writeFileSync(file, readmeSnippet('posix-semaphore', [["'/slots'", `'${name}'`]]))
-  const r = await run(process.execPath, ['--import', 'tsx', file])
-  t.is(r.status, 0, r.stderr)
-  t.deepEqual(r.stdout.trim().split('\n'), ['true 0', 'ETIMEDOUT', '2'])
-  t.like(t.throws(() => PosixSemaphore.open(name)), { code: 'ENOENT' }, 'the snippet removed its semaphore')
-})
+linuxOnly(test, 'the snippet prints the value, which macOS does not tell')(
+  "the README's POSIX semaphore snippet runs and prints what its comments say",
+  async (t) => {
+    const name = sname(t)
+    const dir = tempDir('ipckit-readme-')
+    t.teardown(() => dir.remove())
+    const file = join(dir.path, 'snippet.mts')
+    writeFileSync(file, readmeSnippet('posix-semaphore', [["'/slots'", `'${name}'`]]))
+    const r = await run(process.execPath, ['--import', 'tsx', file])
+    t.is(r.status, 0, r.stderr)
+    t.deepEqual(r.stdout.trim().split('\n'), ['true 0', 'ETIMEDOUT', '2'])
+    t.like(
+      t.throws(() => PosixSemaphore.open(name)),
+      { code: 'ENOENT' },
+      'the snippet removed its semaphore',
+    )
+  },
+)

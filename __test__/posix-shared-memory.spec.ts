@@ -261,14 +261,22 @@ test('read-only open: reads and read-only views work, writes and writable views 
   const ro = track(t, PosixSharedMemory.open(rw.name, { readonly: true }))
   t.true(ro.readonly)
   t.is(ro.read(0, 6).toString(), 'shared')
-  t.like(t.throws(() => ro.write('x', 0), { instanceOf: IpcError }), { code: 'EACCES', syscall: 'mmap' })
-  t.like(t.throws(() => ro.attach(), { instanceOf: IpcError }), { code: 'EACCES', syscall: 'mmap' })
+  t.like(
+    t.throws(() => ro.write('x', 0), { instanceOf: IpcError }),
+    { code: 'EACCES', syscall: 'mmap' },
+  )
+  t.like(
+    t.throws(() => ro.attach(), { instanceOf: IpcError }),
+    { code: 'EACCES', syscall: 'mmap' },
+  )
   const view = ro.attach({ readonly: true })
   t.is(view.read(0, 6).toString(), 'shared')
   t.throws(() => view.buffer, { code: 'ERR_INVALID_STATE' })
   rw.write('SHARED', 0)
   t.is(view.read(0, 6).toString(), 'SHARED', 'a read-only mapping still sees changes')
-  t.throws(() => PosixSharedMemory.open(rw.name, { readonly: true, create: true, size: 1 }), { code: 'ERR_INVALID_ARG_VALUE' })
+  t.throws(() => PosixSharedMemory.open(rw.name, { readonly: true, create: true, size: 1 }), {
+    code: 'ERR_INVALID_ARG_VALUE',
+  })
 })
 
 test('forced no-zero-copy path (Electron): attach() refuses, the copy API and waits still work', async (t) => {
@@ -279,7 +287,7 @@ test('forced no-zero-copy path (Electron): attach() refuses, the copy API and wa
      try { shm.attach() } catch (e) { console.log(e.code) }
      shm.write('copied', 0);
      console.log(shm.read(0, 6).toString());
-     ${onLinux ? "shm.wait(8, 1).then((r) => { console.log(r); shm.close() })" : "console.log('not-equal'); shm.close()"}`,
+     ${onLinux ? 'shm.wait(8, 1).then((r) => { console.log(r); shm.close() })' : "console.log('not-equal'); shm.close()"}`,
     [shm.name],
     { env: { ...process.env, IPCKIT_NO_ZERO_COPY: '1' } },
   )
@@ -307,7 +315,11 @@ test('names are checked as shm_overview(7) says, before any system call', (t) =>
   t.throws(() => PosixSharedMemory.open(`/${'é'.repeat(Math.ceil((max + 1) / 2))}`), value)
   if (onLinux) t.false(existsSync(`/dev/shm/${tooLong.slice(1)}`))
   const range = { code: 'ERR_OUT_OF_RANGE', instanceOf: RangeError }
-  t.throws(() => PosixSharedMemory.open(posixName('nosize'), { create: true }), { code: 'ERR_INVALID_ARG_TYPE' }, 'creating needs a size')
+  t.throws(
+    () => PosixSharedMemory.open(posixName('nosize'), { create: true }),
+    { code: 'ERR_INVALID_ARG_TYPE' },
+    'creating needs a size',
+  )
   t.throws(() => PosixSharedMemory.open(posixName('zero'), { create: true, size: 0 }), range)
   t.throws(() => PosixSharedMemory.open(posixName('zero'), { exclusive: true, size: 0 }), range)
   t.throws(() => PosixSharedMemory.open(posixName('neg'), { size: -1 }), range)
@@ -317,21 +329,26 @@ test('names are checked as shm_overview(7) says, before any system call', (t) =>
   t.throws(() => PosixSharedMemory.open(posixName('bool'), { create: 1 as never }), { code: 'ERR_INVALID_ARG_TYPE' })
 })
 
-linuxOnly(test, '/dev/shm is a tmpfs of limited size on Linux')('a size beyond /dev/shm fails with ENOSPC naming it, and leaves no name behind', (t) => {
-  const name = posixName('huge')
-  t.teardown(() => unlinkQuietly(name))
-  const size = 2 ** 50
-  const e = t.throws(() => PosixSharedMemory.open(name, { size, create: true }), { instanceOf: IpcError })
-  t.like(e, { code: 'ENOSPC', syscall: 'fallocate' })
-  t.true(e!.message.includes(`'${name}' (${size} bytes)`), e!.message)
-  t.false(existsSync(`/dev/shm${name}`))
-})
+linuxOnly(test, '/dev/shm is a tmpfs of limited size on Linux')(
+  'a size beyond /dev/shm fails with ENOSPC naming it, and leaves no name behind',
+  (t) => {
+    const name = posixName('huge')
+    t.teardown(() => unlinkQuietly(name))
+    const size = 2 ** 50
+    const e = t.throws(() => PosixSharedMemory.open(name, { size, create: true }), { instanceOf: IpcError })
+    t.like(e, { code: 'ENOSPC', syscall: 'fallocate' })
+    t.true(e!.message.includes(`'${name}' (${size} bytes)`), e!.message)
+    t.false(existsSync(`/dev/shm${name}`))
+  },
+)
 
-linuxOnly(test, 'a sparse object larger than the address space: ftruncate on /dev/shm')('mapping more than the address space fails with ENOMEM naming the size', async (t) => {
-  // C makes a sparse 2^48-byte object (no pages), more than a process can map.
-  const exe = compileC(
-    'posix-shm-sparse',
-    `#include <fcntl.h>
+linuxOnly(test, 'a sparse object larger than the address space: ftruncate on /dev/shm')(
+  'mapping more than the address space fails with ENOMEM naming the size',
+  async (t) => {
+    // C makes a sparse 2^48-byte object (no pages), more than a process can map.
+    const exe = compileC(
+      'posix-shm-sparse',
+      `#include <fcntl.h>
 #include <stdio.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -341,16 +358,20 @@ int main(int argc, char **argv) {
   return 0;
 }
 `,
-  )
-  const name = nameFor(t, 'sparse')
-  await runC(exe, [name])
-  const shm = track(t, PosixSharedMemory.open(name))
-  t.is(shm.size, 2 ** 48)
-  const e = t.throws(() => shm.read(0, 1), { instanceOf: IpcError })
-  t.like(e, { code: 'ENOMEM', syscall: 'mmap' })
-  t.true(e!.message.includes(`(${2 ** 48} bytes)`), e!.message)
-  t.like(t.throws(() => shm.attach(), { instanceOf: IpcError }), { code: 'ENOMEM' })
-})
+    )
+    const name = nameFor(t, 'sparse')
+    await runC(exe, [name])
+    const shm = track(t, PosixSharedMemory.open(name))
+    t.is(shm.size, 2 ** 48)
+    const e = t.throws(() => shm.read(0, 1), { instanceOf: IpcError })
+    t.like(e, { code: 'ENOMEM', syscall: 'mmap' })
+    t.true(e!.message.includes(`(${2 ** 48} bytes)`), e!.message)
+    t.like(
+      t.throws(() => shm.attach(), { instanceOf: IpcError }),
+      { code: 'ENOMEM' },
+    )
+  },
+)
 
 test('an empty object (made by C without ftruncate) opens with size 0 and refuses to map, saying why', async (t) => {
   const exe = compileC(
@@ -385,7 +406,10 @@ test('remove(): idempotent, views keep working, and it never removes an object m
   PosixSharedMemory.unlink(stale.name)
   const fresh = track(t, PosixSharedMemory.open(stale.name, { size: 64, create: true }))
   t.true(fresh.created)
-  t.like(t.throws(() => stale.remove(), { instanceOf: IpcError }), { code: 'ENOENT', syscall: 'shm_unlink' })
+  t.like(
+    t.throws(() => stale.remove(), { instanceOf: IpcError }),
+    { code: 'ENOENT', syscall: 'shm_unlink' },
+  )
   t.is(track(t, PosixSharedMemory.open(stale.name)).size, 64, 'the new object keeps its name')
   fresh.remove()
   t.throws(() => PosixSharedMemory.unlink(stale.name), { code: 'ENOENT' })
@@ -404,35 +428,43 @@ test('unprivileged process: EACCES on a 0600 object; 0604 lets it read but not w
       [shm.name],
       { uid: NOBODY.uid, gid: NOBODY.gid },
     ).then((r) => JSON.parse(r.stdout.trim()))
-  t.deepEqual(await probe('ipckit.PosixSharedMemory.open(name, { readonly: true })'), { code: 'EACCES', syscall: 'shm_open' })
+  t.deepEqual(await probe('ipckit.PosixSharedMemory.open(name, { readonly: true })'), {
+    code: 'EACCES',
+    syscall: 'shm_open',
+  })
   t.deepEqual(await probe('ipckit.PosixSharedMemory.unlink(name)'), { code: 'EACCES', syscall: 'shm_unlink' })
   fchmodSync(shm.fd, 0o604)
-  t.deepEqual(await probe('out.text = ipckit.PosixSharedMemory.open(name, { readonly: true }).read(0, 6).toString()'), { text: 'secret' })
+  t.deepEqual(await probe('out.text = ipckit.PosixSharedMemory.open(name, { readonly: true }).read(0, 6).toString()'), {
+    text: 'secret',
+  })
   t.deepEqual(await probe('ipckit.PosixSharedMemory.open(name)'), { code: 'EACCES', syscall: 'shm_open' })
   t.is(shm.read(0, 6).toString(), 'secret')
 })
 
-linuxOnly(test, 'prlimit(1) and /proc/self/limits are Linux tools')('at the open-file limit: EMFILE naming the limit, no crash, nothing left open', async (t) => {
-  const name = posixName('nofile')
-  t.teardown(() => unlinkQuietly(name))
-  const out = await runNodeUnder(
-    ['prlimit', '--nofile=64'],
-    `const { PosixSharedMemory } = ipckit; const name = process.argv[2];
+linuxOnly(test, 'prlimit(1) and /proc/self/limits are Linux tools')(
+  'at the open-file limit: EMFILE naming the limit, no crash, nothing left open',
+  async (t) => {
+    const name = posixName('nofile')
+    t.teardown(() => unlinkQuietly(name))
+    const out = await runNodeUnder(
+      ['prlimit', '--nofile=64'],
+      `const { PosixSharedMemory } = ipckit; const name = process.argv[2];
      const all = [PosixSharedMemory.open(name, { size: 4096, create: true })]; let err;
      try { for (;;) all.push(PosixSharedMemory.open(name)) } catch (e) { err = e }
      const n = all.length;
      for (const s of all) s.close();
      const again = PosixSharedMemory.open(name); again.write('ok', 0); again.remove(); again.close();
      console.log(JSON.stringify({ code: err.code, syscall: err.syscall, message: err.message, n }))`,
-    [name],
-  )
-  const res = JSON.parse(out.stdout.trim())
-  t.like(res, { code: 'EMFILE', syscall: 'shm_open' })
-  t.regex(res.message, /open file limit, 64 \(RLIMIT_NOFILE, ulimit -n\)/)
-  t.true(res.n > 10 && res.n < 64, `opened ${res.n}`)
-})
+      [name],
+    )
+    const res = JSON.parse(out.stdout.trim())
+    t.like(res, { code: 'EMFILE', syscall: 'shm_open' })
+    t.regex(res.message, /open file limit, 64 \(RLIMIT_NOFILE, ulimit -n\)/)
+    t.true(res.n > 10 && res.n < 64, `opened ${res.n}`)
+  },
+)
 
-test('close() closes the descriptor; many opens and closes leave nothing open', async (t) => {
+test.serial('close() closes the descriptor; many opens and closes leave nothing open', async (t) => {
   const before = fdSnapshot()
   const name = nameFor(t, 'fds')
   for (let i = 0; i < 200; i++) {
@@ -447,7 +479,7 @@ test('close() closes the descriptor; many opens and closes leave nothing open', 
   t.throws(() => fstatSync(shm.fd), { code: 'EBADF' })
 })
 
-test('a handle only garbage-collected closes its descriptor (the safety net)', async (t) => {
+test.serial('a handle only garbage-collected closes its descriptor (the safety net)', async (t) => {
   const name = nameFor(t, 'gc')
   PosixSharedMemory.open(name, { size: 64, create: true }).close()
   const before = fdSnapshot()

@@ -41,7 +41,7 @@ test('payloads handed out stay intact while later messages fill and replace pool
   for (const { i, data } of kept) t.deepEqual(data, payload(i, 1 + ((i * 37) % 300)), `message ${i}`)
 })
 
-test('a received payload\'s memory is its own: transferring it moves that payload only', (t) => {
+test("a received payload's memory is its own: transferring it moves that payload only", (t) => {
   const q = privateQueue(t)
   q.sendSync('first')
   q.sendSync('second')
@@ -134,7 +134,10 @@ test('worker threads each use their own pool, concurrently with the main thread'
     }
     parentPort.postMessage(got.map((d) => d.toString('latin1')))
   `
-  const worker = new Worker(code, { eval: true, workerData: { entry: SOURCE_ENTRY, tsx: require.resolve('tsx/cjs'), id: q.id, n } })
+  const worker = new Worker(code, {
+    eval: true,
+    workerData: { entry: SOURCE_ENTRY, tsx: require.resolve('tsx/cjs'), id: q.id, n },
+  })
   const mine: Buffer[] = []
   for (let k = 0; k < n / 2; k++) mine.push(q.receiveSync({ type: 1 }).data)
   const theirs: string[] = await new Promise((resolve, reject) => {

@@ -7,7 +7,20 @@ import test, { type ExecutionContext } from 'ava'
 import { promises as fsp, readFileSync, readdirSync } from 'node:fs'
 
 import { IpcError, MessageQueue, ftok, ipcs, type MessageQueueEntry } from '../ts/index'
-import { compileC, linuxOnly, NOBODY, nodeChild, removeAtEnd, removeBuilds, runC, runNode, sleep, tempDir, waitUntilBlocked, PATIENCE_MS } from './helpers'
+import {
+  compileC,
+  linuxOnly,
+  NOBODY,
+  nodeChild,
+  removeAtEnd,
+  removeBuilds,
+  runC,
+  runNode,
+  sleep,
+  tempDir,
+  waitUntilBlocked,
+  PATIENCE_MS,
+} from './helpers'
 import { needs, perl } from './helpers/foreign'
 
 test.after.always(removeBuilds)
@@ -63,25 +76,33 @@ int main(int argc, char **argv) {
 
 const msgmax = () => Number(readFileSync('/proc/sys/kernel/msgmax', 'utf8'))
 
-linuxOnly(test, 'one message is msgmax bytes, read from /proc/sys/kernel/msgmax')('a C program sends typed messages that Node receives byte for byte', async (t) => {
-  const q = track(t, MessageQueue.create())
-  const payloads = [
-    Buffer.alloc(0),
-    Buffer.from([0]),
-    Buffer.from([0xff, 0x00, 0x7f, 0x80]),
-    Buffer.from(Array.from({ length: 256 }, (_, i) => i)),
-    Buffer.alloc(msgmax(), 0xa5),
-  ]
-  q.update({ maxBytes: Math.max(q.stat().maxBytes, payloads.reduce((n, p) => n + p.length, 0)) })
-  const args = payloads.flatMap((p, i) => [String(i + 1), p.length === 0 ? '-' : p.toString('hex')])
-  await runC(compileC('msg-send', C_SENDER), [String(q.id), ...args])
-  for (const [i, p] of payloads.entries()) {
-    const m = i % 2 === 0 ? await q.receive() : q.receiveSync()
-    t.is(m.type, i + 1)
-    t.true(m.data.equals(p), `message ${i + 1}`)
-  }
-  t.is(q.stat().messages, 0)
-})
+linuxOnly(test, 'one message is msgmax bytes, read from /proc/sys/kernel/msgmax')(
+  'a C program sends typed messages that Node receives byte for byte',
+  async (t) => {
+    const q = track(t, MessageQueue.create())
+    const payloads = [
+      Buffer.alloc(0),
+      Buffer.from([0]),
+      Buffer.from([0xff, 0x00, 0x7f, 0x80]),
+      Buffer.from(Array.from({ length: 256 }, (_, i) => i)),
+      Buffer.alloc(msgmax(), 0xa5),
+    ]
+    q.update({
+      maxBytes: Math.max(
+        q.stat().maxBytes,
+        payloads.reduce((n, p) => n + p.length, 0),
+      ),
+    })
+    const args = payloads.flatMap((p, i) => [String(i + 1), p.length === 0 ? '-' : p.toString('hex')])
+    await runC(compileC('msg-send', C_SENDER), [String(q.id), ...args])
+    for (const [i, p] of payloads.entries()) {
+      const m = i % 2 === 0 ? await q.receive() : q.receiveSync()
+      t.is(m.type, i + 1)
+      t.true(m.data.equals(p), `message ${i + 1}`)
+    }
+    t.is(q.stat().messages, 0)
+  },
+)
 
 test('Node sends to a C program that finds the queue through ftok and picks by type', async (t) => {
   const dir = tempDir()
@@ -220,10 +241,12 @@ test('an unprivileged process opening a 0600 queue by key gets EACCES from msgge
 
 test('16 pending receives park no libuv threadpool thread: fs.promises.readFile completes at once', async (t) => {
   const queues = Array.from({ length: 16 }, () => track(t, MessageQueue.create()))
-  const waits = queues.map((q) => q.receive().then(
-    () => 'took',
-    (e: Error) => e.name,
-  ))
+  const waits = queues.map((q) =>
+    q.receive().then(
+      () => 'took',
+      (e: Error) => e.name,
+    ),
+  )
   await sleep(20)
   // The threadpool has 4 threads by default: if the receives used it, these reads would hang.
   const value = await Promise.race([
@@ -238,11 +261,14 @@ test('16 pending receives park no libuv threadpool thread: fs.promises.readFile 
 
 test('a pending receive keeps its process alive until a message arrives', async (t) => {
   const q = track(t, MessageQueue.create())
-  const child = nodeChild(`
+  const child = nodeChild(
+    `
     const q = ipckit.MessageQueue.fromId(Number(process.argv[2]))
     console.log('waiting')
     q.receive().then((m) => console.log('got ' + m.data))
-  `, [String(q.id)])
+  `,
+    [String(q.id)],
+  )
   await child.line(/waiting/)
   await sleep(200)
   q.sendSync('wake up')
@@ -276,20 +302,26 @@ test('pending waits do not keep the process alive after close()', async (t) => {
   t.is(q.receiveSync({ wait: false }).data.toString(), 'x')
 })
 
-linuxOnly(test, 'waitUntilBlocked reads /proc/<pid>/task/*/wchan')('a receiver in another process blocked when the queue is removed fails with EIDRM', async (t) => {
-  const q = track(t, MessageQueue.create())
-  const child = nodeChild(`
+linuxOnly(test, 'waitUntilBlocked reads /proc/<pid>/task/*/wchan')(
+  'a receiver in another process blocked when the queue is removed fails with EIDRM',
+  async (t) => {
+    const q = track(t, MessageQueue.create())
+    const child = nodeChild(
+      `
     const q = ipckit.MessageQueue.fromId(Number(process.argv[2]))
     console.log('waiting')
     q.receive().catch((e) => console.log(JSON.stringify([e.code, e.errno, e.syscall, e instanceof ipckit.IpcError])))
-  `, [String(q.id)])
-  await child.line(/waiting/)
-  await waitUntilBlocked(child.pid, /msgrcv/)
-  q.remove()
-  const r = await child.done
-  t.deepEqual(JSON.parse(r.stdout.trim().split('\n')[1]!), ['EIDRM', -43, 'msgrcv', true])
-  t.throws(() => MessageQueue.fromId(q.id), { instanceOf: IpcError, code: 'EINVAL' })
-})
+  `,
+      [String(q.id)],
+    )
+    await child.line(/waiting/)
+    await waitUntilBlocked(child.pid, /msgrcv/)
+    q.remove()
+    const r = await child.done
+    t.deepEqual(JSON.parse(r.stdout.trim().split('\n')[1]!), ['EIDRM', -43, 'msgrcv', true])
+    t.throws(() => MessageQueue.fromId(q.id), { instanceOf: IpcError, code: 'EINVAL' })
+  },
+)
 
 // ---------------------------------------------------------------------------------------------
 // message types beyond 2^53, with a Perl peer (issue 17)
@@ -306,43 +338,61 @@ const PERL_RECEIVE = `my ($id, $type, $count) = @ARGV; for (1 .. $count) {
   msgrcv($id, my $buf, 100, $type, 0) or die "msgrcv: $!"; my ($t, $data) = unpack('l! a*', $buf); print "$t $data\\n" }`
 
 // Serial: waitUntilBlocked counts every thread of this process blocked in msgrcv.
-needs(linuxOnly(test.serial, 'MSG_EXCEPT and /proc/<pid>/task/*/wchan'), { perl: 'IPC::SysV' })('message types up to 2^63-1 from and to Perl arrive exactly: send, filters, except, waits', async (t) => {
-  const q = track(t, MessageQueue.create())
-  await perl(PERL_SEND, [String(q.id), '3', 'three', String(TWO_53_PLUS_1), 'a', String(LONG_MAX), 'max', String(TWO_53_PLUS_1 + 1n), 'b'])
-  // By default types are numbers: a type above 2^53 - 1 is refused, not rounded, and the
-  // message comes with the error, exact.
-  t.like(q.receiveSync(), { type: 3, data: Buffer.from('three') })
-  const refused = t.throws(() => q.receiveSync(), { code: 'ERR_OUT_OF_RANGE' }) as RangeError & { received: unknown }
-  t.deepEqual(refused.received, { type: TWO_53_PLUS_1, data: Buffer.from('a') })
-  // With bigint: true, exact, and filters select exactly.
-  t.deepEqual(q.receiveSync({ type: LONG_MAX, bigint: true }), { type: LONG_MAX, data: Buffer.from('max') })
-  t.is(q.stat().messages, 1)
-  await perl(PERL_SEND, [String(q.id), String(LONG_MAX - 1n), 'under', '9', 'nine'])
-  t.deepEqual(await q.receive({ type: TWO_53_PLUS_1 + 1n, except: true, bigint: true }), { type: LONG_MAX - 1n, data: Buffer.from('under') })
-  t.deepEqual(q.receiveSync({ type: -(TWO_53_PLUS_1 + 1n), bigint: true }), { type: 9n, data: Buffer.from('nine') })
-  t.deepEqual(await q.receive({ bigint: true }), { type: TWO_53_PLUS_1 + 1n, data: Buffer.from('b') })
+needs(linuxOnly(test.serial, 'MSG_EXCEPT and /proc/<pid>/task/*/wchan'), { perl: 'IPC::SysV' })(
+  'message types up to 2^63-1 from and to Perl arrive exactly: send, filters, except, waits',
+  async (t) => {
+    const q = track(t, MessageQueue.create())
+    await perl(PERL_SEND, [
+      String(q.id),
+      '3',
+      'three',
+      String(TWO_53_PLUS_1),
+      'a',
+      String(LONG_MAX),
+      'max',
+      String(TWO_53_PLUS_1 + 1n),
+      'b',
+    ])
+    // By default types are numbers: a type above 2^53 - 1 is refused, not rounded, and the
+    // message comes with the error, exact.
+    t.like(q.receiveSync(), { type: 3, data: Buffer.from('three') })
+    const refused = t.throws(() => q.receiveSync(), { code: 'ERR_OUT_OF_RANGE' }) as RangeError & { received: unknown }
+    t.deepEqual(refused.received, { type: TWO_53_PLUS_1, data: Buffer.from('a') })
+    // With bigint: true, exact, and filters select exactly.
+    t.deepEqual(q.receiveSync({ type: LONG_MAX, bigint: true }), { type: LONG_MAX, data: Buffer.from('max') })
+    t.is(q.stat().messages, 1)
+    await perl(PERL_SEND, [String(q.id), String(LONG_MAX - 1n), 'under', '9', 'nine'])
+    t.deepEqual(await q.receive({ type: TWO_53_PLUS_1 + 1n, except: true, bigint: true }), {
+      type: LONG_MAX - 1n,
+      data: Buffer.from('under'),
+    })
+    t.deepEqual(q.receiveSync({ type: -(TWO_53_PLUS_1 + 1n), bigint: true }), { type: 9n, data: Buffer.from('nine') })
+    t.deepEqual(await q.receive({ bigint: true }), { type: TWO_53_PLUS_1 + 1n, data: Buffer.from('b') })
 
-  // ipckit sends such types; Perl reads them exactly, and selects by them.
-  await q.send('x', { type: LONG_MAX })
-  q.sendSync('y', { type: TWO_53_PLUS_1 })
-  q.sendSync('z', { type: 7 })
-  t.is(await perl(PERL_RECEIVE, [String(q.id), String(TWO_53_PLUS_1), '1']), `${TWO_53_PLUS_1} y\n`)
-  t.is(await perl(PERL_RECEIVE, [String(q.id), '0', '2']), `${LONG_MAX} x\n7 z\n`)
+    // ipckit sends such types; Perl reads them exactly, and selects by them.
+    await q.send('x', { type: LONG_MAX })
+    q.sendSync('y', { type: TWO_53_PLUS_1 })
+    q.sendSync('z', { type: 7 })
+    t.is(await perl(PERL_RECEIVE, [String(q.id), String(TWO_53_PLUS_1), '1']), `${TWO_53_PLUS_1} y\n`)
+    t.is(await perl(PERL_RECEIVE, [String(q.id), '0', '2']), `${LONG_MAX} x\n7 z\n`)
 
-  // A receive that waits (on an addon thread) gets the exact type too, in both modes.
-  const waiting = q.receive({ bigint: true })
-  const waitingNumber = q.receive({ type: LONG_MAX })
-  await waitUntilBlocked(process.pid, /do_msgrcv/, 2)
-  await perl(PERL_SEND, [String(q.id), String(TWO_53_PLUS_1), 'late', String(LONG_MAX), 'latest'])
-  t.deepEqual(await waiting, { type: TWO_53_PLUS_1, data: Buffer.from('late') })
-  const late = (await t.throwsAsync(waitingNumber, { code: 'ERR_OUT_OF_RANGE' })) as RangeError & { received: unknown }
-  t.deepEqual(late.received, { type: LONG_MAX, data: Buffer.from('latest') })
-  t.is(q.stat().messages, 0)
-  // Large messages (beyond a pool, their own buffer) too.
-  const big = Buffer.alloc(200_000, 1)
-  q.sendSync(big.subarray(0, 8000), { type: LONG_MAX })
-  t.deepEqual(q.receiveSync({ maxSize: 200_000, bigint: true }), { type: LONG_MAX, data: big.subarray(0, 8000) })
-})
+    // A receive that waits (on an addon thread) gets the exact type too, in both modes.
+    const waiting = q.receive({ bigint: true })
+    const waitingNumber = q.receive({ type: LONG_MAX })
+    await waitUntilBlocked(process.pid, /do_msgrcv/, 2)
+    await perl(PERL_SEND, [String(q.id), String(TWO_53_PLUS_1), 'late', String(LONG_MAX), 'latest'])
+    t.deepEqual(await waiting, { type: TWO_53_PLUS_1, data: Buffer.from('late') })
+    const late = (await t.throwsAsync(waitingNumber, { code: 'ERR_OUT_OF_RANGE' })) as RangeError & {
+      received: unknown
+    }
+    t.deepEqual(late.received, { type: LONG_MAX, data: Buffer.from('latest') })
+    t.is(q.stat().messages, 0)
+    // Large messages (beyond a pool, their own buffer) too.
+    const big = Buffer.alloc(200_000, 1)
+    q.sendSync(big.subarray(0, 8000), { type: LONG_MAX })
+    t.deepEqual(q.receiveSync({ maxSize: 200_000, bigint: true }), { type: LONG_MAX, data: big.subarray(0, 8000) })
+  },
+)
 
 test('message types: numbers must be safe integers, bigints fit a long; numbers still work as before', async (t) => {
   const q = track(t, MessageQueue.create())
@@ -363,38 +413,42 @@ test('message types: numbers must be safe integers, bigints fit a long; numbers 
 })
 
 // Serial, as above: no other test's receive may be blocked meanwhile.
-linuxOnly(test.serial, 'reads /proc/<pid>/task')('lastReceivePid: the pid after a receive that found its message, an ipckit thread id after one that waited; lastSendPid is the sender process', async (t) => {
-  const q = track(t, MessageQueue.create())
-  const sender = compileC('msg-send', C_SENDER)
-  const tasks = () => readdirSync(`/proc/${process.pid}/task`).map(Number)
-  const listed = () => ipcs({ type: 'msg' }).find((e): e is MessageQueueEntry => e.type === 'msg' && e.id === q.id)?.lastReceivePid
-  // Queued first (by a C program), then received: the process id.
-  await runC(sender, [String(q.id), '1', '6869'])
-  const sent = q.stat().lastSendPid
-  t.not(sent, process.pid)
-  t.deepEqual(q.receiveSync({ wait: false }), { type: 1, data: Buffer.from('hi') })
-  t.is(q.stat().lastReceivePid, process.pid)
-  t.is(listed(), process.pid)
-  // An async receive that waits blocks on an ipckit thread; the C sender hands the message
-  // straight to it, and Linux records that thread's id.
-  const waiting = q.receive()
-  await waitUntilBlocked(process.pid, /do_msgrcv/)
-  const run = runC(sender, [String(q.id), '2', '6f6b'])
-  t.deepEqual(await waiting, { type: 2, data: Buffer.from('ok') })
-  await run
-  const { lastReceivePid, lastSendPid } = q.stat()
-  t.not(lastReceivePid, process.pid, 'a thread id, not the process id')
-  t.true(tasks().includes(lastReceivePid), `${lastReceivePid} is a thread of ${process.pid}`)
-  t.is(listed(), lastReceivePid)
-  t.not(lastSendPid, sent, 'the second C sender')
-  t.false(tasks().includes(lastSendPid))
-  // A send that waits (on an ipckit thread, the queue full) records the process id, not that
-  // thread's.
-  q.update({ maxBytes: 2 })
-  q.sendSync('ab')
-  const full = q.send('cd')
-  await waitUntilBlocked(process.pid, /do_msgsnd/)
-  q.receiveSync()
-  await full
-  t.is(q.stat().lastSendPid, process.pid)
-})
+linuxOnly(test.serial, 'reads /proc/<pid>/task')(
+  'lastReceivePid: the pid after a receive that found its message, an ipckit thread id after one that waited; lastSendPid is the sender process',
+  async (t) => {
+    const q = track(t, MessageQueue.create())
+    const sender = compileC('msg-send', C_SENDER)
+    const tasks = () => readdirSync(`/proc/${process.pid}/task`).map(Number)
+    const listed = () =>
+      ipcs({ type: 'msg' }).find((e): e is MessageQueueEntry => e.type === 'msg' && e.id === q.id)?.lastReceivePid
+    // Queued first (by a C program), then received: the process id.
+    await runC(sender, [String(q.id), '1', '6869'])
+    const sent = q.stat().lastSendPid
+    t.not(sent, process.pid)
+    t.deepEqual(q.receiveSync({ wait: false }), { type: 1, data: Buffer.from('hi') })
+    t.is(q.stat().lastReceivePid, process.pid)
+    t.is(listed(), process.pid)
+    // An async receive that waits blocks on an ipckit thread; the C sender hands the message
+    // straight to it, and Linux records that thread's id.
+    const waiting = q.receive()
+    await waitUntilBlocked(process.pid, /do_msgrcv/)
+    const run = runC(sender, [String(q.id), '2', '6f6b'])
+    t.deepEqual(await waiting, { type: 2, data: Buffer.from('ok') })
+    await run
+    const { lastReceivePid, lastSendPid } = q.stat()
+    t.not(lastReceivePid, process.pid, 'a thread id, not the process id')
+    t.true(tasks().includes(lastReceivePid), `${lastReceivePid} is a thread of ${process.pid}`)
+    t.is(listed(), lastReceivePid)
+    t.not(lastSendPid, sent, 'the second C sender')
+    t.false(tasks().includes(lastSendPid))
+    // A send that waits (on an ipckit thread, the queue full) records the process id, not that
+    // thread's.
+    q.update({ maxBytes: 2 })
+    q.sendSync('ab')
+    const full = q.send('cd')
+    await waitUntilBlocked(process.pid, /do_msgsnd/)
+    q.receiveSync()
+    await full
+    t.is(q.stat().lastSendPid, process.pid)
+  },
+)

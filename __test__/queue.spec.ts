@@ -4,7 +4,18 @@ import { constants as osConstants } from 'node:os'
 
 import { AbortError, IPC_PRIVATE, IpcError, MessageQueue } from '../ts/index'
 import { pendingWaits } from '../ts/reactor'
-import { assertTimeBetween, freshKey, keyExists, linuxOnly, notLinux, onLinux, removeAtEnd, sleep, waitUntilBlocked, within } from './helpers'
+import {
+  assertTimeBetween,
+  freshKey,
+  keyExists,
+  linuxOnly,
+  notLinux,
+  onLinux,
+  removeAtEnd,
+  sleep,
+  waitUntilBlocked,
+  within,
+} from './helpers'
 
 const track = (t: ExecutionContext, q: MessageQueue) => removeAtEnd(t, q, MessageQueue.fromId)
 const privateQueue = (t: ExecutionContext) => track(t, MessageQueue.create())
@@ -34,37 +45,46 @@ test('default send type is 1, and large types survive', async (t) => {
   t.is((await q.receive()).type, Number.MAX_SAFE_INTEGER)
 })
 
-linuxOnly(test, 'except (MSG_EXCEPT) is Linux-only: macOS gives EINVAL, tested below')('type selection: exact, lowest <= |type|, any, except', async (t) => {
-  const q = privateQueue(t)
-  for (const [type, text] of [
-    [5, 'five'],
-    [2, 'two'],
-    [9, 'nine'],
-    [2, 'two again'],
-    [3, 'three'],
-  ] as const) {
-    q.sendSync(text, { type })
-  }
-  const take = async (opts: object) => {
-    const m = await q.receive(opts)
-    return `${m.type}:${m.data}`
-  }
-  t.is(await take({ type: 9 }), '9:nine')
-  t.is(await take({ type: -4 }), '2:two')
-  t.is(await take({ type: -4 }), '2:two again')
-  t.is(await take({ type: 2, except: true }), '5:five')
-  t.is(q.receiveSync({ type: -100 }).type, 3)
-  t.is(q.stat().messages, 0)
-})
+linuxOnly(test, 'except (MSG_EXCEPT) is Linux-only: macOS gives EINVAL, tested below')(
+  'type selection: exact, lowest <= |type|, any, except',
+  async (t) => {
+    const q = privateQueue(t)
+    for (const [type, text] of [
+      [5, 'five'],
+      [2, 'two'],
+      [9, 'nine'],
+      [2, 'two again'],
+      [3, 'three'],
+    ] as const) {
+      q.sendSync(text, { type })
+    }
+    const take = async (opts: object) => {
+      const m = await q.receive(opts)
+      return `${m.type}:${m.data}`
+    }
+    t.is(await take({ type: 9 }), '9:nine')
+    t.is(await take({ type: -4 }), '2:two')
+    t.is(await take({ type: -4 }), '2:two again')
+    t.is(await take({ type: 2, except: true }), '5:five')
+    t.is(q.receiveSync({ type: -100 }).type, 3)
+    t.is(q.stat().messages, 0)
+  },
+)
 
 notLinux(test)('except: true is refused with EINVAL (no MSG_EXCEPT off Linux) and takes nothing', async (t) => {
   const q = privateQueue(t)
   q.sendSync('five', { type: 5 })
-  t.like(t.throws(() => q.receiveSync({ type: 2, except: true, wait: false }), { instanceOf: IpcError }), {
+  t.like(
+    t.throws(() => q.receiveSync({ type: 2, except: true, wait: false }), { instanceOf: IpcError }),
+    {
+      code: 'EINVAL',
+      syscall: 'msgrcv',
+    },
+  )
+  t.like(await t.throwsAsync(q.receive({ type: 2, except: true }), { instanceOf: IpcError }), {
     code: 'EINVAL',
     syscall: 'msgrcv',
   })
-  t.like(await t.throwsAsync(q.receive({ type: 2, except: true }), { instanceOf: IpcError }), { code: 'EINVAL', syscall: 'msgrcv' })
   t.is(q.stat().messages, 1)
 })
 
@@ -100,42 +120,57 @@ test('maxSize larger than msgmax and exactly the message size both work', async 
   t.is((await q.receive({ maxSize: 1 << 20 })).data.length, 64)
 })
 
-linuxOnly(test, 'the system msgmax is read from /proc/sys/kernel/msgmax')('the default maxSize takes a message of the system msgmax', async (t) => {
-  const q = privateQueue(t)
-  const msgmax = Number(readFileSync('/proc/sys/kernel/msgmax', 'utf8'))
-  q.update({ maxBytes: Math.max(q.stat().maxBytes, msgmax) })
-  const big = Buffer.alloc(msgmax, 0xab)
-  q.sendSync(big)
-  t.deepEqual(q.receiveSync().data, big)
-  const p = q.receive()
-  await sleep(10)
-  q.sendSync(big)
-  t.deepEqual((await p).data, big)
-})
+linuxOnly(test, 'the system msgmax is read from /proc/sys/kernel/msgmax')(
+  'the default maxSize takes a message of the system msgmax',
+  async (t) => {
+    const q = privateQueue(t)
+    const msgmax = Number(readFileSync('/proc/sys/kernel/msgmax', 'utf8'))
+    q.update({ maxBytes: Math.max(q.stat().maxBytes, msgmax) })
+    const big = Buffer.alloc(msgmax, 0xab)
+    q.sendSync(big)
+    t.deepEqual(q.receiveSync().data, big)
+    const p = q.receive()
+    await sleep(10)
+    q.sendSync(big)
+    t.deepEqual((await p).data, big)
+  },
+)
 
-linuxOnly(test, 'the system msgmax is read from /proc/sys/kernel/msgmax')('a message larger than msgmax is refused with EINVAL naming both sizes, and nothing is queued', async (t) => {
-  const q = privateQueue(t)
-  const msgmax = Number(readFileSync('/proc/sys/kernel/msgmax', 'utf8'))
-  // The message names the size sent and the limit, keeping the kernel's code, errno and syscall.
-  const tooBig = (size: number) => ({
-    code: 'EINVAL',
-    errno: -22,
-    syscall: 'msgsnd',
-    message: `EINVAL: invalid argument, msgsnd (a message of ${size} bytes; msgmax, the largest this system takes, is ${msgmax} bytes)`,
-  })
-  t.like(t.throws(() => q.sendSync(Buffer.alloc(msgmax + 1)), { instanceOf: IpcError }), tooBig(msgmax + 1))
-  t.like(t.throws(() => q.sendSync(Buffer.alloc(msgmax + 1), { wait: false })), tooBig(msgmax + 1))
-  // Larger than the send pool holds: the general path says the same.
-  t.like(t.throws(() => q.sendSync(Buffer.alloc(4 * msgmax + 100_000))), tooBig(4 * msgmax + 100_000))
-  t.like(await t.throwsAsync(q.send('x'.repeat(msgmax + 7)), { instanceOf: IpcError }), tooBig(msgmax + 7))
-  t.like(await t.throwsAsync(q.send(Buffer.alloc(4 * msgmax + 100_000))), tooBig(4 * msgmax + 100_000))
-  t.is(q.stat().messages, 0)
-  // Other EINVALs of msgsnd are not blamed on the size: a removed queue's id.
-  const gone = MessageQueue.create()
-  gone.remove()
-  const e = t.throws(() => gone.sendSync('small'), { instanceOf: IpcError })
-  t.false(e!.message.includes('msgmax'), e!.message)
-})
+linuxOnly(test, 'the system msgmax is read from /proc/sys/kernel/msgmax')(
+  'a message larger than msgmax is refused with EINVAL naming both sizes, and nothing is queued',
+  async (t) => {
+    const q = privateQueue(t)
+    const msgmax = Number(readFileSync('/proc/sys/kernel/msgmax', 'utf8'))
+    // The message names the size sent and the limit, keeping the kernel's code, errno and syscall.
+    const tooBig = (size: number) => ({
+      code: 'EINVAL',
+      errno: -22,
+      syscall: 'msgsnd',
+      message: `EINVAL: invalid argument, msgsnd (a message of ${size} bytes; msgmax, the largest this system takes, is ${msgmax} bytes)`,
+    })
+    t.like(
+      t.throws(() => q.sendSync(Buffer.alloc(msgmax + 1)), { instanceOf: IpcError }),
+      tooBig(msgmax + 1),
+    )
+    t.like(
+      t.throws(() => q.sendSync(Buffer.alloc(msgmax + 1), { wait: false })),
+      tooBig(msgmax + 1),
+    )
+    // Larger than the send pool holds: the general path says the same.
+    t.like(
+      t.throws(() => q.sendSync(Buffer.alloc(4 * msgmax + 100_000))),
+      tooBig(4 * msgmax + 100_000),
+    )
+    t.like(await t.throwsAsync(q.send('x'.repeat(msgmax + 7)), { instanceOf: IpcError }), tooBig(msgmax + 7))
+    t.like(await t.throwsAsync(q.send(Buffer.alloc(4 * msgmax + 100_000))), tooBig(4 * msgmax + 100_000))
+    t.is(q.stat().messages, 0)
+    // Other EINVALs of msgsnd are not blamed on the size: a removed queue's id.
+    const gone = MessageQueue.create()
+    gone.remove()
+    const e = t.throws(() => gone.sendSync('small'), { instanceOf: IpcError })
+    t.false(e!.message.includes('msgmax'), e!.message)
+  },
+)
 
 test('wait: false maps to IPC_NOWAIT: ENOMSG on empty, EAGAIN on full', (t) => {
   const q = privateQueue(t)
@@ -224,7 +259,12 @@ test('an already aborted signal rejects before touching the queue', async (t) =>
 test('many aborted receives leave every later message in the queue', async (t) => {
   const q = privateQueue(t)
   const controllers = Array.from({ length: 16 }, () => new AbortController())
-  const waits = controllers.map((ac) => q.receive({ signal: ac.signal }).then(() => 'took', (e) => e.name))
+  const waits = controllers.map((ac) =>
+    q.receive({ signal: ac.signal }).then(
+      () => 'took',
+      (e) => e.name,
+    ),
+  )
   await sleep(20)
   for (const ac of controllers) ac.abort()
   t.deepEqual(await Promise.all(waits), Array(16).fill('AbortError'))
@@ -233,23 +273,26 @@ test('many aborted receives leave every later message in the queue', async (t) =
 })
 
 // Serial: it counts this process's threads blocked in msgrcv/msgsnd, so no other test may wait.
-linuxOnly(test.serial, 'waitUntilBlocked reads /proc/<pid>/task/*/wchan')('removing the queue wakes blocked receivers and senders with EIDRM', async (t) => {
-  const q = track(t, MessageQueue.create())
-  const receivers = [q.receive(), q.receive({ type: 2 }), q.receive({ type: -3 }), q.receive()]
-  const full = track(t, MessageQueue.create())
-  full.update({ maxBytes: 1 })
-  full.sendSync('x')
-  const sender = full.send('y')
-  // The two receives with the same options stand in one line: one thread blocked for both.
-  await waitUntilBlocked(process.pid, /msgrcv|msgsnd/, 4)
-  q.remove()
-  full.remove()
-  for (const r of [...receivers, sender]) {
-    const e = await t.throwsAsync(r, { instanceOf: IpcError })
-    t.is(e.code, 'EIDRM')
-    t.is(e.errno, -osConstants.errno.EIDRM)
-  }
-})
+linuxOnly(test.serial, 'waitUntilBlocked reads /proc/<pid>/task/*/wchan')(
+  'removing the queue wakes blocked receivers and senders with EIDRM',
+  async (t) => {
+    const q = track(t, MessageQueue.create())
+    const receivers = [q.receive(), q.receive({ type: 2 }), q.receive({ type: -3 }), q.receive()]
+    const full = track(t, MessageQueue.create())
+    full.update({ maxBytes: 1 })
+    full.sendSync('x')
+    const sender = full.send('y')
+    // The two receives with the same options stand in one line: one thread blocked for both.
+    await waitUntilBlocked(process.pid, /msgrcv|msgsnd/, 4)
+    q.remove()
+    full.remove()
+    for (const r of [...receivers, sender]) {
+      const e = await t.throwsAsync(r, { instanceOf: IpcError })
+      t.is(e.code, 'EIDRM')
+      t.is(e.errno, -osConstants.errno.EIDRM)
+    }
+  },
+)
 
 test('messages() iterates in order and break leaves the rest queued', async (t) => {
   const q = privateQueue(t)
@@ -378,7 +421,10 @@ test('open by key: create, exclusive (EEXIST), missing (ENOENT), mode', (t) => {
   const again = MessageQueue.open(key)
   t.is(again.id, q.id)
   t.is(MessageQueue.open(key, { create: true }).id, q.id)
-  t.like(t.throws(() => MessageQueue.open(key, { exclusive: true })), { code: 'EEXIST', syscall: 'msgget' })
+  t.like(
+    t.throws(() => MessageQueue.open(key, { exclusive: true })),
+    { code: 'EEXIST', syscall: 'msgget' },
+  )
   t.throws(() => MessageQueue.open(key, { create: true, exclusive: true }), { code: 'EEXIST' })
   again.close()
 })
@@ -408,7 +454,10 @@ test('fromId opens an existing queue and reports its key; unknown ids fail', (t)
   same.sendSync('via id')
   t.is(q.receiveSync().data.toString(), 'via id')
   q.remove()
-  t.like(t.throws(() => MessageQueue.fromId(q.id)), { code: 'EINVAL', syscall: 'msgctl' })
+  t.like(
+    t.throws(() => MessageQueue.fromId(q.id)),
+    { code: 'EINVAL', syscall: 'msgctl' },
+  )
 })
 
 test('close is idempotent, later calls throw ERR_INVALID_STATE, remove stays possible by id', async (t) => {

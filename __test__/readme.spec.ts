@@ -57,14 +57,16 @@ function fences(text: string): { blocks: Block[]; problems: string[] } {
   for (const [i, l] of text.split('\n').entries()) {
     const m = /^ {0,3}(`{3,}|~{3,})\s*(.*)$/.exec(l)
     if (open === undefined) {
-      if (/^## /.test(l)) section = l.slice(3).trim()
+      if (l.startsWith('## ')) section = l.slice(3).trim()
       if (m === null) continue
       const lang = m[2]!.trim()
       if (lang === '') problems.push(`line ${i + 1}: a code block opens without a language`)
       open = { fence: m[1]!, lang, line: i + 1, lines: [], section }
     } else if (m !== null && m[1]![0] === open.fence[0] && m[1]!.length >= open.fence.length) {
       if (m[2]!.trim() !== '') {
-        problems.push(`line ${i + 1}: \`${l.trim()}\` inside the block opened at line ${open.line}: that block is never closed`)
+        problems.push(
+          `line ${i + 1}: \`${l.trim()}\` inside the block opened at line ${open.line}: that block is never closed`,
+        )
       }
       blocks.push({ lang: open.lang, line: open.line, code: open.lines.join('\n'), section: open.section })
       open = undefined
@@ -85,7 +87,10 @@ test('the README fences are balanced, and each block opens with a language', (t)
     'line 8: a code block opens without a language',
     'the block opened at line 8 is never closed',
   ])
-  t.deepEqual(fences('```\nx\n```\n```sh\ny\n').problems, ['line 1: a code block opens without a language', 'the block opened at line 4 is never closed'])
+  t.deepEqual(fences('```\nx\n```\n```sh\ny\n').problems, [
+    'line 1: a code block opens without a language',
+    'the block opened at line 4 is never closed',
+  ])
 })
 
 // ---------------------------------------------------------------------------------------------
@@ -145,7 +150,7 @@ const HARNESS: Record<string, Harness> = {
     stdout: /^urgent 9\n2\nlater\none more\nETIMEDOUT\ntrue\n\d+\n$/,
   },
   'TypeScript #1': {
-    why: 'worker.ts is the reader\'s: here a worker that answers on the queue; `--import tsx` finds tsx in the folder\'s node_modules; the parent\'s own execArgv is emptied, as a .js parent\'s is',
+    why: "worker.ts is the reader's: here a worker that answers on the queue; `--import tsx` finds tsx in the folder's node_modules; the parent's own execArgv is emptied, as a .js parent's is",
     files: {
       'worker.ts': `import { MessageQueue } from 'ipckit'
 const q: MessageQueue = MessageQueue.fromId(Number(process.argv[2]))
@@ -172,27 +177,30 @@ q.close()
     stdout: /^<Buffer 01 02>$/m,
   },
   'Semaphores and Mutex #1': {
-    why: '`signal` and `bumpCounter()` are the reader\'s',
+    why: "`signal` and `bumpCounter()` are the reader's",
     prelude: `${SIGNAL_PRELUDE}let counter = 0\nconst bumpCounter = () => ++counter\n`,
   },
-  'Shared memory #1': { why: '`signal` is the reader\'s (used in #3, which goes on from here)', prelude: SIGNAL_PRELUDE },
+  'Shared memory #1': {
+    why: "`signal` is the reader's (used in #3, which goes on from here)",
+    prelude: SIGNAL_PRELUDE,
+  },
   'Shared memory #2': { why: 'goes on from #1 (`shm`)', continues: true },
   'Shared memory #3': { why: 'goes on from #2 (`shm`, `words`)', continues: true },
   'Pipes and FIFOs #2': {
-    why: 'goes on from #1 (`pipe`, `spawn`); `./tool` is the reader\'s program: here a shell script that writes to fd 3',
+    why: "goes on from #1 (`pipe`, `spawn`); `./tool` is the reader's program: here a shell script that writes to fd 3",
     continues: true,
     files: { tool: { exec: "#!/bin/sh\nprintf 'from the tool\\n' >&3\n" } },
     stdout: /^hello\nfrom the tool\n/,
   },
   'Pipes and FIFOs #3': {
-    why: 'goes on from #1 (`mkfifo`, `openFifo`); needs a writer (a shell), and /tmp/app.fifo is the reader\'s path',
+    why: "goes on from #1 (`mkfifo`, `openFifo`); needs a writer (a shell), and /tmp/app.fifo is the reader's path",
     continues: true,
     replace: [["'/tmp/app.fifo'", "'app.fifo'"]],
     peer: { argv: ['sh', '-c', 'until [ -p app.fifo ]; do sleep 0.01; done; echo "a line from sh" > app.fifo'] },
     stdout: /^a line from sh$/m,
   },
   'UNIX sockets and socket pairs #1': {
-    why: 'child.js and data.txt are the reader\'s: here a child that prints what it got',
+    why: "child.js and data.txt are the reader's: here a child that prints what it got",
     files: {
       'data.txt': 'the data\n',
       'child.js': `require(${JSON.stringify(TSX_CJS)})
@@ -207,7 +215,7 @@ parent.close()
     stdout: /^child got hello and a file: the data$/m,
   },
   'UNIX sockets and socket pairs #2': {
-    why: 'an echo server: a Python client sends it a datagram and gets it back, then the server is stopped; /tmp/app.sock is the reader\'s path',
+    why: "an echo server: a Python client sends it a datagram and gets it back, then the server is stopped; /tmp/app.sock is the reader's path",
     replace: [["'/tmp/app.sock'", "'app.sock'"]],
     peer: {
       argv: python(`import socket, time
@@ -227,7 +235,7 @@ print('echo:', data.decode(), 'from', addr)`),
     peerStdout: /^echo: ping from app\.sock$/m,
   },
   'UNIX sockets and socket pairs #3': {
-    why: '/dev/log is the machine\'s syslog, if any: here a Python receiver bound at log.sock',
+    why: "/dev/log is the machine's syslog, if any: here a Python receiver bound at log.sock",
     replace: [["'/dev/log'", "'log.sock'"]],
     peer: {
       argv: python(`import socket
@@ -276,10 +284,14 @@ print('served', m.decode())`),
     },
     peerStdout: /^served ping$/m,
   },
-  'UNIX sockets and socket pairs #6': { why: 'data.txt is the reader\'s', files: { 'data.txt': 'the data\n' } },
-  'Signals #1': { why: '`signal` is the reader\'s', prelude: SIGNAL_PRELUDE, stdout: /^SIGRTMIN\+1 \d+ 0 42\nSIGUSR2 \d+ 0 undefined\n/ },
+  'UNIX sockets and socket pairs #6': { why: "data.txt is the reader's", files: { 'data.txt': 'the data\n' } },
+  'Signals #1': {
+    why: "`signal` is the reader's",
+    prelude: SIGNAL_PRELUDE,
+    stdout: /^SIGRTMIN\+1 \d+ 0 42\nSIGUSR2 \d+ 0 undefined\n/,
+  },
   'ipcs, ipcrm and limits #1': {
-    why: 'the ids and keys it removes are the reader\'s, and so are the user `build` and `payload`: here a set, a segment with key 0x1234, and root',
+    why: "the ids and keys it removes are the reader's, and so are the user `build` and `payload`: here a set, a segment with key 0x1234, and root",
     prelude: `import { SemaphoreSet as SemaphoreSet_, SharedMemory as SharedMemory_, MessageQueue as MessageQueue_ } from 'ipckit'
 const set_ = SemaphoreSet_.create({ count: 1 })
 SharedMemory_.open(0x1234, { create: true, size: 4096 }).close()
@@ -305,7 +317,8 @@ function unavailable(): string | undefined {
   if (!onLinux) return `the snippets run in Linux namespaces (unshare), which ${process.platform} lacks`
   const probe = spawnSync('unshare', [...NAMESPACES, 'true'], { stdio: 'pipe' })
   if (probe.error) return `unshare(1) is not available (${probe.error.message})`
-  if (probe.status !== 0) return `unshare ${NAMESPACES.join(' ')} failed (it needs root): ${probe.stderr.toString().trim()}`
+  if (probe.status !== 0)
+    return `unshare ${NAMESPACES.join(' ')} failed (it needs root): ${probe.stderr.toString().trim()}`
   return undefined
 }
 const whyNot = unavailable()
@@ -369,7 +382,9 @@ for (const program of programs) {
     writeFileSync(join(dir, 'snippet.mts'), `${prelude}${body}`)
     writeFileSync(
       join(dir, 'tsconfig.json'),
-      JSON.stringify({ compilerOptions: { target: 'ES2022', module: 'nodenext', paths: { ipckit: [join(ROOT, 'ts', 'index.ts')] } } }),
+      JSON.stringify({
+        compilerOptions: { target: 'ES2022', module: 'nodenext', paths: { ipckit: [join(ROOT, 'ts', 'index.ts')] } },
+      }),
     )
     const peer = helps.find((h) => h.peer !== undefined)
     const job: DriverJob = {
@@ -384,7 +399,17 @@ for (const program of programs) {
     const mqueueDir = join(dir, 'mqueue')
     const argv = helps.some((h) => h.mqueue)
       ? (mkdirSync(mqueueDir),
-        [...NAMESPACES, '--mount', '--propagation', 'private', 'sh', '-c', 'mount -t mqueue none "$0" && exec "$@"', mqueueDir, ...driver])
+        [
+          ...NAMESPACES,
+          '--mount',
+          '--propagation',
+          'private',
+          'sh',
+          '-c',
+          'mount -t mqueue none "$0" && exec "$@"',
+          mqueueDir,
+          ...driver,
+        ])
       : [...NAMESPACES, ...driver]
     const { stdout } = await exec('unshare', argv, {
       encoding: 'utf8',

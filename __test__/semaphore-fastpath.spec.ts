@@ -122,7 +122,10 @@ test('worker threads each use their own fast-path buffer, concurrently with the 
     for (let i = 0; i < workerData.n; i++) sem.release()
     parentPort.postMessage('done')
   `
-  const worker = new Worker(code, { eval: true, workerData: { entry: SOURCE_ENTRY, tsx: require.resolve('tsx/cjs'), key, n } })
+  const worker = new Worker(code, {
+    eval: true,
+    workerData: { entry: SOURCE_ENTRY, tsx: require.resolve('tsx/cjs'), key, n },
+  })
   const finished = new Promise((resolve, reject) => {
     worker.once('message', resolve)
     worker.once('error', reject)

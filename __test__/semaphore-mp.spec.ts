@@ -5,7 +5,20 @@ import { join } from 'node:path'
 import test, { type ExecutionContext } from 'ava'
 
 import { IPC_PRIVATE, Mutex, Semaphore, SemaphoreSet } from '../ts/index'
-import { NOBODY, cChild, compileC, freshKey, keyExists, nodeChild, removeBuilds, runC, runNode, sleep, tempDir, timed } from './helpers'
+import {
+  NOBODY,
+  cChild,
+  compileC,
+  freshKey,
+  keyExists,
+  nodeChild,
+  removeBuilds,
+  runC,
+  runNode,
+  sleep,
+  tempDir,
+  timed,
+} from './helpers'
 import { needs, perl, python } from './helpers/foreign'
 
 test.after.always(removeBuilds)
@@ -179,7 +192,9 @@ test('mutual exclusion: 4 processes x 2000 increments of a file under the Mutex 
   const file = join(dir.path, 'counter')
   writeFileSync(file, '0')
   const mutex = Mutex.open(key, { create: true })
-  const children = ['sync', 'async', 'sync', 'async'].map((mode) => nodeChild(COUNTER, [String(key), file, mode, '2000']))
+  const children = ['sync', 'async', 'sync', 'async'].map((mode) =>
+    nodeChild(COUNTER, [String(key), file, mode, '2000']),
+  )
   await Promise.all(children.map((c) => c.line(/^ready$/)))
   for (const c of children) c.write('go')
   for (const r of await Promise.all(children.map((c) => c.done))) t.is(r.code, 0, r.stderr)
@@ -299,52 +314,59 @@ function ipcmkSet(t: ExecutionContext, count: number): SemaphoreSet {
   return set
 }
 
-needs(test, { command: 'ipcmk' })('a set `ipcmk -S` made opens by key at once, as a set, a Semaphore and a Mutex', async (t) => {
-  const made = ipcmkSet(t, 2)
-  t.is(made.stat().lastOpTime, null, 'ipcmk never marks its set')
-  const { ms, value: set } = blocking(() => SemaphoreSet.open(made.key))
-  t.true(ms < 1000, `open blocked ${ms} ms`)
-  t.is(set.id, made.id)
-  t.is(set.count, 2)
-  t.deepEqual(set.getAll(), [0, 0])
-  await set.op([{ index: 1, delta: 2, undo: false }], { timeoutMs: 1000 })
-  t.deepEqual(made.getAll(), [0, 2])
-  set.close()
+needs(test, { command: 'ipcmk' })(
+  'a set `ipcmk -S` made opens by key at once, as a set, a Semaphore and a Mutex',
+  async (t) => {
+    const made = ipcmkSet(t, 2)
+    t.is(made.stat().lastOpTime, null, 'ipcmk never marks its set')
+    const { ms, value: set } = blocking(() => SemaphoreSet.open(made.key))
+    t.true(ms < 1000, `open blocked ${ms} ms`)
+    t.is(set.id, made.id)
+    t.is(set.count, 2)
+    t.deepEqual(set.getAll(), [0, 0])
+    await set.op([{ index: 1, delta: 2, undo: false }], { timeoutMs: 1000 })
+    t.deepEqual(made.getAll(), [0, 2])
+    set.close()
 
-  const one = ipcmkSet(t, 1)
-  const sem = blocking(() => Semaphore.open(one.key))
-  t.true(sem.ms < 1000, `Semaphore.open blocked ${sem.ms} ms`)
-  t.is(sem.value.id, one.id)
-  t.false(sem.value.tryAcquire())
-  sem.value.release()
-  t.is(one.get(0), 1)
-  sem.value.close()
+    const one = ipcmkSet(t, 1)
+    const sem = blocking(() => Semaphore.open(one.key))
+    t.true(sem.ms < 1000, `Semaphore.open blocked ${sem.ms} ms`)
+    t.is(sem.value.id, one.id)
+    t.false(sem.value.tryAcquire())
+    sem.value.release()
+    t.is(one.get(0), 1)
+    sem.value.close()
 
-  const lock = ipcmkSet(t, 1)
-  const mutex = blocking(() => Mutex.open(lock.key))
-  t.true(mutex.ms < 1000, `Mutex.open blocked ${mutex.ms} ms`)
-  t.is(mutex.value.id, lock.id)
-  t.true(mutex.value.locked, 'a mutex over an ipcmk set (value 0) is held')
-  lock.set(0, 1)
-  const guard = mutex.value.tryLock()
-  t.not(guard, null)
-  t.is(lock.get(0), 0)
-  guard!.unlock()
-  t.is(lock.get(0), 1)
-  mutex.value.close()
-})
+    const lock = ipcmkSet(t, 1)
+    const mutex = blocking(() => Mutex.open(lock.key))
+    t.true(mutex.ms < 1000, `Mutex.open blocked ${mutex.ms} ms`)
+    t.is(mutex.value.id, lock.id)
+    t.true(mutex.value.locked, 'a mutex over an ipcmk set (value 0) is held')
+    lock.set(0, 1)
+    const guard = mutex.value.tryLock()
+    t.not(guard, null)
+    t.is(lock.get(0), 0)
+    guard!.unlock()
+    t.is(lock.get(0), 1)
+    mutex.value.close()
+  },
+)
 
-needs(test, { python: 'sysv_ipc' })('a semaphore Python sysv_ipc made (semget + SETVAL) opens at once and works both ways', async (t) => {
-  const key = freshKey('sem')
-  removeKeyAtEnd(t, key)
-  await python(`import sys, sysv_ipc; sysv_ipc.Semaphore(int(sys.argv[1]), sysv_ipc.IPC_CREX, 0o600, 2)`, [String(key)])
-  t.is(SemaphoreSet.open(key, { initTimeoutMs: 0 }).stat().lastOpTime, null, 'sysv_ipc never marks its set')
-  const { ms, value: sem } = blocking(() => Semaphore.open(key, { undo: false }))
-  t.true(ms < 1000, `open blocked ${ms} ms`)
-  t.is(sem.value, 2)
-  t.true(sem.tryAcquire())
-  const seen = await python(
-    `import sys, sysv_ipc
+needs(test, { python: 'sysv_ipc' })(
+  'a semaphore Python sysv_ipc made (semget + SETVAL) opens at once and works both ways',
+  async (t) => {
+    const key = freshKey('sem')
+    removeKeyAtEnd(t, key)
+    await python(`import sys, sysv_ipc; sysv_ipc.Semaphore(int(sys.argv[1]), sysv_ipc.IPC_CREX, 0o600, 2)`, [
+      String(key),
+    ])
+    t.is(SemaphoreSet.open(key, { initTimeoutMs: 0 }).stat().lastOpTime, null, 'sysv_ipc never marks its set')
+    const { ms, value: sem } = blocking(() => Semaphore.open(key, { undo: false }))
+    t.true(ms < 1000, `open blocked ${ms} ms`)
+    t.is(sem.value, 2)
+    t.true(sem.tryAcquire())
+    const seen = await python(
+      `import sys, sysv_ipc
 s = sysv_ipc.Semaphore(int(sys.argv[1]))
 print(s.value)
 s.acquire()
@@ -356,19 +378,21 @@ try:
 except sysv_ipc.BusyError:
     print('busy')
 s.release(); s.release(); s.release()`,
-    [String(key)],
-  )
-  t.deepEqual(seen.trim().split('\n'), ['1', '0', 'busy'])
-  t.is(sem.value, 3)
-  sem.close()
+      [String(key)],
+    )
+    t.deepEqual(seen.trim().split('\n'), ['1', '0', 'busy'])
+    t.is(sem.value, 3)
+    sem.close()
 
-  // A mutex over a set sysv_ipc made unlocked: the two exclude each other.
-  const lockKey = freshKey('sem')
-  removeKeyAtEnd(t, lockKey)
-  await python(`import sys, sysv_ipc; sysv_ipc.Semaphore(int(sys.argv[1]), sysv_ipc.IPC_CREX, 0o600, 1)`, [String(lockKey)])
-  const mutex = Mutex.open(lockKey)
-  const guard = await mutex.lock({ timeoutMs: 1000 })
-  const tryLock = `import sys, sysv_ipc
+    // A mutex over a set sysv_ipc made unlocked: the two exclude each other.
+    const lockKey = freshKey('sem')
+    removeKeyAtEnd(t, lockKey)
+    await python(`import sys, sysv_ipc; sysv_ipc.Semaphore(int(sys.argv[1]), sysv_ipc.IPC_CREX, 0o600, 1)`, [
+      String(lockKey),
+    ])
+    const mutex = Mutex.open(lockKey)
+    const guard = await mutex.lock({ timeoutMs: 1000 })
+    const tryLock = `import sys, sysv_ipc
 s = sysv_ipc.Semaphore(int(sys.argv[1]))
 s.block = False
 try:
@@ -377,34 +401,44 @@ try:
     print('got it')
 except sysv_ipc.BusyError:
     print('busy')`
-  t.is((await python(tryLock, [String(lockKey)])).trim(), 'busy')
-  guard.unlock()
-  t.is((await python(tryLock, [String(lockKey)])).trim(), 'got it')
-  mutex.close()
-})
+    t.is((await python(tryLock, [String(lockKey)])).trim(), 'busy')
+    guard.unlock()
+    t.is((await python(tryLock, [String(lockKey)])).trim(), 'got it')
+    mutex.close()
+  },
+)
 
-needs(test, { perl: 'IPC::Semaphore' })('a set Perl IPC::Semaphore made (new + setall) opens at once and works both ways', async (t) => {
-  const key = freshKey('sem')
-  removeKeyAtEnd(t, key)
-  const made = `use IPC::SysV qw(IPC_CREAT IPC_EXCL S_IRUSR S_IWUSR); use IPC::Semaphore;
+needs(test, { perl: 'IPC::Semaphore' })(
+  'a set Perl IPC::Semaphore made (new + setall) opens at once and works both ways',
+  async (t) => {
+    const key = freshKey('sem')
+    removeKeyAtEnd(t, key)
+    const made = `use IPC::SysV qw(IPC_CREAT IPC_EXCL S_IRUSR S_IWUSR); use IPC::Semaphore;
 my $s = IPC::Semaphore->new($ARGV[0], 2, S_IRUSR | S_IWUSR | IPC_CREAT | IPC_EXCL) or die "semget: $!";
 $s->setall(1, 0) or die "setall: $!";`
-  await perl(made, [String(key)])
-  const { ms, value: set } = blocking(() => SemaphoreSet.open(key))
-  t.true(ms < 1000, `open blocked ${ms} ms`)
-  t.is(set.count, 2)
-  t.is(set.stat().lastOpTime, null, 'Perl never marked the set')
-  t.deepEqual(set.getAll(), [1, 0])
-  await set.op([{ index: 0, delta: -1, undo: false }, { index: 1, delta: 1, undo: false }], { timeoutMs: 1000 })
-  const seen = await perl(
-    `use IPC::Semaphore; my $s = IPC::Semaphore->new($ARGV[0], 0, 0) or die "semget: $!";
+    await perl(made, [String(key)])
+    const { ms, value: set } = blocking(() => SemaphoreSet.open(key))
+    t.true(ms < 1000, `open blocked ${ms} ms`)
+    t.is(set.count, 2)
+    t.is(set.stat().lastOpTime, null, 'Perl never marked the set')
+    t.deepEqual(set.getAll(), [1, 0])
+    await set.op(
+      [
+        { index: 0, delta: -1, undo: false },
+        { index: 1, delta: 1, undo: false },
+      ],
+      { timeoutMs: 1000 },
+    )
+    const seen = await perl(
+      `use IPC::Semaphore; my $s = IPC::Semaphore->new($ARGV[0], 0, 0) or die "semget: $!";
 print join(' ', $s->getall), "\\n"; $s->op(1, -1, 0, 0, 1, 0) or die "op: $!";`,
-    [String(key)],
-  )
-  t.is(seen.trim(), '0 1')
-  t.deepEqual(set.getAll(), [1, 0])
-  set.close()
-})
+      [String(key)],
+    )
+    t.is(seen.trim(), '0 1')
+    t.deepEqual(set.getAll(), [1, 0])
+    set.close()
+  },
+)
 
 /**
  * A C creator that never marks its set: `semget(IPC_CREAT | IPC_EXCL)` of `count` semaphores,
@@ -463,15 +497,17 @@ test('a C program that creates with semget + SETVAL (no semop): its set opens at
 })
 
 // Serial: the set must still be young (made less than a second ago) when the openers look.
-test.serial('a C creator paused between semget and SETVAL: openers wait only as long as initTimeoutMs says', async (t) => {
-  const exe = compileC('sem-protocol', PROTOCOL_C)
-  const key = freshKey('sem')
-  removeKeyAtEnd(t, key)
-  const creator = cChild(exe, [String(key), '3', '-1'])
-  t.teardown(() => creator.kill('SIGKILL'))
-  // An opener in another process, ready to open when told, allowing 10 s for the creator.
-  const patient = nodeChild(
-    `console.log('ready')
+test.serial(
+  'a C creator paused between semget and SETVAL: openers wait only as long as initTimeoutMs says',
+  async (t) => {
+    const exe = compileC('sem-protocol', PROTOCOL_C)
+    const key = freshKey('sem')
+    removeKeyAtEnd(t, key)
+    const creator = cChild(exe, [String(key), '3', '-1'])
+    t.teardown(() => creator.kill('SIGKILL'))
+    // An opener in another process, ready to open when told, allowing 10 s for the creator.
+    const patient = nodeChild(
+      `console.log('ready')
      process.stdin.once('data', () => {
        console.log('opening')
        const start = Date.now()
@@ -479,33 +515,34 @@ test.serial('a C creator paused between semget and SETVAL: openers wait only as 
        console.log(set.get(0), set.stat().lastOpTime !== null, Date.now() - start)
        process.exit(0)
      })`,
-    [String(key)],
-  )
-  await Promise.all([creator.line(/^ready$/), patient.line(/^ready$/)])
-  creator.write('go')
-  await creator.line(/^created$/)
-  // The default: the JavaScript thread is held a few ms, not for the creator's pause, and the
-  // set comes as the kernel has it (the untouched set cannot be told from one ipcmk made).
-  const quick = blocking(() => SemaphoreSet.open(key))
-  t.true(quick.ms < 500, `open blocked ${quick.ms} ms`)
-  t.is(quick.value.get(0), 0)
-  t.is(quick.value.stat().lastOpTime, null)
-  quick.value.close()
-  // The patient opener waits for the creator, and then sees its value.
-  patient.write('open')
-  await patient.line(/^opening$/)
-  await sleep(300)
-  creator.write('init')
-  const p = await patient.done
-  t.is(p.code, 0, p.stderr)
-  const [value, marked, ms] = p.stdout.trim().split('\n')[2]!.split(' ')
-  t.is(value, '3')
-  t.is(marked, 'true')
-  t.true(Number(ms) >= 250, `the opener waited ${ms} ms for the creator`)
-  const r = await creator.done
-  t.is(r.code, 0, r.stderr)
-  t.regex(r.stdout, /saw 3 created 1/)
-})
+      [String(key)],
+    )
+    await Promise.all([creator.line(/^ready$/), patient.line(/^ready$/)])
+    creator.write('go')
+    await creator.line(/^created$/)
+    // The default: the JavaScript thread is held a few ms, not for the creator's pause, and the
+    // set comes as the kernel has it (the untouched set cannot be told from one ipcmk made).
+    const quick = blocking(() => SemaphoreSet.open(key))
+    t.true(quick.ms < 500, `open blocked ${quick.ms} ms`)
+    t.is(quick.value.get(0), 0)
+    t.is(quick.value.stat().lastOpTime, null)
+    quick.value.close()
+    // The patient opener waits for the creator, and then sees its value.
+    patient.write('open')
+    await patient.line(/^opening$/)
+    await sleep(300)
+    creator.write('init')
+    const p = await patient.done
+    t.is(p.code, 0, p.stderr)
+    const [value, marked, ms] = p.stdout.trim().split('\n')[2]!.split(' ')
+    t.is(value, '3')
+    t.is(marked, 'true')
+    t.true(Number(ms) >= 250, `the opener waited ${ms} ms for the creator`)
+    const r = await creator.done
+    t.is(r.code, 0, r.stderr)
+    t.regex(r.stdout, /saw 3 created 1/)
+  },
+)
 
 const RACING_OPENER = `
 const key = Number(process.argv[2])

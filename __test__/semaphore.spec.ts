@@ -6,12 +6,25 @@ import test, { type ExecutionContext } from 'ava'
 
 import { AbortError, IPC_PRIVATE, IpcError, Mutex, MutexGuard, Semaphore, SemaphoreSet } from '../ts/index'
 import { pendingWaits } from '../ts/reactor'
-import { assertTimeBetween, freshKey, keyExists, linuxOnly, removeAtEnd, sleep, timed, waitUntilBlocked, within, PATIENCE_MS } from './helpers'
+import {
+  assertTimeBetween,
+  freshKey,
+  keyExists,
+  linuxOnly,
+  removeAtEnd,
+  sleep,
+  timed,
+  waitUntilBlocked,
+  within,
+  PATIENCE_MS,
+} from './helpers'
 
-const track = <T extends { id: number; close(): void }>(t: ExecutionContext, obj: T) => removeAtEnd(t, obj, SemaphoreSet.fromId)
+const track = <T extends { id: number; close(): void }>(t: ExecutionContext, obj: T) =>
+  removeAtEnd(t, obj, SemaphoreSet.fromId)
 const privateSet = (t: ExecutionContext, initial: number[]) => track(t, SemaphoreSet.create({ initial }))
 /** The system's semaphore limits: SEMMSL, SEMMNS, SEMOPM, SEMMNI (from /proc: Linux only). */
-const semLimits = () => readFileSync('/proc/sys/kernel/sem', 'utf8').trim().split(/\s+/).map(Number) as [number, number, number, number]
+const semLimits = () =>
+  readFileSync('/proc/sys/kernel/sem', 'utf8').trim().split(/\s+/).map(Number) as [number, number, number, number]
 const PROC_SEM = 'reads the semaphore limits from /proc/sys/kernel/sem'
 
 test('create initialises the values, marks sem_otime and reports count, key and mode', (t) => {
@@ -28,7 +41,7 @@ test('create initialises the values, marks sem_otime and reports count, key and 
   t.is(st.uid, process.getuid!())
   assertTimeBetween(t, st.lastOpTime, from, to, 'lastOpTime: the creator performed a semop (classic protocol)')
   assertTimeBetween(t, st.changeTime, from, to, 'changeTime')
-  t.is(set.lastPid(0), process.pid, 'the creator\'s semop')
+  t.is(set.lastPid(0), process.pid, "the creator's semop")
   const zerosFrom = Date.now()
   const zeros = track(t, SemaphoreSet.create({ count: 2 }))
   const zerosTo = Date.now()
@@ -38,7 +51,10 @@ test('create initialises the values, marks sem_otime and reports count, key and 
 
 test('open by key: create, existing never re-initialised, exclusive EEXIST, missing ENOENT', (t) => {
   const key = freshKey('sem')
-  t.like(t.throws(() => SemaphoreSet.open(key), { instanceOf: IpcError }), { code: 'ENOENT', syscall: 'semget' })
+  t.like(
+    t.throws(() => SemaphoreSet.open(key), { instanceOf: IpcError }),
+    { code: 'ENOENT', syscall: 'semget' },
+  )
   const a = track(t, SemaphoreSet.open(key, { create: true, initial: [4, 5], mode: 0o640 }))
   t.true(keyExists('sem', key))
   t.is(a.key, key)
@@ -50,8 +66,14 @@ test('open by key: create, existing never re-initialised, exclusive EEXIST, miss
   t.deepEqual(b.getAll(), [9, 5], 'an existing set keeps its values')
   const c = SemaphoreSet.open(key)
   t.is(c.count, 2, 'opening without a count accepts the size of the set')
-  t.like(t.throws(() => SemaphoreSet.open(key, { exclusive: true, count: 2 })), { code: 'EEXIST', syscall: 'semget' })
-  t.like(t.throws(() => SemaphoreSet.open(key, { count: 3 })), { code: 'EINVAL', syscall: 'semget' })
+  t.like(
+    t.throws(() => SemaphoreSet.open(key, { exclusive: true, count: 2 })),
+    { code: 'EEXIST', syscall: 'semget' },
+  )
+  t.like(
+    t.throws(() => SemaphoreSet.open(key, { count: 3 })),
+    { code: 'EINVAL', syscall: 'semget' },
+  )
   b.close()
   c.close()
 })
@@ -88,7 +110,10 @@ test('IPC_PRIVATE always creates a new set; fromId opens one and reports its key
   t.is(again.key, 0)
   again.close()
   b.remove()
-  t.like(t.throws(() => SemaphoreSet.fromId(b.id)), { code: 'EINVAL', syscall: 'semctl' })
+  t.like(
+    t.throws(() => SemaphoreSet.fromId(b.id)),
+    { code: 'EINVAL', syscall: 'semctl' },
+  )
 })
 
 test('a multi-op that cannot complete changes neither value (sync, async, timed)', async (t) => {
@@ -97,7 +122,10 @@ test('a multi-op that cannot complete changes neither value (sync, async, timed)
     { index: 0, delta: -1 },
     { index: 1, delta: -1 },
   ]
-  t.like(t.throws(() => set.opSync(both, { wait: false })), { code: 'EAGAIN', syscall: 'semop' })
+  t.like(
+    t.throws(() => set.opSync(both, { wait: false })),
+    { code: 'EAGAIN', syscall: 'semop' },
+  )
   t.false(set.tryOp(both))
   t.like(await t.throwsAsync(set.op(both, { timeoutMs: 30 })), { code: 'EAGAIN', syscall: 'semtimedop' })
   t.deepEqual(set.getAll(), [1, 0])
@@ -157,34 +185,40 @@ test.serial('a blocked op resolves when another op makes it possible, off the JS
   t.is(pendingWaits(), 0)
 })
 
-test.serial('many pending waits park no libuv threadpool thread, and alike waits share one kernel waiter', async (t) => {
-  const set = privateSet(t, [0])
-  const order: number[] = []
-  const waits = Array.from({ length: 8 }, (_, i) => set.op([{ index: 0, delta: -1 }]).then(() => order.push(i)))
-  await sleep(20)
-  // One thread blocks in semop for the 8 alike waits, which it serves in turn.
-  t.is(set.waitingForIncrease(0), 1)
-  t.is(pendingWaits(), 8)
-  // With 8 waits on the pool (4 threads), these would never run.
-  const work = Promise.all([stat('/'), stat('/tmp'), stat(__dirname), stat('/'), stat('/'), stat('/')])
-  const timeout = sleep(5000).then(() => 'starved')
-  const done = await Promise.race([work, timeout])
-  if (typeof done === 'string') return t.fail('fs.stat starved while the waits were pending')
-  t.deepEqual(
-    done.map((st) => st.ino),
-    ['/', '/tmp', __dirname, '/', '/', '/'].map((p) => statSync(p).ino),
-  )
-  set.opSync([{ index: 0, delta: 3 }])
-  for (let i = 0; i < 1000 && order.length < 3; i++) await sleep(10)
-  await sleep(20)
-  t.deepEqual(order, [0, 1, 2], 'three taken, by the first three waits, in order')
-  t.is(pendingWaits(), 5)
-  t.is(set.get(0), 0)
-  set.opSync([{ index: 0, delta: 5 }])
-  await Promise.all(waits)
-  t.deepEqual(order, [0, 1, 2, 3, 4, 5, 6, 7])
-  t.is(set.get(0), 0)
-})
+test.serial(
+  'many pending waits park no libuv threadpool thread, and alike waits share one kernel waiter',
+  async (t) => {
+    const set = privateSet(t, [0])
+    const order: number[] = []
+    const waits = Array.from({ length: 8 }, (_, i) => set.op([{ index: 0, delta: -1 }]).then(() => order.push(i)))
+    // Until the wait thread is in semop (soon, but later on a busy machine), then a little more:
+    // a second thread blocking for these waits would show by then.
+    for (let i = 0; i < 1000 && set.waitingForIncrease(0) === 0; i++) await sleep(10)
+    await sleep(20)
+    // One thread blocks in semop for the 8 alike waits, which it serves in turn.
+    t.is(set.waitingForIncrease(0), 1)
+    t.is(pendingWaits(), 8)
+    // With 8 waits on the pool (4 threads), these would never run.
+    const work = Promise.all([stat('/'), stat('/tmp'), stat(__dirname), stat('/'), stat('/'), stat('/')])
+    const timeout = sleep(5000).then(() => 'starved')
+    const done = await Promise.race([work, timeout])
+    if (typeof done === 'string') return t.fail('fs.stat starved while the waits were pending')
+    t.deepEqual(
+      done.map((st) => st.ino),
+      ['/', '/tmp', __dirname, '/', '/', '/'].map((p) => statSync(p).ino),
+    )
+    set.opSync([{ index: 0, delta: 3 }])
+    for (let i = 0; i < 1000 && order.length < 3; i++) await sleep(10)
+    await sleep(20)
+    t.deepEqual(order, [0, 1, 2], 'three taken, by the first three waits, in order')
+    t.is(pendingWaits(), 5)
+    t.is(set.get(0), 0)
+    set.opSync([{ index: 0, delta: 5 }])
+    await Promise.all(waits)
+    t.deepEqual(order, [0, 1, 2, 3, 4, 5, 6, 7])
+    t.is(set.get(0), 0)
+  },
+)
 
 test('a timed wait rejects with EAGAIN after about timeoutMs and changes nothing', async (t) => {
   const set = privateSet(t, [0])
@@ -195,7 +229,10 @@ test('a timed wait rejects with EAGAIN after about timeoutMs and changes nothing
     }),
   )
   t.true(ms >= 75, `timed out after ${ms} ms`)
-  t.like(t.throws(() => set.opSync([{ index: 0, delta: -1 }], { timeoutMs: 20 })), { code: 'EAGAIN', syscall: 'semtimedop' })
+  t.like(
+    t.throws(() => set.opSync([{ index: 0, delta: -1 }], { timeoutMs: 20 })),
+    { code: 'EAGAIN', syscall: 'semtimedop' },
+  )
   await t.throwsAsync(set.op([{ index: 0, delta: -1 }], { timeoutMs: 0 }), { code: 'EAGAIN' })
   t.is(set.get(0), 0)
   t.is(set.waitingForIncrease(0), 0)
@@ -237,42 +274,51 @@ test('an already aborted signal rejects before touching the set', async (t) => {
 })
 
 // Serial: it counts this process's threads blocked in semop, so no other test may wait.
-linuxOnly(test.serial, 'waitUntilBlocked reads /proc/<pid>/task/*/wchan')('removing the set wakes blocked waiters with EIDRM', async (t) => {
-  const set = SemaphoreSet.create({ initial: [0, 1] })
-  const sem = Semaphore.open(IPC_PRIVATE, { initial: 0 })
-  const mutex = Mutex.open(IPC_PRIVATE)
-  const held = mutex.lockSync()
-  const waits = [
-    set.op([{ index: 0, delta: -1 }]),
-    set.op([{ index: 1, delta: 0 }], { timeoutMs: 10_000 }),
-    sem.acquire(),
-    mutex.lock(),
-  ]
-  await waitUntilBlocked(process.pid, /semtimedop/, 4)
-  set.remove()
-  sem.remove()
-  mutex.remove()
-  for (const w of waits) {
-    const e = await t.throwsAsync(w, { instanceOf: IpcError })
-    t.is(e.code, 'EIDRM')
-    t.is(e.errno, -osConstants.errno.EIDRM)
-  }
-  t.throws(() => held.unlock(), { code: 'EINVAL' })
-  set.close()
-  sem.close()
-  mutex.close()
-})
+linuxOnly(test.serial, 'waitUntilBlocked reads /proc/<pid>/task/*/wchan')(
+  'removing the set wakes blocked waiters with EIDRM',
+  async (t) => {
+    const set = SemaphoreSet.create({ initial: [0, 1] })
+    const sem = Semaphore.open(IPC_PRIVATE, { initial: 0 })
+    const mutex = Mutex.open(IPC_PRIVATE)
+    const held = mutex.lockSync()
+    const waits = [
+      set.op([{ index: 0, delta: -1 }]),
+      set.op([{ index: 1, delta: 0 }], { timeoutMs: 10_000 }),
+      sem.acquire(),
+      mutex.lock(),
+    ]
+    await waitUntilBlocked(process.pid, /semtimedop/, 4)
+    set.remove()
+    sem.remove()
+    mutex.remove()
+    for (const w of waits) {
+      const e = await t.throwsAsync(w, { instanceOf: IpcError })
+      t.is(e.code, 'EIDRM')
+      t.is(e.errno, -osConstants.errno.EIDRM)
+    }
+    t.throws(() => held.unlock(), { code: 'EINVAL' })
+    set.close()
+    sem.close()
+    mutex.close()
+  },
+)
 
 linuxOnly(test, PROC_SEM)('the kernel answers ERANGE above 32767 and E2BIG above SEMOPM operations', async (t) => {
   const [, , SEMOPM] = semLimits()
   const set = privateSet(t, [32767, 0])
-  t.like(t.throws(() => set.opSync([{ index: 0, delta: 1 }])), { code: 'ERANGE', syscall: 'semop' })
+  t.like(
+    t.throws(() => set.opSync([{ index: 0, delta: 1 }])),
+    { code: 'ERANGE', syscall: 'semop' },
+  )
   await t.throwsAsync(set.op([{ index: 0, delta: 1 }]), { code: 'ERANGE' })
   const sem = track(t, Semaphore.open(IPC_PRIVATE, { initial: 32000 }))
   t.throws(() => sem.release(1000), { code: 'ERANGE' })
   t.is(sem.value, 32000)
   const many = Array.from({ length: SEMOPM + 1 }, () => ({ index: 1, delta: 1, undo: false }))
-  t.like(t.throws(() => set.opSync(many)), { code: 'E2BIG', syscall: 'semop' })
+  t.like(
+    t.throws(() => set.opSync(many)),
+    { code: 'E2BIG', syscall: 'semop' },
+  )
   t.deepEqual(set.getAll(), [32767, 0])
 })
 
@@ -501,7 +547,14 @@ test('bad arguments throw TypeError/RangeError before any call, and async method
     mutex.lock({ timeoutMs: 'soon' as never }),
     mutex.withLock('fn' as never),
   ]
-  const codes = await Promise.all(rejections.map((p) => p.then(() => 'resolved', (e: { code: string }) => e.code)))
+  const codes = await Promise.all(
+    rejections.map((p) =>
+      p.then(
+        () => 'resolved',
+        (e: { code: string }) => e.code,
+      ),
+    ),
+  )
   t.deepEqual(codes, [
     'ERR_OUT_OF_RANGE',
     'ERR_OUT_OF_RANGE',

@@ -143,12 +143,15 @@ test('an EINVAL of shmget says what to fix: no size for a new segment, a size la
   })
   t.false(keyExists('shm', key), 'nothing was created')
   const made = track(t, SharedMemory.open(key, { create: true, size: 100 }))
-  t.like(t.throws(() => SharedMemory.open(key, { size: 5000 })), {
-    code: 'EINVAL',
-    errno: -22,
-    syscall: 'shmget',
-    message: 'EINVAL: invalid argument, shmget (options.size 5000: the existing segment of this key is smaller)',
-  })
+  t.like(
+    t.throws(() => SharedMemory.open(key, { size: 5000 })),
+    {
+      code: 'EINVAL',
+      errno: -22,
+      syscall: 'shmget',
+      message: 'EINVAL: invalid argument, shmget (options.size 5000: the existing segment of this key is smaller)',
+    },
+  )
   // An existing segment opens without a size.
   t.is(track(t, SharedMemory.open(key, { create: true })).id, made.id)
 })
@@ -160,26 +163,39 @@ const noIpcNamespace = (() => {
   if (probe.error) return `unshare(1) is not available (${probe.error.message})`
   return probe.status === 0 ? undefined : `unshare --ipc failed (it needs root): ${probe.stderr.toString().trim()}`
 })()
-const namespaceTest = noIpcNamespace === undefined ? test : (title: string) => test.skip(`${title} [skipped: ${noIpcNamespace}]`, () => {})
+const namespaceTest =
+  noIpcNamespace === undefined ? test : (title: string) => test.skip(`${title} [skipped: ${noIpcNamespace}]`, () => {})
 
-linuxOnly(namespaceTest, 'sets shmmax in a private IPC namespace (unshare, /proc/sys/kernel)')('an EINVAL of shmget for a size above shmmax names shmmax', async (t) => {
-  const code = `
+linuxOnly(namespaceTest, 'sets shmmax in a private IPC namespace (unshare, /proc/sys/kernel)')(
+  'an EINVAL of shmget for a size above shmmax names shmmax',
+  async (t) => {
+    const code = `
     const ipckit = require(${JSON.stringify(SOURCE_ENTRY)})
     try { ipckit.SharedMemory.open(0x1234, { create: true, size: 70000 }) }
     catch (e) { console.log(JSON.stringify({ code: e.code, errno: e.errno, syscall: e.syscall, message: e.message })) }`
-  const r = spawnSync(
-    'unshare',
-    ['--ipc', 'sh', '-c', 'echo 65536 > /proc/sys/kernel/shmmax && exec "$0" --require "$1" -e "$2"', process.execPath, require.resolve('tsx/cjs'), code],
-    { encoding: 'utf8' },
-  )
-  t.is(r.status, 0, r.stderr)
-  t.deepEqual(JSON.parse(r.stdout), {
-    code: 'EINVAL',
-    errno: -22,
-    syscall: 'shmget',
-    message: 'EINVAL: invalid argument, shmget (options.size 70000 is above shmmax, the largest segment this system makes: 65536 bytes)',
-  })
-})
+    const r = spawnSync(
+      'unshare',
+      [
+        '--ipc',
+        'sh',
+        '-c',
+        'echo 65536 > /proc/sys/kernel/shmmax && exec "$0" --require "$1" -e "$2"',
+        process.execPath,
+        require.resolve('tsx/cjs'),
+        code,
+      ],
+      { encoding: 'utf8' },
+    )
+    t.is(r.status, 0, r.stderr)
+    t.deepEqual(JSON.parse(r.stdout), {
+      code: 'EINVAL',
+      errno: -22,
+      syscall: 'shmget',
+      message:
+        'EINVAL: invalid argument, shmget (options.size 70000 is above shmmax, the largest segment this system makes: 65536 bytes)',
+    })
+  },
+)
 
 test('a C program writes a pattern by key, Node reads it byte for byte and writes back, C verifies', async (t) => {
   const exe = compileC(
@@ -380,21 +396,30 @@ test('a view that is only garbage-collected detaches in its finalizer', async (t
   await eventually(() => nattch(shm.id) === 0, 'shmdt after close')
 })
 
-linuxOnly(test, "checks the mapping's protection in /proc/self/maps")('readonly attach: a read-only mapping, copy reads work, writes throw, no zero-copy buffer', (t) => {
-  const shm = privateSegment(t, 4096)
-  shm.write('data', 0)
-  using ro = shm.attach({ readonly: true })
-  t.true(ro.readonly)
-  t.is(ro.read(0, 4).toString(), 'data')
-  t.like(t.throws(() => ro.write('x', 0), { instanceOf: IpcError }), { code: 'EACCES' })
-  t.is(shm.read(0, 4).toString(), 'data')
-  t.throws(() => ro.buffer, { code: 'ERR_INVALID_STATE' })
-  // The kernel mapping itself is read-only: /proc/self/maps shows it as r--s.
-  const maps = readFileSync('/proc/self/maps', 'utf8')
-    .split('\n')
-    .filter((l) => l.includes('SYSV') && l.trim().split(/\s+/)[4] === String(shm.id))
-  t.true(maps.some((l) => l.split(/\s+/)[1] === 'r--s'), maps.join('\n'))
-})
+linuxOnly(test, "checks the mapping's protection in /proc/self/maps")(
+  'readonly attach: a read-only mapping, copy reads work, writes throw, no zero-copy buffer',
+  (t) => {
+    const shm = privateSegment(t, 4096)
+    shm.write('data', 0)
+    using ro = shm.attach({ readonly: true })
+    t.true(ro.readonly)
+    t.is(ro.read(0, 4).toString(), 'data')
+    t.like(
+      t.throws(() => ro.write('x', 0), { instanceOf: IpcError }),
+      { code: 'EACCES' },
+    )
+    t.is(shm.read(0, 4).toString(), 'data')
+    t.throws(() => ro.buffer, { code: 'ERR_INVALID_STATE' })
+    // The kernel mapping itself is read-only: /proc/self/maps shows it as r--s.
+    const maps = readFileSync('/proc/self/maps', 'utf8')
+      .split('\n')
+      .filter((l) => l.includes('SYSV') && l.trim().split(/\s+/)[4] === String(shm.id))
+    t.true(
+      maps.some((l) => l.split(/\s+/)[1] === 'r--s'),
+      maps.join('\n'),
+    )
+  },
+)
 
 test('unprivileged child: EACCES without permission; read-only access reads but cannot write', async (t) => {
   const shm = privateSegment(t, 64)
@@ -429,21 +454,39 @@ linuxOnly(test, 'reads /proc/sys/kernel/shmmax')('kernel errors: EINVAL for size
   t.teardown(() => {
     if (keyExists('shm', key)) SharedMemory.open(key).remove()
   })
-  t.like(t.throws(() => SharedMemory.create({ size: 0 }), { instanceOf: IpcError }), {
-    code: 'EINVAL',
-    syscall: 'shmget',
-    errno: -22,
-  })
-  t.like(t.throws(() => SharedMemory.open(key), { instanceOf: IpcError }), { code: 'ENOENT', syscall: 'shmget' })
+  t.like(
+    t.throws(() => SharedMemory.create({ size: 0 }), { instanceOf: IpcError }),
+    {
+      code: 'EINVAL',
+      syscall: 'shmget',
+      errno: -22,
+    },
+  )
+  t.like(
+    t.throws(() => SharedMemory.open(key), { instanceOf: IpcError }),
+    { code: 'ENOENT', syscall: 'shmget' },
+  )
   const shm = track(t, SharedMemory.open(key, { size: 100, exclusive: true }))
-  t.like(t.throws(() => SharedMemory.open(key, { size: 100, exclusive: true })), { code: 'EEXIST', syscall: 'shmget' })
-  t.like(t.throws(() => SharedMemory.open(key, { size: 101 })), { code: 'EINVAL', syscall: 'shmget' })
+  t.like(
+    t.throws(() => SharedMemory.open(key, { size: 100, exclusive: true })),
+    { code: 'EEXIST', syscall: 'shmget' },
+  )
+  t.like(
+    t.throws(() => SharedMemory.open(key, { size: 101 })),
+    { code: 'EINVAL', syscall: 'shmget' },
+  )
   const shmmax = Number(readFileSync('/proc/sys/kernel/shmmax', 'utf8'))
   if (shmmax < Number.MAX_SAFE_INTEGER) {
-    t.like(t.throws(() => SharedMemory.create({ size: shmmax + 1 })), { code: 'EINVAL' })
+    t.like(
+      t.throws(() => SharedMemory.create({ size: shmmax + 1 })),
+      { code: 'EINVAL' },
+    )
   }
   shm.remove()
-  t.like(t.throws(() => SharedMemory.fromId(shm.id), { instanceOf: IpcError }), { syscall: 'shmctl' })
+  t.like(
+    t.throws(() => SharedMemory.fromId(shm.id), { instanceOf: IpcError }),
+    { syscall: 'shmctl' },
+  )
   t.false(keyExists('shm', key))
 })
 
@@ -545,44 +588,50 @@ futexTest('wait/notify between two processes, both ways', async (t) => {
   t.is((await child.done).code, 0)
 })
 
-linuxOnly(test.serial, 'shm.wait/notify need a futex (ENOSYS on macOS, tested instead)')('abort cancels a wait promptly and leaves no waiter behind', async (t) => {
-  const shm = privateSegment(t, 64)
-  const ac = new AbortController()
-  const p = shm.wait(0, 0, { signal: ac.signal })
-  await sleep(30)
-  // Promptly: the wait would never end otherwise; only a deadline is checked (bench/ measures speed).
-  ac.abort('stop')
-  const err = await t.throwsAsync(within(p, 'the aborted wait rejects'), { instanceOf: AbortError })
-  t.is(err?.cause, 'stop')
-  t.is(shm.notify(0), 0, 'the cancelled wait left the futex')
-  t.is(pendingWaits(), 0)
-  const pre = new AbortController()
-  pre.abort()
-  await t.throwsAsync(shm.wait(0, 0, { signal: pre.signal }), { instanceOf: AbortError })
-})
+linuxOnly(test.serial, 'shm.wait/notify need a futex (ENOSYS on macOS, tested instead)')(
+  'abort cancels a wait promptly and leaves no waiter behind',
+  async (t) => {
+    const shm = privateSegment(t, 64)
+    const ac = new AbortController()
+    const p = shm.wait(0, 0, { signal: ac.signal })
+    await sleep(30)
+    // Promptly: the wait would never end otherwise; only a deadline is checked (bench/ measures speed).
+    ac.abort('stop')
+    const err = await t.throwsAsync(within(p, 'the aborted wait rejects'), { instanceOf: AbortError })
+    t.is(err?.cause, 'stop')
+    t.is(shm.notify(0), 0, 'the cancelled wait left the futex')
+    t.is(pendingWaits(), 0)
+    const pre = new AbortController()
+    pre.abort()
+    await t.throwsAsync(shm.wait(0, 0, { signal: pre.signal }), { instanceOf: AbortError })
+  },
+)
 
-futexTest('close() cancels pending waits, and a pending wait does not keep the process alive after close', async (t) => {
-  const shm = SharedMemory.create({ size: 64 })
-  t.teardown(() => {
-    try {
-      SharedMemory.fromId(shm.id).remove()
-    } catch {}
-  })
-  const p = shm.wait(0, 0)
-  await sleep(10)
-  shm.close()
-  const err = await t.throwsAsync(p, { instanceOf: AbortError })
-  t.is((err?.cause as { code?: string }).code, 'ERR_INVALID_STATE')
-  await t.throwsAsync(shm.wait(0, 0), { code: 'ERR_INVALID_STATE' })
-  const r = await runNode(
-    `const shm = ipckit.SharedMemory.fromId(Number(process.argv[2]));
+futexTest(
+  'close() cancels pending waits, and a pending wait does not keep the process alive after close',
+  async (t) => {
+    const shm = SharedMemory.create({ size: 64 })
+    t.teardown(() => {
+      try {
+        SharedMemory.fromId(shm.id).remove()
+      } catch {}
+    })
+    const p = shm.wait(0, 0)
+    await sleep(10)
+    shm.close()
+    const err = await t.throwsAsync(p, { instanceOf: AbortError })
+    t.is((err?.cause as { code?: string } | undefined)?.code, 'ERR_INVALID_STATE')
+    await t.throwsAsync(shm.wait(0, 0), { code: 'ERR_INVALID_STATE' })
+    const r = await runNode(
+      `const shm = ipckit.SharedMemory.fromId(Number(process.argv[2]));
      shm.wait(0, 0).catch((e) => console.log('rejected ' + e.name));
      setTimeout(() => shm.close(), 20);`,
-    [String(shm.id)],
-    { timeoutMs: 20_000 },
-  )
-  t.is(r.stdout.trim(), 'rejected AbortError')
-})
+      [String(shm.id)],
+      { timeoutMs: 20_000 },
+    )
+    t.is(r.stdout.trim(), 'rejected AbortError')
+  },
+)
 
 futexTest('forced no-zero-copy path: attach() refuses clearly, the copy API and waits still work', async (t) => {
   const shm = privateSegment(t, 64)
@@ -625,7 +674,10 @@ futexTest('remove() of a segment nobody attached destroys it at once; an attache
   const unused = privateSegment(t, 64)
   unused.remove()
   t.is(nattch(unused.id), undefined, 'gone at once')
-  t.like(t.throws(() => unused.read(0, 1), { instanceOf: IpcError }), { code: 'EINVAL', syscall: 'shmat' })
+  t.like(
+    t.throws(() => unused.read(0, 1), { instanceOf: IpcError }),
+    { code: 'EINVAL', syscall: 'shmat' },
+  )
   const used = privateSegment(t, 64)
   used.write('x', 0) // attaches this handle
   used.remove()
@@ -642,33 +694,45 @@ function sysvMappings(): number {
 }
 
 // Serial: it counts this process's mappings.
-linuxOnly(test.serial, 'counts SYSV mappings in /proc/self/maps against /proc/sys/kernel/shmmni')('detach() and close() unmap at once: a loop that never yields makes more segments than shmmni allows, and none stays mapped', (t) => {
-  const shmmni = Number(readFileSync('/proc/sys/kernel/shmmni', 'utf8'))
-  const before = sysvMappings()
-  // Each segment is removed while attached, so it lives exactly as long as its mapping: had
-  // detach() left the unmap to a finalizer on a later turn of the event loop, the removed
-  // segments would pile up and shmget would fail with ENOSPC past shmmni.
-  for (let i = 0; i < shmmni + 100; i++) {
-    const shm = SharedMemory.create({ size: 4096 })
-    const view = shm.attach()
-    new Uint8Array(view.buffer)[0] = i & 0xff
-    shm.write(Buffer.from('x'), 1)
-    shm.remove()
-    view.detach()
-    shm.close()
-  }
-  t.is(sysvMappings(), before)
-})
+linuxOnly(test.serial, 'counts SYSV mappings in /proc/self/maps against /proc/sys/kernel/shmmni')(
+  'detach() and close() unmap at once: a loop that never yields makes more segments than shmmni allows, and none stays mapped',
+  (t) => {
+    const shmmni = Number(readFileSync('/proc/sys/kernel/shmmni', 'utf8'))
+    const before = sysvMappings()
+    // Each segment is removed while attached, so it lives exactly as long as its mapping: had
+    // detach() left the unmap to a finalizer on a later turn of the event loop, the removed
+    // segments would pile up and shmget would fail with ENOSPC past shmmni.
+    for (let i = 0; i < shmmni + 100; i++) {
+      const shm = SharedMemory.create({ size: 4096 })
+      const view = shm.attach()
+      new Uint8Array(view.buffer)[0] = i & 0xff
+      shm.write(Buffer.from('x'), 1)
+      shm.remove()
+      view.detach()
+      shm.close()
+    }
+    t.is(sysvMappings(), before)
+  },
+)
 
-notLinux(test)('without a futex, wait/waitSync/notify fail with IpcError ENOSYS (futex) and change nothing', async (t) => {
-  const shm = privateSegment(t, 64)
-  shm.write(Buffer.from([7, 0, 0, 0]), 0)
-  const enosys = { code: 'ENOSYS', syscall: 'futex' }
-  t.like(await t.throwsAsync(shm.wait(0, 7), { instanceOf: IpcError }), enosys)
-  t.like(await t.throwsAsync(shm.wait(0, 7, { timeoutMs: 50 }), { instanceOf: IpcError }), enosys)
-  t.like(t.throws(() => shm.waitSync(0, 7, { timeoutMs: 50 }), { instanceOf: IpcError }), enosys)
-  t.like(t.throws(() => shm.notify(0), { instanceOf: IpcError }), enosys)
-  t.is(await shm.wait(0, 8), 'not-equal', 'a value that differs is answered before any futex call')
-  t.deepEqual([...shm.read(0, 4)], [7, 0, 0, 0])
-  t.is(pendingWaits(), 0)
-})
+notLinux(test)(
+  'without a futex, wait/waitSync/notify fail with IpcError ENOSYS (futex) and change nothing',
+  async (t) => {
+    const shm = privateSegment(t, 64)
+    shm.write(Buffer.from([7, 0, 0, 0]), 0)
+    const enosys = { code: 'ENOSYS', syscall: 'futex' }
+    t.like(await t.throwsAsync(shm.wait(0, 7), { instanceOf: IpcError }), enosys)
+    t.like(await t.throwsAsync(shm.wait(0, 7, { timeoutMs: 50 }), { instanceOf: IpcError }), enosys)
+    t.like(
+      t.throws(() => shm.waitSync(0, 7, { timeoutMs: 50 }), { instanceOf: IpcError }),
+      enosys,
+    )
+    t.like(
+      t.throws(() => shm.notify(0), { instanceOf: IpcError }),
+      enosys,
+    )
+    t.is(await shm.wait(0, 8), 'not-equal', 'a value that differs is answered before any futex call')
+    t.deepEqual([...shm.read(0, 4)], [7, 0, 0, 0])
+    t.is(pendingWaits(), 0)
+  },
+)

@@ -104,7 +104,10 @@ rtTest('names and numbers are Node’s (os.constants.signals); real-time names r
 test('bad signals and arguments are refused before any system call', (t) => {
   const pid = process.pid
   for (const bad of ['SIGFOO', 'sigterm', 'SIGRTMIN+99', 'SIGRTMAX-99', 'SIGRTMIN-1', '']) {
-    t.like(t.throws(() => kill(pid, bad), { instanceOf: TypeError }), { code: 'ERR_UNKNOWN_SIGNAL' })
+    t.like(
+      t.throws(() => kill(pid, bad), { instanceOf: TypeError }),
+      { code: 'ERR_UNKNOWN_SIGNAL' },
+    )
     t.throws(() => watchSignals([bad]), { code: 'ERR_UNKNOWN_SIGNAL' })
     t.throws(() => describeSignal(bad), { code: 'ERR_UNKNOWN_SIGNAL' })
   }
@@ -125,39 +128,58 @@ test('bad signals and arguments are refused before any system call', (t) => {
   t.is(signalDisposition('SIGUSR2'), 'default')
 })
 
-linuxOnly(test, 'the reserved signals are SIGRTMAX-6 and SIGRTMAX-7 on Linux (SIGURG on macOS)')('SIGKILL, SIGSTOP, fault signals and the reserved wake and mask signals cannot be watched, ignored or restored', (t) => {
-  for (const sig of ['SIGKILL', 'SIGSTOP', 'SIGSEGV', 'SIGBUS', 'SIGFPE', 'SIGILL', WAKE, 'SIGRTMAX-6', 'SIGRTMAX-7']) {
-    const before = signalDisposition(sig)
-    t.like(t.throws(() => watchSignals(['SIGUSR2', sig]), { instanceOf: TypeError }), { code: 'ERR_INVALID_ARG_VALUE' })
-    t.throws(() => ignoreSignal(sig), { code: 'ERR_INVALID_ARG_VALUE' })
-    t.throws(() => restoreSignal(sig), { code: 'ERR_INVALID_ARG_VALUE' })
-    t.is(signalDisposition(sig), before)
-  }
-  // The refused list left nothing half-installed.
-  t.is(signalDisposition('SIGUSR2'), 'default')
-  t.throws(() => restoreSignal('SIGPIPE'), { code: 'ERR_INVALID_ARG_VALUE' })
-  t.is(signalDisposition('SIGPIPE'), 'ignore')
-})
+linuxOnly(test, 'the reserved signals are SIGRTMAX-6 and SIGRTMAX-7 on Linux (SIGURG on macOS)')(
+  'SIGKILL, SIGSTOP, fault signals and the reserved wake and mask signals cannot be watched, ignored or restored',
+  (t) => {
+    for (const sig of [
+      'SIGKILL',
+      'SIGSTOP',
+      'SIGSEGV',
+      'SIGBUS',
+      'SIGFPE',
+      'SIGILL',
+      WAKE,
+      'SIGRTMAX-6',
+      'SIGRTMAX-7',
+    ]) {
+      const before = signalDisposition(sig)
+      t.like(
+        t.throws(() => watchSignals(['SIGUSR2', sig]), { instanceOf: TypeError }),
+        { code: 'ERR_INVALID_ARG_VALUE' },
+      )
+      t.throws(() => ignoreSignal(sig), { code: 'ERR_INVALID_ARG_VALUE' })
+      t.throws(() => restoreSignal(sig), { code: 'ERR_INVALID_ARG_VALUE' })
+      t.is(signalDisposition(sig), before)
+    }
+    // The refused list left nothing half-installed.
+    t.is(signalDisposition('SIGUSR2'), 'default')
+    t.throws(() => restoreSignal('SIGPIPE'), { code: 'ERR_INVALID_ARG_VALUE' })
+    t.is(signalDisposition('SIGPIPE'), 'ignore')
+  },
+)
 
-linuxOnly(test, 'sigqueue is Linux-only (ENOSYS on macOS, tested below)')('kill with signal 0 probes: ESRCH for a dead pid, EPERM as an unprivileged child', async (t) => {
-  kill(process.pid, 0)
-  const gone = nodeChild('')
-  await gone.done
-  const e = t.throws(() => kill(gone.pid, 0), { instanceOf: IpcError })
-  t.like(e, { code: 'ESRCH', errno: -3, syscall: 'kill' })
-  t.like(
-    t.throws(() => sigqueue(gone.pid, 'SIGUSR2', 1)),
-    { code: 'ESRCH', syscall: 'sigqueue' },
-  )
-  const r = await runNode(
-    `for (const f of [() => ipckit.kill(Number(process.argv[2]), 0), () => ipckit.sigqueue(Number(process.argv[2]), 'SIGUSR2', 1)]) {
+linuxOnly(test, 'sigqueue is Linux-only (ENOSYS on macOS, tested below)')(
+  'kill with signal 0 probes: ESRCH for a dead pid, EPERM as an unprivileged child',
+  async (t) => {
+    kill(process.pid, 0)
+    const gone = nodeChild('')
+    await gone.done
+    const e = t.throws(() => kill(gone.pid, 0), { instanceOf: IpcError })
+    t.like(e, { code: 'ESRCH', errno: -3, syscall: 'kill' })
+    t.like(
+      t.throws(() => sigqueue(gone.pid, 'SIGUSR2', 1)),
+      { code: 'ESRCH', syscall: 'sigqueue' },
+    )
+    const r = await runNode(
+      `for (const f of [() => ipckit.kill(Number(process.argv[2]), 0), () => ipckit.sigqueue(Number(process.argv[2]), 'SIGUSR2', 1)]) {
        try { f(); console.log('sent') } catch (e) { console.log(e.code, e.syscall, e.errno) }
      }`,
-    [String(process.pid)],
-    { uid: NOBODY.uid, gid: NOBODY.gid },
-  )
-  t.deepEqual(r.stdout.trim().split('\n'), ['EPERM kill -1', 'EPERM sigqueue -1'])
-})
+      [String(process.pid)],
+      { uid: NOBODY.uid, gid: NOBODY.gid },
+    )
+    t.deepEqual(r.stdout.trim().split('\n'), ['EPERM kill -1', 'EPERM sigqueue -1'])
+  },
+)
 
 const GROUP_C = `
 #define _GNU_SOURCE
@@ -296,36 +318,41 @@ rtTest('an unprivileged watcher sees the uid of an unprivileged C sender', async
   t.is((await watcher.done).code, 0)
 })
 
-rtTestSerial('1,000 alternating SIGUSR1/SIGUSR2 from a Node child: standard signals coalesce, counts reported', async (t) => {
-  const watcher = watchSignals(['SIGUSR1', 'SIGUSR2', 'SIGRTMIN+4'])
-  const child = nodeChild(
-    `const pid = Number(process.argv[2]);
+rtTestSerial(
+  '1,000 alternating SIGUSR1/SIGUSR2 from a Node child: standard signals coalesce, counts reported',
+  async (t) => {
+    const watcher = watchSignals(['SIGUSR1', 'SIGUSR2', 'SIGRTMIN+4'])
+    const child = nodeChild(
+      `const pid = Number(process.argv[2]);
      for (let i = 0; i < 1000; i++) ipckit.kill(pid, i % 2 ? 'SIGUSR2' : 'SIGUSR1');
      ipckit.sigqueue(pid, 'SIGRTMIN+4', 1000);   // end marker: pending standard signals go first
      console.log('done')`,
-    [String(process.pid)],
-  )
-  const counts: Record<string, number> = { SIGUSR1: 0, SIGUSR2: 0 }
-  // The kernel hands pending standard signals out before the real-time marker, but handlers
-  // on different threads may write their records in another order: after the marker, keep
-  // reading until nothing more comes for a while.
-  let marker = false
-  for (;;) {
-    const next = watcher.next()
-    const r = marker ? await Promise.race([next, sleep(200).then(() => null)]) : await next
-    if (r === null || r.done) break
-    t.is(r.value.pid, child.pid)
-    if (r.value.name === 'SIGRTMIN+4') marker = true
-    else counts[r.value.name]!++
-  }
-  t.is((await child.done).code, 0)
-  t.log(`delivered: SIGUSR1 ${counts.SIGUSR1}/500, SIGUSR2 ${counts.SIGUSR2}/500 (standard signals coalesce while pending)`)
-  for (const n of Object.values(counts)) t.true(n >= 1 && n <= 500)
-  t.is(watcher.dropped, 0)
-  watcher.close()
-  // SIGUSR1 was not chained to Node's inspector trigger, and nothing is left behind.
-  t.is(signalDisposition('SIGUSR2'), 'default')
-})
+      [String(process.pid)],
+    )
+    const counts: Record<string, number> = { SIGUSR1: 0, SIGUSR2: 0 }
+    // The kernel hands pending standard signals out before the real-time marker, but handlers
+    // on different threads may write their records in another order: after the marker, keep
+    // reading until nothing more comes for a while.
+    let marker = false
+    for (;;) {
+      const next = watcher.next()
+      const r = marker ? await Promise.race([next, sleep(200).then(() => null)]) : await next
+      if (r === null || r.done) break
+      t.is(r.value.pid, child.pid)
+      if (r.value.name === 'SIGRTMIN+4') marker = true
+      else counts[r.value.name]!++
+    }
+    t.is((await child.done).code, 0)
+    t.log(
+      `delivered: SIGUSR1 ${counts.SIGUSR1}/500, SIGUSR2 ${counts.SIGUSR2}/500 (standard signals coalesce while pending)`,
+    )
+    for (const n of Object.values(counts)) t.true(n >= 1 && n <= 500)
+    t.is(watcher.dropped, 0)
+    watcher.close()
+    // SIGUSR1 was not chained to Node's inspector trigger, and nothing is left behind.
+    t.is(signalDisposition('SIGUSR2'), 'default')
+  },
+)
 
 /**
  * 1,000 `sigqueue`s of `signal` from a Node child to this process, values 0..999, read by
@@ -352,33 +379,38 @@ async function realTimeBurst(watcher: AsyncIterator<SignalEvent>, signal: string
   }
 }
 
-rtTestSerial('1,000 real-time signals from a Node child all arrive once each, in send order, with their values', async (t) => {
-  using watcher = watchSignals('SIGRTMIN+5')
-  t.true(watcher.ordered)
-  const { events, pid, child } = await realTimeBurst(watcher, 'SIGRTMIN+5')
-  t.deepEqual(
-    events.map((e) => e.value),
-    Array.from({ length: 1000 }, (_, i) => i),
-  )
-  t.true(events.every((e) => e.pid === pid && e.code === -1 && e.name === 'SIGRTMIN+5'))
-  t.is(child.code, 0)
-  t.is(watcher.dropped, 0)
-  // The same burst to an unordered watch: none lost, but handlers on two threads at once may
-  // record two swapped (what the ordered watch prevents).
-  using unordered = watchSignals('SIGRTMIN+12', { ordered: false })
-  t.false(unordered.ordered)
-  const second = await realTimeBurst(unordered, 'SIGRTMIN+12')
-  const values = second.events.map((e) => e.value!)
-  t.deepEqual(
-    [...values].sort((a, b) => a - b),
-    Array.from({ length: 1000 }, (_, i) => i),
-  )
-  const inversions = values.filter((v, i) => i > 0 && v < values[i - 1]!).length
-  t.log(`unordered watch: ${inversions} of 999 neighbouring pairs recorded out of send order`)
-})
+rtTestSerial(
+  '1,000 real-time signals from a Node child all arrive once each, in send order, with their values',
+  async (t) => {
+    using watcher = watchSignals('SIGRTMIN+5')
+    t.true(watcher.ordered)
+    const { events, pid, child } = await realTimeBurst(watcher, 'SIGRTMIN+5')
+    t.deepEqual(
+      events.map((e) => e.value),
+      Array.from({ length: 1000 }, (_, i) => i),
+    )
+    t.true(events.every((e) => e.pid === pid && e.code === -1 && e.name === 'SIGRTMIN+5'))
+    t.is(child.code, 0)
+    t.is(watcher.dropped, 0)
+    // The same burst to an unordered watch: none lost, but handlers on two threads at once may
+    // record two swapped (what the ordered watch prevents).
+    using unordered = watchSignals('SIGRTMIN+12', { ordered: false })
+    t.false(unordered.ordered)
+    const second = await realTimeBurst(unordered, 'SIGRTMIN+12')
+    const values = second.events.map((e) => e.value!)
+    t.deepEqual(
+      [...values].sort((a, b) => a - b),
+      Array.from({ length: 1000 }, (_, i) => i),
+    )
+    const inversions = values.filter((v, i) => i > 0 && v < values[i - 1]!).length
+    t.log(`unordered watch: ${inversions} of 999 neighbouring pairs recorded out of send order`)
+  },
+)
 
-rtTest('an ordered watch blocks its real-time signal in every thread but ipckit’s poller thread, and gives it back', async (t) => {
-  const r = await runNode(`
+rtTest(
+  'an ordered watch blocks its real-time signal in every thread but ipckit’s poller thread, and gives it back',
+  async (t) => {
+    const r = await runNode(`
     const fs = require('node:fs')
     const { Worker } = require('node:worker_threads')
     const n = ipckit.describeSignal('SIGRTMIN+7').number
@@ -411,21 +443,28 @@ rtTest('an ordered watch blocks its real-time signal in every thread but ipckit�
       console.log('after', w.ordered, stray.length, JSON.stringify(stray))
     })
   `)
-  t.deepEqual(r.stdout.trim().split('\n'), [
-    'unordered false true',
-    'ordered true 1 ipckit-poller true',
-    'worker blocks true',
-    'after false 0 []',
-  ])
-})
+    t.deepEqual(r.stdout.trim().split('\n'), [
+      'unordered false true',
+      'ordered true 1 ipckit-poller true',
+      'worker blocks true',
+      'after false 0 []',
+    ])
+  },
+)
 
 rtTest('several watchers of one signal each see every delivery', async (t) => {
   using a = watchSignals('SIGRTMIN+6')
   using b = watchSignals(['SIGRTMIN+6', 'SIGRTMIN+7'])
   sigqueue(process.pid, 'SIGRTMIN+6', 1)
   sigqueue(process.pid, 'SIGRTMIN+6', 2)
-  t.deepEqual((await take(a, 2)).map((e) => e.value), [1, 2])
-  t.deepEqual((await take(b, 2)).map((e) => e.value), [1, 2])
+  t.deepEqual(
+    (await take(a, 2)).map((e) => e.value),
+    [1, 2],
+  )
+  t.deepEqual(
+    (await take(b, 2)).map((e) => e.value),
+    [1, 2],
+  )
   a.close()
   kill(process.pid, 'SIGRTMIN+6')
   t.like((await take(b, 1))[0], { code: 0, value: undefined, pid: process.pid })
@@ -444,7 +483,10 @@ rtTest('handlers are in place when watchSignals returns; ending the iteration re
   ignoreSignal('SIGRTMIN+9')
   t.teardown(() => restoreSignal('SIGRTMIN+9'))
   const w = watchSignals('SIGRTMIN+9')
-  t.like(t.throws(() => ignoreSignal('SIGRTMIN+9'), { instanceOf: IpcError }), { code: 'EBUSY', syscall: 'sigaction' })
+  t.like(
+    t.throws(() => ignoreSignal('SIGRTMIN+9'), { instanceOf: IpcError }),
+    { code: 'EBUSY', syscall: 'sigaction' },
+  )
   w.close()
   t.is(signalDisposition('SIGRTMIN+9'), 'ignore')
   restoreSignal('SIGRTMIN+9')
@@ -460,23 +502,26 @@ rtTest('a signal sent right after watchSignals returns is seen', async (t) => {
   }
 })
 
-rtTestSerial('a delivered signal is taken with no thread hop; a pending next() resolves from another process', async (t) => {
-  // Cancelled waits of earlier tests report back asynchronously; let them.
-  for (let i = 0; i < 200 && pendingWaits() > 0; i++) await sleep(5)
-  // Unordered: a signal this thread sends itself is then handled on this thread before
-  // sigqueue returns (an ordered watch handles it on ipckit's receiving thread, a moment later).
-  using w = watchSignals('SIGRTMIN+11', { ordered: false })
-  sigqueue(process.pid, 'SIGRTMIN+11', 5)
-  const ready = w.next()
-  t.is(pendingWaits(), 0)
-  t.is((await ready).value?.value, 5)
-  const pending = w.next()
-  await sleep(10)
-  t.is(pendingWaits(), 1)
-  await runNode(`ipckit.sigqueue(Number(process.argv[2]), 'SIGRTMIN+11', 6)`, [String(process.pid)])
-  t.is((await pending).value?.value, 6)
-  t.is(pendingWaits(), 0)
-})
+rtTestSerial(
+  'a delivered signal is taken with no thread hop; a pending next() resolves from another process',
+  async (t) => {
+    // Cancelled waits of earlier tests report back asynchronously; let them.
+    for (let i = 0; i < 200 && pendingWaits() > 0; i++) await sleep(5)
+    // Unordered: a signal this thread sends itself is then handled on this thread before
+    // sigqueue returns (an ordered watch handles it on ipckit's receiving thread, a moment later).
+    using w = watchSignals('SIGRTMIN+11', { ordered: false })
+    sigqueue(process.pid, 'SIGRTMIN+11', 5)
+    const ready = w.next()
+    t.is(pendingWaits(), 0)
+    t.is((await ready).value?.value, 5)
+    const pending = w.next()
+    await sleep(10)
+    t.is(pendingWaits(), 1)
+    await runNode(`ipckit.sigqueue(Number(process.argv[2]), 'SIGRTMIN+11', 6)`, [String(process.pid)])
+    t.is((await pending).value?.value, 6)
+    t.is(pendingWaits(), 0)
+  },
+)
 
 // Promptly: next() would wait forever otherwise; only a deadline is checked (bench/ measures speed).
 rtTestSerial('abort ends a pending next() promptly with an AbortError and restores the disposition', async (t) => {
@@ -514,7 +559,8 @@ rtTest('close() or return() during a pending next() resolves done; later calls a
 
 for (const sig of ['SIGUSR2', 'SIGTERM']) {
   test(`coexistence with process.on, in both orders: both see every ${sig}`, async (t) => {
-    const r = await runNode(`
+    const r = await runNode(
+      `
       const { watchSignals, kill, signalDisposition } = ipckit
       const SIG = process.argv[2]
       const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
@@ -552,7 +598,9 @@ for (const sig of ['SIGUSR2', 'SIGTERM']) {
         w.close()
         log('end', signalDisposition(SIG))
       })()
-    `, [sig])
+    `,
+      [sig],
+    )
     t.deepEqual(r.stdout.trim().split('\n'), [
       `on-first ${sig} 1`,
       'after-watch handler',
@@ -679,10 +727,12 @@ test('a watcher in a worker thread sees signals sent to the process', async (t) 
   t.deepEqual(r.stdout.trim().split('\n'), ['ready', 'SIGUSR2 true', 'exit 0 default'])
 })
 
-rtTest('an ordered watch in a worker thread gets 500 real-time signals in send order; ending the worker gives the signal back', async (t) => {
-  // The worker confines the signal from its own thread: the main thread (and its other threads)
-  // must be changed from there, and a sibling worker started meanwhile must inherit the block.
-  const r = await runNode(`
+rtTest(
+  'an ordered watch in a worker thread gets 500 real-time signals in send order; ending the worker gives the signal back',
+  async (t) => {
+    // The worker confines the signal from its own thread: the main thread (and its other threads)
+    // must be changed from there, and a sibling worker started meanwhile must inherit the block.
+    const r = await runNode(`
     const fs = require('node:fs')
     const { Worker } = require('node:worker_threads')
     const n = ipckit.describeSignal('SIGRTMIN+9').number
@@ -718,15 +768,18 @@ rtTest('an ordered watch in a worker thread gets 500 real-time signals in send o
     })
     w.on('exit', () => setTimeout(() => console.log('given back', blockedBy().length <= before), 100))
   `)
-  t.deepEqual(r.stdout.trim().split('\n'), ['ordered true main blocks true', 'in order true', 'given back true'])
-})
+    t.deepEqual(r.stdout.trim().split('\n'), ['ordered true main blocks true', 'in order true', 'given back true'])
+  },
+)
 
-rtTest('an ordered watch started while other threads start threads (workers, libuv’s pool on a first fs call) confines them too: 500 real-time signals in send order, and the signal given back', async (t) => {
-  // Two workers wait on a flag that the main thread raises right before watchSignals: one then
-  // makes the process's first fs call (libuv starts its 32 pool threads from that thread), the
-  // other starts three workers. Threads that are being created are caught with every signal
-  // blocked for a moment (inside pthread_create): each one must be confined all the same.
-  const child = `
+rtTest(
+  'an ordered watch started while other threads start threads (workers, libuv’s pool on a first fs call) confines them too: 500 real-time signals in send order, and the signal given back',
+  async (t) => {
+    // Two workers wait on a flag that the main thread raises right before watchSignals: one then
+    // makes the process's first fs call (libuv starts its 32 pool threads from that thread), the
+    // other starts three workers. Threads that are being created are caught with every signal
+    // blocked for a moment (inside pthread_create): each one must be confined all the same.
+    const child = `
     process.env.UV_THREADPOOL_SIZE = '32'
     const fs = require('node:fs')
     const { Worker } = require('node:worker_threads')
@@ -773,12 +826,17 @@ rtTest('an ordered watch started while other threads start threads (workers, lib
       console.log('given back', JSON.stringify(stray))
     })
   `
-  // Three processes (the pool starts once in each), at once.
-  const runs = await Promise.all([0, 1, 2].map(() => runNode(child)))
-  for (const [i, r] of runs.entries()) {
-    t.deepEqual(r.stdout.trim().split('\n'), ['ordered true in order true still ordered true', 'threads started true', 'given back []'], `process ${i}`)
-  }
-})
+    // Three processes (the pool starts once in each), at once.
+    const runs = await Promise.all([0, 1, 2].map(() => runNode(child)))
+    for (const [i, r] of runs.entries()) {
+      t.deepEqual(
+        r.stdout.trim().split('\n'),
+        ['ordered true in order true still ordered true', 'threads started true', 'given back []'],
+        `process ${i}`,
+      )
+    }
+  },
+)
 
 test('at most 128 watchers at once: the next one fails with EMFILE naming that limit, and installs nothing', async (t) => {
   const r = await runNode(`
@@ -858,66 +916,75 @@ int main(int argc, char **argv) {
 }
 `
 
-linuxOnly(test, 'reads /proc/sys/kernel/core_pattern, and the probe is SIGRTMIN')('the default action table matches how an unhandling child really ends, for every standard signal', async (t) => {
-  const exe = compileC('default-action', DEFAULT_ACTION_C)
-  const dir = tempDir('ipckit-test-core-')
-  t.teardown(dir.remove)
-  // Core files go to the private folder when core_pattern is a plain name; otherwise the
-  // child's core limit is 1 byte (nothing dumped) and a core signal shows as a plain kill.
-  const pattern = readFileSync('/proc/sys/kernel/core_pattern', 'utf8').trim()
-  const cores = !pattern.startsWith('|') && !pattern.includes('/')
-  const standard = listSignals().filter((s) => s.number < 32)
-  t.is(standard.length, 31)
-  const observe = async (s: (typeof standard)[number]) => {
-    // A folder per signal: concurrent dumps to one 'core' file would fail each other.
-    const cwd = join(dir.path, s.name)
-    mkdirSync(cwd)
-    const c = cChild(exe, [String(s.number), cwd, cores ? '1' : '0'])
-    const pid = Number((await c.line(/^pid /)).split(' ')[1])
-    kill(pid, s.name)
-    // The probe: a process still running exits 0. Not after SIGCONT, whose "continued" state
-    // the exit would hide; the supervisor ends that child itself.
-    try {
-      if (s.name !== 'SIGCONT') kill(pid, 'SIGRTMIN')
-    } catch (e) {
-      if (!(e instanceof IpcError && e.code === 'ESRCH')) throw e
+linuxOnly(test, 'reads /proc/sys/kernel/core_pattern, and the probe is SIGRTMIN')(
+  'the default action table matches how an unhandling child really ends, for every standard signal',
+  async (t) => {
+    const exe = compileC('default-action', DEFAULT_ACTION_C)
+    const dir = tempDir('ipckit-test-core-')
+    t.teardown(dir.remove)
+    // Core files go to the private folder when core_pattern is a plain name; otherwise the
+    // child's core limit is 1 byte (nothing dumped) and a core signal shows as a plain kill.
+    const pattern = readFileSync('/proc/sys/kernel/core_pattern', 'utf8').trim()
+    const cores = !pattern.startsWith('|') && !pattern.includes('/')
+    const standard = listSignals().filter((s) => s.number < 32)
+    t.is(standard.length, 31)
+    const observe = async (s: (typeof standard)[number]) => {
+      // A folder per signal: concurrent dumps to one 'core' file would fail each other.
+      const cwd = join(dir.path, s.name)
+      mkdirSync(cwd)
+      const c = cChild(exe, [String(s.number), cwd, cores ? '1' : '0'])
+      const pid = Number((await c.line(/^pid /)).split(' ')[1])
+      kill(pid, s.name)
+      // The probe: a process still running exits 0. Not after SIGCONT, whose "continued" state
+      // the exit would hide; the supervisor ends that child itself.
+      try {
+        if (s.name !== 'SIGCONT') kill(pid, 'SIGRTMIN')
+      } catch (e) {
+        if (!(e instanceof IpcError && e.code === 'ESRCH')) throw e
+      }
+      const r = await c.done
+      t.is(r.code, 0, r.stderr)
+      return r.stdout.trim().split('\n')[1]
     }
-    const r = await c.done
-    t.is(r.code, 0, r.stderr)
-    return r.stdout.trim().split('\n')[1]
-  }
-  const expected = (s: (typeof standard)[number]) => {
-    switch (s.defaultAction) {
-      case 'terminate':
-        return `terminate ${s.number}`
-      case 'core':
-        return `${cores ? 'core' : 'terminate'} ${s.number}`
-      default:
-        return s.defaultAction
+    const expected = (s: (typeof standard)[number]) => {
+      switch (s.defaultAction) {
+        case 'terminate':
+          return `terminate ${s.number}`
+        case 'core':
+          return `${cores ? 'core' : 'terminate'} ${s.number}`
+        default:
+          return s.defaultAction
+      }
     }
-  }
-  for (let i = 0; i < standard.length; i += 4) {
-    const batch = standard.slice(i, i + 4)
-    const seen = await Promise.all(batch.map(observe))
-    batch.forEach((s, j) => t.is(seen[j], expected(s), s.name))
-  }
-  t.like(describeSignal('SIGCHLD'), { defaultAction: 'ignore' })
-  t.like(describeSignal('SIGCONT'), { defaultAction: 'continue' })
-  t.like(describeSignal('SIGTSTP'), { defaultAction: 'stop' })
-  t.like(describeSignal('SIGQUIT'), { defaultAction: 'core' })
-})
+    for (let i = 0; i < standard.length; i += 4) {
+      const batch = standard.slice(i, i + 4)
+      const seen = await Promise.all(batch.map(observe))
+      batch.forEach((s, j) => t.is(seen[j], expected(s), s.name))
+    }
+    t.like(describeSignal('SIGCHLD'), { defaultAction: 'ignore' })
+    t.like(describeSignal('SIGCONT'), { defaultAction: 'continue' })
+    t.like(describeSignal('SIGTSTP'), { defaultAction: 'stop' })
+    t.like(describeSignal('SIGQUIT'), { defaultAction: 'core' })
+  },
+)
 
-notLinux(test)('no real-time signals: SIGRTMIN names are unknown, and sigqueue fails with IpcError ENOSYS', async (t) => {
-  t.true(RTMIN > RTMAX, 'an empty real-time range')
-  t.is(listSignals().length, 31)
-  for (const name of ['SIGRTMIN', 'SIGRTMIN+1', 'SIGRTMAX']) {
-    t.throws(() => describeSignal(name), { code: 'ERR_UNKNOWN_SIGNAL' })
-    t.throws(() => watchSignals(name), { code: 'ERR_UNKNOWN_SIGNAL' })
-  }
-  kill(process.pid, 0)
-  t.like(t.throws(() => sigqueue(process.pid, 'SIGUSR2', 1), { instanceOf: IpcError }), { code: 'ENOSYS', syscall: 'sigqueue' })
-  t.is(signalDisposition('SIGUSR2'), 'default', 'nothing was sent or installed')
-})
+notLinux(test)(
+  'no real-time signals: SIGRTMIN names are unknown, and sigqueue fails with IpcError ENOSYS',
+  async (t) => {
+    t.true(RTMIN > RTMAX, 'an empty real-time range')
+    t.is(listSignals().length, 31)
+    for (const name of ['SIGRTMIN', 'SIGRTMIN+1', 'SIGRTMAX']) {
+      t.throws(() => describeSignal(name), { code: 'ERR_UNKNOWN_SIGNAL' })
+      t.throws(() => watchSignals(name), { code: 'ERR_UNKNOWN_SIGNAL' })
+    }
+    kill(process.pid, 0)
+    t.like(
+      t.throws(() => sigqueue(process.pid, 'SIGUSR2', 1), { instanceOf: IpcError }),
+      { code: 'ENOSYS', syscall: 'sigqueue' },
+    )
+    t.is(signalDisposition('SIGUSR2'), 'default', 'nothing was sent or installed')
+  },
+)
 
 /**
  * A Python process that catches SIGCHLD, SIGIO, SIGABRT and SIGSYS and prints each number it
@@ -934,7 +1001,11 @@ while len(got) < 4:
 print('got', *got, flush=True)
 `
 
-needs(linuxOnly(test, 'SIGCLD, SIGPOLL and SIGUNUSED are Linux names'), { command: 'python3' }, { perl: 'Config' })(
+needs(
+  linuxOnly(test, 'SIGCLD, SIGPOLL and SIGUNUSED are Linux names'),
+  { command: 'python3' },
+  { perl: 'Config' },
+)(
   'SIGCLD, SIGPOLL, SIGIOT, SIGUNUSED: kill, describeSignal and listSignals take the names Python and Perl know',
   async (t) => {
     const child = cChild('python3', ['-c', PY_CATCHER])
@@ -957,7 +1028,13 @@ needs(linuxOnly(test, 'SIGCLD, SIGPOLL and SIGUNUSED are Linux names'), { comman
     const r = await child.done
     t.is(r.code, 0, r.stderr)
     t.deepEqual(
-      r.stdout.trim().split('\n')[1]!.split(' ').slice(1).map(Number).sort((a, b) => a - b),
+      r.stdout
+        .trim()
+        .split('\n')[1]!
+        .split(' ')
+        .slice(1)
+        .map(Number)
+        .sort((a, b) => a - b),
       Object.values(expected).sort((a, b) => a - b),
     )
     t.deepEqual(describeSignal('SIGCHLD').aliases, ['SIGCLD'])

@@ -139,7 +139,7 @@ test('sender addresses as long as the kernel allows go both ways through the fas
   t.like(byPath.receiveSync(), { data: Buffer.from('back'), from: { abstract: `${abstractName.slice(0, 100)}-srv` } })
 })
 
-test('a received payload\'s memory is its own: transferring it moves that payload only', (t) => {
+test("a received payload's memory is its own: transferring it moves that payload only", (t) => {
   const [a, b] = pair(t, 'dgram')
   a.sendSync('first')
   a.sendSync('second')
@@ -173,7 +173,10 @@ test('a pool detached by ArrayBuffer.prototype.transfer is replaced, not written
 
 test('fast-path failures are IpcErrors with code and syscall', (t) => {
   const [a, b] = pair(t, 'seqpacket')
-  t.like(t.throws(() => b.receiveSync({ wait: false }), { instanceOf: IpcError }), { code: 'EAGAIN', syscall: 'recvmsg' })
+  t.like(
+    t.throws(() => b.receiveSync({ wait: false }), { instanceOf: IpcError }),
+    { code: 'EAGAIN', syscall: 'recvmsg' },
+  )
   let sent = 0
   const full = t.throws(
     () => {
@@ -184,13 +187,19 @@ test('fast-path failures are IpcErrors with code and syscall', (t) => {
   t.like(full, { code: 'EAGAIN', syscall: 'sendmsg' })
   const [c, d] = pair(t, 'seqpacket')
   d.close()
-  t.like(t.throws(() => c.sendSync('x'), { instanceOf: IpcError }), { code: 'EPIPE', syscall: 'sendmsg' })
+  t.like(
+    t.throws(() => c.sendSync('x'), { instanceOf: IpcError }),
+    { code: 'EPIPE', syscall: 'sendmsg' },
+  )
   const dgram = UnixDatagramSocket.create()
   t.teardown(() => dgram.close())
-  t.like(t.throws(() => dgram.sendSync('x', { to: `/nonexistent-${process.pid}/x.sock` }), { instanceOf: IpcError }), {
-    code: 'ENOENT',
-    syscall: 'sendmsg',
-  })
+  t.like(
+    t.throws(() => dgram.sendSync('x', { to: `/nonexistent-${process.pid}/x.sock` }), { instanceOf: IpcError }),
+    {
+      code: 'ENOENT',
+      syscall: 'sendmsg',
+    },
+  )
 })
 
 test('worker threads each use their own pool, concurrently with the main thread', async (t) => {
@@ -209,7 +218,10 @@ test('worker threads each use their own pool, concurrently with the main thread'
     b.close()
     parentPort.postMessage(got.every((d, i) => d.equals(Buffer.alloc(1 + (i % 500), 'w' + i))))
   `
-  const worker = new Worker(code, { eval: true, workerData: { entry: SOURCE_ENTRY, tsx: require.resolve('tsx/cjs'), n } })
+  const worker = new Worker(code, {
+    eval: true,
+    workerData: { entry: SOURCE_ENTRY, tsx: require.resolve('tsx/cjs'), n },
+  })
   const done: Promise<boolean> = new Promise((resolve, reject) => {
     worker.once('message', resolve)
     worker.once('error', reject)

@@ -160,7 +160,10 @@ seqpacketTest('socketpair(seqpacket): boundaries, async and sync forms, end of s
   const first = await b.receive()
   t.deepEqual(first, { data: Buffer.from('one'), fds: [], from: null, credentials: undefined, fdsDropped: false })
   t.deepEqual((await b.receive())!.data, Buffer.from(new Uint16Array([0x0102, 0x0304]).buffer))
-  t.like(t.throws(() => b.receiveSync({ wait: false })), { code: 'EAGAIN', syscall: 'recvmsg' })
+  t.like(
+    t.throws(() => b.receiveSync({ wait: false })),
+    { code: 'EAGAIN', syscall: 'recvmsg' },
+  )
   // A receive that waits is woken by a later send.
   const later = b.receive()
   await sleep(20)
@@ -236,7 +239,10 @@ fdTest('UnixDatagramSocket: bind a path, reply to the sender, default mode 0o600
   const connected = own(UnixDatagramSocket.connect(serverPath))
   connected.sendSync('connected')
   t.is(server.receiveSync().data.toString(), 'connected')
-  t.like(t.throws(() => UnixDatagramSocket.connect(join(d, 'none.sock'))), { code: 'ENOENT', syscall: 'connect' })
+  t.like(
+    t.throws(() => UnixDatagramSocket.connect(join(d, 'none.sock'))),
+    { code: 'ENOENT', syscall: 'connect' },
+  )
   server.remove()
   t.false(existsSync(serverPath))
 })
@@ -410,17 +416,20 @@ seqpacketTest('UnixSeqpacketServer: accept, connect, iterate connections; break 
   t.false(existsSync(path))
 })
 
-linuxFdTest(`${SEQPACKET}, and the server has an abstract name`)('seqpacket: the iteration of a connection ends when the peer closes', async (t, own) => {
-  const name = uniq('seqend')
-  const server = own(UnixSeqpacketServer.listen({ abstract: name }))
-  const client = UnixSeqpacketSocket.connect({ abstract: name })
-  const conn = own(await server.accept())
-  for (const m of ['x', 'y', 'z']) await client.send(m)
-  client.close()
-  const got: string[] = []
-  for await (const { data } of conn) got.push(data.toString())
-  t.deepEqual(got, ['x', 'y', 'z'])
-})
+linuxFdTest(`${SEQPACKET}, and the server has an abstract name`)(
+  'seqpacket: the iteration of a connection ends when the peer closes',
+  async (t, own) => {
+    const name = uniq('seqend')
+    const server = own(UnixSeqpacketServer.listen({ abstract: name }))
+    const client = UnixSeqpacketSocket.connect({ abstract: name })
+    const conn = own(await server.accept())
+    for (const m of ['x', 'y', 'z']) await client.send(m)
+    client.close()
+    const got: string[] = []
+    for await (const { data } of conn) got.push(data.toString())
+    t.deepEqual(got, ['x', 'y', 'z'])
+  },
+)
 
 // ---------------------------------------------------------------------------------------------
 // interoperability with C
@@ -639,46 +648,51 @@ seqpacketTest('a parent passes a file and a pipe to a child over a socketpair', 
   t.is(await mine.receive(), null)
 })
 
-linuxFdTest(`${SEQPACKET}, and the flags are read from /proc/self/fdinfo`)('received descriptors are close-on-exec and owned by the receiver', async (t, own) => {
-  const [a, b] = socketpair('dgram', { acceptFds: true })
-  own(a)
-  own(b)
-  const [p, q] = socketpair('seqpacket')
-  own(p)
-  own(q)
-  await a.send('fds', { fds: [p.fd, p.fd] })
-  const msg = await b.receive()
-  t.is(msg.fds.length, 2)
-  t.not(msg.fds[0], p.fd)
-  for (const fd of msg.fds) {
-    const flags = /flags:\s+([0-7]+)/.exec(readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'))![1]!
-    t.truthy(parseInt(flags, 8) & 0o2000000, 'O_CLOEXEC')
-  }
-  // Each is the same socket: what goes in through it comes out of q.
-  const dup = UnixSeqpacketSocket.fromFd(msg.fds[0]!)
-  own(dup)
-  await dup.send('through the copy')
-  t.is((await q.receive())!.data.toString(), 'through the copy')
-  closeSync(msg.fds[1]!)
-  // Messages with fds that are never received release them when the socket closes.
-  const [c, e] = socketpair('dgram')
-  const before = openFds()
-  c.sendSync('unread', { fds: [p.fd] })
-  c.close()
-  e.close()
-  t.is(openFds(), before - 2)
-})
+linuxFdTest(`${SEQPACKET}, and the flags are read from /proc/self/fdinfo`)(
+  'received descriptors are close-on-exec and owned by the receiver',
+  async (t, own) => {
+    const [a, b] = socketpair('dgram', { acceptFds: true })
+    own(a)
+    own(b)
+    const [p, q] = socketpair('seqpacket')
+    own(p)
+    own(q)
+    await a.send('fds', { fds: [p.fd, p.fd] })
+    const msg = await b.receive()
+    t.is(msg.fds.length, 2)
+    t.not(msg.fds[0], p.fd)
+    for (const fd of msg.fds) {
+      const flags = /flags:\s+([0-7]+)/.exec(readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'))![1]!
+      t.truthy(parseInt(flags, 8) & 0o2000000, 'O_CLOEXEC')
+    }
+    // Each is the same socket: what goes in through it comes out of q.
+    const dup = UnixSeqpacketSocket.fromFd(msg.fds[0]!)
+    own(dup)
+    await dup.send('through the copy')
+    t.is((await q.receive())!.data.toString(), 'through the copy')
+    closeSync(msg.fds[1]!)
+    // Messages with fds that are never received release them when the socket closes.
+    const [c, e] = socketpair('dgram')
+    const before = openFds()
+    c.sendSync('unread', { fds: [p.fd] })
+    c.close()
+    e.close()
+    t.is(openFds(), before - 2)
+  },
+)
 
-linuxFdTest('abstract names and SCM_CREDENTIALS (credentials: true) are Linux-only (ENOSYS on macOS, tested below)')('peer credentials and SCM_CREDENTIALS of an unprivileged child', async (t, own) => {
-  const name = uniq('cred')
-  const server = own(UnixSeqpacketServer.listen({ abstract: name }))
-  const dgram = own(UnixDatagramSocket.bind({ abstract: `${name}-dgram` }, { credentials: true }))
-  const netPath = `\0${name}-net`
-  const netConns: Socket[] = []
-  const netServer = createServer((c) => netConns.push(c))
-  await new Promise<void>((r) => netServer.listen(netPath, r))
-  const child = nodeChild(
-    `
+linuxFdTest('abstract names and SCM_CREDENTIALS (credentials: true) are Linux-only (ENOSYS on macOS, tested below)')(
+  'peer credentials and SCM_CREDENTIALS of an unprivileged child',
+  async (t, own) => {
+    const name = uniq('cred')
+    const server = own(UnixSeqpacketServer.listen({ abstract: name }))
+    const dgram = own(UnixDatagramSocket.bind({ abstract: `${name}-dgram` }, { credentials: true }))
+    const netPath = `\0${name}-net`
+    const netConns: Socket[] = []
+    const netServer = createServer((c) => netConns.push(c))
+    await new Promise<void>((r) => netServer.listen(netPath, r))
+    const child = nodeChild(
+      `
     const net = require('node:net')
     const name = process.argv[process.argv.length - 1]
     const conn = ipckit.UnixSeqpacketSocket.connect({ abstract: name })
@@ -692,33 +706,36 @@ linuxFdTest('abstract names and SCM_CREDENTIALS (credentials: true) are Linux-on
       s.destroy()
     })
     `,
-    [name],
-    { uid: NOBODY.uid, gid: NOBODY.gid },
-  )
-  const failed = child.done.then((r) => {
-    throw new Error(`child exited (${r.code}): ${r.stderr}`)
-  })
-  const conn = own(await Promise.race([server.accept(), failed]))
-  const expected = { pid: child.pid, uid: NOBODY.uid, gid: NOBODY.gid }
-  t.deepEqual(conn.peerCredentials(), expected)
-  const msg = await Promise.race([dgram.receive(), failed])
-  t.is(msg.data.toString(), 'from child')
-  t.deepEqual(msg.credentials, expected)
-  const line = await child.line(/^ready /)
-  // The child sees the server process as its peer.
-  t.like(JSON.parse(line.slice(6)), { pid: process.pid, uid: 0 })
-  while (netConns.length === 0) await sleep(5)
-  t.deepEqual(peerCredentials(netConns[0]!), expected)
-  conn.sendSync('bye')
-  const r = await child.done
-  t.is(r.code, 0, r.stderr)
-  for (const c of netConns) c.destroy()
-  await new Promise((r) => netServer.close(r))
-})
+      [name],
+      { uid: NOBODY.uid, gid: NOBODY.gid },
+    )
+    const failed = child.done.then((r) => {
+      throw new Error(`child exited (${r.code}): ${r.stderr}`)
+    })
+    const conn = own(await Promise.race([server.accept(), failed]))
+    const expected = { pid: child.pid, uid: NOBODY.uid, gid: NOBODY.gid }
+    t.deepEqual(conn.peerCredentials(), expected)
+    const msg = await Promise.race([dgram.receive(), failed])
+    t.is(msg.data.toString(), 'from child')
+    t.deepEqual(msg.credentials, expected)
+    const line = await child.line(/^ready /)
+    // The child sees the server process as its peer.
+    t.like(JSON.parse(line.slice(6)), { pid: process.pid, uid: 0 })
+    while (netConns.length === 0) await sleep(5)
+    t.deepEqual(peerCredentials(netConns[0]!), expected)
+    conn.sendSync('bye')
+    const r = await child.done
+    t.is(r.code, 0, r.stderr)
+    for (const c of netConns) c.destroy()
+    await new Promise((r) => netServer.close(r))
+  },
+)
 
-linuxFdTest(`${SEQPACKET}, and the server has an abstract name`)('pending waits keep a process alive only until close()', async (t) => {
-  const r = await nodeChild(
-    `
+linuxFdTest(`${SEQPACKET}, and the server has an abstract name`)(
+  'pending waits keep a process alive only until close()',
+  async (t) => {
+    const r = await nodeChild(
+      `
     const [a, b] = ipckit.socketpair('seqpacket')
     const server = ipckit.UnixSeqpacketServer.listen({ abstract: 'ipckit-exit-' + process.pid })
     b.receive().catch((e) => console.log('receive ' + e.name))
@@ -727,12 +744,18 @@ linuxFdTest(`${SEQPACKET}, and the server has an abstract name`)('pending waits 
     d.receive().catch((e) => console.log('dgram ' + e.name))
     setTimeout(() => { b.close(); server.close(); d.close(); a.close(); console.log('closed') }, 100)
     `,
-    [],
-    { timeoutMs: 10_000 },
-  ).done
-  t.is(r.code, 0, r.stderr)
-  t.deepEqual(r.stdout.trim().split('\n').sort(), ['accept AbortError', 'closed', 'dgram AbortError', 'receive AbortError'])
-})
+      [],
+      { timeoutMs: 10_000 },
+    ).done
+    t.is(r.code, 0, r.stderr)
+    t.deepEqual(r.stdout.trim().split('\n').sort(), [
+      'accept AbortError',
+      'closed',
+      'dgram AbortError',
+      'receive AbortError',
+    ])
+  },
+)
 
 // ---------------------------------------------------------------------------------------------
 // idle sockets
@@ -741,34 +764,40 @@ function threads(): number {
   return readdirSync('/proc/self/task').length
 }
 
-linuxFdTest('counts threads in /proc/self/task')('1,000 idle sockets waiting cost no thread, no threadpool and no CPU', async (t, own) => {
-  const threadsBefore = threads()
-  const pairs = Array.from({ length: 500 }, () => socketpair('dgram'))
-  for (const [a, b] of pairs) {
-    own(a)
-    own(b)
-  }
-  const ac = new AbortController()
-  const waits = pairs.flatMap(([a, b]) => [a.receive({ signal: ac.signal }), b.receive({ signal: ac.signal })])
-  for (const w of waits) w.catch(() => {})
-  await sleep(50)
-  t.is(native.pollCount(), 1000)
-  t.true(threads() <= threadsBefore + 1, `threads ${threadsBefore} -> ${threads()}`)
-  const cpu = process.cpuUsage()
-  const started = process.hrtime.bigint()
-  await sleep(300)
-  const used = process.cpuUsage(cpu)
-  const wall = Number(process.hrtime.bigint() - started) / 1000
-  t.true(used.user + used.system < wall * 0.2, `cpu ${used.user + used.system} us in ${wall} us`)
-  // The threadpool is free: file reads go through (they would wait for ever on a parked pool).
-  await within(Promise.all(Array.from({ length: 8 }, () => readFile(__filename))), 'readFile completes while 1,000 receives wait')
-  // Every one still works.
-  pairs[123]![0].sendSync('wake')
-  t.is((await waits[247])!.data.toString(), 'wake')
-  ac.abort()
-  const settled = await Promise.allSettled(waits)
-  t.is(settled.filter((s) => s.status === 'rejected').length, 999)
-})
+linuxFdTest('counts threads in /proc/self/task')(
+  '1,000 idle sockets waiting cost no thread, no threadpool and no CPU',
+  async (t, own) => {
+    const threadsBefore = threads()
+    const pairs = Array.from({ length: 500 }, () => socketpair('dgram'))
+    for (const [a, b] of pairs) {
+      own(a)
+      own(b)
+    }
+    const ac = new AbortController()
+    const waits = pairs.flatMap(([a, b]) => [a.receive({ signal: ac.signal }), b.receive({ signal: ac.signal })])
+    for (const w of waits) w.catch(() => {})
+    await sleep(50)
+    t.is(native.pollCount(), 1000)
+    t.true(threads() <= threadsBefore + 1, `threads ${threadsBefore} -> ${threads()}`)
+    const cpu = process.cpuUsage()
+    const started = process.hrtime.bigint()
+    await sleep(300)
+    const used = process.cpuUsage(cpu)
+    const wall = Number(process.hrtime.bigint() - started) / 1000
+    t.true(used.user + used.system < wall * 0.2, `cpu ${used.user + used.system} us in ${wall} us`)
+    // The threadpool is free: file reads go through (they would wait for ever on a parked pool).
+    await within(
+      Promise.all(Array.from({ length: 8 }, () => readFile(__filename))),
+      'readFile completes while 1,000 receives wait',
+    )
+    // Every one still works.
+    pairs[123]![0].sendSync('wake')
+    t.is((await waits[247])!.data.toString(), 'wake')
+    ac.abort()
+    const settled = await Promise.allSettled(waits)
+    t.is(settled.filter((s) => s.status === 'rejected').length, 999)
+  },
+)
 
 // ---------------------------------------------------------------------------------------------
 // errors
@@ -776,52 +805,67 @@ linuxFdTest('counts threads in /proc/self/task')('1,000 idle sockets waiting cos
 seqpacketTest('connect errors: ENOENT and ECONNREFUSED', async (t, own) => {
   const d = dir(t)
   const missing = join(d, 'missing.sock')
-  t.like(t.throws(() => UnixSeqpacketSocket.connect(missing), { instanceOf: IpcError }), {
-    code: 'ENOENT',
-    syscall: 'connect',
-    errno: -2,
-  })
+  t.like(
+    t.throws(() => UnixSeqpacketSocket.connect(missing), { instanceOf: IpcError }),
+    {
+      code: 'ENOENT',
+      syscall: 'connect',
+      errno: -2,
+    },
+  )
   const stalePath = join(d, 'stale.sock')
   await leaveStaleSocket('seqpacket', stalePath)
-  t.like(t.throws(() => UnixSeqpacketSocket.connect(stalePath)), { code: 'ECONNREFUSED', syscall: 'connect' })
+  t.like(
+    t.throws(() => UnixSeqpacketSocket.connect(stalePath)),
+    { code: 'ECONNREFUSED', syscall: 'connect' },
+  )
   const c = own(UnixDatagramSocket.create())
   t.like(await t.throwsAsync(c.send('x', { to: missing })), { code: 'ENOENT', syscall: 'sendmsg' })
   t.throws(() => c.connect({ abstract: uniq('nobody-here') }), { code: 'ECONNREFUSED' })
 })
 
-linuxFdTest(`${SEQPACKET}, and one name is abstract`)('EADDRINUSE on a live socket; replaceStale replaces only a stale file', async (t, own) => {
-  const d = dir(t)
-  const path = join(d, 'srv.sock')
-  const live = own(UnixSeqpacketServer.listen(path))
-  t.like(t.throws(() => UnixSeqpacketServer.listen(path)), { code: 'EADDRINUSE', syscall: 'bind' })
-  t.like(t.throws(() => UnixSeqpacketServer.listen(path, { replaceStale: true })), { code: 'EADDRINUSE' })
-  live.close()
-  // A server that dies without closing leaves its file: a stale one, nobody listens.
-  await leaveStaleSocket('seqpacket', path)
-  t.throws(() => UnixSeqpacketServer.listen(path), { code: 'EADDRINUSE' })
-  const again = own(UnixSeqpacketServer.listen(path, { replaceStale: true }))
-  const c = own(UnixSeqpacketSocket.connect(path))
-  const conn = own(await again.accept())
-  c.sendSync('through the replaced file')
-  t.is((await conn.receive())!.data.toString(), 'through the replaced file')
-  c.close()
-  // Datagram sockets too.
-  const dpath = join(d, 'dgram.sock')
-  const dg = own(UnixDatagramSocket.bind(dpath))
-  t.throws(() => UnixDatagramSocket.bind(dpath, { replaceStale: true }), { code: 'EADDRINUSE' })
-  dg.close()
-  await leaveStaleSocket('dgram', dpath)
-  t.throws(() => UnixDatagramSocket.bind(dpath), { code: 'EADDRINUSE' })
-  own(UnixDatagramSocket.bind(dpath, { replaceStale: true }))
-  // A regular file is never removed.
-  const regular = join(d, 'regular')
-  writeFileSync(regular, 'keep')
-  t.throws(() => UnixDatagramSocket.bind(regular, { replaceStale: true }), { code: 'EADDRINUSE' })
-  t.is(readFileSync(regular, 'utf8'), 'keep')
-  const abs = uniq('abs-inuse')
-  own(UnixDatagramSocket.bind({ abstract: abs }))
-  t.throws(() => UnixDatagramSocket.bind({ abstract: abs }), { code: 'EADDRINUSE' })
-})
+linuxFdTest(`${SEQPACKET}, and one name is abstract`)(
+  'EADDRINUSE on a live socket; replaceStale replaces only a stale file',
+  async (t, own) => {
+    const d = dir(t)
+    const path = join(d, 'srv.sock')
+    const live = own(UnixSeqpacketServer.listen(path))
+    t.like(
+      t.throws(() => UnixSeqpacketServer.listen(path)),
+      { code: 'EADDRINUSE', syscall: 'bind' },
+    )
+    t.like(
+      t.throws(() => UnixSeqpacketServer.listen(path, { replaceStale: true })),
+      { code: 'EADDRINUSE' },
+    )
+    live.close()
+    // A server that dies without closing leaves its file: a stale one, nobody listens.
+    await leaveStaleSocket('seqpacket', path)
+    t.throws(() => UnixSeqpacketServer.listen(path), { code: 'EADDRINUSE' })
+    const again = own(UnixSeqpacketServer.listen(path, { replaceStale: true }))
+    const c = own(UnixSeqpacketSocket.connect(path))
+    const conn = own(await again.accept())
+    c.sendSync('through the replaced file')
+    t.is((await conn.receive())!.data.toString(), 'through the replaced file')
+    c.close()
+    // Datagram sockets too.
+    const dpath = join(d, 'dgram.sock')
+    const dg = own(UnixDatagramSocket.bind(dpath))
+    t.throws(() => UnixDatagramSocket.bind(dpath, { replaceStale: true }), { code: 'EADDRINUSE' })
+    dg.close()
+    await leaveStaleSocket('dgram', dpath)
+    t.throws(() => UnixDatagramSocket.bind(dpath), { code: 'EADDRINUSE' })
+    own(UnixDatagramSocket.bind(dpath, { replaceStale: true }))
+    // A regular file is never removed.
+    const regular = join(d, 'regular')
+    writeFileSync(regular, 'keep')
+    t.throws(() => UnixDatagramSocket.bind(regular, { replaceStale: true }), { code: 'EADDRINUSE' })
+    t.is(readFileSync(regular, 'utf8'), 'keep')
+    const abs = uniq('abs-inuse')
+    own(UnixDatagramSocket.bind({ abstract: abs }))
+    t.throws(() => UnixDatagramSocket.bind({ abstract: abs }), { code: 'EADDRINUSE' })
+  },
+)
 
 /** The device and inode of the file at `path`, or undefined if there is none. */
 function identity(path: string): string | undefined {
@@ -833,117 +877,132 @@ function identity(path: string): string | undefined {
   }
 }
 
-seqpacketTest('close() removes the socket file a server bound, as net.Server does, so the path can be listened on again', async (t, own) => {
-  const d = dir(t)
-  const path = join(d, 'srv.sock')
-  {
-    using server = UnixSeqpacketServer.listen(path)
-    t.true(statSync(path).isSocket())
+seqpacketTest(
+  'close() removes the socket file a server bound, as net.Server does, so the path can be listened on again',
+  async (t, own) => {
+    const d = dir(t)
+    const path = join(d, 'srv.sock')
+    {
+      using server = UnixSeqpacketServer.listen(path)
+      t.true(statSync(path).isSocket())
+      const c = own(UnixSeqpacketSocket.connect(path))
+      const conn = own(await server.accept())
+      c.sendSync('before close')
+      t.is(conn.receiveSync()!.data.toString(), 'before close')
+    }
+    t.false(existsSync(path), '`using` closed the server, which removed its file')
+    // The next listen binds without EADDRINUSE and without replaceStale.
+    const again = own(UnixSeqpacketServer.listen(path))
     const c = own(UnixSeqpacketSocket.connect(path))
-    const conn = own(await server.accept())
-    c.sendSync('before close')
-    t.is(conn.receiveSync()!.data.toString(), 'before close')
-  }
-  t.false(existsSync(path), '`using` closed the server, which removed its file')
-  // The next listen binds without EADDRINUSE and without replaceStale.
-  const again = own(UnixSeqpacketServer.listen(path))
-  const c = own(UnixSeqpacketSocket.connect(path))
-  const conn = own(await again.accept())
-  c.sendSync('after')
-  t.is(conn.receiveSync()!.data.toString(), 'after')
-  again.close()
-  t.false(existsSync(path))
-  again.close() // idempotent
-  again.remove() // nothing left to remove: no error
-  t.false(existsSync(path))
-})
+    const conn = own(await again.accept())
+    c.sendSync('after')
+    t.is(conn.receiveSync()!.data.toString(), 'after')
+    again.close()
+    t.false(existsSync(path))
+    again.close() // idempotent
+    again.remove() // nothing left to remove: no error
+    t.false(existsSync(path))
+  },
+)
 
-fdTest('close() removes the socket file a datagram socket bound; unbound and connected sockets remove nothing', async (t, own) => {
-  const d = dir(t)
-  const path = join(d, 'dgram.sock')
-  const server = own(UnixDatagramSocket.bind(path))
-  {
-    using client = UnixDatagramSocket.connect(path) // unbound: its close touches no file
-    await client.send('hello')
-    using anonymous = UnixDatagramSocket.create()
-    await anonymous.send('anonymous', { to: path })
-  }
-  t.true(statSync(path).isSocket(), 'the clients left the server\'s file alone')
-  t.is(server.receiveSync().data.toString(), 'hello')
-  t.is(server.receiveSync().data.toString(), 'anonymous')
-  {
-    using bound = UnixDatagramSocket.bind(join(d, 'client.sock'))
-    await bound.send('from a bound client', { to: path })
-    t.true(existsSync(join(d, 'client.sock')))
-  }
-  t.false(existsSync(join(d, 'client.sock')), '`using` closed the bound client, which removed its file')
-  t.like(server.receiveSync(), { from: join(d, 'client.sock') })
-  server.close()
-  t.false(existsSync(path))
-  // Bound again at once, no replaceStale needed.
-  own(UnixDatagramSocket.bind(path)).close()
-  t.false(existsSync(path))
-  // A socket over a descriptor (fromFd) knows no path: nothing is removed.
-  const [a, b] = socketpair('dgram')
-  own(a).close()
-  own(b).close()
-})
+fdTest(
+  'close() removes the socket file a datagram socket bound; unbound and connected sockets remove nothing',
+  async (t, own) => {
+    const d = dir(t)
+    const path = join(d, 'dgram.sock')
+    const server = own(UnixDatagramSocket.bind(path))
+    {
+      using client = UnixDatagramSocket.connect(path) // unbound: its close touches no file
+      await client.send('hello')
+      using anonymous = UnixDatagramSocket.create()
+      await anonymous.send('anonymous', { to: path })
+    }
+    t.true(statSync(path).isSocket(), "the clients left the server's file alone")
+    t.is(server.receiveSync().data.toString(), 'hello')
+    t.is(server.receiveSync().data.toString(), 'anonymous')
+    {
+      using bound = UnixDatagramSocket.bind(join(d, 'client.sock'))
+      await bound.send('from a bound client', { to: path })
+      t.true(existsSync(join(d, 'client.sock')))
+    }
+    t.false(existsSync(join(d, 'client.sock')), '`using` closed the bound client, which removed its file')
+    t.like(server.receiveSync(), { from: join(d, 'client.sock') })
+    server.close()
+    t.false(existsSync(path))
+    // Bound again at once, no replaceStale needed.
+    own(UnixDatagramSocket.bind(path)).close()
+    t.false(existsSync(path))
+    // A socket over a descriptor (fromFd) knows no path: nothing is removed.
+    const [a, b] = socketpair('dgram')
+    own(a).close()
+    own(b).close()
+  },
+)
 
-seqpacketTest('a socket file replaced since bind is not removed by close(): another server\'s file, a regular file', async (t, own) => {
-  const d = dir(t)
-  const path = join(d, 'srv.sock')
-  const first = own(UnixSeqpacketServer.listen(path))
-  const firstFile = identity(path)
-  // Someone removes the file and another server binds the same path.
-  first.remove()
-  const second = own(UnixSeqpacketServer.listen(path))
-  const secondFile = identity(path)
-  t.not(secondFile, firstFile)
-  first.close()
-  t.is(identity(path), secondFile, 'the second server\'s file is still there')
-  const c = own(UnixSeqpacketSocket.connect(path))
-  const conn = own(await second.accept())
-  c.sendSync('to the second')
-  t.is(conn.receiveSync()!.data.toString(), 'to the second')
-  second.close()
-  t.false(existsSync(path))
+seqpacketTest(
+  "a socket file replaced since bind is not removed by close(): another server's file, a regular file",
+  async (t, own) => {
+    const d = dir(t)
+    const path = join(d, 'srv.sock')
+    const first = own(UnixSeqpacketServer.listen(path))
+    const firstFile = identity(path)
+    // Someone removes the file and another server binds the same path.
+    first.remove()
+    const second = own(UnixSeqpacketServer.listen(path))
+    const secondFile = identity(path)
+    t.not(secondFile, firstFile)
+    first.close()
+    t.is(identity(path), secondFile, "the second server's file is still there")
+    const c = own(UnixSeqpacketSocket.connect(path))
+    const conn = own(await second.accept())
+    c.sendSync('to the second')
+    t.is(conn.receiveSync()!.data.toString(), 'to the second')
+    second.close()
+    t.false(existsSync(path))
 
-  // A datagram socket's file renamed away and a regular file put in its place: both stay.
-  const dpath = join(d, 'dgram.sock')
-  const moved = join(d, 'moved.sock')
-  const dg = own(UnixDatagramSocket.bind(dpath))
-  renameSync(dpath, moved)
-  writeFileSync(dpath, 'not a socket')
-  dg.close()
-  t.is(readFileSync(dpath, 'utf8'), 'not a socket', 'a regular file at the path is left alone')
-  t.true(statSync(moved).isSocket(), 'close() looks only at the path it bound')
-})
+    // A datagram socket's file renamed away and a regular file put in its place: both stay.
+    const dpath = join(d, 'dgram.sock')
+    const moved = join(d, 'moved.sock')
+    const dg = own(UnixDatagramSocket.bind(dpath))
+    renameSync(dpath, moved)
+    writeFileSync(dpath, 'not a socket')
+    dg.close()
+    t.is(readFileSync(dpath, 'utf8'), 'not a socket', 'a regular file at the path is left alone')
+    t.true(statSync(moved).isSocket(), 'close() looks only at the path it bound')
+  },
+)
 
-linuxFdTest(SEQPACKET)('a server bound at a relative path removes its own file on close, after a chdir; a child that inherits nothing removes nothing', async (t) => {
-  const d = dir(t)
-  mkdirSync(join(d, 'elsewhere'))
-  writeFileSync(join(d, 'elsewhere', 'srv.sock'), 'same name, other folder')
-  const r = await runNode(
-    `const fs = require('node:fs')
+linuxFdTest(SEQPACKET)(
+  'a server bound at a relative path removes its own file on close, after a chdir; a child that inherits nothing removes nothing',
+  async (t) => {
+    const d = dir(t)
+    mkdirSync(join(d, 'elsewhere'))
+    writeFileSync(join(d, 'elsewhere', 'srv.sock'), 'same name, other folder')
+    const r = await runNode(
+      `const fs = require('node:fs')
      const server = ipckit.UnixSeqpacketServer.listen('srv.sock')
      process.chdir('elsewhere')
      server.close()
      console.log(JSON.stringify({ bound: fs.existsSync('../srv.sock'), other: fs.readFileSync('srv.sock', 'utf8') }))`,
-    [],
-    { cwd: d },
-  )
-  t.deepEqual(JSON.parse(r.stdout), { bound: false, other: 'same name, other folder' })
-  // A server killed without close leaves its file (nothing runs to remove it): replaceStale is for that.
-  await leaveStaleSocket('seqpacket', join(d, 'killed.sock'))
-  t.true(statSync(join(d, 'killed.sock')).isSocket())
-})
+      [],
+      { cwd: d },
+    )
+    t.deepEqual(JSON.parse(r.stdout), { bound: false, other: 'same name, other folder' })
+    // A server killed without close leaves its file (nothing runs to remove it): replaceStale is for that.
+    await leaveStaleSocket('seqpacket', join(d, 'killed.sock'))
+    t.true(statSync(join(d, 'killed.sock')).isSocket())
+  },
+)
 
 seqpacketTest('EMSGSIZE for a message larger than the socket can hold', async (t, own) => {
   const [a, b] = socketpair('dgram')
   own(a)
   own(b)
   const huge = Buffer.alloc(8 * 1024 * 1024)
-  t.like(t.throws(() => a.sendSync(huge)), { code: 'EMSGSIZE', syscall: 'sendmsg' })
+  t.like(
+    t.throws(() => a.sendSync(huge)),
+    { code: 'EMSGSIZE', syscall: 'sendmsg' },
+  )
   t.like(await t.throwsAsync(a.send(huge)), { code: 'EMSGSIZE', syscall: 'sendmsg' })
   const [p, q] = socketpair('seqpacket')
   own(p)
@@ -956,10 +1015,16 @@ seqpacketTest('EMSGSIZE for a message larger than the socket can hold', async (t
 })
 
 fdTest('bad descriptors', async (t, own) => {
-  t.like(t.throws(() => UnixSeqpacketSocket.fromFd(100_000)), { code: 'EBADF', syscall: 'getsockopt' })
+  t.like(
+    t.throws(() => UnixSeqpacketSocket.fromFd(100_000)),
+    { code: 'EBADF', syscall: 'getsockopt' },
+  )
   const fileFd = openSync(__filename, 'r')
   try {
-    t.like(t.throws(() => UnixDatagramSocket.fromFd(fileFd)), { code: 'ENOTSOCK' })
+    t.like(
+      t.throws(() => UnixDatagramSocket.fromFd(fileFd)),
+      { code: 'ENOTSOCK' },
+    )
   } finally {
     closeSync(fileFd)
   }
@@ -968,7 +1033,10 @@ fdTest('bad descriptors', async (t, own) => {
   own(b)
   t.throws(() => UnixSeqpacketSocket.fromFd(a.fd), { code: 'ERR_INVALID_ARG_VALUE' })
   t.like(await t.throwsAsync(a.send('x', { fds: [100_000] })), { code: 'EBADF', syscall: 'sendmsg' })
-  t.like(t.throws(() => peerCredentials(100_000)), { code: 'EBADF' })
+  t.like(
+    t.throws(() => peerCredentials(100_000)),
+    { code: 'EBADF' },
+  )
   // Nothing was sent by the failed call.
   t.throws(() => b.receiveSync({ wait: false }), { code: 'EAGAIN' })
 })
@@ -978,7 +1046,7 @@ fdTest('bad types and ranges are refused before any system call', async (t, own)
   await t.throwsAsync(a!.send(42 as unknown as string), { code: 'ERR_INVALID_ARG_TYPE' })
   await t.throwsAsync(a!.send('x', { fds: ['1' as unknown as number] }), { code: 'ERR_INVALID_ARG_TYPE' })
   await t.throwsAsync(a!.send('x', { fds: [-1] }), { code: 'ERR_OUT_OF_RANGE' })
-  await t.throwsAsync(a!.send('x', { fds: new Array(254).fill(0) }), { code: 'ERR_OUT_OF_RANGE' })
+  await t.throwsAsync(a!.send('x', { fds: Array.from({ length: 254 }, () => 0) }), { code: 'ERR_OUT_OF_RANGE' })
   await t.throwsAsync(a!.send('x', { to: 7 as unknown as string }), { code: 'ERR_INVALID_ARG_TYPE' })
   await t.throwsAsync(a!.receive({ signal: 'no' as unknown as AbortSignal }), { code: 'ERR_INVALID_ARG_TYPE' })
   t.throws(() => a!.sendSync('x', { wait: 1 as unknown as boolean }), { code: 'ERR_INVALID_ARG_TYPE' })
@@ -992,22 +1060,40 @@ fdTest('bad types and ranges are refused before any system call', async (t, own)
   t.throws(() => peerCredentials({} as Socket), { code: 'ERR_INVALID_ARG_TYPE' })
 })
 
-notLinux(fdTest)('abstract names and credentials: true fail with IpcError ENOSYS; seqpacket sockets are refused by the kernel', async (t, own) => {
-  const name = uniq('abstract')
-  t.like(t.throws(() => UnixDatagramSocket.bind({ abstract: name }), { instanceOf: IpcError }), { code: 'ENOSYS', syscall: 'bind' })
-  const [a, b] = socketpair('dgram')
-  own(a)
-  own(b)
-  t.like(await t.throwsAsync(a.send('x', { to: { abstract: name } }), { instanceOf: IpcError }), { code: 'ENOSYS', syscall: 'sendmsg' })
-  t.throws(() => b.receiveSync({ wait: false }), { code: 'EAGAIN' }, 'nothing was sent')
-  const d = dir(t)
-  t.like(t.throws(() => UnixDatagramSocket.bind(join(d, 'creds.sock'), { credentials: true }), { instanceOf: IpcError }), {
-    code: 'ENOSYS',
-    syscall: 'setsockopt',
-  })
-  t.like(t.throws(() => socketpair('seqpacket'), { instanceOf: IpcError }), { syscall: 'socketpair' })
-  t.like(t.throws(() => UnixSeqpacketServer.listen(join(d, 'seq.sock')), { instanceOf: IpcError }), { syscall: 'socket' })
-})
+notLinux(fdTest)(
+  'abstract names and credentials: true fail with IpcError ENOSYS; seqpacket sockets are refused by the kernel',
+  async (t, own) => {
+    const name = uniq('abstract')
+    t.like(
+      t.throws(() => UnixDatagramSocket.bind({ abstract: name }), { instanceOf: IpcError }),
+      { code: 'ENOSYS', syscall: 'bind' },
+    )
+    const [a, b] = socketpair('dgram')
+    own(a)
+    own(b)
+    t.like(await t.throwsAsync(a.send('x', { to: { abstract: name } }), { instanceOf: IpcError }), {
+      code: 'ENOSYS',
+      syscall: 'sendmsg',
+    })
+    t.throws(() => b.receiveSync({ wait: false }), { code: 'EAGAIN' }, 'nothing was sent')
+    const d = dir(t)
+    t.like(
+      t.throws(() => UnixDatagramSocket.bind(join(d, 'creds.sock'), { credentials: true }), { instanceOf: IpcError }),
+      {
+        code: 'ENOSYS',
+        syscall: 'setsockopt',
+      },
+    )
+    t.like(
+      t.throws(() => socketpair('seqpacket'), { instanceOf: IpcError }),
+      { syscall: 'socketpair' },
+    )
+    t.like(
+      t.throws(() => UnixSeqpacketServer.listen(join(d, 'seq.sock')), { instanceOf: IpcError }),
+      { syscall: 'socket' },
+    )
+  },
+)
 
 // ---------------------------------------------------------------------------------------------
 // foreign peers (issue 17): Python's socket module, socat
@@ -1107,9 +1193,10 @@ print(c.recv(100).decode())`,
     listener.close()
     listener.remove()
     // remove() unlinked exactly its own file (the Python server's is left).
-    t.deepEqual(readdirSync(d, { encoding: 'buffer' }).map((n) => n.toString('hex')), [
-      Buffer.concat([Buffer.from('s-'), Buffer.from([0xfe]), Buffer.from('.sock')]).toString('hex'),
-    ])
+    t.deepEqual(
+      readdirSync(d, { encoding: 'buffer' }).map((n) => n.toString('hex')),
+      [Buffer.concat([Buffer.from('s-'), Buffer.from([0xfe]), Buffer.from('.sock')]).toString('hex')],
+    )
   },
   needs(linuxOnly(test.serial, SEQPACKET), { command: 'python3' }),
 )
@@ -1119,7 +1206,8 @@ fdTest(
   async (t, own) => {
     const [mine, theirs] = socketpair('stream')
     own(mine)
-    const flags = (fd: number) => Number.parseInt(/^flags:\s+(\d+)/m.exec(readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'))![1]!, 8)
+    const flags = (fd: number) =>
+      Number.parseInt(/^flags:\s+(\d+)/m.exec(readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'))![1]!, 8)
     const child = cChild(
       'python3',
       [
@@ -1160,7 +1248,10 @@ fdTest(
       if (i > 5000) return t.fail('socat did not listen')
       await sleep(1)
     }
-    t.like(t.throws(() => UnixSeqpacketServer.listen(path, { replaceStale: true })), { code: 'EADDRINUSE', syscall: 'bind' })
+    t.like(
+      t.throws(() => UnixSeqpacketServer.listen(path, { replaceStale: true })),
+      { code: 'EADDRINUSE', syscall: 'bind' },
+    )
     const exited = await Promise.race([socat.done.then(() => true), sleep(300).then(() => false)])
     t.false(exited, 'socat is still running')
     t.true(existsSync(path), 'its socket file is still there')
@@ -1198,10 +1289,19 @@ conn.recv(10)`,
     ])
     await peer.line(/^ready$/)
     const connected = own(UnixDatagramSocket.connect(join(d, 'dgram.sock')))
-    t.like(t.throws(() => connected.peerCredentials()), { code: 'ENOTCONN', syscall: 'getsockopt' })
-    t.like(t.throws(() => peerCredentials(connected.fd)), { code: 'ENOTCONN', syscall: 'getsockopt' })
+    t.like(
+      t.throws(() => connected.peerCredentials()),
+      { code: 'ENOTCONN', syscall: 'getsockopt' },
+    )
+    t.like(
+      t.throws(() => peerCredentials(connected.fd)),
+      { code: 'ENOTCONN', syscall: 'getsockopt' },
+    )
     const unbound = own(UnixDatagramSocket.create())
-    t.like(t.throws(() => unbound.peerCredentials()), { code: 'ENOTCONN', syscall: 'getsockopt' })
+    t.like(
+      t.throws(() => unbound.peerCredentials()),
+      { code: 'ENOTCONN', syscall: 'getsockopt' },
+    )
     const seq = own(UnixSeqpacketSocket.connect(join(d, 'seq.sock')))
     t.deepEqual(seq.peerCredentials(), { pid: peer.pid, uid: process.getuid!(), gid: process.getgid!() })
     seq.sendSync('bye')
@@ -1210,28 +1310,31 @@ conn.recv(10)`,
   needs(linuxOnly(test.serial, SEQPACKET), { command: 'python3' }),
 )
 
-fdTest('a non-UTF-8 sender address is exact on the general path too (credentials), and in address/remoteAddress', async (t, own) => {
-  const d = dir(t)
-  const server = own(UnixDatagramSocket.bind(join(d, 'creds.sock'), { credentials: true }))
-  const clientPath = Buffer.concat([Buffer.from(`${d}/c-`), Buffer.from([0xff, 0x00 + 0x41]), Buffer.from('.sock')])
-  const client = own(UnixDatagramSocket.bind(clientPath, { acceptFds: true }))
-  t.deepEqual(client.address, clientPath)
-  client.sendSync('hello', { to: join(d, 'creds.sock') })
-  const msg = await server.receive()
-  t.deepEqual(msg.from, clientPath)
-  t.is(msg.credentials?.pid, process.pid)
-  await server.send('back', { to: msg.from!, fds: [server.fd] })
-  const back = await client.receive()
-  t.is(back.data.toString(), 'back')
-  t.is(back.fds.length, 1)
-  closeSync(back.fds[0]!)
-  const connected = own(UnixDatagramSocket.connect(clientPath))
-  t.deepEqual(connected.remoteAddress, clientPath)
-  // A Buffer path with a NUL byte, or empty, is refused before any call.
-  t.throws(() => UnixDatagramSocket.bind(Buffer.from('/tmp/a\0b')), { code: 'ERR_INVALID_ARG_VALUE' })
-  t.throws(() => UnixDatagramSocket.bind(new Uint8Array(0)), { code: 'ERR_INVALID_ARG_VALUE' })
-  t.throws(() => UnixDatagramSocket.bind(Buffer.alloc(200, 0x41)), { code: 'ERR_OUT_OF_RANGE' })
-  client.close()
-  client.remove()
-  t.deepEqual(readdirSync(d), ['creds.sock'])
-})
+fdTest(
+  'a non-UTF-8 sender address is exact on the general path too (credentials), and in address/remoteAddress',
+  async (t, own) => {
+    const d = dir(t)
+    const server = own(UnixDatagramSocket.bind(join(d, 'creds.sock'), { credentials: true }))
+    const clientPath = Buffer.concat([Buffer.from(`${d}/c-`), Buffer.from([0xff, 0x00 + 0x41]), Buffer.from('.sock')])
+    const client = own(UnixDatagramSocket.bind(clientPath, { acceptFds: true }))
+    t.deepEqual(client.address, clientPath)
+    client.sendSync('hello', { to: join(d, 'creds.sock') })
+    const msg = await server.receive()
+    t.deepEqual(msg.from, clientPath)
+    t.is(msg.credentials?.pid, process.pid)
+    await server.send('back', { to: msg.from!, fds: [server.fd] })
+    const back = await client.receive()
+    t.is(back.data.toString(), 'back')
+    t.is(back.fds.length, 1)
+    closeSync(back.fds[0]!)
+    const connected = own(UnixDatagramSocket.connect(clientPath))
+    t.deepEqual(connected.remoteAddress, clientPath)
+    // A Buffer path with a NUL byte, or empty, is refused before any call.
+    t.throws(() => UnixDatagramSocket.bind(Buffer.from('/tmp/a\0b')), { code: 'ERR_INVALID_ARG_VALUE' })
+    t.throws(() => UnixDatagramSocket.bind(new Uint8Array(0)), { code: 'ERR_INVALID_ARG_VALUE' })
+    t.throws(() => UnixDatagramSocket.bind(Buffer.alloc(200, 0x41)), { code: 'ERR_OUT_OF_RANGE' })
+    client.close()
+    client.remove()
+    t.deepEqual(readdirSync(d), ['creds.sock'])
+  },
+)

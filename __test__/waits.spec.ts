@@ -64,8 +64,16 @@ procTest('1,000 pending receives on one queue share one thread and are served in
   t.true(threads() <= before + 3, `threads ${before} -> ${threads()} (a line thread, the kicker, at most one more)`)
   for (let i = 0; i < 1000; i++) q.sendSync(`m${i}`)
   const got = await Promise.all(waits)
-  t.deepEqual(got, Array.from({ length: 1000 }, (_, i) => `m${i}`), 'each wait got the next message')
-  t.deepEqual(order, Array.from({ length: 1000 }, (_, i) => i), 'served in the order they were made')
+  t.deepEqual(
+    got,
+    Array.from({ length: 1000 }, (_, i) => `m${i}`),
+    'each wait got the next message',
+  )
+  t.deepEqual(
+    order,
+    Array.from({ length: 1000 }, (_, i) => i),
+    'served in the order they were made',
+  )
   t.is(q.stat().messages, 0)
 })
 
@@ -74,7 +82,9 @@ procTest('1,000 acquires of one semaphore and 1,000 waits on one futex word each
   const shm = removeAtEnd(t, SharedMemory.create({ size: 4096 }), SharedMemory.fromId)
   const before = threads()
   const acquired: number[] = []
-  const acquires = Array.from({ length: 1000 }, (_, i) => set.op([{ index: 0, delta: -1 }]).then(() => acquired.push(i)))
+  const acquires = Array.from({ length: 1000 }, (_, i) =>
+    set.op([{ index: 0, delta: -1 }]).then(() => acquired.push(i)),
+  )
   const woken = Array.from({ length: 1000 }, () => shm.wait(0, 0))
   await until(() => set.waitingForIncrease(0) === 1)
   await sleep(100)
@@ -89,7 +99,11 @@ procTest('1,000 acquires of one semaphore and 1,000 waits on one futex word each
   set.opSync([{ index: 0, delta: 600 }])
   t.true(await until(() => acquired.length === 600))
   await sleep(50)
-  t.deepEqual(acquired, Array.from({ length: 600 }, (_, i) => i), 'the first 600, in order')
+  t.deepEqual(
+    acquired,
+    Array.from({ length: 600 }, (_, i) => i),
+    'the first 600, in order',
+  )
   set.opSync([{ index: 0, delta: 400 }])
   await Promise.all(acquires)
   t.is(set.get(0), 0)
@@ -125,7 +139,9 @@ procTest('a loop of futex waits, each for the next value of the word, reuses one
 procTest('a notify that leaves the word unchanged wakes the first waiter of the line only', async (t) => {
   const shm = removeAtEnd(t, SharedMemory.create({ size: 4096 }), SharedMemory.fromId)
   const results: string[] = []
-  const waits = Array.from({ length: 3 }, (_, i) => shm.wait(0, 0, { timeoutMs: 3000 }).then((r) => results.push(`${i}:${r}`)))
+  const waits = Array.from({ length: 3 }, (_, i) =>
+    shm.wait(0, 0, { timeoutMs: 3000 }).then((r) => results.push(`${i}:${r}`)),
+  )
   await sleep(100)
   t.is(shm.notify(0, 1), 1, 'one kernel waiter for the three')
   t.true(await until(() => results.length === 1))
@@ -159,7 +175,10 @@ function limitedChild(code: string, limits: string[], options: { uid?: number; g
   const script = `const ipckit = require(${JSON.stringify(join(ROOT, 'dist'))});
     (async () => { ${code} })().then(() => process.exit(0), (err) => { console.log('ERROR', err && err.stack); process.exit(1) })`
   return new Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string }>((resolve) => {
-    const child = spawn('prlimit', [...limits, '--', process.execPath, '-e', script], { ...options, stdio: ['ignore', 'pipe', 'pipe'] })
+    const child = spawn('prlimit', [...limits, '--', process.execPath, '-e', script], {
+      ...options,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
     let stdout = ''
     let stderr = ''
     child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c))
@@ -177,12 +196,14 @@ const built = existsSync(join(ROOT, 'dist', 'index.js'))
 const rootOnly =
   process.getuid?.() === 0 ? linuxOnly(test.serial, 'limits a child of user nobody with prlimit(1)') : test.skip
 
-rootOnly('at the thread limit, waits that cannot get a thread fail with EAGAIN; aborting them cannot crash; other queues keep working', async (t) => {
-  // Room for a few more threads of nobody's, whatever else nobody runs now.
-  const limit = tasksOf(NOBODY.uid) + 12
-  if (!built) return t.fail('dist/ is missing: run `npm run build` first')
-  const result = await limitedChild(
-    `const { MessageQueue } = ipckit
+rootOnly(
+  'at the thread limit, waits that cannot get a thread fail with EAGAIN; aborting them cannot crash; other queues keep working',
+  async (t) => {
+    // Room for a few more threads of nobody's, whatever else nobody runs now.
+    const limit = tasksOf(NOBODY.uid) + 12
+    if (!built) return t.fail('dist/ is missing: run `npm run build` first')
+    const result = await limitedChild(
+      `const { MessageQueue } = ipckit
      const queues = Array.from({ length: 300 }, () => MessageQueue.create())
      const ac = new AbortController()
      const outcomes = queues.map((q) => q.receive({ signal: ac.signal }).then(() => 'took', (e) => e.code || e.name))
@@ -206,19 +227,20 @@ rootOnly('at the thread limit, waits that cannot get a thread fail with EAGAIN; 
      console.log('B2', (await b.receive()).data.toString())
      for (const q of [...queues, b]) q.remove()
      console.log('DONE')`,
-    [`--nproc=${limit}:${limit}`],
-    { uid: NOBODY.uid, gid: NOBODY.gid },
-  )
-  t.is(result.code, 0, `exit ${result.code ?? result.signal}: ${result.stderr}${result.stdout}`)
-  const counts = JSON.parse(/^COUNTS (.*)$/m.exec(result.stdout)![1]!) as Record<string, number>
-  t.true((counts.EAGAIN ?? 0) > 0, `some waits were refused: ${JSON.stringify(counts)}`)
-  t.is((counts.EAGAIN ?? 0) + (counts.pending ?? 0), 300, 'each wait either waits or is refused')
-  const end = JSON.parse(/^END (.*)$/m.exec(result.stdout)![1]!) as Record<string, number>
-  t.deepEqual(end, { EAGAIN: counts.EAGAIN, ABORT_ERR: counts.pending })
-  t.regex(result.stdout, /^B1 there$/m)
-  t.regex(result.stdout, /^B2 later$/m)
-  t.regex(result.stdout, /^DONE$/m)
-})
+      [`--nproc=${limit}:${limit}`],
+      { uid: NOBODY.uid, gid: NOBODY.gid },
+    )
+    t.is(result.code, 0, `exit ${result.code ?? result.signal}: ${result.stderr}${result.stdout}`)
+    const counts = JSON.parse(/^COUNTS (.*)$/m.exec(result.stdout)![1]!) as Record<string, number>
+    t.true((counts.EAGAIN ?? 0) > 0, `some waits were refused: ${JSON.stringify(counts)}`)
+    t.is((counts.EAGAIN ?? 0) + (counts.pending ?? 0), 300, 'each wait either waits or is refused')
+    const end = JSON.parse(/^END (.*)$/m.exec(result.stdout)![1]!) as Record<string, number>
+    t.deepEqual(end, { EAGAIN: counts.EAGAIN, ABORT_ERR: counts.pending })
+    t.regex(result.stdout, /^B1 there$/m)
+    t.regex(result.stdout, /^B2 later$/m)
+    t.regex(result.stdout, /^DONE$/m)
+  },
+)
 
 const limitsTest = linuxOnly(test.serial, 'limits the child with prlimit(1) and reads /proc')
 

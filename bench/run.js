@@ -82,7 +82,10 @@ function machine() {
     kernel: `${os.type()} ${os.release()}`,
     node: process.version,
     pinned: process.env.IPCKIT_BENCH_PINNED === '0' ? 'taskset -c 0' : 'no',
-    load: os.loadavg().map((l) => l.toFixed(2)).join(' '),
+    load: os
+      .loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' '),
     date: new Date().toISOString(),
   }
 }
@@ -208,7 +211,8 @@ async function main() {
   console.log(table)
   const report = { machine: env, config: cfg, results }
   if (args.json) {
-    const file = args.json === true ? join(ROOT, 'bench', 'out', `results-${env.date.replace(/[:.]/g, '-')}.json`) : args.json
+    const file =
+      args.json === true ? join(ROOT, 'bench', 'out', `results-${env.date.replace(/[:.]/g, '-')}.json`) : args.json
     mkdirSync(dirname(file), { recursive: true })
     writeFileSync(file, `${JSON.stringify(report, null, 2)}\n`)
     log(`wrote ${relative(process.cwd(), file)}`)

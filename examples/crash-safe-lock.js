@@ -67,7 +67,8 @@ function firstMessage(child) {
 
 const exitOf = (child) =>
   new Promise((resolve) => {
-    if (child.exitCode !== null || child.signalCode !== null) resolve({ code: child.exitCode, signal: child.signalCode })
+    if (child.exitCode !== null || child.signalCode !== null)
+      resolve({ code: child.exitCode, signal: child.signalCode })
     else child.once('exit', (code, signal) => resolve({ code, signal }))
   })
 
@@ -107,23 +108,31 @@ async function main() {
     } finally {
       set.close()
     }
-    console.log(`${workers} workers (${started.map((c) => c.pid).join(', ')}) are waiting for the lock; mutex locked: ${mutex.locked}`)
+    console.log(
+      `${workers} workers (${started.map((c) => c.pid).join(', ')}) are waiting for the lock; mutex locked: ${mutex.locked}`,
+    )
 
     doomed.kill('SIGKILL')
     const died = await exitOf(doomed)
-    console.log(`victim ${doomed.pid}: killed by ${died.signal} while holding the lock; the kernel released it (SEM_UNDO)`)
+    console.log(
+      `victim ${doomed.pid}: killed by ${died.signal} while holding the lock; the kernel released it (SEM_UNDO)`,
+    )
 
     const results = await Promise.all(started.map(exitOf))
     const failed = results.filter((r) => r.code !== 0)
     if (failed.length > 0) throw new Error(`${failed.length} worker(s) failed: ${JSON.stringify(failed)}`)
     console.log(`${workers} workers finished: ${increments} increments each`)
     for (const { pid, value } of tookOver) {
-      console.log(`worker ${pid} took the lock over from the dead victim (previousOwnerDied) and found the counter at ${value}`)
+      console.log(
+        `worker ${pid} took the lock over from the dead victim (previousOwnerDied) and found the counter at ${value}`,
+      )
     }
 
     const count = Number(fs.readFileSync(file, 'utf8'))
     const expected = victimIncrements + workers * increments
-    console.log(`counter: ${count}, expected ${expected} (${victimIncrements} + ${workers} x ${increments}): ${count === expected ? 'exact' : 'WRONG'}`)
+    console.log(
+      `counter: ${count}, expected ${expected} (${victimIncrements} + ${workers} x ${increments}): ${count === expected ? 'exact' : 'WRONG'}`,
+    )
     if (count !== expected) throw new Error('lost or duplicated increments')
   } finally {
     for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
@@ -137,7 +146,12 @@ async function main() {
 }
 
 const [role, file, count] = process.argv.slice(2)
-const run = role === '--worker' ? () => worker(file, Number(count)) : role === '--victim' ? () => victim(file, Number(count)) : main
+const run =
+  role === '--worker'
+    ? () => worker(file, Number(count))
+    : role === '--victim'
+      ? () => victim(file, Number(count))
+      : main
 run().catch((err) => {
   console.error(err)
   process.exitCode = 1

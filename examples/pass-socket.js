@@ -78,7 +78,9 @@ async function main() {
   try {
     for (let i = 0; i < workerCount; i++) {
       const [mine, theirs] = socketpair('seqpacket')
-      const child = spawn(process.execPath, [__filename, '--worker'], { stdio: ['inherit', 'inherit', 'inherit', theirs.fd] })
+      const child = spawn(process.execPath, [__filename, '--worker'], {
+        stdio: ['inherit', 'inherit', 'inherit', theirs.fd],
+      })
       theirs.close() // the child has its own copy now
       const exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve(signal ?? code)))
       workers.push({ channel: mine, child, exited })
@@ -113,13 +115,16 @@ async function main() {
     console.log(`parent ${process.pid}: started client process ${client.pid}`)
     const replies = await new Promise((resolve, reject) => {
       client.once('message', resolve)
-      client.once('close', (code, signal) => reject(new Error(`the client process ended (${signal ?? code}) without replies`)))
+      client.once('close', (code, signal) =>
+        reject(new Error(`the client process ended (${signal ?? code}) without replies`)),
+      )
     })
     const perWorker = new Map(workers.map((w) => [w.child.pid, 0]))
     for (const reply of replies) {
       console.log(`client: ${reply}`)
       const m = /^worker (\d+) served connection \d+ from pid (\d+): HELLO \d+$/.exec(reply)
-      if (!m || !perWorker.has(Number(m[1])) || Number(m[2]) !== client.pid) throw new Error(`unexpected reply: ${reply}`)
+      if (!m || !perWorker.has(Number(m[1])) || Number(m[2]) !== client.pid)
+        throw new Error(`unexpected reply: ${reply}`)
       perWorker.set(Number(m[1]), perWorker.get(Number(m[1])) + 1)
     }
 
@@ -127,7 +132,9 @@ async function main() {
     const codes = await Promise.all(workers.map((w) => w.exited))
     if (codes.some((c) => c !== 0)) throw new Error(`a worker failed: ${codes}`)
     const shares = [...perWorker].map(([pid, n]) => `${pid}: ${n}`).join(', ')
-    console.log(`${connections} connections served by ${workers.length} worker processes (${shares}); workers exited with ${codes.join(', ')}`)
+    console.log(
+      `${connections} connections served by ${workers.length} worker processes (${shares}); workers exited with ${codes.join(', ')}`,
+    )
   } finally {
     for (const w of workers) w.channel.close()
     for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL')

@@ -177,7 +177,7 @@ async function consumer(shmId) {
   try {
     process.on('disconnect', onDisconnect)
     process.send({ attached: true })
-    for (let record; (record = await ring.take()) !== null; ) {
+    for (let record; (record = await ring.take()) !== null;) {
       messages++
       if (!record.ok) bad++
       bytes += record.payload.length
@@ -200,7 +200,9 @@ async function consumer(shmId) {
 function messageFrom(child, pick) {
   return new Promise((resolve, reject) => {
     child.on('message', (m) => pick(m) && resolve(m))
-    child.once('close', (code, signal) => reject(new Error(`the consumer ended (${signal ?? code}) before it reported`)))
+    child.once('close', (code, signal) =>
+      reject(new Error(`the consumer ended (${signal ?? code}) before it reported`)),
+    )
   })
 }
 
@@ -242,7 +244,9 @@ async function main() {
     }
     await ring.put(Buffer.alloc(0), END)
     const hex = digest.digest('hex')
-    console.log(`producer ${process.pid}: ${count} messages, ${bytes} bytes, stream sha256 ${hex}, slept ${ring.waits} times (ring full)`)
+    console.log(
+      `producer ${process.pid}: ${count} messages, ${bytes} bytes, stream sha256 ${hex}, slept ${ring.waits} times (ring full)`,
+    )
 
     const { summary: got } = await report
     const code = await exited

@@ -76,7 +76,8 @@ async function main() {
 }
 
 if (process.argv[2] === '--worker') worker(Number(process.argv[3]), Number(process.argv[4]))
-else main().catch((err) => {
-  console.error(err)
-  process.exitCode = 1
-})
+else
+  main().catch((err) => {
+    console.error(err)
+    process.exitCode = 1
+  })

@@ -43,9 +43,7 @@ const option = (name, fallback) => {
 }
 const out = path.resolve(option('--out', path.join(root, 'packages')))
 const artifacts = path.resolve(option('--artifacts', root))
-const only = option('--only', '')
-  .split(',')
-  .filter(Boolean)
+const only = option('--only', '').split(',').filter(Boolean)
 
 const pkg = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8'))
 const binary = pkg.napi.binaryName
@@ -66,7 +64,9 @@ const newer = fs
   .readdirSync(path.join(root, 'ts'))
   .filter((f) => f.endsWith('.ts') && fs.statSync(path.join(root, 'ts', f)).mtimeMs > distBuiltAt)
 if (newer.length > 0) {
-  console.error(`pack: dist/ is older than ts/${newer.join(', ts/')}; run \`npm run build:ts\` (or \`npm run build\`) first`)
+  console.error(
+    `pack: dist/ is older than ts/${newer.join(', ts/')}; run \`npm run build:ts\` (or \`npm run build\`) first`,
+  )
   process.exit(1)
 }
 /** The newest mtime of the Rust sources a binary built here comes from. */
@@ -101,7 +101,9 @@ for (const suffix of suffixes) {
   const builtBinary = [path.join(artifacts, file), path.join(artifacts, suffix, file)].find((f) => fs.existsSync(f))
   if (!builtBinary) continue
   if (path.dirname(builtBinary) === root && fs.statSync(builtBinary).mtimeMs < newestRustSource()) {
-    console.error(`pack: ${file} is older than the Rust sources in crates/; run \`npm run build:native\` (or \`npm run build\`) first`)
+    console.error(
+      `pack: ${file} is older than the Rust sources in crates/; run \`npm run build:native\` (or \`npm run build\`) first`,
+    )
     process.exit(1)
   }
   binaries[suffix] = builtBinary

@@ -5,6 +5,8 @@
 #   - both musl targets built with zig (napi build -x), `readelf -d` showing only musl's libc;
 #   - for both Apple targets: `cargo check` of the lib and its tests, `cargo clippy -D warnings`,
 #     and every doctest compiled (not run: no Apple SDK or Mac here);
+#   - the MSRV: `cargo check` of each crate, lib and tests, with the toolchain of the
+#     `rust-version` it declares (scripts/check-msrv.sh, installed through rustup);
 # then prints a table target x Node x passed/failed/skipped(reason), and exits non-zero if any
 # row failed.
 #
@@ -18,7 +20,7 @@
 # Run after `npm test` (it needs dist/ and the x64 .node; it builds them if missing). With
 # IPCKIT_AFTER_NPM_TEST=1 (set by .ci/run) the Node 20 row reuses the npm test run that just
 # passed on this same .node when the system Node is 20, instead of running the suite again.
-# IPCKIT_TARGETS_ONLY="node arm64 musl apple" selects steps.
+# IPCKIT_TARGETS_ONLY="node arm64 musl apple msrv" selects steps.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -27,7 +29,7 @@ if [ "$(id -u)" = 0 ]; then
 else
   TOOLS=${IPCKIT_TARGETS_DIR:-$HOME/.cache/ipckit-targets}
 fi
-ONLY=${IPCKIT_TARGETS_ONLY:-node arm64 musl apple}
+ONLY=${IPCKIT_TARGETS_ONLY:-node arm64 musl apple msrv}
 NODE_MAJORS=(20 22 24 26)
 ARM_NODE_MAJOR=24
 LOGS=$ROOT/target/test-targets
@@ -374,10 +376,22 @@ step_apple() {
   done
 }
 
+step_msrv() {
+  local log=$LOGS/msrv.log
+  say "MSRV: each crate checked with the rust-version it declares (scripts/check-msrv.sh)"
+  if bash scripts/check-msrv.sh > "$log" 2>&1; then
+    row msrv "$(grep -c '^== .* builds with Rust' "$log") crates" passed "($(sed -n 's/^== \(.*\) builds with Rust \([^,]*\),.*/\1 \2/p' "$log" | paste -sd, - | sed 's/,/, /g'): lib and tests)"
+  else
+    grep -E '^(== |error)' "$log" | head -8 | sed 's/^/   | /'
+    row msrv crates failed "(log $log)"
+  fi
+}
+
 want node && step_node
 want arm64 && step_arm64
 want musl && step_musl
 want apple && step_apple
+want msrv && step_msrv
 
 say "results (whole run ${SECONDS}s)"
 {

@@ -317,7 +317,10 @@ export function humanSize(n: bigint): string {
   let dec = exp === 0 ? n : n >> BigInt(exp)
   let frac = exp === 0 ? 0n : n % (1n << BigInt(exp))
   if (frac !== 0n) {
-    frac = frac >= UINT64_MAX / 1000n ? ((frac / 1024n) * 1000n) / (1n << BigInt(exp - 10)) : (frac * 1000n) / (1n << BigInt(exp))
+    frac =
+      frac >= UINT64_MAX / 1000n
+        ? ((frac / 1024n) * 1000n) / (1n << BigInt(exp - 10))
+        : (frac * 1000n) / (1n << BigInt(exp))
     frac = ((frac + 50n) / 100n) * 10n
     if (frac === 100n) {
       dec++
@@ -399,7 +402,9 @@ function msgSection(format: Format, unit: Unit, entries: IpcsEntry[], lim?: Limi
       s += `${left(e.id, 8)} ${ownerColumn(e)}  ${right(e.lastSendPid, 5)}     ${right(e.lastReceivePid, 5)}\n`
     else {
       const size =
-        unit === 'human' ? printSize(unit, null, BigInt(e.bytes), '      ', 6) : printSize(unit, null, BigInt(e.bytes), null, -12)
+        unit === 'human'
+          ? printSize(unit, null, BigInt(e.bytes), '      ', 6)
+          : printSize(unit, null, BigInt(e.bytes), null, -12)
       s += `${hexKey(e.key)} ${left(e.id, 10)} ${ownerColumn(e)} ${left(octal(e.mode), 10)} ${size} ${left(e.messages, 12)}\n`
     }
   }
@@ -469,10 +474,13 @@ function shmSection(format: Format, unit: Unit, entries: IpcsEntry[], lim?: Limi
     if (format === 'creator') s += permsRow(e)
     else if (format === 'time')
       s += `${left(e.id, 10)} ${ownerColumn(e)} ${shortTime(e.attachTime)} ${shortTime(e.detachTime)} ${shortTime(e.changeTime)}\n`
-    else if (format === 'pid') s += `${left(e.id, 10)} ${ownerColumn(e)} ${left(e.creatorPid, 10)} ${left(e.lastPid, 10)}\n`
+    else if (format === 'pid')
+      s += `${left(e.id, 10)} ${ownerColumn(e)} ${left(e.creatorPid, 10)} ${left(e.lastPid, 10)}\n`
     else {
       const size =
-        unit === 'human' ? printSize(unit, null, BigInt(e.size), '    ', 6) : printSize(unit, null, BigInt(e.size), null, -10)
+        unit === 'human'
+          ? printSize(unit, null, BigInt(e.size), '    ', 6)
+          : printSize(unit, null, BigInt(e.size), null, -10)
       s +=
         `${hexKey(e.key)} ${left(e.id, 10)} ${ownerColumn(e)} ${left(octal(e.mode), 10)} ${size}` +
         ` ${left(e.attachments, 10)} ${left(e.destroyed ? 'dest' : ' ', 6)} ${left(e.locked ? 'locked' : ' ', 6)}\n`
@@ -521,7 +529,8 @@ function semSection(format: Format, entries: IpcsEntry[], lim?: Limits<bigint>):
   for (const e of entries) {
     if (e.type !== 'sem') continue
     if (format === 'creator') s += permsRow(e)
-    else if (format === 'time') s += `${left(e.id, 8)} ${ownerColumn(e)}  ${longTime(e.lastOpTime)} ${longTime(e.changeTime)}\n`
+    else if (format === 'time')
+      s += `${left(e.id, 8)} ${ownerColumn(e)}  ${longTime(e.lastOpTime)} ${longTime(e.changeTime)}\n`
     else s += `${hexKey(e.key)} ${left(e.id, 10)} ${ownerColumn(e)} ${left(octal(e.mode), 10)} ${left(e.count, 10)}\n`
   }
   return s
@@ -961,7 +970,8 @@ function ipcrmCommand(args: string[], io: CliIo): number {
 }
 
 /** `%-N.Ns` of a name, or `%-Nu` of an id. */
-const nameOrId = (name: string | null, id: number, width: number) => (name !== null ? leftCut(name, width) : left(id, width))
+const nameOrId = (name: string | null, id: number, width: number) =>
+  name !== null ? leftCut(name, width) : left(id, width)
 /** A count only the queues this process may open have: `-` for the others. */
 const orDash = (v: number | null, width: number) => left(v === null ? '-' : v, width)
 

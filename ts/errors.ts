@@ -168,10 +168,7 @@ export function invalidArgType(name: string, expected: string, actual: unknown):
 
 /** @internal `TypeError` with code `ERR_INVALID_ARG_VALUE`. */
 export function invalidArgValue(name: string, actual: unknown, reason: string): CodedError<TypeError> {
-  return coded(
-    new TypeError(`The argument '${name}' ${reason}. Received ${describe(actual)}`),
-    'ERR_INVALID_ARG_VALUE',
-  )
+  return coded(new TypeError(`The argument '${name}' ${reason}. Received ${describe(actual)}`), 'ERR_INVALID_ARG_VALUE')
 }
 
 /** @internal `RangeError` with code `ERR_OUT_OF_RANGE`. */

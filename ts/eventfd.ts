@@ -5,10 +5,10 @@
  * @module
  */
 
-import { AbortError, callNative, invalidArgType, invalidState, limitDetail, outOfRange, type IpcError } from './errors'
+import { AbortError, callNative, invalidArgType, limitDetail, outOfRange, type IpcError } from './errors'
 import { closeOwnedFd, ownFd } from './fd'
 import { native } from './native'
-import { WaitGroup, waitFd } from './reactor'
+import { Lifetime, WaitGroup, waitFd } from './reactor'
 import { validateFd } from './unix-socket'
 import { MAX_SAFE, optionalBoolean, optionalInteger, validateAbortSignal, validateOptions } from './validate'
 
@@ -105,8 +105,7 @@ export class EventFd implements Disposable, AsyncDisposable, AsyncIterable<numbe
    * elsewhere on kernels that do not say (before Linux 6.6).
    */
   readonly semaphore: boolean | undefined
-  #closed = false
-  readonly #waits = new WaitGroup()
+  readonly #life = new Lifetime('EventFd')
 
   private constructor(fd: number, semaphore: boolean | undefined) {
     this.fd = fd
@@ -151,11 +150,7 @@ export class EventFd implements Disposable, AsyncDisposable, AsyncIterable<numbe
 
   /** Whether {@link close} was called. */
   get closed(): boolean {
-    return this.#closed
-  }
-
-  #check(): void {
-    if (this.#closed) throw invalidState('EventFd is closed')
+    return this.#life.closed
   }
 
   /** The count if there is one (`undefined` if not; with `must`, `EAGAIN` instead). */
@@ -175,7 +170,11 @@ export class EventFd implements Disposable, AsyncDisposable, AsyncIterable<numbe
    * Waits on this thread's event loop until the descriptor is readable and a count is taken
    * (another reader may take it first: then it waits on). A cancelled wait took nothing.
    */
-  #waitAndTake(bigint: boolean, signal: AbortSignal | undefined, groups: readonly WaitGroup[]): Promise<number | bigint> {
+  #waitAndTake(
+    bigint: boolean,
+    signal: AbortSignal | undefined,
+    groups: readonly WaitGroup[],
+  ): Promise<number | bigint> {
     return waitFd(this.fd, false, () => this.#take(bigint, false), signal, groups)
   }
 
@@ -198,10 +197,10 @@ export class EventFd implements Disposable, AsyncDisposable, AsyncIterable<numbe
       const bigint = optionalBoolean(opts.bigint, 'options.bigint', false)
       const signal = opts.signal
       validateAbortSignal(signal, 'options.signal')
-      this.#check()
+      this.#life.check()
       if (signal?.aborted) throw new AbortError(undefined, { cause: signal.reason })
       const now = this.#take(bigint, false)
-      return now !== undefined ? Promise.resolve(now) : this.#waitAndTake(bigint, signal, [this.#waits])
+      return now !== undefined ? Promise.resolve(now) : this.#waitAndTake(bigint, signal, [this.#life.waits])
     } catch (err) {
       return Promise.reject(err)
     }
@@ -223,7 +222,7 @@ export class EventFd implements Disposable, AsyncDisposable, AsyncIterable<numbe
     const opts = validateOptions(options)
     const bigint = optionalBoolean(opts.bigint, 'options.bigint', false)
     const wait = optionalBoolean(opts.wait, 'options.wait', true)
-    this.#check()
+    this.#life.check()
     for (;;) {
       const value = this.#take(bigint, !wait)
       if (value !== undefined) return value
@@ -246,11 +245,13 @@ export class EventFd implements Disposable, AsyncDisposable, AsyncIterable<numbe
     const opts = validateOptions(options)
     const signal = opts.signal
     validateAbortSignal(signal, 'options.signal')
-    this.#check()
+    this.#life.check()
     if (signal?.aborted) throw new AbortError(undefined, { cause: signal.reason })
     if (callNative(() => native.eventfdWrite(this.fd, count, false))) return
     const fd = this.fd
-    await waitFd(fd, true, () => (callNative(() => native.eventfdWrite(fd, count, false)) ? true : undefined), signal, [this.#waits])
+    await waitFd(fd, true, () => (callNative(() => native.eventfdWrite(fd, count, false)) ? true : undefined), signal, [
+      this.#life.waits,
+    ])
   }
 
   /**
@@ -266,7 +267,7 @@ export class EventFd implements Disposable, AsyncDisposable, AsyncIterable<numbe
     const count = validateCount(value)
     const opts = validateOptions(options)
     const wait = optionalBoolean(opts.wait, 'options.wait', true)
-    this.#check()
+    this.#life.check()
     while (!callNative(() => native.eventfdWrite(this.fd, count, !wait))) {
       callNative(() => native.eventfdWaitSync(this.fd, true))
     }
@@ -289,7 +290,7 @@ export class EventFd implements Disposable, AsyncDisposable, AsyncIterable<numbe
     const signal = opts.signal
     validateAbortSignal(signal, 'options.signal')
     const iteration = new WaitGroup()
-    const groups = [this.#waits, iteration]
+    const groups = [this.#life.waits, iteration]
     let finished = false
     const done = (): IteratorResult<number | bigint> => ({ done: true, value: undefined })
     return {
@@ -299,7 +300,7 @@ export class EventFd implements Disposable, AsyncDisposable, AsyncIterable<numbe
       next: async (): Promise<IteratorResult<number | bigint>> => {
         if (finished) return done()
         try {
-          this.#check()
+          this.#life.check()
           if (signal?.aborted) throw new AbortError(undefined, { cause: signal.reason })
           const now = this.#take(bigint, false)
           return { done: false, value: now !== undefined ? now : await this.#waitAndTake(bigint, signal, groups) }
@@ -327,10 +328,8 @@ export class EventFd implements Disposable, AsyncDisposable, AsyncIterable<numbe
    * added nothing), and later calls throw `ERR_INVALID_STATE`. Calling it again does nothing.
    */
   close(): void {
-    if (this.#closed) return
-    this.#closed = true
-    const reason = invalidState('EventFd was closed while waiting')
-    this.#waits.cancelAll(reason)
+    const reason = this.#life.close()
+    if (reason === undefined) return
     closeOwnedFd(this, this.fd, reason)
   }
 
@@ -353,6 +352,6 @@ export class EventFd implements Disposable, AsyncDisposable, AsyncIterable<numbe
    */
   async [Symbol.asyncDispose](): Promise<void> {
     this.close()
-    await this.#waits.settled()
+    await this.#life.waits.settled()
   }
 }

@@ -46,12 +46,10 @@ export type {
   SemaphoreSetEntry,
   SharedMemoryEntry,
 } from './ipcs'
-export { Mutex, MutexGuard, SEMAPHORE_VALUE_MAX, Semaphore, SemaphoreSet } from './semaphore'
+export { SEMAPHORE_VALUE_MAX, Semaphore, SemaphoreSet } from './semaphore'
 export type {
   AcquireOptions,
   AcquireSyncOptions,
-  LockSyncOptions,
-  MutexOpenOptions,
   SemaphoreOp,
   SemaphoreOpenOptions,
   SemaphoreSetOpenOptions,
@@ -60,6 +58,8 @@ export type {
   SemaphoreWaitOptions,
   SemaphoreWaitSyncOptions,
 } from './semaphore'
+export { Mutex, MutexGuard } from './mutex'
+export type { LockSyncOptions, MutexOpenOptions } from './mutex'
 export { MappedMemory, SharedMemory, SharedMemoryView, zeroCopySupported } from './shared-memory'
 export type {
   AttachOptions,

@@ -90,7 +90,9 @@ function sizeInfo(err: IpcError, size: number): string | undefined {
   if (err.code === 'ENOMEM' || err.code === 'EFBIG') return `${size} bytes`
   if (err.code === 'EPERM' && err.syscall === 'mmap') return 'the memfd is sealed against writing'
   if (err.code === 'EINVAL' && err.syscall === 'mmap') {
-    return size === 0 ? 'an empty memfd (0 bytes) cannot be mapped' : `the memfd is smaller than the ${size} bytes it had when opened`
+    return size === 0
+      ? 'an empty memfd (0 bytes) cannot be mapped'
+      : `the memfd is smaller than the ${size} bytes it had when opened`
   }
   return undefined
 }
@@ -177,10 +179,17 @@ export class Memfd extends MappedMemory {
     validateFd(fd)
     const opts = validateOptions(options)
     const required = opts.requireSeals === undefined ? [] : validateSeals(opts.requireSeals, 'options.requireSeals')
-    const info = callNative(() => native.memfdInspect(fd), (e) => ({ info: limitDetail(e, 'memfd_create', '3.17') }))
+    const info = callNative(
+      () => native.memfdInspect(fd),
+      (e) => ({ info: limitDetail(e, 'memfd_create', '3.17') }),
+    )
     const missing = required.filter((s) => !info.seals.includes(s))
     if (missing.length > 0) {
-      throw invalidArgValue('fd', fd, `lacks the seals ${missing.map((s) => `'${s}'`).join(', ')} (it has ${info.seals.length ? info.seals.map((s) => `'${s}'`).join(', ') : 'none'})`)
+      throw invalidArgValue(
+        'fd',
+        fd,
+        `lacks the seals ${missing.map((s) => `'${s}'`).join(', ')} (it has ${info.seals.length ? info.seals.map((s) => `'${s}'`).join(', ') : 'none'})`,
+      )
     }
     return new Memfd(fd, info.size, info.writable)
   }

@@ -6,10 +6,10 @@
  * @module
  */
 
-import { AbortError, callNative, invalidArgValue, invalidState, limitDetail, type ErrorDetail, type IpcError } from './errors'
+import { AbortError, callNative, invalidArgValue, limitDetail, type ErrorDetail, type IpcError } from './errors'
 import { closeOwnedFd, ownFd } from './fd'
 import { native } from './native'
-import { WaitGroup, waitFd } from './reactor'
+import { Lifetime, waitFd } from './reactor'
 import { toSignalNumber, type SignalLike } from './signals'
 import { validateFd } from './unix-socket'
 import { validateAbortSignal, validateInteger, validateOptions, validateTimeout } from './validate'
@@ -44,7 +44,11 @@ const INT32_MAX = 0x7fff_ffff
 
 function detail(pid: number | undefined) {
   return (err: IpcError): ErrorDetail => {
-    const limit = limitDetail(err, err.syscall === 'waitid' ? 'waitid(P_PIDFD)' : 'pidfd_open', err.syscall === 'waitid' ? '5.4' : '5.3')
+    const limit = limitDetail(
+      err,
+      err.syscall === 'waitid' ? 'waitid(P_PIDFD)' : 'pidfd_open',
+      err.syscall === 'waitid' ? '5.4' : '5.3',
+    )
     if (limit !== undefined) return { info: limit }
     return { info: pid === undefined ? undefined : `pid ${pid}` }
   }
@@ -76,8 +80,7 @@ export class PidFd implements Disposable, AsyncDisposable {
   readonly pid: number
   /** The descriptor (close-on-exec; owned by this object until {@link close}). */
   readonly fd: number
-  #closed = false
-  readonly #waits = new WaitGroup()
+  readonly #life = new Lifetime('PidFd')
 
   private constructor(pid: number, fd: number) {
     this.pid = pid
@@ -121,7 +124,10 @@ export class PidFd implements Disposable, AsyncDisposable {
     if (pid === null) {
       // No pid: the process was reaped (the kernel's own ESRCH says so), or it lives in a pid
       // namespace this one cannot see.
-      callNative(() => native.pidfdSendSignal(fd, 0), () => ({ info: 'its process has exited and been reaped' }))
+      callNative(
+        () => native.pidfdSendSignal(fd, 0),
+        () => ({ info: 'its process has exited and been reaped' }),
+      )
       throw invalidArgValue('fd', fd, 'refers to a process outside this pid namespace')
     }
     return new PidFd(pid, fd)
@@ -129,11 +135,7 @@ export class PidFd implements Disposable, AsyncDisposable {
 
   /** Whether {@link close} was called. */
   get closed(): boolean {
-    return this.#closed
-  }
-
-  #check(): void {
-    if (this.#closed) throw invalidState('PidFd is closed')
+    return this.#life.closed
   }
 
   /**
@@ -149,7 +151,7 @@ export class PidFd implements Disposable, AsyncDisposable {
    */
   sendSignal(signal: SignalLike = 'SIGTERM'): void {
     const n = toSignalNumber(signal, 'signal', true)
-    this.#check()
+    this.#life.check()
     callNative(() => native.pidfdSendSignal(this.fd, n), detail(this.pid))
   }
 
@@ -162,7 +164,7 @@ export class PidFd implements Disposable, AsyncDisposable {
    * ```
    */
   get exited(): boolean {
-    this.#check()
+    this.#life.check()
     return callNative(() => native.pidfdExited(this.fd))
   }
 
@@ -178,7 +180,7 @@ export class PidFd implements Disposable, AsyncDisposable {
    * ```
    */
   exitStatus(): ProcessExit | null {
-    this.#check()
+    this.#life.check()
     if (!callNative(() => native.pidfdExited(this.fd))) return null
     const s = callNative(() => native.pidfdExitStatus(this.fd), detail(this.pid))
     if (s === null) return { ...UNKNOWN }
@@ -203,11 +205,11 @@ export class PidFd implements Disposable, AsyncDisposable {
     const opts = validateOptions(options)
     const signal = opts.signal
     validateAbortSignal(signal, 'options.signal')
-    this.#check()
+    this.#life.check()
     if (signal?.aborted) throw new AbortError(undefined, { cause: signal.reason })
     const now = this.exitStatus()
     if (now !== null) return now
-    return waitFd(this.fd, false, () => this.exitStatus() ?? undefined, signal, [this.#waits])
+    return waitFd(this.fd, false, () => this.exitStatus() ?? undefined, signal, [this.#life.waits])
   }
 
   /**
@@ -221,7 +223,7 @@ export class PidFd implements Disposable, AsyncDisposable {
   waitExitSync(options?: PidFdWaitSyncOptions): ProcessExit | null {
     const opts = validateOptions(options)
     const timeoutMs = validateTimeout(opts.timeoutMs, 'options.timeoutMs')
-    this.#check()
+    this.#life.check()
     const exited = callNative(() => native.pidfdWaitSync(this.fd, timeoutMs === Infinity ? null : timeoutMs))
     return exited ? this.exitStatus() : null
   }
@@ -231,10 +233,8 @@ export class PidFd implements Disposable, AsyncDisposable {
    * throw `ERR_INVALID_STATE`. The process is not affected. Calling it again does nothing.
    */
   close(): void {
-    if (this.#closed) return
-    this.#closed = true
-    const reason = invalidState('PidFd was closed while waiting')
-    this.#waits.cancelAll(reason)
+    const reason = this.#life.close()
+    if (reason === undefined) return
     closeOwnedFd(this, this.fd, reason)
   }
 
@@ -257,6 +257,6 @@ export class PidFd implements Disposable, AsyncDisposable {
    */
   async [Symbol.asyncDispose](): Promise<void> {
     this.close()
-    await this.#waits.settled()
+    await this.#life.waits.settled()
   }
 }

@@ -357,7 +357,11 @@ function endFor(fd: number, write: boolean): PipeReadable | PipeWritable {
  */
 export function openFifo(path: PathLike, flags: 'r', options?: OpenFifoOptions): Promise<PipeReadable>
 export function openFifo(path: PathLike, flags: 'w', options?: OpenFifoOptions): Promise<PipeWritable>
-export function openFifo(path: PathLike, flags: 'r' | 'w', options?: OpenFifoOptions): Promise<PipeReadable | PipeWritable>
+export function openFifo(
+  path: PathLike,
+  flags: 'r' | 'w',
+  options?: OpenFifoOptions,
+): Promise<PipeReadable | PipeWritable>
 export async function openFifo(
   path: PathLike,
   flags: 'r' | 'w',
@@ -401,8 +405,5 @@ export function openFifoSync(path: PathLike, flags: 'w'): PipeWritable
 export function openFifoSync(path: PathLike, flags: 'r' | 'w'): PipeReadable | PipeWritable
 export function openFifoSync(path: PathLike, flags: 'r' | 'w'): PipeReadable | PipeWritable {
   const { bytes, write } = fifoArgs(path, flags)
-  return endFor(
-    answered(callNative(() => native.fifoOpenSync(bytes, write))),
-    write,
-  )
+  return endFor(answered(callNative(() => native.fifoOpenSync(bytes, write))), write)
 }

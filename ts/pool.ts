@@ -1,16 +1,58 @@
 /**
- * What the per-thread receive pools of message queues (`queue.ts`) and message sockets
- * (`unix-socket.ts`) share: the native side receives into a pool buffer, and each payload is
- * then copied into memory of its own ({@link PayloadCopier}).
+ * What the fast paths share (`queue.ts`, `unix-socket.ts`, `posix-queue.ts`, `semaphore.ts`,
+ * `posix-semaphore.ts`): a per-thread pool registered once with the native side, through
+ * which argument-less native calls take their arguments and, for messages, receive payloads
+ * that are then copied into memory of their own ({@link PayloadCopier}); and the answer codes
+ * of those calls, with the one way a failed call's error is thrown.
  *
  * @module
  * @internal
  */
 
+import { markAsUntransferable } from 'node:worker_threads'
+import { callNative, type ErrorDetail, type IpcError } from './errors'
+
 /** What an argument-less fast native call answers when nothing was ready (`EAGAIN`). */
 export const FAST_EMPTY = -1
 /** What it answers after an error, which the module's `...FastError()` call then throws. */
 export const FAST_FAILED = -2
+
+/**
+ * A new pool of `size` bytes, registered as this thread's with the native side (`register`:
+ * the module's `...FastRegister`). It is never handed out; should it be reached all the same,
+ * postMessage and structuredClone copy it (it is marked untransferable).
+ *
+ * @example
+ * ```ts
+ * const pool = registeredPool(64 * 1024, native.msgFastRegister)
+ * ```
+ */
+export function registeredPool(size: number, register: (pool: Buffer) => void): Buffer {
+  const pool = Buffer.allocUnsafeSlow(size)
+  markAsUntransferable(pool.buffer as ArrayBuffer)
+  register(pool)
+  return pool
+}
+
+/** The first `bytes` of `pool` as 32-bit words: where a fast call's arguments go. */
+export function poolWords(pool: Buffer, bytes: number): Int32Array {
+  return new Int32Array(pool.buffer, pool.byteOffset, bytes >> 2)
+}
+
+/**
+ * Throws, as an {@link IpcError} (with `detail`, as {@link callNative} adds it), the error the
+ * module's last fast call kept after it answered {@link FAST_FAILED}: `kept` is the module's
+ * `...FastError()`, which throws it.
+ *
+ * @example
+ * ```ts
+ * if (sent === FAST_FAILED) throwFastError(native.msgFastError, sendErrorDetail(bytes.length))
+ * ```
+ */
+export function throwFastError(kept: () => void, detail?: (err: IpcError) => ErrorDetail | undefined): never {
+  callNative(kept, detail)
+  throw new Error('ipckit: a fast-path call failed without an error')
+}
 
 /** Payload lengths whose source view is kept for the next payload of the same length. */
 const CACHED_VIEWS = 4096

@@ -7,12 +7,11 @@
  */
 
 import { Buffer } from 'node:buffer'
-import { markAsUntransferable } from 'node:worker_threads'
 
-import { AbortError, IpcError, callNative, invalidArgValue, invalidState, withDetail } from './errors'
+import { AbortError, IpcError, callNative, invalidArgValue, withDetail } from './errors'
 import { native } from './native'
-import { FAST_EMPTY, FAST_FAILED, PayloadCopier } from './pool'
-import { WaitGroup, releaseFd, waitFd } from './reactor'
+import { FAST_EMPTY, FAST_FAILED, PayloadCopier, poolWords, registeredPool, throwFastError } from './pool'
+import { Lifetime, WaitGroup, releaseFd, waitFd } from './reactor'
 import { toChangeableSignal, type SignalLike } from './signals'
 import {
   optionalBoolean,
@@ -261,19 +260,11 @@ const finalizer = new FinalizationRegistry<number>((id) => {
 })
 
 function newPool(): void {
-  pool = Buffer.allocUnsafeSlow(POOL_SIZE)
-  markAsUntransferable(pool.buffer as ArrayBuffer)
-  words = new Int32Array(pool.buffer, pool.byteOffset, ARGS >> 2)
+  pool = registeredPool(POOL_SIZE, native.posixQueueFastRegister)
+  words = poolWords(pool, ARGS)
   copier = new PayloadCopier(pool, ARGS)
-  native.posixQueueFastRegister(pool)
 }
 newPool()
-
-/** Throws the error the last fast call kept, as an `IpcError`. */
-function fastError(): never {
-  native.posixQueueFastError()
-  throw new Error('ipckit: a fast-path call failed without an error')
-}
 
 /** Ends an iterator's pending wait without an error. */
 const ITERATION_ENDED = Symbol('iteration ended')
@@ -315,8 +306,8 @@ function openError(err: unknown, name: string, maxMessages: number, messageSize:
       }
       break
     case 'EMFILE': {
-      const m = maxMessages >= 0 ? maxMessages : l.msgDefault ?? 0
-      const s = messageSize >= 0 ? messageSize : l.msgsizeDefault ?? 0
+      const m = maxMessages >= 0 ? maxMessages : (l.msgDefault ?? 0)
+      const s = messageSize >= 0 ? messageSize : (l.msgsizeDefault ?? 0)
       const need = native.posixQueueChargedBytes(m, s)
       const limit = l.rlimitMsgqueue === null ? 'unlimited' : `${l.rlimitMsgqueue} bytes`
       why = `too many open descriptors (RLIMIT_NOFILE), or the user's queues would take more than RLIMIT_MSGQUEUE (${limit}, ulimit -q): this queue takes ${need} bytes`
@@ -403,9 +394,8 @@ export class PosixMessageQueue implements Disposable {
   /** The queue's number in the native layer, which owns its descriptor. */
   readonly #id: number
   #nonBlocking: boolean
-  #closed = false
   #scratch: Buffer | undefined
-  readonly #waits = new WaitGroup()
+  readonly #life = new Lifetime('PosixMessageQueue')
 
   private constructor(name: string, id: number) {
     this.name = name
@@ -479,7 +469,7 @@ export class PosixMessageQueue implements Disposable {
 
   /** Whether {@link close} was called. */
   get closed(): boolean {
-    return this.#closed
+    return this.#life.closed
   }
 
   /**
@@ -487,18 +477,8 @@ export class PosixMessageQueue implements Disposable {
    * process's `stdio`; owned by this object until {@link close}.
    */
   get fd(): number {
-    this.#check()
+    this.#life.check()
     return native.posixQueueFd(this.#id)
-  }
-
-  #check(): void {
-    if (this.#closed) throw invalidState('PosixMessageQueue is closed')
-  }
-
-  #checkAfterWait(): void {
-    if (this.#closed) {
-      throw new AbortError(undefined, { cause: invalidState('PosixMessageQueue was closed while waiting') })
-    }
   }
 
   /** The error of a failed send, saying how large the message was when that was the problem. */
@@ -528,7 +508,7 @@ export class PosixMessageQueue implements Disposable {
     const sent = fastSend()
     if (sent === FAST_FAILED) {
       try {
-        callNative(fastError)
+        throwFastError(native.posixQueueFastError)
       } catch (err) {
         throw this.#sendError(err, bytes.length)
       }
@@ -550,7 +530,7 @@ export class PosixMessageQueue implements Disposable {
     if (len >= 0) return { data: copier.take(len), priority: words[5]! }
     if (len === FAST_EMPTY) return null
     try {
-      return callNative(fastError)
+      return throwFastError(native.posixQueueFastError)
     } catch (err) {
       throw platformError(err)
     }
@@ -586,7 +566,7 @@ export class PosixMessageQueue implements Disposable {
     const timeout = timeoutOf(opts.timeoutMs)
     const signal = opts.signal
     validateAbortSignal(signal, 'options.signal')
-    this.#check()
+    this.#life.check()
     if (signal?.aborted) throw new AbortError(undefined, { cause: signal.reason })
     const deadline = timeout >= 0 ? performance.now() + timeout : undefined
     for (;;) {
@@ -597,8 +577,8 @@ export class PosixMessageQueue implements Disposable {
         this.#sendNow(bytes, priority, 0, false)
         return
       }
-      await waitReady(this.#id, true, signal, [this.#waits], left)
-      this.#checkAfterWait()
+      await waitReady(this.#id, true, signal, [this.#life.waits], left)
+      this.#life.checkAfterWait()
     }
   }
 
@@ -618,7 +598,7 @@ export class PosixMessageQueue implements Disposable {
     const priority = priorityOf(opts.priority)
     const timeout = timeoutOf(opts.timeoutMs)
     const wait = optionalBoolean(opts.wait, 'options.wait', !this.#nonBlocking)
-    this.#check()
+    this.#life.check()
     this.#sendNow(bytes, priority, !wait ? NOW : timeout >= 0 ? timeout : FOREVER, false)
   }
 
@@ -638,11 +618,11 @@ export class PosixMessageQueue implements Disposable {
     const timeout = timeoutOf(opts.timeoutMs)
     const signal = opts.signal
     validateAbortSignal(signal, 'options.signal')
-    this.#check()
+    this.#life.check()
     if (signal?.aborted) throw new AbortError(undefined, { cause: signal.reason })
     const now = this.#receiveNow(NOW, true)
     if (now !== null) return now
-    return this.#waitAndReceive(signal, [this.#waits], timeout >= 0 ? performance.now() + timeout : undefined)
+    return this.#waitAndReceive(signal, [this.#life.waits], timeout >= 0 ? performance.now() + timeout : undefined)
   }
 
   /** Waits until readable, then takes a message (again if another reader was first). */
@@ -656,7 +636,7 @@ export class PosixMessageQueue implements Disposable {
       // Time is up: one last try, which takes a message that is there or throws ETIMEDOUT.
       if (left !== undefined && left <= 0) return this.#receiveNow(0, false)!
       await waitReady(this.#id, false, signal, groups, left)
-      this.#checkAfterWait()
+      this.#life.checkAfterWait()
       const now = this.#receiveNow(NOW, true)
       if (now !== null) return now
     }
@@ -676,7 +656,7 @@ export class PosixMessageQueue implements Disposable {
     const opts = validateOptions(options)
     const timeout = timeoutOf(opts.timeoutMs)
     const wait = optionalBoolean(opts.wait, 'options.wait', !this.#nonBlocking)
-    this.#check()
+    this.#life.check()
     return this.#receiveNow(!wait ? NOW : timeout >= 0 ? timeout : FOREVER, false)!
   }
 
@@ -701,7 +681,7 @@ export class PosixMessageQueue implements Disposable {
     const signal = opts.signal
     validateAbortSignal(signal, 'options.signal')
     const iteration = new WaitGroup()
-    const groups = [this.#waits, iteration]
+    const groups = [this.#life.waits, iteration]
     let finished = false
     const done = (): IteratorResult<PosixMessage> => ({ done: true, value: undefined })
     const ended = (err: unknown): IteratorResult<PosixMessage> => {
@@ -718,7 +698,7 @@ export class PosixMessageQueue implements Disposable {
         if (finished) return Promise.resolve(done())
         let now: PosixMessage | null
         try {
-          this.#check()
+          this.#life.check()
           if (signal?.aborted) throw new AbortError(undefined, { cause: signal.reason })
           now = this.#receiveNow(NOW, true)
         } catch (err) {
@@ -750,7 +730,7 @@ export class PosixMessageQueue implements Disposable {
    * ```
    */
   stat(): PosixMessageQueueStat {
-    this.#check()
+    this.#life.check()
     const s = callNative(() => native.posixQueueStat(this.#id))
     return {
       messages: s.messages,
@@ -776,7 +756,7 @@ export class PosixMessageQueue implements Disposable {
    */
   setNonBlocking(on: boolean): boolean {
     const value = optionalBoolean(on, 'on', false)
-    this.#check()
+    this.#life.check()
     const old = callNative(() => native.posixQueueSetNonBlocking(this.#id, value))
     this.#nonBlocking = value
     return old
@@ -795,7 +775,7 @@ export class PosixMessageQueue implements Disposable {
     const mode = c.mode === undefined ? undefined : validateMode(c.mode, 'changes.mode', 0)
     const uid = c.uid === undefined ? undefined : optionalInteger(c.uid, 'changes.uid', 0, 0xffff_fffe, 0)
     const gid = c.gid === undefined ? undefined : optionalInteger(c.gid, 'changes.gid', 0, 0xffff_fffe, 0)
-    this.#check()
+    this.#life.check()
     callNative(() => native.posixQueueUpdate(this.#id, mode, uid, gid))
   }
 
@@ -819,7 +799,7 @@ export class PosixMessageQueue implements Disposable {
    */
   notify(options: PosixQueueNotifyOptions | null): void {
     if (options === null) {
-      this.#check()
+      this.#life.check()
       callNative(() => native.posixQueueNotify(this.#id, 0, 0, 0))
       return
     }
@@ -827,7 +807,7 @@ export class PosixMessageQueue implements Disposable {
     if (opts.signal === undefined) throw invalidArgValue('options.signal', undefined, 'is required')
     const { number } = toChangeableSignal(opts.signal, 'options.signal')
     const value = optionalInteger(opts.value, 'options.value', -0x8000_0000, 0x7fff_ffff, 0)
-    this.#check()
+    this.#life.check()
     callNative(() => native.posixQueueNotify(this.#id, 2, number, value))
   }
 
@@ -842,7 +822,7 @@ export class PosixMessageQueue implements Disposable {
    * ```
    */
   remove(): void {
-    this.#check()
+    this.#life.check()
     PosixMessageQueue.unlink(this.name)
   }
 
@@ -852,10 +832,8 @@ export class PosixMessageQueue implements Disposable {
    * {@link remove}). Calling it again does nothing.
    */
   close(): void {
-    if (this.#closed) return
-    this.#closed = true
-    const reason = invalidState('PosixMessageQueue was closed while waiting')
-    this.#waits.cancelAll(reason)
+    const reason = this.#life.close()
+    if (reason === undefined) return
     // libuv lets go of the descriptor before it is closed.
     releaseFd(native.posixQueueFd(this.#id), reason)
     finalizer.unregister(this)

@@ -5,9 +5,10 @@
  * @module
  */
 
-import { AbortError, IpcError, callNative, invalidState, withDetail } from './errors'
+import { AbortError, IpcError, callNative, withDetail } from './errors'
 import { native } from './native'
-import { WaitGroup, startWait } from './reactor'
+import { poolWords, registeredPool, throwFastError } from './pool'
+import { Lifetime, startWait } from './reactor'
 import {
   optionalBoolean,
   optionalInteger,
@@ -42,15 +43,8 @@ const POST = native.POSIX_SEM_POST
 const VALUE = native.POSIX_SEM_VALUE
 const WAIT = native.POSIX_SEM_WAIT
 const fastOp = native.posixSemFast
-const fastSlab = Buffer.allocUnsafeSlow(native.POSIX_SEM_FAST_BYTES)
-native.posixSemFastRegister(fastSlab)
-const fastArgs = new Int32Array(fastSlab.buffer, fastSlab.byteOffset, 3)
-
-/** Throws the error the last fast call kept, as an `IpcError`. */
-function fastError(): never {
-  native.posixSemFastError()
-  throw new Error('ipckit: a fast-path semaphore call failed without an error')
-}
+/** Three words: the semaphore's number, the operation, the timeout. */
+const fastArgs = poolWords(registeredPool(native.POSIX_SEM_FAST_BYTES, native.posixSemFastRegister), 3 * 4)
 
 /** Runs operation `op` on semaphore `id` on this thread; throws what it failed with. */
 function run(id: number, op: number, timeout: number): number {
@@ -58,7 +52,7 @@ function run(id: number, op: number, timeout: number): number {
   fastArgs[1] = op
   fastArgs[2] = timeout
   const result = fastOp()
-  return result >= 0 ? result : callNative(fastError)
+  return result >= 0 ? result : throwFastError(native.posixSemFastError)
 }
 
 /** Closes semaphores whose object was collected without `close()` (a safety net). */
@@ -149,8 +143,7 @@ export class PosixSemaphore implements Disposable {
   readonly name: string
   /** The semaphore's number in the native layer. */
   readonly #id: number
-  #closed = false
-  readonly #waits = new WaitGroup()
+  readonly #life = new Lifetime('PosixSemaphore')
 
   private constructor(name: string, id: number) {
     this.name = name
@@ -205,11 +198,7 @@ export class PosixSemaphore implements Disposable {
 
   /** Whether {@link close} was called. */
   get closed(): boolean {
-    return this.#closed
-  }
-
-  #check(): void {
-    if (this.#closed) throw invalidState('PosixSemaphore is closed')
+    return this.#life.closed
   }
 
   /**
@@ -228,7 +217,7 @@ export class PosixSemaphore implements Disposable {
     const timeout = timeoutOf(opts.timeoutMs)
     const signal = opts.signal
     validateAbortSignal(signal, 'options.signal')
-    this.#check()
+    this.#life.check()
     if (signal?.aborted) throw new AbortError(undefined, { cause: signal.reason })
     if (run(this.#id, TRY_WAIT, 0) === 1) return
     // Would wait: a zero timeout answers at once, on this thread (ETIMEDOUT).
@@ -241,7 +230,7 @@ export class PosixSemaphore implements Disposable {
       (reactor, waitId) => native.posixSemWaitStart(reactor, waitId, id, timeout),
       () => undefined,
       signal,
-      [this.#waits],
+      [this.#life.waits],
     )
   }
 
@@ -257,7 +246,7 @@ export class PosixSemaphore implements Disposable {
   acquireSync(options?: PosixSemaphoreAcquireSyncOptions): void {
     const opts = validateOptions(options)
     const timeout = timeoutOf(opts.timeoutMs)
-    this.#check()
+    this.#life.check()
     run(this.#id, WAIT, timeout)
   }
 
@@ -271,7 +260,7 @@ export class PosixSemaphore implements Disposable {
    * ```
    */
   tryAcquire(): boolean {
-    this.#check()
+    this.#life.check()
     return run(this.#id, TRY_WAIT, 0) === 1
   }
 
@@ -285,7 +274,7 @@ export class PosixSemaphore implements Disposable {
    * ```
    */
   release(): void {
-    this.#check()
+    this.#life.check()
     run(this.#id, POST, 0)
   }
 
@@ -299,7 +288,7 @@ export class PosixSemaphore implements Disposable {
    * ```
    */
   get value(): number {
-    this.#check()
+    this.#life.check()
     return run(this.#id, VALUE, 0)
   }
 
@@ -314,7 +303,7 @@ export class PosixSemaphore implements Disposable {
    * ```
    */
   remove(): void {
-    this.#check()
+    this.#life.check()
     PosixSemaphore.unlink(this.name)
   }
 
@@ -324,9 +313,7 @@ export class PosixSemaphore implements Disposable {
    * The semaphore and its value stay. Calling it again does nothing.
    */
   close(): void {
-    if (this.#closed) return
-    this.#closed = true
-    this.#waits.cancelAll(invalidState('PosixSemaphore was closed while waiting'))
+    if (this.#life.close() === undefined) return
     finalizer.unregister(this)
     native.posixSemClose(this.#id)
   }

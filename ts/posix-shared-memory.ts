@@ -9,7 +9,15 @@ import { callNative, invalidArgValue, limitDetail, type ErrorDetail, type IpcErr
 import { closeOwnedFd, ownFd } from './fd'
 import { native } from './native'
 import { MappedMemory } from './shared-memory'
-import { MAX_SAFE, optionalBoolean, optionalInteger, validateInteger, validateMode, validateOptions, validatePosixName } from './validate'
+import {
+  MAX_SAFE,
+  optionalBoolean,
+  optionalInteger,
+  validateInteger,
+  validateMode,
+  validateOptions,
+  validatePosixName,
+} from './validate'
 
 type ShmMapping = ReturnType<typeof native.posixShmMap>
 
@@ -60,11 +68,15 @@ function nameDetail(name: string, size: number | undefined) {
     const limit = limitDetail(err, 'shm_open', '2.6')
     if (limit !== undefined) return { path: name, info: limit }
     if (size === undefined || !['ENOSPC', 'EFBIG', 'ENOMEM', 'EINVAL'].includes(err.code)) return { path: name }
-    if (err.syscall === 'shm_open' && err.code === 'EINVAL') return { path: name, info: `smaller than options.size, ${size} bytes` }
+    if (err.syscall === 'shm_open' && err.code === 'EINVAL')
+      return { path: name, info: `smaller than options.size, ${size} bytes` }
     if (err.syscall === 'mmap' && err.code === 'EINVAL') {
       return {
         path: name,
-        info: size === 0 ? 'an empty object (0 bytes) cannot be mapped' : `the object is smaller than the ${size} bytes it had when opened`,
+        info:
+          size === 0
+            ? 'an empty object (0 bytes) cannot be mapped'
+            : `the object is smaller than the ${size} bytes it had when opened`,
       }
     }
     return { path: name, info: `${size} bytes` }
@@ -150,7 +162,11 @@ export class PosixSharedMemory extends MappedMemory {
     }
     const mode = validateMode(opts.mode, 'options.mode', 0o600)
     if (readonly && (create || exclusive)) {
-      throw invalidArgValue('options.readonly', readonly, 'cannot be combined with create or exclusive (a new object is sized through a read-write descriptor)')
+      throw invalidArgValue(
+        'options.readonly',
+        readonly,
+        'cannot be combined with create or exclusive (a new object is sized through a read-write descriptor)',
+      )
     }
     const opened = callNative(
       () => native.posixShmOpen(n, size, create, exclusive, readonly, mode),

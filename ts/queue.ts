@@ -6,13 +6,12 @@
 
 import { Buffer } from 'node:buffer'
 import { endianness } from 'node:os'
-import { markAsUntransferable } from 'node:worker_threads'
 
-import { AbortError, IpcError, answered, callNative, invalidArgType, invalidState, outOfRange, type ErrorDetail } from './errors'
+import { AbortError, IpcError, answered, callNative, invalidArgType, outOfRange, type ErrorDetail } from './errors'
 import { native } from './native'
-import { FAST_EMPTY, FAST_FAILED, PayloadCopier } from './pool'
-import { ownerChanges, secondsToDate } from './sysv'
-import { WaitGroup, startWait } from './reactor'
+import { FAST_EMPTY, FAST_FAILED, PayloadCopier, poolWords, registeredPool, throwFastError } from './pool'
+import { ownerChanges, ownerStat, secondsToDate } from './sysv'
+import { Lifetime, WaitGroup, startWait } from './reactor'
 import {
   MAX_SAFE,
   optionalBoolean,
@@ -209,7 +208,6 @@ const fastSend = native.msgFastSend
 /** Smallest pool; a pool always has room for two messages of msgmax. */
 const POOL_SIZE = 64 * 1024
 
-
 /** The current pool, an Int32Array over it, and what copies payloads out of it. */
 let pool: Buffer
 let words: Int32Array
@@ -218,12 +216,9 @@ let copier: PayloadCopier
 let msgRoom = native.msgMax()
 
 function newPool(): void {
-  pool = Buffer.allocUnsafeSlow(Math.max(POOL_SIZE, ARGS + 2 * (HEADER + msgRoom)))
-  // Never handed out; should it be reached all the same, postMessage/structuredClone copy it.
-  markAsUntransferable(pool.buffer as ArrayBuffer)
-  words = new Int32Array(pool.buffer, pool.byteOffset, pool.length >> 2)
+  pool = registeredPool(Math.max(POOL_SIZE, ARGS + 2 * (HEADER + msgRoom)), native.msgFastRegister)
+  words = poolWords(pool, pool.length)
   copier = new PayloadCopier(pool, ARGS + HEADER)
-  native.msgFastRegister(pool)
 }
 newPool()
 
@@ -238,12 +233,6 @@ function room(size: number): number {
   if (ARGS + need > Math.max(POOL_SIZE, ARGS + 2 * (HEADER + msgRoom))) return -1
   newPool()
   return ARGS
-}
-
-/** Throws the error the last fast call kept, as an `IpcError`. */
-function fastError(): never {
-  native.msgFastError()
-  throw new Error('ipckit: a fast-path call failed without an error')
 }
 
 /** The largest message type, a C `long`. */
@@ -359,7 +348,7 @@ function sendNow(id: number, type: number | bigint, bytes: Uint8Array, flags: nu
   words[(at >> 2) + 1] = highWord(type)
   pool.set(bytes, at + HEADER)
   const sent = fastSend()
-  if (sent === FAST_FAILED) callNative(fastError, sendErrorDetail(bytes.length))
+  if (sent === FAST_FAILED) throwFastError(native.msgFastError, sendErrorDetail(bytes.length))
   return sent === 1
 }
 
@@ -371,7 +360,9 @@ function sendErrorDetail(size: number): (err: IpcError) => ErrorDetail | undefin
   return (err) => {
     if (err.code !== 'EINVAL') return undefined
     const msgmax = native.msgMax()
-    return size > msgmax ? { info: `a message of ${size} bytes; msgmax, the largest this system takes, is ${msgmax} bytes` } : undefined
+    return size > msgmax
+      ? { info: `a message of ${size} bytes; msgmax, the largest this system takes, is ${msgmax} bytes` }
+      : undefined
   }
 }
 
@@ -386,7 +377,10 @@ type AnyMessage = Message | BigIntMessage
 function waitedMessage(value: number, data: Buffer, bigint: boolean): AnyMessage {
   if (value <= MAX_SAFE) return { type: bigint ? BigInt(value) : value, data } as AnyMessage
   const payload = data.subarray(HEADER)
-  return { type: receivedType(data.readInt32LE(0), data.readInt32LE(4), bigint, () => payload), data: payload } as AnyMessage
+  return {
+    type: receivedType(data.readInt32LE(0), data.readInt32LE(4), bigint, () => payload),
+    data: payload,
+  } as AnyMessage
 }
 
 /** Ends an iterator's pending wait without an error (see {@link MessageQueue.messages}). */
@@ -418,8 +412,7 @@ export class MessageQueue implements Disposable, AsyncDisposable {
   readonly id: number
   /** The key (unsigned 32-bit, as `ipcs` prints it); 0 for a private queue. */
   readonly key: number
-  #closed = false
-  readonly #waits = new WaitGroup()
+  readonly #life = new Lifetime('MessageQueue')
 
   private constructor(id: number, key: number) {
     this.id = id
@@ -480,11 +473,7 @@ export class MessageQueue implements Disposable, AsyncDisposable {
 
   /** Whether {@link close} was called. */
   get closed(): boolean {
-    return this.#closed
-  }
-
-  #check(): void {
-    if (this.#closed) throw invalidState('MessageQueue is closed')
+    return this.#life.closed
   }
 
   /**
@@ -503,7 +492,7 @@ export class MessageQueue implements Disposable, AsyncDisposable {
     const type = sendType(opts)
     const signal = opts.signal
     validateAbortSignal(signal, 'options.signal')
-    this.#check()
+    this.#life.check()
     if (signal?.aborted) throw new AbortError(undefined, { cause: signal.reason })
     const sent =
       sendNow(this.id, type, bytes, NOWAIT | SOFT) ??
@@ -514,7 +503,7 @@ export class MessageQueue implements Disposable, AsyncDisposable {
       (reactor, waitId) => native.msgSendStart(reactor, waitId, id, type, bytes),
       () => undefined,
       signal,
-      [this.#waits],
+      [this.#life.waits],
     )
   }
 
@@ -532,7 +521,7 @@ export class MessageQueue implements Disposable, AsyncDisposable {
     const opts = validateOptions(options)
     const type = sendType(opts)
     const wait = optionalBoolean(opts.wait, 'options.wait', true)
-    this.#check()
+    this.#life.check()
     if (sendNow(this.id, type, bytes, wait ? 0 : NOWAIT) === null) {
       answered(callNative(() => native.msgSend(this.id, type, bytes, !wait, false), sendErrorDetail(bytes.length)))
     }
@@ -557,7 +546,7 @@ export class MessageQueue implements Disposable, AsyncDisposable {
     const args = receiveArgs(opts)
     const signal = opts.signal
     validateAbortSignal(signal, 'options.signal')
-    return this.#receive(args, signal, [this.#waits])
+    return this.#receive(args, signal, [this.#life.waits])
   }
 
   /** Takes a queued message at once, on this thread, or starts a wait (validated arguments). */
@@ -573,7 +562,7 @@ export class MessageQueue implements Disposable, AsyncDisposable {
 
   /** A message already queued, or `null`; throws when closed or aborted. */
   #ready(args: ReceiveArgs, signal: AbortSignal | undefined): AnyMessage | null {
-    this.#check()
+    this.#life.check()
     if (signal?.aborted) throw new AbortError(undefined, { cause: signal.reason })
     return this.#receiveNow(args, true, true)
   }
@@ -610,7 +599,7 @@ export class MessageQueue implements Disposable, AsyncDisposable {
       }
       if (len === FAST_EMPTY) return null
       try {
-        callNative(fastError)
+        throwFastError(native.msgFastError)
       } catch (err) {
         if (err instanceof IpcError && err.code === 'E2BIG' && args.maxSize === undefined && grewMsgMax()) continue
         throw err
@@ -667,7 +656,7 @@ export class MessageQueue implements Disposable, AsyncDisposable {
     const opts = validateOptions(options)
     const args = receiveArgs(opts)
     const wait = optionalBoolean(opts.wait, 'options.wait', true)
-    this.#check()
+    this.#life.check()
     return this.#receiveNow(args, !wait, false)!
   }
 
@@ -693,7 +682,7 @@ export class MessageQueue implements Disposable, AsyncDisposable {
     const signal = opts.signal
     validateAbortSignal(signal, 'options.signal')
     const iteration = new WaitGroup()
-    const groups = [this.#waits, iteration]
+    const groups = [this.#life.waits, iteration]
     let finished = false
     const done = (): IteratorResult<AnyMessage> => ({ done: true, value: undefined })
     const ended = (err: unknown): IteratorResult<AnyMessage> => {
@@ -739,7 +728,7 @@ export class MessageQueue implements Disposable, AsyncDisposable {
    * ```
    */
   stat(): MessageQueueStat {
-    this.#check()
+    this.#life.check()
     const s = callNative(() => native.msgStat(this.id))
     return {
       key: s.key,
@@ -750,12 +739,7 @@ export class MessageQueue implements Disposable, AsyncDisposable {
       lastReceivePid: s.lastReceivePid,
       lastSendTime: secondsToDate(s.lastSendTime),
       lastReceiveTime: secondsToDate(s.lastReceiveTime),
-      changeTime: new Date(s.changeTime * 1000),
-      uid: s.uid,
-      gid: s.gid,
-      cuid: s.cuid,
-      cgid: s.cgid,
-      mode: s.mode,
+      ...ownerStat(s),
     }
   }
 
@@ -770,9 +754,10 @@ export class MessageQueue implements Disposable, AsyncDisposable {
    */
   update(changes: MessageQueueUpdate): void {
     const c = validateOptions(changes, 'changes')
-    const maxBytes = c.maxBytes === undefined ? undefined : optionalInteger(c.maxBytes, 'changes.maxBytes', 0, MAX_SAFE, 0)
+    const maxBytes =
+      c.maxBytes === undefined ? undefined : optionalInteger(c.maxBytes, 'changes.maxBytes', 0, MAX_SAFE, 0)
     const { mode, uid, gid } = ownerChanges(c)
-    this.#check()
+    this.#life.check()
     callNative(() => native.msgUpdate(this.id, maxBytes, mode, uid, gid))
   }
 
@@ -787,7 +772,7 @@ export class MessageQueue implements Disposable, AsyncDisposable {
    * ```
    */
   remove(): void {
-    this.#check()
+    this.#life.check()
     callNative(() => native.msgRemove(this.id))
   }
 
@@ -797,9 +782,7 @@ export class MessageQueue implements Disposable, AsyncDisposable {
    * Calling it again does nothing.
    */
   close(): void {
-    if (this.#closed) return
-    this.#closed = true
-    this.#waits.cancelAll(invalidState('MessageQueue was closed while waiting'))
+    this.#life.close()
   }
 
   /** Calls {@link close}, for `using q = MessageQueue.open(...)`. */
@@ -822,6 +805,6 @@ export class MessageQueue implements Disposable, AsyncDisposable {
    */
   async [Symbol.asyncDispose](): Promise<void> {
     this.close()
-    await this.#waits.settled()
+    await this.#life.waits.settled()
   }
 }

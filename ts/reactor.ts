@@ -22,7 +22,7 @@
  * @module
  */
 
-import { AbortError, IpcError, fromNative } from './errors'
+import { AbortError, IpcError, type CodedError, fromNative, invalidState } from './errors'
 import { native, type Reactor, type SysErrorInfo } from './native'
 
 type Settle = (error: SysErrorInfo | null, value: number | null, data: Buffer | null) => void
@@ -105,6 +105,58 @@ export class WaitGroup {
   /** Cancels every pending wait of this group with `reason`. */
   cancelAll(reason: unknown): void {
     for (const wait of [...this.#items]) wait.cancel(reason)
+  }
+}
+
+/**
+ * The open-or-closed state every handle class keeps, one copy of its rules: {@link check}
+ * throws `ERR_INVALID_STATE` once closed; {@link close} (idempotent) marks it closed and ends
+ * the pending waits of {@link waits} with an `AbortError` whose `cause` says the handle was
+ * closed; `waits.settled()` is what `Symbol.asyncDispose` awaits. `name` is the class name
+ * the errors use.
+ *
+ * @internal
+ * @example
+ * ```ts
+ * readonly #life = new Lifetime('MessageQueue')
+ * close(): void {
+ *   const reason = this.#life.close()
+ *   if (reason !== undefined) releaseWhatItOwns(reason)
+ * }
+ * ```
+ */
+export class Lifetime {
+  /** Whether {@link close} was called. */
+  closed = false
+  /** The handle's pending waits, which {@link close} cancels. */
+  readonly waits = new WaitGroup()
+
+  constructor(readonly name: string) {}
+
+  /** Throws `ERR_INVALID_STATE` (`<name> is closed`) once closed. */
+  check(): void {
+    if (this.closed) throw invalidState(`${this.name} is closed`)
+  }
+
+  /**
+   * Throws the `AbortError` a wait that {@link close} ended rejects with, once closed: for a
+   * loop that waited for readiness and is about to try again.
+   */
+  checkAfterWait(): void {
+    if (this.closed) throw new AbortError(undefined, { cause: invalidState(`${this.name} was closed while waiting`) })
+  }
+
+  /**
+   * Marks the handle closed and cancels its pending waits: the reason they were cancelled
+   * with (`<name> was closed while waiting`), for whatever the handle releases next; `undefined`
+   * when it was closed already (then nothing is to be done).
+   */
+  close(): CodedError | undefined {
+    if (this.closed) return undefined
+    this.closed = true
+    const reason = invalidState(`${this.name} was closed while waiting`)
+    this.waits.cancelAll(reason)
+    return reason
   }
 }
 
@@ -255,7 +307,7 @@ function onFdReady(fd: number, events: number): void {
   if (state === undefined) return
   if (events < 0) {
     for (const list of [state.readers, state.writers]) {
-      for (let i = 0; i < list.length; ) {
+      for (let i = 0; i < list.length;) {
         if (list[i]!.ready()) {
           list.splice(i, 1)
           fdWaits--

@@ -1,19 +1,19 @@
 /**
- * System V semaphores: `semget`, `semop`, `semtimedop`, `semctl`; and two conveniences built on
- * them, a counting {@link Semaphore} and a cross-process {@link Mutex}.
+ * System V semaphores: `semget`, `semop`, `semtimedop`, `semctl`; and a counting
+ * {@link Semaphore} built on them (the cross-process `Mutex` is in `mutex.ts`).
  *
  * @module
  */
 
-import { AbortError, IpcError, answered, callNative, invalidArgType, invalidArgValue, invalidState } from './errors'
+import { AbortError, answered, callNative, invalidArgType, invalidArgValue, invalidState } from './errors'
 import { native } from './native'
-import { ownerChanges, secondsToDate } from './sysv'
-import { WaitGroup, startWait } from './reactor'
+import { poolWords, registeredPool, throwFastError } from './pool'
+import { ownerChanges, ownerStat, secondsToDate } from './sysv'
+import { Lifetime, startWait } from './reactor'
 import {
   optionalBoolean,
   optionalInteger,
   validateAbortSignal,
-  validateFunction,
   validateInteger,
   validateKey,
   validateMode,
@@ -35,9 +35,10 @@ export const SEMAPHORE_VALUE_MAX: number = native.SEM_VALUE_MAX
 const MAX_ID = 0x7fff_ffff
 const MAX_COUNT = 0x7fff_ffff
 const DEFAULT_INIT_TIMEOUT = 5
-/** Flag bits of an operation triple, as the native layer reads them. */
-const UNDO = 1
-const NOWAIT = 2
+/** @internal Flag bits of an operation triple, as the native layer reads them. */
+export const UNDO = 1
+/** @internal */
+export const NOWAIT = 2
 
 /** One operation of {@link SemaphoreSet.op} (a `struct sembuf`). */
 export interface SemaphoreOp {
@@ -130,7 +131,6 @@ export interface SemaphoreSetUpdate {
   gid?: number
 }
 
-
 /** `options.timeoutMs` as the native calls take it: milliseconds, or -1 for no limit. */
 function timeoutOf(value: unknown): number {
   const ms = validateTimeout(value, 'options.timeoutMs')
@@ -177,9 +177,8 @@ function encodeOps(ops: unknown, count: number, forceNowait = false): number[] {
  */
 const SOFT = native.SEM_FAST_SOFT
 const semFastOp = native.semFastOp
-const fastSlab = Buffer.allocUnsafeSlow(native.SEM_FAST_BYTES)
-native.semFastRegister(fastSlab)
-const fastArgs = new Int32Array(fastSlab.buffer, fastSlab.byteOffset, 4)
+/** Four words: the set, the semaphore's index, the delta, the flags. */
+const fastArgs = poolWords(registeredPool(native.SEM_FAST_BYTES, native.semFastRegister), 4 * 4)
 
 /**
  * Applies one operation (`flags`: UNDO, NOWAIT, SOFT): true when applied, false when it would
@@ -191,10 +190,7 @@ function fastOp(id: number, index: number, delta: number, flags: number): boolea
   fastArgs[2] = delta
   fastArgs[3] = flags
   const result = semFastOp()
-  if (result < 0) {
-    callNative(native.semFastError)
-    throw new Error('ipckit: a fast-path semop failed without an error')
-  }
+  if (result < 0) throwFastError(native.semFastError)
   return result === 1
 }
 
@@ -251,8 +247,7 @@ export class SemaphoreSet implements Disposable, AsyncDisposable {
   readonly key: number
   /** Number of semaphores in the set. */
   readonly count: number
-  #closed = false
-  readonly #waits = new WaitGroup()
+  readonly #life = new Lifetime('SemaphoreSet')
 
   private constructor(id: number, key: number, count: number) {
     this.id = id
@@ -329,11 +324,7 @@ export class SemaphoreSet implements Disposable, AsyncDisposable {
 
   /** Whether {@link close} was called. */
   get closed(): boolean {
-    return this.#closed
-  }
-
-  #check(): void {
-    if (this.#closed) throw invalidState('SemaphoreSet is closed')
+    return this.#life.closed
   }
 
   #index(index: unknown, name = 'index'): number {
@@ -361,7 +352,7 @@ export class SemaphoreSet implements Disposable, AsyncDisposable {
     const timeout = timeoutOf(opts.timeoutMs)
     const signal = opts.signal
     validateAbortSignal(signal, 'options.signal')
-    this.#check()
+    this.#life.check()
     if (signal?.aborted) throw new AbortError(undefined, { cause: signal.reason })
     if (tryFlat(this.id, flat)) return
     // Would block: a zero timeout answers at once, on this thread.
@@ -374,7 +365,7 @@ export class SemaphoreSet implements Disposable, AsyncDisposable {
       (reactor, waitId) => native.semOpStart(reactor, waitId, id, flat, timeout),
       () => undefined,
       signal,
-      [this.#waits],
+      [this.#life.waits],
     )
   }
 
@@ -393,7 +384,7 @@ export class SemaphoreSet implements Disposable, AsyncDisposable {
     const wait = optionalBoolean(opts.wait, 'options.wait', true)
     const flat = encodeOps(ops, this.count, !wait)
     const timeout = timeoutOf(opts.timeoutMs)
-    this.#check()
+    this.#life.check()
     if (timeout < 0 && flat.length === 3) fastOp(this.id, flat[0]!, flat[1]!, flat[2]!)
     else answered(callNative(() => native.semOp(this.id, flat, timeout, false)))
   }
@@ -409,7 +400,7 @@ export class SemaphoreSet implements Disposable, AsyncDisposable {
    */
   tryOp(ops: readonly SemaphoreOp[]): boolean {
     const flat = encodeOps(ops, this.count)
-    this.#check()
+    this.#life.check()
     return tryFlat(this.id, flat)
   }
 
@@ -423,7 +414,7 @@ export class SemaphoreSet implements Disposable, AsyncDisposable {
    */
   get(index: number): number {
     const i = this.#index(index)
-    this.#check()
+    this.#life.check()
     return callNative(() => native.semGet(this.id, i))
   }
 
@@ -436,7 +427,7 @@ export class SemaphoreSet implements Disposable, AsyncDisposable {
    * ```
    */
   getAll(): number[] {
-    this.#check()
+    this.#life.check()
     return callNative(() => native.semGetAll(this.id))
   }
 
@@ -452,7 +443,7 @@ export class SemaphoreSet implements Disposable, AsyncDisposable {
   set(index: number, value: number): void {
     const i = this.#index(index)
     const v = validateValue(value, 'value')
-    this.#check()
+    this.#life.check()
     callNative(() => native.semSet(this.id, i, v))
   }
 
@@ -467,7 +458,7 @@ export class SemaphoreSet implements Disposable, AsyncDisposable {
    */
   setAll(values: readonly number[]): void {
     const v = validateValues(values, 'values', this.count)
-    this.#check()
+    this.#life.check()
     callNative(() => native.semSetAll(this.id, v))
   }
 
@@ -483,7 +474,7 @@ export class SemaphoreSet implements Disposable, AsyncDisposable {
    */
   waitingForIncrease(index: number): number {
     const i = this.#index(index)
-    this.#check()
+    this.#life.check()
     return callNative(() => native.semWaitingForIncrease(this.id, i))
   }
 
@@ -497,7 +488,7 @@ export class SemaphoreSet implements Disposable, AsyncDisposable {
    */
   waitingForZero(index: number): number {
     const i = this.#index(index)
-    this.#check()
+    this.#life.check()
     return callNative(() => native.semWaitingForZero(this.id, i))
   }
 
@@ -511,7 +502,7 @@ export class SemaphoreSet implements Disposable, AsyncDisposable {
    */
   lastPid(index: number): number {
     const i = this.#index(index)
-    this.#check()
+    this.#life.check()
     return callNative(() => native.semLastPid(this.id, i))
   }
 
@@ -524,18 +515,13 @@ export class SemaphoreSet implements Disposable, AsyncDisposable {
    * ```
    */
   stat(): SemaphoreSetStat {
-    this.#check()
+    this.#life.check()
     const s = callNative(() => native.semStat(this.id))
     return {
       key: s.key,
       count: s.count,
       lastOpTime: secondsToDate(s.lastOpTime),
-      changeTime: new Date(s.changeTime * 1000),
-      uid: s.uid,
-      gid: s.gid,
-      cuid: s.cuid,
-      cgid: s.cgid,
-      mode: s.mode,
+      ...ownerStat(s),
     }
   }
 
@@ -551,7 +537,7 @@ export class SemaphoreSet implements Disposable, AsyncDisposable {
   update(changes: SemaphoreSetUpdate): void {
     const c = validateOptions(changes, 'changes')
     const { mode, uid, gid } = ownerChanges(c)
-    this.#check()
+    this.#life.check()
     callNative(() => native.semUpdate(this.id, mode, uid, gid))
   }
 
@@ -566,7 +552,7 @@ export class SemaphoreSet implements Disposable, AsyncDisposable {
    * ```
    */
   remove(): void {
-    this.#check()
+    this.#life.check()
     callNative(() => native.semRemove(this.id))
   }
 
@@ -581,9 +567,7 @@ export class SemaphoreSet implements Disposable, AsyncDisposable {
    * ```
    */
   close(): void {
-    if (this.#closed) return
-    this.#closed = true
-    this.#waits.cancelAll(invalidState('SemaphoreSet was closed while waiting'))
+    this.#life.close()
   }
 
   /** Calls {@link close}, for `using set = SemaphoreSet.open(...)`. */
@@ -606,7 +590,7 @@ export class SemaphoreSet implements Disposable, AsyncDisposable {
    */
   async [Symbol.asyncDispose](): Promise<void> {
     this.close()
-    await this.#waits.settled()
+    await this.#life.waits.settled()
   }
 }
 
@@ -858,356 +842,6 @@ export class Semaphore implements Disposable, AsyncDisposable {
    * ```ts
    * {
    *   await using sem = Semaphore.open(key)
-   *   // ...
-   * }   // closed, and no wait of it is pending any more
-   * ```
-   */
-  async [Symbol.asyncDispose](): Promise<void> {
-    await this.#set[Symbol.asyncDispose]()
-  }
-}
-
-/** Options of {@link Mutex.open}. */
-export interface MutexOpenOptions {
-  /** Create the mutex (unlocked) if the key has none. Default `false`. */
-  create?: boolean
-  /** Fail with `EEXIST` if the key already has a semaphore set; implies `create`. */
-  exclusive?: boolean
-  /** Permission bits of a created mutex. Default `0o600`. */
-  mode?: number
-  /** See {@link SemaphoreSetOpenOptions.initTimeoutMs}. */
-  initTimeoutMs?: number
-}
-
-/** Options of {@link Mutex.lockSync}. */
-export type LockSyncOptions = SemaphoreWaitSyncOptions
-
-/**
- * A held {@link Mutex}: {@link unlock} it, or let `using` do it.
- *
- * @example
- * ```ts
- * {
- *   using _guard = await mutex.lock()
- *   // critical section
- * } // unlocked here, even on an exception
- * ```
- */
-export class MutexGuard implements Disposable {
-  readonly #release: () => void
-  #held = true
-  /**
-   * `true` when the previous holder died holding the lock (the kernel released it with
-   * `SEM_UNDO`), as a robust mutex answers `EOWNERDEAD`: whatever it protects may have been
-   * left half-updated, so check it (and repair it) before relying on it. Known only for
-   * holders that locked through this class (see {@link Mutex}).
-   *
-   * @example
-   * ```ts
-   * using lock = await mutex.lock()
-   * if (lock.previousOwnerDied) repairSharedState()
-   * ```
-   */
-  readonly previousOwnerDied: boolean
-
-  /** @internal */
-  constructor(release: () => void, previousOwnerDied = false) {
-    this.#release = release
-    this.previousOwnerDied = previousOwnerDied === true
-  }
-
-  /** Whether this guard still holds the lock. */
-  get held(): boolean {
-    return this.#held
-  }
-
-  /**
-   * Releases the lock. Calling it again does nothing, so a guard never unlocks twice. It works
-   * even after the mutex handle was closed.
-   *
-   * @example
-   * ```ts
-   * const guard = await mutex.lock()
-   * try { work() } finally { guard.unlock() }
-   * ```
-   */
-  unlock(): void {
-    if (!this.#held) return
-    this.#held = false
-    this.#release()
-  }
-
-  /** Calls {@link unlock}. */
-  [Symbol.dispose](): void {
-    this.unlock()
-  }
-}
-
-/** A mutex of one semaphore: take the lock. */
-const TAKE_PLAIN: readonly SemaphoreOp[] = [{ index: 0, delta: -1, undo: true }]
-/** Take the lock and raise the mark, if the mark is down (a clean unlock left it so). */
-const TAKE: readonly SemaphoreOp[] = [
-  { index: 0, delta: -1, undo: true },
-  { index: 1, delta: 0, wait: false, undo: false },
-  { index: 1, delta: 1, undo: false },
-]
-/** Take the lock whose mark is still up (its holder died): the mark stays, now ours. */
-const TAKE_OVER: readonly SemaphoreOp[] = [
-  { index: 0, delta: -1, undo: true },
-  { index: 1, delta: -1, wait: false, undo: false },
-  { index: 1, delta: 1, undo: false },
-]
-
-/** When a wait of `timeoutMs` (validated; `undefined` for none) started now must end. */
-function deadlineOf(timeoutMs: unknown): number {
-  return performance.now() + validateTimeout(timeoutMs, 'options.timeoutMs')
-}
-
-/** Milliseconds left until `deadline` (0 once passed, `Infinity` for none). */
-function timeLeft(deadline: number): number {
-  return Math.max(0, deadline - performance.now())
-}
-
-/**
- * A mutex shared by processes, built on a System V semaphore with `SEM_UNDO`: when a process
- * holding it dies, even by `kill -9`, the kernel releases it at once, and the next holder
- * learns it from its guard ({@link MutexGuard.previousOwnerDied}), as a robust mutex's
- * `EOWNERDEAD` tells.
- *
- * The set holds two semaphores: the lock (1 free, 0 held; taken with `SEM_UNDO`), and a mark
- * the holder raises with the lock and lowers with the unlock, both without `SEM_UNDO`. A
- * holder that dies leaves the mark raised while the kernel frees the lock, so a lock that is
- * free with the mark raised was left by a dead holder; the next lock takes it over, mark and
- * all, in one atomic operation. A set of one semaphore (made by another program, or an
- * older ipckit) still works as a mutex, without that report.
- *
- * Limits, honestly: the undo record (semadj) belongs to the process, not to a thread or a
- * guard, so the lock is not reentrant (a second `lock()` in the same process waits for the
- * first to unlock) and Worker threads of one process share one record. The kernel does not
- * check ownership: any process that may write the semaphore can change its value (with
- * `SemaphoreSet.set`, or its own operations); only this class's guards keep unlocks paired with
- * locks. A process that is stopped (SIGSTOP) keeps the lock. Linux caps undo records per
- * process (`SEMMNU`, `SEMUME`), rarely a concern.
- *
- * @example
- * ```ts
- * import { Mutex, ftok } from 'ipckit'
- *
- * using mutex = Mutex.open(ftok('/tmp', 4), { create: true })
- * {
- *   using _lock = await mutex.lock({ timeoutMs: 1000 })
- *   // critical section, across processes
- * }
- * await mutex.withLock(async () => updateSharedFile())
- * ```
- */
-export class Mutex implements Disposable, AsyncDisposable {
-  readonly #set: SemaphoreSet
-  /** Whether the set has the holder mark (two semaphores or more). */
-  readonly #robust: boolean
-
-  private constructor(set: SemaphoreSet) {
-    this.#set = set
-    this.#robust = set.count >= 2
-  }
-
-  /**
-   * Opens the mutex of `key`, creating it unlocked with `create` (race-free).
-   *
-   * @example
-   * ```ts
-   * const mutex = Mutex.open(0x5a00_0004, { create: true, mode: 0o660 })
-   * ```
-   */
-  static open(key: number, options?: MutexOpenOptions): Mutex {
-    const opts = validateOptions(options)
-    const base = { create: opts.create, exclusive: opts.exclusive, mode: opts.mode, initTimeoutMs: opts.initTimeoutMs }
-    let set: SemaphoreSet
-    try {
-      set = SemaphoreSet.open(key, { ...base, count: 2, initial: [1, 0] })
-    } catch (err) {
-      // EINVAL: the key has a set of one semaphore (another program's, or an older ipckit's);
-      // never so for IPC_PRIVATE (0), which always makes a new set.
-      if (!(err instanceof IpcError && err.code === 'EINVAL') || opts.exclusive === true || key === 0) throw err
-      set = SemaphoreSet.open(key, { ...base, count: 1, initial: [1] })
-    }
-    return new Mutex(set)
-  }
-
-  /** The identifier of the set holding the mutex's semaphore. */
-  get id(): number {
-    return this.#set.id
-  }
-
-  /** The key (unsigned). */
-  get key(): number {
-    return this.#set.key
-  }
-
-  /** Whether {@link close} was called. */
-  get closed(): boolean {
-    return this.#set.closed
-  }
-
-  /**
-   * Whether some process holds the mutex now (a snapshot).
-   *
-   * @example
-   * ```ts
-   * if (mutex.locked) console.log('busy')
-   * ```
-   */
-  get locked(): boolean {
-    return this.#set.get(0) === 0
-  }
-
-  #guard(previousOwnerDied: boolean): MutexGuard {
-    const id = this.#set.id
-    if (!this.#robust) return new MutexGuard(() => callNative(() => native.semOp(id, [0, 1, UNDO], -1, false)))
-    return new MutexGuard(() => {
-      try {
-        // Lower the mark and free the lock at once, so no locker sees one without the other.
-        callNative(() => native.semOp(id, [1, -1, NOWAIT, 0, 1, UNDO], -1, false))
-      } catch (err) {
-        // The mark was cleared behind our back (`setAll`, another program): free the lock alone.
-        if (!(err instanceof IpcError && err.code === 'EAGAIN')) throw err
-        callNative(() => native.semOp(id, [0, 1, UNDO], -1, false))
-      }
-    }, previousOwnerDied)
-  }
-
-  /**
-   * Locks, waiting without blocking the event loop. Resolves to a guard; rejects with
-   * `EAGAIN` after `timeoutMs`, `EIDRM` if the mutex is removed, `AbortError` on `signal`.
-   *
-   * @example
-   * ```ts
-   * using _lock = await mutex.lock({ timeoutMs: 1000 })
-   * ```
-   */
-  async lock(options?: SemaphoreWaitOptions): Promise<MutexGuard> {
-    if (!this.#robust) {
-      await this.#set.op(TAKE_PLAIN, options)
-      return this.#guard(false)
-    }
-    const opts = validateOptions(options)
-    const deadline = deadlineOf(opts.timeoutMs)
-    for (;;) {
-      try {
-        await this.#set.op(TAKE, { timeoutMs: timeLeft(deadline), signal: opts.signal })
-        return this.#guard(false)
-      } catch (err) {
-        // EAGAIN: the lock is free but marked (its holder died), or the time is up.
-        if (!(err instanceof IpcError && err.code === 'EAGAIN')) throw err
-        if (this.#set.tryOp(TAKE_OVER)) return this.#guard(true)
-        if (timeLeft(deadline) === 0) throw err
-      }
-    }
-  }
-
-  /**
-   * Locks, blocking the calling thread; `wait: false` throws `EAGAIN` if it is held.
-   *
-   * @example
-   * ```ts
-   * const guard = mutex.lockSync({ timeoutMs: 100 })
-   * guard.unlock()
-   * ```
-   */
-  lockSync(options?: LockSyncOptions): MutexGuard {
-    if (!this.#robust) {
-      this.#set.opSync(TAKE_PLAIN, options)
-      return this.#guard(false)
-    }
-    const opts = validateOptions(options)
-    const wait = optionalBoolean(opts.wait, 'options.wait', true)
-    const deadline = deadlineOf(opts.timeoutMs)
-    for (;;) {
-      try {
-        this.#set.opSync(TAKE, { timeoutMs: timeLeft(deadline), wait })
-        return this.#guard(false)
-      } catch (err) {
-        // EAGAIN: the lock is free but marked (its holder died), held (`wait: false`), or the
-        // time is up.
-        if (!(err instanceof IpcError && err.code === 'EAGAIN')) throw err
-        if (this.#set.tryOp(TAKE_OVER)) return this.#guard(true)
-        if (!wait || timeLeft(deadline) === 0) throw err
-      }
-    }
-  }
-
-  /**
-   * Locks if the mutex is free now: a guard, or `null` if it is held.
-   *
-   * @example
-   * ```ts
-   * const guard = mutex.tryLock()
-   * if (guard) try { work() } finally { guard.unlock() }
-   * ```
-   */
-  tryLock(): MutexGuard | null {
-    if (!this.#robust) return this.#set.tryOp(TAKE_PLAIN) ? this.#guard(false) : null
-    if (this.#set.tryOp(TAKE)) return this.#guard(false)
-    return this.#set.tryOp(TAKE_OVER) ? this.#guard(true) : null
-  }
-
-  /**
-   * Runs `fn` holding the lock, and unlocks when it settles (also when it throws).
-   *
-   * @example
-   * ```ts
-   * const total = await mutex.withLock(() => bumpCounterFile(), { timeoutMs: 5000 })
-   * ```
-   */
-  async withLock<T>(fn: (guard: MutexGuard) => T | PromiseLike<T>, options?: SemaphoreWaitOptions): Promise<Awaited<T>> {
-    validateFunction(fn, 'fn')
-    const guard = await this.lock(options)
-    try {
-      return await fn(guard)
-    } finally {
-      guard.unlock()
-    }
-  }
-
-  /**
-   * Removes the semaphore behind the mutex (`IPC_RMID`); waiters get `EIDRM`.
-   *
-   * @example
-   * ```ts
-   * mutex.remove()
-   * ```
-   */
-  remove(): void {
-    this.#set.remove()
-  }
-
-  /**
-   * Releases this handle (guards already handed out can still unlock): pending `lock()` calls
-   * end with an `AbortError`, later calls throw `ERR_INVALID_STATE`. Idempotent.
-   *
-   * @example
-   * ```ts
-   * mutex.close()
-   * ```
-   */
-  close(): void {
-    this.#set.close()
-  }
-
-  /** Calls {@link close}. */
-  [Symbol.dispose](): void {
-    this.close()
-  }
-
-  /**
-   * {@link close}, then resolves once every wait it ended has settled (each pending promise
-   * has rejected with its `AbortError`; a wait on another thread has confirmed that it took
-   * nothing), for `await using mutex = ...`.
-   *
-   * @example
-   * ```ts
-   * {
-   *   await using mutex = Mutex.open(key)
    *   // ...
    * }   // closed, and no wait of it is pending any more
    * ```

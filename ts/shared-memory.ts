@@ -6,10 +6,20 @@
  * @module
  */
 
-import { AbortError, IpcError, answered, callNative, featureUnavailable, invalidArgType, invalidState, outOfRange, type ErrorDetail } from './errors'
+import {
+  AbortError,
+  IpcError,
+  answered,
+  callNative,
+  featureUnavailable,
+  invalidArgType,
+  invalidState,
+  outOfRange,
+  type ErrorDetail,
+} from './errors'
 import { native, type Reactor } from './native'
-import { WaitGroup, startWait } from './reactor'
-import { ownerChanges, secondsToDate } from './sysv'
+import { Lifetime, startWait } from './reactor'
+import { ownerChanges, ownerStat, secondsToDate } from './sysv'
 import {
   MAX_SAFE,
   optionalBoolean,
@@ -140,7 +150,6 @@ const WAIT_RESULTS: readonly ShmWaitResult[] = ['ok', 'not-equal', 'timed-out']
  */
 export const zeroCopySupported: boolean = !process.env.IPCKIT_NO_ZERO_COPY && native.shmZeroCopyProbe()
 
-
 /** A Buffer over the bytes of `view` (no copy). */
 function asBuffer(view: ArrayBufferView): Buffer {
   return Buffer.isBuffer(view) ? view : Buffer.from(view.buffer, view.byteOffset, view.byteLength)
@@ -216,7 +225,13 @@ function copyRead(
   return target
 }
 
-function copyWrite(mapping: ShmMapping, bytes: Uint8Array | undefined, size: number, src: Uint8Array, offset: number): void {
+function copyWrite(
+  mapping: ShmMapping,
+  bytes: Uint8Array | undefined,
+  size: number,
+  src: Uint8Array,
+  offset: number,
+): void {
   if (src.byteLength > size - offset) {
     throw outOfRange('data.byteLength', `<= ${size - offset} (the bytes after offset)`, src.byteLength)
   }
@@ -299,7 +314,9 @@ export class SharedMemoryView implements Disposable {
   get buffer(): ArrayBuffer {
     this.#check()
     if (this.#buffer === undefined) {
-      throw invalidState('a read-only SharedMemoryView has no zero-copy buffer (writing into it would crash the process); use read()')
+      throw invalidState(
+        'a read-only SharedMemoryView has no zero-copy buffer (writing into it would crash the process); use read()',
+      )
     }
     return this.#buffer
   }
@@ -410,9 +427,7 @@ interface Attachment {
 export abstract class MappedMemory implements Disposable, AsyncDisposable {
   /** The size in bytes, as mapped (for a POSIX object or memfd: its size when opened). */
   readonly size: number
-  readonly #name: string
-  #closed = false
-  readonly #waits = new WaitGroup()
+  readonly #life: Lifetime
   /** The attachment of the copy API and of wait/notify, made at first use. */
   #mapping: ShmMapping | undefined
   /**
@@ -428,7 +443,7 @@ export abstract class MappedMemory implements Disposable, AsyncDisposable {
   /** @internal `name` is the class name errors use. */
   protected constructor(size: number, name: string) {
     this.size = size
-    this.#name = name
+    this.#life = new Lifetime(name)
   }
 
   /**
@@ -439,16 +454,12 @@ export abstract class MappedMemory implements Disposable, AsyncDisposable {
 
   /** Whether {@link close} was called. */
   get closed(): boolean {
-    return this.#closed
-  }
-
-  #check(): void {
-    if (this.#closed) throw invalidState(`${this.#name} is closed`)
+    return this.#life.closed
   }
 
   /** @internal Throws `ERR_INVALID_STATE` once closed. */
   protected checkOpen(): void {
-    this.#check()
+    this.#life.check()
   }
 
   /** The copy API's attachment: read-write, or read-only where only reading is permitted. */
@@ -520,7 +531,7 @@ export abstract class MappedMemory implements Disposable, AsyncDisposable {
       return lengthOrTarget
     }
     validateOffset(offset, this.size)
-    this.#check()
+    this.#life.check()
     const mapping = this.#copyMapping()
     return copyRead(mapping, this.#copyBytes(mapping), this.size, offset, lengthOrTarget)
   }
@@ -539,13 +550,19 @@ export abstract class MappedMemory implements Disposable, AsyncDisposable {
   write(data: ShmData, offset = 0): void {
     // As in read(): the common case in one step, anything else checked below.
     const bytes = this.#bytes
-    if (bytes && data instanceof Uint8Array && Number.isInteger(offset) && offset >= 0 && data.byteLength <= this.size - offset) {
+    if (
+      bytes &&
+      data instanceof Uint8Array &&
+      Number.isInteger(offset) &&
+      offset >= 0 &&
+      data.byteLength <= this.size - offset
+    ) {
       bytes.set(data, offset)
       return
     }
     const src = toBytes(data, 'data')
     validateOffset(offset, this.size)
-    this.#check()
+    this.#life.check()
     const mapping = this.#copyMapping()
     // #writeError first: `readonly` is a native getter, a call as costly as the copy of a few KiB.
     if (this.#writeError !== undefined && mapping.readonly) throw new IpcError(this.#writeError)
@@ -571,7 +588,7 @@ export abstract class MappedMemory implements Disposable, AsyncDisposable {
   attach(options?: AttachOptions): SharedMemoryView {
     const opts = validateOptions(options)
     const readonly = optionalBoolean(opts.readonly, 'options.readonly', false)
-    this.#check()
+    this.#life.check()
     if (!zeroCopySupported) throw zeroCopyError()
     const mapping = this.map(readonly)
     const view = new SharedMemoryView(mapping, (v) => this.#forget(v))
@@ -618,7 +635,7 @@ export abstract class MappedMemory implements Disposable, AsyncDisposable {
     const signal = opts.signal
     validateAbortSignal(signal, 'options.signal')
     validateWordOffset(offset, this.size)
-    this.#check()
+    this.#life.check()
     if (signal?.aborted) throw new AbortError(undefined, { cause: signal.reason })
     const mapping = this.#copyMapping()
     if (callNative(() => mapping.load(offset)) !== value) return 'not-equal'
@@ -628,7 +645,7 @@ export abstract class MappedMemory implements Disposable, AsyncDisposable {
       (reactor: Reactor, waitId: number) => mapping.waitStart(reactor, waitId, offset, value, timeout),
       (code) => WAIT_RESULTS[code!]!,
       signal,
-      [this.#waits],
+      [this.#life.waits],
     )
   }
 
@@ -645,7 +662,7 @@ export abstract class MappedMemory implements Disposable, AsyncDisposable {
     const opts = validateOptions(options)
     const timeoutMs = validateTimeout(opts.timeoutMs, 'options.timeoutMs')
     validateWordOffset(offset, this.size)
-    this.#check()
+    this.#life.check()
     const mapping = this.#copyMapping()
     const timeout = Number.isFinite(timeoutMs) ? timeoutMs : null
     return WAIT_RESULTS[answered(callNative(() => mapping.waitSync(offset, value, timeout)))]!
@@ -664,7 +681,7 @@ export abstract class MappedMemory implements Disposable, AsyncDisposable {
   notify(offset: number, count = Infinity): number {
     validateWordOffset(offset, this.size)
     if (count !== Infinity) validateInteger(count, 'count', 0, MAX_SAFE)
-    this.#check()
+    this.#life.check()
     const n = Math.min(count, 0x7fff_ffff)
     const mapping = this.#copyMapping()
     return callNative(() => mapping.notify(offset, n))
@@ -677,9 +694,7 @@ export abstract class MappedMemory implements Disposable, AsyncDisposable {
    * System V segment or POSIX object until it is removed, too). Calling it again does nothing.
    */
   close(): void {
-    if (this.#closed) return
-    this.#closed = true
-    this.#waits.cancelAll(invalidState(`${this.#name} was closed while waiting`))
+    if (this.#life.close() === undefined) return
     for (const a of [...this.#attachments]) {
       const view = a.view.deref()
       if (view !== undefined) {
@@ -742,7 +757,7 @@ export abstract class MappedMemory implements Disposable, AsyncDisposable {
    */
   async [Symbol.asyncDispose](): Promise<void> {
     this.close()
-    await this.#waits.settled()
+    await this.#life.waits.settled()
   }
 }
 
@@ -863,12 +878,7 @@ export class SharedMemory extends MappedMemory {
       lastPid: s.lastPid,
       attachTime: secondsToDate(s.attachTime),
       detachTime: secondsToDate(s.detachTime),
-      changeTime: new Date(s.changeTime * 1000),
-      uid: s.uid,
-      gid: s.gid,
-      cuid: s.cuid,
-      cgid: s.cgid,
-      mode: s.mode,
+      ...ownerStat(s),
       removed: s.removed,
     }
   }

@@ -457,7 +457,10 @@ export class SignalWatcher implements AsyncIterableIterator<SignalEvent>, Dispos
  * }
  * ```
  */
-export function watchSignals(signals: SignalLike | readonly SignalLike[], options?: WatchSignalsOptions): SignalWatcher {
+export function watchSignals(
+  signals: SignalLike | readonly SignalLike[],
+  options?: WatchSignalsOptions,
+): SignalWatcher {
   const list: readonly unknown[] = Array.isArray(signals) ? signals : [signals]
   if (list.length === 0) throw invalidArgValue('signals', signals, 'must name at least one signal')
   const named = list.map((s, i) => toChangeableSignal(s, Array.isArray(signals) ? `signals[${i}]` : 'signals'))

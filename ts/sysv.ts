@@ -1,11 +1,13 @@
 /**
  * Pieces shared by the System V primitives (message queues, semaphore sets, shared memory, and
- * the `ipcs` listing): the owner and mode changes of `IPC_SET`, and the kernel's times.
+ * the `ipcs` listing): the owner and mode changes of `IPC_SET`, the owner fields of `IPC_STAT`,
+ * and the kernel's times.
  *
  * @internal
  * @module
  */
 
+import type { SemStatJs } from '../binding'
 import { optionalInteger, validateMode } from './validate'
 
 /** The largest uid/gid `IPC_SET` accepts: `(uid_t)-1` means "no change" to the kernel. */
@@ -47,4 +49,28 @@ export function ownerChanges(c: { mode?: unknown; uid?: unknown; gid?: unknown }
  */
 export function secondsToDate(seconds: number | null | undefined): Date | null {
   return seconds ? new Date(seconds * 1000) : null
+}
+
+/** What every native `IPC_STAT` answer has: the change time and `struct ipc_perm`'s fields. */
+type NativeOwnerStat = Pick<SemStatJs, 'changeTime' | 'uid' | 'gid' | 'cuid' | 'cgid' | 'mode'>
+
+/**
+ * The change time, owner, creator and mode of a native `IPC_STAT` answer (the last fields of
+ * `MessageQueueStat`, `SemaphoreSetStat` and `SharedMemoryStat`), in the order every
+ * `stat()` result lists them (last: spread it after the object's own fields).
+ *
+ * @example
+ * ```ts
+ * return { key: s.key, count: s.count, lastOpTime: secondsToDate(s.lastOpTime), ...ownerStat(s) }
+ * ```
+ */
+export function ownerStat(s: NativeOwnerStat) {
+  return {
+    changeTime: new Date(s.changeTime * 1000),
+    uid: s.uid,
+    gid: s.gid,
+    cuid: s.cuid,
+    cgid: s.cgid,
+    mode: s.mode,
+  }
 }

@@ -15,12 +15,11 @@
 import { Buffer } from 'node:buffer'
 import { lstatSync, unlinkSync } from 'node:fs'
 import { Socket } from 'node:net'
-import { markAsUntransferable } from 'node:worker_threads'
 
 import { AbortError, answered, callNative, invalidArgType, invalidArgValue, invalidState, outOfRange } from './errors'
 import { native } from './native'
-import { FAST_EMPTY, FAST_FAILED, PayloadCopier } from './pool'
-import { WaitGroup, releaseFd, startWait, waitFd } from './reactor'
+import { FAST_EMPTY, FAST_FAILED, PayloadCopier, poolWords, registeredPool, throwFastError } from './pool'
+import { Lifetime, WaitGroup, releaseFd, startWait, waitFd } from './reactor'
 import {
   optionalBoolean,
   optionalInteger,
@@ -181,7 +180,11 @@ function parseAddress(value: unknown, name: string): NativeAddress {
     if (bytes.length > NAME_MAX) throw outOfRange(`${name}.abstract.length`, `<= ${NAME_MAX} bytes`, bytes.length)
     return { name: bytes, isAbstract: true }
   }
-  throw invalidArgType(name, 'of type string, an instance of Buffer or Uint8Array, or an object with an "abstract" name', value)
+  throw invalidArgType(
+    name,
+    'of type string, an instance of Buffer or Uint8Array, or an object with an "abstract" name',
+    value,
+  )
 }
 
 /** The last string destination parsed by a send, kept: a sender names the same one again and again. */
@@ -196,7 +199,13 @@ function parseTo(value: unknown): NativeAddress {
 }
 
 /** One non-blocking `sendmsg`: the bytes sent, or -1 when it would block (unless `throwEagain`). */
-function sendNow(fd: number, bytes: Uint8Array, fds: number[], to: NativeAddress | undefined, throwEagain: boolean): number {
+function sendNow(
+  fd: number,
+  bytes: Uint8Array,
+  fds: number[],
+  to: NativeAddress | undefined,
+  throwEagain: boolean,
+): number {
   if (fds.length === 0 && bytes.length <= MIN_ROOM) return sendFast(fd, bytes, to, throwEagain)
   // Without descriptors, a call with fewer arguments (each costs on every call).
   if (fds.length === 0) {
@@ -283,23 +292,14 @@ const MIN_ROOM = 16 * 1024
  * The current pool (none until the first call: its length 0 makes one), the argument words,
  * and what copies payloads out of it.
  */
-let pool = Buffer.alloc(0)
-let words = new Int32Array(0)
+let pool: Buffer = Buffer.alloc(0)
+let words: Int32Array = new Int32Array(0)
 let copier = new PayloadCopier(pool, 0)
 
 function newPool(): void {
-  pool = Buffer.allocUnsafeSlow(POOL_SIZE)
-  // Never handed out; should it be reached all the same, postMessage/structuredClone copy it.
-  markAsUntransferable(pool.buffer as ArrayBuffer)
-  words = new Int32Array(pool.buffer, pool.byteOffset, FAST_ARGS >> 2)
+  pool = registeredPool(POOL_SIZE, native.socketFastRegister)
+  words = poolWords(pool, FAST_ARGS)
   copier = new PayloadCopier(pool, FAST_ARGS)
-  native.socketFastRegister(pool)
-}
-
-/** Throws the error the last fast call kept, as an `IpcError`. */
-function fastError(): never {
-  native.socketFastError()
-  throw new Error('ipckit: a fast-path call failed without an error')
 }
 
 /** `receiveNow` modes: non-blocking, non-blocking failing with `EAGAIN`, blocking. */
@@ -329,7 +329,13 @@ function receiveNow(fd: number, mode: number): SocketMessage | null | undefined 
     // whether it is not UTF-8 (then its exact bytes, copied).
     const end = NAME_AT + ((code - 1) >> 1)
     const name = words[5] === 0 ? pool.toString('utf8', NAME_AT, end) : Buffer.from(pool.subarray(NAME_AT, end))
-    return { data, fds: [], from: (code - 1) & 1 ? { abstract: name } : name, credentials: undefined, fdsDropped: false }
+    return {
+      data,
+      fds: [],
+      from: (code - 1) & 1 ? { abstract: name } : name,
+      credentials: undefined,
+      fdsDropped: false,
+    }
   }
   if (len === FAST_EMPTY) return undefined
   if (len === KEPT) {
@@ -337,7 +343,7 @@ function receiveNow(fd: number, mode: number): SocketMessage | null | undefined 
     if (r === null) throw new Error('ipckit: a kept message went missing')
     return r.end ? null : toMessage(r)
   }
-  return callNative(fastError)
+  return throwFastError(native.socketFastError)
 }
 
 /** {@link sendNow} of a payload of at most `MIN_ROOM` bytes without descriptors, through the pool. */
@@ -355,7 +361,7 @@ function sendFast(fd: number, bytes: Uint8Array, to: NativeAddress | undefined, 
     words[4] = 1 + 2 * to.name.length + (to.isAbstract ? 1 : 0)
   }
   const sent = fastSend()
-  return sent === FAST_FAILED ? callNative(fastError) : sent
+  return sent === FAST_FAILED ? throwFastError(native.socketFastError) : sent
 }
 
 /** Ends an iterator's pending wait without an error. */
@@ -419,8 +425,7 @@ function iterate<T>(
 abstract class MessageSocket implements Disposable, AsyncDisposable {
   /** The descriptor (owned by this object until {@link close}); can go to a child's `stdio`. */
   readonly fd: number
-  #closed = false
-  readonly #waits = new WaitGroup()
+  readonly #life: Lifetime
   readonly #name: string
   /** `FDS` when the socket takes descriptors, else 0: added to every receive's mode. */
   readonly #fds: number
@@ -429,6 +434,7 @@ abstract class MessageSocket implements Disposable, AsyncDisposable {
   protected constructor(fd: number, name: string, acceptFds: boolean) {
     this.fd = fd
     this.#name = name
+    this.#life = new Lifetime(name)
     this.#fds = acceptFds ? FDS : 0
     finalizer.register(this, fd, this)
   }
@@ -440,12 +446,12 @@ abstract class MessageSocket implements Disposable, AsyncDisposable {
 
   /** Whether {@link close} was called. */
   get closed(): boolean {
-    return this.#closed
+    return this.#life.closed
   }
 
   /** @internal */
   protected check(): void {
-    if (this.#closed) throw invalidState(`${this.#name} is closed`)
+    this.#life.check()
   }
 
   /**
@@ -463,12 +469,6 @@ abstract class MessageSocket implements Disposable, AsyncDisposable {
       )
     }
     return bytes
-  }
-
-  #checkAfterWait(): void {
-    if (this.#closed) {
-      throw new AbortError(undefined, { cause: invalidState(`${this.#name} was closed while waiting`) })
-    }
   }
 
   /**
@@ -505,11 +505,11 @@ abstract class MessageSocket implements Disposable, AsyncDisposable {
           (reactor, waitId) => native.socketSendStart(reactor, waitId, fd, bytes, fds, to.name, to.isAbstract),
           () => undefined,
           signal,
-          [this.#waits],
+          [this.#life.waits],
         )
       }
-      await waitReady(this.fd, true, READY, signal, [this.#waits])
-      this.#checkAfterWait()
+      await waitReady(this.fd, true, READY, signal, [this.#life.waits])
+      this.#life.checkAfterWait()
     }
   }
 
@@ -566,7 +566,7 @@ abstract class MessageSocket implements Disposable, AsyncDisposable {
       const signal = opts.signal
       validateAbortSignal(signal, 'options.signal')
       const now = this.#ready(signal)
-      return now !== undefined ? Promise.resolve(now) : this.#waitAndReceive(signal, [this.#waits])
+      return now !== undefined ? Promise.resolve(now) : this.#waitAndReceive(signal, [this.#life.waits])
     } catch (err) {
       return Promise.reject(err)
     }
@@ -594,7 +594,7 @@ abstract class MessageSocket implements Disposable, AsyncDisposable {
     const signal = opts.signal
     validateAbortSignal(signal, 'options.signal')
     const iteration = new WaitGroup()
-    const groups = [this.#waits, iteration]
+    const groups = [this.#life.waits, iteration]
     let finished = false
     const done = (): IteratorResult<SocketMessage> => ({ done: true, value: undefined })
     const ended = (err: unknown): IteratorResult<SocketMessage> => {
@@ -667,10 +667,8 @@ abstract class MessageSocket implements Disposable, AsyncDisposable {
    * its socket file (see {@link UnixDatagramSocket.close}). Calling it again does nothing.
    */
   close(): void {
-    if (this.#closed) return
-    this.#closed = true
-    const reason = invalidState(`${this.#name} was closed while waiting`)
-    this.#waits.cancelAll(reason)
+    const reason = this.#life.close()
+    if (reason === undefined) return
     // libuv lets go of the fd before it is closed.
     releaseFd(this.fd, reason)
     finalizer.unregister(this)
@@ -701,7 +699,7 @@ abstract class MessageSocket implements Disposable, AsyncDisposable {
    */
   async [Symbol.asyncDispose](): Promise<void> {
     this.close()
-    await this.#waits.settled()
+    await this.#life.waits.settled()
   }
 }
 
@@ -738,7 +736,11 @@ function acceptFdsOf(options: { acceptFds?: unknown }): boolean {
 function checkKind(fd: number, want: 'dgram' | 'seqpacket'): void {
   const kind = callNative(() => native.socketKind(fd))
   if (kind !== want) {
-    throw invalidArgValue('fd', fd, `must be a ${want === 'dgram' ? 'SOCK_DGRAM' : 'SOCK_SEQPACKET'} UNIX socket, not ${kind}`)
+    throw invalidArgValue(
+      'fd',
+      fd,
+      `must be a ${want === 'dgram' ? 'SOCK_DGRAM' : 'SOCK_SEQPACKET'} UNIX socket, not ${kind}`,
+    )
   }
 }
 
@@ -1133,8 +1135,7 @@ export class UnixSeqpacketSocket extends MessageSocket {
 export class UnixSeqpacketServer implements Disposable, AsyncDisposable {
   /** The listening descriptor (non-blocking). */
   readonly fd: number
-  #closed = false
-  readonly #waits = new WaitGroup()
+  readonly #life = new Lifetime('UnixSeqpacketServer')
   readonly #path: Buffer | undefined
   readonly #bound: BoundFile | undefined
   /** Whether accepted connections take descriptors. */
@@ -1172,30 +1173,24 @@ export class UnixSeqpacketServer implements Disposable, AsyncDisposable {
 
   /** Whether {@link close} was called. */
   get closed(): boolean {
-    return this.#closed
-  }
-
-  #check(): void {
-    if (this.#closed) throw invalidState('UnixSeqpacketServer is closed')
+    return this.#life.closed
   }
 
   /** The address listened on. */
   get address(): PeerAddress {
-    this.#check()
+    this.#life.check()
     return toPeerAddress(callNative(() => native.socketLocalAddress(this.fd)))
   }
 
   async #accept(signal: AbortSignal | undefined, groups: readonly WaitGroup[]): Promise<UnixSeqpacketSocket> {
     validateAbortSignal(signal, 'options.signal')
-    this.#check()
+    this.#life.check()
     if (signal?.aborted) throw new AbortError(undefined, { cause: signal.reason })
     for (;;) {
       const fd = callNative(() => native.socketAccept(this.fd))
       if (fd !== null) return UnixSeqpacketSocket.fromPairFd(fd, this.#acceptFds)
       await waitReady(this.fd, false, READY, signal, groups)
-      if (this.#closed) {
-        throw new AbortError(undefined, { cause: invalidState('UnixSeqpacketServer was closed while waiting') })
-      }
+      this.#life.checkAfterWait()
     }
   }
 
@@ -1210,7 +1205,7 @@ export class UnixSeqpacketServer implements Disposable, AsyncDisposable {
    */
   async accept(options?: SocketReceiveOptions): Promise<UnixSeqpacketSocket> {
     const opts = validateOptions(options)
-    return this.#accept(opts.signal, [this.#waits])
+    return this.#accept(opts.signal, [this.#life.waits])
   }
 
   /**
@@ -1224,7 +1219,7 @@ export class UnixSeqpacketServer implements Disposable, AsyncDisposable {
   connections(options?: SocketReceiveOptions): AsyncIterableIterator<UnixSeqpacketSocket> {
     const opts = validateOptions(options)
     validateAbortSignal(opts.signal, 'options.signal')
-    return iterate((groups) => this.#accept(opts.signal, groups), this.#waits)
+    return iterate((groups) => this.#accept(opts.signal, groups), this.#life.waits)
   }
 
   /** Same as {@link connections} with no options. */
@@ -1245,11 +1240,9 @@ export class UnixSeqpacketServer implements Disposable, AsyncDisposable {
    * ```
    */
   close(): void {
-    if (this.#closed) return
-    this.#closed = true
+    const reason = this.#life.close()
+    if (reason === undefined) return
     removeIfSame(this.#bound)
-    const reason = invalidState('UnixSeqpacketServer was closed while waiting')
-    this.#waits.cancelAll(reason)
     releaseFd(this.fd, reason)
     finalizer.unregister(this)
     try {
@@ -1293,7 +1286,7 @@ export class UnixSeqpacketServer implements Disposable, AsyncDisposable {
    */
   async [Symbol.asyncDispose](): Promise<void> {
     this.close()
-    await this.#waits.settled()
+    await this.#life.waits.settled()
   }
 }
 
@@ -1449,7 +1442,12 @@ export function peerCredentials(socket: Socket | UnixDatagramSocket | UnixSeqpac
  * await sendFds(a, 'take this', [fs.openSync('/etc/hostname', 'r')])
  * ```
  */
-export async function sendFds(socket: Socket, data: Payload, fds: readonly number[], options?: SocketReceiveOptions): Promise<void> {
+export async function sendFds(
+  socket: Socket,
+  data: Payload,
+  fds: readonly number[],
+  options?: SocketReceiveOptions,
+): Promise<void> {
   if (!(socket instanceof Socket)) throw invalidArgType('socket', 'an instance of net.Socket', socket)
   let bytes = toBytes(data, 'data')
   if (bytes.length === 0) throw invalidArgValue('data', data, 'must not be empty')

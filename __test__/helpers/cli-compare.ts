@@ -49,14 +49,18 @@ const holders: ChildProcess[] = []
 let waiter: { set: SemaphoreSet; done: Promise<unknown> } | undefined
 
 function sysvmk(job: CompareJob, type: string, key: number, mode: number, n: number, uid = -1): number {
-  const r = spawnSync(job.sysvmk, [type, `0x${key.toString(16)}`, mode.toString(8), String(n), String(uid), 'none'], { encoding: 'utf8' })
+  const r = spawnSync(job.sysvmk, [type, `0x${key.toString(16)}`, mode.toString(8), String(n), String(uid), 'none'], {
+    encoding: 'utf8',
+  })
   if (r.status !== 0) throw new Error(`sysvmk ${type} failed: ${r.stderr}`)
   return Number(r.stdout.trim())
 }
 
 /** A segment made and attached by a holder process, which stays until the next reset. */
 async function held(job: CompareJob, key: number, mode: number, size: number): Promise<number> {
-  const child = spawn(job.sysvmk, ['shm', `0x${key.toString(16)}`, mode.toString(8), String(size), '-1', 'hold'], { stdio: ['pipe', 'pipe', 'inherit'] })
+  const child = spawn(job.sysvmk, ['shm', `0x${key.toString(16)}`, mode.toString(8), String(size), '-1', 'hold'], {
+    stdio: ['pipe', 'pipe', 'inherit'],
+  })
   holders.push(child)
   let out = ''
   child.stdout!.setEncoding('utf8')
@@ -110,7 +114,8 @@ async function reset(job: CompareJob): Promise<void> {
   await setup(job)
 }
 
-const utilLinux = (tool: string, args: string[]) => spawnSync(tool, args, { encoding: 'utf8', env: { ...process.env, LC_ALL: 'C' } })
+const utilLinux = (tool: string, args: string[]) =>
+  spawnSync(tool, args, { encoding: 'utf8', env: { ...process.env, LC_ALL: 'C' } })
 
 function run(tool: 'ipcs' | 'ipcrm', args: string[], side: Side): CompareRun {
   let result: CompareRun

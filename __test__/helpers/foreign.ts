@@ -11,10 +11,7 @@ import { spawnSync } from 'node:child_process'
 import { runC } from './index'
 
 /** Something a test needs from the machine. */
-export type Need =
-  | { python: string }
-  | { perl: string }
-  | { command: string }
+export type Need = { python: string } | { perl: string } | { command: string }
 
 const found = new Map<string, string | undefined>()
 

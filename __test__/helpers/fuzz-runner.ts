@@ -62,7 +62,9 @@ function assertIsolated(): void {
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
   const [pgrp, session] = [Number(fields[2]), Number(fields[3])]
   if (process.pid !== 1 || pgrp !== 1 || session !== 1) {
-    throw new Error(`fuzz runner must be pid 1 of a new pid namespace, alone in its group (pid ${process.pid} pgrp ${pgrp} sid ${session})`)
+    throw new Error(
+      `fuzz runner must be pid 1 of a new pid namespace, alone in its group (pid ${process.pid} pgrp ${pgrp} sid ${session})`,
+    )
   }
   if (process.cwd() === '/' || !readFileSync('/proc/self/mounts', 'utf8').includes(` ${process.cwd()} tmpfs `)) {
     throw new Error(`fuzz runner's cwd must be a private tmpfs: ${process.cwd()}`)
@@ -78,7 +80,11 @@ function throwingProxy(target: object): object {
   }
   // fast-check's own printing of the value (counterexamples) is let through.
   const show = (key: unknown) => key === fc.toStringMethod || key === fc.asyncToStringMethod
-  const name = Array.isArray(target) ? 'ThrowingProxy([])' : typeof target === 'function' ? 'ThrowingProxy(fn)' : 'ThrowingProxy({})'
+  const name = Array.isArray(target)
+    ? 'ThrowingProxy([])'
+    : typeof target === 'function'
+      ? 'ThrowingProxy(fn)'
+      : 'ThrowingProxy({})'
   const p = new Proxy(target, {
     get: (_t, key) => (show(key) ? () => name : key === fc.cloneMethod ? undefined : trap()),
     has: (_t, key) => show(key) || (key === fc.cloneMethod ? false : trap()),
@@ -94,21 +100,134 @@ function throwingProxy(target: object): object {
 
 const noSlash = (s: string) => s.replaceAll('/', '_')
 const OPTION_KEYS = [
-  'abstract', 'all', 'backlog', 'bigint', 'count', 'create', 'credentials', 'delta', 'except', 'exclusive', 'fds',
-  'from', 'gid', 'groups', 'id', 'index', 'initTimeoutMs', 'initial', 'key', 'maxBytes', 'maxSize', 'mode', 'owner',
-  'paused', 'readonly', 'replaceStale', 'short', 'signal', 'size', 'timeoutMs', 'to', 'truncate', 'type', 'uid',
-  'undo', 'value', 'wait',
+  'abstract',
+  'all',
+  'backlog',
+  'bigint',
+  'count',
+  'create',
+  'credentials',
+  'delta',
+  'except',
+  'exclusive',
+  'fds',
+  'from',
+  'gid',
+  'groups',
+  'id',
+  'index',
+  'initTimeoutMs',
+  'initial',
+  'key',
+  'maxBytes',
+  'maxSize',
+  'mode',
+  'owner',
+  'paused',
+  'readonly',
+  'replaceStale',
+  'short',
+  'signal',
+  'size',
+  'timeoutMs',
+  'to',
+  'truncate',
+  'type',
+  'uid',
+  'undo',
+  'value',
+  'wait',
 ]
 const WORDS = [
-  '', 'r', 'w', 'rw', 'x', 'dgram', 'stream', 'seqpacket', 'msg', 'sem', 'shm', 'all', 'SIGUSR1', 'SIGUSR2',
-  'SIGTERM', 'SIGKILL', 'SIGSTOP', 'SIGCHLD', 'SIGWINCH', 'SIGSEGV', 'SIGRTMIN', 'SIGRTMIN+1', 'SIGRTMAX',
-  'SIGRTMAX-1', 'SIGRTMIN+99', 'sigusr1', '0', '1', '-1', '0x10', '.', '..', 'fz-sock', 'fz-fifo', '\u0000',
-  'é', '💥', 'constructor', '__proto__', 'toString',
+  '',
+  'r',
+  'w',
+  'rw',
+  'x',
+  'dgram',
+  'stream',
+  'seqpacket',
+  'msg',
+  'sem',
+  'shm',
+  'all',
+  'SIGUSR1',
+  'SIGUSR2',
+  'SIGTERM',
+  'SIGKILL',
+  'SIGSTOP',
+  'SIGCHLD',
+  'SIGWINCH',
+  'SIGSEGV',
+  'SIGRTMIN',
+  'SIGRTMIN+1',
+  'SIGRTMAX',
+  'SIGRTMAX-1',
+  'SIGRTMIN+99',
+  'sigusr1',
+  '0',
+  '1',
+  '-1',
+  '0x10',
+  '.',
+  '..',
+  'fz-sock',
+  'fz-fifo',
+  '\u0000',
+  'é',
+  '💥',
+  'constructor',
+  '__proto__',
+  'toString',
 ]
 const NUMBERS = [
-  0, -0, 1, -1, 2, 3, 6, 9, 10, 15, 19, 29, 31, 32, 33, 34, 64, 65, 100, 253, 254, 255, 256, 0o600, 0o777, 0o7777,
-  4096, 65535, 65536, 32767, 32768, 2 ** 31 - 1, 2 ** 31, -(2 ** 31), 2 ** 32 - 1, 2 ** 32, 2 ** 53, -(2 ** 53),
-  Number.MAX_SAFE_INTEGER, Number.MAX_VALUE, Number.MIN_VALUE, Number.EPSILON, 0.5, -0.5, 1.5, NaN, Infinity,
+  0,
+  -0,
+  1,
+  -1,
+  2,
+  3,
+  6,
+  9,
+  10,
+  15,
+  19,
+  29,
+  31,
+  32,
+  33,
+  34,
+  64,
+  65,
+  100,
+  253,
+  254,
+  255,
+  256,
+  0o600,
+  0o777,
+  0o7777,
+  4096,
+  65535,
+  65536,
+  32767,
+  32768,
+  2 ** 31 - 1,
+  2 ** 31,
+  -(2 ** 31),
+  2 ** 32 - 1,
+  2 ** 32,
+  2 ** 53,
+  -(2 ** 53),
+  Number.MAX_SAFE_INTEGER,
+  Number.MAX_VALUE,
+  Number.MIN_VALUE,
+  Number.EPSILON,
+  0.5,
+  -0.5,
+  1.5,
+  NaN,
+  Infinity,
   -Infinity,
 ]
 
@@ -160,9 +279,11 @@ const leaf: fc.Arbitrary<unknown> = fc.oneof(
         return () => undefined
     }
   }),
-  fc.constantFrom('aborted', 'live', 'timeout').map((k) =>
-    k === 'aborted' ? AbortSignal.abort() : k === 'live' ? new AbortController().signal : AbortSignal.timeout(5),
-  ),
+  fc
+    .constantFrom('aborted', 'live', 'timeout')
+    .map((k) =>
+      k === 'aborted' ? AbortSignal.abort() : k === 'live' ? new AbortController().signal : AbortSignal.timeout(5),
+    ),
   fc.constantFrom('obj', 'arr', 'fn').map((k) => throwingProxy(k === 'arr' ? [] : k === 'fn' ? () => 0 : {})),
   fc.constantFrom('date', 'regexp', 'map', 'url', 'err', 'promise', 'nullproto').map((k) => {
     switch (k) {
@@ -187,12 +308,30 @@ const leaf: fc.Arbitrary<unknown> = fc.oneof(
 const plausible: fc.Arbitrary<unknown> = fc.oneof(
   fc.integer({ min: 0, max: 8 }),
   fc.constantFrom(0, 1, 2, 4096, 0o600, -1, 10),
-  fc.constantFrom('r', 'w', 'dgram', 'seqpacket', 'stream', 'msg', 'sem', 'shm', 'SIGUSR2', 'SIGWINCH', 'fz-path', 'hello'),
+  fc.constantFrom(
+    'r',
+    'w',
+    'dgram',
+    'seqpacket',
+    'stream',
+    'msg',
+    'sem',
+    'shm',
+    'SIGUSR2',
+    'SIGWINCH',
+    'fz-path',
+    'hello',
+  ),
   fc.constantFrom(true, false, undefined),
   fc.uint8Array({ maxLength: 16 }).map((a) => Buffer.from(a.map((b) => (b === 0x2f ? 0x5f : b)))),
   fc.array(
     fc.record(
-      { index: fc.integer({ min: 0, max: 2 }), delta: fc.integer({ min: -1, max: 1 }), undo: fc.boolean(), wait: fc.boolean() },
+      {
+        index: fc.integer({ min: 0, max: 2 }),
+        delta: fc.integer({ min: -1, max: 1 }),
+        undo: fc.boolean(),
+        wait: fc.boolean(),
+      },
       { requiredKeys: ['index', 'delta'] },
     ),
     { minLength: 1, maxLength: 2 },
@@ -278,13 +417,18 @@ const FIXTURES: Record<string, () => Fixture> = {
   // /dev/shm, which is shared: their names are unique to this run (random names cannot reach
   // them: they hold no '/'), and they are unlinked by name, which works after the case closed
   // them.
-  PosixMessageQueue: () => posixFixture(ipckit.PosixMessageQueue, (name) => {
-    const q = ipckit.PosixMessageQueue.open(name, { exclusive: true, maxMessages: 4, messageSize: 64 })
-    q.sendSync('fuzz')
-    return q
-  }),
-  PosixSemaphore: () => posixFixture(ipckit.PosixSemaphore, (name) => ipckit.PosixSemaphore.open(name, { exclusive: true, initial: 1 })),
-  PosixSharedMemory: () => posixFixture(ipckit.PosixSharedMemory, (name) => ipckit.PosixSharedMemory.open(name, { size: 4096, exclusive: true })),
+  PosixMessageQueue: () =>
+    posixFixture(ipckit.PosixMessageQueue, (name) => {
+      const q = ipckit.PosixMessageQueue.open(name, { exclusive: true, maxMessages: 4, messageSize: 64 })
+      q.sendSync('fuzz')
+      return q
+    }),
+  PosixSemaphore: () =>
+    posixFixture(ipckit.PosixSemaphore, (name) => ipckit.PosixSemaphore.open(name, { exclusive: true, initial: 1 })),
+  PosixSharedMemory: () =>
+    posixFixture(ipckit.PosixSharedMemory, (name) =>
+      ipckit.PosixSharedMemory.open(name, { size: 4096, exclusive: true }),
+    ),
   // The abstract base: its methods on one of its kinds.
   MappedMemory: () => closing(ipckit.Memfd.create({ size: 4096 })),
   Memfd: () => closing(ipckit.Memfd.create({ size: 4096, name: 'fuzz' })),
@@ -292,7 +436,11 @@ const FIXTURES: Record<string, () => Fixture> = {
   PidFd: () => {
     const child = spawn('sleep', ['30'], { stdio: 'ignore' })
     const proc = ipckit.PidFd.open(child.pid!)
-    return { target: proc, cancel: () => quiet(() => proc.close()), dispose: () => (quiet(() => proc.close()), child.kill('SIGKILL')) }
+    return {
+      target: proc,
+      cancel: () => quiet(() => proc.close()),
+      dispose: () => (quiet(() => proc.close()), child.kill('SIGKILL')),
+    }
   },
 }
 const RUN = randomBytes(4).toString('hex')
@@ -339,23 +487,36 @@ const ARG_CODES: Record<string, string[]> = {
 function documented(err: unknown): string | undefined {
   if (err instanceof FuzzTrap) return 'caller-threw'
   if (err instanceof ipckit.IpcError) {
-    return typeof err.code === 'string' && err.errno < 0 && typeof err.syscall === 'string' ? `IpcError:${err.code}` : undefined
+    return typeof err.code === 'string' && err.errno < 0 && typeof err.syscall === 'string'
+      ? `IpcError:${err.code}`
+      : undefined
   }
   if (err instanceof ipckit.AbortError) return 'AbortError'
   if (!(err instanceof Error)) return undefined
   const code = (err as { code?: unknown }).code
-  const kind = err instanceof TypeError ? 'TypeError' : err instanceof RangeError ? 'RangeError' : err.constructor === Error ? 'Error' : ''
+  const kind =
+    err instanceof TypeError
+      ? 'TypeError'
+      : err instanceof RangeError
+        ? 'RangeError'
+        : err.constructor === Error
+          ? 'Error'
+          : ''
   return typeof code === 'string' && ARG_CODES[kind]?.includes(code) ? `${kind}:${code}` : undefined
 }
 function describe(err: unknown): string {
-  if (err instanceof Error) return `${err.constructor.name} code=${String((err as { code?: unknown }).code)}: ${err.stack}`
+  if (err instanceof Error)
+    return `${err.constructor.name} code=${String((err as { code?: unknown }).code)}: ${err.stack}`
   return `non-Error thrown: ${typeof err} ${String(err)}`
 }
 
 class Violation extends Error {}
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms))
 const PENDING = Symbol('pending')
-async function settle(p: Promise<unknown>, ms: number): Promise<{ ok: true; value: unknown } | { ok: false; err: unknown } | typeof PENDING> {
+async function settle(
+  p: Promise<unknown>,
+  ms: number,
+): Promise<{ ok: true; value: unknown } | { ok: false; err: unknown } | typeof PENDING> {
   let timer: NodeJS.Timeout | undefined
   const r = await Promise.race([
     p.then(
@@ -384,7 +545,16 @@ async function disposeResult(value: unknown, depth = 0): Promise<void> {
   const v = value as Partial<Record<'remove' | 'close' | 'unlock' | 'detach' | 'return', () => unknown>>
   if (value instanceof ipckit.MutexGuard) quiet(() => v.unlock!())
   if (value instanceof ipckit.SharedMemoryView) quiet(() => v.detach!())
-  for (const cls of [ipckit.MessageQueue, ipckit.SemaphoreSet, ipckit.Semaphore, ipckit.Mutex, ipckit.SharedMemory, ipckit.PosixSharedMemory, ipckit.PosixMessageQueue, ipckit.PosixSemaphore]) {
+  for (const cls of [
+    ipckit.MessageQueue,
+    ipckit.SemaphoreSet,
+    ipckit.Semaphore,
+    ipckit.Mutex,
+    ipckit.SharedMemory,
+    ipckit.PosixSharedMemory,
+    ipckit.PosixMessageQueue,
+    ipckit.PosixSemaphore,
+  ]) {
     if (value instanceof cls) quiet(() => v.remove!())
   }
   if (typeof v.close === 'function') quiet(() => (v as Closable).close())
@@ -454,7 +624,8 @@ async function runCase(target: Target, input: unknown[]): Promise<void> {
     if (opt === undefined) args[blocking.index] = { ...blocking.force }
     else if (typeof opt === 'object' && opt !== null && !proxies.has(opt) && !Array.isArray(opt)) {
       // Any object is accepted as options (as Node.js does): a DataView or a Map gets the key too.
-      if ([Object.prototype, null].includes(Object.getPrototypeOf(opt))) args[blocking.index] = { ...opt, ...blocking.force }
+      if ([Object.prototype, null].includes(Object.getPrototypeOf(opt)))
+        args[blocking.index] = { ...opt, ...blocking.force }
       else Object.assign(opt, blocking.force)
     }
   }
@@ -479,10 +650,25 @@ async function runCase(target: Target, input: unknown[]): Promise<void> {
     // An iterator handed back: take one step (it may wait: closing its object, or the
     // iterator itself when it has close(), must end it), then end it.
     const it = value as Partial<AsyncIterator<unknown> & Closable> | undefined
-    if (it && typeof it.next === 'function' && typeof it.return === 'function' && Symbol.asyncIterator in (it as object)) {
+    if (
+      it &&
+      typeof it.next === 'function' &&
+      typeof it.return === 'function' &&
+      Symbol.asyncIterator in (it as object)
+    ) {
       const cancel = fixture?.cancel ?? (typeof it.close === 'function' ? () => quiet(() => it.close!()) : undefined)
-      await disposeResult(await checkPromise(Promise.resolve().then(() => it.next!()), cancel, `${target.name}().next()`))
-      await checkPromise(Promise.resolve().then(() => it.return!()), cancel, `${target.name}().return()`)
+      await disposeResult(
+        await checkPromise(
+          Promise.resolve().then(() => it.next!()),
+          cancel,
+          `${target.name}().next()`,
+        ),
+      )
+      await checkPromise(
+        Promise.resolve().then(() => it.return!()),
+        cancel,
+        `${target.name}().return()`,
+      )
     }
     await disposeResult(value)
   } finally {
@@ -501,9 +687,11 @@ function targets(): Target[] {
       if (PUBLIC_CONSTRUCTORS.includes(name)) {
         list.push({ name: `new ${name}`, call: (_s, args) => new (value as new (...a: unknown[]) => unknown)(...args) })
       }
-      for (const s of staticMethods(cls)) list.push({ name: label(name, s, true), call: (_s, args) => cls[s]!(...args) })
+      for (const s of staticMethods(cls))
+        list.push({ name: label(name, s, true), call: (_s, args) => cls[s]!(...args) })
       const methods = instanceMethods(cls)
-      if (methods.length > 0 && !(name in FIXTURES)) throw new Error(`no fuzz fixture for class ${name}: add one to FIXTURES`)
+      if (methods.length > 0 && !(name in FIXTURES))
+        throw new Error(`no fuzz fixture for class ${name}: add one to FIXTURES`)
       for (const m of methods) {
         list.push({
           name: label(name, m),
@@ -542,30 +730,41 @@ async function main(): Promise<void> {
       )
     } catch (err) {
       failed.push(target.name)
-      out(`FAIL ${target.name}\n${err instanceof Error ? (process.env.IPCKIT_FUZZ_STACK ? err.stack : err.message) : String(err)}\n`)
+      out(
+        `FAIL ${target.name}\n${err instanceof Error ? (process.env.IPCKIT_FUZZ_STACK ? err.stack : err.message) : String(err)}\n`,
+      )
     }
   }
   // The last cases' objects may still be closing (cancelled waits report back, handles close
   // asynchronously), later on a busy machine: wait for the count to come back, 10 s at most.
   // A descriptor really leaked stays open.
   let fds = readdirSync('/proc/self/fd')
-  for (const end = Date.now() + 10_000; fds.length - fdsBefore > 4 && Date.now() < end; ) {
+  for (const end = Date.now() + 10_000; fds.length - fdsBefore > 4 && Date.now() < end;) {
     await sleep(50)
     fds = readdirSync('/proc/self/fd')
   }
   const fdGrowth = fds.length - fdsBefore
   if (fdGrowth > 4) {
-    const extra = fds.filter((fd) => !baseFds.has(fd)).map((fd) => {
-      try {
-        return `${fd}->${readlinkSync(`/proc/self/fd/${fd}`)}`
-      } catch {
-        return fd
-      }
-    })
+    const extra = fds
+      .filter((fd) => !baseFds.has(fd))
+      .map((fd) => {
+        try {
+          return `${fd}->${readlinkSync(`/proc/self/fd/${fd}`)}`
+        } catch {
+          return fd
+        }
+      })
     out(`FAIL fd leak: ${fdsBefore} descriptors before fuzzing, ${fds.length} after: ${extra.join(' ')}\n`)
     failed.push('fd leak')
   }
-  const summary = { targets: list.map((t) => t.name), cases: caseNo, ms: Date.now() - started, fdGrowth, failed, outcomes }
+  const summary = {
+    targets: list.map((t) => t.name),
+    cases: caseNo,
+    ms: Date.now() - started,
+    fdGrowth,
+    failed,
+    outcomes,
+  }
   out(`SUMMARY ${JSON.stringify(summary)}\n`)
   if (failed.length > 0) process.exitCode = 1
 }

@@ -136,7 +136,9 @@ export function isClass(value: unknown): value is new (...args: never[]) => unkn
 /** Static members of a class that are functions. */
 export function staticMethods(cls: object): string[] {
   return Object.getOwnPropertyNames(cls).filter(
-    (n) => !['length', 'name', 'prototype'].includes(n) && typeof Object.getOwnPropertyDescriptor(cls, n)?.value === 'function',
+    (n) =>
+      !['length', 'name', 'prototype'].includes(n) &&
+      typeof Object.getOwnPropertyDescriptor(cls, n)?.value === 'function',
   )
 }
 
@@ -146,7 +148,11 @@ export function staticMethods(cls: object): string[] {
  */
 export function instanceMethods(cls: { prototype: object }): Array<string | symbol> {
   const seen = new Set<string | symbol>()
-  for (let p: object | null = cls.prototype; p && !FOREIGN_BASES.includes(p.constructor.name); p = Object.getPrototypeOf(p)) {
+  for (
+    let p: object | null = cls.prototype;
+    p && !FOREIGN_BASES.includes(p.constructor.name);
+    p = Object.getPrototypeOf(p)
+  ) {
     for (const key of Reflect.ownKeys(p)) {
       const d = Object.getOwnPropertyDescriptor(p, key)!
       if (typeof d.value !== 'function') continue

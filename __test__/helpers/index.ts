@@ -6,7 +6,17 @@
 import type { ExecutionContext } from 'ava'
 import { execFileSync, spawn, spawnSync, type SpawnOptions } from 'node:child_process'
 import { createHash } from 'node:crypto'
-import { existsSync, fstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs'
+import {
+  existsSync,
+  fstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  readlinkSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 
@@ -152,11 +162,16 @@ export async function runNodeUnder(
 ) {
   const prelude = `process.argv.splice(1, 0, '[ipckit-child]');const ipckit = require(${JSON.stringify(SOURCE_ENTRY)});\n`
   const [command, ...rest] = wrapper
-  const r = await run(command!, [...rest, process.execPath, '--require', TSX_CJS, '-e', prelude + code, '--', ...args], {
-    cwd: ROOT,
-    ...options,
-  }).done
-  if (r.code !== 0) throw new Error(`${wrapper.join(' ')} node child failed (${r.code ?? r.signal}): ${r.stderr}${r.stdout}`)
+  const r = await run(
+    command!,
+    [...rest, process.execPath, '--require', TSX_CJS, '-e', prelude + code, '--', ...args],
+    {
+      cwd: ROOT,
+      ...options,
+    },
+  ).done
+  if (r.code !== 0)
+    throw new Error(`${wrapper.join(' ')} node child failed (${r.code ?? r.signal}): ${r.stderr}${r.stdout}`)
   return r
 }
 
@@ -275,7 +290,13 @@ export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms))
  * assertTimeBetween(t, q.stat().lastSendTime, from, to, 'lastSendTime')
  * ```
  */
-export function assertTimeBetween(t: ExecutionContext, time: Date | null | undefined, fromMs: number, toMs: number, what = 'the time'): void {
+export function assertTimeBetween(
+  t: ExecutionContext,
+  time: Date | null | undefined,
+  fromMs: number,
+  toMs: number,
+  what = 'the time',
+): void {
   if (!(time instanceof Date)) return void t.fail(`${what} is ${String(time)}, not a Date`)
   const low = Math.floor(fromMs / 1000) * 1000
   t.true(
@@ -388,7 +409,9 @@ export async function fdsLeftAfterGc(before: Set<string>, gc: () => void, ms = 1
  */
 export function blockedThreads(pid: number, wchan: RegExp): number {
   if (!onLinux) {
-    throw new Error(`blockedThreads reads /proc/<pid>/task/*/wchan, which ${process.platform} lacks: declare the test with linuxOnly()`)
+    throw new Error(
+      `blockedThreads reads /proc/<pid>/task/*/wchan, which ${process.platform} lacks: declare the test with linuxOnly()`,
+    )
   }
   let tasks: string[]
   try {
@@ -471,8 +494,10 @@ export function linuxOnly<T extends AnyFn>(test: T, reason: string): T {
   if (onLinux) return test
   const suffix = ` [skipped on ${process.platform}: ${reason}]`
   const t = test as unknown as Record<string, any> & AnyFn
-  const skipper = (skip: AnyFn) => (title: unknown, ...rest: unknown[]) =>
-    typeof title === 'string' ? skip(`${title}${suffix}`, ...rest) : skip(title, ...rest)
+  const skipper =
+    (skip: AnyFn) =>
+    (title: unknown, ...rest: unknown[]) =>
+      typeof title === 'string' ? skip(`${title}${suffix}`, ...rest) : skip(title, ...rest)
   const skipped = skipper(t.skip!) as AnyFn & Record<string, unknown>
   const none = Object.assign(() => {}, { always: () => {}, skip: () => {} })
   skipped.skip = t.skip
@@ -509,8 +534,13 @@ export function shmAttachments(id: number): number | undefined {
     header = lines[0]!.trim().split(/\s+/)
     rows = lines.slice(1).map((l) => l.trim().split(/\s+/))
   } else {
-    const lines = execFileSync('ipcs', ['-m', '-o'], { encoding: 'utf8', env: { ...process.env, LC_ALL: 'C' } }).split('\n')
-    header = (lines.find((l) => /^T\s+ID\s+KEY\b/.test(l)) ?? '').trim().split(/\s+/).map((c) => c.toLowerCase())
+    const lines = execFileSync('ipcs', ['-m', '-o'], { encoding: 'utf8', env: { ...process.env, LC_ALL: 'C' } }).split(
+      '\n',
+    )
+    header = (lines.find((l) => /^T\s+ID\s+KEY\b/.test(l)) ?? '')
+      .trim()
+      .split(/\s+/)
+      .map((c) => c.toLowerCase())
     rows = lines.map((l) => l.trim().split(/\s+/)).filter((f) => f[0] === 'm')
   }
   const idCol = header.indexOf(onLinux ? 'shmid' : 'id')

@@ -42,7 +42,11 @@ export interface Outcome {
   stopped: boolean
 }
 
-function start(argv: string[], dir: string, timeoutMs: number): { child: ChildProcess; done: Promise<Outcome>; stop(): void } {
+function start(
+  argv: string[],
+  dir: string,
+  timeoutMs: number,
+): { child: ChildProcess; done: Promise<Outcome>; stop(): void } {
   const child = spawn(argv[0]!, argv.slice(1), { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] })
   let stdout = ''
   let stderr = ''
@@ -84,7 +88,8 @@ async function main(): Promise<void> {
     if (ready !== undefined) {
       let ended = false
       void peer.done.then(() => (ended = true))
-      while (!existsSync(join(job.dir, ready)) && !ended && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10))
+      while (!existsSync(join(job.dir, ready)) && !ended && Date.now() < deadline)
+        await new Promise((r) => setTimeout(r, 10))
     }
   }
   const snippet = start(job.snippet, job.dir, Math.max(1, deadline - Date.now()))

@@ -326,10 +326,14 @@ export async function runStress(options: StressOptions): Promise<StressReport> {
     reading.catch(() => {}) // awaited below; an early failure must not be an unhandled rejection
 
     const producerChildren = Array.from({ length: producers }, (_, p) =>
-      nodeChild(PRODUCER, [String(q.id), join(dir.path, 'stress.seq'), String(p), String(countOf(messages, producers, p))], {
-        stdio: ['pipe', 'pipe', 'pipe', writable.fd],
-        timeoutMs,
-      }),
+      nodeChild(
+        PRODUCER,
+        [String(q.id), join(dir.path, 'stress.seq'), String(p), String(countOf(messages, producers, p))],
+        {
+          stdio: ['pipe', 'pipe', 'pipe', writable.fd],
+          timeoutMs,
+        },
+      ),
     )
     children.push(...producerChildren)
     writable.close()

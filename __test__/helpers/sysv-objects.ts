@@ -120,7 +120,14 @@ export interface MadeBy extends Made {
 function args(type: IpcType, o: MakeOptions, action: string): { key: number; argv: string[] } {
   const key = (o.key ?? freshKey(type)) >>> 0
   const n = o.n ?? (type === 'msg' ? 0 : type === 'sem' ? 1 : 4096)
-  const argv = [type, `0x${(key >>> 0).toString(16)}`, (o.mode ?? 0o600).toString(8), String(n), String(o.uid ?? -1), action]
+  const argv = [
+    type,
+    `0x${(key >>> 0).toString(16)}`,
+    (o.mode ?? 0o600).toString(8),
+    String(n),
+    String(o.uid ?? -1),
+    action,
+  ]
   return { key, argv }
 }
 

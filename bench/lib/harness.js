@@ -134,7 +134,14 @@ function stats(values) {
 /** A one-line reason from an error, for the table's list of peers that did not run. */
 function reason(err) {
   const text = String(err?.stderr?.toString?.() || err?.message || err)
-  return text.split('\n').map((l) => l.trim()).filter(Boolean).slice(-1)[0]?.slice(0, 200) ?? 'unknown error'
+  return (
+    text
+      .split('\n')
+      .map((l) => l.trim())
+      .filter(Boolean)
+      .slice(-1)[0]
+      ?.slice(0, 200) ?? 'unknown error'
+  )
 }
 
 module.exports = { ROOT, BUILD, now, compileC, LineProcess, background, stats, reason }

@@ -31,7 +31,9 @@ function renderTable(results) {
       )
     }
   }
-  const missing = results.flatMap((op) => op.unavailable.map((u) => `- ${op.operation}: **${u.impl}** did not run: ${u.reason}`))
+  const missing = results.flatMap((op) =>
+    op.unavailable.map((u) => `- ${op.operation}: **${u.impl}** did not run: ${u.reason}`),
+  )
   if (missing.length > 0) lines.push('', 'Not run:', ...missing)
   return lines.join('\n')
 }
@@ -83,7 +85,9 @@ function renderSvg(results, machine) {
     const x0 = x(Math.min(1, b.ratio))
     const x1 = x(Math.max(1, b.ratio))
     out.push(`<text x="${left - 6}" y="${y + 14}" text-anchor="end">${esc(b.label)}</text>`)
-    out.push(`<rect x="${x0}" y="${y + 4}" width="${Math.max(1, x1 - x0)}" height="${rowH - 8}" fill="${colors[b.kind] ?? '#999'}"/>`)
+    out.push(
+      `<rect x="${x0}" y="${y + 4}" width="${Math.max(1, x1 - x0)}" height="${rowH - 8}" fill="${colors[b.kind] ?? '#999'}"/>`,
+    )
     if (b.target !== undefined) {
       const tx = x(b.target)
       out.push(`<line x1="${tx}" y1="${y + 1}" x2="${tx}" y2="${y + rowH - 1}" stroke="#c00" stroke-width="2"/>`)

@@ -109,9 +109,7 @@ async function main() {
     console.log('ready')
   } else if (mode === 'produce' || mode === 'produce-seq') {
     const sink =
-      mode === 'produce'
-        ? ipc().MessageQueue.fromId(Number(process.argv[3]))
-        : ipc().UnixSeqpacketSocket.fromFd(3)
+      mode === 'produce' ? ipc().MessageQueue.fromId(Number(process.argv[3])) : ipc().UnixSeqpacketSocket.fromFd(3)
     const readline = require('node:readline')
     readline.createInterface({ input: process.stdin }).on('line', (line) => {
       const [n, size] = line.split(' ').map(Number)

@@ -171,7 +171,7 @@ function ipckitDrain(impl, target, chunk) {
       const { q } = ctx
       let elapsed = 0
       if (impl === 'ipckit sync') {
-        for (let done = 0; done < n; ) {
+        for (let done = 0; done < n;) {
           const k = Math.min(chunk, n - done)
           fill(q, k)
           const t0 = now()

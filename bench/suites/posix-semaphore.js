@@ -16,7 +16,6 @@ const { PosixSemaphore, Semaphore, SemaphoreSet } = require('../../dist')
 const { background, compileC, now } = require('../lib/harness')
 const { cDriverCase, pythonDriverCase } = require('../lib/posix-drivers')
 
-
 let seq = 0
 function create(tag, initial) {
   const name = `/ipckit-bench-${process.pid}-${tag}-${++seq}`

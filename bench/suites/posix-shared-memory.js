@@ -212,7 +212,8 @@ module.exports = (config) => {
   // As the System V suite: 1 GiB per sample, beyond this host's 480 MiB L3 cache; a few MiB in
   // the smoke run.
   const mib = config.smoke ? 2 : 1024
-  const size = (bytes) => (bytes >= 1 << 30 ? `${bytes / (1 << 30)} GiB` : bytes >= MIB ? `${bytes / MIB} MiB` : `${bytes / 1024} KiB`)
+  const size = (bytes) =>
+    bytes >= 1 << 30 ? `${bytes / (1 << 30)} GiB` : bytes >= MIB ? `${bytes / MIB} MiB` : `${bytes / 1024} KiB`
   // One untimed pass over the whole object first: no timed round pays for faulting pages in.
   const prefaulted = (c) => ({
     ...c,

@@ -144,7 +144,7 @@ function svmqCase(kindOf) {
         return now() - t0
       }
       let elapsed = 0
-      for (let done = 0; done < n; ) {
+      for (let done = 0; done < n;) {
         const k = Math.min(ctx.chunk, n - done)
         fill(ctx.q, k, payload)
         const t0 = now()
@@ -208,7 +208,7 @@ function ipckitDrain(impl, target) {
       const { q, chunk } = ctx
       let elapsed = 0
       if (impl === 'ipckit sync') {
-        for (let done = 0; done < n; ) {
+        for (let done = 0; done < n;) {
           const k = Math.min(chunk, n - done)
           fill(q, k, payload)
           const t0 = now()
@@ -351,11 +351,6 @@ module.exports = (config) => [
     unit: 'ns',
     per: 'message',
     count: config.messages,
-    cases: [
-      cStream(),
-      ipckitStream(NET_1),
-      netStream('ipckit async iterator'),
-      workerStream('ipckit async iterator'),
-    ],
+    cases: [cStream(), ipckitStream(NET_1), netStream('ipckit async iterator'), workerStream('ipckit async iterator')],
   },
 ]

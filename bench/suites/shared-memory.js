@@ -315,7 +315,8 @@ module.exports = (config) => {
   // segment stays partly cached, and its figures swing with the host's other tenants). A few
   // MiB in the smoke run.
   const mib = config.smoke ? 2 : 1024
-  const size = (bytes) => (bytes >= 1 << 30 ? `${bytes / (1 << 30)} GiB` : bytes >= MIB ? `${bytes / MIB} MiB` : `${bytes / 1024} KiB`)
+  const size = (bytes) =>
+    bytes >= 1 << 30 ? `${bytes / (1 << 30)} GiB` : bytes >= MIB ? `${bytes / MIB} MiB` : `${bytes / 1024} KiB`
   // Setup ends with one untimed pass over the whole segment, so that no timed round pays for
   // faulting its pages in (the harness's warm-up covers a tenth of the count).
   const prefaulted = (c) => ({

@@ -554,7 +554,10 @@ function nodeRoundTripOp(config, kind, cases) {
 
 module.exports = (config) => [
   roundTripOp(config, 'pipe', [ipckitRoundTrip('pipe', 'ipckit (Node stream)')]),
-  roundTripOp(config, 'stream', [ipckitRoundTrip('stream', 'ipckit (net.Socket)'), netRoundTrip('ipckit (net.Socket)')]),
+  roundTripOp(config, 'stream', [
+    ipckitRoundTrip('stream', 'ipckit (net.Socket)'),
+    netRoundTrip('ipckit (net.Socket)'),
+  ]),
   roundTripOp(config, 'seqpacket', [
     ipckitRoundTrip('seqpacket', 'ipckit sync', 2),
     ipckitRoundTrip('seqpacket', 'ipckit async', 2),
@@ -579,7 +582,10 @@ module.exports = (config) => [
   ]),
   streamOp(config, 'pipe', [ipckitStream('pipe', 'ipckit (Node stream)')]),
   streamOp(config, 'stream', [ipckitStream('stream', 'ipckit (net.Socket)')]),
-  streamOp(config, 'seqpacket', [ipckitStream('seqpacket', 'ipckit async iterator'), ipckitStream('seqpacket', 'ipckit sync')]),
+  streamOp(config, 'seqpacket', [
+    ipckitStream('seqpacket', 'ipckit async iterator'),
+    ipckitStream('seqpacket', 'ipckit sync'),
+  ]),
   streamOp(config, 'dgram', [ipckitStream('dgram', 'ipckit async iterator'), ipckitStream('dgram', 'ipckit sync')]),
   {
     primitive: KINDS.seqpacket,

@@ -26,7 +26,7 @@ const UNDO: i32 = 1;
 const NOWAIT: i32 = 2;
 
 fn decode(ops: &[i32]) -> ipckit::Result<Vec<SemOp>> {
-    if ops.is_empty() || ops.len() % 3 != 0 {
+    if ops.is_empty() || !ops.len().is_multiple_of(3) {
         return Err(CoreError::new(Errno::EINVAL, "semop"));
     }
     ops.chunks_exact(3)
