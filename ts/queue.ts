@@ -468,7 +468,7 @@ export class MessageQueue implements Disposable, AsyncDisposable {
   static fromId(id: number): MessageQueue {
     validateInteger(id, 'id', 0, MAX_ID)
     const stat = callNative(() => native.msgStat(id))
-    return new MessageQueue(id, stat.key)
+    return new MessageQueue(id, stat.perm.key)
   }
 
   /** Whether {@link close} was called. */
@@ -731,7 +731,7 @@ export class MessageQueue implements Disposable, AsyncDisposable {
     this.#life.check()
     const s = callNative(() => native.msgStat(this.id))
     return {
-      key: s.key,
+      key: s.perm.key,
       messages: s.messages,
       bytes: s.bytes,
       maxBytes: s.maxBytes,

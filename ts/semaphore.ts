@@ -319,7 +319,7 @@ export class SemaphoreSet implements Disposable, AsyncDisposable {
   static fromId(id: number): SemaphoreSet {
     validateInteger(id, 'id', 0, MAX_ID)
     const stat = callNative(() => native.semStat(id))
-    return new SemaphoreSet(id, stat.key, stat.count)
+    return new SemaphoreSet(id, stat.perm.key, stat.count)
   }
 
   /** Whether {@link close} was called. */
@@ -518,7 +518,7 @@ export class SemaphoreSet implements Disposable, AsyncDisposable {
     this.#life.check()
     const s = callNative(() => native.semStat(this.id))
     return {
-      key: s.key,
+      key: s.perm.key,
       count: s.count,
       lastOpTime: secondsToDate(s.lastOpTime),
       ...ownerStat(s),

@@ -851,7 +851,7 @@ export class SharedMemory extends MappedMemory {
   static fromId(id: number): SharedMemory {
     validateInteger(id, 'id', 0, MAX_ID)
     const stat = callNative(() => native.shmStat(id))
-    return new SharedMemory(id, stat.key, stat.size)
+    return new SharedMemory(id, stat.perm.key, stat.size)
   }
 
   /** @internal A new attachment (`shmat`). */
@@ -871,7 +871,7 @@ export class SharedMemory extends MappedMemory {
     this.checkOpen()
     const s = callNative(() => native.shmStat(this.id))
     return {
-      key: s.key,
+      key: s.perm.key,
       size: s.size,
       attachments: s.attachments,
       creatorPid: s.creatorPid,

@@ -52,7 +52,7 @@ export function secondsToDate(seconds: number | null | undefined): Date | null {
 }
 
 /** What every native `IPC_STAT` answer has: the change time and `struct ipc_perm`'s fields. */
-type NativeOwnerStat = Pick<SemStatJs, 'changeTime' | 'uid' | 'gid' | 'cuid' | 'cgid' | 'mode'>
+type NativeOwnerStat = Pick<SemStatJs, 'changeTime' | 'perm'>
 
 /**
  * The change time, owner, creator and mode of a native `IPC_STAT` answer (the last fields of
@@ -61,16 +61,16 @@ type NativeOwnerStat = Pick<SemStatJs, 'changeTime' | 'uid' | 'gid' | 'cuid' | '
  *
  * @example
  * ```ts
- * return { key: s.key, count: s.count, lastOpTime: secondsToDate(s.lastOpTime), ...ownerStat(s) }
+ * return { key: s.perm.key, count: s.count, lastOpTime: secondsToDate(s.lastOpTime), ...ownerStat(s) }
  * ```
  */
 export function ownerStat(s: NativeOwnerStat) {
   return {
     changeTime: new Date(s.changeTime * 1000),
-    uid: s.uid,
-    gid: s.gid,
-    cuid: s.cuid,
-    cgid: s.cgid,
-    mode: s.mode,
+    uid: s.perm.uid,
+    gid: s.perm.gid,
+    cuid: s.perm.cuid,
+    cgid: s.perm.cgid,
+    mode: s.perm.mode,
   }
 }

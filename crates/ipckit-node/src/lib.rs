@@ -22,6 +22,7 @@ mod key;
 mod memfd;
 mod mqueue;
 mod msg;
+mod perm;
 mod pidfd;
 mod pipe;
 mod posix_sem;

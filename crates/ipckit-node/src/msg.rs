@@ -160,7 +160,6 @@ pub fn msg_send_start(
 /// A queue's state (`msgctl(IPC_STAT)`); times in seconds since the epoch, 0 for never.
 #[napi(object)]
 pub struct MsgStatJs {
-    pub key: u32,
     pub messages: f64,
     pub bytes: f64,
     pub max_bytes: f64,
@@ -169,17 +168,14 @@ pub struct MsgStatJs {
     pub last_send_time: f64,
     pub last_receive_time: f64,
     pub change_time: f64,
-    pub uid: u32,
-    pub gid: u32,
-    pub cuid: u32,
-    pub cgid: u32,
-    pub mode: u32,
+    /// Key, owner, creator and mode.
+    pub perm: crate::perm::PermJs,
 }
 
 impl From<MsgStat> for MsgStatJs {
     fn from(s: MsgStat) -> Self {
         Self {
-            key: s.perm.key as u32,
+            perm: (&s.perm).into(),
             messages: s.messages as f64,
             bytes: s.bytes as f64,
             max_bytes: s.max_bytes as f64,
@@ -188,11 +184,6 @@ impl From<MsgStat> for MsgStatJs {
             last_send_time: s.last_send_time as f64,
             last_receive_time: s.last_receive_time as f64,
             change_time: s.change_time as f64,
-            uid: s.perm.uid,
-            gid: s.perm.gid,
-            cuid: s.perm.cuid,
-            cgid: s.perm.cgid,
-            mode: s.perm.mode,
         }
     }
 }

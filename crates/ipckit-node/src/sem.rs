@@ -193,29 +193,20 @@ pub fn sem_last_pid(env: &Env, id: i32, index: u32) -> Result<i32> {
 /// A set's state (`semctl(IPC_STAT)`); times in seconds since the epoch, 0 for never.
 #[napi(object)]
 pub struct SemStatJs {
-    pub key: u32,
     pub count: u32,
     pub last_op_time: f64,
     pub change_time: f64,
-    pub uid: u32,
-    pub gid: u32,
-    pub cuid: u32,
-    pub cgid: u32,
-    pub mode: u32,
+    /// Key, owner, creator and mode.
+    pub perm: crate::perm::PermJs,
 }
 
 impl From<SemStat> for SemStatJs {
     fn from(s: SemStat) -> Self {
         Self {
-            key: s.perm.key as u32,
+            perm: (&s.perm).into(),
             count: s.count,
             last_op_time: s.last_op_time as f64,
             change_time: s.change_time as f64,
-            uid: s.perm.uid,
-            gid: s.perm.gid,
-            cuid: s.perm.cuid,
-            cgid: s.perm.cgid,
-            mode: s.perm.mode,
         }
     }
 }

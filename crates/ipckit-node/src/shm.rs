@@ -45,7 +45,6 @@ pub fn shm_open(
 /// A segment's state (`shmctl(IPC_STAT)`); times in seconds since the epoch, 0 for never.
 #[napi(object)]
 pub struct ShmStatJs {
-    pub key: u32,
     pub size: f64,
     pub attachments: f64,
     pub creator_pid: i32,
@@ -53,18 +52,15 @@ pub struct ShmStatJs {
     pub attach_time: f64,
     pub detach_time: f64,
     pub change_time: f64,
-    pub uid: u32,
-    pub gid: u32,
-    pub cuid: u32,
-    pub cgid: u32,
-    pub mode: u32,
     pub removed: bool,
+    /// Key, owner, creator and mode.
+    pub perm: crate::perm::PermJs,
 }
 
 impl From<ShmStat> for ShmStatJs {
     fn from(s: ShmStat) -> Self {
         Self {
-            key: s.perm.key as u32,
+            perm: (&s.perm).into(),
             size: s.size as f64,
             attachments: s.attachments as f64,
             creator_pid: s.creator_pid,
@@ -72,11 +68,6 @@ impl From<ShmStat> for ShmStatJs {
             attach_time: s.attach_time as f64,
             detach_time: s.detach_time as f64,
             change_time: s.change_time as f64,
-            uid: s.perm.uid,
-            gid: s.perm.gid,
-            cuid: s.perm.cuid,
-            cgid: s.perm.cgid,
-            mode: s.perm.mode,
             removed: s.removed,
         }
     }
