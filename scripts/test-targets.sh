@@ -247,6 +247,60 @@ EOF
   [ "$out" = 38 ]
 }
 
+# qemu-user 7.x receives SCM_RIGHTS into a host control buffer twice the size asked for, and
+# descriptors that do not fit the caller's stay open in the process, unseen (the C program
+# below, cross-compiled and run under qemu, finds 6 of 10 left open; on the host, none): so the
+# tests that count descriptors left after a truncated receive cannot pass under emulation.
+probe_qemu_fd_leak() {
+  local dir out=''
+  dir=$(mktemp -d)
+  cat > "$dir/fdleak.c" << 'EOF'
+#include <dirent.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+static int dev_null_fds(void) {
+  int open_left = 0;
+  DIR *d = opendir("/proc/self/fd");
+  struct dirent *e;
+  char link[64], target[64];
+  while (d && (e = readdir(d))) {
+    snprintf(link, sizeof link, "/proc/self/fd/%s", e->d_name);
+    ssize_t n = readlink(link, target, sizeof target - 1);
+    if (n > 0) { target[n] = 0; if (!strcmp(target, "/dev/null")) open_left++; }
+  }
+  if (d) closedir(d);
+  return open_left;
+}
+int main(void) {
+  int sv[2], fds[10], before = dev_null_fds();
+  if (socketpair(AF_UNIX, SOCK_DGRAM, 0, sv)) return 2;
+  for (int i = 0; i < 10; i++) fds[i] = open("/dev/null", O_RDONLY);
+  char byte = 'x', out[CMSG_SPACE(sizeof fds)], in[CMSG_SPACE(sizeof(int))];
+  struct iovec iov = { &byte, 1 };
+  struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = out, .msg_controllen = sizeof out };
+  struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+  c->cmsg_level = SOL_SOCKET; c->cmsg_type = SCM_RIGHTS; c->cmsg_len = CMSG_LEN(sizeof fds);
+  memcpy(CMSG_DATA(c), fds, sizeof fds);
+  if (sendmsg(sv[0], &m, 0) != 1) return 2;
+  for (int i = 0; i < 10; i++) close(fds[i]);
+  struct msghdr r = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = in, .msg_controllen = sizeof in };
+  if (recvmsg(sv[1], &r, MSG_CMSG_CLOEXEC) != 1) return 2;
+  for (c = CMSG_FIRSTHDR(&r); c; c = CMSG_NXTHDR(&r, c))
+    if (c->cmsg_type == SCM_RIGHTS)
+      for (int *p = (int *)CMSG_DATA(c); (char *)p < (char *)c + c->cmsg_len; p++) close(*p);
+  int open_left = dev_null_fds() - before;
+  printf("%d\n", open_left);
+  return 0;
+}
+EOF
+  aarch64-linux-gnu-gcc -O2 -o "$dir/fdleak" "$dir/fdleak.c" && out=$("$dir/fdleak")
+  rm -rf "$dir"
+  [ -n "$out" ] && [ "$out" != 0 ]
+}
+
 step_arm64() {
   local target=aarch64-unknown-linux-gnu out=$ROOT/target/targets/linux-arm64-gnu
   install_apt && install_rust_targets $target || { row $target - failed "(could not install the cross toolchain)"; return; }
@@ -277,6 +331,13 @@ step_arm64() {
   if probe_qemu_lrpid; then
     QEMU_SKIPS+=('stat reports counts, pids, times, owner and mode|qemu-user reports msg_lrpid 0 (a C probe under qemu shows it)')
   fi
+  if probe_qemu_fd_leak; then
+    QEMU_SKIPS+=('*did not ask for descriptors: a C peer sends 10 x*|qemu-user leaves received descriptors that did not fit the control buffer open, unseen (a C probe under qemu shows it)')
+  fi
+  # Stopping a blocked ...Sync call interrupts it with a signal (ipckit::interrupt), which
+  # qemu-user takes in its own host handler and re-delivers (see signals.spec.ts below).
+  QEMU_SKIPS+=('worker.terminate() ends a Worker blocked in each blocking ...Sync call, and nothing is taken|qemu-user catches the interrupting signal in its own host handler and re-delivers it; runs on x64 under Node 20/22/24/26')
+  QEMU_SKIPS+=('process.exit(0) returns while Workers are blocked in each blocking ...Sync call|qemu-user catches the interrupting signal in its own host handler and re-delivers it; runs on x64 under Node 20/22/24/26')
   if probe_qemu_mq_notify; then
     QEMU_SKIPS+=('notify sends the registered signal with its value when a C program sends to the empty queue|qemu-user has no mq_notify: ENOSYS (a C probe under qemu shows it)')
     QEMU_SKIPS+=('listPosixQueues and `ipckit mq` show queues as /dev/mqueue does: bytes, notification, owner, mode, attributes|qemu-user has no mq_notify: ENOSYS, and this test registers one (a C probe under qemu shows it)')
@@ -299,7 +360,9 @@ step_arm64() {
     say "arm64 Node $version under qemu-user: $name"
     skipped=''
     for s in "${QEMU_SKIPS[@]}"; do
-      grep -qF "${s%%|*}" "$spec" && skipped+="; skipped '${s%%|*}': ${s#*|}"
+      local literal=${s%%|*}
+      literal=${literal#\*}
+      grep -qF "${literal%\*}" "$spec" && skipped+="; skipped '${s%%|*}': ${s#*|}"
     done
     if run_ava "$bin" "$log" --timeout 6m "${match[@]}" "$spec"; then
       row $target "$version (qemu) $name" passed "($(ava_summary "$log")$skipped)"

@@ -197,7 +197,15 @@ fn bind_in_child(fd: BorrowedFd<'_>, addr: &UnixAddr, umask: u32) -> Result<()> 
     let spawned = check(pid, "clone");
     // SAFETY: `old` is the mask pthread_sigmask stored above.
     unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut()) };
-    let pid = spawned?;
+    let pid = match spawned {
+        Ok(pid) => pid,
+        // These clone flags refused (a seccomp filter, an emulator): the same in a forked child.
+        Err(e) if matches!(e.errno(), Errno::EINVAL | Errno::ENOSYS | Errno::EPERM) => {
+            drop(stack);
+            return bind_in_forked_child(fd, addr, umask);
+        }
+        Err(e) => return Err(e),
+    };
     let mut status: libc::c_int = 0;
     crate::interrupt::retry_eintr(|| {
         check(
@@ -214,6 +222,21 @@ fn bind_in_child(fd: BorrowedFd<'_>, addr: &UnixAddr, umask: u32) -> Result<()> 
     }
 }
 
+/// The calling thread's `errno` (async-signal-safe: a thread-local read).
+fn errno_now() -> libc::c_int {
+    // SAFETY: the errno location is the calling thread's, valid while it runs.
+    unsafe {
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        {
+            *libc::__errno_location()
+        }
+        #[cfg(not(any(target_os = "linux", target_os = "android")))]
+        {
+            *libc::__error()
+        }
+    }
+}
+
 /// An empty signal set, for `sigfillset`/`pthread_sigmask` to fill.
 #[cfg(any(target_os = "linux", target_os = "android"))]
 fn empty_sigset() -> libc::sigset_t {
@@ -225,6 +248,14 @@ fn empty_sigset() -> libc::sigset_t {
 /// where there is no `clone` (macOS): `fork`, then only async-signal-safe calls in the child.
 #[cfg(not(any(target_os = "linux", target_os = "android")))]
 fn bind_in_child(fd: BorrowedFd<'_>, addr: &UnixAddr, umask: u32) -> Result<()> {
+    bind_in_forked_child(fd, addr, umask)
+}
+
+/// [`bind_in_child`] by `fork`: where there is no `clone` (macOS), and on Linux where
+/// `clone(CLONE_VM | CLONE_VFORK)` is refused (a seccomp filter; qemu-user, which answers
+/// `EINVAL`). The child makes only async-signal-safe calls (umask, bind, _exit) over the
+/// memory that fork copied; the socket it binds is the same open socket as the parent's.
+fn bind_in_forked_child(fd: BorrowedFd<'_>, addr: &UnixAddr, umask: u32) -> Result<()> {
     let job = BindJob {
         fd: fd.as_raw_fd(),
         addr: addr.as_ptr().cast(),
@@ -241,7 +272,7 @@ fn bind_in_child(fd: BorrowedFd<'_>, addr: &UnixAddr, umask: u32) -> Result<()> 
             let code = if libc::bind(job.fd, job.addr, job.len) == 0 {
                 0
             } else {
-                *libc::__error()
+                errno_now()
             };
             libc::_exit(code);
         }
@@ -266,4 +297,34 @@ fn is_stale(addr: &UnixAddr) -> Result<bool> {
         nix_socket::connect(probe.as_raw_fd(), addr),
         Err(Errno::ECONNREFUSED)
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsFd;
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+
+    /// The fallback where `clone(CLONE_VM | CLONE_VFORK)` is refused (qemu-user, seccomp):
+    /// the forked child binds this process's socket under its own umask, and this process's
+    /// umask is untouched.
+    #[test]
+    fn a_forked_child_binds_the_shared_socket_under_its_own_umask() {
+        let dir = std::env::temp_dir().join(format!("ipckit-fork-bind-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("s.sock");
+        let sock = socket(Kind::Datagram, true).unwrap();
+        let addr = UnixAddr::new(&path).unwrap();
+        bind_in_forked_child(sock.as_fd(), &addr, 0o037).unwrap();
+        let meta = std::fs::symlink_metadata(&path).unwrap();
+        assert!(meta.file_type().is_socket());
+        assert_eq!(meta.permissions().mode() & 0o777, 0o740);
+        // Bound in this process too: the same open socket.
+        let bound: UnixAddr = nix_socket::getsockname(sock.as_raw_fd()).unwrap();
+        assert_eq!(bound.path(), Some(path.as_path()));
+        // The child's umask stayed the child's.
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        assert_ne!(current_umask(), Some(0o037));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
