@@ -133,7 +133,9 @@ procTest('a loop of futex waits, each for the next value of the word, reuses one
     t.is(await woken, 'ok', `value ${v}`)
     most = Math.max(most, threads())
   }
-  t.true(most <= before + 2, `threads ${before} -> at most ${most} over 300 waits`)
+  // A handful at most: a new line's job may come before the retiring thread is back in the
+  // pool, and then a thread is started (it idles in the pool); a thread per wait made 300.
+  t.true(most <= before + 8, `threads ${before} -> at most ${most} over 300 waits`)
 })
 
 procTest('a notify that leaves the word unchanged wakes the first waiter of the line only', async (t) => {
