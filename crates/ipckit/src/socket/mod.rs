@@ -138,7 +138,10 @@ pub fn accept(fd: BorrowedFd<'_>) -> Result<Option<OwnedFd>> {
 /// listener's `O_NONBLOCK` on).
 ///
 /// ```no_run
-/// let conn = ipckit::socket::accept(3)?;
+/// use ipckit::socket::*;
+/// use std::os::fd::AsFd;
+/// let server = socket(Kind::Seqpacket, true)?;
+/// let conn = accept(server.as_fd())?; // None: nothing pending
 /// # Ok::<(), ipckit::Error>(())
 /// ```
 ///

@@ -177,7 +177,7 @@ pub fn set_pass_credentials(fd: BorrowedFd<'_>, on: bool) -> Result<()> {
 /// use ipckit::socket::*;
 /// use std::os::fd::AsFd;
 /// let (_a, b) = socketpair(Kind::Datagram)?;
-/// assert_eq!(set_pass_credentials(fd.as_fd(), true).unwrap_err().code(), "ENOSYS");
+/// assert_eq!(set_pass_credentials(b.as_fd(), true).unwrap_err().code(), "ENOSYS");
 /// # }
 /// # Ok::<(), ipckit::Error>(())
 /// ```
