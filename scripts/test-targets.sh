@@ -54,6 +54,12 @@ ava_summary() {
   grep -Eo '^ *[0-9]+ (tests? (passed|failed|skipped|todo)|known failures?|uncaught exceptions?|unhandled rejections?|tests? remained pending after a timeout)' "$1" \
     | sed 's/^ *//' | paste -sd, - | sed 's/,/, /g'
 }
+# The titles of the tests a log shows failing (ava marks them ✘), for the results table: the
+# table is what a CI summary keeps, and a count alone does not say what to look at.
+ava_failures() {
+  grep -E '^ *✘' "$1" | sed -E 's/^ *✘ *//; s/ *\([0-9.]+m?s\)$//' | sort -u | head -n 5 \
+    | sed "s/.*/'&'/" | paste -sd';' - | sed 's/;/; /g'
+}
 
 # ---------------------------------------------------------------------------------------------
 # Installs (idempotent)
@@ -152,7 +158,7 @@ step_node() {
       row x86_64-unknown-linux-gnu "$version" passed "($(ava_summary "$log"))"
     else
       tail_log "$log" 40
-      row x86_64-unknown-linux-gnu "$version" failed "($(ava_summary "$log"); log $log)"
+      row x86_64-unknown-linux-gnu "$version" failed "($(ava_summary "$log"): $(ava_failures "$log"); log $log)"
     fi
   done
 }
@@ -370,7 +376,7 @@ step_arm64() {
       row $target "$version (qemu) $name" passed "(on the second run; first: $(ava_summary "$log"); then $(ava_summary "$log.retry")$skipped)"
     else
       tail_log "$log.retry" 30
-      row $target "$version (qemu) $name" failed "($(ava_summary "$log.retry"); log $log.retry$skipped)"
+      row $target "$version (qemu) $name" failed "($(ava_summary "$log.retry"): $(ava_failures "$log.retry"); log $log.retry$skipped)"
     fi
   done
   unset QEMU_LD_PREFIX ESBUILD_BINARY_PATH
