@@ -7,6 +7,9 @@
  *                              and prints the elapsed nanoseconds of each:
  *       rt N SIZE              N round trips: write SIZE bytes, read until SIZE bytes came back
  *       consume N SIZE         read until N * SIZE bytes came (timed from the first call)
+ *       consume-batched N SIZE  the same on a message socket, taking up to 256 messages per
+ *                              system call (recvmmsg with MSG_WAITFORONE): what batching the
+ *                              receiving side can gain when the producer sends one at a time
  *       produce N SIZE         N writes of SIZE bytes (prints 0; the consumer times)
  *   fd_bench listen-stream PATH     echo server: a SOCK_STREAM socket listening at PATH; prints
  *   fd_bench listen-seqpacket PATH  "ready", accepts one connection and echoes it
@@ -16,6 +19,7 @@
  * Descriptors handed down by Node may be non-blocking (libuv sets O_NONBLOCK on the sockets it
  * wraps); every role makes them blocking first. Reads take up to 64 KiB: a message socket
  * returns one message per read, a pipe or stream socket what is there. */
+#define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -79,6 +83,35 @@ static void must_read(int fd, long long want) {
   }
 }
 
+/* Takes n messages from a message socket, up to BATCH per recvmmsg; exits on an error. */
+#define BATCH 256
+static void must_receive_batched(int fd, long n, long size) {
+  static struct mmsghdr msgs[BATCH];
+  static struct iovec iov[BATCH];
+  for (int i = 0; i < BATCH; i++) {
+    iov[i].iov_base = buf + (size_t)i * 256;
+    iov[i].iov_len = 256;
+    memset(&msgs[i], 0, sizeof msgs[i]);
+    msgs[i].msg_hdr.msg_iov = &iov[i];
+    msgs[i].msg_hdr.msg_iovlen = 1;
+  }
+  while (n > 0) {
+    int r = recvmmsg(fd, msgs, n < BATCH ? (unsigned)n : BATCH, MSG_WAITFORONE, NULL);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) {
+      fprintf(stderr, "recvmmsg: %s\n", r == 0 ? "end of stream" : strerror(errno));
+      exit(1);
+    }
+    for (int i = 0; i < r; i++) {
+      if ((long)msgs[i].msg_len != size) {
+        fprintf(stderr, "recvmmsg: a message of %u bytes, not %ld\n", msgs[i].msg_len, size);
+        exit(1);
+      }
+    }
+    n -= r;
+  }
+}
+
 static int driver(int in, int out) {
   char line[256], cmd[32];
   long n, size;
@@ -101,6 +134,11 @@ static int driver(int in, int out) {
     } else if (strcmp(cmd, "consume") == 0) {
       long long t0 = now_ns();
       must_read(in, (long long)n * size);
+      elapsed = now_ns() - t0;
+    } else if (strcmp(cmd, "consume-batched") == 0) {
+      if (size > 256) { fprintf(stderr, "consume-batched: at most 256 bytes per message\n"); return 2; }
+      long long t0 = now_ns();
+      must_receive_batched(in, n, size);
       elapsed = now_ns() - t0;
     } else if (strcmp(cmd, "produce") == 0) {
       for (long i = 0; i < n; i++) {

@@ -15,7 +15,9 @@
  *       one, take 1 from the other (semop, no SEM_UNDO), as the semaphore ping-pong does.
  *
  * The drivers read commands on stdin ("rt N SIZE") and print the elapsed nanoseconds; echoes
- * run until their socket ends or their queue is removed. */
+ * run until their socket ends or their queue is removed. The queue's driver also takes
+ * "consume N SIZE": N receives of type 1 (a stream another process produces), each as
+ * ipckit's async iterator makes it (try; when the queue is empty, the helper's wait). */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -206,12 +208,25 @@ static int driver(int use_queue, const char *id) {
   long n, size;
   setvbuf(stdout, NULL, _IOLBF, 0);
   while (fgets(line, sizeof line, stdin)) {
-    if (sscanf(line, "%31s %ld %ld", cmd, &n, &size) != 3 || strcmp(cmd, "rt") != 0 || size < 1 ||
-        size > 65536) {
+    int consume = use_queue && !use_sem && strncmp(line, "consume ", 8) == 0;
+    if (sscanf(line, "%31s %ld %ld", cmd, &n, &size) != 3 || (strcmp(cmd, "rt") != 0 && !consume) ||
+        size < 1 || size > 65536) {
       fprintf(stderr, "bad command: %s", line);
       return 2;
     }
     long long t0 = now_ns();
+    if (consume) {
+      want_type = 1;
+      for (long i = 0; i < n; i++) {
+        if (msg_receive(m) != size) {
+          perror("msg");
+          return 1;
+        }
+      }
+      want_type = 2;
+      printf("%lld\n", now_ns() - t0);
+      continue;
+    }
     for (long i = 0; i < n; i++) {
       if (use_queue) {
         if (msg_send(1, payload, (size_t)size, out) < 0 || msg_receive(m) != (use_sem ? 0 : size)) {

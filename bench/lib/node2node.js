@@ -11,14 +11,14 @@
  */
 
 const { once } = require('node:events')
-const { mkdtempSync, rmSync } = require('node:fs')
+const { existsSync, mkdirSync, mkdtempSync, rmSync, statSync } = require('node:fs')
 const net = require('node:net')
-const { fork } = require('node:child_process')
+const { execFileSync, fork } = require('node:child_process')
 const { tmpdir } = require('node:os')
-const { join } = require('node:path')
+const { dirname, join } = require('node:path')
 const { Worker } = require('node:worker_threads')
 
-const { LineProcess, background, compileC, now } = require('./harness')
+const { BUILD, LineProcess, background, compileC, now } = require('./harness')
 
 const SIZE = 64
 /** The Node side of node-to-node rows (see its header for the modes). */
@@ -259,4 +259,139 @@ function loopFloor(mode, setup, compare = 'ipckit async↔async') {
   }
 }
 
-module.exports = { SIZE, NODE_ECHO, builtinRoundTrips, loopFloor, netRoundTrip, netStream, workerStream, nodeEcho }
+/**
+ * bench/c/napi_floor.c built as a Node-API addon against the running Node's own headers
+ * (`<prefix>/include/node`, which Node's packages ship); throws, with the path it looked in,
+ * where they are missing, and the row is listed as not run.
+ */
+function napiFloorAddon() {
+  const include = join(dirname(process.execPath), '..', 'include', 'node')
+  if (!existsSync(join(include, 'node_api.h'))) throw new Error(`no Node-API headers in ${include}`)
+  const src = join(__dirname, '..', 'c', 'napi_floor.c')
+  const dir = join(BUILD, 'c')
+  const out = join(dir, `napi_floor-${process.versions.modules}.node`)
+  mkdirSync(dir, { recursive: true })
+  if (!existsSync(out) || statSync(out).mtimeMs < statSync(src).mtimeMs) {
+    const flags = ['-O2', '-Wall', '-Wextra', '-Werror', '-shared', '-fPIC', `-I${include}`]
+    execFileSync('gcc', [...flags, '-o', out, src], { stdio: 'pipe' })
+  }
+  return out
+}
+
+/**
+ * The Node-API floor: two Node processes round-tripping 64 bytes over a message socket (fd 3
+ * of the echo child) through the least an addon can do per wake (bench/c/napi_floor.c: a
+ * libuv poll kept started, a promise per receive resolved in a callback scope, one `recv` and
+ * one `send` each, nothing checked, nothing copied into JavaScript). No implementation whose
+ * JavaScript awaits each message can go below it on this host.
+ *
+ * @example
+ * cases.push(napiFloor(() => { const [a, b] = socketpair('seqpacket'); return { near: a.fd, far: b.fd, handedOver: () => b.close(), close: () => a.close() } }))
+ */
+function napiFloor(setup, compare = 'ipckit async↔async') {
+  let ctx
+  let echo
+  let floor
+  return {
+    impl: 'Node-API floor (minimal C addon)',
+    kind: 'alt',
+    compare,
+    async setup() {
+      const addon = napiFloorAddon()
+      floor = require(addon)
+      ctx = setup()
+      echo = new LineProcess(process.execPath, [join(__dirname, '..', 'peers', 'napi-floor-echo.js'), addon], {
+        stdio: ['pipe', 'pipe', 'pipe', ctx.far],
+      })
+      ctx.handedOver?.()
+      if ((await echo.next()) !== 'ready') throw new Error(`napi floor echo did not start: ${echo.stderr}`)
+      floor.watch(ctx.near)
+    },
+    async sample(n) {
+      const fd = ctx.near
+      const t0 = now()
+      for (let i = 0; i < n; i++) {
+        if (floor.send(fd) !== SIZE) throw new Error('napi floor: short send')
+        if ((await floor.receive()) !== SIZE) throw new Error('napi floor: short receive')
+      }
+      return now() - t0
+    },
+    async teardown() {
+      floor?.unwatch()
+      await ctx?.close()
+      await echo?.close()
+    },
+  }
+}
+
+/**
+ * The Node-API floor of a stream of 64-byte messages between two Node processes: a producer
+ * child sends n messages, one native call and one system call each (`produce-seq` on a
+ * message socket handed to it as fd 3, or `produce-msg` to a System V queue), and this side
+ * takes them with `for await` over an iterator whose `next()` is one blocking native receive
+ * and an already resolved promise. No message API whose consumer awaits each message, and
+ * whose producer sends each with a call of its own, can go below it.
+ *
+ * @example
+ * cases.push(napiFloorStream(() => { const q = MessageQueue.create(); return { qid: q.id, close: () => q.remove() } }))
+ */
+function napiFloorStream(setup, compare = 'net (UNIX path)') {
+  let ctx
+  let producer
+  let floor
+  return {
+    impl: 'Node-API floor (minimal C addon)',
+    kind: 'alt',
+    compare,
+    async setup() {
+      const addon = napiFloorAddon()
+      floor = require(addon)
+      ctx = setup()
+      const script = join(__dirname, '..', 'peers', 'napi-floor-echo.js')
+      producer =
+        ctx.qid === undefined
+          ? new LineProcess(process.execPath, [script, addon, 'produce-seq'], {
+              stdio: ['pipe', 'pipe', 'pipe', ctx.far],
+            })
+          : new LineProcess(process.execPath, [script, addon, 'produce-msg', String(ctx.qid)])
+      ctx.handedOver?.()
+      if ((await producer.next()) !== 'ready') throw new Error(`napi floor producer did not start: ${producer.stderr}`)
+    },
+    async sample(n) {
+      const take = ctx.qid === undefined ? () => floor.receiveSync(ctx.near) : () => floor.msgReceive(ctx.qid)
+      const messages = {
+        [Symbol.asyncIterator]() {
+          return this
+        },
+        next: () => Promise.resolve({ done: false, value: take() }),
+      }
+      const sent = producer.ask(`${n} ${SIZE}`)
+      const t0 = now()
+      let i = 0
+      for await (const length of messages) {
+        if (length !== SIZE) throw new Error(`napi floor: a message of ${length} bytes`)
+        if (++i === n) break
+      }
+      const elapsed = now() - t0
+      await sent
+      return elapsed
+    },
+    async teardown() {
+      await producer?.close()
+      await ctx?.close()
+    },
+  }
+}
+
+module.exports = {
+  SIZE,
+  NODE_ECHO,
+  builtinRoundTrips,
+  loopFloor,
+  napiFloor,
+  napiFloorStream,
+  netRoundTrip,
+  netStream,
+  workerStream,
+  nodeEcho,
+}

@@ -13,7 +13,15 @@ const { join } = require('node:path')
 
 const { MessageQueue } = require('../../dist')
 const { LineProcess, background, compileC, now } = require('../lib/harness')
-const { NODE_ECHO, SIZE, builtinRoundTrips, loopFloor, netStream, workerStream } = require('../lib/node2node')
+const {
+  NODE_ECHO,
+  SIZE,
+  builtinRoundTrips,
+  loopFloor,
+  napiFloorStream,
+  netStream,
+  workerStream,
+} = require('../lib/node2node')
 const { npmPeer, pythonPeer } = require('../lib/peers')
 const PY_DRIVER = join(__dirname, '..', 'peers', 'sysv_ipc_driver.py')
 
@@ -295,6 +303,40 @@ function cStream() {
   }
 }
 
+/**
+ * The floor of an event loop's stream from a queue: a C producer (`msg_driver produce`) and a
+ * C consumer that takes each message as ipckit's async iterator does (`loop_floor msg-driver`,
+ * `consume`: a try, and when the queue is empty the helper thread's blocking wait and its
+ * eventfd wake), without JavaScript.
+ */
+function loopFloorStream() {
+  let q
+  let consumer
+  let producer
+  return {
+    impl: "C event loop (ipckit's wakes)",
+    kind: 'alt',
+    compare: 'net (UNIX path)',
+    setup() {
+      q = MessageQueue.create()
+      consumer = new LineProcess(compileC('loop_floor'), ['msg-driver', String(q.id)])
+      producer = new LineProcess(compileC('msg_driver'), [])
+    },
+    async sample(n) {
+      const elapsed = consumer.ask(`consume ${n} ${SIZE}`)
+      await producer.ask(`produce ${q.id} ${n} ${SIZE}`)
+      const line = await elapsed
+      if (!/^\d+$/.test(line)) throw new Error(`loop_floor: ${line}`)
+      return Number(line)
+    },
+    async teardown() {
+      await producer?.close()
+      q?.remove()
+      await consumer?.close()
+    },
+  }
+}
+
 /** Issue 16: as fast as Node's own `net` between two Node processes, or faster. */
 const NET_1 = { impl: 'net (UNIX path)', ratio: 1.0 }
 
@@ -351,6 +393,16 @@ module.exports = (config) => [
     unit: 'ns',
     per: 'message',
     count: config.messages,
-    cases: [cStream(), ipckitStream(NET_1), netStream('ipckit async iterator'), workerStream('ipckit async iterator')],
+    cases: [
+      cStream(),
+      ipckitStream(NET_1),
+      loopFloorStream(),
+      napiFloorStream(() => {
+        const q = MessageQueue.create()
+        return { qid: q.id, close: () => q.remove() }
+      }),
+      netStream('ipckit async iterator'),
+      workerStream('ipckit async iterator'),
+    ],
   },
 ]

@@ -17,7 +17,15 @@ const { join } = require('node:path')
 
 const { UnixDatagramSocket, pipe, socketpair } = require('../../dist')
 const { LineProcess, background, compileC, now } = require('../lib/harness')
-const { builtinRoundTrips, loopFloor, netStream, nodeEcho, workerStream } = require('../lib/node2node')
+const {
+  builtinRoundTrips,
+  loopFloor,
+  napiFloor,
+  napiFloorStream,
+  netStream,
+  nodeEcho,
+  workerStream,
+} = require('../lib/node2node')
 const { npmPeer } = require('../lib/peers')
 
 const SIZE = 64
@@ -86,9 +94,12 @@ function echoChannel(kind) {
 function cCase(kind, command) {
   let driver
   let other
+  const batched = command === 'stream-batched'
   return {
-    impl: 'C read/write',
-    kind: 'c',
+    // The batched consumer is a floor to read the stream rows against, not the baseline.
+    impl: batched ? 'C, recvmmsg of up to 256 (floor)' : 'C read/write',
+    kind: batched ? 'alt' : 'c',
+    compare: batched ? NET : undefined,
     setup() {
       const ch = channel(kind)
       // The driver gets the near side's descriptors (read end at 3, write end at 4).
@@ -104,7 +115,7 @@ function cCase(kind, command) {
     async sample(n) {
       if (command === 'rt') return Number(await driver.ask(`rt ${n} ${SIZE}`))
       // The far side produces, the near side consumes and times.
-      const elapsed = driver.ask(`consume ${n} ${SIZE}`)
+      const elapsed = driver.ask(`${batched ? 'consume-batched' : 'consume'} ${n} ${SIZE}`)
       await other.ask(`produce ${n} ${SIZE}`)
       return Number(await elapsed)
     },
@@ -520,28 +531,34 @@ function streamOp(config, kind, cases) {
   }
 }
 
+/** The name of `net`'s rows (over a UNIX path), which issue 16's targets are measured against. */
+const NET = 'net (UNIX path)'
 /** Issue 16: a message socket or a pipe between two async Node processes at 0.6x `net`'s time. */
-const NET_06 = { impl: 'net (UNIX path)', ratio: 0.6 }
+const NET_06 = { impl: NET, ratio: 0.6 }
 
-/** {@link loopFloor} on a socket pair of `kind`. */
-function socketFloor(kind, compare) {
-  return loopFloor(
-    'fd',
-    () => {
-      const [mine, theirs] = socketpair(kind)
-      return {
-        near: mine.fd,
-        far: theirs.fd,
-        handedOver: () => theirs.close(),
-        close: () => mine.close(),
-      }
-    },
-    compare,
-  )
+/** A socket pair of `kind` for a floor row: this side's fd, and the one a child gets as fd 3. */
+function floorPair(kind) {
+  return () => {
+    const [mine, theirs] = socketpair(kind)
+    return {
+      near: mine.fd,
+      far: theirs.fd,
+      handedOver: () => theirs.close(),
+      close: () => mine.close(),
+    }
+  }
+}
+
+/**
+ * The floors of a message socket's node-to-node round trip, each shown against `net` (the
+ * targets' unit): C with ipckit's wakes, and Node's own (the least a Node-API addon can do).
+ */
+function socketFloors(kind) {
+  return [loopFloor('fd', floorPair(kind), NET), napiFloor(floorPair(kind), NET)]
 }
 
 function nodeRoundTripOp(config, kind, cases) {
-  const floor = kind === 'seqpacket' || kind === 'dgram' ? [socketFloor(kind, cases[0].impl)] : []
+  const floor = kind === 'seqpacket' || kind === 'dgram' ? socketFloors(kind) : []
   return {
     primitive: KINDS[kind],
     operation: 'round trip 64 B, two Node processes',
@@ -595,8 +612,10 @@ module.exports = (config) => [
     count: config.messages,
     cases: [
       cCase('seqpacket', 'stream'),
+      cCase('seqpacket', 'stream-batched'),
+      napiFloorStream(floorPair('seqpacket'), NET),
       // Issue 16: a message rate of 1.5x net's byte-counted rate, so 1/1.5 of its time.
-      ipckitNodeStream({ impl: 'net (UNIX path)', ratio: 0.667 }),
+      ipckitNodeStream({ impl: NET, ratio: 0.667 }),
       netStream('ipckit async iterator'),
       workerStream('ipckit async iterator'),
     ],
