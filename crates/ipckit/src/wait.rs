@@ -565,6 +565,9 @@ impl<Op: Operation> Line<Op> {
         if let Some(op) = state.op.as_mut() {
             op.idle();
         }
+        // Counted as on its way back before the line lets go of it, so that the next wait's
+        // `spawn` (this line's, or another's) waits for it rather than starting a thread.
+        announce_return();
         state.has_thread = false;
     }
 
@@ -842,7 +845,24 @@ struct Pool {
 struct PoolState {
     jobs: VecDeque<Job>,
     idle: usize,
+    /// Threads whose job said it is about to end ([`announce_return`]): idle in a moment.
+    returning: usize,
     threads: usize,
+}
+
+thread_local! {
+    /// Whether this pool thread's current job called [`announce_return`].
+    static RETURNING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Says, from a job on a thread of the crate's pool, that the job is about to end: a job
+/// `spawn`ed meanwhile is left for this thread instead of starting another. The job must then
+/// end without blocking (a line thread calls it as it retires).
+fn announce_return() {
+    if RETURNING.with(|r| r.replace(true)) {
+        return;
+    }
+    lock(&pool().state).returning += 1;
 }
 
 fn pool() -> &'static Pool {
@@ -877,7 +897,7 @@ fn spawn_on(pool: &'static Pool, job: impl FnOnce() + Send + 'static) -> Result<
     let id = (&*job as *const (dyn FnOnce() + Send)).cast::<()>() as usize;
     let mut state = lock(&pool.state);
     state.jobs.push_back(job);
-    if state.idle >= state.jobs.len() {
+    if state.idle + state.returning >= state.jobs.len() {
         pool.work.notify_one();
         return Ok(());
     }
@@ -920,7 +940,12 @@ fn pool_thread(pool: &'static Pool) {
         if let Some(job) = state.jobs.pop_front() {
             drop(state);
             job();
+            #[cfg(test)]
+            tests::slow_return();
             state = lock(&pool.state);
+            if RETURNING.with(|r| r.replace(false)) {
+                state.returning -= 1;
+            }
             continue;
         }
         state.idle += 1;
@@ -1207,6 +1232,71 @@ mod tests {
                 assert_eq!(ready.load(Ordering::SeqCst), 1);
             }
         }
+    }
+
+    /// An operation served at once, whose thread goes back to the pool as soon as its line is
+    /// empty (as futex waits' lines do).
+    struct Quick;
+
+    impl Operation for Quick {
+        type Input = u32;
+        type Output = u32;
+        fn run(&mut self, input: &u32, _: Option<Instant>) -> Result<Served<u32>> {
+            Ok(Served::One(*input))
+        }
+        fn timed_out(&self) -> Result<u32> {
+            Err(Error::new(Errno::ETIMEDOUT, "quick"))
+        }
+        fn linger(&self) -> Duration {
+            Duration::ZERO
+        }
+    }
+
+    /// Microseconds a pool thread sleeps between the end of a job and its return to the pool
+    /// (0: none), to hold open the window in which a retiring line thread is neither the
+    /// line's nor idle.
+    static SLOW_RETURN_US: AtomicU32 = AtomicU32::new(0);
+
+    pub(super) fn slow_return() {
+        let us = SLOW_RETURN_US.load(Ordering::SeqCst);
+        if us > 0 {
+            std::thread::sleep(Duration::from_micros(u64::from(us)));
+        }
+    }
+
+    #[test]
+    fn a_line_that_gives_its_thread_back_at_once_reuses_it_for_the_next_wait() {
+        let _serial = lock(&POOL_TESTS);
+        struct Reset;
+        impl Drop for Reset {
+            fn drop(&mut self) {
+                SLOW_RETURN_US.store(0, Ordering::SeqCst);
+            }
+        }
+        let _reset = Reset;
+        let line = Line::new(Quick, "quick");
+        let (tx, rx) = mpsc::channel();
+        // One wait first, so that a thread exists (and is back in the pool) before counting.
+        let first = tx.clone();
+        line.submit(0, None, move |r| first.send(r.unwrap()).unwrap())
+            .unwrap();
+        assert_eq!(rx.recv_timeout(Duration::from_secs(5)).unwrap(), 0);
+        let threads_before = pool_threads();
+        // Each wait is submitted as soon as the previous one is answered: while the line's
+        // thread is on its way back to the pool (held there 2 ms), which must not make the
+        // pool start another. Before the fix, every wait here started a thread.
+        SLOW_RETURN_US.store(2000, Ordering::SeqCst);
+        for i in 1..200u32 {
+            let tx = tx.clone();
+            line.submit(i, None, move |r| tx.send(r.unwrap()).unwrap())
+                .unwrap();
+            assert_eq!(rx.recv_timeout(Duration::from_secs(5)).unwrap(), i);
+        }
+        assert_eq!(
+            pool_threads(),
+            threads_before,
+            "200 waits one after another on one line: no thread more than the one it had"
+        );
     }
 
     #[test]
