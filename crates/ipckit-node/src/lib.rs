@@ -10,6 +10,7 @@
 
 #![deny(unsafe_code)]
 
+mod channel;
 mod error;
 mod eventfd;
 mod fast;

@@ -176,7 +176,46 @@ fn timeout(ms: Option<f64>) -> Option<std::time::Duration> {
     ms.and_then(|ms| std::time::Duration::try_from_secs_f64(ms.max(0.0) / 1000.0).ok())
 }
 
+/// An external `ArrayBuffer` over `len` bytes at `offset` of the mapping `hold` holds; the
+/// buffer's finalizer lets go of it. `ENOTSUP` if the runtime copied instead.
+fn external_buffer<'env>(
+    env: &'env Env,
+    hold: BufferHold,
+    offset: usize,
+    len: usize,
+) -> Result<ArrayBuffer<'env>> {
+    let ptr = {
+        let guard = hold.lock().unwrap_or_else(|p| p.into_inner());
+        match guard.as_ref() {
+            Some(m) if offset.checked_add(len).is_some_and(|end| end <= m.len()) => {
+                m.as_ptr().wrapping_add(offset)
+            }
+            _ => return Err(released(env)),
+        }
+    };
+    // SAFETY: `ptr` is valid for `len` bytes (checked above against the mapping's length) for
+    // as long as the mapping lives, and `hold` keeps a clone of it until the engine releases
+    // the buffer (the finalizer empties it) or until `detach_buffer` has itself detached this
+    // very buffer, after which no JavaScript value can reach the memory; so the memory stays
+    // mapped while JavaScript can reach it. Where the runtime refuses external buffers,
+    // napi-rs copies and runs the finalizer at once: the clone drops, nothing dangles.
+    #[allow(unsafe_code)]
+    let buffer = unsafe { ArrayBuffer::from_external(env, ptr, len, hold, |_, h| let_go(&h)) }?;
+    if !std::ptr::eq(buffer.as_ptr(), ptr) {
+        return Err(crate::error::sys_error(
+            env,
+            ipckit::Error::new(Errno::ENOTSUP, "napi_create_external_arraybuffer"),
+        ));
+    }
+    Ok(buffer)
+}
+
 impl ShmMapping {
+    /// The core mapping, unless released (for the channel's binding).
+    pub(crate) fn shared(&self) -> Option<&Arc<Mapping>> {
+        self.inner.as_ref()
+    }
+
     /// The JavaScript object of a core mapping: a System V attachment, or a file mapping of
     /// POSIX shared memory or a memfd (`posix_shm.rs`, `memfd.rs`), which share every method
     /// below, zero-copy buffers and futex waits included.
@@ -283,24 +322,42 @@ impl ShmMapping {
     #[napi]
     pub fn array_buffer<'env>(&mut self, env: &'env Env) -> Result<ArrayBuffer<'env>> {
         let mapping = self.mapping(env)?.clone();
-        let (ptr, len) = (mapping.as_ptr(), mapping.len());
+        let len = mapping.len();
         let hold: BufferHold = Arc::new(std::sync::Mutex::new(Some(mapping)));
         self.buffer_hold = Some(hold.clone());
-        // SAFETY: `ptr` is valid for `len` bytes for as long as the mapping lives, and `hold`
-        // keeps a clone of it until the engine releases the buffer (the finalizer empties it)
-        // or until `detach_buffer` has itself detached this very buffer, after which no
-        // JavaScript value can reach the memory; so the memory stays mapped while JavaScript
-        // can reach it. Where the runtime refuses external buffers, napi-rs copies and runs the
-        // finalizer at once: the clone drops, nothing dangles.
-        #[allow(unsafe_code)]
-        let buffer = unsafe { ArrayBuffer::from_external(env, ptr, len, hold, |_, h| let_go(&h)) }?;
-        if !std::ptr::eq(buffer.as_ptr(), ptr) {
+        external_buffer(env, hold, 0, len)
+    }
+
+    /// A zero-copy `ArrayBuffer` over `length` bytes at `offset` (a message in a channel's
+    /// ring), holding the mapping until the engine frees it or it is detached
+    /// ([`shm_detach_buffer`]), after which no JavaScript value reaches those bytes. Never
+    /// at offset 0, where [`array_buffer`](Self::array_buffer)'s buffer starts (one
+    /// ArrayBuffer per address); `EINVAL` for a range outside the mapping, `ENOTSUP` where
+    /// the runtime copies.
+    #[napi]
+    pub fn range_buffer<'env>(
+        &self,
+        env: &'env Env,
+        offset: f64,
+        length: f64,
+    ) -> Result<ArrayBuffer<'env>> {
+        let mapping = self.mapping(env)?.clone();
+        let (offset, length) = (offset as usize, length as usize);
+        let inside = offset
+            .checked_add(length)
+            .is_some_and(|end| end <= mapping.len());
+        if offset == 0 || !inside || mapping.is_readonly() {
             return Err(crate::error::sys_error(
                 env,
-                ipckit::Error::new(Errno::ENOTSUP, "napi_create_external_arraybuffer"),
+                ipckit::Error::new(Errno::EINVAL, "napi_create_external_arraybuffer"),
             ));
         }
-        Ok(buffer)
+        external_buffer(
+            env,
+            Arc::new(std::sync::Mutex::new(Some(mapping))),
+            offset,
+            length,
+        )
     }
 
     /// Neuters `buffer`, this attachment's zero-copy ArrayBuffer (`napi_detach_arraybuffer`):
