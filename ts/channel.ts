@@ -14,7 +14,7 @@ import { deserialize, serialize } from 'node:v8'
 import { AbortError, IpcError, callNative, invalidArgValue, invalidState, limitDetail, outOfRange, type ErrorDetail } from './errors'
 import { closeOwnedFd, ownFd } from './fd'
 import { native, type Reactor } from './native'
-import { makeView } from './pool'
+import { newBuffer } from './pool'
 import { WaitGroup, startWait, waitFd } from './reactor'
 import { zeroCopySupported } from './shared-memory'
 import { validateFd } from './unix-socket'
@@ -110,9 +110,6 @@ const RING_HEAD = 64
 const RING_READER_WAITING = 128
 const RING_WRITER_WAITING = 132
 
-/** At most this many bytes of small messages are copied out of the ring in one go. */
-const CHUNK = 16384
-
 /** Nothing to take, or no room: try again after a wake. */
 const NONE = Symbol('none')
 /** Ends an iterator's pending receive without an error. */
@@ -190,10 +187,6 @@ class JsRing implements TxRing, RxRing {
   /** The message handed out in place: its buffer and record size. */
   #view: ArrayBuffer | undefined
   #held = 0
-  /** Published bytes copied out in one go, from ring counter `#chunkAt` on (see `#fromChunk`). */
-  #chunk: Buffer | undefined
-  #chunkWords: Int32Array | undefined
-  #chunkAt = 0
 
   constructor(
     memory: ArrayBuffer,
@@ -204,7 +197,7 @@ class JsRing implements TxRing, RxRing {
     writer: boolean,
   ) {
     this.#i32 = new Int32Array(memory)
-    this.#u8 = makeView(memory, 0, memory.byteLength)
+    this.#u8 = Buffer.from(memory, 0, memory.byteLength)
     this.#data = dataOffset + ring * capacity
     this.#cap = capacity
     this.#tail = ringWord(ring, RING_TAIL)
@@ -269,10 +262,6 @@ class JsRing implements TxRing, RxRing {
   take(zeroCopy: boolean): Buffer | typeof NONE {
     this.wake = false
     if (this.#view !== undefined) this.release()
-    if (!zeroCopy) {
-      const out = this.#fromChunk()
-      if (out !== undefined) return out
-    }
     const i32 = this.#i32
     const cap = this.#cap
     const tail = Atomics.load(i32, this.#tail) >>> 0
@@ -283,6 +272,8 @@ class JsRing implements TxRing, RxRing {
     const length = i32[at]! >>> 0
     const flags = i32[at + 1]!
     const record = 8 + ((length + 7) & ~7)
+    // Everything read from the shared memory is checked before it is used: a broken or hostile
+    // peer makes this throw EPROTO, never read outside the ring.
     if (used > cap || tail % 8 !== 0 || length > cap - 8 || record > used || (flags & ~POSTED) !== 0) {
       throw broken('channel receive')
     }
@@ -293,10 +284,11 @@ class JsRing implements TxRing, RxRing {
       const memory = callNative(() => this.mapping.rangeBuffer(start, length))
       this.#view = memory
       this.#held = record
-      return makeView(memory, 0, length)
+      return Buffer.from(memory, 0, length)
     }
-    if (!zeroCopy && record < CHUNK && this.#refill(tail, pos)) return this.#fromChunk()!
-    const out = Buffer.allocUnsafe(length)
+    // A copy of its own per message (as the other primitives' payloads): its `.buffer` holds
+    // this message only.
+    const out = newBuffer(length)
     if (length <= first) {
       this.#u8.copy(out, 0, start, start + length)
     } else {
@@ -305,43 +297,6 @@ class JsRing implements TxRing, RxRing {
     }
     this.#commit(record)
     return out
-  }
-
-  /**
-   * The next message from the chunk of published bytes copied out last (one copy for many
-   * small messages, each handed out as a view of it, as Node's Buffer pool does), if the whole
-   * record is in it. Taking one still moves the shared head past it, one message at a time.
-   */
-  #fromChunk(): Buffer | undefined {
-    const chunk = this.#chunk
-    if (chunk === undefined) return undefined
-    const rel = (this.#index - this.#chunkAt) >>> 0
-    if (rel + 8 > chunk.byteLength) return undefined
-    const words = this.#chunkWords!
-    const length = words[rel >> 2]! >>> 0
-    const flags = words[(rel >> 2) + 1]!
-    const record = 8 + ((length + 7) & ~7)
-    if (rel + record > chunk.byteLength) return undefined
-    if ((flags & ~POSTED) !== 0) throw broken('channel receive')
-    this.flags = flags
-    this.#commit(record)
-    return makeView(chunk.buffer as ArrayBuffer, rel + 8, length)
-  }
-
-  /**
-   * Copies the published bytes from ring position `pos` (up to the ring's end, at most
-   * {@link CHUNK}) into a new chunk; false if not even one record lies whole in them.
-   */
-  #refill(tail: number, pos: number): boolean {
-    const n = Math.min((tail - this.#index) >>> 0, this.#cap - pos, CHUNK)
-    if (n < 16) return false
-    const chunk = Buffer.allocUnsafeSlow(n)
-    const from = this.#data + pos
-    chunk.set(this.#u8.subarray(from, from + n))
-    this.#chunk = chunk
-    this.#chunkWords = new Int32Array(chunk.buffer, chunk.byteOffset, n >> 2)
-    this.#chunkAt = this.#index
-    return true
   }
 
   #commit(record: number): void {
@@ -355,7 +310,7 @@ class JsRing implements TxRing, RxRing {
     const view = this.#view
     if (view === undefined) return
     this.#view = undefined
-    native.shmDetachBuffer(view)
+    this.mapping.detachRangeBuffer(view)
     this.#commit(this.#held)
   }
 }
@@ -1120,8 +1075,14 @@ export class Channel implements Disposable, AsyncDisposable, AsyncIterable<Buffe
       try {
         got = this.#take(receivers[0]!.zeroCopy)
       } catch (err) {
-        for (const r of receivers.splice(0)) r.reject(err)
-        break
+        // The end of input or a broken ring ends every receive; a posted value that does not
+        // deserialize is that one message's failure.
+        if (err instanceof IpcError) {
+          for (const r of receivers.splice(0)) r.reject(err)
+          break
+        }
+        receivers.shift()!.reject(err)
+        continue
       }
       if (got === NONE) break
       receivers.shift()!.resolve(got)
@@ -1258,14 +1219,19 @@ export class Channel implements Disposable, AsyncDisposable, AsyncIterable<Buffe
     if (this.#closed) return
     if (this.#pumping) this.#watchPeer()
     else this.#peerWatch.cancelAll(ITERATION_ENDED)
-    if (this.#peerWatch.size > 0) this.#armDeathCheck()
+    // Again while a watch runs, or while the pump waits for a peer that has not claimed its side.
+    if (this.#peerWatch.size > 0 || (this.#pumping && this.#peerPid === 0)) this.#armDeathCheck()
   }
 
   /** Watches the peer's pidfd: its exit re-runs the pump, which ends the waits. */
   #watchPeer(): void {
     if (this.#peerWatch.size > 0) return
     const fd = this.#peer()
-    if (fd === undefined) return
+    if (fd === undefined) {
+      // Gone before it could be watched (reaped already: pidfd_open said ESRCH).
+      if (this.#peerDead) this.#pump.cancelAll(PEER_CHANGED)
+      return
+    }
     waitFd(fd, false, () => true, undefined, [this.#peerWatch]).then(
       () => {
         this.#peerDead = true

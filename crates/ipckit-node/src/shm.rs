@@ -146,6 +146,9 @@ pub struct ShmMapping {
     /// shared with the buffer's finalizer so that [`ShmMapping::detach_buffer`] can let it go
     /// at once instead of when the engine frees the buffer.
     buffer_hold: Option<BufferHold>,
+    /// The hold of the last range buffer ([`ShmMapping::range_buffer`]) and where it starts, so
+    /// that [`ShmMapping::detach_range_buffer`] lets the mapping go at once too.
+    range_hold: Option<(usize, BufferHold)>,
 }
 
 /// A mapping clone kept for an ArrayBuffer: emptied by its finalizer, or earlier by an explicit
@@ -223,6 +226,7 @@ impl ShmMapping {
         Self {
             inner: Some(Arc::new(mapping)),
             buffer_hold: None,
+            range_hold: None,
         }
     }
 }
@@ -336,7 +340,7 @@ impl ShmMapping {
     /// the runtime copies.
     #[napi]
     pub fn range_buffer<'env>(
-        &self,
+        &mut self,
         env: &'env Env,
         offset: f64,
         length: f64,
@@ -352,12 +356,34 @@ impl ShmMapping {
                 ipckit::Error::new(Errno::EINVAL, "napi_create_external_arraybuffer"),
             ));
         }
-        external_buffer(
-            env,
-            Arc::new(std::sync::Mutex::new(Some(mapping))),
-            offset,
-            length,
-        )
+        let hold: BufferHold = Arc::new(std::sync::Mutex::new(Some(mapping)));
+        let buffer = external_buffer(env, hold.clone(), offset, length)?;
+        self.range_hold = Some((buffer.as_ptr() as usize, hold));
+        Ok(buffer)
+    }
+
+    /// Neuters `buffer`, the last buffer of [`range_buffer`](Self::range_buffer), and lets go
+    /// of its hold on the mapping at once; `EINVAL` for any other buffer.
+    #[napi]
+    pub fn detach_range_buffer(&mut self, env: &Env, buffer: ArrayBuffer<'_>) -> Result<()> {
+        if buffer.is_detached()? {
+            return Ok(());
+        }
+        let ours = self
+            .range_hold
+            .as_ref()
+            .is_some_and(|(at, _)| *at == buffer.as_ptr() as usize);
+        if !ours {
+            return Err(crate::error::sys_error(
+                env,
+                ipckit::Error::new(Errno::EINVAL, "napi_detach_arraybuffer"),
+            ));
+        }
+        buffer.detach()?;
+        if let Some((_, hold)) = self.range_hold.take() {
+            let_go(&hold);
+        }
+        Ok(())
     }
 
     /// Neuters `buffer`, this attachment's zero-copy ArrayBuffer (`napi_detach_arraybuffer`):
