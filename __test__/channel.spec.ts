@@ -107,6 +107,9 @@ test('arguments are checked before anything is written: TypeError, RangeError, E
   t.throws(() => tx.sendSync(Buffer.alloc(249)), { instanceOf: RangeError, code: 'ERR_OUT_OF_RANGE' })
   await t.throwsAsync(tx.post('x'.repeat(300)), { instanceOf: RangeError, code: 'ERR_OUT_OF_RANGE' })
   await t.throwsAsync(tx.send(42 as never), { instanceOf: TypeError, code: 'ERR_INVALID_ARG_TYPE' })
+  // A value v8.serialize cannot clone.
+  await t.throwsAsync(tx.post({ f() {} }), { instanceOf: TypeError, code: 'ERR_INVALID_ARG_VALUE' })
+  t.throws(() => tx.postSync(Symbol('s')), { instanceOf: TypeError, code: 'ERR_INVALID_ARG_VALUE' })
   await t.throwsAsync(tx.send('x', { signal: 'no' as never }), { instanceOf: TypeError, code: 'ERR_INVALID_ARG_TYPE' })
   t.throws(() => tx.sendSync('x', { wait: 'no' as never }), { instanceOf: TypeError, code: 'ERR_INVALID_ARG_TYPE' })
   await t.throwsAsync(rx.receive({ zeroCopy: 1 as never }), { instanceOf: TypeError, code: 'ERR_INVALID_ARG_TYPE' })

@@ -114,6 +114,8 @@ const RING_WRITER_WAITING = 132
 const NONE = Symbol('none')
 /** Ends an iterator's pending receive without an error. */
 const ITERATION_ENDED = Symbol('iteration ended')
+/** The options of a call given none (no object made per call on the hot paths). */
+const NO_OPTIONS: Readonly<ChannelReceiveOptions & ChannelSendOptions & ChannelSendSyncOptions & ChannelReceiveSyncOptions> = Object.freeze({})
 /** A resolved promise for sends that needed no wait. */
 const SENT: Promise<void> = Promise.resolve()
 
@@ -176,6 +178,7 @@ class JsRing implements TxRing, RxRing {
   wake = false
   readonly #i32: Int32Array
   readonly #u8: Buffer
+  readonly #memory: ArrayBuffer
   readonly #data: number
   readonly #cap: number
   readonly #tail: number
@@ -198,6 +201,7 @@ class JsRing implements TxRing, RxRing {
   ) {
     this.#i32 = new Int32Array(memory)
     this.#u8 = Buffer.from(memory, 0, memory.byteLength)
+    this.#memory = memory
     this.#data = dataOffset + ring * capacity
     this.#cap = capacity
     this.#tail = ringWord(ring, RING_TAIL)
@@ -289,11 +293,12 @@ class JsRing implements TxRing, RxRing {
     // A copy of its own per message (as the other primitives' payloads): its `.buffer` holds
     // this message only.
     const out = newBuffer(length)
+    // (TypedArray set from a view: faster than Buffer's copy for the small messages, measured.)
     if (length <= first) {
-      this.#u8.copy(out, 0, start, start + length)
+      out.set(new Uint8Array(this.#memory, start, length))
     } else {
-      this.#u8.copy(out, 0, start, start + first)
-      this.#u8.copy(out, first, this.#data, this.#data + length - first)
+      out.set(new Uint8Array(this.#memory, start, first))
+      out.set(new Uint8Array(this.#memory, this.#data, length - first), first)
     }
     this.#commit(record)
     return out
@@ -829,7 +834,7 @@ export class Channel implements Disposable, AsyncDisposable, AsyncIterable<Buffe
    */
   post(value: unknown, options?: ChannelSendOptions): Promise<void> {
     try {
-      const bytes = this.#bytes(serialize(value), 'value (serialized)')
+      const bytes = this.#bytes(serialized(value), 'value (serialized)')
       return this.#send(bytes, POSTED, options)
     } catch (err) {
       return Promise.reject(err)
@@ -837,7 +842,7 @@ export class Channel implements Disposable, AsyncDisposable, AsyncIterable<Buffe
   }
 
   #send(bytes: Uint8Array, flags: number, options: ChannelSendOptions | undefined): Promise<void> {
-    const opts = validateOptions(options)
+    const opts = options === undefined ? NO_OPTIONS : validateOptions(options)
     const signal = opts.signal
     validateAbortSignal(signal, 'options.signal')
     this.#txRing()
@@ -878,7 +883,7 @@ export class Channel implements Disposable, AsyncDisposable, AsyncIterable<Buffe
    * ```
    */
   postSync(value: unknown, options?: ChannelSendSyncOptions): void {
-    const bytes = this.#bytes(serialize(value), 'value (serialized)')
+    const bytes = this.#bytes(serialized(value), 'value (serialized)')
     this.#sendSync(bytes, POSTED, options)
   }
 
@@ -912,7 +917,7 @@ export class Channel implements Disposable, AsyncDisposable, AsyncIterable<Buffe
    */
   receive<T = Buffer>(options?: ChannelReceiveOptions): Promise<T> {
     try {
-      const opts = validateOptions(options)
+      const opts = options === undefined ? NO_OPTIONS : validateOptions(options)
       const zeroCopy = optionalBoolean(opts.zeroCopy, 'options.zeroCopy', false)
       const signal = opts.signal
       validateAbortSignal(signal, 'options.signal')
@@ -1336,6 +1341,17 @@ function claimFree(mapping: ShmMapping): number {
     () => ({ info: 'both ends of this channel are open already: a ring has one writer and one reader' }),
   )
   return 0
+}
+
+/** `v8.serialize(value)`; a value it cannot clone (a function, a symbol) is an ERR_INVALID_ARG_VALUE TypeError. */
+function serialized(value: unknown): Buffer {
+  try {
+    return serialize(value)
+  } catch (err) {
+    const e = invalidArgValue('value', value, `cannot be serialized (${(err as Error).message})`)
+    ;(e as Error).cause = err
+    throw e
+  }
 }
 
 function closeQuietly(fds: number[]): void {

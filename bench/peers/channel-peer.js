@@ -1,13 +1,13 @@
 'use strict'
 /**
- * The Node child of the channel benchmark, given a channel's descriptors (`Channel.fds`) as
- * fds 3, 4, 5. Prints "ready" once it has opened its end.
+ * The Node child of the Channel suite, given a channel's descriptors (`Channel.fds`) as fds 3,
+ * 4, 5. Prints "ready" once it has opened its end.
  *   node channel-peer.js echo        a duplex end: sends back every message it receives, both
  *                                    sides async (`for await` and `await send`); ends when the
  *                                    other end closes
  *   node channel-peer.js produce     a one-way writer: per stdin line "N SIZE", `await send`s N
- *                                    messages of SIZE bytes, then prints "sent"
- * Set IPCKIT_NO_ZERO_COPY=1 to run the copying path.
+ *                                    messages of SIZE bytes, then prints "sent"; ends when stdin
+ *                                    closes
  */
 const { Channel } = require('../../dist')
 
