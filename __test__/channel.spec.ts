@@ -484,7 +484,8 @@ test('the copying path (a runtime that refuses external buffers, forced) passes 
   t.is(r.stdout.trim(), 'copying ok')
 })
 
-test('no descriptor or mapping is left behind', async (t) => {
+// Serial (so before the others): it counts every channel mapping of the process.
+test.serial('no descriptor or mapping is left behind', async (t) => {
   const before = fdSnapshot()
   for (let i = 0; i < 20; i++) {
     const [a, b] = Channel.pair({ duplex: true, capacity: 4096 })
