@@ -14,9 +14,9 @@ import { join } from 'node:path'
 
 import anyTest from 'ava'
 
-import { AbortError, Channel, IpcError, socketpair } from '../ts/index'
+import { AbortError, Channel, IPC_PRIVATE, IpcError, socketpair } from '../ts/index'
 import { native } from '../ts/native'
-import { cChild, compileC, fdsLeftOpen, fdSnapshot, linuxOnly, nodeChild, posixName, removeBuilds, ROOT, sleep, within } from './helpers'
+import { cChild, compileC, fdsLeftOpen, fdSnapshot, freshKey, keyExists, linuxOnly, nodeChild, posixName, removeBuilds, ROOT, sleep, sysvIds, within } from './helpers'
 
 /** memfd and eventfd are Linux's. */
 const test = linuxOnly(anyTest, 'Channel needs memfd and eventfd (Linux)')
@@ -97,7 +97,10 @@ test('arguments are checked before anything is written: TypeError, RangeError, E
   t.throws(() => Channel.create({ name: 'no-slash' }), { code: 'ERR_INVALID_ARG_VALUE' })
   t.throws(() => Channel.fromFds([3, 4] as never), { instanceOf: TypeError })
   t.throws(() => Channel.fromFds([-1, 4, 5]), { instanceOf: RangeError, code: 'ERR_OUT_OF_RANGE' })
-  t.throws(() => Channel.open(42 as never), { instanceOf: TypeError, code: 'ERR_INVALID_ARG_TYPE' })
+  t.throws(() => Channel.open(true as never), { instanceOf: TypeError, code: 'ERR_INVALID_ARG_TYPE' })
+  t.throws(() => Channel.open(2 ** 32), { instanceOf: RangeError, code: 'ERR_OUT_OF_RANGE' })
+  t.throws(() => Channel.fromId(-1), { instanceOf: RangeError, code: 'ERR_OUT_OF_RANGE' })
+  t.throws(() => Channel.create({ key: 'k' as never }), { instanceOf: TypeError, code: 'ERR_INVALID_ARG_TYPE' })
   using pair = Channel.pair({ capacity: 256 })
   const [tx, rx] = pair
   const tail = peek(tx.fds[0]!, RING0 + TAIL)
@@ -307,6 +310,45 @@ test('a named channel: an unrelated process opens it by name, which removes the 
   const unopened = posixName('channel-unopened')
   Channel.create({ name: unopened }).close()
   t.false(existsSync(`/dev/shm${unopened}`))
+})
+
+test('a System V channel: another process opens it by key (or by id for IPC_PRIVATE), which removes the segment', async (t) => {
+  const key = freshKey('shm')
+  const ch = Channel.create({ key, duplex: true, capacity: 4096 })
+  t.teardown(() => ch.close())
+  const id = ch.id!
+  t.true(sysvIds('shm').has(id))
+  t.true(keyExists('shm', key))
+  t.throws(() => Channel.create({ key, name: '/x' }), { code: 'ERR_INVALID_ARG_VALUE' })
+  t.like(t.throws(() => Channel.create({ key }), { instanceOf: IpcError }), { code: 'EEXIST', syscall: 'shmget' })
+  const echo = `;(async () => { for await (const m of ch) await ch.post({ echo: String(m), pid: process.pid }); ch.close() })()`
+  const byKey = nodeChild(`const ch = ipckit.Channel.open(Number(process.argv[2]))${echo}`, [String(key)])
+  for (let i = 0; i < 100; i++) {
+    await ch.send(`k${i}`)
+    t.deepEqual(await within(ch.receive(), `reply ${i}`), { echo: `k${i}`, pid: byKey.pid })
+  }
+  t.false(keyExists('shm', key))
+  ch.close()
+  t.is((await byKey.done).code, 0)
+  t.false(sysvIds('shm').has(id))
+  // IPC_PRIVATE: only the id finds it.
+  const priv = Channel.create({ key: IPC_PRIVATE, capacity: 256, role: 'reader' })
+  t.teardown(() => priv.close())
+  t.throws(() => Channel.open(IPC_PRIVATE), { code: 'ERR_INVALID_ARG_VALUE' })
+  const byId = nodeChild(`const ch = ipckit.Channel.fromId(Number(process.argv[2])); for (let i = 0; i < 50; i++) ch.sendSync('p' + i); ch.close()`, [String(priv.id)])
+  const got: string[] = []
+  for await (const m of priv) got.push(String(m))
+  t.deepEqual(got, Array.from({ length: 50 }, (_, i) => `p${i}`))
+  t.is((await byId.done).code, 0)
+  const privId = priv.id!
+  priv.close()
+  t.false(sysvIds('shm').has(privId))
+  // Closed before anyone attached: the segment goes with it.
+  const unopened = Channel.create({ key: IPC_PRIVATE })
+  const unopenedId = unopened.id!
+  unopened.close()
+  t.false(sysvIds('shm').has(unopenedId))
+  t.like(t.throws(() => Channel.fromId(unopenedId), { instanceOf: IpcError }), { syscall: 'shmat' })
 })
 
 test('a C program written from the header is a peer in both directions', async (t) => {

@@ -26,6 +26,8 @@ import {
   validateMode,
   validateOneOf,
   validateOptions,
+  validateInteger,
+  validateKey,
   validatePosixName,
 } from './validate'
 
@@ -57,7 +59,15 @@ export interface ChannelCreateOptions {
    * removed as soon as the other end has opened it (or when this end closes).
    */
   name?: string
-  /** Permission bits of a named channel. Default `0o600`. */
+  /**
+   * A System V key (`ftok`, or {@link IPC_PRIVATE} for a new segment only its {@link Channel.id}
+   * finds): the channel lives in a System V shared memory segment that another process opens
+   * with {@link Channel.open}(key) or {@link Channel.fromId}(id). Woken through futex words, as
+   * a named channel is. The segment is removed as soon as the other end has attached it (or
+   * when this end closes). Not with `name`.
+   */
+  key?: number
+  /** Permission bits of a named or System V channel. Default `0o600`. */
   mode?: number
 }
 
@@ -383,6 +393,8 @@ interface Parts {
   name: string | undefined
   /** A named channel's descriptor (kept to remove the name only while it is still this object's). */
   shmFd: number | undefined
+  /** A System V channel's segment id, until the segment is removed. */
+  shmId?: number | undefined
 }
 
 /**
@@ -399,7 +411,8 @@ interface Parts {
  *
  * Hand a channel to a child through {@link fds} (`spawn`'s `stdio`, or `fds` over a UNIX
  * socket), which opens the other end with {@link Channel.fromFds}; or create it under a
- * `name` that another process opens with {@link Channel.open}.
+ * `name` (POSIX shared memory) or a `key` (a System V segment) that another process opens with
+ * {@link Channel.open} (or {@link Channel.fromId}).
  *
  * Each ring has one writer and one reader: a second process that tries to open an end that
  * is taken fails with `EBUSY`. A peer that closes ends the other side's iteration once the
@@ -435,6 +448,7 @@ export class Channel implements Disposable, AsyncDisposable, AsyncIterable<Buffe
   readonly canReceive: boolean
   /** The name of a named channel, while it has one (`undefined` once removed, and for memfd channels). */
   #name: string | undefined
+  #shmId: number | undefined
   /**
    * The descriptors that carry the channel to another process, in this order: the memfd, the
    * eventfd of side 0, the eventfd of side 1 (empty for a named channel). They stay this
@@ -477,6 +491,7 @@ export class Channel implements Disposable, AsyncDisposable, AsyncIterable<Buffe
     this.#futex = parts.futex
     this.#wakeFds = parts.wakeFds
     this.#name = parts.name
+    this.#shmId = parts.shmId
     this.#shmFd = parts.shmFd
     if (parts.shmFd !== undefined) ownFd(this, parts.shmFd)
     this.fds = Object.freeze(parts.memfd === undefined ? [] : [parts.memfd, ...parts.wakeFds!])
@@ -521,10 +536,15 @@ export class Channel implements Disposable, AsyncDisposable, AsyncIterable<Buffe
     validateOneOf(role, 'options.role', ['writer', 'reader'])
     if (duplex && opts.role !== undefined) throw invalidArgValue('options.role', role, 'applies to one-way channels only (both ends of a duplex channel send and receive)')
     const name = opts.name === undefined ? undefined : validatePosixName(opts.name, 'options.name', NAME_MAX)
+    const key = opts.key === undefined ? undefined : validateKey(opts.key, 'options.key')
+    if (name !== undefined && key !== undefined) {
+      throw invalidArgValue('options.key', key, 'cannot go with options.name: a channel lives in a POSIX shared memory object or in a System V segment')
+    }
     const mode = validateMode(opts.mode, 'options.mode', 0o600)
     const rings = duplex ? 2 : 1
     const side = role === 'reader' ? 1 : 0
     const size = callNative(() => native.channelSize(rings, capacity))
+    if (key !== undefined) return Channel.#createSysV(key, size, rings, capacity, side, mode)
     const owned: number[] = []
     try {
       if (name !== undefined) {
@@ -559,6 +579,56 @@ export class Channel implements Disposable, AsyncDisposable, AsyncIterable<Buffe
     }
   }
 
+  static #createSysV(key: number, size: number, rings: number, capacity: number, side: number, mode: number): Channel {
+    const id = callNative(
+      () => native.shmOpen(key, size, true, true, mode),
+      (e) => ({ info: e.code === 'EINVAL' ? `a segment of ${size} bytes; kernel.shmmax or the key's existing segment may refuse it` : limitDetail(e, 'shmget', '2.0') }),
+    )
+    let mapping: ShmMapping | undefined
+    try {
+      mapping = callNative(() => native.shmAttach(id, false))
+      const layout = callNative(() => native.channelInit(mapping!, rings, capacity, true))
+      callNative(() => native.channelClaim(mapping!, side, process.pid))
+      return new Channel({ mapping, ...layout, side, memfd: undefined, wakeFds: undefined, name: undefined, shmFd: undefined, shmId: id })
+    } catch (err) {
+      removeQuietly(id)
+      mapping?.release()
+      throw err
+    }
+  }
+
+  /** Attaches System V segment `id`, checks that it holds a channel, claims its free side, removes the segment. */
+  static #openSysV(id: number, what: ErrorDetail): Channel {
+    const mapping = callNative(() => native.shmAttach(id, false), () => what)
+    try {
+      const layout = callNative(() => native.channelCheck(mapping), () => ({ ...what, info: 'the segment does not hold an ipckit channel of this version' }))
+      const side = claimFree(mapping)
+      // Attached: the id is this segment's until the last detach, so removing by it is safe.
+      removeQuietly(id)
+      const ch = new Channel({ mapping, ...layout, side, memfd: undefined, wakeFds: undefined, name: undefined, shmFd: undefined })
+      ch.#wakePeer()
+      return ch
+    } catch (err) {
+      mapping.release()
+      throw err
+    }
+  }
+
+  /**
+   * Opens the other end of a channel made with `key: IPC_PRIVATE` (or any key) by its System V
+   * segment id ({@link Channel.id}, or what `ipcs -m` shows), and removes the segment, which
+   * nobody needs to find any more. As {@link Channel.open}.
+   *
+   * @example
+   * ```ts
+   * const ch = Channel.fromId(Number(process.argv[2]))   // the parent passed ch.id
+   * ```
+   */
+  static fromId(id: number): Channel {
+    validateInteger(id, 'id', 0, 0x7fff_ffff)
+    return Channel.#openSysV(id, { info: `System V segment ${id}` })
+  }
+
   /**
    * Opens the other end of a channel from its descriptors (what {@link fds} gave: the memfd,
    * then the two eventfds), received as a child's `stdio` or over a UNIX socket: checks that
@@ -582,38 +652,55 @@ export class Channel implements Disposable, AsyncDisposable, AsyncIterable<Buffe
     callNative(() => native.eventfdAdopt(wake0), mapDetail('eventfd'))
     callNative(() => native.eventfdAdopt(wake1), mapDetail('eventfd'))
     const mapping = callNative(() => native.memfdMap(memfd, info.size, false), mapDetail('mmap'))
-    const layout = callNative(() => native.channelCheck(mapping), mapDetail('channel'))
-    if (layout.futex) throw invalidArgValue('fds', fds, 'hold a named channel (woken by futex words); open it with Channel.open(name)')
-    const side = claimFree(mapping)
+    let layout: ReturnType<typeof native.channelCheck>
+    let side: number
+    try {
+      layout = callNative(() => native.channelCheck(mapping), mapDetail('channel'))
+      if (layout.futex) throw invalidArgValue('fds', fds, 'hold a named channel (woken by futex words); open it with Channel.open(name)')
+      side = claimFree(mapping)
+    } catch (err) {
+      mapping.release()
+      throw err
+    }
     const ch = new Channel({ mapping, ...layout, side, memfd, wakeFds: [wake0, wake1], name: undefined, shmFd: undefined })
     ch.#wakePeer()
     return ch
   }
 
   /**
-   * Opens a channel made by {@link Channel.create} with a `name`, in any process that may
-   * open that POSIX shared memory object, and claims its free side (`EBUSY` when both are
-   * taken); then removes the name, which nobody needs any more. Throws `ENOENT` (no such
-   * name), `EACCES`, `EPROTO` (the object is not a channel).
+   * Opens a channel made by {@link Channel.create} with a `name` (a string: that POSIX shared
+   * memory object) or a `key` (a number: the System V segment of that key), in any process
+   * that may open it, and claims its free side (`EBUSY` when both are taken); then removes the
+   * name or segment, which nobody needs to find any more. Throws `ENOENT` (no such name or
+   * key), `EACCES`, `EPROTO` (it does not hold a channel).
    *
    * @example
    * ```ts
-   * const ch = Channel.open('/jobs')
+   * const ch = Channel.open('/jobs')              // or Channel.open(ftok('/var/run/app', 1))
    * for await (const job of ch) handle(job)
    * ```
    */
-  static open(name: string): Channel {
+  static open(name: string | number): Channel {
+    if (typeof name === 'number') {
+      const key = validateKey(name, 'key')
+      if (key === 0) throw invalidArgValue('key', key, 'is IPC_PRIVATE, which finds no segment: open it with Channel.fromId(id)')
+      const id = callNative(() => native.shmOpen(key, 0, false, false, 0), () => ({ info: `key 0x${(key >>> 0).toString(16)}` }))
+      return Channel.#openSysV(id, { info: `key 0x${(key >>> 0).toString(16)}` })
+    }
     const n = validatePosixName(name, 'name', NAME_MAX)
     const opened = callNative(() => native.posixShmOpen(n, 0, false, false, false, 0o600), () => ({ path: n }))
-    let mapping: ShmMapping
+    let mapping: ShmMapping | undefined
     try {
       mapping = callNative(() => native.posixShmMap(opened.fd, opened.size, false), () => ({ path: n }))
-      const layout = callNative(() => native.channelCheck(mapping), () => ({ path: n, info: 'the object does not hold an ipckit channel of this version' }))
+      const layout = callNative(() => native.channelCheck(mapping!), () => ({ path: n, info: 'the object does not hold an ipckit channel of this version' }))
       const side = claimFree(mapping)
       unlinkQuietly(n, opened.fd)
       const ch = new Channel({ mapping, ...layout, side, memfd: undefined, wakeFds: undefined, name: undefined, shmFd: undefined })
       ch.#wakePeer()
       return ch
+    } catch (err) {
+      mapping?.release()
+      throw err
     } finally {
       closeQuietly([opened.fd])
     }
@@ -653,6 +740,14 @@ export class Channel implements Disposable, AsyncDisposable, AsyncIterable<Buffe
   /** Whether {@link close} was called. */
   get closed(): boolean {
     return this.#closed
+  }
+
+  /**
+   * The System V segment id of a channel made with a `key` (what {@link Channel.fromId} takes;
+   * the segment is removed once the other end attached it), else `undefined`.
+   */
+  get id(): number | undefined {
+    return this.#shmId
   }
 
   /** The name of a named channel until the other end opened it (the name is removed then), else `undefined`. */
@@ -1291,6 +1386,11 @@ export class Channel implements Disposable, AsyncDisposable, AsyncIterable<Buffe
       unlinkQuietly(this.#name, this.#shmFd)
       this.#name = undefined
     }
+    if (this.#shmId !== undefined) {
+      // Still attached here: the id is this segment's.
+      removeQuietly(this.#shmId)
+      this.#shmId = undefined
+    }
     if (this.#memory !== undefined) this.#mapping.detachBuffer(this.#memory)
     this.#mapping.release()
     for (const fd of this.fds) closeOwnedFd(this, fd, reason)
@@ -1361,6 +1461,14 @@ function closeQuietly(fds: number[]): void {
     } catch {
       // closed already
     }
+  }
+}
+
+function removeQuietly(id: number): void {
+  try {
+    native.shmRemove(id)
+  } catch {
+    // removed already (the other end did), or no longer ours to remove
   }
 }
 
