@@ -16,7 +16,7 @@ import anyTest from 'ava'
 
 import { AbortError, Channel, IPC_PRIVATE, IpcError, socketpair } from '../ts/index'
 import { native } from '../ts/native'
-import { cChild, compileC, fdsLeftOpen, fdSnapshot, freshKey, keyExists, linuxOnly, nodeChild, posixName, removeBuilds, ROOT, sleep, sysvIds, within } from './helpers'
+import { cChild, compileC, fdsLeftOpen, fdSnapshot, freshKey, keyExists, linuxOnly, NOBODY, nodeChild, posixName, removeBuilds, ROOT, runNode, runNodeUnder, sleep, sysvIds, within } from './helpers'
 
 /** memfd and eventfd are Linux's. */
 const test = linuxOnly(anyTest, 'Channel needs memfd and eventfd (Linux)')
@@ -541,4 +541,46 @@ test.serial('no descriptor or mapping is left behind', async (t) => {
   t.deepEqual(await fdsLeftOpen(before), [])
   const maps = readFileSync('/proc/self/maps', 'utf8').split('\n').filter((l) => l.includes('ipckit-channel'))
   t.deepEqual(maps, [])
+})
+
+test('another user: EACCES on a 0600 named or System V channel; a 0606 one it may open', async (t) => {
+  const probe = (what: string, arg: string) =>
+    runNode(
+      `const out = {}
+       try { ${what} } catch (e) { out.code = e.code; out.syscall = e.syscall }
+       console.log(JSON.stringify(out))`,
+      [arg],
+      { uid: NOBODY.uid, gid: NOBODY.gid },
+    ).then((r) => JSON.parse(r.stdout.trim()))
+  const name = posixName('channel-perm')
+  const named = Channel.create({ name })
+  t.teardown(() => named.close())
+  t.deepEqual(await probe('ipckit.Channel.open(process.argv[2])', name), { code: 'EACCES', syscall: 'shm_open' })
+  const key = freshKey('shm')
+  const sysv = Channel.create({ key })
+  t.teardown(() => sysv.close())
+  // (shmget asks for no permission bits: shmat is the call that refuses.)
+  t.deepEqual(await probe('ipckit.Channel.open(Number(process.argv[2]))', String(key)), { code: 'EACCES', syscall: 'shmat' })
+  t.deepEqual(await probe('ipckit.Channel.fromId(Number(process.argv[2]))', String(sysv.id)), { code: 'EACCES', syscall: 'shmat' })
+  const open = Channel.create({ name: posixName('channel-0606'), mode: 0o606, role: 'reader' })
+  t.teardown(() => open.close())
+  const writer = probe(`const ch = ipckit.Channel.open(process.argv[2]); ch.sendSync(String(process.getuid())); ch.close(); out.ok = true`, open.name!)
+  t.is(String(await within(open.receive(), 'the message of the other user')), String(NOBODY.uid))
+  t.deepEqual(await writer, { ok: true })
+})
+
+test('at the open-file limit: EMFILE naming the limit, nothing left open, no crash', async (t) => {
+  const r = await runNodeUnder(
+    ['prlimit', '--nofile=40'],
+    `const { readdirSync } = require('fs')
+     const before = readdirSync('/proc/self/fd').length
+     const made = []
+     let err
+     try { for (;;) made.push(ipckit.Channel.create({ capacity: 4096 })) } catch (e) { err = e }
+     for (const ch of made) ch.close()
+     console.log(JSON.stringify({ code: err.code, syscall: err.syscall, limit: /40/.test(err.message), made: made.length > 0, left: readdirSync('/proc/self/fd').length - before }))`,
+  )
+  const out = JSON.parse(r.stdout.trim())
+  t.like(out, { code: 'EMFILE', limit: true, made: true, left: 0 })
+  t.true(['memfd_create', 'eventfd'].includes(out.syscall), out.syscall)
 })

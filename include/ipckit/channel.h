@@ -2,9 +2,11 @@
  * ipckit/channel.h: the shared-memory layout and protocol of ipckit's Channel, for peers
  * written in C (or anything that can map a file and do atomic 32-bit loads and stores).
  *
- * A channel is one file of shared memory (a memfd handed over as a descriptor, or a POSIX
- * shared memory object opened by name) holding one ring of messages (a one-way channel) or two
- * (a duplex channel), and two "sides", each with its own wake-up.
+ * A channel is one piece of shared memory (a memfd handed over as a descriptor with the two
+ * sides' eventfds, or, for unrelated processes, a POSIX shared memory object opened by name or
+ * a System V segment attached by key or id: those are woken through futex words) holding one
+ * ring of messages (a one-way channel) or two (a duplex channel), and two "sides", each with
+ * its own wake-up.
  *
  *   side 0 writes ring 0 (and, duplex, reads ring 1)
  *   side 1 reads ring 0  (and, duplex, writes ring 1)
