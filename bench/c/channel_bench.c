@@ -1,14 +1,14 @@
 /* The C floor of the Channel suite: both ends of an ipckit channel in C, through
  * include/ipckit/channel.h, with the same protocol (waiters flags, eventfd wakes) and blocking
  * sleeps (poll on the side's eventfd), as a C program would do it.
- *   channel_bench driver     makes a duplex memfd channel (4 MiB rings) and two eventfds, forks
+ *   channel_bench driver     makes a duplex memfd channel (16 MiB rings) and two eventfds, forks
  *                            one echo child, then reads commands on stdin and prints the elapsed
  *                            nanoseconds of each:
  *     rt N SIZE              N round trips of a SIZE-byte message (the child sends it back)
  *     stream N SIZE          the child sends N messages of SIZE bytes; this side takes them
  *                            (copying each out into a buffer of its own)
  *     memcpy N SIZE          N memcpy of SIZE bytes from one buffer into rotating places of a
- *                            4 MiB one (what a writer does), no channel: the bandwidth floor
+ *                            16 MiB one (what a writer does), no channel: the bandwidth floor
  * The child echoes every message, except a 16-byte "PRODUCE\0" N SIZE message, on which it
  * sends N messages of SIZE bytes. */
 #define _GNU_SOURCE
@@ -26,7 +26,7 @@
 
 #include "../../include/ipckit/channel.h"
 
-#define CAPACITY (4u << 20)
+#define CAPACITY (16u << 20)
 
 static unsigned char *base;
 static int efd[2];

@@ -183,8 +183,8 @@ module.exports = (config) => [
     count: config.smoke ? 20 : 2_000,
     cases: [
       cCase('C memcpy 1 MiB', 'memcpy', MIB),
-      stream('ipckit for await, zeroCopy', MIB, 4 * MIB, true, { target: 1.25 }),
-      stream('ipckit for await, copies', MIB, 4 * MIB, false),
+      stream('ipckit for await, zeroCopy', MIB, 16 * MIB, true, { target: 1.25 }),
+      stream('ipckit for await, copies', MIB, 16 * MIB, false),
       cCase('C both ends (channel.h, copies out)', 'stream', MIB, 'alt'),
     ],
   },
