@@ -584,3 +584,20 @@ test('at the open-file limit: EMFILE naming the limit, nothing left open, no cra
   t.like(out, { code: 'EMFILE', limit: true, made: true, left: 0 })
   t.true(['memfd_create', 'eventfd'].includes(out.syscall), out.syscall)
 })
+
+test('named and System V channels (futex wakes): a peer killed while the other side waits ends the wait with ECONNRESET', async (t) => {
+  for (const options of [{ name: posixName('channel-death') }, { key: IPC_PRIVATE }]) {
+    const ch = Channel.create({ ...options, role: 'reader' })
+    t.teardown(() => ch.close())
+    const opener = 'name' in options ? `ipckit.Channel.open(${JSON.stringify(options.name)})` : `ipckit.Channel.fromId(${ch.id})`
+    const child = nodeChild(`const ch = ${opener}; ch.sendSync('first'); console.log('sent'); setInterval(() => {}, 1000)`)
+    await child.line(/sent/)
+    t.is(String(await within(ch.receive(), 'the first message')), 'first')
+    const pending = ch.receive()
+    await sleep(30)
+    child.kill('SIGKILL')
+    const err = await within(t.throwsAsync(pending, { instanceOf: IpcError }), 'the receive to end')
+    t.is(err!.code, 'ECONNRESET', Object.keys(options)[0])
+    ch.close()
+  }
+})
