@@ -259,7 +259,8 @@ test('a Node child given the descriptors as stdio echoes 500 messages of every s
   t.is(r.code, 0, r.stderr)
 })
 
-test('descriptors sent over a UNIX socket: the receiver opens the channel and posts values back', async (t) => {
+// Serial: it counts the process's descriptors.
+test.serial('descriptors sent over a UNIX socket: the receiver opens the channel and posts values back', async (t) => {
   const [mine, theirs] = socketpair('seqpacket')
   t.teardown(() => mine.close())
   const child = nodeChild(
