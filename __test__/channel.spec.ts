@@ -602,3 +602,26 @@ test('named and System V channels (futex wakes): a peer killed while the other s
     ch.close()
   }
 })
+
+test('a writer waiting for room gets it when the reader takes one message and then stops (the deferred wake still comes)', async (t) => {
+  using pair = Channel.pair({ capacity: 256 })
+  const [tx, rx] = pair
+  for (let i = 0; i < 4; i++) tx.sendSync(Buffer.alloc(56, i))
+  const pending = tx.send(Buffer.alloc(56, 9))
+  await sleep(10)
+  t.deepEqual(rx.receiveSync(), Buffer.alloc(56, 0))
+  await within(pending, 'the send to find room')
+  // Across processes: a child blocked in sendSync on a full ring.
+  const ch = Channel.create({ capacity: 256, role: 'reader' })
+  t.teardown(() => ch.close())
+  const child = nodeChild(`const ch = ipckit.Channel.fromFds([3, 4, 5]); for (let i = 0; i < 5; i++) ch.sendSync(Buffer.alloc(56, i)); console.log('all sent'); ch.close()`, [], {
+    stdio: ['pipe', 'pipe', 'pipe', ...ch.fds],
+  })
+  // The ring is full (four 64-byte records): the child waits for room.
+  await within((async () => { while (peek(ch.fds[0]!, RING0 + TAIL) < 256) await sleep(5) })(), 'the ring to fill')
+  await sleep(20)
+  const first = await within(ch.receive(), 'the first message')
+  t.deepEqual(first, Buffer.alloc(56, 0))
+  t.is(await within(child.line(/all sent/), 'the child to send its fifth message'), 'all sent')
+  t.is((await child.done).code, 0)
+})

@@ -466,6 +466,10 @@ export class Channel implements Disposable, AsyncDisposable, AsyncIterable<Buffe
   readonly #tx: TxRing | undefined
   readonly #rx: RxRing | undefined
   #closed = false
+  /** A wake of the writer that {@link #wakeWriter} deferred, and room freed since. */
+  #writerWakeDue = false
+  #freedSinceDue = 0
+  #writerWakeTimer: ReturnType<typeof setImmediate> | undefined
   #broken: IpcError | undefined
   readonly #receivers: Receiver[] = []
   readonly #senders: Sender[] = []
@@ -822,11 +826,31 @@ export class Channel implements Disposable, AsyncDisposable, AsyncIterable<Buffe
     callNative(() => native.channelWake(this.#mapping, peer, this.#futex, this.#wakeFds?.[peer] ?? null))
   }
 
-  #wakeWriter(): void {
+  /**
+   * The writer waits for room and a receive made some: its wake is due. It is deferred to the
+   * end of this turn of the event loop (`setImmediate`), to before this side waits or sleeps,
+   * or until half the ring is free, whichever comes first: a reader draining a full ring wakes
+   * its writer once per batch instead of once per message (which, on a busy or single CPU,
+   * made the two processes take turns for every message).
+   */
+  #wakeWriter(freed: number): void {
     if (this.#rx!.wake) {
       this.#rx!.wake = false
-      this.#wakePeer()
+      this.#writerWakeDue = true
+      this.#freedSinceDue = 0
+      this.#writerWakeTimer ??= setImmediate(this.#flushWriterWake)
     }
+    if (this.#writerWakeDue && (this.#freedSinceDue += freed) >= this.capacity >>> 1) this.#flushWriterWake()
+  }
+
+  readonly #flushWriterWake = (): void => {
+    if (this.#writerWakeTimer !== undefined) {
+      clearImmediate(this.#writerWakeTimer)
+      this.#writerWakeTimer = undefined
+    }
+    if (!this.#writerWakeDue) return
+    this.#writerWakeDue = false
+    if (!this.#closed) this.#wakePeer()
   }
 
   /** Why nothing more will come: `EPIPE` once the writer closed and the ring is drained, `ECONNRESET` once it died. */
@@ -866,7 +890,7 @@ export class Channel implements Disposable, AsyncDisposable, AsyncIterable<Buffe
       if (err instanceof IpcError && err.code === 'EPROTO') this.#broken = err
       throw err
     }
-    if (rx.wake) this.#wakeWriter()
+    if (rx.wake || this.#writerWakeDue) this.#wakeWriter(8 + ((got.byteLength + 7) & ~7))
     return rx.flags & POSTED ? deserialize(got) : got
   }
 
@@ -1232,6 +1256,7 @@ export class Channel implements Disposable, AsyncDisposable, AsyncIterable<Buffe
         // A peer that closed after the announcement may not have seen it: look now. (One that
         // died is seen by the watch of its pidfd.)
         if (this.#peerClosed() || this.#peerDead) continue
+        this.#flushWriterWake()
         return true
       }
     }
@@ -1343,6 +1368,7 @@ export class Channel implements Disposable, AsyncDisposable, AsyncIterable<Buffe
 
   /** Blocks until this side is woken or the peer exits (then the caller's loop finds out). */
   #sleepSync(seq: number): void {
+    this.#flushWriterWake()
     const peer = this.#peer() ?? null
     const fd = this.#wakeFds?.[this.#side] ?? null
     const r = callNative(() => native.channelSleepSync(this.#mapping, this.#side, this.#futex, fd, seq, peer, null))
@@ -1371,6 +1397,9 @@ export class Channel implements Disposable, AsyncDisposable, AsyncIterable<Buffe
     this.#pump.cancelAll(reason)
     this.#peerWatch.cancelAll(reason)
     if (this.#deathTimer !== undefined) clearTimeout(this.#deathTimer)
+    if (this.#writerWakeTimer !== undefined) clearImmediate(this.#writerWakeTimer)
+    this.#writerWakeTimer = undefined
+    this.#writerWakeDue = false // close() wakes the peer below
     try {
       this.#rx?.release()
     } catch {
