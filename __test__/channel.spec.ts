@@ -16,7 +16,25 @@ import anyTest from 'ava'
 
 import { AbortError, Channel, IPC_PRIVATE, IpcError, socketpair } from '../ts/index'
 import { native } from '../ts/native'
-import { cChild, compileC, fdsLeftOpen, fdSnapshot, freshKey, keyExists, linuxOnly, NOBODY, nodeChild, posixName, removeBuilds, ROOT, runNode, runNodeUnder, sleep, sysvIds, within } from './helpers'
+import {
+  cChild,
+  compileC,
+  fdsLeftOpen,
+  fdSnapshot,
+  freshKey,
+  keyExists,
+  linuxOnly,
+  NOBODY,
+  nodeChild,
+  posixName,
+  removeBuilds,
+  ROOT,
+  runNode,
+  runNodeUnder,
+  sleep,
+  sysvIds,
+  within,
+} from './helpers'
 
 /** memfd and eventfd are Linux's. */
 const test = linuxOnly(anyTest, 'Channel needs memfd and eventfd (Linux)')
@@ -27,7 +45,10 @@ const HEADER = join(ROOT, 'include', 'ipckit', 'channel.h')
 
 /** The C peer, compiled against the repository's header. */
 function cPeer(): string {
-  const source = readFileSync(join(__dirname, 'c', 'channel_peer.c'), 'utf8').replace('"ipckit/channel.h"', JSON.stringify(HEADER))
+  const source = readFileSync(join(__dirname, 'c', 'channel_peer.c'), 'utf8').replace(
+    '"ipckit/channel.h"',
+    JSON.stringify(HEADER),
+  )
   return compileC('channel_peer', source)
 }
 
@@ -74,7 +95,10 @@ test('send and receive bytes, strings and typed arrays; post and receive values;
   t.deepEqual(rx.receiveSync(), Buffer.alloc(0))
   t.deepEqual(await rx.receive(), { n: 1, at: new Date(5), m: new Map([['k', 2n]]), s: new Set(['x']) })
   t.deepEqual(rx.receiveSync(), [undefined, null, 'two'])
-  t.like(t.throws(() => rx.receiveSync({ wait: false }), { instanceOf: IpcError }), { code: 'EAGAIN', syscall: 'channel receive', errno: -11 })
+  t.like(
+    t.throws(() => rx.receiveSync({ wait: false }), { instanceOf: IpcError }),
+    { code: 'EAGAIN', syscall: 'channel receive', errno: -11 },
+  )
   // Each payload is a copy of its own: its ArrayBuffer holds that message and nothing else.
   await tx.send('abc')
   const got = await rx.receive()
@@ -125,11 +149,17 @@ test('arguments are checked before anything is written: TypeError, RangeError, E
   t.throws(() => rx.sendSync('x'), { code: 'ERR_INVALID_STATE' })
   // A third end: both sides are claimed.
   const dups = tx.fds.map((fd) => native.socketDuplicate(fd))
-  t.like(t.throws(() => Channel.fromFds(dups), { instanceOf: IpcError }), { code: 'EBUSY' })
+  t.like(
+    t.throws(() => Channel.fromFds(dups), { instanceOf: IpcError }),
+    { code: 'EBUSY' },
+  )
   for (const fd of dups) closeSync(fd)
   // Descriptors that are not a channel's.
   const [s1, s2] = socketpair('seqpacket')
-  t.like(t.throws(() => Channel.fromFds([s1.fd, s2.fd, s2.fd])), { code: 'EINVAL' })
+  t.like(
+    t.throws(() => Channel.fromFds([s1.fd, s2.fd, s2.fd])),
+    { code: 'EINVAL' },
+  )
   s1.close()
   s2.close()
 })
@@ -149,7 +179,10 @@ test('backpressure: await send waits while the ring is full, in order; sendSync 
   t.deepEqual(settled, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9])
   // Four 64-byte records fill the 256 bytes.
   for (let i = 0; i < 4; i++) tx.sendSync(Buffer.alloc(56))
-  t.like(t.throws(() => tx.sendSync('x', { wait: false }), { instanceOf: IpcError }), { code: 'EAGAIN', syscall: 'channel send' })
+  t.like(
+    t.throws(() => tx.sendSync('x', { wait: false }), { instanceOf: IpcError }),
+    { code: 'EAGAIN', syscall: 'channel send' },
+  )
   // An aborted send wrote nothing: the reader gets the four before it, then the one after.
   const ac = new AbortController()
   const aborted = tx.send('aborted', { signal: ac.signal })
@@ -181,7 +214,10 @@ test('receive waits on the event loop; abort and close take nothing; for await e
   for (let i = 0; i < 50; i++) await tx.send(`m${i}`)
   tx.close()
   await within(loop, 'the loop to end')
-  t.deepEqual(got, Array.from({ length: 50 }, (_, i) => `m${i}`))
+  t.deepEqual(
+    got,
+    Array.from({ length: 50 }, (_, i) => `m${i}`),
+  )
   t.like(await t.throwsAsync(rx.receive()), { code: 'EPIPE', syscall: 'channel receive' })
   t.throws(() => tx.sendSync('x'), { code: 'ERR_INVALID_STATE' })
   // close() here ends a pending receive with an AbortError whose cause is ERR_INVALID_STATE.
@@ -281,7 +317,10 @@ test.serial('descriptors sent over a UNIX socket: the receiver opens the channel
     await mine.send('channel', { fds: [...ch.fds] })
     const got: unknown[] = []
     for await (const v of ch) got.push(v)
-    t.deepEqual(got, Array.from({ length: 100 }, (_, i) => ({ i, pid: child.pid })))
+    t.deepEqual(
+      got,
+      Array.from({ length: 100 }, (_, i) => ({ i, pid: child.pid })),
+    )
   }
   t.is((await child.done).code, 0)
   t.deepEqual(await fdsLeftOpen(before), [])
@@ -306,7 +345,10 @@ test('a named channel: an unrelated process opens it by name, which removes the 
   t.false(existsSync(`/dev/shm${name}`))
   ch.close()
   t.is((await child.done).code, 0)
-  t.like(t.throws(() => Channel.open(name), { instanceOf: IpcError }), { code: 'ENOENT', syscall: 'shm_open' })
+  t.like(
+    t.throws(() => Channel.open(name), { instanceOf: IpcError }),
+    { code: 'ENOENT', syscall: 'shm_open' },
+  )
   // Closed before anyone opened it: the name goes with it.
   const unopened = posixName('channel-unopened')
   Channel.create({ name: unopened }).close()
@@ -321,7 +363,10 @@ test('a System V channel: another process opens it by key (or by id for IPC_PRIV
   t.true(sysvIds('shm').has(id))
   t.true(keyExists('shm', key))
   t.throws(() => Channel.create({ key, name: '/x' }), { code: 'ERR_INVALID_ARG_VALUE' })
-  t.like(t.throws(() => Channel.create({ key }), { instanceOf: IpcError }), { code: 'EEXIST', syscall: 'shmget' })
+  t.like(
+    t.throws(() => Channel.create({ key }), { instanceOf: IpcError }),
+    { code: 'EEXIST', syscall: 'shmget' },
+  )
   const echo = `;(async () => { for await (const m of ch) await ch.post({ echo: String(m), pid: process.pid }); ch.close() })()`
   const byKey = nodeChild(`const ch = ipckit.Channel.open(Number(process.argv[2]))${echo}`, [String(key)])
   for (let i = 0; i < 100; i++) {
@@ -336,10 +381,16 @@ test('a System V channel: another process opens it by key (or by id for IPC_PRIV
   const priv = Channel.create({ key: IPC_PRIVATE, capacity: 256, role: 'reader' })
   t.teardown(() => priv.close())
   t.throws(() => Channel.open(IPC_PRIVATE), { code: 'ERR_INVALID_ARG_VALUE' })
-  const byId = nodeChild(`const ch = ipckit.Channel.fromId(Number(process.argv[2])); for (let i = 0; i < 50; i++) ch.sendSync('p' + i); ch.close()`, [String(priv.id)])
+  const byId = nodeChild(
+    `const ch = ipckit.Channel.fromId(Number(process.argv[2])); for (let i = 0; i < 50; i++) ch.sendSync('p' + i); ch.close()`,
+    [String(priv.id)],
+  )
   const got: string[] = []
   for await (const m of priv) got.push(String(m))
-  t.deepEqual(got, Array.from({ length: 50 }, (_, i) => `p${i}`))
+  t.deepEqual(
+    got,
+    Array.from({ length: 50 }, (_, i) => `p${i}`),
+  )
   t.is((await byId.done).code, 0)
   const privId = priv.id!
   priv.close()
@@ -349,7 +400,10 @@ test('a System V channel: another process opens it by key (or by id for IPC_PRIV
   const unopenedId = unopened.id!
   unopened.close()
   t.false(sysvIds('shm').has(unopenedId))
-  t.like(t.throws(() => Channel.fromId(unopenedId), { instanceOf: IpcError }), { syscall: 'shmat' })
+  t.like(
+    t.throws(() => Channel.fromId(unopenedId), { instanceOf: IpcError }),
+    { syscall: 'shmat' },
+  )
 })
 
 test('a C program written from the header is a peer in both directions', async (t) => {
@@ -417,16 +471,23 @@ test('a writer killed in the middle of a message exposes nothing of it; the read
   t.is(peek(rx.fds[0]!, DATA + 16), 64)
   const err = await within(t.throwsAsync(rx.receive(), { instanceOf: IpcError }), 'the receive to fail')
   t.like(err, { code: 'ECONNRESET', syscall: 'channel receive', errno: -104 })
-  t.like(t.throws(() => rx.receiveSync()), { code: 'ECONNRESET' })
+  t.like(
+    t.throws(() => rx.receiveSync()),
+    { code: 'ECONNRESET' },
+  )
 })
 
 test('a peer that dies while the other side waits ends its waits with an error: receive, send, receiveSync', async (t) => {
   // A pending receive, then a pending send on a full ring (duplex: the child reads nothing).
   const ch = Channel.create({ duplex: true, capacity: 256 })
   t.teardown(() => ch.close())
-  const child = nodeChild(`const ch = ipckit.Channel.fromFds([3, 4, 5]); console.log('open'); setInterval(() => {}, 1000)`, [], {
-    stdio: ['pipe', 'pipe', 'pipe', ...ch.fds],
-  })
+  const child = nodeChild(
+    `const ch = ipckit.Channel.fromFds([3, 4, 5]); console.log('open'); setInterval(() => {}, 1000)`,
+    [],
+    {
+      stdio: ['pipe', 'pipe', 'pipe', ...ch.fds],
+    },
+  )
   await child.line(/open/)
   const receive = ch.receive()
   for (let i = 0; i < 3; i++) await ch.send(Buffer.alloc(64))
@@ -453,10 +514,34 @@ test('a hostile peer: impossible indices and lengths in the shared header are EP
   const cases: Array<[string, Array<[number, number]>]> = [
     ['a tail beyond the capacity', [[RING0 + TAIL, 4096 * 4]]],
     ['a misaligned tail', [[RING0 + TAIL, 12]]],
-    ['a length past the ring', [[DATA, 5000], [RING0 + TAIL, 16]]],
-    ['a huge length', [[DATA, 0xffff_fff0], [RING0 + TAIL, 16]]],
-    ['a record longer than what was published', [[DATA, 100], [RING0 + TAIL, 16]]],
-    ['unknown flags', [[DATA + 4, 0x80], [RING0 + TAIL, 16]]],
+    [
+      'a length past the ring',
+      [
+        [DATA, 5000],
+        [RING0 + TAIL, 16],
+      ],
+    ],
+    [
+      'a huge length',
+      [
+        [DATA, 0xffff_fff0],
+        [RING0 + TAIL, 16],
+      ],
+    ],
+    [
+      'a record longer than what was published',
+      [
+        [DATA, 100],
+        [RING0 + TAIL, 16],
+      ],
+    ],
+    [
+      'unknown flags',
+      [
+        [DATA + 4, 0x80],
+        [RING0 + TAIL, 16],
+      ],
+    ],
   ]
   for (const [what, pokes] of cases) {
     using pair = Channel.pair({ capacity: 4096 })
@@ -479,7 +564,10 @@ test('a hostile peer: impossible indices and lengths in the shared header are EP
   const dups = made.fds.map((fd) => native.socketDuplicate(fd))
   poke(made.fds[0]!, 12, 8192) // capacity no longer matches the size
   made.close()
-  t.like(t.throws(() => Channel.fromFds(dups), { instanceOf: IpcError }), { code: 'EPROTO' })
+  t.like(
+    t.throws(() => Channel.fromFds(dups), { instanceOf: IpcError }),
+    { code: 'EPROTO' },
+  )
   for (const fd of dups) closeSync(fd)
 })
 
@@ -540,7 +628,9 @@ test.serial('no descriptor or mapping is left behind', async (t) => {
     b.close()
   }
   t.deepEqual(await fdsLeftOpen(before), [])
-  const maps = readFileSync('/proc/self/maps', 'utf8').split('\n').filter((l) => l.includes('ipckit-channel'))
+  const maps = readFileSync('/proc/self/maps', 'utf8')
+    .split('\n')
+    .filter((l) => l.includes('ipckit-channel'))
   t.deepEqual(maps, [])
 })
 
@@ -561,11 +651,20 @@ test('another user: EACCES on a 0600 named or System V channel; a 0606 one it ma
   const sysv = Channel.create({ key })
   t.teardown(() => sysv.close())
   // (shmget asks for no permission bits: shmat is the call that refuses.)
-  t.deepEqual(await probe('ipckit.Channel.open(Number(process.argv[2]))', String(key)), { code: 'EACCES', syscall: 'shmat' })
-  t.deepEqual(await probe('ipckit.Channel.fromId(Number(process.argv[2]))', String(sysv.id)), { code: 'EACCES', syscall: 'shmat' })
+  t.deepEqual(await probe('ipckit.Channel.open(Number(process.argv[2]))', String(key)), {
+    code: 'EACCES',
+    syscall: 'shmat',
+  })
+  t.deepEqual(await probe('ipckit.Channel.fromId(Number(process.argv[2]))', String(sysv.id)), {
+    code: 'EACCES',
+    syscall: 'shmat',
+  })
   const open = Channel.create({ name: posixName('channel-0606'), mode: 0o606, role: 'reader' })
   t.teardown(() => open.close())
-  const writer = probe(`const ch = ipckit.Channel.open(process.argv[2]); ch.sendSync(String(process.getuid())); ch.close(); out.ok = true`, open.name!)
+  const writer = probe(
+    `const ch = ipckit.Channel.open(process.argv[2]); ch.sendSync(String(process.getuid())); ch.close(); out.ok = true`,
+    open.name!,
+  )
   t.is(String(await within(open.receive(), 'the message of the other user')), String(NOBODY.uid))
   t.deepEqual(await writer, { ok: true })
 })
@@ -590,8 +689,11 @@ test('named and System V channels (futex wakes): a peer killed while the other s
   for (const options of [{ name: posixName('channel-death') }, { key: IPC_PRIVATE }]) {
     const ch = Channel.create({ ...options, role: 'reader' })
     t.teardown(() => ch.close())
-    const opener = 'name' in options ? `ipckit.Channel.open(${JSON.stringify(options.name)})` : `ipckit.Channel.fromId(${ch.id})`
-    const child = nodeChild(`const ch = ${opener}; ch.sendSync('first'); console.log('sent'); setInterval(() => {}, 1000)`)
+    const opener =
+      'name' in options ? `ipckit.Channel.open(${JSON.stringify(options.name)})` : `ipckit.Channel.fromId(${ch.id})`
+    const child = nodeChild(
+      `const ch = ${opener}; ch.sendSync('first'); console.log('sent'); setInterval(() => {}, 1000)`,
+    )
     await child.line(/sent/)
     t.is(String(await within(ch.receive(), 'the first message')), 'first')
     const pending = ch.receive()
@@ -614,11 +716,20 @@ test('a writer waiting for room gets it when the reader takes one message and th
   // Across processes: a child blocked in sendSync on a full ring.
   const ch = Channel.create({ capacity: 256, role: 'reader' })
   t.teardown(() => ch.close())
-  const child = nodeChild(`const ch = ipckit.Channel.fromFds([3, 4, 5]); for (let i = 0; i < 5; i++) ch.sendSync(Buffer.alloc(56, i)); console.log('all sent'); ch.close()`, [], {
-    stdio: ['pipe', 'pipe', 'pipe', ...ch.fds],
-  })
+  const child = nodeChild(
+    `const ch = ipckit.Channel.fromFds([3, 4, 5]); for (let i = 0; i < 5; i++) ch.sendSync(Buffer.alloc(56, i)); console.log('all sent'); ch.close()`,
+    [],
+    {
+      stdio: ['pipe', 'pipe', 'pipe', ...ch.fds],
+    },
+  )
   // The ring is full (four 64-byte records): the child waits for room.
-  await within((async () => { while (peek(ch.fds[0]!, RING0 + TAIL) < 256) await sleep(5) })(), 'the ring to fill')
+  await within(
+    (async () => {
+      while (peek(ch.fds[0]!, RING0 + TAIL) < 256) await sleep(5)
+    })(),
+    'the ring to fill',
+  )
   await sleep(20)
   const first = await within(ch.receive(), 'the first message')
   t.deepEqual(first, Buffer.alloc(56, 0))

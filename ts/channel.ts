@@ -11,7 +11,16 @@ import { closeSync } from 'node:fs'
 import { constants as osConstants } from 'node:os'
 import { deserialize, serialize } from 'node:v8'
 
-import { AbortError, IpcError, callNative, invalidArgValue, invalidState, limitDetail, outOfRange, type ErrorDetail } from './errors'
+import {
+  AbortError,
+  IpcError,
+  callNative,
+  invalidArgValue,
+  invalidState,
+  limitDetail,
+  outOfRange,
+  type ErrorDetail,
+} from './errors'
 import { closeOwnedFd, ownFd } from './fd'
 import { native, type Reactor } from './native'
 import { newBuffer } from './pool'
@@ -125,7 +134,9 @@ const NONE = Symbol('none')
 /** Ends an iterator's pending receive without an error. */
 const ITERATION_ENDED = Symbol('iteration ended')
 /** The options of a call given none (no object made per call on the hot paths). */
-const NO_OPTIONS: Readonly<ChannelReceiveOptions & ChannelSendOptions & ChannelSendSyncOptions & ChannelReceiveSyncOptions> = Object.freeze({})
+const NO_OPTIONS: Readonly<
+  ChannelReceiveOptions & ChannelSendOptions & ChannelSendSyncOptions & ChannelReceiveSyncOptions
+> = Object.freeze({})
 /** A resolved promise for sends that needed no wait. */
 const SENT: Promise<void> = Promise.resolve()
 
@@ -140,7 +151,12 @@ function channelError(code: string, text: string, syscall: string, info: string)
 }
 
 function broken(syscall: string): IpcError {
-  return channelError('EPROTO', 'protocol error', syscall, 'the peer wrote an impossible index or length into the ring; the channel is unusable')
+  return channelError(
+    'EPROTO',
+    'protocol error',
+    syscall,
+    'the peer wrote an impossible index or length into the ring; the channel is unusable',
+  )
 }
 
 /** A pending async receive. */
@@ -318,7 +334,8 @@ class JsRing implements TxRing, RxRing {
     const i32 = this.#i32
     this.#index = (this.#index + record) >>> 0
     Atomics.store(i32, this.#head, this.#index | 0)
-    if (Atomics.load(i32, this.#writerWaiting) !== 0 && Atomics.exchange(i32, this.#writerWaiting, 0) !== 0) this.wake = true
+    if (Atomics.load(i32, this.#writerWaiting) !== 0 && Atomics.exchange(i32, this.#writerWaiting, 0) !== 0)
+      this.wake = true
   }
 
   release(): void {
@@ -361,13 +378,15 @@ class CoreRing implements TxRing, RxRing {
 }
 
 function protoDetail(err: IpcError): ErrorDetail | undefined {
-  if (err.code === 'EPROTO') return { info: 'the peer wrote an impossible index or length into the ring; the channel is unusable' }
+  if (err.code === 'EPROTO')
+    return { info: 'the peer wrote an impossible index or length into the ring; the channel is unusable' }
   return undefined
 }
 
 function validateCapacity(value: unknown): number {
   const capacity = optionalInteger(value, 'options.capacity', MIN_CAPACITY, MAX_CAPACITY, DEFAULT_CAPACITY)
-  if ((capacity & (capacity - 1)) !== 0) throw outOfRange('options.capacity', 'a power of two from 64 to 2 ** 30', capacity)
+  if ((capacity & (capacity - 1)) !== 0)
+    throw outOfRange('options.capacity', 'a power of two from 64 to 2 ** 30', capacity)
   return capacity
 }
 
@@ -375,7 +394,8 @@ function mapDetail(what: string) {
   return (e: IpcError): ErrorDetail | undefined => {
     const limit = limitDetail(e, what, '3.17')
     if (limit !== undefined) return { info: limit }
-    if (e.code === 'EPROTO') return { info: 'the memory does not hold an ipckit channel of this version (include/ipckit/channel.h)' }
+    if (e.code === 'EPROTO')
+      return { info: 'the memory does not hold an ipckit channel of this version (include/ipckit/channel.h)' }
     return undefined
   }
 }
@@ -462,6 +482,8 @@ export class Channel implements Disposable, AsyncDisposable, AsyncIterable<Buffe
   readonly #side: number
   readonly #futex: boolean
   readonly #wakeFds: [number, number] | undefined
+  /** This side's own eventfd (eventfd wakes only). */
+  readonly #ownWakeFd: number | undefined
   readonly #shmFd: number | undefined
   readonly #tx: TxRing | undefined
   readonly #rx: RxRing | undefined
@@ -494,6 +516,7 @@ export class Channel implements Disposable, AsyncDisposable, AsyncIterable<Buffe
     this.#side = parts.side
     this.#futex = parts.futex
     this.#wakeFds = parts.wakeFds
+    this.#ownWakeFd = parts.wakeFds?.[parts.side]
     this.#name = parts.name
     this.#shmId = parts.shmId
     this.#shmFd = parts.shmFd
@@ -508,7 +531,8 @@ export class Channel implements Disposable, AsyncDisposable, AsyncIterable<Buffe
       const memory = callNative(() => parts.mapping.arrayBuffer())
       this.#memory = memory
       this.#i32 = new Int32Array(memory)
-      const ring = (r: number, writer: boolean) => new JsRing(memory, parts.mapping, r, parts.dataOffset, parts.capacity, writer)
+      const ring = (r: number, writer: boolean) =>
+        new JsRing(memory, parts.mapping, r, parts.dataOffset, parts.capacity, writer)
       if (this.canSend) this.#tx = ring(txRing, true)
       if (this.canReceive) this.#rx = ring(rxRing, false)
     } else {
@@ -538,11 +562,20 @@ export class Channel implements Disposable, AsyncDisposable, AsyncIterable<Buffe
     const duplex = optionalBoolean(opts.duplex, 'options.duplex', false)
     const role = opts.role === undefined ? 'writer' : opts.role
     validateOneOf(role, 'options.role', ['writer', 'reader'])
-    if (duplex && opts.role !== undefined) throw invalidArgValue('options.role', role, 'applies to one-way channels only (both ends of a duplex channel send and receive)')
+    if (duplex && opts.role !== undefined)
+      throw invalidArgValue(
+        'options.role',
+        role,
+        'applies to one-way channels only (both ends of a duplex channel send and receive)',
+      )
     const name = opts.name === undefined ? undefined : validatePosixName(opts.name, 'options.name', NAME_MAX)
     const key = opts.key === undefined ? undefined : validateKey(opts.key, 'options.key')
     if (name !== undefined && key !== undefined) {
-      throw invalidArgValue('options.key', key, 'cannot go with options.name: a channel lives in a POSIX shared memory object or in a System V segment')
+      throw invalidArgValue(
+        'options.key',
+        key,
+        'cannot go with options.name: a channel lives in a POSIX shared memory object or in a System V segment',
+      )
     }
     const mode = validateMode(opts.mode, 'options.mode', 0o600)
     const rings = duplex ? 2 : 1
@@ -554,13 +587,24 @@ export class Channel implements Disposable, AsyncDisposable, AsyncIterable<Buffe
       if (name !== undefined) {
         const opened = callNative(
           () => native.posixShmOpen(name, size, true, true, false, mode),
-          (e) => (e.code === 'EEXIST' || e.code === 'ENOSPC' || e.code === 'EACCES' ? { path: name, info: e.code === 'ENOSPC' ? `${size} bytes` : undefined } : { info: limitDetail(e, 'shm_open', '2.6') }),
+          (e) =>
+            e.code === 'EEXIST' || e.code === 'ENOSPC' || e.code === 'EACCES'
+              ? { path: name, info: e.code === 'ENOSPC' ? `${size} bytes` : undefined }
+              : { info: limitDetail(e, 'shm_open', '2.6') },
         )
         owned.push(opened.fd)
         const mapping = callNative(() => native.posixShmMap(opened.fd, size, false))
         const layout = callNative(() => native.channelInit(mapping, rings, capacity, true))
         callNative(() => native.channelClaim(mapping, side, process.pid))
-        const ch = new Channel({ mapping, ...layout, side, memfd: undefined, wakeFds: undefined, name, shmFd: opened.fd })
+        const ch = new Channel({
+          mapping,
+          ...layout,
+          side,
+          memfd: undefined,
+          wakeFds: undefined,
+          name,
+          shmFd: opened.fd,
+        })
         owned.length = 0
         return ch
       }
@@ -573,7 +617,15 @@ export class Channel implements Disposable, AsyncDisposable, AsyncIterable<Buffe
       const mapping = callNative(() => native.memfdMap(memfd, size, false), mapDetail('mmap'))
       const layout = callNative(() => native.channelInit(mapping, rings, capacity, false))
       callNative(() => native.channelClaim(mapping, side, process.pid))
-      const ch = new Channel({ mapping, ...layout, side, memfd, wakeFds: [wake0, wake1], name: undefined, shmFd: undefined })
+      const ch = new Channel({
+        mapping,
+        ...layout,
+        side,
+        memfd,
+        wakeFds: [wake0, wake1],
+        name: undefined,
+        shmFd: undefined,
+      })
       owned.length = 0
       return ch
     } catch (err) {
@@ -586,14 +638,28 @@ export class Channel implements Disposable, AsyncDisposable, AsyncIterable<Buffe
   static #createSysV(key: number, size: number, rings: number, capacity: number, side: number, mode: number): Channel {
     const id = callNative(
       () => native.shmOpen(key, size, true, true, mode),
-      (e) => ({ info: e.code === 'EINVAL' ? `a segment of ${size} bytes; kernel.shmmax or the key's existing segment may refuse it` : limitDetail(e, 'shmget', '2.0') }),
+      (e) => ({
+        info:
+          e.code === 'EINVAL'
+            ? `a segment of ${size} bytes; kernel.shmmax or the key's existing segment may refuse it`
+            : limitDetail(e, 'shmget', '2.0'),
+      }),
     )
     let mapping: ShmMapping | undefined
     try {
       mapping = callNative(() => native.shmAttach(id, false))
       const layout = callNative(() => native.channelInit(mapping!, rings, capacity, true))
       callNative(() => native.channelClaim(mapping!, side, process.pid))
-      return new Channel({ mapping, ...layout, side, memfd: undefined, wakeFds: undefined, name: undefined, shmFd: undefined, shmId: id })
+      return new Channel({
+        mapping,
+        ...layout,
+        side,
+        memfd: undefined,
+        wakeFds: undefined,
+        name: undefined,
+        shmFd: undefined,
+        shmId: id,
+      })
     } catch (err) {
       removeQuietly(id)
       mapping?.release()
@@ -603,13 +669,27 @@ export class Channel implements Disposable, AsyncDisposable, AsyncIterable<Buffe
 
   /** Attaches System V segment `id`, checks that it holds a channel, claims its free side, removes the segment. */
   static #openSysV(id: number, what: ErrorDetail): Channel {
-    const mapping = callNative(() => native.shmAttach(id, false), () => what)
+    const mapping = callNative(
+      () => native.shmAttach(id, false),
+      () => what,
+    )
     try {
-      const layout = callNative(() => native.channelCheck(mapping), () => ({ ...what, info: 'the segment does not hold an ipckit channel of this version' }))
+      const layout = callNative(
+        () => native.channelCheck(mapping),
+        () => ({ ...what, info: 'the segment does not hold an ipckit channel of this version' }),
+      )
       const side = claimFree(mapping)
       // Attached: the id is this segment's until the last detach, so removing by it is safe.
       removeQuietly(id)
-      const ch = new Channel({ mapping, ...layout, side, memfd: undefined, wakeFds: undefined, name: undefined, shmFd: undefined })
+      const ch = new Channel({
+        mapping,
+        ...layout,
+        side,
+        memfd: undefined,
+        wakeFds: undefined,
+        name: undefined,
+        shmFd: undefined,
+      })
       ch.#wakePeer()
       return ch
     } catch (err) {
@@ -652,7 +732,8 @@ export class Channel implements Disposable, AsyncDisposable, AsyncIterable<Buffe
     fds.forEach((fd, i) => validateFd(fd, `fds[${i}]`))
     const [memfd, wake0, wake1] = fds as [number, number, number]
     const info = callNative(() => native.memfdInspect(memfd), mapDetail('memfd_create'))
-    if (!info.writable) throw invalidArgValue('fds[0]', memfd, 'is open read-only; a channel end writes into the memory')
+    if (!info.writable)
+      throw invalidArgValue('fds[0]', memfd, 'is open read-only; a channel end writes into the memory')
     callNative(() => native.eventfdAdopt(wake0), mapDetail('eventfd'))
     callNative(() => native.eventfdAdopt(wake1), mapDetail('eventfd'))
     const mapping = callNative(() => native.memfdMap(memfd, info.size, false), mapDetail('mmap'))
@@ -660,13 +741,26 @@ export class Channel implements Disposable, AsyncDisposable, AsyncIterable<Buffe
     let side: number
     try {
       layout = callNative(() => native.channelCheck(mapping), mapDetail('channel'))
-      if (layout.futex) throw invalidArgValue('fds', fds, 'hold a named channel (woken by futex words); open it with Channel.open(name)')
+      if (layout.futex)
+        throw invalidArgValue(
+          'fds',
+          fds,
+          'hold a named channel (woken by futex words); open it with Channel.open(name)',
+        )
       side = claimFree(mapping)
     } catch (err) {
       mapping.release()
       throw err
     }
-    const ch = new Channel({ mapping, ...layout, side, memfd, wakeFds: [wake0, wake1], name: undefined, shmFd: undefined })
+    const ch = new Channel({
+      mapping,
+      ...layout,
+      side,
+      memfd,
+      wakeFds: [wake0, wake1],
+      name: undefined,
+      shmFd: undefined,
+    })
     ch.#wakePeer()
     return ch
   }
@@ -687,19 +781,40 @@ export class Channel implements Disposable, AsyncDisposable, AsyncIterable<Buffe
   static open(name: string | number): Channel {
     if (typeof name === 'number') {
       const key = validateKey(name, 'key')
-      if (key === 0) throw invalidArgValue('key', key, 'is IPC_PRIVATE, which finds no segment: open it with Channel.fromId(id)')
-      const id = callNative(() => native.shmOpen(key, 0, false, false, 0), () => ({ info: `key 0x${(key >>> 0).toString(16)}` }))
+      if (key === 0)
+        throw invalidArgValue('key', key, 'is IPC_PRIVATE, which finds no segment: open it with Channel.fromId(id)')
+      const id = callNative(
+        () => native.shmOpen(key, 0, false, false, 0),
+        () => ({ info: `key 0x${(key >>> 0).toString(16)}` }),
+      )
       return Channel.#openSysV(id, { info: `key 0x${(key >>> 0).toString(16)}` })
     }
     const n = validatePosixName(name, 'name', NAME_MAX)
-    const opened = callNative(() => native.posixShmOpen(n, 0, false, false, false, 0o600), () => ({ path: n }))
+    const opened = callNative(
+      () => native.posixShmOpen(n, 0, false, false, false, 0o600),
+      () => ({ path: n }),
+    )
     let mapping: ShmMapping | undefined
     try {
-      mapping = callNative(() => native.posixShmMap(opened.fd, opened.size, false), () => ({ path: n }))
-      const layout = callNative(() => native.channelCheck(mapping!), () => ({ path: n, info: 'the object does not hold an ipckit channel of this version' }))
+      mapping = callNative(
+        () => native.posixShmMap(opened.fd, opened.size, false),
+        () => ({ path: n }),
+      )
+      const layout = callNative(
+        () => native.channelCheck(mapping!),
+        () => ({ path: n, info: 'the object does not hold an ipckit channel of this version' }),
+      )
       const side = claimFree(mapping)
       unlinkQuietly(n, opened.fd)
-      const ch = new Channel({ mapping, ...layout, side, memfd: undefined, wakeFds: undefined, name: undefined, shmFd: undefined })
+      const ch = new Channel({
+        mapping,
+        ...layout,
+        side,
+        memfd: undefined,
+        wakeFds: undefined,
+        name: undefined,
+        shmFd: undefined,
+      })
       ch.#wakePeer()
       return ch
     } catch (err) {
@@ -722,7 +837,12 @@ export class Channel implements Disposable, AsyncDisposable, AsyncIterable<Buffe
    */
   static pair(options?: Omit<ChannelCreateOptions, 'name' | 'mode'>): [Channel, Channel] & Disposable {
     const opts = validateOptions(options)
-    if ((opts as ChannelCreateOptions).name !== undefined) throw invalidArgValue('options.name', (opts as ChannelCreateOptions).name, 'is not for pair(): both ends are in this process')
+    if ((opts as ChannelCreateOptions).name !== undefined)
+      throw invalidArgValue(
+        'options.name',
+        (opts as ChannelCreateOptions).name,
+        'is not for pair(): both ends are in this process',
+      )
     const a = Channel.create(opts)
     const dups: number[] = []
     try {
@@ -779,7 +899,11 @@ export class Channel implements Disposable, AsyncDisposable, AsyncIterable<Buffe
   #bytes(data: unknown, name: string): Uint8Array {
     const bytes = toBytes(data, name)
     if (bytes.byteLength > this.maxMessageSize) {
-      throw outOfRange(`${name}.byteLength`, `<= ${this.maxMessageSize} (the largest message a ring of ${this.capacity} bytes carries)`, bytes.byteLength)
+      throw outOfRange(
+        `${name}.byteLength`,
+        `<= ${this.maxMessageSize} (the largest message a ring of ${this.capacity} bytes carries)`,
+        bytes.byteLength,
+      )
     }
     return bytes
   }
@@ -808,8 +932,9 @@ export class Channel implements Disposable, AsyncDisposable, AsyncIterable<Buffe
     this.#peerPid = pid
     if (pid === process.pid) return undefined
     try {
-      this.#peerFd = native.pidfdOpen(pid)
-      ownFd(this, this.#peerFd)
+      const fd = native.pidfdOpen(pid)
+      this.#peerFd = fd
+      ownFd(this, fd)
     } catch (err) {
       // ESRCH: gone already. (Other failures, such as EMFILE, leave the peer unwatched.)
       if ((err as { code?: string }).code === 'ESRCH') this.#peerDead = true
@@ -856,17 +981,29 @@ export class Channel implements Disposable, AsyncDisposable, AsyncIterable<Buffe
   /** Why nothing more will come: `EPIPE` once the writer closed and the ring is drained, `ECONNRESET` once it died. */
   #endOfInput(): IpcError | undefined {
     if (this.#peerClosed()) {
-      return channelError('EPIPE', 'broken pipe', 'channel receive', 'the other end closed the channel, and every message it sent was taken')
+      return channelError(
+        'EPIPE',
+        'broken pipe',
+        'channel receive',
+        'the other end closed the channel, and every message it sent was taken',
+      )
     }
     if (this.#peerGone()) {
-      return channelError('ECONNRESET', 'connection reset by peer', 'channel receive', `the other end, process ${this.#peerPid}, exited without closing the channel; every message it finished was taken`)
+      return channelError(
+        'ECONNRESET',
+        'connection reset by peer',
+        'channel receive',
+        `the other end, process ${this.#peerPid}, exited without closing the channel; every message it finished was taken`,
+      )
     }
     return undefined
   }
 
   #endOfOutput(): IpcError | undefined {
-    if (this.#peerClosed()) return channelError('EPIPE', 'broken pipe', 'channel send', 'the other end closed the channel')
-    if (this.#peerGone()) return channelError('EPIPE', 'broken pipe', 'channel send', `the other end, process ${this.#peerPid}, exited`)
+    if (this.#peerClosed())
+      return channelError('EPIPE', 'broken pipe', 'channel send', 'the other end closed the channel')
+    if (this.#peerGone())
+      return channelError('EPIPE', 'broken pipe', 'channel send', `the other end, process ${this.#peerPid}, exited`)
     return undefined
   }
 
@@ -1010,10 +1147,17 @@ export class Channel implements Disposable, AsyncDisposable, AsyncIterable<Buffe
     const opts = validateOptions(options)
     const wait = optionalBoolean(opts.wait, 'options.wait', true)
     const tx = this.#txRing()
-    if (this.#senders.length > 0) throw invalidState('sends of send() are waiting for room; a sendSync() would pass them')
+    if (this.#senders.length > 0)
+      throw invalidState('sends of send() are waiting for room; a sendSync() would pass them')
     for (;;) {
       if (this.#put(bytes, flags)) return
-      if (!wait) throw channelError('EAGAIN', 'resource temporarily unavailable', 'channel send', `the ring has no room for ${bytes.byteLength} more bytes`)
+      if (!wait)
+        throw channelError(
+          'EAGAIN',
+          'resource temporarily unavailable',
+          'channel send',
+          `the ring has no room for ${bytes.byteLength} more bytes`,
+        )
       const seq = this.#seq()
       if (tx.prepareSleep(bytes.byteLength)) this.#sleepSync(seq)
     }
@@ -1055,7 +1199,9 @@ export class Channel implements Disposable, AsyncDisposable, AsyncIterable<Buffe
     }
     return new Promise<unknown>((resolve, reject) => {
       const receiver: Receiver = { zeroCopy, resolve, reject, signal, onAbort: undefined }
-      const cancel = { cancel: (reason: unknown) => this.#dropReceiver(receiver, new AbortError(undefined, { cause: reason })) }
+      const cancel = {
+        cancel: (reason: unknown) => this.#dropReceiver(receiver, new AbortError(undefined, { cause: reason })),
+      }
       receiver.onAbort = () => cancel.cancel(signal!.reason)
       if (signal !== undefined) signal.addEventListener('abort', receiver.onAbort, { once: true })
       group.add(cancel)
@@ -1091,11 +1237,13 @@ export class Channel implements Disposable, AsyncDisposable, AsyncIterable<Buffe
     const wait = optionalBoolean(opts.wait, 'options.wait', true)
     const zeroCopy = optionalBoolean(opts.zeroCopy, 'options.zeroCopy', false)
     const rx = this.#rxRing()
-    if (this.#receivers.length > 0) throw invalidState('receives of receive() are waiting; a receiveSync() would take their message')
+    if (this.#receivers.length > 0)
+      throw invalidState('receives of receive() are waiting; a receiveSync() would take their message')
     for (;;) {
       const now = this.#take(zeroCopy)
       if (now !== NONE) return now as T
-      if (!wait) throw channelError('EAGAIN', 'resource temporarily unavailable', 'channel receive', 'no message is waiting')
+      if (!wait)
+        throw channelError('EAGAIN', 'resource temporarily unavailable', 'channel receive', 'no message is waiting')
       const seq = this.#seq()
       if (rx.prepareSleep()) this.#sleepSync(seq)
     }
@@ -1127,24 +1275,20 @@ export class Channel implements Disposable, AsyncDisposable, AsyncIterable<Buffe
       if (err instanceof IpcError && err.code === 'EPIPE' && err.syscall === 'channel receive') return done()
       throw err
     }
-    const self = this
     return {
       [Symbol.asyncIterator]() {
         return this
       },
-      next(): Promise<IteratorResult<T>> {
+      next: (): Promise<IteratorResult<T>> => {
         if (finished) return Promise.resolve(done())
         try {
-          self.#rxRing()
+          this.#rxRing()
           if (signal?.aborted) throw new AbortError(undefined, { cause: signal.reason })
-          if (self.#receivers.length === 0) {
-            const now = self.#take(zeroCopy)
+          if (this.#receivers.length === 0) {
+            const now = this.#take(zeroCopy)
             if (now !== NONE) return Promise.resolve({ done: false, value: now as T })
           }
-          return self.#receive(zeroCopy, signal, iteration).then(
-            (value) => ({ done: false, value: value as T }),
-            end,
-          )
+          return this.#receive(zeroCopy, signal, iteration).then((value) => ({ done: false, value: value as T }), end)
         } catch (err) {
           try {
             return Promise.resolve(end(err))
@@ -1239,7 +1383,8 @@ export class Channel implements Disposable, AsyncDisposable, AsyncIterable<Buffe
   #step(woken: boolean): boolean {
     // A wake is taken (the eventfd reset) only when one came: it is there to be taken then,
     // and a stale one left from a wake that was not needed only costs one more round.
-    if (woken && this.#wakeFds !== undefined) callNative(() => native.eventfdRead(this.#wakeFds![this.#side], false))
+    const own = this.#ownWakeFd
+    if (woken && own !== undefined) callNative(() => native.eventfdRead(own, false))
     for (;;) {
       this.#serve()
       const wantData = this.#receivers.length > 0
@@ -1291,8 +1436,15 @@ export class Channel implements Disposable, AsyncDisposable, AsyncIterable<Buffe
     if (this.#futex) {
       const mapping = this.#mapping
       const offset = native.channelWakeSeqOffset(this.#side)
-      wait = startWait((reactor: Reactor, waitId: number) => mapping.waitStart(reactor, waitId, offset, seq, null), () => true, undefined, [this.#pump])
+      wait = startWait(
+        (reactor: Reactor, waitId: number) => mapping.waitStart(reactor, waitId, offset, seq, null),
+        () => true,
+        undefined,
+        [this.#pump],
+      )
     } else {
+      const own = this.#ownWakeFd
+      if (own === undefined) throw new Error('ipckit: a channel with eventfd wakes has no eventfd')
       const attempt = (): true | undefined => {
         if (gen !== this.#pumpGen) return true
         if (this.#step(true)) return undefined
@@ -1301,7 +1453,7 @@ export class Channel implements Disposable, AsyncDisposable, AsyncIterable<Buffe
         this.#endPump()
         return true
       }
-      wait = waitFd(this.#wakeFds![this.#side], false, attempt, undefined, [this.#pump])
+      wait = waitFd(own, false, attempt, undefined, [this.#pump])
     }
     wait.then(
       () => {
@@ -1447,7 +1599,6 @@ export class Channel implements Disposable, AsyncDisposable, AsyncIterable<Buffe
     this.close()
     await Promise.all([this.#waits.settled(), this.#pump.settled(), this.#peerWatch.settled()])
   }
-
 }
 
 /** How often a waiting channel looks at whether its peer's process still exists (see `#armDeathCheck`). */

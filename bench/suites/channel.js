@@ -14,7 +14,6 @@
  * A suite exports `(config) => op[]`; see bench/README.md for ops and cases.
  */
 
-const { spawn } = require('node:child_process')
 const { join } = require('node:path')
 
 const { Channel, MessageQueue } = require('../../dist')

@@ -127,7 +127,22 @@ pub fn channel_wake(
     futex: bool,
     eventfd: Option<i32>,
 ) -> Result<()> {
-    channel::wake_side(self::mapping(env, mapping)?, side, wake_of(futex), eventfd).or_throw(env)
+    let map = self::mapping(env, mapping)?;
+    with_optional_fd(eventfd, |efd| {
+        channel::wake_side(map, side, wake_of(futex), efd)
+    })
+    .or_throw(env)
+}
+
+/// [`crate::uv::with_fd`] for a descriptor number JavaScript may leave out.
+fn with_optional_fd<T>(
+    fd: Option<i32>,
+    f: impl FnOnce(Option<std::os::fd::BorrowedFd<'_>>) -> ipckit::Result<T>,
+) -> ipckit::Result<T> {
+    match fd {
+        Some(fd) => crate::uv::with_fd(fd, |fd| f(Some(fd))),
+        None => f(None),
+    }
 }
 
 /// Blocks this thread until `side` is woken (0), the peer's process exits (1) or
@@ -146,15 +161,12 @@ pub fn channel_sleep_sync(
 ) -> Result<u32> {
     let timeout =
         timeout_ms.and_then(|ms| std::time::Duration::try_from_secs_f64(ms.max(0.0) / 1000.0).ok());
-    let slept = channel::sleep(
-        self::mapping(env, mapping)?,
-        side,
-        wake_of(futex),
-        eventfd,
-        seq,
-        peer,
-        timeout,
-    )
+    let map = self::mapping(env, mapping)?;
+    let slept = with_optional_fd(eventfd, |efd| {
+        with_optional_fd(peer, |peer| {
+            channel::sleep(map, side, wake_of(futex), efd, seq, peer, timeout)
+        })
+    })
     .or_throw(env)?;
     Ok(match slept {
         Slept::Woken => 0,

@@ -641,10 +641,10 @@ pub fn external_array_buffer<'env, H: 'static>(
     hold: H,
     let_go: fn(&H),
 ) -> Result<ArrayBuffer<'env>> {
-    if !offset
+    let inside = offset
         .checked_add(len)
-        .is_some_and(|end| end <= mapping.len())
-    {
+        .is_some_and(|end| end <= mapping.len());
+    if !inside {
         return Err(napi::Error::new(
             napi::Status::InvalidArg,
             "ipckit: a buffer range outside the mapping",

@@ -19,15 +19,15 @@
 //!
 //! ```
 //! # #[cfg(any(target_os = "linux", target_os = "android"))] {
-//! use std::os::fd::AsRawFd;
+//! use std::os::fd::AsFd;
 //! use std::sync::Arc;
 //! use ipckit::channel::{self, Layout, Reader, Wake, Writer};
 //! use ipckit::{memfd, mmap};
 //!
 //! let layout = Layout::new(1, 4096, Wake::Futex)?;
 //! let fd = memfd::create("channel", Default::default())?;
-//! mmap::truncate(fd.as_raw_fd(), layout.size() as u64)?;
-//! let map = Arc::new(mmap::Mapping::map(fd.as_raw_fd(), layout.size(), false)?);
+//! mmap::truncate(fd.as_fd(), layout.size() as u64)?;
+//! let map = Arc::new(mmap::Mapping::map(fd.as_fd(), layout.size(), false)?);
 //! channel::init(&map, layout)?;
 //! let mut writer = Writer::new(map.clone(), 0)?;
 //! let mut reader = Reader::new(map.clone(), 0)?;
@@ -39,7 +39,7 @@
 //! # Ok::<(), ipckit::Error>(())
 //! ```
 
-use std::os::fd::RawFd;
+use std::os::fd::{AsRawFd, BorrowedFd};
 use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -193,12 +193,12 @@ pub fn init(map: &Mapping, layout: Layout) -> Result<()> {
 ///
 /// ```
 /// # #[cfg(any(target_os = "linux", target_os = "android"))] {
-/// # use std::os::fd::AsRawFd;
+/// # use std::os::fd::AsFd;
 /// use ipckit::channel::{self, Layout, Wake};
 /// # let layout = Layout::new(1, 64, Wake::Futex)?;
 /// # let fd = ipckit::memfd::create("c", Default::default())?;
-/// # ipckit::mmap::truncate(fd.as_raw_fd(), layout.size() as u64)?;
-/// # let map = ipckit::mmap::Mapping::map(fd.as_raw_fd(), layout.size(), false)?;
+/// # ipckit::mmap::truncate(fd.as_fd(), layout.size() as u64)?;
+/// # let map = ipckit::mmap::Mapping::map(fd.as_fd(), layout.size(), false)?;
 /// assert_eq!(channel::check(&map).unwrap_err().code(), "EPROTO"); // zeros: no magic yet
 /// channel::init(&map, layout)?;
 /// assert_eq!(channel::check(&map)?, layout);
@@ -267,7 +267,12 @@ pub fn wake_seq_offset(side: u32) -> usize {
 
 /// Wakes side `side`: writes 1 to its eventfd `eventfd` ([`Wake::Eventfd`]), or bumps its
 /// futex word and wakes every waiter on it ([`Wake::Futex`], `eventfd` unused).
-pub fn wake_side(map: &Mapping, side: u32, wake: Wake, eventfd: Option<RawFd>) -> Result<()> {
+pub fn wake_side(
+    map: &Mapping,
+    side: u32,
+    wake: Wake,
+    eventfd: Option<BorrowedFd<'_>>,
+) -> Result<()> {
     match (wake, eventfd) {
         (Wake::Eventfd, Some(fd)) => crate::eventfd::write(fd, 1).map(drop),
         (Wake::Eventfd, None) => Err(Error::new(Errno::EBADF, "channel")),
@@ -333,13 +338,13 @@ pub struct Sent {
 ///
 /// ```
 /// # #[cfg(any(target_os = "linux", target_os = "android"))] {
-/// # use std::os::fd::AsRawFd;
+/// # use std::os::fd::AsFd;
 /// # use std::sync::Arc;
 /// use ipckit::channel::{self, Layout, Wake, Writer};
 /// # let layout = Layout::new(1, 64, Wake::Futex)?;
 /// # let fd = ipckit::memfd::create("c", Default::default())?;
-/// # ipckit::mmap::truncate(fd.as_raw_fd(), layout.size() as u64)?;
-/// # let map = Arc::new(ipckit::mmap::Mapping::map(fd.as_raw_fd(), layout.size(), false)?);
+/// # ipckit::mmap::truncate(fd.as_fd(), layout.size() as u64)?;
+/// # let map = Arc::new(ipckit::mmap::Mapping::map(fd.as_fd(), layout.size(), false)?);
 /// # channel::init(&map, layout)?;
 /// let mut writer = Writer::new(map, 0)?;
 /// assert!(writer.try_send(&[7; 48], 0)?.is_some());   // 56 of 64 bytes
@@ -538,9 +543,9 @@ pub fn sleep(
     map: &Mapping,
     side: u32,
     wake: Wake,
-    eventfd: Option<RawFd>,
+    eventfd: Option<BorrowedFd<'_>>,
     seq: u32,
-    peer: Option<RawFd>,
+    peer: Option<BorrowedFd<'_>>,
     timeout: Option<Duration>,
 ) -> Result<Slept> {
     let deadline = timeout.map(|t| Instant::now().checked_add(t));
@@ -592,11 +597,11 @@ pub fn sleep(
 
 /// `poll` for `POLLIN` on `fds` until one is ready or the time `left()` runs out (re-armed
 /// from what is left after `EINTR`); which ones are ready.
-fn poll_in(fds: &[RawFd], left: impl Fn() -> Option<Duration>) -> Result<Vec<bool>> {
+fn poll_in(fds: &[BorrowedFd<'_>], left: impl Fn() -> Option<Duration>) -> Result<Vec<bool>> {
     let mut pfds: Vec<libc::pollfd> = fds
         .iter()
-        .map(|&fd| libc::pollfd {
-            fd,
+        .map(|fd| libc::pollfd {
+            fd: fd.as_raw_fd(),
             events: libc::POLLIN,
             revents: 0,
         })
@@ -628,13 +633,20 @@ fn poll_in(fds: &[RawFd], left: impl Fn() -> Option<Duration>) -> Result<Vec<boo
 #[cfg(all(test, any(target_os = "linux", target_os = "android")))]
 mod tests {
     use super::*;
-    use std::os::fd::{AsRawFd, OwnedFd};
+    use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+
+    /// A test's eventfd number as a borrowed descriptor.
+    fn borrowed(fd: Option<RawFd>) -> Option<BorrowedFd<'static>> {
+        // SAFETY: the numbers come from `eventfds`, whose `OwnedFd`s each test keeps until
+        // its sides are done with them.
+        fd.map(|fd| unsafe { BorrowedFd::borrow_raw(fd) })
+    }
 
     fn channel(rings: u32, capacity: u32, wake: Wake) -> (OwnedFd, Arc<Mapping>) {
         let layout = Layout::new(rings, capacity, wake).unwrap();
         let fd = crate::memfd::create("channel-test", Default::default()).unwrap();
-        crate::mmap::truncate(fd.as_raw_fd(), layout.size() as u64).unwrap();
-        let map = Arc::new(Mapping::map(fd.as_raw_fd(), layout.size(), false).unwrap());
+        crate::mmap::truncate(fd.as_fd(), layout.size() as u64).unwrap();
+        let map = Arc::new(Mapping::map(fd.as_fd(), layout.size(), false).unwrap());
         init(&map, layout).unwrap();
         (fd, map)
     }
@@ -777,7 +789,16 @@ mod tests {
         fn sleep(&mut self, seq: u32) {
             self.sleeps += 1;
             let fd = self.efds[self.side as usize];
-            sleep(&self.map, self.side, self.wake, fd, seq, None, None).unwrap();
+            sleep(
+                &self.map,
+                self.side,
+                self.wake,
+                borrowed(fd),
+                seq,
+                None,
+                None,
+            )
+            .unwrap();
         }
 
         fn send(&mut self, m: &[u8]) {
@@ -788,7 +809,7 @@ mod tests {
                             &self.map,
                             self.peer(),
                             self.wake,
-                            self.efds[self.peer() as usize],
+                            borrowed(self.efds[self.peer() as usize]),
                         )
                         .unwrap();
                     }
@@ -809,7 +830,7 @@ mod tests {
                             &self.map,
                             self.peer(),
                             self.wake,
-                            self.efds[self.peer() as usize],
+                            borrowed(self.efds[self.peer() as usize]),
                         )
                         .unwrap();
                     }
@@ -933,7 +954,7 @@ mod tests {
             &map,
             1,
             Wake::Eventfd,
-            Some(efd.as_raw_fd()),
+            Some(efd.as_fd()),
             0,
             None,
             Some(Duration::from_millis(30)),
@@ -946,27 +967,19 @@ mod tests {
             &map,
             1,
             Wake::Eventfd,
-            Some(efd.as_raw_fd()),
+            Some(efd.as_fd()),
             0,
-            Some(pidfd.as_raw_fd()),
+            Some(pidfd.as_fd()),
             None,
         );
         assert_eq!(slept.unwrap(), Slept::PeerExited);
         let fmap = channel(1, 64, Wake::Futex).1;
-        let slept = sleep(
-            &fmap,
-            1,
-            Wake::Futex,
-            None,
-            0,
-            Some(pidfd.as_raw_fd()),
-            None,
-        );
+        let slept = sleep(&fmap, 1, Wake::Futex, None, 0, Some(pidfd.as_fd()), None);
         assert_eq!(slept.unwrap(), Slept::PeerExited);
         child.wait().unwrap();
-        crate::eventfd::write(efd.as_raw_fd(), 1).unwrap();
-        let slept = sleep(&map, 1, Wake::Eventfd, Some(efd.as_raw_fd()), 0, None, None);
+        crate::eventfd::write(efd.as_fd(), 1).unwrap();
+        let slept = sleep(&map, 1, Wake::Eventfd, Some(efd.as_fd()), 0, None, None);
         assert_eq!(slept.unwrap(), Slept::Woken);
-        assert_eq!(crate::eventfd::read(efd.as_raw_fd()).unwrap(), None); // the wake was taken
+        assert_eq!(crate::eventfd::read(efd.as_fd()).unwrap(), None); // the wake was taken
     }
 }
