@@ -165,6 +165,20 @@ q.close()
     epilogue: `console.log(\`got: \${data}; child \${child.pid}\`)\n`,
     stdout: /^got: ready from (\d+), a number id; child \1$/m,
   },
+  'Channel #1': {
+    why: "worker.js is the reader's: here worker.mts, the worker the comment describes; `--import tsx` finds tsx in the folder's node_modules; the parent's own execArgv is emptied, as a .js parent's is",
+    replace: [["['worker.js']", "['--import', 'tsx', 'worker.mts']"]],
+    files: {
+      'worker.mts': `import { Channel } from 'ipckit'
+const ch = Channel.fromFds([3, 4, 5])
+for await (const m of ch) await ch.post({ len: m.length })
+ch.close()
+`,
+    },
+    links: { 'node_modules/tsx': join(ROOT, 'node_modules', 'tsx') },
+    prelude: 'process.execArgv.splice(0)\n',
+    stdout: /^\{ len: 5 \}\n\{ len: 1000 \}\n$/,
+  },
   'Keys #1': {
     why: "ftok needs a file that exists: /var/run/myapp is the reader's",
     replace: [["'/var/run/myapp'", "'myapp'"]],

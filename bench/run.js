@@ -156,9 +156,16 @@ async function runOp(op, cfg, log) {
     }
     if (row.targetVs !== undefined) {
       // A target against another row of the same run (Node's net, say): time over its time.
-      const ref = rows.find((r) => r.impl === row.targetVs.impl)
-      row.vs = ref ? { impl: ref.impl, ratio: row.median / ref.median, target: row.targetVs.ratio } : null
-      row.metVs = ref ? row.median / ref.median <= row.targetVs.ratio : false
+      // Several targets (an array): the first is `vs`, the others `vsMore`.
+      const checks = [row.targetVs].flat().map((tv) => {
+        const ref = rows.find((r) => r.impl === tv.impl)
+        const ratio = ref ? row.median / ref.median : null
+        return { impl: tv.impl, ratio, target: tv.ratio, met: ratio !== null && ratio <= tv.ratio }
+      })
+      const [first, ...more] = checks
+      row.vs = first.ratio === null ? null : { impl: first.impl, ratio: first.ratio, target: first.target }
+      row.metVs = checks.every((c) => c.met)
+      if (more.length > 0) row.vsMore = more
     }
     if (row.target !== undefined) row.met = row.ratioC !== null && row.ratioC <= row.target
   }

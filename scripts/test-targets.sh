@@ -185,6 +185,14 @@ QEMU_SKIP_FILES=(
   "stress.spec.ts|$SLOW"
   "signals.spec.ts|qemu-user catches signals in its own host handlers and re-delivers them to the guest, so handler chaining and sender pid/uid are qemu's there; runs on x64 under Node 20/22/24/26"
 )
+# Spec files whose tests run one at a time under qemu (ava --serial), as 'file.spec.ts|reason'.
+# Emulated, a Node child costs ~3 s of CPU to start (0.3 s on x64); a file that starts a dozen
+# of them in tests running at once leaves each test's peer seconds away from its next step, past
+# PATIENCE_MS, and its children past their 60 s kill. One at a time the file takes no longer (the
+# cores were the limit already): channel.spec.ts 76 s serial, 85-91 s concurrent, pinned to one core.
+QEMU_SERIAL_FILES=(
+  "channel.spec.ts|starts a Node child in most of its 20 tests: concurrent, the emulated starts starve every test's deadlines"
+)
 
 # qemu-user with a sysroot (-L / QEMU_LD_PREFIX) looks absolute paths up in the sysroot first,
 # so stat("/") there is the sysroot's folder: ftok("/") cannot match the host's glibc. A C
@@ -370,9 +378,13 @@ step_arm64() {
       literal=${literal#\*}
       grep -qF "${literal%\*}" "$spec" && skipped+="; skipped '${s%%|*}': ${s#*|}"
     done
-    if run_ava "$bin" "$log" --timeout 6m "${match[@]}" "$spec"; then
+    local serial=()
+    for s in "${QEMU_SERIAL_FILES[@]}"; do
+      [ "${s%%|*}" = "$name" ] && serial=(--serial) && skipped+="; one test at a time: ${s#*|}"
+    done
+    if run_ava "$bin" "$log" --timeout 6m "${serial[@]}" "${match[@]}" "$spec"; then
       row $target "$version (qemu) $name" passed "($(ava_summary "$log")$skipped)"
-    elif tail_log "$log" 30 && say "again: $name" && run_ava "$bin" "$log.retry" --timeout 6m "${match[@]}" "$spec"; then
+    elif tail_log "$log" 30 && say "again: $name" && run_ava "$bin" "$log.retry" --timeout 6m "${serial[@]}" "${match[@]}" "$spec"; then
       row $target "$version (qemu) $name" passed "(on the second run; first: $(ava_summary "$log"); then $(ava_summary "$log.retry")$skipped)"
     else
       tail_log "$log.retry" 30

@@ -157,3 +157,12 @@ export type {
 } from './eventfd'
 export { PidFd } from './pidfd'
 export type { PidFdWaitOptions, PidFdWaitSyncOptions, ProcessExit } from './pidfd'
+export { Channel } from './channel'
+export type {
+  ChannelCreateOptions,
+  ChannelData,
+  ChannelReceiveOptions,
+  ChannelReceiveSyncOptions,
+  ChannelSendOptions,
+  ChannelSendSyncOptions,
+} from './channel'

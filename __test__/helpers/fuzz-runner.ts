@@ -433,6 +433,12 @@ const FIXTURES: Record<string, () => Fixture> = {
   MappedMemory: () => closing(ipckit.Memfd.create({ size: 4096 })),
   Memfd: () => closing(ipckit.Memfd.create({ size: 4096, name: 'fuzz' })),
   EventFd: () => closing(ipckit.EventFd.create({ initial: 1 })),
+  // Duplex, so that every method has a ring to act on; one message waits to be received.
+  Channel: () => {
+    const ch = ipckit.Channel.create({ duplex: true, capacity: 4096 })
+    ch.sendSync('fuzz')
+    return closing(ch)
+  },
   PidFd: () => {
     const child = spawn('sleep', ['30'], { stdio: 'ignore' })
     const proc = ipckit.PidFd.open(child.pid!)

@@ -60,6 +60,7 @@ export const INTERNAL_CONSTRUCTORS = [
   'Memfd',
   'EventFd',
   'PidFd',
+  'Channel',
 ]
 
 /** Classes with public instance methods: the runner has a fixture (a fresh object per case) for each. */
@@ -84,6 +85,7 @@ export const FIXTURE_CLASSES = [
   'Memfd',
   'EventFd',
   'PidFd',
+  'Channel',
 ]
 
 /** Base classes from Node.js where the walk up a prototype chain stops. */
@@ -115,6 +117,9 @@ export const BLOCKING_SYNC: Record<string, { index: number; force: Record<string
   'EventFd#readSync': { index: 0, force: { wait: false } },
   'EventFd#writeSync': { index: 1, force: { wait: false } },
   'PidFd#waitExitSync': { index: 0, force: { timeoutMs: 10 } },
+  'Channel#sendSync': { index: 1, force: { wait: false } },
+  'Channel#postSync': { index: 1, force: { wait: false } },
+  'Channel#receiveSync': { index: 0, force: { wait: false } },
 }
 
 /** Functions whose first argument is a descriptor they take ownership of (and close). */

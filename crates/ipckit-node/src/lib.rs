@@ -15,6 +15,7 @@
 // would be reported unused there.
 #![cfg_attr(test, allow(dead_code))]
 
+mod channel;
 mod error;
 mod eventfd;
 mod fast;

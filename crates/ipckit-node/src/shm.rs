@@ -138,6 +138,9 @@ pub struct ShmMapping {
     /// shared with the buffer's finalizer so that [`ShmMapping::detach_buffer`] can let it go
     /// at once instead of when the engine frees the buffer.
     buffer_hold: Option<BufferHold>,
+    /// The hold of the last range buffer ([`ShmMapping::range_buffer`]) and where it starts, so
+    /// that [`ShmMapping::detach_range_buffer`] lets the mapping go at once too.
+    range_hold: Option<(usize, BufferHold)>,
 }
 
 /// A mapping clone kept for an ArrayBuffer: emptied by its finalizer, or earlier by an explicit
@@ -168,7 +171,38 @@ fn timeout(ms: Option<f64>) -> Option<std::time::Duration> {
     ms.and_then(|ms| std::time::Duration::try_from_secs_f64(ms.max(0.0) / 1000.0).ok())
 }
 
+/// An external `ArrayBuffer` over `len` bytes at `offset` of the mapping `hold` holds; the
+/// buffer's finalizer lets go of it. `ENOTSUP` if the runtime copied instead.
+fn external_buffer<'env>(
+    env: &'env Env,
+    hold: BufferHold,
+    offset: usize,
+    len: usize,
+) -> Result<ArrayBuffer<'env>> {
+    let mapping = {
+        let guard = hold.lock().unwrap_or_else(|p| p.into_inner());
+        match guard.as_ref() {
+            Some(m) if offset.checked_add(len).is_some_and(|end| end <= m.len()) => m.clone(),
+            _ => return Err(released(env)),
+        }
+    };
+    let ptr = mapping.as_ptr().wrapping_add(offset);
+    let buffer = crate::uv::external_array_buffer(env, &mapping, offset, len, hold, let_go)?;
+    if !std::ptr::eq(buffer.as_ptr(), ptr) {
+        return Err(crate::error::sys_error(
+            env,
+            ipckit::Error::new(Errno::ENOTSUP, "napi_create_external_arraybuffer"),
+        ));
+    }
+    Ok(buffer)
+}
+
 impl ShmMapping {
+    /// The core mapping, unless released (for the channel's binding).
+    pub(crate) fn shared(&self) -> Option<&Arc<Mapping>> {
+        self.inner.as_ref()
+    }
+
     /// The JavaScript object of a core mapping: a System V attachment, or a file mapping of
     /// POSIX shared memory or a memfd (`posix_shm.rs`, `memfd.rs`), which share every method
     /// below, zero-copy buffers and futex waits included.
@@ -176,6 +210,7 @@ impl ShmMapping {
         Self {
             inner: Some(Arc::new(mapping)),
             buffer_hold: None,
+            range_hold: None,
         }
     }
 }
@@ -275,17 +310,64 @@ impl ShmMapping {
     #[napi]
     pub fn array_buffer<'env>(&mut self, env: &'env Env) -> Result<ArrayBuffer<'env>> {
         let mapping = self.mapping(env)?.clone();
-        let ptr = mapping.as_ptr();
-        let hold: BufferHold = Arc::new(std::sync::Mutex::new(Some(mapping.clone())));
+        let len = mapping.len();
+        let hold: BufferHold = Arc::new(std::sync::Mutex::new(Some(mapping)));
         self.buffer_hold = Some(hold.clone());
-        let buffer = crate::uv::external_array_buffer(env, &mapping, hold, let_go)?;
-        if !std::ptr::eq(buffer.as_ptr(), ptr) {
+        external_buffer(env, hold, 0, len)
+    }
+
+    /// A zero-copy `ArrayBuffer` over `length` bytes at `offset` (a message in a channel's
+    /// ring), holding the mapping until the engine frees it or it is detached
+    /// ([`shm_detach_buffer`]), after which no JavaScript value reaches those bytes. Never
+    /// at offset 0, where [`array_buffer`](Self::array_buffer)'s buffer starts (one
+    /// ArrayBuffer per address); `EINVAL` for a range outside the mapping, `ENOTSUP` where
+    /// the runtime copies.
+    #[napi]
+    pub fn range_buffer<'env>(
+        &mut self,
+        env: &'env Env,
+        offset: f64,
+        length: f64,
+    ) -> Result<ArrayBuffer<'env>> {
+        let mapping = self.mapping(env)?.clone();
+        let (offset, length) = (offset as usize, length as usize);
+        let inside = offset
+            .checked_add(length)
+            .is_some_and(|end| end <= mapping.len());
+        if offset == 0 || !inside || mapping.is_readonly() {
             return Err(crate::error::sys_error(
                 env,
-                ipckit::Error::new(Errno::ENOTSUP, "napi_create_external_arraybuffer"),
+                ipckit::Error::new(Errno::EINVAL, "napi_create_external_arraybuffer"),
             ));
         }
+        let hold: BufferHold = Arc::new(std::sync::Mutex::new(Some(mapping)));
+        let buffer = external_buffer(env, hold.clone(), offset, length)?;
+        self.range_hold = Some((buffer.as_ptr() as usize, hold));
         Ok(buffer)
+    }
+
+    /// Neuters `buffer`, the last buffer of [`range_buffer`](Self::range_buffer), and lets go
+    /// of its hold on the mapping at once; `EINVAL` for any other buffer.
+    #[napi]
+    pub fn detach_range_buffer(&mut self, env: &Env, buffer: ArrayBuffer<'_>) -> Result<()> {
+        if buffer.is_detached()? {
+            return Ok(());
+        }
+        let ours = self
+            .range_hold
+            .as_ref()
+            .is_some_and(|(at, _)| *at == buffer.as_ptr() as usize);
+        if !ours {
+            return Err(crate::error::sys_error(
+                env,
+                ipckit::Error::new(Errno::EINVAL, "napi_detach_arraybuffer"),
+            ));
+        }
+        buffer.detach()?;
+        if let Some((_, hold)) = self.range_hold.take() {
+            let_go(&hold);
+        }
+        Ok(())
     }
 
     /// Neuters `buffer`, this attachment's zero-copy ArrayBuffer (`napi_detach_arraybuffer`):

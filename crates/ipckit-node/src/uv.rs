@@ -625,8 +625,9 @@ impl ToNapiValue for Payload {
     }
 }
 
-/// The memory of `mapping` as an `ArrayBuffer`, without a copy
-/// (`napi_create_external_arraybuffer`). `hold`, which holds a clone of `mapping`, is kept
+/// `len` bytes of `mapping` at `offset` (the whole attachment, or a message in a channel's
+/// ring) as an `ArrayBuffer`, without a copy (`napi_create_external_arraybuffer`); an
+/// `InvalidArg` error for a range outside the mapping. `hold`, which holds a clone of `mapping`, is kept
 /// until the engine frees the buffer, and then emptied by `let_go`: the memory stays mapped
 /// while JavaScript can reach it. The caller empties `hold` itself only once it has detached this
 /// very buffer (`ShmMapping::detach_buffer`), after which no JavaScript value reaches the
@@ -635,12 +636,24 @@ impl ToNapiValue for Payload {
 pub fn external_array_buffer<'env, H: 'static>(
     env: &'env Env,
     mapping: &ipckit::mmap::Mapping,
+    offset: usize,
+    len: usize,
     hold: H,
     let_go: fn(&H),
 ) -> Result<ArrayBuffer<'env>> {
-    let (ptr, len) = (mapping.as_ptr(), mapping.len());
-    // SAFETY: `ptr` is valid for `len` bytes for as long as the mapping lives, and `hold`
-    // keeps a clone of it until the finalizer empties it (see above).
+    let inside = offset
+        .checked_add(len)
+        .is_some_and(|end| end <= mapping.len());
+    if !inside {
+        return Err(napi::Error::new(
+            napi::Status::InvalidArg,
+            "ipckit: a buffer range outside the mapping",
+        ));
+    }
+    let ptr = mapping.as_ptr().wrapping_add(offset);
+    // SAFETY: `ptr` is valid for `len` bytes (inside the mapping: checked above) for as long
+    // as the mapping lives, and `hold` keeps a clone of it until the finalizer empties it
+    // (see above).
     unsafe { ArrayBuffer::from_external(env, ptr, len, hold, move |_, h| let_go(&h)) }
 }
 

@@ -12,6 +12,8 @@
 //!   their seals), [`eventfd`] (counters to wake other processes and threads), [`pidfd`]
 //!   (signal and await a process without the pid-reuse race), and [`mmap`], the shared
 //!   [`Mapping`](mmap::Mapping) of System V segments, POSIX objects and memfds;
+//! - [`channel`]: message channels over a shared-memory ring (the layout of
+//!   `include/ipckit/channel.h`), woken through eventfds or futex words;
 //! - [`signal`] (kill, sigqueue, the signal table, watches that chain to the handler they
 //!   replace);
 //! - the machinery of waiting: [`wait`] (cancellable blocking calls on threads this crate
@@ -28,6 +30,7 @@
 //! # Ok::<(), ipckit::Error>(())
 //! ```
 
+pub mod channel;
 pub mod error;
 pub mod eventfd;
 pub mod interrupt;

@@ -303,7 +303,7 @@ impl Mapping {
         Ok(())
     }
 
-    fn word(&self, offset: usize, what: &'static str) -> Result<&AtomicU32> {
+    pub(crate) fn word(&self, offset: usize, what: &'static str) -> Result<&AtomicU32> {
         if offset % 4 != 0 {
             return Err(Error::new(Errno::EINVAL, what));
         }

@@ -1,0 +1,190 @@
+'use strict'
+/**
+ * Channel: messages through a ring in shared memory between two Node processes, both sides
+ * async (`await send` / `await receive`, `for await`), against what a Node user would pick
+ * otherwise (`net` over a UNIX path, `process.send`, a worker's `postMessage`, a System V
+ * message queue's iterator) and against C on both ends of the same ring
+ * (bench/c/channel_bench.c, blocking sleeps), all in the same run:
+ *   - a 64-byte round trip (targets: ≤ 0.25× net's time, ≤ 0.2× process.send's);
+ *   - a stream of 64-byte messages (targets: ≥ 10× net's message rate, ≥ 5× the message
+ *     queue iterator's, i.e. ≤ 0.1× and ≤ 0.2× their time per message);
+ *   - 1 MiB messages, against C memcpy of 1 MiB (target: ≥ 0.8× its bandwidth, i.e. ≤ 1.25×
+ *     its time per message), received in place (`zeroCopy`) and as copies.
+ *
+ * A suite exports `(config) => op[]`; see bench/README.md for ops and cases.
+ */
+
+const { join } = require('node:path')
+
+const { Channel, MessageQueue } = require('../../dist')
+const { LineProcess, compileC, now } = require('../lib/harness')
+const { NODE_ECHO, SIZE, builtinRoundTrips, netStream, workerStream } = require('../lib/node2node')
+
+const PEER = join(__dirname, '..', 'peers', 'channel-peer.js')
+const MIB = 1 << 20
+
+/** The C driver (both ends in C), shared by the C rows of every op. */
+function cCase(impl, command, size, kind = 'c') {
+  let driver
+  return {
+    impl,
+    kind,
+    compare: kind === 'alt' ? 'ipckit for await, zeroCopy' : undefined,
+    setup() {
+      driver = new LineProcess(compileC('channel_bench'), ['driver'])
+    },
+    async sample(n) {
+      const line = await driver.ask(`${command} ${n} ${size}`)
+      if (!/^\d+$/.test(line)) throw new Error(`channel_bench: ${line}`)
+      return Number(line)
+    },
+    teardown: () => driver?.close(),
+  }
+}
+
+/** A channel and a Node child (bench/peers/channel-peer.js MODE) given its descriptors. */
+async function withPeer(mode, options) {
+  const ch = Channel.create(options)
+  const child = new LineProcess(process.execPath, [PEER, mode], { stdio: ['pipe', 'pipe', 'pipe', ...ch.fds] })
+  const line = await child.next()
+  if (line !== 'ready') throw new Error(`channel peer ${mode}: ${line}`)
+  return {
+    ch,
+    child,
+    async close() {
+      ch.close()
+      await child.close()
+    },
+  }
+}
+
+/** 64-byte round trips with a Node echo child, both sides async. */
+function roundTrip(targetVs) {
+  let ctx
+  const payload = Buffer.alloc(SIZE, 'x')
+  return {
+    impl: 'ipckit async↔async',
+    kind: 'ipckit',
+    targetVs,
+    async setup() {
+      ctx = await withPeer('echo', { duplex: true, capacity: 1 << 16 })
+    },
+    async sample(n) {
+      const { ch } = ctx
+      let bytes = 0
+      const t0 = now()
+      for (let i = 0; i < n; i++) {
+        await ch.send(payload)
+        bytes += (await ch.receive()).length
+      }
+      const elapsed = now() - t0
+      if (bytes !== n * SIZE) throw new Error(`${bytes} bytes back for ${n} round trips`)
+      return elapsed
+    },
+    teardown: () => ctx?.close(),
+  }
+}
+
+/** A Node producer child `await send`s n messages of `size` bytes; `for await` here takes them. */
+function stream(impl, size, capacity, zeroCopy, extra = {}) {
+  let ctx
+  return {
+    impl,
+    kind: 'ipckit',
+    ...extra,
+    async setup() {
+      ctx = await withPeer('produce', { capacity, role: 'reader' })
+    },
+    async sample(n) {
+      const sent = ctx.child.ask(`${n} ${size}`)
+      let bytes = 0
+      let i = 0
+      const t0 = now()
+      for await (const m of ctx.ch.messages({ zeroCopy })) {
+        bytes += m.length
+        if (++i === n) break
+      }
+      const elapsed = now() - t0
+      if ((await sent) !== 'sent') throw new Error('the producer failed')
+      if (bytes !== n * size) throw new Error(`${bytes} bytes for ${n} messages of ${size}`)
+      return elapsed
+    },
+    teardown: () => ctx?.close(),
+  }
+}
+
+/** The System V message queue's async iterator, fed by a Node producer child (sendSync). */
+function queueStream() {
+  let q
+  let producer
+  return {
+    impl: 'MessageQueue async iterator',
+    kind: 'alt',
+    compare: 'ipckit for await',
+    async setup() {
+      q = MessageQueue.create()
+      producer = new LineProcess(process.execPath, [NODE_ECHO, 'produce', String(q.id)])
+      if ((await producer.next()) !== 'ready') throw new Error('producer did not start')
+    },
+    async sample(n) {
+      const sent = producer.ask(`${n} ${SIZE}`)
+      const t0 = now()
+      let i = 0
+      for await (const _msg of q.messages()) if (++i === n) break
+      const elapsed = now() - t0
+      await sent
+      return elapsed
+    },
+    async teardown() {
+      await producer?.close()
+      q?.remove()
+    },
+  }
+}
+
+const NET = (ratio) => ({ impl: 'net (UNIX path)', ratio })
+const PROCESS_SEND = (ratio) => ({ impl: 'process.send', ratio })
+
+module.exports = (config) => [
+  {
+    primitive: 'Channel',
+    operation: 'round trip 64 B, two Node processes',
+    unit: 'us',
+    per: 'round trip',
+    count: config.roundTrips,
+    cases: [
+      cCase('C both ends (channel.h)', 'rt', SIZE),
+      roundTrip([NET(0.25), PROCESS_SEND(0.2)]),
+      ...builtinRoundTrips('ipckit async↔async'),
+    ],
+  },
+  {
+    primitive: 'Channel',
+    operation: 'stream 64 B from another Node process',
+    unit: 'ns',
+    per: 'message',
+    count: config.messages,
+    cases: [
+      cCase('C both ends (channel.h)', 'stream', SIZE),
+      stream('ipckit for await', SIZE, 1 << 20, false, {
+        targetVs: [NET(0.1), { impl: 'MessageQueue async iterator', ratio: 0.2 }],
+      }),
+      queueStream(),
+      netStream('ipckit for await'),
+      workerStream('ipckit for await'),
+    ],
+  },
+  {
+    primitive: 'Channel',
+    operation: '1 MiB messages from another Node process',
+    unit: 'us',
+    per: 'message',
+    count: config.smoke ? 20 : 2_000,
+    cases: [
+      cCase('C memcpy 1 MiB', 'memcpy', MIB),
+      stream('ipckit for await, zeroCopy', MIB, 16 * MIB, true, { target: 1.25 }),
+      stream('ipckit for await, copies', MIB, 16 * MIB, false),
+      cCase('C both ends (channel.h, copies out)', 'stream', MIB, 'alt'),
+    ],
+  },
+]

@@ -1,0 +1,985 @@
+//! Message channels over a shared-memory ring: the layout and protocol of
+//! `include/ipckit/channel.h` (the C header is the specification; this module implements it
+//! for Rust, and is what the Node.js binding's copying path runs).
+//!
+//! A channel is one mapping ([`crate::mmap::Mapping`] of a memfd or a POSIX shared memory
+//! object) holding one ring of messages (one-way) or two (duplex) and two *sides*: side 0
+//! writes ring 0 (and reads ring 1), side 1 reads ring 0 (and writes ring 1). Each ring has a
+//! single writer and a single reader, each of which keeps its own copy of the index it owns
+//! (`tail`, `head`) and checks every index and length it reads from the shared memory, so a
+//! broken or hostile peer makes calls fail with `EPROTO`, never read or write out of bounds.
+//!
+//! A writer publishes a message by storing the new `tail` after the whole record is written:
+//! a writer killed half-way through a message never exposes a part of it. A side that has to
+//! wait (a reader for data, a writer for room) announces it in the ring's `reader_waiting` /
+//! `writer_waiting` word, re-checks, then sleeps on its side's eventfd or futex word; the other
+//! side wakes it only when that word says it sleeps, so a busy reader costs the writer one
+//! atomic load per message. Every store and load of the protocol is sequentially consistent,
+//! which this store-then-load handshake needs (see the header).
+//!
+//! ```
+//! # #[cfg(any(target_os = "linux", target_os = "android"))] {
+//! use std::os::fd::AsFd;
+//! use std::sync::Arc;
+//! use ipckit::channel::{self, Layout, Reader, Wake, Writer};
+//! use ipckit::{memfd, mmap};
+//!
+//! let layout = Layout::new(1, 4096, Wake::Futex)?;
+//! let fd = memfd::create("channel", Default::default())?;
+//! mmap::truncate(fd.as_fd(), layout.size() as u64)?;
+//! let map = Arc::new(mmap::Mapping::map(fd.as_fd(), layout.size(), false)?);
+//! channel::init(&map, layout)?;
+//! let mut writer = Writer::new(map.clone(), 0)?;
+//! let mut reader = Reader::new(map.clone(), 0)?;
+//! assert!(writer.try_send(b"hello", 0)?.is_some());
+//! let mut out = Vec::new();
+//! assert_eq!(reader.try_receive(&mut out)?.map(|r| r.flags), Some(0));
+//! assert_eq!(out, b"hello");
+//! # }
+//! # Ok::<(), ipckit::Error>(())
+//! ```
+
+use std::os::fd::{AsRawFd, BorrowedFd};
+use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::error::{Errno, Error, Result};
+use crate::mmap::Mapping;
+
+/// `"IPCK"` in little-endian bytes: the first word of every channel.
+pub const MAGIC: u32 = 0x4B43_5049;
+/// The layout version this module speaks.
+pub const VERSION: u32 = 1;
+/// Where ring 0's data starts; the header and the control words fit before it.
+pub const DATA_OFFSET: usize = 4096;
+/// The smallest ring capacity, in bytes.
+pub const MIN_CAPACITY: u32 = 64;
+/// The largest ring capacity, in bytes (1 GiB).
+pub const MAX_CAPACITY: u32 = 1 << 30;
+/// Record flag: the payload is a value serialized by `v8.serialize` (ipckit's `post()`).
+pub const POSTED: u32 = 1;
+
+const OFF_MAGIC: usize = 0;
+const OFF_VERSION: usize = 4;
+const OFF_RINGS: usize = 8;
+const OFF_CAPACITY: usize = 12;
+const OFF_WAKE: usize = 16;
+const OFF_DATA: usize = 20;
+const SIDE_PID: usize = 0;
+const SIDE_CLOSED: usize = 4;
+const SIDE_WAKE_SEQ: usize = 8;
+const RING_TAIL: usize = 0;
+const RING_HEAD: usize = 64;
+const RING_READER_WAITING: usize = 128;
+const RING_WRITER_WAITING: usize = 132;
+
+/// Byte offset of side `side`'s words.
+pub const fn side_offset(side: u32) -> usize {
+    64 + 64 * side as usize
+}
+
+/// Byte offset of ring `ring`'s control words.
+pub const fn ring_offset(ring: u32) -> usize {
+    256 + 192 * ring as usize
+}
+
+/// Bytes a record of `length` payload bytes takes: an 8-byte header, the payload rounded up
+/// to 8.
+///
+/// ```
+/// assert_eq!(ipckit::channel::record_size(0), 8);
+/// assert_eq!(ipckit::channel::record_size(64), 72);
+/// assert_eq!(ipckit::channel::record_size(65), 80);
+/// ```
+pub const fn record_size(length: u32) -> u64 {
+    8 + ((length as u64 + 7) & !7)
+}
+
+/// How a sleeping side is woken.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Wake {
+    /// Each side has an eventfd, which the other side writes 1 to; it is handed over with the
+    /// channel's descriptor and waited for on an event loop.
+    Eventfd,
+    /// Each side has a futex word in the header: for channels opened by name, where no
+    /// descriptor travels.
+    Futex,
+}
+
+impl Wake {
+    fn code(self) -> u32 {
+        match self {
+            Wake::Eventfd => 1,
+            Wake::Futex => 2,
+        }
+    }
+}
+
+/// The shape of a channel: how many rings, their capacity, and how sides are woken.
+///
+/// ```
+/// use ipckit::channel::{Layout, Wake};
+/// let layout = Layout::new(2, 1 << 16, Wake::Eventfd)?;
+/// assert_eq!(layout.size(), 4096 + 2 * 65536);
+/// assert_eq!(Layout::new(1, 1000, Wake::Futex).unwrap_err().code(), "EINVAL"); // not a power of two
+/// # Ok::<(), ipckit::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Layout {
+    /// 1 (one-way) or 2 (duplex).
+    pub rings: u32,
+    /// Data bytes of each ring: a power of two from [`MIN_CAPACITY`] to [`MAX_CAPACITY`].
+    pub capacity: u32,
+    /// How sleeping sides are woken.
+    pub wake: Wake,
+}
+
+impl Layout {
+    /// Checks the values: `EINVAL` for a number of rings other than 1 or 2, or a capacity
+    /// that is not a power of two in range.
+    pub fn new(rings: u32, capacity: u32, wake: Wake) -> Result<Self> {
+        let ok = (rings == 1 || rings == 2)
+            && (MIN_CAPACITY..=MAX_CAPACITY).contains(&capacity)
+            && capacity.is_power_of_two();
+        if !ok {
+            return Err(Error::new(Errno::EINVAL, "channel"));
+        }
+        Ok(Self {
+            rings,
+            capacity,
+            wake,
+        })
+    }
+
+    /// The size of the file: [`DATA_OFFSET`] plus every ring's data.
+    pub fn size(&self) -> usize {
+        DATA_OFFSET + self.rings as usize * self.capacity as usize
+    }
+
+    /// The largest payload one message can have: the capacity less a record header.
+    pub fn max_message(&self) -> u32 {
+        self.capacity - 8
+    }
+}
+
+fn word(map: &Mapping, offset: usize) -> Result<&AtomicU32> {
+    map.word(offset, "channel")
+}
+
+fn proto() -> Error {
+    Error::new(Errno::EPROTO, "channel")
+}
+
+/// Writes the header of a new channel into `map`, which must be zeroed and exactly
+/// `layout.size()` bytes (`EINVAL` otherwise). The magic number goes last, so a peer that
+/// checks the header never sees half of one.
+pub fn init(map: &Mapping, layout: Layout) -> Result<()> {
+    if map.len() != layout.size() || map.is_readonly() {
+        return Err(Error::new(Errno::EINVAL, "channel"));
+    }
+    word(map, OFF_VERSION)?.store(VERSION, SeqCst);
+    word(map, OFF_RINGS)?.store(layout.rings, SeqCst);
+    word(map, OFF_CAPACITY)?.store(layout.capacity, SeqCst);
+    word(map, OFF_WAKE)?.store(layout.wake.code(), SeqCst);
+    word(map, OFF_DATA)?.store(DATA_OFFSET as u32, SeqCst);
+    word(map, OFF_MAGIC)?.store(MAGIC, SeqCst);
+    Ok(())
+}
+
+/// Reads and checks the header of a mapping: its layout, or `EPROTO` if it is not a channel
+/// of this version whose size matches the mapping (a file that is not a channel, or one a
+/// peer broke).
+///
+/// ```
+/// # #[cfg(any(target_os = "linux", target_os = "android"))] {
+/// # use std::os::fd::AsFd;
+/// use ipckit::channel::{self, Layout, Wake};
+/// # let layout = Layout::new(1, 64, Wake::Futex)?;
+/// # let fd = ipckit::memfd::create("c", Default::default())?;
+/// # ipckit::mmap::truncate(fd.as_fd(), layout.size() as u64)?;
+/// # let map = ipckit::mmap::Mapping::map(fd.as_fd(), layout.size(), false)?;
+/// assert_eq!(channel::check(&map).unwrap_err().code(), "EPROTO"); // zeros: no magic yet
+/// channel::init(&map, layout)?;
+/// assert_eq!(channel::check(&map)?, layout);
+/// # }
+/// # Ok::<(), ipckit::Error>(())
+/// ```
+pub fn check(map: &Mapping) -> Result<Layout> {
+    if map.len() < DATA_OFFSET {
+        return Err(proto());
+    }
+    let load = |offset| word(map, offset).map(|w| w.load(SeqCst));
+    if load(OFF_MAGIC)? != MAGIC || load(OFF_VERSION)? != VERSION {
+        return Err(proto());
+    }
+    let wake = match load(OFF_WAKE)? {
+        1 => Wake::Eventfd,
+        2 => Wake::Futex,
+        _ => return Err(proto()),
+    };
+    let layout = Layout::new(load(OFF_RINGS)?, load(OFF_CAPACITY)?, wake).map_err(|_| proto())?;
+    if load(OFF_DATA)? as usize != DATA_OFFSET || layout.size() != map.len() {
+        return Err(proto());
+    }
+    Ok(layout)
+}
+
+/// Claims side `side` (0 or 1) for process `pid`: `EBUSY` if a process holds it already
+/// (a side has one process: rings have one writer and one reader), `EINVAL` for a side other
+/// than 0 or 1 or a pid of 0.
+pub fn claim(map: &Mapping, side: u32, pid: u32) -> Result<()> {
+    if side > 1 || pid == 0 {
+        return Err(Error::new(Errno::EINVAL, "channel"));
+    }
+    word(map, side_offset(side) + SIDE_PID)?
+        .compare_exchange(0, pid, SeqCst, SeqCst)
+        .map(drop)
+        .map_err(|_| Error::new(Errno::EBUSY, "channel"))
+}
+
+/// The pid that claimed side `side`, 0 while unclaimed.
+pub fn side_pid(map: &Mapping, side: u32) -> Result<u32> {
+    Ok(word(map, side_offset(side & 1) + SIDE_PID)?.load(SeqCst))
+}
+
+/// Marks side `side` closed (it sends and takes nothing more); wake the other side after it.
+pub fn close_side(map: &Mapping, side: u32) -> Result<()> {
+    word(map, side_offset(side & 1) + SIDE_CLOSED)?.store(1, SeqCst);
+    Ok(())
+}
+
+/// Whether side `side` has closed the channel.
+pub fn is_closed(map: &Mapping, side: u32) -> Result<bool> {
+    Ok(word(map, side_offset(side & 1) + SIDE_CLOSED)?.load(SeqCst) != 0)
+}
+
+/// Side `side`'s futex word now: load it before announcing a sleep ([`Wake::Futex`]), and
+/// sleep only while it still holds this value.
+pub fn wake_seq(map: &Mapping, side: u32) -> Result<u32> {
+    Ok(word(map, side_offset(side & 1) + SIDE_WAKE_SEQ)?.load(SeqCst))
+}
+
+/// The byte offset in the mapping of side `side`'s futex word.
+pub fn wake_seq_offset(side: u32) -> usize {
+    side_offset(side & 1) + SIDE_WAKE_SEQ
+}
+
+/// Wakes side `side`: writes 1 to its eventfd `eventfd` ([`Wake::Eventfd`]), or bumps its
+/// futex word and wakes every waiter on it ([`Wake::Futex`], `eventfd` unused).
+pub fn wake_side(
+    map: &Mapping,
+    side: u32,
+    wake: Wake,
+    eventfd: Option<BorrowedFd<'_>>,
+) -> Result<()> {
+    match (wake, eventfd) {
+        (Wake::Eventfd, Some(fd)) => crate::eventfd::write(fd, 1).map(drop),
+        (Wake::Eventfd, None) => Err(Error::new(Errno::EBADF, "channel")),
+        (Wake::Futex, _) => {
+            let offset = wake_seq_offset(side);
+            word(map, offset)?.fetch_add(1, SeqCst);
+            map.wake(offset, u32::MAX).map(drop)
+        }
+    }
+}
+
+/// Where a ring is and how large: the parts both of its ends need.
+#[derive(Debug)]
+struct RingAt {
+    map: Arc<Mapping>,
+    ctl: usize,
+    data: usize,
+    capacity: u32,
+}
+
+impl RingAt {
+    fn new(map: Arc<Mapping>, ring: u32) -> Result<Self> {
+        let layout = check(&map)?;
+        if ring >= layout.rings {
+            return Err(Error::new(Errno::EINVAL, "channel"));
+        }
+        Ok(Self {
+            ctl: ring_offset(ring),
+            data: DATA_OFFSET + ring as usize * layout.capacity as usize,
+            capacity: layout.capacity,
+            map,
+        })
+    }
+
+    fn word(&self, offset: usize) -> Result<&AtomicU32> {
+        word(&self.map, self.ctl + offset)
+    }
+
+    /// Copies `src` into the data at ring position `pos`, wrapping at the end.
+    fn put(&self, pos: u32, src: &[u8]) -> Result<()> {
+        let first = src.len().min((self.capacity - pos) as usize);
+        self.map.write(self.data + pos as usize, &src[..first])?;
+        self.map.write(self.data, &src[first..])
+    }
+
+    /// Copies `dst.len()` bytes from ring position `pos` into `dst`, wrapping at the end.
+    fn get(&self, pos: u32, dst: &mut [u8]) -> Result<()> {
+        let first = dst.len().min((self.capacity - pos) as usize);
+        let (a, b) = dst.split_at_mut(first);
+        self.map.read(self.data + pos as usize, a)?;
+        self.map.read(self.data, b)
+    }
+}
+
+/// A message written by [`Writer::try_send`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Sent {
+    /// The reader was asleep: wake its side now.
+    pub wake: bool,
+}
+
+/// The writing end of one ring (its single writer).
+///
+/// ```
+/// # #[cfg(any(target_os = "linux", target_os = "android"))] {
+/// # use std::os::fd::AsFd;
+/// # use std::sync::Arc;
+/// use ipckit::channel::{self, Layout, Wake, Writer};
+/// # let layout = Layout::new(1, 64, Wake::Futex)?;
+/// # let fd = ipckit::memfd::create("c", Default::default())?;
+/// # ipckit::mmap::truncate(fd.as_fd(), layout.size() as u64)?;
+/// # let map = Arc::new(ipckit::mmap::Mapping::map(fd.as_fd(), layout.size(), false)?);
+/// # channel::init(&map, layout)?;
+/// let mut writer = Writer::new(map, 0)?;
+/// assert!(writer.try_send(&[7; 48], 0)?.is_some());   // 56 of 64 bytes
+/// assert!(writer.try_send(&[7; 8], 0)?.is_none());    // full: no room for 16 more
+/// assert_eq!(writer.try_send(&[0; 57], 0).unwrap_err().code(), "EMSGSIZE");
+/// # }
+/// # Ok::<(), ipckit::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct Writer {
+    ring: RingAt,
+    tail: u32,
+}
+
+impl Writer {
+    /// The writer of ring `ring` of a checked channel (`EPROTO` if `map` is not one, `EINVAL`
+    /// for a ring it lacks). Its tail starts where the shared one is.
+    pub fn new(map: Arc<Mapping>, ring: u32) -> Result<Self> {
+        let ring = RingAt::new(map, ring)?;
+        let tail = ring.word(RING_TAIL)?.load(SeqCst);
+        if tail % 8 != 0 {
+            return Err(proto());
+        }
+        Ok(Self { ring, tail })
+    }
+
+    /// The largest payload a message can have.
+    pub fn max_message(&self) -> u32 {
+        self.ring.capacity - 8
+    }
+
+    /// Free bytes now, after checking the reader's head (`EPROTO` if it is impossible).
+    fn free(&self) -> Result<u32> {
+        let head = self.ring.word(RING_HEAD)?.load(SeqCst);
+        let used = self.tail.wrapping_sub(head);
+        if used > self.ring.capacity || head % 8 != 0 {
+            return Err(proto());
+        }
+        Ok(self.ring.capacity - used)
+    }
+
+    /// Writes one message without waiting: `Some` once it is published (see [`Sent::wake`]),
+    /// `None` if there is no room for it yet (nothing written). `EMSGSIZE` for a payload
+    /// larger than [`max_message`](Self::max_message), `EINVAL` for unknown `flags`, `EPROTO`
+    /// if the reader broke the ring; nothing is written then.
+    pub fn try_send(&mut self, payload: &[u8], flags: u32) -> Result<Option<Sent>> {
+        let length = match u32::try_from(payload.len()) {
+            Ok(n) if n <= self.max_message() => n,
+            _ => return Err(Error::new(Errno::EMSGSIZE, "channel")),
+        };
+        if flags & !POSTED != 0 {
+            return Err(Error::new(Errno::EINVAL, "channel"));
+        }
+        let record = record_size(length) as u32;
+        if self.free()? < record {
+            return Ok(None);
+        }
+        let pos = self.tail & (self.ring.capacity - 1);
+        let mut header = [0u8; 8];
+        header[..4].copy_from_slice(&length.to_ne_bytes());
+        header[4..].copy_from_slice(&flags.to_ne_bytes());
+        self.ring.put(pos, &header)?;
+        self.ring
+            .put((pos + 8) & (self.ring.capacity - 1), payload)?;
+        self.tail = self.tail.wrapping_add(record);
+        // Publishing: the reader sees the message only from here on, whole.
+        self.ring.word(RING_TAIL)?.store(self.tail, SeqCst);
+        let waiting = self.ring.word(RING_READER_WAITING)?;
+        let wake = waiting.load(SeqCst) != 0 && waiting.swap(0, SeqCst) != 0;
+        Ok(Some(Sent { wake }))
+    }
+
+    /// Announces that the writer is about to sleep until a record of `length` payload bytes
+    /// fits, then re-checks: `true` if it must sleep now, `false` if there is room already
+    /// (the announcement is withdrawn). `EPROTO` if the reader broke the ring.
+    pub fn prepare_sleep(&self, length: u32) -> Result<bool> {
+        let flag = self.ring.word(RING_WRITER_WAITING)?;
+        flag.store(1, SeqCst);
+        let ready = match self.free() {
+            Ok(free) => u64::from(free) >= record_size(length),
+            Err(e) => {
+                flag.store(0, SeqCst);
+                return Err(e);
+            }
+        };
+        if ready {
+            flag.store(0, SeqCst);
+        }
+        Ok(!ready)
+    }
+}
+
+/// A message taken by [`Reader::try_receive`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Received {
+    /// The record's flags ([`POSTED`] or 0).
+    pub flags: u32,
+    /// The writer was waiting for room: wake its side now.
+    pub wake: bool,
+}
+
+/// The reading end of one ring (its single reader).
+#[derive(Debug)]
+pub struct Reader {
+    ring: RingAt,
+    head: u32,
+}
+
+impl Reader {
+    /// The reader of ring `ring` of a checked channel (`EPROTO` if `map` is not one, `EINVAL`
+    /// for a ring it lacks). Its head starts where the shared one is.
+    pub fn new(map: Arc<Mapping>, ring: u32) -> Result<Self> {
+        let ring = RingAt::new(map, ring)?;
+        let head = ring.word(RING_HEAD)?.load(SeqCst);
+        if head % 8 != 0 {
+            return Err(proto());
+        }
+        Ok(Self { ring, head })
+    }
+
+    /// The next record, checked: its payload length and flags, or `None` if the ring is empty.
+    fn peek(&self) -> Result<Option<(u32, u32)>> {
+        let tail = self.ring.word(RING_TAIL)?.load(SeqCst);
+        let used = tail.wrapping_sub(self.head);
+        if used == 0 {
+            return Ok(None);
+        }
+        if used > self.ring.capacity || tail % 8 != 0 {
+            return Err(proto());
+        }
+        let mut header = [0u8; 8];
+        self.ring
+            .get(self.head & (self.ring.capacity - 1), &mut header)?;
+        let length = u32::from_ne_bytes([header[0], header[1], header[2], header[3]]);
+        let flags = u32::from_ne_bytes([header[4], header[5], header[6], header[7]]);
+        if length > self.ring.capacity - 8
+            || record_size(length) > u64::from(used)
+            || flags & !POSTED != 0
+        {
+            return Err(proto());
+        }
+        Ok(Some((length, flags)))
+    }
+
+    /// Takes one message into `out` (replacing its contents) without waiting: `None` if the
+    /// ring is empty. `EPROTO` if the writer broke the ring (nothing is taken then, and it
+    /// stays broken); `ENOMEM` if `out` cannot grow to the message.
+    pub fn try_receive(&mut self, out: &mut Vec<u8>) -> Result<Option<Received>> {
+        let Some((length, flags)) = self.peek()? else {
+            return Ok(None);
+        };
+        out.clear();
+        out.try_reserve_exact(length as usize)
+            .map_err(|_| Error::new(Errno::ENOMEM, "channel"))?;
+        out.resize(length as usize, 0);
+        let cap = self.ring.capacity;
+        self.ring.get((self.head + 8) & (cap - 1), out)?;
+        self.head = self.head.wrapping_add(record_size(length) as u32);
+        self.ring.word(RING_HEAD)?.store(self.head, SeqCst);
+        let waiting = self.ring.word(RING_WRITER_WAITING)?;
+        let wake = waiting.load(SeqCst) != 0 && waiting.swap(0, SeqCst) != 0;
+        Ok(Some(Received { flags, wake }))
+    }
+
+    /// Announces that the reader is about to sleep until a message comes, then re-checks:
+    /// `true` if it must sleep now, `false` if one is there already (the announcement is
+    /// withdrawn).
+    pub fn prepare_sleep(&self) -> Result<bool> {
+        let flag = self.ring.word(RING_READER_WAITING)?;
+        flag.store(1, SeqCst);
+        let ready = self.ring.word(RING_TAIL)?.load(SeqCst) != self.head;
+        if ready {
+            flag.store(0, SeqCst);
+        }
+        Ok(!ready)
+    }
+}
+
+/// How [`sleep`] ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Slept {
+    /// Woken (or spuriously: re-check the ring).
+    Woken,
+    /// The peer's process exited (its pidfd is readable).
+    PeerExited,
+    /// The timeout passed.
+    TimedOut,
+}
+
+/// Blocks the calling thread until side `side` is woken, its peer's process exits, or
+/// `timeout` passes. With [`Wake::Eventfd`], `eventfd` is the side's eventfd (polled, then
+/// read, which resets it); with [`Wake::Futex`], the side's futex word is waited on while it
+/// holds `seq` (read it with [`wake_seq`] *before* announcing the sleep). `peer` is a pidfd
+/// of the other side's process, if known. Call it after `prepare_sleep` said `true`.
+pub fn sleep(
+    map: &Mapping,
+    side: u32,
+    wake: Wake,
+    eventfd: Option<BorrowedFd<'_>>,
+    seq: u32,
+    peer: Option<BorrowedFd<'_>>,
+    timeout: Option<Duration>,
+) -> Result<Slept> {
+    let deadline = timeout.map(|t| Instant::now().checked_add(t));
+    let left = || -> Option<Duration> {
+        match deadline {
+            Some(Some(d)) => Some(d.saturating_duration_since(Instant::now())),
+            _ => None,
+        }
+    };
+    match wake {
+        Wake::Eventfd => {
+            let fd = eventfd.ok_or(Error::new(Errno::EBADF, "channel"))?;
+            let mut fds = vec![fd];
+            fds.extend(peer);
+            let ready = poll_in(&fds, left)?;
+            if ready.get(1) == Some(&true) {
+                return Ok(Slept::PeerExited);
+            }
+            if ready[0] {
+                crate::eventfd::read(fd)?;
+                return Ok(Slept::Woken);
+            }
+            Ok(Slept::TimedOut)
+        }
+        Wake::Futex => {
+            // A futex has no descriptor to poll beside the pidfd: wait in slices, looking at
+            // the peer between them.
+            const SLICE: Duration = Duration::from_millis(50);
+            let offset = wake_seq_offset(side);
+            loop {
+                if let Some(pidfd) = peer {
+                    if crate::pidfd::has_exited(pidfd)? {
+                        return Ok(Slept::PeerExited);
+                    }
+                }
+                let slice = left().map_or(SLICE, |l| l.min(SLICE));
+                match map.wait(offset, seq, Some(slice), None)? {
+                    crate::mmap::WaitResult::TimedOut => {
+                        if left().is_some_and(|l| l.is_zero()) {
+                            return Ok(Slept::TimedOut);
+                        }
+                    }
+                    _ => return Ok(Slept::Woken),
+                }
+            }
+        }
+    }
+}
+
+/// `poll` for `POLLIN` on `fds` until one is ready or the time `left()` runs out (re-armed
+/// from what is left after `EINTR`); which ones are ready.
+fn poll_in(fds: &[BorrowedFd<'_>], left: impl Fn() -> Option<Duration>) -> Result<Vec<bool>> {
+    let mut pfds: Vec<libc::pollfd> = fds
+        .iter()
+        .map(|fd| libc::pollfd {
+            fd: fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        })
+        .collect();
+    loop {
+        let ms = left().map_or(-1, |l| {
+            libc::c_int::try_from(
+                l.as_millis()
+                    .saturating_add(u128::from(l.subsec_nanos() % 1_000_000 != 0)),
+            )
+            .unwrap_or(libc::c_int::MAX)
+        });
+        // SAFETY: `pfds` is a valid array of as many pollfd as the count passed.
+        let rc = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, ms) };
+        if rc < 0 {
+            let e = Error::last("poll");
+            if e.errno() == Errno::EINTR {
+                continue;
+            }
+            return Err(e);
+        }
+        if pfds.iter().any(|p| p.revents & libc::POLLNVAL != 0) {
+            return Err(Error::new(Errno::EBADF, "poll"));
+        }
+        return Ok(pfds.iter().map(|p| p.revents != 0).collect());
+    }
+}
+
+#[cfg(all(test, any(target_os = "linux", target_os = "android")))]
+mod tests {
+    use super::*;
+    use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+
+    /// A test's eventfd number as a borrowed descriptor.
+    fn borrowed(fd: Option<RawFd>) -> Option<BorrowedFd<'static>> {
+        // SAFETY: the numbers come from `eventfds`, whose `OwnedFd`s each test keeps until
+        // its sides are done with them.
+        fd.map(|fd| unsafe { BorrowedFd::borrow_raw(fd) })
+    }
+
+    fn channel(rings: u32, capacity: u32, wake: Wake) -> (OwnedFd, Arc<Mapping>) {
+        let layout = Layout::new(rings, capacity, wake).unwrap();
+        let fd = crate::memfd::create("channel-test", Default::default()).unwrap();
+        crate::mmap::truncate(fd.as_fd(), layout.size() as u64).unwrap();
+        let map = Arc::new(Mapping::map(fd.as_fd(), layout.size(), false).unwrap());
+        init(&map, layout).unwrap();
+        (fd, map)
+    }
+
+    fn put_word(map: &Mapping, offset: usize, value: u32) {
+        map.word(offset, "test").unwrap().store(value, SeqCst);
+    }
+
+    #[test]
+    fn messages_wrap_and_keep_order() {
+        let (_fd, map) = channel(1, 64, Wake::Futex);
+        let mut w = Writer::new(map.clone(), 0).unwrap();
+        let mut r = Reader::new(map.clone(), 0).unwrap();
+        let mut out = Vec::new();
+        // Records of 24 bytes in a 64-byte ring: payloads cross the end again and again.
+        for i in 0u32..1000 {
+            let msg: Vec<u8> = (0..13)
+                .map(|k| (i as u8).wrapping_mul(7).wrapping_add(k))
+                .collect();
+            assert!(w.try_send(&msg, i & 1).unwrap().is_some());
+            let got = r.try_receive(&mut out).unwrap().unwrap();
+            assert_eq!((out.as_slice(), got.flags), (msg.as_slice(), i & 1));
+        }
+        assert_eq!(r.try_receive(&mut out).unwrap(), None);
+    }
+
+    #[test]
+    fn full_ring_and_sizes() {
+        let (_fd, map) = channel(1, 64, Wake::Futex);
+        let mut w = Writer::new(map.clone(), 0).unwrap();
+        let mut r = Reader::new(map.clone(), 0).unwrap();
+        assert_eq!(w.try_send(&[1; 57], 0).unwrap_err().code(), "EMSGSIZE");
+        assert_eq!(w.try_send(&[1; 1], 2).unwrap_err().code(), "EINVAL");
+        assert!(w.try_send(&[1; 56], 0).unwrap().is_some()); // the largest: the whole ring
+        assert!(w.try_send(&[], 0).unwrap().is_none());
+        assert!(w.prepare_sleep(0).unwrap());
+        let mut out = Vec::new();
+        // The writer said it sleeps: taking the message asks for its wake, once.
+        assert!(r.try_receive(&mut out).unwrap().unwrap().wake);
+        assert_eq!(out, vec![1; 56]);
+        assert!(!w.prepare_sleep(56).unwrap()); // room now: no sleep
+        assert!(w.try_send(&[], 0).unwrap().is_some());
+        assert!(!r.try_receive(&mut out).unwrap().unwrap().wake);
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn a_broken_header_is_eproto_never_out_of_bounds() {
+        let (_fd, map) = channel(1, 64, Wake::Futex);
+        let mut w = Writer::new(map.clone(), 0).unwrap();
+        let mut r = Reader::new(map.clone(), 0).unwrap();
+        let mut out = Vec::new();
+        let ctl = ring_offset(0);
+        // A tail beyond the capacity, a misaligned tail, a length past the ring, unknown flags.
+        for (tail, len, flags) in [
+            (72, 0, 0),
+            (12, 0, 0),
+            (16, 60, 0),
+            (16, 0x7fff_ffff, 0),
+            (16, 4, 8),
+        ] {
+            put_word(&map, DATA_OFFSET, len);
+            put_word(&map, DATA_OFFSET + 4, flags);
+            put_word(&map, ctl + RING_TAIL, tail);
+            assert_eq!(
+                r.try_receive(&mut out).unwrap_err().code(),
+                "EPROTO",
+                "{tail} {len} {flags}"
+            );
+        }
+        put_word(&map, ctl + RING_TAIL, 0);
+        put_word(&map, ctl + RING_HEAD, 0xffff_ff00); // 256 bytes "used" in a 64-byte ring
+        assert_eq!(w.try_send(b"x", 0).unwrap_err().code(), "EPROTO");
+        put_word(&map, ctl + RING_HEAD, 3);
+        assert_eq!(w.prepare_sleep(1).unwrap_err().code(), "EPROTO");
+        put_word(&map, OFF_CAPACITY, 4096);
+        assert_eq!(check(&map).unwrap_err().code(), "EPROTO"); // the size no longer matches
+    }
+
+    #[test]
+    fn sides_are_claimed_once() {
+        let (_fd, map) = channel(2, 64, Wake::Eventfd);
+        claim(&map, 0, 10).unwrap();
+        assert_eq!(claim(&map, 0, 11).unwrap_err().code(), "EBUSY");
+        claim(&map, 1, 11).unwrap();
+        assert_eq!(
+            (side_pid(&map, 0).unwrap(), side_pid(&map, 1).unwrap()),
+            (10, 11)
+        );
+        assert!(!is_closed(&map, 1).unwrap());
+        close_side(&map, 1).unwrap();
+        assert!(is_closed(&map, 1).unwrap());
+        assert_eq!(Writer::new(map.clone(), 2).unwrap_err().code(), "EINVAL");
+    }
+
+    /// Messages whose content says their number, so a reader can check each one whole.
+    fn message(i: u32) -> Vec<u8> {
+        let len = (i.wrapping_mul(2_654_435_761) >> 22) as usize % 300;
+        let mut m = i.to_ne_bytes().to_vec();
+        m.extend((0..len).map(|k| (i as usize + k) as u8));
+        m
+    }
+
+    /// One side of a test channel: blocking send and receive through the protocol, sleeping
+    /// whenever it must (with no timeout), counting its sleeps.
+    struct Side {
+        map: Arc<Mapping>,
+        side: u32,
+        wake: Wake,
+        efds: [Option<RawFd>; 2],
+        writer: Writer,
+        reader: Reader,
+        sleeps: u32,
+    }
+
+    impl Side {
+        fn new(
+            map: &Arc<Mapping>,
+            side: u32,
+            wake: Wake,
+            efds: [Option<RawFd>; 2],
+            rings: u32,
+        ) -> Self {
+            let (w, r) = if rings == 1 { (0, 0) } else { (side, 1 - side) };
+            Self {
+                map: map.clone(),
+                side,
+                wake,
+                efds,
+                writer: Writer::new(map.clone(), w).unwrap(),
+                reader: Reader::new(map.clone(), r).unwrap(),
+                sleeps: 0,
+            }
+        }
+
+        fn peer(&self) -> u32 {
+            1 - self.side
+        }
+
+        fn sleep(&mut self, seq: u32) {
+            self.sleeps += 1;
+            let fd = self.efds[self.side as usize];
+            sleep(
+                &self.map,
+                self.side,
+                self.wake,
+                borrowed(fd),
+                seq,
+                None,
+                None,
+            )
+            .unwrap();
+        }
+
+        fn send(&mut self, m: &[u8]) {
+            loop {
+                if let Some(sent) = self.writer.try_send(m, 0).unwrap() {
+                    if sent.wake {
+                        wake_side(
+                            &self.map,
+                            self.peer(),
+                            self.wake,
+                            borrowed(self.efds[self.peer() as usize]),
+                        )
+                        .unwrap();
+                    }
+                    return;
+                }
+                let seq = wake_seq(&self.map, self.side).unwrap();
+                if self.writer.prepare_sleep(m.len() as u32).unwrap() {
+                    self.sleep(seq);
+                }
+            }
+        }
+
+        fn receive(&mut self, out: &mut Vec<u8>) {
+            loop {
+                if let Some(got) = self.reader.try_receive(out).unwrap() {
+                    if got.wake {
+                        wake_side(
+                            &self.map,
+                            self.peer(),
+                            self.wake,
+                            borrowed(self.efds[self.peer() as usize]),
+                        )
+                        .unwrap();
+                    }
+                    return;
+                }
+                let seq = wake_seq(&self.map, self.side).unwrap();
+                if self.reader.prepare_sleep().unwrap() {
+                    self.sleep(seq);
+                }
+            }
+        }
+    }
+
+    fn eventfds(wake: Wake) -> (Vec<OwnedFd>, [Option<RawFd>; 2]) {
+        let owned: Vec<OwnedFd> = (0..2)
+            .map(|_| crate::eventfd::eventfd(0, Default::default()).unwrap())
+            .collect();
+        let fds = match wake {
+            Wake::Eventfd => [Some(owned[0].as_raw_fd()), Some(owned[1].as_raw_fd())],
+            Wake::Futex => [None, None],
+        };
+        (owned, fds)
+    }
+
+    /// A writer thread and a reader thread through a small ring, each sleeping whenever it
+    /// must (the reader for data, the writer for room), with no timeout: a lost wake-up hangs
+    /// the test (the harness's timeout fails it), a torn or reordered message fails the check.
+    fn stream(wake: Wake) {
+        const N: u32 = 200_000;
+        let (_fd, map) = channel(1, 1024, wake);
+        let (_owned, efds) = eventfds(wake);
+        let mut writer = Side::new(&map, 0, wake, efds, 1);
+        let mut reader = Side::new(&map, 1, wake, efds, 1);
+        let thread = std::thread::spawn(move || {
+            for i in 0..N {
+                writer.send(&message(i));
+            }
+            writer.sleeps
+        });
+        let mut out = Vec::new();
+        for i in 0..N {
+            reader.receive(&mut out);
+            assert_eq!(out, message(i), "message {i}");
+        }
+        let writer_sleeps = thread.join().unwrap();
+        // Both sides slept many times: the handshake was exercised, not skipped.
+        assert!(
+            reader.sleeps > 100 && writer_sleeps > 100,
+            "{} {writer_sleeps}",
+            reader.sleeps
+        );
+    }
+
+    /// Two threads in ping-pong over a duplex channel: every message is followed by its
+    /// sender's sleep, so each one is a chance to lose a wake-up, and one lost hangs the test.
+    fn ping_pong(wake: Wake) {
+        const N: u32 = 50_000;
+        let (_fd, map) = channel(2, 512, wake);
+        let (_owned, efds) = eventfds(wake);
+        let mut a = Side::new(&map, 0, wake, efds, 2);
+        let mut b = Side::new(&map, 1, wake, efds, 2);
+        let thread = std::thread::spawn(move || {
+            let mut out = Vec::new();
+            for _ in 0..N {
+                b.receive(&mut out);
+                out.reverse();
+                b.send(&out);
+            }
+        });
+        let mut out = Vec::new();
+        for i in 0..N {
+            let mut m = message(i);
+            a.send(&m);
+            a.receive(&mut out);
+            m.reverse();
+            assert_eq!(out, m, "reply {i}");
+        }
+        thread.join().unwrap();
+        assert!(a.sleeps > 100, "{}", a.sleeps);
+    }
+
+    /// Runs `f` on a thread of its own and fails if it has not finished within a minute (it
+    /// takes ~1 s): a lost wake-up leaves both sides asleep for ever.
+    fn within_a_minute(f: impl FnOnce() + Send + 'static) {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            f();
+            let _ = tx.send(());
+        });
+        match rx.recv_timeout(Duration::from_secs(60)) {
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => panic!("hung: a wake-up was lost"),
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                panic!("the stress test failed")
+            }
+            Ok(()) => {}
+        }
+    }
+
+    #[test]
+    fn stress_eventfd_wakes_are_never_lost() {
+        within_a_minute(|| {
+            stream(Wake::Eventfd);
+            ping_pong(Wake::Eventfd);
+        });
+    }
+
+    #[test]
+    fn stress_futex_wakes_are_never_lost() {
+        within_a_minute(|| {
+            stream(Wake::Futex);
+            ping_pong(Wake::Futex);
+        });
+    }
+
+    #[test]
+    fn sleep_ends_when_the_peer_exits_or_times_out() {
+        let (_fd, map) = channel(1, 64, Wake::Eventfd);
+        let efd = crate::eventfd::eventfd(0, Default::default()).unwrap();
+        let t0 = Instant::now();
+        let slept = sleep(
+            &map,
+            1,
+            Wake::Eventfd,
+            Some(efd.as_fd()),
+            0,
+            None,
+            Some(Duration::from_millis(30)),
+        );
+        assert_eq!(slept.unwrap(), Slept::TimedOut);
+        assert!(t0.elapsed() >= Duration::from_millis(30));
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pidfd = crate::pidfd::open(child.id() as i32).unwrap();
+        let slept = sleep(
+            &map,
+            1,
+            Wake::Eventfd,
+            Some(efd.as_fd()),
+            0,
+            Some(pidfd.as_fd()),
+            None,
+        );
+        assert_eq!(slept.unwrap(), Slept::PeerExited);
+        let fmap = channel(1, 64, Wake::Futex).1;
+        let slept = sleep(&fmap, 1, Wake::Futex, None, 0, Some(pidfd.as_fd()), None);
+        assert_eq!(slept.unwrap(), Slept::PeerExited);
+        child.wait().unwrap();
+        crate::eventfd::write(efd.as_fd(), 1).unwrap();
+        let slept = sleep(&map, 1, Wake::Eventfd, Some(efd.as_fd()), 0, None, None);
+        assert_eq!(slept.unwrap(), Slept::Woken);
+        assert_eq!(crate::eventfd::read(efd.as_fd()).unwrap(), None); // the wake was taken
+    }
+}

@@ -1,0 +1,285 @@
+/*
+ * ipckit/channel.h: the shared-memory layout and protocol of ipckit's Channel, for peers
+ * written in C (or anything that can map a file and do atomic 32-bit loads and stores).
+ *
+ * A channel is one piece of shared memory (a memfd handed over as a descriptor with the two
+ * sides' eventfds, or, for unrelated processes, a POSIX shared memory object opened by name or
+ * a System V segment attached by key or id: those are woken through futex words) holding one
+ * ring of messages (a one-way channel) or two (a duplex channel), and two "sides", each with
+ * its own wake-up.
+ *
+ *   side 0 writes ring 0 (and, duplex, reads ring 1)
+ *   side 1 reads ring 0  (and, duplex, writes ring 1)
+ *
+ * Exactly one process (one thread) is each side: a ring has a single writer and a single
+ * reader. A side is claimed by storing its pid into a free (0) side slot with a compare and
+ * swap; a second claimer of the same side fails (ipckit: EBUSY).
+ *
+ * LAYOUT (every field a native-endian 32-bit word, at the byte offset given)
+ *
+ *   0    magic         IPCKIT_CHANNEL_MAGIC
+ *   4    version       IPCKIT_CHANNEL_VERSION
+ *   8    rings         1 (one-way) or 2 (duplex)
+ *   12   capacity      data bytes of each ring: a power of two, IPCKIT_CHANNEL_MIN_CAPACITY
+ *                      to IPCKIT_CHANNEL_MAX_CAPACITY
+ *   16   wake          IPCKIT_CHANNEL_WAKE_EVENTFD or IPCKIT_CHANNEL_WAKE_FUTEX
+ *   20   data_offset   IPCKIT_CHANNEL_DATA_OFFSET: where ring 0's data starts
+ *   64 + 64*s          side s (s = 0, 1), on a cache line of its own:
+ *        +0  pid       the claimer's pid, 0 while unclaimed
+ *        +4  closed    1 once the side closed the channel (it sends nothing more, and takes
+ *                      nothing more)
+ *        +8  wake_seq  futex word (wake = futex): bumped by whoever wakes this side
+ *   256 + 192*r        ring r (r = 0, 1):
+ *        +0   tail     bytes ever written, modulo 2^32 (only the writer stores it)
+ *        +64  head     bytes ever taken, modulo 2^32 (only the reader stores it)
+ *        +128 reader_waiting  1 while the reader sleeps (or is about to)
+ *        +132 writer_waiting  1 while the writer sleeps waiting for room
+ *   data_offset + capacity*r   ring r's data, `capacity` bytes
+ *
+ * The file is exactly data_offset + rings * capacity bytes. A new file is all zeros but for
+ * the first six words, which its creator writes before handing it to anyone.
+ *
+ * MESSAGES
+ *
+ * A message is a record at data position (counter % capacity), always 8-aligned:
+ *   +0 length   payload bytes, 0 .. capacity - 8
+ *   +4 flags    IPCKIT_CHANNEL_POSTED for a value serialized by v8.serialize (ipckit's post());
+ *               0 for plain bytes; other bits are reserved and must be 0
+ *   +8 payload  `length` bytes, continuing at data position 0 if they reach the ring's end,
+ *               then padding up to a multiple of 8
+ * A record takes IPCKIT_CHANNEL_RECORD(length) = 8 + length rounded up to 8 bytes. Since
+ * positions are 8-aligned and capacity is a multiple of 8, a record's 8-byte header never
+ * straddles the end; only its payload may wrap. The largest message is capacity - 8 bytes.
+ *
+ * PROTOCOL AND MEMORY ORDER
+ *
+ * Writing (the writer keeps its own copy of tail; it never trusts the shared one):
+ *   1. used = tail - load(head) (mod 2^32); if used > capacity or head is not 8-aligned the
+ *      peer is broken. free = capacity - used. No room for the record: wait for room (below).
+ *   2. Write the header and payload with plain stores.
+ *   3. Publish: store(tail, tail + record), SEQ_CST. Only now does the reader see the message:
+ *      a writer killed before this store never exposes a part of a message.
+ *   4. If load(reader_waiting) != 0 (SEQ_CST) and exchange(reader_waiting, 0) != 0, wake the
+ *      reader's side (below). A busy reader costs the writer one load, nothing else.
+ * Reading (the reader keeps its own copy of head):
+ *   1. t = load(tail), SEQ_CST (at least acquire); used = t - head; 0 means empty.
+ *   2. Validate everything read from shared memory, every time: used <= capacity, t 8-aligned,
+ *      length <= capacity - 8, record <= used, flags known. Anything else: the peer is broken
+ *      (ipckit: EPROTO), never a read out of bounds.
+ *   3. Copy the payload out (or use it in place), then store(head, head + record), SEQ_CST.
+ *   4. If load(writer_waiting) != 0 and exchange(writer_waiting, 0) != 0, wake the writer's
+ *      side.
+ * Sleeping (the reader for data, the writer for room: both the same way):
+ *   a. (futex) seq = load(wake_seq of my side)
+ *   b. store(my flag, 1), SEQ_CST   -- reader_waiting, or writer_waiting
+ *   c. re-check the ring (tail for data, head for room), SEQ_CST; if it is ready, store(flag, 0)
+ *      and go on without sleeping
+ *   d. sleep: eventfd: poll the side's eventfd, then read it (which resets it) BEFORE step b of
+ *      the next round; futex: FUTEX_WAIT(wake_seq, seq)
+ * Waking side s: eventfd: write 1 to side s's eventfd; futex: fetch_add(wake_seq, 1), then
+ * FUTEX_WAKE(wake_seq, all).
+ *
+ * Why it never loses a wake-up: the sleeper stores its flag then loads the ring index; the
+ * waker stores the ring index then loads the flag. Both pairs are sequentially consistent
+ * (or separated by a full fence), so at least one of them sees the other's store: either
+ * the sleeper sees the new message (step c) or the waker sees the flag (step 4). Release /
+ * acquire alone is not enough for this store-then-load pattern. A wake-up that is not needed
+ * (the sleeper found the message itself in step c) leaves a stale eventfd count or futex bump:
+ * harmless, the next sleep returns at once and re-checks.
+ *
+ * Closing: store(closed of my side, 1), SEQ_CST, then wake the other side. A reader whose
+ * writer closed takes what is in the ring, then sees the end; a writer whose reader closed
+ * fails its sends (ipckit: EPIPE). A side whose peer process died without closing sees it
+ * through a pidfd of the peer's pid (ipckit: ECONNRESET after the ring is drained).
+ *
+ * Every access to the words above is a 32-bit atomic (this header uses the GCC/Clang
+ * __atomic builtins); payload bytes are plain memory.
+ */
+#ifndef IPCKIT_CHANNEL_H
+#define IPCKIT_CHANNEL_H
+
+#include <stdint.h>
+#include <string.h>
+
+#define IPCKIT_CHANNEL_MAGIC 0x4B435049u /* "IPCK" in little-endian bytes */
+#define IPCKIT_CHANNEL_VERSION 1u
+#define IPCKIT_CHANNEL_WAKE_EVENTFD 1u
+#define IPCKIT_CHANNEL_WAKE_FUTEX 2u
+#define IPCKIT_CHANNEL_DATA_OFFSET 4096u
+#define IPCKIT_CHANNEL_MIN_CAPACITY 64u
+#define IPCKIT_CHANNEL_MAX_CAPACITY (1u << 30)
+#define IPCKIT_CHANNEL_POSTED 1u
+
+/* Byte offsets of the words. */
+#define IPCKIT_CHANNEL_OFF_MAGIC 0u
+#define IPCKIT_CHANNEL_OFF_VERSION 4u
+#define IPCKIT_CHANNEL_OFF_RINGS 8u
+#define IPCKIT_CHANNEL_OFF_CAPACITY 12u
+#define IPCKIT_CHANNEL_OFF_WAKE 16u
+#define IPCKIT_CHANNEL_OFF_DATA 20u
+#define IPCKIT_CHANNEL_OFF_SIDE(s) (64u + 64u * (s))
+#define IPCKIT_CHANNEL_SIDE_PID 0u
+#define IPCKIT_CHANNEL_SIDE_CLOSED 4u
+#define IPCKIT_CHANNEL_SIDE_WAKE_SEQ 8u
+#define IPCKIT_CHANNEL_OFF_RING(r) (256u + 192u * (r))
+#define IPCKIT_CHANNEL_RING_TAIL 0u
+#define IPCKIT_CHANNEL_RING_HEAD 64u
+#define IPCKIT_CHANNEL_RING_READER_WAITING 128u
+#define IPCKIT_CHANNEL_RING_WRITER_WAITING 132u
+
+/* Bytes a record of `length` payload bytes takes in the ring. */
+#define IPCKIT_CHANNEL_RECORD(length) (8u + (((uint32_t)(length) + 7u) & ~7u))
+
+/* One side's view of one ring: where it is, and the index this side owns. */
+struct ipckit_ring {
+  unsigned char *base; /* the whole mapping */
+  uint32_t ctl;        /* IPCKIT_CHANNEL_OFF_RING(r) */
+  unsigned char *data; /* base + data_offset + capacity * r */
+  uint32_t capacity;
+  uint32_t index; /* the writer's tail, or the reader's head */
+};
+
+static inline uint32_t *ipckit_word(unsigned char *base, uint32_t offset) {
+  return (uint32_t *)(void *)(base + offset);
+}
+
+static inline uint32_t ipckit_load(unsigned char *base, uint32_t offset) {
+  return __atomic_load_n(ipckit_word(base, offset), __ATOMIC_SEQ_CST);
+}
+
+static inline void ipckit_store(unsigned char *base, uint32_t offset, uint32_t value) {
+  __atomic_store_n(ipckit_word(base, offset), value, __ATOMIC_SEQ_CST);
+}
+
+static inline uint32_t ipckit_exchange(unsigned char *base, uint32_t offset, uint32_t value) {
+  return __atomic_exchange_n(ipckit_word(base, offset), value, __ATOMIC_SEQ_CST);
+}
+
+/*
+ * Checks the header of a mapping of `size` bytes: 0 if it is a channel this header describes,
+ * -1 if not. Check it once after mapping; rings' indices are checked on every use.
+ */
+static inline int ipckit_channel_check(unsigned char *base, uint64_t size) {
+  if (size < IPCKIT_CHANNEL_DATA_OFFSET) return -1;
+  uint32_t rings = ipckit_load(base, IPCKIT_CHANNEL_OFF_RINGS);
+  uint32_t cap = ipckit_load(base, IPCKIT_CHANNEL_OFF_CAPACITY);
+  uint32_t wake = ipckit_load(base, IPCKIT_CHANNEL_OFF_WAKE);
+  if (ipckit_load(base, IPCKIT_CHANNEL_OFF_MAGIC) != IPCKIT_CHANNEL_MAGIC) return -1;
+  if (ipckit_load(base, IPCKIT_CHANNEL_OFF_VERSION) != IPCKIT_CHANNEL_VERSION) return -1;
+  if (rings != 1 && rings != 2) return -1;
+  if (cap < IPCKIT_CHANNEL_MIN_CAPACITY || cap > IPCKIT_CHANNEL_MAX_CAPACITY || (cap & (cap - 1)) != 0) return -1;
+  if (wake != IPCKIT_CHANNEL_WAKE_EVENTFD && wake != IPCKIT_CHANNEL_WAKE_FUTEX) return -1;
+  if (ipckit_load(base, IPCKIT_CHANNEL_OFF_DATA) != IPCKIT_CHANNEL_DATA_OFFSET) return -1;
+  if (size != (uint64_t)IPCKIT_CHANNEL_DATA_OFFSET + (uint64_t)rings * cap) return -1;
+  return 0;
+}
+
+/* Writes the header of a new, zeroed mapping (the creator does this before sharing it). */
+static inline void ipckit_channel_init(unsigned char *base, uint32_t rings, uint32_t capacity, uint32_t wake) {
+  ipckit_store(base, IPCKIT_CHANNEL_OFF_VERSION, IPCKIT_CHANNEL_VERSION);
+  ipckit_store(base, IPCKIT_CHANNEL_OFF_RINGS, rings);
+  ipckit_store(base, IPCKIT_CHANNEL_OFF_CAPACITY, capacity);
+  ipckit_store(base, IPCKIT_CHANNEL_OFF_WAKE, wake);
+  ipckit_store(base, IPCKIT_CHANNEL_OFF_DATA, IPCKIT_CHANNEL_DATA_OFFSET);
+  ipckit_store(base, IPCKIT_CHANNEL_OFF_MAGIC, IPCKIT_CHANNEL_MAGIC);
+}
+
+/* Claims side `side` for `pid`: 0, or -1 if another process holds it. */
+static inline int ipckit_channel_claim(unsigned char *base, uint32_t side, uint32_t pid) {
+  uint32_t expected = 0;
+  return __atomic_compare_exchange_n(ipckit_word(base, IPCKIT_CHANNEL_OFF_SIDE(side) + IPCKIT_CHANNEL_SIDE_PID),
+                                     &expected, pid, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)
+             ? 0
+             : -1;
+}
+
+/* The ring `r` of a checked mapping, as its writer (`writer` 1) or reader sees it. */
+static inline struct ipckit_ring ipckit_ring_open(unsigned char *base, uint32_t r, int writer) {
+  struct ipckit_ring ring;
+  ring.base = base;
+  ring.ctl = IPCKIT_CHANNEL_OFF_RING(r);
+  ring.capacity = ipckit_load(base, IPCKIT_CHANNEL_OFF_CAPACITY);
+  ring.data = base + IPCKIT_CHANNEL_DATA_OFFSET + (uint64_t)ring.capacity * r;
+  ring.index = ipckit_load(base, ring.ctl + (writer ? IPCKIT_CHANNEL_RING_TAIL : IPCKIT_CHANNEL_RING_HEAD));
+  return ring;
+}
+
+/*
+ * Writes one message (writing steps 1 to 3). Returns 1 if it was written and the reader must
+ * be woken (step 4 found it asleep), 0 if it was written, -1 (nothing written) if there is
+ * no room yet, -2 if it can never fit (length > capacity - 8), -3 if the peer broke the ring.
+ */
+static inline int ipckit_ring_send(struct ipckit_ring *ring, const void *payload, uint32_t length, uint32_t flags) {
+  uint32_t cap = ring->capacity;
+  if (length > cap - 8) return -2;
+  uint32_t record = IPCKIT_CHANNEL_RECORD(length);
+  uint32_t head = ipckit_load(ring->base, ring->ctl + IPCKIT_CHANNEL_RING_HEAD);
+  uint32_t used = ring->index - head;
+  if (used > cap || (head & 7u) != 0) return -3;
+  if (cap - used < record) return -1;
+  uint32_t pos = ring->index & (cap - 1);
+  uint32_t header[2] = {length, flags};
+  memcpy(ring->data + pos, header, 8);
+  uint32_t at = (pos + 8) & (cap - 1);
+  uint32_t first = cap - at < length ? cap - at : length;
+  memcpy(ring->data + at, payload, first);
+  memcpy(ring->data, (const unsigned char *)payload + first, length - first);
+  ring->index += record;
+  ipckit_store(ring->base, ring->ctl + IPCKIT_CHANNEL_RING_TAIL, ring->index);
+  if (ipckit_load(ring->base, ring->ctl + IPCKIT_CHANNEL_RING_READER_WAITING) != 0 &&
+      ipckit_exchange(ring->base, ring->ctl + IPCKIT_CHANNEL_RING_READER_WAITING, 0) != 0)
+    return 1;
+  return 0;
+}
+
+/*
+ * Takes one message into `out` (room for `room` bytes; the payload length goes to *length,
+ * its flags to *flags). Returns 1 if a message was taken and the writer must be woken, 0 if
+ * one was taken, -1 if the ring is empty, -2 if the message is larger than `room` (nothing
+ * taken; *length says how large), -3 if the peer broke the ring.
+ */
+static inline int ipckit_ring_receive(struct ipckit_ring *ring, void *out, uint32_t room, uint32_t *length, uint32_t *flags) {
+  uint32_t cap = ring->capacity;
+  uint32_t tail = ipckit_load(ring->base, ring->ctl + IPCKIT_CHANNEL_RING_TAIL);
+  uint32_t used = tail - ring->index;
+  if (used == 0) return -1;
+  if (used > cap || (tail & 7u) != 0) return -3;
+  uint32_t pos = ring->index & (cap - 1);
+  uint32_t header[2];
+  memcpy(header, ring->data + pos, 8);
+  if (header[0] > cap - 8 || IPCKIT_CHANNEL_RECORD(header[0]) > used || (header[1] & ~IPCKIT_CHANNEL_POSTED) != 0) return -3;
+  *length = header[0];
+  *flags = header[1];
+  if (header[0] > room) return -2;
+  uint32_t at = (pos + 8) & (cap - 1);
+  uint32_t first = cap - at < header[0] ? cap - at : header[0];
+  memcpy(out, ring->data + at, first);
+  memcpy((unsigned char *)out + first, ring->data, header[0] - first);
+  ring->index += IPCKIT_CHANNEL_RECORD(header[0]);
+  ipckit_store(ring->base, ring->ctl + IPCKIT_CHANNEL_RING_HEAD, ring->index);
+  if (ipckit_load(ring->base, ring->ctl + IPCKIT_CHANNEL_RING_WRITER_WAITING) != 0 &&
+      ipckit_exchange(ring->base, ring->ctl + IPCKIT_CHANNEL_RING_WRITER_WAITING, 0) != 0)
+    return 1;
+  return 0;
+}
+
+/*
+ * Sleeping, steps b and c: announces that this side is about to sleep, for data (`writer` 0)
+ * or room for a record of `record` bytes (`writer` 1), and re-checks. Returns 1 if the caller
+ * must sleep now, 0 if the ring became ready (the flag is cleared again).
+ */
+static inline int ipckit_ring_prepare_sleep(struct ipckit_ring *ring, int writer, uint32_t record) {
+  uint32_t flag = ring->ctl + (writer ? IPCKIT_CHANNEL_RING_WRITER_WAITING : IPCKIT_CHANNEL_RING_READER_WAITING);
+  ipckit_store(ring->base, flag, 1);
+  int ready;
+  if (writer) {
+    uint32_t used = ring->index - ipckit_load(ring->base, ring->ctl + IPCKIT_CHANNEL_RING_HEAD);
+    ready = used > ring->capacity || ring->capacity - used >= record;
+  } else {
+    ready = ipckit_load(ring->base, ring->ctl + IPCKIT_CHANNEL_RING_TAIL) != ring->index;
+  }
+  if (ready) ipckit_store(ring->base, flag, 0);
+  return !ready;
+}
+
+#endif /* IPCKIT_CHANNEL_H */
