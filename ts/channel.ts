@@ -674,28 +674,41 @@ export class Channel implements Disposable, AsyncDisposable, AsyncIterable<Buffe
       () => what,
     )
     try {
-      const layout = callNative(
-        () => native.channelCheck(mapping),
-        () => ({ ...what, info: 'the segment does not hold an ipckit channel of this version' }),
-      )
-      const side = claimFree(mapping)
       // Attached: the id is this segment's until the last detach, so removing by it is safe.
-      removeQuietly(id)
-      const ch = new Channel({
+      return Channel.#joinOpened(
         mapping,
-        ...layout,
-        side,
-        memfd: undefined,
-        wakeFds: undefined,
-        name: undefined,
-        shmFd: undefined,
-      })
-      ch.#wakePeer()
-      return ch
+        { ...what, info: 'the segment does not hold an ipckit channel of this version' },
+        () => removeQuietly(id),
+      )
     } catch (err) {
       mapping.release()
       throw err
     }
+  }
+
+  /**
+   * The end of an opened (named or System V) channel's mapping: checks that it holds a
+   * channel (`notChannel` says what it is otherwise), claims its free side, lets go of the
+   * name or segment (`forget`: nobody else may open it now), and wakes the creator.
+   */
+  static #joinOpened(mapping: ShmMapping, notChannel: ErrorDetail, forget: () => void): Channel {
+    const layout = callNative(
+      () => native.channelCheck(mapping),
+      () => notChannel,
+    )
+    const side = claimFree(mapping)
+    forget()
+    const ch = new Channel({
+      mapping,
+      ...layout,
+      side,
+      memfd: undefined,
+      wakeFds: undefined,
+      name: undefined,
+      shmFd: undefined,
+    })
+    ch.#wakePeer()
+    return ch
   }
 
   /**
@@ -800,23 +813,11 @@ export class Channel implements Disposable, AsyncDisposable, AsyncIterable<Buffe
         () => native.posixShmMap(opened.fd, opened.size, false),
         () => ({ path: n }),
       )
-      const layout = callNative(
-        () => native.channelCheck(mapping!),
-        () => ({ path: n, info: 'the object does not hold an ipckit channel of this version' }),
-      )
-      const side = claimFree(mapping)
-      unlinkQuietly(n, opened.fd)
-      const ch = new Channel({
+      return Channel.#joinOpened(
         mapping,
-        ...layout,
-        side,
-        memfd: undefined,
-        wakeFds: undefined,
-        name: undefined,
-        shmFd: undefined,
-      })
-      ch.#wakePeer()
-      return ch
+        { path: n, info: 'the object does not hold an ipckit channel of this version' },
+        () => unlinkQuietly(n, opened.fd),
+      )
     } catch (err) {
       mapping?.release()
       throw err

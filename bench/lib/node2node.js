@@ -18,6 +18,7 @@ const { tmpdir } = require('node:os')
 const { dirname, join } = require('node:path')
 const { Worker } = require('node:worker_threads')
 
+const { MessageQueue, socketpair } = require('../../dist')
 const { BUILD, LineProcess, background, compileC, now } = require('./harness')
 
 const SIZE = 64
@@ -260,6 +261,41 @@ function loopFloor(mode, setup, compare = 'ipckit async↔async') {
 }
 
 /**
+ * A System V queue's async iterator (`for await (const m of q.messages())`) taking n 64-byte
+ * messages a Node producer child sends (`node-echo.js produce`, `sendSync`): the queue's
+ * stream row, and a row other primitives' streams are compared with. `row` gives the case its
+ * `impl`, `kind` and what it is compared with (`compare`, `targetVs`).
+ *
+ * @example
+ * cases.push(queueIteratorStream({ impl: 'MessageQueue async iterator', kind: 'alt', compare: 'ipckit for await' }))
+ */
+function queueIteratorStream(row) {
+  let q
+  let producer
+  return {
+    ...row,
+    async setup() {
+      q = MessageQueue.create()
+      producer = new LineProcess(process.execPath, [NODE_ECHO, 'produce', String(q.id)])
+      if ((await producer.next()) !== 'ready') throw new Error('producer did not start')
+    },
+    async sample(n) {
+      const sent = producer.ask(`${n} ${SIZE}`)
+      const t0 = now()
+      let i = 0
+      for await (const _msg of q.messages()) if (++i === n) break
+      const elapsed = now() - t0
+      await sent
+      return elapsed
+    },
+    async teardown() {
+      await producer?.close()
+      q?.remove()
+    },
+  }
+}
+
+/**
  * bench/c/napi_floor.c built as a Node-API addon against the running Node's own headers
  * (`<prefix>/include/node`, which Node's packages ship); throws, with the path it looked in,
  * where they are missing, and the row is listed as not run.
@@ -276,6 +312,25 @@ function napiFloorAddon() {
     execFileSync('gcc', [...flags, '-o', out, src], { stdio: 'pipe' })
   }
   return out
+}
+
+/**
+ * A socket pair of `kind` for a floor row: `near` this side's fd, `far` the one a child gets
+ * as fd 3 (`handedOver()` closes this process's copy once it has it).
+ *
+ * @example
+ * cases.push(napiFloor(floorPair('seqpacket')))
+ */
+function floorPair(kind) {
+  return () => {
+    const [mine, theirs] = socketpair(kind)
+    return {
+      near: mine.fd,
+      far: theirs.fd,
+      handedOver: () => theirs.close(),
+      close: () => mine.close(),
+    }
+  }
 }
 
 /**
@@ -387,9 +442,11 @@ module.exports = {
   SIZE,
   NODE_ECHO,
   builtinRoundTrips,
+  floorPair,
   loopFloor,
   napiFloor,
   napiFloorStream,
+  queueIteratorStream,
   netRoundTrip,
   netStream,
   workerStream,

@@ -16,9 +16,17 @@
 
 const { join } = require('node:path')
 
-const { Channel, MessageQueue } = require('../../dist')
+const { Channel } = require('../../dist')
 const { LineProcess, compileC, now } = require('../lib/harness')
-const { NODE_ECHO, SIZE, builtinRoundTrips, netStream, workerStream } = require('../lib/node2node')
+const {
+  SIZE,
+  builtinRoundTrips,
+  floorPair,
+  napiFloor,
+  netStream,
+  queueIteratorStream,
+  workerStream,
+} = require('../lib/node2node')
 
 const PEER = join(__dirname, '..', 'peers', 'channel-peer.js')
 const MIB = 1 << 20
@@ -113,35 +121,6 @@ function stream(impl, size, capacity, zeroCopy, extra = {}) {
   }
 }
 
-/** The System V message queue's async iterator, fed by a Node producer child (sendSync). */
-function queueStream() {
-  let q
-  let producer
-  return {
-    impl: 'MessageQueue async iterator',
-    kind: 'alt',
-    compare: 'ipckit for await',
-    async setup() {
-      q = MessageQueue.create()
-      producer = new LineProcess(process.execPath, [NODE_ECHO, 'produce', String(q.id)])
-      if ((await producer.next()) !== 'ready') throw new Error('producer did not start')
-    },
-    async sample(n) {
-      const sent = producer.ask(`${n} ${SIZE}`)
-      const t0 = now()
-      let i = 0
-      for await (const _msg of q.messages()) if (++i === n) break
-      const elapsed = now() - t0
-      await sent
-      return elapsed
-    },
-    async teardown() {
-      await producer?.close()
-      q?.remove()
-    },
-  }
-}
-
 const NET = (ratio) => ({ impl: 'net (UNIX path)', ratio })
 const PROCESS_SEND = (ratio) => ({ impl: 'process.send', ratio })
 
@@ -155,6 +134,8 @@ module.exports = (config) => [
     cases: [
       cCase('C both ends (channel.h)', 'rt', SIZE),
       roundTrip([NET(0.25), PROCESS_SEND(0.2)]),
+      // Node's own cost of a wake into JavaScript that awaits each message (see bench/README.md).
+      napiFloor(floorPair('seqpacket'), 'net (UNIX path)'),
       ...builtinRoundTrips('ipckit async↔async'),
     ],
   },
@@ -169,7 +150,7 @@ module.exports = (config) => [
       stream('ipckit for await', SIZE, 1 << 20, false, {
         targetVs: [NET(0.1), { impl: 'MessageQueue async iterator', ratio: 0.2 }],
       }),
-      queueStream(),
+      queueIteratorStream({ impl: 'MessageQueue async iterator', kind: 'alt', compare: 'ipckit for await' }),
       netStream('ipckit for await'),
       workerStream('ipckit for await'),
     ],

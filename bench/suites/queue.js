@@ -20,6 +20,7 @@ const {
   loopFloor,
   napiFloorStream,
   netStream,
+  queueIteratorStream,
   workerStream,
 } = require('../lib/node2node')
 const { npmPeer, pythonPeer } = require('../lib/peers')
@@ -247,36 +248,6 @@ function ipckitDrain(impl, target) {
   }
 }
 
-/** ipckit between two Node processes: a Node producer child, the async iterator here. */
-function ipckitStream(targetVs) {
-  let ctx
-  let producer
-  return {
-    impl: 'ipckit async iterator',
-    kind: 'ipckit',
-    targetVs,
-    async setup() {
-      const q = MessageQueue.create()
-      ctx = { q }
-      producer = new LineProcess(process.execPath, [NODE_ECHO, 'produce', String(q.id)])
-      if ((await producer.next()) !== 'ready') throw new Error('producer did not start')
-    },
-    async sample(n) {
-      const sent = producer.ask(`${n} ${SIZE}`)
-      const t0 = now()
-      let i = 0
-      for await (const _msg of ctx.q.messages()) if (++i === n) break
-      const elapsed = now() - t0
-      await sent
-      return elapsed
-    },
-    async teardown() {
-      await producer?.close()
-      ctx?.q.remove()
-    },
-  }
-}
-
 /** The C stream baseline: one C process produces, another consumes and times. */
 function cStream() {
   let q
@@ -395,7 +366,8 @@ module.exports = (config) => [
     count: config.messages,
     cases: [
       cStream(),
-      ipckitStream(NET_1),
+      // A Node producer child (sendSync), the async iterator here.
+      queueIteratorStream({ impl: 'ipckit async iterator', kind: 'ipckit', targetVs: NET_1 }),
       loopFloorStream(),
       napiFloorStream(() => {
         const q = MessageQueue.create()

@@ -20,6 +20,7 @@ const { LineProcess, background, compileC, now } = require('../lib/harness')
 const {
   builtinRoundTrips,
   loopFloor,
+  floorPair,
   napiFloor,
   napiFloorStream,
   netStream,
@@ -535,19 +536,6 @@ function streamOp(config, kind, cases) {
 const NET = 'net (UNIX path)'
 /** Issue 16: a message socket or a pipe between two async Node processes at 0.6x `net`'s time. */
 const NET_06 = { impl: NET, ratio: 0.6 }
-
-/** A socket pair of `kind` for a floor row: this side's fd, and the one a child gets as fd 3. */
-function floorPair(kind) {
-  return () => {
-    const [mine, theirs] = socketpair(kind)
-    return {
-      near: mine.fd,
-      far: theirs.fd,
-      handedOver: () => theirs.close(),
-      close: () => mine.close(),
-    }
-  }
-}
 
 /**
  * The floors of a message socket's node-to-node round trip, each shown against `net` (the

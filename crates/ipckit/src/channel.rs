@@ -307,6 +307,17 @@ impl RingAt {
         })
     }
 
+    /// Ring `ring` of a checked channel and the position in its word at `offset` (the head or
+    /// the tail), which must be at a record's start (`EPROTO` otherwise).
+    fn with_position(map: Arc<Mapping>, ring: u32, offset: usize) -> Result<(Self, u32)> {
+        let ring = Self::new(map, ring)?;
+        let position = ring.word(offset)?.load(SeqCst);
+        if position % 8 != 0 {
+            return Err(proto());
+        }
+        Ok((ring, position))
+    }
+
     fn word(&self, offset: usize) -> Result<&AtomicU32> {
         word(&self.map, self.ctl + offset)
     }
@@ -363,11 +374,7 @@ impl Writer {
     /// The writer of ring `ring` of a checked channel (`EPROTO` if `map` is not one, `EINVAL`
     /// for a ring it lacks). Its tail starts where the shared one is.
     pub fn new(map: Arc<Mapping>, ring: u32) -> Result<Self> {
-        let ring = RingAt::new(map, ring)?;
-        let tail = ring.word(RING_TAIL)?.load(SeqCst);
-        if tail % 8 != 0 {
-            return Err(proto());
-        }
+        let (ring, tail) = RingAt::with_position(map, ring, RING_TAIL)?;
         Ok(Self { ring, tail })
     }
 
@@ -457,11 +464,7 @@ impl Reader {
     /// The reader of ring `ring` of a checked channel (`EPROTO` if `map` is not one, `EINVAL`
     /// for a ring it lacks). Its head starts where the shared one is.
     pub fn new(map: Arc<Mapping>, ring: u32) -> Result<Self> {
-        let ring = RingAt::new(map, ring)?;
-        let head = ring.word(RING_HEAD)?.load(SeqCst);
-        if head % 8 != 0 {
-            return Err(proto());
-        }
+        let (ring, head) = RingAt::with_position(map, ring, RING_HEAD)?;
         Ok(Self { ring, head })
     }
 
