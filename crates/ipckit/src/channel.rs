@@ -789,6 +789,17 @@ mod tests {
             1 - self.side
         }
 
+        fn wake_peer(&self) {
+            let peer = self.peer();
+            wake_side(
+                &self.map,
+                peer,
+                self.wake,
+                borrowed(self.efds[peer as usize]),
+            )
+            .unwrap();
+        }
+
         fn sleep(&mut self, seq: u32) {
             self.sleeps += 1;
             let fd = self.efds[self.side as usize];
@@ -808,13 +819,7 @@ mod tests {
             loop {
                 if let Some(sent) = self.writer.try_send(m, 0).unwrap() {
                     if sent.wake {
-                        wake_side(
-                            &self.map,
-                            self.peer(),
-                            self.wake,
-                            borrowed(self.efds[self.peer() as usize]),
-                        )
-                        .unwrap();
+                        self.wake_peer();
                     }
                     return;
                 }
@@ -829,13 +834,7 @@ mod tests {
             loop {
                 if let Some(got) = self.reader.try_receive(out).unwrap() {
                     if got.wake {
-                        wake_side(
-                            &self.map,
-                            self.peer(),
-                            self.wake,
-                            borrowed(self.efds[self.peer() as usize]),
-                        )
-                        .unwrap();
+                        self.wake_peer();
                     }
                     return;
                 }
