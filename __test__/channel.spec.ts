@@ -265,13 +265,33 @@ test('zero-copy receive: a view of the ring, valid until the next receive, which
   t.is(view.byteLength, 0) // neutered
   t.is(peek(tx.fds[0]!, RING0 + HEAD), 112)
   t.deepEqual(Buffer.from(second), bytes(2, 100))
-  // A message that wraps around the end of the ring comes as a copy, whole.
-  for (let i = 0; i < 20; i++) {
+  // A message that wraps around the end of the ring comes as a copy, whole, held as a view
+  // is (neutered at the next receive), in memory of its own length; the copy's memory is
+  // reused for the next wrapped message of that length, and a copy the caller moved away
+  // (transferred) stays theirs.
+  let wrapped = 0
+  let previous: Buffer | undefined
+  let previousBytes: Buffer | undefined
+  for (let i = 0; i < 40; i++) {
+    const before = peek(tx.fds[0]!, RING0 + TAIL) % 1024
     tx.sendSync(bytes(i, 200))
-    t.deepEqual(Buffer.from(rx.receiveSync({ zeroCopy: true })), bytes(i, 200), `message ${i}`)
+    const m = rx.receiveSync({ zeroCopy: true })
+    const wraps = before + 8 + 200 > 1024
+    if (wraps) wrapped++
+    t.deepEqual(Buffer.from(m), bytes(i, 200), `message ${i}`)
+    t.is(m.buffer.byteLength, 200, `message ${i}: memory of its own length`)
+    if (previous !== undefined) {
+      t.is(previous.byteLength, 0, `message ${i - 1} neutered by the next receive`)
+      t.true(previousBytes!.equals(bytes(i - 1, 200)))
+    }
+    previous = m
+    previousBytes = Buffer.from(m)
+    if (wraps && wrapped === 4) structuredClone(m.buffer, { transfer: [m.buffer as ArrayBuffer] })
   }
+  t.true(wrapped >= 6, `${wrapped} of 40 messages wrapped`)
   rx.close()
   t.is(second.byteLength, 0)
+  t.is(previous!.byteLength, 0)
 })
 
 test('a Node child given the descriptors as stdio echoes 500 messages of every size, both sides async', async (t) => {
