@@ -100,8 +100,9 @@ export interface ChannelReceiveOptions {
    * Hand out bytes in place: a Buffer over the message in the ring itself, no copy. It stays
    * valid until the next receive (or {@link Channel.close}), which neuters it (its length
    * becomes 0), so no value can ever reach memory the writer reuses. A message that wraps
-   * around the ring's end, and every message where the runtime refuses external buffers
-   * (Electron), is copied instead. Default `false`.
+   * around the ring's end is copied instead (and neutered at the next receive all the same);
+   * every message where the runtime refuses external buffers (Electron) is copied. Default
+   * `false`.
    */
   zeroCopy?: boolean
 }
