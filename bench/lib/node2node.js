@@ -315,6 +315,32 @@ function napiFloorAddon() {
 }
 
 /**
+ * Loads the floor addon in this process and starts its peer (bench/peers/napi-floor-echo.js
+ * with `args` after the addon's path), handing it `ctx.far` as fd 3 when there is one;
+ * resolves with both once the peer said "ready" (a peer that did not is closed first).
+ *
+ * @example
+ * const { floor, peer } = await startFloorPeer(ctx, ['produce-msg', String(qid)])
+ */
+async function startFloorPeer(ctx, args) {
+  const addon = napiFloorAddon()
+  const floor = require(addon)
+  const options = ctx.far === undefined ? {} : { stdio: ['pipe', 'pipe', 'pipe', ctx.far] }
+  const peer = new LineProcess(
+    process.execPath,
+    [join(__dirname, '..', 'peers', 'napi-floor-echo.js'), addon, ...args],
+    options,
+  )
+  ctx.handedOver?.()
+  const line = await peer.next()
+  if (line !== 'ready') {
+    await peer.close()
+    throw new Error(`napi floor peer ${args[0] ?? 'echo'} did not start: ${line} ${peer.stderr}`)
+  }
+  return { floor, peer }
+}
+
+/**
  * A socket pair of `kind` for a floor row: `near` this side's fd, `far` the one a child gets
  * as fd 3 (`handedOver()` closes this process's copy once it has it).
  *
@@ -341,7 +367,7 @@ function floorPair(kind) {
  * JavaScript awaits each message can go below it on this host.
  *
  * @example
- * cases.push(napiFloor(() => { const [a, b] = socketpair('seqpacket'); return { near: a.fd, far: b.fd, handedOver: () => b.close(), close: () => a.close() } }))
+ * cases.push(napiFloor(floorPair('seqpacket'), 'net (UNIX path)'))
  */
 function napiFloor(setup, compare = 'ipckit async↔async') {
   let ctx
@@ -352,14 +378,8 @@ function napiFloor(setup, compare = 'ipckit async↔async') {
     kind: 'alt',
     compare,
     async setup() {
-      const addon = napiFloorAddon()
-      floor = require(addon)
       ctx = setup()
-      echo = new LineProcess(process.execPath, [join(__dirname, '..', 'peers', 'napi-floor-echo.js'), addon], {
-        stdio: ['pipe', 'pipe', 'pipe', ctx.far],
-      })
-      ctx.handedOver?.()
-      if ((await echo.next()) !== 'ready') throw new Error(`napi floor echo did not start: ${echo.stderr}`)
+      ;({ floor, peer: echo } = await startFloorPeer(ctx, []))
       floor.watch(ctx.near)
     },
     async sample(n) {
@@ -399,18 +419,9 @@ function napiFloorStream(setup, compare = 'net (UNIX path)') {
     kind: 'alt',
     compare,
     async setup() {
-      const addon = napiFloorAddon()
-      floor = require(addon)
       ctx = setup()
-      const script = join(__dirname, '..', 'peers', 'napi-floor-echo.js')
-      producer =
-        ctx.qid === undefined
-          ? new LineProcess(process.execPath, [script, addon, 'produce-seq'], {
-              stdio: ['pipe', 'pipe', 'pipe', ctx.far],
-            })
-          : new LineProcess(process.execPath, [script, addon, 'produce-msg', String(ctx.qid)])
-      ctx.handedOver?.()
-      if ((await producer.next()) !== 'ready') throw new Error(`napi floor producer did not start: ${producer.stderr}`)
+      const args = ctx.qid === undefined ? ['produce-seq'] : ['produce-msg', String(ctx.qid)]
+      ;({ floor, peer: producer } = await startFloorPeer(ctx, args))
     },
     async sample(n) {
       const take = ctx.qid === undefined ? () => floor.receiveSync(ctx.near) : () => floor.msgReceive(ctx.qid)
