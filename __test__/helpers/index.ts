@@ -281,9 +281,17 @@ export function writeFixture(dir: string, name: string, content: string): string
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms))
 
 /**
+ * How far the kernel's coarse wall clock may lag `Date.now()`. System V times come from
+ * `ktime_get_real_seconds()`, the seconds of the clock as of the last timer tick (1-10 ms at
+ * HZ 1000-100, longer when a loaded VM delays ticks), so a send just after a second boundary can
+ * be stamped with the second before it (CI saw 23:01:28 for a send at 23:01:29.000-005).
+ */
+export const KERNEL_CLOCK_LAG_MS = 250
+
+/**
  * Asserts that `time`, a time the kernel recorded (System V times are whole seconds, truncated),
  * lies between `fromMs` and `toMs`: `Date.now()` taken before and after the calls that may have
- * set it. The lower bound is the start of the second `fromMs` falls in.
+ * set it. The lower bound is the start of the second that `fromMs - KERNEL_CLOCK_LAG_MS` falls in.
  *
  * ```ts
  * const from = Date.now(); q.sendSync('x'); const to = Date.now()
@@ -298,7 +306,7 @@ export function assertTimeBetween(
   what = 'the time',
 ): void {
   if (!(time instanceof Date)) return void t.fail(`${what} is ${String(time)}, not a Date`)
-  const low = Math.floor(fromMs / 1000) * 1000
+  const low = Math.floor((fromMs - KERNEL_CLOCK_LAG_MS) / 1000) * 1000
   t.true(
     time.getTime() >= low && time.getTime() <= toMs,
     `${what} ${time.toISOString()} is not between ${new Date(low).toISOString()} and ${new Date(toMs).toISOString()}`,
