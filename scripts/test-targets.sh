@@ -20,7 +20,8 @@
 # Run after `npm test` (it needs dist/ and the x64 .node; it builds them if missing). With
 # IPCKIT_AFTER_NPM_TEST=1 (set by .ci/run) the Node 20 row reuses the npm test run that just
 # passed on this same .node when the system Node is 20, instead of running the suite again.
-# IPCKIT_TARGETS_ONLY="node arm64 musl apple msrv" selects steps.
+# IPCKIT_TARGETS_ONLY="node arm64 musl apple msrv" selects steps. IPCKIT_BUSY_MAJOR=22 runs that
+# major's suite as scripts/test-busy.sh does (beside CPU hogs, with cargo test): CI's busy run.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -153,6 +154,18 @@ step_node() {
     local bin version log=$LOGS/ava-x64-node$major.log
     bin=$(node_bin x64 "$major")
     version=$("$bin" --version)
+    if [ "$major" = "${IPCKIT_BUSY_MAJOR:-}" ]; then
+      # The busy run (cargo test and the ava suite beside CPU hogs) with this Node: one run
+      # proves both this major and a loaded machine.
+      say "ava suite on Node $version (x64) beside CPU hogs: scripts/test-busy.sh"
+      if IPCKIT_BUSY_NODE=$bin bash scripts/test-busy.sh > "$log" 2>&1; then
+        row x86_64-unknown-linux-gnu "$version" passed "(beside $(sed -n 's/^== test:busy: \([0-9]*\) CPU-bound.*/\1/p' "$log") CPU-bound processes, after cargo test: $(ava_summary "$log"))"
+      else
+        tail_log "$log" 40
+        row x86_64-unknown-linux-gnu "$version" failed "(beside CPU hogs: $(ava_summary "$log"): $(ava_failures "$log"); log $log)"
+      fi
+      continue
+    fi
     say "ava suite on Node $version (x64)"
     if run_ava "$bin" "$log"; then
       row x86_64-unknown-linux-gnu "$version" passed "($(ava_summary "$log"))"
@@ -315,6 +328,50 @@ EOF
   [ -n "$out" ] && [ "$out" != 0 ]
 }
 
+# The spec files a failed ava run names (a failed or timed-out test "label › title", a file that
+# threw, rejected or exited): one path per line.
+failed_specs() { # LOG
+  {
+    sed -nE 's/^ *(✘ \[fail\]:|◌) ([^ ]+) › .*/__test__\/\2.spec.ts/p' "$1"
+    grep -oE '(Uncaught exception in|Unhandled rejection in|✘|when running) __test__/[^ :]+\.spec\.ts' "$1" | grep -oE '__test__/.*'
+  } | sort -u
+}
+
+# qemu_ava NAME SERIAL_REASON SPEC...: one emulated ava run of these spec files, one file at a
+# time (and one test at a time when SERIAL_REASON is set), one table row. The files that fail
+# (all, if the log does not say which) run once more, and the row says so. Uses step_arm64's
+# target, bin, version and match.
+qemu_ava() {
+  local name=$1 serial_reason=$2 log notes='' s literal spec
+  shift 2
+  local args=(--timeout 6m --concurrency 1)
+  [ -n "$serial_reason" ] && args+=(--serial) && notes+="; one test at a time: $serial_reason"
+  log=$LOGS/ava-arm64-node$ARM_NODE_MAJOR-${name// /-}.log
+  for s in "${QEMU_SKIPS[@]}"; do
+    literal=${s%%|*}
+    literal=${literal#\*}
+    for spec in "$@"; do
+      grep -qF "${literal%\*}" "$spec" && notes+="; skipped '${s%%|*}' ($(basename "$spec")): ${s#*|}" && break
+    done
+  done
+  say "arm64 Node $version under qemu-user: $name ($(printf '%s\n' "$@" | xargs -n1 basename | paste -sd' ' -))"
+  if run_ava "$bin" "$log" "${args[@]}" "${match[@]}" "$@"; then
+    row $target "$version (qemu) $name" passed "($(ava_summary "$log")$notes)"
+    return
+  fi
+  tail_log "$log" 30
+  local again=()
+  while IFS= read -r spec; do [ -f "$spec" ] && again+=("$spec"); done < <(failed_specs "$log")
+  [ ${#again[@]} -gt 0 ] || again=("$@")
+  say "again: ${again[*]}"
+  if run_ava "$bin" "$log.retry" "${args[@]}" "${match[@]}" "${again[@]}"; then
+    row $target "$version (qemu) $name" passed "(${again[*]} on a second run; first: $(ava_summary "$log"): $(ava_failures "$log"); then $(ava_summary "$log.retry")$notes)"
+  else
+    tail_log "$log.retry" 30
+    row $target "$version (qemu) $name" failed "($(ava_summary "$log.retry"): $(ava_failures "$log.retry"); log $log.retry$notes)"
+  fi
+}
+
 step_arm64() {
   local target=aarch64-unknown-linux-gnu out=$ROOT/target/targets/linux-arm64-gnu
   install_apt && install_rust_targets $target || { row $target - failed "(could not install the cross toolchain)"; return; }
@@ -360,36 +417,25 @@ step_arm64() {
     QEMU_SKIPS+=("ftok returns what glibc ftok(3) returns, for files, folders and every id range|qemu-user looks / up in its sysroot, so ftok('/') differs from the host's (a C probe under qemu shows it)")
   fi
   for s in "${QEMU_SKIPS[@]}"; do match+=(--match "!${s%%|*}"); done
-  # One spec file at a time (no two emulated files compete for the 2 cores), with a longer ava
-  # timeout (emulation is ~10x slower); a file that fails is run once more, and the table says so.
+  local spec name reason serial batch=() serial_specs=()
   for spec in "${SPECS[@]}"; do
-    local name log reason=''
-    name=$(basename "$spec")
+    name=$(basename "$spec") reason='' serial=''
     for s in "${QEMU_SKIP_FILES[@]}"; do [ "${s%%|*}" = "$name" ] && reason=${s#*|}; done
     if [ -n "$reason" ]; then
       row $target "$version (qemu) $name" skipped "($reason)"
       continue
     fi
-    log=$LOGS/ava-arm64-node$ARM_NODE_MAJOR-$name.log
-    say "arm64 Node $version under qemu-user: $name"
-    skipped=''
-    for s in "${QEMU_SKIPS[@]}"; do
-      local literal=${s%%|*}
-      literal=${literal#\*}
-      grep -qF "${literal%\*}" "$spec" && skipped+="; skipped '${s%%|*}': ${s#*|}"
-    done
-    local serial=()
-    for s in "${QEMU_SERIAL_FILES[@]}"; do
-      [ "${s%%|*}" = "$name" ] && serial=(--serial) && skipped+="; one test at a time: ${s#*|}"
-    done
-    if run_ava "$bin" "$log" --timeout 6m "${serial[@]}" "${match[@]}" "$spec"; then
-      row $target "$version (qemu) $name" passed "($(ava_summary "$log")$skipped)"
-    elif tail_log "$log" 30 && say "again: $name" && run_ava "$bin" "$log.retry" --timeout 6m "${serial[@]}" "${match[@]}" "$spec"; then
-      row $target "$version (qemu) $name" passed "(on the second run; first: $(ava_summary "$log"); then $(ava_summary "$log.retry")$skipped)"
-    else
-      tail_log "$log.retry" 30
-      row $target "$version (qemu) $name" failed "($(ava_summary "$log.retry"): $(ava_failures "$log.retry"); log $log.retry$skipped)"
-    fi
+    for s in "${QEMU_SERIAL_FILES[@]}"; do [ "${s%%|*}" = "$name" ] && serial=1; done
+    if [ -n "$serial" ]; then serial_specs+=("$spec"); else batch+=("$spec"); fi
+  done
+  # The spec files run one at a time (no two emulated files compete for the 2 cores) in one ava
+  # run (ava's own start costs ~4 s emulated, per run), with a longer ava timeout (emulation is
+  # ~10x slower); the files with QEMU_SERIAL_FILES run in a second one, one test at a time.
+  if [ ${#batch[@]} -gt 0 ]; then qemu_ava "${#batch[@]} spec files" "" "${batch[@]}"; fi
+  for spec in "${serial_specs[@]}"; do
+    name=$(basename "$spec")
+    for s in "${QEMU_SERIAL_FILES[@]}"; do [ "${s%%|*}" = "$name" ] && reason=${s#*|}; done
+    qemu_ava "$name" "$reason" "$spec"
   done
   unset QEMU_LD_PREFIX ESBUILD_BINARY_PATH
 }
