@@ -424,6 +424,8 @@ pub fn leave_writer(map: &Mapping, slot: u32) -> Result<()> {
 pub struct Writers {
     /// Slots: how many writers the channel takes.
     pub slots: u32,
+    /// Slots taken so far (by a writer that is in, or was).
+    pub joined: u32,
     /// Writers that closed or died: the reader's input ends when this reaches `slots` (and the
     /// ring is drained).
     pub done: u32,
@@ -436,16 +438,19 @@ pub struct Writers {
 /// writer's death). `EINVAL` for a single-writer channel.
 pub fn writers(map: &Mapping, scan: bool) -> Result<Writers> {
     let slots = writer_slots(map)?;
-    if scan {
-        for slot in 0..slots {
-            let pid = word(map, slot_offset(slot))?.load(SeqCst);
-            if pid != 0 && pid < SLOT_DIED && !process_alive(pid) {
-                end_writer(map, slot, true)?;
-            }
+    let mut joined = 0;
+    for slot in 0..slots {
+        let pid = word(map, slot_offset(slot))?.load(SeqCst);
+        if pid != 0 {
+            joined += 1;
+        }
+        if scan && pid != 0 && pid < SLOT_DIED && !process_alive(pid) {
+            end_writer(map, slot, true)?;
         }
     }
     Ok(Writers {
         slots,
+        joined,
         done: word(map, OFF_WRITERS_DONE)?.load(SeqCst).min(slots),
         died: word(map, OFF_WRITERS_DIED)?.load(SeqCst).min(slots),
     })
@@ -1361,7 +1366,7 @@ mod tests {
         leave_writer(&map, 1).unwrap();
         leave_writer(&map, 1).unwrap(); // counted once
         let w = writers(&map, false).unwrap();
-        assert_eq!((w.slots, w.done, w.died), (3, 1, 0));
+        assert_eq!((w.slots, w.joined, w.done, w.died), (3, 3, 1, 0));
         // Pids 10 and 12 are no processes of ours: a scan finds them gone (ESRCH, or another
         // process may hold such a low pid only as a kernel thread that never exits).
         let w = writers(&map, true).unwrap();
