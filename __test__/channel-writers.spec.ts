@@ -95,15 +95,21 @@ async function drain(t: { is: (a: unknown, b: unknown, m?: string) => void }, rx
   return { next, end }
 }
 
-test('three Node writers (send, sendSync, post) and a C writer into one reader: every message once, in order, exact; the end after all closed', async (t) => {
+test('three Node writers (send, copying-path sendSync, post) and a C writer into one reader: every message once, in order, exact; the end after all closed', async (t) => {
   const N = 1500
   const rx = Channel.create({ role: 'reader', writers: 4, capacity: 4096 })
   t.teardown(() => rx.close())
   t.is(rx.writers, 4)
   const stdio = ['pipe', 'pipe', 'pipe', ...rx.fds] as const
-  const kids = (['send', 'sendSync', 'post'] as const).map((how, id) =>
-    nodeChild(nodeWriter('ipckit.Channel.fromFds([3, 4, 5])', how), [String(id), String(N)], { stdio: [...stdio] }),
-  )
+  // The sendSync writer runs the copying path (a runtime that refuses external buffers, forced).
+  const kids = (['send', 'sendSync', 'post'] as const).map((how, id) => {
+    const open =
+      how === 'sendSync'
+        ? `(require('assert').strictEqual(ipckit.zeroCopySupported, false), ipckit.Channel.fromFds([3, 4, 5]))`
+        : 'ipckit.Channel.fromFds([3, 4, 5])'
+    const env = how === 'sendSync' ? { ...process.env, IPCKIT_NO_ZERO_COPY: '1' } : process.env
+    return nodeChild(nodeWriter(open, how), [String(id), String(N)], { stdio: [...stdio], env })
+  })
   const c = cChild(cProgram('channel_writer'), ['produce', '3', String(N)], { stdio: [...stdio] })
   const { next, end } = await drain(t, rx, 4)
   t.deepEqual(next, [N, N, N, N])

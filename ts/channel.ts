@@ -609,7 +609,10 @@ interface Parts {
  * {@link Channel.open} (or {@link Channel.fromId}).
  *
  * Each ring has one writer and one reader: a second process that tries to open an end that
- * is taken fails with `EBUSY`. A peer that closes ends the other side's iteration once the
+ * is taken fails with `EBUSY`; unless the channel was made for several writers
+ * ({@link ChannelCreateOptions.writers}): then up to that many processes write its one ring,
+ * each message whole, each writer's in its order, and the reader's input ends once all of them
+ * joined and closed. A peer that closes ends the other side's iteration once the
  * ring is drained (`EPIPE` for a lone `receive()`, and for sends); a peer that dies without
  * closing (its pidfd says so) makes waits fail with `ECONNRESET` instead of hanging; a writer
  * killed in the middle of a message never exposes a part of it.
@@ -750,6 +753,8 @@ export class Channel implements Disposable, AsyncDisposable, AsyncIterable<Buffe
    * const ch = Channel.create({ capacity: 1 << 16 })              // one-way, this end writes
    * const rx = Channel.create({ role: 'reader' })                 // one-way, this end reads
    * const named = Channel.create({ name: '/jobs', duplex: true })   // Channel.open('/jobs') elsewhere
+   * // Fan-in: this end reads; 4 workers each Channel.fromFds(fds) and send (each joins once).
+   * const results = Channel.create({ role: 'reader', writers: 4 })
    * ```
    */
   static create(options?: ChannelCreateOptions): Channel {
