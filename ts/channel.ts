@@ -143,6 +143,7 @@ const RING_READER_WAITING = 128
 const RING_WRITER_WAITING = 132
 /** Version 2 (several writers): the ring's lock word, and how many writers are done. */
 const RING_LOCK = 4
+const RING_LOCK_WAITING = 136
 const WRITERS_DONE_WORD = 28 >> 2
 /** How long a writer of several sleeps before it looks at a lock's owner again (crash takeover). */
 const LOCK_RECHECK_MS = 50
@@ -414,6 +415,7 @@ class SharedJsRing implements TxRing {
   readonly #lock: number
   readonly #readerWaiting: number
   readonly #writerWaiting: number
+  readonly #lockWaiting: number
   readonly #pid = process.pid
   /** The lock's owner seen by the last {@link prepareSleep}, 0 if it was free. */
   #owner = 0
@@ -433,6 +435,7 @@ class SharedJsRing implements TxRing {
     this.#lock = ringWord(0, RING_LOCK)
     this.#readerWaiting = ringWord(0, RING_READER_WAITING)
     this.#writerWaiting = ringWord(0, RING_WRITER_WAITING)
+    this.#lockWaiting = ringWord(0, RING_LOCK_WAITING)
   }
 
   /** The shared tail and the free bytes after it; throws EPROTO for impossible indices. */
@@ -451,9 +454,10 @@ class SharedJsRing implements TxRing {
     try {
       sent = this.#write(bytes, flags)
     } finally {
-      // Freeing the lock, then the waiting writers' flag (the reader's handshake, for the lock).
+      // Freeing the lock, then the flag of the writers waiting for it (the reader's handshake
+      // with writers waiting for room, for the lock).
       Atomics.store(i32, this.#lock, 0)
-      if (Atomics.load(i32, this.#writerWaiting) !== 0 && Atomics.exchange(i32, this.#writerWaiting, 0) !== 0)
+      if (Atomics.load(i32, this.#lockWaiting) !== 0 && Atomics.exchange(i32, this.#lockWaiting, 0) !== 0)
         callNative(() => native.channelWake(this.mapping, 0, true, null))
     }
     if (!sent) return -1
@@ -483,27 +487,37 @@ class SharedJsRing implements TxRing {
     return true
   }
 
+  /**
+   * While another writer holds the lock, a sleep for the lock (`lock_waiting`, which only the
+   * lock's release answers); otherwise for room (`writer_waiting`, which only the reader
+   * answers): a writer waiting for room is not woken by every other writer's message.
+   */
   prepareSleep(length: number): boolean {
     const i32 = this.#i32
-    Atomics.store(i32, this.#writerWaiting, 1)
-    const owner = Atomics.load(i32, this.#lock)
+    const held = Atomics.load(i32, this.#lock) !== 0
+    const flag = held ? this.#lockWaiting : this.#writerWaiting
+    Atomics.store(i32, flag, 1)
     let ready: boolean
     try {
-      if (owner === 0) {
+      if (held) {
+        const owner = Atomics.load(i32, this.#lock)
+        if (owner === 0) ready = true
+        else if (owner === this.#owner && owner !== this.#pid) {
+          // Held by the same writer one sleep later: freed if its process is gone.
+          ready = callNative(() => native.channelTakeOverLock(this.mapping, owner >>> 0))
+        } else {
+          this.#owner = owner
+          ready = false
+        }
+      } else {
         this.#owner = 0
         ready = this.#tailAndFree()[1] >= 8 + ((length + 7) & ~7)
-      } else if (owner === this.#owner && owner !== this.#pid) {
-        // Held by the same writer one sleep later: freed if its process is gone.
-        ready = callNative(() => native.channelTakeOverLock(this.mapping, owner >>> 0))
-      } else {
-        this.#owner = owner
-        ready = false
       }
     } catch (err) {
-      Atomics.store(i32, this.#writerWaiting, 0)
+      Atomics.store(i32, flag, 0)
       throw err
     }
-    if (ready) Atomics.store(i32, this.#writerWaiting, 0)
+    if (ready) Atomics.store(i32, flag, 0)
     return !ready
   }
 

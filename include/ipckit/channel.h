@@ -107,6 +107,7 @@
  *   28   writers_done  writers that closed or died (fetch_add by whoever ends a slot)
  *   32   writers_died  of those, writers that died without closing
  *   ring 0 +4  lock    the pid of the writer writing now, 0 when free
+ *   ring 0 +136 lock_waiting  1 while a writer sleeps waiting for the lock
  *   1024 + 4*k         writer slot k (k < N): 0 free, a pid while its writer is in,
  *                      IPCKIT_CHANNEL_SLOT_LEFT once it closed, IPCKIT_CHANNEL_SLOT_DIED once
  *                      the reader found its process gone
@@ -127,26 +128,33 @@
  *      as the reader checks (used <= capacity, both 8-aligned) or the ring is broken.
  *   3. Room: write the record at tail and store(tail, tail + record), SEQ_CST, as a single
  *      writer does. No room: write nothing.
- *   4. store(lock, 0), SEQ_CST; then if load(writer_waiting) != 0 and exchange(writer_waiting,
- *      0) != 0, wake side 0 (the writers: below).
+ *   4. store(lock, 0), SEQ_CST; then if load(lock_waiting) != 0 and exchange(lock_waiting, 0)
+ *      != 0, wake side 0 (the writers: below).
  *   5. If a record was published: the reader's wake, as writing step 4.
- *   6. Not written (locked or no room): sleep as a writer does, with this re-check in step c:
- *      ready when the lock is 0 and the record fits. A lock held by the same pid as at the
- *      previous re-check (one sleep ago) is looked at: if that process is gone (pidfd_open
- *      fails with ESRCH or its pidfd is readable), compare_exchange(lock, pid, 0) frees it.
+ *   6. Not written: sleep as a writer does (steps a to d), for one of two things. While the
+ *      lock is held (load(lock) != 0), for the lock: the flag is lock_waiting and the re-check
+ *      of step c is load(lock) == 0. A lock held by the same pid as at the previous re-check
+ *      (one sleep ago) is looked at: if that process is gone (pidfd_open fails with ESRCH or
+ *      its pidfd is readable), compare_exchange(lock, pid, 0) frees it (ready). Otherwise, for
+ *      room: the flag is writer_waiting and the re-check is that the record fits between the
+ *      shared tail and head, as for a single writer (the reader's step 4 answers it). Two
+ *      flags, so that writers waiting for room are not woken by every other writer's message.
  * Writers sleep on side 0's wake_seq futex word whatever `wake` says (an eventfd wakes one
  * poller reliably, not several): FUTEX_WAIT(wake_seq of side 0, seq) with a timeout (ipckit:
  * 50 ms) so that a lock whose owner died is looked at again. Waking side 0 is always
  * fetch_add(wake_seq, 1) then FUTEX_WAKE(all); the reader wakes side 0 that way too when
  * writer_waiting asks for it. Side 1 (the reader) is woken as `wake` says.
  *
- * Why no wake-up is lost: writer_waiting is one flag for every waiting writer, and each wake of
- * side 0 wakes them all. A sleeper stores the flag, then loads the lock and the head; a
- * freeing writer stores the lock, a reader stores the head, then each loads the flag: as with
- * one writer, one of each pair sees the other's store. A sleeper that stores the flag after a
- * waker exchanged it to 0 loads the lock and head after that waker's store, so it sees the
- * room or the free lock itself. Each sleeper read wake_seq before storing the flag, so the
- * waker's fetch_add ends every sleep announced before its exchange.
+ * Why no wake-up is lost: each flag (lock_waiting, writer_waiting) is one for every writer
+ * waiting for that thing, and each wake of side 0 wakes them all. A sleeper for the lock stores
+ * lock_waiting, then loads the lock; a freeing writer stores the lock, then loads lock_waiting.
+ * A sleeper for room stores writer_waiting, then loads the head; the reader stores the head,
+ * then loads writer_waiting. As with one writer, one of each pair sees the other's store. A
+ * sleeper that stores its flag after a waker exchanged it to 0 loads the lock (or head) after
+ * that waker's store, so it sees the free lock (or the room) itself. Each sleeper read
+ * wake_seq before storing its flag, so the waker's fetch_add ends every sleep announced before
+ * its exchange. (Room taken again by another writer, or a lock taken again, only means one
+ * more round.)
  *
  * Crash rules: a writer killed at any point before step 3's store of tail publishes nothing:
  * its record lies past tail, and the next lock holder starts from the shared tail and writes
@@ -196,6 +204,7 @@
 #define IPCKIT_CHANNEL_OFF_WRITERS_DIED 32u
 #define IPCKIT_CHANNEL_OFF_SLOT(k) (1024u + 4u * (k))
 #define IPCKIT_CHANNEL_RING_LOCK 4u
+#define IPCKIT_CHANNEL_RING_LOCK_WAITING 136u
 
 /* Bytes a record of `length` payload bytes takes in the ring. */
 #define IPCKIT_CHANNEL_RECORD(length) (8u + (((uint32_t)(length) + 7u) & ~7u))
@@ -414,24 +423,29 @@ static inline int ipckit_ring_send_shared(struct ipckit_ring *ring, const void *
   else
     r = ipckit_ring_send(ring, payload, length, flags); /* steps 2, 3 and the reader's wake (5) */
   ipckit_store(ring->base, ring->ctl + IPCKIT_CHANNEL_RING_LOCK, 0);
-  if (ipckit_load(ring->base, ring->ctl + IPCKIT_CHANNEL_RING_WRITER_WAITING) != 0 &&
-      ipckit_exchange(ring->base, ring->ctl + IPCKIT_CHANNEL_RING_WRITER_WAITING, 0) != 0)
+  if (ipckit_load(ring->base, ring->ctl + IPCKIT_CHANNEL_RING_LOCK_WAITING) != 0 &&
+      ipckit_exchange(ring->base, ring->ctl + IPCKIT_CHANNEL_RING_LOCK_WAITING, 0) != 0)
     *wake_writers = 1;
   return r;
 }
 
 /*
- * A writer's re-check before sleeping (step 6, after storing writer_waiting through this):
- * 1 if it must sleep, 0 if the lock is free and a record of `record` bytes fits (the flag is
- * cleared again). *owner gets the lock's holder (0 if free): if it is the same as one sleep
- * ago and its process is gone, free the lock with ipckit_ring_take_over.
+ * A writer's announcement and re-check before sleeping (step 6): 1 if it must sleep, 0 if it
+ * is ready (the flag is cleared again): for the lock while one is held, else for room for a
+ * record of `record` bytes. *owner gets the lock's holder (0 if free): if it is the same as
+ * one sleep ago and its process is gone, free the lock with ipckit_ring_take_over.
  */
 static inline int ipckit_ring_prepare_sleep_shared(struct ipckit_ring *ring, uint32_t record, uint32_t *owner) {
-  uint32_t flag = ring->ctl + IPCKIT_CHANNEL_RING_WRITER_WAITING;
+  uint32_t lock = ring->ctl + IPCKIT_CHANNEL_RING_LOCK;
+  int held = ipckit_load(ring->base, lock) != 0;
+  uint32_t flag = ring->ctl + (held ? IPCKIT_CHANNEL_RING_LOCK_WAITING : IPCKIT_CHANNEL_RING_WRITER_WAITING);
   ipckit_store(ring->base, flag, 1);
-  *owner = ipckit_load(ring->base, ring->ctl + IPCKIT_CHANNEL_RING_LOCK);
-  int ready = 0;
-  if (*owner == 0) {
+  int ready;
+  if (held) {
+    *owner = ipckit_load(ring->base, lock);
+    ready = *owner == 0;
+  } else {
+    *owner = 0;
     uint32_t tail = ipckit_load(ring->base, ring->ctl + IPCKIT_CHANNEL_RING_TAIL);
     uint32_t used = tail - ipckit_load(ring->base, ring->ctl + IPCKIT_CHANNEL_RING_HEAD);
     ready = used > ring->capacity || ring->capacity - used >= record;

@@ -87,6 +87,7 @@ const RING_LOCK: usize = 4;
 const RING_HEAD: usize = 64;
 const RING_READER_WAITING: usize = 128;
 const RING_WRITER_WAITING: usize = 132;
+const RING_LOCK_WAITING: usize = 136;
 
 /// Byte offset of side `side`'s words.
 pub const fn side_offset(side: u32) -> usize {
@@ -764,9 +765,10 @@ impl SharedWriter {
             });
         }
         let written = self.write_locked(payload, length, flags);
-        // Freeing the lock, then the other writers' flag: the same handshake as a reader's.
+        // Freeing the lock, then the flag of the writers waiting for it: the same handshake as
+        // a reader's with writers waiting for room.
         lock.store(0, SeqCst);
-        let waiting = self.ring.word(RING_WRITER_WAITING)?;
+        let waiting = self.ring.word(RING_LOCK_WAITING)?;
         let wake_writers = waiting.load(SeqCst) != 0 && waiting.swap(0, SeqCst) != 0;
         let result = if written? { Shared::Sent } else { Shared::Full };
         let reader = self.ring.word(RING_READER_WAITING)?;
@@ -799,27 +801,39 @@ impl SharedWriter {
         Ok(true)
     }
 
-    /// Announces that this writer is about to sleep until the lock is free and a record of
-    /// `length` payload bytes fits, then re-checks: `true` if it must sleep now. A lock still
-    /// held by the owner seen at the previous call is freed if that owner's process is gone.
+    /// Announces that this writer is about to sleep, then re-checks: `true` if it must sleep
+    /// now. While another writer holds the lock, the sleep is for the lock (`lock_waiting`; a
+    /// lock still held by the owner seen at the previous call is freed if that owner's process
+    /// is gone); otherwise it is for room for a record of `length` payload bytes
+    /// (`writer_waiting`, as a single writer's).
     pub fn prepare_sleep(&mut self, length: u32) -> Result<bool> {
+        let lock = self.ring.word(RING_LOCK)?;
+        if lock.load(SeqCst) != 0 {
+            let flag = self.ring.word(RING_LOCK_WAITING)?;
+            flag.store(1, SeqCst);
+            let owner = lock.load(SeqCst);
+            let ready = if owner == 0 {
+                true
+            } else if owner == self.owner && owner != self.pid {
+                take_over_lock(&self.ring.map, owner)?
+            } else {
+                self.owner = owner;
+                false
+            };
+            if ready {
+                flag.store(0, SeqCst);
+            }
+            return Ok(!ready);
+        }
+        self.owner = 0;
         let flag = self.ring.word(RING_WRITER_WAITING)?;
         flag.store(1, SeqCst);
-        let owner = self.ring.word(RING_LOCK)?.load(SeqCst);
-        let ready = if owner == 0 {
-            self.owner = 0;
-            match self.free() {
-                Ok((_, free)) => u64::from(free) >= record_size(length),
-                Err(e) => {
-                    flag.store(0, SeqCst);
-                    return Err(e);
-                }
+        let ready = match self.free() {
+            Ok((_, free)) => u64::from(free) >= record_size(length),
+            Err(e) => {
+                flag.store(0, SeqCst);
+                return Err(e);
             }
-        } else if owner == self.owner && owner != self.pid {
-            take_over_lock(&self.ring.map, owner)?
-        } else {
-            self.owner = owner;
-            false
         };
         if ready {
             flag.store(0, SeqCst);
