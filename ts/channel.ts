@@ -219,6 +219,33 @@ interface RxRing {
   wake: boolean
 }
 
+/**
+ * Writes a record (header, then payload, wrapping at the ring's end) at data position `pos` of
+ * the ring whose data starts at byte `data`, with plain stores: the caller publishes it.
+ */
+function putRecord(
+  i32: Int32Array,
+  u8: Buffer,
+  data: number,
+  cap: number,
+  pos: number,
+  bytes: Uint8Array,
+  flags: number,
+): void {
+  const length = bytes.byteLength
+  const at = (data + pos) >> 2
+  i32[at] = length
+  i32[at + 1] = flags
+  const start = (pos + 8) & (cap - 1)
+  const first = cap - start
+  if (length <= first) {
+    u8.set(bytes, data + start)
+  } else {
+    u8.set(bytes.subarray(0, first), data + start)
+    u8.set(bytes.subarray(first), data)
+  }
+}
+
 /** A ring end run in JavaScript over a zero-copy view of the mapping. */
 class JsRing implements TxRing, RxRing {
   flags = 0
@@ -279,20 +306,8 @@ class JsRing implements TxRing, RxRing {
     const length = bytes.byteLength
     const record = 8 + ((length + 7) & ~7)
     if (this.#free() < record) return -1
-    const cap = this.#cap
-    const pos = this.#index & (cap - 1)
     const i32 = this.#i32
-    const at = (this.#data + pos) >> 2
-    i32[at] = length
-    i32[at + 1] = flags
-    const start = (pos + 8) & (cap - 1)
-    const first = cap - start
-    if (length <= first) {
-      this.#u8.set(bytes, this.#data + start)
-    } else {
-      this.#u8.set(bytes.subarray(0, first), this.#data + start)
-      this.#u8.set(bytes.subarray(first), this.#data)
-    }
+    putRecord(i32, this.#u8, this.#data, this.#cap, this.#index & (this.#cap - 1), bytes, flags)
     this.#index = (this.#index + record) >>> 0
     // Publishing: the reader sees the message from here on, whole.
     Atomics.store(i32, this.#tail, this.#index | 0)
@@ -469,19 +484,7 @@ class SharedJsRing implements TxRing {
     const record = 8 + ((length + 7) & ~7)
     const [tail, free] = this.#tailAndFree()
     if (free < record) return false
-    const cap = this.#cap
-    const pos = tail & (cap - 1)
-    const at = (this.#data + pos) >> 2
-    this.#i32[at] = length
-    this.#i32[at + 1] = flags
-    const start = (pos + 8) & (cap - 1)
-    const first = cap - start
-    if (length <= first) {
-      this.#u8.set(bytes, this.#data + start)
-    } else {
-      this.#u8.set(bytes.subarray(0, first), this.#data + start)
-      this.#u8.set(bytes.subarray(first), this.#data)
-    }
+    putRecord(this.#i32, this.#u8, this.#data, this.#cap, tail & (this.#cap - 1), bytes, flags)
     // Publishing: the reader sees the message from here on, whole.
     Atomics.store(this.#i32, this.#tail, (tail + record) | 0)
     return true

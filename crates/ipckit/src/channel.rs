@@ -218,6 +218,21 @@ fn proto() -> Error {
     Error::new(Errno::EPROTO, "channel")
 }
 
+/// Sleeping, steps b and c of the header: stores 1 into the waiting flag at `offset` of
+/// `ring`, then re-checks with `ready`; the flag is withdrawn when it is ready or the check
+/// fails. Whether to sleep now.
+fn announce(ring: &RingAt, offset: usize, ready: impl FnOnce() -> Result<bool>) -> Result<bool> {
+    let flag = ring.word(offset)?;
+    flag.store(1, SeqCst);
+    match ready() {
+        Ok(false) => Ok(true),
+        other => {
+            flag.store(0, SeqCst);
+            other.map(|_| false)
+        }
+    }
+}
+
 /// Writes the header of a new channel into `map`, which must be zeroed and exactly
 /// `layout.size()` bytes (`EINVAL` otherwise). The magic number goes last, so a peer that
 /// checks the header never sees half of one.
@@ -539,6 +554,29 @@ impl RingAt {
         word(&self.map, self.ctl + offset)
     }
 
+    /// The length of a message this ring can carry with `flags`: `EMSGSIZE` for a payload
+    /// larger than the capacity less a header, `EINVAL` for unknown flags.
+    fn message_length(&self, payload: &[u8], flags: u32) -> Result<u32> {
+        let length = match u32::try_from(payload.len()) {
+            Ok(n) if n <= self.capacity - 8 => n,
+            _ => return Err(Error::new(Errno::EMSGSIZE, "channel")),
+        };
+        if flags & !POSTED != 0 {
+            return Err(Error::new(Errno::EINVAL, "channel"));
+        }
+        Ok(length)
+    }
+
+    /// Writes a record (its header, then the payload) at position `index` (a tail), unpublished.
+    fn put_record(&self, index: u32, payload: &[u8], length: u32, flags: u32) -> Result<()> {
+        let pos = index & (self.capacity - 1);
+        let mut header = [0u8; 8];
+        header[..4].copy_from_slice(&length.to_ne_bytes());
+        header[4..].copy_from_slice(&flags.to_ne_bytes());
+        self.put(pos, &header)?;
+        self.put((pos + 8) & (self.capacity - 1), payload)
+    }
+
     /// Copies `src` into the data at ring position `pos`, wrapping at the end.
     fn put(&self, pos: u32, src: &[u8]) -> Result<()> {
         let first = src.len().min((self.capacity - pos) as usize);
@@ -619,24 +657,12 @@ impl Writer {
     /// larger than [`max_message`](Self::max_message), `EINVAL` for unknown `flags`, `EPROTO`
     /// if the reader broke the ring; nothing is written then.
     pub fn try_send(&mut self, payload: &[u8], flags: u32) -> Result<Option<Sent>> {
-        let length = match u32::try_from(payload.len()) {
-            Ok(n) if n <= self.max_message() => n,
-            _ => return Err(Error::new(Errno::EMSGSIZE, "channel")),
-        };
-        if flags & !POSTED != 0 {
-            return Err(Error::new(Errno::EINVAL, "channel"));
-        }
+        let length = self.ring.message_length(payload, flags)?;
         let record = record_size(length) as u32;
         if self.free()? < record {
             return Ok(None);
         }
-        let pos = self.tail & (self.ring.capacity - 1);
-        let mut header = [0u8; 8];
-        header[..4].copy_from_slice(&length.to_ne_bytes());
-        header[4..].copy_from_slice(&flags.to_ne_bytes());
-        self.ring.put(pos, &header)?;
-        self.ring
-            .put((pos + 8) & (self.ring.capacity - 1), payload)?;
+        self.ring.put_record(self.tail, payload, length, flags)?;
         self.tail = self.tail.wrapping_add(record);
         // Publishing: the reader sees the message only from here on, whole.
         self.ring.word(RING_TAIL)?.store(self.tail, SeqCst);
@@ -649,19 +675,9 @@ impl Writer {
     /// fits, then re-checks: `true` if it must sleep now, `false` if there is room already
     /// (the announcement is withdrawn). `EPROTO` if the reader broke the ring.
     pub fn prepare_sleep(&self, length: u32) -> Result<bool> {
-        let flag = self.ring.word(RING_WRITER_WAITING)?;
-        flag.store(1, SeqCst);
-        let ready = match self.free() {
-            Ok(free) => u64::from(free) >= record_size(length),
-            Err(e) => {
-                flag.store(0, SeqCst);
-                return Err(e);
-            }
-        };
-        if ready {
-            flag.store(0, SeqCst);
-        }
-        Ok(!ready)
+        announce(&self.ring, RING_WRITER_WAITING, || {
+            Ok(u64::from(self.free()?) >= record_size(length))
+        })
     }
 }
 
@@ -749,13 +765,7 @@ impl SharedWriter {
     /// Takes the lock, writes one message at the shared tail if it fits, publishes it, frees
     /// the lock. `EMSGSIZE`, `EINVAL` (flags), `EPROTO` as [`Writer::try_send`].
     pub fn try_send(&mut self, payload: &[u8], flags: u32) -> Result<SharedSent> {
-        let length = match u32::try_from(payload.len()) {
-            Ok(n) if n <= self.ring.capacity - 8 => n,
-            _ => return Err(Error::new(Errno::EMSGSIZE, "channel")),
-        };
-        if flags & !POSTED != 0 {
-            return Err(Error::new(Errno::EINVAL, "channel"));
-        }
+        let length = self.ring.message_length(payload, flags)?;
         let lock = self.ring.word(RING_LOCK)?;
         if let Err(owner) = lock.compare_exchange(0, self.pid, SeqCst, SeqCst) {
             return Ok(SharedSent {
@@ -787,13 +797,7 @@ impl SharedWriter {
         if free < record {
             return Ok(false);
         }
-        let pos = tail & (self.ring.capacity - 1);
-        let mut header = [0u8; 8];
-        header[..4].copy_from_slice(&length.to_ne_bytes());
-        header[4..].copy_from_slice(&flags.to_ne_bytes());
-        self.ring.put(pos, &header)?;
-        self.ring
-            .put((pos + 8) & (self.ring.capacity - 1), payload)?;
+        self.ring.put_record(tail, payload, length, flags)?;
         // Publishing: the reader sees the message only from here on, whole.
         self.ring
             .word(RING_TAIL)?
@@ -807,38 +811,26 @@ impl SharedWriter {
     /// is gone); otherwise it is for room for a record of `length` payload bytes
     /// (`writer_waiting`, as a single writer's).
     pub fn prepare_sleep(&mut self, length: u32) -> Result<bool> {
-        let lock = self.ring.word(RING_LOCK)?;
-        if lock.load(SeqCst) != 0 {
-            let flag = self.ring.word(RING_LOCK_WAITING)?;
-            flag.store(1, SeqCst);
-            let owner = lock.load(SeqCst);
-            let ready = if owner == 0 {
-                true
-            } else if owner == self.owner && owner != self.pid {
-                take_over_lock(&self.ring.map, owner)?
-            } else {
-                self.owner = owner;
-                false
-            };
-            if ready {
-                flag.store(0, SeqCst);
-            }
-            return Ok(!ready);
+        if self.ring.word(RING_LOCK)?.load(SeqCst) != 0 {
+            let seen = self.owner;
+            let mut owner = 0;
+            let sleep = announce(&self.ring, RING_LOCK_WAITING, || {
+                owner = self.ring.word(RING_LOCK)?.load(SeqCst);
+                if owner == 0 {
+                    Ok(true)
+                } else if owner == seen && owner != self.pid {
+                    take_over_lock(&self.ring.map, owner)
+                } else {
+                    Ok(false)
+                }
+            })?;
+            self.owner = owner;
+            return Ok(sleep);
         }
         self.owner = 0;
-        let flag = self.ring.word(RING_WRITER_WAITING)?;
-        flag.store(1, SeqCst);
-        let ready = match self.free() {
-            Ok((_, free)) => u64::from(free) >= record_size(length),
-            Err(e) => {
-                flag.store(0, SeqCst);
-                return Err(e);
-            }
-        };
-        if ready {
-            flag.store(0, SeqCst);
-        }
-        Ok(!ready)
+        announce(&self.ring, RING_WRITER_WAITING, || {
+            Ok(u64::from(self.free()?.1) >= record_size(length))
+        })
     }
 
     /// Whether the last `prepare_sleep` found the lock held (the sleep after it should end
@@ -920,13 +912,9 @@ impl Reader {
     /// `true` if it must sleep now, `false` if one is there already (the announcement is
     /// withdrawn).
     pub fn prepare_sleep(&self) -> Result<bool> {
-        let flag = self.ring.word(RING_READER_WAITING)?;
-        flag.store(1, SeqCst);
-        let ready = self.ring.word(RING_TAIL)?.load(SeqCst) != self.head;
-        if ready {
-            flag.store(0, SeqCst);
-        }
-        Ok(!ready)
+        announce(&self.ring, RING_READER_WAITING, || {
+            Ok(self.ring.word(RING_TAIL)?.load(SeqCst) != self.head)
+        })
     }
 }
 
