@@ -63,7 +63,7 @@ function nodeWriter(open: string, how: 'send' | 'sendSync' | 'post'): string {
  * Returns how many came from each writer and how the input ended.
  */
 async function drain(t: { is: (a: unknown, b: unknown, m?: string) => void }, rx: Channel, writers: number) {
-  const next = new Array<number>(writers).fill(0)
+  const next: number[] = Array.from({ length: writers }, () => 0)
   let end: unknown
   for (;;) {
     let m: unknown
@@ -258,7 +258,5 @@ test('in one process: a writer waiting for the lock or room aborts or closes tak
   for await (const m of rx) rest.push(m)
   t.deepEqual(rest, [])
   t.true(rx.writers === 2 && a.writers === 2)
-  t.true(
-    (t.throws(() => rx.receiveSync()) as IpcError).code === 'EPIPE',
-  )
+  t.true((t.throws(() => rx.receiveSync()) as IpcError).code === 'EPIPE')
 })

@@ -751,8 +751,7 @@ export class Channel implements Disposable, AsyncDisposable, AsyncIterable<Buffe
           : ring(txRing, true)
       if (this.canReceive) this.#rx = ring(rxRing, false)
     } else {
-      if (this.canSend)
-        this.#tx = new CoreRing(parts.mapping, txRing, true, several ? process.pid : undefined)
+      if (this.canSend) this.#tx = new CoreRing(parts.mapping, txRing, true, several ? process.pid : undefined)
       if (this.canReceive) this.#rx = new CoreRing(parts.mapping, rxRing, false)
     }
   }
@@ -1808,9 +1807,7 @@ export class Channel implements Disposable, AsyncDisposable, AsyncIterable<Buffe
     const slice = this.writers > 1 ? LOCK_RECHECK_MS : null
     const peer = this.#peer() ?? null
     const fd = this.#ownWakeFd ?? null
-    const r = callNative(() =>
-      native.channelSleepSync(this.#mapping, this.#side, this.#ownFutex, fd, seq, peer, slice),
-    )
+    const r = callNative(() => native.channelSleepSync(this.#mapping, this.#side, this.#ownFutex, fd, seq, peer, slice))
     if (r === 1) this.#peerDead = true
   }
 
