@@ -514,7 +514,11 @@ class SharedJsRing implements TxRing {
         }
       } else {
         this.#owner = 0
-        ready = this.#tailAndFree()[1] >= 8 + ((length + 7) & ~7)
+        // Without the lock, other writers move the tail between the two loads: a pair that
+        // looks impossible only means "try again" (the locked send checks the indices).
+        const tail = Atomics.load(i32, this.#tail) >>> 0
+        const used = (tail - (Atomics.load(i32, this.#head) >>> 0)) >>> 0
+        ready = used > this.#cap || this.#cap - used >= 8 + ((length + 7) & ~7)
       }
     } catch (err) {
       Atomics.store(i32, flag, 0)

@@ -50,8 +50,6 @@ static void wake_writers(void) {
 static int gone(uint32_t pid) {
   int fd = (int)syscall(SYS_pidfd_open, (pid_t)pid, 0);
   if (fd < 0) return errno == ESRCH;
-  struct timespec zero = {0, 0};
-  (void)zero;
   /* A pidfd is readable once its process exited. */
   fd_set set;
   FD_ZERO(&set);

@@ -137,7 +137,9 @@
  *      (one sleep ago) is looked at: if that process is gone (pidfd_open fails with ESRCH or
  *      its pidfd is readable), compare_exchange(lock, pid, 0) frees it (ready). Otherwise, for
  *      room: the flag is writer_waiting and the re-check is that the record fits between the
- *      shared tail and head, as for a single writer (the reader's step 4 answers it). Two
+ *      shared tail and head, as for a single writer (the reader's step 4 answers it); since
+ *      other writers move the tail between the two loads, a pair that looks impossible counts
+ *      as ready here (only the locked send in step 2 calls the ring broken). Two
  *      flags, so that writers waiting for room are not woken by every other writer's message.
  * Writers sleep on side 0's wake_seq futex word whatever `wake` says (an eventfd wakes one
  * poller reliably, not several): FUTEX_WAIT(wake_seq of side 0, seq) with a timeout (ipckit:

@@ -829,7 +829,12 @@ impl SharedWriter {
         }
         self.owner = 0;
         announce(&self.ring, RING_WRITER_WAITING, || {
-            Ok(u64::from(self.free()?.1) >= record_size(length))
+            // Without the lock, other writers move the tail between the two loads: a pair that
+            // looks impossible only means "try again" (the locked send checks the indices).
+            let tail = self.ring.word(RING_TAIL)?.load(SeqCst);
+            let used = tail.wrapping_sub(self.ring.word(RING_HEAD)?.load(SeqCst));
+            let cap = self.ring.capacity;
+            Ok(used > cap || u64::from(cap - used) >= record_size(length))
         })
     }
 
