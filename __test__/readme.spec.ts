@@ -179,6 +179,20 @@ ch.close()
     prelude: 'process.execArgv.splice(0)\n',
     stdout: /^\{ len: 5 \}\n\{ len: 1000 \}\n$/,
   },
+  'Channel #2': {
+    why: "writer.js is the reader's: here writer.mts, the writer the comment describes; `--import tsx` finds tsx in the folder's node_modules; the parent's own execArgv is emptied, as a .js parent's is",
+    replace: [["['writer.js']", "['--import', 'tsx', 'writer.mts']"]],
+    files: {
+      'writer.mts': `import { Channel } from 'ipckit'
+const ch = Channel.fromFds([3, 4, 5])
+for (let i = 0; i < 100; i++) await ch.post({ n: 1 })
+ch.close()
+`,
+    },
+    links: { 'node_modules/tsx': join(ROOT, 'node_modules', 'tsx') },
+    prelude: 'process.execArgv.splice(0)\n',
+    stdout: /^300\n$/,
+  },
   'Keys #1': {
     why: "ftok needs a file that exists: /var/run/myapp is the reader's",
     replace: [["'/var/run/myapp'", "'myapp'"]],

@@ -78,6 +78,17 @@ export interface ChannelCreateOptions {
   key?: number
   /** Permission bits of a named or System V channel. Default `0o600`. */
   mode?: number
+  /**
+   * How many processes write into the channel over its life: 1 (the default: one writer, one
+   * reader) or 2 to 256 for a one-way channel that several writers share (fan-in: a parent's
+   * workers, or unrelated processes opening it by name), each message written whole under a
+   * lock in the ring, in each writer's order. Each writer joins once: this end (unless
+   * `role: 'reader'`), then every {@link Channel.fromFds} / {@link Channel.open} after the
+   * reader's (`EBUSY` past the count). The reader's input ends once every one of them has
+   * joined and then closed or died; a name or System V segment stays until all have joined.
+   * Layout version 2 (`include/ipckit/channel.h`): a peer that knows only version 1 refuses it.
+   */
+  writers?: number
 }
 
 /** Options of {@link Channel.send} and {@link Channel.post}. */
@@ -120,6 +131,7 @@ const MIN_CAPACITY = 64
 const MAX_CAPACITY = 2 ** 30
 const POSTED = 1
 const NAME_MAX = 255
+const MAX_WRITERS = 256
 
 // Word indices (the header's byte offsets / 4): see include/ipckit/channel.h.
 const sideWord = (side: number, field: number): number => (64 + 64 * side + field) >> 2
@@ -129,6 +141,12 @@ const RING_TAIL = 0
 const RING_HEAD = 64
 const RING_READER_WAITING = 128
 const RING_WRITER_WAITING = 132
+/** Version 2 (several writers): the ring's lock word, and how many writers are done. */
+const RING_LOCK = 4
+const RING_LOCK_WAITING = 136
+const WRITERS_DONE_WORD = 28 >> 2
+/** How long a writer of several sleeps before it looks at a lock's owner again (crash takeover). */
+const LOCK_RECHECK_MS = 50
 
 /** Nothing to take, or no room: try again after a wake. */
 const NONE = Symbol('none')
@@ -185,6 +203,8 @@ interface TxRing {
   trySend(bytes: Uint8Array, flags: number): number
   /** Announces a sleep until `length` bytes fit, re-checks: whether to sleep now. */
   prepareSleep(length: number): boolean
+  /** A writer of several: the last `prepareSleep` found the ring's lock held by another. */
+  readonly waitsForLock?: boolean
 }
 
 /** The reading end of one ring. */
@@ -197,6 +217,33 @@ interface RxRing {
   flags: number
   /** Waking the writer is due (after `take` or `release`). */
   wake: boolean
+}
+
+/**
+ * Writes a record (header, then payload, wrapping at the ring's end) at data position `pos` of
+ * the ring whose data starts at byte `data`, with plain stores: the caller publishes it.
+ */
+function putRecord(
+  i32: Int32Array,
+  u8: Buffer,
+  data: number,
+  cap: number,
+  pos: number,
+  bytes: Uint8Array,
+  flags: number,
+): void {
+  const length = bytes.byteLength
+  const at = (data + pos) >> 2
+  i32[at] = length
+  i32[at + 1] = flags
+  const start = (pos + 8) & (cap - 1)
+  const first = cap - start
+  if (length <= first) {
+    u8.set(bytes, data + start)
+  } else {
+    u8.set(bytes.subarray(0, first), data + start)
+    u8.set(bytes.subarray(first), data)
+  }
 }
 
 /** A ring end run in JavaScript over a zero-copy view of the mapping. */
@@ -259,20 +306,8 @@ class JsRing implements TxRing, RxRing {
     const length = bytes.byteLength
     const record = 8 + ((length + 7) & ~7)
     if (this.#free() < record) return -1
-    const cap = this.#cap
-    const pos = this.#index & (cap - 1)
     const i32 = this.#i32
-    const at = (this.#data + pos) >> 2
-    i32[at] = length
-    i32[at + 1] = flags
-    const start = (pos + 8) & (cap - 1)
-    const first = cap - start
-    if (length <= first) {
-      this.#u8.set(bytes, this.#data + start)
-    } else {
-      this.#u8.set(bytes.subarray(0, first), this.#data + start)
-      this.#u8.set(bytes.subarray(first), this.#data)
-    }
+    putRecord(i32, this.#u8, this.#data, this.#cap, this.#index & (this.#cap - 1), bytes, flags)
     this.#index = (this.#index + record) >>> 0
     // Publishing: the reader sees the message from here on, whole.
     Atomics.store(i32, this.#tail, this.#index | 0)
@@ -379,14 +414,138 @@ class JsRing implements TxRing, RxRing {
   }
 }
 
+/**
+ * The writing end of the ring of a channel with several writers, run in JavaScript: each
+ * message is written from the shared tail while this process's pid is in the ring's lock word
+ * (see "SEVERAL WRITERS" in include/ipckit/channel.h). The single-writer {@link JsRing} is
+ * left as it is.
+ */
+class SharedJsRing implements TxRing {
+  readonly #i32: Int32Array
+  readonly #u8: Buffer
+  readonly #data: number
+  readonly #cap: number
+  readonly #tail: number
+  readonly #head: number
+  readonly #lock: number
+  readonly #readerWaiting: number
+  readonly #writerWaiting: number
+  readonly #lockWaiting: number
+  readonly #pid = process.pid
+  /** The lock's owner seen by the last {@link prepareSleep}, 0 if it was free. */
+  #owner = 0
+
+  constructor(
+    memory: ArrayBuffer,
+    readonly mapping: ShmMapping,
+    dataOffset: number,
+    capacity: number,
+  ) {
+    this.#i32 = new Int32Array(memory)
+    this.#u8 = Buffer.from(memory, 0, memory.byteLength)
+    this.#data = dataOffset
+    this.#cap = capacity
+    this.#tail = ringWord(0, RING_TAIL)
+    this.#head = ringWord(0, RING_HEAD)
+    this.#lock = ringWord(0, RING_LOCK)
+    this.#readerWaiting = ringWord(0, RING_READER_WAITING)
+    this.#writerWaiting = ringWord(0, RING_WRITER_WAITING)
+    this.#lockWaiting = ringWord(0, RING_LOCK_WAITING)
+  }
+
+  /** The shared tail and the free bytes after it; throws EPROTO for impossible indices. */
+  #tailAndFree(): [number, number] {
+    const tail = Atomics.load(this.#i32, this.#tail) >>> 0
+    const head = Atomics.load(this.#i32, this.#head) >>> 0
+    const used = (tail - head) >>> 0
+    if (used > this.#cap || head % 8 !== 0 || tail % 8 !== 0) throw broken('channel send')
+    return [tail, this.#cap - used]
+  }
+
+  trySend(bytes: Uint8Array, flags: number): number {
+    const i32 = this.#i32
+    if (Atomics.compareExchange(i32, this.#lock, 0, this.#pid) !== 0) return -1
+    let sent = false
+    try {
+      sent = this.#write(bytes, flags)
+    } finally {
+      // Freeing the lock, then the flag of the writers waiting for it (the reader's handshake
+      // with writers waiting for room, for the lock).
+      Atomics.store(i32, this.#lock, 0)
+      if (Atomics.load(i32, this.#lockWaiting) !== 0 && Atomics.exchange(i32, this.#lockWaiting, 0) !== 0)
+        callNative(() => native.channelWake(this.mapping, 0, true, null))
+    }
+    if (!sent) return -1
+    return Atomics.load(i32, this.#readerWaiting) !== 0 && Atomics.exchange(i32, this.#readerWaiting, 0) !== 0 ? 1 : 0
+  }
+
+  #write(bytes: Uint8Array, flags: number): boolean {
+    const length = bytes.byteLength
+    const record = 8 + ((length + 7) & ~7)
+    const [tail, free] = this.#tailAndFree()
+    if (free < record) return false
+    putRecord(this.#i32, this.#u8, this.#data, this.#cap, tail & (this.#cap - 1), bytes, flags)
+    // Publishing: the reader sees the message from here on, whole.
+    Atomics.store(this.#i32, this.#tail, (tail + record) | 0)
+    return true
+  }
+
+  /**
+   * While another writer holds the lock, a sleep for the lock (`lock_waiting`, which only the
+   * lock's release answers); otherwise for room (`writer_waiting`, which only the reader
+   * answers): a writer waiting for room is not woken by every other writer's message.
+   */
+  prepareSleep(length: number): boolean {
+    const i32 = this.#i32
+    const held = Atomics.load(i32, this.#lock) !== 0
+    const flag = held ? this.#lockWaiting : this.#writerWaiting
+    Atomics.store(i32, flag, 1)
+    let ready: boolean
+    try {
+      if (held) {
+        const owner = Atomics.load(i32, this.#lock)
+        if (owner === 0) ready = true
+        else if (owner === this.#owner && owner !== this.#pid) {
+          // Held by the same writer one sleep later: freed if its process is gone.
+          ready = callNative(() => native.channelTakeOverLock(this.mapping, owner >>> 0))
+        } else {
+          this.#owner = owner
+          ready = false
+        }
+      } else {
+        this.#owner = 0
+        // Without the lock, other writers move the tail between the two loads: a pair that
+        // looks impossible only means "try again" (the locked send checks the indices).
+        const tail = Atomics.load(i32, this.#tail) >>> 0
+        const used = (tail - (Atomics.load(i32, this.#head) >>> 0)) >>> 0
+        ready = used > this.#cap || this.#cap - used >= 8 + ((length + 7) & ~7)
+      }
+    } catch (err) {
+      Atomics.store(i32, flag, 0)
+      throw err
+    }
+    if (ready) Atomics.store(i32, flag, 0)
+    return !ready
+  }
+
+  get waitsForLock(): boolean {
+    return this.#owner !== 0
+  }
+}
+
 /** A ring end run by the core, copying (runtimes that refuse external buffers). */
 class CoreRing implements TxRing, RxRing {
   flags = 0
   wake = false
   readonly #ring: NativeRing
 
-  constructor(mapping: ShmMapping, ring: number, writer: boolean) {
-    this.#ring = callNative(() => new native.ChannelRing(mapping, ring, writer))
+  /** `pid`: a writer of a channel with several writers, locking with it. */
+  constructor(mapping: ShmMapping, ring: number, writer: boolean, pid?: number) {
+    this.#ring = callNative(() => new native.ChannelRing(mapping, ring, writer, pid ?? null))
+  }
+
+  get waitsForLock(): boolean {
+    return this.#ring.waitsForLock
   }
 
   trySend(bytes: Uint8Array, flags: number): number {
@@ -447,6 +606,10 @@ interface Parts {
   shmFd: number | undefined
   /** A System V channel's segment id, until the segment is removed. */
   shmId?: number | undefined
+  /** How many writers the channel takes (1: a single-writer channel). */
+  writers: number
+  /** The writer slot this end joined (a channel with several writers), else -1. */
+  slot: number
 }
 
 /**
@@ -467,7 +630,10 @@ interface Parts {
  * {@link Channel.open} (or {@link Channel.fromId}).
  *
  * Each ring has one writer and one reader: a second process that tries to open an end that
- * is taken fails with `EBUSY`. A peer that closes ends the other side's iteration once the
+ * is taken fails with `EBUSY`; unless the channel was made for several writers
+ * ({@link ChannelCreateOptions.writers}): then up to that many processes write its one ring,
+ * each message whole, each writer's in its order, and the reader's input ends once all of them
+ * joined and closed. A peer that closes ends the other side's iteration once the
  * ring is drained (`EPIPE` for a lone `receive()`, and for sends); a peer that dies without
  * closing (its pidfd says so) makes waits fail with `ECONNRESET` instead of hanging; a writer
  * killed in the middle of a message never exposes a part of it.
@@ -498,6 +664,15 @@ export class Channel implements Disposable, AsyncDisposable, AsyncIterable<Buffe
   readonly canSend: boolean
   /** Whether this end receives. */
   readonly canReceive: boolean
+  /**
+   * How many writers the channel takes: 1, or the `writers` of {@link ChannelCreateOptions}
+   * for a channel that several processes write into.
+   */
+  readonly writers: number
+  /** The writer slot of this end of a channel with several writers (-1 otherwise). */
+  readonly #slot: number
+  /** This end is the reader of a channel with several writers: its peer is a set of writers. */
+  readonly #fanIn: boolean
   /** The name of a named channel, while it has one (`undefined` once removed, and for memfd channels). */
   #name: string | undefined
   #shmId: number | undefined
@@ -512,7 +687,9 @@ export class Channel implements Disposable, AsyncDisposable, AsyncIterable<Buffe
   readonly #memory: ArrayBuffer | undefined
   readonly #i32: Int32Array | undefined
   readonly #side: number
-  readonly #futex: boolean
+  /** Whether this side sleeps on its futex word (else its eventfd), and whether the peer does. */
+  readonly #ownFutex: boolean
+  readonly #peerFutex: boolean
   readonly #wakeFds: [number, number] | undefined
   /** This side's own eventfd (eventfd wakes only). */
   readonly #ownWakeFd: number | undefined
@@ -546,9 +723,16 @@ export class Channel implements Disposable, AsyncDisposable, AsyncIterable<Buffe
     this.maxMessageSize = parts.capacity - 8
     this.duplex = parts.rings === 2
     this.#side = parts.side
-    this.#futex = parts.futex
+    this.writers = parts.writers
+    this.#slot = parts.slot
+    this.#fanIn = parts.writers > 1 && parts.side === 1
+    // With several writers, side 0 (the writers) always sleeps on its futex word: an eventfd
+    // wakes one of several pollers reliably, not all of them.
+    const several = parts.writers > 1
+    this.#ownFutex = parts.futex || (several && parts.side === 0)
+    this.#peerFutex = parts.futex || (several && parts.side === 1)
     this.#wakeFds = parts.wakeFds
-    this.#ownWakeFd = parts.wakeFds?.[parts.side]
+    this.#ownWakeFd = this.#ownFutex ? undefined : parts.wakeFds?.[parts.side]
     this.#name = parts.name
     this.#shmId = parts.shmId
     this.#shmFd = parts.shmFd
@@ -565,10 +749,13 @@ export class Channel implements Disposable, AsyncDisposable, AsyncIterable<Buffe
       this.#i32 = new Int32Array(memory)
       const ring = (r: number, writer: boolean) =>
         new JsRing(memory, parts.mapping, r, parts.dataOffset, parts.capacity, writer)
-      if (this.canSend) this.#tx = ring(txRing, true)
+      if (this.canSend)
+        this.#tx = several
+          ? new SharedJsRing(memory, parts.mapping, parts.dataOffset, parts.capacity)
+          : ring(txRing, true)
       if (this.canReceive) this.#rx = ring(rxRing, false)
     } else {
-      if (this.canSend) this.#tx = new CoreRing(parts.mapping, txRing, true)
+      if (this.canSend) this.#tx = new CoreRing(parts.mapping, txRing, true, several ? process.pid : undefined)
       if (this.canReceive) this.#rx = new CoreRing(parts.mapping, rxRing, false)
     }
   }
@@ -586,6 +773,8 @@ export class Channel implements Disposable, AsyncDisposable, AsyncIterable<Buffe
    * const ch = Channel.create({ capacity: 1 << 16 })              // one-way, this end writes
    * const rx = Channel.create({ role: 'reader' })                 // one-way, this end reads
    * const named = Channel.create({ name: '/jobs', duplex: true })   // Channel.open('/jobs') elsewhere
+   * // Fan-in: this end reads; 4 workers each Channel.fromFds(fds) and send (each joins once).
+   * const results = Channel.create({ role: 'reader', writers: 4 })
    * ```
    */
   static create(options?: ChannelCreateOptions): Channel {
@@ -610,10 +799,18 @@ export class Channel implements Disposable, AsyncDisposable, AsyncIterable<Buffe
       )
     }
     const mode = validateMode(opts.mode, 'options.mode', 0o600)
+    const writers = optionalInteger(opts.writers, 'options.writers', 1, MAX_WRITERS, 1)
+    if (duplex && writers > 1)
+      throw invalidArgValue(
+        'options.writers',
+        writers,
+        'applies to one-way channels only (a duplex channel has one writer each way)',
+      )
     const rings = duplex ? 2 : 1
     const side = role === 'reader' ? 1 : 0
     const size = callNative(() => native.channelSize(rings, capacity))
-    if (key !== undefined) return Channel.#createSysV(key, size, rings, capacity, side, mode)
+    const shape = { rings, capacity, writers }
+    if (key !== undefined) return Channel.#createSysV(key, size, shape, side, mode)
     const owned: number[] = []
     try {
       if (name !== undefined) {
@@ -626,12 +823,13 @@ export class Channel implements Disposable, AsyncDisposable, AsyncIterable<Buffe
         )
         owned.push(opened.fd)
         const mapping = callNative(() => native.posixShmMap(opened.fd, size, false))
-        const layout = callNative(() => native.channelInit(mapping, rings, capacity, true))
-        callNative(() => native.channelClaim(mapping, side, process.pid))
+        const layout = callNative(() => native.channelInit(mapping, rings, capacity, true, writers))
+        const slot = claimOwn(mapping, side, writers)
         const ch = new Channel({
           mapping,
           ...layout,
           side,
+          slot,
           memfd: undefined,
           wakeFds: undefined,
           name,
@@ -647,12 +845,13 @@ export class Channel implements Disposable, AsyncDisposable, AsyncIterable<Buffe
       const wake1 = callNative(() => native.eventfdCreate(0, false), mapDetail('eventfd'))
       owned.push(wake1)
       const mapping = callNative(() => native.memfdMap(memfd, size, false), mapDetail('mmap'))
-      const layout = callNative(() => native.channelInit(mapping, rings, capacity, false))
-      callNative(() => native.channelClaim(mapping, side, process.pid))
+      const layout = callNative(() => native.channelInit(mapping, rings, capacity, false, writers))
+      const slot = claimOwn(mapping, side, writers)
       const ch = new Channel({
         mapping,
         ...layout,
         side,
+        slot,
         memfd,
         wakeFds: [wake0, wake1],
         name: undefined,
@@ -667,7 +866,13 @@ export class Channel implements Disposable, AsyncDisposable, AsyncIterable<Buffe
     }
   }
 
-  static #createSysV(key: number, size: number, rings: number, capacity: number, side: number, mode: number): Channel {
+  static #createSysV(
+    key: number,
+    size: number,
+    { rings, capacity, writers }: { rings: number; capacity: number; writers: number },
+    side: number,
+    mode: number,
+  ): Channel {
     const id = callNative(
       () => native.shmOpen(key, size, true, true, mode),
       (e) => ({
@@ -680,12 +885,13 @@ export class Channel implements Disposable, AsyncDisposable, AsyncIterable<Buffe
     let mapping: ShmMapping | undefined
     try {
       mapping = callNative(() => native.shmAttach(id, false))
-      const layout = callNative(() => native.channelInit(mapping!, rings, capacity, true))
-      callNative(() => native.channelClaim(mapping!, side, process.pid))
+      const layout = callNative(() => native.channelInit(mapping!, rings, capacity, true, writers))
+      const slot = claimOwn(mapping, side, writers)
       return new Channel({
         mapping,
         ...layout,
         side,
+        slot,
         memfd: undefined,
         wakeFds: undefined,
         name: undefined,
@@ -728,12 +934,14 @@ export class Channel implements Disposable, AsyncDisposable, AsyncIterable<Buffe
       () => native.channelCheck(mapping),
       () => notChannel,
     )
-    const side = claimFree(mapping)
-    forget()
+    const { side, slot } = claimFree(mapping, layout.writers)
+    // Nobody else may open it now: with several writers, once the reader and every writer are in.
+    if (layout.writers === 1 || allJoined(mapping)) forget()
     const ch = new Channel({
       mapping,
       ...layout,
       side,
+      slot,
       memfd: undefined,
       wakeFds: undefined,
       name: undefined,
@@ -784,6 +992,7 @@ export class Channel implements Disposable, AsyncDisposable, AsyncIterable<Buffe
     const mapping = callNative(() => native.memfdMap(memfd, info.size, false), mapDetail('mmap'))
     let layout: ReturnType<typeof native.channelCheck>
     let side: number
+    let slot: number
     try {
       layout = callNative(() => native.channelCheck(mapping), mapDetail('channel'))
       if (layout.futex)
@@ -792,7 +1001,7 @@ export class Channel implements Disposable, AsyncDisposable, AsyncIterable<Buffe
           fds,
           'hold a named channel (woken by futex words); open it with Channel.open(name)',
         )
-      side = claimFree(mapping)
+      ;({ side, slot } = claimFree(mapping, layout.writers))
     } catch (err) {
       mapping.release()
       throw err
@@ -801,6 +1010,7 @@ export class Channel implements Disposable, AsyncDisposable, AsyncIterable<Buffe
       mapping,
       ...layout,
       side,
+      slot,
       memfd,
       wakeFds: [wake0, wake1],
       name: undefined,
@@ -948,9 +1158,24 @@ export class Channel implements Disposable, AsyncDisposable, AsyncIterable<Buffe
   }
 
   #peerClosed(): boolean {
+    if (this.#fanIn) return this.#writersDone(false) !== undefined
     const peer = 1 - this.#side
     const v = this.#word(sideWord(peer, SIDE_CLOSED))
     return v === -1 ? callNative(() => native.channelIsClosed(this.#mapping, peer)) : v !== 0
+  }
+
+  /**
+   * The reader of a channel with several writers: the writers' counts once every writer has
+   * joined and then closed or died (`undefined` while some may still write). With `scan`,
+   * writers whose process is gone are marked as died first.
+   */
+  #writersDone(scan: boolean): { died: number } | undefined {
+    const i32 = this.#i32
+    if (!scan && i32 !== undefined) {
+      if (Atomics.load(i32, WRITERS_DONE_WORD) >>> 0 < this.writers) return undefined
+    }
+    const w = callNative(() => native.channelWriters(this.#mapping, scan))
+    return w.done >= w.slots ? w : undefined
   }
 
   /**
@@ -959,7 +1184,8 @@ export class Channel implements Disposable, AsyncDisposable, AsyncIterable<Buffe
    * set `#peerDead`.
    */
   #peer(): number | undefined {
-    if (this.#peerPid !== 0) return this.#peerFd
+    // The writers of a fan-in reader are looked at by #writersDone(true), not watched.
+    if (this.#fanIn || this.#peerPid !== 0) return this.#peerFd
     const pid = callNative(() => native.channelSidePid(this.#mapping, 1 - this.#side))
     if (pid === 0) return undefined
     this.#peerPid = pid
@@ -981,7 +1207,7 @@ export class Channel implements Disposable, AsyncDisposable, AsyncIterable<Buffe
 
   #wakePeer(): void {
     const peer = 1 - this.#side
-    callNative(() => native.channelWake(this.#mapping, peer, this.#futex, this.#wakeFds?.[peer] ?? null))
+    callNative(() => native.channelWake(this.#mapping, peer, this.#peerFutex, this.#wakeFds?.[peer] ?? null))
   }
 
   /**
@@ -1013,6 +1239,23 @@ export class Channel implements Disposable, AsyncDisposable, AsyncIterable<Buffe
 
   /** Why nothing more will come: `EPIPE` once the writer closed and the ring is drained, `ECONNRESET` once it died. */
   #endOfInput(): IpcError | undefined {
+    if (this.#fanIn) {
+      const done = this.#writersDone(false)
+      if (done === undefined) return undefined
+      if (done.died > 0)
+        return channelError(
+          'ECONNRESET',
+          'connection reset by peer',
+          'channel receive',
+          `every writer is gone: ${done.died} of ${this.writers} exited without closing the channel; every message they finished was taken`,
+        )
+      return channelError(
+        'EPIPE',
+        'broken pipe',
+        'channel receive',
+        `all ${this.writers} writers closed the channel, and every message they sent was taken`,
+      )
+    }
     if (this.#peerClosed()) {
       return channelError(
         'EPIPE',
@@ -1441,7 +1684,7 @@ export class Channel implements Disposable, AsyncDisposable, AsyncIterable<Buffe
   }
 
   #seq(): number {
-    return this.#futex ? callNative(() => native.channelWakeSeq(this.#mapping, this.#side)) : 0
+    return this.#ownFutex ? callNative(() => native.channelWakeSeq(this.#mapping, this.#side)) : 0
   }
 
   /** Runs the pump on the event loop until nothing waits. */
@@ -1466,7 +1709,7 @@ export class Channel implements Disposable, AsyncDisposable, AsyncIterable<Buffe
     }
     this.#armDeathCheck()
     let wait: Promise<unknown>
-    if (this.#futex) {
+    if (this.#ownFutex) {
       const mapping = this.#mapping
       const offset = native.channelWakeSeqOffset(this.#side)
       wait = startWait(
@@ -1527,10 +1770,18 @@ export class Channel implements Disposable, AsyncDisposable, AsyncIterable<Buffe
   #deathTick(): void {
     this.#deathTimer = undefined
     if (this.#closed) return
+    const several = this.writers > 1
+    if (several && this.#pumping) {
+      // The reader looks at every writer's process (the last one gone ends its input); a writer
+      // that waits for the lock looks at its owner again (a dead one's lock is taken over).
+      const rerun = this.#fanIn ? this.#writersDone(true) !== undefined : this.#tx?.waitsForLock === true
+      if (rerun) this.#pump.cancelAll(PEER_CHANGED)
+    }
     if (this.#pumping) this.#watchPeer()
     else this.#peerWatch.cancelAll(ITERATION_ENDED)
-    // Again while a watch runs, or while the pump waits for a peer that has not claimed its side.
-    if (this.#peerWatch.size > 0 || (this.#pumping && this.#peerPid === 0)) this.#armDeathCheck()
+    // Again while a watch runs, while the pump waits for a peer that has not claimed its side,
+    // or while it waits with several writers.
+    if (this.#peerWatch.size > 0 || (this.#pumping && (this.#peerPid === 0 || several))) this.#armDeathCheck()
   }
 
   /** Watches the peer's pidfd: its exit re-runs the pump, which ends the waits. */
@@ -1554,9 +1805,13 @@ export class Channel implements Disposable, AsyncDisposable, AsyncIterable<Buffe
   /** Blocks until this side is woken or the peer exits (then the caller's loop finds out). */
   #sleepSync(seq: number): void {
     this.#flushWriterWake()
+    // With several writers the sleep ends after a while: the reader looks at the writers'
+    // processes again, a writer at the lock's owner.
+    if (this.#fanIn && this.#writersDone(true) !== undefined) return
+    const slice = this.writers > 1 ? LOCK_RECHECK_MS : null
     const peer = this.#peer() ?? null
-    const fd = this.#wakeFds?.[this.#side] ?? null
-    const r = callNative(() => native.channelSleepSync(this.#mapping, this.#side, this.#futex, fd, seq, peer, null))
+    const fd = this.#ownWakeFd ?? null
+    const r = callNative(() => native.channelSleepSync(this.#mapping, this.#side, this.#ownFutex, fd, seq, peer, slice))
     if (r === 1) this.#peerDead = true
   }
 
@@ -1591,7 +1846,8 @@ export class Channel implements Disposable, AsyncDisposable, AsyncIterable<Buffe
       // nothing to give back to a broken ring
     }
     try {
-      native.channelCloseSide(this.#mapping, this.#side)
+      if (this.#slot >= 0) native.channelLeaveWriter(this.#mapping, this.#slot)
+      else native.channelCloseSide(this.#mapping, this.#side)
       this.#wakePeer()
     } catch {
       // the peer's wake-up is gone with its process
@@ -1640,20 +1896,46 @@ const DEATH_CHECK_MS = 50
 /** The pump's wait was cancelled because the peer changed (it exited): re-run it. */
 const PEER_CHANGED = Symbol('peer changed')
 
-/** Claims the free side of a channel another process made: side 1 unless it is taken. */
-function claimFree(mapping: ShmMapping): number {
+/** The creator's end: side `side`, or, with several writers, a writer's slot (-1 for none). */
+function claimOwn(mapping: ShmMapping, side: number, writers: number): number {
+  if (writers > 1 && side === 0) return callNative(() => native.channelJoinWriter(mapping, process.pid))
+  callNative(() => native.channelClaim(mapping, side, process.pid))
+  return -1
+}
+
+/**
+ * Claims the free end of a channel another process made: side 1 (the reader) unless it is
+ * taken; then side 0, or with several writers a writer's slot.
+ */
+function claimFree(mapping: ShmMapping, writers: number): { side: number; slot: number } {
   const pid = process.pid
   try {
     callNative(() => native.channelClaim(mapping, 1, pid))
-    return 1
+    return { side: 1, slot: -1 }
   } catch (err) {
     if (!(err instanceof IpcError) || err.code !== 'EBUSY') throw err
+  }
+  if (writers > 1) {
+    const slot = callNative(
+      () => native.channelJoinWriter(mapping, pid),
+      () => ({
+        info: `the reader and all ${writers} writers have joined this channel already (each writer joins once)`,
+      }),
+    )
+    return { side: 0, slot }
   }
   callNative(
     () => native.channelClaim(mapping, 0, pid),
     () => ({ info: 'both ends of this channel are open already: a ring has one writer and one reader' }),
   )
-  return 0
+  return { side: 0, slot: -1 }
+}
+
+/** Whether the reader and every writer of a channel with several writers have joined it. */
+function allJoined(mapping: ShmMapping): boolean {
+  if (callNative(() => native.channelSidePid(mapping, 1)) === 0) return false
+  const w = callNative(() => native.channelWriters(mapping, false))
+  return w.joined >= w.slots
 }
 
 /** `v8.serialize(value)`; a value it cannot clone (a function, a symbol) is an ERR_INVALID_ARG_VALUE TypeError. */

@@ -50,20 +50,26 @@ function cCase(impl, command, size, kind = 'c') {
   }
 }
 
-/** A channel and a Node child (bench/peers/channel-peer.js MODE) given its descriptors. */
-async function withPeer(mode, options) {
+/** A channel and `count` Node children (bench/peers/channel-peer.js MODE) given its descriptors. */
+async function withPeer(mode, options, count = 1) {
   const ch = Channel.create(options)
-  const child = new LineProcess(process.execPath, [PEER, mode], { stdio: ['pipe', 'pipe', 'pipe', ...ch.fds] })
-  const line = await child.next()
-  if (line !== 'ready') throw new Error(`channel peer ${mode}: ${line}`)
-  return {
-    ch,
-    child,
-    async close() {
-      ch.close()
-      await child.close()
-    },
+  const children = []
+  const close = async () => {
+    ch.close()
+    await Promise.all(children.map((c) => c.close()))
   }
+  try {
+    for (let k = 0; k < count; k++) {
+      const child = new LineProcess(process.execPath, [PEER, mode], { stdio: ['pipe', 'pipe', 'pipe', ...ch.fds] })
+      children.push(child)
+      const line = await child.next()
+      if (line !== 'ready') throw new Error(`channel peer ${mode}: ${line}`)
+    }
+  } catch (err) {
+    await close()
+    throw err
+  }
+  return { ch, child: children[0], children, close }
 }
 
 /** 64-byte round trips with a Node echo child, both sides async. */
@@ -93,18 +99,23 @@ function roundTrip(targetVs) {
   }
 }
 
-/** A Node producer child `await send`s n messages of `size` bytes; `for await` here takes them. */
-function stream(impl, size, capacity, zeroCopy, extra = {}) {
+/**
+ * A Node producer child `await send`s n messages of `size` bytes; `for await` here takes them.
+ * With `writers` > 1, that many producer children share the ring (`writers: N`), n / N each.
+ */
+function stream(impl, size, capacity, zeroCopy, extra = {}, writers = 1) {
   let ctx
   return {
     impl,
     kind: 'ipckit',
     ...extra,
     async setup() {
-      ctx = await withPeer('produce', { capacity, role: 'reader' })
+      const options = { capacity, role: 'reader', ...(writers > 1 ? { writers } : {}) }
+      ctx = await withPeer('produce', options, writers)
     },
     async sample(n) {
-      const sent = ctx.child.ask(`${n} ${size}`)
+      const share = (k) => Math.floor(n / writers) + (k < n % writers ? 1 : 0)
+      const sent = Promise.all(ctx.children.map((c, k) => c.ask(`${share(k)} ${size}`)))
       let bytes = 0
       let i = 0
       const t0 = now()
@@ -113,7 +124,7 @@ function stream(impl, size, capacity, zeroCopy, extra = {}) {
         if (++i === n) break
       }
       const elapsed = now() - t0
-      if ((await sent) !== 'sent') throw new Error('the producer failed')
+      if ((await sent).some((line) => line !== 'sent')) throw new Error('a producer failed')
       if (bytes !== n * size) throw new Error(`${bytes} bytes for ${n} messages of ${size}`)
       return elapsed
     },
@@ -150,6 +161,15 @@ module.exports = (config) => [
       stream('ipckit for await', SIZE, 1 << 20, false, {
         targetVs: [NET(0.1), { impl: 'MessageQueue async iterator', ratio: 0.2 }],
       }),
+      // Fan-in: 4 Node writers share the ring (writers: 4), one reader; the same total messages.
+      stream(
+        '4 Node writers → one reader (writers: 4)',
+        SIZE,
+        1 << 20,
+        false,
+        { kind: 'alt', compare: 'ipckit for await' },
+        4,
+      ),
       queueIteratorStream({ impl: 'MessageQueue async iterator', kind: 'alt', compare: 'ipckit for await' }),
       netStream('ipckit for await'),
       workerStream('ipckit for await'),

@@ -13,7 +13,8 @@
  *
  * Exactly one process (one thread) is each side: a ring has a single writer and a single
  * reader. A side is claimed by storing its pid into a free (0) side slot with a compare and
- * swap; a second claimer of the same side fails (ipckit: EBUSY).
+ * swap; a second claimer of the same side fails (ipckit: EBUSY). (Version 2, SEVERAL WRITERS
+ * below, lets several processes write one ring.)
  *
  * LAYOUT (every field a native-endian 32-bit word, at the byte offset given)
  *
@@ -94,6 +95,75 @@
  *
  * Every access to the words above is a 32-bit atomic (this header uses the GCC/Clang
  * __atomic builtins); payload bytes are plain memory.
+ *
+ * SEVERAL WRITERS (version IPCKIT_CHANNEL_VERSION_WRITERS)
+ *
+ * A channel created for several writers (ipckit: Channel.create({ writers: N })) has version
+ * 2, so a peer that knows version 1 only refuses it (ipckit_channel_check fails) instead of
+ * writing into it as if it were alone. Everything above holds, with these differences:
+ *
+ *   24   writers       N, 2 .. IPCKIT_CHANNEL_MAX_WRITERS: how many writers it takes, over its
+ *                      life (version 1: 0 here, read as one)
+ *   28   writers_done  writers that closed or died (fetch_add by whoever ends a slot)
+ *   32   writers_died  of those, writers that died without closing
+ *   ring 0 +4  lock    the pid of the writer writing now, 0 when free
+ *   ring 0 +136 lock_waiting  1 while a writer sleeps waiting for the lock
+ *   1024 + 4*k         writer slot k (k < N): 0 free, a pid while its writer is in,
+ *                      IPCKIT_CHANNEL_SLOT_LEFT once it closed, IPCKIT_CHANNEL_SLOT_DIED once
+ *                      the reader found its process gone
+ *
+ * It is one-way (rings = 1). Side 1 is its one reader, claimed as above. Side 0's pid and
+ * closed words stay 0: a writer joins by storing its pid into the first free slot with a
+ * compare and swap (no free slot: ipckit EBUSY; a slot is used once) and leaves by moving its
+ * slot from its pid to LEFT with a compare and swap, then fetch_add(writers_done, 1), then
+ * waking the reader. The reader's input ends once writers_done = N and the ring is drained
+ * (ipckit: EPIPE when no writer died, ECONNRESET when one did). While it waits, the reader
+ * looks at each slot's process (through a pidfd) and moves the slot of a gone one from its pid
+ * to DIED the same way (and writers_died). A named channel's name stays until every slot and
+ * side 1 are taken (or its creator closes).
+ *
+ * Writers take turns through the lock word; the reader never touches it:
+ *   1. compare_exchange(lock, 0, pid), SEQ_CST. It failed: another writer writes (go to 6).
+ *   2. tail = load(tail) (the shared one: the last writer's), head = load(head); check them
+ *      as the reader checks (used <= capacity, both 8-aligned) or the ring is broken.
+ *   3. Room: write the record at tail and store(tail, tail + record), SEQ_CST, as a single
+ *      writer does. No room: write nothing.
+ *   4. store(lock, 0), SEQ_CST; then if load(lock_waiting) != 0 and exchange(lock_waiting, 0)
+ *      != 0, wake side 0 (the writers: below).
+ *   5. If a record was published: the reader's wake, as writing step 4.
+ *   6. Not written: sleep as a writer does (steps a to d), for one of two things. While the
+ *      lock is held (load(lock) != 0), for the lock: the flag is lock_waiting and the re-check
+ *      of step c is load(lock) == 0. A lock held by the same pid as at the previous re-check
+ *      (one sleep ago) is looked at: if that process is gone (pidfd_open fails with ESRCH or
+ *      its pidfd is readable), compare_exchange(lock, pid, 0) frees it (ready). Otherwise, for
+ *      room: the flag is writer_waiting and the re-check is that the record fits between the
+ *      shared tail and head, as for a single writer (the reader's step 4 answers it); since
+ *      other writers move the tail between the two loads, a pair that looks impossible counts
+ *      as ready here (only the locked send in step 2 calls the ring broken). Two
+ *      flags, so that writers waiting for room are not woken by every other writer's message.
+ * Writers sleep on side 0's wake_seq futex word whatever `wake` says (an eventfd wakes one
+ * poller reliably, not several): FUTEX_WAIT(wake_seq of side 0, seq) with a timeout (ipckit:
+ * 50 ms) so that a lock whose owner died is looked at again. Waking side 0 is always
+ * fetch_add(wake_seq, 1) then FUTEX_WAKE(all); the reader wakes side 0 that way too when
+ * writer_waiting asks for it. Side 1 (the reader) is woken as `wake` says.
+ *
+ * Why no wake-up is lost: each flag (lock_waiting, writer_waiting) is one for every writer
+ * waiting for that thing, and each wake of side 0 wakes them all. A sleeper for the lock stores
+ * lock_waiting, then loads the lock; a freeing writer stores the lock, then loads lock_waiting.
+ * A sleeper for room stores writer_waiting, then loads the head; the reader stores the head,
+ * then loads writer_waiting. As with one writer, one of each pair sees the other's store. A
+ * sleeper that stores its flag after a waker exchanged it to 0 loads the lock (or head) after
+ * that waker's store, so it sees the free lock (or the room) itself. Each sleeper read
+ * wake_seq before storing its flag, so the waker's fetch_add ends every sleep announced before
+ * its exchange. (Room taken again by another writer, or a lock taken again, only means one
+ * more round.)
+ *
+ * Crash rules: a writer killed at any point before step 3's store of tail publishes nothing:
+ * its record lies past tail, and the next lock holder starts from the shared tail and writes
+ * over it. Killed after that store and before step 4: its message is whole and published; the
+ * lock stays held until a waiting writer finds its process gone (step 6) and frees it. Only
+ * the lock holder stores tail, and only between steps 1 and 4. A recycled pid can make a dead
+ * owner look alive; pid_max turning over within one held lock is not considered.
  */
 #ifndef IPCKIT_CHANNEL_H
 #define IPCKIT_CHANNEL_H
@@ -109,6 +179,10 @@
 #define IPCKIT_CHANNEL_MIN_CAPACITY 64u
 #define IPCKIT_CHANNEL_MAX_CAPACITY (1u << 30)
 #define IPCKIT_CHANNEL_POSTED 1u
+#define IPCKIT_CHANNEL_VERSION_WRITERS 2u
+#define IPCKIT_CHANNEL_MAX_WRITERS 256u
+#define IPCKIT_CHANNEL_SLOT_LEFT 0xFFFFFFFFu
+#define IPCKIT_CHANNEL_SLOT_DIED 0xFFFFFFFEu
 
 /* Byte offsets of the words. */
 #define IPCKIT_CHANNEL_OFF_MAGIC 0u
@@ -126,6 +200,13 @@
 #define IPCKIT_CHANNEL_RING_HEAD 64u
 #define IPCKIT_CHANNEL_RING_READER_WAITING 128u
 #define IPCKIT_CHANNEL_RING_WRITER_WAITING 132u
+/* Version 2 (several writers) only. */
+#define IPCKIT_CHANNEL_OFF_WRITERS 24u
+#define IPCKIT_CHANNEL_OFF_WRITERS_DONE 28u
+#define IPCKIT_CHANNEL_OFF_WRITERS_DIED 32u
+#define IPCKIT_CHANNEL_OFF_SLOT(k) (1024u + 4u * (k))
+#define IPCKIT_CHANNEL_RING_LOCK 4u
+#define IPCKIT_CHANNEL_RING_LOCK_WAITING 136u
 
 /* Bytes a record of `length` payload bytes takes in the ring. */
 #define IPCKIT_CHANNEL_RECORD(length) (8u + (((uint32_t)(length) + 7u) & ~7u))
@@ -159,19 +240,24 @@ static inline uint32_t ipckit_exchange(unsigned char *base, uint32_t offset, uin
  * Checks the header of a mapping of `size` bytes: 0 if it is a channel this header describes,
  * -1 if not. Check it once after mapping; rings' indices are checked on every use.
  */
-static inline int ipckit_channel_check(unsigned char *base, uint64_t size) {
+static inline int ipckit_channel_check_version(unsigned char *base, uint64_t size, uint32_t version) {
   if (size < IPCKIT_CHANNEL_DATA_OFFSET) return -1;
   uint32_t rings = ipckit_load(base, IPCKIT_CHANNEL_OFF_RINGS);
   uint32_t cap = ipckit_load(base, IPCKIT_CHANNEL_OFF_CAPACITY);
   uint32_t wake = ipckit_load(base, IPCKIT_CHANNEL_OFF_WAKE);
   if (ipckit_load(base, IPCKIT_CHANNEL_OFF_MAGIC) != IPCKIT_CHANNEL_MAGIC) return -1;
-  if (ipckit_load(base, IPCKIT_CHANNEL_OFF_VERSION) != IPCKIT_CHANNEL_VERSION) return -1;
+  if (ipckit_load(base, IPCKIT_CHANNEL_OFF_VERSION) != version) return -1;
   if (rings != 1 && rings != 2) return -1;
   if (cap < IPCKIT_CHANNEL_MIN_CAPACITY || cap > IPCKIT_CHANNEL_MAX_CAPACITY || (cap & (cap - 1)) != 0) return -1;
   if (wake != IPCKIT_CHANNEL_WAKE_EVENTFD && wake != IPCKIT_CHANNEL_WAKE_FUTEX) return -1;
   if (ipckit_load(base, IPCKIT_CHANNEL_OFF_DATA) != IPCKIT_CHANNEL_DATA_OFFSET) return -1;
   if (size != (uint64_t)IPCKIT_CHANNEL_DATA_OFFSET + (uint64_t)rings * cap) return -1;
   return 0;
+}
+
+/* Version 1 (one writer) only: a channel with several writers is refused. */
+static inline int ipckit_channel_check(unsigned char *base, uint64_t size) {
+  return ipckit_channel_check_version(base, size, IPCKIT_CHANNEL_VERSION);
 }
 
 /* Writes the header of a new, zeroed mapping (the creator does this before sharing it). */
@@ -280,6 +366,101 @@ static inline int ipckit_ring_prepare_sleep(struct ipckit_ring *ring, int writer
   }
   if (ready) ipckit_store(ring->base, flag, 0);
   return !ready;
+}
+
+/* ---- several writers (version 2) ---------------------------------------------------- */
+
+/*
+ * Checks the header of a mapping of `size` bytes holding a channel with several writers: its
+ * number of writer slots, or -1 if it is not one (ipckit_channel_check says -1 for these).
+ */
+static inline int ipckit_channel_check_writers(unsigned char *base, uint64_t size) {
+  if (ipckit_channel_check_version(base, size, IPCKIT_CHANNEL_VERSION_WRITERS) != 0) return -1;
+  uint32_t n = ipckit_load(base, IPCKIT_CHANNEL_OFF_WRITERS);
+  if (n < 2 || n > IPCKIT_CHANNEL_MAX_WRITERS || ipckit_load(base, IPCKIT_CHANNEL_OFF_RINGS) != 1) return -1;
+  return (int)n;
+}
+
+/* Joins as a writer: the slot taken for `pid`, or -1 if every slot was taken. */
+static inline int ipckit_channel_join_writer(unsigned char *base, uint32_t pid) {
+  uint32_t n = ipckit_load(base, IPCKIT_CHANNEL_OFF_WRITERS);
+  for (uint32_t k = 0; k < n && k < IPCKIT_CHANNEL_MAX_WRITERS; k++) {
+    uint32_t expected = 0;
+    if (__atomic_compare_exchange_n(ipckit_word(base, IPCKIT_CHANNEL_OFF_SLOT(k)), &expected, pid, 0,
+                                    __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
+      return (int)k;
+  }
+  return -1;
+}
+
+/* Leaves slot `slot` (this writer's, holding `pid`); wake the reader after it. */
+static inline void ipckit_channel_leave_writer(unsigned char *base, uint32_t slot, uint32_t pid) {
+  uint32_t expected = pid;
+  if (__atomic_compare_exchange_n(ipckit_word(base, IPCKIT_CHANNEL_OFF_SLOT(slot)), &expected,
+                                  IPCKIT_CHANNEL_SLOT_LEFT, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
+    __atomic_fetch_add(ipckit_word(base, IPCKIT_CHANNEL_OFF_WRITERS_DONE), 1, __ATOMIC_SEQ_CST);
+}
+
+/*
+ * One writer's send (steps 1 to 5). Returns 1 if it was written and the reader must be woken,
+ * 0 if it was written, -1 (nothing written) if there is no room yet, -2 if it can never fit,
+ * -3 if the ring is broken, -4 if another writer holds the lock (its pid into *owner). Sets
+ * *wake_writers to 1 when side 0 must be woken (after any return but -2 and -4).
+ */
+static inline int ipckit_ring_send_shared(struct ipckit_ring *ring, const void *payload, uint32_t length,
+                                          uint32_t flags, uint32_t pid, uint32_t *owner, int *wake_writers) {
+  uint32_t cap = ring->capacity;
+  *wake_writers = 0;
+  if (length > cap - 8) return -2;
+  uint32_t *lock = ipckit_word(ring->base, ring->ctl + IPCKIT_CHANNEL_RING_LOCK);
+  uint32_t expected = 0;
+  if (!__atomic_compare_exchange_n(lock, &expected, pid, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) {
+    *owner = expected;
+    return -4;
+  }
+  ring->index = ipckit_load(ring->base, ring->ctl + IPCKIT_CHANNEL_RING_TAIL);
+  int r;
+  if ((ring->index & 7u) != 0)
+    r = -3;
+  else
+    r = ipckit_ring_send(ring, payload, length, flags); /* steps 2, 3 and the reader's wake (5) */
+  ipckit_store(ring->base, ring->ctl + IPCKIT_CHANNEL_RING_LOCK, 0);
+  if (ipckit_load(ring->base, ring->ctl + IPCKIT_CHANNEL_RING_LOCK_WAITING) != 0 &&
+      ipckit_exchange(ring->base, ring->ctl + IPCKIT_CHANNEL_RING_LOCK_WAITING, 0) != 0)
+    *wake_writers = 1;
+  return r;
+}
+
+/*
+ * A writer's announcement and re-check before sleeping (step 6): 1 if it must sleep, 0 if it
+ * is ready (the flag is cleared again): for the lock while one is held, else for room for a
+ * record of `record` bytes. *owner gets the lock's holder (0 if free): if it is the same as
+ * one sleep ago and its process is gone, free the lock with ipckit_ring_take_over.
+ */
+static inline int ipckit_ring_prepare_sleep_shared(struct ipckit_ring *ring, uint32_t record, uint32_t *owner) {
+  uint32_t lock = ring->ctl + IPCKIT_CHANNEL_RING_LOCK;
+  int held = ipckit_load(ring->base, lock) != 0;
+  uint32_t flag = ring->ctl + (held ? IPCKIT_CHANNEL_RING_LOCK_WAITING : IPCKIT_CHANNEL_RING_WRITER_WAITING);
+  ipckit_store(ring->base, flag, 1);
+  int ready;
+  if (held) {
+    *owner = ipckit_load(ring->base, lock);
+    ready = *owner == 0;
+  } else {
+    *owner = 0;
+    uint32_t tail = ipckit_load(ring->base, ring->ctl + IPCKIT_CHANNEL_RING_TAIL);
+    uint32_t used = tail - ipckit_load(ring->base, ring->ctl + IPCKIT_CHANNEL_RING_HEAD);
+    ready = used > ring->capacity || ring->capacity - used >= record;
+  }
+  if (ready) ipckit_store(ring->base, flag, 0);
+  return !ready;
+}
+
+/* Frees the lock if `owner` (whose process is gone) still holds it. */
+static inline void ipckit_ring_take_over(struct ipckit_ring *ring, uint32_t owner) {
+  uint32_t expected = owner;
+  __atomic_compare_exchange_n(ipckit_word(ring->base, ring->ctl + IPCKIT_CHANNEL_RING_LOCK), &expected, 0, 0,
+                              __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
 }
 
 #endif /* IPCKIT_CHANNEL_H */

@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use ipckit::channel::{self, Layout, Reader, Slept, Wake, Writer};
+use ipckit::channel::{self, Layout, Reader, Shared, SharedWriter, Slept, Wake, Writer};
 use ipckit::mmap::Mapping;
 use ipckit::Errno;
 use napi::bindgen_prelude::*;
@@ -38,6 +38,8 @@ pub struct ChannelLayoutJs {
     pub futex: bool,
     pub data_offset: u32,
     pub size: f64,
+    /// 1, or how many writers a channel with several writers takes.
+    pub writers: u32,
 }
 
 impl From<Layout> for ChannelLayoutJs {
@@ -48,6 +50,7 @@ impl From<Layout> for ChannelLayoutJs {
             futex: l.wake == Wake::Futex,
             data_offset: channel::DATA_OFFSET as u32,
             size: l.size() as f64,
+            writers: l.writers,
         }
     }
 }
@@ -68,8 +71,11 @@ pub fn channel_init(
     rings: u32,
     capacity: u32,
     futex: bool,
+    writers: u32,
 ) -> Result<ChannelLayoutJs> {
-    let layout = Layout::new(rings, capacity, wake_of(futex)).or_throw(env)?;
+    let layout = Layout::new(rings, capacity, wake_of(futex))
+        .and_then(|l| l.with_writers(writers))
+        .or_throw(env)?;
     channel::init(self::mapping(env, mapping)?, layout).or_throw(env)?;
     Ok(layout.into())
 }
@@ -86,6 +92,45 @@ pub fn channel_check(env: &Env, mapping: &ShmMapping) -> Result<ChannelLayoutJs>
 #[napi]
 pub fn channel_claim(env: &Env, mapping: &ShmMapping, side: u32, pid: u32) -> Result<()> {
     channel::claim(self::mapping(env, mapping)?, side, pid).or_throw(env)
+}
+
+/// Joins a channel with several writers as a writer: its slot (`EBUSY` when all are taken).
+#[napi]
+pub fn channel_join_writer(env: &Env, mapping: &ShmMapping, pid: u32) -> Result<u32> {
+    channel::join_writer(self::mapping(env, mapping)?, pid).or_throw(env)
+}
+
+/// The writer of `slot` closes its end.
+#[napi]
+pub fn channel_leave_writer(env: &Env, mapping: &ShmMapping, slot: u32) -> Result<()> {
+    channel::leave_writer(self::mapping(env, mapping)?, slot).or_throw(env)
+}
+
+/// The writers of a channel with several writers.
+#[napi(object)]
+pub struct ChannelWritersJs {
+    pub slots: u32,
+    pub joined: u32,
+    pub done: u32,
+    pub died: u32,
+}
+
+/// The writers' counts, after marking gone processes as died when `scan`.
+#[napi]
+pub fn channel_writers(env: &Env, mapping: &ShmMapping, scan: bool) -> Result<ChannelWritersJs> {
+    let w = channel::writers(self::mapping(env, mapping)?, scan).or_throw(env)?;
+    Ok(ChannelWritersJs {
+        slots: w.slots,
+        joined: w.joined,
+        done: w.done,
+        died: w.died,
+    })
+}
+
+/// Frees the ring's lock if `owner` holds it and is gone: whether to try again.
+#[napi]
+pub fn channel_take_over_lock(env: &Env, mapping: &ShmMapping, owner: u32) -> Result<bool> {
+    channel::take_over_lock(self::mapping(env, mapping)?, owner).or_throw(env)
 }
 
 /// The pid that claimed `side`, 0 while unclaimed.
@@ -188,26 +233,38 @@ pub struct ChannelReceived {
 #[napi]
 pub struct ChannelRing {
     writer: Option<Writer>,
+    shared: Option<SharedWriter>,
     reader: Option<Reader>,
+    map: Arc<Mapping>,
     scratch: Vec<u8>,
 }
 
 #[napi]
 impl ChannelRing {
-    /// The writing (`writer`) or reading end of ring `ring`.
+    /// The writing (`writer`) or reading end of ring `ring`; of a channel with several
+    /// writers, a writer locking with `pid`.
     #[napi(constructor)]
-    pub fn new(env: Env, mapping: &ShmMapping, ring: u32, writer: bool) -> Result<Self> {
+    pub fn new(
+        env: Env,
+        mapping: &ShmMapping,
+        ring: u32,
+        writer: bool,
+        pid: Option<u32>,
+    ) -> Result<Self> {
         let map = self::mapping(&env, mapping)?.clone();
-        let (writer, reader) = if writer {
-            (Some(Writer::new(map, ring).or_throw(&env)?), None)
-        } else {
-            (None, Some(Reader::new(map, ring).or_throw(&env)?))
-        };
-        Ok(Self {
-            writer,
-            reader,
+        let mut this = Self {
+            writer: None,
+            shared: None,
+            reader: None,
+            map: map.clone(),
             scratch: Vec::new(),
-        })
+        };
+        match (writer, pid) {
+            (true, Some(pid)) => this.shared = Some(SharedWriter::new(map, pid).or_throw(&env)?),
+            (true, None) => this.writer = Some(Writer::new(map, ring).or_throw(&env)?),
+            (false, _) => this.reader = Some(Reader::new(map, ring).or_throw(&env)?),
+        }
+        Ok(this)
     }
 
     fn writer(&mut self, env: &Env) -> Result<&mut Writer> {
@@ -222,9 +279,20 @@ impl ChannelRing {
         })
     }
 
-    /// Writes one message: -1 no room yet, 0 written, 1 written and the reader must be woken.
+    /// Writes one message: -1 no room yet (or, several writers, another one writes), 0
+    /// written, 1 written and the reader must be woken. Wakes waiting writers itself.
     #[napi]
     pub fn try_send(&mut self, env: Env, data: &[u8], flags: u32) -> Result<i32> {
+        if let Some(w) = self.shared.as_mut() {
+            let sent = w.try_send(data, flags).or_throw(&env)?;
+            if sent.wake_writers {
+                channel::wake_side(&self.map, 0, Wake::Futex, None).or_throw(&env)?;
+            }
+            return Ok(match sent.result {
+                Shared::Sent => i32::from(sent.wake_reader),
+                Shared::Full | Shared::Locked(_) => -1,
+            });
+        }
         Ok(
             match self.writer(&env)?.try_send(data, flags).or_throw(&env)? {
                 None => -1,
@@ -255,9 +323,20 @@ impl ChannelRing {
     /// sleep now.
     #[napi]
     pub fn prepare_sleep(&mut self, env: Env, length: u32) -> Result<bool> {
+        if let Some(w) = self.shared.as_mut() {
+            return w.prepare_sleep(length).or_throw(&env);
+        }
         if let Some(w) = self.writer.as_ref() {
             return w.prepare_sleep(length).or_throw(&env);
         }
         self.reader(&env)?.prepare_sleep().or_throw(&env)
+    }
+
+    /// Whether the last `prepare_sleep` of a writer of several found the ring's lock held.
+    #[napi(getter)]
+    pub fn waits_for_lock(&self) -> bool {
+        self.shared
+            .as_ref()
+            .is_some_and(SharedWriter::waits_for_lock)
     }
 }

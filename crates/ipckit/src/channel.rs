@@ -49,8 +49,13 @@ use crate::mmap::Mapping;
 
 /// `"IPCK"` in little-endian bytes: the first word of every channel.
 pub const MAGIC: u32 = 0x4B43_5049;
-/// The layout version this module speaks.
+/// The layout version of a single-writer channel.
 pub const VERSION: u32 = 1;
+/// The layout version of a channel with several writers (a one-way ring that up to
+/// [`Layout::writers`] processes write into, serialized by a lock word; see the header).
+pub const VERSION_WRITERS: u32 = 2;
+/// The most writers a channel can take.
+pub const MAX_WRITERS: u32 = 256;
 /// Where ring 0's data starts; the header and the control words fit before it.
 pub const DATA_OFFSET: usize = 4096;
 /// The smallest ring capacity, in bytes.
@@ -66,13 +71,23 @@ const OFF_RINGS: usize = 8;
 const OFF_CAPACITY: usize = 12;
 const OFF_WAKE: usize = 16;
 const OFF_DATA: usize = 20;
+const OFF_WRITERS: usize = 24;
+const OFF_WRITERS_DONE: usize = 28;
+const OFF_WRITERS_DIED: usize = 32;
+const OFF_SLOTS: usize = 1024;
+/// A writer slot whose writer closed its end.
+const SLOT_LEFT: u32 = u32::MAX;
+/// A writer slot whose writer died without closing (the reader found its process gone).
+const SLOT_DIED: u32 = u32::MAX - 1;
 const SIDE_PID: usize = 0;
 const SIDE_CLOSED: usize = 4;
 const SIDE_WAKE_SEQ: usize = 8;
 const RING_TAIL: usize = 0;
+const RING_LOCK: usize = 4;
 const RING_HEAD: usize = 64;
 const RING_READER_WAITING: usize = 128;
 const RING_WRITER_WAITING: usize = 132;
+const RING_LOCK_WAITING: usize = 136;
 
 /// Byte offset of side `side`'s words.
 pub const fn side_offset(side: u32) -> usize {
@@ -131,8 +146,12 @@ pub struct Layout {
     pub rings: u32,
     /// Data bytes of each ring: a power of two from [`MIN_CAPACITY`] to [`MAX_CAPACITY`].
     pub capacity: u32,
-    /// How sleeping sides are woken.
+    /// How sleeping sides are woken (with several writers: how the reader is; the writers
+    /// always sleep on side 0's futex word).
     pub wake: Wake,
+    /// How many writers the channel takes over its life: 1 (a single-writer channel, layout
+    /// version 1), or 2 to [`MAX_WRITERS`] (version 2, one ring only).
+    pub writers: u32,
 }
 
 impl Layout {
@@ -149,7 +168,35 @@ impl Layout {
             rings,
             capacity,
             wake,
+            writers: 1,
         })
+    }
+
+    /// The same shape taking `writers` writers: 1 is a single-writer channel; 2 to
+    /// [`MAX_WRITERS`] needs one ring (`EINVAL` otherwise).
+    ///
+    /// ```
+    /// use ipckit::channel::{Layout, Wake};
+    /// let layout = Layout::new(1, 4096, Wake::Eventfd)?.with_writers(4)?;
+    /// assert_eq!((layout.writers, layout.size()), (4, 4096 + 4096));
+    /// assert_eq!(Layout::new(2, 4096, Wake::Eventfd)?.with_writers(4).unwrap_err().code(), "EINVAL");
+    /// # Ok::<(), ipckit::Error>(())
+    /// ```
+    pub fn with_writers(self, writers: u32) -> Result<Self> {
+        if writers == 0 || writers > MAX_WRITERS || (writers > 1 && self.rings != 1) {
+            return Err(Error::new(Errno::EINVAL, "channel"));
+        }
+        Ok(Self { writers, ..self })
+    }
+
+    /// The layout version of this shape: [`VERSION`] for one writer, [`VERSION_WRITERS`] for
+    /// several.
+    pub fn version(&self) -> u32 {
+        if self.writers > 1 {
+            VERSION_WRITERS
+        } else {
+            VERSION
+        }
     }
 
     /// The size of the file: [`DATA_OFFSET`] plus every ring's data.
@@ -171,6 +218,21 @@ fn proto() -> Error {
     Error::new(Errno::EPROTO, "channel")
 }
 
+/// Sleeping, steps b and c of the header: stores 1 into the waiting flag at `offset` of
+/// `ring`, then re-checks with `ready`; the flag is withdrawn when it is ready or the check
+/// fails. Whether to sleep now.
+fn announce(ring: &RingAt, offset: usize, ready: impl FnOnce() -> Result<bool>) -> Result<bool> {
+    let flag = ring.word(offset)?;
+    flag.store(1, SeqCst);
+    match ready() {
+        Ok(false) => Ok(true),
+        other => {
+            flag.store(0, SeqCst);
+            other.map(|_| false)
+        }
+    }
+}
+
 /// Writes the header of a new channel into `map`, which must be zeroed and exactly
 /// `layout.size()` bytes (`EINVAL` otherwise). The magic number goes last, so a peer that
 /// checks the header never sees half of one.
@@ -178,7 +240,10 @@ pub fn init(map: &Mapping, layout: Layout) -> Result<()> {
     if map.len() != layout.size() || map.is_readonly() {
         return Err(Error::new(Errno::EINVAL, "channel"));
     }
-    word(map, OFF_VERSION)?.store(VERSION, SeqCst);
+    word(map, OFF_VERSION)?.store(layout.version(), SeqCst);
+    if layout.writers > 1 {
+        word(map, OFF_WRITERS)?.store(layout.writers, SeqCst);
+    }
     word(map, OFF_RINGS)?.store(layout.rings, SeqCst);
     word(map, OFF_CAPACITY)?.store(layout.capacity, SeqCst);
     word(map, OFF_WAKE)?.store(layout.wake.code(), SeqCst);
@@ -210,7 +275,8 @@ pub fn check(map: &Mapping) -> Result<Layout> {
         return Err(proto());
     }
     let load = |offset| word(map, offset).map(|w| w.load(SeqCst));
-    if load(OFF_MAGIC)? != MAGIC || load(OFF_VERSION)? != VERSION {
+    let version = load(OFF_VERSION)?;
+    if load(OFF_MAGIC)? != MAGIC || (version != VERSION && version != VERSION_WRITERS) {
         return Err(proto());
     }
     let wake = match load(OFF_WAKE)? {
@@ -218,7 +284,15 @@ pub fn check(map: &Mapping) -> Result<Layout> {
         2 => Wake::Futex,
         _ => return Err(proto()),
     };
-    let layout = Layout::new(load(OFF_RINGS)?, load(OFF_CAPACITY)?, wake).map_err(|_| proto())?;
+    let mut layout =
+        Layout::new(load(OFF_RINGS)?, load(OFF_CAPACITY)?, wake).map_err(|_| proto())?;
+    if version == VERSION_WRITERS {
+        let writers = load(OFF_WRITERS)?;
+        layout = layout.with_writers(writers).map_err(|_| proto())?;
+        if writers < 2 {
+            return Err(proto());
+        }
+    }
     if load(OFF_DATA)? as usize != DATA_OFFSET || layout.size() != map.len() {
         return Err(proto());
     }
@@ -227,9 +301,10 @@ pub fn check(map: &Mapping) -> Result<Layout> {
 
 /// Claims side `side` (0 or 1) for process `pid`: `EBUSY` if a process holds it already
 /// (a side has one process: rings have one writer and one reader), `EINVAL` for a side other
-/// than 0 or 1 or a pid of 0.
+/// than 0 or 1 or a pid of 0, and for side 0 of a channel with several writers (they
+/// [`join_writer`] instead).
 pub fn claim(map: &Mapping, side: u32, pid: u32) -> Result<()> {
-    if side > 1 || pid == 0 {
+    if side > 1 || pid == 0 || (side == 0 && check(map)?.writers > 1) {
         return Err(Error::new(Errno::EINVAL, "channel"));
     }
     word(map, side_offset(side) + SIDE_PID)?
@@ -284,6 +359,163 @@ pub fn wake_side(
     }
 }
 
+/// The slot count of a channel with several writers (`EINVAL` for a single-writer channel).
+fn writer_slots(map: &Mapping) -> Result<u32> {
+    match check(map)?.writers {
+        1 => Err(Error::new(Errno::EINVAL, "channel")),
+        n => Ok(n),
+    }
+}
+
+fn slot_offset(slot: u32) -> usize {
+    OFF_SLOTS + 4 * slot as usize
+}
+
+/// Joins a channel with several writers as a writer: stores `pid` into the first free slot
+/// (compare and swap) and returns the slot. `EBUSY` when every slot was taken (a slot is used
+/// once: the channel takes [`Layout::writers`] writers over its life), `EINVAL` for a
+/// single-writer channel or a pid of 0.
+///
+/// ```
+/// # #[cfg(any(target_os = "linux", target_os = "android"))] {
+/// # use std::os::fd::AsFd;
+/// use ipckit::channel::{self, Layout, Wake};
+/// # let layout = Layout::new(1, 64, Wake::Futex)?.with_writers(2)?;
+/// # let fd = ipckit::memfd::create("c", Default::default())?;
+/// # ipckit::mmap::truncate(fd.as_fd(), layout.size() as u64)?;
+/// # let map = ipckit::mmap::Mapping::map(fd.as_fd(), layout.size(), false)?;
+/// channel::init(&map, layout)?;
+/// assert_eq!(channel::join_writer(&map, 10)?, 0);
+/// assert_eq!(channel::join_writer(&map, 11)?, 1);
+/// assert_eq!(channel::join_writer(&map, 12).unwrap_err().code(), "EBUSY");
+/// # }
+/// # Ok::<(), ipckit::Error>(())
+/// ```
+pub fn join_writer(map: &Mapping, pid: u32) -> Result<u32> {
+    let slots = writer_slots(map)?;
+    if pid == 0 || pid >= SLOT_DIED {
+        return Err(Error::new(Errno::EINVAL, "channel"));
+    }
+    for slot in 0..slots {
+        if word(map, slot_offset(slot))?
+            .compare_exchange(0, pid, SeqCst, SeqCst)
+            .is_ok()
+        {
+            return Ok(slot);
+        }
+    }
+    Err(Error::new(Errno::EBUSY, "channel"))
+}
+
+/// Ends slot `slot`'s writer: `died` false when it closed its end (it calls this itself), true
+/// when the reader found its process gone. Counts it done once (the slot goes from a pid to
+/// left or died by compare and swap): whether this call did it.
+fn end_writer(map: &Mapping, slot: u32, died: bool) -> Result<bool> {
+    let w = word(map, slot_offset(slot))?;
+    let pid = w.load(SeqCst);
+    if pid == 0 || pid >= SLOT_DIED {
+        return Ok(false);
+    }
+    let to = if died { SLOT_DIED } else { SLOT_LEFT };
+    if w.compare_exchange(pid, to, SeqCst, SeqCst).is_err() {
+        return Ok(false);
+    }
+    if died {
+        word(map, OFF_WRITERS_DIED)?.fetch_add(1, SeqCst);
+    }
+    word(map, OFF_WRITERS_DONE)?.fetch_add(1, SeqCst);
+    Ok(true)
+}
+
+/// The writer of slot `slot` closes its end (it sends nothing more); wake the reader after it.
+pub fn leave_writer(map: &Mapping, slot: u32) -> Result<()> {
+    if slot >= writer_slots(map)? {
+        return Err(Error::new(Errno::EINVAL, "channel"));
+    }
+    end_writer(map, slot, false).map(drop)
+}
+
+/// Where the writers of a channel with several writers are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Writers {
+    /// Slots: how many writers the channel takes.
+    pub slots: u32,
+    /// Slots taken so far (by a writer that is in, or was).
+    pub joined: u32,
+    /// Writers that closed or died: the reader's input ends when this reaches `slots` (and the
+    /// ring is drained).
+    pub done: u32,
+    /// Of those, writers that died without closing.
+    pub died: u32,
+}
+
+/// The writers' counts; with `scan`, first looks at every joined writer's process and marks
+/// the ones that are gone as died (the reader does this while it waits: nobody else notices a
+/// writer's death). `EINVAL` for a single-writer channel.
+pub fn writers(map: &Mapping, scan: bool) -> Result<Writers> {
+    let slots = writer_slots(map)?;
+    let mut joined = 0;
+    for slot in 0..slots {
+        let pid = word(map, slot_offset(slot))?.load(SeqCst);
+        if pid != 0 {
+            joined += 1;
+        }
+        if scan && pid != 0 && pid < SLOT_DIED && !process_alive(pid) {
+            end_writer(map, slot, true)?;
+        }
+    }
+    Ok(Writers {
+        slots,
+        joined,
+        done: word(map, OFF_WRITERS_DONE)?.load(SeqCst).min(slots),
+        died: word(map, OFF_WRITERS_DIED)?.load(SeqCst).min(slots),
+    })
+}
+
+/// Whether process `pid` still runs (a zombie has exited): through a pidfd, which a reused pid
+/// cannot fool once it is open; `kill(pid, 0)` if no pidfd can be had (`EMFILE`, old kernels).
+pub fn process_alive(pid: u32) -> bool {
+    if pid == std::process::id() {
+        return true;
+    }
+    let Ok(pid) = i32::try_from(pid) else {
+        return false;
+    };
+    match crate::pidfd::open(pid) {
+        Ok(fd) => !crate::pidfd::has_exited(std::os::fd::AsFd::as_fd(&fd)).unwrap_or(false),
+        Err(e) if e.errno() == Errno::ESRCH => false,
+        Err(_) => {
+            // SAFETY: kill with signal 0 sends nothing; it only checks that the process exists.
+            let rc = unsafe { libc::kill(pid, 0) };
+            rc == 0 || Error::last("kill").errno() != Errno::ESRCH
+        }
+    }
+}
+
+/// The ring's lock word of a channel with several writers: the pid of the writer that holds it,
+/// 0 when free.
+pub fn lock_owner(map: &Mapping) -> Result<u32> {
+    writer_slots(map)?;
+    Ok(word(map, ring_offset(0) + RING_LOCK)?.load(SeqCst))
+}
+
+/// Frees the ring's lock if `owner` still holds it and its process is gone (a writer killed
+/// while writing: its unpublished record is dropped, the next writer writes over it). Whether
+/// the lock was freed (or had changed hands already): try again.
+pub fn take_over_lock(map: &Mapping, owner: u32) -> Result<bool> {
+    writer_slots(map)?;
+    let lock = word(map, ring_offset(0) + RING_LOCK)?;
+    let now = lock.load(SeqCst);
+    if now != owner || owner == 0 {
+        return Ok(true);
+    }
+    if process_alive(owner) {
+        return Ok(false);
+    }
+    let _ = lock.compare_exchange(owner, 0, SeqCst, SeqCst);
+    Ok(true)
+}
+
 /// Where a ring is and how large: the parts both of its ends need.
 #[derive(Debug)]
 struct RingAt {
@@ -320,6 +552,29 @@ impl RingAt {
 
     fn word(&self, offset: usize) -> Result<&AtomicU32> {
         word(&self.map, self.ctl + offset)
+    }
+
+    /// The length of a message this ring can carry with `flags`: `EMSGSIZE` for a payload
+    /// larger than the capacity less a header, `EINVAL` for unknown flags.
+    fn message_length(&self, payload: &[u8], flags: u32) -> Result<u32> {
+        let length = match u32::try_from(payload.len()) {
+            Ok(n) if n <= self.capacity - 8 => n,
+            _ => return Err(Error::new(Errno::EMSGSIZE, "channel")),
+        };
+        if flags & !POSTED != 0 {
+            return Err(Error::new(Errno::EINVAL, "channel"));
+        }
+        Ok(length)
+    }
+
+    /// Writes a record (its header, then the payload) at position `index` (a tail), unpublished.
+    fn put_record(&self, index: u32, payload: &[u8], length: u32, flags: u32) -> Result<()> {
+        let pos = index & (self.capacity - 1);
+        let mut header = [0u8; 8];
+        header[..4].copy_from_slice(&length.to_ne_bytes());
+        header[4..].copy_from_slice(&flags.to_ne_bytes());
+        self.put(pos, &header)?;
+        self.put((pos + 8) & (self.capacity - 1), payload)
     }
 
     /// Copies `src` into the data at ring position `pos`, wrapping at the end.
@@ -373,7 +628,11 @@ pub struct Writer {
 impl Writer {
     /// The writer of ring `ring` of a checked channel (`EPROTO` if `map` is not one, `EINVAL`
     /// for a ring it lacks). Its tail starts where the shared one is.
+    /// A channel with several writers has no single writer: `EINVAL` (see [`SharedWriter`]).
     pub fn new(map: Arc<Mapping>, ring: u32) -> Result<Self> {
+        if check(&map)?.writers > 1 {
+            return Err(Error::new(Errno::EINVAL, "channel"));
+        }
         let (ring, tail) = RingAt::with_position(map, ring, RING_TAIL)?;
         Ok(Self { ring, tail })
     }
@@ -398,24 +657,12 @@ impl Writer {
     /// larger than [`max_message`](Self::max_message), `EINVAL` for unknown `flags`, `EPROTO`
     /// if the reader broke the ring; nothing is written then.
     pub fn try_send(&mut self, payload: &[u8], flags: u32) -> Result<Option<Sent>> {
-        let length = match u32::try_from(payload.len()) {
-            Ok(n) if n <= self.max_message() => n,
-            _ => return Err(Error::new(Errno::EMSGSIZE, "channel")),
-        };
-        if flags & !POSTED != 0 {
-            return Err(Error::new(Errno::EINVAL, "channel"));
-        }
+        let length = self.ring.message_length(payload, flags)?;
         let record = record_size(length) as u32;
         if self.free()? < record {
             return Ok(None);
         }
-        let pos = self.tail & (self.ring.capacity - 1);
-        let mut header = [0u8; 8];
-        header[..4].copy_from_slice(&length.to_ne_bytes());
-        header[4..].copy_from_slice(&flags.to_ne_bytes());
-        self.ring.put(pos, &header)?;
-        self.ring
-            .put((pos + 8) & (self.ring.capacity - 1), payload)?;
+        self.ring.put_record(self.tail, payload, length, flags)?;
         self.tail = self.tail.wrapping_add(record);
         // Publishing: the reader sees the message only from here on, whole.
         self.ring.word(RING_TAIL)?.store(self.tail, SeqCst);
@@ -428,19 +675,173 @@ impl Writer {
     /// fits, then re-checks: `true` if it must sleep now, `false` if there is room already
     /// (the announcement is withdrawn). `EPROTO` if the reader broke the ring.
     pub fn prepare_sleep(&self, length: u32) -> Result<bool> {
-        let flag = self.ring.word(RING_WRITER_WAITING)?;
-        flag.store(1, SeqCst);
-        let ready = match self.free() {
-            Ok(free) => u64::from(free) >= record_size(length),
-            Err(e) => {
-                flag.store(0, SeqCst);
-                return Err(e);
-            }
-        };
-        if ready {
-            flag.store(0, SeqCst);
+        announce(&self.ring, RING_WRITER_WAITING, || {
+            Ok(u64::from(self.free()?) >= record_size(length))
+        })
+    }
+}
+
+/// What [`SharedWriter::try_send`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shared {
+    /// Another writer holds the ring's lock (this pid): nothing written.
+    Locked(u32),
+    /// No room for the record yet: nothing written.
+    Full,
+    /// Published.
+    Sent,
+}
+
+/// What one [`SharedWriter::try_send`] did, and whom to wake.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SharedSent {
+    /// Written, or why not.
+    pub result: Shared,
+    /// The reader was asleep: wake side 1 now.
+    pub wake_reader: bool,
+    /// Writers wait (for the lock or for room) and the lock was just freed: wake side 0.
+    pub wake_writers: bool,
+}
+
+/// One of the writers of a channel with several writers (layout version 2): each message is
+/// written under the ring's lock word, which holds the writer's pid, from the shared tail.
+///
+/// ```
+/// # #[cfg(any(target_os = "linux", target_os = "android"))] {
+/// # use std::os::fd::AsFd;
+/// # use std::sync::Arc;
+/// use ipckit::channel::{self, Layout, Reader, Shared, SharedWriter, Wake};
+/// # let layout = Layout::new(1, 64, Wake::Futex)?.with_writers(2)?;
+/// # let fd = ipckit::memfd::create("c", Default::default())?;
+/// # ipckit::mmap::truncate(fd.as_fd(), layout.size() as u64)?;
+/// # let map = Arc::new(ipckit::mmap::Mapping::map(fd.as_fd(), layout.size(), false)?);
+/// # channel::init(&map, layout)?;
+/// let mut a = SharedWriter::new(map.clone(), 100)?;
+/// let mut b = SharedWriter::new(map.clone(), 200)?;
+/// assert_eq!(a.try_send(b"a", 0)?.result, Shared::Sent);
+/// assert_eq!(b.try_send(b"b", 0)?.result, Shared::Sent);
+/// let mut reader = Reader::new(map, 0)?;
+/// let mut out = Vec::new();
+/// reader.try_receive(&mut out)?;
+/// assert_eq!(out, b"a");
+/// # }
+/// # Ok::<(), ipckit::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct SharedWriter {
+    ring: RingAt,
+    pid: u32,
+    /// The lock's owner seen at the last `prepare_sleep`: its process is looked at only when
+    /// it still holds the lock one sleep later.
+    owner: u32,
+}
+
+impl SharedWriter {
+    /// A writer of a channel with several writers (`EINVAL` for a single-writer one), locking
+    /// with `pid` (this process's: the lock's owner is judged alive by it).
+    pub fn new(map: Arc<Mapping>, pid: u32) -> Result<Self> {
+        writer_slots(&map)?;
+        if pid == 0 {
+            return Err(Error::new(Errno::EINVAL, "channel"));
         }
-        Ok(!ready)
+        Ok(Self {
+            ring: RingAt::new(map, 0)?,
+            pid,
+            owner: 0,
+        })
+    }
+
+    /// Free bytes now from the shared tail and head (`EPROTO` if they are impossible).
+    fn free(&self) -> Result<(u32, u32)> {
+        let tail = self.ring.word(RING_TAIL)?.load(SeqCst);
+        let head = self.ring.word(RING_HEAD)?.load(SeqCst);
+        let used = tail.wrapping_sub(head);
+        if used > self.ring.capacity || head % 8 != 0 || tail % 8 != 0 {
+            return Err(proto());
+        }
+        Ok((tail, self.ring.capacity - used))
+    }
+
+    /// Takes the lock, writes one message at the shared tail if it fits, publishes it, frees
+    /// the lock. `EMSGSIZE`, `EINVAL` (flags), `EPROTO` as [`Writer::try_send`].
+    pub fn try_send(&mut self, payload: &[u8], flags: u32) -> Result<SharedSent> {
+        let length = self.ring.message_length(payload, flags)?;
+        let lock = self.ring.word(RING_LOCK)?;
+        if let Err(owner) = lock.compare_exchange(0, self.pid, SeqCst, SeqCst) {
+            return Ok(SharedSent {
+                result: Shared::Locked(owner),
+                wake_reader: false,
+                wake_writers: false,
+            });
+        }
+        let written = self.write_locked(payload, length, flags);
+        // Freeing the lock, then the flag of the writers waiting for it: the same handshake as
+        // a reader's with writers waiting for room.
+        lock.store(0, SeqCst);
+        let waiting = self.ring.word(RING_LOCK_WAITING)?;
+        let wake_writers = waiting.load(SeqCst) != 0 && waiting.swap(0, SeqCst) != 0;
+        let result = if written? { Shared::Sent } else { Shared::Full };
+        let reader = self.ring.word(RING_READER_WAITING)?;
+        let wake_reader =
+            result == Shared::Sent && reader.load(SeqCst) != 0 && reader.swap(0, SeqCst) != 0;
+        Ok(SharedSent {
+            result,
+            wake_reader,
+            wake_writers,
+        })
+    }
+
+    fn write_locked(&self, payload: &[u8], length: u32, flags: u32) -> Result<bool> {
+        let record = record_size(length) as u32;
+        let (tail, free) = self.free()?;
+        if free < record {
+            return Ok(false);
+        }
+        self.ring.put_record(tail, payload, length, flags)?;
+        // Publishing: the reader sees the message only from here on, whole.
+        self.ring
+            .word(RING_TAIL)?
+            .store(tail.wrapping_add(record), SeqCst);
+        Ok(true)
+    }
+
+    /// Announces that this writer is about to sleep, then re-checks: `true` if it must sleep
+    /// now. While another writer holds the lock, the sleep is for the lock (`lock_waiting`; a
+    /// lock still held by the owner seen at the previous call is freed if that owner's process
+    /// is gone); otherwise it is for room for a record of `length` payload bytes
+    /// (`writer_waiting`, as a single writer's).
+    pub fn prepare_sleep(&mut self, length: u32) -> Result<bool> {
+        if self.ring.word(RING_LOCK)?.load(SeqCst) != 0 {
+            let seen = self.owner;
+            let mut owner = 0;
+            let sleep = announce(&self.ring, RING_LOCK_WAITING, || {
+                owner = self.ring.word(RING_LOCK)?.load(SeqCst);
+                if owner == 0 {
+                    Ok(true)
+                } else if owner == seen && owner != self.pid {
+                    take_over_lock(&self.ring.map, owner)
+                } else {
+                    Ok(false)
+                }
+            })?;
+            self.owner = owner;
+            return Ok(sleep);
+        }
+        self.owner = 0;
+        announce(&self.ring, RING_WRITER_WAITING, || {
+            // Without the lock, other writers move the tail between the two loads: a pair that
+            // looks impossible only means "try again" (the locked send checks the indices).
+            let tail = self.ring.word(RING_TAIL)?.load(SeqCst);
+            let used = tail.wrapping_sub(self.ring.word(RING_HEAD)?.load(SeqCst));
+            let cap = self.ring.capacity;
+            Ok(used > cap || u64::from(cap - used) >= record_size(length))
+        })
+    }
+
+    /// Whether the last `prepare_sleep` found the lock held (the sleep after it should end
+    /// after a while, to look at the owner again).
+    pub fn waits_for_lock(&self) -> bool {
+        self.owner != 0
     }
 }
 
@@ -516,13 +917,9 @@ impl Reader {
     /// `true` if it must sleep now, `false` if one is there already (the announcement is
     /// withdrawn).
     pub fn prepare_sleep(&self) -> Result<bool> {
-        let flag = self.ring.word(RING_READER_WAITING)?;
-        flag.store(1, SeqCst);
-        let ready = self.ring.word(RING_TAIL)?.load(SeqCst) != self.head;
-        if ready {
-            flag.store(0, SeqCst);
-        }
-        Ok(!ready)
+        announce(&self.ring, RING_READER_WAITING, || {
+            Ok(self.ring.word(RING_TAIL)?.load(SeqCst) != self.head)
+        })
     }
 }
 
@@ -945,6 +1342,159 @@ mod tests {
             stream(Wake::Futex);
             ping_pong(Wake::Futex);
         });
+    }
+
+    fn many_writers(writers: u32, capacity: u32, wake: Wake) -> (OwnedFd, Arc<Mapping>) {
+        let layout = Layout::new(1, capacity, wake)
+            .unwrap()
+            .with_writers(writers)
+            .unwrap();
+        let fd = crate::memfd::create("channel-test", Default::default()).unwrap();
+        crate::mmap::truncate(fd.as_fd(), layout.size() as u64).unwrap();
+        let map = Arc::new(Mapping::map(fd.as_fd(), layout.size(), false).unwrap());
+        init(&map, layout).unwrap();
+        (fd, map)
+    }
+
+    #[test]
+    fn several_writers_layout_is_version_2_and_refuses_single_writer_use() {
+        let (_fd, map) = many_writers(3, 256, Wake::Futex);
+        assert_eq!(map.word(OFF_VERSION, "t").unwrap().load(SeqCst), 2);
+        assert_eq!(check(&map).unwrap().writers, 3);
+        assert_eq!(Writer::new(map.clone(), 0).unwrap_err().code(), "EINVAL");
+        assert_eq!(claim(&map, 0, 5).unwrap_err().code(), "EINVAL");
+        claim(&map, 1, 5).unwrap();
+        assert_eq!(
+            (0..4)
+                .map(|p| join_writer(&map, 10 + p).map_err(|e| e.code()))
+                .collect::<Vec<_>>(),
+            vec![Ok(0), Ok(1), Ok(2), Err("EBUSY".to_string())]
+        );
+        leave_writer(&map, 1).unwrap();
+        leave_writer(&map, 1).unwrap(); // counted once
+        let w = writers(&map, false).unwrap();
+        assert_eq!((w.slots, w.joined, w.done, w.died), (3, 3, 1, 0));
+        // Pids 10 and 12 are no processes of ours: a scan finds them gone (ESRCH, or another
+        // process may hold such a low pid only as a kernel thread that never exits).
+        let w = writers(&map, true).unwrap();
+        let gone = [10, 12].iter().filter(|&&p| !process_alive(p)).count() as u32;
+        assert_eq!((w.done, w.died), (1 + gone, gone));
+        let (_fd1, v1) = channel(1, 256, Wake::Futex);
+        assert_eq!(join_writer(&v1, 5).unwrap_err().code(), "EINVAL");
+        assert_eq!(SharedWriter::new(v1, 5).unwrap_err().code(), "EINVAL");
+        // A version-2 header with a writer count out of range is no channel.
+        map.word(OFF_WRITERS, "t").unwrap().store(1, SeqCst);
+        assert_eq!(check(&map).unwrap_err().code(), "EPROTO");
+        map.word(OFF_WRITERS, "t")
+            .unwrap()
+            .store(MAX_WRITERS + 1, SeqCst);
+        assert_eq!(check(&map).unwrap_err().code(), "EPROTO");
+    }
+
+    #[test]
+    fn a_lock_held_by_a_dead_writer_is_taken_over_and_its_record_never_seen() {
+        let (_fd, map) = many_writers(2, 256, Wake::Futex);
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        // The dead writer took the lock and wrote half a record at the tail, unpublished.
+        put_word(&map, ring_offset(0) + RING_LOCK, dead);
+        put_word(&map, DATA_OFFSET, 100);
+        put_word(&map, DATA_OFFSET + 4, 0);
+        let mut w = SharedWriter::new(map.clone(), std::process::id()).unwrap();
+        assert_eq!(w.try_send(b"x", 0).unwrap().result, Shared::Locked(dead));
+        assert!(w.prepare_sleep(1).unwrap()); // first sight of the owner: sleep
+        assert!(w.waits_for_lock());
+        assert!(!w.prepare_sleep(1).unwrap()); // held one sleep later by a gone process: freed
+        assert_eq!(lock_owner(&map).unwrap(), 0);
+        assert_eq!(w.try_send(b"whole", 0).unwrap().result, Shared::Sent);
+        let mut r = Reader::new(map.clone(), 0).unwrap();
+        let mut out = Vec::new();
+        r.try_receive(&mut out).unwrap().unwrap();
+        assert_eq!(out, b"whole");
+        assert_eq!(r.try_receive(&mut out).unwrap(), None);
+        // A live owner (this process) is never taken over.
+        put_word(&map, ring_offset(0) + RING_LOCK, std::process::id());
+        assert!(!take_over_lock(&map, std::process::id()).unwrap());
+    }
+
+    /// Writer threads, each with its own lock pid, through a small ring into one reader; each
+    /// sleeps whenever it must (for the lock or for room), the reader for data. Every message
+    /// arrives once, each writer's in its order; a lost wake-up hangs (the harness fails it).
+    fn fan_in(wake: Wake) {
+        const WRITERS: u32 = 4;
+        const N: u32 = 30_000;
+        let (_fd, map) = many_writers(WRITERS, 512, wake);
+        let (_owned, efds) = eventfds(wake);
+        let mut threads = Vec::new();
+        for w in 0..WRITERS {
+            let map = map.clone();
+            threads.push(std::thread::spawn(move || {
+                // Threads of one process lock with its pid: an owner that is this process is
+                // alive, never taken over.
+                let me = std::process::id();
+                let mut writer = SharedWriter::new(map.clone(), me).unwrap();
+                let mut sleeps = 0u32;
+                for i in 0..N {
+                    let mut m = w.to_ne_bytes().to_vec();
+                    m.extend(message(i));
+                    loop {
+                        let sent = writer.try_send(&m, 0).unwrap();
+                        if sent.wake_writers {
+                            wake_side(&map, 0, Wake::Futex, None).unwrap();
+                        }
+                        if sent.wake_reader {
+                            wake_side(&map, 1, wake, borrowed(efds[1])).unwrap();
+                        }
+                        if sent.result == Shared::Sent {
+                            break;
+                        }
+                        let seq = wake_seq(&map, 0).unwrap();
+                        if writer.prepare_sleep(m.len() as u32).unwrap() {
+                            sleeps += 1;
+                            let slice = Some(Duration::from_millis(50));
+                            sleep(&map, 0, Wake::Futex, None, seq, None, slice).unwrap();
+                        }
+                    }
+                }
+                sleeps
+            }));
+        }
+        let mut reader = Reader::new(map.clone(), 0).unwrap();
+        let mut next = [0u32; WRITERS as usize];
+        let mut out = Vec::new();
+        for _ in 0..WRITERS * N {
+            loop {
+                if let Some(got) = reader.try_receive(&mut out).unwrap() {
+                    if got.wake {
+                        wake_side(&map, 0, Wake::Futex, None).unwrap();
+                    }
+                    break;
+                }
+                let seq = wake_seq(&map, 1).unwrap();
+                if reader.prepare_sleep().unwrap() {
+                    let fd = borrowed(efds[1]);
+                    sleep(&map, 1, wake, fd, seq, None, None).unwrap();
+                }
+            }
+            let w = u32::from_ne_bytes([out[0], out[1], out[2], out[3]]) as usize;
+            assert_eq!(&out[4..], message(next[w]).as_slice(), "writer {w}");
+            next[w] += 1;
+        }
+        let sleeps: u32 = threads.into_iter().map(|t| t.join().unwrap()).sum();
+        assert_eq!(next, [N; WRITERS as usize]);
+        assert_eq!(reader.try_receive(&mut out).unwrap(), None);
+        assert!(sleeps > 100, "{sleeps}");
+    }
+
+    #[test]
+    fn stress_several_writers_eventfd_reader() {
+        within_a_minute(|| fan_in(Wake::Eventfd));
+    }
+
+    #[test]
+    fn stress_several_writers_futex_reader() {
+        within_a_minute(|| fan_in(Wake::Futex));
     }
 
     #[test]
