@@ -262,21 +262,22 @@ function loopFloor(mode, setup, compare = 'ipckit async↔async') {
 
 /**
  * A System V queue's async iterator (`for await (const m of q.messages())`) taking n 64-byte
- * messages a Node producer child sends (`node-echo.js produce`, `sendSync`): the queue's
- * stream row, and a row other primitives' streams are compared with. `row` gives the case its
- * `impl`, `kind` and what it is compared with (`compare`, `targetVs`).
+ * messages a Node producer child sends (`node-echo.js produce`, `sendSync`; with
+ * `producer: 'produce-async'`, `await send` each): the queue's stream rows, and a row other
+ * primitives' streams are compared with. `row` gives the case its `impl`, `kind` and what it
+ * is compared with (`compare`, `targetVs`).
  *
  * @example
  * cases.push(queueIteratorStream({ impl: 'MessageQueue async iterator', kind: 'alt', compare: 'ipckit for await' }))
  */
-function queueIteratorStream(row) {
+function queueIteratorStream({ producer: mode = 'produce', ...row }) {
   let q
   let producer
   return {
     ...row,
     async setup() {
       q = MessageQueue.create()
-      producer = new LineProcess(process.execPath, [NODE_ECHO, 'produce', String(q.id)])
+      producer = new LineProcess(process.execPath, [NODE_ECHO, mode, String(q.id)])
       if ((await producer.next()) !== 'ready') throw new Error('producer did not start')
     },
     async sample(n) {

@@ -16,6 +16,7 @@
  *   node node-echo.js stream            a net.Socket on fd 3 (a stream pair's end) writes back every byte
  *   node node-echo.js pipe              a net.Socket over the pipe end fd 3 (in) writes every byte to fd 4
  *   node node-echo.js produce QID       ipckit: per stdin line "N SIZE", sendSync N messages of type 1
+ *   node node-echo.js produce-async QID the same with await send (both processes async)
  *   node node-echo.js produce-seq       ipckit: per stdin line "N SIZE", sendSync N messages on the
  *                                       seqpacket socket fd 3
  *   node node-echo.js net PATH          net: a UNIX stream server at PATH that writes back every byte
@@ -107,14 +108,16 @@ async function main() {
     input.on('end', () => process.exit(0))
     exitOnStdinEnd()
     console.log('ready')
-  } else if (mode === 'produce' || mode === 'produce-seq') {
+  } else if (mode === 'produce' || mode === 'produce-async' || mode === 'produce-seq') {
     const sink =
-      mode === 'produce' ? ipc().MessageQueue.fromId(Number(process.argv[3])) : ipc().UnixSeqpacketSocket.fromFd(3)
+      mode === 'produce-seq' ? ipc().UnixSeqpacketSocket.fromFd(3) : ipc().MessageQueue.fromId(Number(process.argv[3]))
     const readline = require('node:readline')
-    readline.createInterface({ input: process.stdin }).on('line', (line) => {
+    readline.createInterface({ input: process.stdin }).on('line', async (line) => {
       const [n, size] = line.split(' ').map(Number)
       const payload = Buffer.alloc(size, 'x')
-      if (mode === 'produce') for (let i = 0; i < n; i++) sink.sendSync(payload, { type: 1 })
+      const type1 = { type: 1 }
+      if (mode === 'produce') for (let i = 0; i < n; i++) sink.sendSync(payload, type1)
+      else if (mode === 'produce-async') for (let i = 0; i < n; i++) await sink.send(payload, type1)
       else for (let i = 0; i < n; i++) sink.sendSync(payload)
       console.log('sent')
     })

@@ -132,6 +132,35 @@ function stream(impl, size, capacity, zeroCopy, extra = {}, writers = 1) {
   }
 }
 
+/**
+ * What JavaScript alone costs per streamed message, with no I/O: the consumer's `for await` over
+ * an iterator whose next message is always ready, plus the producer's `await` of a resolved
+ * send promise (both processes share one CPU in the pinned run, so their costs add up). No
+ * message API with an awaiting producer and a `for await` consumer is cheaper than this.
+ */
+function jsFloorStream() {
+  const ready = Promise.resolve()
+  const send = () => ready
+  return {
+    impl: 'JavaScript floor (for await + await send, no I/O)',
+    kind: 'alt',
+    compare: 'net (UNIX path)',
+    async sample(n) {
+      const messages = {
+        [Symbol.asyncIterator]() {
+          return this
+        },
+        next: () => Promise.resolve({ done: false, value: 1 }),
+      }
+      const t0 = now()
+      let i = 0
+      for await (const one of messages) if ((i += one) === n) break
+      for (let j = 0; j < n; j++) await send()
+      return now() - t0
+    },
+  }
+}
+
 const NET = (ratio) => ({ impl: 'net (UNIX path)', ratio })
 const PROCESS_SEND = (ratio) => ({ impl: 'process.send', ratio })
 
@@ -171,6 +200,7 @@ module.exports = (config) => [
         4,
       ),
       queueIteratorStream({ impl: 'MessageQueue async iterator', kind: 'alt', compare: 'ipckit for await' }),
+      jsFloorStream(),
       netStream('ipckit for await'),
       workerStream('ipckit for await'),
     ],

@@ -368,6 +368,13 @@ module.exports = (config) => [
       cStream(),
       // A Node producer child (sendSync), the async iterator here.
       queueIteratorStream({ impl: 'ipckit async iterator', kind: 'ipckit', targetVs: NET_1 }),
+      // Both processes async: the producer awaits each send, as Node code would.
+      queueIteratorStream({
+        producer: 'produce-async',
+        impl: 'ipckit async iterator, producer awaits send',
+        kind: 'alt',
+        compare: 'net (UNIX path)',
+      }),
       loopFloorStream(),
       napiFloorStream(() => {
         const q = MessageQueue.create()
