@@ -185,7 +185,9 @@ test('Workers terminated in the middle of sends (their finally never runs): a lo
     IPCKIT_TS_REGISTER: require.resolve('tsx/cjs'),
     IPCKIT_ENTRY: join(ROOT, 'ts', 'index.ts'),
   }
-  const writer = nodeChild(code, [], { stdio: ['pipe', 'pipe', 'pipe', ...rx.fds], env })
+  // (Its Workers each load the TypeScript sources: seconds apiece when emulated, hence the
+  // longer kill deadline.)
+  const writer = nodeChild(code, [], { stdio: ['pipe', 'pipe', 'pipe', ...rx.fds], env, timeoutMs: 180_000 })
   let whole = 0
   let mixed = 0
   const last = within(
