@@ -431,7 +431,12 @@ class SharedJsRing implements TxRing {
   readonly #readerWaiting: number
   readonly #writerWaiting: number
   readonly #lockWaiting: number
-  readonly #pid = process.pid
+  /**
+   * What this end stores in the lock word: its thread's id, which a Worker has of its own, so
+   * that a lock left by a Worker terminated in the middle of a send (its `finally` never runs)
+   * is taken over once the thread is gone, as one left by a killed process is.
+   */
+  readonly #id: number = native.channelLockId()
   /** The lock's owner seen by the last {@link prepareSleep}, 0 if it was free. */
   #owner = 0
 
@@ -464,7 +469,7 @@ class SharedJsRing implements TxRing {
 
   trySend(bytes: Uint8Array, flags: number): number {
     const i32 = this.#i32
-    if (Atomics.compareExchange(i32, this.#lock, 0, this.#pid) !== 0) return -1
+    if (Atomics.compareExchange(i32, this.#lock, 0, this.#id) !== 0) return -1
     let sent = false
     try {
       sent = this.#write(bytes, flags)
@@ -505,8 +510,8 @@ class SharedJsRing implements TxRing {
       if (held) {
         const owner = Atomics.load(i32, this.#lock)
         if (owner === 0) ready = true
-        else if (owner === this.#owner && owner !== this.#pid) {
-          // Held by the same writer one sleep later: freed if its process is gone.
+        else if (owner === this.#owner && owner !== this.#id) {
+          // Held by the same writer one sleep later: freed if its thread is gone.
           ready = callNative(() => native.channelTakeOverLock(this.mapping, owner >>> 0))
         } else {
           this.#owner = owner
@@ -539,9 +544,9 @@ class CoreRing implements TxRing, RxRing {
   wake = false
   readonly #ring: NativeRing
 
-  /** `pid`: a writer of a channel with several writers, locking with it. */
-  constructor(mapping: ShmMapping, ring: number, writer: boolean, pid?: number) {
-    this.#ring = callNative(() => new native.ChannelRing(mapping, ring, writer, pid ?? null))
+  /** `lockId`: a writer of a channel with several writers, locking with this thread id. */
+  constructor(mapping: ShmMapping, ring: number, writer: boolean, lockId?: number) {
+    this.#ring = callNative(() => new native.ChannelRing(mapping, ring, writer, lockId ?? null))
   }
 
   get waitsForLock(): boolean {
@@ -755,7 +760,8 @@ export class Channel implements Disposable, AsyncDisposable, AsyncIterable<Buffe
           : ring(txRing, true)
       if (this.canReceive) this.#rx = ring(rxRing, false)
     } else {
-      if (this.canSend) this.#tx = new CoreRing(parts.mapping, txRing, true, several ? process.pid : undefined)
+      if (this.canSend)
+        this.#tx = new CoreRing(parts.mapping, txRing, true, several ? native.channelLockId() : undefined)
       if (this.canReceive) this.#rx = new CoreRing(parts.mapping, rxRing, false)
     }
   }

@@ -106,7 +106,8 @@
  *                      life (version 1: 0 here, read as one)
  *   28   writers_done  writers that closed or died (fetch_add by whoever ends a slot)
  *   32   writers_died  of those, writers that died without closing
- *   ring 0 +4  lock    the pid of the writer writing now, 0 when free
+ *   ring 0 +4  lock    the thread id (gettid) of the writer writing now, 0 when free: a
+ *                      single-threaded writer's pid
  *   ring 0 +136 lock_waiting  1 while a writer sleeps waiting for the lock
  *   1024 + 4*k         writer slot k (k < N): 0 free, a pid while its writer is in,
  *                      IPCKIT_CHANNEL_SLOT_LEFT once it closed, IPCKIT_CHANNEL_SLOT_DIED once
@@ -123,7 +124,8 @@
  * side 1 are taken (or its creator closes).
  *
  * Writers take turns through the lock word; the reader never touches it:
- *   1. compare_exchange(lock, 0, pid), SEQ_CST. It failed: another writer writes (go to 6).
+ *   1. compare_exchange(lock, 0, tid), SEQ_CST (tid: the writing thread's id, gettid(); a
+ *      single-threaded process's pid). It failed: another writer writes (go to 6).
  *   2. tail = load(tail) (the shared one: the last writer's), head = load(head); check them
  *      as the reader checks (used <= capacity, both 8-aligned) or the ring is broken.
  *   3. Room: write the record at tail and store(tail, tail + record), SEQ_CST, as a single
@@ -133,9 +135,13 @@
  *   5. If a record was published: the reader's wake, as writing step 4.
  *   6. Not written: sleep as a writer does (steps a to d), for one of two things. While the
  *      lock is held (load(lock) != 0), for the lock: the flag is lock_waiting and the re-check
- *      of step c is load(lock) == 0. A lock held by the same pid as at the previous re-check
- *      (one sleep ago) is looked at: if that process is gone (pidfd_open fails with ESRCH or
- *      its pidfd is readable), compare_exchange(lock, pid, 0) frees it (ready). Otherwise, for
+ *      of step c is load(lock) == 0. A lock held by the same tid as at the previous re-check
+ *      (one sleep ago) is looked at: if that thread is gone (not a thread of this process,
+ *      tgkill(getpid(), tid, 0); and pidfd_open(tid) fails with ESRCH or its pidfd is readable,
+ *      or for another process's thread that is not its first, kill(tid, 0) fails with ESRCH),
+ *      compare_exchange(lock, tid, 0) frees it (ready). A thread id, not a pid, so that a lock
+ *      left by a thread that ended in a process that lives on (ipckit: a Worker terminated in
+ *      the middle of a send) is freed too. Otherwise, for
  *      room: the flag is writer_waiting and the re-check is that the record fits between the
  *      shared tail and head, as for a single writer (the reader's step 4 answers it); since
  *      other writers move the tail between the two loads, a pair that looks impossible counts
@@ -161,9 +167,9 @@
  * Crash rules: a writer killed at any point before step 3's store of tail publishes nothing:
  * its record lies past tail, and the next lock holder starts from the shared tail and writes
  * over it. Killed after that store and before step 4: its message is whole and published; the
- * lock stays held until a waiting writer finds its process gone (step 6) and frees it. Only
- * the lock holder stores tail, and only between steps 1 and 4. A recycled pid can make a dead
- * owner look alive; pid_max turning over within one held lock is not considered.
+ * lock stays held until a waiting writer finds its thread gone (step 6) and frees it. Only
+ * the lock holder stores tail, and only between steps 1 and 4. A recycled thread id can make a
+ * dead owner look alive; pid_max turning over within one held lock is not considered.
  */
 #ifndef IPCKIT_CHANNEL_H
 #define IPCKIT_CHANNEL_H
@@ -402,19 +408,20 @@ static inline void ipckit_channel_leave_writer(unsigned char *base, uint32_t slo
 }
 
 /*
- * One writer's send (steps 1 to 5). Returns 1 if it was written and the reader must be woken,
+ * One writer's send (steps 1 to 5), locking with `tid` (gettid() of the writing thread; a
+ * single-threaded writer's pid). Returns 1 if it was written and the reader must be woken,
  * 0 if it was written, -1 (nothing written) if there is no room yet, -2 if it can never fit,
- * -3 if the ring is broken, -4 if another writer holds the lock (its pid into *owner). Sets
+ * -3 if the ring is broken, -4 if another writer holds the lock (its tid into *owner). Sets
  * *wake_writers to 1 when side 0 must be woken (after any return but -2 and -4).
  */
 static inline int ipckit_ring_send_shared(struct ipckit_ring *ring, const void *payload, uint32_t length,
-                                          uint32_t flags, uint32_t pid, uint32_t *owner, int *wake_writers) {
+                                          uint32_t flags, uint32_t tid, uint32_t *owner, int *wake_writers) {
   uint32_t cap = ring->capacity;
   *wake_writers = 0;
   if (length > cap - 8) return -2;
   uint32_t *lock = ipckit_word(ring->base, ring->ctl + IPCKIT_CHANNEL_RING_LOCK);
   uint32_t expected = 0;
-  if (!__atomic_compare_exchange_n(lock, &expected, pid, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) {
+  if (!__atomic_compare_exchange_n(lock, &expected, tid, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) {
     *owner = expected;
     return -4;
   }
@@ -435,7 +442,7 @@ static inline int ipckit_ring_send_shared(struct ipckit_ring *ring, const void *
  * A writer's announcement and re-check before sleeping (step 6): 1 if it must sleep, 0 if it
  * is ready (the flag is cleared again): for the lock while one is held, else for room for a
  * record of `record` bytes. *owner gets the lock's holder (0 if free): if it is the same as
- * one sleep ago and its process is gone, free the lock with ipckit_ring_take_over.
+ * one sleep ago and its thread is gone, free the lock with ipckit_ring_take_over.
  */
 static inline int ipckit_ring_prepare_sleep_shared(struct ipckit_ring *ring, uint32_t record, uint32_t *owner) {
   uint32_t lock = ring->ctl + IPCKIT_CHANNEL_RING_LOCK;
@@ -456,7 +463,7 @@ static inline int ipckit_ring_prepare_sleep_shared(struct ipckit_ring *ring, uin
   return !ready;
 }
 
-/* Frees the lock if `owner` (whose process is gone) still holds it. */
+/* Frees the lock if `owner` (whose thread is gone) still holds it. */
 static inline void ipckit_ring_take_over(struct ipckit_ring *ring, uint32_t owner) {
   uint32_t expected = owner;
   __atomic_compare_exchange_n(ipckit_word(ring->base, ring->ctl + IPCKIT_CHANNEL_RING_LOCK), &expected, 0, 0,

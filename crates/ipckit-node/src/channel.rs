@@ -127,6 +127,13 @@ pub fn channel_writers(env: &Env, mapping: &ShmMapping, scan: bool) -> Result<Ch
     })
 }
 
+/// The calling thread's lock id (`gettid`): what it stores in the lock word of a ring with
+/// several writers.
+#[napi]
+pub fn channel_lock_id() -> u32 {
+    channel::lock_id()
+}
+
 /// Frees the ring's lock if `owner` holds it and is gone: whether to try again.
 #[napi]
 pub fn channel_take_over_lock(env: &Env, mapping: &ShmMapping, owner: u32) -> Result<bool> {

@@ -492,16 +492,66 @@ pub fn process_alive(pid: u32) -> bool {
     }
 }
 
-/// The ring's lock word of a channel with several writers: the pid of the writer that holds it,
-/// 0 when free.
+/// What a writer of several stores in the ring's lock word while it writes: its thread's id
+/// (`gettid`; a single-threaded process's is its pid), so that a lock left by a thread that
+/// ended while its process lives on (a Worker terminated in the middle of a send, whose
+/// `finally` never runs) is taken over like one left by a process that died.
+///
+/// ```
+/// let id = ipckit::channel::lock_id();
+/// assert!(id > 0);
+/// ```
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub fn lock_id() -> u32 {
+    // SAFETY: gettid has no preconditions and cannot fail.
+    unsafe { libc::syscall(libc::SYS_gettid) as u32 }
+}
+
+/// What a writer of several stores in the ring's lock word while it writes: this process's id
+/// (no thread ids a peer could look up here).
+///
+/// ```
+/// let id = ipckit::channel::lock_id();
+/// assert!(id > 0);
+/// ```
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+pub fn lock_id() -> u32 {
+    std::process::id()
+}
+
+/// Whether the thread whose [`lock_id`] is `id` still runs: a thread of this process by
+/// `tgkill(pid, id, 0)`; otherwise as [`process_alive`] (a pidfd for a process's first thread,
+/// `kill(id, 0)` for another thread, which finds it by its id until it ends).
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub fn thread_alive(id: u32) -> bool {
+    let (Ok(tid), Ok(pid)) = (i32::try_from(id), i32::try_from(std::process::id())) else {
+        return false;
+    };
+    // SAFETY: tgkill with signal 0 sends nothing; it only checks that thread `tid` of this
+    // process exists.
+    if unsafe { libc::syscall(libc::SYS_tgkill, pid, tid, 0) } == 0 {
+        return true;
+    }
+    id != std::process::id() && process_alive(id)
+}
+
+/// Whether the writer whose [`lock_id`] is `id` still runs ([`process_alive`] here).
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+pub fn thread_alive(id: u32) -> bool {
+    process_alive(id)
+}
+
+/// The ring's lock word of a channel with several writers: the [`lock_id`] of the writer that
+/// holds it, 0 when free.
 pub fn lock_owner(map: &Mapping) -> Result<u32> {
     writer_slots(map)?;
     Ok(word(map, ring_offset(0) + RING_LOCK)?.load(SeqCst))
 }
 
-/// Frees the ring's lock if `owner` still holds it and its process is gone (a writer killed
-/// while writing: its unpublished record is dropped, the next writer writes over it). Whether
-/// the lock was freed (or had changed hands already): try again.
+/// Frees the ring's lock if `owner` (a [`lock_id`]) still holds it and its thread is gone (a
+/// writer killed while writing, or its Worker terminated: its unpublished record is dropped,
+/// the next writer writes over it). Whether the lock was freed (or had changed hands already):
+/// try again.
 pub fn take_over_lock(map: &Mapping, owner: u32) -> Result<bool> {
     writer_slots(map)?;
     let lock = word(map, ring_offset(0) + RING_LOCK)?;
@@ -509,7 +559,7 @@ pub fn take_over_lock(map: &Mapping, owner: u32) -> Result<bool> {
     if now != owner || owner == 0 {
         return Ok(true);
     }
-    if process_alive(owner) {
+    if thread_alive(owner) {
         return Ok(false);
     }
     let _ = lock.compare_exchange(owner, 0, SeqCst, SeqCst);
@@ -738,7 +788,8 @@ pub struct SharedWriter {
 
 impl SharedWriter {
     /// A writer of a channel with several writers (`EINVAL` for a single-writer one), locking
-    /// with `pid` (this process's: the lock's owner is judged alive by it).
+    /// with `pid`: [`lock_id`] of the thread that writes (the lock's owner is judged alive by
+    /// it).
     pub fn new(map: Arc<Mapping>, pid: u32) -> Result<Self> {
         writer_slots(&map)?;
         if pid == 0 {
@@ -1416,6 +1467,36 @@ mod tests {
         // A live owner (this process) is never taken over.
         put_word(&map, ring_offset(0) + RING_LOCK, std::process::id());
         assert!(!take_over_lock(&map, std::process::id()).unwrap());
+    }
+
+    #[test]
+    fn a_lock_left_by_a_thread_that_ended_in_a_living_process_is_taken_over() {
+        let (_fd, map) = many_writers(2, 256, Wake::Futex);
+        // A thread of this process (a Worker, in Node) takes the lock and ends holding it.
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            tx.send(lock_id()).unwrap();
+            go_rx.recv().unwrap();
+        });
+        let tid = rx.recv().unwrap();
+        assert_ne!(tid, std::process::id());
+        put_word(&map, ring_offset(0) + RING_LOCK, tid);
+        // Still running: never taken over.
+        assert!(thread_alive(tid));
+        assert!(!take_over_lock(&map, tid).unwrap());
+        assert_eq!(lock_owner(&map).unwrap(), tid);
+        go_tx.send(()).unwrap();
+        thread.join().unwrap();
+        // Gone while the process lives on: freed (by its pid it would look alive forever).
+        assert!(!thread_alive(tid));
+        assert!(take_over_lock(&map, tid).unwrap());
+        assert_eq!(lock_owner(&map).unwrap(), 0);
+        let mut w = SharedWriter::new(map.clone(), lock_id()).unwrap();
+        assert_eq!(w.try_send(b"after", 0).unwrap().result, Shared::Sent);
+        // This thread and the process's first thread are alive.
+        assert!(thread_alive(lock_id()));
+        assert!(thread_alive(std::process::id()));
     }
 
     /// Writer threads, each with its own lock pid, through a small ring into one reader; each
