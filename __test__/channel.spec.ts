@@ -9,7 +9,7 @@
  * checks in a child with IPCKIT_NO_ZERO_COPY=1.
  */
 
-import { closeSync, existsSync, openSync, readFileSync, writeSync } from 'node:fs'
+import { closeSync, existsSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs'
 import { join } from 'node:path'
 
 import anyTest from 'ava'
@@ -537,6 +537,109 @@ test('a peer that dies while the other side waits ends its waits with an error: 
      try { ch.receiveSync() } catch (e) { console.log(e.code, Date.now() - t0 < 10000) }`,
   ).done
   t.is(r.stdout.trim(), 'ECONNRESET true', r.stderr)
+})
+
+test('an end held by a Worker ends with the Worker (terminated, or done without close()): ECONNRESET / EPIPE, not a hang while its process lives', async (t) => {
+  // Each end stores its JavaScript thread's id, and the other end watches that thread: a
+  // pidfd of the thread alone (PIDFD_THREAD, Linux 6.9 and later), or, forced here as on older
+  // kernels, a look at the thread every 50 ms. Before, the end stored the pid, alive all
+  // along, and each case below waited for ever. The Workers open named channels (descriptors
+  // of their own: one of this process's descriptor numbers would have two owners).
+  // Emulated (qemu-user, QEMU_LD_PREFIX set by scripts/test-targets.sh), each Worker takes
+  // seconds to load the TypeScript sources: longer deadlines there.
+  const emulated = process.env.QEMU_LD_PREFIX !== undefined
+  const code = `const { Worker } = require('node:worker_threads')
+    const { once } = require('node:events')
+    const { Channel } = ipckit
+    const [prefix] = process.argv.slice(2)
+    const within = (p, what) => Promise.race([p, new Promise((_, no) => setTimeout(() => no(new Error('no end: ' + what)), ${emulated ? 120_000 : 20_000}).unref())])
+    const worker = (body, name) => new Worker('const { workerData, parentPort } = require("node:worker_threads"); require(' +
+      JSON.stringify(process.env.IPCKIT_TS_REGISTER) + '); const { Channel } = require(' + JSON.stringify(process.env.IPCKIT_ENTRY) + '); ' + body,
+      { eval: true, workerData: { name } })
+    // Who the message names: a Worker's thread, or (one gone before this end first looked at
+    // it) "process or Worker thread N", which cannot tell; a process would be wrong.
+    const who = (m) => /thread \\d+ \\(a Worker's\\)|process or Worker thread \\d+/.test(m) ? 'a Worker' : /process \\d+/.test(m) ? 'a process' : /\\d+ of \\d+ exited without closing/.test(m) ? 'writers' : '? ' + m
+    const ended = (e) => e.code + ' ' + e.syscall + ' ' + who(e.message)
+    const drain = async (ch) => {
+      const got = []
+      try { for await (const m of ch) got.push(String(m)); got.push('ended') } catch (e) { got.push(ended(e)) }
+      return got
+    }
+    ;(async () => {
+      const out = {}
+      // 1. Duplex: a Worker echoes, then is terminated while it waits; here a receive waits.
+      {
+        const ch = Channel.create({ duplex: true, capacity: 256, name: prefix + '-1' })
+        const w = worker('const ch = Channel.open(workerData.name); (async () => { for await (const m of ch) await ch.send(m) })()', prefix + '-1')
+        await ch.send('ping')
+        const echo = String(await within(ch.receive(), 'echo'))
+        const pending = ch.receive()
+        await w.terminate()
+        const r = await within(pending.then(() => 'a message?', ended), 'receive')
+        const s = await ch.send('x').then(() => 'sent?', ended)
+        out.duplex = [echo, r, s]
+        ch.close()
+      }
+      // 2. A Worker that sends two messages and ends without close(): both, then ECONNRESET.
+      {
+        const ch = Channel.create({ role: 'reader', name: prefix + '-2' })
+        const w = worker('const ch = Channel.open(workerData.name); ch.sendSync("a"); ch.sendSync("b")', prefix + '-2')
+        await once(w, 'exit')
+        out.ended = await within(drain(ch), 'the end of the input')
+        ch.close()
+      }
+      // 3. receiveSync blocks a Worker; the writer, another Worker, is terminated.
+      {
+        const r = worker('const ch = Channel.create({ role: "reader", name: workerData.name }); parentPort.postMessage("made");' +
+          'parentPort.once("message", () => { parentPort.postMessage(String(ch.receiveSync()));' +
+          '  try { ch.receiveSync(); parentPort.postMessage("a message?") } catch (e) { parentPort.postMessage(e.code + " " + e.syscall) } })', prefix + '-3')
+        await once(r, 'message')
+        const w = worker('const ch = Channel.open(workerData.name); ch.sendSync("w"); parentPort.postMessage("sent"); setInterval(() => {}, 1000)', prefix + '-3')
+        await once(w, 'message')
+        r.postMessage('go')
+        const [first] = await within(once(r, 'message'), 'the first receiveSync')
+        await w.terminate()
+        const [second] = await within(once(r, 'message'), 'the blocked receiveSync')
+        out.sync = [first, second]
+        await r.terminate()
+      }
+      // 4. Several writers: a Worker's slot dies with it; the input ends once the other closed.
+      {
+        const rx = Channel.create({ role: 'reader', writers: 2, name: prefix + '-4' })
+        const w = worker('const ch = Channel.open(workerData.name); ch.sendSync("from the worker"); parentPort.postMessage("sent"); setInterval(() => {}, 1000)', prefix + '-4')
+        await once(w, 'message')
+        const tx = Channel.open(prefix + '-4')
+        await tx.send('from main')
+        tx.close()
+        await w.terminate()
+        out.writers = (await within(drain(rx), 'the end of the writers')).sort()
+        rx.close()
+      }
+      console.log(JSON.stringify(out))
+    })().catch((e) => { console.error(e); process.exit(1) })`
+  const expected = {
+    duplex: ['ping', 'ECONNRESET channel receive a Worker', 'EPIPE channel send a Worker'],
+    ended: ['a', 'b', 'ECONNRESET channel receive a Worker'],
+    sync: ['w', 'ECONNRESET channel receive'],
+    writers: ['ECONNRESET channel receive writers', 'from main', 'from the worker'],
+  }
+  for (const forced of [false, true]) {
+    const prefix = posixName(forced ? 'worker-looked' : 'worker-pidfd')
+    // Every name is opened (which removes it); a failure part way may leave some.
+    t.teardown(() => {
+      for (const k of [1, 2, 3, 4]) if (existsSync(`/dev/shm${prefix}-${k}`)) unlinkSync(`/dev/shm${prefix}-${k}`)
+    })
+    const env: NodeJS.ProcessEnv = {
+      ...process.env,
+      IPCKIT_TS_REGISTER: require.resolve('tsx/cjs'),
+      IPCKIT_ENTRY: join(ROOT, 'ts', 'index.ts'),
+    }
+    if (forced) env.IPCKIT_NO_THREAD_PIDFD = '1'
+    const r = await nodeChild(code, [prefix], { env, timeoutMs: emulated ? 600_000 : 120_000 }).done
+    t.is(r.code, 0, r.stderr)
+    const got = JSON.parse(r.stdout) as unknown
+    t.deepEqual(got, expected, forced ? 'looked at (as before Linux 6.9)' : 'through a pidfd of the thread')
+  }
 })
 
 test('a hostile peer: impossible indices and lengths in the shared header are EPROTO, never a crash or a read out of bounds', async (t) => {

@@ -148,6 +148,21 @@ const WRITERS_DONE_WORD = 28 >> 2
 /** How long a writer of several sleeps before it looks at a lock's owner again (crash takeover). */
 const LOCK_RECHECK_MS = 50
 
+/**
+ * This JavaScript thread's id (`gettid`; the main thread's is the process's pid), which it
+ * stores in the side or writer's slot it claims: a peer watches that thread, so the end held
+ * by a Worker ends with the Worker (terminated, or left without `close()`), not only when its
+ * process does. (Each thread loads this module on its own.)
+ */
+const OWN_ID: number = native.channelLockId()
+
+/**
+ * Whether a peer that is a Worker's thread is watched through a pidfd of that thread (Linux
+ * 6.9's `PIDFD_THREAD`). `IPCKIT_NO_THREAD_PIDFD=1` makes ipckit look at such a peer every
+ * {@link DEATH_CHECK_MS} instead, as it does on older kernels (for the tests of that path).
+ */
+const THREAD_PIDFD = !process.env.IPCKIT_NO_THREAD_PIDFD
+
 /** Nothing to take, or no room: try again after a wake. */
 const NONE = Symbol('none')
 /** Ends an iterator's pending receive without an error. */
@@ -717,7 +732,12 @@ export class Channel implements Disposable, AsyncDisposable, AsyncIterable<Buffe
   readonly #peerWatch = new WaitGroup()
   #peerFd: number | undefined
   #peerDead = false
+  /** The id the peer's side holds (its thread's: a process's pid for its main thread). */
   #peerPid = 0
+  /** The peer is a thread that does not lead its process (a Worker's); undefined if it was gone before anyone looked. */
+  #peerThread: boolean | undefined
+  /** No pidfd could be had for the peer: it is looked at every {@link DEATH_CHECK_MS}. */
+  #peerPolled = false
   #deathTimer: ReturnType<typeof setTimeout> | undefined
   readonly #waits = new WaitGroup()
   /** The zero-copy message handed out by a receive, while there is one. */
@@ -977,7 +997,9 @@ export class Channel implements Disposable, AsyncDisposable, AsyncIterable<Buffe
    * then the two eventfds), received as a child's `stdio` or over a UNIX socket: checks that
    * they are a channel and two eventfds (`EINVAL` or `EPROTO` otherwise), and claims the free
    * side (`EBUSY` when both are taken). The object owns the descriptors from then on; when a
-   * check fails they stay the caller's.
+   * check fails they stay the caller's. (So a Worker of the same process does not open its
+   * end from the other end's `fds`, whose numbers that end owns and closes: it opens a named
+   * channel by name, or uses descriptors of its own, received over a UNIX socket.)
    *
    * @example
    * ```ts
@@ -1185,26 +1207,47 @@ export class Channel implements Disposable, AsyncDisposable, AsyncIterable<Buffe
   }
 
   /**
-   * The peer's pidfd, opened once its pid is known (none for a peer in this process). Its
-   * exit is seen by the watch of the pump ({@link #watchPeer}) or by a blocking sleep, which
-   * set `#peerDead`.
+   * The peer's pidfd, opened once its id is known (none for a peer in this thread): of its
+   * process, or of its thread alone for a Worker's end. Its exit is seen by the watch of the
+   * pump ({@link #watchPeer}) or by a blocking sleep, which set `#peerDead`. Where no pidfd
+   * can be had (a Worker's thread before Linux 6.9, `EMFILE`), `#peerPolled`: the death
+   * check looks at the thread instead.
    */
   #peer(): number | undefined {
     // The writers of a fan-in reader are looked at by #writersDone(true), not watched.
     if (this.#fanIn || this.#peerPid !== 0) return this.#peerFd
-    const pid = callNative(() => native.channelSidePid(this.#mapping, 1 - this.#side))
-    if (pid === 0) return undefined
-    this.#peerPid = pid
-    if (pid === process.pid) return undefined
+    const id = callNative(() => native.channelSidePid(this.#mapping, 1 - this.#side))
+    if (id === 0) return undefined
+    this.#peerPid = id
+    if (id === OWN_ID) return undefined
     try {
-      const fd = native.pidfdOpen(pid)
-      this.#peerFd = fd
-      ownFd(this, fd)
+      const watch = native.channelPeerWatch(id, THREAD_PIDFD)
+      this.#peerThread = watch.thread
+      if (watch.fd >= 0) {
+        this.#peerFd = watch.fd
+        ownFd(this, watch.fd)
+      } else {
+        this.#peerPolled = true
+      }
     } catch (err) {
-      // ESRCH: gone already. (Other failures, such as EMFILE, leave the peer unwatched.)
+      // ESRCH: gone already.
       if ((err as { code?: string }).code === 'ESRCH') this.#peerDead = true
+      else throw err
     }
     return this.#peerFd
+  }
+
+  /** Whether a peer looked at rather than watched ({@link #peerPolled}) has ended: then it is dead. */
+  #pollPeer(): boolean {
+    if (this.#peerPolled && !this.#peerDead && !native.channelThreadAlive(this.#peerPid)) this.#peerDead = true
+    return this.#peerDead
+  }
+
+  /** The peer, for messages: `process 123`, `thread 124 (a Worker's)`, or either if it was gone before anyone looked. */
+  #peerName(): string {
+    const id = this.#peerPid
+    if (this.#peerThread === undefined) return `process or Worker thread ${id}`
+    return this.#peerThread ? `thread ${id} (a Worker's)` : `process ${id}`
   }
 
   #peerGone(): boolean {
@@ -1275,7 +1318,7 @@ export class Channel implements Disposable, AsyncDisposable, AsyncIterable<Buffe
         'ECONNRESET',
         'connection reset by peer',
         'channel receive',
-        `the other end, process ${this.#peerPid}, exited without closing the channel; every message it finished was taken`,
+        `the other end, ${this.#peerName()}, exited without closing the channel; every message it finished was taken`,
       )
     }
     return undefined
@@ -1285,7 +1328,7 @@ export class Channel implements Disposable, AsyncDisposable, AsyncIterable<Buffe
     if (this.#peerClosed())
       return channelError('EPIPE', 'broken pipe', 'channel send', 'the other end closed the channel')
     if (this.#peerGone())
-      return channelError('EPIPE', 'broken pipe', 'channel send', `the other end, process ${this.#peerPid}, exited`)
+      return channelError('EPIPE', 'broken pipe', 'channel send', `the other end, ${this.#peerName()}, exited`)
     return undefined
   }
 
@@ -1787,7 +1830,8 @@ export class Channel implements Disposable, AsyncDisposable, AsyncIterable<Buffe
     else this.#peerWatch.cancelAll(ITERATION_ENDED)
     // Again while a watch runs, while the pump waits for a peer that has not claimed its side,
     // or while it waits with several writers.
-    if (this.#peerWatch.size > 0 || (this.#pumping && (this.#peerPid === 0 || several))) this.#armDeathCheck()
+    if (this.#peerWatch.size > 0 || (this.#pumping && (this.#peerPid === 0 || several || this.#peerPolled)))
+      this.#armDeathCheck()
   }
 
   /** Watches the peer's pidfd: its exit re-runs the pump, which ends the waits. */
@@ -1795,8 +1839,9 @@ export class Channel implements Disposable, AsyncDisposable, AsyncIterable<Buffe
     if (this.#peerWatch.size > 0) return
     const fd = this.#peer()
     if (fd === undefined) {
-      // Gone before it could be watched (reaped already: pidfd_open said ESRCH).
-      if (this.#peerDead) this.#pump.cancelAll(PEER_CHANGED)
+      // Gone before it could be watched (reaped already: pidfd_open said ESRCH), or looked at
+      // (no pidfd) and found gone.
+      if (this.#pollPeer()) this.#pump.cancelAll(PEER_CHANGED)
       return
     }
     waitFd(fd, false, () => true, undefined, [this.#peerWatch]).then(
@@ -1814,11 +1859,13 @@ export class Channel implements Disposable, AsyncDisposable, AsyncIterable<Buffe
     // With several writers the sleep ends after a while: the reader looks at the writers'
     // processes again, a writer at the lock's owner.
     if (this.#fanIn && this.#writersDone(true) !== undefined) return
-    const slice = this.writers > 1 ? LOCK_RECHECK_MS : null
     const peer = this.#peer() ?? null
+    // A peer looked at, not watched: the sleep ends after a while to look at it again.
+    const slice = this.writers > 1 ? LOCK_RECHECK_MS : this.#peerPolled ? DEATH_CHECK_MS : null
     const fd = this.#ownWakeFd ?? null
     const r = callNative(() => native.channelSleepSync(this.#mapping, this.#side, this.#ownFutex, fd, seq, peer, slice))
     if (r === 1) this.#peerDead = true
+    else if (r === 2) this.#pollPeer()
   }
 
   // ---- closing ----------------------------------------------------------------------------
@@ -1904,8 +1951,8 @@ const PEER_CHANGED = Symbol('peer changed')
 
 /** The creator's end: side `side`, or, with several writers, a writer's slot (-1 for none). */
 function claimOwn(mapping: ShmMapping, side: number, writers: number): number {
-  if (writers > 1 && side === 0) return callNative(() => native.channelJoinWriter(mapping, process.pid))
-  callNative(() => native.channelClaim(mapping, side, process.pid))
+  if (writers > 1 && side === 0) return callNative(() => native.channelJoinWriter(mapping, OWN_ID))
+  callNative(() => native.channelClaim(mapping, side, OWN_ID))
   return -1
 }
 
@@ -1914,7 +1961,7 @@ function claimOwn(mapping: ShmMapping, side: number, writers: number): number {
  * taken; then side 0, or with several writers a writer's slot.
  */
 function claimFree(mapping: ShmMapping, writers: number): { side: number; slot: number } {
-  const pid = process.pid
+  const pid = OWN_ID
   try {
     callNative(() => native.channelClaim(mapping, 1, pid))
     return { side: 1, slot: -1 }

@@ -12,9 +12,12 @@
  *   side 1 reads ring 0  (and, duplex, writes ring 1)
  *
  * Exactly one process (one thread) is each side: a ring has a single writer and a single
- * reader. A side is claimed by storing its pid into a free (0) side slot with a compare and
- * swap; a second claimer of the same side fails (ipckit: EBUSY). (Version 2, SEVERAL WRITERS
- * below, lets several processes write one ring.)
+ * reader. A side is claimed by storing its owner's id into a free (0) side slot with a compare
+ * and swap; a second claimer of the same side fails (ipckit: EBUSY). The id is the claiming
+ * thread's (gettid), which for a single-threaded process, or a process's first thread, is its
+ * pid: ipckit stores the id of the JavaScript thread that holds the end, so an end held by a
+ * Worker ends with that Worker. (Version 2, SEVERAL WRITERS below, lets several processes
+ * write one ring.)
  *
  * LAYOUT (every field a native-endian 32-bit word, at the byte offset given)
  *
@@ -26,7 +29,8 @@
  *   16   wake          IPCKIT_CHANNEL_WAKE_EVENTFD or IPCKIT_CHANNEL_WAKE_FUTEX
  *   20   data_offset   IPCKIT_CHANNEL_DATA_OFFSET: where ring 0's data starts
  *   64 + 64*s          side s (s = 0, 1), on a cache line of its own:
- *        +0  pid       the claimer's pid, 0 while unclaimed
+ *        +0  pid       the claimer's id (its thread's: a single-threaded process's pid), 0
+ *                      while unclaimed
  *        +4  closed    1 once the side closed the channel (it sends nothing more, and takes
  *                      nothing more)
  *        +8  wake_seq  futex word (wake = futex): bumped by whoever wakes this side
@@ -90,8 +94,12 @@
  *
  * Closing: store(closed of my side, 1), SEQ_CST, then wake the other side. A reader whose
  * writer closed takes what is in the ring, then sees the end; a writer whose reader closed
- * fails its sends (ipckit: EPIPE). A side whose peer process died without closing sees it
- * through a pidfd of the peer's pid (ipckit: ECONNRESET after the ring is drained).
+ * fails its sends (ipckit: EPIPE). A side whose peer died without closing sees it through a
+ * pidfd of the peer's id (ipckit: ECONNRESET after the ring is drained): pidfd_open(id, 0)
+ * when it is a process's first thread; for another thread (a Worker's), where that fails
+ * (ENOENT; EINVAL before Linux 6.9), pidfd_open(id, PIDFD_THREAD) (Linux 6.9 and later),
+ * readable once that thread ended while its process lives on; before 6.9, kill(id, 0) failing
+ * with ESRCH now and then (ipckit: every 50 ms while it waits).
  *
  * Every access to the words above is a 32-bit atomic (this header uses the GCC/Clang
  * __atomic builtins); payload bytes are plain memory.
@@ -109,18 +117,18 @@
  *   ring 0 +4  lock    the thread id (gettid) of the writer writing now, 0 when free: a
  *                      single-threaded writer's pid
  *   ring 0 +136 lock_waiting  1 while a writer sleeps waiting for the lock
- *   1024 + 4*k         writer slot k (k < N): 0 free, a pid while its writer is in,
- *                      IPCKIT_CHANNEL_SLOT_LEFT once it closed, IPCKIT_CHANNEL_SLOT_DIED once
- *                      the reader found its process gone
+ *   1024 + 4*k         writer slot k (k < N): 0 free, its writer's id (as a side's) while
+ *                      it is in, IPCKIT_CHANNEL_SLOT_LEFT once it closed,
+ *                      IPCKIT_CHANNEL_SLOT_DIED once the reader found it gone
  *
  * It is one-way (rings = 1). Side 1 is its one reader, claimed as above. Side 0's pid and
- * closed words stay 0: a writer joins by storing its pid into the first free slot with a
+ * closed words stay 0: a writer joins by storing its id into the first free slot with a
  * compare and swap (no free slot: ipckit EBUSY; a slot is used once) and leaves by moving its
- * slot from its pid to LEFT with a compare and swap, then fetch_add(writers_done, 1), then
+ * slot from its id to LEFT with a compare and swap, then fetch_add(writers_done, 1), then
  * waking the reader. The reader's input ends once writers_done = N and the ring is drained
  * (ipckit: EPIPE when no writer died, ECONNRESET when one did). While it waits, the reader
- * looks at each slot's process (through a pidfd) and moves the slot of a gone one from its pid
- * to DIED the same way (and writers_died). A named channel's name stays until every slot and
+ * looks at each slot's thread (as step 6 below looks at a lock's owner) and moves the slot of
+ * a gone one from its id to DIED the same way (and writers_died). A named channel's name stays until every slot and
  * side 1 are taken (or its creator closes).
  *
  * Writers take turns through the lock word; the reader never touches it:

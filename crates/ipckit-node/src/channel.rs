@@ -140,7 +140,35 @@ pub fn channel_take_over_lock(env: &Env, mapping: &ShmMapping, owner: u32) -> Re
     channel::take_over_lock(self::mapping(env, mapping)?, owner).or_throw(env)
 }
 
-/// The pid that claimed `side`, 0 while unclaimed.
+/// What to watch for the end of a peer.
+#[napi(object)]
+pub struct ChannelPeerWatch {
+    /// A pidfd the caller owns, -1 when none can be had (look at [`channel_thread_alive`] now
+    /// and then instead).
+    pub fd: i32,
+    /// Whether the peer is a thread that does not lead its process (a Worker's).
+    pub thread: bool,
+}
+
+/// What to watch for the end of the peer whose id a side or slot holds; throws `ESRCH` when
+/// it is gone. `thread_pidfd: false` leaves out the pidfds of Linux 6.9's `PIDFD_THREAD` (to
+/// test the path of older kernels).
+#[napi]
+pub fn channel_peer_watch(env: &Env, id: u32, thread_pidfd: bool) -> Result<ChannelPeerWatch> {
+    let w = channel::peer_watch(id, thread_pidfd).or_throw(env)?;
+    Ok(ChannelPeerWatch {
+        fd: w.fd.map_or(-1, std::os::fd::IntoRawFd::into_raw_fd),
+        thread: w.thread,
+    })
+}
+
+/// Whether the thread whose lock id is `id` still runs.
+#[napi]
+pub fn channel_thread_alive(id: u32) -> bool {
+    channel::thread_alive(id)
+}
+
+/// The id (a thread's lock id) that claimed `side`, 0 while unclaimed.
 #[napi]
 pub fn channel_side_pid(env: &Env, mapping: &ShmMapping, side: u32) -> Result<u32> {
     channel::side_pid(self::mapping(env, mapping)?, side).or_throw(env)

@@ -299,10 +299,11 @@ pub fn check(map: &Mapping) -> Result<Layout> {
     Ok(layout)
 }
 
-/// Claims side `side` (0 or 1) for process `pid`: `EBUSY` if a process holds it already
-/// (a side has one process: rings have one writer and one reader), `EINVAL` for a side other
-/// than 0 or 1 or a pid of 0, and for side 0 of a channel with several writers (they
-/// [`join_writer`] instead).
+/// Claims side `side` (0 or 1) for the thread whose [`lock_id`] is `pid` (a single-threaded
+/// process's pid; ipckit stores the claiming JavaScript thread's, so that a Worker's end is
+/// seen to end with the Worker): `EBUSY` if it is held already (a side has one owner: rings
+/// have one writer and one reader), `EINVAL` for a side other than 0 or 1 or an id of 0, and
+/// for side 0 of a channel with several writers (they [`join_writer`] instead).
 pub fn claim(map: &Mapping, side: u32, pid: u32) -> Result<()> {
     if side > 1 || pid == 0 || (side == 0 && check(map)?.writers > 1) {
         return Err(Error::new(Errno::EINVAL, "channel"));
@@ -313,7 +314,7 @@ pub fn claim(map: &Mapping, side: u32, pid: u32) -> Result<()> {
         .map_err(|_| Error::new(Errno::EBUSY, "channel"))
 }
 
-/// The pid that claimed side `side`, 0 while unclaimed.
+/// The id ([`lock_id`]) that claimed side `side`, 0 while unclaimed.
 pub fn side_pid(map: &Mapping, side: u32) -> Result<u32> {
     Ok(word(map, side_offset(side & 1) + SIDE_PID)?.load(SeqCst))
 }
@@ -371,8 +372,8 @@ fn slot_offset(slot: u32) -> usize {
     OFF_SLOTS + 4 * slot as usize
 }
 
-/// Joins a channel with several writers as a writer: stores `pid` into the first free slot
-/// (compare and swap) and returns the slot. `EBUSY` when every slot was taken (a slot is used
+/// Joins a channel with several writers as a writer: stores `pid` (the joining thread's
+/// [`lock_id`], as [`claim`]) into the first free slot (compare and swap) and returns the slot. `EBUSY` when every slot was taken (a slot is used
 /// once: the channel takes [`Layout::writers`] writers over its life), `EINVAL` for a
 /// single-writer channel or a pid of 0.
 ///
@@ -449,9 +450,9 @@ pub struct Writers {
     pub died: u32,
 }
 
-/// The writers' counts; with `scan`, first looks at every joined writer's process and marks
-/// the ones that are gone as died (the reader does this while it waits: nobody else notices a
-/// writer's death). `EINVAL` for a single-writer channel.
+/// The writers' counts; with `scan`, first looks at every joined writer's thread
+/// ([`thread_alive`]) and marks the ones that are gone as died (the reader does this while it
+/// waits: nobody else notices a writer's death). `EINVAL` for a single-writer channel.
 pub fn writers(map: &Mapping, scan: bool) -> Result<Writers> {
     let slots = writer_slots(map)?;
     let mut joined = 0;
@@ -460,7 +461,7 @@ pub fn writers(map: &Mapping, scan: bool) -> Result<Writers> {
         if pid != 0 {
             joined += 1;
         }
-        if scan && pid != 0 && pid < SLOT_DIED && !process_alive(pid) {
+        if scan && pid != 0 && pid < SLOT_DIED && !thread_alive(pid) {
             end_writer(map, slot, true)?;
         }
     }
@@ -539,6 +540,68 @@ pub fn thread_alive(id: u32) -> bool {
 #[cfg(not(any(target_os = "linux", target_os = "android")))]
 pub fn thread_alive(id: u32) -> bool {
     process_alive(id)
+}
+
+/// What [`peer_watch`] found to watch for the end of a peer.
+#[derive(Debug)]
+pub struct PeerWatch {
+    /// A pidfd that becomes readable when the peer ends; `None` when none could be had: look
+    /// at [`thread_alive`] now and then instead.
+    pub fd: Option<std::os::fd::OwnedFd>,
+    /// Whether the peer is a thread that does not lead its process (a Worker's), rather than
+    /// a process (its first thread).
+    pub thread: bool,
+}
+
+/// What to watch for the end of the peer whose id (a [`lock_id`]: its thread's) a side or a
+/// writer's slot holds. A process's first thread gets a pidfd of its process
+/// ([`pidfd::open`](crate::pidfd::open)); another thread (a Worker's) a pidfd of that thread
+/// alone ([`pidfd::open_thread`](crate::pidfd::open_thread), Linux 6.9 and later, when
+/// `thread_pidfd`), which ends with it even while its process lives on; otherwise no fd.
+/// `ESRCH` when it is gone already (or `id` cannot be a thread id).
+///
+/// ```
+/// # #[cfg(any(target_os = "linux", target_os = "android"))] {
+/// let me = ipckit::channel::peer_watch(std::process::id(), true)?;
+/// assert!(me.fd.is_some() && !me.thread);
+/// # }
+/// # Ok::<(), ipckit::Error>(())
+/// ```
+pub fn peer_watch(id: u32, thread_pidfd: bool) -> Result<PeerWatch> {
+    let gone = || Error::new(Errno::ESRCH, "pidfd_open");
+    let tid = match i32::try_from(id) {
+        Ok(tid) if tid > 0 => tid,
+        _ => return Err(gone()),
+    };
+    let thread = match crate::pidfd::open(tid) {
+        Ok(fd) => {
+            return Ok(PeerWatch {
+                fd: Some(fd),
+                thread: false,
+            })
+        }
+        Err(e) if e.errno() == Errno::ESRCH => return Err(e),
+        // Not a process's first thread (ENOENT since Linux 6.9, EINVAL before); EMFILE and
+        // the like tell nothing.
+        Err(e) => matches!(e.errno(), Errno::ENOENT | Errno::EINVAL),
+    };
+    if thread_pidfd {
+        match crate::pidfd::open_thread(tid) {
+            Ok(fd) => {
+                return Ok(PeerWatch {
+                    fd: Some(fd),
+                    thread: true,
+                })
+            }
+            Err(e) if e.errno() == Errno::ESRCH => return Err(e),
+            Err(_) => {}
+        }
+    }
+    if thread_alive(id) {
+        Ok(PeerWatch { fd: None, thread })
+    } else {
+        Err(gone())
+    }
 }
 
 /// The ring's lock word of a channel with several writers: the [`lock_id`] of the writer that
@@ -1497,6 +1560,46 @@ mod tests {
         // This thread and the process's first thread are alive.
         assert!(thread_alive(lock_id()));
         assert!(thread_alive(std::process::id()));
+    }
+
+    #[test]
+    fn a_thread_peer_is_watched_by_its_own_pidfd_or_looked_at_and_its_slot_dies_with_it() {
+        let (_fd, map) = many_writers(2, 256, Wake::Futex);
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            tx.send(lock_id()).unwrap();
+            go_rx.recv().unwrap();
+        });
+        let tid = rx.recv().unwrap();
+        // A Worker joins as a writer with its thread's id.
+        assert_eq!(join_writer(&map, tid).unwrap(), 0);
+        assert_eq!(writers(&map, true).unwrap().died, 0);
+        // This process's first thread: a pidfd of the process.
+        let me = peer_watch(std::process::id(), true).unwrap();
+        assert!(me.fd.is_some() && !me.thread);
+        // Another thread: a pidfd of that thread alone (Linux 6.9 and later), or none (then the
+        // caller looks at it now and then); either way known to be a thread.
+        let watched = peer_watch(tid, true).unwrap();
+        assert!(watched.thread);
+        let looked = peer_watch(tid, false).unwrap();
+        assert!(looked.fd.is_none() && looked.thread);
+        if let Some(fd) = &watched.fd {
+            assert!(!poll_in(&[fd.as_fd()], || Some(Duration::ZERO)).unwrap()[0]);
+        }
+        go_tx.send(()).unwrap();
+        thread.join().unwrap();
+        // Its pidfd is readable once it ended, while the process lives on.
+        if let Some(fd) = &watched.fd {
+            let ready = poll_in(&[fd.as_fd()], || Some(Duration::from_secs(10))).unwrap();
+            assert!(ready[0]);
+        }
+        assert_eq!(peer_watch(tid, true).unwrap_err().code(), "ESRCH");
+        assert_eq!(peer_watch(0, true).unwrap_err().code(), "ESRCH");
+        assert_eq!(peer_watch(u32::MAX, true).unwrap_err().code(), "ESRCH");
+        // The reader's scan marks its slot died (by the pid it would look alive for ever).
+        let w = writers(&map, true).unwrap();
+        assert_eq!((w.joined, w.done, w.died), (1, 1, 1));
     }
 
     /// Writer threads, each with its own lock pid, through a small ring into one reader; each

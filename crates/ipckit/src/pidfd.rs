@@ -62,9 +62,9 @@ pub enum ExitStatus {
 }
 
 /// Opens a pidfd for process `pid` (`pidfd_open(pid, 0)`; close-on-exec). Errors: `ESRCH` (no
-/// such process), `EINVAL` (`pid` is not a process id, such as a thread that does not lead its
-/// process, or 0 and below), `EMFILE`, `ENFILE`, `ENOMEM`; `ENOSYS` on kernels before 5.3
-/// and on macOS.
+/// such process), `EINVAL` (0 and below), `ENOENT` (Linux 6.9 and later) or `EINVAL`
+/// (before) for a thread that does not lead its process (see [`open_thread`]), `EMFILE`,
+/// `ENFILE`, `ENOMEM`; `ENOSYS` on kernels before 5.3 and on macOS.
 ///
 /// ```
 /// # #[cfg(any(target_os = "linux", target_os = "android"))] {
@@ -94,6 +94,47 @@ pub fn open(pid: i32) -> Result<OwnedFd> {
     #[cfg(not(any(target_os = "linux", target_os = "android")))]
     {
         let _ = pid;
+        Err(Error::new(Errno::ENOSYS, "pidfd_open"))
+    }
+}
+
+/// Opens a pidfd for thread `tid` (`pidfd_open(tid, PIDFD_THREAD)`, Linux 6.9 and later;
+/// close-on-exec): readable once that one thread has ended, even while its process lives on,
+/// where [`open`] refuses a thread that does not lead its process. Errors: `ESRCH` (no such
+/// thread), `EINVAL` on kernels before 6.9 (they do not know the flag), `EMFILE`, `ENFILE`,
+/// `ENOMEM`; `ENOSYS` on kernels before 5.3 and on macOS.
+///
+/// ```
+/// # #[cfg(any(target_os = "linux", target_os = "android"))] {
+/// let tid = ipckit::channel::lock_id() as i32; // this thread's id (gettid)
+/// match ipckit::pidfd::open_thread(tid) {
+///     Ok(_fd) => {}                           // readable once this thread ends
+///     Err(e) => assert_eq!(e.code(), "EINVAL"), // a kernel before 6.9
+/// }
+/// # }
+/// ```
+///
+/// For more information, see [`pidfd_open(2)`](https://man7.org/linux/man-pages/man2/pidfd_open.2.html).
+#[doc(alias = "PIDFD_THREAD")]
+pub fn open_thread(tid: i32) -> Result<OwnedFd> {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        if tid <= 0 {
+            return Err(Error::new(Errno::EINVAL, "pidfd_open"));
+        }
+        // PIDFD_THREAD is O_EXCL (include/uapi/linux/pidfd.h).
+        // SAFETY: pidfd_open takes a thread id and flags; no pointers.
+        let fd = check(
+            unsafe { libc::syscall(libc::SYS_pidfd_open, tid, libc::O_EXCL) },
+            "pidfd_open",
+        )?;
+        let fd = RawFd::try_from(fd).map_err(|_| Error::new(Errno::EBADF, "pidfd_open"))?;
+        // SAFETY: the kernel just made this descriptor; nothing else owns it.
+        Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    {
+        let _ = tid;
         Err(Error::new(Errno::ENOSYS, "pidfd_open"))
     }
 }
