@@ -10,12 +10,14 @@
 
 import { closeSync } from 'node:fs'
 
+import { native } from './native'
 import { releaseFd } from './reactor'
 
 /** Closes descriptors whose owner object was collected without `close()` (a safety net). */
 const finalizer = new FinalizationRegistry<number>((fd) => closeNow(fd, undefined))
 
 function closeNow(fd: number, reason: unknown): void {
+  native.fdDisowned(fd)
   try {
     releaseFd(fd, reason)
   } catch {
@@ -39,6 +41,9 @@ function closeNow(fd: number, reason: unknown): void {
  */
 export function ownFd(owner: object, fd: number): void {
   finalizer.register(owner, fd, owner)
+  // Closed when this thread's environment ends (a Worker terminated with the owner open),
+  // which runs neither close() nor the finalizer.
+  native.fdOwned(fd)
 }
 
 /**

@@ -55,6 +55,7 @@ export interface Pipe {
 
 /** Closes descriptors of ends that were dropped without `close()` (a safety net only). */
 const orphans = new FinalizationRegistry<number>((fd) => {
+  native.fdDisowned(fd)
   try {
     closeSync(fd)
   } catch {
@@ -97,6 +98,7 @@ export class PipeReadable extends Readable implements Disposable, AsyncDisposabl
     super(options)
     this.#fd = fd
     orphans.register(this, fd, this)
+    native.fdOwned(fd)
   }
 
   /**
@@ -121,6 +123,8 @@ export class PipeReadable extends Readable implements Disposable, AsyncDisposabl
       return
     }
     orphans.unregister(this)
+    // The stream owns the descriptor now (Node.js closes it with its handle).
+    native.fdDisowned(this.#fd)
     const socket = new Socket({ fd: this.#fd, readable: true, writable: false, allowHalfOpen: true })
     socket.on('data', (chunk: Buffer) => {
       if (!this.push(chunk)) socket.pause()
@@ -188,6 +192,7 @@ export class PipeWritable extends Writable implements Disposable, AsyncDisposabl
     super(options)
     this.#fd = fd
     orphans.register(this, fd, this)
+    native.fdOwned(fd)
   }
 
   /**
@@ -208,6 +213,8 @@ export class PipeWritable extends Writable implements Disposable, AsyncDisposabl
   #wrap(): Socket {
     if (this.#socket !== undefined) return this.#socket
     orphans.unregister(this)
+    // The stream owns the descriptor now (Node.js closes it with its handle).
+    native.fdDisowned(this.#fd)
     const socket = new Socket({ fd: this.#fd, readable: false, writable: true })
     socket.on('error', (err) => this.destroy(err))
     this.#socket = socket
@@ -287,6 +294,7 @@ function closeEnd(fd: number, socket: Socket | undefined, owner: object): void {
   }
   if (fd < 0) return
   orphans.unregister(owner)
+  native.fdDisowned(fd)
   closeSync(fd)
 }
 

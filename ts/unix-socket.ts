@@ -437,6 +437,8 @@ abstract class MessageSocket implements Disposable, AsyncDisposable {
     this.#life = new Lifetime(name)
     this.#fds = acceptFds ? FDS : 0
     finalizer.register(this, fd, this)
+    // Closed when this thread's environment ends with the socket open (see ts/fd.ts).
+    native.fdOwned(fd)
   }
 
   /** Whether received descriptors are taken (`acceptFds`); otherwise they are closed as they come. */
@@ -1147,6 +1149,8 @@ export class UnixSeqpacketServer implements Disposable, AsyncDisposable {
     this.#bound = path === undefined ? undefined : boundFile(path)
     this.#acceptFds = acceptFds
     finalizer.register(this, fd, this)
+    // Closed when this thread's environment ends with the socket open (see ts/fd.ts).
+    native.fdOwned(fd)
   }
 
   /**

@@ -23,6 +23,7 @@ mod key;
 mod memfd;
 mod mqueue;
 mod msg;
+mod owned;
 mod perm;
 mod pidfd;
 mod pipe;

@@ -570,8 +570,9 @@ pub fn socket_duplicate(env: &Env, fd: i32) -> Result<i32> {
         .or_throw(env)
 }
 
-/// `close`.
+/// `close` (and no longer owned by the environment: [`crate::owned`]).
 #[napi]
 pub fn socket_close(env: &Env, fd: i32) -> Result<()> {
+    crate::owned::fd_disowned(fd);
     crate::uv::take_fd(fd).and_then(socket::close).or_throw(env)
 }
