@@ -228,14 +228,16 @@ test.serial('watchSignals start/stop, with a pending next() ended by close()', a
   })
 })
 
-linuxOnly(test.serial, 'memfd, eventfd and seqpacket sockets are Linux\'s')('Workers that end with objects open (terminated, or returned without close()) leave no descriptor or mapping behind', async (t) => {
-  // Neither close() nor a finalizer runs when a Worker ends with its objects open: their
-  // descriptors used to stay open in the process for as long as it lived (8 per Worker here).
-  // Each environment's cleanup now closes what it still owns. Run in a child whose descriptors
-  // and mappings are its own; half the Workers are terminated, half return.
-  // (Emulated, qemu-user, each Worker takes seconds to load the TypeScript sources: fewer.)
-  const workers = process.env.QEMU_LD_PREFIX !== undefined ? 2 : 6
-  const code = `const { Worker } = require('node:worker_threads')
+linuxOnly(test.serial, "memfd, eventfd and seqpacket sockets are Linux's")(
+  'Workers that end with objects open (terminated, or returned without close()) leave no descriptor or mapping behind',
+  async (t) => {
+    // Neither close() nor a finalizer runs when a Worker ends with its objects open: their
+    // descriptors used to stay open in the process for as long as it lived (8 per Worker here).
+    // Each environment's cleanup now closes what it still owns. Run in a child whose descriptors
+    // and mappings are its own; half the Workers are terminated, half return.
+    // (Emulated, qemu-user, each Worker takes seconds to load the TypeScript sources: fewer.)
+    const workers = process.env.QEMU_LD_PREFIX !== undefined ? 2 : 6
+    const code = `const { Worker } = require('node:worker_threads')
     const { readdirSync, readFileSync, readlinkSync } = require('node:fs')
     // The process's descriptors of the kinds the Workers open, counted by kind (Node.js opens
     // and closes others of its own meanwhile, such as /dev/null for a Worker's stdio).
@@ -276,12 +278,13 @@ linuxOnly(test.serial, 'memfd, eventfd and seqpacket sockets are Linux\'s')('Wor
       for (let i = 0; i < ${workers}; i++) await run(i)
       console.log(JSON.stringify({ before, after: [fds(), memfdMaps()] }))
     })().catch((e) => { console.error(e); process.exit(1) })`
-  const env = {
-    ...process.env,
-    IPCKIT_TS_REGISTER: require.resolve('tsx/cjs'),
-    IPCKIT_ENTRY: join(ROOT, 'ts', 'index.ts'),
-  }
-  const r = await runNode(code, [], { env, timeoutMs: 300_000 })
-  const { before, after } = JSON.parse(r.stdout) as { before: unknown[]; after: unknown[] }
-  t.deepEqual(after, before, `descriptors and memfd mappings before and after ${workers} Workers`)
-})
+    const env = {
+      ...process.env,
+      IPCKIT_TS_REGISTER: require.resolve('tsx/cjs'),
+      IPCKIT_ENTRY: join(ROOT, 'ts', 'index.ts'),
+    }
+    const r = await runNode(code, [], { env, timeoutMs: 300_000 })
+    const { before, after } = JSON.parse(r.stdout) as { before: unknown[]; after: unknown[] }
+    t.deepEqual(after, before, `descriptors and memfd mappings before and after ${workers} Workers`)
+  },
+)
