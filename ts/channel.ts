@@ -21,7 +21,7 @@ import {
   outOfRange,
   type ErrorDetail,
 } from './errors'
-import { closeOwnedFd, ownFd } from './fd'
+import { adoptedFd, closeOwnedFd, ownFd } from './fd'
 import { native, type Reactor } from './native'
 import { newBuffer } from './pool'
 import { WaitGroup, startWait, waitFd } from './reactor'
@@ -1044,6 +1044,8 @@ export class Channel implements Disposable, AsyncDisposable, AsyncIterable<Buffe
       name: undefined,
       shmFd: undefined,
     })
+    // From the caller: the end of this thread's environment leaves them open (see ts/fd.ts).
+    for (const fd of fds) adoptedFd(fd)
     ch.#wakePeer()
     return ch
   }

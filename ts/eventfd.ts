@@ -6,7 +6,7 @@
  */
 
 import { AbortError, callNative, invalidArgType, limitDetail, outOfRange, type IpcError } from './errors'
-import { closeOwnedFd, ownFd } from './fd'
+import { adoptedFd, closeOwnedFd, ownFd } from './fd'
 import { native } from './native'
 import { Lifetime, WaitGroup, waitFd } from './reactor'
 import { validateFd } from './unix-socket'
@@ -145,7 +145,9 @@ export class EventFd implements Disposable, AsyncDisposable, AsyncIterable<numbe
   static fromFd(fd: number): EventFd {
     validateFd(fd)
     const semaphore = callNative(() => native.eventfdAdopt(fd), detail)
-    return new EventFd(fd, semaphore ?? undefined)
+    const e = new EventFd(fd, semaphore ?? undefined)
+    adoptedFd(fd)
+    return e
   }
 
   /** Whether {@link close} was called. */

@@ -47,6 +47,21 @@ export function ownFd(owner: object, fd: number): void {
 }
 
 /**
+ * For the `fromFd` forms, after {@link ownFd}: the descriptor came from the caller, so the end
+ * of this thread's environment leaves it open. Its number may be shared with another thread
+ * (a Worker given the main thread's descriptor numbers), which closing it would pull it from
+ * under; `close()` and the finalizer still close it.
+ *
+ * @example
+ * ```ts
+ * static fromFd(fd: number) { const o = new Thing(fd); adoptedFd(fd); return o }
+ * ```
+ */
+export function adoptedFd(fd: number): void {
+  native.fdDisowned(fd)
+}
+
+/**
  * Closes the descriptor `owner` owns, now and once: waits on it on the event loop end with an
  * `AbortError` whose `cause` is `reason`, then the descriptor is closed (one someone else
  * closed is not an error).

@@ -7,7 +7,7 @@
  */
 
 import { callNative, invalidArgType, invalidArgValue, limitDetail, type ErrorDetail, type IpcError } from './errors'
-import { closeOwnedFd, ownFd } from './fd'
+import { adoptedFd, closeOwnedFd, ownFd } from './fd'
 import { native } from './native'
 import { MappedMemory } from './shared-memory'
 import { validateFd } from './unix-socket'
@@ -191,7 +191,9 @@ export class Memfd extends MappedMemory {
         `lacks the seals ${missing.map((s) => `'${s}'`).join(', ')} (it has ${info.seals.length ? info.seals.map((s) => `'${s}'`).join(', ') : 'none'})`,
       )
     }
-    return new Memfd(fd, info.size, info.writable)
+    const m = new Memfd(fd, info.size, info.writable)
+    adoptedFd(fd)
+    return m
   }
 
   /**

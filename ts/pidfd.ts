@@ -7,7 +7,7 @@
  */
 
 import { AbortError, callNative, invalidArgValue, limitDetail, type ErrorDetail, type IpcError } from './errors'
-import { closeOwnedFd, ownFd } from './fd'
+import { adoptedFd, closeOwnedFd, ownFd } from './fd'
 import { native } from './native'
 import { Lifetime, waitFd } from './reactor'
 import { toSignalNumber, type SignalLike } from './signals'
@@ -130,7 +130,9 @@ export class PidFd implements Disposable, AsyncDisposable {
       )
       throw invalidArgValue('fd', fd, 'refers to a process outside this pid namespace')
     }
-    return new PidFd(pid, fd)
+    const p = new PidFd(pid, fd)
+    adoptedFd(fd)
+    return p
   }
 
   /** Whether {@link close} was called. */

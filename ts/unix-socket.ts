@@ -852,7 +852,10 @@ export class UnixDatagramSocket extends MessageSocket {
     const acceptFds = acceptFdsOf(opts)
     checkKind(fd, 'dgram')
     setCredentials(fd, opts)
-    return new UnixDatagramSocket(fd, acceptFds)
+    const s = new UnixDatagramSocket(fd, acceptFds)
+    // From the caller: the end of this thread's environment leaves it open (see ts/fd.ts).
+    native.fdDisowned(fd)
+    return s
   }
 
   /** @internal For {@link socketpair}. */
@@ -1064,7 +1067,10 @@ export class UnixSeqpacketSocket extends MessageSocket {
     const acceptFds = acceptFdsOf(opts)
     checkKind(fd, 'seqpacket')
     setCredentials(fd, opts)
-    return new UnixSeqpacketSocket(fd, acceptFds)
+    const s = new UnixSeqpacketSocket(fd, acceptFds)
+    // From the caller: the end of this thread's environment leaves it open (see ts/fd.ts).
+    native.fdDisowned(fd)
+    return s
   }
 
   /** @internal For {@link socketpair} and the server. */
