@@ -261,6 +261,12 @@ class JsRing implements TxRing, RxRing {
   readonly #writerWaiting: number
   /** The writer's tail, or the reader's head (the only copy this end trusts). */
   #index: number
+  /**
+   * The other end's index as this end last loaded (and checked) it: the writer's view of the
+   * head, the reader's of the tail. It only moves forward, so room (or data) it shows is there:
+   * the shared word is loaded again only when it shows too little.
+   */
+  #seen: number
   /** The message handed out in place: its buffer and record size. */
   #view: ArrayBuffer | undefined
   #held = 0
@@ -293,19 +299,22 @@ class JsRing implements TxRing, RxRing {
     this.#writerWaiting = ringWord(ring, RING_WRITER_WAITING)
     this.#index = Atomics.load(this.#i32, writer ? this.#tail : this.#head) >>> 0
     if (this.#index % 8 !== 0) throw broken('channel')
+    // Nothing seen yet: no room (the writer), no data (the reader).
+    this.#seen = writer ? (this.#index - capacity) >>> 0 : this.#index
   }
 
   #free(): number {
     const head = Atomics.load(this.#i32, this.#head) >>> 0
     const used = (this.#index - head) >>> 0
     if (used > this.#cap || head % 8 !== 0) throw broken('channel send')
+    this.#seen = head
     return this.#cap - used
   }
 
   trySend(bytes: Uint8Array, flags: number): number {
     const length = bytes.byteLength
     const record = 8 + ((length + 7) & ~7)
-    if (this.#free() < record) return -1
+    if (this.#cap - ((this.#index - this.#seen) >>> 0) < record && this.#free() < record) return -1
     const i32 = this.#i32
     putRecord(i32, this.#u8, this.#data, this.#cap, this.#index & (this.#cap - 1), bytes, flags)
     this.#index = (this.#index + record) >>> 0
@@ -339,19 +348,23 @@ class JsRing implements TxRing, RxRing {
     if (this.#view !== undefined) this.release()
     const i32 = this.#i32
     const cap = this.#cap
-    const tail = Atomics.load(i32, this.#tail) >>> 0
-    const used = (tail - this.#index) >>> 0
-    if (used === 0) return NONE
+    // Everything read from the shared memory is checked before it is used: a broken or hostile
+    // peer makes this throw EPROTO, never read outside the ring. (The tail seen last was
+    // checked when it was loaded.)
+    let used = (this.#seen - this.#index) >>> 0
+    if (used === 0) {
+      const tail = Atomics.load(i32, this.#tail) >>> 0
+      used = (tail - this.#index) >>> 0
+      if (used === 0) return NONE
+      if (used > cap || tail % 8 !== 0) throw broken('channel receive')
+      this.#seen = tail
+    }
     const pos = this.#index & (cap - 1)
     const at = (this.#data + pos) >> 2
     const length = i32[at]! >>> 0
     const flags = i32[at + 1]!
     const record = 8 + ((length + 7) & ~7)
-    // Everything read from the shared memory is checked before it is used: a broken or hostile
-    // peer makes this throw EPROTO, never read outside the ring.
-    if (used > cap || tail % 8 !== 0 || length > cap - 8 || record > used || (flags & ~POSTED) !== 0) {
-      throw broken('channel receive')
-    }
+    if (length > cap - 8 || record > used || (flags & ~POSTED) !== 0) throw broken('channel receive')
     this.flags = flags
     const start = this.#data + ((pos + 8) & (cap - 1))
     const first = this.#data + cap - start
