@@ -691,6 +691,8 @@ export class Channel implements Disposable, AsyncDisposable, AsyncIterable<Buffe
   readonly #slot: number
   /** This end is the reader of a channel with several writers: its peer is a set of writers. */
   readonly #fanIn: boolean
+  /** The word index of the other side's `closed` (see {@link #put}). */
+  readonly #peerClosedWord: number
   /** The name of a named channel, while it has one (`undefined` once removed, and for memfd channels). */
   #name: string | undefined
   #shmId: number | undefined
@@ -744,6 +746,7 @@ export class Channel implements Disposable, AsyncDisposable, AsyncIterable<Buffe
     this.writers = parts.writers
     this.#slot = parts.slot
     this.#fanIn = parts.writers > 1 && parts.side === 1
+    this.#peerClosedWord = sideWord(1 - parts.side, SIDE_CLOSED)
     // With several writers, side 0 (the writers) always sleeps on its futex word: an eventfd
     // wakes one of several pollers reliably, not all of them.
     const several = parts.writers > 1
@@ -1329,8 +1332,12 @@ export class Channel implements Disposable, AsyncDisposable, AsyncIterable<Buffe
   /** Writes one message: whether it went in (`false`: no room yet); throws at the end of output. */
   #put(bytes: Uint8Array, flags: number): boolean {
     if (this.#broken !== undefined) throw this.#broken
-    const end = this.#peerClosedOrDeadFast()
-    if (end !== undefined) throw end
+    const i32 = this.#i32
+    // The peer's closed word straight (the hot path), else the whole look.
+    if (this.#peerDead || i32 === undefined || Atomics.load(i32, this.#peerClosedWord) !== 0) {
+      const end = this.#peerClosedOrDeadFast()
+      if (end !== undefined) throw end
+    }
     let r: number
     try {
       r = this.#tx!.trySend(bytes, flags)
@@ -1367,6 +1374,9 @@ export class Channel implements Disposable, AsyncDisposable, AsyncIterable<Buffe
   send(data: ChannelData, options?: ChannelSendOptions): Promise<void> {
     try {
       const bytes = this.#bytes(data, 'data')
+      // No options, an open end that sends, no send waiting before this one: straight in.
+      if (options === undefined && this.#tx !== undefined && !this.#closed && this.#senders.length === 0)
+        return this.#put(bytes, 0) ? SENT : this.#queueSend(bytes, 0, undefined)
       return this.#send(bytes, 0, options)
     } catch (err) {
       return Promise.reject(err)
@@ -1399,6 +1409,11 @@ export class Channel implements Disposable, AsyncDisposable, AsyncIterable<Buffe
     this.#txRing()
     if (signal?.aborted) throw new AbortError(undefined, { cause: signal.reason })
     if (this.#senders.length === 0 && this.#put(bytes, flags)) return SENT
+    return this.#queueSend(bytes, flags, signal)
+  }
+
+  /** A send that waits for room (after the sends waiting before it), served by the pump. */
+  #queueSend(bytes: Uint8Array, flags: number, signal: AbortSignal | undefined): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       const sender: Sender = { bytes, flags, resolve, reject, signal, onAbort: undefined }
       if (signal !== undefined) {
