@@ -686,6 +686,34 @@ test('a hostile peer: impossible indices and lengths in the shared header are EP
     t.throws(() => rx.receiveSync({ wait: false }), { code: 'EPROTO' }, what)
     t.throws(() => rx.receiveSync({ zeroCopy: true, wait: false }), { code: 'EPROTO' }, what)
   }
+  // Records under a tail the reader loaded already are checked all the same: two messages are
+  // published, the first is taken (the reader has seen the tail past both), then the second's
+  // header is broken; and a tail moved back is refused once the seen one is used up.
+  for (const [what, offset, value, intact] of [
+    ['a huge length', DATA + 16, 0xffff_fff0, 0],
+    ['a record longer than what was published', DATA + 16, 100, 0],
+    ['unknown flags', DATA + 20, 0x80, 0],
+    ['a tail moved back', RING0 + TAIL, 8, 1],
+  ] as const) {
+    for (const how of ['receive', 'receiveSync', 'messages'] as const) {
+      using pair = Channel.pair({ capacity: 4096 })
+      const [tx, rx] = pair
+      tx.sendSync(Buffer.from('first'))
+      tx.sendSync(Buffer.from('second'))
+      t.is(rx.receiveSync({ wait: false }).toString(), 'first', what)
+      poke(rx.fds[0]!, offset, value)
+      // A tail moved back still leaves the second message under the tail seen before: it is
+      // taken, and the next receive finds the impossible tail.
+      if (intact) t.is(rx.receiveSync({ wait: false }).toString(), 'second', what)
+      const err =
+        how === 'receive'
+          ? await t.throwsAsync(rx.receive())
+          : how === 'messages'
+            ? await t.throwsAsync(rx.messages().next())
+            : t.throws(() => rx.receiveSync({ wait: false }))
+      t.like(err, { code: 'EPROTO', syscall: 'channel receive' }, `${what}, ${how}`)
+    }
+  }
   // A reader's head the writer cannot believe.
   for (const head of [3, 0x8000_0000]) {
     using pair = Channel.pair({ capacity: 4096 })

@@ -215,7 +215,7 @@ interface Sender {
 /** The writing end of one ring. */
 interface TxRing {
   /** -1 no room yet, 0 written, 1 written and the reader must be woken; throws `EPROTO`. */
-  trySend(bytes: Uint8Array, flags: number): number
+  trySend(bytes: Uint8Array, length: number, flags: number): number
   /** Announces a sleep until `length` bytes fit, re-checks: whether to sleep now. */
   prepareSleep(length: number): boolean
   /** A writer of several: the last `prepareSleep` found the ring's lock held by another. */
@@ -245,9 +245,9 @@ function putRecord(
   cap: number,
   pos: number,
   bytes: Uint8Array,
+  length: number,
   flags: number,
 ): void {
-  const length = bytes.byteLength
   const at = (data + pos) >> 2
   i32[at] = length
   i32[at + 1] = flags
@@ -276,6 +276,12 @@ class JsRing implements TxRing, RxRing {
   readonly #writerWaiting: number
   /** The writer's tail, or the reader's head (the only copy this end trusts). */
   #index: number
+  /**
+   * The other end's index as this end last loaded (and checked) it: the writer's view of the
+   * head, the reader's of the tail. It only moves forward, so room (or data) it shows is there:
+   * the shared word is loaded again only when it shows too little.
+   */
+  #seen: number
   /** The message handed out in place: its buffer and record size. */
   #view: ArrayBuffer | undefined
   #held = 0
@@ -308,21 +314,23 @@ class JsRing implements TxRing, RxRing {
     this.#writerWaiting = ringWord(ring, RING_WRITER_WAITING)
     this.#index = Atomics.load(this.#i32, writer ? this.#tail : this.#head) >>> 0
     if (this.#index % 8 !== 0) throw broken('channel')
+    // Nothing seen yet: no room (the writer), no data (the reader).
+    this.#seen = writer ? (this.#index - capacity) >>> 0 : this.#index
   }
 
   #free(): number {
     const head = Atomics.load(this.#i32, this.#head) >>> 0
     const used = (this.#index - head) >>> 0
     if (used > this.#cap || head % 8 !== 0) throw broken('channel send')
+    this.#seen = head
     return this.#cap - used
   }
 
-  trySend(bytes: Uint8Array, flags: number): number {
-    const length = bytes.byteLength
+  trySend(bytes: Uint8Array, length: number, flags: number): number {
     const record = 8 + ((length + 7) & ~7)
-    if (this.#free() < record) return -1
+    if (this.#cap - ((this.#index - this.#seen) >>> 0) < record && this.#free() < record) return -1
     const i32 = this.#i32
-    putRecord(i32, this.#u8, this.#data, this.#cap, this.#index & (this.#cap - 1), bytes, flags)
+    putRecord(i32, this.#u8, this.#data, this.#cap, this.#index & (this.#cap - 1), bytes, length, flags)
     this.#index = (this.#index + record) >>> 0
     // Publishing: the reader sees the message from here on, whole.
     Atomics.store(i32, this.#tail, this.#index | 0)
@@ -354,19 +362,23 @@ class JsRing implements TxRing, RxRing {
     if (this.#view !== undefined) this.release()
     const i32 = this.#i32
     const cap = this.#cap
-    const tail = Atomics.load(i32, this.#tail) >>> 0
-    const used = (tail - this.#index) >>> 0
-    if (used === 0) return NONE
+    // Everything read from the shared memory is checked before it is used: a broken or hostile
+    // peer makes this throw EPROTO, never read outside the ring. (The tail seen last was
+    // checked when it was loaded.)
+    let used = (this.#seen - this.#index) >>> 0
+    if (used === 0) {
+      const tail = Atomics.load(i32, this.#tail) >>> 0
+      used = (tail - this.#index) >>> 0
+      if (used === 0) return NONE
+      if (used > cap || tail % 8 !== 0) throw broken('channel receive')
+      this.#seen = tail
+    }
     const pos = this.#index & (cap - 1)
     const at = (this.#data + pos) >> 2
     const length = i32[at]! >>> 0
     const flags = i32[at + 1]!
     const record = 8 + ((length + 7) & ~7)
-    // Everything read from the shared memory is checked before it is used: a broken or hostile
-    // peer makes this throw EPROTO, never read outside the ring.
-    if (used > cap || tail % 8 !== 0 || length > cap - 8 || record > used || (flags & ~POSTED) !== 0) {
-      throw broken('channel receive')
-    }
+    if (length > cap - 8 || record > used || (flags & ~POSTED) !== 0) throw broken('channel receive')
     this.flags = flags
     const start = this.#data + ((pos + 8) & (cap - 1))
     const first = this.#data + cap - start
@@ -482,12 +494,12 @@ class SharedJsRing implements TxRing {
     return [tail, this.#cap - used]
   }
 
-  trySend(bytes: Uint8Array, flags: number): number {
+  trySend(bytes: Uint8Array, length: number, flags: number): number {
     const i32 = this.#i32
     if (Atomics.compareExchange(i32, this.#lock, 0, this.#id) !== 0) return -1
     let sent = false
     try {
-      sent = this.#write(bytes, flags)
+      sent = this.#write(bytes, length, flags)
     } finally {
       // Freeing the lock, then the flag of the writers waiting for it (the reader's handshake
       // with writers waiting for room, for the lock).
@@ -499,12 +511,11 @@ class SharedJsRing implements TxRing {
     return Atomics.load(i32, this.#readerWaiting) !== 0 && Atomics.exchange(i32, this.#readerWaiting, 0) !== 0 ? 1 : 0
   }
 
-  #write(bytes: Uint8Array, flags: number): boolean {
-    const length = bytes.byteLength
+  #write(bytes: Uint8Array, length: number, flags: number): boolean {
     const record = 8 + ((length + 7) & ~7)
     const [tail, free] = this.#tailAndFree()
     if (free < record) return false
-    putRecord(this.#i32, this.#u8, this.#data, this.#cap, tail & (this.#cap - 1), bytes, flags)
+    putRecord(this.#i32, this.#u8, this.#data, this.#cap, tail & (this.#cap - 1), bytes, length, flags)
     // Publishing: the reader sees the message from here on, whole.
     Atomics.store(this.#i32, this.#tail, (tail + record) | 0)
     return true
@@ -568,7 +579,7 @@ class CoreRing implements TxRing, RxRing {
     return this.#ring.waitsForLock
   }
 
-  trySend(bytes: Uint8Array, flags: number): number {
+  trySend(bytes: Uint8Array, _length: number, flags: number): number {
     return callNative(() => this.#ring.trySend(bytes, flags), protoDetail)
   }
 
@@ -693,6 +704,8 @@ export class Channel implements Disposable, AsyncDisposable, AsyncIterable<Buffe
   readonly #slot: number
   /** This end is the reader of a channel with several writers: its peer is a set of writers. */
   readonly #fanIn: boolean
+  /** The word index of the other side's `closed` (see {@link #put}). */
+  readonly #peerClosedWord: number
   /** The name of a named channel, while it has one (`undefined` once removed, and for memfd channels). */
   #name: string | undefined
   #shmId: number | undefined
@@ -751,6 +764,7 @@ export class Channel implements Disposable, AsyncDisposable, AsyncIterable<Buffe
     this.writers = parts.writers
     this.#slot = parts.slot
     this.#fanIn = parts.writers > 1 && parts.side === 1
+    this.#peerClosedWord = sideWord(1 - parts.side, SIDE_CLOSED)
     // With several writers, side 0 (the writers) always sleeps on its futex word: an eventfd
     // wakes one of several pollers reliably, not all of them.
     const several = parts.writers > 1
@@ -1171,14 +1185,16 @@ export class Channel implements Disposable, AsyncDisposable, AsyncIterable<Buffe
   /** The bytes of `data`, checked against the largest message before anything is written. */
   #bytes(data: unknown, name: string): Uint8Array {
     const bytes = toBytes(data, name)
-    if (bytes.byteLength > this.maxMessageSize) {
-      throw outOfRange(
-        `${name}.byteLength`,
-        `<= ${this.maxMessageSize} (the largest message a ring of ${this.capacity} bytes carries)`,
-        bytes.byteLength,
-      )
-    }
+    if (bytes.byteLength > this.maxMessageSize) throw this.#tooLarge(name, bytes.byteLength)
     return bytes
+  }
+
+  #tooLarge(name: string, length: number): RangeError {
+    return outOfRange(
+      `${name}.byteLength`,
+      `<= ${this.maxMessageSize} (the largest message a ring of ${this.capacity} bytes carries)`,
+      length,
+    )
   }
 
   // ---- the peer ---------------------------------------------------------------------------
@@ -1359,13 +1375,17 @@ export class Channel implements Disposable, AsyncDisposable, AsyncIterable<Buffe
   }
 
   /** Writes one message: whether it went in (`false`: no room yet); throws at the end of output. */
-  #put(bytes: Uint8Array, flags: number): boolean {
+  #put(bytes: Uint8Array, flags: number, length = bytes.byteLength): boolean {
     if (this.#broken !== undefined) throw this.#broken
-    const end = this.#peerClosedOrDeadFast()
-    if (end !== undefined) throw end
+    const i32 = this.#i32
+    // The peer's closed word straight (the hot path), else the whole look.
+    if (this.#peerDead || i32 === undefined || Atomics.load(i32, this.#peerClosedWord) !== 0) {
+      const end = this.#peerClosedOrDeadFast()
+      if (end !== undefined) throw end
+    }
     let r: number
     try {
-      r = this.#tx!.trySend(bytes, flags)
+      r = this.#tx!.trySend(bytes, length, flags)
     } catch (err) {
       if (err instanceof IpcError && err.code === 'EPROTO') this.#broken = err
       throw err
@@ -1398,7 +1418,14 @@ export class Channel implements Disposable, AsyncDisposable, AsyncIterable<Buffe
    */
   send(data: ChannelData, options?: ChannelSendOptions): Promise<void> {
     try {
-      const bytes = this.#bytes(data, 'data')
+      const bytes = toBytes(data, 'data')
+      // Read once, as `length` (a Uint8Array's, so its bytes): `byteLength` costs ~10 ns more
+      // on Node 20, measured.
+      const length = bytes.length
+      if (length > this.maxMessageSize) throw this.#tooLarge('data', length)
+      // No options, an open end that sends, no send waiting before this one: straight in.
+      if (options === undefined && this.#tx !== undefined && !this.#closed && this.#senders.length === 0)
+        return this.#put(bytes, 0, length) ? SENT : this.#queueSend(bytes, 0, undefined)
       return this.#send(bytes, 0, options)
     } catch (err) {
       return Promise.reject(err)
@@ -1431,6 +1458,11 @@ export class Channel implements Disposable, AsyncDisposable, AsyncIterable<Buffe
     this.#txRing()
     if (signal?.aborted) throw new AbortError(undefined, { cause: signal.reason })
     if (this.#senders.length === 0 && this.#put(bytes, flags)) return SENT
+    return this.#queueSend(bytes, flags, signal)
+  }
+
+  /** A send that waits for room (after the sends waiting before it), served by the pump. */
+  #queueSend(bytes: Uint8Array, flags: number, signal: AbortSignal | undefined): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       const sender: Sender = { bytes, flags, resolve, reject, signal, onAbort: undefined }
       if (signal !== undefined) {
