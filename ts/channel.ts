@@ -7,7 +7,6 @@
  * @module
  */
 
-import { closeSync } from 'node:fs'
 import { constants as osConstants } from 'node:os'
 import { deserialize, serialize } from 'node:v8'
 
@@ -1135,6 +1134,8 @@ export class Channel implements Disposable, AsyncDisposable, AsyncIterable<Buffe
     try {
       for (const fd of a.fds) dups.push(callNative(() => native.socketDuplicate(fd), mapDetail('fcntl')))
       const b = Channel.fromFds(dups)
+      // Made here, not handed in: this end's, closed when the environment ends too.
+      for (const fd of dups) native.fdOwned(fd)
       const pair = [a, b] as [Channel, Channel] & Disposable
       pair[Symbol.dispose] = () => {
         a.close()
@@ -2036,10 +2037,11 @@ function serialized(value: unknown): Buffer {
   }
 }
 
+/** Closes descriptors ipckit made (a system call of its own, never `fs`). */
 function closeQuietly(fds: number[]): void {
   for (const fd of fds) {
     try {
-      closeSync(fd)
+      native.fdClose(fd)
     } catch {
       // closed already
     }

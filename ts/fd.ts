@@ -17,14 +17,18 @@ import { releaseFd } from './reactor'
 const finalizer = new FinalizationRegistry<number>((fd) => closeNow(fd, undefined))
 
 function closeNow(fd: number, reason: unknown): void {
-  native.fdDisowned(fd)
+  // Made by ipckit here (never opened through `fs`): closed by a system call of ipckit's own,
+  // which spares a Worker Node.js's warning about a descriptor `fs` did not open. One handed
+  // in (`fromFd`), which `fs` may have opened: through `fs`, which keeps Node.js's books.
+  const made = native.fdDisowned(fd)
   try {
     releaseFd(fd, reason)
   } catch {
     // the poller is gone with its environment: nothing to forget
   }
   try {
-    closeSync(fd)
+    if (made) native.fdClose(fd)
+    else closeSync(fd)
   } catch {
     // closed already, behind the owner's back: nothing is left to release
   }

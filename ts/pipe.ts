@@ -26,7 +26,6 @@
  * @module
  */
 
-import { closeSync } from 'node:fs'
 import { Socket } from 'node:net'
 import { Readable, Writable, type ReadableOptions, type WritableOptions } from 'node:stream'
 import { fileURLToPath } from 'node:url'
@@ -55,9 +54,9 @@ export interface Pipe {
 
 /** Closes descriptors of ends that were dropped without `close()` (a safety net only). */
 const orphans = new FinalizationRegistry<number>((fd) => {
-  native.fdDisowned(fd)
   try {
-    closeSync(fd)
+    // (ipckit made it: `pipe2` or `open` of its own, never `fs`.)
+    native.fdClose(fd)
   } catch {
     // already closed
   }
@@ -294,8 +293,8 @@ function closeEnd(fd: number, socket: Socket | undefined, owner: object): void {
   }
   if (fd < 0) return
   orphans.unregister(owner)
-  native.fdDisowned(fd)
-  closeSync(fd)
+  // (ipckit made it: `pipe2` or `open` of its own, never `fs`.)
+  native.fdClose(fd)
 }
 
 /**
@@ -388,7 +387,7 @@ export async function openFifo(
       // An open that completed as the signal aborted is closed again: after an abort,
       // nothing is left open (the peer sees the FIFO closed, as if we had never come).
       if (signal?.aborted) {
-        closeSync(fd!)
+        native.fdClose(fd!)
         throw new AbortError(undefined, { cause: signal.reason })
       }
       return endFor(fd!, write)

@@ -16,6 +16,8 @@ use std::collections::HashSet;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
+use crate::error::OrThrow;
+
 thread_local! {
     /// This thread's environment's descriptors; `None` until the first one (when the cleanup
     /// hook is added) and after the environment's cleanup.
@@ -43,18 +45,30 @@ pub fn fd_owned(env: &Env, fd: i32) -> Result<()> {
 }
 
 /// Notes that `fd` is closed (or handed on) by its owner: the environment's end leaves it.
+/// Whether it was owned: made by ipckit in this environment (so never opened through `fs`)
+/// and not handed in through a `fromFd`.
 ///
 /// ```js
-/// native.fdDisowned(fd)
-/// fs.closeSync(fd)
+/// if (!native.fdDisowned(fd)) fs.closeSync(fd)
 /// ```
 #[napi]
-pub fn fd_disowned(fd: i32) {
-    OWNED.with(|o| {
-        if let Some(set) = o.borrow_mut().as_mut() {
-            set.remove(&fd);
-        }
-    });
+pub fn fd_disowned(fd: i32) -> bool {
+    OWNED.with(|o| o.borrow_mut().as_mut().is_some_and(|set| set.remove(&fd)))
+}
+
+/// Closes `fd`, a descriptor ipckit made itself (a system call of its own, never `fs`), and
+/// forgets it: `EBADF` if it is not open. In a Worker, Node.js tracks the descriptors opened
+/// through `fs` and warns ("closed but not opened in unmanaged mode") when `fs.closeSync`
+/// closes one it did not open; a descriptor `fs` opened must still go through `fs`, or Node.js
+/// would close its number again when the Worker ends.
+///
+/// ```js
+/// if (native.fdDisowned(fd)) native.fdClose(fd)
+/// ```
+#[napi]
+pub fn fd_close(env: &Env, fd: i32) -> Result<()> {
+    fd_disowned(fd);
+    crate::uv::take_fd(fd).map(drop).or_throw(env)
 }
 
 /// The environment's cleanup: closes every descriptor still owned. The event loop's poller
