@@ -462,7 +462,7 @@ class SharedJsRing implements TxRing {
    * that a lock left by a Worker terminated in the middle of a send (its `finally` never runs)
    * is taken over once the thread is gone, as one left by a killed process is.
    */
-  readonly #id: number = native.channelLockId()
+  readonly #id: number = OWN_ID
   /** The lock's owner seen by the last {@link prepareSleep}, 0 if it was free. */
   #owner = 0
 
@@ -793,8 +793,7 @@ export class Channel implements Disposable, AsyncDisposable, AsyncIterable<Buffe
           : ring(txRing, true)
       if (this.canReceive) this.#rx = ring(rxRing, false)
     } else {
-      if (this.canSend)
-        this.#tx = new CoreRing(parts.mapping, txRing, true, several ? native.channelLockId() : undefined)
+      if (this.canSend) this.#tx = new CoreRing(parts.mapping, txRing, true, several ? OWN_ID : undefined)
       if (this.canReceive) this.#rx = new CoreRing(parts.mapping, rxRing, false)
     }
   }
@@ -1020,6 +1019,14 @@ export class Channel implements Disposable, AsyncDisposable, AsyncIterable<Buffe
    * ```
    */
   static fromFds(fds: readonly number[]): Channel {
+    return Channel.#fromFds(fds, true)
+  }
+
+  /**
+   * {@link fromFds}; `adopted`: the descriptors came from the caller (the end of this thread's
+   * environment leaves them open, see ts/fd.ts), not made here ({@link pair}'s duplicates).
+   */
+  static #fromFds(fds: readonly number[], adopted: boolean): Channel {
     if (!Array.isArray(fds) || fds.length !== 3) {
       throw invalidArgValue('fds', fds, 'must be the three descriptors of Channel.fds: [memfd, eventfd, eventfd]')
     }
@@ -1057,8 +1064,7 @@ export class Channel implements Disposable, AsyncDisposable, AsyncIterable<Buffe
       name: undefined,
       shmFd: undefined,
     })
-    // From the caller: the end of this thread's environment leaves them open (see ts/fd.ts).
-    for (const fd of fds) adoptedFd(fd)
+    if (adopted) for (const fd of fds) adoptedFd(fd)
     ch.#wakePeer()
     return ch
   }
@@ -1133,9 +1139,7 @@ export class Channel implements Disposable, AsyncDisposable, AsyncIterable<Buffe
     const dups: number[] = []
     try {
       for (const fd of a.fds) dups.push(callNative(() => native.socketDuplicate(fd), mapDetail('fcntl')))
-      const b = Channel.fromFds(dups)
-      // Made here, not handed in: this end's, closed when the environment ends too.
-      for (const fd of dups) native.fdOwned(fd)
+      const b = Channel.#fromFds(dups, false)
       const pair = [a, b] as [Channel, Channel] & Disposable
       pair[Symbol.dispose] = () => {
         a.close()

@@ -17,6 +17,7 @@ import { lstatSync, unlinkSync } from 'node:fs'
 import { Socket } from 'node:net'
 
 import { AbortError, answered, callNative, invalidArgType, invalidArgValue, invalidState, outOfRange } from './errors'
+import { adoptedFd } from './fd'
 import { native } from './native'
 import { FAST_EMPTY, FAST_FAILED, PayloadCopier, poolWords, registeredPool, throwFastError } from './pool'
 import { Lifetime, WaitGroup, releaseFd, startWait, waitFd } from './reactor'
@@ -853,8 +854,7 @@ export class UnixDatagramSocket extends MessageSocket {
     checkKind(fd, 'dgram')
     setCredentials(fd, opts)
     const s = new UnixDatagramSocket(fd, acceptFds)
-    // From the caller: the end of this thread's environment leaves it open (see ts/fd.ts).
-    native.fdDisowned(fd)
+    adoptedFd(fd)
     return s
   }
 
@@ -1068,8 +1068,7 @@ export class UnixSeqpacketSocket extends MessageSocket {
     checkKind(fd, 'seqpacket')
     setCredentials(fd, opts)
     const s = new UnixSeqpacketSocket(fd, acceptFds)
-    // From the caller: the end of this thread's environment leaves it open (see ts/fd.ts).
-    native.fdDisowned(fd)
+    adoptedFd(fd)
     return s
   }
 
