@@ -11,6 +11,7 @@
 
 import { closeSync, existsSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs'
 import { join } from 'node:path'
+import { deserialize, serialize } from 'node:v8'
 
 import anyTest from 'ava'
 
@@ -162,6 +163,39 @@ test('arguments are checked before anything is written: TypeError, RangeError, E
   )
   s1.close()
   s2.close()
+})
+
+test('a message whose length or byteLength lies (an own property, a subclass getter) is sent whole, or refused as too large, never past its record', async (t) => {
+  using pair = Channel.pair({ capacity: 256 })
+  const [tx, rx] = pair
+  const liar = (b: Buffer, n: number) => {
+    Object.defineProperty(b, 'length', { value: n })
+    Object.defineProperty(b, 'byteLength', { value: n })
+    return b
+  }
+  class Short extends Uint8Array {
+    override get length(): number {
+      return 1
+    }
+    override get byteLength(): number {
+      return 1
+    }
+  }
+  // Each is copied as the engine knows it, all of it: a record of its real size.
+  await tx.send(liar(Buffer.from('hello, world'), 2))
+  tx.sendSync(new Short(Buffer.from('subclass')))
+  // (post carries what v8.serialize makes of it, as structured clone would: its own business.)
+  const posted = liar(Buffer.from('posted'), 1)
+  await tx.post(posted)
+  await tx.send('next')
+  t.deepEqual(rx.receiveSync(), Buffer.from('hello, world'))
+  t.deepEqual(rx.receiveSync(), Buffer.from('subclass'))
+  t.deepEqual(rx.receiveSync(), deserialize(serialize(posted)))
+  t.deepEqual(rx.receiveSync(), Buffer.from('next'))
+  // Too large for the ring whatever it says: refused before anything is written.
+  await t.throwsAsync(tx.send(liar(Buffer.alloc(249), 8)), { code: 'ERR_OUT_OF_RANGE' })
+  t.throws(() => tx.sendSync(liar(Buffer.alloc(249), 8)), { code: 'ERR_OUT_OF_RANGE' })
+  t.throws(() => rx.receiveSync({ wait: false }), { code: 'EAGAIN' })
 })
 
 test('backpressure: await send waits while the ring is full, in order; sendSync wait:false is EAGAIN', async (t) => {
