@@ -204,7 +204,7 @@ QEMU_SKIP_FILES=(
 # PATIENCE_MS, and its children past their 60 s kill. One at a time the file takes no longer (the
 # cores were the limit already): channel.spec.ts 76 s serial, 85-91 s concurrent, pinned to one core.
 QEMU_SERIAL_FILES=(
-  "channel.spec.ts|starts a Node child in most of its 20 tests: concurrent, the emulated starts starve every test's deadlines"
+  "channel.spec.ts|starts a Node child in most of its tests: concurrent, the emulated starts starve every test's deadlines"
   "channel-writers.spec.ts|starts 2 or 3 Node writer children at once in three of its tests: concurrent, the emulated starts starve every test's deadlines"
 )
 
