@@ -1532,17 +1532,27 @@ mod tests {
         assert!(!take_over_lock(&map, std::process::id()).unwrap());
     }
 
-    #[test]
-    fn a_lock_left_by_a_thread_that_ended_in_a_living_process_is_taken_over() {
-        let (_fd, map) = many_writers(2, 256, Wake::Futex);
-        // A thread of this process (a Worker, in Node) takes the lock and ends holding it.
+    /// A thread of this process (a Worker, in Node) that waits until told to end: its
+    /// [`lock_id`], the sender that tells it, and its handle.
+    fn parked_thread() -> (
+        u32,
+        std::sync::mpsc::Sender<()>,
+        std::thread::JoinHandle<()>,
+    ) {
         let (tx, rx) = std::sync::mpsc::channel();
         let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
         let thread = std::thread::spawn(move || {
             tx.send(lock_id()).unwrap();
             go_rx.recv().unwrap();
         });
-        let tid = rx.recv().unwrap();
+        (rx.recv().unwrap(), go_tx, thread)
+    }
+
+    #[test]
+    fn a_lock_left_by_a_thread_that_ended_in_a_living_process_is_taken_over() {
+        let (_fd, map) = many_writers(2, 256, Wake::Futex);
+        // A thread of this process (a Worker, in Node) takes the lock and ends holding it.
+        let (tid, go_tx, thread) = parked_thread();
         assert_ne!(tid, std::process::id());
         put_word(&map, ring_offset(0) + RING_LOCK, tid);
         // Still running: never taken over.
@@ -1565,13 +1575,7 @@ mod tests {
     #[test]
     fn a_thread_peer_is_watched_by_its_own_pidfd_or_looked_at_and_its_slot_dies_with_it() {
         let (_fd, map) = many_writers(2, 256, Wake::Futex);
-        let (tx, rx) = std::sync::mpsc::channel();
-        let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
-        let thread = std::thread::spawn(move || {
-            tx.send(lock_id()).unwrap();
-            go_rx.recv().unwrap();
-        });
-        let tid = rx.recv().unwrap();
+        let (tid, go_tx, thread) = parked_thread();
         // A Worker joins as a writer with its thread's id.
         assert_eq!(join_writer(&map, tid).unwrap(), 0);
         assert_eq!(writers(&map, true).unwrap().died, 0);

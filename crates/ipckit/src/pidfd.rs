@@ -77,25 +77,7 @@ pub enum ExitStatus {
 /// For more information, see [`pidfd_open(2)`](https://man7.org/linux/man-pages/man2/pidfd_open.2.html).
 #[doc(alias = "pidfd_open")]
 pub fn open(pid: i32) -> Result<OwnedFd> {
-    #[cfg(any(target_os = "linux", target_os = "android"))]
-    {
-        if pid <= 0 {
-            return Err(Error::new(Errno::EINVAL, "pidfd_open"));
-        }
-        // SAFETY: pidfd_open takes a pid and flags; no pointers.
-        let fd = check(
-            unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) },
-            "pidfd_open",
-        )?;
-        let fd = RawFd::try_from(fd).map_err(|_| Error::new(Errno::EBADF, "pidfd_open"))?;
-        // SAFETY: the kernel just made this descriptor; nothing else owns it.
-        Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-    }
-    #[cfg(not(any(target_os = "linux", target_os = "android")))]
-    {
-        let _ = pid;
-        Err(Error::new(Errno::ENOSYS, "pidfd_open"))
-    }
+    pidfd_open(pid, 0)
 }
 
 /// Opens a pidfd for thread `tid` (`pidfd_open(tid, PIDFD_THREAD)`, Linux 6.9 and later;
@@ -117,15 +99,23 @@ pub fn open(pid: i32) -> Result<OwnedFd> {
 /// For more information, see [`pidfd_open(2)`](https://man7.org/linux/man-pages/man2/pidfd_open.2.html).
 #[doc(alias = "PIDFD_THREAD")]
 pub fn open_thread(tid: i32) -> Result<OwnedFd> {
+    // PIDFD_THREAD is O_EXCL (include/uapi/linux/pidfd.h).
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    return pidfd_open(tid, libc::O_EXCL);
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    return pidfd_open(tid, 0);
+}
+
+/// `pidfd_open(pid, flags)` ([`open`], [`open_thread`]): `EINVAL` for 0 and below.
+fn pidfd_open(pid: i32, flags: libc::c_int) -> Result<OwnedFd> {
     #[cfg(any(target_os = "linux", target_os = "android"))]
     {
-        if tid <= 0 {
+        if pid <= 0 {
             return Err(Error::new(Errno::EINVAL, "pidfd_open"));
         }
-        // PIDFD_THREAD is O_EXCL (include/uapi/linux/pidfd.h).
-        // SAFETY: pidfd_open takes a thread id and flags; no pointers.
+        // SAFETY: pidfd_open takes a pid (or a thread id) and flags; no pointers.
         let fd = check(
-            unsafe { libc::syscall(libc::SYS_pidfd_open, tid, libc::O_EXCL) },
+            unsafe { libc::syscall(libc::SYS_pidfd_open, pid, flags) },
             "pidfd_open",
         )?;
         let fd = RawFd::try_from(fd).map_err(|_| Error::new(Errno::EBADF, "pidfd_open"))?;
@@ -134,7 +124,7 @@ pub fn open_thread(tid: i32) -> Result<OwnedFd> {
     }
     #[cfg(not(any(target_os = "linux", target_os = "android")))]
     {
-        let _ = tid;
+        let _ = (pid, flags);
         Err(Error::new(Errno::ENOSYS, "pidfd_open"))
     }
 }
