@@ -57,7 +57,7 @@ pub fn fd_disowned(fd: i32) -> bool {
 }
 
 /// Closes `fd`, a descriptor ipckit made itself (a system call of its own, never `fs`), and
-/// forgets it: `EBADF` if it is not open. In a Worker, Node.js tracks the descriptors opened
+/// forgets it: `EBADF` if it is not open, and what `close` says. (`socketClose` is this.) In a Worker, Node.js tracks the descriptors opened
 /// through `fs` and warns ("closed but not opened in unmanaged mode") when `fs.closeSync`
 /// closes one it did not open; a descriptor `fs` opened must still go through `fs`, or Node.js
 /// would close its number again when the Worker ends.
@@ -68,7 +68,9 @@ pub fn fd_disowned(fd: i32) -> bool {
 #[napi]
 pub fn fd_close(env: &Env, fd: i32) -> Result<()> {
     fd_disowned(fd);
-    crate::uv::take_fd(fd).map(drop).or_throw(env)
+    crate::uv::take_fd(fd)
+        .and_then(ipckit::socket::close)
+        .or_throw(env)
 }
 
 /// The environment's cleanup: closes every descriptor still owned. The event loop's poller

@@ -570,9 +570,8 @@ pub fn socket_duplicate(env: &Env, fd: i32) -> Result<i32> {
         .or_throw(env)
 }
 
-/// `close` (and no longer owned by the environment: [`crate::owned`]).
+/// `close` (and no longer owned by the environment): [`crate::owned::fd_close`].
 #[napi]
 pub fn socket_close(env: &Env, fd: i32) -> Result<()> {
-    crate::owned::fd_disowned(fd);
-    crate::uv::take_fd(fd).and_then(socket::close).or_throw(env)
+    crate::owned::fd_close(env, fd)
 }
