@@ -1598,7 +1598,17 @@ mod tests {
             let ready = poll_in(&[fd.as_fd()], || Some(Duration::from_secs(10))).unwrap();
             assert!(ready[0]);
         }
-        assert_eq!(peer_watch(tid, true).unwrap_err().code(), "ESRCH");
+        // Its id goes once the kernel has released the thread, a moment after join() returned
+        // (the joiner is woken while the thread is still on its way out).
+        let gone = (0..1000).any(|_| {
+            let r = peer_watch(tid, true);
+            let gone = matches!(&r, Err(e) if e.code() == "ESRCH");
+            if !gone {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            gone
+        });
+        assert!(gone, "thread {tid} still there 10 s after it ended");
         assert_eq!(peer_watch(0, true).unwrap_err().code(), "ESRCH");
         assert_eq!(peer_watch(u32::MAX, true).unwrap_err().code(), "ESRCH");
         // The reader's scan marks its slot died (by the pid it would look alive for ever).
