@@ -25,6 +25,7 @@ import { native, type Reactor } from './native'
 import { newBuffer } from './pool'
 import { WaitGroup, startWait, waitFd } from './reactor'
 import { zeroCopySupported } from './shared-memory'
+import { YieldGate, tryAfterYield } from './yield'
 import { validateFd } from './unix-socket'
 import {
   optionalBoolean,
@@ -750,6 +751,9 @@ export class Channel implements Disposable, AsyncDisposable, AsyncIterable<Buffe
   #broken: IpcError | undefined
   readonly #receivers: Receiver[] = []
   readonly #senders: Sender[] = []
+  /** Whether waits to receive, and to send, yield the CPU first (see ts/yield.ts). */
+  readonly #rxGate = new YieldGate()
+  readonly #txGate = new YieldGate()
   /** The wait for a wake of this side (eventfd on the poller, or a futex wait), while one runs. */
   readonly #pump = new WaitGroup()
   #pumping = false
@@ -1394,6 +1398,20 @@ export class Channel implements Disposable, AsyncDisposable, AsyncIterable<Buffe
     return rx.flags & POSTED ? deserialize(got) : got
   }
 
+  /** {@link #take}, with `undefined` for nothing there (for {@link tryAfterYield}). */
+  #takeOrUndefined(zeroCopy: boolean): unknown {
+    const got = this.#take(zeroCopy)
+    return got === NONE ? undefined : got
+  }
+
+  /**
+   * {@link #put} when it found no room: once more after giving the CPU away (a reader sharing
+   * this CPU may make room meanwhile; see ts/yield.ts), unless recent yields found none.
+   */
+  #putAfterYield(bytes: Uint8Array, flags: number, length: number): boolean {
+    return tryAfterYield(this.#txGate, () => this.#put(bytes, flags, length) || undefined) === true
+  }
+
   /** Writes one message: whether it went in (`false`: no room yet); throws at the end of output. */
   #put(bytes: Uint8Array, flags: number, length = byteCount(bytes)): boolean {
     if (this.#broken !== undefined) throw this.#broken
@@ -1445,7 +1463,9 @@ export class Channel implements Disposable, AsyncDisposable, AsyncIterable<Buffe
       if (length > this.maxMessageSize) throw this.#tooLarge('data', length)
       // No options, an open end that sends, no send waiting before this one: straight in.
       if (options === undefined && this.#tx !== undefined && !this.#closed && this.#senders.length === 0)
-        return this.#put(bytes, 0, length) ? SENT : this.#queueSend(bytes, 0, undefined)
+        return this.#put(bytes, 0, length) || this.#putAfterYield(bytes, 0, length)
+          ? SENT
+          : this.#queueSend(bytes, 0, undefined)
       return this.#send(bytes, 0, options)
     } catch (err) {
       return Promise.reject(err)
@@ -1477,7 +1497,10 @@ export class Channel implements Disposable, AsyncDisposable, AsyncIterable<Buffe
     validateAbortSignal(signal, 'options.signal')
     this.#txRing()
     if (signal?.aborted) throw new AbortError(undefined, { cause: signal.reason })
-    if (this.#senders.length === 0 && this.#put(bytes, flags)) return SENT
+    if (this.#senders.length === 0) {
+      const length = byteCount(bytes)
+      if (this.#put(bytes, flags, length) || this.#putAfterYield(bytes, flags, length)) return SENT
+    }
     return this.#queueSend(bytes, flags, signal)
   }
 
@@ -1537,6 +1560,7 @@ export class Channel implements Disposable, AsyncDisposable, AsyncIterable<Buffe
           'channel send',
           `the ring has no room for ${byteCount(bytes)} more bytes`,
         )
+      if (this.#putAfterYield(bytes, flags, byteCount(bytes))) return
       const seq = this.#seq()
       if (tx.prepareSleep(byteCount(bytes))) this.#sleepSync(seq)
     }
@@ -1575,6 +1599,8 @@ export class Channel implements Disposable, AsyncDisposable, AsyncIterable<Buffe
     if (this.#receivers.length === 0) {
       const now = this.#take(zeroCopy)
       if (now !== NONE) return Promise.resolve(now)
+      const after = tryAfterYield(this.#rxGate, () => this.#takeOrUndefined(zeroCopy))
+      if (after !== undefined) return Promise.resolve(after)
     }
     return new Promise<unknown>((resolve, reject) => {
       const receiver: Receiver = { zeroCopy, resolve, reject, signal, onAbort: undefined }
@@ -1623,6 +1649,8 @@ export class Channel implements Disposable, AsyncDisposable, AsyncIterable<Buffe
       if (now !== NONE) return now as T
       if (!wait)
         throw channelError('EAGAIN', 'resource temporarily unavailable', 'channel receive', 'no message is waiting')
+      const after = tryAfterYield(this.#rxGate, () => this.#takeOrUndefined(zeroCopy))
+      if (after !== undefined) return after as T
       const seq = this.#seq()
       if (rx.prepareSleep()) this.#sleepSync(seq)
     }

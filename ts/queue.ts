@@ -12,6 +12,7 @@ import { native } from './native'
 import { FAST_EMPTY, FAST_FAILED, PayloadCopier, poolWords, registeredPool, throwFastError } from './pool'
 import { ownerChanges, ownerStat, secondsToDate } from './sysv'
 import { Lifetime, WaitGroup, startWait } from './reactor'
+import { YieldGate, tryAfterYield } from './yield'
 import {
   MAX_SAFE,
   optionalBoolean,
@@ -413,6 +414,9 @@ export class MessageQueue implements Disposable, AsyncDisposable {
   /** The key (unsigned 32-bit, as `ipcs` prints it); 0 for a private queue. */
   readonly key: number
   readonly #life = new Lifetime('MessageQueue')
+  /** Whether waits to receive, and to send, yield the CPU first (see ts/yield.ts). */
+  readonly #receiveGate = new YieldGate()
+  readonly #sendGate = new YieldGate()
 
   private constructor(id: number, key: number) {
     this.id = id
@@ -498,6 +502,7 @@ export class MessageQueue implements Disposable, AsyncDisposable {
       sendNow(this.id, type, bytes, NOWAIT | SOFT) ??
       callNative(() => native.msgSend(this.id, type, bytes, true, true), sendErrorDetail(bytes.length))
     if (sent) return
+    if (tryAfterYield(this.#sendGate, () => sendNow(this.id, type, bytes, NOWAIT | SOFT) || undefined)) return
     const id = this.id
     return startWait(
       (reactor, waitId) => native.msgSendStart(reactor, waitId, id, type, bytes),
@@ -522,9 +527,14 @@ export class MessageQueue implements Disposable, AsyncDisposable {
     const type = sendType(opts)
     const wait = optionalBoolean(opts.wait, 'options.wait', true)
     this.#life.check()
-    if (sendNow(this.id, type, bytes, wait ? 0 : NOWAIT) === null) {
+    const sent = sendNow(this.id, type, bytes, wait ? NOWAIT | SOFT : NOWAIT)
+    if (sent === null) {
       answered(callNative(() => native.msgSend(this.id, type, bytes, !wait, false), sendErrorDetail(bytes.length)))
+      return
     }
+    // Full: give the CPU away once before blocking (a reader sharing this CPU may make room).
+    if (sent || tryAfterYield(this.#sendGate, () => sendNow(this.id, type, bytes, NOWAIT | SOFT) || undefined)) return
+    sendNow(this.id, type, bytes, 0)
   }
 
   /**
@@ -567,8 +577,10 @@ export class MessageQueue implements Disposable, AsyncDisposable {
     return this.#receiveNow(args, true, true)
   }
 
-  /** Waits on an addon thread for the next matching message. */
+  /** Waits on an addon thread for the next matching message (after one yield, see ts/yield.ts). */
   #wait(args: ReceiveArgs, signal: AbortSignal | undefined, groups: readonly WaitGroup[]): Promise<AnyMessage> {
+    const after = tryAfterYield(this.#receiveGate, () => this.#receiveNow(args, true, true) ?? undefined)
+    if (after !== undefined) return Promise.resolve(after)
     const { type, except, truncate, maxSize } = args
     const id = this.id
     return startWait(

@@ -10,6 +10,7 @@ import { native } from './native'
 import { poolWords, registeredPool, throwFastError } from './pool'
 import { ownerChanges, ownerStat, secondsToDate } from './sysv'
 import { Lifetime, startWait } from './reactor'
+import { YieldGate, tryAfterYield } from './yield'
 import {
   optionalBoolean,
   optionalInteger,
@@ -248,6 +249,8 @@ export class SemaphoreSet implements Disposable, AsyncDisposable {
   /** Number of semaphores in the set. */
   readonly count: number
   readonly #life = new Lifetime('SemaphoreSet')
+  /** Whether waits yield the CPU first (see ts/yield.ts). */
+  readonly #gate = new YieldGate()
 
   private constructor(id: number, key: number, count: number) {
     this.id = id
@@ -360,6 +363,7 @@ export class SemaphoreSet implements Disposable, AsyncDisposable {
       callNative(() => native.semOp(this.id, flat, 0, false))
       return
     }
+    if (tryAfterYield(this.#gate, () => tryFlat(this.id, flat) || undefined)) return
     const id = this.id
     return startWait(
       (reactor, waitId) => native.semOpStart(reactor, waitId, id, flat, timeout),

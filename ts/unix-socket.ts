@@ -21,6 +21,7 @@ import { adoptedFd } from './fd'
 import { native } from './native'
 import { FAST_EMPTY, FAST_FAILED, PayloadCopier, poolWords, registeredPool, throwFastError } from './pool'
 import { Lifetime, WaitGroup, releaseFd, startWait, waitFd } from './reactor'
+import { YieldGate, tryAfterYield } from './yield'
 import {
   optionalBoolean,
   optionalInteger,
@@ -430,6 +431,9 @@ abstract class MessageSocket implements Disposable, AsyncDisposable {
   readonly #name: string
   /** `FDS` when the socket takes descriptors, else 0: added to every receive's mode. */
   readonly #fds: number
+  /** Whether waits to receive, and to send, yield the CPU first (see ts/yield.ts). */
+  readonly #receiveGate = new YieldGate()
+  readonly #sendGate = new YieldGate()
 
   /** @internal */
   protected constructor(fd: number, name: string, acceptFds: boolean) {
@@ -511,6 +515,7 @@ abstract class MessageSocket implements Disposable, AsyncDisposable {
           [this.#life.waits],
         )
       }
+      if (tryAfterYield(this.#sendGate, () => sendNow(this.fd, bytes, fds, to, false) >= 0 || undefined)) return
       await waitReady(this.fd, true, READY, signal, [this.#life.waits])
       this.#life.checkAfterWait()
     }
@@ -559,7 +564,14 @@ abstract class MessageSocket implements Disposable, AsyncDisposable {
   #waitAndReceive(signal: AbortSignal | undefined, groups: readonly WaitGroup[]): Promise<SocketMessage | null> {
     const fd = this.fd
     const mode = NOW | this.#fds
-    return waitReady(fd, false, () => receiveNow(fd, mode), signal, groups)
+    const attempt = () => receiveNow(fd, mode)
+    try {
+      const now = tryAfterYield(this.#receiveGate, attempt)
+      if (now !== undefined) return Promise.resolve(now)
+    } catch (err) {
+      return Promise.reject(err)
+    }
+    return waitReady(fd, false, attempt, signal, groups)
   }
 
   /** @internal A message already queued resolves at once, with no thread hop. */

@@ -192,3 +192,15 @@ impl Reactor {
         spawned
     }
 }
+
+/// Gives this thread's CPU to another runnable thread, if there is one (`sched_yield`): what
+/// a wait does once before it sleeps (see `ts/yield.ts`). Returns at once when nothing else
+/// is runnable on this CPU.
+///
+/// ```js
+/// native.yieldCpu()
+/// ```
+#[napi]
+pub fn yield_cpu() {
+    std::thread::yield_now()
+}
