@@ -196,6 +196,7 @@ QEMU_SKIP_FILES=(
   "readme.spec.ts|$SLOW"
   "semaphore-mp.spec.ts|$SLOW"
   "stress.spec.ts|$SLOW"
+  "yield-pinned.spec.ts|$SLOW"
   "signals.spec.ts|qemu-user catches signals in its own host handlers and re-delivers them to the guest, so handler chaining and sender pid/uid are qemu's there; runs on x64 under Node 20/22/24/26"
 )
 # Spec files whose tests run one at a time under qemu (ava --serial), as 'file.spec.ts|reason'.
