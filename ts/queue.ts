@@ -353,6 +353,14 @@ function sendNow(id: number, type: number | bigint, bytes: Uint8Array, flags: nu
   return sent === 1
 }
 
+/** One `msgsnd` that does not wait, of any size: true when sent, false for a full queue. */
+function trySendNow(id: number, type: number | bigint, bytes: Uint8Array): boolean {
+  return (
+    sendNow(id, type, bytes, NOWAIT | SOFT) ??
+    callNative(() => native.msgSend(id, type, bytes, true, true), sendErrorDetail(bytes.length))
+  )
+}
+
 /**
  * What a failed `msgsnd` of `size` bytes should name: for `EINVAL`, a message larger than the
  * system's msgmax (read now: it can change at run time).
@@ -498,11 +506,8 @@ export class MessageQueue implements Disposable, AsyncDisposable {
     validateAbortSignal(signal, 'options.signal')
     this.#life.check()
     if (signal?.aborted) throw new AbortError(undefined, { cause: signal.reason })
-    const sent =
-      sendNow(this.id, type, bytes, NOWAIT | SOFT) ??
-      callNative(() => native.msgSend(this.id, type, bytes, true, true), sendErrorDetail(bytes.length))
-    if (sent) return
-    if (tryAfterYield(this.#sendGate, () => sendNow(this.id, type, bytes, NOWAIT | SOFT) || undefined)) return
+    if (trySendNow(this.id, type, bytes)) return
+    if (tryAfterYield(this.#sendGate, () => trySendNow(this.id, type, bytes) || undefined)) return
     const id = this.id
     return startWait(
       (reactor, waitId) => native.msgSendStart(reactor, waitId, id, type, bytes),
@@ -533,7 +538,7 @@ export class MessageQueue implements Disposable, AsyncDisposable {
       return
     }
     // Full: give the CPU away once before blocking (a reader sharing this CPU may make room).
-    if (sent || tryAfterYield(this.#sendGate, () => sendNow(this.id, type, bytes, NOWAIT | SOFT) || undefined)) return
+    if (sent || tryAfterYield(this.#sendGate, () => trySendNow(this.id, type, bytes) || undefined)) return
     sendNow(this.id, type, bytes, 0)
   }
 
