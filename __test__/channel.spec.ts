@@ -573,6 +573,22 @@ test('a peer that dies while the other side waits ends its waits with an error: 
   t.is(r.stdout.trim(), 'ECONNRESET true', r.stderr)
 })
 
+test('receiveSync whose peer was gone before this end first looked at it: ECONNRESET at once, not a sleep for ever', async (t) => {
+  // The side is claimed by a process that has exited and been reaped: pidfd_open says ESRCH
+  // at the first sleep. That sleep used to start anyway, with nothing left to end it (a yield
+  // before it, giving the peer time to go, made the Worker test below hang now and then).
+  const r = await nodeChild(
+    `const ch = ipckit.Channel.create({ role: 'reader' })
+     const gone = require('child_process').spawnSync(process.execPath, ['-e', '0']).pid
+     const fd = require('fs').openSync('/proc/self/fd/' + ch.fds[0], 'r+')
+     const b = Buffer.alloc(4); b.writeUInt32LE(gone); require('fs').writeSync(fd, b, 0, 4, 64)
+     try { ch.receiveSync(); console.log('a message?') } catch (e) { console.log(e.code, e.syscall, e.message.includes('process or Worker thread ' + gone)) }`,
+    [],
+    { timeoutMs: 20_000 },
+  ).done
+  t.is(r.stdout.trim(), 'ECONNRESET channel receive true', r.stderr)
+})
+
 test('an end held by a Worker ends with the Worker (terminated, or done without close()): ECONNRESET / EPIPE, not a hang while its process lives', async (t) => {
   // Each end stores its JavaScript thread's id, and the other end watches that thread: a
   // pidfd of the thread alone (PIDFD_THREAD, Linux 6.9 and later), or, forced here as on older

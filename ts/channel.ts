@@ -1942,6 +1942,9 @@ export class Channel implements Disposable, AsyncDisposable, AsyncIterable<Buffe
     // processes again, a writer at the lock's owner.
     if (this.#fanIn && this.#writersDone(true) !== undefined) return
     const peer = this.#peer() ?? null
+    // Gone before it could be watched or looked at (pidfd_open said ESRCH): no sleep, the
+    // caller's loop finds out now.
+    if (this.#peerDead) return
     // A peer looked at, not watched: the sleep ends after a while to look at it again.
     const slice = this.writers > 1 ? LOCK_RECHECK_MS : this.#peerPolled ? DEATH_CHECK_MS : null
     const fd = this.#ownWakeFd ?? null
