@@ -1602,6 +1602,11 @@ export class Channel implements Disposable, AsyncDisposable, AsyncIterable<Buffe
       const after = tryAfterYield(this.#rxGate, () => this.#takeOrUndefined(zeroCopy))
       if (after !== undefined) return Promise.resolve(after)
     }
+    return this.#wait(zeroCopy, signal, group)
+  }
+
+  /** Queues a receive behind the others and starts the pump: nothing could be taken at once. */
+  #wait(zeroCopy: boolean, signal: AbortSignal | undefined, group: WaitGroup): Promise<unknown> {
     return new Promise<unknown>((resolve, reject) => {
       const receiver: Receiver = { zeroCopy, resolve, reject, signal, onAbort: undefined }
       const cancel = {
@@ -1694,8 +1699,11 @@ export class Channel implements Disposable, AsyncDisposable, AsyncIterable<Buffe
           if (this.#receivers.length === 0) {
             const now = this.#take(zeroCopy)
             if (now !== NONE) return Promise.resolve({ done: false, value: now as T })
+            // As #receive, without its promise and `then` per message when the yield finds one.
+            const after = tryAfterYield(this.#rxGate, () => this.#takeOrUndefined(zeroCopy))
+            if (after !== undefined) return Promise.resolve({ done: false, value: after as T })
           }
-          return this.#receive(zeroCopy, signal, iteration).then((value) => ({ done: false, value: value as T }), end)
+          return this.#wait(zeroCopy, signal, iteration).then((value) => ({ done: false, value: value as T }), end)
         } catch (err) {
           try {
             return Promise.resolve(end(err))

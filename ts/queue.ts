@@ -584,8 +584,17 @@ export class MessageQueue implements Disposable, AsyncDisposable {
 
   /** Waits on an addon thread for the next matching message (after one yield, see ts/yield.ts). */
   #wait(args: ReceiveArgs, signal: AbortSignal | undefined, groups: readonly WaitGroup[]): Promise<AnyMessage> {
-    const after = tryAfterYield(this.#receiveGate, () => this.#receiveNow(args, true, true) ?? undefined)
-    if (after !== undefined) return Promise.resolve(after)
+    const after = this.#afterYield(args)
+    return after !== undefined ? Promise.resolve(after) : this.#waitThread(args, signal, groups)
+  }
+
+  /** One more try after giving the CPU away (see ts/yield.ts): a message, or `undefined`. */
+  #afterYield(args: ReceiveArgs): AnyMessage | undefined {
+    return tryAfterYield(this.#receiveGate, () => this.#receiveNow(args, true, true) ?? undefined)
+  }
+
+  /** {@link #wait} without its yield: on the queue's line thread. */
+  #waitThread(args: ReceiveArgs, signal: AbortSignal | undefined, groups: readonly WaitGroup[]): Promise<AnyMessage> {
     const { type, except, truncate, maxSize } = args
     const id = this.id
     return startWait(
@@ -714,14 +723,15 @@ export class MessageQueue implements Disposable, AsyncDisposable {
       },
       next: (): Promise<IteratorResult<AnyMessage>> => {
         if (finished) return Promise.resolve(done())
-        let now: AnyMessage | null
+        let now: AnyMessage | null | undefined
         try {
-          now = this.#ready(args, signal)
+          // A message now, or after a yield, resolves with no promise and `then` of a wait's.
+          now = this.#ready(args, signal) ?? this.#afterYield(args)
         } catch (err) {
           return new Promise((resolve) => resolve(ended(err)))
         }
-        if (now !== null) return Promise.resolve(yielded(now))
-        return this.#wait(args, signal, groups).then(yielded, ended)
+        if (now !== undefined) return Promise.resolve(yielded(now))
+        return this.#waitThread(args, signal, groups).then(yielded, ended)
       },
       return: async (): Promise<IteratorResult<AnyMessage>> => {
         finished = true

@@ -562,16 +562,27 @@ abstract class MessageSocket implements Disposable, AsyncDisposable {
    * iteration (again at the next report if another reader was first).
    */
   #waitAndReceive(signal: AbortSignal | undefined, groups: readonly WaitGroup[]): Promise<SocketMessage | null> {
-    const fd = this.fd
-    const mode = NOW | this.#fds
-    const attempt = () => receiveNow(fd, mode)
+    let now: SocketMessage | null | undefined
     try {
-      const now = tryAfterYield(this.#receiveGate, attempt)
-      if (now !== undefined) return Promise.resolve(now)
+      now = this.#afterYield()
     } catch (err) {
       return Promise.reject(err)
     }
-    return waitReady(fd, false, attempt, signal, groups)
+    return now !== undefined ? Promise.resolve(now) : this.#waitReadable(signal, groups)
+  }
+
+  /** One more receive after giving the CPU away (see ts/yield.ts): a message, `null` at end, `undefined` if none. */
+  #afterYield(): SocketMessage | null | undefined {
+    const fd = this.fd
+    const mode = NOW | this.#fds
+    return tryAfterYield(this.#receiveGate, () => receiveNow(fd, mode))
+  }
+
+  /** Waits on the event loop until readable, then takes a message (as {@link #waitAndReceive}, without its yield). */
+  #waitReadable(signal: AbortSignal | undefined, groups: readonly WaitGroup[]): Promise<SocketMessage | null> {
+    const fd = this.fd
+    const mode = NOW | this.#fds
+    return waitReady(fd, false, () => receiveNow(fd, mode), signal, groups)
   }
 
   /** @internal A message already queued resolves at once, with no thread hop. */
@@ -630,12 +641,14 @@ abstract class MessageSocket implements Disposable, AsyncDisposable {
         if (finished) return Promise.resolve(done())
         let now: SocketMessage | null | undefined
         try {
+          // A message now, or after a yield, resolves with no promise and `then` of a wait's.
           now = this.#ready(signal)
+          if (now === undefined) now = this.#afterYield()
         } catch (err) {
           return new Promise((resolve) => resolve(ended(err)))
         }
         if (now !== undefined) return Promise.resolve(yielded(now))
-        return this.#waitAndReceive(signal, groups).then(yielded, ended)
+        return this.#waitReadable(signal, groups).then(yielded, ended)
       },
       return: async (): Promise<IteratorResult<SocketMessage>> => {
         finished = true
