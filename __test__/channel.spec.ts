@@ -9,6 +9,7 @@
  * checks in a child with IPCKIT_NO_ZERO_COPY=1.
  */
 
+import { execFileSync } from 'node:child_process'
 import { closeSync, existsSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs'
 import { join } from 'node:path'
 import { deserialize, serialize } from 'node:v8'
@@ -327,6 +328,87 @@ test('zero-copy receive: a view of the ring, valid until the next receive, which
   t.is(second.byteLength, 0)
   t.is(previous!.byteLength, 0)
 })
+
+// Serial: it counts the channel's mappings in /proc/self/maps.
+test.serial(
+  "zero-copy receive of a message that wraps around the ring's end: in place too, through a second mapping of the ring twice over (memfd, named, System V)",
+  async (t) => {
+    const page = Number(execFileSync('getconf', ['PAGESIZE'], { encoding: 'utf8' }).trim())
+    const capacity = 1 << 16
+    // The ring's data must start and end on page boundaries for a second mapping of it.
+    const mirrored = capacity % page === 0 && DATA % page === 0
+    if (!mirrored)
+      t.log(`page size ${page}: ring data not page-aligned here, wrapped messages are copied (checked above)`)
+    const maps = (what: string) =>
+      readFileSync('/proc/self/maps', 'utf8')
+        .split('\n')
+        .filter((l) => l.includes(what)).length
+    const size = 20_000
+    const record = 8 + size
+    const kinds: Array<[string, () => [Channel, Channel], string]> = [
+      ['memfd', () => Channel.pair({ capacity }), 'ipckit-channel'],
+      [
+        'named',
+        () => {
+          const name = posixName('mirror')
+          const tx = Channel.create({ name, capacity })
+          return [tx, Channel.open(name)]
+        },
+        '/dev/shm/',
+      ],
+      [
+        'System V',
+        () => {
+          const tx = Channel.create({ key: IPC_PRIVATE, capacity })
+          return [tx, Channel.fromId(tx.id!)]
+        },
+        '/SYSV',
+      ],
+    ]
+    for (const [kind, make, mapped] of kinds) {
+      const before = maps(mapped)
+      const [tx, rx] = make()
+      let pos = 0
+      let wrapped = 0
+      let previous: Buffer | undefined
+      for (let i = 0; i < 20; i++) {
+        const wraps = pos + record > capacity
+        tx.sendSync(bytes(i, size))
+        const m = rx.receiveSync({ zeroCopy: true })
+        t.true(m.equals(bytes(i, size)), `${kind}: message ${i}`)
+        t.is(m.buffer.byteLength, size, `${kind}: message ${i} has an ArrayBuffer of its own length`)
+        if (previous !== undefined)
+          t.is(previous.byteLength, 0, `${kind}: message ${i - 1} neutered by the next receive`)
+        if (wraps) {
+          wrapped++
+          if (mirrored) {
+            // In place: its room is not freed until the next receive (a copy frees it at once),
+            // and the ring is mapped a second time, twice over, for it.
+            if (kind === 'memfd')
+              t.is(peek(tx.fds[0]!, RING0 + HEAD), i * record, `${kind}: message ${i} held in the ring`)
+            t.true(maps(mapped) > before + 1, `${kind}: the ring's second mapping`)
+            // Writing through the view writes the ring (both halves of the mirror are it).
+            if (kind === 'memfd') {
+              m[size - 1] ^= 0xff
+              const ring = readFileSync(`/proc/self/fd/${tx.fds[0]!}`)
+              const at = DATA + ((pos + 8 + size - 1) % capacity)
+              t.is(ring[at], bytes(i, size)[size - 1]! ^ 0xff, `${kind}: the view is the ring's memory`)
+            }
+          } else if (kind === 'memfd') {
+            t.is(peek(tx.fds[0]!, RING0 + HEAD), (i + 1) * record, `${kind}: message ${i} copied, room freed`)
+          }
+        }
+        previous = m
+        pos = (pos + record) % capacity
+      }
+      t.true(wrapped >= 5, `${kind}: ${wrapped} of 20 messages wrapped`)
+      tx.close()
+      rx.close()
+      t.is(previous!.byteLength, 0, `${kind}: the last view neutered by close()`)
+      t.is(maps(mapped), before, `${kind}: every mapping of the channel is gone after close()`)
+    }
+  },
+)
 
 test('a Node child given the descriptors as stdio echoes 500 messages of every size, both sides async', async (t) => {
   const ch = Channel.create({ duplex: true, capacity: 4096 })

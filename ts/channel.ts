@@ -111,7 +111,9 @@ export interface ChannelReceiveOptions {
    * Hand out bytes in place: a Buffer over the message in the ring itself, no copy. It stays
    * valid until the next receive (or {@link Channel.close}), which neuters it (its length
    * becomes 0), so no value can ever reach memory the writer reuses. A message that wraps
-   * around the ring's end is copied instead (and neutered at the next receive all the same);
+   * around the ring's end is handed out in place too, from a second mapping of the ring (the
+   * ring twice, back to back, made at the first such message) where the capacity is a
+   * multiple of the page size, else copied (and neutered at the next receive all the same);
    * every message where the runtime refuses external buffers (Electron) is copied. Default
    * `false`.
    */
@@ -242,6 +244,8 @@ interface RxRing {
   take(zeroCopy: boolean): Buffer | typeof NONE
   /** Lets go of the message handed out in place, if any (neutered, then its room freed). */
   release(): void
+  /** {@link release}, and lets go of what the ring mapped for itself (at close). */
+  dispose(): void
   prepareSleep(): boolean
   flags: number
   /** Waking the writer is due (after `take` or `release`). */
@@ -296,8 +300,9 @@ class JsRing implements TxRing, RxRing {
    * the shared word is loaded again only when it shows too little.
    */
   #seen: number
-  /** The message handed out in place: its buffer and record size. */
+  /** The message handed out in place: its buffer and record size, and the mapping it is of. */
   #view: ArrayBuffer | undefined
+  #viewMapping: ShmMapping | undefined
   #held = 0
   /** Whether {@link #view} is {@link #wrapCopy} (a wrapped message's copy), not the ring's memory. */
   #viewIsCopy = false
@@ -308,6 +313,15 @@ class JsRing implements TxRing, RxRing {
    * for each one in 16 that wraps (~700 µs for 1 MiB, against ~60 µs for the copy itself).
    */
   #wrapCopy: ArrayBuffer | undefined
+  /**
+   * A reader's second mapping of its ring's data, mapped twice back to back, so that a
+   * message wrapping around the ring's end is contiguous in it and handed out in place too
+   * (no copy: a 1 MiB message costs a view, not ~50 µs of copying): made at the first
+   * zero-copy receive of a wrapped message (`null`: none could be made, for a capacity that
+   * is not a multiple of the page size or an address space that is full; such messages are
+   * copied).
+   */
+  #mirror: ShmMapping | null | undefined
 
   constructor(
     memory: ArrayBuffer,
@@ -399,6 +413,17 @@ class JsRing implements TxRing, RxRing {
     if (zeroCopy && length > 0 && length <= first) {
       const memory = callNative(() => this.mapping.rangeBuffer(start, length))
       this.#view = memory
+      this.#viewMapping = this.mapping
+      this.#viewIsCopy = false
+      this.#held = record
+      return Buffer.from(memory, 0, length)
+    }
+    const mirror = zeroCopy && length > 0 ? this.#mirrored() : null
+    if (mirror !== null) {
+      // Wrapped, and in one piece in the mirror (ring byte k at k and k + capacity).
+      const memory = callNative(() => mirror.rangeBuffer(start - this.#data, length))
+      this.#view = memory
+      this.#viewMapping = mirror
       this.#viewIsCopy = false
       this.#held = record
       return Buffer.from(memory, 0, length)
@@ -432,6 +457,18 @@ class JsRing implements TxRing, RxRing {
     return out
   }
 
+  /** {@link #mirror}, made on first use; `null` where it cannot be. */
+  #mirrored(): ShmMapping | null {
+    if (this.#mirror !== undefined) return this.#mirror
+    this.#mirror = null
+    try {
+      this.#mirror = this.mapping.mirror(this.#data, this.#cap)
+    } catch {
+      // Not page-aligned, no address space left, ...: wrapped messages are copied instead.
+    }
+    return this.#mirror
+  }
+
   #commit(record: number): void {
     const i32 = this.#i32
     this.#index = (this.#index + record) >>> 0
@@ -450,8 +487,18 @@ class JsRing implements TxRing, RxRing {
       this.#wrapCopy = view.byteLength === 0 ? undefined : structuredClone(view, { transfer: [view] })
       return
     }
-    this.mapping.detachRangeBuffer(view)
+    this.#viewMapping!.detachRangeBuffer(view)
+    this.#viewMapping = undefined
     this.#commit(this.#held)
+  }
+
+  dispose(): void {
+    try {
+      this.release()
+    } finally {
+      this.#mirror?.release()
+      this.#mirror = null
+    }
   }
 }
 
@@ -611,6 +658,8 @@ class CoreRing implements TxRing, RxRing {
   }
 
   release(): void {}
+
+  dispose(): void {}
 }
 
 function protoDetail(err: IpcError): ErrorDetail | undefined {
@@ -1987,7 +2036,7 @@ export class Channel implements Disposable, AsyncDisposable, AsyncIterable<Buffe
     this.#writerWakeTimer = undefined
     this.#writerWakeDue = false // close() wakes the peer below
     try {
-      this.#rx?.release()
+      this.#rx?.dispose()
     } catch {
       // nothing to give back to a broken ring
     }

@@ -203,6 +203,95 @@ impl Mapping {
         })
     }
 
+    /// A second mapping of the `len` bytes of this one at `offset`, mapped twice back to back
+    /// (a "mirrored" mapping, `2 * len` bytes long): byte `i` and byte `i + len` of it are
+    /// byte `offset + i` of this mapping, so a run of bytes that wraps around the end of a ring
+    /// of `len` bytes kept there is contiguous in it. It maps the same pages again
+    /// (`mremap` of a shared mapping with an old size of 0), so it needs no descriptor and
+    /// works for System V attachments too; it lives on after this mapping is dropped.
+    ///
+    /// Errors: `EINVAL` for a length of 0, an `offset` or `len` that is not a multiple of the
+    /// page size or a range outside this mapping; `ENOMEM` (no room in the address space).
+    /// Nothing stays mapped on an error.
+    ///
+    /// ```
+    /// # #[cfg(any(target_os = "linux", target_os = "android"))] {
+    /// use ipckit::{memfd, mmap};
+    /// use std::os::fd::AsFd;
+    /// let page = ipckit::sysv_list::page_size() as usize;
+    /// let fd = memfd::create("ring", memfd::MemfdOptions::default())?;
+    /// mmap::truncate(fd.as_fd(), 2 * page as u64)?;
+    /// let map = mmap::Mapping::map(fd.as_fd(), 2 * page, false)?;
+    /// let ring = map.mirror(page, page)?;         // the second page, twice
+    /// assert_eq!(ring.len(), 2 * page);
+    /// ring.write(page - 2, b"wrap")?;             // the ring's last 2 bytes, then its first 2
+    /// let mut head = [0u8; 2];
+    /// map.read(page, &mut head)?;
+    /// assert_eq!(&head, b"ap");
+    /// assert_eq!(map.mirror(8, page).unwrap_err().code(), "EINVAL"); // not on a page boundary
+    /// assert_eq!(map.mirror(page, 2 * page).unwrap_err().code(), "EINVAL"); // past the end
+    /// # }
+    /// # Ok::<(), ipckit::Error>(())
+    /// ```
+    ///
+    /// For more information, see [`mremap(2)`](https://man7.org/linux/man-pages/man2/mremap.2.html).
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    pub fn mirror(&self, offset: usize, len: usize) -> Result<Self> {
+        let page = usize::try_from(crate::sysv_list::page_size()).unwrap_or(4096);
+        let total = len.checked_mul(2);
+        let (Some(total), Ok(())) = (total, self.range(offset, len, "mremap")) else {
+            return Err(Error::new(Errno::EINVAL, "mremap"));
+        };
+        if len == 0 || offset % page != 0 || len % page != 0 {
+            return Err(Error::new(Errno::EINVAL, "mremap"));
+        }
+        // SAFETY: a null address lets the kernel choose a free range of `total` bytes, so no
+        // existing memory of this process is replaced; it only reserves the range (no access)
+        // for the two mappings below, and the result is checked before use.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                total,
+                libc::PROT_NONE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if base == libc::MAP_FAILED {
+            return Err(Error::last("mmap"));
+        }
+        for half in 0..2 {
+            // SAFETY: the source is `len` bytes of this live shared mapping (checked above; an
+            // old size of 0 copies nothing and leaves it mapped), and the target, `base + half
+            // * len`, lies inside the range reserved above, which this function owns alone, so
+            // MREMAP_FIXED replaces only that reservation.
+            let addr = unsafe {
+                libc::mremap(
+                    self.ptr.as_ptr().add(offset).cast(),
+                    0,
+                    len,
+                    libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED,
+                    base.cast::<u8>().add(half * len).cast::<libc::c_void>(),
+                )
+            };
+            if addr == libc::MAP_FAILED {
+                let err = Error::last("mremap");
+                // SAFETY: the whole reserved range, mapped by this function only, and no
+                // pointer into it escapes.
+                unsafe { libc::munmap(base, total) };
+                return Err(err);
+            }
+        }
+        let ptr = NonNull::new(base.cast::<u8>()).ok_or(Error::new(Errno::EINVAL, "mmap"))?;
+        Ok(Self {
+            ptr,
+            len: total,
+            readonly: self.readonly,
+            origin: Origin::Mmap,
+        })
+    }
+
     /// The address of the first byte. It stays valid while this mapping lives; another process
     /// may write to the memory at any time, so never form a Rust reference over it.
     pub fn as_ptr(&self) -> *mut u8 {
