@@ -110,11 +110,13 @@ async function runOp(op, cfg, log) {
     await Promise.resolve(c.teardown?.()).catch(() => {})
   }
   // Warm-up (discarded), then rounds that visit every case in turn, so that noise from the
-  // rest of the machine falls on all of them alike.
+  // rest of the machine falls on all of them alike. The warm-up is a tenth of the count, or
+  // `op.warmup` whole samples where the engine takes longer than that to settle.
   const countOf = (c) => Math.max(1, Math.round(op.count * (c.scale ?? 1)))
   for (const c of [...samples.keys()]) {
     try {
-      await c.sample(Math.max(1, Math.round(countOf(c) / 10)))
+      if (op.warmup === undefined) await c.sample(Math.max(1, Math.round(countOf(c) / 10)))
+      for (let w = 0; w < (op.warmup ?? 0); w++) await c.sample(countOf(c))
     } catch (err) {
       await fail(c, err)
     }

@@ -211,6 +211,9 @@ module.exports = (config) => [
     unit: 'us',
     per: 'message',
     count: config.smoke ? 20 : 2_000,
+    // Both processes' JavaScript takes ~3 samples of 2,000 messages to settle (the engine's
+    // tiering; see bench/README.md): those run untimed.
+    warmup: config.smoke ? 1 : 3,
     cases: [
       cCase('C memcpy 1 MiB', 'memcpy', MIB),
       stream('ipckit for await, zeroCopy', MIB, 16 * MIB, true, { target: 1.25 }),
