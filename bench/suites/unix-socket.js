@@ -10,12 +10,13 @@
  */
 
 const { once } = require('node:events')
-const { mkdtempSync, rmSync } = require('node:fs')
+const { closeSync, mkdtempSync, rmSync } = require('node:fs')
 const net = require('node:net')
 const { tmpdir } = require('node:os')
 const { join } = require('node:path')
 
 const { UnixDatagramSocket, pipe, socketpair } = require('../../dist')
+const { native } = require('../../dist/native')
 const { LineProcess, background, compileC, now } = require('../lib/harness')
 const {
   builtinRoundTrips,
@@ -168,6 +169,41 @@ async function streamRoundTrips(read, write, n, payload) {
   const elapsed = now() - t0
   read.off('data', onData)
   return elapsed
+}
+
+/**
+ * Node's own streams over a pipe pair on both ends, no ipckit: `net.Socket`s over the raw
+ * descriptors here, the same `pipe` echo child. Since `pipe()` hands out Node streams, this is
+ * the floor of ipckit's pipe row.
+ */
+function nodeStreamsOnPipes() {
+  let echo
+  let read
+  let write
+  const payload = Buffer.alloc(SIZE, 'x')
+  return {
+    impl: "Node's streams on the pipes, no ipckit (net.Socket both ends)",
+    kind: 'alt',
+    compare: NET,
+    async setup() {
+      const [toChildR, toChildW] = native.pipeCreate()
+      const [fromChildR, fromChildW] = native.pipeCreate()
+      try {
+        echo = await nodeEcho('pipe', [], [toChildR, fromChildW])
+      } finally {
+        closeSync(toChildR)
+        closeSync(fromChildW)
+      }
+      read = new net.Socket({ fd: fromChildR, readable: true, writable: false })
+      write = new net.Socket({ fd: toChildW, readable: false, writable: true })
+    },
+    sample: (n) => streamRoundTrips(read, write, n, payload),
+    async teardown() {
+      read?.destroy()
+      write?.destroy()
+      await echo?.close()
+    },
+  }
 }
 
 /** ipckit's round trip with a C echo child: streams for pipes and stream pairs, sync or async messages. */
@@ -575,7 +611,10 @@ module.exports = (config) => [
     unixDgramPeer(),
     nodeUnixSocketDgram(),
   ]),
-  nodeRoundTripOp(config, 'pipe', [ipckitNodeRoundTrip('pipe', 'ipckit async↔async (Node streams)', 'pipe', NET_06)]),
+  nodeRoundTripOp(config, 'pipe', [
+    ipckitNodeRoundTrip('pipe', 'ipckit async↔async (Node streams)', 'pipe', NET_06),
+    nodeStreamsOnPipes(),
+  ]),
   nodeRoundTripOp(config, 'stream', [ipckitNodeRoundTrip('stream', 'ipckit async↔async (net.Socket)', 'stream')]),
   nodeRoundTripOp(config, 'seqpacket', [
     ipckitNodeRoundTrip('seqpacket', 'ipckit async↔async', 'seq-async', NET_06),
