@@ -410,25 +410,11 @@ class JsRing implements TxRing, RxRing {
     this.flags = flags
     const start = this.#data + ((pos + 8) & (cap - 1))
     const first = this.#data + cap - start
-    if (zeroCopy && length > 0 && length <= first) {
-      const memory = callNative(() => this.mapping.rangeBuffer(start, length))
-      this.#view = memory
-      this.#viewMapping = this.mapping
-      this.#viewIsCopy = false
-      this.#held = record
-      return Buffer.from(memory, 0, length)
-    }
-    const mirror = zeroCopy && length > 0 ? this.#mirrored() : null
-    if (mirror !== null) {
-      // Wrapped, and in one piece in the mirror (ring byte k at k and k + capacity).
-      const memory = callNative(() => mirror.rangeBuffer(start - this.#data, length))
-      this.#view = memory
-      this.#viewMapping = mirror
-      this.#viewIsCopy = false
-      this.#held = record
-      return Buffer.from(memory, 0, length)
-    }
     if (zeroCopy && length > 0) {
+      if (length <= first) return this.#inPlace(this.mapping, start, length, record)
+      // Wrapped: in one piece in the mirror (ring byte k at k and k + capacity), where there is one.
+      const mirror = this.#mirrored()
+      if (mirror !== null) return this.#inPlace(mirror, start - this.#data, length, record)
       // In two pieces: a copy, held as a view would be (its room is freed at once, the copy
       // is neutered at the next receive), in memory of exactly its length (its `.buffer`
       // holds this message only).
@@ -455,6 +441,16 @@ class JsRing implements TxRing, RxRing {
     }
     this.#commit(record)
     return out
+  }
+
+  /** Hands out `length` bytes at `offset` of `mapping` in place; its room is freed at the next receive. */
+  #inPlace(mapping: ShmMapping, offset: number, length: number, record: number): Buffer {
+    const memory = callNative(() => mapping.rangeBuffer(offset, length))
+    this.#view = memory
+    this.#viewMapping = mapping
+    this.#viewIsCopy = false
+    this.#held = record
+    return Buffer.from(memory, 0, length)
   }
 
   /** {@link #mirror}, made on first use; `null` where it cannot be. */
@@ -1447,10 +1443,24 @@ export class Channel implements Disposable, AsyncDisposable, AsyncIterable<Buffe
     return rx.flags & POSTED ? deserialize(got) : got
   }
 
-  /** {@link #take}, with `undefined` for nothing there (for {@link tryAfterYield}). */
-  #takeOrUndefined(zeroCopy: boolean): unknown {
-    const got = this.#take(zeroCopy)
-    return got === NONE ? undefined : got
+  /** A message now, or after giving the CPU away once (see ts/yield.ts); `NONE` if neither found one. */
+  #takeSoon(zeroCopy: boolean): unknown {
+    const now = this.#take(zeroCopy)
+    return now !== NONE ? now : this.#takeAfterYield(zeroCopy)
+  }
+
+  /**
+   * {@link #take} once more after giving the CPU away (unless recent yields found nothing):
+   * a message, or `NONE`. (What it took is passed on aside: a posted value may be `undefined`
+   * itself, which {@link tryAfterYield} would read as nothing found.)
+   */
+  #takeAfterYield(zeroCopy: boolean): unknown {
+    let got: unknown = NONE
+    tryAfterYield(this.#rxGate, () => {
+      got = this.#take(zeroCopy)
+      return got === NONE ? undefined : true
+    })
+    return got
   }
 
   /**
@@ -1646,10 +1656,8 @@ export class Channel implements Disposable, AsyncDisposable, AsyncIterable<Buffe
 
   #receive(zeroCopy: boolean, signal: AbortSignal | undefined, group: WaitGroup): Promise<unknown> {
     if (this.#receivers.length === 0) {
-      const now = this.#take(zeroCopy)
-      if (now !== NONE) return Promise.resolve(now)
-      const after = tryAfterYield(this.#rxGate, () => this.#takeOrUndefined(zeroCopy))
-      if (after !== undefined) return Promise.resolve(after)
+      const got = this.#takeSoon(zeroCopy)
+      if (got !== NONE) return Promise.resolve(got)
     }
     return this.#wait(zeroCopy, signal, group)
   }
@@ -1703,8 +1711,8 @@ export class Channel implements Disposable, AsyncDisposable, AsyncIterable<Buffe
       if (now !== NONE) return now as T
       if (!wait)
         throw channelError('EAGAIN', 'resource temporarily unavailable', 'channel receive', 'no message is waiting')
-      const after = tryAfterYield(this.#rxGate, () => this.#takeOrUndefined(zeroCopy))
-      if (after !== undefined) return after as T
+      const after = this.#takeAfterYield(zeroCopy)
+      if (after !== NONE) return after as T
       const seq = this.#seq()
       if (rx.prepareSleep()) this.#sleepSync(seq)
     }
@@ -1746,11 +1754,9 @@ export class Channel implements Disposable, AsyncDisposable, AsyncIterable<Buffe
           this.#rxRing()
           if (signal?.aborted) throw new AbortError(undefined, { cause: signal.reason })
           if (this.#receivers.length === 0) {
-            const now = this.#take(zeroCopy)
-            if (now !== NONE) return Promise.resolve({ done: false, value: now as T })
-            // As #receive, without its promise and `then` per message when the yield finds one.
-            const after = tryAfterYield(this.#rxGate, () => this.#takeOrUndefined(zeroCopy))
-            if (after !== undefined) return Promise.resolve({ done: false, value: after as T })
+            // As #receive, without a wait's promise and `then` per message found.
+            const got = this.#takeSoon(zeroCopy)
+            if (got !== NONE) return Promise.resolve({ done: false, value: got as T })
           }
           return this.#wait(zeroCopy, signal, iteration).then((value) => ({ done: false, value: value as T }), end)
         } catch (err) {
