@@ -29,6 +29,10 @@ const [kind, id] = process.argv.slice(1)
     const ch = ipckit.Channel.fromFds([3, 4, 5])
     for await (const m of ch) await ch.send(m)
     ch.close()
+  } else if (kind === 'channel-post') {
+    const ch = ipckit.Channel.fromFds([3, 4, 5])
+    for await (const v of ch) await ch.post(v)
+    ch.close()
   } else if (kind === 'channel-stream') {
     const ch = ipckit.Channel.fromFds([3, 4, 5])
     for (let i = 0; i < Number(id); i++) { const b = Buffer.alloc(4); b.writeUInt32LE(i); await ch.send(b) }
@@ -62,6 +66,19 @@ async function roundTrips(kind, send, receive) {
   }
   return { checked: N, sleepsPerMessage: (sleeps() - s0) / N }
 }
+// Posted values that are falsy, undefined among them, both ways (each end's take after a
+// yield must tell a value from nothing found).
+async function postTrips(ch) {
+  const VALUES = [undefined, null, 0, '', false]
+  const s0 = sleeps()
+  for (let i = 0; i < N; i++) {
+    const v = i % 6 === 5 ? i : VALUES[i % 6]
+    await ch.post(v)
+    const back = i % 2 === 0 ? await ch.receive() : ch.receiveSync()
+    if (!Object.is(back, v)) throw new Error('channel post: round trip ' + i + ' sent ' + String(v) + ', came back as ' + String(back))
+  }
+  return { checked: N, sleepsPerMessage: (sleeps() - s0) / N }
+}
 async function stream(kind, messages) {
   const s0 = sleeps()
   let i = 0
@@ -77,6 +94,13 @@ async function stream(kind, messages) {
     const ch = ipckit.Channel.create({ duplex: true, capacity: 1 << 12 })
     const done = echo('channel', 0, ch.fds)
     out.channel = await roundTrips('channel', (b) => ch.send(b), () => ch.receive())
+    ch.close()
+    await done
+  }
+  {
+    const ch = ipckit.Channel.create({ duplex: true, capacity: 1 << 12 })
+    const done = echo('channel-post', 0, ch.fds)
+    out.channelPost = await postTrips(ch)
     ch.close()
     await done
   }
@@ -125,7 +149,7 @@ async function stream(kind, messages) {
 const pinned = needs(linuxOnly(test.serial, 'reads /proc/self/status'), { command: 'taskset' })
 
 pinned(
-  'two processes sharing one CPU: Channel, queue, seqpacket and semaphore round trips and streams carry every value, in order, with and without yields',
+  'two processes sharing one CPU: Channel (bytes, and posted values undefined and null among them), queue, seqpacket and semaphore round trips and streams carry every value, in order, with and without yields',
   async (t) => {
     const N = 2000
     for (const env of [{}, { IPCKIT_NO_YIELD: '1' }]) {
@@ -137,7 +161,15 @@ pinned(
         string,
         { checked: number; sleepsPerMessage: number }
       >
-      t.deepEqual(Object.keys(out), ['channel', 'channelStream', 'queue', 'queueStream', 'seqpacket', 'semaphore'])
+      t.deepEqual(Object.keys(out), [
+        'channel',
+        'channelPost',
+        'channelStream',
+        'queue',
+        'queueStream',
+        'seqpacket',
+        'semaphore',
+      ])
       for (const [kind, { checked }] of Object.entries(out)) t.is(checked, kind.endsWith('Stream') ? 5 * N : N, kind)
       t.log(
         env.IPCKIT_NO_YIELD ? 'IPCKIT_NO_YIELD=1' : 'yields',
