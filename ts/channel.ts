@@ -113,7 +113,9 @@ export interface ChannelReceiveOptions {
    * becomes 0), so no value can ever reach memory the writer reuses. A message that wraps
    * around the ring's end is handed out in place too, from a second mapping of the ring (the
    * ring twice, back to back, made at the first such message) where the capacity is a
-   * multiple of the page size, else copied (and neutered at the next receive all the same);
+   * multiple of the page size and this end holds the channel's descriptor (a memfd channel,
+   * or the end that made a named one), else copied (and neutered at the next receive all the
+   * same);
    * every message where the runtime refuses external buffers (Electron) is copied. Default
    * `false`.
    */
@@ -317,11 +319,14 @@ class JsRing implements TxRing, RxRing {
    * A reader's second mapping of its ring's data, mapped twice back to back, so that a
    * message wrapping around the ring's end is contiguous in it and handed out in place too
    * (no copy: a 1 MiB message costs a view, not ~50 µs of copying): made at the first
-   * zero-copy receive of a wrapped message (`null`: none could be made, for a capacity that
-   * is not a multiple of the page size or an address space that is full; such messages are
-   * copied).
+   * zero-copy receive of a wrapped message, from the descriptor of the channel's memory
+   * (`null`: none could be made, for an end with no descriptor (a System V channel, or an end
+   * that opened a named one), a capacity that is not a multiple of the page size or an
+   * address space that is full; such messages are copied).
    */
   #mirror: ShmMapping | null | undefined
+  /** The descriptor of the channel's memory, for {@link #mirror} (a reader's, where it has one). */
+  readonly #mirrorFd: number | undefined
 
   constructor(
     memory: ArrayBuffer,
@@ -330,11 +335,13 @@ class JsRing implements TxRing, RxRing {
     dataOffset: number,
     capacity: number,
     writer: boolean,
+    mirrorFd?: number,
   ) {
     this.#i32 = new Int32Array(memory)
     this.#u8 = Buffer.from(memory, 0, memory.byteLength)
     this.#memory = memory
     this.#data = dataOffset + ring * capacity
+    this.#mirrorFd = mirrorFd
     this.#cap = capacity
     this.#tail = ringWord(ring, RING_TAIL)
     this.#head = ringWord(ring, RING_HEAD)
@@ -457,8 +464,9 @@ class JsRing implements TxRing, RxRing {
   #mirrored(): ShmMapping | null {
     if (this.#mirror !== undefined) return this.#mirror
     this.#mirror = null
+    if (this.#mirrorFd === undefined) return null
     try {
-      this.#mirror = this.mapping.mirror(this.#data, this.#cap)
+      this.#mirror = native.mirrorMap(this.#mirrorFd, this.#data, this.#cap)
     } catch {
       // Not page-aligned, no address space left, ...: wrapped messages are copied instead.
     }
@@ -849,7 +857,15 @@ export class Channel implements Disposable, AsyncDisposable, AsyncIterable<Buffe
       this.#memory = memory
       this.#i32 = new Int32Array(memory)
       const ring = (r: number, writer: boolean) =>
-        new JsRing(memory, parts.mapping, r, parts.dataOffset, parts.capacity, writer)
+        new JsRing(
+          memory,
+          parts.mapping,
+          r,
+          parts.dataOffset,
+          parts.capacity,
+          writer,
+          writer ? undefined : (parts.memfd ?? parts.shmFd),
+        )
       if (this.canSend)
         this.#tx = several
           ? new SharedJsRing(memory, parts.mapping, parts.dataOffset, parts.capacity)

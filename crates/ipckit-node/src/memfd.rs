@@ -100,3 +100,21 @@ pub fn memfd_map(env: &Env, fd: i32, size: f64, readonly: bool) -> Result<ShmMap
     };
     Ok(ShmMapping::new(mapping.or_throw(env)?))
 }
+
+/// Maps the `len` bytes of the file `fd` at `offset` twice, back to back, read-write (a
+/// channel ring's data, in which a message that wraps around the ring's end is contiguous);
+/// see `ipckit::mmap::Mapping::map_mirrored`. `EINVAL` where `offset` or `len` is not a
+/// multiple of the page size.
+#[napi]
+pub fn mirror_map(env: &Env, fd: i32, offset: f64, len: f64) -> Result<ShmMapping> {
+    if !(offset >= 0.0 && len > 0.0 && offset.fract() == 0.0 && len.fract() == 0.0) {
+        return Err(crate::error::sys_error(
+            env,
+            ipckit::Error::new(ipckit::Errno::EINVAL, "mmap"),
+        ));
+    }
+    let mapping = crate::uv::with_fd(fd, |fd| {
+        Mapping::map_mirrored(fd, offset as u64, len as usize)
+    });
+    Ok(ShmMapping::new(mapping.or_throw(env)?))
+}

@@ -398,25 +398,6 @@ impl ShmMapping {
         Ok(())
     }
 
-    /// A second mapping of `length` bytes of this one at `offset`, twice back to back (a
-    /// channel ring's data, in which a message that wraps around the ring's end is
-    /// contiguous); see `ipckit::mmap::Mapping::mirror`. `EINVAL` where `offset` or `length`
-    /// is not a multiple of the page size or the range is outside the mapping.
-    #[napi]
-    pub fn mirror(&self, env: &Env, offset: f64, length: f64) -> Result<ShmMapping> {
-        let mapping = self.mapping(env)?;
-        if !(offset >= 0.0 && length > 0.0 && offset.fract() == 0.0 && length.fract() == 0.0) {
-            return Err(crate::error::sys_error(
-                env,
-                ipckit::Error::new(Errno::EINVAL, "mremap"),
-            ));
-        }
-        let mirrored = mapping
-            .mirror(offset as usize, length as usize)
-            .or_throw(env)?;
-        Ok(ShmMapping::new(mirrored))
-    }
-
     /// Drops this object's hold on the mapping (the attachment ends once buffers and waits
     /// that hold it are gone too). Idempotent.
     #[napi]

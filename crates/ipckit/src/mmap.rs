@@ -203,16 +203,17 @@ impl Mapping {
         })
     }
 
-    /// A second mapping of the `len` bytes of this one at `offset`, mapped twice back to back
-    /// (a "mirrored" mapping, `2 * len` bytes long): byte `i` and byte `i + len` of it are
-    /// byte `offset + i` of this mapping, so a run of bytes that wraps around the end of a ring
-    /// of `len` bytes kept there is contiguous in it. It maps the same pages again
-    /// (`mremap` of a shared mapping with an old size of 0), so it needs no descriptor and
-    /// works for System V attachments too; it lives on after this mapping is dropped.
+    /// Maps the `len` bytes of the file `fd` at `offset` twice, back to back, read-write and
+    /// shared (a "mirrored" mapping, `2 * len` bytes long): byte `i` and byte `i + len` of it
+    /// are the same byte of the file, so a run of bytes that wraps around the end of a ring of
+    /// `len` bytes kept there is contiguous in it. Plain `mmap`s over a reserved range (no
+    /// `mremap` of an existing mapping, which emulators such as qemu-user do not follow); the
+    /// mapping does not depend on `fd` afterwards.
     ///
     /// Errors: `EINVAL` for a length of 0, an `offset` or `len` that is not a multiple of the
-    /// page size or a range outside this mapping; `ENOMEM` (no room in the address space).
-    /// Nothing stays mapped on an error.
+    /// page size, or a file that ends before `offset + len`; `ENOMEM` (no room in the address
+    /// space), `EACCES`, `ENODEV`, `EBADF` as for [`map`](Self::map). Nothing stays mapped on
+    /// an error.
     ///
     /// ```
     /// # #[cfg(any(target_os = "linux", target_os = "android"))] {
@@ -222,29 +223,29 @@ impl Mapping {
     /// let fd = memfd::create("ring", memfd::MemfdOptions::default())?;
     /// mmap::truncate(fd.as_fd(), 2 * page as u64)?;
     /// let map = mmap::Mapping::map(fd.as_fd(), 2 * page, false)?;
-    /// let ring = map.mirror(page, page)?;         // the second page, twice
+    /// let ring = mmap::Mapping::map_mirrored(fd.as_fd(), page as u64, page)?; // the second page, twice
     /// assert_eq!(ring.len(), 2 * page);
-    /// ring.write(page - 2, b"wrap")?;             // the ring's last 2 bytes, then its first 2
+    /// ring.write(page - 2, b"wrap")?; // the ring's last 2 bytes, then its first 2
     /// let mut head = [0u8; 2];
     /// map.read(page, &mut head)?;
     /// assert_eq!(&head, b"ap");
-    /// assert_eq!(map.mirror(8, page).unwrap_err().code(), "EINVAL"); // not on a page boundary
-    /// assert_eq!(map.mirror(page, 2 * page).unwrap_err().code(), "EINVAL"); // past the end
+    /// assert_eq!(mmap::Mapping::map_mirrored(fd.as_fd(), 8, page).unwrap_err().code(), "EINVAL");
+    /// assert_eq!(mmap::Mapping::map_mirrored(fd.as_fd(), page as u64, 2 * page).unwrap_err().code(), "EINVAL");
     /// # }
     /// # Ok::<(), ipckit::Error>(())
     /// ```
     ///
-    /// For more information, see [`mremap(2)`](https://man7.org/linux/man-pages/man2/mremap.2.html).
-    #[cfg(any(target_os = "linux", target_os = "android"))]
-    pub fn mirror(&self, offset: usize, len: usize) -> Result<Self> {
-        let page = usize::try_from(crate::sysv_list::page_size()).unwrap_or(4096);
-        let total = len.checked_mul(2);
-        let (Some(total), Ok(())) = (total, self.range(offset, len, "mremap")) else {
-            return Err(Error::new(Errno::EINVAL, "mremap"));
+    /// For more information, see [`mmap(2)`](https://man7.org/linux/man-pages/man2/mmap.2.html).
+    pub fn map_mirrored(fd: BorrowedFd<'_>, offset: u64, len: usize) -> Result<Self> {
+        let page = crate::sysv_list::page_size();
+        let (Some(total), Some(end)) = (len.checked_mul(2), offset.checked_add(len as u64)) else {
+            return Err(Error::new(Errno::EINVAL, "mmap"));
         };
-        if len == 0 || offset % page != 0 || len % page != 0 {
-            return Err(Error::new(Errno::EINVAL, "mremap"));
+        if len == 0 || offset % page != 0 || len as u64 % page != 0 || file_size(fd)? < end {
+            return Err(Error::new(Errno::EINVAL, "mmap"));
         }
+        let file_offset =
+            libc::off_t::try_from(offset).map_err(|_| Error::new(Errno::EINVAL, "mmap"))?;
         // SAFETY: a null address lets the kernel choose a free range of `total` bytes, so no
         // existing memory of this process is replaced; it only reserves the range (no access)
         // for the two mappings below, and the result is checked before use.
@@ -262,21 +263,21 @@ impl Mapping {
             return Err(Error::last("mmap"));
         }
         for half in 0..2 {
-            // SAFETY: the source is `len` bytes of this live shared mapping (checked above; an
-            // old size of 0 copies nothing and leaves it mapped), and the target, `base + half
-            // * len`, lies inside the range reserved above, which this function owns alone, so
-            // MREMAP_FIXED replaces only that reservation.
+            // SAFETY: `base + half * len` and the `len` bytes after it lie inside the range
+            // reserved above, which this function owns alone, so MAP_FIXED replaces only that
+            // reservation.
             let addr = unsafe {
-                libc::mremap(
-                    self.ptr.as_ptr().add(offset).cast(),
-                    0,
+                libc::mmap(
+                    base.cast::<u8>().add(half * len).cast(),
                     len,
-                    libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED,
-                    base.cast::<u8>().add(half * len).cast::<libc::c_void>(),
+                    libc::PROT_READ | libc::PROT_WRITE,
+                    libc::MAP_SHARED | libc::MAP_FIXED,
+                    fd.as_raw_fd(),
+                    file_offset,
                 )
             };
             if addr == libc::MAP_FAILED {
-                let err = Error::last("mremap");
+                let err = Error::last("mmap");
                 // SAFETY: the whole reserved range, mapped by this function only, and no
                 // pointer into it escapes.
                 unsafe { libc::munmap(base, total) };
@@ -287,7 +288,7 @@ impl Mapping {
         Ok(Self {
             ptr,
             len: total,
-            readonly: self.readonly,
+            readonly: false,
             origin: Origin::Mmap,
         })
     }
