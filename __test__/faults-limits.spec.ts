@@ -236,7 +236,9 @@ for (const kind of ['dgram', 'seqpacket'] as const) {
         got,
         [...Array(10).keys()].map((i) => `flood ${i}`),
       )
-      t.deepEqual(await fdsLeftOpen(before, 0), [])
+      // (With the usual settle time: a descriptor installed by mistake stays open, while one that
+      // another test of this process has open for a moment, such as tsx's cache folder, goes.)
+      t.deepEqual(await fdsLeftOpen(before), [])
     },
   )
 }
