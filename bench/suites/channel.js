@@ -16,7 +16,8 @@
 
 const { join } = require('node:path')
 
-const { Channel } = require('../../dist')
+const { Channel, SharedMemory } = require('../../dist')
+const { FloorRing, SEGMENT_SIZE, SLOT } = require('../peers/js-floor')
 const { LineProcess, compileC, now } = require('../lib/harness')
 const {
   SIZE,
@@ -29,6 +30,7 @@ const {
 } = require('../lib/node2node')
 
 const PEER = join(__dirname, '..', 'peers', 'channel-peer.js')
+const FLOOR_PEER = join(__dirname, '..', 'peers', 'js-floor.js')
 const MIB = 1 << 20
 
 /** The C driver (both ends in C), shared by the C rows of every op. */
@@ -161,6 +163,69 @@ function jsFloorStream() {
   }
 }
 
+/**
+ * The JavaScript floor between two Node processes (bench/peers/js-floor.js): Channel's ring and
+ * yields in minimal JavaScript, a child of its own on a System V segment (removed as soon as
+ * the child attached). `'rt'`: this side `await send`, `await receive` of the child's echo;
+ * `'stream'`: the child `await send`s, this side `for await`s. Compared with Channel's row.
+ */
+function jsFloorPair(what) {
+  let shm
+  let view
+  let child
+  let ring
+  const payload = Buffer.alloc(SLOT, 'x')
+  return {
+    impl: 'JavaScript floor: the same ring and yields, minimal (two processes)',
+    kind: 'alt',
+    compare: what === 'rt' ? 'ipckit async↔async' : 'ipckit for await',
+    async setup() {
+      shm = SharedMemory.create({ size: SEGMENT_SIZE, mode: 0o600 })
+      try {
+        view = shm.attach()
+        child = new LineProcess(process.execPath, [FLOOR_PEER, String(shm.id)])
+        const line = await child.next()
+        if (line !== 'ready') throw new Error(`js-floor peer: ${line}`)
+      } finally {
+        shm.remove()
+      }
+      ring = new FloorRing(view.buffer, 0)
+    },
+    async sample(n) {
+      let bytes = 0
+      let t0
+      if (what === 'rt') {
+        const done = child.ask(`echo ${n}`)
+        t0 = now()
+        for (let i = 0; i < n; i++) {
+          await ring.send(payload)
+          bytes += (await ring.receive()).length
+        }
+        const elapsed = now() - t0
+        if ((await done) !== 'done') throw new Error('js-floor echo failed')
+        if (bytes !== n * SLOT) throw new Error(`${bytes} bytes back for ${n} round trips`)
+        return elapsed
+      }
+      const sent = child.ask(`produce ${n}`)
+      t0 = now()
+      let i = 0
+      for await (const m of ring) {
+        bytes += m.length
+        if (++i === n) break
+      }
+      const elapsed = now() - t0
+      if ((await sent) !== 'sent') throw new Error('js-floor producer failed')
+      if (bytes !== n * SLOT) throw new Error(`${bytes} bytes for ${n} messages`)
+      return elapsed
+    },
+    async teardown() {
+      await child?.close()
+      view?.detach()
+      shm?.close()
+    },
+  }
+}
+
 const NET = (ratio) => ({ impl: 'net (UNIX path)', ratio })
 const PROCESS_SEND = (ratio) => ({ impl: 'process.send', ratio })
 
@@ -176,6 +241,7 @@ module.exports = (config) => [
       roundTrip([NET(0.25), PROCESS_SEND(0.2)]),
       // Node's own cost of a wake into JavaScript that awaits each message (see bench/README.md).
       napiFloor(floorPair('seqpacket'), 'net (UNIX path)'),
+      jsFloorPair('rt'),
       ...builtinRoundTrips('ipckit async↔async'),
     ],
   },
@@ -201,6 +267,7 @@ module.exports = (config) => [
       ),
       queueIteratorStream({ impl: 'MessageQueue async iterator', kind: 'alt', compare: 'ipckit for await' }),
       jsFloorStream(),
+      jsFloorPair('stream'),
       netStream('ipckit for await'),
       workerStream('ipckit for await'),
     ],
