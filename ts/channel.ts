@@ -302,12 +302,13 @@ class JsRing implements TxRing, RxRing {
    * the shared word is loaded again only when it shows too little.
    */
   #seen: number
-  /** The message handed out in place: its buffer and record size, and the mapping it is of. */
+  /**
+   * The message handed out in place: its buffer and record size, and the mapping it is of
+   * (`undefined` while {@link #view} is a wrapped message's copy, not the ring's memory).
+   */
   #view: ArrayBuffer | undefined
   #viewMapping: ShmMapping | undefined
   #held = 0
-  /** Whether {@link #view} is {@link #wrapCopy} (a wrapped message's copy), not the ring's memory. */
-  #viewIsCopy = false
   /**
    * The memory of the last zero-copy receive of a message that wraps around the ring's end
    * (which no single view of the ring can show): reused for the next such message of the
@@ -432,7 +433,7 @@ class JsRing implements TxRing, RxRing {
       out.set(new Uint8Array(this.#memory, this.#data, length - first), first)
       this.#commit(record)
       this.#view = memory
-      this.#viewIsCopy = true
+      this.#viewMapping = undefined
       this.#held = 0
       return Buffer.from(memory, 0, length)
     }
@@ -455,7 +456,6 @@ class JsRing implements TxRing, RxRing {
     const memory = callNative(() => mapping.rangeBuffer(offset, length))
     this.#view = memory
     this.#viewMapping = mapping
-    this.#viewIsCopy = false
     this.#held = record
     return Buffer.from(memory, 0, length)
   }
@@ -485,13 +485,14 @@ class JsRing implements TxRing, RxRing {
     const view = this.#view
     if (view === undefined) return
     this.#view = undefined
-    if (this.#viewIsCopy) {
+    const mapping = this.#viewMapping
+    if (mapping === undefined) {
       // Neutered by moving its memory to a new ArrayBuffer (no copy), kept for the next one;
       // unless the caller moved it away already (a transfer): then it is theirs.
       this.#wrapCopy = view.byteLength === 0 ? undefined : structuredClone(view, { transfer: [view] })
       return
     }
-    this.#viewMapping!.detachRangeBuffer(view)
+    mapping.detachRangeBuffer(view)
     this.#viewMapping = undefined
     this.#commit(this.#held)
   }
