@@ -3,8 +3,9 @@
  * Channel: messages through a ring in shared memory between two Node processes, both sides
  * async (`await send` / `await receive`, `for await`), against what a Node user would pick
  * otherwise (`net` over a UNIX path, `process.send`, a worker's `postMessage`, a System V
- * message queue's iterator) and against C on both ends of the same ring
- * (bench/c/channel_bench.c, blocking sleeps), all in the same run:
+ * message queue's iterator), against C on both ends of the same ring
+ * (bench/c/channel_bench.c, blocking sleeps) and against the same ring and yields in minimal
+ * JavaScript between two processes (bench/peers/js-floor.js), all in the same run:
  *   - a 64-byte round trip (targets: ≤ 0.25× net's time, ≤ 0.2× process.send's);
  *   - a stream of 64-byte messages (targets: ≥ 10× net's message rate, ≥ 5× the message
  *     queue iterator's, i.e. ≤ 0.1× and ≤ 0.2× their time per message);
